@@ -33,3 +33,14 @@ pub fn set_personality(persona: u64) -> io::Result<()> {
     let ret = unsafe { libc::personality(persona as libc::c_ulong) };
     cvt(ret as libc::c_long).map(drop)
 }
+
+/// Joins a new anonymous-or-named session keyring
+/// (`keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`), so a container does not
+/// share the caller's keyring.
+pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `name` is NUL-terminated and outlives the call; the kernel only
+    // reads it.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    cvt(ret).map(drop)
+}
