@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
 /// Log record format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,12 +80,22 @@ pub fn init(log: Option<&Path>, format: Format, debug: bool) -> std::io::Result<
     match log {
         Some(path) => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
-            let layer = RuncLayer { out: Mutex::new(f), format, max };
-            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+            let layer = RuncLayer {
+                out: Mutex::new(f),
+                format,
+                max,
+            };
+            let _ =
+                tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
         }
         None if debug => {
-            let layer = RuncLayer { out: Mutex::new(std::io::stderr()), format, max };
-            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+            let layer = RuncLayer {
+                out: Mutex::new(std::io::stderr()),
+                format,
+                max,
+            };
+            let _ =
+                tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
         }
         None => {}
     }

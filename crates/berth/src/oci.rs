@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use berth_runtime::{CreateOptions, ExecOptions, Runtime};
 use berth_runtime::state::Status;
+use berth_runtime::{CreateOptions, ExecOptions, Runtime};
 use clap::{Parser, Subcommand};
 
 use crate::logging;
@@ -17,7 +17,11 @@ use crate::logging;
 const SPEC_VERSION: &str = "1.2.0";
 
 #[derive(Parser, Debug)]
-#[command(name = "berth-runc", disable_version_flag = true, about = "berth's OCI runtime (runc-compatible)")]
+#[command(
+    name = "berth-runc",
+    disable_version_flag = true,
+    about = "berth's OCI runtime (runc-compatible)"
+)]
 struct OciCli {
     /// Directory for container state.
     #[arg(long, value_name = "DIR")]
@@ -229,11 +233,42 @@ enum Cmd {
 /// subcommand.
 fn normalize(args: Vec<OsString>) -> Vec<OsString> {
     const LONG: &[&str] = &[
-        "root", "log", "log-format", "debug", "systemd-cgroup", "criu", "rootless", "version", "bundle",
-        "console-socket", "pid-file", "no-pivot", "no-new-keyring", "preserve-fds", "detach", "keep",
-        "no-subreaper", "all", "force", "format", "quiet", "cwd", "env", "tty", "user", "additional-gids",
-        "process", "cap", "no-new-privs", "ignore-paused", "apparmor", "process-label", "cgroup", "stats",
-        "interval", "help",
+        "root",
+        "log",
+        "log-format",
+        "debug",
+        "systemd-cgroup",
+        "criu",
+        "rootless",
+        "version",
+        "bundle",
+        "console-socket",
+        "pid-file",
+        "no-pivot",
+        "no-new-keyring",
+        "preserve-fds",
+        "detach",
+        "keep",
+        "no-subreaper",
+        "all",
+        "force",
+        "format",
+        "quiet",
+        "cwd",
+        "env",
+        "tty",
+        "user",
+        "additional-gids",
+        "process",
+        "cap",
+        "no-new-privs",
+        "ignore-paused",
+        "apparmor",
+        "process-label",
+        "cgroup",
+        "stats",
+        "interval",
+        "help",
     ];
     let mut out = Vec::with_capacity(args.len());
     let mut seen_cmd = false;
@@ -250,7 +285,10 @@ fn normalize(args: Vec<OsString>) -> Vec<OsString> {
             out.push(a);
             continue;
         }
-        if let Some(rest) = s.strip_prefix('-').filter(|r| !r.starts_with('-') && r.len() > 1) {
+        if let Some(rest) = s
+            .strip_prefix('-')
+            .filter(|r| !r.starts_with('-') && r.len() > 1)
+        {
             let name = rest.split('=').next().unwrap_or(rest);
             if LONG.contains(&name) {
                 expect_value = !rest.contains('=') && takes_value(name);
@@ -285,9 +323,26 @@ fn normalize(args: Vec<OsString>) -> Vec<OsString> {
 fn takes_value(name: &str) -> bool {
     matches!(
         name,
-        "root" | "log" | "log-format" | "criu" | "rootless" | "bundle" | "console-socket" | "pid-file"
-            | "preserve-fds" | "format" | "cwd" | "env" | "user" | "additional-gids" | "process" | "cap"
-            | "apparmor" | "process-label" | "cgroup" | "interval"
+        "root"
+            | "log"
+            | "log-format"
+            | "criu"
+            | "rootless"
+            | "bundle"
+            | "console-socket"
+            | "pid-file"
+            | "preserve-fds"
+            | "format"
+            | "cwd"
+            | "env"
+            | "user"
+            | "additional-gids"
+            | "process"
+            | "cap"
+            | "apparmor"
+            | "process-label"
+            | "cgroup"
+            | "interval"
     )
 }
 
@@ -303,9 +358,16 @@ pub fn main(prog: &str, global_root: Option<PathBuf>, args: Vec<OsString>) -> Ex
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
-    let format = if cli.log_format == "json" { logging::Format::Json } else { logging::Format::Text };
+    let format = if cli.log_format == "json" {
+        logging::Format::Json
+    } else {
+        logging::Format::Text
+    };
     if cli.log_format != "json" && cli.log_format != "text" {
-        eprintln!("error: --log-format must be text or json, not {:?}", cli.log_format);
+        eprintln!(
+            "error: --log-format must be text or json, not {:?}",
+            cli.log_format
+        );
         return ExitCode::from(1);
     }
     if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
@@ -313,21 +375,26 @@ pub fn main(prog: &str, global_root: Option<PathBuf>, args: Vec<OsString>) -> Ex
         return ExitCode::from(1);
     }
     if cli.version {
-        println!("berth-runc version {}\nspec: {SPEC_VERSION}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "berth-runc version {}\nspec: {SPEC_VERSION}",
+            env!("CARGO_PKG_VERSION")
+        );
         return ExitCode::SUCCESS;
     }
     let Some(cmd) = cli.cmd else {
         let _ = <OciCli as clap::CommandFactory>::command().print_help();
         return ExitCode::from(1);
     };
-    let state_dir = cli
-        .root
-        .clone()
-        .unwrap_or_else(|| global_root.unwrap_or_else(|| PathBuf::from(crate::DEFAULT_ROOT)).join("oci"));
+    let state_dir = cli.root.clone().unwrap_or_else(|| {
+        global_root
+            .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_ROOT))
+            .join("oci")
+    });
     let debug = cli.debug;
     let result = if cli.systemd_cgroup {
         Err(berth_runtime::Error::Unsupported(
-            "the systemd cgroup driver (--systemd-cgroup): berth manages cgroups through cgroupfs".into(),
+            "the systemd cgroup driver (--systemd-cgroup): berth manages cgroups through cgroupfs"
+                .into(),
         ))
     } else {
         run(cmd, &state_dir, debug)
@@ -356,7 +423,9 @@ fn create_options(a: CreateArgs) -> CreateOptions {
 
 fn print_phases(rt: &Runtime) {
     let phases = rt.phases();
-    let Some(first) = phases.first().map(|p| p.1) else { return };
+    let Some(first) = phases.first().map(|p| p.1) else {
+        return;
+    };
     let mut prev = first;
     let mut line = String::from("phases:");
     for (name, t) in &phases {
@@ -377,20 +446,35 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
         let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
         let path = dir.join("config.json");
         if path.exists() {
-            return Err(Error::Invalid(format!("{} exists: remove it first", path.display())));
+            return Err(Error::Invalid(format!(
+                "{} exists: remove it first",
+                path.display()
+            )));
         }
-        std::fs::write(&path, berth_runtime::spec::default_spec_json(*rootless))
-            .map_err(|e| Error::Io { context: format!("write {}", path.display()), source: e })?;
+        std::fs::write(&path, berth_runtime::spec::default_spec_json(*rootless)).map_err(|e| {
+            Error::Io {
+                context: format!("write {}", path.display()),
+                source: e,
+            }
+        })?;
         return Ok(0);
     }
     if let Cmd::Features = &cmd {
-        println!("{}", serde_json::to_string_pretty(&features()).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&features()).expect("json")
+        );
         return Ok(0);
     }
     let rt = Runtime::new(state_dir)?;
     let code = match cmd {
         Cmd::Create(a) => rt.create(&create_options(a)).map(|()| 0),
-        Cmd::Run { create, detach, keep, .. } => {
+        Cmd::Run {
+            create,
+            detach,
+            keep,
+            ..
+        } => {
             let id = create.id.clone();
             let r = rt.run(&create_options(create), detach);
             if keep && r.is_ok() && !detach {
@@ -401,7 +485,10 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
         Cmd::Start { id } => rt.start(&id).map(|()| 0),
         Cmd::State { id } => {
             let c = rt.get(&id)?;
-            println!("{}", serde_json::to_string_pretty(&c.state.oci_state(c.status)).expect("json"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&c.state.oci_state(c.status)).expect("json")
+            );
             Ok(0)
         }
         Cmd::Kill { all, id, signal } => {
@@ -422,7 +509,11 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
             first_err.map_or(Ok(0), Err)
         }
         Cmd::List { format, quiet } => list(&rt, &format, quiet).map(|()| 0),
-        Cmd::Ps { format, id, ps_args } => ps(&rt, &id, &format, &ps_args).map(|()| 0),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&rt, &id, &format, &ps_args).map(|()| 0),
         Cmd::Exec {
             console_socket,
             cwd,
@@ -444,7 +535,9 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
             command,
         } => {
             if apparmor.is_some() {
-                return Err(Error::Unsupported("--apparmor: AppArmor is not enabled on this host".into()));
+                return Err(Error::Unsupported(
+                    "--apparmor: AppArmor is not enabled on this host".into(),
+                ));
             }
             if !cgroup.is_empty() {
                 return Err(Error::Unsupported("exec --cgroup (sub-cgroups)".into()));
@@ -474,8 +567,14 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
         }
         Cmd::Pause { id } => rt.pause(&id).map(|()| 0),
         Cmd::Resume { id } => rt.resume(&id).map(|()| 0),
-        Cmd::Events { stats, interval, id } => events(&rt, &id, stats, &interval).map(|()| 0),
-        Cmd::Update { .. } => Err(Error::Unsupported("update (change a container's resources)".into())),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => events(&rt, &id, stats, &interval).map(|()| 0),
+        Cmd::Update { .. } => Err(Error::Unsupported(
+            "update (change a container's resources)".into(),
+        )),
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => {
             Err(Error::Unsupported("checkpoint/restore (CRIU)".into()))
         }
@@ -492,39 +591,83 @@ fn parse_signal(s: &str) -> berth_runtime::Result<i32> {
         if (1..=64).contains(&n) {
             return Ok(n);
         }
-        return Err(berth_runtime::Error::Invalid(format!("invalid signal number {n}")));
+        return Err(berth_runtime::Error::Invalid(format!(
+            "invalid signal number {n}"
+        )));
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     const SIGNALS: &[(&str, i32)] = &[
-        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("IOT", 6),
-        ("BUS", 7), ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13),
-        ("ALRM", 14), ("TERM", 15), ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19),
-        ("TSTP", 20), ("TTIN", 21), ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25),
-        ("VTALRM", 26), ("PROF", 27), ("WINCH", 28), ("IO", 29), ("POLL", 29), ("PWR", 30), ("SYS", 31),
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
     ];
     if let Some((_, n)) = SIGNALS.iter().find(|(n, _)| *n == name) {
         return Ok(*n);
     }
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('+').parse().unwrap_or(-1) };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.trim_start_matches('+').parse().unwrap_or(-1)
+        };
         if (0..=30).contains(&off) {
             return Ok(34 + off);
         }
     }
     if let Some(rt) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rt.is_empty() { 0 } else { rt.trim_start_matches('-').parse().unwrap_or(-1) };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.trim_start_matches('-').parse().unwrap_or(-1)
+        };
         if (0..=30).contains(&off) {
             return Ok(64 - off);
         }
     }
-    Err(berth_runtime::Error::Invalid(format!("unknown signal {s:?}")))
+    Err(berth_runtime::Error::Invalid(format!(
+        "unknown signal {s:?}"
+    )))
 }
 
 fn parse_user(u: &str) -> berth_runtime::Result<(u32, Option<u32>)> {
-    let bad = || berth_runtime::Error::Invalid(format!("--user {u:?}: expected uid[:gid] (numbers)"));
+    let bad =
+        || berth_runtime::Error::Invalid(format!("--user {u:?}: expected uid[:gid] (numbers)"));
     match u.split_once(':') {
-        Some((a, b)) => Ok((a.parse().map_err(|_| bad())?, Some(b.parse().map_err(|_| bad())?))),
+        Some((a, b)) => Ok((
+            a.parse().map_err(|_| bad())?,
+            Some(b.parse().map_err(|_| bad())?),
+        )),
         None => Ok((u.parse().map_err(|_| bad())?, None)),
     }
 }
@@ -544,20 +687,33 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> berth_runtime::Result<()> {
             let _ = writeln!(out, "{}", serde_json::to_string(&v).expect("json"));
         }
         "table" => {
-            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+            let mut rows = vec![
+                ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
             for c in &all {
-                let pid = if c.status == Status::Stopped { 0 } else { c.state.pid };
+                let pid = if c.status == Status::Stopped {
+                    0
+                } else {
+                    c.state.pid
+                };
                 rows.push(vec![
                     c.state.id.clone(),
                     pid.to_string(),
                     c.status.as_str().to_owned(),
                     c.state.bundle.display().to_string(),
                     c.state.created.clone(),
-                    if c.state.owner.is_empty() { "root".into() } else { c.state.owner.clone() },
+                    if c.state.owner.is_empty() {
+                        "root".into()
+                    } else {
+                        c.state.owner.clone()
+                    },
                 ]);
             }
-            let widths: Vec<usize> =
-                (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(9) + 3).collect();
+            let widths: Vec<usize> = (0..6)
+                .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(9) + 3)
+                .collect();
             for r in rows {
                 let mut line = String::new();
                 for (i, cell) in r.iter().enumerate() {
@@ -571,7 +727,9 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> berth_runtime::Result<()> {
             }
         }
         other => {
-            return Err(berth_runtime::Error::Invalid(format!("invalid --format {other:?} (table or json)")));
+            return Err(berth_runtime::Error::Invalid(format!(
+                "invalid --format {other:?} (table or json)"
+            )));
         }
     }
     Ok(())
@@ -585,10 +743,18 @@ fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> berth_runtime::R
             Ok(())
         }
         "table" => {
-            let args: Vec<String> = if args.is_empty() { vec!["-ef".into()] } else { args.to_vec() };
-            let out = std::process::Command::new("ps").args(&args).output().map_err(|e| {
-                berth_runtime::Error::Io { context: "run ps".into(), source: e }
-            })?;
+            let args: Vec<String> = if args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                args.to_vec()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .map_err(|e| berth_runtime::Error::Io {
+                    context: "run ps".into(),
+                    source: e,
+                })?;
             if !out.status.success() {
                 return Err(berth_runtime::Error::Invalid(format!(
                     "ps {}: {}",
@@ -599,12 +765,19 @@ fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> berth_runtime::R
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or("");
-            let col = header.split_whitespace().position(|h| h == "PID").ok_or_else(|| {
-                berth_runtime::Error::Invalid("ps output has no PID column".into())
-            })?;
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .ok_or_else(|| {
+                    berth_runtime::Error::Invalid("ps output has no PID column".into())
+                })?;
             println!("{header}");
             for l in lines {
-                if let Some(p) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()) {
+                if let Some(p) = l
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok())
+                {
                     if pids.contains(&p) {
                         println!("{l}");
                     }
@@ -612,12 +785,16 @@ fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> berth_runtime::R
             }
             Ok(())
         }
-        other => Err(berth_runtime::Error::Invalid(format!("invalid --format {other:?} (table or json)"))),
+        other => Err(berth_runtime::Error::Invalid(format!(
+            "invalid --format {other:?} (table or json)"
+        ))),
     }
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((s, "s"), |i| s.split_at(i));
     let n: f64 = num.parse().ok()?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -640,7 +817,11 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> berth_runtime::
             return Ok(());
         }
         std::thread::sleep(every);
-        if rt.get(id).map(|c| c.status == Status::Stopped).unwrap_or(true) {
+        if rt
+            .get(id)
+            .map(|c| c.status == Status::Stopped)
+            .unwrap_or(true)
+        {
             return Ok(());
         }
     }
@@ -686,16 +867,38 @@ mod tests {
     use super::*;
 
     fn n(v: &[&str]) -> Vec<String> {
-        normalize(v.iter().map(OsString::from).collect()).into_iter().map(|s| s.into_string().unwrap()).collect()
+        normalize(v.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
     }
 
     #[test]
     fn go_style_flags_are_rewritten_until_the_first_positional() {
         assert_eq!(
-            n(&["-root", "/r", "create", "-bundle", "/b", "-pid-file=/p", "id"]),
-            ["--root", "/r", "create", "--bundle", "/b", "--pid-file=/p", "id"]
+            n(&[
+                "-root",
+                "/r",
+                "create",
+                "-bundle",
+                "/b",
+                "-pid-file=/p",
+                "id"
+            ]),
+            [
+                "--root",
+                "/r",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file=/p",
+                "id"
+            ]
         );
-        assert_eq!(n(&["exec", "-t", "id", "ls", "-format"]), ["exec", "-t", "id", "ls", "-format"]);
+        assert_eq!(
+            n(&["exec", "-t", "id", "ls", "-format"]),
+            ["exec", "-t", "id", "ls", "-format"]
+        );
         assert_eq!(n(&["kill", "id", "KILL"]), ["kill", "id", "KILL"]);
     }
 

@@ -51,7 +51,11 @@ const NAMES: &[(&str, u32)] = &[
 pub fn number(c: &Capability) -> u32 {
     let name = c.to_string();
     let name = name.trim_start_matches("CAP_");
-    NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or(u32::MAX)
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .unwrap_or(u32::MAX)
 }
 
 /// The number of a capability name (`CAP_X` or `X`, any case).
@@ -63,7 +67,10 @@ pub fn number_of_name(name: &str) -> Option<u32> {
 
 /// The name (`CAP_X`) of a capability number.
 pub fn name_of(n: u32) -> String {
-    NAMES.iter().find(|(_, v)| *v == n).map_or(format!("CAP_{n}"), |(s, _)| format!("CAP_{s}"))
+    NAMES
+        .iter()
+        .find(|(_, v)| *v == n)
+        .map_or(format!("CAP_{n}"), |(s, _)| format!("CAP_{s}"))
 }
 
 /// The five capability sets as masks.
@@ -82,7 +89,11 @@ pub struct CapPlan {
 }
 
 fn mask(set: &Option<oci_spec::runtime::Capabilities>) -> u64 {
-    set.iter().flatten().map(number).filter(|&n| n < 64).fold(0, |m, n| m | (1u64 << n))
+    set.iter()
+        .flatten()
+        .map(number)
+        .filter(|&n| n < 64)
+        .fold(0, |m, n| m | (1u64 << n))
 }
 
 impl CapPlan {
@@ -100,7 +111,11 @@ impl CapPlan {
     /// Keeps only capabilities the kernel knows and `available` (what the
     /// runtime itself holds); returns the plan and what was dropped.
     pub fn restrict(self, last_cap: u32, available: u64) -> (CapPlan, u64) {
-        let known = if last_cap >= 63 { u64::MAX } else { (1u64 << (last_cap + 1)) - 1 };
+        let known = if last_cap >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (last_cap + 1)) - 1
+        };
         let keep = known & available;
         let all = self.bounding | self.effective | self.permitted | self.inheritable | self.ambient;
         let plan = CapPlan {
@@ -116,7 +131,10 @@ impl CapPlan {
 
 /// Names of the capabilities in `mask`.
 pub fn names(mask: u64) -> Vec<String> {
-    (0..64).filter(|b| mask & (1 << b) != 0).map(name_of).collect()
+    (0..64)
+        .filter(|b| mask & (1 << b) != 0)
+        .map(name_of)
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,29 +24,47 @@ pub struct Pty {
 
 /// Opens a pty through the container's `/dev/ptmx` (call after pivot_root).
 pub fn open_pty(size: Option<(u16, u16)>) -> Result<Pty> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .ctx(|| "open /dev/ptmx")?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .ctx(|| "open /dev/ptmx")?;
     rustix::pty::grantpt(&master).ctx(|| "grantpt")?;
     rustix::pty::unlockpt(&master).ctx(|| "unlockpt")?;
     let name = rustix::pty::ptsname(&master, Vec::new()).ctx(|| "ptsname")?;
     let slave_path = name.to_string_lossy().into_owned();
-    let slave = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {slave_path}"))?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {slave_path}"))?;
     if let Some((rows, cols)) = size {
         if rows > 0 && cols > 0 {
-            let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+            let ws = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
             rustix::termios::tcsetwinsize(&slave, ws).ctx(|| "set the terminal size")?;
         }
     }
-    Ok(Pty { master, slave, slave_path })
+    Ok(Pty {
+        master,
+        slave,
+        slave_path,
+    })
 }
 
 /// Makes the slave the process's controlling terminal and its stdio, and
 /// (for a container's init) bind-mounts it on /dev/console.
 pub fn attach_slave(pty: &Pty, console: bool) -> Result<()> {
     if console {
-        let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| "open /")?;
+        let root = rustix::fs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open /")?;
         let target = paths::create_all(root.as_fd(), Path::new("/dev/console"), paths::Kind::File)
             .ctx(|| "create /dev/console")?;
         let tree = rustix::mount::open_tree(
@@ -69,7 +87,8 @@ pub fn attach_slave(pty: &Pty, console: bool) -> Result<()> {
     }
     rustix::process::ioctl_tiocsctty(&pty.slave).ctx(|| "make the pty the controlling terminal")?;
     for fd in 0..3 {
-        berth_sys::fd::dup_onto(pty.slave.as_raw_fd(), fd).ctx(|| format!("dup the pty onto fd {fd}"))?;
+        berth_sys::fd::dup_onto(pty.slave.as_raw_fd(), fd)
+            .ctx(|| format!("dup the pty onto fd {fd}"))?;
     }
     Ok(())
 }
@@ -93,13 +112,20 @@ impl RawMode {
         let mut raw = saved.clone();
         raw.make_raw();
         rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &raw)?;
-        Ok(RawMode { fd: fd.try_clone_to_owned()?, saved })
+        Ok(RawMode {
+            fd: fd.try_clone_to_owned()?,
+            saved,
+        })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(&self.fd, rustix::termios::OptionalActions::Now, &self.saved);
+        let _ = rustix::termios::tcsetattr(
+            &self.fd,
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
     }
 }
 

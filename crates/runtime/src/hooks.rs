@@ -45,7 +45,11 @@ impl Stage {
 pub fn run_all(stage: Stage, hooks: &[Hook], state: &str) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
         run_one(h, state).map_err(|m| {
-            Error::Hook(format!("{} hook #{i} ({}) failed: {m}", stage.name(), h.path().display()))
+            Error::Hook(format!(
+                "{} hook #{i} ({}) failed: {m}",
+                stage.name(),
+                h.path().display()
+            ))
         })?;
     }
     Ok(())
@@ -56,7 +60,11 @@ pub fn run_all(stage: Stage, hooks: &[Hook], state: &str) -> Result<()> {
 pub fn run_all_logged(stage: Stage, hooks: &[Hook], state: &str) {
     for (i, h) in hooks.iter().enumerate() {
         if let Err(m) = run_one(h, state) {
-            tracing::warn!("{} hook #{i} ({}) failed: {m}", stage.name(), h.path().display());
+            tracing::warn!(
+                "{} hook #{i} ({}) failed: {m}",
+                stage.name(),
+                h.path().display()
+            );
         }
     }
 }
@@ -82,15 +90,19 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
             .map_err(|e| format!("memfd: {e}"))?
             .into();
     let out_clone = out_file.try_clone().map_err(|e| format!("dup: {e}"))?;
-    cmd.stdin(Stdio::piped()).stdout(Stdio::from(out_clone)).stderr(Stdio::from(
-        out_file.try_clone().map_err(|e| format!("dup: {e}"))?,
-    ));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::from(out_clone))
+        .stderr(Stdio::from(
+            out_file.try_clone().map_err(|e| format!("dup: {e}"))?,
+        ));
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook may exit without reading its stdin; that is fine.
         let _ = stdin.write_all(state.as_bytes());
     }
-    let deadline = h.timeout().map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+    let deadline = h
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
     let mut delay = Duration::from_micros(100);
     let status = loop {
         match child.try_wait() {
@@ -114,5 +126,9 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     let _ = std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0));
     let _ = f.take(4096).read_to_string(&mut out);
     let out = out.trim();
-    Err(if out.is_empty() { format!("{status}") } else { format!("{status}: {out}") })
+    Err(if out.is_empty() {
+        format!("{status}")
+    } else {
+        format!("{status}: {out}")
+    })
 }

@@ -198,7 +198,11 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_do() {
-        assert!(parse(&["idmap".to_string()]).unwrap_err().contains("not supported yet"));
+        assert!(
+            parse(&["idmap".to_string()])
+                .unwrap_err()
+                .contains("not supported yet")
+        );
         assert!(parse(&["remount".to_string()]).is_err());
     }
 }

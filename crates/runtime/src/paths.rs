@@ -16,7 +16,12 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// trailing slashes.
 pub fn relative(path: &Path) -> PathBuf {
     path.components()
-        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir | Component::Prefix(_)))
+        .filter(|c| {
+            !matches!(
+                c,
+                Component::RootDir | Component::CurDir | Component::Prefix(_)
+            )
+        })
         .collect()
 }
 
@@ -29,8 +34,18 @@ pub fn open(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
 /// Like [`open`] with explicit open flags.
 pub fn open_flags(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
     let rel = relative(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel.as_path() };
-    Ok(rustix::fs::openat2(root, rel, flags | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?)
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel.as_path()
+    };
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )?)
 }
 
 /// Opens directory `path` inside `root` refusing any symlink on the way
@@ -83,15 +98,21 @@ pub fn create_all(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> io::Result<O
                 Err(e) => return Err(e),
             }
             let Component::Normal(name) = comps[i] else {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad path component"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "bad path component",
+                ));
             };
             // Missing, or a dangling symlink?
             match rustix::fs::readlinkat(&parent, name, Vec::new()) {
                 Ok(target) => {
                     use std::os::unix::ffi::OsStrExt;
                     let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
-                    let base: PathBuf =
-                        if target.is_absolute() { PathBuf::new() } else { comps[..i].iter().collect() };
+                    let base: PathBuf = if target.is_absolute() {
+                        PathBuf::new()
+                    } else {
+                        comps[..i].iter().collect()
+                    };
                     let mut next = base.join(relative(&target));
                     for c in &comps[i + 1..] {
                         next.push(c);
@@ -106,7 +127,11 @@ pub fn create_all(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> io::Result<O
                 match rustix::fs::openat(
                     &parent,
                     name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::CLOEXEC
+                        | OFlags::NOFOLLOW,
                     Mode::from_raw_mode(0o644),
                 ) {
                     Ok(_) => {}
@@ -144,7 +169,12 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn root_fd(p: &Path) -> OwnedFd {
-        rustix::fs::open(p, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+        rustix::fs::open(
+            p,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -161,7 +191,10 @@ mod tests {
         create_all(root.as_fd(), Path::new("/evil/tmp/x"), Kind::Dir).unwrap();
         assert!(rootp.join("tmp/x").is_dir());
         create_all(root.as_fd(), Path::new("evil2/y/file"), Kind::File).unwrap();
-        assert!(rootp.join("outside/y/file").is_file(), "clamped to the root");
+        assert!(
+            rootp.join("outside/y/file").is_file(),
+            "clamped to the root"
+        );
         assert!(!outside.join("y").exists(), "nothing created outside");
     }
 

@@ -98,18 +98,28 @@ impl ProcessPlan {
         let args = match (p.args(), p.command_line()) {
             (Some(a), _) if !a.is_empty() => a.clone(),
             (_, Some(c)) if !c.is_empty() => {
-                return Err(Error::Unsupported("process.commandLine (a Windows field)".into()));
+                return Err(Error::Unsupported(
+                    "process.commandLine (a Windows field)".into(),
+                ));
             }
-            _ => return Err(Error::Invalid("config.json: process.args must not be empty".into())),
+            _ => {
+                return Err(Error::Invalid(
+                    "config.json: process.args must not be empty".into(),
+                ));
+            }
         };
         for a in &args {
             if a.contains('\0') {
-                return Err(Error::Invalid(format!("process argument {a:?} contains a NUL byte")));
+                return Err(Error::Invalid(format!(
+                    "process argument {a:?} contains a NUL byte"
+                )));
             }
         }
         let env: Vec<String> = p.env().clone().unwrap_or_default();
         if let Some(e) = env.iter().find(|e| e.contains('\0')) {
-            return Err(Error::Invalid(format!("environment entry {e:?} contains a NUL byte")));
+            return Err(Error::Invalid(format!(
+                "environment entry {e:?} contains a NUL byte"
+            )));
         }
         if p.apparmor_profile().as_ref().is_some_and(|a| !a.is_empty()) && !apparmor_enabled() {
             return Err(Error::Unsupported(format!(
@@ -132,7 +142,10 @@ impl ProcessPlan {
 
         // rlimits: never ask for more than the host allows without
         // CAP_SYS_RESOURCE; say which limit is at fault.
-        let own_caps = berth_sys::caps::get().map_err(|e| Error::Io { context: "capget".into(), source: e })?;
+        let own_caps = berth_sys::caps::get().map_err(|e| Error::Io {
+            context: "capget".into(),
+            source: e,
+        })?;
         let can_raise = own_caps.effective & (1 << CAP_SYS_RESOURCE) != 0;
         let mut rlimits = Vec::new();
         for r in p.rlimits().iter().flatten() {
@@ -179,9 +192,12 @@ impl ProcessPlan {
                 })
             }
         };
-        let console_size = p
-            .console_size()
-            .map(|b| (b.height().min(u16::MAX as u64) as u16, b.width().min(u16::MAX as u64) as u16));
+        let console_size = p.console_size().map(|b| {
+            (
+                b.height().min(u16::MAX as u64) as u16,
+                b.width().min(u16::MAX as u64) as u16,
+            )
+        });
         Ok(ProcessPlan {
             args,
             env,
@@ -205,12 +221,16 @@ impl ProcessPlan {
 
     /// The value of `key` in the environment.
     pub fn getenv(&self, key: &str) -> Option<&str> {
-        self.env.iter().rev().find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
+        self.env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(key)?.strip_prefix('='))
     }
 }
 
 fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
 }
 
 // ---------------------------------------------------------------- child side
@@ -223,7 +243,8 @@ pub fn apply_limits(plan: &ProcessPlan) -> Result<()> {
             current: (soft != u64::MAX).then_some(soft),
             maximum: (hard != u64::MAX).then_some(hard),
         };
-        rustix::process::setrlimit(res, lim).ctx(|| format!("setrlimit {res:?} to {soft}/{hard}"))?;
+        rustix::process::setrlimit(res, lim)
+            .ctx(|| format!("setrlimit {res:?} to {soft}/{hard}"))?;
     }
     if let Some(adj) = plan.oom_score_adj {
         let cur: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
@@ -238,7 +259,10 @@ pub fn apply_limits(plan: &ProcessPlan) -> Result<()> {
                          CAP_SYS_RESOURCE, which the runtime lacks"
                     ))
                 } else {
-                    Error::Io { context: format!("set oom_score_adj to {adj}"), source: e }
+                    Error::Io {
+                        context: format!("set oom_score_adj to {adj}"),
+                        source: e,
+                    }
                 }
             })?;
         }
@@ -259,14 +283,22 @@ pub fn switch_credentials(plan: &ProcessPlan, setgroups_allowed: bool) -> Result
             match berth_sys::caps::bounding_drop(cap) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(e) => return Err(Error::Io { context: format!("drop {} from the bounding set", caps::name_of(cap)), source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        context: format!("drop {} from the bounding set", caps::name_of(cap)),
+                        source: e,
+                    });
+                }
             }
         }
     }
     berth_sys::caps::set_keep_caps(true).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
     if setgroups_allowed {
-        let groups: Vec<rustix::process::Gid> =
-            plan.additional_gids.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
+        let groups: Vec<rustix::process::Gid> = plan
+            .additional_gids
+            .iter()
+            .map(|&g| rustix::process::Gid::from_raw(g))
+            .collect();
         rustix::thread::set_thread_groups(&groups).ctx(|| "setgroups")?;
     } else if !plan.additional_gids.is_empty() {
         return Err(Error::Invalid(
@@ -303,22 +335,44 @@ pub fn switch_credentials(plan: &ProcessPlan, setgroups_allowed: bool) -> Result
     Ok(())
 }
 
-/// Changes to the working directory and makes sure it lies inside the
-/// container's root: a cwd like `/proc/self/fd/7` must not reach a host
-/// directory (CVE-2024-21626).
-pub fn enter_cwd(plan: &ProcessPlan) -> Result<()> {
-    rustix::process::chdir(&plan.cwd).map_err(|e| Error::Invalid(format!(
-        "cannot change to the working directory {}: {e}",
-        plan.cwd.display()
-    )))?;
-    let cwd = rustix::process::getcwd(Vec::new()).ctx(|| "getcwd")?;
-    if cwd.as_bytes().first() != Some(&b'/') {
-        return Err(Error::Invalid(format!(
-            "working directory {} resolves outside the container's root",
+/// Opens the working directory inside the process's root (symlinks may
+/// not lead out of it, and magic links such as `/proc/self/fd/7` are
+/// refused: CVE-2024-21626). Done before seccomp and the credential change;
+/// [`enter_cwd`] then changes into it as the container user.
+pub fn open_cwd(plan: &ProcessPlan) -> Result<std::os::fd::OwnedFd> {
+    let root = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| "open /")?;
+    crate::paths::open_flags(
+        std::os::fd::AsFd::as_fd(&root),
+        &plan.cwd,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+    )
+    .map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                "it goes through a magic link (such as /proc/self/fd) or too many symlinks"
+                    .to_owned()
+            }
+            Some(libc::EXDEV) => "it resolves outside the container's root".to_owned(),
+            _ => e.to_string(),
+        };
+        Error::Invalid(format!("working directory {}: {why}", plan.cwd.display()))
+    })
+}
+
+/// Changes into the directory [`open_cwd`] returned (a permission check
+/// as the container user).
+pub fn enter_cwd(plan: &ProcessPlan, cwd: &std::os::fd::OwnedFd) -> Result<()> {
+    rustix::process::fchdir(cwd).map_err(|e| {
+        Error::Invalid(format!(
+            "cannot change to the working directory {}: {e}",
             plan.cwd.display()
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
 /// Adds `HOME` from the container's /etc/passwd if the environment lacks
@@ -332,7 +386,8 @@ pub fn default_home(plan: &mut ProcessPlan) {
         .and_then(|s| {
             s.lines().find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(plan.uid)).then(|| f[5].to_owned())
+                (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(plan.uid))
+                    .then(|| f[5].to_owned())
             })
         })
         .filter(|h| !h.is_empty())
@@ -369,7 +424,34 @@ pub fn find_executable(plan: &ProcessPlan) -> Result<CString> {
             return Ok(cstr(&candidate));
         }
     }
-    Err(Error::Invalid(format!("exec: {name:?}: executable file not found in $PATH")))
+    Err(Error::Invalid(format!(
+        "exec: {name:?}: executable file not found in $PATH"
+    )))
+}
+
+/// Marks every fd but stdio and the preserved ones close-on-exec, so that
+/// none reaches the container process. Must run before a seccomp filter
+/// that may forbid `close_range` is loaded; fds opened afterwards are all
+/// close-on-exec already.
+pub fn close_fds_on_exec(plan: &ProcessPlan) -> Result<()> {
+    berth_sys::fd::cloexec_from(3 + plan.preserve_fds).ctx(|| "close_range")?;
+    for fd in 3..3 + plan.preserve_fds as i32 {
+        berth_sys::fd::clear_cloexec(fd).ctx(|| format!("preserve fd {fd}"))?;
+    }
+    Ok(())
+}
+
+/// Loads the seccomp filter early (for processes without no_new_privs,
+/// which need CAP_SYS_ADMIN to install it). Returns whether it loaded.
+pub fn load_seccomp_early(plan: &ProcessPlan) -> Result<bool> {
+    match (&plan.seccomp, plan.no_new_privs) {
+        (Some(f), false) => {
+            close_fds_on_exec(plan)?;
+            seccomp::load(f)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Everything that must happen right before `execve`: no_new_privs,
@@ -378,7 +460,10 @@ pub fn find_executable(plan: &ProcessPlan) -> Result<CString> {
 pub fn exec(plan: &ProcessPlan, path: &CString, seccomp_loaded: bool) -> Error {
     if plan.no_new_privs {
         if let Err(e) = rustix::thread::set_no_new_privs(true) {
-            return Error::Io { context: "prctl(PR_SET_NO_NEW_PRIVS)".into(), source: e.into() };
+            return Error::Io {
+                context: "prctl(PR_SET_NO_NEW_PRIVS)".into(),
+                source: e.into(),
+            };
         }
     }
     if let (Some(f), false) = (&plan.seccomp, seccomp_loaded) {
@@ -386,12 +471,9 @@ pub fn exec(plan: &ProcessPlan, path: &CString, seccomp_loaded: bool) -> Error {
             return e.into();
         }
     }
-    if let Err(e) = berth_sys::fd::cloexec_from(3 + plan.preserve_fds) {
-        return Error::Io { context: "close_range".into(), source: e };
-    }
-    for fd in 3..3 + plan.preserve_fds as i32 {
-        if let Err(e) = berth_sys::fd::clear_cloexec(fd) {
-            return Error::Io { context: format!("preserve fd {fd}"), source: e };
+    if !seccomp_loaded {
+        if let Err(e) = close_fds_on_exec(plan) {
+            return e;
         }
     }
     if let Some(m) = plan.umask {
@@ -400,10 +482,21 @@ pub fn exec(plan: &ProcessPlan, path: &CString, seccomp_loaded: bool) -> Error {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     }
     if let Err(e) = berth_sys::signal::reset_all() {
-        return Error::Io { context: "reset signal handlers".into(), source: e };
+        return Error::Io {
+            context: "reset signal handlers".into(),
+            source: e,
+        };
     }
-    let argv: Vec<CString> = plan.args.iter().map(|a| CString::new(a.as_str()).expect("checked")).collect();
-    let envp: Vec<CString> = plan.env.iter().map(|e| CString::new(e.as_str()).expect("checked")).collect();
+    let argv: Vec<CString> = plan
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_str()).expect("checked"))
+        .collect();
+    let envp: Vec<CString> = plan
+        .env
+        .iter()
+        .map(|e| CString::new(e.as_str()).expect("checked"))
+        .collect();
     let err = berth_sys::exec::execve(path, &argv, &envp);
     Error::Invalid(format!("exec {:?}: {err}", plan.args[0]))
 }

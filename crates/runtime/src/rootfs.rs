@@ -16,8 +16,8 @@ use berth_sys::mount::{AT_RECURSIVE, attr, mount_setattr};
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags,
-    UnmountFlags,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
 };
 
 use crate::cgroups::Cgroup;
@@ -94,10 +94,22 @@ pub struct RootfsPlan {
     pub cgroup: Option<Cgroup>,
     /// A new cgroup namespace.
     pub cgroupns: bool,
+    /// A new mount namespace (without one, mounts land in the host's
+    /// namespace until `delete` removes them, and chroot replaces
+    /// pivot_root).
+    pub mountns: bool,
+    /// The process's working directory, created if missing.
+    pub cwd: Option<PathBuf>,
 }
 
-const DEFAULT_DEVICES: &[(&str, i64, i64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 impl RootfsPlan {
     /// Builds and checks the plan in the parent.
@@ -125,8 +137,18 @@ impl RootfsPlan {
             })?;
             let fstype = m.typ().clone().unwrap_or_default();
             let dest = Path::new("/").join(paths::relative(m.destination()));
-            let mut source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut entry = MountEntry { dest, fstype, source: source.clone(), opts, source_is_file: false };
+            let mut source = m
+                .source()
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut entry = MountEntry {
+                dest,
+                fstype,
+                source: source.clone(),
+                opts,
+                source_is_file: false,
+            };
             if entry.is_bind() {
                 if source.is_empty() {
                     return Err(Error::Invalid(format!(
@@ -159,8 +181,12 @@ impl RootfsPlan {
             }
             mounts.push(entry);
         }
-        let setup_dev = !mounts.iter().any(|m| m.dest == Path::new("/dev") && m.is_bind());
-        let devpts = mounts.iter().any(|m| m.dest == Path::new("/dev/pts") && m.fstype == "devpts");
+        let setup_dev = !mounts
+            .iter()
+            .any(|m| m.dest == Path::new("/dev") && m.is_bind());
+        let devpts = mounts
+            .iter()
+            .any(|m| m.dest == Path::new("/dev/pts") && m.fstype == "devpts");
 
         let mut devices = Vec::new();
         let spec_devices = linux.and_then(|l| l.devices().as_ref());
@@ -177,10 +203,19 @@ impl RootfsPlan {
                 }
             };
             if !d.path().is_absolute() {
-                return Err(Error::Invalid(format!("device path {} must be absolute", d.path().display())));
+                return Err(Error::Invalid(format!(
+                    "device path {} must be absolute",
+                    d.path().display()
+                )));
             }
-            if paths::relative(d.path()).components().any(|c| c == std::path::Component::ParentDir) {
-                return Err(Error::Invalid(format!("device path {} contains \"..\"", d.path().display())));
+            if paths::relative(d.path())
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(Error::Invalid(format!(
+                    "device path {} contains \"..\"",
+                    d.path().display()
+                )));
             }
             devices.push(DeviceNode {
                 path: d.path().clone(),
@@ -218,12 +253,21 @@ impl RootfsPlan {
         use oci_spec::runtime::LinuxNamespaceType as T;
         Ok(RootfsPlan {
             rootfs: rootfs.to_path_buf(),
-            readonly: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+            readonly: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
             mounts,
             setup_dev,
             devices,
             devpts,
-            masked: linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default().into_iter().map(PathBuf::from).collect(),
+            masked: linux
+                .and_then(|l| l.masked_paths().clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
             readonly_paths: linux
                 .and_then(|l| l.readonly_paths().clone())
                 .unwrap_or_default()
@@ -235,17 +279,25 @@ impl RootfsPlan {
             userns: ns(T::User),
             cgroup,
             cgroupns: ns(T::Cgroup),
+            mountns: ns(T::Mount),
+            cwd: spec.process().as_ref().map(|p| p.cwd().clone()),
         })
     }
 }
 
 fn at(e: io::Error, what: &str, path: &Path) -> Error {
-    Error::Io { context: format!("{what} {}", path.display()), source: e }
+    Error::Io {
+        context: format!("{what} {}", path.display()),
+        source: e,
+    }
 }
 
 /// Step 1 (in the new mount namespace): propagation, the rootfs bind, the
 /// spec's mounts and /dev. Returns an fd of the rootfs.
 pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
+    if !plan.mountns {
+        return prepare_in_host_namespace(plan);
+    }
     let base = match plan.root_propagation {
         Some((Propagation::Shared, _)) => MountPropagationFlags::SHARED,
         Some((Propagation::Private, _)) | Some((Propagation::Unbindable, _)) => {
@@ -260,20 +312,84 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
     }
     rustix::mount::mount_bind_recursive(&plan.rootfs, &plan.rootfs)
         .ctx(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
-    let root = rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
+    let root = rustix::fs::open(
+        &plan.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
     for m in &plan.mounts {
         mount_entry(root.as_fd(), m, plan).map_err(|e| match e {
-            Error::Io { context, source } => {
-                Error::Io { context: format!("mount {} on {}: {context}", m.fstype, m.dest.display()), source }
-            }
+            Error::Io { context, source } => Error::Io {
+                context: format!("mount {} on {}: {context}", m.fstype, m.dest.display()),
+                source,
+            },
             other => other,
         })?;
     }
     if plan.setup_dev {
         setup_dev(root.as_fd(), plan)?;
     }
+    create_cwd(root.as_fd(), plan)?;
     Ok(root)
+}
+
+fn create_cwd(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
+    if let Some(cwd) = &plan.cwd {
+        if let Err(e) = paths::create_all(root, cwd, Kind::Dir) {
+            // A read-only rootfs without the directory: the process fails
+            // later with a clear message; anything else is an error now.
+            if e.raw_os_error() != Some(libc::EROFS) {
+                return Err(at(e, "create the working directory", cwd));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Without a mount namespace of its own the container shares the host's:
+/// its mounts are made there (under the rootfs, removed again by
+/// [`unmount_under`] at delete) and it is entered with chroot.
+fn prepare_in_host_namespace(plan: &RootfsPlan) -> Result<OwnedFd> {
+    if plan.readonly {
+        rustix::mount::mount_bind_recursive(&plan.rootfs, &plan.rootfs)
+            .ctx(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
+    }
+    let root = rustix::fs::open(
+        &plan.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
+    for m in &plan.mounts {
+        mount_entry(root.as_fd(), m, plan)?;
+    }
+    if plan.setup_dev {
+        setup_dev(root.as_fd(), plan)?;
+    }
+    create_cwd(root.as_fd(), plan)?;
+    Ok(root)
+}
+
+/// Lazily unmounts every mount at or below `dir` in this mount namespace
+/// (deepest first).
+pub fn unmount_under(dir: &Path) -> Result<()> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for p in points {
+        match rustix::mount::unmount(&p, UnmountFlags::DETACH) {
+            Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(at(e.into(), "unmount", &p)),
+        }
+    }
+    Ok(())
 }
 
 /// pivot_root requires the rootfs's parent mount not to be shared.
@@ -282,9 +398,15 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
     let mut best: Option<PathBuf> = None;
     for line in info.lines() {
-        let Some(mp) = line.split(' ').nth(4) else { continue };
+        let Some(mp) = line.split(' ').nth(4) else {
+            continue;
+        };
         let mp = PathBuf::from(mp.replace("\\040", " "));
-        if parent.starts_with(&mp) && best.as_ref().is_none_or(|b| mp.as_os_str().len() > b.as_os_str().len()) {
+        if parent.starts_with(&mp)
+            && best
+                .as_ref()
+                .is_none_or(|b| mp.as_os_str().len() > b.as_os_str().len())
+        {
             best = Some(mp);
         }
     }
@@ -299,7 +421,12 @@ fn attrs(set: u64) -> MountAttrFlags {
 
 /// Attaches the detached mount `mnt` on `target` and applies attributes and
 /// propagation to it.
-fn attach(mnt: &OwnedFd, target: BorrowedFd<'_>, opts: &MountOptions, after_attach: bool) -> io::Result<()> {
+fn attach(
+    mnt: &OwnedFd,
+    target: BorrowedFd<'_>,
+    opts: &MountOptions,
+    after_attach: bool,
+) -> io::Result<()> {
     if !after_attach {
         set_attrs(mnt.as_fd(), opts)?;
     }
@@ -322,7 +449,14 @@ fn attach(mnt: &OwnedFd, target: BorrowedFd<'_>, opts: &MountOptions, after_atta
 
 fn set_attrs(mnt: BorrowedFd<'_>, opts: &MountOptions) -> io::Result<()> {
     if opts.attr_set != 0 || opts.attr_clr != 0 {
-        mount_setattr(mnt, c"", libc::AT_EMPTY_PATH as u32, opts.attr_set, opts.attr_clr, 0)?;
+        mount_setattr(
+            mnt,
+            c"",
+            libc::AT_EMPTY_PATH as u32,
+            opts.attr_set,
+            opts.attr_clr,
+            0,
+        )?;
     }
     if opts.rec_attr_set != 0 || opts.rec_attr_clr != 0 {
         mount_setattr(
@@ -353,7 +487,11 @@ fn new_fs(fstype: &str, source: &str, opts: &MountOptions) -> io::Result<OwnedFd
         }
     }
     rustix::mount::fsconfig_create(&fs)?;
-    Ok(rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs(opts.attr_set))?)
+    Ok(rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        attrs(opts.attr_set),
+    )?)
 }
 
 fn bind_tree(dirfd: BorrowedFd<'_>, path: &str, recursive: bool) -> io::Result<OwnedFd> {
@@ -385,12 +523,18 @@ fn mount_entry(root: BorrowedFd<'_>, m: &MountEntry, plan: &RootfsPlan) -> Resul
             }
         })?;
     }
-    let kind = if m.is_bind() && m.source_is_file { Kind::File } else { Kind::Dir };
-    let target = paths::create_all(root, &m.dest, kind).map_err(|e| at(e, "create mount point", &m.dest))?;
+    let kind = if m.is_bind() && m.source_is_file {
+        Kind::File
+    } else {
+        Kind::Dir
+    };
+    let target =
+        paths::create_all(root, &m.dest, kind).map_err(|e| at(e, "create mount point", &m.dest))?;
     if m.is_bind() {
         let tree = bind_tree(rustix::fs::CWD, &m.source, m.opts.recursive_bind)
             .map_err(|e| at(e, "open_tree", Path::new(&m.source)))?;
-        return attach(&tree, target.as_fd(), &m.opts, false).map_err(|e| at(e, "attach bind of", Path::new(&m.source)));
+        return attach(&tree, target.as_fd(), &m.opts, false)
+            .map_err(|e| at(e, "attach bind of", Path::new(&m.source)));
     }
     match m.fstype.as_str() {
         "cgroup" => mount_cgroup(root, target.as_fd(), m, plan),
@@ -401,18 +545,31 @@ fn mount_entry(root: BorrowedFd<'_>, m: &MountEntry, plan: &RootfsPlan) -> Resul
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) && m.fstype == "sysfs" => {
                     // Not allowed to mount sysfs (e.g. a user namespace
                     // without its own network namespace): bind the host's.
-                    let tree = bind_tree(rustix::fs::CWD, "/sys", true).map_err(|e| at(e, "open_tree", Path::new("/sys")))?;
+                    let tree = bind_tree(rustix::fs::CWD, "/sys", true)
+                        .map_err(|e| at(e, "open_tree", Path::new("/sys")))?;
                     let mut o = m.opts.clone();
-                    o.rec_attr_set |= o.attr_set & (attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC);
-                    return attach(&tree, target.as_fd(), &o, false).map_err(|e| at(e, "bind", Path::new("/sys")));
+                    o.rec_attr_set |=
+                        o.attr_set & (attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC);
+                    return attach(&tree, target.as_fd(), &o, false)
+                        .map_err(|e| at(e, "bind", Path::new("/sys")));
                 }
                 Err(e) => return Err(at(e, "create filesystem for", &m.dest)),
             };
             if m.opts.tmpcopyup {
-                copy_up(target.as_fd(), fs.as_fd()).map_err(|e| at(e, "tmpcopyup into", &m.dest))?;
+                copy_up(target.as_fd(), fs.as_fd())
+                    .map_err(|e| at(e, "tmpcopyup into", &m.dest))?;
             }
-            attach(&fs, target.as_fd(), &MountOptions { attr_set: 0, attr_clr: 0, ..m.opts.clone() }, true)
-                .map_err(|e| at(e, "attach", &m.dest))
+            attach(
+                &fs,
+                target.as_fd(),
+                &MountOptions {
+                    attr_set: 0,
+                    attr_clr: 0,
+                    ..m.opts.clone()
+                },
+                true,
+            )
+            .map_err(|e| at(e, "attach", &m.dest))
         }
     }
 }
@@ -443,7 +600,10 @@ fn copy_dir(src: &Path, dst: &Path) -> io::Result<()> {
             continue;
         }
         std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-        fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777))?;
+        fs::set_permissions(
+            &to,
+            std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777),
+        )?;
     }
     Ok(())
 }
@@ -452,7 +612,12 @@ fn copy_dir(src: &Path, dst: &Path) -> io::Result<()> {
 /// hierarchy; with v2, the cgroup2 filesystem. Inside a cgroup namespace
 /// new cgroupfs instances show the container's own cgroup as the root;
 /// otherwise the container's cgroup directories are bind-mounted.
-fn mount_cgroup(root: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &MountEntry, plan: &RootfsPlan) -> Result<()> {
+fn mount_cgroup(
+    root: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    m: &MountEntry,
+    plan: &RootfsPlan,
+) -> Result<()> {
     let ro = m.opts.attr_set & attr::RDONLY != 0;
     let mut sub_opts = m.opts.clone();
     sub_opts.data.clear();
@@ -465,15 +630,18 @@ fn mount_cgroup(root: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &MountEntry, pl
                 bind_tree(rustix::fs::CWD, &dir.to_string_lossy(), false)
             }
             .map_err(|e| at(e, "cgroup2 for", &m.dest))?;
-            attach(&mnt, target, &sub_opts, !plan.cgroupns).map_err(|e| at(e, "attach cgroup2 on", &m.dest))
+            attach(&mnt, target, &sub_opts, !plan.cgroupns)
+                .map_err(|e| at(e, "attach cgroup2 on", &m.dest))
         }
         Some(Cgroup::V1 { dirs, .. }) => {
             let mut tmpfs_opts = m.opts.clone();
             tmpfs_opts.attr_set &= !attr::RDONLY;
             tmpfs_opts.data = vec!["mode=755".into()];
             tmpfs_opts.propagation = None;
-            let tmp = new_fs("tmpfs", "tmpfs", &tmpfs_opts).map_err(|e| at(e, "tmpfs for", &m.dest))?;
-            attach(&tmp, target, &tmpfs_opts, true).map_err(|e| at(e, "attach tmpfs on", &m.dest))?;
+            let tmp =
+                new_fs("tmpfs", "tmpfs", &tmpfs_opts).map_err(|e| at(e, "tmpfs for", &m.dest))?;
+            attach(&tmp, target, &tmpfs_opts, true)
+                .map_err(|e| at(e, "attach tmpfs on", &m.dest))?;
             // Group controllers by hierarchy directory.
             let mut groups: Vec<(Vec<String>, PathBuf)> = Vec::new();
             for (ctrl, dir) in dirs {
@@ -485,7 +653,8 @@ fn mount_cgroup(root: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &MountEntry, pl
             for (ctrls, dir) in &groups {
                 let name = ctrls.join(",");
                 let sub = m.dest.join(&name);
-                let t = paths::create_all(root, &sub, Kind::Dir).map_err(|e| at(e, "create", &sub))?;
+                let t =
+                    paths::create_all(root, &sub, Kind::Dir).map_err(|e| at(e, "create", &sub))?;
                 let mnt = if plan.cgroupns && !plan.userns {
                     let mut o = sub_opts.clone();
                     o.data = ctrls.clone();
@@ -494,11 +663,13 @@ fn mount_cgroup(root: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &MountEntry, pl
                     bind_tree(rustix::fs::CWD, &dir.to_string_lossy(), false)
                 }
                 .map_err(|e| at(e, "cgroup hierarchy for", &sub))?;
-                attach(&mnt, t.as_fd(), &sub_opts, plan.userns || !plan.cgroupns).map_err(|e| at(e, "attach", &sub))?;
+                attach(&mnt, t.as_fd(), &sub_opts, plan.userns || !plan.cgroupns)
+                    .map_err(|e| at(e, "attach", &sub))?;
                 if ctrls.len() > 1 {
                     for c in ctrls {
                         let link = m.dest.join(c);
-                        let parent = paths::open(root, &m.dest).map_err(|e| at(e, "open", &m.dest))?;
+                        let parent =
+                            paths::open(root, &m.dest).map_err(|e| at(e, "open", &m.dest))?;
                         rustix::fs::symlinkat(name.as_str(), &parent, c.as_str())
                             .map_err(|e| at(e.into(), "symlink", &link))?;
                     }
@@ -506,8 +677,15 @@ fn mount_cgroup(root: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &MountEntry, pl
             }
             if ro {
                 let t = paths::open(root, &m.dest).map_err(|e| at(e, "open", &m.dest))?;
-                mount_setattr(t.as_fd(), c"", libc::AT_EMPTY_PATH as u32, attr::RDONLY, 0, 0)
-                    .map_err(|e| at(e, "make read-only", &m.dest))?;
+                mount_setattr(
+                    t.as_fd(),
+                    c"",
+                    libc::AT_EMPTY_PATH as u32,
+                    attr::RDONLY,
+                    0,
+                    0,
+                )
+                .map_err(|e| at(e, "make read-only", &m.dest))?;
             }
             Ok(())
         }
@@ -525,7 +703,8 @@ fn setup_dev(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
         for d in &plan.devices {
             make_device(root, d, plan.userns).map_err(|e| at(e, "create device", &d.path))?;
         }
-        let dev = paths::create_all(root, Path::new("/dev"), Kind::Dir).map_err(|e| at(e, "open", Path::new("/dev")))?;
+        let dev = paths::create_all(root, Path::new("/dev"), Kind::Dir)
+            .map_err(|e| at(e, "open", Path::new("/dev")))?;
         let mut links = vec![
             ("/proc/self/fd", "fd"),
             ("/proc/self/fd/0", "stdin"),
@@ -541,9 +720,15 @@ fn setup_dev(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
                 Err(e) => return Err(at(e.into(), "symlink /dev/", Path::new(name))),
             }
         }
-        if plan.devpts && !plan.devices.iter().any(|d| d.path == Path::new("/dev/ptmx")) {
+        if plan.devpts
+            && !plan
+                .devices
+                .iter()
+                .any(|d| d.path == Path::new("/dev/ptmx"))
+        {
             let _ = rustix::fs::unlinkat(&dev, "ptmx", rustix::fs::AtFlags::empty());
-            rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx").map_err(|e| at(e.into(), "symlink", Path::new("/dev/ptmx")))?;
+            rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx")
+                .map_err(|e| at(e.into(), "symlink", Path::new("/dev/ptmx")))?;
         }
         Ok(())
     })();
@@ -553,7 +738,10 @@ fn setup_dev(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
 
 fn make_device(root: BorrowedFd<'_>, d: &DeviceNode, userns: bool) -> io::Result<()> {
     let parent_path = d.path.parent().unwrap_or(Path::new("/"));
-    let name = d.path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "device path"))?;
+    let name = d
+        .path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "device path"))?;
     let parent = paths::create_all(root, parent_path, Kind::Dir)?;
     if userns {
         // mknod is not allowed in a user namespace: bind the host's node.
@@ -595,19 +783,29 @@ fn make_device(root: BorrowedFd<'_>, d: &DeviceNode, userns: bool) -> io::Result
 /// Step 2: makes the rootfs the process's root (pivot_root, or MS_MOVE and
 /// chroot with `--no-pivot`), leaving the host's tree unreachable.
 pub fn enter(plan: &RootfsPlan, root: &OwnedFd) -> Result<()> {
-    if plan.no_pivot {
+    if !plan.mountns {
+        rustix::process::fchdir(root).ctx(|| "chdir to the rootfs")?;
+        rustix::process::chroot(".").ctx(|| "chroot into the rootfs")?;
+    } else if plan.no_pivot {
         rustix::process::fchdir(root).ctx(|| "chdir to the rootfs")?;
         rustix::mount::mount_move(".", "/").ctx(|| "move the rootfs to /")?;
         rustix::process::chroot(".").ctx(|| "chroot into the rootfs")?;
     } else {
-        let old = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| "open the old root")?;
+        let old = rustix::fs::open(
+            "/",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open the old root")?;
         rustix::process::fchdir(root).ctx(|| "chdir to the rootfs")?;
         rustix::process::pivot_root(".", ".").ctx(|| "pivot_root into the rootfs")?;
         rustix::process::fchdir(&old).ctx(|| "chdir to the old root")?;
         // Detach the old root without propagating the unmount to the host.
-        rustix::mount::mount_change(".", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-            .ctx(|| "make the old root a slave")?;
+        rustix::mount::mount_change(
+            ".",
+            MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+        )
+        .ctx(|| "make the old root a slave")?;
         rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "detach the old root")?;
     }
     rustix::process::chdir("/").ctx(|| "chdir to /")?;
@@ -617,8 +815,12 @@ pub fn enter(plan: &RootfsPlan, root: &OwnedFd) -> Result<()> {
 /// Step 3 (after pivot_root): masked paths, read-only paths, the root's
 /// propagation and read-only root.
 pub fn finish(plan: &RootfsPlan) -> Result<()> {
-    let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "open /")?;
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /")?;
     if !plan.masked.is_empty() {
         mask_paths(root.as_fd(), &plan.masked)?;
     }
@@ -629,8 +831,15 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
             Err(e) => return Err(at(e, "open read-only path", p)),
         };
         let tree = bind_tree(target.as_fd(), "", true).map_err(|e| at(e, "open_tree", p))?;
-        mount_setattr(tree.as_fd(), c"", libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE, attr::RDONLY, 0, 0)
-            .map_err(|e| at(e, "make read-only", p))?;
+        mount_setattr(
+            tree.as_fd(),
+            c"",
+            libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
+            attr::RDONLY,
+            0,
+            0,
+        )
+        .map_err(|e| at(e, "make read-only", p))?;
         rustix::mount::move_mount(
             &tree,
             "",
@@ -640,7 +849,7 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
         )
         .map_err(|e| at(e.into(), "attach read-only", p))?;
     }
-    if let Some((p, rec)) = plan.root_propagation {
+    if let (Some((p, rec)), true) = (plan.root_propagation, plan.mountns) {
         let mut flags = match p {
             Propagation::Private => MountPropagationFlags::PRIVATE,
             Propagation::Shared => MountPropagationFlags::SHARED,
@@ -653,8 +862,15 @@ pub fn finish(plan: &RootfsPlan) -> Result<()> {
         rustix::mount::mount_change("/", flags).ctx(|| "set the propagation of the rootfs")?;
     }
     if plan.readonly {
-        mount_setattr(root.as_fd(), c"", libc::AT_EMPTY_PATH as u32, attr::RDONLY, 0, 0)
-            .ctx(|| "make the rootfs read-only")?;
+        mount_setattr(
+            root.as_fd(),
+            c"",
+            libc::AT_EMPTY_PATH as u32,
+            attr::RDONLY,
+            0,
+            0,
+        )
+        .ctx(|| "make the rootfs read-only")?;
     }
     Ok(())
 }
@@ -670,15 +886,23 @@ fn mask_paths(root: BorrowedFd<'_>, masked: &[PathBuf]) -> Result<()> {
             Err(e) => return Err(at(e, "open masked path", p)),
         };
         let st = rustix::fs::fstat(&target).map_err(|e| at(e.into(), "stat", p))?;
-        let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+        let is_dir =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
         let mnt = if is_dir {
-            let o = MountOptions { attr_set: attr::RDONLY, data: vec!["size=0".into()], ..Default::default() };
+            let o = MountOptions {
+                attr_set: attr::RDONLY,
+                data: vec!["size=0".into()],
+                ..Default::default()
+            };
             new_fs("tmpfs", "tmpfs", &o).map_err(|e| at(e, "tmpfs to mask", p))?
         } else {
             if null.is_none() {
-                let fd = paths::open(root, Path::new("/dev/null")).map_err(|e| at(e, "open", Path::new("/dev/null")))?;
-                let st = rustix::fs::fstat(&fd).map_err(|e| at(e.into(), "stat", Path::new("/dev/null")))?;
-                let chr = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
+                let fd = paths::open(root, Path::new("/dev/null"))
+                    .map_err(|e| at(e, "open", Path::new("/dev/null")))?;
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| at(e.into(), "stat", Path::new("/dev/null")))?;
+                let chr = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::CharacterDevice;
                 if !chr || st.st_rdev != rustix::fs::makedev(1, 3) {
                     return Err(Error::Invalid(format!(
                         "refusing to mask {}: the container's /dev/null is not the null device",
@@ -687,7 +911,8 @@ fn mask_paths(root: BorrowedFd<'_>, masked: &[PathBuf]) -> Result<()> {
                 }
                 null = Some(fd);
             }
-            bind_tree(null.as_ref().expect("set above").as_fd(), "", false).map_err(|e| at(e, "bind /dev/null for", p))?
+            bind_tree(null.as_ref().expect("set above").as_fd(), "", false)
+                .map_err(|e| at(e, "bind /dev/null for", p))?
         };
         rustix::mount::move_mount(
             &mnt,
@@ -700,4 +925,3 @@ fn mask_paths(root: BorrowedFd<'_>, masked: &[PathBuf]) -> Result<()> {
     }
     Ok(())
 }
-

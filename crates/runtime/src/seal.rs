@@ -33,10 +33,14 @@ pub fn exe_is_writable() -> bool {
 }
 
 fn is_sealed_memfd() -> bool {
-    rustix::fs::open("/proc/self/exe", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ok()
-        .and_then(|fd| rustix::fs::fcntl_get_seals(&fd).ok())
-        .is_some_and(|s| s.contains(SealFlags::WRITE))
+    rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+    .and_then(|fd| rustix::fs::fcntl_get_seals(&fd).ok())
+    .is_some_and(|s| s.contains(SealFlags::WRITE))
 }
 
 /// Re-executes the current process from a read-only view of its binary
@@ -49,7 +53,9 @@ pub fn ensure_sealed() -> Result<()> {
     let fd = match overlay_view() {
         Ok(fd) => fd,
         Err(e) => {
-            tracing::debug!("read-only overlay of the runtime binary failed ({e}); using a memfd copy");
+            tracing::debug!(
+                "read-only overlay of the runtime binary failed ({e}); using a memfd copy"
+            );
             memfd_copy()?
         }
     };
@@ -65,7 +71,10 @@ pub fn ensure_sealed() -> Result<()> {
         })
         .collect();
     let err = berth_sys::exec::execve_fd(fd.as_fd(), &argv, &envp);
-    Err(Error::Io { context: "re-execute the runtime from its read-only view".into(), source: err })
+    Err(Error::Io {
+        context: "re-execute the runtime from its read-only view".into(),
+        source: err,
+    })
 }
 
 /// The running binary, opened through a detached read-only overlayfs whose
@@ -73,27 +82,39 @@ pub fn ensure_sealed() -> Result<()> {
 fn overlay_view() -> Result<OwnedFd> {
     let exe = std::fs::read_link("/proc/self/exe").ctx(|| "read /proc/self/exe")?;
     let dir = exe.parent().unwrap_or(Path::new("/"));
-    let name = exe.file_name().ok_or_else(|| Error::Invalid("runtime binary has no name".into()))?;
+    let name = exe
+        .file_name()
+        .ok_or_else(|| Error::Invalid("runtime binary has no name".into()))?;
     // The file at that path must still be the running binary.
     let running = rustix::fs::stat("/proc/self/exe").ctx(|| "stat /proc/self/exe")?;
     let on_disk = rustix::fs::stat(&exe).ctx(|| format!("stat {}", exe.display()))?;
     if (running.st_dev, running.st_ino) != (on_disk.st_dev, on_disk.st_ino) {
-        return Err(Error::Invalid("the runtime binary was replaced while running".into()));
+        return Err(Error::Invalid(
+            "the runtime binary was replaced while running".into(),
+        ));
     }
     // overlayfs needs two lower layers without an upper one; the second is
     // an empty detached tmpfs.
     let tmp = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| "fsopen tmpfs")?;
     rustix::mount::fsconfig_create(&tmp).ctx(|| "create tmpfs")?;
-    let empty = rustix::mount::fsmount(&tmp, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_RDONLY)
-        .ctx(|| "fsmount tmpfs")?;
-    let ov = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| "fsopen overlay")?;
+    let empty = rustix::mount::fsmount(
+        &tmp,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )
+    .ctx(|| "fsmount tmpfs")?;
+    let ov =
+        rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| "fsopen overlay")?;
     let lower = format!("{}:{}", dir.display(), crate::paths::fd_path(empty.as_fd()));
-    rustix::mount::fsconfig_set_string(&ov, "lowerdir", lower.as_str()).ctx(|| "overlay lowerdir")?;
+    rustix::mount::fsconfig_set_string(&ov, "lowerdir", lower.as_str())
+        .ctx(|| "overlay lowerdir")?;
     rustix::mount::fsconfig_create(&ov).ctx(|| "create overlay")?;
     let mnt = rustix::mount::fsmount(
         &ov,
         FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOSUID,
     )
     .ctx(|| "fsmount overlay")?;
     rustix::fs::openat(&mnt, name, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())

@@ -210,11 +210,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     {
         return bad("hostname and domainname need a UTS namespace".into());
     }
-    if !types.contains(&LinuxNamespaceType::Mount) {
-        return Err(Error::Unsupported(
-            "containers that share the host's mount namespace (add a \"mount\" namespace)".into(),
-        ));
-    }
     for (key, value) in linux
         .and_then(|l| l.sysctl().as_ref())
         .into_iter()

@@ -76,7 +76,12 @@ impl Channel {
             fds = [fd];
             anc.push(SendAncillaryMessage::ScmRights(&fds));
         }
-        rustix::net::sendmsg(&self.fd, &[IoSlice::new(&data)], &mut anc, SendFlags::NOSIGNAL)?;
+        rustix::net::sendmsg(
+            &self.fd,
+            &[IoSlice::new(&data)],
+            &mut anc,
+            SendFlags::NOSIGNAL,
+        )?;
         Ok(())
     }
 
@@ -135,7 +140,12 @@ pub fn send_fd(sock: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> io::Resu
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
     anc.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(sock, &[IoSlice::new(name.as_bytes())], &mut anc, SendFlags::NOSIGNAL)?;
+    rustix::net::sendmsg(
+        sock,
+        &[IoSlice::new(name.as_bytes())],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )?;
     Ok(())
 }
 
@@ -152,9 +162,20 @@ mod tests {
     #[test]
     fn messages_and_fds_cross() {
         let (a, b) = pair().unwrap();
-        a.send(&Msg::Ready { phases: vec![("x".into(), 1)] }, None).unwrap();
+        a.send(
+            &Msg::Ready {
+                phases: vec![("x".into(), 1)],
+            },
+            None,
+        )
+        .unwrap();
         let (m, fd) = b.recv().unwrap().unwrap();
-        assert_eq!(m, Msg::Ready { phases: vec![("x".into(), 1)] });
+        assert_eq!(
+            m,
+            Msg::Ready {
+                phases: vec![("x".into(), 1)]
+            }
+        );
         assert!(fd.is_none());
         let f = std::fs::File::open("/proc/self/stat").unwrap();
         a.send(&Msg::Pty, Some(f.as_fd())).unwrap();

@@ -41,6 +41,7 @@ pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: `name` is NUL-terminated and outlives the call; the kernel only
     // reads it.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     cvt(ret).map(drop)
 }

@@ -51,6 +51,8 @@ struct Guard<'a> {
     id: String,
     cgroup: Option<Cgroup>,
     child: Option<(Pid, OwnedFd)>,
+    /// Mounts made in the host's namespace (no mount namespace).
+    host_mounts: Option<PathBuf>,
     armed: bool,
 }
 
@@ -62,6 +64,11 @@ impl Drop for Guard<'_> {
         if let Some((pid, pidfd)) = self.child.take() {
             let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+        }
+        if let Some(root) = &self.host_mounts {
+            if let Err(e) = crate::rootfs::unmount_under(root) {
+                tracing::warn!("cleanup: {e}");
+            }
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -88,7 +95,9 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write {}", tmp.display()))?;
@@ -100,7 +109,13 @@ pub(crate) fn forwardable_signals() -> berth_sys::signal::SigSet {
     for s in 1..=64 {
         if !matches!(
             s,
-            libc::SIGKILL | libc::SIGSTOP | libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+            libc::SIGKILL
+                | libc::SIGSTOP
+                | libc::SIGSEGV
+                | libc::SIGBUS
+                | libc::SIGILL
+                | libc::SIGFPE
+                | libc::SIGTRAP
         ) && !(32..=33).contains(&s)
         {
             set.add(s);
@@ -122,7 +137,13 @@ impl Runtime {
     /// process, delete the container and return its exit code.
     pub fn run(&self, opts: &CreateOptions, detach: bool) -> Result<i32> {
         let sp = self.spawn(opts, Mode::Run { detach })?;
-        let Spawned { state, ch, pid, pty, signals } = sp;
+        let Spawned {
+            state,
+            ch,
+            pid,
+            pty,
+            signals,
+        } = sp;
         let id = state.id.clone();
         // From here the container exists: a failure must not leak it.
         let started = (|| -> Result<()> {
@@ -139,7 +160,12 @@ impl Runtime {
             return Err(e);
         }
         self.phase("start");
-        if let Some(h) = state.config.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+        if let Some(h) = state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone())
+        {
             let st = state.oci_state(Status::Running).to_string();
             hooks::run_all_logged(Stage::Poststart, &h, &st);
         }
@@ -173,18 +199,29 @@ impl Runtime {
                 "--console-socket was given but process.terminal is false".into(),
             ));
         }
-        let plan = ProcessPlan::from_spec(process, spec, Some(&self.seccomp_cache()), opts.preserve_fds)?;
+        let plan = ProcessPlan::from_spec(
+            process,
+            spec,
+            Some(&self.seccomp_cache()),
+            opts.preserve_fds,
+        )?;
         for fd in 3..3 + opts.preserve_fds as i32 {
             if !berth_sys::fd::is_open(fd) {
-                return Err(Error::Invalid(format!("--preserve-fds: fd {fd} is not open")));
+                return Err(Error::Invalid(format!(
+                    "--preserve-fds: fd {fd} is not open"
+                )));
             }
         }
         let mut ns = NamespacePlan::from_spec(spec)?;
         let linux = spec.linux().as_ref();
         let resources_spec = linux.and_then(|l| l.resources().as_ref());
         let layout = Layout::detect().ctx(|| "read the cgroup layout")?;
-        let needs_hugetlb = resources_spec.and_then(|r| r.hugepage_limits().as_ref()).is_some_and(|h| !h.is_empty());
-        let cgroups_path = linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+        let needs_hugetlb = resources_spec
+            .and_then(|r| r.hugepage_limits().as_ref())
+            .is_some_and(|h| !h.is_empty());
+        let cgroups_path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned());
         let cgroup = Cgroup::plan(&layout, cgroups_path.as_deref(), id.as_str(), needs_hugetlb)?;
         let spec_devices: Vec<(char, i64, i64)> = linux
             .and_then(|l| l.devices().as_ref())
@@ -199,7 +236,13 @@ impl Runtime {
             })
             .collect();
         let device_rules = resources::container_device_rules(resources_spec, &spec_devices)?;
-        let rootfs_plan = RootfsPlan::from_spec(spec, &bundle.dir, &bundle.rootfs, opts.no_pivot, Some(cgroup.clone()))?;
+        let rootfs_plan = RootfsPlan::from_spec(
+            spec,
+            &bundle.dir,
+            &bundle.rootfs,
+            opts.no_pivot,
+            Some(cgroup.clone()),
+        )?;
         let sysctls: Vec<(String, String)> = linux
             .and_then(|l| l.sysctl().clone())
             .map(|m| {
@@ -209,13 +252,26 @@ impl Runtime {
             })
             .unwrap_or_default();
         let hooks = spec.hooks().clone().unwrap_or_default();
-        let runtime_hooks: Vec<_> =
-            hooks.prestart().iter().flatten().chain(hooks.create_runtime().iter().flatten()).cloned().collect();
+        let runtime_hooks: Vec<_> = hooks
+            .prestart()
+            .iter()
+            .flatten()
+            .chain(hooks.create_runtime().iter().flatten())
+            .cloned()
+            .collect();
         self.phase("prepare");
 
         // Claim the id; from here on every failure undoes what was done.
         let dir = self.root.claim(id.as_str())?;
-        let mut guard = Guard { rt: self, id: id.to_string(), cgroup: None, child: None, armed: true };
+        let host_mounts = (!spec::has_ns(spec, T::Mount)).then(|| bundle.rootfs.clone());
+        let mut guard = Guard {
+            rt: self,
+            id: id.to_string(),
+            cgroup: None,
+            child: None,
+            host_mounts,
+            armed: true,
+        };
         cgroup.create()?;
         guard.cgroup = Some(cgroup.clone());
         cgroup.apply(resources_spec, &device_rules)?;
@@ -230,12 +286,17 @@ impl Runtime {
             Mode::Run { .. } => StartVia::Channel,
         };
         let console = match &opts.console_socket {
-            Some(p) => Some(unix::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?),
+            Some(p) => Some(
+                unix::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?,
+            ),
             None => None,
         };
         if let Some(pidns) = ns.take_join(T::Pid) {
-            rustix::thread::move_into_link_name_space(pidns.as_fd(), Some(rustix::thread::LinkNameSpaceType::ProcessID))
-                .ctx(|| "join the pid namespace")?;
+            rustix::thread::move_into_link_name_space(
+                pidns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::ProcessID),
+            )
+            .ctx(|| "join the pid namespace")?;
         }
         let signals = match mode {
             Mode::Run { detach: false } => {
@@ -259,7 +320,9 @@ impl Runtime {
         let mut state_json = serde_json::json!({
             "ociVersion": spec.version(),
             "id": id.as_str(),
-            "status": "creating",
+            // Hooks run during create see "created": the environment exists
+            // (runtime-spec lifecycle, steps 3-5).
+            "status": "created",
             "pid": 0,
             "bundle": bundle.dir,
         });
@@ -271,7 +334,12 @@ impl Runtime {
             start,
             console,
             joins: std::mem::take(&mut ns.join),
-            created: flags | if unshare_cgroupns { clone_flag(T::Cgroup) } else { 0 },
+            created: flags
+                | if unshare_cgroupns {
+                    clone_flag(T::Cgroup)
+                } else {
+                    0
+                },
             unshare_cgroupns,
             rootfs: rootfs_plan,
             process: plan,
@@ -285,7 +353,11 @@ impl Runtime {
             new_keyring: !opts.no_new_keyring,
             id: id.to_string(),
         };
-        let args = CloneArgs { flags, cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()), want_pidfd: true };
+        let args = CloneArgs {
+            flags,
+            cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
+            want_pidfd: true,
+        };
         let (forked, child) = berth_sys::fork::clone3(&args).ctx(|| "clone3")?;
         if let Forked::Child = forked {
             // The child must hold only its own end of the channel, so that
@@ -306,29 +378,51 @@ impl Runtime {
             cgroup.add_pid(pid.as_raw_nonzero().get())?;
         }
         self.phase("cgroup-join");
-        parent_ch.send(&Msg::Go { pid: pid.as_raw_nonzero().get() }, None).ctx(|| "signal the init")?;
+        parent_ch
+            .send(
+                &Msg::Go {
+                    pid: pid.as_raw_nonzero().get(),
+                },
+                None,
+            )
+            .ctx(|| "signal the init")?;
         state_json["pid"] = pid.as_raw_nonzero().get().into();
         let mut pty = None;
         let child_phases = loop {
             match parent_ch.recv().ctx(|| "wait for the container's init")? {
                 Some((Msg::RunRuntimeHooks, _)) => {
                     let st = state_json.to_string();
-                    hooks::run_all(Stage::Prestart, hooks.prestart().as_deref().unwrap_or(&[]), &st)?;
-                    hooks::run_all(Stage::CreateRuntime, hooks.create_runtime().as_deref().unwrap_or(&[]), &st)?;
-                    parent_ch.send(&Msg::HooksDone, None).ctx(|| "signal the init")?;
+                    hooks::run_all(
+                        Stage::Prestart,
+                        hooks.prestart().as_deref().unwrap_or(&[]),
+                        &st,
+                    )?;
+                    hooks::run_all(
+                        Stage::CreateRuntime,
+                        hooks.create_runtime().as_deref().unwrap_or(&[]),
+                        &st,
+                    )?;
+                    parent_ch
+                        .send(&Msg::HooksDone, None)
+                        .ctx(|| "signal the init")?;
                 }
                 Some((Msg::Pty, fd)) => pty = fd,
                 Some((Msg::Ready { phases }, _)) => break phases,
                 Some((Msg::Error { message }, _)) => return Err(Error::Init(message)),
-                Some((other, _)) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+                Some((other, _)) => {
+                    return Err(Error::Init(format!("unexpected message {other:?}")));
+                }
                 None => {
-                    let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
-                        .ok()
-                        .flatten()
-                        .map(|(_, s)| format!("{s:?}"))
-                        .unwrap_or_default();
+                    let status =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                            .ok()
+                            .flatten()
+                            .map(|(_, s)| format!("{s:?}"))
+                            .unwrap_or_default();
                     guard.child = None;
-                    return Err(Error::Init(format!("the container's init exited during setup {status}")));
+                    return Err(Error::Init(format!(
+                        "the container's init exited during setup {status}"
+                    )));
                 }
             }
         };
@@ -346,7 +440,12 @@ impl Runtime {
             boot_id: crate::procfs::boot_id(),
             created: crate::state::now_rfc3339(),
             owner: String::new(),
-            annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            annotations: spec
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             cgroup: Some(cgroup),
             config: bundle.spec.clone(),
         };
@@ -356,7 +455,13 @@ impl Runtime {
         }
         guard.armed = false;
         self.phase("ready");
-        Ok(Spawned { state, ch: parent_ch, pid, pty, signals })
+        Ok(Spawned {
+            state,
+            ch: parent_ch,
+            pid,
+            pty,
+            signals,
+        })
     }
 }
 
@@ -370,7 +475,9 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     };
     let uid = fmt(linux.uid_mappings());
     let gid = fmt(linux.gid_mappings());
-    std::fs::write(format!("/proc/{pid}/uid_map"), &uid).ctx(|| format!("write uid_map {uid:?}"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &gid).ctx(|| format!("write gid_map {gid:?}"))?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), &uid)
+        .ctx(|| format!("write uid_map {uid:?}"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
+        .ctx(|| format!("write gid_map {gid:?}"))?;
     Ok(())
 }

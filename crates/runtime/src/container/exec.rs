@@ -49,7 +49,8 @@ pub struct ExecOptions {
 
 fn build_process(base: Option<&Process>, o: &ExecOptions) -> Result<Process> {
     if let Some(path) = &o.process {
-        let text = std::fs::read(path).map_err(|e| Error::Invalid(format!("process file {}: {e}", path.display())))?;
+        let text = std::fs::read(path)
+            .map_err(|e| Error::Invalid(format!("process file {}: {e}", path.display())))?;
         return serde_json::from_slice::<Process>(&text)
             .map_err(|e| Error::Invalid(format!("process file {}: {e}", path.display())));
     }
@@ -92,9 +93,14 @@ fn build_process(base: Option<&Process>, o: &ExecOptions) -> Result<Process> {
         for name in &o.caps {
             let c: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
                 .map_err(|_| Error::Invalid(format!("unknown capability {name:?}")))?;
-            for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone(), caps.ambient().clone()]
-                .into_iter()
-                .enumerate()
+            for set in [
+                caps.bounding().clone(),
+                caps.effective().clone(),
+                caps.permitted().clone(),
+                caps.ambient().clone(),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let (i, s) = set;
                 let mut s = s.unwrap_or_default();
@@ -121,17 +127,26 @@ impl Runtime {
             Status::Running | Status::Created => {}
             Status::Paused if o.ignore_paused => {}
             s => {
-                return Err(Error::State(format!("cannot exec in container {id}: it is {}", s.as_str())));
+                return Err(Error::State(format!(
+                    "cannot exec in container {id}: it is {}",
+                    s.as_str()
+                )));
             }
         }
         let spec = &c.state.config;
         let p = build_process(spec.process().as_ref(), o)?;
-        let mut plan = ProcessPlan::from_spec(&p, spec, Some(&self.seccomp_cache()), o.preserve_fds)?;
+        let mut plan =
+            ProcessPlan::from_spec(&p, spec, Some(&self.seccomp_cache()), o.preserve_fds)?;
         if !plan.cwd.is_absolute() {
-            return Err(Error::Invalid(format!("--cwd {} must be absolute", plan.cwd.display())));
+            return Err(Error::Invalid(format!(
+                "--cwd {} must be absolute",
+                plan.cwd.display()
+            )));
         }
         if plan.terminal && o.detach && o.console_socket.is_none() {
-            return Err(Error::Invalid("a detached exec with a terminal needs --console-socket".into()));
+            return Err(Error::Invalid(
+                "a detached exec with a terminal needs --console-socket".into(),
+            ));
         }
         if !plan.terminal && o.console_socket.is_some() {
             return Err(Error::Invalid("--console-socket needs --tty".into()));
@@ -165,13 +180,19 @@ impl Runtime {
                 rustix::fs::Mode::empty(),
             )
             .ctx(|| "open the container's pid namespace")?;
-            rustix::thread::move_into_link_name_space(pidns.as_fd(), Some(LinkNameSpaceType::ProcessID))
-                .ctx(|| "join the container's pid namespace")?;
+            rustix::thread::move_into_link_name_space(
+                pidns.as_fd(),
+                Some(LinkNameSpaceType::ProcessID),
+            )
+            .ctx(|| "join the container's pid namespace")?;
         }
         let cgroup = c.state.cgroup.clone();
         let cgroup_fd = cgroup.as_ref().and_then(|cg| cg.clone_into_fd());
         let console = match &o.console_socket {
-            Some(p) => Some(super::unix::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?),
+            Some(p) => Some(
+                super::unix::connect(p)
+                    .ctx(|| format!("connect to console socket {}", p.display()))?,
+            ),
             None => None,
         };
         let (parent_ch, child_ch) = sync::pair().ctx(|| "socketpair")?;
@@ -184,7 +205,11 @@ impl Runtime {
         };
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
             .ctx(|| "prctl(PR_SET_DUMPABLE)")?;
-        let args = CloneArgs { flags: 0, cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()), want_pidfd: false };
+        let args = CloneArgs {
+            flags: 0,
+            cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
+            want_pidfd: false,
+        };
         let (forked, child) = berth_sys::fork::clone3(&args).ctx(|| "clone3")?;
         if let Forked::Child = forked {
             drop(parent_ch);
@@ -204,7 +229,14 @@ impl Runtime {
                 }
             }
         }
-        parent_ch.send(&Msg::Go { pid: pid.as_raw_nonzero().get() }, None).ctx(|| "signal the exec child")?;
+        parent_ch
+            .send(
+                &Msg::Go {
+                    pid: pid.as_raw_nonzero().get(),
+                },
+                None,
+            )
+            .ctx(|| "signal the exec child")?;
         let mut pty: Option<OwnedFd> = None;
         loop {
             match parent_ch.recv() {
@@ -220,7 +252,10 @@ impl Runtime {
                 Ok(None) => break,
                 Err(e) => {
                     killer();
-                    return Err(Error::Io { context: "wait for the exec child".into(), source: e });
+                    return Err(Error::Io {
+                        context: "wait for the exec child".into(),
+                        source: e,
+                    });
                 }
             }
         }
@@ -256,24 +291,24 @@ fn exec_child(
         if plan.terminal {
             let pty = crate::console::open_pty(plan.console_size)?;
             match &console {
-                Some(sock) => crate::sync::send_fd(sock.as_fd(), &pty.slave_path, pty.master.as_fd())
-                    .ctx(|| "send the terminal to the console socket")?,
-                None => ch.send(&Msg::Pty, Some(pty.master.as_fd())).ctx(|| "send the terminal")?,
+                Some(sock) => {
+                    crate::sync::send_fd(sock.as_fd(), &pty.slave_path, pty.master.as_fd())
+                        .ctx(|| "send the terminal to the console socket")?
+                }
+                None => ch
+                    .send(&Msg::Pty, Some(pty.master.as_fd()))
+                    .ctx(|| "send the terminal")?,
             }
             crate::console::attach_slave(&pty, false)?;
         }
         process::apply_limits(plan)?;
-        let mut seccomp_loaded = false;
-        if !plan.no_new_privs {
-            if let Some(f) = &plan.seccomp {
-                crate::seccomp::load(f)?;
-                seccomp_loaded = true;
-            }
-        }
+        let cwd = process::open_cwd(plan)?;
+        let seccomp_loaded = process::load_seccomp_early(plan)?;
         let setgroups_allowed =
             std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
         process::switch_credentials(plan, setgroups_allowed)?;
-        process::enter_cwd(plan)?;
+        process::enter_cwd(plan, &cwd)?;
+        drop(cwd);
         process::default_home(plan);
         let exe = process::find_executable(plan)?;
         Err(process::exec(plan, &exe, seccomp_loaded))
@@ -282,6 +317,11 @@ fn exec_child(
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = ch.send(&Msg::Error { message: e.to_string() }, None);
+    let _ = ch.send(
+        &Msg::Error {
+            message: e.to_string(),
+        },
+        None,
+    );
     berth_sys::fork::exit_now(1)
 }

@@ -94,12 +94,13 @@ fn early<T>(r: Result<T>) -> std::result::Result<T, Fail> {
 
 fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     let mut phases: Vec<(String, u64)> = vec![("init:start".into(), monotonic_ns())];
-    // Die with the parent while setting up (cleared by the credential
-    // change below, once the container is on its own).
+    // Die with the parent while setting up (cleared before `Ready`).
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     match early(ctx.ch.recv().ctx(|| "wait for the runtime"))? {
         Some((Msg::Go { pid }, _)) => ctx.state_json["pid"] = pid.into(),
-        Some((other, _)) => return Err((Error::Init(format!("unexpected message {other:?}")), None)),
+        Some((other, _)) => {
+            return Err((Error::Init(format!("unexpected message {other:?}")), None));
+        }
         None => berth_sys::fork::exit_now(1),
     }
     phases.push(("init:go".into(), monotonic_ns()));
@@ -107,13 +108,23 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     if new_userns {
         let root_gid = rustix::process::Gid::from_raw(0);
         let root_uid = rustix::process::Uid::from_raw(0);
-        early(rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid).ctx(|| "become gid 0 in the user namespace"))?;
-        early(rustix::thread::set_thread_res_uid(root_uid, root_uid, root_uid).ctx(|| "become uid 0 in the user namespace"))?;
+        early(
+            rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid)
+                .ctx(|| "become gid 0 in the user namespace"),
+        )?;
+        early(
+            rustix::thread::set_thread_res_uid(root_uid, root_uid, root_uid)
+                .ctx(|| "become uid 0 in the user namespace"),
+        )?;
     }
     for (t, fd) in ctx.joins.drain(..) {
         early(
-            rustix::thread::move_into_link_name_space(fd.as_fd(), None)
-                .ctx(|| format!("join the {} namespace", crate::container::namespaces::proc_name(t))),
+            rustix::thread::move_into_link_name_space(fd.as_fd(), None).ctx(|| {
+                format!(
+                    "join the {} namespace",
+                    crate::container::namespaces::proc_name(t)
+                )
+            }),
         )?;
         if t == T::User {
             let r = rustix::process::Uid::from_raw(0);
@@ -123,7 +134,10 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
         }
     }
     if ctx.unshare_cgroupns {
-        early(berth_sys::ns::unshare_namespaces(libc::CLONE_NEWCGROUP).ctx(|| "create the cgroup namespace"))?;
+        early(
+            berth_sys::ns::unshare_namespaces(libc::CLONE_NEWCGROUP)
+                .ctx(|| "create the cgroup namespace"),
+        )?;
     }
     early(rustix::process::setsid().map(drop).ctx(|| "setsid"))?;
     phases.push(("init:setsid".into(), monotonic_ns()));
@@ -133,7 +147,15 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
             Ok(()) => {}
             // No keyrings in this kernel, or refused by an outer seccomp.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {}
-            Err(e) => return Err((Error::Io { context: "join a new session keyring".into(), source: e }, None)),
+            Err(e) => {
+                return Err((
+                    Error::Io {
+                        context: "join a new session keyring".into(),
+                        source: e,
+                    },
+                    None,
+                ));
+            }
         }
     }
     phases.push(("init:namespaces".into(), monotonic_ns()));
@@ -141,14 +163,22 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     let root = early(rootfs::prepare(&ctx.rootfs))?;
     phases.push(("init:mounts".into(), monotonic_ns()));
     if ctx.runtime_hooks {
-        early(ctx.ch.send(&Msg::RunRuntimeHooks, None).ctx(|| "ask for the runtime hooks"))?;
+        early(
+            ctx.ch
+                .send(&Msg::RunRuntimeHooks, None)
+                .ctx(|| "ask for the runtime hooks"),
+        )?;
         match early(ctx.ch.recv().ctx(|| "wait for the runtime hooks"))? {
             Some((Msg::HooksDone, _)) => {}
             _ => berth_sys::fork::exit_now(1),
         }
     }
     if !ctx.create_container_hooks.is_empty() {
-        early(hooks::run_all(Stage::CreateContainer, &ctx.create_container_hooks, &ctx.state_json.to_string()))?;
+        early(hooks::run_all(
+            Stage::CreateContainer,
+            &ctx.create_container_hooks,
+            &ctx.state_json.to_string(),
+        ))?;
     }
     early(rootfs::enter(&ctx.rootfs, &root))?;
     drop(root);
@@ -165,7 +195,11 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
                 crate::sync::send_fd(sock.as_fd(), &pty.slave_path, pty.master.as_fd())
                     .ctx(|| "send the terminal to the console socket"),
             )?,
-            None => early(ctx.ch.send(&Msg::Pty, Some(pty.master.as_fd())).ctx(|| "send the terminal"))?,
+            None => early(
+                ctx.ch
+                    .send(&Msg::Pty, Some(pty.master.as_fd()))
+                    .ctx(|| "send the terminal"),
+            )?,
         }
         early(crate::console::attach_slave(&pty, true))?;
     }
@@ -180,22 +214,28 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
         early(rustix::system::setdomainname(d.as_bytes()).ctx(|| format!("set domainname {d:?}")))?;
     }
     early(process::apply_limits(&ctx.process))?;
-    let mut seccomp_loaded = false;
-    if !ctx.process.no_new_privs {
-        if let Some(f) = &ctx.process.seccomp {
-            // Without no_new_privs the filter needs CAP_SYS_ADMIN, which
-            // is only held until the credentials change.
-            early(crate::seccomp::load(f).map_err(Error::from))?;
-            seccomp_loaded = true;
-        }
-    }
-    let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN, which is only
+    // held until the credentials change.
+    let cwd = early(process::open_cwd(&ctx.process))?;
+    let seccomp_loaded = early(process::load_seccomp_early(&ctx.process))?;
+    let setgroups_allowed =
+        std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
     early(process::switch_credentials(&ctx.process, setgroups_allowed))?;
-    early(process::enter_cwd(&ctx.process))?;
+    early(process::enter_cwd(&ctx.process, &cwd))?;
+    drop(cwd);
     process::default_home(&mut ctx.process);
     let exe = early(process::find_executable(&ctx.process))?;
     phases.push(("init:ready".into(), monotonic_ns()));
-    early(ctx.ch.send(&Msg::Ready { phases }, None).ctx(|| "report ready"))?;
+    // From now on the container outlives the runtime process.
+    early(
+        rustix::process::set_parent_process_death_signal(None)
+            .ctx(|| "clear the parent death signal"),
+    )?;
+    early(
+        ctx.ch
+            .send(&Msg::Ready { phases }, None)
+            .ctx(|| "report ready"),
+    )?;
 
     // Wait for start.
     let conn = match &ctx.start {
@@ -208,7 +248,15 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
                 match rustix::net::accept_with(listener, rustix::net::SocketFlags::CLOEXEC) {
                     Ok(c) => break c,
                     Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => return Err((Error::Io { context: "wait for start".into(), source: e.into() }, None)),
+                    Err(e) => {
+                        return Err((
+                            Error::Io {
+                                context: "wait for start".into(),
+                                source: e.into(),
+                            },
+                            None,
+                        ));
+                    }
                 }
             };
             let mut c = std::os::unix::net::UnixStream::from(conn);
@@ -225,7 +273,11 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     if !ctx.start_container_hooks.is_empty() {
         let mut st = ctx.state_json.clone();
         st["status"] = "created".into();
-        if let Err(e) = hooks::run_all(Stage::StartContainer, &ctx.start_container_hooks, &st.to_string()) {
+        if let Err(e) = hooks::run_all(
+            Stage::StartContainer,
+            &ctx.start_container_hooks,
+            &st.to_string(),
+        ) {
             return Err(fail(e, conn));
         }
     }

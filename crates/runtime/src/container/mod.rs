@@ -39,7 +39,10 @@ pub struct Runtime {
 impl Runtime {
     /// Opens the runtime with state under `root` (created 0700 if missing).
     pub fn new(root: &Path) -> Result<Runtime> {
-        let rt = Runtime { root: Root::open(root)?, phases: RefCell::new(Vec::new()) };
+        let rt = Runtime {
+            root: Root::open(root)?,
+            phases: RefCell::new(Vec::new()),
+        };
         rt.phase("open");
         Ok(rt)
     }
@@ -55,7 +58,9 @@ impl Runtime {
 
     /// Records the end of a phase (monotonic ns), for `--debug` timing.
     pub fn phase(&self, name: &str) {
-        self.phases.borrow_mut().push((name.to_owned(), crate::sync::monotonic_ns()));
+        self.phases
+            .borrow_mut()
+            .push((name.to_owned(), crate::sync::monotonic_ns()));
     }
 
     fn child_phases(&self, p: Vec<(String, u64)>) {

@@ -60,7 +60,9 @@ impl NamespacePlan {
                 }
                 Some(p) => {
                     let fd = rustix::fs::open(p, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(|e| Error::Invalid(format!("namespace path {}: {e}", p.display())))?;
+                        .map_err(|e| {
+                        Error::Invalid(format!("namespace path {}: {e}", p.display()))
+                    })?;
                     let link = rustix::fs::readlinkat(
                         rustix::fs::CWD,
                         crate::paths::fd_path(fd.as_fd()),
@@ -73,14 +75,19 @@ impl NamespacePlan {
                         return Err(Error::Invalid(format!(
                             "namespace path {} is not a {want} namespace ({})",
                             p.display(),
-                            if link.is_empty() { "not a namespace file".into() } else { link }
+                            if link.is_empty() {
+                                "not a namespace file".into()
+                            } else {
+                                link
+                            }
                         )));
                     }
                     plan.join.push((ns.typ(), fd));
                 }
             }
         }
-        plan.join.sort_by_key(|(t, _)| if *t == T::User { 0 } else { 1 });
+        plan.join
+            .sort_by_key(|(t, _)| if *t == T::User { 0 } else { 1 });
         Ok(plan)
     }
 

@@ -64,7 +64,9 @@ impl Runtime {
         let _lock = lock_dir(&dir)?;
         let sock = dir.join(START_SOCKET);
         let fd = unix::connect(&sock).map_err(|e| {
-            Error::State(format!("cannot start container {id}: its init is not waiting ({e})"))
+            Error::State(format!(
+                "cannot start container {id}: its init is not waiting ({e})"
+            ))
         })?;
         let mut conn = std::os::unix::net::UnixStream::from(fd);
         conn.write_all(b"s").ctx(|| "signal the container's init")?;
@@ -83,7 +85,13 @@ impl Runtime {
                 return Err(Error::Init(reply));
             }
         }
-        if let Some(h) = c.state.config.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+        if let Some(h) = c
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone())
+        {
             let st = c.state.oci_state(Status::Running).to_string();
             hooks::run_all_logged(Stage::Poststart, &h, &st);
         }
@@ -106,7 +114,8 @@ impl Runtime {
             .ok_or_else(|| Error::Invalid(format!("invalid signal {signal}")))?;
         let pidfd = open_pidfd(&c.state)?
             .ok_or_else(|| Error::State(format!("container {id} is not running")))?;
-        rustix::process::pidfd_send_signal(&pidfd, sig).ctx(|| format!("send signal {signal} to {}", c.state.pid))
+        rustix::process::pidfd_send_signal(&pidfd, sig)
+            .ctx(|| format!("send signal {signal} to {}", c.state.pid))
     }
 
     /// `delete`: removes a stopped (or created) container; with `force` a
@@ -148,11 +157,23 @@ impl Runtime {
                 wait_exit(&pidfd, Duration::from_secs(10));
             }
         }
+        if !crate::spec::has_ns(
+            &c.state.config,
+            oci_spec::runtime::LinuxNamespaceType::Mount,
+        ) {
+            crate::rootfs::unmount_under(&c.state.rootfs)?;
+        }
         if let Some(cg) = &c.state.cgroup {
             cg.destroy()?;
         }
         self.root.remove(id)?;
-        if let Some(h) = c.state.config.hooks().as_ref().and_then(|h| h.poststop().clone()) {
+        if let Some(h) = c
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone())
+        {
             let st = c.state.oci_state(Status::Stopped).to_string();
             hooks::run_all_logged(Stage::Poststop, &h, &st);
         }
@@ -163,7 +184,10 @@ impl Runtime {
     pub fn pause(&self, id: &str) -> Result<()> {
         let c = self.get(id)?;
         if c.status != Status::Running {
-            return Err(Error::State(format!("container {id} is {}, not running", c.status.as_str())));
+            return Err(Error::State(format!(
+                "container {id} is {}, not running",
+                c.status.as_str()
+            )));
         }
         cgroup_of(&c)?.set_frozen(true).map_err(Error::from)
     }
@@ -172,7 +196,10 @@ impl Runtime {
     pub fn resume(&self, id: &str) -> Result<()> {
         let c = self.get(id)?;
         if c.status != Status::Paused {
-            return Err(Error::State(format!("container {id} is {}, not paused", c.status.as_str())));
+            return Err(Error::State(format!(
+                "container {id} is {}, not paused",
+                c.status.as_str()
+            )));
         }
         cgroup_of(&c)?.set_frozen(false).map_err(Error::from)
     }
@@ -210,7 +237,9 @@ fn cgroup_of(c: &Listed) -> Result<&crate::cgroups::Cgroup> {
 
 /// A pidfd for the container's init, if it is still the same process.
 pub(crate) fn open_pidfd(st: &ContainerState) -> Result<Option<OwnedFd>> {
-    let Some(pid) = Pid::from_raw(st.pid) else { return Ok(None) };
+    let Some(pid) = Pid::from_raw(st.pid) else {
+        return Ok(None);
+    };
     let fd = match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::SRCH) => return Ok(None),
@@ -228,8 +257,14 @@ pub(crate) fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ts = rustix::time::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
-        let mut fds = [rustix::event::PollFd::new(pidfd, rustix::event::PollFlags::IN)];
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            pidfd,
+            rustix::event::PollFlags::IN,
+        )];
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(n) if n > 0 => return true,
             Ok(_) => return false,
@@ -242,8 +277,13 @@ pub(crate) fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
 /// An exclusive lock on a container directory for the duration of an
 /// operation that changes the container.
 pub(crate) fn lock_dir(dir: &std::path::Path) -> Result<OwnedFd> {
-    let fd = rustix::fs::open(dir, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .ctx(|| format!("open {}", dir.display()))?;
-    rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive).ctx(|| format!("lock {}", dir.display()))?;
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", dir.display()))?;
+    rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+        .ctx(|| format!("lock {}", dir.display()))?;
     Ok(fd)
 }

@@ -59,7 +59,14 @@ pub fn wait_child(pid: Pid, signals: BorrowedFd<'_>, pty: Option<OwnedFd>) -> Re
             None
         };
         // Once the process has exited, drain the terminal without blocking.
-        let timeout = if exited.is_some() { Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 50_000_000 }) } else { None };
+        let timeout = if exited.is_some() {
+            Some(&rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000_000,
+            })
+        } else {
+            None
+        };
         match rustix::event::poll(&mut fds, timeout) {
             Ok(0) if exited.is_some() => master_open = false,
             Ok(_) => {}
@@ -72,10 +79,15 @@ pub fn wait_child(pid: Pid, signals: BorrowedFd<'_>, pty: Option<OwnedFd>) -> Re
         let s_rev = rev(s_idx);
         drop(fds);
         if sig_ready {
-            while let Some(info) = berth_sys::signal::read_signalfd(signals).ctx(|| "read signals")? {
+            while let Some(info) =
+                berth_sys::signal::read_signalfd(signals).ctx(|| "read signals")?
+            {
                 match info.signo {
                     libc::SIGCHLD => {
-                        if let Some((_, st)) = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG).ctx(|| "waitpid")? {
+                        if let Some((_, st)) =
+                            rustix::process::waitpid(Some(pid), WaitOptions::NOHANG)
+                                .ctx(|| "waitpid")?
+                        {
                             exited = Some(exit_code(st));
                         }
                     }
@@ -117,7 +129,9 @@ pub fn wait_child(pid: Pid, signals: BorrowedFd<'_>, pty: Option<OwnedFd>) -> Re
         if exited.is_none() && pty.is_none() {
             // No terminal: only signals matter, and SIGCHLD may have been
             // merged with an earlier one.
-            if let Some((_, st)) = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG).ctx(|| "waitpid")? {
+            if let Some((_, st)) =
+                rustix::process::waitpid(Some(pid), WaitOptions::NOHANG).ctx(|| "waitpid")?
+            {
                 exited = Some(exit_code(st));
             }
         }
