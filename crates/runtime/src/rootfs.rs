@@ -701,6 +701,10 @@ fn setup_dev(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
     let old = rustix::process::umask(Mode::empty());
     let r = (|| {
         for d in &plan.devices {
+            // A mount in the spec at a device's path wins over the device.
+            if plan.mounts.iter().any(|m| m.dest == d.path) {
+                continue;
+            }
             make_device(root, d, plan.userns).map_err(|e| at(e, "create device", &d.path))?;
         }
         let dev = paths::create_all(root, Path::new("/dev"), Kind::Dir)

@@ -9,6 +9,7 @@
 //! from an architecture the profile does not list kill the process.
 
 mod bpf;
+mod default;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 use sha2::{Digest, Sha256};
 
 use bpf::{Asm, BPF_JEQ, BPF_JGE, BPF_JGT};
+pub use default::default_profile;
 pub use tables::Arch;
 
 /// Errors compiling or loading a profile.
@@ -117,7 +119,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         .ok_or_else(|| SeccompError::Unsupported("seccomp on this CPU architecture".into()))?;
     let mut arches = vec![native];
     for a in s.architectures().iter().flatten() {
-        if let Some(a) = Arch::from_oci(*a) {
+        if let Some(a) = Arch::from_oci(*a).filter(|a| a.runs_on(native)) {
             if !arches.contains(&a) {
                 arches.push(a);
             }
@@ -225,20 +227,33 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 /// Dispatch on the syscall number (already in A) with a binary search, then
 /// one body per syscall that tries its rules in order.
 fn emit_section(asm: &mut Asm, arch: Arch, rules: &BTreeMap<u32, Vec<Rule>>, default: u32) {
-    // A syscall whose first rule has no conditions is decided at the leaf;
+    // A syscall whose first rule has no conditions is decided at a leaf;
     // the others jump to a body that tries their rules in order.
-    let entries: Vec<(u32, Leaf)> = rules
-        .iter()
-        .map(|(&nr, rs)| match rs.first() {
-            Some(r) if r.conds.is_empty() => (nr, Leaf::Ret(r.action)),
-            _ => (nr, Leaf::Body(asm.label())),
-        })
-        .collect();
-    emit_tree(asm, &entries, default);
-    for (nr, leaf) in &entries {
-        let Leaf::Body(l) = leaf else { continue };
-        asm.mark(*l);
-        for rule in &rules[nr] {
+    let mut intervals: Vec<(u32, Leaf)> = vec![(0, Leaf::Ret(default))];
+    let mut next = 0u32;
+    for (&nr, rs) in rules {
+        let leaf = match rs.first() {
+            Some(r) if r.conds.is_empty() => Leaf::Ret(r.action),
+            _ => Leaf::Body(asm.label(), nr),
+        };
+        if nr != next && intervals.last().map(|l| l.1) != Some(Leaf::Ret(default)) {
+            intervals.push((next, Leaf::Ret(default)));
+        }
+        let mergeable = nr == next || intervals.last().map(|l| l.1) == Some(Leaf::Ret(default));
+        match (intervals.last().map(|l| l.1), leaf) {
+            (Some(Leaf::Ret(a)), Leaf::Ret(b)) if a == b && mergeable => {}
+            _ => intervals.push((nr, leaf)),
+        }
+        next = nr.saturating_add(1);
+    }
+    if intervals.last().map(|l| l.1) != Some(Leaf::Ret(default)) {
+        intervals.push((next, Leaf::Ret(default)));
+    }
+    emit_tree(asm, &intervals);
+    for &(_, leaf) in &intervals {
+        let Leaf::Body(l, nr) = leaf else { continue };
+        asm.mark(l);
+        for rule in &rules[&nr] {
             let next = asm.label();
             for c in &rule.conds {
                 emit_cond(asm, arch, c, next);
@@ -250,31 +265,32 @@ fn emit_section(asm: &mut Asm, arch: Arch, rules: &BTreeMap<u32, Vec<Rule>>, def
     }
 }
 
-#[derive(Clone, Copy)]
+/// What happens to the syscalls of one interval of numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Leaf {
+    /// Return this action.
     Ret(u32),
-    Body(bpf::Label),
+    /// Run the rules of this syscall number (its body is at the label).
+    Body(bpf::Label, u32),
 }
 
-fn emit_tree(asm: &mut Asm, entries: &[(u32, Leaf)], default: u32) {
-    if entries.len() <= 6 {
-        for &(nr, leaf) in entries {
-            asm.jmp(BPF_JEQ, nr, 0, 1);
-            match leaf {
-                Leaf::Ret(v) => asm.ret(v),
-                Leaf::Body(l) => asm.ja(l),
-            }
+/// Binary search over the intervals (which partition all numbers, so the
+/// leaves need no comparison).
+fn emit_tree(asm: &mut Asm, intervals: &[(u32, Leaf)]) {
+    if intervals.len() == 1 {
+        match intervals[0].1 {
+            Leaf::Ret(v) => asm.ret(v),
+            Leaf::Body(l, _) => asm.ja(l),
         }
-        asm.ret(default);
         return;
     }
-    let mid = entries.len() / 2;
+    let mid = intervals.len() / 2;
     let right = asm.label();
-    asm.jmp(BPF_JGE, entries[mid].0, 0, 1);
+    asm.jmp(BPF_JGE, intervals[mid].0, 0, 1);
     asm.ja(right);
-    emit_tree(asm, &entries[..mid], default);
+    emit_tree(asm, &intervals[..mid]);
     asm.mark(right);
-    emit_tree(asm, &entries[mid..], default);
+    emit_tree(asm, &intervals[mid..]);
 }
 
 /// Emits a test of one condition: falls through when it holds, jumps to

@@ -46,6 +46,16 @@ impl Arch {
         }
     }
 
+    /// Whether a process of this architecture can run on a `native` kernel
+    /// (others never reach the filter, so their rules would be dead code).
+    pub fn runs_on(self, native: Arch) -> bool {
+        match native {
+            Arch::X86_64 => matches!(self, Arch::X86_64 | Arch::X86 | Arch::X32),
+            Arch::Aarch64 => matches!(self, Arch::Aarch64 | Arch::Arm),
+            n => self == n,
+        }
+    }
+
     /// Whether syscall arguments are 64 bits wide.
     pub fn is_64bit(self) -> bool {
         matches!(self, Arch::X86_64 | Arch::Aarch64)
