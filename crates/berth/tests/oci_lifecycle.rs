@@ -23,7 +23,14 @@ fn create_start_state_kill_delete() {
     let b = bundle(&["sleep", "30"]);
     let id = unique_id("life");
     let pidfile = oci.root.path().join("init.pid");
-    oci.detached(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", pidfile.to_str().unwrap(), &id]);
+    oci.detached(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &id,
+    ]);
     let st = oci.state(&id);
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], id.as_str());
@@ -56,8 +63,13 @@ fn create_start_state_kill_delete() {
     // list, ps, events
     let list = oci.ok(&["list"]);
     assert!(list.starts_with("ID"), "{list}");
-    assert!(list.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{list}");
-    let json: serde_json::Value = serde_json::from_str(&oci.ok(&["list", "--format", "json"])).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains("running")),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["list", "--format", "json"])).unwrap();
     assert_eq!(json[0]["id"], id.as_str());
     assert_eq!(oci.ok(&["list", "-q"]).trim(), id);
     let ps: Vec<i64> = serde_json::from_str(&oci.ok(&["ps", "--format", "json", &id])).unwrap();
@@ -65,7 +77,8 @@ fn create_start_state_kill_delete() {
     let table = oci.ok(&["ps", &id]);
     assert!(table.lines().next().unwrap().contains("PID"));
     assert!(table.contains("sleep 30"), "{table}");
-    let ev: serde_json::Value = serde_json::from_str(oci.ok(&["events", "--stats", &id]).trim()).unwrap();
+    let ev: serde_json::Value =
+        serde_json::from_str(oci.ok(&["events", "--stats", &id]).trim()).unwrap();
     assert_eq!(ev["type"], "stats");
     assert_eq!(ev["data"]["pids"]["current"], 1);
 
@@ -89,7 +102,10 @@ fn create_start_state_kill_delete() {
     assert!(err.contains("not running"), "{err}");
 
     let cgroups = cgroup_dirs_named(&id);
-    assert!(cgroups.iter().any(|d| d.exists()), "cgroup should exist before delete");
+    assert!(
+        cgroups.iter().any(|d| d.exists()),
+        "cgroup should exist before delete"
+    );
     oci.ok(&["delete", &id]);
     for d in cgroups {
         assert!(!d.exists(), "{} left behind", d.display());
@@ -110,14 +126,20 @@ fn run_returns_the_exit_code_and_cleans_up() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
-    assert!(oci.ok(&["list", "-q"]).trim().is_empty(), "run must delete the container");
+    assert!(
+        oci.ok(&["list", "-q"]).trim().is_empty(),
+        "run must delete the container"
+    );
     for d in cgroup_dirs_named(&id) {
         assert!(!d.exists(), "{} left behind", d.display());
     }
     // killed by a signal: 128 + n
     let b = bundle(&["sleep", "30"]);
     let id = unique_id("run");
-    let child = oci.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id]).spawn().unwrap();
+    let child = oci
+        .cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id])
+        .spawn()
+        .unwrap();
     for _ in 0..500 {
         if oci.run(&["state", &id]).status.success() && oci.status(&id) == "running" {
             break;
@@ -135,7 +157,11 @@ fn run_forwards_signals_to_the_container() {
         return;
     }
     let oci = Oci::new(&berth());
-    let b = bundle(&["sh", "-c", "trap 'echo got-term; exit 3' TERM; while :; do sleep 0.05; done"]);
+    let b = bundle(&[
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; while :; do sleep 0.05; done",
+    ]);
     let id = unique_id("sig");
     let child = oci
         .cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id])
@@ -173,20 +199,49 @@ fn exec_runs_in_the_container_with_its_options() {
     assert_eq!(oci.ok(&["exec", &id, "hostname"]), "exec-host\n");
     let out = oci.run(&["exec", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
-    let out = oci.ok(&["exec", "-e", "FOO=bar", "--cwd", "/tmp", "-u", "1000:1000", &id, "sh", "-c", "echo $FOO; pwd; id -u; id -g"]);
+    let out = oci.ok(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g",
+    ]);
     assert_eq!(out, "bar\n/tmp\n1000\n1000\n");
     // a process.json
     let p = oci.root.path().join("process.json");
     std::fs::write(&p, r#"{"user":{"uid":0,"gid":0},"args":["sh","-c","echo from-json $X"],"env":["X=1"],"cwd":"/"}"#).unwrap();
-    assert_eq!(oci.ok(&["exec", "--process", p.to_str().unwrap(), &id]), "from-json 1\n");
+    assert_eq!(
+        oci.ok(&["exec", "--process", p.to_str().unwrap(), &id]),
+        "from-json 1\n"
+    );
     // in the container's pid namespace and cgroup
-    let out = oci.ok(&["exec", &id, "sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    let out = oci.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo $$; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
     let mut lines = out.lines();
     assert!(lines.next().unwrap().parse::<u32>().unwrap() > 1);
     assert_eq!(lines.next().unwrap().trim(), "sleep 30");
     // detached, with a pid file
     let pidfile = oci.root.path().join("exec.pid");
-    oci.detached(&["exec", "-d", "--pid-file", pidfile.to_str().unwrap(), &id, "sleep", "5"]);
+    oci.detached(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &id,
+        "sleep",
+        "5",
+    ]);
     let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
     let ps: Vec<i32> = serde_json::from_str(&oci.ok(&["ps", "--format", "json", &id])).unwrap();
     assert!(ps.contains(&pid), "{ps:?} lacks {pid}");
@@ -228,8 +283,14 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["prestart", "createRuntime", "poststart", "poststop"], "{text}");
-    let state = |i: usize| -> serde_json::Value { serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap() };
+    assert_eq!(
+        names,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
+    let state = |i: usize| -> serde_json::Value {
+        serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap()
+    };
     assert_eq!(state(0)["id"], id.as_str());
     assert_eq!(state(0)["status"], "created");
     assert!(state(0)["pid"].as_i64().unwrap() > 0);
@@ -248,7 +309,10 @@ fn a_failing_prestart_hook_fails_create_and_leaves_nothing() {
     b.write();
     let id = unique_id("hookfail");
     let err = oci.fails(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
-    assert!(err.contains("prestart") && err.contains("hook-said-no"), "{err}");
+    assert!(
+        err.contains("prestart") && err.contains("hook-said-no"),
+        "{err}"
+    );
     assert!(oci.ok(&["list", "-q"]).trim().is_empty());
     for d in cgroup_dirs_named(&id) {
         assert!(!d.exists(), "{} left behind", d.display());
@@ -289,7 +353,14 @@ fn the_terminal_goes_to_the_console_socket() {
         }
         fd.expect("a pty master fd")
     });
-    oci.detached(&["create", "--console-socket", sock_path.to_str().unwrap(), "--bundle", b.path().to_str().unwrap(), &id]);
+    oci.detached(&[
+        "create",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
     let master = recv.join().unwrap();
     oci.ok(&["start", &id]);
     let mut out = Vec::new();
@@ -301,7 +372,10 @@ fn the_terminal_goes_to_the_console_socket() {
         }
     }
     let text = String::from_utf8_lossy(&out);
-    assert!(text.contains("/dev/pts/0") || text.contains("/dev/console"), "{text}");
+    assert!(
+        text.contains("/dev/pts/0") || text.contains("/dev/console"),
+        "{text}"
+    );
     assert!(text.contains("30 100"), "{text}");
     assert!(text.contains("hello-tty"), "{text}");
     // a terminal without a socket is refused for create
@@ -319,30 +393,65 @@ fn bad_input_gets_clear_errors() {
     let t = tempfile::tempdir().unwrap();
     // nonexistent bundle
     let err = oci.fails(&["create", "--bundle", "/no/such/bundle", &unique_id("bad")]);
-    assert!(err.contains("/no/such/bundle") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("/no/such/bundle") && err.contains("does not exist"),
+        "{err}"
+    );
     // missing config.json
-    let err = oci.fails(&["create", "--bundle", t.path().to_str().unwrap(), &unique_id("bad")]);
+    let err = oci.fails(&[
+        "create",
+        "--bundle",
+        t.path().to_str().unwrap(),
+        &unique_id("bad"),
+    ]);
     assert!(err.contains("config.json does not exist"), "{err}");
     // invalid JSON
     std::fs::write(t.path().join("config.json"), "{\"ociVersion\": ").unwrap();
-    let err = oci.fails(&["create", "--bundle", t.path().to_str().unwrap(), &unique_id("bad")]);
+    let err = oci.fails(&[
+        "create",
+        "--bundle",
+        t.path().to_str().unwrap(),
+        &unique_id("bad"),
+    ]);
     assert!(err.contains("invalid JSON"), "{err}");
     // valid JSON, wrong shape
-    std::fs::write(t.path().join("config.json"), r#"{"ociVersion": "1.0.0", "process": {"args": "sh"}}"#).unwrap();
-    let err = oci.fails(&["create", "--bundle", t.path().to_str().unwrap(), &unique_id("bad")]);
+    std::fs::write(
+        t.path().join("config.json"),
+        r#"{"ociVersion": "1.0.0", "process": {"args": "sh"}}"#,
+    )
+    .unwrap();
+    let err = oci.fails(&[
+        "create",
+        "--bundle",
+        t.path().to_str().unwrap(),
+        &unique_id("bad"),
+    ]);
     assert!(err.contains("invalid config"), "{err}");
     // missing rootfs
     let mut b = bundle(&["true"]);
     b.config["root"]["path"] = "/no/such/rootfs".into();
     b.write();
-    let err = oci.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("bad")]);
+    let err = oci.fails(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &unique_id("bad"),
+    ]);
     assert!(err.contains("/no/such/rootfs"), "{err}");
     // invalid id
     let b = bundle(&["true"]);
     let err = oci.fails(&["create", "--bundle", b.path().to_str().unwrap(), "a/b"]);
     assert!(err.contains("invalid container id"), "{err}");
     // unknown ids
-    for verb in [&["start"][..], &["state"], &["kill"], &["delete"], &["pause"], &["ps"], &["events", "--stats"]] {
+    for verb in [
+        &["start"][..],
+        &["state"],
+        &["kill"],
+        &["delete"],
+        &["pause"],
+        &["ps"],
+        &["events", "--stats"],
+    ] {
         let mut args = verb.to_vec();
         args.push("no-such-container");
         let err = oci.fails(&args);
@@ -350,7 +459,12 @@ fn bad_input_gets_clear_errors() {
     }
     // a missing executable fails at create, not silently at start
     let b = bundle(&["/bin/no-such-program"]);
-    let err = oci.fails(&["create", "--bundle", b.path().to_str().unwrap(), &unique_id("bad")]);
+    let err = oci.fails(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &unique_id("bad"),
+    ]);
     assert!(err.contains("no-such-program"), "{err}");
     // unknown flags and commands
     let err = oci.fails(&["create", "--no-such-flag", "x"]);
@@ -366,7 +480,12 @@ fn bad_input_gets_clear_errors() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && !n.ends_with(".out") && !n.ends_with(".err") && n != "process.json")
+        .filter(|n| {
+            !n.starts_with('.')
+                && !n.ends_with(".out")
+                && !n.ends_with(".err")
+                && n != "process.json"
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -374,12 +493,21 @@ fn bad_input_gets_clear_errors() {
 #[test]
 fn spec_writes_a_default_config_once() {
     let t = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(berth()).args(["oci", "spec", "--bundle"]).arg(t.path()).output().unwrap();
+    let out = std::process::Command::new(berth())
+        .args(["oci", "spec", "--bundle"])
+        .arg(t.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path().join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["root"]["path"], "rootfs");
     assert_eq!(cfg["process"]["noNewPrivileges"], true);
-    let out = std::process::Command::new(berth()).args(["oci", "spec", "--bundle"]).arg(t.path()).output().unwrap();
+    let out = std::process::Command::new(berth())
+        .args(["oci", "spec", "--bundle"])
+        .arg(t.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
 }
@@ -389,12 +517,24 @@ fn the_berth_runc_name_speaks_runc() {
     let t = tempfile::tempdir().unwrap();
     let link = t.path().join("berth-runc");
     std::os::unix::fs::symlink(berth(), &link).unwrap();
-    let out = std::process::Command::new(&link).arg("--version").output().unwrap();
+    let out = std::process::Command::new(&link)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("spec: 1."));
     // Go-style single-dash flags, as runc accepts them
     let root = t.path().join("state");
-    let out = std::process::Command::new(&link).arg("-root").arg(&root).args(["list", "-format", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(&link)
+        .arg("-root")
+        .arg(&root)
+        .args(["list", "-format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }

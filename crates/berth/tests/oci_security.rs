@@ -309,14 +309,13 @@ fn no_abstract_sockets_are_used() {
         .unwrap()
         .flatten()
     {
-        if let Ok(l) = std::fs::read_link(e.path()) {
-            if let Some(i) = l
+        if let Ok(l) = std::fs::read_link(e.path())
+            && let Some(i) = l
                 .to_str()
                 .and_then(|s| s.strip_prefix("socket:["))
                 .and_then(|s| s.strip_suffix(']'))
-            {
-                inodes.push(i.to_owned());
-            }
+        {
+            inodes.push(i.to_owned());
         }
     }
     assert!(!inodes.is_empty());
@@ -328,4 +327,34 @@ fn no_abstract_sockets_are_used() {
         }
     }
     oci.ok(&["delete", "--force", &id]);
+}
+
+/// CVE-2019-5736, the original vector: an image whose entrypoint is a
+/// `#!/proc/self/exe` script. The runtime binary must never run inside the
+/// container (it would with the image's environment, LD_PRELOAD included).
+#[test]
+fn a_proc_self_exe_entrypoint_never_runs_the_runtime() {
+    if !root_or_skip("CVE-2019-5736") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let bin = berth_copy(t.path());
+    let before = sha256(&bin);
+    let rootfs = busybox_copy(&t.path().join("rootfs"));
+    std::fs::write(rootfs.join("evil"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(rootfs.join("evil"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let oci = Oci::new(&bin);
+    let b = Bundle::new(&bin, &rootfs, &["/evil", "oci", "--version"]);
+    let id = unique_id("shebang");
+    let started = std::time::Instant::now();
+    let out = oci.run(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the script ran: {stdout} {stderr}");
+    assert!(
+        !stdout.contains("berth") && !stderr.contains("Usage"),
+        "the runtime ran in the container: {stdout} {stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(sha256(&bin), before);
 }

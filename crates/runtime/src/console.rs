@@ -37,16 +37,17 @@ pub fn open_pty(size: Option<(u16, u16)>) -> Result<Pty> {
         Mode::empty(),
     )
     .ctx(|| format!("open {slave_path}"))?;
-    if let Some((rows, cols)) = size {
-        if rows > 0 && cols > 0 {
-            let ws = rustix::termios::Winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            rustix::termios::tcsetwinsize(&slave, ws).ctx(|| "set the terminal size")?;
-        }
+    if let Some((rows, cols)) = size
+        && rows > 0
+        && cols > 0
+    {
+        let ws = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&slave, ws).ctx(|| "set the terminal size")?;
     }
     Ok(Pty {
         master,

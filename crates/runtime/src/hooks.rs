@@ -71,11 +71,11 @@ pub fn run_all_logged(stage: Stage, hooks: &[Hook], state: &str) {
 
 fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
     let mut cmd = Command::new(h.path());
-    if let Some(args) = h.args() {
-        if let Some((first, rest)) = args.split_first() {
-            cmd.arg0(first);
-            cmd.args(rest);
-        }
+    if let Some(args) = h.args()
+        && let Some((first, rest)) = args.split_first()
+    {
+        cmd.arg0(first);
+        cmd.args(rest);
     }
     cmd.env_clear();
     for kv in h.env().iter().flatten() {

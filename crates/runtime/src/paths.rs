@@ -104,23 +104,20 @@ pub fn create_all(root: BorrowedFd<'_>, path: &Path, kind: Kind) -> io::Result<O
                 ));
             };
             // Missing, or a dangling symlink?
-            match rustix::fs::readlinkat(&parent, name, Vec::new()) {
-                Ok(target) => {
-                    use std::os::unix::ffi::OsStrExt;
-                    let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
-                    let base: PathBuf = if target.is_absolute() {
-                        PathBuf::new()
-                    } else {
-                        comps[..i].iter().collect()
-                    };
-                    let mut next = base.join(relative(&target));
-                    for c in &comps[i + 1..] {
-                        next.push(c);
-                    }
-                    redirected = Some(relative(&next));
-                    break;
+            if let Ok(target) = rustix::fs::readlinkat(&parent, name, Vec::new()) {
+                use std::os::unix::ffi::OsStrExt;
+                let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                let base: PathBuf = if target.is_absolute() {
+                    PathBuf::new()
+                } else {
+                    comps[..i].iter().collect()
+                };
+                let mut next = base.join(relative(&target));
+                for c in &comps[i + 1..] {
+                    next.push(c);
                 }
-                Err(_) => {}
+                redirected = Some(relative(&next));
+                break;
             }
             let last = i + 1 == comps.len();
             if last && kind == Kind::File {

@@ -151,15 +151,16 @@ impl ProcessPlan {
         for r in p.rlimits().iter().flatten() {
             let res = resource(r.typ());
             let cur = rustix::process::getrlimit(res);
-            if let Some(max) = cur.maximum {
-                if r.hard() > max && !can_raise {
-                    return Err(Error::Limit(format!(
-                        "rlimit {}: hard limit {} is above this host's hard limit of {max}, and \
+            if let Some(max) = cur.maximum
+                && r.hard() > max
+                && !can_raise
+            {
+                return Err(Error::Limit(format!(
+                    "rlimit {}: hard limit {} is above this host's hard limit of {max}, and \
                          the runtime lacks CAP_SYS_RESOURCE to raise it",
-                        rlimit_name(r.typ()),
-                        r.hard()
-                    )));
-                }
+                    rlimit_name(r.typ()),
+                    r.hard()
+                )));
             }
             rlimits.push((res, r.soft(), r.hard()));
         }
@@ -326,10 +327,10 @@ pub fn switch_credentials(plan: &ProcessPlan, setgroups_allowed: bool) -> Result
     })?;
     berth_sys::caps::ambient_clear().ctx(|| "clear ambient capabilities")?;
     for cap in 0..=last.min(63) {
-        if plan.caps.ambient & (1 << cap) != 0 {
-            if let Err(e) = berth_sys::caps::ambient_raise(cap) {
-                tracing::debug!("cannot raise ambient {}: {e}", caps::name_of(cap));
-            }
+        if plan.caps.ambient & (1 << cap) != 0
+            && let Err(e) = berth_sys::caps::ambient_raise(cap)
+        {
+            tracing::debug!("cannot raise ambient {}: {e}", caps::name_of(cap));
         }
     }
     Ok(())
@@ -408,6 +409,19 @@ pub fn find_executable(plan: &ProcessPlan) -> Result<CString> {
         if st.st_mode & 0o111 == 0 {
             return Err(io::Error::from_raw_os_error(libc::EACCES));
         }
+        // Catch "exec format error" now, while it can still be reported.
+        if let Ok(fd) = rustix::fs::open(
+            p,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            let mut magic = [0u8; 4];
+            if let Ok(n) = rustix::io::read(&fd, &mut magic) {
+                if n >= 2 && magic[..n.min(4)] != *b"\x7fELF" && magic[..2] != *b"#!" {
+                    return Err(io::Error::from_raw_os_error(libc::ENOEXEC));
+                }
+            }
+        }
         Ok(())
     };
     let cstr = |p: &Path| CString::new(p.as_os_str().as_bytes()).expect("no NUL (checked)");
@@ -457,24 +471,27 @@ pub fn load_seccomp_early(plan: &ProcessPlan) -> Result<bool> {
 /// Everything that must happen right before `execve`: no_new_privs,
 /// seccomp (if not loaded earlier), fds, umask and signals. Then execs.
 /// Returns only on failure.
-pub fn exec(plan: &ProcessPlan, path: &CString, seccomp_loaded: bool) -> Error {
-    if plan.no_new_privs {
-        if let Err(e) = rustix::thread::set_no_new_privs(true) {
-            return Error::Io {
-                context: "prctl(PR_SET_NO_NEW_PRIVS)".into(),
-                source: e.into(),
-            };
-        }
+pub fn exec(
+    plan: &ProcessPlan,
+    path: &CString,
+    seccomp_loaded: bool,
+    trampoline: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Error {
+    if plan.no_new_privs
+        && let Err(e) = rustix::thread::set_no_new_privs(true)
+    {
+        return Error::Io {
+            context: "prctl(PR_SET_NO_NEW_PRIVS)".into(),
+            source: e.into(),
+        };
     }
-    if let (Some(f), false) = (&plan.seccomp, seccomp_loaded) {
-        if let Err(e) = seccomp::load(f) {
-            return e.into();
-        }
+    if let (Some(f), false) = (&plan.seccomp, seccomp_loaded)
+        && let Err(e) = seccomp::load(f)
+    {
+        return e.into();
     }
-    if !seccomp_loaded {
-        if let Err(e) = close_fds_on_exec(plan) {
-            return e;
-        }
+    if !seccomp_loaded && let Err(e) = close_fds_on_exec(plan) {
+        return e;
     }
     if let Some(m) = plan.umask {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(m));
@@ -497,6 +514,23 @@ pub fn exec(plan: &ProcessPlan, path: &CString, seccomp_loaded: bool) -> Error {
         .iter()
         .map(|e| CString::new(e.as_str()).expect("checked"))
         .collect();
+    if let Some(t) = trampoline {
+        // Through the sealed trampoline (see `seal`): argv is
+        // ["berth-exec", program, argv...].
+        let mut targv = vec![c"berth-exec".to_owned(), path.clone()];
+        targv.extend(argv.iter().cloned());
+        let err = berth_sys::exec::execve_fd(t, &targv, &envp);
+        // A seccomp profile may allow execve but not execveat.
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EACCES)
+        ) {
+            return Error::Invalid(format!("exec {:?}: {err}", plan.args[0]));
+        }
+        let via_proc = CString::new(crate::paths::fd_path(t)).expect("no NUL");
+        let err = berth_sys::exec::execve(&via_proc, &targv, &envp);
+        return Error::Invalid(format!("exec {:?}: {err}", plan.args[0]));
+    }
     let err = berth_sys::exec::execve(path, &argv, &envp);
     Error::Invalid(format!("exec {:?}: {err}", plan.args[0]))
 }

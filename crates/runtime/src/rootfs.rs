@@ -335,13 +335,13 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
 }
 
 fn create_cwd(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
-    if let Some(cwd) = &plan.cwd {
-        if let Err(e) = paths::create_all(root, cwd, Kind::Dir) {
-            // A read-only rootfs without the directory: the process fails
-            // later with a clear message; anything else is an error now.
-            if e.raw_os_error() != Some(libc::EROFS) {
-                return Err(at(e, "create the working directory", cwd));
-            }
+    if let Some(cwd) = &plan.cwd
+        && let Err(e) = paths::create_all(root, cwd, Kind::Dir)
+    {
+        // A read-only rootfs without the directory: the process fails
+        // later with a clear message; anything else is an error now.
+        if e.raw_os_error() != Some(libc::EROFS) {
+            return Err(at(e, "create the working directory", cwd));
         }
     }
     Ok(())

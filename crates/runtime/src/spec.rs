@@ -154,12 +154,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return bad(format!("process.env entry {e:?} is not KEY=value"));
         }
     }
-    if let Some(adj) = process.oom_score_adj() {
-        if !(-1000..=1000).contains(&adj) {
-            return bad(format!(
-                "process.oomScoreAdj {adj} is out of range -1000..=1000"
-            ));
-        }
+    if let Some(adj) = process.oom_score_adj()
+        && !(-1000..=1000).contains(&adj)
+    {
+        return bad(format!(
+            "process.oomScoreAdj {adj} is out of range -1000..=1000"
+        ));
     }
     let mut seen = HashSet::new();
     for r in process.rlimits().iter().flatten() {
@@ -182,10 +182,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
         if !types.insert(ns.typ()) {
             return bad(format!("namespace {:?} is listed twice", ns.typ()));
         }
-        if let Some(p) = ns.path() {
-            if !p.is_absolute() {
-                return bad(format!("namespace path {} must be absolute", p.display()));
-            }
+        if let Some(p) = ns.path()
+            && !p.is_absolute()
+        {
+            return bad(format!("namespace path {} must be absolute", p.display()));
         }
     }
     let has_userns = types.contains(&LinuxNamespaceType::User);

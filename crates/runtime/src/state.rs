@@ -207,12 +207,11 @@ impl Root {
         let mut ids = Vec::new();
         for e in fs::read_dir(&self.dir).ctx(|| format!("list {}", self.dir.display()))? {
             let e = e.ctx(|| format!("list {}", self.dir.display()))?;
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                if let Some(name) = e.file_name().to_str() {
-                    if !name.starts_with('.') {
-                        ids.push(name.to_owned());
-                    }
-                }
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && let Some(name) = e.file_name().to_str()
+                && !name.starts_with('.')
+            {
+                ids.push(name.to_owned());
             }
         }
         ids.sort();

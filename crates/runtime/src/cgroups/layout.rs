@@ -115,15 +115,13 @@ impl Layout {
             let root = unescape(fields[3]);
             let mountpoint = PathBuf::from(unescape(fields[4]));
             match rfields[0] {
-                "cgroup2" => {
-                    if layout.unified.is_none() {
-                        layout.unified = Some(Unified {
-                            mountpoint,
-                            mount_root: root,
-                            own_path: own_v2.clone(),
-                            controllers: Vec::new(),
-                        });
-                    }
+                "cgroup2" if layout.unified.is_none() => {
+                    layout.unified = Some(Unified {
+                        mountpoint,
+                        mount_root: root,
+                        own_path: own_v2.clone(),
+                        controllers: Vec::new(),
+                    });
                 }
                 "cgroup" => {
                     let controllers: Vec<String> = rfields[2]

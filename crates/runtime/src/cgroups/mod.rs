@@ -438,10 +438,11 @@ impl Cgroup {
     /// Kills what is left in the cgroup and removes its directories
     /// (children first). Missing directories are fine.
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        if let Cgroup::V2 { dir, .. } = self {
-            if dir.join("cgroup.kill").exists() && !self.pids()?.is_empty() {
-                let _ = write_file(&dir.join("cgroup.kill"), "1");
-            }
+        if let Cgroup::V2 { dir, .. } = self
+            && dir.join("cgroup.kill").exists()
+            && !self.pids()?.is_empty()
+        {
+            let _ = write_file(&dir.join("cgroup.kill"), "1");
         }
         let mut first_error = None;
         for dir in self.all_dirs() {
@@ -493,10 +494,10 @@ fn remove_tree(dir: &Path, cg: &Cgroup) -> Result<(), CgroupError> {
                         let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
                     }
                 }
-                if let Cgroup::V1 { dirs, .. } = cg {
-                    if dirs.get("freezer").is_some_and(|f| dir.starts_with(f)) {
-                        let _ = write_file(&dir.join("freezer.state"), "THAWED");
-                    }
+                if let Cgroup::V1 { dirs, .. } = cg
+                    && dirs.get("freezer").is_some_and(|f| dir.starts_with(f))
+                {
+                    let _ = write_file(&dir.join("freezer.state"), "THAWED");
                 }
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(50));
@@ -547,10 +548,10 @@ fn order_memsw_first(dir: &Path, writes: &[Write]) -> Result<(), CgroupError> {
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok());
     let new_mem: i64 = mem.value.parse().unwrap_or(-1);
-    if let Some(cur) = current {
-        if new_mem == -1 || new_mem > cur {
-            write_v1(dir, memsw)?;
-        }
+    if let Some(cur) = current
+        && (new_mem == -1 || new_mem > cur)
+    {
+        write_v1(dir, memsw)?;
     }
     Ok(())
 }

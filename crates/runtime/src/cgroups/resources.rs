@@ -42,12 +42,13 @@ pub fn v1_writes(
         }
         if let Some(swap) = m.swap() {
             // In OCI (and v1) "swap" is the memory+swap limit.
-            if let (Some(limit), true) = (m.limit(), swap >= 0) {
-                if limit >= 0 && swap < limit {
-                    return Err(CgroupError::Invalid(format!(
-                        "memory+swap limit ({swap}) is lower than the memory limit ({limit})"
-                    )));
-                }
+            if let (Some(limit), true) = (m.limit(), swap >= 0)
+                && limit >= 0
+                && swap < limit
+            {
+                return Err(CgroupError::Invalid(format!(
+                    "memory+swap limit ({swap}) is lower than the memory limit ({limit})"
+                )));
             }
             out.push(w("memory", "memory.memsw.limit_in_bytes", swap));
         }
@@ -233,12 +234,13 @@ pub fn v2_writes(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
                 "disableOOMKiller does not exist on cgroup v2".into(),
             ));
         }
-        if let Some(sw) = m.swappiness() {
-            if sw != 60 && sw <= 100 {
-                return Err(CgroupError::Unsupported(
-                    "memory swappiness cannot be set per cgroup on cgroup v2".into(),
-                ));
-            }
+        if let Some(sw) = m.swappiness()
+            && sw != 60
+            && sw <= 100
+        {
+            return Err(CgroupError::Unsupported(
+                "memory swappiness cannot be set per cgroup on cgroup v2".into(),
+            ));
         }
     }
     if let Some(c) = r.cpu() {
@@ -318,12 +320,12 @@ pub fn v2_writes(r: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
             max_or(h.limit()),
         ));
     }
-    if let Some(n) = r.network() {
-        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-            return Err(CgroupError::Unsupported(
-                "net_cls/net_prio limits do not exist on cgroup v2".into(),
-            ));
-        }
+    if let Some(n) = r.network()
+        && (n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
+    {
+        return Err(CgroupError::Unsupported(
+            "net_cls/net_prio limits do not exist on cgroup v2".into(),
+        ));
     }
     if let Some(rdma) = r.rdma() {
         for (dev, l) in rdma {

@@ -65,15 +65,15 @@ impl Drop for Guard<'_> {
             let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
         }
-        if let Some(root) = &self.host_mounts {
-            if let Err(e) = crate::rootfs::unmount_under(root) {
-                tracing::warn!("cleanup: {e}");
-            }
+        if let Some(root) = &self.host_mounts
+            && let Err(e) = crate::rootfs::unmount_under(root)
+        {
+            tracing::warn!("cleanup: {e}");
         }
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.destroy() {
-                tracing::warn!("cleanup: {e}");
-            }
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.destroy()
+        {
+            tracing::warn!("cleanup: {e}");
         }
         if let Err(e) = self.rt.root.remove(&self.id) {
             tracing::warn!("cleanup: {e}");
@@ -198,6 +198,18 @@ impl Runtime {
             return Err(Error::Invalid(
                 "--console-socket was given but process.terminal is false".into(),
             ));
+        }
+        // A container in a pid namespace of its own cannot see the runtime
+        // while it sets up; it execs through the sealed trampoline. Any other
+        // container (host or joined pid namespace) needs the runtime itself
+        // re-executed from a sealed view first (CVE-2019-5736, see `seal`).
+        let trampoline = if spec::creates_ns(spec, T::Pid) {
+            crate::seal::trampoline()
+        } else {
+            None
+        };
+        if trampoline.is_none() {
+            crate::seal::ensure_sealed()?;
         }
         let plan = ProcessPlan::from_spec(
             process,
@@ -352,6 +364,7 @@ impl Runtime {
             state_json: state_json.clone(),
             new_keyring: !opts.no_new_keyring,
             id: id.to_string(),
+            trampoline,
         };
         let args = CloneArgs {
             flags,

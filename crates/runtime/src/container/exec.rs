@@ -122,9 +122,17 @@ impl Runtime {
     /// Runs a process in container `id`; returns its exit code (0 when
     /// detached).
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
+        // The exec helper lives in the container's pid namespace: run it
+        // from a sealed view of the runtime binary (CVE-2019-5736).
+        crate::seal::ensure_sealed()?;
         let c = self.get(id)?;
         match c.status {
-            Status::Running | Status::Created => {}
+            Status::Running => {}
+            Status::Created => {
+                return Err(Error::State(format!(
+                    "cannot exec in container {id}: it is created but not started"
+                )));
+            }
             Status::Paused if o.ignore_paused => {}
             s => {
                 return Err(Error::State(format!(
@@ -221,13 +229,12 @@ impl Runtime {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
         };
-        if cgroup_fd.is_none() {
-            if let Some(cg) = &cgroup {
-                if let Err(e) = cg.add_pid(pid.as_raw_nonzero().get()) {
-                    killer();
-                    return Err(e.into());
-                }
-            }
+        if cgroup_fd.is_none()
+            && let Some(cg) = &cgroup
+            && let Err(e) = cg.add_pid(pid.as_raw_nonzero().get())
+        {
+            killer();
+            return Err(e.into());
         }
         parent_ch
             .send(
@@ -311,7 +318,7 @@ fn exec_child(
         drop(cwd);
         process::default_home(plan);
         let exe = process::find_executable(plan)?;
-        Err(process::exec(plan, &exe, seccomp_loaded))
+        Err(process::exec(plan, &exe, seccomp_loaded, None))
     })();
     let e = match r {
         Ok(never) => match never {},

@@ -62,6 +62,9 @@ pub struct InitCtx {
     pub new_keyring: bool,
     /// Container id (keyring name).
     pub id: String,
+    /// The sealed exec trampoline (see `seal`), when the runtime itself was
+    /// not re-executed from a sealed view.
+    pub trampoline: Option<OwnedFd>,
 }
 
 /// Runs the init; never returns.
@@ -281,6 +284,11 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
             return Err(fail(e, conn));
         }
     }
-    let err = process::exec(&ctx.process, &exe, seccomp_loaded);
+    let err = process::exec(
+        &ctx.process,
+        &exe,
+        seccomp_loaded,
+        ctx.trampoline.as_ref().map(|t| t.as_fd()),
+    );
     Err(fail(err, conn))
 }

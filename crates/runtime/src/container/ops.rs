@@ -105,10 +105,8 @@ impl Runtime {
         if c.status == Status::Stopped {
             return Err(Error::State(format!("container {id} is not running")));
         }
-        if all {
-            if let Some(cg) = &c.state.cgroup {
-                return cg.signal_all(signal).map_err(Error::from);
-            }
+        if all && let Some(cg) = &c.state.cgroup {
+            return cg.signal_all(signal).map_err(Error::from);
         }
         let sig = Signal::from_named_raw(signal)
             .ok_or_else(|| Error::Invalid(format!("invalid signal {signal}")))?;
@@ -146,16 +144,16 @@ impl Runtime {
         }
         let dir = self.root.container_dir(id);
         let _lock = lock_dir(&dir)?;
-        if c.status != Status::Stopped {
-            if let Some(pidfd) = open_pidfd(&c.state)? {
-                if c.status == Status::Paused {
-                    if let Some(cg) = &c.state.cgroup {
-                        let _ = cg.set_frozen(false);
-                    }
-                }
-                let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
-                wait_exit(&pidfd, Duration::from_secs(10));
+        if c.status != Status::Stopped
+            && let Some(pidfd) = open_pidfd(&c.state)?
+        {
+            if c.status == Status::Paused
+                && let Some(cg) = &c.state.cgroup
+            {
+                let _ = cg.set_frozen(false);
             }
+            let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
+            wait_exit(&pidfd, Duration::from_secs(10));
         }
         if !crate::spec::has_ns(
             &c.state.config,

@@ -30,20 +30,20 @@ pub fn wait_child(pid: Pid, signals: BorrowedFd<'_>, pty: Option<OwnedFd>) -> Re
         Some(_) if rustix::termios::isatty(stdin.as_fd()) => RawMode::enter(stdin.as_fd()).ok(),
         _ => None,
     };
-    if let Some(m) = &pty {
-        if rustix::termios::isatty(stdin.as_fd()) {
-            copy_winsize(stdin.as_fd(), m.as_fd());
-        }
+    if let Some(m) = &pty
+        && rustix::termios::isatty(stdin.as_fd())
+    {
+        copy_winsize(stdin.as_fd(), m.as_fd());
     }
     let mut stdin_open = pty.is_some();
     let mut master_open = pty.is_some();
     let mut buf = vec![0u8; 32 * 1024];
     let mut exited: Option<i32> = None;
     loop {
-        if let Some(code) = exited {
-            if !master_open {
-                return Ok(code);
-            }
+        if let Some(code) = exited
+            && !master_open
+        {
+            return Ok(code);
         }
         let mut fds = vec![PollFd::new(&signals, PollFlags::IN)];
         let m_idx = if let (true, Some(m)) = (master_open, &pty) {
@@ -104,15 +104,15 @@ pub fn wait_child(pid: Pid, signals: BorrowedFd<'_>, pty: Option<OwnedFd>) -> Re
                 }
             }
         }
-        if !m_rev.is_empty() {
-            if let Some(m) = &pty {
-                match rustix::io::read(m, &mut buf) {
-                    Ok(0) | Err(_) => master_open = false,
-                    Ok(n) => {
-                        let mut out = stdout.lock();
-                        let _ = out.write_all(&buf[..n]);
-                        let _ = out.flush();
-                    }
+        if !m_rev.is_empty()
+            && let Some(m) = &pty
+        {
+            match rustix::io::read(m, &mut buf) {
+                Ok(0) | Err(_) => master_open = false,
+                Ok(n) => {
+                    let mut out = stdout.lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
                 }
             }
         }

@@ -119,10 +119,10 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         .ok_or_else(|| SeccompError::Unsupported("seccomp on this CPU architecture".into()))?;
     let mut arches = vec![native];
     for a in s.architectures().iter().flatten() {
-        if let Some(a) = Arch::from_oci(*a).filter(|a| a.runs_on(native)) {
-            if !arches.contains(&a) {
-                arches.push(a);
-            }
+        if let Some(a) = Arch::from_oci(*a).filter(|a| a.runs_on(native))
+            && !arches.contains(&a)
+        {
+            arches.push(a);
         }
     }
     // x32 shares x86_64's audit arch; it only makes sense beside it.
@@ -412,10 +412,10 @@ pub fn compile_cached(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Filt
         return compile(s);
     };
     let path = dir.join(format!("{}.bpf", profile_hash(s)));
-    if let Ok(bytes) = fs::read(&path) {
-        if let Some(f) = decode(&bytes) {
-            return Ok(f);
-        }
+    if let Ok(bytes) = fs::read(&path)
+        && let Some(f) = decode(&bytes)
+    {
+        return Ok(f);
     }
     let f = compile(s)?;
     let _ = fs::create_dir_all(dir);
@@ -440,7 +440,7 @@ fn encode(f: &Filter) -> Vec<u8> {
 }
 
 fn decode(b: &[u8]) -> Option<Filter> {
-    if b.len() < 8 || &b[..4] != b"BSC1" || (b.len() - 8) % 8 != 0 || b.len() == 8 {
+    if b.len() < 8 || &b[..4] != b"BSC1" || !(b.len() - 8).is_multiple_of(8) || b.len() == 8 {
         return None;
     }
     let flags = u32::from_le_bytes(b[4..8].try_into().ok()?);
