@@ -416,11 +416,10 @@ pub fn find_executable(plan: &ProcessPlan) -> Result<CString> {
             rustix::fs::Mode::empty(),
         ) {
             let mut magic = [0u8; 4];
-            if let Ok(n) = rustix::io::read(&fd, &mut magic) {
-                if n >= 2 && magic[..n.min(4)] != *b"\x7fELF" && magic[..2] != *b"#!" {
+            if let Ok(n) = rustix::io::read(&fd, &mut magic)
+                && n >= 2 && magic[..n.min(4)] != *b"\x7fELF" && magic[..2] != *b"#!" {
                     return Err(io::Error::from_raw_os_error(libc::ENOEXEC));
                 }
-            }
         }
         Ok(())
     };
