@@ -69,7 +69,8 @@ echo "# $(date -u +%F) $(uname -r), $(nproc) CPUs; berth $("$BERTH" --version | 
 for i in "${!cmds[@]}"; do
 	timeout -k 1 20 ${cmds[$i]} >/dev/null || { echo "${names[$i]}: sanity run failed" >&2; exit 1; }
 done
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" ${OUT:+--export-markdown "$OUT"} "${cmds[@]}"
+hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/main.json" \
+	$(for n in "${names[@]}"; do printf -- '--command-name %s ' "$n"; done) "${cmds[@]}"
 
 if command -v crun >/dev/null; then
 	crun_cmd="$L crun --root $work/state/crun run --bundle $work/bundle bench-crun"
@@ -79,11 +80,25 @@ if command -v crun >/dev/null; then
 		[ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers)" ]; then hidden=1; fi
 	if [ $hidden = 1 ]; then
 		echo "# crun and berth again, both in a private mount namespace without /sys/fs/cgroup/unified"
-		unshare --mount --propagation private -- sh -c "umount /sys/fs/cgroup/unified && exec hyperfine -N --warmup $WARMUP --runs $RUNS '$crun_cmd' '${cmds[0]}'"
+		unshare --mount --propagation private -- sh -c "umount /sys/fs/cgroup/unified && exec hyperfine -N --style basic --warmup $WARMUP --runs $RUNS --export-json $work/crun.json --command-name 'crun (unified hidden)' '$crun_cmd' --command-name 'berth (unified hidden)' '${cmds[0]}'"
 	else
-		hyperfine -N --warmup "$WARMUP" --runs "$RUNS" "$crun_cmd" "${cmds[0]}"
+		hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/crun.json" \
+			--command-name crun "$crun_cmd" --command-name "berth (again)" "${cmds[0]}"
 	fi
 fi
+
+echo
+echo "| runtime | median | mean ± sd | min … max |"
+echo "|---|---:|---:|---:|"
+for f in "$work/main.json" "$work/crun.json"; do
+	[ -f "$f" ] || continue
+	python3 - "$f" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    ms = lambda v: f"{v * 1000:.1f} ms"
+    print(f"| {r['command']} | {ms(r['median'])} | {ms(r['mean'])} ± {ms(r['stddev'])} | {ms(r['min'])} … {ms(r['max'])} |")
+PY
+done
 
 echo "# where berth's time goes (berth oci --debug run, one run):"
 "$BERTH" oci --root "$work/state/berth" --debug run --bundle "$work/bundle" bench-berth 2>&1 | sed -n 's/.*msg="phases: \(.*\)"/\1/p'

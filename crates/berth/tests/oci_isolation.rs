@@ -418,12 +418,14 @@ fn rlimits_sysctls_and_user() {
         &[
             "sh",
             "-c",
-            "ulimit -n; ulimit -Hn; cat /proc/sys/kernel/shm_rmid_forced; id -u; id -g; id -G; umask",
+            "ulimit -n; ulimit -Hn; cat /proc/sys/kernel/shm_rmid_forced; id -u; id -g; id -G; umask; \
+             cat /proc/self/oom_score_adj",
         ],
         |c| {
             c["process"]["rlimits"] =
                 serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 512}]);
             c["linux"]["sysctl"] = serde_json::json!({"kernel.shm_rmid_forced": "1"});
+            c["process"]["oomScoreAdj"] = 500.into();
             c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534], "umask": 63});
         },
     );
@@ -432,6 +434,7 @@ fn rlimits_sysctls_and_user() {
     let groups: Vec<&str> = lines[5].split_whitespace().collect();
     assert!(groups.contains(&"5") && groups.contains(&"65534"), "{out}");
     assert_eq!(lines[6], "0077");
+    assert_eq!(lines.get(7), Some(&"500"), "{out}");
 }
 
 #[test]

@@ -253,7 +253,10 @@ pub fn apply_limits(plan: &ProcessPlan) -> Result<()> {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         if adj != cur {
-            crate::procfs::write_checked("self/oom_score_adj", &adj.to_string()).map_err(|e| {
+            crate::procfs::write_checked(
+                &format!("{}/oom_score_adj", rustix::process::getpid().as_raw_nonzero()),
+                &adj.to_string(),
+            ).map_err(|e| {
                 if e.kind() == io::ErrorKind::PermissionDenied && adj < cur {
                     Error::Limit(format!(
                         "oomScoreAdj {adj} is below the runtime's own ({cur}); lowering it needs \

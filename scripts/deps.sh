@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages berth's build and tests need, when missing.
+# As root it runs apt-get; otherwise it only says what is missing.
+set -euo pipefail
+
+need=()
+have_static_busybox() {
+	local bb
+	bb=$(command -v busybox 2>/dev/null) || return 1
+	! ldd "$bb" >/dev/null 2>&1
+}
+have_static_busybox || need+=(busybox-static)
+command -v ps >/dev/null || need+=(procps)
+command -v cc >/dev/null || need+=(gcc)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+if [ "${BERTH_TEST_PODMAN:-1}" = 1 ]; then
+	command -v podman >/dev/null || need+=(podman)
+fi
+
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "missing packages (install as root): ${need[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
+	apt-get update >/dev/null
+	apt-get install -y --no-install-recommends "${need[@]}"
+}
