@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod bpf;
 pub mod caps;
 pub mod exec;
 pub mod fd;

@@ -7,6 +7,7 @@
 //! `linux.resources` to file writes is in [`resources`].
 
 mod layout;
+pub mod devices_bpf;
 pub mod resources;
 pub mod stats;
 
@@ -302,11 +303,16 @@ impl Cgroup {
                     write_file(&path, &wr.value)?;
                 }
                 // Device rules on v2 are an eBPF program attached to the
-                // cgroup; it is installed by `devices::attach_v2`.
-                if !devices.is_empty() {
-                    tracing::debug!("v2 device rules are enforced by an eBPF program");
+                // cgroup directory.
+                // (An empty list means the caller manages devices itself.)
+                if devices.is_empty() {
+                    return Ok(());
                 }
-                Ok(())
+                devices_bpf::attach(dir, devices).map_err(|e| CgroupError::Io {
+                    op: "attach the device filter to",
+                    path: dir.clone(),
+                    source: e,
+                })
             }
         }
     }
