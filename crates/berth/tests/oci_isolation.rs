@@ -490,3 +490,97 @@ fn non_namespaced_sysctls_are_refused() {
     assert_ne!(code, 0);
     assert!(err.contains("contains '+'"), "{err}");
 }
+
+#[test]
+fn signals_start_with_default_dispositions_and_an_empty_mask() {
+    if !root_or_skip("signals") {
+        return;
+    }
+    // berth's own runtime ignores SIGPIPE and blocks signals while it
+    // waits; none of that may reach the container process.
+    // (grep, a C program that leaves signals alone, reads its own status)
+    let out = run_ok(
+        &["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"],
+        |_| {},
+    );
+    for field in ["SigBlk", "SigIgn"] {
+        let v = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .unwrap()
+            .trim()
+            .to_owned();
+        assert_eq!(v, "0000000000000000", "{field}: {out}");
+    }
+}
+
+#[test]
+fn no_pivot_and_no_new_keyring_work() {
+    if !root_or_skip("no-pivot") {
+        return;
+    }
+    let oci = Oci::new(&berth());
+    let b = Bundle::new(
+        &berth(),
+        &busybox_rootfs(),
+        &["sh", "-c", "ls /; cat /proc/self/mountinfo | wc -l"],
+    );
+    let id = unique_id("nopivot");
+    let out = oci.ok(&[
+        "run",
+        "--no-pivot",
+        "--no-new-keyring",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.contains("bin\n") && out.contains("proc\n"), "{out}");
+    // with pivot_root the host's mounts are detached; without it they are
+    // only out of reach, but the rootfs must still be the root
+    assert!(!out.contains("work\n"), "{out}");
+}
+
+#[test]
+fn overlay_and_bind_mounts_from_the_spec() {
+    if !root_or_skip("overlay") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper, work, shared) = (
+        t.path().join("lower"),
+        t.path().join("upper"),
+        t.path().join("work"),
+        t.path().join("shared"),
+    );
+    for d in [&lower, &upper, &work, &shared] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(lower.join("from-lower"), "L").unwrap();
+    std::fs::write(shared.join("host-file"), "H").unwrap();
+    let out = run_ok(
+        &[
+            "sh",
+            "-c",
+            "cat /data/from-lower; echo C > /data/from-container; cat /host/host-file; \
+            echo x > /host/nope 2>/dev/null || echo host-ro",
+        ],
+        |c| {
+            let m = c["mounts"].as_array_mut().unwrap();
+            m.push(serde_json::json!({"destination": "/data", "type": "overlay", "source": "overlay",
+                "options": [format!("lowerdir={}", lower.display()), format!("upperdir={}", upper.display()),
+                            format!("workdir={}", work.display())]}));
+            m.push(serde_json::json!({"destination": "/host", "type": "bind",
+                "source": shared.to_str().unwrap(), "options": ["rbind", "ro"]}));
+        },
+    );
+    assert_eq!(out, "LHhost-ro\n");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("from-container")).unwrap(),
+        "C\n"
+    );
+    assert!(
+        !lower.join("from-container").exists(),
+        "the lower layer stays intact"
+    );
+    assert!(!shared.join("nope").exists());
+}

@@ -538,3 +538,45 @@ fn the_berth_runc_name_speaks_runc() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
+
+#[test]
+fn kill_all_reaches_every_process_and_logs_are_json_when_asked() {
+    if !root_or_skip("kill --all") {
+        return;
+    }
+    let oci = Oci::new(&berth());
+    let b = bundle(&["sh", "-c", "sleep 30 & sleep 30 & wait"]);
+    let id = unique_id("killall");
+    oci.detached(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    for _ in 0..200 {
+        let ps: Vec<i32> = serde_json::from_str(&oci.ok(&["ps", "--format", "json", &id])).unwrap();
+        if ps.len() == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    oci.ok(&["kill", "--all", &id, "KILL"]);
+    oci.wait_stopped(&id);
+    // errors go to the log file as runc writes them for conmon
+    let log = oci.root.path().join("runtime.log");
+    let out = oci
+        .cmd(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "state",
+            "no-such-container",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(rec["level"], "error");
+    assert!(
+        rec["msg"].as_str().unwrap().contains("does not exist"),
+        "{text}"
+    );
+    assert!(rec["time"].as_str().unwrap().ends_with('Z'));
+}

@@ -254,9 +254,13 @@ pub fn apply_limits(plan: &ProcessPlan) -> Result<()> {
             .unwrap_or(0);
         if adj != cur {
             crate::procfs::write_checked(
-                &format!("{}/oom_score_adj", rustix::process::getpid().as_raw_nonzero()),
+                &format!(
+                    "{}/oom_score_adj",
+                    rustix::process::getpid().as_raw_nonzero()
+                ),
                 &adj.to_string(),
-            ).map_err(|e| {
+            )
+            .map_err(|e| {
                 if e.kind() == io::ErrorKind::PermissionDenied && adj < cur {
                     Error::Limit(format!(
                         "oomScoreAdj {adj} is below the runtime's own ({cur}); lowering it needs \
@@ -420,9 +424,12 @@ pub fn find_executable(plan: &ProcessPlan) -> Result<CString> {
         ) {
             let mut magic = [0u8; 4];
             if let Ok(n) = rustix::io::read(&fd, &mut magic)
-                && n >= 2 && magic[..n.min(4)] != *b"\x7fELF" && magic[..2] != *b"#!" {
-                    return Err(io::Error::from_raw_os_error(libc::ENOEXEC));
-                }
+                && n >= 2
+                && magic[..n.min(4)] != *b"\x7fELF"
+                && magic[..2] != *b"#!"
+            {
+                return Err(io::Error::from_raw_os_error(libc::ENOEXEC));
+            }
         }
         Ok(())
     };

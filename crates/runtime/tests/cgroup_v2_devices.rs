@@ -29,8 +29,20 @@ fn the_device_program_is_enforced_by_the_kernel() {
     }
     let _rm = Rm(dir.clone());
     let rules = vec![
-        DeviceRule { allow: false, kind: 'a', major: None, minor: None, access: "rwm".into() },
-        DeviceRule { allow: true, kind: 'c', major: Some(1), minor: Some(3), access: "rwm".into() },
+        DeviceRule {
+            allow: false,
+            kind: 'a',
+            major: None,
+            minor: None,
+            access: "rwm".into(),
+        },
+        DeviceRule {
+            allow: true,
+            kind: 'c',
+            major: Some(1),
+            minor: Some(3),
+            access: "rwm".into(),
+        },
     ];
     devices_bpf::attach(&dir, &rules).expect("the verifier accepts the program");
     let script = format!(
@@ -39,5 +51,10 @@ fn the_device_program_is_enforced_by_the_kernel() {
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text, "null-ok\nzero-denied\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        text,
+        "null-ok\nzero-denied\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

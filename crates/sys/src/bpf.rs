@@ -57,7 +57,12 @@ struct ProgAttachAttr {
 
 /// Loads `insns` as a program of `prog_type`; on a verifier rejection the
 /// error message carries the verifier's log.
-pub fn prog_load(prog_type: u32, insns: &[BpfInsn], license: &CStr, name: &str) -> io::Result<OwnedFd> {
+pub fn prog_load(
+    prog_type: u32,
+    insns: &[BpfInsn],
+    license: &CStr,
+    name: &str,
+) -> io::Result<OwnedFd> {
     let mut log = vec![0u8; 64 * 1024];
     let mut attr = ProgLoadAttr {
         prog_type,
@@ -76,22 +81,36 @@ pub fn prog_load(prog_type: u32, insns: &[BpfInsn], license: &CStr, name: &str) 
     // pointers it holds (program, license, log buffer) are valid for the
     // lengths given and outlive the call; the kernel writes only into `log`.
     let ret = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &raw mut attr, std::mem::size_of::<ProgLoadAttr>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &raw mut attr,
+            std::mem::size_of::<ProgLoadAttr>(),
+        )
     };
     if ret < 0 {
         let err = io::Error::last_os_error();
-        let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
+        let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)])
+            .into_owned();
         if text.trim().is_empty() {
             return Err(err);
         }
-        return Err(io::Error::new(err.kind(), format!("{err}: {}", text.trim())));
+        return Err(io::Error::new(
+            err.kind(),
+            format!("{err}: {}", text.trim()),
+        ));
     }
     // SAFETY: the kernel returned a new program fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
 }
 
 /// Attaches program `prog` to the cgroup directory `cgroup`.
-pub fn prog_attach(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>, attach_type: u32, flags: u32) -> io::Result<()> {
+pub fn prog_attach(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<()> {
     let attr = ProgAttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
@@ -102,7 +121,12 @@ pub fn prog_attach(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>, attach_type: u3
     // SAFETY: `attr` is a correctly laid out prefix of union bpf_attr and
     // outlives the call; the kernel only reads it.
     let ret = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, &raw const attr, std::mem::size_of::<ProgAttachAttr>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &raw const attr,
+            std::mem::size_of::<ProgAttachAttr>(),
+        )
     };
     crate::cvt(ret).map(drop)
 }

@@ -86,21 +86,44 @@ fn set_handler(signo: i32, handler: libc::sighandler_t) -> io::Result<()> {
     crate::cvt(ret as libc::c_long).map(drop)
 }
 
+/// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 /// Gives every signal its default disposition and unblocks all of them, as a
 /// freshly started program expects (Rust's runtime ignores SIGPIPE, and
-/// ignored signals survive `execve`).
+/// ignored signals survive `execve`). Uses the raw system call: glibc
+/// refuses to touch the two real-time signals it reserves, yet an ignored
+/// one would be inherited by the next program all the same. Meant for a
+/// single-threaded process about to `execve`.
 pub fn reset_all() -> io::Result<()> {
     for signo in 1..=64 {
         if signo == libc::SIGKILL || signo == libc::SIGSTOP {
             continue;
         }
-        // glibc reserves two real-time signals and refuses to change them;
-        // `execve` resets those handlers anyway.
-        match set_default(signo) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(e),
-        }
+        let act = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: SIG_DFL installs no code of ours; `act` has the kernel's
+        // layout and size (8-byte signal set) and outlives the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signo,
+                &raw const act,
+                std::ptr::null_mut::<u8>(),
+                8usize,
+            )
+        };
+        crate::cvt(ret)?;
     }
     set_mask(&SigSet::empty()).map(drop)
 }

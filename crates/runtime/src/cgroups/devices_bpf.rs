@@ -23,7 +23,12 @@ const JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
 const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> BpfInsn {
-    BpfInsn { code, regs: dst | (src << 4), off, imm }
+    BpfInsn {
+        code,
+        regs: dst | (src << 4),
+        off,
+        imm,
+    }
 }
 
 fn access_bits(access: &str) -> i32 {
@@ -40,7 +45,7 @@ fn access_bits(access: &str) -> i32 {
 /// Compiles `rules` to a device program.
 pub fn compile(rules: &[DeviceRule]) -> Vec<BpfInsn> {
     let mut p = vec![
-        insn(LDX_W, 2, 1, 0, 0), // r2 = ctx->access_type
+        insn(LDX_W, 2, 1, 0, 0),      // r2 = ctx->access_type
         insn(AND_K, 2, 0, 0, 0xffff), // r2: device type
         insn(LDX_W, 3, 1, 0, 0),
         insn(RSH_K, 3, 0, 0, 16), // r3: requested access
@@ -142,8 +147,20 @@ mod tests {
     use super::*;
     use crate::cgroups::resources::default_device_rules;
 
-    fn rule(allow: bool, kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> DeviceRule {
-        DeviceRule { allow, kind, major, minor, access: access.into() }
+    fn rule(
+        allow: bool,
+        kind: char,
+        major: Option<i64>,
+        minor: Option<i64>,
+        access: &str,
+    ) -> DeviceRule {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        }
     }
 
     const CHR: u32 = 2;
@@ -165,13 +182,24 @@ mod tests {
         assert_eq!(interpret(&p, BLK, R, 8, 0), 0, "/dev/sda read");
         assert_eq!(interpret(&p, CHR, R, 1, 1), 0, "/dev/mem");
         assert_eq!(interpret(&p, CHR, R | W, 10, 229), 1, "/dev/fuse");
-        assert_eq!(interpret(&p, CHR, M, 10, 229), 1, "mknod is allowed by the wildcard rule");
-        assert_eq!(interpret(&p, CHR, R | W | M, 10, 229), 0, "rwm is more than the rule gives");
+        assert_eq!(
+            interpret(&p, CHR, M, 10, 229),
+            1,
+            "mknod is allowed by the wildcard rule"
+        );
+        assert_eq!(
+            interpret(&p, CHR, R | W | M, 10, 229),
+            0,
+            "rwm is more than the rule gives"
+        );
     }
 
     #[test]
     fn the_last_matching_rule_wins() {
-        let rules = vec![rule(true, 'a', None, None, "rwm"), rule(false, 'c', Some(1), Some(1), "rwm")];
+        let rules = vec![
+            rule(true, 'a', None, None, "rwm"),
+            rule(false, 'c', Some(1), Some(1), "rwm"),
+        ];
         let p = compile(&rules);
         assert_eq!(interpret(&p, CHR, R, 1, 1), 0);
         assert_eq!(interpret(&p, CHR, R, 1, 3), 1);

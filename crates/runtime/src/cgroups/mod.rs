@@ -6,8 +6,8 @@
 //! state so later commands need no detection); the pure mapping from
 //! `linux.resources` to file writes is in [`resources`].
 
-mod layout;
 pub mod devices_bpf;
+mod layout;
 pub mod resources;
 pub mod stats;
 
