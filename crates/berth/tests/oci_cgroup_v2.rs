@@ -19,6 +19,8 @@ fn containers_run_with_cgroup_v2() {
     if !root_or_skip("cgroup v2") {
         return;
     }
+    // (f_type's integer type differs between architectures)
+    #[allow(clippy::unnecessary_cast)]
     let is_cgroup2 = |p: &str| {
         rustix::fs::statfs(p)
             .map(|s| s.f_type as i64 == 0x6367_7270)
