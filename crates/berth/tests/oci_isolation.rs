@@ -584,3 +584,119 @@ fn overlay_and_bind_mounts_from_the_spec() {
     );
     assert!(!shared.join("nope").exists());
 }
+
+#[test]
+fn a_container_joins_another_containers_namespaces_by_path() {
+    if !root_or_skip("namespace paths") {
+        return;
+    }
+    // The building block of pods: a sandbox, and a container in its
+    // network, ipc and uts namespaces.
+    let oci = Oci::new(&berth());
+    let mut sandbox = Bundle::new(&berth(), &busybox_rootfs(), &["sleep", "30"]);
+    sandbox.config["hostname"] = "pod-host".into();
+    sandbox.write();
+    let sid = unique_id("sandbox");
+    oci.detached(&[
+        "run",
+        "-d",
+        "--bundle",
+        sandbox.path().to_str().unwrap(),
+        &sid,
+    ]);
+    let pid = oci.state(&sid)["pid"].as_i64().unwrap();
+    let mut member = Bundle::new(
+        &berth(),
+        &busybox_rootfs(),
+        &[
+            "sh",
+            "-c",
+            "hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/ipc",
+        ],
+    );
+    member.config["hostname"] = serde_json::Value::Null;
+    let ns = member.config["linux"]["namespaces"].as_array_mut().unwrap();
+    for (t, name) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts")] {
+        ns.retain(|n| n["type"] != t);
+        ns.push(serde_json::json!({"type": t, "path": format!("/proc/{pid}/ns/{name}")}));
+    }
+    member.write();
+    let out = oci.ok(&[
+        "run",
+        "--bundle",
+        member.path().to_str().unwrap(),
+        &unique_id("member"),
+    ]);
+    let want_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert!(out.starts_with("pod-host\n"), "{out}");
+    assert!(
+        out.contains(want_net.to_str().unwrap()),
+        "{out} vs {}",
+        want_net.display()
+    );
+    // a path of the wrong type is refused
+    let mut wrong = Bundle::new(&berth(), &busybox_rootfs(), &["true"]);
+    let ns = wrong.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "network");
+    ns.push(serde_json::json!({"type": "network", "path": format!("/proc/{pid}/ns/ipc")}));
+    wrong.write();
+    let err = oci.fails(&[
+        "run",
+        "--bundle",
+        wrong.path().to_str().unwrap(),
+        &unique_id("wrong"),
+    ]);
+    assert!(err.contains("is not a net namespace"), "{err}");
+    oci.ok(&["kill", &sid, "KILL"]);
+}
+
+#[test]
+fn ambient_capabilities_reach_a_non_root_process() {
+    if !root_or_skip("capabilities") {
+        return;
+    }
+    let out = run_ok(&["grep", "^Cap", "/proc/self/status"], |c| {
+        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        let caps = serde_json::json!(["CAP_NET_BIND_SERVICE", "CAP_CHOWN"]);
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+    });
+    let want = format!("{:016x}", 1u64 | (1 << 10));
+    for field in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let v = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .unwrap()
+            .trim();
+        assert_eq!(v, want, "{field}: {out}");
+    }
+}
+
+#[test]
+fn cpu_and_cpuset_limits_reach_the_cgroup() {
+    if !root_or_skip("cpu cgroup") {
+        return;
+    }
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists();
+    let script = if v1 {
+        "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpuset/cpuset.cpus"
+    } else {
+        "cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpuset.cpus"
+    };
+    let out = run_ok(&["sh", "-c", script], |c| {
+        c["linux"]["resources"]["cpu"] =
+            serde_json::json!({"shares": 512, "quota": 25000, "period": 100000, "cpus": "0"});
+    });
+    if v1 {
+        assert_eq!(out, "512\n25000\n100000\n0\n");
+    } else {
+        assert_eq!(out, "20\n25000 100000\n0\n");
+    }
+}

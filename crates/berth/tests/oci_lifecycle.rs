@@ -271,9 +271,20 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
         serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
             format!("read -r s; echo \"{name} $s\" >> {}", log.display())]})
     };
+    // createContainer runs in the container's mount namespace before
+    // pivot_root (host paths still resolve); startContainer runs inside the
+    // container (the log directory is bind-mounted at /log).
+    let in_container = |name: &str| {
+        serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("read -r s; echo \"{name} $s\" >> /log/hooks.log")]})
+    };
+    b.config["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "destination": "/log", "type": "bind", "source": t.path().to_str().unwrap(), "options": ["bind"]}));
     b.config["hooks"] = serde_json::json!({
         "prestart": [hook("prestart")],
         "createRuntime": [hook("createRuntime")],
+        "createContainer": [hook("createContainer")],
+        "startContainer": [in_container("startContainer")],
         "poststart": [hook("poststart")],
         "poststop": [hook("poststop")],
     });
@@ -285,7 +296,14 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(
         names,
-        ["prestart", "createRuntime", "poststart", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
         "{text}"
     );
     let state = |i: usize| -> serde_json::Value {
@@ -294,8 +312,9 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     assert_eq!(state(0)["id"], id.as_str());
     assert_eq!(state(0)["status"], "created");
     assert!(state(0)["pid"].as_i64().unwrap() > 0);
-    assert_eq!(state(2)["status"], "running");
-    assert_eq!(state(3)["status"], "stopped");
+    assert_eq!(state(2)["status"], "created");
+    assert_eq!(state(4)["status"], "running");
+    assert_eq!(state(5)["status"], "stopped");
 }
 
 #[test]
