@@ -9,7 +9,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;
 
 use crate::error::{Context, Result};
-use crate::paths;
+use berth_sys::paths;
 
 /// A new pty: the master (for whoever relays it) and the slave.
 #[derive(Debug)]

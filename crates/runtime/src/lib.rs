@@ -9,7 +9,6 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod mountopts;
-pub mod paths;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;

@@ -354,7 +354,7 @@ pub fn open_cwd(plan: &ProcessPlan) -> Result<std::os::fd::OwnedFd> {
         rustix::fs::Mode::empty(),
     )
     .ctx(|| "open /")?;
-    crate::paths::open_flags(
+    berth_sys::paths::open_flags(
         std::os::fd::AsFd::as_fd(&root),
         &plan.cwd,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
@@ -536,7 +536,7 @@ pub fn exec(
         ) {
             return Error::Invalid(format!("exec {:?}: {err}", plan.args[0]));
         }
-        let via_proc = CString::new(crate::paths::fd_path(t)).expect("no NUL");
+        let via_proc = CString::new(berth_sys::paths::fd_path(t)).expect("no NUL");
         let err = berth_sys::exec::execve(&via_proc, &targv, &envp);
         return Error::Invalid(format!("exec {:?}: {err}", plan.args[0]));
     }

@@ -23,7 +23,7 @@ use rustix::mount::{
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::mountopts::{self, MountOptions, Propagation};
-use crate::paths::{self, Kind};
+use berth_sys::paths::{self, Kind};
 
 /// One mount of the spec, checked and parsed.
 #[derive(Clone, Debug)]

@@ -114,7 +114,11 @@ fn overlay_view() -> Result<OwnedFd> {
     .ctx(|| "fsmount tmpfs")?;
     let ov =
         rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).ctx(|| "fsopen overlay")?;
-    let lower = format!("{}:{}", dir.display(), crate::paths::fd_path(empty.as_fd()));
+    let lower = format!(
+        "{}:{}",
+        dir.display(),
+        berth_sys::paths::fd_path(empty.as_fd())
+    );
     rustix::mount::fsconfig_set_string(&ov, "lowerdir", lower.as_str())
         .ctx(|| "overlay lowerdir")?;
     rustix::mount::fsconfig_create(&ov).ctx(|| "create overlay")?;
@@ -337,7 +341,7 @@ mod tests {
     #[test]
     fn the_trampoline_execs_its_first_argument_and_reports_failure() {
         let fd = trampoline().expect("x86_64 has a trampoline");
-        let path = crate::paths::fd_path(fd.as_fd());
+        let path = berth_sys::paths::fd_path(fd.as_fd());
         let out = std::process::Command::new(&path)
             .arg0("berth-exec")
             .args(["/bin/sh", "sh", "-c", "echo $0 $1 $FOO", "x"])

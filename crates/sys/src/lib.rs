@@ -14,6 +14,7 @@ pub mod fd;
 pub mod fork;
 pub mod mount;
 pub mod ns;
+pub mod paths;
 pub mod seccomp;
 pub mod signal;
 

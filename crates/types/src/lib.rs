@@ -3,10 +3,17 @@
 //! - [`ErrorKind`]: the category of a failure, which each edge (CLI exit
 //!   code, Docker API status, Kubernetes `Status`) maps to its own wire form.
 //! - [`ContainerId`]: a validated container identifier.
+//! - [`Digest`], [`Reference`]: content digests and image references.
+//! - [`image`]: OCI and Docker image manifests, indexes and configs.
 #![forbid(unsafe_code)]
 
+mod digest;
 mod error_kind;
 mod id;
+pub mod image;
+mod reference;
 
+pub use digest::{Algorithm, Digest, InvalidDigest};
 pub use error_kind::ErrorKind;
 pub use id::{ContainerId, InvalidId};
+pub use reference::{DOCKER_HUB, InvalidReference, Reference};

@@ -65,7 +65,7 @@ impl NamespacePlan {
                     })?;
                     let link = rustix::fs::readlinkat(
                         rustix::fs::CWD,
-                        crate::paths::fd_path(fd.as_fd()),
+                        berth_sys::paths::fd_path(fd.as_fd()),
                         Vec::new(),
                     )
                     .map(|s| s.to_string_lossy().into_owned())

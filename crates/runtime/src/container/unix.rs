@@ -23,7 +23,7 @@ fn short_addr(path: &Path) -> io::Result<(OwnedFd, SocketAddrUnix)> {
     )?;
     let short = format!(
         "{}/{}",
-        crate::paths::fd_path(dirfd.as_fd()),
+        berth_sys::paths::fd_path(dirfd.as_fd()),
         name.to_string_lossy()
     );
     let addr = SocketAddrUnix::new(short.as_str())?;

@@ -1,0 +1,11 @@
+//! berth's images: the content-addressed blob store, image metadata in
+//! SQLite, safe layer unpacking, overlay snapshots shared by containers,
+//! docker-archive and OCI-layout archives, and the registry client.
+#![forbid(unsafe_code)]
+
+pub mod db;
+pub mod error;
+pub mod store;
+pub mod unpack;
+
+pub use error::{Error, Result};
