@@ -3,9 +3,12 @@
 //! docker-archive and OCI-layout archives, and the registry client.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod db;
 pub mod error;
+pub mod images;
 pub mod store;
 pub mod unpack;
 
 pub use error::{Error, Result};
+pub use images::{ImageStore, ImageSummary, Removed};

@@ -100,6 +100,9 @@ pub struct RootfsPlan {
     pub mountns: bool,
     /// The process's working directory, created if missing.
     pub cwd: Option<PathBuf>,
+    /// Mounts that make the root filesystem (an image's overlay), mounted
+    /// on the rootfs directory inside the container's mount namespace.
+    pub rootfs_mounts: Vec<berth_types::image::MountSpec>,
 }
 
 const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
@@ -281,6 +284,7 @@ impl RootfsPlan {
             cgroupns: ns(T::Cgroup),
             mountns: ns(T::Mount),
             cwd: spec.process().as_ref().map(|p| p.cwd().clone()),
+            rootfs_mounts: Vec::new(),
         })
     }
 }
@@ -310,6 +314,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
     if base == MountPropagationFlags::SHARED {
         make_parent_mount_private(&plan.rootfs)?;
     }
+    mount_rootfs(plan)?;
     rustix::mount::mount_bind_recursive(&plan.rootfs, &plan.rootfs)
         .ctx(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
     let root = rustix::fs::open(
@@ -334,6 +339,24 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
     Ok(root)
 }
 
+/// Mounts the snapshotter's description of the root filesystem (an
+/// overlay of image layers) on the rootfs directory.
+fn mount_rootfs(plan: &RootfsPlan) -> Result<()> {
+    for m in &plan.rootfs_mounts {
+        let target = rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
+        let opts = mountopts::parse(&m.options).map_err(Error::Invalid)?;
+        let mnt = if m.fstype == "bind" || opts.bind {
+            bind_tree(rustix::fs::CWD, &m.source, opts.recursive_bind).map_err(|e| at(e, "open_tree", Path::new(&m.source)))?
+        } else {
+            new_fs(&m.fstype, &m.source, &opts).map_err(|e| at(e, &format!("{} rootfs for", m.fstype), &plan.rootfs))?
+        };
+        attach(&mnt, target.as_fd(), &MountOptions { attr_set: 0, attr_clr: 0, ..opts }, true)
+            .map_err(|e| at(e, "mount the rootfs on", &plan.rootfs))?;
+    }
+    Ok(())
+}
+
 fn create_cwd(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
     if let Some(cwd) = &plan.cwd
         && let Err(e) = paths::create_all(root, cwd, Kind::Dir)
@@ -351,6 +374,7 @@ fn create_cwd(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
 /// its mounts are made there (under the rootfs, removed again by
 /// [`unmount_under`] at delete) and it is entered with chroot.
 fn prepare_in_host_namespace(plan: &RootfsPlan) -> Result<OwnedFd> {
+    mount_rootfs(plan)?;
     if plan.readonly {
         rustix::mount::mount_bind_recursive(&plan.rootfs, &plan.rootfs)
             .ctx(|| format!("bind the rootfs {} onto itself", plan.rootfs.display()))?;
@@ -482,6 +506,23 @@ fn new_fs(fstype: &str, source: &str, opts: &MountOptions) -> io::Result<OwnedFd
     }
     for d in &opts.data {
         match d.split_once('=') {
+            // Long overlay layer lists: one "lowerdir+" per layer (Linux
+            // 6.8+) has no length limit; older kernels take the list.
+            Some(("lowerdir", v)) if fstype == "overlay" && v.len() > 1024 => {
+                let mut appended = true;
+                for (i, layer) in v.split(':').enumerate() {
+                    if let Err(e) = rustix::mount::fsconfig_set_string(&fs, "lowerdir+", layer) {
+                        if i == 0 {
+                            appended = false;
+                            break;
+                        }
+                        return Err(e.into());
+                    }
+                }
+                if !appended {
+                    rustix::mount::fsconfig_set_string(&fs, "lowerdir", v)?;
+                }
+            }
             Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v)?,
             None => rustix::mount::fsconfig_set_flag(&fs, d.as_str())?,
         }

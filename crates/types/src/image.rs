@@ -697,3 +697,17 @@ mod tests {
         assert_eq!(ids[1].hex(), format!("{:0>64}", format!("{a} {a}").len()));
     }
 }
+
+/// A filesystem mount as the snapshotter describes it and the runtime
+/// performs it (`mount -t <fstype> -o <options> <source> <target>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Filesystem type (`overlay`, `bind`).
+    #[serde(rename = "type")]
+    pub fstype: String,
+    /// Source.
+    pub source: String,
+    /// Options (`lowerdir=...`, `ro`, ...).
+    #[serde(default)]
+    pub options: Vec<String>,
+}

@@ -37,6 +37,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// Pass fds 3 .. 3+n to the container.
     pub preserve_fds: u32,
+    /// Mounts that make the root filesystem (from the image snapshotter),
+    /// made inside the container's mount namespace.
+    pub rootfs_mounts: Vec<berth_types::image::MountSpec>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,13 +251,14 @@ impl Runtime {
             })
             .collect();
         let device_rules = resources::container_device_rules(resources_spec, &spec_devices)?;
-        let rootfs_plan = RootfsPlan::from_spec(
+        let mut rootfs_plan = RootfsPlan::from_spec(
             spec,
             &bundle.dir,
             &bundle.rootfs,
             opts.no_pivot,
             Some(cgroup.clone()),
         )?;
+        rootfs_plan.rootfs_mounts = opts.rootfs_mounts.clone();
         let sysctls: Vec<(String, String)> = linux
             .and_then(|l| l.sysctl().clone())
             .map(|m| {

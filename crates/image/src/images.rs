@@ -1,0 +1,611 @@
+//! The image store: content, metadata and snapshots behind one API.
+//! Images are identified as Docker does (the config digest is the image
+//! ID) and named by normalised references (`docker.io/library/busybox:latest`
+//! tags, `repo@sha256:...` digests).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use berth_types::image::{self, ImageConfig, Manifest, ManifestDoc, MountSpec, media};
+use berth_types::{Digest, Reference};
+
+use crate::db::{Db, ImageRecord, SnapshotRecord};
+use crate::error::{Context, Error, Result};
+use crate::store::{ContentStore, sha256};
+use crate::unpack::{self, UnpackOptions};
+
+/// An image as listed.
+#[derive(Clone, Debug)]
+pub struct ImageSummary {
+    /// The row.
+    pub record: ImageRecord,
+    /// Tag names (`docker.io/library/busybox:latest`).
+    pub tags: Vec<String>,
+    /// Digest names (`docker.io/library/busybox@sha256:...`).
+    pub digests: Vec<String>,
+}
+
+/// What `remove` did, in Docker's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// A name was removed.
+    Untagged(String),
+    /// An image was deleted.
+    Deleted(Digest),
+}
+
+/// What a garbage collection freed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blobs deleted.
+    pub blobs: Vec<Digest>,
+    /// Snapshots deleted.
+    pub snapshots: Vec<Digest>,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct ImageStore {
+    root: PathBuf,
+    content: ContentStore,
+    db: Mutex<Db>,
+    opts: UnpackOptions,
+}
+
+/// The current time in RFC 3339.
+pub fn now() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    image::chain_ids(diff_ids, |b| sha256(b).hex().to_owned())
+}
+
+impl ImageStore {
+    /// Opens the store under berth's root (`content/`, `snapshots/`,
+    /// `images.db`). The root and snapshot directories are 0700: nobody
+    /// but root may reach setuid files inside images (CVE-2021-41091).
+    pub fn open(root: &Path) -> Result<ImageStore> {
+        fs::create_dir_all(root).ctx(|| format!("create {}", root.display()))?;
+        set_mode(root, 0o711)?;
+        let content = ContentStore::open(&root.join("content"))?;
+        set_mode(&root.join("content"), 0o700)?;
+        let snaps = root.join("snapshots");
+        fs::create_dir_all(&snaps).ctx(|| format!("create {}", snaps.display()))?;
+        set_mode(&snaps, 0o700)?;
+        let db = Db::open(&root.join("images.db"))?;
+        Ok(ImageStore { root: root.to_path_buf(), content, db: Mutex::new(db), opts: UnpackOptions::default() })
+    }
+
+    /// Replaces the unpack limits (tests and `--max-layer-size`).
+    pub fn set_unpack_options(&mut self, opts: UnpackOptions) {
+        self.opts = opts;
+    }
+
+    /// The content store.
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// The metadata database.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// berth's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    // ------------------------------------------------------------ lookup
+
+    /// Finds an image by name (`busybox`, `busybox:1`, `repo@sha256:..`),
+    /// full id (`sha256:...`) or unique id prefix (`abd3`, `sha256:abd3`).
+    pub fn resolve(&self, what: &str) -> Result<ImageRecord> {
+        let db = self.db();
+        let hex = what.strip_prefix("sha256:").unwrap_or(what);
+        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            let found = db.images_with_prefix(hex)?;
+            if found.len() == 1 {
+                return db.image(&found[0])?.ok_or_else(|| Error::NotFound(format!("No such image: {what}")));
+            }
+            if found.len() > 1 && what.starts_with("sha256:") {
+                return Err(Error::Invalid(format!("image id prefix {what} is ambiguous")));
+            }
+        }
+        let r = Reference::parse(what).map_err(|_| Error::NotFound(format!("No such image: {what}")))?;
+        let name = r.to_string();
+        let id = match db.resolve_name(&name)? {
+            Some(id) => Some(id),
+            None => match r.digest() {
+                // repo@digest of a manifest we hold under another name
+                Some(d) => db.images()?.into_iter().find(|i| i.manifest == *d || i.index_digest.as_ref() == Some(d)).map(|i| i.id),
+                None => None,
+            },
+        };
+        match id {
+            Some(id) => db.image(&id)?.ok_or_else(|| Error::NotFound(format!("No such image: {what}"))),
+            None => Err(Error::NotFound(format!("No such image: {}", r.familiar()))),
+        }
+    }
+
+    /// Every image with its names.
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let db = self.db();
+        let mut out = Vec::new();
+        for record in db.images()? {
+            let mut tags = Vec::new();
+            let mut digests = Vec::new();
+            for (name, kind) in db.names_of(&record.id)? {
+                if kind == "tag" { tags.push(name) } else { digests.push(name) }
+            }
+            out.push(ImageSummary { record, tags, digests });
+        }
+        Ok(out)
+    }
+
+    /// Names of one image.
+    pub fn names(&self, id: &Digest) -> Result<Vec<(String, String)>> {
+        self.db().names_of(id)
+    }
+
+    /// The manifest of an image.
+    pub fn manifest(&self, rec: &ImageRecord) -> Result<Manifest> {
+        let bytes = self.content.read(&rec.manifest, image::MAX_MANIFEST_SIZE)?;
+        match image::parse_manifest(&bytes, Some(&rec.manifest_media_type)).map_err(|e| Error::Invalid(e.to_string()))? {
+            ManifestDoc::Manifest(m) => Ok(m),
+            ManifestDoc::Index(_) => Err(Error::Invalid(format!("{} is an index, not a manifest", rec.manifest))),
+        }
+    }
+
+    /// The configuration of an image.
+    pub fn config(&self, id: &Digest) -> Result<ImageConfig> {
+        let bytes = self.content.read(id, 16 << 20)?;
+        image::parse_config(&bytes).map_err(Error::Invalid)
+    }
+
+    // ------------------------------------------------------------ adding
+
+    /// Registers an image whose manifest (and config and layer blobs) are
+    /// in the content store, and gives it `names`. Returns the record.
+    pub fn add(&self, manifest: &Digest, index: Option<&Digest>, names: &[Reference]) -> Result<ImageRecord> {
+        let bytes = self.content.read(manifest, image::MAX_MANIFEST_SIZE)?;
+        let m = match image::parse_manifest(&bytes, None).map_err(|e| Error::Invalid(e.to_string()))? {
+            ManifestDoc::Manifest(m) => m,
+            ManifestDoc::Index(_) => return Err(Error::Invalid("expected an image manifest, found an index".into())),
+        };
+        let config = self.config(&m.config.digest)?;
+        if config.rootfs.diff_ids.len() != m.layers.len() {
+            return Err(Error::Invalid(format!(
+                "the image config lists {} layers, the manifest {}",
+                config.rootfs.diff_ids.len(),
+                m.layers.len()
+            )));
+        }
+        for l in &m.layers {
+            if !media::is_layer(&l.media_type) {
+                return Err(Error::Unsupported(format!("layer media type {}", l.media_type)));
+            }
+            if !self.content.has(&l.digest) {
+                return Err(Error::NotFound(format!("layer {} is missing from the content store", l.digest)));
+            }
+        }
+        {
+            let db = self.db();
+            for (l, diff) in m.layers.iter().zip(&config.rootfs.diff_ids) {
+                db.put_layer(&l.digest, diff, &l.media_type, None)?;
+            }
+        }
+        let platform = match &config.variant {
+            Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
+            None => format!("{}/{}", config.os, config.architecture),
+        };
+        let media_type = m.media_type.clone().unwrap_or_else(|| media::OCI_MANIFEST.to_owned());
+        let record = ImageRecord {
+            id: m.config.digest.clone(),
+            manifest: manifest.clone(),
+            manifest_media_type: media_type,
+            index_digest: index.cloned(),
+            platform,
+            created: config.created.clone(),
+            size: self.known_size(&config.rootfs.diff_ids),
+            added: now(),
+        };
+        self.db().tx(|tx| {
+            Db::put_image(tx, &record)?;
+            for n in names {
+                let kind = if n.digest().is_some() && n.tag().is_none() { "digest" } else { "tag" };
+                Db::set_name(tx, &n.to_string(), &record.id, kind)?;
+            }
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    fn known_size(&self, diff_ids: &[Digest]) -> u64 {
+        let db = self.db();
+        chain_ids(diff_ids).iter().filter_map(|c| db.snapshot(c).ok().flatten()).map(|s| s.size).sum()
+    }
+
+    /// Gives an image another name (`docker tag`).
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
+        if target.digest().is_some() {
+            return Err(Error::Invalid("refusing to create a tag with a digest reference".into()));
+        }
+        let rec = self.resolve(source)?;
+        self.db().tx(|tx| {
+            Db::set_name(tx, &target.to_string(), &rec.id, "tag")?;
+            Ok(())
+        })
+    }
+
+    /// Removes a name or an image, as `docker rmi` does. `in_use` says
+    /// whether a container uses an image.
+    pub fn remove(&self, what: &str, force: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<Vec<Removed>> {
+        let rec = self.resolve(what)?;
+        let by_name = {
+            let hex = what.strip_prefix("sha256:").unwrap_or(what);
+            !(rec.id.hex().starts_with(hex) && hex.len() >= 4)
+        };
+        let names = self.names(&rec.id)?;
+        let mut out = Vec::new();
+        let familiar = |n: &str| Reference::parse(n).map(|r| r.familiar()).unwrap_or_else(|_| n.to_owned());
+        if by_name {
+            let name = Reference::parse(what).map_err(|e| Error::Invalid(e.to_string()))?.to_string();
+            let name = if names.iter().any(|(n, _)| *n == name) {
+                name
+            } else {
+                // repo@digest of a held manifest: remove the whole image
+                return self.remove(&rec.id.to_string(), force, in_use);
+            };
+            let tags_left = names.iter().filter(|(n, k)| *n != name && k == "tag").count();
+            if tags_left == 0 && in_use(&rec.id) && !force {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{}\" (must force) - container is using its referenced image {}",
+                    familiar(&name),
+                    rec.id.short()
+                )));
+            }
+            self.db().tx(|tx| Db::remove_name(tx, &name).map(drop))?;
+            out.push(Removed::Untagged(familiar(&name)));
+            if tags_left == 0 && !in_use(&rec.id) {
+                // digest names go with the last tag
+                self.db().tx(|tx| {
+                    for (n, _) in &names {
+                        if *n != name {
+                            Db::remove_name(tx, n)?;
+                        }
+                    }
+                    Db::delete_image(tx, &rec.id)
+                })?;
+                for (n, _) in names.iter().filter(|(n, _)| *n != name) {
+                    out.push(Removed::Untagged(familiar(n)));
+                }
+                out.push(Removed::Deleted(rec.id.clone()));
+            }
+            return Ok(out);
+        }
+        let tags = names.iter().filter(|(_, k)| k == "tag").count();
+        if tags > 1 && !force {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                rec.id.short()
+            )));
+        }
+        if in_use(&rec.id) {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image is being used by a container",
+                rec.id.short()
+            )));
+        }
+        self.db().tx(|tx| {
+            for (n, _) in &names {
+                Db::remove_name(tx, n)?;
+            }
+            Db::delete_image(tx, &rec.id)
+        })?;
+        for (n, _) in &names {
+            out.push(Removed::Untagged(familiar(n)));
+        }
+        out.push(Removed::Deleted(rec.id));
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------ snapshots
+
+    fn snapshot_dir(&self, rec: &SnapshotRecord) -> PathBuf {
+        self.root.join("snapshots").join(&rec.dir).join("fs")
+    }
+
+    /// Makes sure every layer of the image is unpacked (independent layers
+    /// in parallel) and returns the layer directories, base first.
+    pub fn prepare(&self, id: &Digest) -> Result<Vec<PathBuf>> {
+        let rec = self.db().image(id)?.ok_or_else(|| Error::NotFound(format!("No such image: {id}")))?;
+        let m = self.manifest(&rec)?;
+        let config = self.config(id)?;
+        let diff_ids = &config.rootfs.diff_ids;
+        let chains = chain_ids(diff_ids);
+        let missing: Vec<usize> = {
+            let db = self.db();
+            (0..chains.len()).filter(|&i| db.snapshot(&chains[i]).ok().flatten().is_none()).collect()
+        };
+        if !missing.is_empty() {
+            self.unpack_layers(&m, diff_ids, &chains, &missing)?;
+            let size = self.known_size(diff_ids);
+            self.db().tx(|tx| {
+                tx.execute("UPDATE images SET size=?1 WHERE id=?2", rusqlite::params![size as i64, id.to_string()])?;
+                Ok(())
+            })?;
+        }
+        let db = self.db();
+        chains
+            .iter()
+            .map(|c| {
+                db.snapshot(c)?
+                    .map(|s| self.snapshot_dir(&s))
+                    .ok_or_else(|| Error::NotFound(format!("snapshot {c} vanished")))
+            })
+            .collect()
+    }
+
+    fn unpack_layers(&self, m: &Manifest, diff_ids: &[Digest], chains: &[Digest], missing: &[usize]) -> Result<()> {
+        let snaps = self.root.join("snapshots");
+        // Unpack every missing layer into its own temporary directory, in
+        // parallel (at most one thread per CPU).
+        let width = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
+        let mut results: Vec<(usize, PathBuf, Result<unpack::Unpacked>)> = Vec::new();
+        for batch in missing.chunks(width) {
+            let out = std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|&i| {
+                        let tmp = snaps.join(format!("tmp-{}-{}-{i}", std::process::id(), chains[i].short()));
+                        let blob = m.layers[i].digest.clone();
+                        let want = diff_ids[i].clone();
+                        let opts = self.opts.clone();
+                        let content = &self.content;
+                        s.spawn(move || {
+                            let r = (|| {
+                                let _ = unpack::remove_tree(&tmp);
+                                fs::create_dir_all(tmp.join("fs")).ctx(|| format!("create {}", tmp.display()))?;
+                                set_mode(&tmp, 0o700)?;
+                                let f = content.open_blob(&blob)?;
+                                unpack::unpack(f, &tmp.join("fs"), Some(&want), &opts)
+                            })();
+                            (i, tmp, r)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("unpack thread")).collect::<Vec<_>>()
+            });
+            results.extend(out);
+        }
+        // Any failure: remove everything this call made.
+        if let Some(pos) = results.iter().position(|r| r.2.is_err()) {
+            for (_, tmp, _) in &results {
+                let _ = unpack::remove_tree(tmp);
+            }
+            let (i, _, r) = results.swap_remove(pos);
+            let e = r.err().expect("an error");
+            return Err(match e {
+                Error::Integrity(m) => Error::Integrity(format!("layer {}: {m}", diff_ids[i])),
+                other => other,
+            });
+        }
+        // Commit bottom-up: hardlinks into lower layers need those layers.
+        results.sort_by_key(|r| r.0);
+        let mut pending: Vec<(usize, PathBuf, unpack::Unpacked)> =
+            results.into_iter().map(|(i, t, r)| (i, t, r.expect("checked"))).collect();
+        let mut committed: Vec<PathBuf> = Vec::new();
+        for (i, tmp, u) in pending.drain(..) {
+            let r = (|| {
+                if !u.lower_links.is_empty() {
+                    let lowers: Vec<PathBuf> = {
+                        let db = self.db();
+                        (0..i).rev().filter_map(|j| db.snapshot(&chains[j]).ok().flatten()).map(|s| self.snapshot_dir(&s)).collect()
+                    };
+                    unpack::resolve_lower_links(&tmp.join("fs"), &u.lower_links, &lowers)?;
+                }
+                let mut name = chains[i].hex()[..12].to_owned();
+                let mut n = 12;
+                while snaps.join(&name).exists() {
+                    n += 4;
+                    name = chains[i].hex()[..n.min(64)].to_owned();
+                    if n >= 64 {
+                        break;
+                    }
+                }
+                fs::rename(&tmp, snaps.join(&name)).ctx(|| format!("commit snapshot {name}"))?;
+                let rec = SnapshotRecord {
+                    chain_id: chains[i].clone(),
+                    parent: (i > 0).then(|| chains[i - 1].clone()),
+                    diff_id: diff_ids[i].clone(),
+                    dir: name.clone(),
+                    size: u.size,
+                    created: now(),
+                };
+                let db = self.db();
+                db.put_layer(&m.layers[i].digest, &diff_ids[i], &m.layers[i].media_type, Some(u.uncompressed))?;
+                if !db.put_snapshot(&rec)? {
+                    // another process unpacked it first: keep theirs
+                    drop(db);
+                    let _ = unpack::remove_tree(&snaps.join(&name));
+                } else {
+                    committed.push(snaps.join(&name));
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                let _ = unpack::remove_tree(&tmp);
+                return Err(e);
+            }
+        }
+        // Unpacked files are durable before anyone relies on them.
+        if let Some(first) = committed.first() {
+            if let Ok(f) = fs::File::open(first) {
+                let _ = rustix::fs::syncfs(&f);
+            }
+        }
+        Ok(())
+    }
+
+    /// The mount that makes a container's root filesystem: the image's
+    /// layers as read-only lower directories under the container's own
+    /// `upper` and `work` directories (copy-on-write).
+    pub fn rootfs_mount(&self, id: &Digest, upper: &Path, work: &Path) -> Result<MountSpec> {
+        let layers = self.prepare(id)?;
+        let lower: Vec<String> = if layers.is_empty() {
+            // an image without layers: an empty lower directory
+            let empty = self.root.join("snapshots/empty");
+            fs::create_dir_all(&empty).ctx(|| "create the empty layer")?;
+            vec![empty.display().to_string()]
+        } else {
+            layers.iter().rev().map(|p| p.display().to_string()).collect()
+        };
+        Ok(MountSpec {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={}", lower.join(":")),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", work.display()),
+                "index=off".into(),
+            ],
+        })
+    }
+
+    /// Reads a small file from an image's filesystem (top layer first,
+    /// honouring whiteouts), e.g. `/etc/passwd` to resolve a user name.
+    pub fn read_file(&self, id: &Digest, path: &str, max: usize) -> Result<Option<Vec<u8>>> {
+        let layers = self.prepare(id)?;
+        let rel = unpack::normalize(path.as_bytes()).ok_or_else(|| Error::Invalid(format!("bad path {path}")))?;
+        for dir in layers.iter().rev() {
+            let root = rustix::fs::open(dir, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+                .ctx(|| format!("open {}", dir.display()))?;
+            match berth_sys::paths::open_flags(std::os::fd::AsFd::as_fd(&root), &rel, rustix::fs::OFlags::RDONLY) {
+                Ok(fd) => {
+                    let st = rustix::fs::fstat(&fd).ctx(|| "stat")?;
+                    if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice && st.st_rdev == 0 {
+                        return Ok(None);
+                    }
+                    let mut buf = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::Read::take(fs::File::from(fd), max as u64), &mut buf)
+                        .ctx(|| format!("read {path}"))?;
+                    return Ok(Some(buf));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(_) => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    // ------------------------------------------------------------ gc
+
+    /// Removes images without names that no container uses (`dangling`
+    /// only), or every image no container uses (`all`).
+    pub fn prune(&self, all: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<(Vec<Removed>, GcReport)> {
+        let mut removed = Vec::new();
+        for s in self.list()? {
+            let dangling = s.tags.is_empty();
+            if (all || dangling) && !in_use(&s.record.id) {
+                removed.extend(self.remove(&s.record.id.to_string(), true, in_use)?);
+            }
+        }
+        let gc = self.gc(in_use)?;
+        Ok((removed, gc))
+    }
+
+    /// Deletes blobs and snapshots no image (or container) references.
+    pub fn gc(&self, in_use: &dyn Fn(&Digest) -> bool) -> Result<GcReport> {
+        let mut keep_blobs: HashSet<Digest> = HashSet::new();
+        let mut keep_chains: HashSet<Digest> = HashSet::new();
+        let images = self.db().images()?;
+        for rec in &images {
+            keep_blobs.insert(rec.manifest.clone());
+            keep_blobs.insert(rec.id.clone());
+            if let Some(i) = &rec.index_digest {
+                keep_blobs.insert(i.clone());
+            }
+            if let Ok(m) = self.manifest(rec) {
+                keep_blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+            }
+            if let Ok(c) = self.config(&rec.id) {
+                keep_chains.extend(chain_ids(&c.rootfs.diff_ids));
+            }
+        }
+        let _ = in_use;
+        let mut report = GcReport::default();
+        // Snapshots first (they depend on nothing else).
+        let snaps = self.db().snapshots()?;
+        let by_chain: BTreeMap<Digest, SnapshotRecord> = snaps.into_iter().map(|s| (s.chain_id.clone(), s)).collect();
+        for (chain, s) in &by_chain {
+            if !keep_chains.contains(chain) {
+                let dir = self.root.join("snapshots").join(&s.dir);
+                self.db().delete_snapshot(chain)?;
+                unpack::remove_tree(&dir).ctx(|| format!("remove {}", dir.display()))?;
+                report.bytes += s.size;
+                report.snapshots.push(chain.clone());
+            }
+        }
+        // Blobs younger than a minute may belong to a pull in progress.
+        let cutoff = std::time::Duration::from_secs(60);
+        for d in self.content.list()? {
+            if keep_blobs.contains(&d) {
+                continue;
+            }
+            let young = fs::metadata(self.content.path(&d))
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() < cutoff);
+            if young {
+                continue;
+            }
+            report.bytes += self.content.size(&d).unwrap_or(0);
+            self.content.delete(&d)?;
+            self.db().delete_layer(&d)?;
+            report.blobs.push(d);
+        }
+        let _ = self.content.clean_ingest(std::time::Duration::from_secs(24 * 3600));
+        Ok(report)
+    }
+
+    /// Every chain id an image needs (for containers that keep snapshots).
+    pub fn chain_ids_of(&self, id: &Digest) -> Result<BTreeSet<Digest>> {
+        Ok(chain_ids(&self.config(id)?.rootfs.diff_ids).into_iter().collect())
+    }
+
+    /// Disk used: (blobs, snapshots).
+    pub fn disk_usage(&self) -> Result<(u64, u64)> {
+        let blobs: u64 = self.content.list()?.iter().filter_map(|d| self.content.size(d)).sum();
+        let snaps: u64 = self.db().snapshots()?.iter().map(|s| s.size).sum();
+        Ok((blobs, snaps))
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))
+}
