@@ -4,13 +4,18 @@
 //! those of runc and go straight to `berth oci`.
 #![forbid(unsafe_code)]
 
+mod format;
+mod images_cmd;
 mod logging;
 mod oci;
+mod pull_cmd;
+mod run_cmd;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 /// Default state root.
@@ -29,6 +34,10 @@ struct Cli {
     #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
 
+    /// Log at debug level (to stderr).
+    #[arg(short = 'D', long, global = true)]
+    debug: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +51,252 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Run a command in a new container from an image.
+    Run(run_cmd::RunArgs),
+    /// Download an image from a registry.
+    Pull(pull_cmd::PullArgs),
+    /// Upload an image to a registry.
+    Push(pull_cmd::PushArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// List images.
+    Images(images_cmd::ImagesArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Load images from a tar archive (docker-archive or oci-archive) or STDIN.
+    Load(LoadArgs),
+    /// Save images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(images_cmd::ImagesArgs),
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Remove one or more images.
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Load images from a tar archive or STDIN.
+    Load(LoadArgs),
+    /// Save images to a tar archive.
+    Save(SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+    /// Download an image from a registry.
+    Pull(pull_cmd::PullArgs),
+    /// Upload an image to a registry.
+    Push(pull_cmd::PushArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct InspectArgs {
+    /// Format the output using the given Go template.
+    #[arg(short, long)]
+    format: Option<String>,
+    /// Images.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct RmiArgs {
+    /// Force removal of the image.
+    #[arg(short, long)]
+    force: bool,
+    /// Do not delete untagged parents.
+    #[arg(long)]
+    no_prune: bool,
+    /// Images.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    source: String,
+    /// TARGET_IMAGE[:TAG]
+    target: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct HistoryArgs {
+    /// Print sizes and dates in human readable format.
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    human: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Image.
+    image: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// Read from a tar archive file (or an OCI layout directory), instead of STDIN.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Archive format: docker-archive or oci-archive.
+    #[arg(long, default_value = "docker-archive")]
+    format: String,
+    /// Images.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long)]
+    change: Vec<String>,
+    /// Set commit message for imported image.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Set platform if server is multi-platform capable.
+    #[arg(long)]
+    platform: Option<String>,
+    /// File, or `-` for STDIN.
+    file: String,
+    /// REPOSITORY[:TAG]
+    reference: Option<String>,
+}
+
+fn init_logging(debug: bool) {
+    let filter = if debug {
+        tracing_subscriber::EnvFilter::new("debug")
+    } else {
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn open_images(root: &std::path::Path) -> Result<berth_image::ImageStore> {
+    Ok(berth_image::ImageStore::open(root)?)
+}
+
+fn image_command(root: &std::path::Path, cmd: ImageCommand) -> Result<()> {
+    use images_cmd as ic;
+    match cmd {
+        ImageCommand::Ls(a) => ic::images(&open_images(root)?, &a),
+        ImageCommand::Inspect(a) => {
+            ic::inspect(&open_images(root)?, &a.images, a.format.as_deref())
+        }
+        ImageCommand::History(a) => {
+            ic::history(&open_images(root)?, &a.image, a.no_trunc, a.quiet, a.human)
+        }
+        ImageCommand::Rm(a) => {
+            let engine = berth_engine::Engine::open(root)?;
+            let used = engine.images_in_use();
+            ic::rmi(engine.images(), &a.images, a.force, a.no_prune, &|d| {
+                used.contains(d)
+            })
+        }
+        ImageCommand::Prune(a) => {
+            let _ = a.force;
+            let engine = berth_engine::Engine::open(root)?;
+            let used = engine.images_in_use();
+            ic::prune(engine.images(), a.all, &|d| used.contains(d))
+        }
+        ImageCommand::Tag(a) => {
+            let target = berth_types::Reference::parse(&a.target)?;
+            open_images(root)?.tag(&a.source, &target)?;
+            Ok(())
+        }
+        ImageCommand::Load(a) => ic::load(&open_images(root)?, a.input.as_deref(), a.quiet),
+        ImageCommand::Save(a) => ic::save(
+            &open_images(root)?,
+            &a.images,
+            a.output.as_deref(),
+            &a.format,
+        ),
+        ImageCommand::Import(a) => {
+            if let Some(p) = &a.platform
+                && !berth_types::image::Platform::parse(p)
+                    .ok_or_else(|| anyhow::anyhow!("invalid platform {p:?} (os/arch[/variant])"))?
+                    .matches(&berth_types::image::Platform::host())
+            {
+                anyhow::bail!(
+                    "not supported yet: importing for platform {p} (this host is {})",
+                    berth_types::image::Platform::host().display()
+                );
+            }
+            ic::import(
+                &open_images(root)?,
+                &a.file,
+                a.reference.as_deref(),
+                &a.change,
+                a.message.as_deref(),
+            )
+        }
+        ImageCommand::Pull(a) => pull_cmd::pull(&open_images(root)?, &a),
+        ImageCommand::Push(a) => pull_cmd::push(&open_images(root)?, &a),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+    let ok = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match cli.command {
+        Command::Oci { args } => Ok(oci::main("berth oci", cli.root, args)),
+        Command::Run(a) => run_cmd::run(&root, a),
+        Command::Image(c) => ok(image_command(&root, c)),
+        Command::Images(a) => ok(image_command(&root, ImageCommand::Ls(a))),
+        Command::Rmi(a) => ok(image_command(&root, ImageCommand::Rm(a))),
+        Command::Tag(a) => ok(image_command(&root, ImageCommand::Tag(a))),
+        Command::History(a) => ok(image_command(&root, ImageCommand::History(a))),
+        Command::Load(a) => ok(image_command(&root, ImageCommand::Load(a))),
+        Command::Save(a) => ok(image_command(&root, ImageCommand::Save(a))),
+        Command::Import(a) => ok(image_command(&root, ImageCommand::Import(a))),
+        Command::Pull(a) => ok(image_command(&root, ImageCommand::Pull(a))),
+        Command::Push(a) => ok(image_command(&root, ImageCommand::Push(a))),
+    }
 }
 
 fn main() -> ExitCode {
@@ -61,7 +316,32 @@ fn main() -> ExitCode {
         return oci::main("berth oci", root, args.split_off(2));
     }
     let cli = Cli::parse_from(args);
-    match cli.command {
-        Command::Oci { args } => oci::main("berth oci", cli.root, args),
+    init_logging(cli.debug);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(exit_status_of(&e))
+        }
+    }
+}
+
+/// Docker's CLI exit statuses: 125 for berth's own errors (as `docker run`
+/// does), 1 elsewhere.
+fn exit_status_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<run_cmd::RunFailed>().is_some() {
+        125
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

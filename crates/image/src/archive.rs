@@ -71,8 +71,15 @@ impl Scanned {
                 return Some(b);
             }
             let target = self.links.get(&p)?;
-            let base = Path::new(&p).parent().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
-            p = if target.starts_with('/') { clean(target)? } else { clean(&format!("{base}/{target}"))? };
+            let base = Path::new(&p)
+                .parent()
+                .map(|b| b.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            p = if target.starts_with('/') {
+                clean(target)?
+            } else {
+                clean(&format!("{base}/{target}"))?
+            };
         }
         None
     }
@@ -83,23 +90,37 @@ impl ImageStore {
     /// load`), unpacking their layers. Nothing is registered unless every
     /// blob verifies.
     pub fn load(&self, input: impl Read) -> Result<Vec<Loaded>> {
+        let _lease = self.lease()?;
         let mut archive = tar::Archive::new(input);
         let mut scanned = Scanned::default();
-        for entry in archive.entries().map_err(|e| Error::Invalid(format!("archive: {e}")))? {
-            let mut entry = entry.map_err(|e| Error::Invalid(format!("archive: malformed tar: {e}")))?;
+        for entry in archive
+            .entries()
+            .map_err(|e| Error::Invalid(format!("archive: {e}")))?
+        {
+            let mut entry =
+                entry.map_err(|e| Error::Invalid(format!("archive: malformed tar: {e}")))?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let Some(path) = clean(&raw) else {
-                return Err(Error::Invalid(format!("archive entry {raw:?} climbs out of the archive")));
+                return Err(Error::Invalid(format!(
+                    "archive entry {raw:?} climbs out of the archive"
+                )));
             };
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     if SMALL.contains(&path.as_str()) {
                         let mut b = Vec::new();
-                        (&mut entry).take(16 << 20).read_to_end(&mut b).ctx(|| format!("read {path}"))?;
+                        (&mut entry)
+                            .take(16 << 20)
+                            .read_to_end(&mut b)
+                            .ctx(|| format!("read {path}"))?;
                         scanned.small.insert(path, b);
                     } else {
-                        let mut w = self.content().writer(Expect { size: Some(entry.size()), ..Default::default() })?;
-                        io::copy(&mut entry, &mut w).ctx(|| format!("read {path} from the archive"))?;
+                        let mut w = self.content().writer(Expect {
+                            size: Some(entry.size()),
+                            ..Default::default()
+                        })?;
+                        io::copy(&mut entry, &mut w)
+                            .ctx(|| format!("read {path} from the archive"))?;
                         let size = w.written();
                         let d = w.commit()?;
                         scanned.blobs.insert(path, (d, size));
@@ -108,7 +129,11 @@ impl ImageStore {
                 tar::EntryType::Symlink | tar::EntryType::Link => {
                     if let Some(t) = entry.link_name_bytes() {
                         let t = String::from_utf8_lossy(&t).into_owned();
-                        let t = if entry.header().entry_type() == tar::EntryType::Link { format!("/{t}") } else { t };
+                        let t = if entry.header().entry_type() == tar::EntryType::Link {
+                            format!("/{t}")
+                        } else {
+                            t
+                        };
                         scanned.links.insert(path, t);
                     }
                 }
@@ -127,14 +152,13 @@ impl ImageStore {
     }
 
     fn load_docker(&self, manifest_json: Vec<u8>, s: &Scanned) -> Result<Vec<Loaded>> {
-        let entries: Vec<DockerManifestEntry> =
-            serde_json::from_slice(&manifest_json).map_err(|e| Error::Invalid(format!("archive manifest.json: {e}")))?;
+        let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&manifest_json)
+            .map_err(|e| Error::Invalid(format!("archive manifest.json: {e}")))?;
         let mut out = Vec::new();
         for e in entries {
-            let (config_digest, config_size) = s
-                .resolve(&e.config)
-                .cloned()
-                .ok_or_else(|| Error::Invalid(format!("archive: config {} is missing", e.config)))?;
+            let (config_digest, config_size) = s.resolve(&e.config).cloned().ok_or_else(|| {
+                Error::Invalid(format!("archive: config {} is missing", e.config))
+            })?;
             let config = self.config(&config_digest)?;
             if config.rootfs.diff_ids.len() != e.layers.len() {
                 return Err(Error::Invalid(format!(
@@ -146,10 +170,15 @@ impl ImageStore {
             }
             let mut layers = Vec::new();
             for (path, diff) in e.layers.iter().zip(&config.rootfs.diff_ids) {
-                let (d, size) = s.resolve(path).cloned().ok_or_else(|| Error::Invalid(format!("archive: layer {path} is missing")))?;
+                let (d, size) = s
+                    .resolve(path)
+                    .cloned()
+                    .ok_or_else(|| Error::Invalid(format!("archive: layer {path} is missing")))?;
                 let mt = layer_media_type(self, &d)?;
                 if mt == media::DOCKER_LAYER && d != *diff {
-                    return Err(Error::Integrity(format!("archive layer {path}: digest {d} does not match its diff id {diff}")));
+                    return Err(Error::Integrity(format!(
+                        "archive layer {path}: digest {d} does not match its diff id {diff}"
+                    )));
                 }
                 layers.push(Descriptor::new(mt, d, size));
             }
@@ -182,10 +211,12 @@ impl ImageStore {
         let blob_path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
         // Blobs were stored by content; check each named one matches its path.
         for (path, (d, _)) in &s.blobs {
-            if let Some(rest) = path.strip_prefix("blobs/") {
-                if rest.replacen('/', ":", 1) != d.to_string() {
-                    return Err(Error::Integrity(format!("archive blob {path} does not match its digest ({d})")));
-                }
+            if let Some(rest) = path.strip_prefix("blobs/")
+                && rest.replacen('/', ":", 1) != d.to_string()
+            {
+                return Err(Error::Integrity(format!(
+                    "archive blob {path} does not match its digest ({d})"
+                )));
             }
         }
         let _ = blob_path;
@@ -195,9 +226,13 @@ impl ImageStore {
     /// Loads the images an OCI layout's index.json names (its blobs already
     /// in the content store).
     fn load_oci_index(&self, index_bytes: &[u8]) -> Result<Vec<Loaded>> {
-        let index: Index = match image::parse_manifest(index_bytes, Some(media::OCI_INDEX)).map_err(|e| Error::Invalid(format!("index.json: {e}")))? {
+        let index: Index = match image::parse_manifest(index_bytes, Some(media::OCI_INDEX))
+            .map_err(|e| Error::Invalid(format!("index.json: {e}")))?
+        {
             ManifestDoc::Index(i) => i,
-            ManifestDoc::Manifest(_) => return Err(Error::Invalid("index.json is not an index".into())),
+            ManifestDoc::Manifest(_) => {
+                return Err(Error::Invalid("index.json is not an index".into()));
+            }
         };
         let mut out = Vec::new();
         for desc in &index.manifests {
@@ -205,15 +240,27 @@ impl ImageStore {
                 .annotations
                 .get("io.containerd.image.name")
                 .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
-                .and_then(|n| Reference::parse(n).ok().filter(|_| n.contains('/') || n.contains(':')));
+                .and_then(|n| {
+                    Reference::parse(n)
+                        .ok()
+                        .filter(|_| n.contains('/') || n.contains(':'))
+                });
             let names: Vec<Reference> = name.into_iter().collect();
             let (manifest, index_digest) = if media::is_index(&desc.media_type) {
-                let bytes = self.content().read(&desc.digest, image::MAX_MANIFEST_SIZE)?;
-                let ManifestDoc::Index(inner) = image::parse_manifest(&bytes, None).map_err(|e| Error::Invalid(e.to_string()))? else {
+                let bytes = self
+                    .content()
+                    .read(&desc.digest, image::MAX_MANIFEST_SIZE)?;
+                let ManifestDoc::Index(inner) = image::parse_manifest(&bytes, None)
+                    .map_err(|e| Error::Invalid(e.to_string()))?
+                else {
                     return Err(Error::Invalid(format!("{} is not an index", desc.digest)));
                 };
                 let chosen = inner.select(&image::Platform::host()).ok_or_else(|| {
-                    Error::NotFound(format!("no manifest for {} in {}", image::Platform::host().display(), desc.digest))
+                    Error::NotFound(format!(
+                        "no manifest for {} in {}",
+                        image::Platform::host().display(),
+                        desc.digest
+                    ))
                 })?;
                 (chosen.digest.clone(), Some(desc.digest.clone()))
             } else {
@@ -229,19 +276,29 @@ impl ImageStore {
 
     /// Loads an OCI image layout directory.
     pub fn load_oci_dir(&self, dir: &Path) -> Result<Vec<Loaded>> {
-        let index = std::fs::read(dir.join("index.json")).ctx(|| format!("read {}/index.json", dir.display()))?;
+        let _lease = self.lease()?;
+        let index = std::fs::read(dir.join("index.json"))
+            .ctx(|| format!("read {}/index.json", dir.display()))?;
         for alg in ["sha256", "sha512"] {
             let bdir = dir.join("blobs").join(alg);
-            let Ok(rd) = std::fs::read_dir(&bdir) else { continue };
+            let Ok(rd) = std::fs::read_dir(&bdir) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let want: Digest = format!("{alg}:{}", e.file_name().to_string_lossy())
                     .parse()
-                    .map_err(|_| Error::Invalid(format!("unexpected file {}", e.path().display())))?;
+                    .map_err(|_| {
+                        Error::Invalid(format!("unexpected file {}", e.path().display()))
+                    })?;
                 if self.content().has(&want) {
                     continue;
                 }
-                let mut f = std::fs::File::open(e.path()).ctx(|| format!("open {}", e.path().display()))?;
-                let mut w = self.content().writer(Expect { digest: Some(want), ..Default::default() })?;
+                let mut f =
+                    std::fs::File::open(e.path()).ctx(|| format!("open {}", e.path().display()))?;
+                let mut w = self.content().writer(Expect {
+                    digest: Some(want),
+                    ..Default::default()
+                })?;
                 io::copy(&mut f, &mut w).ctx(|| format!("read {}", e.path().display()))?;
                 w.commit()?;
             }
@@ -277,7 +334,15 @@ impl ImageStore {
             // The names to record: those that match what was asked for
             // when it was a name, else all of the image's tags.
             let tags: Vec<String> = match Reference::parse(what) {
-                Ok(r) if r.tag().is_some() && self.names(&rec.id)?.iter().any(|(n, _)| *n == r.to_string()) => vec![r.familiar()],
+                Ok(r)
+                    if r.tag().is_some()
+                        && self
+                            .names(&rec.id)?
+                            .iter()
+                            .any(|(n, _)| *n == r.to_string()) =>
+                {
+                    vec![r.familiar()]
+                }
                 _ => self
                     .names(&rec.id)?
                     .into_iter()
@@ -290,20 +355,41 @@ impl ImageStore {
                     repositories
                         .entry(r.familiar_repository())
                         .or_default()
-                        .insert(r.tag().unwrap_or("latest").to_owned(), rec.id.hex().to_owned());
+                        .insert(
+                            r.tag().unwrap_or("latest").to_owned(),
+                            rec.id.hex().to_owned(),
+                        );
                 }
             }
-            manifest.push(DockerManifestEntry { config: config_name, repo_tags: tags, layers: layer_paths });
+            manifest.push(DockerManifestEntry {
+                config: config_name,
+                repo_tags: tags,
+                layers: layer_paths,
+            });
         }
-        append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?)?;
-        append_bytes(&mut tar, "repositories", &serde_json::to_vec(&repositories).map_err(|e| Error::Invalid(e.to_string()))?)?;
+        append_bytes(
+            &mut tar,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).map_err(|e| Error::Invalid(e.to_string()))?,
+        )?;
+        append_bytes(
+            &mut tar,
+            "repositories",
+            &serde_json::to_vec(&repositories).map_err(|e| Error::Invalid(e.to_string()))?,
+        )?;
         tar.finish().ctx(|| "write the archive")?;
         Ok(())
     }
 
-    fn append_uncompressed_layer<W: Write>(&self, tar: &mut tar::Builder<W>, path: &str, blob: &Digest) -> Result<()> {
+    fn append_uncompressed_layer<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        path: &str,
+        blob: &Digest,
+    ) -> Result<()> {
         let mut head = [0u8; 4];
-        let n = std::io::Read::read(&mut self.content().open_blob(blob)?, &mut head).ctx(|| "read layer")?;
+        let n = std::io::Read::read(&mut self.content().open_blob(blob)?, &mut head)
+            .ctx(|| "read layer")?;
         let comp = Compression::detect(&head[..n]);
         let size = match comp {
             Compression::None => self.content().size(blob).unwrap_or(0),
@@ -311,8 +397,14 @@ impl ImageStore {
                 Some(s) => s,
                 None => {
                     let never = std::sync::atomic::AtomicU64::new(u64::MAX);
-                    let (_, n) = unpack::decode_stream(self.content().open_blob(blob)?, |_| Ok(()), u64::MAX, &never, u64::MAX)
-                        .map_err(|e| Error::Invalid(format!("layer {blob}: {e}")))?;
+                    let (_, n) = unpack::decode_stream(
+                        self.content().open_blob(blob)?,
+                        |_| Ok(()),
+                        u64::MAX,
+                        &never,
+                        u64::MAX,
+                    )
+                    .map_err(|e| Error::Invalid(format!("layer {blob}: {e}")))?;
                     n
                 }
             },
@@ -327,7 +419,8 @@ impl ImageStore {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(f))),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(f).ctx(|| "zstd")?),
         };
-        tar.append_data(&mut h, path, reader).ctx(|| format!("write {path}"))
+        tar.append_data(&mut h, path, reader)
+            .ctx(|| format!("write {path}"))
     }
 
     /// Writes `images` as an oci-archive (an OCI image layout in a tar).
@@ -355,21 +448,38 @@ impl ImageStore {
                     let mut h = tar::Header::new_gnu();
                     h.set_size(self.content().size(&b).unwrap_or(0));
                     h.set_mode(0o644);
-                    tar.append_data(&mut h, &path, self.content().open_blob(&b)?).ctx(|| format!("write {path}"))?;
+                    tar.append_data(&mut h, &path, self.content().open_blob(&b)?)
+                        .ctx(|| format!("write {path}"))?;
                 }
             }
-            let mut desc = Descriptor::new(&rec.manifest_media_type, rec.manifest.clone(), self.content().size(&rec.manifest).unwrap_or(0));
+            let mut desc = Descriptor::new(
+                &rec.manifest_media_type,
+                rec.manifest.clone(),
+                self.content().size(&rec.manifest).unwrap_or(0),
+            );
             let name = match Reference::parse(what) {
                 Ok(r) if r.tag().is_some() => Some(r),
-                _ => self.names(&rec.id)?.into_iter().find(|(_, k)| k == "tag").and_then(|(n, _)| Reference::parse(&n).ok()),
+                _ => self
+                    .names(&rec.id)?
+                    .into_iter()
+                    .find(|(_, k)| k == "tag")
+                    .and_then(|(n, _)| Reference::parse(&n).ok()),
             };
             if let Some(n) = name {
-                desc.annotations.insert("io.containerd.image.name".into(), n.to_string());
-                desc.annotations.insert("org.opencontainers.image.ref.name".into(), n.tag().unwrap_or("latest").to_owned());
+                desc.annotations
+                    .insert("io.containerd.image.name".into(), n.to_string());
+                desc.annotations.insert(
+                    "org.opencontainers.image.ref.name".into(),
+                    n.tag().unwrap_or("latest").to_owned(),
+                );
             }
             index.manifests.push(desc);
         }
-        append_bytes(&mut tar, "index.json", &serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?)?;
+        append_bytes(
+            &mut tar,
+            "index.json",
+            &serde_json::to_vec(&index).map_err(|e| Error::Invalid(e.to_string()))?,
+        )?;
         tar.finish().ctx(|| "write the archive")?;
         Ok(())
     }
@@ -377,20 +487,37 @@ impl ImageStore {
     /// Creates a one-layer image from a root filesystem tarball (plain,
     /// gzip or zstd), as `docker import` does. `config` supplies what
     /// `--change` set.
-    pub fn import(&self, input: impl Read, config: berth_types::image::ContainerConfig, comment: Option<&str>, name: Option<&Reference>) -> Result<Digest> {
+    pub fn import(
+        &self,
+        input: impl Read,
+        config: berth_types::image::ContainerConfig,
+        comment: Option<&str>,
+        name: Option<&Reference>,
+    ) -> Result<Digest> {
+        let _lease = self.lease()?;
         let mut w = self.content().writer(Expect::default())?;
         let size = io::copy(&mut { input }, &mut w).ctx(|| "read the rootfs tarball")?;
         let blob = w.commit()?;
         let mut head = [0u8; 4];
-        let n = self.content().open_blob(&blob)?.read(&mut head).ctx(|| "read")?;
+        let n = self
+            .content()
+            .open_blob(&blob)?
+            .read(&mut head)
+            .ctx(|| "read")?;
         let mt = match Compression::detect(&head[..n]) {
             Compression::None => media::DOCKER_LAYER,
             Compression::Gzip => media::DOCKER_LAYER_GZIP,
             Compression::Zstd => media::OCI_LAYER_ZSTD,
         };
         let never = std::sync::atomic::AtomicU64::new(u64::MAX);
-        let (diff_id, _) = unpack::decode_stream(self.content().open_blob(&blob)?, |_| Ok(()), u64::MAX, &never, u64::MAX)
-            .map_err(|e| Error::Invalid(format!("the rootfs tarball: {e}")))?;
+        let (diff_id, _) = unpack::decode_stream(
+            self.content().open_blob(&blob)?,
+            |_| Ok(()),
+            u64::MAX,
+            &never,
+            u64::MAX,
+        )
+        .map_err(|e| Error::Invalid(format!("the rootfs tarball: {e}")))?;
         let host = image::Platform::host();
         let cfg = ImageConfig {
             created: Some(now()),
@@ -399,11 +526,18 @@ impl ImageStore {
             os: host.os.clone(),
             variant: host.variant.clone(),
             config: Some(config),
-            rootfs: image::RootFs { kind: "layers".into(), diff_ids: vec![diff_id] },
+            rootfs: image::RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![diff_id],
+            },
             history: vec![image::History {
                 created: Some(now()),
                 created_by: Some("berth import".into()),
-                comment: Some(comment.unwrap_or("Imported from a rootfs tarball").to_owned()),
+                comment: Some(
+                    comment
+                        .unwrap_or("Imported from a rootfs tarball")
+                        .to_owned(),
+                ),
                 ..Default::default()
             }],
             extra: BTreeMap::new(),
@@ -413,7 +547,13 @@ impl ImageStore {
 
     /// Stores a config and a manifest over existing layer blobs and
     /// registers the image (building block for import and commit).
-    pub fn commit_image(&self, cfg: &ImageConfig, layers: Vec<Descriptor>, name: Option<&Reference>) -> Result<Digest> {
+    pub fn commit_image(
+        &self,
+        cfg: &ImageConfig,
+        layers: Vec<Descriptor>,
+        name: Option<&Reference>,
+    ) -> Result<Digest> {
+        let _lease = self.lease()?;
         let cbytes = serde_json::to_vec(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
         let cd = self.content().put(&cbytes, None)?;
         let m = Manifest {
@@ -437,7 +577,11 @@ impl ImageStore {
 
 fn layer_media_type(store: &ImageStore, blob: &Digest) -> Result<&'static str> {
     let mut head = [0u8; 4];
-    let n = store.content().open_blob(blob)?.read(&mut head).ctx(|| "read layer")?;
+    let n = store
+        .content()
+        .open_blob(blob)?
+        .read(&mut head)
+        .ctx(|| "read layer")?;
     Ok(match Compression::detect(&head[..n]) {
         Compression::None => media::DOCKER_LAYER,
         Compression::Gzip => media::DOCKER_LAYER_GZIP,
@@ -450,7 +594,8 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -
     h.set_size(bytes.len() as u64);
     h.set_mode(0o644);
     h.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut h, path, bytes).ctx(|| format!("write {path}"))
+    tar.append_data(&mut h, path, bytes)
+        .ctx(|| format!("write {path}"))
 }
 
 /// A digest for raw bytes, for callers that build documents.

@@ -47,6 +47,12 @@ pub struct GcReport {
     pub bytes: u64,
 }
 
+/// A hold on garbage collection (see [`ImageStore::lease`]).
+#[derive(Debug)]
+pub struct Lease {
+    _file: fs::File,
+}
+
 /// The store.
 #[derive(Debug)]
 pub struct ImageStore {
@@ -58,7 +64,9 @@ pub struct ImageStore {
 
 /// The current time in RFC 3339.
 pub fn now() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -97,7 +105,12 @@ impl ImageStore {
         fs::create_dir_all(&snaps).ctx(|| format!("create {}", snaps.display()))?;
         set_mode(&snaps, 0o700)?;
         let db = Db::open(&root.join("images.db"))?;
-        Ok(ImageStore { root: root.to_path_buf(), content, db: Mutex::new(db), opts: UnpackOptions::default() })
+        Ok(ImageStore {
+            root: root.to_path_buf(),
+            content,
+            db: Mutex::new(db),
+            opts: UnpackOptions::default(),
+        })
     }
 
     /// Replaces the unpack limits (tests and `--max-layer-size`).
@@ -127,27 +140,43 @@ impl ImageStore {
     pub fn resolve(&self, what: &str) -> Result<ImageRecord> {
         let db = self.db();
         let hex = what.strip_prefix("sha256:").unwrap_or(what);
-        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if hex.len() >= 4
+            && hex.len() <= 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             let found = db.images_with_prefix(hex)?;
             if found.len() == 1 {
-                return db.image(&found[0])?.ok_or_else(|| Error::NotFound(format!("No such image: {what}")));
+                return db
+                    .image(&found[0])?
+                    .ok_or_else(|| Error::NotFound(format!("No such image: {what}")));
             }
             if found.len() > 1 && what.starts_with("sha256:") {
-                return Err(Error::Invalid(format!("image id prefix {what} is ambiguous")));
+                return Err(Error::Invalid(format!(
+                    "image id prefix {what} is ambiguous"
+                )));
             }
         }
-        let r = Reference::parse(what).map_err(|_| Error::NotFound(format!("No such image: {what}")))?;
+        let r = Reference::parse(what)
+            .map_err(|_| Error::NotFound(format!("No such image: {what}")))?;
         let name = r.to_string();
         let id = match db.resolve_name(&name)? {
             Some(id) => Some(id),
             None => match r.digest() {
                 // repo@digest of a manifest we hold under another name
-                Some(d) => db.images()?.into_iter().find(|i| i.manifest == *d || i.index_digest.as_ref() == Some(d)).map(|i| i.id),
+                Some(d) => db
+                    .images()?
+                    .into_iter()
+                    .find(|i| i.manifest == *d || i.index_digest.as_ref() == Some(d))
+                    .map(|i| i.id),
                 None => None,
             },
         };
         match id {
-            Some(id) => db.image(&id)?.ok_or_else(|| Error::NotFound(format!("No such image: {what}"))),
+            Some(id) => db
+                .image(&id)?
+                .ok_or_else(|| Error::NotFound(format!("No such image: {what}"))),
             None => Err(Error::NotFound(format!("No such image: {}", r.familiar()))),
         }
     }
@@ -160,9 +189,17 @@ impl ImageStore {
             let mut tags = Vec::new();
             let mut digests = Vec::new();
             for (name, kind) in db.names_of(&record.id)? {
-                if kind == "tag" { tags.push(name) } else { digests.push(name) }
+                if kind == "tag" {
+                    tags.push(name)
+                } else {
+                    digests.push(name)
+                }
             }
-            out.push(ImageSummary { record, tags, digests });
+            out.push(ImageSummary {
+                record,
+                tags,
+                digests,
+            });
         }
         Ok(out)
     }
@@ -175,9 +212,14 @@ impl ImageStore {
     /// The manifest of an image.
     pub fn manifest(&self, rec: &ImageRecord) -> Result<Manifest> {
         let bytes = self.content.read(&rec.manifest, image::MAX_MANIFEST_SIZE)?;
-        match image::parse_manifest(&bytes, Some(&rec.manifest_media_type)).map_err(|e| Error::Invalid(e.to_string()))? {
+        match image::parse_manifest(&bytes, Some(&rec.manifest_media_type))
+            .map_err(|e| Error::Invalid(e.to_string()))?
+        {
             ManifestDoc::Manifest(m) => Ok(m),
-            ManifestDoc::Index(_) => Err(Error::Invalid(format!("{} is an index, not a manifest", rec.manifest))),
+            ManifestDoc::Index(_) => Err(Error::Invalid(format!(
+                "{} is an index, not a manifest",
+                rec.manifest
+            ))),
         }
     }
 
@@ -191,12 +233,22 @@ impl ImageStore {
 
     /// Registers an image whose manifest (and config and layer blobs) are
     /// in the content store, and gives it `names`. Returns the record.
-    pub fn add(&self, manifest: &Digest, index: Option<&Digest>, names: &[Reference]) -> Result<ImageRecord> {
+    pub fn add(
+        &self,
+        manifest: &Digest,
+        index: Option<&Digest>,
+        names: &[Reference],
+    ) -> Result<ImageRecord> {
         let bytes = self.content.read(manifest, image::MAX_MANIFEST_SIZE)?;
-        let m = match image::parse_manifest(&bytes, None).map_err(|e| Error::Invalid(e.to_string()))? {
-            ManifestDoc::Manifest(m) => m,
-            ManifestDoc::Index(_) => return Err(Error::Invalid("expected an image manifest, found an index".into())),
-        };
+        let m =
+            match image::parse_manifest(&bytes, None).map_err(|e| Error::Invalid(e.to_string()))? {
+                ManifestDoc::Manifest(m) => m,
+                ManifestDoc::Index(_) => {
+                    return Err(Error::Invalid(
+                        "expected an image manifest, found an index".into(),
+                    ));
+                }
+            };
         let config = self.config(&m.config.digest)?;
         if config.rootfs.diff_ids.len() != m.layers.len() {
             return Err(Error::Invalid(format!(
@@ -207,10 +259,16 @@ impl ImageStore {
         }
         for l in &m.layers {
             if !media::is_layer(&l.media_type) {
-                return Err(Error::Unsupported(format!("layer media type {}", l.media_type)));
+                return Err(Error::Unsupported(format!(
+                    "layer media type {}",
+                    l.media_type
+                )));
             }
             if !self.content.has(&l.digest) {
-                return Err(Error::NotFound(format!("layer {} is missing from the content store", l.digest)));
+                return Err(Error::NotFound(format!(
+                    "layer {} is missing from the content store",
+                    l.digest
+                )));
             }
         }
         {
@@ -223,7 +281,10 @@ impl ImageStore {
             Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
             None => format!("{}/{}", config.os, config.architecture),
         };
-        let media_type = m.media_type.clone().unwrap_or_else(|| media::OCI_MANIFEST.to_owned());
+        let media_type = m
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media::OCI_MANIFEST.to_owned());
         let record = ImageRecord {
             id: m.config.digest.clone(),
             manifest: manifest.clone(),
@@ -237,7 +298,11 @@ impl ImageStore {
         self.db().tx(|tx| {
             Db::put_image(tx, &record)?;
             for n in names {
-                let kind = if n.digest().is_some() && n.tag().is_none() { "digest" } else { "tag" };
+                let kind = if n.digest().is_some() && n.tag().is_none() {
+                    "digest"
+                } else {
+                    "tag"
+                };
                 Db::set_name(tx, &n.to_string(), &record.id, kind)?;
             }
             Ok(())
@@ -247,13 +312,19 @@ impl ImageStore {
 
     fn known_size(&self, diff_ids: &[Digest]) -> u64 {
         let db = self.db();
-        chain_ids(diff_ids).iter().filter_map(|c| db.snapshot(c).ok().flatten()).map(|s| s.size).sum()
+        chain_ids(diff_ids)
+            .iter()
+            .filter_map(|c| db.snapshot(c).ok().flatten())
+            .map(|s| s.size)
+            .sum()
     }
 
     /// Gives an image another name (`docker tag`).
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         if target.digest().is_some() {
-            return Err(Error::Invalid("refusing to create a tag with a digest reference".into()));
+            return Err(Error::Invalid(
+                "refusing to create a tag with a digest reference".into(),
+            ));
         }
         let rec = self.resolve(source)?;
         self.db().tx(|tx| {
@@ -264,7 +335,12 @@ impl ImageStore {
 
     /// Removes a name or an image, as `docker rmi` does. `in_use` says
     /// whether a container uses an image.
-    pub fn remove(&self, what: &str, force: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<Vec<Removed>> {
+    pub fn remove(
+        &self,
+        what: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<Vec<Removed>> {
         let rec = self.resolve(what)?;
         let by_name = {
             let hex = what.strip_prefix("sha256:").unwrap_or(what);
@@ -272,16 +348,25 @@ impl ImageStore {
         };
         let names = self.names(&rec.id)?;
         let mut out = Vec::new();
-        let familiar = |n: &str| Reference::parse(n).map(|r| r.familiar()).unwrap_or_else(|_| n.to_owned());
+        let familiar = |n: &str| {
+            Reference::parse(n)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| n.to_owned())
+        };
         if by_name {
-            let name = Reference::parse(what).map_err(|e| Error::Invalid(e.to_string()))?.to_string();
+            let name = Reference::parse(what)
+                .map_err(|e| Error::Invalid(e.to_string()))?
+                .to_string();
             let name = if names.iter().any(|(n, _)| *n == name) {
                 name
             } else {
                 // repo@digest of a held manifest: remove the whole image
                 return self.remove(&rec.id.to_string(), force, in_use);
             };
-            let tags_left = names.iter().filter(|(n, k)| *n != name && k == "tag").count();
+            let tags_left = names
+                .iter()
+                .filter(|(n, k)| *n != name && k == "tag")
+                .count();
             if tags_left == 0 && in_use(&rec.id) && !force {
                 return Err(Error::Conflict(format!(
                     "conflict: unable to remove repository reference \"{}\" (must force) - container is using its referenced image {}",
@@ -343,20 +428,28 @@ impl ImageStore {
     /// Makes sure every layer of the image is unpacked (independent layers
     /// in parallel) and returns the layer directories, base first.
     pub fn prepare(&self, id: &Digest) -> Result<Vec<PathBuf>> {
-        let rec = self.db().image(id)?.ok_or_else(|| Error::NotFound(format!("No such image: {id}")))?;
+        let rec = self
+            .db()
+            .image(id)?
+            .ok_or_else(|| Error::NotFound(format!("No such image: {id}")))?;
         let m = self.manifest(&rec)?;
         let config = self.config(id)?;
         let diff_ids = &config.rootfs.diff_ids;
         let chains = chain_ids(diff_ids);
         let missing: Vec<usize> = {
             let db = self.db();
-            (0..chains.len()).filter(|&i| db.snapshot(&chains[i]).ok().flatten().is_none()).collect()
+            (0..chains.len())
+                .filter(|&i| db.snapshot(&chains[i]).ok().flatten().is_none())
+                .collect()
         };
         if !missing.is_empty() {
             self.unpack_layers(&m, diff_ids, &chains, &missing)?;
             let size = self.known_size(diff_ids);
             self.db().tx(|tx| {
-                tx.execute("UPDATE images SET size=?1 WHERE id=?2", rusqlite::params![size as i64, id.to_string()])?;
+                tx.execute(
+                    "UPDATE images SET size=?1 WHERE id=?2",
+                    rusqlite::params![size as i64, id.to_string()],
+                )?;
                 Ok(())
             })?;
         }
@@ -371,18 +464,30 @@ impl ImageStore {
             .collect()
     }
 
-    fn unpack_layers(&self, m: &Manifest, diff_ids: &[Digest], chains: &[Digest], missing: &[usize]) -> Result<()> {
+    fn unpack_layers(
+        &self,
+        m: &Manifest,
+        diff_ids: &[Digest],
+        chains: &[Digest],
+        missing: &[usize],
+    ) -> Result<()> {
         let snaps = self.root.join("snapshots");
         // Unpack every missing layer into its own temporary directory, in
         // parallel (at most one thread per CPU).
-        let width = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
+        let width = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(1);
         let mut results: Vec<(usize, PathBuf, Result<unpack::Unpacked>)> = Vec::new();
         for batch in missing.chunks(width) {
             let out = std::thread::scope(|s| {
                 let handles: Vec<_> = batch
                     .iter()
                     .map(|&i| {
-                        let tmp = snaps.join(format!("tmp-{}-{}-{i}", std::process::id(), chains[i].short()));
+                        let tmp = snaps.join(format!(
+                            "tmp-{}-{}-{i}",
+                            std::process::id(),
+                            chains[i].short()
+                        ));
                         let blob = m.layers[i].digest.clone();
                         let want = diff_ids[i].clone();
                         let opts = self.opts.clone();
@@ -390,7 +495,8 @@ impl ImageStore {
                         s.spawn(move || {
                             let r = (|| {
                                 let _ = unpack::remove_tree(&tmp);
-                                fs::create_dir_all(tmp.join("fs")).ctx(|| format!("create {}", tmp.display()))?;
+                                fs::create_dir_all(tmp.join("fs"))
+                                    .ctx(|| format!("create {}", tmp.display()))?;
                                 set_mode(&tmp, 0o700)?;
                                 let f = content.open_blob(&blob)?;
                                 unpack::unpack(f, &tmp.join("fs"), Some(&want), &opts)
@@ -399,7 +505,10 @@ impl ImageStore {
                         })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().expect("unpack thread")).collect::<Vec<_>>()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("unpack thread"))
+                    .collect::<Vec<_>>()
             });
             results.extend(out);
         }
@@ -409,7 +518,7 @@ impl ImageStore {
                 let _ = unpack::remove_tree(tmp);
             }
             let (i, _, r) = results.swap_remove(pos);
-            let e = r.err().expect("an error");
+            let e = r.expect_err("an error");
             return Err(match e {
                 Error::Integrity(m) => Error::Integrity(format!("layer {}: {m}", diff_ids[i])),
                 other => other,
@@ -417,15 +526,21 @@ impl ImageStore {
         }
         // Commit bottom-up: hardlinks into lower layers need those layers.
         results.sort_by_key(|r| r.0);
-        let mut pending: Vec<(usize, PathBuf, unpack::Unpacked)> =
-            results.into_iter().map(|(i, t, r)| (i, t, r.expect("checked"))).collect();
+        let mut pending: Vec<(usize, PathBuf, unpack::Unpacked)> = results
+            .into_iter()
+            .map(|(i, t, r)| (i, t, r.expect("checked")))
+            .collect();
         let mut committed: Vec<PathBuf> = Vec::new();
         for (i, tmp, u) in pending.drain(..) {
             let r = (|| {
                 if !u.lower_links.is_empty() {
                     let lowers: Vec<PathBuf> = {
                         let db = self.db();
-                        (0..i).rev().filter_map(|j| db.snapshot(&chains[j]).ok().flatten()).map(|s| self.snapshot_dir(&s)).collect()
+                        (0..i)
+                            .rev()
+                            .filter_map(|j| db.snapshot(&chains[j]).ok().flatten())
+                            .map(|s| self.snapshot_dir(&s))
+                            .collect()
                     };
                     unpack::resolve_lower_links(&tmp.join("fs"), &u.lower_links, &lowers)?;
                 }
@@ -448,7 +563,12 @@ impl ImageStore {
                     created: now(),
                 };
                 let db = self.db();
-                db.put_layer(&m.layers[i].digest, &diff_ids[i], &m.layers[i].media_type, Some(u.uncompressed))?;
+                db.put_layer(
+                    &m.layers[i].digest,
+                    &diff_ids[i],
+                    &m.layers[i].media_type,
+                    Some(u.uncompressed),
+                )?;
                 if !db.put_snapshot(&rec)? {
                     // another process unpacked it first: keep theirs
                     drop(db);
@@ -464,10 +584,10 @@ impl ImageStore {
             }
         }
         // Unpacked files are durable before anyone relies on them.
-        if let Some(first) = committed.first() {
-            if let Ok(f) = fs::File::open(first) {
-                let _ = rustix::fs::syncfs(&f);
-            }
+        if let Some(first) = committed.first()
+            && let Ok(f) = fs::File::open(first)
+        {
+            let _ = rustix::fs::syncfs(&f);
         }
         Ok(())
     }
@@ -483,7 +603,11 @@ impl ImageStore {
             fs::create_dir_all(&empty).ctx(|| "create the empty layer")?;
             vec![empty.display().to_string()]
         } else {
-            layers.iter().rev().map(|p| p.display().to_string()).collect()
+            layers
+                .iter()
+                .rev()
+                .map(|p| p.display().to_string())
+                .collect()
         };
         Ok(MountSpec {
             fstype: "overlay".into(),
@@ -501,19 +625,36 @@ impl ImageStore {
     /// honouring whiteouts), e.g. `/etc/passwd` to resolve a user name.
     pub fn read_file(&self, id: &Digest, path: &str, max: usize) -> Result<Option<Vec<u8>>> {
         let layers = self.prepare(id)?;
-        let rel = unpack::normalize(path.as_bytes()).ok_or_else(|| Error::Invalid(format!("bad path {path}")))?;
+        let rel = unpack::normalize(path.as_bytes())
+            .ok_or_else(|| Error::Invalid(format!("bad path {path}")))?;
         for dir in layers.iter().rev() {
-            let root = rustix::fs::open(dir, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .ctx(|| format!("open {}", dir.display()))?;
-            match berth_sys::paths::open_flags(std::os::fd::AsFd::as_fd(&root), &rel, rustix::fs::OFlags::RDONLY) {
+            let root = rustix::fs::open(
+                dir,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ctx(|| format!("open {}", dir.display()))?;
+            match berth_sys::paths::open_flags(
+                std::os::fd::AsFd::as_fd(&root),
+                &rel,
+                rustix::fs::OFlags::RDONLY,
+            ) {
                 Ok(fd) => {
                     let st = rustix::fs::fstat(&fd).ctx(|| "stat")?;
-                    if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice && st.st_rdev == 0 {
+                    if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::CharacterDevice
+                        && st.st_rdev == 0
+                    {
                         return Ok(None);
                     }
                     let mut buf = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::Read::take(fs::File::from(fd), max as u64), &mut buf)
-                        .ctx(|| format!("read {path}"))?;
+                    std::io::Read::read_to_end(
+                        &mut std::io::Read::take(fs::File::from(fd), max as u64),
+                        &mut buf,
+                    )
+                    .ctx(|| format!("read {path}"))?;
                     return Ok(Some(buf));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
@@ -527,7 +668,11 @@ impl ImageStore {
 
     /// Removes images without names that no container uses (`dangling`
     /// only), or every image no container uses (`all`).
-    pub fn prune(&self, all: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<(Vec<Removed>, GcReport)> {
+    pub fn prune(
+        &self,
+        all: bool,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<(Vec<Removed>, GcReport)> {
         let mut removed = Vec::new();
         for s in self.list()? {
             let dangling = s.tags.is_empty();
@@ -541,6 +686,8 @@ impl ImageStore {
 
     /// Deletes blobs and snapshots no image (or container) references.
     pub fn gc(&self, in_use: &dyn Fn(&Digest) -> bool) -> Result<GcReport> {
+        // no pull, load or import is between writing blobs and naming them
+        let _exclusive = self.lock(true)?;
         let mut keep_blobs: HashSet<Digest> = HashSet::new();
         let mut keep_chains: HashSet<Digest> = HashSet::new();
         let images = self.db().images()?;
@@ -561,7 +708,8 @@ impl ImageStore {
         let mut report = GcReport::default();
         // Snapshots first (they depend on nothing else).
         let snaps = self.db().snapshots()?;
-        let by_chain: BTreeMap<Digest, SnapshotRecord> = snaps.into_iter().map(|s| (s.chain_id.clone(), s)).collect();
+        let by_chain: BTreeMap<Digest, SnapshotRecord> =
+            snaps.into_iter().map(|s| (s.chain_id.clone(), s)).collect();
         for (chain, s) in &by_chain {
             if !keep_chains.contains(chain) {
                 let dir = self.root.join("snapshots").join(&s.dir);
@@ -571,16 +719,8 @@ impl ImageStore {
                 report.snapshots.push(chain.clone());
             }
         }
-        // Blobs younger than a minute may belong to a pull in progress.
-        let cutoff = std::time::Duration::from_secs(60);
         for d in self.content.list()? {
             if keep_blobs.contains(&d) {
-                continue;
-            }
-            let young = fs::metadata(self.content.path(&d))
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() < cutoff);
-            if young {
                 continue;
             }
             report.bytes += self.content.size(&d).unwrap_or(0);
@@ -588,18 +728,50 @@ impl ImageStore {
             self.db().delete_layer(&d)?;
             report.blobs.push(d);
         }
-        let _ = self.content.clean_ingest(std::time::Duration::from_secs(24 * 3600));
+        let _ = self
+            .content
+            .clean_ingest(std::time::Duration::from_secs(24 * 3600));
         Ok(report)
+    }
+
+    /// Holds off garbage collection while blobs are written but not yet
+    /// referenced by an image (pulls, loads, imports); dropped when done.
+    pub fn lease(&self) -> Result<Lease> {
+        self.lock(false)
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<Lease> {
+        let p = self.root.join("content/gc.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx(|| format!("open {}", p.display()))?;
+        let op = if exclusive {
+            rustix::fs::FlockOperation::LockExclusive
+        } else {
+            rustix::fs::FlockOperation::LockShared
+        };
+        rustix::fs::flock(&f, op).ctx(|| format!("lock {}", p.display()))?;
+        Ok(Lease { _file: f })
     }
 
     /// Every chain id an image needs (for containers that keep snapshots).
     pub fn chain_ids_of(&self, id: &Digest) -> Result<BTreeSet<Digest>> {
-        Ok(chain_ids(&self.config(id)?.rootfs.diff_ids).into_iter().collect())
+        Ok(chain_ids(&self.config(id)?.rootfs.diff_ids)
+            .into_iter()
+            .collect())
     }
 
     /// Disk used: (blobs, snapshots).
     pub fn disk_usage(&self) -> Result<(u64, u64)> {
-        let blobs: u64 = self.content.list()?.iter().filter_map(|d| self.content.size(d)).sum();
+        let blobs: u64 = self
+            .content
+            .list()?
+            .iter()
+            .filter_map(|d| self.content.size(d))
+            .sum();
         let snaps: u64 = self.db().snapshots()?.iter().map(|s| s.size).sum();
         Ok((blobs, snaps))
     }
@@ -607,5 +779,6 @@ impl ImageStore {
 
 fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .ctx(|| format!("chmod {}", p.display()))
 }

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod db;
 pub mod error;
 pub mod images;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

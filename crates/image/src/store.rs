@@ -192,10 +192,10 @@ impl ContentStore {
                 .ctx(|| format!("list {}", dir.display()))?
                 .flatten()
             {
-                if let Some(name) = e.file_name().to_str() {
-                    if let Ok(d) = Digest::new(alg, name) {
-                        out.push(d);
-                    }
+                if let Some(name) = e.file_name().to_str()
+                    && let Ok(d) = Digest::new(alg, name)
+                {
+                    out.push(d);
                 }
             }
         }
@@ -254,20 +254,20 @@ impl BlobWriter {
     pub fn commit(mut self) -> Result<Digest> {
         let file = self.file.take().expect("not committed twice");
         let digest = std::mem::replace(&mut self.hasher, Hasher::new(Algorithm::Sha256)).finish();
-        if let Some(size) = self.expect.size {
-            if self.written != size {
-                return Err(Error::Integrity(format!(
-                    "size mismatch: expected {size} bytes, got {} (digest {digest})",
-                    self.written
-                )));
-            }
+        if let Some(size) = self.expect.size
+            && self.written != size
+        {
+            return Err(Error::Integrity(format!(
+                "size mismatch: expected {size} bytes, got {} (digest {digest})",
+                self.written
+            )));
         }
-        if let Some(want) = &self.expect.digest {
-            if *want != digest {
-                return Err(Error::Integrity(format!(
-                    "digest mismatch: expected {want}, got {digest}"
-                )));
-            }
+        if let Some(want) = &self.expect.digest
+            && *want != digest
+        {
+            return Err(Error::Integrity(format!(
+                "digest mismatch: expected {want}, got {digest}"
+            )));
         }
         file.sync_all().ctx(|| "fsync blob")?;
         drop(file);
@@ -285,13 +285,13 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let limit = self.expect.size.or(self.expect.max);
-        if let Some(limit) = limit {
-            if self.written + buf.len() as u64 > limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("more data than the declared {limit} bytes"),
-                ));
-            }
+        if let Some(limit) = limit
+            && self.written + buf.len() as u64 > limit
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more data than the declared {limit} bytes"),
+            ));
         }
         let f = self.file.as_mut().expect("open");
         let n = f.write(buf)?;

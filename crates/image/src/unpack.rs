@@ -234,12 +234,12 @@ pub fn unpack(
     let (diff_id, uncompressed) =
         decoded.map_err(|e| Error::Invalid(format!("layer stream: {e}")))?;
     let (size, lower_links) = extracted?;
-    if let Some(want) = expect_diff_id {
-        if *want != diff_id {
-            return Err(Error::Integrity(format!(
-                "layer diff id mismatch: expected {want}, got {diff_id}"
-            )));
-        }
+    if let Some(want) = expect_diff_id
+        && *want != diff_id
+    {
+        return Err(Error::Integrity(format!(
+            "layer diff id mismatch: expected {want}, got {diff_id}"
+        )));
     }
     Ok(Unpacked {
         diff_id,
@@ -727,10 +727,10 @@ impl Extractor<'_> {
                 }
                 _ => set_xattr_fd(fd, k, v, is_dir),
             };
-            if let Err(e) = r {
-                if !matches!(e, rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::PERM) {
-                    return Err(io_err(e, "set xattr", rel));
-                }
+            if let Err(e) = r
+                && !matches!(e, rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::PERM)
+            {
+                return Err(io_err(e, "set xattr", rel));
             }
         }
         let ts = Timestamps {
@@ -833,8 +833,8 @@ fn remove_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
 
 fn remove_children(dir: &OwnedFd) -> io::Result<()> {
     let mut names = Vec::new();
-    let mut it = rustix::fs::Dir::read_from(dir)?;
-    while let Some(e) = it.next() {
+    let it = rustix::fs::Dir::read_from(dir)?;
+    for e in it {
         let e = e?;
         let n = e.file_name().to_bytes();
         if n != b"." && n != b".." {

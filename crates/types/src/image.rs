@@ -289,6 +289,8 @@ impl Index {
 }
 
 /// A parsed manifest document.
+// (parsed one at a time, never stored in bulk: the size difference is fine)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ManifestDoc {
     /// An image manifest.

@@ -89,10 +89,10 @@ fn valid_domain(d: &str) -> bool {
         Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
         _ => (d, None),
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 5 {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 5)
+    {
+        return false;
     }
     if host.starts_with('[') && host.ends_with(']') {
         return host[1..host.len() - 1]
@@ -140,10 +140,10 @@ impl Reference {
             }
             None => (rest, None),
         };
-        if let Some(t) = tag {
-            if !valid_tag(t) {
-                return Err(bad("the tag is malformed"));
-            }
+        if let Some(t) = tag
+            && !valid_tag(t)
+        {
+            return Err(bad("the tag is malformed"));
         }
         let (domain, path) = match name.split_once('/') {
             Some((first, remainder))

@@ -1,0 +1,314 @@
+//! Docker-style output: padded tables, human sizes and durations, and the
+//! subset of Go templates `--format` uses (`{{.Field}}`, `{{json .}}`,
+//! `table ...`).
+
+use std::collections::BTreeMap;
+
+/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units,
+/// `%.3g`.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let decimals = if v < 1.0 {
+        2
+    } else {
+        2usize.saturating_sub(v.log10().floor() as usize)
+    };
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_owned();
+    }
+    format!("{s}{}", units[i])
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let minutes = secs / 60;
+    let hours = (secs as f64 / 3600.0).round() as i64;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    }
+}
+
+/// Seconds since an RFC 3339 time, if it parses.
+pub fn age_secs(rfc3339: &str) -> Option<i64> {
+    let t = parse_rfc3339(rfc3339)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    Some(now - t)
+}
+
+/// Unix seconds of an RFC 3339 time (`2026-11-24T16:14:49.232Z`, offsets allowed).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // days from civil
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// A table printed like Go's tabwriter (minwidth 0, padding 3).
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with a header row.
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            rows: vec![header.iter().map(|s| s.to_string()).collect()],
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Renders it.
+    pub fn render(&self) -> String {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Renders a Go-template-like `--format` for one object. `fields` maps
+/// names (`ID`, `Repository`) to values; `json` is the object for
+/// `{{json .}}`.
+pub fn render_template(
+    tmpl: &str,
+    fields: &BTreeMap<String, String>,
+    json: &serde_json::Value,
+) -> String {
+    let tmpl = tmpl.replace("\\t", "\t").replace("\\n", "\n");
+    let mut out = String::new();
+    let mut rest = tmpl.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let expr = rest[start + 2..start + end].trim();
+        out.push_str(&eval(expr, fields, json));
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn eval(expr: &str, fields: &BTreeMap<String, String>, json: &serde_json::Value) -> String {
+    if expr == "json ." {
+        return json.to_string();
+    }
+    if let Some(f) = expr.strip_prefix("json .") {
+        return lookup_json(json, f)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "null".into());
+    }
+    if let Some(f) = expr.strip_prefix('.') {
+        if let Some(v) = fields.get(f) {
+            return v.clone();
+        }
+        return match lookup_json(json, f) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "<no value>".into(),
+            Some(v) => v.to_string(),
+        };
+    }
+    format!("{{{{{expr}}}}}")
+}
+
+fn lookup_json<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    let mut cur = v;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}
+
+/// Prints objects with `--format`: a `table` template prints a header
+/// made from the field names first.
+pub fn print_formatted(
+    tmpl: &str,
+    items: &[(BTreeMap<String, String>, serde_json::Value)],
+    headers: &BTreeMap<&str, &str>,
+) {
+    if let Some(t) = tmpl.strip_prefix("table") {
+        let t = t.trim_start();
+        let mut table_rows: Vec<Vec<String>> = Vec::new();
+        let header_line = render_header(t, headers);
+        table_rows.push(header_line.split('\t').map(str::to_owned).collect());
+        for (f, j) in items {
+            table_rows.push(
+                render_template(t, f, j)
+                    .split('\t')
+                    .map(str::to_owned)
+                    .collect(),
+            );
+        }
+        let mut table = Table { rows: Vec::new() };
+        for r in table_rows {
+            table.row(r);
+        }
+        print!("{}", table.render());
+        return;
+    }
+    for (f, j) in items {
+        println!("{}", render_template(tmpl, f, j));
+    }
+}
+
+fn render_header(tmpl: &str, headers: &BTreeMap<&str, &str>) -> String {
+    let mut fields = BTreeMap::new();
+    for (k, v) in headers {
+        fields.insert(k.to_string(), v.to_string());
+    }
+    let tmpl = tmpl.replace("\\t", "\t");
+    let mut out = String::new();
+    let mut rest = tmpl.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let expr = rest[start + 2..start + end].trim();
+        let name = expr.trim_start_matches("json ").trim_start_matches('.');
+        out.push_str(
+            &fields
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_uppercase()),
+        );
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(1_200_000_000), "1.2GB");
+        assert_eq!(human_size(524_288), "524kB");
+        assert_eq!(human_size(10_000_000), "10MB");
+    }
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(45), "45 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(15 * 86400), "2 weeks");
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:10Z"), Some(10));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T00:00:00.5+01:00"),
+            Some(951_868_800 - 3600)
+        );
+    }
+
+    #[test]
+    fn templates() {
+        let mut f = BTreeMap::new();
+        f.insert("ID".to_string(), "abc".to_string());
+        let j = serde_json::json!({"ID": "abc", "Config": {"Env": ["A=1"]}});
+        assert_eq!(
+            render_template("{{.ID}}\\t{{json .Config.Env}}", &f, &j),
+            "abc\t[\"A=1\"]"
+        );
+        assert_eq!(render_template("{{json .}}", &f, &j), j.to_string());
+        let mut t = Table::new(&["A", "LONGER"]);
+        t.row(vec!["xxxxx".into(), "y".into()]);
+        assert_eq!(t.render(), "A       LONGER\nxxxxx   y\n");
+    }
+}

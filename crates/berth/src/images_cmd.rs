@@ -1,0 +1,559 @@
+//! `berth images`, `image inspect`, `history`, `tag`, `rmi`, `load`,
+//! `save`, `import`, `image prune`: docker's verbs, flags and output.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use berth_image::{ImageStore, Removed};
+use berth_types::Reference;
+use clap::Args;
+
+use crate::format::{Table, age_secs, human_duration, human_size, print_formatted};
+
+/// `berth images`.
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Show all images (including intermediate ones).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Do not truncate IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Go-template-like format, or `json`.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Filters (`dangling=true`, `reference=busybox*`).
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Only this repository[:tag].
+    pub reference: Option<String>,
+}
+
+fn short_id(d: &berth_types::Digest, no_trunc: bool) -> String {
+    if no_trunc {
+        d.to_string()
+    } else {
+        d.short().to_owned()
+    }
+}
+
+fn glob(pat: &str, s: &str) -> bool {
+    // `*` matches within a path segment, as Docker's reference filter
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(pat.as_bytes(), s.as_bytes())
+}
+
+/// The docker inspect document of an image.
+pub fn inspect_json(store: &ImageStore, id: &berth_types::Digest) -> Result<serde_json::Value> {
+    let rec = store
+        .db()
+        .image(id)?
+        .with_context(|| format!("No such image: {id}"))?;
+    let cfg = store.config(id)?;
+    let names = store.names(id)?;
+    let fam = |n: &str| {
+        Reference::parse(n)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| n.to_owned())
+    };
+    let tags: Vec<String> = names
+        .iter()
+        .filter(|(_, k)| k == "tag")
+        .map(|(n, _)| fam(n))
+        .collect();
+    let digests: Vec<String> = names
+        .iter()
+        .filter(|(_, k)| k == "digest")
+        .map(|(n, _)| fam(n))
+        .collect();
+    let layers = store.prepare(id).unwrap_or_default();
+    let to_s = |p: &PathBuf| p.display().to_string();
+    let mut graph = serde_json::Map::new();
+    if let Some((top, rest)) = layers.split_last() {
+        let lower: Vec<String> = rest.iter().rev().map(to_s).collect();
+        if !lower.is_empty() {
+            graph.insert("LowerDir".into(), lower.join(":").into());
+        }
+        graph.insert("UpperDir".into(), to_s(top).into());
+    }
+    let config = cfg.config.clone().unwrap_or_default();
+    let mut docker_cfg = serde_json::to_value(&config)?;
+    if let Some(o) = docker_cfg.as_object_mut() {
+        for k in [
+            "Env",
+            "Cmd",
+            "Entrypoint",
+            "Volumes",
+            "Labels",
+            "ExposedPorts",
+            "OnBuild",
+        ] {
+            o.entry(k).or_insert(serde_json::Value::Null);
+        }
+        o.entry("WorkingDir").or_insert("".into());
+        o.entry("User").or_insert("".into());
+    }
+    Ok(serde_json::json!({
+        "Id": id.to_string(),
+        "RepoTags": tags,
+        "RepoDigests": digests,
+        "Parent": "",
+        "Comment": cfg.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": cfg.created.clone().unwrap_or_default(),
+        "DockerVersion": cfg.extra.get("docker_version").cloned().unwrap_or("".into()),
+        "Author": cfg.author.clone().unwrap_or_default(),
+        "Config": docker_cfg,
+        "Architecture": cfg.architecture,
+        "Variant": cfg.variant,
+        "Os": cfg.os,
+        "Size": rec.size,
+        "GraphDriver": {"Name": "overlay", "Data": graph},
+        "RootFS": {"Type": "layers", "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": rec.added},
+        "Descriptor": {"mediaType": rec.manifest_media_type, "digest": rec.manifest.to_string(),
+            "size": store.content().size(&rec.manifest).unwrap_or(0)},
+    }))
+}
+
+/// `berth images`.
+pub fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
+    let mut rows: Vec<(String, String, String, berth_image::ImageSummary)> = Vec::new();
+    let mut dangling_filter = None;
+    let mut ref_filters = Vec::new();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("dangling", v)) => dangling_filter = Some(v == "true" || v == "1"),
+            Some(("reference", v)) => ref_filters.push(v.to_owned()),
+            _ => bail!("invalid filter '{f}'"),
+        }
+    }
+    if let Some(r) = &a.reference {
+        ref_filters.push(r.clone());
+    }
+    for s in store.list()? {
+        let dangling = s.tags.is_empty();
+        if dangling_filter.is_some_and(|want| want != dangling) {
+            continue;
+        }
+        let digest = s
+            .record
+            .index_digest
+            .clone()
+            .unwrap_or(s.record.manifest.clone())
+            .to_string();
+        if dangling {
+            if ref_filters.is_empty() {
+                rows.push(("<none>".into(), "<none>".into(), digest.clone(), s.clone()));
+            }
+            continue;
+        }
+        for t in &s.tags {
+            let Ok(r) = Reference::parse(t) else { continue };
+            let repo = r.familiar_repository();
+            let tag = r.tag().unwrap_or("<none>").to_owned();
+            if !ref_filters.is_empty()
+                && !ref_filters
+                    .iter()
+                    .any(|f| glob(f, &repo) || glob(f, &format!("{repo}:{tag}")))
+            {
+                continue;
+            }
+            rows.push((repo, tag, digest.clone(), s.clone()));
+        }
+    }
+    if a.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, _, _, s) in &rows {
+            let id = short_id(&s.record.id, a.no_trunc);
+            if seen.insert(id.clone()) {
+                println!("{id}");
+            }
+        }
+        return Ok(());
+    }
+    if let Some(fmt) = &a.format {
+        let fmt = if fmt == "json" {
+            "{{json .}}"
+        } else {
+            fmt.as_str()
+        };
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(repo, tag, digest, s)| {
+                let mut f = BTreeMap::new();
+                f.insert("ID".into(), short_id(&s.record.id, a.no_trunc));
+                f.insert("Repository".into(), repo.clone());
+                f.insert("Tag".into(), tag.clone());
+                f.insert("Digest".into(), digest.clone());
+                let since = s
+                    .record
+                    .created
+                    .as_deref()
+                    .and_then(age_secs)
+                    .map(|x| format!("{} ago", human_duration(x)))
+                    .unwrap_or_default();
+                f.insert("CreatedSince".into(), since);
+                f.insert(
+                    "CreatedAt".into(),
+                    s.record.created.clone().unwrap_or_default(),
+                );
+                f.insert("Size".into(), human_size(s.record.size));
+                let j = serde_json::to_value(&f).unwrap_or_default();
+                (f, j)
+            })
+            .collect();
+        let headers: BTreeMap<&str, &str> = [
+            ("ID", "IMAGE ID"),
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("Digest", "DIGEST"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+        ]
+        .into_iter()
+        .collect();
+        print_formatted(fmt, &items, &headers);
+        return Ok(());
+    }
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if a.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let mut t = Table::new(&header);
+    for (repo, tag, digest, s) in rows {
+        let mut r = vec![repo, tag];
+        if a.digests {
+            r.push(digest);
+        }
+        r.push(short_id(&s.record.id, a.no_trunc));
+        r.push(
+            s.record
+                .created
+                .as_deref()
+                .and_then(age_secs)
+                .map(|x| format!("{} ago", human_duration(x)))
+                .unwrap_or_else(|| "N/A".into()),
+        );
+        r.push(human_size(s.record.size));
+        t.row(r);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+/// `berth image inspect`.
+pub fn inspect(store: &ImageStore, images: &[String], format: Option<&str>) -> Result<()> {
+    let mut docs = Vec::new();
+    let mut missing = Vec::new();
+    for i in images {
+        match store.resolve(i) {
+            Ok(rec) => docs.push(inspect_json(store, &rec.id)?),
+            Err(e) => missing.push(e.to_string()),
+        }
+    }
+    match format {
+        Some(f) => {
+            for d in &docs {
+                println!("{}", crate::format::render_template(f, &BTreeMap::new(), d));
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&docs)?),
+    }
+    if !missing.is_empty() {
+        bail!("{}", missing.join("\n"));
+    }
+    Ok(())
+}
+
+/// `berth history`.
+pub fn history(
+    store: &ImageStore,
+    image: &str,
+    no_trunc: bool,
+    quiet: bool,
+    human: bool,
+) -> Result<()> {
+    let rec = store.resolve(image)?;
+    let cfg = store.config(&rec.id)?;
+    let _ = store.prepare(&rec.id);
+    let db = store.db();
+    let mut layer_sizes: Vec<u64> = Vec::new();
+    let chains = berth_types::image::chain_ids(&cfg.rootfs.diff_ids, |b| {
+        berth_image::store::sha256(b).hex().to_owned()
+    });
+    for c in &chains {
+        layer_sizes.push(db.snapshot(c)?.map(|s| s.size).unwrap_or(0));
+    }
+    drop(db);
+    let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
+    let mut li = layer_sizes.len();
+    let entries: Vec<_> = cfg.history.iter().rev().collect();
+    for (i, h) in entries.iter().enumerate() {
+        let size = if h.empty_layer {
+            0
+        } else {
+            li = li.saturating_sub(1);
+            layer_sizes.get(li).copied().unwrap_or(0)
+        };
+        let id = if i == 0 {
+            short_id(&rec.id, no_trunc)
+        } else {
+            "<missing>".into()
+        };
+        if quiet {
+            println!("{id}");
+            continue;
+        }
+        let mut by = h.created_by.clone().unwrap_or_default();
+        if !no_trunc && by.chars().count() > 45 {
+            by = format!("{}…", by.chars().take(44).collect::<String>());
+        }
+        let created = h
+            .created
+            .as_deref()
+            .and_then(age_secs)
+            .map(|x| format!("{} ago", human_duration(x)))
+            .unwrap_or_default();
+        let size = if human {
+            human_size(size)
+        } else {
+            size.to_string()
+        };
+        t.row(vec![
+            id,
+            if human {
+                created
+            } else {
+                h.created.clone().unwrap_or_default()
+            },
+            by,
+            size,
+            h.comment.clone().unwrap_or_default(),
+        ]);
+    }
+    if !quiet {
+        print!("{}", t.render());
+    }
+    Ok(())
+}
+
+/// Prints `rmi` results.
+pub fn print_removed(r: &[Removed]) {
+    for x in r {
+        match x {
+            Removed::Untagged(n) => println!("Untagged: {n}"),
+            Removed::Deleted(d) => println!("Deleted: {d}"),
+        }
+    }
+}
+
+/// `berth rmi`.
+pub fn rmi(
+    store: &ImageStore,
+    images: &[String],
+    force: bool,
+    no_prune: bool,
+    in_use: &dyn Fn(&berth_types::Digest) -> bool,
+) -> Result<()> {
+    let mut errors = Vec::new();
+    for i in images {
+        match store.remove(i, force, in_use) {
+            Ok(r) => print_removed(&r),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !no_prune {
+        store.gc(in_use)?;
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(())
+}
+
+/// `berth image prune`.
+pub fn prune(
+    store: &ImageStore,
+    all: bool,
+    in_use: &dyn Fn(&berth_types::Digest) -> bool,
+) -> Result<()> {
+    let (removed, gc) = store.prune(all, in_use)?;
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for r in &removed {
+            match r {
+                Removed::Untagged(n) => println!("untagged: {n}"),
+                Removed::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(gc.bytes));
+    Ok(())
+}
+
+/// `berth load`.
+pub fn load(store: &ImageStore, input: Option<&Path>, quiet: bool) -> Result<()> {
+    let loaded = match input {
+        Some(p) if p.is_dir() => store.load_oci_dir(p)?,
+        Some(p) => {
+            store.load(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?)?
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty");
+            }
+            store.load(std::io::stdin().lock())?
+        }
+    };
+    // (-q only silences progress, which loading from a file has none of)
+    let _ = quiet;
+    for l in loaded {
+        if l.names.is_empty() {
+            println!("Loaded image ID: {}", l.id);
+        }
+        for n in l.names {
+            println!("Loaded image: {}", n.familiar());
+        }
+    }
+    Ok(())
+}
+
+/// `berth save`.
+pub fn save(
+    store: &ImageStore,
+    images: &[String],
+    output: Option<&Path>,
+    format: &str,
+) -> Result<()> {
+    let write = |w: &mut dyn Write| -> Result<()> {
+        match format {
+            "docker-archive" | "docker" => store.save_docker(images, w)?,
+            "oci-archive" | "oci" => store.save_oci(images, w)?,
+            other => bail!("unknown --format {other:?} (docker-archive or oci-archive)"),
+        }
+        Ok(())
+    };
+    match output {
+        Some(p) => {
+            let tmp = p.with_extension("berth-partial");
+            let mut f =
+                std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+            let r = write(&mut f).and_then(|_| Ok(f.sync_all()?));
+            if r.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            r?;
+            std::fs::rename(&tmp, p)?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            write(&mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `docker import --change` instructions to a config.
+pub fn apply_changes(changes: &[String]) -> Result<berth_types::image::ContainerConfig> {
+    let mut c = berth_types::image::ContainerConfig::default();
+    for ch in changes {
+        let (instr, rest) = ch
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((ch.trim(), ""));
+        let rest = rest.trim();
+        let list = |r: &str| -> Vec<String> {
+            if r.starts_with('[') {
+                serde_json::from_str(r)
+                    .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), r.into()])
+            } else {
+                vec!["/bin/sh".into(), "-c".into(), r.into()]
+            }
+        };
+        match instr.to_ascii_uppercase().as_str() {
+            "CMD" => c.cmd = Some(list(rest)),
+            "ENTRYPOINT" => c.entrypoint = Some(list(rest)),
+            "ENV" => {
+                let kv = match rest.split_once('=') {
+                    Some(_) => rest.to_owned(),
+                    None => rest.replacen(char::is_whitespace, "=", 1),
+                };
+                c.env.push(kv);
+            }
+            "WORKDIR" => c.working_dir = rest.to_owned(),
+            "USER" => c.user = rest.to_owned(),
+            "EXPOSE" => {
+                for p in rest.split_whitespace() {
+                    let p = if p.contains('/') {
+                        p.to_owned()
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    c.exposed_ports.insert(p, serde_json::json!({}));
+                }
+            }
+            "VOLUME" => {
+                for v in list(rest).into_iter().filter(|v| v.starts_with('/')) {
+                    c.volumes.insert(v, serde_json::json!({}));
+                }
+            }
+            "LABEL" => {
+                if let Some((k, v)) = rest.split_once('=') {
+                    c.labels
+                        .insert(k.trim().to_owned(), v.trim().trim_matches('"').to_owned());
+                }
+            }
+            "STOPSIGNAL" => c.stop_signal = rest.to_owned(),
+            "ONBUILD" => c.on_build.push(rest.to_owned()),
+            other => bail!("{other} is not a valid change command"),
+        }
+    }
+    Ok(c)
+}
+
+/// `berth import`.
+pub fn import(
+    store: &ImageStore,
+    source: &str,
+    reference: Option<&str>,
+    changes: &[String],
+    message: Option<&str>,
+) -> Result<()> {
+    let name = reference
+        .map(Reference::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = apply_changes(changes)?;
+    let id = if source == "-" {
+        store.import(std::io::stdin().lock(), config, message, name.as_ref())?
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        bail!("not supported yet: importing from a URL");
+    } else {
+        let f = std::fs::File::open(source).with_context(|| format!("open {source}"))?;
+        store.import(f, config, message, name.as_ref())?
+    };
+    println!("{id}");
+    Ok(())
+}

@@ -1,0 +1,570 @@
+//! The image verbs of the CLI end to end: import, images, inspect,
+//! history, tag, rmi, prune, save, load (with podman's archives), and
+//! `run IMAGE` honouring the image's config, copy-on-write over shared
+//! layers, leaving nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_testutil::{Berth, busybox_tar, root_or_skip};
+use sha2::Digest as _;
+
+fn berth() -> Berth {
+    Berth::new(Path::new(env!("CARGO_BIN_EXE_berth")))
+}
+
+fn count_entries(p: &Path) -> usize {
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    !e.file_name().to_string_lossy().starts_with(".") && e.file_name() != "gc.lock"
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn mounts_under(p: &Path) -> Vec<String> {
+    let p = p.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn import_images_inspect_tag_history_rmi() {
+    if !root_or_skip("image verbs") {
+        return;
+    }
+    let b = berth();
+    let tar = busybox_tar(b.dir.path());
+    let id = b.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["/bin/sh"]"#,
+        "-c",
+        "ENV A=1",
+        "-c",
+        "WORKDIR /tmp",
+        "-m",
+        "from a tar",
+        tar.to_str().unwrap(),
+        "bb:1",
+    ]);
+    let id = id.trim().to_owned();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+
+    let list = b.ok(&["images"]);
+    let mut lines = list.lines();
+    let header = lines.next().unwrap();
+    for col in ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["bb", "1", &id[7..19]]);
+    assert_eq!(b.ok(&["images", "-q"]).trim(), &id[7..19]);
+    assert_eq!(
+        b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+            .trim(),
+        format!("bb:1 {}", &id[7..19])
+    );
+    assert_eq!(b.ok(&["images", "--no-trunc", "-q"]).trim(), id);
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "bb:1"])).unwrap();
+    let img = &doc[0];
+    assert_eq!(img["Id"], id.as_str());
+    assert_eq!(img["RepoTags"], serde_json::json!(["bb:1"]));
+    assert_eq!(img["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(img["Config"]["WorkingDir"], "/tmp");
+    assert!(
+        img["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "A=1")
+    );
+    assert_eq!(img["Os"], "linux");
+    assert_eq!(img["Comment"], "from a tar");
+    assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert!(img["Size"].as_u64().unwrap() > 1_000_000);
+    assert_eq!(
+        b.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Os}}",
+            &id[7..19]
+        ])
+        .trim(),
+        format!("{id} linux")
+    );
+    let err = b.fails(&["image", "inspect", "nosuch:image"]);
+    assert!(err.contains("No such image"), "{err}");
+
+    let hist = b.ok(&["history", "bb:1"]);
+    assert!(hist.starts_with("IMAGE"), "{hist}");
+    assert!(
+        hist.lines().nth(1).unwrap().starts_with(&id[7..19]),
+        "{hist}"
+    );
+
+    // tags are names for one image
+    b.ok(&["tag", "bb:1", "example.test:5000/team/bb:v2"]);
+    let list = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        list.contains("bb:1") && list.contains("example.test:5000/team/bb:v2"),
+        "{list}"
+    );
+    assert_eq!(
+        b.ok(&["images", "-q"]).trim(),
+        &id[7..19],
+        "one image, two names"
+    );
+    let err = b.fails(&["tag", "bb:1", "Bad/Name"]);
+    assert!(err.contains("lowercase"), "{err}");
+    let err = b.fails(&["tag", "nosuch", "x:1"]);
+    assert!(err.contains("No such image"), "{err}");
+
+    // rmi of one name untags; of the last name deletes, with its layers
+    let out = b.ok(&["rmi", "bb:1"]);
+    assert_eq!(out.trim(), "Untagged: bb:1");
+    let out = b.ok(&["rmi", "example.test:5000/team/bb:v2"]);
+    assert!(
+        out.contains("Untagged: example.test:5000/team/bb:v2")
+            && out.contains(&format!("Deleted: {id}")),
+        "{out}"
+    );
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+    assert_eq!(
+        count_entries(&b.root().join("snapshots")),
+        0,
+        "snapshots removed"
+    );
+    assert_eq!(
+        count_entries(&b.root().join("content/blobs/sha256")),
+        0,
+        "blobs removed"
+    );
+    let err = b.fails(&["rmi", "bb:1"]);
+    assert!(err.contains("No such image"), "{err}");
+
+    // prune removes dangling images only unless -a
+    b.ok(&["import", tar.to_str().unwrap()]);
+    b.ok(&["import", tar.to_str().unwrap(), "keep:1"]);
+    let dangling = b.ok(&["images", "--filter", "dangling=true", "-q"]);
+    assert_eq!(dangling.lines().count(), 1, "{dangling}");
+    let out = b.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
+    b.ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+}
+
+fn import_app(b: &Berth, name: &str) -> String {
+    let tar = busybox_tar(b.dir.path());
+    b.ok(&[
+        "import",
+        "-c",
+        "ENV GREETING=hello",
+        "-c",
+        "WORKDIR /tmp",
+        "-c",
+        r#"ENTRYPOINT ["/bin/sh", "-c"]"#,
+        "-c",
+        r#"CMD ["echo default"]"#,
+        "-c",
+        "USER nobody",
+        tar.to_str().unwrap(),
+        name,
+    ])
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn run_uses_the_image_config_and_leaves_the_image_intact() {
+    if !root_or_skip("run image") {
+        return;
+    }
+    let b = berth();
+    import_app(&b, "app:1");
+    assert_eq!(b.ok(&["run", "--rm", "app:1"]).trim(), "default");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "app:1",
+            "echo $GREETING $(pwd) $(id -u):$(id -g) $HOME $(hostname | wc -c)"
+        ])
+        .trim(),
+        "hello /tmp 65534:65534 /home 13",
+        "ENV, WORKDIR, USER (with its passwd entry), 12-character hostname"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "-e",
+            "GREETING=bye",
+            "-e",
+            "EXTRA=1",
+            "-w",
+            "/",
+            "-u",
+            "0",
+            "app:1",
+            "echo $GREETING$EXTRA $(pwd) $(id -u)"
+        ])
+        .trim(),
+        "bye1 / 0"
+    );
+    assert_eq!(
+        b.ok(&["run", "--entrypoint", "/bin/echo", "app:1", "a", "b"])
+            .trim(),
+        "a b"
+    );
+    let o = b.run(&["run", "app:1", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "the container's exit code");
+    let o = b.run(&["run", "--entrypoint", "/nosuch", "app:1"]);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = b.run(&["run", "-u", "nosuchuser", "app:1"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nosuchuser"));
+    let o = b.run(&["run", "--pull", "never", "missing:1"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such image"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Docker's defaults: capabilities, no network but loopback, masked paths
+    let caps = b.ok(&[
+        "run",
+        "-u",
+        "0",
+        "app:1",
+        "grep CapEff /proc/self/status; ls /sys/class/net; cat /proc/kcore 2>&1 | wc -c",
+    ]);
+    assert!(
+        caps.contains("00000000a80425fb"),
+        "docker's default capability set: {caps}"
+    );
+    assert!(caps.contains("lo") && !caps.contains("eth0"), "{caps}");
+
+    // copy-on-write: a container's changes never reach the image
+    b.ok(&[
+        "run",
+        "-u",
+        "0",
+        "app:1",
+        "echo changed > /etc/motd; rm /bin/ls; echo new > /newfile",
+    ]);
+    let out = b.ok(&[
+        "run",
+        "-u",
+        "0",
+        "app:1",
+        "cat /etc/motd 2>&1; ls /newfile 2>&1; test -e /bin/ls && echo ls-intact",
+    ]);
+    assert!(
+        !out.contains("changed") && out.contains("ls-intact") && out.contains("No such file"),
+        "{out}"
+    );
+    let o = b.run(&["run", "--read-only", "-u", "0", "app:1", "touch /x"]);
+    assert_ne!(o.status.code(), Some(0), "read-only root");
+
+    // the image cannot be removed while a container uses it
+    let mut running = b.cmd(&["run", "app:1", "sleep 3"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count_entries(&b.root().join("containers")) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let err = b.fails(&["rmi", "app:1"]);
+    assert!(
+        err.contains("container is using its referenced image"),
+        "{err}"
+    );
+    assert!(running.wait().unwrap().success());
+
+    // nothing left: container directories, mounts, runtime state
+    assert_eq!(count_entries(&b.root().join("containers")), 0);
+    assert!(
+        mounts_under(&b.root()).is_empty(),
+        "{:?}",
+        mounts_under(&b.root())
+    );
+    assert_eq!(count_entries(&b.root().join("oci")), 0);
+    b.ok(&["rmi", "app:1"]);
+}
+
+#[test]
+fn unsupported_run_options_fail_clearly() {
+    let b = berth();
+    for args in [
+        vec!["run", "-d", "x"],
+        vec!["run", "-p", "80:80", "x"],
+        vec!["run", "--network", "bridge", "x"],
+    ] {
+        let o = b.run(&args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("not supported yet"),
+            "{args:?}"
+        );
+    }
+    let o = b.run(&["run", "--bogus-flag", "x"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--bogus-flag"));
+}
+
+fn podman(dir: &Path) -> Option<Command> {
+    if Command::new("podman").arg("--version").output().is_err() {
+        eprintln!("skipping the podman interop test: podman is not installed");
+        return None;
+    }
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(dir.join("pm-root"))
+        .arg("--runroot")
+        .arg(dir.join("pm-run"))
+        .args(["--storage-driver", "vfs"]);
+    Some(c)
+}
+
+fn pm(dir: &Path, args: &[&str]) -> String {
+    let o = podman(dir).unwrap().args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn podman_archives_load_and_run_and_berth_archives_load_in_podman() {
+    if !root_or_skip("podman archives") {
+        return;
+    }
+    let b = berth();
+    let d = b.dir.path().to_path_buf();
+    if podman(&d).is_none() {
+        return;
+    }
+    let tar = busybox_tar(&d);
+    let pid = pm(
+        &d,
+        &[
+            "import",
+            "--change",
+            r#"CMD ["echo", "from podman"]"#,
+            tar.to_str().unwrap(),
+            "localhost/pb:1",
+        ],
+    );
+    let pid = pid.trim().to_owned();
+    let da = d.join("docker.tar");
+    let oa = d.join("oci.tar");
+    pm(
+        &d,
+        &[
+            "save",
+            "--format",
+            "docker-archive",
+            "-o",
+            da.to_str().unwrap(),
+            "localhost/pb:1",
+        ],
+    );
+    pm(
+        &d,
+        &[
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            oa.to_str().unwrap(),
+            "localhost/pb:1",
+        ],
+    );
+
+    let out = b.ok(&["load", "-i", da.to_str().unwrap()]);
+    assert_eq!(out.trim(), "Loaded image: localhost/pb:1");
+    let id = b.ok(&["image", "inspect", "--format", "{{.Id}}", "localhost/pb:1"]);
+    assert_eq!(
+        id.trim(),
+        pid,
+        "the image id (config digest) survives the archive"
+    );
+    assert_eq!(b.ok(&["run", "localhost/pb:1"]).trim(), "from podman");
+    b.ok(&["rmi", "localhost/pb:1"]);
+
+    // oci-archive, from stdin
+    let o = b
+        .cmd(&["load"])
+        .stdin(std::fs::File::open(&oa).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(b.ok(&["run", "localhost/pb:1"]).trim(), "from podman");
+
+    // and back: berth's archives load in podman (both formats)
+    for (fmt, name) in [
+        ("docker-archive", "b-docker.tar"),
+        ("oci-archive", "b-oci.tar"),
+    ] {
+        let out = d.join(name);
+        b.ok(&[
+            "save",
+            "--format",
+            fmt,
+            "-o",
+            out.to_str().unwrap(),
+            "localhost/pb:1",
+        ]);
+        pm(&d, &["rmi", "-f", "localhost/pb:1"]);
+        let loaded = pm(&d, &["load", "-i", out.to_str().unwrap()]);
+        assert!(loaded.contains("pb"), "{fmt}: {loaded}");
+        let ids = pm(&d, &["images", "--no-trunc", "--format", "{{.ID}}"]);
+        assert!(
+            ids.contains(&pid[7..]),
+            "{fmt}: podman sees the same image id: {ids}"
+        );
+    }
+
+    // a damaged archive: a clear error and nothing named
+    let bytes = std::fs::read(&da).unwrap();
+    let cut = d.join("cut.tar");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    b.ok(&["rmi", "localhost/pb:1"]);
+    let err = b.fails(&["load", "-i", cut.to_str().unwrap()]);
+    assert!(!err.is_empty());
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "", "nothing half-loaded");
+}
+
+/// Writes a docker-archive of `n` images that share one base layer (the
+/// busybox rootfs) and add 100 kB each.
+fn shared_base_archive(dir: &Path, n: usize) -> PathBuf {
+    let base = busybox_tar(dir);
+    let base_bytes = std::fs::read(&base).unwrap();
+    let hex = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let base_id = hex(&base_bytes);
+    let staging = dir.join("archive");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join(format!("{base_id}.tar")), &base_bytes).unwrap();
+    let mut manifest = Vec::new();
+    for i in 0..n {
+        let layer_dir = dir.join(format!("layer{i}"));
+        std::fs::create_dir_all(layer_dir.join("app")).unwrap();
+        std::fs::write(
+            layer_dir.join(format!("app/{i}.bin")),
+            vec![i as u8; 100_000],
+        )
+        .unwrap();
+        let layer = dir.join(format!("layer{i}.tar"));
+        assert!(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&layer_dir)
+                .arg("-cf")
+                .arg(&layer)
+                .arg("app")
+                .status()
+                .unwrap()
+                .success()
+        );
+        let lb = std::fs::read(&layer).unwrap();
+        let lid = hex(&lb);
+        std::fs::write(staging.join(format!("{lid}.tar")), &lb).unwrap();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+            "config": {"Cmd": ["/bin/ls", "/app"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{base_id}"), format!("sha256:{lid}")]},
+            "history": [{"created_by": "base"}, {"created_by": format!("app {i}")}],
+        })
+        .to_string();
+        let cid = hex(config.as_bytes());
+        std::fs::write(staging.join(format!("{cid}.json")), &config).unwrap();
+        manifest.push(serde_json::json!({
+            "Config": format!("{cid}.json"),
+            "RepoTags": [format!("shared/app:{i}")],
+            "Layers": [format!("{base_id}.tar"), format!("{lid}.tar")],
+        }));
+    }
+    std::fs::write(
+        staging.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let out = dir.join("shared.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&staging)
+            .arg("-cf")
+            .arg(&out)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    out
+}
+
+fn du(p: &Path) -> u64 {
+    let o = Command::new("du")
+        .args(["-s", "-B1"])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn images_sharing_a_base_store_it_once() {
+    if !root_or_skip("shared layers") {
+        return;
+    }
+    let b = berth();
+    let archive = shared_base_archive(b.dir.path(), 10);
+    let out = b.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.lines().count(), 10, "{out}");
+    // every image unpacked: the base once, ten small layers
+    for i in 0..10 {
+        let ls = b.ok(&["run", &format!("shared/app:{i}")]);
+        assert_eq!(ls.trim(), format!("{i}.bin"));
+    }
+    let snaps = b.root().join("snapshots");
+    assert_eq!(count_entries(&snaps), 11, "one snapshot per distinct layer");
+    let base = du(&berth_testutil::busybox_rootfs());
+    let used = du(&snaps);
+    // base once + 10 × (100 kB + a little for directories)
+    assert!(
+        used < base + 10 * 150_000,
+        "snapshots use {used} bytes; base alone is {base}"
+    );
+    assert!(used >= base, "{used} < {base}");
+    // and the base blob is stored once
+    let content = du(&b.root().join("content"));
+    let base_blob = std::fs::metadata(b.dir.path().join("busybox.tar"))
+        .unwrap()
+        .len();
+    assert!(
+        content < base_blob + 10 * 250_000,
+        "content uses {content} bytes; the base blob is {base_blob}"
+    );
+}

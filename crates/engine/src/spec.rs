@@ -1,0 +1,263 @@
+//! A container's OCI spec from its image and `docker run`-style options,
+//! with Docker's defaults: its capability set, seccomp profile, masked
+//! paths and mounts.
+
+use std::path::Path;
+
+use berth_types::image::ImageConfig;
+use oci_spec::runtime::Spec;
+
+use crate::user::User;
+
+/// Docker's default capabilities.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// What `run` was asked for.
+#[derive(Clone, Debug, Default)]
+pub struct RunSpec {
+    /// Command (replaces the image's CMD).
+    pub cmd: Vec<String>,
+    /// Entrypoint (replaces the image's; `Some(empty)` clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// Extra environment (`KEY=value`, or `KEY` to drop).
+    pub env: Vec<String>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Resolved user.
+    pub user: User,
+    /// Hostname.
+    pub hostname: String,
+    /// Allocate a terminal.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub interactive: bool,
+    /// Read-only root filesystem.
+    pub read_only: bool,
+    /// cgroup path.
+    pub cgroups_path: String,
+}
+
+/// The process's argv: entrypoint + cmd as Docker combines them.
+pub fn argv(cfg: &ImageConfig, run: &RunSpec) -> Vec<String> {
+    let c = cfg.config.clone().unwrap_or_default();
+    let entrypoint = run
+        .entrypoint
+        .clone()
+        .unwrap_or_else(|| c.entrypoint.clone().unwrap_or_default());
+    let cmd = if !run.cmd.is_empty() {
+        run.cmd.clone()
+    } else if run.entrypoint.is_some() {
+        // --entrypoint resets the image's CMD
+        Vec::new()
+    } else {
+        c.cmd.clone().unwrap_or_default()
+    };
+    entrypoint.into_iter().chain(cmd).collect()
+}
+
+/// The environment: the image's, then `run`'s (which may override or drop).
+pub fn env(cfg: &ImageConfig, run: &RunSpec) -> Vec<String> {
+    let mut env: Vec<String> = cfg
+        .config
+        .as_ref()
+        .map(|c| c.env.clone())
+        .unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", berth_runtime::process::DEFAULT_PATH));
+    }
+    for e in &run.env {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next() != Some(key));
+        if e.contains('=') {
+            env.push(e.clone());
+        }
+    }
+    if run.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={}", run.hostname));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            run.user
+                .home
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "/".into())
+        ));
+    }
+    env
+}
+
+/// Builds the spec. `rootfs` is the (empty) mount point the image's
+/// overlay goes on; `etc_dir` holds the generated hostname, hosts and
+/// resolv.conf.
+pub fn build_spec(
+    cfg: &ImageConfig,
+    run: &RunSpec,
+    rootfs: &Path,
+    etc_dir: &Path,
+) -> Result<Spec, String> {
+    let args = argv(cfg, run);
+    if args.is_empty() {
+        return Err("no command specified".into());
+    }
+    let cwd = run
+        .workdir
+        .clone()
+        .or_else(|| {
+            cfg.config
+                .as_ref()
+                .map(|c| c.working_dir.clone())
+                .filter(|w| !w.is_empty())
+        })
+        .unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        return Err(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        ));
+    }
+    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let seccomp = berth_runtime::seccomp::default_profile(
+        &caps.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    );
+    let bind = |name: &str, dest: &str| {
+        serde_json::json!({"destination": dest, "type": "bind",
+            "source": etc_dir.join(name).display().to_string(), "options": ["rbind", "rprivate"]})
+    };
+    let v = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": run.tty,
+            "user": {"uid": run.user.uid, "gid": run.user.gid, "additionalGids": run.user.additional_gids},
+            "args": args,
+            "env": env(cfg, run),
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": false,
+        },
+        "root": {"path": rootfs.display().to_string(), "readonly": run.read_only},
+        "hostname": run.hostname,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+            bind("hostname", "/etc/hostname"),
+            bind("hosts", "/etc/hosts"),
+            bind("resolv.conf", "/etc/resolv.conf"),
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "cgroupsPath": run.cgroups_path,
+            "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}, {"type": "cgroup"}],
+            "seccomp": seccomp,
+            "maskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    });
+    serde_json::from_value(v).map_err(|e| format!("internal: built an invalid spec: {e}"))
+}
+
+/// The files a container gets as /etc/hostname, /etc/hosts and
+/// /etc/resolv.conf.
+pub fn write_etc_files(dir: &Path, hostname: &str) -> std::io::Result<()> {
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(
+        dir.join("hosts"),
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+             ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        ),
+    )?;
+    // Host resolvers that point at loopback cannot work from another
+    // network namespace; keep the rest.
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let kept: String = host
+        .lines()
+        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("resolv.conf"), kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(json: &str) -> ImageConfig {
+        berth_types::image::parse_config(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn entrypoint_cmd_and_env_like_docker() {
+        let c = cfg(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+            "config":{"Entrypoint":["/ep"],"Cmd":["default"],"Env":["A=1","PATH=/x"],"WorkingDir":"/w"}}"#,
+        );
+        let mut r = RunSpec {
+            hostname: "h".into(),
+            ..Default::default()
+        };
+        assert_eq!(argv(&c, &r), ["/ep", "default"]);
+        r.cmd = vec!["other".into()];
+        assert_eq!(argv(&c, &r), ["/ep", "other"]);
+        r.entrypoint = Some(vec!["/sh".into()]);
+        r.cmd.clear();
+        assert_eq!(argv(&c, &r), ["/sh"], "--entrypoint resets CMD");
+        r.env = vec!["A=2".into(), "PATH".into(), "B=3".into()];
+        let e = env(&c, &r);
+        assert!(
+            e.contains(&"A=2".into())
+                && e.contains(&"B=3".into())
+                && !e.iter().any(|x| x.starts_with("PATH="))
+        );
+        let spec = build_spec(
+            &c,
+            &RunSpec {
+                hostname: "h".into(),
+                ..Default::default()
+            },
+            Path::new("/r"),
+            Path::new("/e"),
+        )
+        .unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().cwd(), Path::new("/w"));
+        let empty = cfg(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        );
+        assert!(
+            build_spec(
+                &empty,
+                &RunSpec::default(),
+                Path::new("/r"),
+                Path::new("/e")
+            )
+            .unwrap_err()
+            .contains("no command")
+        );
+    }
+}

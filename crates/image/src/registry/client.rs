@@ -1,0 +1,635 @@
+//! The HTTP side of the registry client: endpoints (mirrors, HTTPS with
+//! an HTTP fallback only for insecure registries), per-registry TLS roots,
+//! authentication (anonymous, Basic, Bearer tokens) and the registry's
+//! error documents.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+use berth_types::DOCKER_HUB;
+
+use super::auth::{self, Challenge, Credentials, TokenResponse};
+use crate::error::{Error, Result};
+
+/// How berth reaches registries.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// Registries (`host`, `host:port` or a CIDR like `127.0.0.0/8`) that
+    /// may be reached over plain HTTP or HTTPS without certificate checks.
+    /// Loopback registries always may (as with docker).
+    pub insecure_registries: Vec<String>,
+    /// Mirrors of Docker Hub (`https://mirror.example`), tried in order
+    /// before Docker Hub itself.
+    pub mirrors: Vec<String>,
+    /// The Docker config file with credentials (`auths`).
+    pub docker_config: Option<PathBuf>,
+    /// Directories with per-registry CA certificates
+    /// (`<dir>/<host:port>/*.crt`).
+    pub certs_dirs: Vec<PathBuf>,
+    /// Layers transferred at once.
+    pub max_concurrent: usize,
+    /// Attempts per blob transfer after a network failure.
+    pub retries: u32,
+    /// Pause before the first retry (doubled each time).
+    pub retry_delay: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> RegistryOptions {
+        RegistryOptions {
+            insecure_registries: Vec::new(),
+            mirrors: Vec::new(),
+            docker_config: auth::default_config_path(),
+            certs_dirs: vec![
+                PathBuf::from("/etc/berth/certs.d"),
+                PathBuf::from("/etc/docker/certs.d"),
+            ],
+            max_concurrent: 3,
+            retries: 5,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One place a repository can be reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host[:port]`: the key for credentials, TLS roots and tokens.
+    pub host: String,
+    /// Scheme and authority, or a mirror's base URL, without a trailing `/`.
+    /// Empty until the scheme is known.
+    pub base: String,
+    /// A pull-through mirror.
+    pub mirror: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    http: HashMap<String, reqwest::Client>,
+    base: HashMap<String, String>,
+    challenge: HashMap<String, Option<Challenge>>,
+    auth: HashMap<(String, String), String>,
+}
+
+/// A registry client (cheap to clone).
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) opts: Arc<RegistryOptions>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error document registries send.
+#[derive(serde::Deserialize)]
+struct ErrorDoc {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Installs the TLS crypto provider once per process.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        _ => host,
+    }
+}
+
+fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+impl Client {
+    /// A client with `opts`.
+    pub fn new(opts: RegistryOptions) -> Client {
+        install_crypto();
+        Client {
+            opts: Arc::new(opts),
+            shared: Arc::new(Mutex::new(Shared::default())),
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `host` may be reached without TLS verification.
+    pub fn is_insecure(&self, host: &str) -> bool {
+        let bare = strip_port(host);
+        let ip = if bare == "localhost" {
+            Some(IpAddr::from([127, 0, 0, 1]))
+        } else {
+            bare.parse::<IpAddr>().ok()
+        };
+        if ip.is_some_and(|ip| ip.is_loopback()) {
+            return true;
+        }
+        self.opts.insecure_registries.iter().any(|i| {
+            let i = i
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
+            i == host || i == bare || ip.is_some_and(|ip| in_cidr(ip, i))
+        })
+    }
+
+    fn http(&self, host: &str) -> Result<reqwest::Client> {
+        if let Some(c) = self.shared().http.get(host) {
+            return Ok(c.clone());
+        }
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(8)
+            .no_proxy();
+        for dir in &self.opts.certs_dirs {
+            let d = dir.join(host);
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.ends_with(".crt") {
+                    let pem = std::fs::read(&p).map_err(|e| Error::Io {
+                        context: format!("read {}", p.display()),
+                        source: e,
+                    })?;
+                    for c in reqwest::Certificate::from_pem_bundle(&pem)
+                        .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?
+                    {
+                        b = b.add_root_certificate(c);
+                    }
+                } else if name.ends_with(".cert") || name.ends_with(".key") {
+                    tracing::warn!("{}: client certificates are not supported yet", p.display());
+                }
+            }
+        }
+        if self.is_insecure(host) {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        let c = b
+            .build()
+            .map_err(|e| Error::Registry(format!("HTTP client for {host}: {e}")))?;
+        self.shared().http.insert(host.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Where a repository on `domain` is pulled from (mirrors first) or
+    /// pushed to.
+    pub fn endpoints(&self, domain: &str, for_pull: bool) -> Vec<Endpoint> {
+        let mut v = Vec::new();
+        let origin = if domain == DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            domain
+        };
+        if for_pull && domain == DOCKER_HUB {
+            for m in &self.opts.mirrors {
+                let base = m.trim_end_matches('/').to_owned();
+                let host = base
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or(&base)
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let base = if base.contains("://") {
+                    base
+                } else {
+                    String::new()
+                };
+                v.push(Endpoint {
+                    host,
+                    base,
+                    mirror: true,
+                });
+            }
+        }
+        v.push(Endpoint {
+            host: origin.to_owned(),
+            base: String::new(),
+            mirror: false,
+        });
+        v
+    }
+
+    /// Finds the scheme (HTTPS; HTTP only for insecure registries) and the
+    /// authentication challenge of an endpoint with `GET /v2/`.
+    async fn ping(&self, ep: &Endpoint) -> Result<String> {
+        if !ep.base.is_empty() && self.shared().challenge.contains_key(&ep.host) {
+            return Ok(ep.base.clone());
+        }
+        if let Some(b) = self.shared().base.get(&ep.host) {
+            return Ok(b.clone());
+        }
+        let http = self.http(&ep.host)?;
+        let candidates: Vec<String> = if !ep.base.is_empty() {
+            vec![ep.base.clone()]
+        } else if self.is_insecure(&ep.host) {
+            vec![
+                format!("https://{}", ep.host),
+                format!("http://{}", ep.host),
+            ]
+        } else {
+            vec![format!("https://{}", ep.host)]
+        };
+        let mut last = None;
+        for base in candidates {
+            match http.get(format!("{base}/v2/")).send().await {
+                Ok(resp) => {
+                    let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
+                        let c = resp
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|h| h.to_str().ok())
+                            .and_then(auth::parse_challenge);
+                        if c.is_none() {
+                            return Err(Error::Registry(format!(
+                                "{base}/v2/ answered 401 without an authentication challenge berth understands"
+                            )));
+                        }
+                        c
+                    } else if resp.status().is_success() {
+                        None
+                    } else if resp.status() == StatusCode::NOT_FOUND {
+                        return Err(Error::Registry(format!(
+                            "{base} is not an OCI distribution registry (GET /v2/ answered 404)"
+                        )));
+                    } else {
+                        // some registries answer the ping oddly; carry on without a challenge
+                        None
+                    };
+                    let mut s = self.shared();
+                    s.base.insert(ep.host.clone(), base.clone());
+                    s.challenge.insert(ep.host.clone(), challenge);
+                    return Ok(base);
+                }
+                Err(e) => last = Some(format!("{base}: {}", error_chain(&e))),
+            }
+        }
+        Err(Error::Registry(format!(
+            "cannot reach registry {}: {}",
+            ep.host,
+            last.unwrap_or_default()
+        )))
+    }
+
+    fn credentials(&self, host: &str) -> Result<Option<Credentials>> {
+        match &self.opts.docker_config {
+            Some(p) => auth::lookup(p, host),
+            None => Ok(None),
+        }
+    }
+
+    /// The `Authorization` value for `scope` on `ep` (fetching a token if
+    /// the registry wants one); None when it wants none.
+    async fn authorize(
+        &self,
+        ep: &Endpoint,
+        scope: &str,
+        fresh: Option<Challenge>,
+    ) -> Result<Option<String>> {
+        let key = (ep.host.clone(), scope.to_owned());
+        if fresh.is_none()
+            && let Some(a) = self.shared().auth.get(&key)
+        {
+            return Ok(Some(a.clone()));
+        }
+        let challenge = match fresh {
+            Some(c) => Some(c),
+            None => self.shared().challenge.get(&ep.host).cloned().flatten(),
+        };
+        let value = match challenge {
+            None => return Ok(None),
+            Some(Challenge::Basic) => {
+                let c = self.credentials(&ep.host)?.ok_or_else(|| {
+                    Error::Unauthorized(format!(
+                        "{} requires a user name and password: put them in the Docker config file's auths",
+                        ep.host
+                    ))
+                })?;
+                c.basic()
+            }
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: _,
+            }) => {
+                let mut url = reqwest::Url::parse(&realm).map_err(|e| {
+                    Error::Registry(format!("{}: bad token realm {realm:?}: {e}", ep.host))
+                })?;
+                if !matches!(url.scheme(), "https" | "http") {
+                    return Err(Error::Registry(format!(
+                        "{}: token realm {realm:?} is not HTTP(S)",
+                        ep.host
+                    )));
+                }
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = &service {
+                        q.append_pair("service", s);
+                    }
+                    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                        q.append_pair("scope", s);
+                    }
+                }
+                let realm_host = url.host_str().unwrap_or("").to_owned();
+                let realm_key = match url.port() {
+                    Some(p) => format!("{realm_host}:{p}"),
+                    None => realm_host,
+                };
+                let http = self.http(&realm_key)?;
+                let mut req = http.get(url.clone());
+                if let Some(c) = self.credentials(&ep.host)? {
+                    req = req.header(AUTHORIZATION, c.basic());
+                }
+                let resp = req.send().await.map_err(|e| {
+                    Error::Registry(format!("token from {realm}: {}", error_chain(&e)))
+                })?;
+                if resp.status() == StatusCode::UNAUTHORIZED
+                    || resp.status() == StatusCode::FORBIDDEN
+                {
+                    return Err(Error::Unauthorized(format!(
+                        "{}: the token service refused the credentials",
+                        ep.host
+                    )));
+                }
+                if !resp.status().is_success() {
+                    return Err(Error::Registry(format!(
+                        "token from {realm}: HTTP {}",
+                        resp.status()
+                    )));
+                }
+                let body = read_limited(resp, 1 << 20).await?;
+                let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+                    Error::Registry(format!("token from {realm}: not a token document: {e}"))
+                })?;
+                let token = t
+                    .token
+                    .or(t.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        Error::Registry(format!("token from {realm}: the answer holds no token"))
+                    })?;
+                format!("Bearer {token}")
+            }
+        };
+        self.shared().auth.insert(key, value.clone());
+        Ok(Some(value))
+    }
+
+    /// Sends a request built by `make` (called again for a retry after
+    /// authenticating), authenticated for `scope`.
+    pub(crate) async fn send(
+        &self,
+        ep: &Endpoint,
+        scope: &str,
+        make: impl Fn(&reqwest::Client, &str) -> Result<RequestBuilder>,
+    ) -> Result<Response> {
+        let base = self.ping(ep).await?;
+        let http = self.http(&ep.host)?;
+        let mut auth = self.authorize(ep, scope, None).await?;
+        for attempt in 0..2 {
+            let mut rb = make(&http, &base)?;
+            if let Some(a) = &auth {
+                rb = rb.header(
+                    AUTHORIZATION,
+                    HeaderValue::from_str(a).map_err(|_| Error::Registry("bad token".into()))?,
+                );
+            }
+            let resp = rb
+                .send()
+                .await
+                .map_err(|e| Error::Registry(format!("{}: {}", ep.host, error_chain(&e))))?;
+            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                let c = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(auth::parse_challenge);
+                let Some(c) = c else {
+                    return Err(Error::Unauthorized(format!("{}: unauthorized", ep.host)));
+                };
+                auth = self.authorize(ep, scope, Some(c)).await?;
+                continue;
+            }
+            return Ok(resp);
+        }
+        Err(Error::Unauthorized(format!(
+            "{}: authentication required",
+            ep.host
+        )))
+    }
+
+    /// The scheme and authority found for `host`, once pinged.
+    pub(crate) fn base_of(&self, host: &str) -> Option<String> {
+        self.shared().base.get(host).cloned()
+    }
+
+    /// A request against `base + path`.
+    pub(crate) fn request(
+        http: &reqwest::Client,
+        method: Method,
+        base: &str,
+        path: &str,
+    ) -> RequestBuilder {
+        http.request(method, format!("{base}{path}"))
+    }
+}
+
+/// The full cause of a reqwest error (its Display hides the interesting part).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Reads a response body of at most `max` bytes.
+pub(crate) async fn read_limited(mut resp: Response, max: usize) -> Result<Vec<u8>> {
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(Error::Limit(format!(
+            "{} answered {} bytes; the limit is {max}",
+            resp.url(),
+            resp.content_length().unwrap_or(0)
+        )));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Error::Registry(format!("{}: {}", resp.url(), error_chain(&e))))?
+    {
+        if out.len() + chunk.len() > max {
+            return Err(Error::Limit(format!(
+                "{} answered more than {max} bytes",
+                resp.url()
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The error a registry's failure response means.
+pub(crate) async fn failure(what: &str, resp: Response) -> Error {
+    let status = resp.status();
+    let body = read_limited(resp, 64 << 10).await.unwrap_or_default();
+    let detail = serde_json::from_slice::<ErrorDoc>(&body)
+        .ok()
+        .and_then(|d| {
+            let m: Vec<String> = d
+                .errors
+                .iter()
+                .map(|e| {
+                    if e.message.is_empty() {
+                        e.code.to_lowercase().replace('_', " ")
+                    } else {
+                        e.message.clone()
+                    }
+                })
+                .collect();
+            (!m.is_empty()).then(|| m.join("; "))
+        })
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&body);
+            let text = text.trim();
+            if text.is_empty() || text.len() > 200 {
+                status.canonical_reason().unwrap_or("error").to_lowercase()
+            } else {
+                text.to_owned()
+            }
+        });
+    match status {
+        StatusCode::NOT_FOUND => Error::NotFound(format!("{what}: {detail}")),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Error::Unauthorized(format!("{what}: {detail} (HTTP {})", status.as_u16()))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => Error::Limit(format!("{what}: {detail}")),
+        s if s.is_client_error() => {
+            Error::Invalid(format!("{what}: {detail} (HTTP {})", s.as_u16()))
+        }
+        s => Error::Registry(format!("{what}: {detail} (HTTP {})", s.as_u16())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_registries() {
+        let c = Client::new(RegistryOptions {
+            insecure_registries: vec!["reg.test:5000".into(), "198.18.0.0/15".into()],
+            ..Default::default()
+        });
+        for h in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:5000",
+            "[::1]:5000",
+            "127.9.9.9",
+            "reg.test:5000",
+            "198.19.3.4:80",
+        ] {
+            assert!(c.is_insecure(h), "{h}");
+        }
+        for h in [
+            "reg.test:5001",
+            "registry-1.docker.io",
+            "198.20.0.1",
+            "example.com:5000",
+        ] {
+            assert!(!c.is_insecure(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn mirrors_only_for_docker_hub_pulls() {
+        let c = Client::new(RegistryOptions {
+            mirrors: vec!["http://127.0.0.1:5001/".into()],
+            ..Default::default()
+        });
+        let eps = c.endpoints("docker.io", true);
+        assert_eq!(eps.len(), 2);
+        assert_eq!(
+            eps[0],
+            Endpoint {
+                host: "127.0.0.1:5001".into(),
+                base: "http://127.0.0.1:5001".into(),
+                mirror: true
+            }
+        );
+        assert_eq!(eps[1].host, "registry-1.docker.io");
+        assert_eq!(
+            c.endpoints("docker.io", false).len(),
+            1,
+            "pushes never go to a mirror"
+        );
+        assert_eq!(c.endpoints("127.0.0.1:5000", true).len(), 1);
+    }
+}

@@ -1,0 +1,198 @@
+//! Running the `berth` CLI against a private root, and a real registry
+//! (Debian's `docker-registry`, the reference distribution server) on
+//! loopback.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `berth` with its own root, config file and Docker config directory.
+#[derive(Debug)]
+pub struct Berth {
+    /// The binary.
+    pub bin: PathBuf,
+    /// Temporary directory holding `root/`, `daemon.json`, `docker/`.
+    pub dir: tempfile::TempDir,
+}
+
+impl Berth {
+    /// A fresh root.
+    pub fn new(bin: &Path) -> Berth {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-cli-")
+            .tempdir()
+            .expect("tempdir");
+        Berth {
+            bin: bin.to_path_buf(),
+            dir,
+        }
+    }
+
+    /// berth's root.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Writes berth's config file (`daemon.json`).
+    pub fn config(&self, json: &serde_json::Value) {
+        std::fs::write(self.dir.path().join("daemon.json"), json.to_string())
+            .expect("write daemon.json");
+    }
+
+    /// Writes the Docker config file (credentials).
+    pub fn docker_config(&self, json: &serde_json::Value) {
+        let d = self.dir.path().join("docker");
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join("config.json"), json.to_string()).expect("write config.json");
+    }
+
+    /// A command with the environment set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("BERTH_ROOT", self.root())
+            .env("BERTH_CONFIG", self.dir.path().join("daemon.json"))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run berth")
+    }
+
+    /// Runs; must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs; must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "berth {args:?} should have failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("{what} exited early: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port}");
+}
+
+/// A process this test started, killed (by PID) and reaped when dropped.
+#[derive(Debug)]
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// Its port.
+    pub port: u16,
+    /// Its working directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Debian's `docker-registry` (distribution 2.8) on loopback, with
+/// optional htpasswd lines (bcrypt) for basic auth. None (and a printed
+/// reason) when it is not installed.
+pub fn docker_registry(htpasswd: Option<&str>) -> Option<Server> {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: docker-registry is not installed (apt-get install docker-registry)");
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("dreg-")
+        .tempdir()
+        .expect("tempdir");
+    let port = free_port();
+    let auth = match htpasswd {
+        Some(lines) => {
+            std::fs::write(dir.path().join("htpasswd"), lines).expect("htpasswd");
+            format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            )
+        }
+        None => String::new(),
+    };
+    let cfg = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n{auth}",
+        dir.path().join("data").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), cfg).expect("config");
+    let mut child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+        .spawn()
+        .expect("start docker-registry");
+    wait_port(port, &mut child, "docker-registry");
+    Some(Server { child, port, dir })
+}
+
+/// A tar of the busybox rootfs (for `berth import`).
+pub fn busybox_tar(into: &Path) -> PathBuf {
+    let tar = into.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(crate::busybox_rootfs())
+        .args(["--exclude=./.complete", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar the busybox rootfs");
+    tar
+}
