@@ -51,10 +51,15 @@ struct DaemonConfig {
     registry_mirrors: Vec<String>,
     #[serde(default, rename = "insecure-registries")]
     insecure_registries: Vec<String>,
+    #[serde(default, rename = "max-concurrent-downloads")]
+    max_concurrent_downloads: Option<usize>,
+    #[serde(default, rename = "max-download-attempts")]
+    max_download_attempts: Option<u32>,
 }
 
 /// berth's config file: `$BERTH_CONFIG`, else `/etc/berth/daemon.json`
-/// (docker's daemon.json keys `registry-mirrors`, `insecure-registries`).
+/// (docker's daemon.json keys `registry-mirrors`, `insecure-registries`,
+/// `max-concurrent-downloads`, `max-download-attempts`).
 fn config_path() -> PathBuf {
     std::env::var_os("BERTH_CONFIG")
         .map(PathBuf::from)
@@ -69,10 +74,18 @@ pub fn registry_options() -> Result<RegistryOptions> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => DaemonConfig::default(),
         Err(e) => return Err(e).with_context(|| format!("read {}", p.display())),
     };
+    let d = RegistryOptions::default();
     Ok(RegistryOptions {
         insecure_registries: cfg.insecure_registries,
         mirrors: cfg.registry_mirrors,
-        ..Default::default()
+        max_concurrent: cfg
+            .max_concurrent_downloads
+            .unwrap_or(d.max_concurrent)
+            .max(1),
+        retries: cfg
+            .max_download_attempts
+            .map_or(d.retries, |a| a.max(1) - 1),
+        ..d
     })
 }
 
@@ -87,7 +100,7 @@ struct Printer {
 
 fn status_text(s: &Status) -> String {
     match s {
-        Status::Waiting => "Waiting".into(),
+        Status::Waiting => "Pulling fs layer".into(),
         Status::AlreadyExists => "Already exists".into(),
         Status::Downloading { .. } => "Downloading".into(),
         Status::Retrying { attempt, error } => format!("Retrying ({attempt}): {error}"),

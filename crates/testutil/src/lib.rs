@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod fake_registry;
 pub mod images;
 
 use std::path::{Path, PathBuf};

@@ -75,7 +75,11 @@ pub async fn fetch_manifest(
         })
         .await?;
     if !resp.status().is_success() {
-        return Err(failure(&format!("manifest for {repo}:{reference}"), resp).await);
+        return Err(failure(
+            &format!("manifest for {}/{repo}:{reference}", ep.host),
+            resp,
+        )
+        .await);
     }
     let ct = resp
         .headers()

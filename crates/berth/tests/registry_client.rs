@@ -1,0 +1,563 @@
+//! `berth pull` / `berth push` against the reference registry (Debian's
+//! docker-registry, distribution 2.8) and against a scripted server that
+//! plays token services, flaky networks and hostile registries.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use berth_testutil::fake_registry::{FakeServer, Request, Response};
+use berth_testutil::{Berth, busybox_tar, docker_registry, root_or_skip};
+use sha2::Digest as _;
+
+fn berth() -> Berth {
+    Berth::new(Path::new(env!("CARGO_BIN_EXE_berth")))
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+#[test]
+fn push_and_pull_with_the_reference_registry() {
+    if !root_or_skip("registry push/pull") {
+        return;
+    }
+    let Some(reg) = docker_registry(None) else {
+        return;
+    };
+    let b = berth();
+    let tar = busybox_tar(b.dir.path());
+    b.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["echo", "pulled and running"]"#,
+        tar.to_str().unwrap(),
+        "local/bb:1",
+    ]);
+    let a = format!("{}/team/app:v1", reg.addr());
+    let other = format!("{}/other/app:v2", reg.addr());
+    b.ok(&["tag", "local/bb:1", &a]);
+    let out = b.ok(&["push", &a]);
+    assert!(
+        out.starts_with(&format!(
+            "The push refers to repository [{}/team/app]",
+            reg.addr()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let pushed = out.lines().last().unwrap().to_owned();
+    assert!(
+        pushed.starts_with("v1: digest: sha256:") && pushed.contains(" size: "),
+        "{pushed}"
+    );
+    let digest = pushed.split_whitespace().nth(2).unwrap().to_owned();
+    // the same layer to another repository is mounted, not uploaded
+    b.ok(&["tag", "local/bb:1", &other]);
+    let out = b.ok(&["push", &other]);
+    assert!(out.contains("Mounted from team/app"), "{out}");
+    // pushing again: the registry has everything
+    let out = b.ok(&["push", &a]);
+    assert!(out.contains("Layer already exists"), "{out}");
+
+    // the registry has what berth pushed, byte for byte
+    let o = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{a}"),
+        ])
+        .output();
+    if let Ok(o) = o {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            sha(&o.stdout),
+            digest,
+            "skopeo sees the manifest berth pushed"
+        );
+    }
+
+    b.ok(&["rmi", "local/bb:1", &a, &other]);
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+    let out = b.ok(&["pull", &a]);
+    assert!(out.contains("v1: Pulling from team/app"), "{out}");
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {a}")),
+        "{out}"
+    );
+    assert_eq!(out.lines().last().unwrap(), a);
+    let out = b.ok(&["pull", &a]);
+    assert!(out.contains("Status: Image is up to date"), "{out}");
+    let repo_digests = b.ok(&["image", "inspect", "--format", "{{json .RepoDigests}}", &a]);
+    assert!(
+        repo_digests.contains(&format!("{}/team/app@{digest}", reg.addr())),
+        "{repo_digests}"
+    );
+    assert_eq!(b.ok(&["run", &a]).trim(), "pulled and running");
+
+    // by digest
+    b.ok(&["rmi", &a]);
+    let by_digest = format!("{}/team/app@{digest}", reg.addr());
+    b.ok(&["pull", &by_digest]);
+    assert_eq!(b.ok(&["run", &by_digest]).trim(), "pulled and running");
+
+    // run pulls what is missing
+    let o = b.run(&["run", &other]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "pulled and running"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Unable to find image"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // missing tags and repositories: clear errors, nothing named
+    let before = b.ok(&["images", "-q"]);
+    let err = b.fails(&["pull", &format!("{}/team/app:nosuch", reg.addr())]);
+    assert!(
+        err.contains("manifest unknown") || err.contains("not found"),
+        "{err}"
+    );
+    let err = b.fails(&["pull", &format!("{}/nobody/here:1", reg.addr())]);
+    assert!(!err.is_empty());
+    assert_eq!(b.ok(&["images", "-q"]), before);
+    let err = b.fails(&["push", &format!("{}/team/app:notlocal", reg.addr())]);
+    assert!(err.contains("does not exist locally"), "{err}");
+}
+
+#[test]
+fn basic_auth_with_the_docker_config_file() {
+    if !root_or_skip("registry basic auth") {
+        return;
+    }
+    let Ok(hash) = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret"])
+        .output()
+    else {
+        eprintln!("skipping: htpasswd is not installed (apt-get install apache2-utils)");
+        return;
+    };
+    let Some(reg) = docker_registry(Some(&String::from_utf8_lossy(&hash.stdout))) else {
+        return;
+    };
+    let b = berth();
+    let tar = busybox_tar(b.dir.path());
+    let name = format!("{}/private/bb:1", reg.addr());
+    b.ok(&["import", tar.to_str().unwrap(), &name]);
+    let err = b.fails(&["push", &name]);
+    assert!(err.contains("requires a user name and password"), "{err}");
+    use base64_encode as enc;
+    b.docker_config(&serde_json::json!({"auths": {reg.addr(): {"auth": enc("alice:wrong")}}}));
+    let err = b.fails(&["push", &name]);
+    assert!(
+        err.to_lowercase().contains("unauthorized") || err.contains("401"),
+        "{err}"
+    );
+    b.docker_config(&serde_json::json!({"auths": {reg.addr(): {"auth": enc("alice:s3cret")}}}));
+    b.ok(&["push", &name]);
+    b.ok(&["rmi", &name]);
+    b.ok(&["pull", &name]);
+}
+
+fn base64_encode(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn docker_hub_names_come_from_a_mirror() {
+    if !root_or_skip("registry mirror") {
+        return;
+    }
+    let Some(reg) = docker_registry(None) else {
+        return;
+    };
+    let b = berth();
+    let tar = busybox_tar(b.dir.path());
+    // the mirror holds library/busybox, as a pull-through cache would
+    let on_mirror = format!("{}/library/busybox:latest", reg.addr());
+    b.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["echo", "from the mirror"]"#,
+        tar.to_str().unwrap(),
+        &on_mirror,
+    ]);
+    b.ok(&["push", &on_mirror]);
+    b.ok(&["rmi", &on_mirror]);
+    b.config(&serde_json::json!({"registry-mirrors": [format!("http://{}", reg.addr())]}));
+    let out = b.ok(&["pull", "busybox"]);
+    assert!(
+        out.starts_with("Using default tag: latest\nlatest: Pulling from library/busybox"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().last().unwrap(),
+        "docker.io/library/busybox:latest"
+    );
+    assert_eq!(
+        b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .trim(),
+        "busybox:latest"
+    );
+    assert_eq!(b.ok(&["run", "busybox"]).trim(), "from the mirror");
+}
+
+/// A one-layer image (an uncompressed tar layer) as a registry serves it.
+#[derive(Clone)]
+struct Img {
+    config: Vec<u8>,
+    layer: Vec<u8>,
+    manifest: Vec<u8>,
+}
+
+impl Img {
+    fn new(dir: &Path, size: usize, layer_type: &str) -> Img {
+        let d = dir.join(format!("layer-src-{size}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("data.bin"),
+            (0..size).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        std::fs::write(d.join("hello"), "hi\n").unwrap();
+        let t = dir.join(format!("layer-{size}.tar"));
+        assert!(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&d)
+                .arg("-cf")
+                .arg(&t)
+                .args(["data.bin", "hello"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let layer = std::fs::read(&t).unwrap();
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha(&layer)]}})
+        .to_string()
+        .into_bytes();
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+            "layers": [{"mediaType": layer_type, "digest": sha(&layer), "size": layer.len()}]})
+        .to_string()
+        .into_bytes();
+        Img {
+            config,
+            layer,
+            manifest,
+        }
+    }
+}
+
+/// Serves `img` as `t/img:1`; `tweak` may answer first.
+fn serve(
+    img: Img,
+    tweak: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static,
+) -> FakeServer {
+    FakeServer::start(move |req| {
+        if let Some(r) = tweak(req) {
+            return r;
+        }
+        let blob = |b: &[u8]| {
+            if let Some(from) = req
+                .header("range")
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+            {
+                let from: usize = from.parse().unwrap();
+                return Response::new(206, b[from..].to_vec()).header(
+                    "Content-Range",
+                    &format!("bytes {from}-{}/{}", b.len() - 1, b.len()),
+                );
+            }
+            Response::new(200, b.to_vec())
+        };
+        let p = req.path.as_str();
+        if p == "/v2/" {
+            Response::new(200, "{}")
+        } else if p == "/v2/t/img/manifests/1"
+            || p == format!("/v2/t/img/manifests/{}", sha(&img.manifest))
+        {
+            Response::new(200, img.manifest.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        } else if p == format!("/v2/t/img/blobs/{}", sha(&img.config)) {
+            blob(&img.config)
+        } else if p == format!("/v2/t/img/blobs/{}", sha(&img.layer)) {
+            blob(&img.layer)
+        } else {
+            Response::new(
+                404,
+                r#"{"errors":[{"code":"NOT_FOUND","message":"not here"}]}"#,
+            )
+        }
+    })
+}
+
+fn blob_gets(s: &FakeServer, digest: &str) -> Vec<Request> {
+    s.requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(digest))
+        .collect()
+}
+
+fn assert_nothing_kept(b: &Berth) {
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "", "no image named");
+    let ingest = b.root().join("content/ingest");
+    assert_eq!(
+        std::fs::read_dir(&ingest).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no partial downloads left"
+    );
+}
+
+#[test]
+fn bearer_tokens_from_the_realm_with_configured_credentials() {
+    let b = berth();
+    let img = Img::new(b.dir.path(), 1000, "application/vnd.oci.image.layer.v1.tar");
+    let realm_hits = Arc::new(AtomicUsize::new(0));
+    let hits = realm_hits.clone();
+    let s = serve(img, move |req| {
+        if req.path.starts_with("/token?") {
+            hits.fetch_add(1, Ordering::Relaxed);
+            if req.header("authorization") != Some(&format!("Basic {}", base64_encode("bob:pw"))) {
+                return Some(Response::new(401, "no"));
+            }
+            return Some(Response::new(200, r#"{"token":"T-123","expires_in":300}"#));
+        }
+        if req.header("authorization") != Some("Bearer T-123") {
+            let realm = format!("http://{}/token", req.header("host").unwrap_or_default());
+            return Some(
+                Response::new(
+                    401,
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                )
+                .header(
+                    "WWW-Authenticate",
+                    &format!(
+                        r#"Bearer realm="{realm}",service="fake",scope="repository:t/img:pull""#
+                    ),
+                ),
+            );
+        }
+        None
+    });
+    let name = format!("{}/t/img:1", s.addr);
+    let err = b.fails(&["pull", &name]);
+    assert!(err.contains("refused the credentials"), "{err}");
+    b.docker_config(
+        &serde_json::json!({"auths": {s.addr.clone(): {"username": "bob", "password": "pw"}}}),
+    );
+    b.ok(&["pull", &name]);
+    let token_reqs: Vec<_> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/token?"))
+        .collect();
+    let last = token_reqs.last().unwrap();
+    assert!(
+        last.path.contains("service=fake")
+            && last.path.contains("scope=repository%3At%2Fimg%3Apull"),
+        "{}",
+        last.path
+    );
+    assert!(realm_hits.load(Ordering::Relaxed) >= 2);
+}
+
+#[test]
+fn a_truncated_download_resumes_with_a_range_request() {
+    let b = berth();
+    let img = Img::new(
+        b.dir.path(),
+        3 << 20,
+        "application/vnd.oci.image.layer.v1.tar",
+    );
+    let layer = sha(&img.layer);
+    let full = img.layer.clone();
+    let l2 = layer.clone();
+    let s = serve(img, move |req| {
+        if req.path.ends_with(&l2) && req.header("range").is_none() {
+            return Some(Response {
+                cut_after: Some(full.len() / 3),
+                ..Response::new(200, full.clone())
+            });
+        }
+        None
+    });
+    let out = b.ok(&["pull", &format!("{}/t/img:1", s.addr)]);
+    assert!(out.contains("Retrying (1)"), "{out}");
+    let gets = blob_gets(&s, &layer);
+    assert_eq!(gets.len(), 2, "one cut, one resumed");
+    let range = gets[1].header("range").unwrap();
+    assert!(
+        range.starts_with("bytes=") && range != "bytes=0-",
+        "resumed where it stopped: {range}"
+    );
+    let id = b.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &format!("{}/t/img:1", s.addr),
+    ]);
+    assert!(id.starts_with("sha256:"));
+}
+
+#[test]
+fn corrupt_or_hostile_registries_fail_clearly_and_leave_nothing() {
+    let b = berth();
+    b.config(&serde_json::json!({"max-download-attempts": 2}));
+    let img = Img::new(b.dir.path(), 5000, "application/vnd.oci.image.layer.v1.tar");
+    let layer = sha(&img.layer);
+
+    // a blob whose bytes do not match its digest
+    let l = layer.clone();
+    let s = serve(img.clone(), move |req| {
+        req.path
+            .ends_with(&l)
+            .then(|| Response::new(200, vec![b'x'; 5000 + 10240]))
+    });
+    let err = b.fails(&["pull", &format!("{}/t/img:1", s.addr)]);
+    assert!(
+        err.contains("mismatch") || err.contains("more than"),
+        "{err}"
+    );
+    assert_nothing_kept(&b);
+    assert!(
+        !b.root()
+            .join(format!("content/blobs/sha256/{}", &layer[7..]))
+            .exists()
+    );
+
+    // garbage instead of a manifest; a schema 1 manifest; an oversize one
+    for (body, want) in [
+        (b"<html>oops</html>".to_vec(), "invalid manifest"),
+        (br#"{"schemaVersion":1,"name":"x","tag":"1","fsLayers":[]}"#.to_vec(), "schema 1"),
+        (br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":null,"layers":null}"#.to_vec(), "invalid manifest"),
+        (vec![b' '; 5 << 20], "limit"),
+    ] {
+        let s = serve(img.clone(), move |req| {
+            req.path.contains("/manifests/").then(|| Response::new(200, body.clone()).header("Content-Type", "application/vnd.oci.image.manifest.v1+json"))
+        });
+        let err = b.fails(&["pull", &format!("{}/t/img:1", s.addr)]);
+        assert!(err.contains(want), "want {want:?}: {err}");
+        assert_nothing_kept(&b);
+    }
+
+    // a manifest that is not what the digest names
+    let m = sha(&img.manifest);
+    let s = serve(img.clone(), move |req| {
+        req.path
+            .contains("/manifests/sha256:")
+            .then(|| Response::new(200, br#"{"schemaVersion":2}"#.to_vec()))
+    });
+    let err = b.fails(&["pull", &format!("{}/t/img@{m}", s.addr)]);
+    assert!(err.contains("digest"), "{err}");
+    assert_nothing_kept(&b);
+
+    // a registry failing with 500: retried (max-download-attempts), then a clear error
+    let l = layer.clone();
+    let s = serve(img.clone(), move |req| {
+        req.path.ends_with(&l).then(|| Response::new(500, "boom"))
+    });
+    let err = b.fails(&["pull", &format!("{}/t/img:1", s.addr)]);
+    assert!(err.contains("500"), "{err}");
+    assert_eq!(blob_gets(&s, &layer).len(), 2, "two attempts");
+    assert_nothing_kept(&b);
+
+    // a layer media type berth cannot unpack
+    let odd = Img::new(b.dir.path(), 100, "application/x-unknown-layer");
+    let s = serve(odd, |_| None);
+    let err = b.fails(&["pull", &format!("{}/t/img:1", s.addr)]);
+    assert!(
+        err.contains("not supported yet") && err.contains("application/x-unknown-layer"),
+        "{err}"
+    );
+    assert_nothing_kept(&b);
+
+    // nothing listening at all
+    let err = b.fails(&["pull", "127.0.0.1:9/t/img:1"]);
+    assert!(err.contains("cannot reach registry 127.0.0.1:9"), "{err}");
+}
+
+#[test]
+fn foreign_layer_urls_are_never_fetched() {
+    let b = berth();
+    let img = Img::new(
+        b.dir.path(),
+        100,
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    );
+    let elsewhere = FakeServer::start(|_| Response::new(200, "should never be asked"));
+    let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+    m["layers"][0]["urls"] = serde_json::json!([format!("http://{}/layer", elsewhere.addr)]);
+    let img = Img {
+        manifest: m.to_string().into_bytes(),
+        ..img
+    };
+    let l = sha(&img.layer);
+    let s = serve(img, move |req| {
+        req.path.ends_with(&l).then(|| Response::new(404, ""))
+    });
+    let err = b.fails(&["pull", &format!("{}/t/img:1", s.addr)]);
+    assert!(err.contains("never downloads from a layer's urls"), "{err}");
+    assert!(elsewhere.requests().is_empty());
+}
+
+#[test]
+fn an_index_yields_the_host_platform_or_lists_what_it_has() {
+    let b = berth();
+    let img = Img::new(b.dir.path(), 100, "application/vnd.oci.image.layer.v1.tar");
+    let entry = |arch: &str, digest: &str, size: usize| {
+        serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+            "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry("arm64", &format!("sha256:{}", "a".repeat(64)), 10), entry("amd64", &sha(&img.manifest), img.manifest.len())]})
+    .to_string();
+    let idx = index.clone();
+    let s = serve(img.clone(), move |req| {
+        (req.path == "/v2/t/img/manifests/multi").then(|| {
+            Response::new(200, idx.clone())
+                .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        })
+    });
+    let name = format!("{}/t/img:multi", s.addr);
+    let out = b.ok(&["pull", &name]);
+    assert!(
+        out.contains(&format!("Digest: {}", sha(index.as_bytes()))),
+        "the name records the index digest: {out}"
+    );
+    let inspect = b.ok(&["image", "inspect", "--format", "{{.Architecture}}", &name]);
+    assert_eq!(inspect.trim(), "amd64");
+    let err = b.fails(&["pull", "--platform", "linux/s390x", &name]);
+    assert!(
+        err.contains("no matching manifest for linux/s390x")
+            && err.contains("linux/arm64")
+            && err.contains("linux/amd64"),
+        "{err}"
+    );
+}
