@@ -9,6 +9,7 @@ mod images_cmd;
 mod logging;
 mod oci;
 mod pull_cmd;
+mod registry_cmd;
 mod run_cmd;
 
 use std::ffi::OsString;
@@ -60,6 +61,9 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The OCI distribution registry.
+    #[command(subcommand)]
+    Registry(registry_cmd::RegistryCommand),
     /// List images.
     Images(images_cmd::ImagesArgs),
     /// Remove one or more images.
@@ -287,6 +291,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Oci { args } => Ok(oci::main("berth oci", cli.root, args)),
         Command::Run(a) => run_cmd::run(&root, a),
         Command::Image(c) => ok(image_command(&root, c)),
+        Command::Registry(c) => ok(registry_cmd::run(&root, c)),
         Command::Images(a) => ok(image_command(&root, ImageCommand::Ls(a))),
         Command::Rmi(a) => ok(image_command(&root, ImageCommand::Rm(a))),
         Command::Tag(a) => ok(image_command(&root, ImageCommand::Tag(a))),

@@ -561,3 +561,84 @@ fn an_index_yields_the_host_platform_or_lists_what_it_has() {
         "{err}"
     );
 }
+
+/// `berth registry serve` (TLS, basic auth) as the registry of `berth push`
+/// and `berth pull`, and skopeo reading what berth pushed.
+#[test]
+fn berth_registry_serve_with_tls_and_auth() {
+    if !root_or_skip("berth registry") {
+        return;
+    }
+    let b = berth();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (b.dir.path().join("cert.pem"), b.dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let port = berth_testutil::free_port();
+    let reg_root = b.dir.path().join("registry-root");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("BERTH_ROOT", &reg_root)
+        .env("BERTH_REGISTRY_AUTH", "alice:pw")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    berth_testutil::cli::wait_port(port, &mut server, "berth registry");
+    let _server = Kill(server);
+    assert!(
+        reg_root.join("registry/registry.db").exists(),
+        "the registry keeps its data under <root>/registry"
+    );
+
+    let tar = busybox_tar(b.dir.path());
+    let name = format!("127.0.0.1:{port}/me/bb:1");
+    b.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["echo", "via berth registry"]"#,
+        tar.to_str().unwrap(),
+        &name,
+    ]);
+    let err = b.fails(&["push", &name]);
+    assert!(err.contains("requires a user name and password"), "{err}");
+    b.docker_config(&serde_json::json!({"auths": {format!("127.0.0.1:{port}"): {"auth": base64_encode("alice:pw")}}}));
+    let out = b.ok(&["push", &name]);
+    let digest = out
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    b.ok(&["rmi", &name]);
+    b.ok(&["pull", &name]);
+    assert_eq!(b.ok(&["run", &name]).trim(), "via berth registry");
+
+    if let Ok(o) = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "alice:pw",
+            &format!("docker://{name}"),
+        ])
+        .output()
+    {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(sha(&o.stdout), digest);
+    }
+}

@@ -343,16 +343,31 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
 /// overlay of image layers) on the rootfs directory.
 fn mount_rootfs(plan: &RootfsPlan) -> Result<()> {
     for m in &plan.rootfs_mounts {
-        let target = rustix::fs::open(&plan.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
+        let target = rustix::fs::open(
+            &plan.rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
         let opts = mountopts::parse(&m.options).map_err(Error::Invalid)?;
         let mnt = if m.fstype == "bind" || opts.bind {
-            bind_tree(rustix::fs::CWD, &m.source, opts.recursive_bind).map_err(|e| at(e, "open_tree", Path::new(&m.source)))?
+            bind_tree(rustix::fs::CWD, &m.source, opts.recursive_bind)
+                .map_err(|e| at(e, "open_tree", Path::new(&m.source)))?
         } else {
-            new_fs(&m.fstype, &m.source, &opts).map_err(|e| at(e, &format!("{} rootfs for", m.fstype), &plan.rootfs))?
+            new_fs(&m.fstype, &m.source, &opts)
+                .map_err(|e| at(e, &format!("{} rootfs for", m.fstype), &plan.rootfs))?
         };
-        attach(&mnt, target.as_fd(), &MountOptions { attr_set: 0, attr_clr: 0, ..opts }, true)
-            .map_err(|e| at(e, "mount the rootfs on", &plan.rootfs))?;
+        attach(
+            &mnt,
+            target.as_fd(),
+            &MountOptions {
+                attr_set: 0,
+                attr_clr: 0,
+                ..opts
+            },
+            true,
+        )
+        .map_err(|e| at(e, "mount the rootfs on", &plan.rootfs))?;
     }
     Ok(())
 }
