@@ -24,6 +24,7 @@ BERTH=${BERTH:-$here/target/release/berth}
 RUNS=${RUNS:-5}
 LAYER_MB=${LAYER_MB:-200}
 SECTIONS=${SECTIONS:-unpack pull disk}
+WHERE=${WHERE:-disk tmpfs} # where the unpack section writes
 WORKBASE=${WORKBASE:-/var/tmp}
 
 command -v hyperfine >/dev/null || { echo "hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
@@ -35,7 +36,7 @@ work=$(mktemp -d "$WORKBASE/berth-bench-images.XXXXXX")
 reg_pid=
 cleanup() {
 	[ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null || true
-	if mountpoint -q "$work/tmpfs"; then umount "$work/tmpfs"; fi
+	if mountpoint -q "$work/tmpfs"; then umount -R "$work/tmpfs"; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -77,13 +78,17 @@ make_layer() {
 
 hf() { # NAME PREPARE COMMAND
 	hyperfine -N --runs "$RUNS" --warmup 1 --style basic --export-json "$work/hf.json" --prepare "$2" -n "$1" "$3" >/dev/null 2>"$work/hf.err" ||
-		{ echo "| $1 | failed: $(tail -1 "$work/hf.err") |"; return; }
+		{ # rerun once outside hyperfine to show why
+			eval "$2" >/dev/null 2>&1 || true
+			echo "| ${1//|/\\|} | failed: $(eval "$3" 2>&1 >/dev/null | tail -1) |"
+			return
+		}
 	python3 - "$work/hf.json" "$LAYER_BYTES" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
 b = int(sys.argv[2])
 f = lambda x: f"{x*1000:.0f} ms" if x < 10 else f"{x:.2f} s"
-print(f"| {r['command']} | {f(r['median'])} | {f(r['mean'])} ± {f(r['stddev'])} | {f(r['min'])} … {f(r['max'])} | {b/1e6/r['median']:.0f} MB/s |")
+print(f"| {r['command'].replace('|', chr(92) + '|')} | {f(r['median'])} | {f(r['mean'])} ± {f(r['stddev'])} | {f(r['min'])} … {f(r['max'])} | {b/1e6/r['median']:.0f} MB/s |")
 PY
 }
 
@@ -91,7 +96,7 @@ section_unpack() {
 	make_layer
 	local d=$work/layer
 	LAYER_BYTES=$(stat -c %s "$d/layer.tar")
-	for where in disk tmpfs; do
+	for where in $WHERE; do
 		local base=$work/$where
 		if [ "$where" = tmpfs ]; then
 			mkdir -p "$base"
@@ -116,17 +121,20 @@ section_unpack() {
 		hf "berth import layer.tar.gz" "$bclean" "env BERTH_ROOT=$broot $BERTH import $d/layer.tar.gz bench/import:1"
 		rm -rf "$broot"
 		if have podman; then
-			local p="podman --root $base/podman --runroot $base/podman-run"
-			local pclean="sh -c 'rm -rf $base/podman $base/podman-run; sync'"
+			# (podman refuses a runroot longer than 50 characters)
+			local p="podman --root $base/podman --runroot /run/berth-bench-podman"
+			# podman leaves its overlay directory bind-mounted on itself
+			local pclean="sh -c 'umount -R $base/podman/overlay 2>/dev/null; rm -rf $base/podman /run/berth-bench-podman; sync'"
 			hf "podman load (tar layer)" "$pclean" "$p load -q -i $d/image-tar.tar"
 			hf "podman load (tar.gz layer)" "$pclean" "$p load -q -i $d/image-tar.gz.tar"
-			rm -rf "$base/podman" "$base/podman-run"
+			umount -R "$base/podman/overlay" 2>/dev/null || true
+			rm -rf "$base/podman" /run/berth-bench-podman
 		fi
 		if have docker && docker info >/dev/null 2>&1; then
 			local drmi="sh -c 'docker rmi -f bench/layer:tar bench/layer:tar-gz >/dev/null 2>&1; sync'"
 			hf "docker load (tar layer; its data root)" "$drmi" "docker load -q -i $d/image-tar.tar"
 		fi
-		[ "$where" = tmpfs ] && umount "$base"
+		if [ "$where" = tmpfs ]; then umount -R "$base"; fi
 	done
 	rm -rf "$work/layer"
 }

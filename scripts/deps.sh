@@ -16,6 +16,14 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 if [ "${BERTH_TEST_PODMAN:-1}" = 1 ]; then
 	command -v podman >/dev/null || need+=(podman)
 fi
+command -v tar >/dev/null || need+=(tar)
+command -v python3 >/dev/null || need+=(python3)
+# image and registry interop: the reference registry, skopeo, htpasswd (bcrypt)
+if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
+	command -v docker-registry >/dev/null || need+=(docker-registry)
+	command -v skopeo >/dev/null || need+=(skopeo)
+	command -v htpasswd >/dev/null || need+=(apache2-utils)
+fi
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -1,28 +1,43 @@
 #!/usr/bin/env bash
-# Builds berth and runs a container with it, from nothing but this
-# checkout: a busybox image built offline, berth's default OCI spec, and
-# `berth oci run`. Run as root.
+# Builds berth and shows its main job from nothing but this checkout: a
+# busybox image built offline and imported, pushed to berth's own registry,
+# pulled back, and run as a container (namespaces, cgroups, seccomp, a
+# copy-on-write root filesystem over the image's layers). Run as root.
+# State goes to target/demo-root (BERTH_ROOT to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BERTH_TEST_PODMAN=0 scripts/deps.sh
+BERTH_TEST_PODMAN=0 BERTH_TEST_INTEROP=0 scripts/deps.sh
 cargo build --release --quiet
 berth=$PWD/target/release/berth
-bundle=$PWD/target/demo-bundle
-if [ ! -x "$bundle/rootfs/bin/busybox" ]; then
-	rm -rf "$bundle"
-	BERTH=$berth scripts/mk-busybox-rootfs.sh --bundle "$bundle"
+export BERTH_ROOT=${BERTH_ROOT:-$PWD/target/demo-root}
+export BERTH_CONFIG=$BERTH_ROOT/daemon.json DOCKER_CONFIG=$BERTH_ROOT/docker
+mkdir -p "$BERTH_ROOT"
+
+rootfs=$PWD/target/demo-rootfs
+if [ ! -x "$rootfs/bin/busybox" ]; then
+	rm -rf "$rootfs"
+	scripts/mk-busybox-rootfs.sh "$rootfs" >/dev/null
 fi
-# The default spec runs `sh`; run a few commands that show the isolation.
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c",
-    "echo \"hello from $(hostname): I am pid $$, and I see $(ls /proc | grep -c '^[0-9]') processes\"; "
-    "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "
-    "touch /x 2>/dev/null || echo 'the root filesystem is read-only'"]
-json.dump(c, open(p, "w"), indent=2)
-PY
-exec "$berth" oci run --bundle "$bundle" "demo-$$"
+echo "== import a busybox root filesystem as an image"
+tar -C "$rootfs" -c . | "$berth" import -c 'CMD ["sh"]' - demo/busybox:latest
+"$berth" images
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo "== berth registry serve on 127.0.0.1:$port; push, remove, pull"
+"$berth" registry serve --addr "127.0.0.1:$port" &
+registry=$!
+trap 'kill $registry 2>/dev/null; wait $registry 2>/dev/null || true' EXIT
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+name=127.0.0.1:$port/demo/busybox:latest
+"$berth" tag demo/busybox:latest "$name"
+"$berth" push "$name"
+"$berth" rmi "$name" demo/busybox:latest
+"$berth" pull "$name"
+
+echo "== berth run $name"
+"$berth" run --rm "$name" sh -c \
+	"echo \"hello from $(printf '$(hostname)'): I am pid \$\$, and I see \$(ls /proc | grep -c '^[0-9]') processes\"; \
+	grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
+	echo changed > /etc/motd && echo 'my changes stay in my copy-on-write layer'"
+"$berth" run --rm "$name" sh -c 'test -s /etc/motd || echo "the next container starts from the untouched image"'

@@ -568,3 +568,101 @@ fn images_sharing_a_base_store_it_once() {
         "content uses {content} bytes; the base blob is {base_blob}"
     );
 }
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// specs/security-and-reliability.md §5.2 rows that need a running
+/// container: device nodes in layers, image-config volume paths
+/// (CVE-2022-23648), supplementary groups (CVE-2023-25173), data-root
+/// permissions (CVE-2021-41091).
+#[test]
+fn hostile_image_contents_stay_harmless() {
+    if !root_or_skip("hostile image contents") {
+        return;
+    }
+    let b = berth();
+    let staging = berth_testutil::busybox_copy(&b.dir.path().join("rootfs"));
+    assert!(
+        Command::new("mknod")
+            .arg(staging.join("evil"))
+            .args(["c", "1", "1"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut passwd = std::fs::read_to_string(staging.join("etc/passwd")).unwrap();
+    passwd.push_str("app:x:1000:1000::/home/app:/bin/sh\n");
+    std::fs::write(staging.join("etc/passwd"), passwd).unwrap();
+    let mut group = std::fs::read_to_string(staging.join("etc/group")).unwrap();
+    group.push_str("app:x:1000:\ng1:x:2001:app\ng2:x:2002:other,app\ng3:x:2003:other\n");
+    std::fs::write(staging.join("etc/group"), group).unwrap();
+    let tar = b.dir.path().join("hostile.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&staging)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    b.ok(&[
+        "import",
+        "-c",
+        "USER app",
+        "-c",
+        r#"VOLUME ["/../../../../etc"]"#,
+        tar.to_str().unwrap(),
+        "hostile:1",
+    ]);
+
+    let groups = b.ok(&["run", "hostile:1", "id", "-G"]);
+    let mut g: Vec<&str> = groups.split_whitespace().collect();
+    g.sort();
+    assert_eq!(
+        g,
+        ["1000", "2001", "2002"],
+        "USER app gets its supplementary groups"
+    );
+
+    let o = b.run(&["run", "-u", "0", "hostile:1", "head", "-c", "1", "/evil"]);
+    assert!(
+        !o.status.success(),
+        "a /dev/mem node from a layer must not be readable"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not permitted"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    if Path::new("/etc/debian_version").exists() {
+        let out = b.ok(&[
+            "run",
+            "hostile:1",
+            "sh",
+            "-c",
+            "test -e /etc/debian_version && echo leaked || echo clean",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "clean",
+            "a VOLUME path climbing out of the rootfs brings no host files in"
+        );
+    } else {
+        eprintln!(
+            "(no /etc/debian_version on this host: the volume-path check has no host file to look for)"
+        );
+    }
+
+    let root = b.root();
+    assert_eq!(mode(&root), 0o711);
+    for d in ["content", "snapshots", "containers"] {
+        assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+    }
+}

@@ -95,9 +95,15 @@ impl Engine {
     /// Opens the engine under berth's root.
     pub fn open(root: &Path) -> Result<Engine> {
         let images = ImageStore::open(root)?;
+        // 0700: containers' upper layers may hold setuid files (CVE-2021-41091)
         let containers = root.join("containers");
         fs::create_dir_all(&containers)
             .map_err(|e| Error::Io(format!("create {}", containers.display()), e))?;
+        fs::set_permissions(
+            &containers,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(|e| Error::Io(format!("chmod {}", containers.display()), e))?;
         Ok(Engine {
             root: root.to_path_buf(),
             images,

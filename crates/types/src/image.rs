@@ -599,6 +599,20 @@ mod tests {
     const D: &str = "sha256:5845d768a653a1d9a9d6a5c0d4a9c5d18c0e1a1c0e1a1c0e1a1c0e1a1c0e1a1c";
 
     #[test]
+    fn deeply_nested_json_is_an_error_not_a_crash() {
+        for doc in [
+            "[".repeat(100_000),
+            format!(
+                "{{\"schemaVersion\":2,\"config\":{}",
+                "{\"a\":".repeat(50_000)
+            ),
+        ] {
+            assert!(parse_manifest(doc.as_bytes(), None).is_err());
+            assert!(parse_config(doc.as_bytes()).is_err());
+        }
+    }
+
+    #[test]
     fn parses_docker_and_oci_manifests_and_lists() {
         let docker = format!(
             r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","size":1,"digest":"{D}"}},
