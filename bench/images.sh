@@ -110,6 +110,10 @@ section_unpack() {
 		echo "|---|---:|---:|---:|---:|"
 		local clean="sh -c 'rm -rf $base/x; mkdir $base/x; sync'"
 		hf "tar -x" "$clean" "tar -C $base/x -xf $d/layer.tar"
+		# berth syncs the filesystem once a pull/load has unpacked (the
+		# layers are durable before an image names them); this row is tar
+		# with the same guarantee
+		hf "tar -x; sync" "$clean" "sh -c 'tar -C $base/x -xf $d/layer.tar && sync'"
 		hf "gzip -dc | tar -x" "$clean" "sh -c 'gzip -dc $d/layer.tar.gz | tar -C $base/x -xf -'"
 		hf "zstd -dc | tar -x" "$clean" "sh -c 'zstd -dcq $d/layer.tar.zst | tar -C $base/x -xf -'"
 		rm -rf "$base/x"

@@ -23,6 +23,8 @@ if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
 	command -v docker-registry >/dev/null || need+=(docker-registry)
 	command -v skopeo >/dev/null || need+=(skopeo)
 	command -v htpasswd >/dev/null || need+=(apache2-utils)
+	# the Docker API e2e test: docker-py (the docker CLI is used when present)
+	python3 -c 'import docker' 2>/dev/null || need+=(python3-docker)
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -4,6 +4,8 @@
 //! those of runc and go straight to `berth oci`.
 #![forbid(unsafe_code)]
 
+mod containers_cmd;
+mod daemon_cmd;
 mod format;
 mod images_cmd;
 mod logging;
@@ -54,6 +56,44 @@ enum Command {
     },
     /// Run a command in a new container from an image.
     Run(run_cmd::RunArgs),
+    /// Create a new container (without starting it).
+    Create(run_cmd::RunArgs),
+    /// List containers.
+    Ps(containers_cmd::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(containers_cmd::LogsArgs),
+    /// Start one or more stopped containers.
+    Start(containers_cmd::ManyArgs),
+    /// Stop one or more running containers.
+    Stop(containers_cmd::ManyArgs),
+    /// Restart one or more containers.
+    Restart(containers_cmd::ManyArgs),
+    /// Kill one or more running containers.
+    Kill(containers_cmd::ManyArgs),
+    /// Remove one or more containers.
+    Rm(containers_cmd::ManyArgs),
+    /// Pause all processes within one or more containers.
+    Pause(containers_cmd::ManyArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(containers_cmd::ManyArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(containers_cmd::ManyArgs),
+    /// Return low-level information on containers or images.
+    Inspect(containers_cmd::InspectArgs),
+    /// Rename a container.
+    Rename {
+        /// Container.
+        container: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Display the running processes of a container.
+    Top {
+        /// Container.
+        container: String,
+    },
+    /// The Docker Engine API daemon (for the docker CLI and SDKs).
+    Daemon(daemon_cmd::DaemonArgs),
     /// Download an image from a registry.
     Pull(pull_cmd::PullArgs),
     /// Upload an image to a registry.
@@ -290,6 +330,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Oci { args } => Ok(oci::main("berth oci", cli.root, args)),
         Command::Run(a) => run_cmd::run(&root, a),
+        Command::Create(a) => run_cmd::create(&root, a),
+        Command::Ps(a) => ok(containers_cmd::ps(&root, &a)),
+        Command::Logs(a) => ok(containers_cmd::logs(&root, &a)),
+        Command::Start(a) => containers_cmd::start(&root, &a),
+        Command::Stop(a) => containers_cmd::stop(&root, &a),
+        Command::Restart(a) => containers_cmd::restart(&root, &a),
+        Command::Kill(a) => containers_cmd::kill(&root, &a),
+        Command::Rm(a) => containers_cmd::rm(&root, &a),
+        Command::Pause(a) => containers_cmd::pause(&root, &a, true),
+        Command::Unpause(a) => containers_cmd::pause(&root, &a, false),
+        Command::Wait(a) => containers_cmd::wait(&root, &a),
+        Command::Inspect(a) => containers_cmd::inspect(&root, &a),
+        Command::Rename {
+            container,
+            new_name,
+        } => ok(containers_cmd::rename(&root, &container, &new_name)),
+        Command::Top { container } => ok(containers_cmd::top(&root, &container)),
+        Command::Daemon(a) => ok(daemon_cmd::run(&root, &a)),
         Command::Image(c) => ok(image_command(&root, c)),
         Command::Registry(c) => ok(registry_cmd::run(&root, c)),
         Command::Images(a) => ok(image_command(&root, ImageCommand::Ls(a))),
@@ -314,6 +372,12 @@ fn main() -> ExitCode {
     if argv0 == "berth-runc" || argv0 == "runc" {
         let root = std::env::var_os("BERTH_ROOT").map(PathBuf::from);
         return oci::main(&argv0, root, args.split_off(1));
+    }
+    // A container's monitor (started by the engine): nothing else first.
+    if args.get(1).is_some_and(|a| a == "monitor") && args.len() == 4 {
+        let root = PathBuf::from(&args[2]);
+        let id = args[3].to_string_lossy().into_owned();
+        berth_engine::monitor::main(&root, &id);
     }
     // Fast path: `berth oci ...` skips clap's full parse of the top level.
     if args.get(1).is_some_and(|a| a == "oci") {

@@ -420,6 +420,7 @@ fn create_options(a: CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         rootfs_mounts: Vec::new(),
+        kill_with_parent: false,
     }
 }
 

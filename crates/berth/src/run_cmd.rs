@@ -1,13 +1,16 @@
-//! `berth run IMAGE [COMMAND] [ARG...]`: a container from an image, in the
-//! foreground, removed when it exits (the engine's `ps`/`rm`/`-d` arrive
-//! with container management).
+//! `berth run IMAGE [COMMAND] [ARG...]` and `berth create`: a container
+//! from an image through the engine (no daemon needed): created, started
+//! by its monitor, and (unless `-d`) attached until it exits.
 
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use berth_engine::{Engine, Network, RunOptions};
+use anyhow::{Context, Result};
+use berth_engine::container::{LogConfig, RestartPolicy, parse_size};
+use berth_engine::{CreateConfig, Engine, Resources};
 use clap::Args;
 
 /// An error of berth's own (not the container's): exit status 125.
@@ -28,8 +31,7 @@ pub struct RunArgs {
     /// Allocate a pseudo-TTY.
     #[arg(short, long)]
     tty: bool,
-    /// Remove the container when it exits (always, for now: containers
-    /// outlive `run` once the engine manages them).
+    /// Automatically remove the container when it exits.
     #[arg(long)]
     rm: bool,
     /// Run in the background.
@@ -59,10 +61,60 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     read_only: bool,
-    /// Connect a container to a network: `none` (default until the engine's
-    /// bridge networks) or `host`.
-    #[arg(long, visible_alias = "net", default_value = "none")]
+    /// Connect a container to a network (`default`, `none`, `host`).
+    #[arg(long, visible_alias = "net", default_value = "default")]
     network: String,
+    /// Restart policy (no, on-failure[:max-retries], always, unless-stopped).
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Set meta data on a container.
+    #[arg(short, long = "label")]
+    label: Vec<String>,
+    /// Memory limit (e.g. 64m).
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Memory + swap limit (-1: unlimited swap).
+    #[arg(long)]
+    memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Add Linux capabilities.
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// Security options (no-new-privileges).
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// Signal to stop the container.
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long)]
+    stop_timeout: Option<i64>,
+    /// Logging driver for the container.
+    #[arg(long)]
+    log_driver: Option<String>,
+    /// Log driver options (max-size=10m, max-file=3).
+    #[arg(long)]
+    log_opt: Vec<String>,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Proxy received signals to the process.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
     /// Pull image before running ("always", "missing", "never").
     #[arg(long, default_value = "missing")]
     pull: String,
@@ -85,13 +137,6 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-fn unsupported(what: &str) -> anyhow::Error {
-    RunFailed(format!(
-        "not supported yet: {what} (arrives with the engine's container management)"
-    ))
-    .into()
-}
-
 fn env_file(path: &Path) -> Result<Vec<String>> {
     let s = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
     Ok(s.lines()
@@ -101,77 +146,302 @@ fn env_file(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Runs it; the exit code is the container's.
-pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
-    if a.detach {
-        return Err(unsupported("detached containers (-d)"));
-    }
+fn failed(e: impl std::fmt::Display) -> anyhow::Error {
+    RunFailed(e.to_string()).into()
+}
+
+/// The engine's configuration from the flags.
+fn create_config(a: &RunArgs) -> Result<CreateConfig> {
+    let mut unsupported = Vec::new();
     if !a.publish.is_empty() || a.publish_all {
-        return Err(unsupported("publishing ports (-p/-P); use --network host"));
+        unsupported.push("port publishing (-p/-P) needs bridge networking".to_owned());
     }
     if !a.volume.is_empty() {
-        return Err(unsupported("volumes (-v)"));
+        unsupported.push("bind mounts and volumes (-v)".to_owned());
     }
-    if a.name.is_some() {
-        return Err(unsupported("named containers (--name)"));
-    }
-    let network = match a.network.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        other => {
-            return Err(RunFailed(format!(
-                "not supported yet: network {other:?} (none or host)"
-            ))
-            .into());
-        }
-    };
-    if a.tty && !std::io::stdin().is_terminal() {
-        return Err(RunFailed("the input device is not a TTY".into()).into());
+    if a.network.starts_with("container:") {
+        unsupported.push(format!("network mode {:?}", a.network));
     }
     let mut env = Vec::new();
     for f in &a.env_file {
-        env.extend(env_file(f).map_err(|e| RunFailed(format!("{e:#}")))?);
+        env.extend(env_file(f).map_err(|e| failed(format!("{e:#}")))?);
     }
-    env.extend(a.env.iter().cloned());
-    let engine = Engine::open(root).map_err(|e| RunFailed(e.to_string()))?;
-    let image = crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
-        .map_err(|e| RunFailed(format!("{e:#}")))?;
-    let entrypoint = a
-        .entrypoint
-        .map(|e| if e.is_empty() { Vec::new() } else { vec![e] });
-    let opts = RunOptions {
-        cmd: a.command,
-        entrypoint,
-        env,
-        workdir: a.workdir,
-        user: a.user,
-        hostname: a.hostname,
-        tty: a.tty,
-        interactive: a.interactive,
-        read_only: a.read_only,
-        network,
-    };
-    if !a.interactive {
-        // docker run without -i: the container's stdin is empty
-        let null = std::fs::File::open("/dev/null")?;
-        rustix::stdio::dup2_stdin(&null)?;
-    }
-    let _ = a.rm;
-    match engine.run_foreground(&image, &opts) {
-        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-        Err(berth_engine::Error::Runtime(e)) => {
-            let msg = e.to_string();
-            // docker: 127 when the command is not found, 126 when it cannot be run
-            let code = if msg.contains("No such file or directory") || msg.contains("not found") {
-                127
-            } else if msg.contains("Permission denied") || msg.contains("Exec format error") {
-                126
-            } else {
-                bail!(RunFailed(msg))
-            };
-            eprintln!("berth: {msg}");
-            Ok(ExitCode::from(code))
+    for e in &a.env {
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            // `-e KEY` takes KEY from the caller's environment
+            env.push(format!("{e}={v}"));
+        } else {
+            env.push(e.clone());
         }
-        Err(e) => Err(RunFailed(e.to_string()).into()),
     }
+    let mut labels = BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let size = |s: &Option<String>, what: &str| -> Result<i64> {
+        match s.as_deref() {
+            None => Ok(0),
+            Some("-1") => Ok(-1),
+            Some(v) => parse_size(v)
+                .map(|b| b as i64)
+                .ok_or_else(|| failed(format!("invalid {what}: {v}"))),
+        }
+    };
+    let mut nnp = false;
+    for o in &a.security_opt {
+        match o.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => nnp = true,
+            other => unsupported.push(format!("--security-opt {other}")),
+        }
+    }
+    let mut log_config = LogConfig {
+        kind: a.log_driver.clone().unwrap_or_default(),
+        config: BTreeMap::new(),
+    };
+    for o in &a.log_opt {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| failed(format!("invalid log opt: {o}")))?;
+        log_config.config.insert(k.to_owned(), v.to_owned());
+    }
+    let console_size = if a.tty {
+        rustix::termios::tcgetwinsize(std::io::stdin())
+            .ok()
+            .map(|w| (w.ws_row, w.ws_col))
+    } else {
+        None
+    };
+    if let Some(u) = unsupported.first() {
+        return Err(failed(format!("not supported yet: {u}")));
+    }
+    Ok(CreateConfig {
+        name: a.name.clone(),
+        cmd: (!a.command.is_empty()).then(|| a.command.clone()),
+        entrypoint: a
+            .entrypoint
+            .clone()
+            .map(|e| if e.is_empty() { Vec::new() } else { vec![e] }),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        domainname: None,
+        tty: a.tty,
+        open_stdin: a.interactive,
+        stdin_once: a.interactive && !a.detach,
+        attach: (a.interactive, !a.detach, !a.detach),
+        labels,
+        exposed_ports: a.expose.clone(),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        auto_remove: a.rm,
+        restart_policy: RestartPolicy::parse(&a.restart).map_err(failed)?,
+        network_mode: a.network.clone(),
+        read_only: a.read_only,
+        no_new_privileges: nnp,
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        resources: Resources {
+            memory: size(&a.memory, "memory")?,
+            memory_swap: size(&a.memory_swap, "memory-swap")?,
+            nano_cpus: a.cpus.map_or(0, |c| (c * 1e9) as i64),
+            cpu_shares: a.cpu_shares.unwrap_or(0),
+            cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
+            pids_limit: a.pids_limit.filter(|p| *p > 0),
+            ..Default::default()
+        },
+        log_config,
+        console_size,
+        unsupported,
+    })
+}
+
+/// `berth create`: prints the new container's id.
+pub fn create(root: &Path, a: RunArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root).map_err(failed)?;
+    let cfg = create_config(&a)?;
+    let image = crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
+        .map_err(|e| failed(format!("{e:#}")))?;
+    let (id, warnings) = engine.create(&image, &a.image, &cfg).map_err(failed)?;
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+    }
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs it; the exit code is the container's (125 for berth's own
+/// failures, 126/127 when the command cannot be run or found).
+pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
+    if a.tty && !a.detach && !std::io::stdin().is_terminal() {
+        return Err(failed("the input device is not a TTY"));
+    }
+    let engine = Engine::open(root).map_err(failed)?;
+    let cfg = create_config(&a)?;
+    let image = crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
+        .map_err(|e| failed(format!("{e:#}")))?;
+    let (id, warnings) = engine.create(&image, &a.image, &cfg).map_err(failed)?;
+    for w in warnings {
+        if !a.quiet {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    if a.detach {
+        match engine.start(&id, || Ok(())) {
+            Ok(()) => {
+                println!("{id}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                if a.rm {
+                    let _ = engine.remove(&id, true);
+                }
+                return start_failure(&e.to_string());
+            }
+        }
+    }
+    let dir = root.join("containers").join(&id);
+    let mut attach = None;
+    let mut waiter = None;
+    let started = engine.start(&id, || {
+        attach = engine.attach(&id, a.interactive, true, true);
+        waiter = berth_engine::monitor::connect(&dir, &serde_json::json!({"wait": true}));
+        Ok(())
+    });
+    if let Err(e) = started {
+        if a.rm {
+            let _ = engine.remove(&id, true);
+        }
+        return start_failure(&e.to_string());
+    }
+    if let Some(s) = attach {
+        relay(&engine, &id, s, a.tty, a.interactive, a.sig_proxy && !a.tty)?;
+    }
+    let code = match waiter {
+        Some(mut w) => {
+            let mut line = String::new();
+            let _ = w.read_to_string(&mut line);
+            line.trim().parse::<i32>().ok()
+        }
+        None => None,
+    };
+    let code = match code {
+        Some(c) => c,
+        None => engine
+            .wait(&id, berth_engine::WaitCondition::NotRunning, &|| false)
+            .unwrap_or(125),
+    };
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn start_failure(msg: &str) -> Result<ExitCode> {
+    let code = berth_engine::monitor::start_failure_code(msg);
+    if code == 125 {
+        return Err(failed(msg));
+    }
+    eprintln!("berth: {msg}");
+    Ok(ExitCode::from(code as u8))
+}
+
+/// Copies the monitor's frames to our stdout/stderr and our stdin to the
+/// container until the container's output ends; forwards signals.
+fn relay(
+    engine: &Engine,
+    id: &str,
+    sock: std::os::unix::net::UnixStream,
+    tty: bool,
+    interactive: bool,
+    sig_proxy: bool,
+) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags};
+    let stdin = std::io::stdin();
+    let _raw = if tty && stdin.is_terminal() {
+        berth_runtime::console::RawMode::enter(stdin.as_fd()).ok()
+    } else {
+        None
+    };
+    let mut signals = None;
+    if sig_proxy {
+        let mut set = berth_sys::signal::SigSet::empty();
+        for s in [1, 2, 3, 10, 12, 15] {
+            set.add(s);
+        }
+        if berth_sys::signal::block(&set).is_ok() {
+            signals = berth_sys::signal::signalfd(&set).ok();
+        }
+    }
+    let mut sock_r = sock.try_clone()?;
+    let mut sock_w = Some(sock);
+    let mut stdin_open = interactive;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let mut fds = vec![PollFd::new(&sock_r, PollFlags::IN)];
+        if stdin_open {
+            fds.push(PollFd::new(&stdin, PollFlags::IN));
+        }
+        let sig_idx = signals.as_ref().map(|s| {
+            fds.push(PollFd::new(s, PollFlags::IN));
+            fds.len() - 1
+        });
+        match rustix::event::poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let sock_ready = !fds[0].revents().is_empty();
+        let stdin_ready = stdin_open && !fds[1].revents().is_empty();
+        let sig_ready = sig_idx.is_some_and(|i| !fds[i].revents().is_empty());
+        drop(fds);
+        if sig_ready
+            && let Some(s) = &signals
+            && let Ok(Some(info)) = berth_sys::signal::read_signalfd(s.as_fd())
+        {
+            let _ = engine.kill(id, &info.signo.to_string());
+        }
+        if stdin_ready {
+            let n = std::io::stdin().lock().read(&mut buf).unwrap_or(0);
+            match (&mut sock_w, n) {
+                (Some(w), n) if n > 0 => {
+                    if w.write_all(&buf[..n]).is_err() {
+                        stdin_open = false;
+                    }
+                }
+                (Some(w), _) => {
+                    let _ = w.shutdown(std::net::Shutdown::Write);
+                    stdin_open = false;
+                }
+                _ => stdin_open = false,
+            }
+        }
+        if sock_ready {
+            let n = sock_r.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while pending.len() >= 8 {
+                let len =
+                    u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
+                if pending.len() < 8 + len {
+                    break;
+                }
+                let data = &pending[8..8 + len];
+                if pending[0] == 2 {
+                    let _ = err.write_all(data);
+                } else {
+                    let _ = out.write_all(data);
+                    let _ = out.flush();
+                }
+                pending.drain(..8 + len);
+            }
+        }
+    }
+    let _ = sock_w.take();
+    Ok(())
 }

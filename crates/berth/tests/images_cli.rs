@@ -197,6 +197,7 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
     assert_eq!(
         b.ok(&[
             "run",
+            "--rm",
             "app:1",
             "echo $GREETING $(pwd) $(id -u):$(id -g) $HOME $(hostname | wc -c)"
         ])
@@ -207,6 +208,7 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
     assert_eq!(
         b.ok(&[
             "run",
+            "--rm",
             "-e",
             "GREETING=bye",
             "-e",
@@ -222,23 +224,31 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
         "bye1 / 0"
     );
     assert_eq!(
-        b.ok(&["run", "--entrypoint", "/bin/echo", "app:1", "a", "b"])
-            .trim(),
+        b.ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/echo",
+            "app:1",
+            "a",
+            "b"
+        ])
+        .trim(),
         "a b"
     );
-    let o = b.run(&["run", "app:1", "exit 7"]);
+    let o = b.run(&["run", "--rm", "app:1", "exit 7"]);
     assert_eq!(o.status.code(), Some(7), "the container's exit code");
-    let o = b.run(&["run", "--entrypoint", "/nosuch", "app:1"]);
+    let o = b.run(&["run", "--rm", "--entrypoint", "/nosuch", "app:1"]);
     assert_eq!(
         o.status.code(),
         Some(127),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = b.run(&["run", "-u", "nosuchuser", "app:1"]);
+    let o = b.run(&["run", "--rm", "-u", "nosuchuser", "app:1"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nosuchuser"));
-    let o = b.run(&["run", "--pull", "never", "missing:1"]);
+    let o = b.run(&["run", "--rm", "--pull", "never", "missing:1"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("No such image"),
@@ -249,6 +259,7 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
     // Docker's defaults: capabilities, no network but loopback, masked paths
     let caps = b.ok(&[
         "run",
+        "--rm",
         "-u",
         "0",
         "app:1",
@@ -263,6 +274,7 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
     // copy-on-write: a container's changes never reach the image
     b.ok(&[
         "run",
+        "--rm",
         "-u",
         "0",
         "app:1",
@@ -270,6 +282,7 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
     ]);
     let out = b.ok(&[
         "run",
+        "--rm",
         "-u",
         "0",
         "app:1",
@@ -279,11 +292,11 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
         !out.contains("changed") && out.contains("ls-intact") && out.contains("No such file"),
         "{out}"
     );
-    let o = b.run(&["run", "--read-only", "-u", "0", "app:1", "touch /x"]);
+    let o = b.run(&["run", "--rm", "--read-only", "-u", "0", "app:1", "touch /x"]);
     assert_ne!(o.status.code(), Some(0), "read-only root");
 
     // the image cannot be removed while a container uses it
-    let mut running = b.cmd(&["run", "app:1", "sleep 3"]).spawn().unwrap();
+    let mut running = b.cmd(&["run", "--rm", "app:1", "sleep 3"]).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count_entries(&b.root().join("containers")) == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -310,9 +323,10 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
 fn unsupported_run_options_fail_clearly() {
     let b = berth();
     for args in [
-        vec!["run", "-d", "x"],
         vec!["run", "-p", "80:80", "x"],
-        vec!["run", "--network", "bridge", "x"],
+        vec!["run", "-v", "/a:/b", "x"],
+        vec!["run", "--security-opt", "seccomp=x.json", "x"],
+        vec!["run", "--network", "container:x", "x"],
     ] {
         let o = b.run(&args);
         assert_eq!(o.status.code(), Some(125), "{args:?}");
@@ -321,7 +335,7 @@ fn unsupported_run_options_fail_clearly() {
             "{args:?}"
         );
     }
-    let o = b.run(&["run", "--bogus-flag", "x"]);
+    let o = b.run(&["run", "--rm", "--bogus-flag", "x"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--bogus-flag"));
 }
@@ -405,7 +419,10 @@ fn podman_archives_load_and_run_and_berth_archives_load_in_podman() {
         pid,
         "the image id (config digest) survives the archive"
     );
-    assert_eq!(b.ok(&["run", "localhost/pb:1"]).trim(), "from podman");
+    assert_eq!(
+        b.ok(&["run", "--rm", "localhost/pb:1"]).trim(),
+        "from podman"
+    );
     b.ok(&["rmi", "localhost/pb:1"]);
 
     // oci-archive, from stdin
@@ -415,7 +432,10 @@ fn podman_archives_load_and_run_and_berth_archives_load_in_podman() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(b.ok(&["run", "localhost/pb:1"]).trim(), "from podman");
+    assert_eq!(
+        b.ok(&["run", "--rm", "localhost/pb:1"]).trim(),
+        "from podman"
+    );
 
     // and back: berth's archives load in podman (both formats)
     for (fmt, name) in [
@@ -545,7 +565,7 @@ fn images_sharing_a_base_store_it_once() {
     assert_eq!(out.lines().count(), 10, "{out}");
     // every image unpacked: the base once, ten small layers
     for i in 0..10 {
-        let ls = b.ok(&["run", &format!("shared/app:{i}")]);
+        let ls = b.ok(&["run", "--rm", &format!("shared/app:{i}")]);
         assert_eq!(ls.trim(), format!("{i}.bin"));
     }
     let snaps = b.root().join("snapshots");
@@ -621,7 +641,7 @@ fn hostile_image_contents_stay_harmless() {
         "hostile:1",
     ]);
 
-    let groups = b.ok(&["run", "hostile:1", "id", "-G"]);
+    let groups = b.ok(&["run", "--rm", "hostile:1", "id", "-G"]);
     let mut g: Vec<&str> = groups.split_whitespace().collect();
     g.sort();
     assert_eq!(
@@ -630,7 +650,17 @@ fn hostile_image_contents_stay_harmless() {
         "USER app gets its supplementary groups"
     );
 
-    let o = b.run(&["run", "-u", "0", "hostile:1", "head", "-c", "1", "/evil"]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "hostile:1",
+        "head",
+        "-c",
+        "1",
+        "/evil",
+    ]);
     assert!(
         !o.status.success(),
         "a /dev/mem node from a layer must not be readable"
@@ -644,6 +674,7 @@ fn hostile_image_contents_stay_harmless() {
     if Path::new("/etc/debian_version").exists() {
         let out = b.ok(&[
             "run",
+            "--rm",
             "hostile:1",
             "sh",
             "-c",

@@ -98,16 +98,19 @@ fn push_and_pull_with_the_reference_registry() {
         repo_digests.contains(&format!("{}/team/app@{digest}", reg.addr())),
         "{repo_digests}"
     );
-    assert_eq!(b.ok(&["run", &a]).trim(), "pulled and running");
+    assert_eq!(b.ok(&["run", "--rm", &a]).trim(), "pulled and running");
 
     // by digest
     b.ok(&["rmi", &a]);
     let by_digest = format!("{}/team/app@{digest}", reg.addr());
     b.ok(&["pull", &by_digest]);
-    assert_eq!(b.ok(&["run", &by_digest]).trim(), "pulled and running");
+    assert_eq!(
+        b.ok(&["run", "--rm", &by_digest]).trim(),
+        "pulled and running"
+    );
 
     // run pulls what is missing
-    let o = b.run(&["run", &other]);
+    let o = b.run(&["run", "--rm", &other]);
     assert!(o.status.success());
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
@@ -222,7 +225,7 @@ fn docker_hub_names_come_from_a_mirror() {
             .trim(),
         "busybox:latest"
     );
-    assert_eq!(b.ok(&["run", "busybox"]).trim(), "from the mirror");
+    assert_eq!(b.ok(&["run", "--rm", "busybox"]).trim(), "from the mirror");
 }
 
 /// A one-layer image (an uncompressed tar layer) as a registry serves it.
@@ -625,7 +628,7 @@ fn berth_registry_serve_with_tls_and_auth() {
         .to_owned();
     b.ok(&["rmi", &name]);
     b.ok(&["pull", &name]);
-    assert_eq!(b.ok(&["run", &name]).trim(), "via berth registry");
+    assert_eq!(b.ok(&["run", "--rm", &name]).trim(), "via berth registry");
 
     if let Ok(o) = Command::new("skopeo")
         .args([

@@ -1,11 +1,19 @@
-//! berth's engine: containers with Docker's semantics. So far: turning an
-//! image and `docker run`-style options into an OCI runtime spec, and
-//! running such a container in the foreground.
+//! berth's engine: containers with Docker's semantics over berth's root,
+//! shared by every process that opens it (the CLI and `berth daemon`).
+//! A container is a directory with its record and state; while it runs it
+//! belongs to its monitor process (`monitor`), which outlives whoever
+//! started it.
 #![forbid(unsafe_code)]
 
+pub mod container;
+pub mod logs;
+pub mod monitor;
+pub mod ops;
 pub mod run;
 pub mod spec;
 pub mod user;
 
-pub use run::{Engine, Error, Network, Result, RunOptions};
-pub use spec::{RunSpec, build_spec};
+pub use container::{Record, RestartPolicy, State, Status};
+pub use ops::{Container, CreateConfig, WaitCondition};
+pub use run::{Engine, Error, Result};
+pub use spec::{Resources, RunSpec, build_spec};

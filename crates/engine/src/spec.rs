@@ -50,6 +50,149 @@ pub struct RunSpec {
     pub read_only: bool,
     /// cgroup path.
     pub cgroups_path: String,
+    /// Resource limits.
+    pub resources: Resources,
+    /// Share the host's network namespace.
+    pub host_network: bool,
+    /// Set no_new_privs on the process.
+    pub no_new_privileges: bool,
+    /// Capabilities added to / dropped from the default set (`ALL` allowed).
+    pub cap_add: Vec<String>,
+    /// See `cap_add`.
+    pub cap_drop: Vec<String>,
+}
+
+/// Docker's resource flags, as the engine stores them (0 = unset).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct Resources {
+    /// `--memory` in bytes.
+    pub memory: i64,
+    /// `--memory-swap` (memory + swap) in bytes; -1 unlimited.
+    pub memory_swap: i64,
+    /// `--memory-reservation` in bytes.
+    pub memory_reservation: i64,
+    /// `--cpus` in units of 1e-9 CPUs.
+    pub nano_cpus: i64,
+    /// `--cpu-shares`.
+    pub cpu_shares: i64,
+    /// `--cpu-period` in microseconds.
+    pub cpu_period: i64,
+    /// `--cpu-quota` in microseconds.
+    pub cpu_quota: i64,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: String,
+    /// `--pids-limit` (0 or -1: unlimited).
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    /// The runtime-spec `linux.resources` (without devices).
+    pub fn to_spec(&self) -> Result<serde_json::Value, String> {
+        let mut r = serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
+        if self.memory < 0
+            || self.memory_reservation < 0
+            || self.cpu_shares < 0
+            || self.nano_cpus < 0
+        {
+            return Err("resource limits cannot be negative".into());
+        }
+        if self.memory > 0 && self.memory < 6 * 1024 * 1024 {
+            return Err("Minimum memory limit allowed is 6MB".into());
+        }
+        if self.memory_swap > 0 && self.memory > 0 && self.memory_swap < self.memory {
+            return Err(
+                "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+            );
+        }
+        let mut mem = serde_json::Map::new();
+        if self.memory > 0 {
+            mem.insert("limit".into(), self.memory.into());
+            // docker: swap defaults to the same amount again
+            let swap = match self.memory_swap {
+                0 => self.memory * 2,
+                s => s,
+            };
+            mem.insert("swap".into(), swap.into());
+        }
+        if self.memory_reservation > 0 {
+            mem.insert("reservation".into(), self.memory_reservation.into());
+        }
+        if !mem.is_empty() {
+            r["memory"] = mem.into();
+        }
+        if self.nano_cpus > 0 && (self.cpu_quota > 0 || self.cpu_period > 0) {
+            return Err(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set".into(),
+            );
+        }
+        let mut cpu = serde_json::Map::new();
+        if self.cpu_shares > 0 {
+            cpu.insert("shares".into(), self.cpu_shares.into());
+        }
+        if self.nano_cpus > 0 {
+            let period = 100_000i64;
+            cpu.insert("period".into(), period.into());
+            cpu.insert(
+                "quota".into(),
+                (self.nano_cpus * period / 1_000_000_000).max(1000).into(),
+            );
+        }
+        if self.cpu_period > 0 {
+            cpu.insert("period".into(), self.cpu_period.into());
+        }
+        if self.cpu_quota > 0 {
+            cpu.insert("quota".into(), self.cpu_quota.into());
+        }
+        if !self.cpuset_cpus.is_empty() {
+            cpu.insert("cpus".into(), self.cpuset_cpus.clone().into());
+        }
+        if !self.cpuset_mems.is_empty() {
+            cpu.insert("mems".into(), self.cpuset_mems.clone().into());
+        }
+        if !cpu.is_empty() {
+            r["cpu"] = cpu.into();
+        }
+        if let Some(p) = self.pids_limit.filter(|p| *p > 0) {
+            r["pids"] = serde_json::json!({"limit": p});
+        }
+        Ok(r)
+    }
+}
+
+/// The capability set: docker's default, plus `add`, minus `drop`.
+pub fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, String> {
+    let norm = |c: &str| -> Result<String, String> {
+        let u = c.to_ascii_uppercase();
+        let u = if u == "ALL" || u.starts_with("CAP_") {
+            u
+        } else {
+            format!("CAP_{u}")
+        };
+        if u != "ALL" && berth_runtime::caps::number_of_name(&u).is_none() {
+            return Err(format!("unknown capability: \"{c}\""));
+        }
+        Ok(u)
+    };
+    let add: Vec<String> = add.iter().map(|c| norm(c)).collect::<Result<_, _>>()?;
+    let drop: Vec<String> = drop.iter().map(|c| norm(c)).collect::<Result<_, _>>()?;
+    let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
+        berth_runtime::caps::all_names()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if drop.iter().any(|c| c == "ALL") {
+        caps.clear();
+    }
+    for c in add.into_iter().filter(|c| c != "ALL") {
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    caps.retain(|c| !drop.contains(c));
+    Ok(caps)
 }
 
 /// The process's argv: entrypoint + cmd as Docker combines them.
@@ -134,10 +277,19 @@ pub fn build_spec(
             "the working directory '{cwd}' is invalid, it needs to be an absolute path"
         ));
     }
-    let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
-    let seccomp = berth_runtime::seccomp::default_profile(
-        &caps.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    );
+    let caps = capabilities(&run.cap_add, &run.cap_drop)?;
+    let seccomp = berth_runtime::seccomp::default_profile(&caps);
+    let resources = run.resources.to_spec()?;
+    let mut namespaces = vec![
+        serde_json::json!({"type": "mount"}),
+        serde_json::json!({"type": "uts"}),
+        serde_json::json!({"type": "pid"}),
+        serde_json::json!({"type": "ipc"}),
+        serde_json::json!({"type": "cgroup"}),
+    ];
+    if !run.host_network {
+        namespaces.push(serde_json::json!({"type": "network"}));
+    }
     let bind = |name: &str, dest: &str| {
         serde_json::json!({"destination": dest, "type": "bind",
             "source": etc_dir.join(name).display().to_string(), "options": ["rbind", "rprivate"]})
@@ -151,7 +303,7 @@ pub fn build_spec(
             "env": env(cfg, run),
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false,
+            "noNewPrivileges": run.no_new_privileges,
         },
         "root": {"path": rootfs.display().to_string(), "readonly": run.read_only},
         "hostname": run.hostname,
@@ -169,9 +321,9 @@ pub fn build_spec(
             bind("resolv.conf", "/etc/resolv.conf"),
         ],
         "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "resources": resources,
             "cgroupsPath": run.cgroups_path,
-            "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "uts"}, {"type": "pid"}, {"type": "ipc"}, {"type": "cgroup"}],
+            "namespaces": namespaces,
             "seccomp": seccomp,
             "maskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",

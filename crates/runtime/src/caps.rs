@@ -65,6 +65,11 @@ pub fn number_of_name(name: &str) -> Option<u32> {
     NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
+/// Every capability berth knows, as `CAP_X`.
+pub fn all_names() -> Vec<String> {
+    NAMES.iter().map(|(n, _)| format!("CAP_{n}")).collect()
+}
+
 /// The name (`CAP_X`) of a capability number.
 pub fn name_of(n: u32) -> String {
     NAMES

@@ -149,6 +149,33 @@ pub fn send_fd(sock: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> io::Resu
     Ok(())
 }
 
+/// Receives one file descriptor (and its name) sent by [`send_fd`].
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(String, OwnedFd)> {
+    let mut buf = vec![0u8; 4096];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let n = loop {
+        match rustix::net::recvmsg(
+            sock,
+            &mut [IoSliceMut::new(&mut buf)],
+            &mut anc,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(r) => break r.bytes,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut fd = None;
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+            fd = fds.next();
+        }
+    }
+    let fd = fd.ok_or_else(|| io::Error::other("no file descriptor was sent"))?;
+    Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), fd))
+}
+
 /// Monotonic clock in nanoseconds (comparable across processes).
 pub fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);

@@ -165,9 +165,6 @@ impl Reference {
         if path.is_empty() || !path.split('/').all(valid_component) {
             return Err(bad("the repository name is malformed"));
         }
-        if domain.len() + 1 + path.len() > 255 {
-            return Err(bad("the repository name is longer than 255 characters"));
-        }
         let domain = if domain == "index.docker.io" || domain == "registry-1.docker.io" {
             DOCKER_HUB.to_owned()
         } else {
@@ -178,6 +175,11 @@ impl Reference {
         } else {
             path
         };
+        // on the normalised name, so that every accepted reference prints
+        // to one that parses (found by the `reference` fuzz target)
+        if domain.len() + 1 + path.len() > 255 {
+            return Err(bad("the repository name is longer than 255 characters"));
+        }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, None) => Some("latest".to_owned()),
@@ -258,10 +260,19 @@ impl Reference {
     /// The repository as Docker shows it (`busybox`, `localhost:5000/app`).
     pub fn familiar_repository(&self) -> String {
         if self.domain == DOCKER_HUB {
-            self.path
-                .strip_prefix("library/")
-                .unwrap_or(&self.path)
-                .to_owned()
+            // `library/` goes only from official images (`library/a/b`
+            // stays), and the domain stays when the path would read as one
+            // (`docker.io/localhost/x`)
+            let first = self.path.split('/').next().unwrap_or_default();
+            if self.path.contains('/')
+                && (first.contains('.') || first.contains(':') || first == "localhost")
+            {
+                return self.repository();
+            }
+            match self.path.strip_prefix("library/") {
+                Some(rest) if !rest.contains('/') => rest.to_owned(),
+                _ => self.path.clone(),
+            }
         } else {
             self.repository()
         }
@@ -339,6 +350,16 @@ mod tests {
             Reference::parse("localhost:5000/app").unwrap().familiar(),
             "localhost:5000/app:latest"
         );
+        // found by the `reference` fuzz target: familiar forms parse back
+        for s in [
+            "library/4/i",
+            "docker.io/localhost/x",
+            "docker.io/a.b/c",
+            "library/x",
+        ] {
+            let r = Reference::parse(s).unwrap();
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{s}");
+        }
     }
 
     #[test]

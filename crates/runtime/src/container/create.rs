@@ -40,6 +40,9 @@ pub struct CreateOptions {
     /// Mounts that make the root filesystem (from the image snapshotter),
     /// made inside the container's mount namespace.
     pub rootfs_mounts: Vec<berth_types::image::MountSpec>,
+    /// The container is killed if the process that creates it dies (the
+    /// engine's monitor creates it and must never leave a ghost behind).
+    pub kill_with_parent: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,6 +372,7 @@ impl Runtime {
             new_keyring: !opts.no_new_keyring,
             id: id.to_string(),
             trampoline,
+            kill_with_parent: opts.kill_with_parent,
         };
         let args = CloneArgs {
             flags,

@@ -65,6 +65,9 @@ pub struct InitCtx {
     /// The sealed exec trampoline (see `seal`), when the runtime itself was
     /// not re-executed from a sealed view.
     pub trampoline: Option<OwnedFd>,
+    /// Keep SIGKILL as the parent-death signal after exec (the parent is
+    /// the container's monitor: the container never outlives it).
+    pub kill_with_parent: bool,
 }
 
 /// Runs the init; never returns.
@@ -229,11 +232,16 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     process::default_home(&mut ctx.process);
     let exe = early(process::find_executable(&ctx.process))?;
     phases.push(("init:ready".into(), monotonic_ns()));
-    // From now on the container outlives the runtime process.
+    // From now on the container outlives the runtime process, unless that
+    // process is its monitor. (Set again: changing credentials cleared it.)
+    let pdeath = ctx
+        .kill_with_parent
+        .then_some(rustix::process::Signal::KILL);
     early(
-        rustix::process::set_parent_process_death_signal(None)
-            .ctx(|| "clear the parent death signal"),
+        rustix::process::set_parent_process_death_signal(pdeath)
+            .ctx(|| "set the parent death signal"),
     )?;
+
     early(
         ctx.ch
             .send(&Msg::Ready { phases }, None)

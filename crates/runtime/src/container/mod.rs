@@ -15,7 +15,7 @@ mod exec;
 mod init;
 mod namespaces;
 mod ops;
-mod unix;
+pub mod unix;
 mod wait;
 
 use std::cell::RefCell;

@@ -1,0 +1,445 @@
+//! Container verbs with docker's flags and output: `ps`, `logs`, `start`,
+//! `stop`, `restart`, `kill`, `rm`, `inspect`, `wait`, `rename`, `pause`,
+//! `unpause`, `top`. They call the engine directly: no daemon needed, and
+//! what `berth daemon` serves is the same state.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use berth_engine::logs::{LogOptions, parse_time};
+use berth_engine::{Engine, WaitCondition};
+use clap::Args;
+
+/// `berth ps`.
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    all: bool,
+    /// Only display container IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter output (name=, id=, status=, label=, ancestor=, exited=).
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Format output using a Go-template-like string (`table`, `json`).
+    #[arg(long)]
+    format: Option<String>,
+    /// Show the n last created containers (includes all states).
+    #[arg(short = 'n', long)]
+    last: Option<usize>,
+    /// Show the latest created container (includes all states).
+    #[arg(short, long)]
+    latest: bool,
+}
+
+/// `berth logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short, long)]
+    follow: bool,
+    /// Show logs since timestamp or relative (e.g. 42m).
+    #[arg(long)]
+    since: Option<String>,
+    /// Show logs before a timestamp or relative (e.g. 42m).
+    #[arg(long)]
+    until: Option<String>,
+    /// Number of lines to show from the end of the logs ("all").
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Show timestamps.
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Container.
+    container: String,
+}
+
+/// Verbs over one or more containers.
+#[derive(Args, Debug)]
+pub struct ManyArgs {
+    /// Seconds to wait before killing (stop, restart).
+    #[arg(short = 't', long = "time", visible_alias = "timeout")]
+    time: Option<i64>,
+    /// Signal to send (kill).
+    #[arg(short, long)]
+    signal: Option<String>,
+    /// Force the removal of a running container (rm).
+    #[arg(short, long)]
+    force: bool,
+    /// Remove anonymous volumes (rm; berth has none yet).
+    #[arg(short, long)]
+    volumes: bool,
+    /// Attach STDOUT/STDERR (start).
+    #[arg(short, long)]
+    attach: bool,
+    /// Containers.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `berth ps`.
+pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
+    let engine = Engine::open(root)?;
+    let mut list = engine.list();
+    let show_all = a.all || a.last.is_some() || a.latest;
+    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        if !matches!(
+            k,
+            "name" | "id" | "status" | "label" | "ancestor" | "exited"
+        ) {
+            return Err(anyhow!("invalid filter '{k}'"));
+        }
+        filters.entry(k.to_owned()).or_default().push(v.to_owned());
+    }
+    list.retain(|c| {
+        let status = c.state.status.as_str();
+        (show_all || c.state.is_active() || filters.contains_key("status"))
+            && filters.iter().all(|(k, vals)| {
+                vals.iter().any(|v| match k.as_str() {
+                    "name" => c.record.name.contains(v.trim_start_matches('/')),
+                    "id" => c.record.id.starts_with(v.as_str()),
+                    "status" => status == v,
+                    "label" => match v.split_once('=') {
+                        Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
+                        None => c.record.labels.contains_key(v),
+                    },
+                    "ancestor" => c.record.image == *v || c.record.image_id.contains(v.as_str()),
+                    "exited" => {
+                        status == "exited" && v.parse::<i32>().is_ok_and(|n| n == c.state.exit_code)
+                    }
+                    _ => false,
+                })
+            })
+    });
+    if a.latest {
+        list.truncate(1);
+    } else if let Some(n) = a.last {
+        list.truncate(n);
+    }
+    if a.quiet {
+        for c in &list {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    &c.record.id[..]
+                } else {
+                    &c.record.id[..12]
+                }
+            );
+        }
+        return Ok(());
+    }
+    let now = now_secs();
+    let items: Vec<(BTreeMap<String, String>, serde_json::Value)> = list
+        .iter()
+        .map(|c| {
+            let mut cmd = berth_docker_api::shapes::command_line(c);
+            if !a.no_trunc && cmd.chars().count() > 20 {
+                cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
+            }
+            let mut f = BTreeMap::new();
+            f.insert(
+                "ID".into(),
+                if a.no_trunc {
+                    c.record.id.clone()
+                } else {
+                    c.record.id[..12].to_owned()
+                },
+            );
+            f.insert("Image".into(), c.record.image.clone());
+            f.insert("Command".into(), format!("\"{cmd}\""));
+            f.insert("CreatedAt".into(), c.record.created.clone());
+            f.insert(
+                "RunningFor".into(),
+                format!(
+                    "{} ago",
+                    berth_engine::ops::human(
+                        now - berth_engine::ops::parse_rfc3339_secs(&c.record.created)
+                            .unwrap_or(now)
+                    )
+                ),
+            );
+            f.insert(
+                "Status".into(),
+                berth_engine::ops::status_text(&c.state, now),
+            );
+            f.insert("State".into(), c.state.status.as_str().into());
+            f.insert("Ports".into(), String::new());
+            f.insert("Names".into(), c.record.name.clone());
+            f.insert(
+                "Labels".into(),
+                c.record
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            let json = berth_docker_api::shapes::summary(c, now);
+            (f, json)
+        })
+        .collect();
+    let default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    let fmt = match a.format.as_deref() {
+        None | Some("table") => default,
+        Some("json") => "{{json .}}",
+        Some(f) => f,
+    };
+    let headers: BTreeMap<&str, &str> = [
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Status", "STATUS"),
+        ("State", "STATE"),
+        ("Ports", "PORTS"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+    ]
+    .into_iter()
+    .collect();
+    crate::format::print_formatted(fmt, &items, &headers);
+    Ok(())
+}
+
+/// `berth logs`.
+pub fn logs(root: &Path, a: &LogsArgs) -> Result<()> {
+    let engine = Engine::open(root)?;
+    let mut opts = LogOptions {
+        stdout: true,
+        stderr: true,
+        follow: a.follow,
+        ..Default::default()
+    };
+    if let Some(s) = &a.since {
+        opts.since = Some(parse_time(s)?);
+    }
+    if let Some(u) = &a.until {
+        opts.until = Some(parse_time(u)?);
+    }
+    if a.tail != "all" {
+        opts.tail = Some(
+            a.tail
+                .parse()
+                .map_err(|_| anyhow!("invalid value for --tail: {}", a.tail))?,
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    engine.logs(&a.container, &opts, |e| {
+        let ts = if a.timestamps {
+            format!("{} ", e.time)
+        } else {
+            String::new()
+        };
+        let r = if e.stream == 2 {
+            err.write_all(ts.as_bytes())
+                .and_then(|()| err.write_all(&e.line))
+        } else {
+            out.write_all(ts.as_bytes())
+                .and_then(|()| out.write_all(&e.line))
+                .and_then(|()| out.flush())
+        };
+        r.is_ok()
+    })?;
+    Ok(())
+}
+
+/// Runs `f` on each container, printing its name as docker does; the exit
+/// status is 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<ExitCode> {
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn ignore_not_modified(r: berth_engine::Result<()>) -> Result<()> {
+    match r {
+        Ok(()) | Err(berth_engine::Error::NotModified(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `berth start`.
+pub fn start(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    if a.attach {
+        return Err(anyhow!("not supported yet: start --attach"));
+    }
+    each(&a.containers, |n| {
+        ignore_not_modified(engine.start(n, || Ok(())))
+    })
+}
+
+/// `berth stop`.
+pub fn stop(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    each(&a.containers, |n| {
+        ignore_not_modified(engine.stop(n, a.time))
+    })
+}
+
+/// `berth restart`.
+pub fn restart(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    each(&a.containers, |n| {
+        ignore_not_modified(engine.stop(n, a.time))?;
+        Ok(engine.start(n, || Ok(()))?)
+    })
+}
+
+/// `berth kill`.
+pub fn kill(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    let sig = a.signal.clone().unwrap_or_else(|| "KILL".into());
+    each(&a.containers, |n| Ok(engine.kill(n, &sig)?))
+}
+
+/// `berth rm`.
+pub fn rm(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    each(&a.containers, |n| Ok(engine.remove(n, a.force)?))
+}
+
+/// `berth pause` / `unpause`.
+pub fn pause(root: &Path, a: &ManyArgs, pause: bool) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    each(&a.containers, |n| {
+        if pause {
+            engine.pause(n)?;
+        } else {
+            engine.unpause(n)?;
+        }
+        Ok(())
+    })
+}
+
+/// `berth wait`: prints each exit code.
+pub fn wait(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    let mut failed = false;
+    for n in &a.containers {
+        match engine.wait(n, WaitCondition::NotRunning, &|| false) {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `berth rename OLD NEW`.
+pub fn rename(root: &Path, old: &str, new: &str) -> Result<()> {
+    Ok(Engine::open(root)?.rename(old, new)?)
+}
+
+/// `berth top`.
+pub fn top(root: &Path, container: &str) -> Result<()> {
+    let engine = Engine::open(root)?;
+    let pids = engine.pids(container)?;
+    let mut t = crate::format::Table::new(&["UID", "PID", "CMD"]);
+    for p in pids {
+        let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ")
+            })
+            .unwrap_or_default();
+        let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            })
+            .unwrap_or_default();
+        t.row(vec![uid, p.to_string(), cmd]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+/// `berth inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a Go-template-like string.
+    #[arg(short, long)]
+    format: Option<String>,
+    /// Containers or images.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `berth inspect` (containers, then images, as docker's generic inspect).
+pub fn inspect(root: &Path, a: &InspectArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for n in &a.containers {
+        match engine.container(n) {
+            Ok(c) => docs.push(berth_docker_api::shapes::inspect(&c)),
+            Err(berth_engine::Error::NotFound(_)) => match engine.images().resolve(n) {
+                Ok(rec) => docs.push(berth_docker_api::shapes::image_inspect(
+                    engine.images(),
+                    &rec.id,
+                )?),
+                Err(_) => {
+                    eprintln!("Error: No such object: {n}");
+                    failed = true;
+                }
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match &a.format {
+        Some(f) => {
+            for d in &docs {
+                println!("{}", crate::format::render_template(f, &BTreeMap::new(), d));
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&docs)?),
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,98 @@
+//! `berth daemon`: the Docker Engine API on a unix socket (root only) over
+//! the engine library. One daemon per root (a lock in the root); its PID in
+//! `--pidfile`; SIGTERM or SIGINT shut it down cleanly. Containers keep
+//! running across daemon restarts: they belong to their monitors.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+
+/// `berth daemon` flags (dockerd's names).
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Socket to listen on (`unix:///run/berth/docker.sock`).
+    #[arg(short = 'H', long, default_value = "unix:///run/berth/docker.sock")]
+    host: String,
+    /// Path to use for the daemon PID file (default: <root>/daemon.pid).
+    #[arg(short, long)]
+    pidfile: Option<PathBuf>,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
+    let Some(sock) = a.host.strip_prefix("unix://") else {
+        bail!(
+            "not supported yet: listening on {} (unix:// sockets only; TCP with TLS arrives later)",
+            a.host
+        );
+    };
+    let sock = PathBuf::from(sock);
+    std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
+    // one daemon per root
+    let lock_path = root.join("daemon.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("open {}", lock_path.display()))?;
+    if rustix::fs::flock(
+        lock.as_fd(),
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .is_err()
+    {
+        bail!(
+            "another berth daemon is running on {} (it holds {})",
+            root.display(),
+            lock_path.display()
+        );
+    }
+    // the engine creates its directories before the first request
+    berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
+    if let Some(dir) = sock.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    match std::fs::remove_file(&sock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("remove stale {}", sock.display())),
+    }
+    let pidfile = a.pidfile.clone().unwrap_or_else(|| root.join("daemon.pid"));
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("write {}", pidfile.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let root = root.to_path_buf();
+    let sock2 = sock.clone();
+    let r: Result<()> = rt.block_on(async move {
+        // root only: the socket is 0600 (umask while binding)
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+        let listener = tokio::net::UnixListener::bind(&sock2);
+        rustix::process::umask(old);
+        let listener = listener.with_context(|| format!("listen on {}", sock2.display()))?;
+        tracing::info!("berth daemon listening on unix://{}", sock2.display());
+        eprintln!("berth daemon: API listening on unix://{}", sock2.display());
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let int = tokio::signal::ctrl_c();
+            tokio::select! {
+                _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                _ = int => {}
+            }
+            tracing::info!("berth daemon: shutting down");
+        };
+        berth_docker_api::serve(listener, root, shutdown).await?;
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(&pidfile);
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    drop(lock);
+    r
+}

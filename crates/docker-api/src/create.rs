@@ -1,0 +1,239 @@
+//! `POST /containers/create` bodies → the engine's `CreateConfig`.
+//! Options berth cannot honour yet are collected as "not supported yet"
+//! (the engine refuses them) rather than ignored.
+
+use std::collections::BTreeMap;
+
+use berth_engine::container::LogConfig;
+use berth_engine::{CreateConfig, Resources, RestartPolicy};
+use serde_json::Value;
+
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::Array(a) => Some(
+            a.iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect(),
+        ),
+        // docker-py and old clients send a string for Cmd/Entrypoint
+        Value::String(s) => Some(s.split_whitespace().map(str::to_owned).collect()),
+        _ => None,
+    }
+}
+
+fn string(v: Option<&Value>) -> Option<String> {
+    v.and_then(|x| x.as_str())
+        .map(str::to_owned)
+        .filter(|s| !s.is_empty())
+}
+
+fn boolean(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn int(v: Option<&Value>) -> i64 {
+    v.and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn nonempty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+    }
+}
+
+/// The body's image, and the engine's configuration for it.
+pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig), String> {
+    let obj = body
+        .as_object()
+        .ok_or("the request body must be a JSON object")?;
+    let image = string(obj.get("Image")).ok_or("config is missing Image")?;
+    let empty = Value::Object(Default::default());
+    let host = obj
+        .get("HostConfig")
+        .filter(|h| h.is_object())
+        .unwrap_or(&empty);
+    let h = |k: &str| host.get(k);
+    let mut unsupported = Vec::new();
+    let mut check = |k: &str, what: &str| {
+        if nonempty(h(k)) {
+            unsupported.push(what.to_owned());
+        }
+    };
+    check("Binds", "bind mounts and volumes (-v)");
+    check("Mounts", "mounts (--mount)");
+    check("PortBindings", "port publishing (-p)");
+    check("PublishAllPorts", "port publishing (-P)");
+    check("Privileged", "privileged containers (--privileged)");
+    check("Init", "--init");
+    check("Tmpfs", "--tmpfs");
+    check("Devices", "--device");
+    check("Ulimits", "--ulimit");
+    check("Sysctls", "--sysctl");
+    check("ExtraHosts", "--add-host");
+    check("VolumesFrom", "--volumes-from");
+    check("Links", "--link");
+    check("Dns", "--dns");
+    if nonempty(obj.get("Healthcheck").and_then(|h| h.get("Test"))) {
+        unsupported.push("health checks (--health-cmd)".into());
+    }
+    if let Some(eps) = obj
+        .get("NetworkingConfig")
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(Value::as_object)
+    {
+        for (net, ep) in eps {
+            if nonempty(ep.get("IPAMConfig")) || nonempty(ep.get("Aliases")) {
+                unsupported.push(format!(
+                    "endpoint settings on network {net} (--ip, --alias)"
+                ));
+            }
+        }
+    }
+    let mut security_nnp = false;
+    for opt in strings(h("SecurityOpt")).unwrap_or_default() {
+        match opt.as_str() {
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
+                security_nnp = true
+            }
+            "no-new-privileges:false" | "no-new-privileges=false" => {}
+            other => unsupported.push(format!("--security-opt {other}")),
+        }
+    }
+    let restart = h("RestartPolicy")
+        .map(|r| RestartPolicy {
+            name: string(r.get("Name")).unwrap_or_default(),
+            maximum_retry_count: int(r.get("MaximumRetryCount")),
+        })
+        .unwrap_or_default();
+    let log_config = h("LogConfig")
+        .map(|l| LogConfig {
+            kind: string(l.get("Type")).unwrap_or_default(),
+            config: l
+                .get("Config")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .unwrap_or_default();
+    let console_size = h("ConsoleSize")
+        .and_then(Value::as_array)
+        .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
+        .filter(|(a, b)| *a > 0 && *b > 0);
+    let labels: BTreeMap<String, String> = obj
+        .get("Labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let exposed: Vec<String> = obj
+        .get("ExposedPorts")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let pids = h("PidsLimit").and_then(Value::as_i64).filter(|p| *p > 0);
+    let cfg = CreateConfig {
+        name,
+        cmd: strings(obj.get("Cmd")).filter(|c| !c.is_empty()),
+        entrypoint: strings(obj.get("Entrypoint")).map(|e| {
+            // `--entrypoint ""` arrives as [""]: clear it
+            if e.len() == 1 && e[0].is_empty() {
+                Vec::new()
+            } else {
+                e
+            }
+        }),
+        env: strings(obj.get("Env")).unwrap_or_default(),
+        workdir: string(obj.get("WorkingDir")),
+        user: string(obj.get("User")),
+        hostname: string(obj.get("Hostname")),
+        domainname: string(obj.get("Domainname")),
+        tty: boolean(obj.get("Tty")),
+        open_stdin: boolean(obj.get("OpenStdin")),
+        stdin_once: boolean(obj.get("StdinOnce")),
+        attach: (
+            boolean(obj.get("AttachStdin")),
+            boolean(obj.get("AttachStdout")),
+            boolean(obj.get("AttachStderr")),
+        ),
+        labels,
+        exposed_ports: exposed,
+        stop_signal: string(obj.get("StopSignal")),
+        stop_timeout: obj.get("StopTimeout").and_then(Value::as_i64),
+        auto_remove: boolean(h("AutoRemove")),
+        restart_policy: restart,
+        network_mode: string(h("NetworkMode")).unwrap_or_else(|| "default".into()),
+        read_only: boolean(h("ReadonlyRootfs")),
+        no_new_privileges: security_nnp,
+        cap_add: strings(h("CapAdd")).unwrap_or_default(),
+        cap_drop: strings(h("CapDrop")).unwrap_or_default(),
+        resources: Resources {
+            memory: int(h("Memory")),
+            memory_swap: int(h("MemorySwap")),
+            memory_reservation: int(h("MemoryReservation")),
+            nano_cpus: int(h("NanoCpus")),
+            cpu_shares: int(h("CpuShares")),
+            cpu_period: int(h("CpuPeriod")),
+            cpu_quota: int(h("CpuQuota")),
+            cpuset_cpus: string(h("CpusetCpus")).unwrap_or_default(),
+            cpuset_mems: string(h("CpusetMems")).unwrap_or_default(),
+            pids_limit: pids,
+        },
+        log_config,
+        console_size,
+        unsupported,
+    };
+    Ok((image, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_body_maps_and_refuses_what_is_missing() {
+        let body: Value = serde_json::from_str(
+            r#"{"Hostname":"","User":"","AttachStdout":true,"Tty":false,"Env":["A=1"],
+            "Cmd":["echo","hi"],"Image":"busybox:local","Volumes":{},"WorkingDir":"","Entrypoint":null,
+            "Labels":{"app":"demo"},"HostConfig":{"Binds":null,"NetworkMode":"default","PortBindings":{},
+            "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":2},"AutoRemove":true,"ConsoleSize":[0,0],
+            "Memory":67108864,"PidsLimit":0,"SecurityOpt":["no-new-privileges"]},
+            "NetworkingConfig":{"EndpointsConfig":{"default":{}}}}"#,
+        )
+        .unwrap();
+        let (img, c) = parse(&body, Some("web".into())).unwrap();
+        assert_eq!(img, "busybox:local");
+        assert_eq!(
+            c.cmd.as_deref(),
+            Some(&["echo".to_owned(), "hi".to_owned()][..])
+        );
+        assert!(c.auto_remove && c.no_new_privileges && c.unsupported.is_empty());
+        assert_eq!(c.restart_policy.maximum_retry_count, 2);
+        assert_eq!(c.resources.memory, 64 << 20);
+        assert_eq!(c.resources.pids_limit, None);
+        assert_eq!(c.labels["app"], "demo");
+        let body: Value = serde_json::from_str(
+            r#"{"Image":"x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"Binds":["/a:/b"]}}"#,
+        )
+        .unwrap();
+        let (_, c) = parse(&body, None).unwrap();
+        assert_eq!(c.unsupported.len(), 2);
+        assert!(parse(&serde_json::json!({"Cmd": ["x"]}), None).is_err());
+        assert!(parse(&serde_json::json!([1]), None).is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! The Docker Engine API over berth's engine: what `docker` (CLI 28) and
+//! docker-py send, as ../shared/specs/api-surface.md Part A captured it.
+//! HTTP/1.1 on a unix socket with keep-alive, version prefixes, hijacked
+//! (101) attach streams, streaming responses whose headers go out at once,
+//! docker's error bodies and status codes. The daemon holds no state of its
+//! own beyond attach requests waiting for their container to start: every
+//! container lives on disk and in its monitor, so the CLI and the daemon
+//! see the same containers.
+#![forbid(unsafe_code)]
+#![recursion_limit = "256"]
+
+pub mod create;
+pub mod server;
+pub mod shapes;
+
+pub use server::{API_VERSION, MIN_API_VERSION, serve};

@@ -1,0 +1,1105 @@
+//! The HTTP side: routing, version prefixes, streaming and hijacked
+//! responses, docker's errors.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use berth_engine::ops::{WaitCondition, parse_rfc3339_secs};
+use berth_engine::{Engine, Error as EngineError};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::shapes;
+
+/// The API version berth speaks (the CLI uses min(its own, this)).
+pub const API_VERSION: &str = "1.47";
+/// The oldest version accepted in a path prefix.
+pub const MIN_API_VERSION: &str = "1.24";
+/// Largest JSON request body accepted (container create and the like).
+const MAX_JSON_BODY: usize = 4 << 20;
+
+type Body = BoxBody<Bytes, io::Error>;
+
+struct Pending {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tx: oneshot::Sender<std::os::unix::net::UnixStream>,
+}
+
+struct Shared {
+    root: PathBuf,
+    /// Attach requests waiting for their container to start.
+    pending: Mutex<HashMap<String, Vec<Pending>>>,
+}
+
+/// Serves the Docker API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: UnixListener,
+    root: PathBuf,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        root,
+        pending: Mutex::new(HashMap::new()),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(shared, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+}
+
+fn full(status: StatusCode, body: impl Into<Bytes>, content_type: Option<&str>) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    if let Some(ct) = content_type
+        && let Ok(v) = HeaderValue::from_str(ct)
+    {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
+    full(status, v.to_string(), Some("application/json"))
+}
+
+fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<Body> {
+    json_resp(status, &json!({"message": msg.to_string()}))
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    full(status, Bytes::new(), None)
+}
+
+/// A streaming response: headers go out at once, chunks as they come.
+fn streaming(content_type: Option<&str>, rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let s = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, io::Error>(Frame::data(b)), rx))
+    });
+    let mut r = Response::new(StreamBody::new(s).boxed());
+    if let Some(ct) = content_type
+        && let Ok(v) = HeaderValue::from_str(ct)
+    {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn engine_status(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::Conflict(_) => StatusCode::CONFLICT,
+        EngineError::NotModified(_) => StatusCode::NOT_MODIFIED,
+        EngineError::Invalid(_) | EngineError::Start(_) => StatusCode::BAD_REQUEST,
+        EngineError::Image(i) => image_status(i),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn image_status(e: &berth_image::Error) -> StatusCode {
+    match e {
+        berth_image::Error::NotFound(_) => StatusCode::NOT_FOUND,
+        berth_image::Error::Conflict(_) => StatusCode::CONFLICT,
+        berth_image::Error::Invalid(_) | berth_image::Error::Limit(_) => StatusCode::BAD_REQUEST,
+        berth_image::Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn engine_error(e: EngineError) -> Response<Body> {
+    let status = engine_status(&e);
+    if status == StatusCode::NOT_MODIFIED {
+        return empty(status);
+    }
+    error(status, e)
+}
+
+/// Runs engine work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    root: &std::path::Path,
+    f: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let engine = Engine::open(&root)?;
+        f(&engine)
+    })
+    .await
+    .unwrap_or_else(|e| Err(EngineError::Invalid(format!("internal: {e}"))))
+}
+
+/// dockerd's loose booleans: "", 0, no, false, none are false.
+fn truthy(v: Option<&String>) -> bool {
+    match v {
+        None => false,
+        Some(s) => !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "" | "0" | "no" | "false" | "none"
+        ),
+    }
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if let Some(q) = req.uri().query() {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            m.insert(decode(k), decode(v));
+        }
+    }
+    m
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Docker's filters in either shape: `{"k":{"v":true}}` or `{"k":["v"]}`.
+fn filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String>>, String> {
+    let mut out = HashMap::new();
+    let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {
+        return Ok(out);
+    };
+    let v: Value = serde_json::from_str(raw).map_err(|e| format!("invalid filter '{raw}': {e}"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("invalid filter '{raw}'"))?;
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            Value::Object(m) => m.keys().cloned().collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => return Err(format!("invalid filter '{raw}'")),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("request body too large or unreadable: {e}"),
+            ));
+        }
+    };
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+}
+
+/// Splits `/v1.47/containers/x/json` into ("containers/x/json") after
+/// checking the version.
+fn strip_version(path: &str) -> Result<&str, String> {
+    let p = path.trim_start_matches('/');
+    if let Some(rest) = p.strip_prefix('v')
+        && let Some((ver, tail)) = rest.split_once('/')
+        && ver.contains('.')
+        && ver.split('.').all(|x| x.parse::<u32>().is_ok())
+    {
+        let parse = |v: &str| -> (u32, u32) {
+            let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+            (it.next().unwrap_or(0), it.next().unwrap_or(0))
+        };
+        if parse(ver) > parse(API_VERSION) {
+            return Err(format!(
+                "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+            ));
+        }
+        if parse(ver) < parse(MIN_API_VERSION) {
+            return Err(format!(
+                "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, \
+                 please upgrade your client to a newer version"
+            ));
+        }
+        return Ok(tail);
+    }
+    Ok(p)
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    tracing::debug!("{method} {}", req.uri());
+    let mut resp = match strip_version(&path) {
+        Err(msg) => error(StatusCode::BAD_REQUEST, msg),
+        Ok(p) => {
+            let p = p.trim_end_matches('/').to_owned();
+            route(shared, req, &method, &p).await
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    method: &Method,
+    p: &str,
+) -> Response<Body> {
+    let parts: Vec<&str> = p.split('/').collect();
+    let root = shared.root.clone();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET" | "HEAD", ["_ping"]) => {
+            let mut r = full(
+                StatusCode::OK,
+                if method == Method::HEAD { "" } else { "OK" },
+                Some("text/plain; charset=utf-8"),
+            );
+            r.headers_mut().insert(
+                "Cache-Control",
+                HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+            );
+            r.headers_mut()
+                .insert("Pragma", HeaderValue::from_static("no-cache"));
+            r
+        }
+        ("GET", ["version"]) => json_resp(StatusCode::OK, &version()),
+        ("GET", ["info"]) => info(&root).await,
+        ("POST", ["containers", "create"]) => create(&root, req).await,
+        ("GET", ["containers", "json"]) => list(&root, &query(&req)).await,
+        ("GET", ["containers", id, "json"]) => {
+            let id = id.to_string();
+            match blocking(&root, move |e| e.container(&id)).await {
+                Ok(c) => json_resp(StatusCode::OK, &shapes::inspect(&c)),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "start"]) => start(&shared, id).await,
+        ("POST", ["containers", id, "stop"]) => {
+            let q = query(&req);
+            let t = q
+                .get("t")
+                .or(q.get("timeout"))
+                .and_then(|t| t.parse::<i64>().ok());
+            let id = id.to_string();
+            match blocking(&root, move |e| e.stop(&id, t)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "restart"]) => {
+            let q = query(&req);
+            let t = q.get("t").and_then(|t| t.parse::<i64>().ok());
+            let id2 = id.to_string();
+            match blocking(&root, move |e| match e.stop(&id2, t) {
+                Ok(()) | Err(EngineError::NotModified(_)) => Ok(()),
+                Err(x) => Err(x),
+            })
+            .await
+            {
+                Ok(()) => start(&shared, id).await,
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "kill"]) => {
+            let sig = query(&req).get("signal").cloned().unwrap_or_default();
+            let id = id.to_string();
+            match blocking(&root, move |e| e.kill(&id, &sig)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "pause"]) => {
+            let id = id.to_string();
+            match blocking(&root, move |e| e.pause(&id)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "unpause"]) => {
+            let id = id.to_string();
+            match blocking(&root, move |e| e.unpause(&id)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "rename"]) => {
+            let name = query(&req).get("name").cloned().unwrap_or_default();
+            let id = id.to_string();
+            match blocking(&root, move |e| e.rename(&id, &name)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "resize"]) => {
+            let q = query(&req);
+            let h = q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let w = q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let id = id.to_string();
+            match blocking(&root, move |e| e.resize(&id, h, w)).await {
+                Ok(()) => full(StatusCode::OK, "", Some("text/plain; charset=utf-8")),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", id, "wait"]) => wait(&root, id, &query(&req)).await,
+        ("POST", ["containers", id, "attach"]) => attach(shared.clone(), req, id).await,
+        ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
+        ("GET", ["containers", id, "top"]) => top(&root, id).await,
+        ("DELETE", ["containers", id]) => {
+            let force = truthy(query(&req).get("force"));
+            let id = id.to_string();
+            match blocking(&root, move |e| e.remove(&id, force)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["containers", _, "exec"]) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not supported yet: exec (docker exec)",
+        ),
+        ("GET", ["containers", _, "stats"]) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not supported yet: container stats",
+        ),
+        ("GET", ["images", "json"]) => images_list(&root).await,
+        ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let r = blocking(&root, move |e| {
+                let rec = e.images().resolve(&name)?;
+                Ok(shapes::image_inspect(e.images(), &rec.id)?)
+            })
+            .await;
+            match r {
+                Ok(v) => json_resp(StatusCode::OK, &v),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["images", rest @ .., "tag"]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let q = query(&req);
+            let repo = q.get("repo").cloned().unwrap_or_default();
+            let tag = q.get("tag").cloned().filter(|t| !t.is_empty());
+            let target = match tag {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo,
+            };
+            let r = blocking(&root, move |e| {
+                let t = berth_types::Reference::parse(&target)
+                    .map_err(|x| EngineError::Invalid(format!("invalid reference format: {x}")))?;
+                Ok(e.images().tag(&name, &t)?)
+            })
+            .await;
+            match r {
+                Ok(()) => empty(StatusCode::CREATED),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("DELETE", ["images", rest @ ..]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let force = truthy(query(&req).get("force"));
+            let r = blocking(&root, move |e| {
+                let in_use = e.images_in_use();
+                Ok(e.images().remove(&name, force, &|d| in_use.contains(d))?)
+            })
+            .await;
+            match r {
+                Ok(removed) => {
+                    let v: Vec<Value> = removed
+                        .iter()
+                        .map(|r| match r {
+                            berth_image::Removed::Untagged(n) => json!({"Untagged": n}),
+                            berth_image::Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
+                        })
+                        .collect();
+                    json_resp(StatusCode::OK, &Value::Array(v))
+                }
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["images", "create"]) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not supported yet: pull through the Docker API (use `berth pull`)",
+        ),
+        ("POST", ["build"]) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not supported yet: docker build (the builder arrives with its own issue)",
+        ),
+        ("GET", ["networks"]) => json_resp(StatusCode::OK, &Value::Array(builtin_networks())),
+        ("GET", ["networks", name]) => match builtin_networks()
+            .into_iter()
+            .find(|n| n["Name"] == *name || n["Id"] == *name)
+        {
+            Some(n) => json_resp(StatusCode::OK, &n),
+            None => error(StatusCode::NOT_FOUND, format!("network {name} not found")),
+        },
+        ("POST", ["networks", ..]) | ("DELETE", ["networks", ..]) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not supported yet: user-defined networks",
+        ),
+        ("GET", ["volumes"]) => {
+            json_resp(StatusCode::OK, &json!({"Volumes": [], "Warnings": null}))
+        }
+        ("GET", ["volumes", name]) => {
+            error(StatusCode::NOT_FOUND, format!("get {name}: no such volume"))
+        }
+        ("POST", ["volumes", ..]) | ("DELETE", ["volumes", ..]) => {
+            error(StatusCode::NOT_IMPLEMENTED, "not supported yet: volumes")
+        }
+        ("GET", ["plugins", name, "json"]) => error(
+            StatusCode::NOT_FOUND,
+            format!("plugin \"{name}\" not found"),
+        ),
+        ("GET", ["events"]) => error(StatusCode::NOT_IMPLEMENTED, "not supported yet: events"),
+        _ => error(StatusCode::NOT_FOUND, "page not found"),
+    }
+}
+
+fn version() -> Value {
+    let kernel = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    json!({
+        "Platform": {"Name": "berth"},
+        "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"),
+            "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+                        "Arch": "amd64", "KernelVersion": kernel, "GitCommit": "", "GoVersion": "", "BuildTime": ""}}],
+        "Version": env!("CARGO_PKG_VERSION"),
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": "amd64",
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    })
+}
+
+async fn info(root: &std::path::Path) -> Response<Body> {
+    let root2 = root.to_path_buf();
+    let r = blocking(root, move |e| {
+        let list = e.list();
+        let images = e.images().list().map(|l| l.len()).unwrap_or(0);
+        Ok((list, images, root2))
+    })
+    .await;
+    let (list, images, root) = match r {
+        Ok(v) => v,
+        Err(e) => return engine_error(e),
+    };
+    let count = |s: berth_engine::Status| list.iter().filter(|c| c.state.status == s).count();
+    let uname = rustix::system::uname();
+    let mem_total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("PRETTY_NAME="))
+                .map(|l| l["PRETTY_NAME=".len()..].trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| "Linux".into());
+    let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    json_resp(
+        StatusCode::OK,
+        &json!({
+            "ID": "",
+            "Containers": list.len(),
+            "ContainersRunning": count(berth_engine::Status::Running),
+            "ContainersPaused": count(berth_engine::Status::Paused),
+            "ContainersStopped": list.len() - count(berth_engine::Status::Running) - count(berth_engine::Status::Paused),
+            "Images": images,
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"]],
+            "Plugins": {"Volume": [], "Network": ["host", "null"], "Log": ["json-file"]},
+            "MemoryLimit": true,
+            "SwapLimit": true,
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "CPUShares": true,
+            "CPUSet": true,
+            "PidsLimit": true,
+            "OomKillDisable": false,
+            "IPv4Forwarding": false,
+            "Debug": false,
+            "NFd": 0,
+            "NGoroutines": 0,
+            "SystemTime": berth_runtime::state::now_rfc3339(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgroup_version,
+            "KernelVersion": uname.release().to_string_lossy(),
+            "OperatingSystem": os,
+            "OSType": "linux",
+            "Architecture": uname.machine().to_string_lossy(),
+            "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "MemTotal": mem_total,
+            "DockerRootDir": root.display().to_string(),
+            "Name": uname.nodename().to_string_lossy(),
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Runtimes": {"berth": {"path": "berth"}},
+            "DefaultRuntime": "berth",
+            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+            "LiveRestoreEnabled": true,
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "Warnings": ["bridge networking is not supported yet: containers get loopback only or the host's network"],
+        }),
+    )
+}
+
+fn builtin_networks() -> Vec<Value> {
+    ["bridge", "host", "none"]
+        .iter()
+        .map(|n| {
+            let driver = match *n {
+                "bridge" => "bridge",
+                "host" => "host",
+                _ => "null",
+            };
+            json!({"Name": n, "Id": format!("{:0<64}", hex_of(n)), "Created": "0001-01-01T00:00:00Z",
+                   "Scope": "local", "Driver": driver, "EnableIPv6": false,
+                   "IPAM": {"Driver": "default", "Options": null, "Config": []},
+                   "Internal": false, "Attachable": false, "Ingress": false,
+                   "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {}})
+        })
+        .collect()
+}
+
+fn hex_of(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn create(root: &std::path::Path, req: Request<Incoming>) -> Response<Body> {
+    let name = query(&req).get("name").cloned().filter(|n| !n.is_empty());
+    let body = match read_json(req).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (image, cfg) = match crate::create::parse(&body, name) {
+        Ok(v) => v,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    };
+    let r = blocking(root, move |e| {
+        let rec = e.images().resolve(&image).map_err(|err| match err {
+            berth_image::Error::NotFound(_) => {
+                EngineError::NotFound(format!("No such image: {image}"))
+            }
+            other => EngineError::Image(other),
+        })?;
+        e.create(&rec, &image, &cfg)
+    })
+    .await;
+    match r {
+        Ok((id, warnings)) => json_resp(
+            StatusCode::CREATED,
+            &json!({"Id": id, "Warnings": warnings}),
+        ),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
+    let all = truthy(q.get("all"));
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .unwrap_or(-1);
+    let f = match filters(q) {
+        Ok(f) => f,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    };
+    let r = blocking(root, |e| Ok(e.list())).await;
+    let list = match r {
+        Ok(l) => l,
+        Err(e) => return engine_error(e),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for c in &list {
+        let status = c.state.status.as_str();
+        let running = matches!(
+            c.state.status,
+            berth_engine::Status::Running
+                | berth_engine::Status::Paused
+                | berth_engine::Status::Restarting
+        );
+        if !all && !running && !f.contains_key("status") {
+            continue;
+        }
+        let ok = f.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "name" => c.record.name.contains(v.trim_start_matches('/')),
+                "id" => c.record.id.starts_with(v.as_str()),
+                "status" => status == v,
+                "label" => match v.split_once('=') {
+                    Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
+                    None => c.record.labels.contains_key(v),
+                },
+                "ancestor" => c.record.image == *v || c.record.image_id.starts_with(v.as_str()),
+                "exited" => v
+                    .parse::<i32>()
+                    .is_ok_and(|n| n == c.state.exit_code && status == "exited"),
+                _ => false,
+            })
+        });
+        if ok {
+            out.push(shapes::summary(c, now));
+        }
+        if limit > 0 && out.len() as i64 >= limit {
+            break;
+        }
+    }
+    json_resp(StatusCode::OK, &Value::Array(out))
+}
+
+async fn start(shared: &Arc<Shared>, id: &str) -> Response<Body> {
+    let key = id.to_string();
+    let shared2 = shared.clone();
+    let r = blocking(&shared.root, move |e| {
+        let full_id = e.resolve(&key)?;
+        let fid = full_id.clone();
+        e.start(&full_id, || {
+            let waiting = shared2
+                .pending
+                .lock()
+                .map(|mut p| p.remove(&fid).unwrap_or_default())
+                .unwrap_or_default();
+            for p in waiting {
+                if let Some(s) = e.attach(&fid, p.stdin, p.stdout, p.stderr) {
+                    let _ = p.tx.send(s);
+                }
+            }
+            Ok(())
+        })
+    })
+    .await;
+    match r {
+        Ok(()) => empty(StatusCode::NO_CONTENT),
+        // the docker CLI picks 127/126 from Go's lower-case error texts
+        Err(EngineError::Start(msg)) => error(
+            StatusCode::BAD_REQUEST,
+            msg.replace("No such file or directory", "no such file or directory")
+                .replace("Permission denied", "permission denied")
+                .replace(" (os error 2)", "")
+                .replace(" (os error 13)", ""),
+        ),
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn wait(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> Response<Body> {
+    let cond = match WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or("")) {
+        Ok(c) => c,
+        Err(e) => return engine_error(e),
+    };
+    // the container must exist before the headers go
+    let key = id.to_string();
+    let full_id = match blocking(root, move |e| e.resolve(&key)).await {
+        Ok(i) => i,
+        Err(e) => return engine_error(e),
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let body =
+            match Engine::open(&root).and_then(|e| e.wait(&full_id, cond, &|| tx.is_closed())) {
+                Ok(code) => json!({"Error": null, "StatusCode": code}),
+                Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
+            };
+        let _ = tx.blocking_send(Bytes::from(format!("{body}\n")));
+    });
+    streaming(Some("application/json"), rx)
+}
+
+async fn attach(shared: Arc<Shared>, mut req: Request<Incoming>, id: &str) -> Response<Body> {
+    let q = query(&req);
+    let flag = |k: &str| truthy(q.get(k));
+    let (stdin, stdout, stderr) = (flag("stdin"), flag("stdout"), flag("stderr"));
+    if !flag("stream") && !flag("logs") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "at least one of stream or logs must be set",
+        );
+    }
+    let key = id.to_string();
+    let c = match blocking(&shared.root, move |e| e.container(&key)).await {
+        Ok(c) => c,
+        Err(e) => return engine_error(e),
+    };
+    let tty = c.record.tty;
+    let full_id = c.record.id.clone();
+    let (tx, rx) = oneshot::channel();
+    if c.state.is_active() {
+        let fid = full_id.clone();
+        match blocking(&shared.root, move |e| {
+            Ok(e.attach(&fid, stdin, stdout, stderr))
+        })
+        .await
+        {
+            Ok(Some(s)) => {
+                let _ = tx.send(s);
+            }
+            _ => return error(StatusCode::CONFLICT, "the container is not running"),
+        }
+    } else if matches!(
+        c.state.status,
+        berth_engine::Status::Created | berth_engine::Status::Exited
+    ) {
+        if let Ok(mut p) = shared.pending.lock() {
+            p.entry(full_id.clone()).or_default().push(Pending {
+                stdin,
+                stdout,
+                stderr,
+                tx,
+            });
+        }
+    } else {
+        return error(
+            StatusCode::CONFLICT,
+            "You cannot attach to a stopped container, start it first",
+        );
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let upgrade_requested = req.headers().get(hyper::header::UPGRADE).is_some();
+    if !upgrade_requested {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not supported yet: attach without Upgrade: tcp",
+        );
+    }
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("attach upgrade: {e}");
+                return;
+            }
+        };
+        let Ok(mon) = rx.await else {
+            // the container never started: close the stream
+            return;
+        };
+        relay(TokioIo::new(upgraded), mon, tty).await;
+    });
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(hyper::header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+    );
+    r
+}
+
+/// Moves bytes between a hijacked client connection and the monitor.
+/// The client's end-of-input ends stdin only; the stream ends when the
+/// monitor closes (the container exited).
+async fn relay<T>(client: T, mon: std::os::unix::net::UnixStream, tty: bool)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if mon.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(mon) = tokio::net::UnixStream::from_std(mon) else {
+        return;
+    };
+    let (mut mr, mut mw) = mon.into_split();
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let from = async move {
+        if tty {
+            // the monitor frames everything; a terminal stream is raw
+            let mut hdr = [0u8; 8];
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                if mr.read_exact(&mut hdr).await.is_err() {
+                    break;
+                }
+                let mut left = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+                while left > 0 {
+                    let n = left.min(buf.len());
+                    if mr.read_exact(&mut buf[..n]).await.is_err() {
+                        let _ = cw.shutdown().await;
+                        return;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                let _ = cw.flush().await;
+            }
+        } else {
+            let _ = tokio::io::copy(&mut mr, &mut cw).await;
+        }
+        let _ = cw.shutdown().await;
+    };
+    let to = async move {
+        let _ = tokio::io::copy(&mut cr, &mut mw).await;
+        let _ = mw.shutdown().await;
+        // keep the stream open until the output side ends
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = from => {}
+        () = to => {}
+    }
+}
+
+async fn logs(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> Response<Body> {
+    let flag = |k: &str| truthy(q.get(k));
+    let mut opts = berth_engine::logs::LogOptions {
+        stdout: flag("stdout"),
+        stderr: flag("stderr"),
+        follow: flag("follow"),
+        ..Default::default()
+    };
+    if !opts.stdout && !opts.stderr {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad parameters: you must choose at least one stream",
+        );
+    }
+    for (k, slot) in [("since", &mut opts.since), ("until", &mut opts.until)] {
+        if let Some(v) = q.get(k).filter(|v| !v.is_empty() && *v != "0") {
+            match berth_engine::logs::parse_time(v) {
+                Ok(t) => *slot = Some(t),
+                Err(e) => return engine_error(e),
+            }
+        }
+    }
+    if let Some(t) = q.get("tail").filter(|t| !t.is_empty() && *t != "all") {
+        match t.parse::<usize>() {
+            Ok(n) => opts.tail = Some(n),
+            Err(_) => return error(StatusCode::BAD_REQUEST, format!("invalid tail value: {t}")),
+        }
+    }
+    let timestamps = flag("timestamps");
+    let key = id.to_string();
+    let c = match blocking(root, move |e| e.container(&key)).await {
+        Ok(c) => c,
+        Err(e) => return engine_error(e),
+    };
+    let tty = c.record.tty;
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let root = root.to_path_buf();
+    let id = c.record.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok(engine) = Engine::open(&root) else {
+            return;
+        };
+        let _ = engine.logs(&id, &opts, |e| {
+            let mut payload = Vec::with_capacity(e.line.len() + 32);
+            if timestamps {
+                payload.extend_from_slice(e.time.as_bytes());
+                payload.push(b' ');
+            }
+            payload.extend_from_slice(&e.line);
+            let chunk = if tty {
+                payload
+            } else {
+                let mut f = Vec::with_capacity(payload.len() + 8);
+                f.push(e.stream);
+                f.extend_from_slice(&[0, 0, 0]);
+                f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                f.extend_from_slice(&payload);
+                f
+            };
+            tx.blocking_send(Bytes::from(chunk)).is_ok()
+        });
+    });
+    streaming(None, rx)
+}
+
+async fn top(root: &std::path::Path, id: &str) -> Response<Body> {
+    let key = id.to_string();
+    match blocking(root, move |e| e.pids(&key)).await {
+        Ok(pids) => {
+            let rows: Vec<Value> = pids
+                .iter()
+                .map(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                        .map(|b| {
+                            String::from_utf8_lossy(&b)
+                                .trim_end_matches('\0')
+                                .replace('\0', " ")
+                        })
+                        .unwrap_or_default();
+                    let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
+                        .ok()
+                        .and_then(|s| {
+                            s.lines()
+                                .find(|l| l.starts_with("Uid:"))
+                                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+                        })
+                        .unwrap_or_default();
+                    json!([uid, p.to_string(), cmd])
+                })
+                .collect();
+            json_resp(
+                StatusCode::OK,
+                &json!({"Titles": ["UID", "PID", "CMD"], "Processes": rows}),
+            )
+        }
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn images_list(root: &std::path::Path) -> Response<Body> {
+    let r = blocking(root, |e| {
+        let in_use = e.images_in_use();
+        Ok((e.images().list()?, in_use))
+    })
+    .await;
+    match r {
+        Ok((list, in_use)) => {
+            let fam = |n: &String| {
+                berth_types::Reference::parse(n)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| n.clone())
+            };
+            let v: Vec<Value> = list
+                .iter()
+                .map(|s| {
+                    let created = s
+                        .record
+                        .created
+                        .as_deref()
+                        .and_then(parse_rfc3339_secs)
+                        .unwrap_or(0);
+                    json!({
+                        "Id": s.record.id.to_string(),
+                        "ParentId": "",
+                        "RepoTags": s.tags.iter().map(fam).collect::<Vec<_>>(),
+                        "RepoDigests": s.digests.iter().map(fam).collect::<Vec<_>>(),
+                        "Created": created,
+                        "Size": s.record.size,
+                        "SharedSize": -1,
+                        "VirtualSize": s.record.size,
+                        "Labels": null,
+                        "Containers": if in_use.contains(&s.record.id) { 1 } else { 0 },
+                    })
+                })
+                .collect();
+            json_resp(StatusCode::OK, &Value::Array(v))
+        }
+        Err(e) => engine_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_queries() {
+        assert_eq!(
+            strip_version("/v1.41/containers/json").unwrap(),
+            "containers/json"
+        );
+        assert_eq!(strip_version("/_ping").unwrap(), "_ping");
+        assert!(strip_version("/v1.99/info").is_err());
+        assert!(strip_version("/v1.12/info").is_err());
+        assert_eq!(strip_version("/volumes/v1").unwrap(), "volumes/v1");
+        assert_eq!(decode("docker.io%2Fmyrepo%2Fbb"), "docker.io/myrepo/bb");
+        assert!(truthy(Some(&"True".to_owned())));
+        assert!(!truthy(Some(&"False".to_owned())));
+        assert!(!truthy(Some(&"0".to_owned())));
+        let mut q = HashMap::new();
+        q.insert(
+            "filters".to_owned(),
+            r#"{"name":{"web":true},"label":["a=b"]}"#.to_owned(),
+        );
+        let f = filters(&q).unwrap();
+        assert_eq!(f["name"], ["web"]);
+        assert_eq!(f["label"], ["a=b"]);
+        q.insert("filters".to_owned(), "{bad".to_owned());
+        assert!(filters(&q).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Docker's JSON shapes for engine objects: `GET /containers/{id}/json`
+//! (and `docker inspect`), `GET /containers/json` (and `docker ps`). The
+//! field names are docker's, because `--format` templates and the SDKs
+//! read them.
+
+use berth_engine::container::ZERO_TIME;
+use berth_engine::{Container, Status};
+use serde_json::{Value, json};
+
+fn ports_map(ports: &[String]) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in ports {
+        let key = if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        };
+        m.insert(key, json!({}));
+    }
+    Value::Object(m)
+}
+
+fn network_mode(c: &Container) -> String {
+    c.record.network_mode.clone()
+}
+
+/// The command line docker shows in `ps` (`sleep 120`).
+pub fn command_line(c: &Container) -> String {
+    let mut v = vec![c.record.path.clone()];
+    v.extend(c.record.args.iter().cloned());
+    v.join(" ")
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(c: &Container) -> Value {
+    let r = &c.record;
+    let s = &c.state;
+    let running = matches!(s.status, Status::Running | Status::Paused) && s.is_active();
+    let res = &r.resources;
+    json!({
+        "Id": r.id,
+        "Created": r.created,
+        "Path": r.path,
+        "Args": r.args,
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": running,
+            "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == Status::Dead,
+            "Pid": if running { s.pid } else { 0 },
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": s.started_at,
+            "FinishedAt": s.finished_at,
+        },
+        "Image": r.image_id,
+        "ResolvConfPath": "",
+        "HostnamePath": "",
+        "HostsPath": "",
+        "LogPath": "",
+        "Name": format!("/{}", r.name),
+        "RestartCount": s.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": {
+            "Binds": null,
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": r.log_config.kind, "Config": r.log_config.config},
+            "NetworkMode": network_mode(c),
+            "PortBindings": {},
+            "RestartPolicy": {"Name": if r.restart_policy.name.is_empty() { "no" } else { r.restart_policy.name.as_str() },
+                              "MaximumRetryCount": r.restart_policy.maximum_retry_count},
+            "AutoRemove": r.auto_remove,
+            "CapAdd": r.cap_add,
+            "CapDrop": r.cap_drop,
+            "ReadonlyRootfs": r.read_only,
+            "SecurityOpt": if r.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
+            "Privileged": false,
+            "PublishAllPorts": false,
+            "Memory": res.memory,
+            "MemorySwap": res.memory_swap,
+            "MemoryReservation": res.memory_reservation,
+            "NanoCpus": res.nano_cpus,
+            "CpuShares": res.cpu_shares,
+            "CpuPeriod": res.cpu_period,
+            "CpuQuota": res.cpu_quota,
+            "CpusetCpus": res.cpuset_cpus,
+            "CpusetMems": res.cpuset_mems,
+            "PidsLimit": res.pids_limit,
+            "ConsoleSize": r.console_size.map(|(h, w)| json!([h, w])).unwrap_or(json!([0, 0])),
+        },
+        "GraphDriver": {"Name": "overlay2", "Data": null},
+        "Mounts": [],
+        "Config": {
+            "Hostname": r.hostname,
+            "Domainname": r.domainname,
+            "User": r.user,
+            "AttachStdin": r.attach_stdin,
+            "AttachStdout": r.attach_stdout,
+            "AttachStderr": r.attach_stderr,
+            "ExposedPorts": if r.exposed_ports.is_empty() { Value::Null } else { ports_map(&r.exposed_ports) },
+            "Tty": r.tty,
+            "OpenStdin": r.open_stdin,
+            "StdinOnce": r.stdin_once,
+            "Env": r.env,
+            "Cmd": if r.cmd.is_empty() { Value::Null } else { json!(r.cmd) },
+            "Image": r.image,
+            "Volumes": null,
+            "WorkingDir": if r.working_dir == "/" { String::new() } else { r.working_dir.clone() },
+            "Entrypoint": if r.entrypoint.is_empty() { Value::Null } else { json!(r.entrypoint) },
+            "OnBuild": null,
+            "Labels": r.labels,
+            "StopSignal": r.stop_signal,
+            "StopTimeout": r.stop_timeout,
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "Ports": {},
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "Gateway": "",
+            "MacAddress": "",
+            "Networks": {},
+        },
+    })
+}
+
+/// One entry of `GET /containers/json`.
+pub fn summary(c: &Container, now_secs: i64) -> Value {
+    let r = &c.record;
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": r.image,
+        "ImageID": r.image_id,
+        "Command": command_line(c),
+        "Created": berth_engine::ops::parse_rfc3339_secs(&r.created).unwrap_or(0),
+        "Ports": [],
+        "Labels": r.labels,
+        "State": c.state.status.as_str(),
+        "Status": berth_engine::ops::status_text(&c.state, now_secs),
+        "HostConfig": {"NetworkMode": r.network_mode},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    })
+}
+
+/// Whether a timestamp is docker's zero time.
+pub fn is_zero_time(t: &str) -> bool {
+    t == ZERO_TIME
+}
+
+/// The docker inspect document of an image.
+pub fn image_inspect(
+    store: &berth_image::ImageStore,
+    id: &berth_types::Digest,
+) -> Result<Value, berth_image::Error> {
+    let rec = store
+        .db()
+        .image(id)?
+        .ok_or_else(|| berth_image::Error::NotFound(format!("No such image: {id}")))?;
+    let cfg = store.config(id)?;
+    let names = store.names(id)?;
+    let fam = |n: &str| {
+        berth_types::Reference::parse(n)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| n.to_owned())
+    };
+    let tags: Vec<String> = names
+        .iter()
+        .filter(|(_, k)| k == "tag")
+        .map(|(n, _)| fam(n))
+        .collect();
+    let digests: Vec<String> = names
+        .iter()
+        .filter(|(_, k)| k == "digest")
+        .map(|(n, _)| fam(n))
+        .collect();
+    let layers = store.prepare(id).unwrap_or_default();
+    let to_s = |p: &std::path::PathBuf| p.display().to_string();
+    let mut graph = serde_json::Map::new();
+    if let Some((top, rest)) = layers.split_last() {
+        let lower: Vec<String> = rest.iter().rev().map(to_s).collect();
+        if !lower.is_empty() {
+            graph.insert("LowerDir".into(), lower.join(":").into());
+        }
+        graph.insert("UpperDir".into(), to_s(top).into());
+    }
+    let config = cfg.config.clone().unwrap_or_default();
+    let mut docker_cfg =
+        serde_json::to_value(&config).map_err(|e| berth_image::Error::Invalid(e.to_string()))?;
+    if let Some(o) = docker_cfg.as_object_mut() {
+        for k in [
+            "Env",
+            "Cmd",
+            "Entrypoint",
+            "Volumes",
+            "Labels",
+            "ExposedPorts",
+            "OnBuild",
+        ] {
+            o.entry(k).or_insert(serde_json::Value::Null);
+        }
+        o.entry("WorkingDir").or_insert("".into());
+        o.entry("User").or_insert("".into());
+    }
+    Ok(serde_json::json!({
+        "Id": id.to_string(),
+        "RepoTags": tags,
+        "RepoDigests": digests,
+        "Parent": "",
+        "Comment": cfg.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": cfg.created.clone().unwrap_or_default(),
+        "DockerVersion": cfg.extra.get("docker_version").cloned().unwrap_or("".into()),
+        "Author": cfg.author.clone().unwrap_or_default(),
+        "Config": docker_cfg,
+        "Architecture": cfg.architecture,
+        "Variant": cfg.variant,
+        "Os": cfg.os,
+        "Size": rec.size,
+        "GraphDriver": {"Name": "overlay", "Data": graph},
+        "RootFS": {"Type": "layers", "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": rec.added},
+        "Descriptor": {"mediaType": rec.manifest_media_type, "digest": rec.manifest.to_string(),
+            "size": store.content().size(&rec.manifest).unwrap_or(0)},
+    }))
+}

@@ -1,0 +1,825 @@
+//! The per-container monitor: a small single-threaded process (berth
+//! re-executed as `berth monitor ROOT ID`) that creates the container with
+//! the runtime, holds its init as a child, owns its stdio (pipes, or the
+//! terminal's master), writes the json-file log, serves attach / wait /
+//! resize clients on `<dir>/attach.sock`, records the exit and applies the
+//! restart policy. It outlives the CLI or daemon that started it; if the
+//! monitor itself is killed, the container dies with it (parent-death
+//! signal), so the engine never reports a ghost "running" container.
+//!
+//! Start-up handshake with the process that spawned it (over the monitor's
+//! stdin and stdout): the monitor writes `created`, waits for `go` (the
+//! spawner connects its attach clients in between, so no output is lost),
+//! starts the container and writes `ok` or `error: <message>`.
+//!
+//! Attach protocol on `attach.sock`: the client sends one JSON line
+//! (`{"attach":{"stdin":true,"stdout":true,"stderr":true}}`,
+//! `{"wait":true}`, `{"resize":[h,w]}`, `{"wake":true}`); the monitor
+//! answers a newline, then (attach) sends output as docker's multiplexed
+//! frames (stream 1 = stdout, 2 = stderr; terminal output is stream 1) and
+//! reads the client's bytes as the container's stdin; (wait) sends the exit
+//! code and a newline when the container exits.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_runtime::{CreateOptions, Runtime};
+use rustix::event::{PollFd, PollFlags};
+
+use crate::container::{Record, Status, Store, process_start};
+use crate::logs::LogWriter;
+use crate::run::{Error, Result};
+
+/// Name of the attach socket in the container's directory.
+pub const ATTACH_SOCKET: &str = "attach.sock";
+const CONSOLE_SOCKET: &str = "console.sock";
+/// The rootfs mount description the engine writes at create.
+pub const ROOTFS_FILE: &str = "rootfs.json";
+
+/// Exit code docker gives a container whose start failed, by message.
+pub fn start_failure_code(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("no such file or directory") || m.contains("not found") {
+        127
+    } else if m.contains("permission denied") || m.contains("exec format error") {
+        126
+    } else {
+        125
+    }
+}
+
+enum Kind {
+    /// Waiting for the request line.
+    New,
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    Wait,
+}
+
+struct Client {
+    fd: std::os::unix::net::UnixStream,
+    kind: Kind,
+    /// Reading from it is over (EOF or not reading stdin).
+    read_done: bool,
+}
+
+struct Io {
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    /// Write end of the container's stdin pipe, or the terminal master.
+    stdin: Option<OwnedFd>,
+    pty: Option<OwnedFd>,
+}
+
+fn sys_err(what: &str, e: impl Into<std::io::Error>) -> Error {
+    Error::Io(what.to_owned(), e.into())
+}
+
+fn nonblocking(fd: BorrowedFd<'_>) {
+    if let Ok(fl) = rustix::fs::fcntl_getfl(fd) {
+        let _ = rustix::fs::fcntl_setfl(fd, fl | rustix::fs::OFlags::NONBLOCK);
+    }
+}
+
+fn write_line(fd: &mut Option<fs::File>, line: &str) {
+    if let Some(f) = fd {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// Entry point of `berth monitor ROOT ID`. Never returns.
+pub fn main(root: &Path, id: &str) -> ! {
+    // Leave the spawner: the intermediate process exits at once, the
+    // monitor is adopted by init (or the nearest subreaper).
+    match berth_sys::fork::clone3(&berth_sys::fork::CloneArgs {
+        flags: 0,
+        cgroup: None,
+        want_pidfd: false,
+    }) {
+        Ok((berth_sys::fork::Forked::Child, _)) => {}
+        Ok(_) => berth_sys::fork::exit_now(0),
+        Err(e) => {
+            println!("error: fork the monitor: {e}");
+            berth_sys::fork::exit_now(1)
+        }
+    }
+    let _ = rustix::process::setsid();
+    let code = match Monitor::new(root, id).and_then(|mut m| m.run()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth monitor {id}: {e}");
+            1
+        }
+    };
+    berth_sys::fork::exit_now(code)
+}
+
+struct Monitor {
+    root: PathBuf,
+    id: String,
+    dir: PathBuf,
+    store: Store,
+    record: Record,
+    /// Handshake with the spawner (first run only).
+    ctl_in: Option<fs::File>,
+    ctl_out: Option<fs::File>,
+    listener: std::os::unix::net::UnixListener,
+    clients: Vec<Client>,
+    log: LogWriter,
+    /// stderr of the monitor (monitor.log), kept to restore fd 2.
+    own_err: OwnedFd,
+}
+
+impl Monitor {
+    fn new(root: &Path, id: &str) -> Result<Monitor> {
+        let store = Store::open(root)?;
+        let dir = store.dir(id);
+        std::env::set_current_dir(&dir).map_err(|e| sys_err("enter the container directory", e))?;
+        let record = store.record(id)?;
+        // The handshake moves off fds 0 and 1, which the container's stdio
+        // borrows while it is created.
+        let ctl_in = rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3)
+            .map_err(|e| sys_err("dup stdin", e))?;
+        let ctl_out = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)
+            .map_err(|e| sys_err("dup stdout", e))?;
+        let own_err = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3)
+            .map_err(|e| sys_err("dup stderr", e))?;
+        let null = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| sys_err("open /dev/null", e))?;
+        rustix::stdio::dup2_stdin(&null).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stdout(&null).map_err(|e| sys_err("dup2", e))?;
+        let _ = fs::remove_file(ATTACH_SOCKET);
+        let listener = std::os::unix::net::UnixListener::from(
+            berth_runtime::container::unix::listen(&dir.join(ATTACH_SOCKET))
+                .map_err(|e| sys_err("listen on attach.sock", e))?,
+        );
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| sys_err("attach.sock", e))?;
+        let rotation = record.log_config.rotation()?;
+        let log = LogWriter::open(&dir, rotation, record.log_config.kind == "none")?;
+        Ok(Monitor {
+            root: root.to_path_buf(),
+            id: id.to_owned(),
+            dir,
+            store,
+            record,
+            ctl_in: Some(fs::File::from(ctl_in)),
+            ctl_out: Some(fs::File::from(ctl_out)),
+            listener,
+            clients: Vec::new(),
+            log,
+            own_err,
+        })
+    }
+
+    fn runtime(&self) -> Result<Runtime> {
+        Ok(Runtime::new(&self.root.join("oci"))?)
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let me = std::process::id() as i32;
+        let start = process_start(me).unwrap_or(0);
+        self.store.update_state(&self.id, |s| {
+            s.monitor_pid = me;
+            s.monitor_start = start;
+            s.manual_stop = false;
+            s.error.clear();
+        })?;
+        let mut backoff = Duration::from_millis(100);
+        let mut last_code = None;
+        loop {
+            let began = Instant::now();
+            let code = match self.one_run() {
+                Ok(Some(code)) => code,
+                Ok(None) => break, // start failed or the spawner went away
+                Err(e) => {
+                    let msg = e.to_string();
+                    write_line(&mut self.ctl_out, &format!("error: {msg}"));
+                    self.ctl_out = None;
+                    let _ = self.store.update_state(&self.id, |s| {
+                        s.status = Status::Exited;
+                        s.error = msg.clone();
+                        s.exit_code = start_failure_code(&msg);
+                        s.pid = 0;
+                        s.finished_at = berth_runtime::state::now_rfc3339();
+                    });
+                    break;
+                }
+            };
+            let st = self.store.state_raw(&self.id)?;
+            let restart =
+                self.record
+                    .restart_policy
+                    .should_restart(code, st.restart_count, st.manual_stop);
+            if restart || !self.record.auto_remove {
+                self.finish_clients(Some(code), false);
+            } else {
+                // `run --rm` learns the code once the container is gone
+                self.finish_clients(None, false);
+                last_code = Some(code);
+            }
+            if !restart {
+                break;
+            }
+            // docker's backoff: doubles from 100 ms, reset after 10 s of running
+            if began.elapsed() >= Duration::from_secs(10) {
+                backoff = Duration::from_millis(100);
+            }
+            self.store.update_state(&self.id, |s| {
+                s.status = Status::Restarting;
+                s.restart_count += 1;
+            })?;
+            if !self.sleep_serving(backoff) {
+                let _ = self.store.update_state(&self.id, |s| {
+                    s.status = Status::Exited;
+                });
+                break;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+        if self.record.auto_remove {
+            let _ = self
+                .store
+                .update_state(&self.id, |s| s.status = Status::Removing);
+            let rec = self.record.clone();
+            self.store.remove(&rec)?;
+        } else {
+            let _ = fs::remove_file(self.dir.join(ATTACH_SOCKET));
+            let _ = self.store.update_state(&self.id, |s| {
+                s.monitor_pid = 0;
+                s.monitor_start = 0;
+            });
+        }
+        // waiters for "removed" learn it now
+        self.finish_clients(last_code, true);
+        Ok(())
+    }
+
+    /// Sleeps `d` while serving clients; false if a stop arrived.
+    fn sleep_serving(&mut self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if self
+                .store
+                .state_raw(&self.id)
+                .map(|s| s.manual_stop)
+                .unwrap_or(true)
+            {
+                return false;
+            }
+            let left = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            let mut fds = vec![PollFd::new(&self.listener, PollFlags::IN)];
+            let ts = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: left.as_nanos() as i64,
+            };
+            let _ = rustix::event::poll(&mut fds, Some(&ts));
+            let ready = !fds[0].revents().is_empty();
+            drop(fds);
+            if ready {
+                self.accept(None);
+            }
+        }
+        !self
+            .store
+            .state_raw(&self.id)
+            .map(|s| s.manual_stop)
+            .unwrap_or(true)
+    }
+
+    fn prepare_io(&self) -> Result<(Io, Option<std::os::unix::net::UnixListener>, [OwnedFd; 3])> {
+        let null = || -> Result<OwnedFd> {
+            Ok(fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| sys_err("open /dev/null", e))?
+                .into())
+        };
+        if self.record.tty {
+            let _ = fs::remove_file(CONSOLE_SOCKET);
+            let l = berth_runtime::container::unix::listen(Path::new(CONSOLE_SOCKET))
+                .map_err(|e| sys_err("listen on console.sock", e))?;
+            let io = Io {
+                out: None,
+                err: None,
+                stdin: None,
+                pty: None,
+            };
+            return Ok((
+                io,
+                Some(std::os::unix::net::UnixListener::from(l)),
+                [null()?, null()?, null()?],
+            ));
+        }
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| sys_err("pipe", e))
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (stdin_r, stdin_w) = if self.record.open_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (null()?, None)
+        };
+        Ok((
+            Io {
+                out: Some(out_r),
+                err: Some(err_r),
+                stdin: stdin_w,
+                pty: None,
+            },
+            None,
+            [stdin_r, out_w, err_w],
+        ))
+    }
+
+    /// Creates and starts the container once and follows it to its exit.
+    /// `Ok(None)`: it never started (recorded).
+    fn one_run(&mut self) -> Result<Option<i32>> {
+        let rt = self.runtime()?;
+        // leftovers of a previous run (a monitor killed mid-way)
+        let _ = rt.delete(&self.id, true);
+        let rootfs: berth_types::image::MountSpec = serde_json::from_slice(
+            &fs::read(self.dir.join(ROOTFS_FILE)).map_err(|e| sys_err("read rootfs.json", e))?,
+        )
+        .map_err(|e| Error::Invalid(format!("rootfs.json: {e}")))?;
+        let (mut io, console, child_stdio) = self.prepare_io()?;
+        let opts = CreateOptions {
+            id: self.id.clone(),
+            bundle: self.dir.clone(),
+            console_socket: console.as_ref().map(|_| PathBuf::from(CONSOLE_SOCKET)),
+            rootfs_mounts: vec![rootfs],
+            kill_with_parent: true,
+            ..Default::default()
+        };
+        // The init inherits fds 0-2.
+        rustix::stdio::dup2_stdin(&child_stdio[0]).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stdout(&child_stdio[1]).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stderr(&child_stdio[2]).map_err(|e| sys_err("dup2", e))?;
+        let created = rt.create(&opts);
+        let null = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| sys_err("open /dev/null", e))?;
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&self.own_err);
+        drop(child_stdio);
+        created?;
+        if let Some(l) = console {
+            let conn = rustix::net::accept(&l).map_err(|e| sys_err("accept the console", e))?;
+            let (_, master) = berth_runtime::sync::recv_fd(conn.as_fd())
+                .map_err(|e| sys_err("receive the terminal", e))?;
+            let _ = fs::remove_file(CONSOLE_SOCKET);
+            io.stdin =
+                Some(rustix::io::fcntl_dupfd_cloexec(&master, 3).map_err(|e| sys_err("dup", e))?);
+            io.pty = Some(master);
+        }
+        let listed = rt.get(&self.id)?;
+        let pid = listed.state.pid;
+        // First run: let the spawner connect its clients, then go.
+        if self.ctl_in.is_some() {
+            write_line(&mut self.ctl_out, "created");
+        }
+        if self.ctl_in.is_some() && !self.await_go()? {
+            let _ = rt.delete(&self.id, true);
+            let _ = self.store.update_state(&self.id, |s| {
+                s.status = Status::Created;
+                s.monitor_pid = 0;
+            });
+            return Ok(None);
+        }
+        if let Err(e) = rt.start(&self.id) {
+            let msg = e.to_string();
+            let _ = rt.delete(&self.id, true);
+            self.store.update_state(&self.id, |s| {
+                s.status = Status::Exited;
+                s.error = msg.clone();
+                s.exit_code = start_failure_code(&msg);
+                s.pid = 0;
+                s.finished_at = berth_runtime::state::now_rfc3339();
+            })?;
+            write_line(&mut self.ctl_out, &format!("error: {msg}"));
+            self.ctl_out = None;
+            return Ok(None);
+        }
+        let now = berth_runtime::state::now_rfc3339();
+        self.store.update_state(&self.id, |s| {
+            s.status = Status::Running;
+            s.pid = pid;
+            s.started_at = now.clone();
+            s.error.clear();
+            s.oom_killed = false;
+        })?;
+        write_line(&mut self.ctl_out, "ok");
+        self.ctl_out = None;
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Invalid("no pid".into()))?,
+            rustix::process::PidfdFlags::empty(),
+        )
+        .map_err(|e| sys_err("pidfd_open", e))?;
+        let code = self.follow(&mut io, &pidfd, pid)?;
+        let oom = code == 137 && self.oom_killed(&rt);
+        if let Err(e) = rt.delete(&self.id, true) {
+            eprintln!("delete the runtime container: {e}");
+        }
+        let now = berth_runtime::state::now_rfc3339();
+        self.store.update_state(&self.id, |s| {
+            s.status = Status::Exited;
+            s.exit_code = code;
+            s.pid = 0;
+            s.finished_at = now.clone();
+            s.oom_killed = oom;
+        })?;
+        Ok(Some(code))
+    }
+
+    fn oom_killed(&self, rt: &Runtime) -> bool {
+        // the memory limit was hit and the init died of SIGKILL
+        rt.stats(&self.id)
+            .map(|s| s.memory.usage.failcnt > 0 && s.memory.usage.limit < 1 << 60)
+            .unwrap_or(false)
+    }
+
+    /// Waits for `go` from the spawner while serving clients. False if the
+    /// spawner went away.
+    fn await_go(&mut self) -> Result<bool> {
+        let Some(mut ctl) = self.ctl_in.take() else {
+            return Ok(true);
+        };
+        loop {
+            let mut fds = vec![
+                PollFd::new(&ctl, PollFlags::IN),
+                PollFd::new(&self.listener, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(sys_err("poll", e)),
+                Ok(_) => {}
+            }
+            let ctl_ready = !fds[0].revents().is_empty();
+            let l_ready = !fds[1].revents().is_empty();
+            drop(fds);
+            if l_ready {
+                self.accept(None);
+            }
+            if ctl_ready {
+                let mut b = [0u8; 16];
+                let n = ctl.read(&mut b).unwrap_or(0);
+                return Ok(n > 0 && b[..n].starts_with(b"go"));
+            }
+        }
+    }
+
+    /// Accepts pending clients and reads their request lines.
+    fn accept(&mut self, io: Option<&Io>) {
+        while let Ok((s, _)) = self.listener.accept() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+            let mut c = Client {
+                fd: s,
+                kind: Kind::New,
+                read_done: false,
+            };
+            // read the request line (small; sent at once by the engine)
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while line.len() < 4096 {
+                match c.fd.read(&mut b) {
+                    Ok(1) if b[0] == b'\n' => break,
+                    Ok(1) => line.push(b[0]),
+                    _ => {
+                        line.clear();
+                        break;
+                    }
+                }
+            }
+            let req: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+            if let Some(a) = req.get("attach") {
+                let flag = |k: &str| a.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+                let stdin = flag("stdin") && self.record.open_stdin;
+                c.kind = Kind::Attach {
+                    stdin,
+                    stdout: flag("stdout"),
+                    stderr: flag("stderr"),
+                };
+                c.read_done = !stdin;
+                if c.fd.write_all(b"\n").is_ok() {
+                    let _ = c.fd.set_read_timeout(None);
+                    let _ = c.fd.set_nonblocking(false);
+                    self.clients.push(c);
+                }
+            } else if req.get("wait").is_some() {
+                c.kind = Kind::Wait;
+                c.read_done = false;
+                if c.fd.write_all(b"\n").is_ok() {
+                    self.clients.push(c);
+                }
+            } else if let Some(hw) = req.get("resize").and_then(|v| v.as_array()) {
+                let h = hw.first().and_then(|v| v.as_u64()).unwrap_or(0) as u16;
+                let w = hw.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as u16;
+                if let Some(m) = io.and_then(|io| io.pty.as_ref()) {
+                    let _ = rustix::termios::tcsetwinsize(
+                        m,
+                        rustix::termios::Winsize {
+                            ws_row: h,
+                            ws_col: w,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        },
+                    );
+                }
+                let _ = c.fd.write_all(b"\n");
+            } else {
+                // wake / unknown: answered and closed
+                let _ = c.fd.write_all(b"\n");
+            }
+        }
+    }
+
+    /// Sends output to the log and the attached clients.
+    fn output(&mut self, stream: u8, data: &[u8]) {
+        self.log.write(stream, data);
+        let mut frame = Vec::with_capacity(8 + data.len());
+        frame.push(stream);
+        frame.extend_from_slice(&[0, 0, 0]);
+        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        frame.extend_from_slice(data);
+        self.clients.retain_mut(|c| match c.kind {
+            Kind::Attach { stdout, stderr, .. } => {
+                let wants = (stream == 1 && stdout) || (stream == 2 && stderr);
+                !wants || c.fd.write_all(&frame).is_ok()
+            }
+            _ => true,
+        });
+    }
+
+    /// Follows the running container until its init exits; returns the code.
+    fn follow(&mut self, io: &mut Io, pidfd: &OwnedFd, pid: i32) -> Result<i32> {
+        for fd in [&io.out, &io.err, &io.pty].into_iter().flatten() {
+            nonblocking(fd.as_fd());
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut exited: Option<i32> = None;
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let sources_open = io.out.is_some() || io.err.is_some() || io.pty.is_some();
+            if let Some(code) = exited
+                && (!sources_open || drain_deadline.is_some_and(|d| Instant::now() >= d))
+            {
+                self.log.flush();
+                return Ok(code);
+            }
+            let mut fds: Vec<PollFd<'_>> = Vec::new();
+            let mut tags: Vec<u8> = Vec::new(); // 0 pidfd 1 out 2 err 3 pty 4 listener 10+i client
+            if exited.is_none() {
+                fds.push(PollFd::new(pidfd, PollFlags::IN));
+                tags.push(0);
+            }
+            if let Some(f) = &io.out {
+                fds.push(PollFd::new(f, PollFlags::IN));
+                tags.push(1);
+            }
+            if let Some(f) = &io.err {
+                fds.push(PollFd::new(f, PollFlags::IN));
+                tags.push(2);
+            }
+            if let Some(f) = &io.pty {
+                fds.push(PollFd::new(f, PollFlags::IN));
+                tags.push(3);
+            }
+            fds.push(PollFd::new(&self.listener, PollFlags::IN));
+            tags.push(4);
+            let mut client_idx = Vec::new();
+            for (i, c) in self.clients.iter().enumerate() {
+                if !c.read_done {
+                    fds.push(PollFd::new(&c.fd, PollFlags::IN));
+                    tags.push(10);
+                    client_idx.push(i);
+                }
+            }
+            let timeout = drain_deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                }
+            });
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(sys_err("poll", e)),
+                Ok(_) => {}
+            }
+            let ready: Vec<(u8, PollFlags)> = tags
+                .iter()
+                .zip(fds.iter())
+                .map(|(t, f)| (*t, f.revents()))
+                .collect();
+            drop(fds);
+            let mut ci = 0;
+            for (tag, rev) in ready {
+                if tag == 10 {
+                    let idx = client_idx[ci];
+                    ci += 1;
+                    if !rev.is_empty() {
+                        self.client_input(idx, io, &mut buf);
+                    }
+                    continue;
+                }
+                if rev.is_empty() {
+                    continue;
+                }
+                match tag {
+                    0 => {
+                        let st = rustix::process::waitpid(
+                            rustix::process::Pid::from_raw(pid),
+                            rustix::process::WaitOptions::NOHANG,
+                        );
+                        if let Ok(Some((_, st))) = st {
+                            exited = Some(berth_runtime::container::exit_code(st));
+                            drain_deadline = Some(Instant::now() + Duration::from_millis(500));
+                        }
+                    }
+                    1..=3 => {
+                        let slot = match tag {
+                            1 => &mut io.out,
+                            2 => &mut io.err,
+                            _ => &mut io.pty,
+                        };
+                        let stream = if tag == 2 { 2 } else { 1 };
+                        let n = match slot.as_ref().map(|f| rustix::io::read(f, &mut buf)) {
+                            Some(Ok(n)) => n,
+                            Some(Err(rustix::io::Errno::AGAIN)) => continue,
+                            _ => 0,
+                        };
+                        if n == 0 {
+                            *slot = None;
+                            if tag == 3 {
+                                io.stdin = None;
+                            }
+                        } else {
+                            let data = buf[..n].to_vec();
+                            self.output(stream, &data);
+                        }
+                    }
+                    4 => self.accept(Some(io)),
+                    _ => {}
+                }
+            }
+            // clients whose reads ended and that are not attached for output go
+            self.clients.retain(|c| !matches!(c.kind, Kind::New));
+        }
+    }
+
+    fn client_input(&mut self, idx: usize, io: &mut Io, buf: &mut [u8]) {
+        let c = &mut self.clients[idx];
+        let n = match c.fd.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(_) => 0,
+        };
+        match c.kind {
+            Kind::Attach { stdin: true, .. } if n > 0 => {
+                if let Some(w) = &io.stdin
+                    && rustix::io::write(w, &buf[..n]).is_err()
+                {
+                    io.stdin = None;
+                }
+            }
+            Kind::Attach { stdin: true, .. } => {
+                c.read_done = true;
+                // docker: with StdinOnce the container's stdin closes when
+                // the attached client's input ends
+                if self.record.stdin_once && io.pty.is_none() {
+                    io.stdin = None;
+                }
+            }
+            Kind::Wait if n == 0 => {
+                // the waiter went away
+                c.read_done = true;
+                let _ = c.fd.shutdown(std::net::Shutdown::Both);
+                self.clients.remove(idx);
+            }
+            _ => {
+                if n == 0 {
+                    c.read_done = true;
+                }
+            }
+        }
+    }
+
+    /// Ends clients at an exit: attach streams close; waiters get the code
+    /// (`final_` also ends waiters when there is no code to give).
+    fn finish_clients(&mut self, code: Option<i32>, final_: bool) {
+        let mut keep = Vec::new();
+        for mut c in self.clients.drain(..) {
+            match c.kind {
+                Kind::Wait => match code {
+                    Some(code) => {
+                        let _ = c.fd.write_all(format!("{code}\n").as_bytes());
+                    }
+                    None if final_ => {}
+                    None => keep.push(c),
+                },
+                _ => {
+                    let _ = c.fd.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
+        self.clients = keep;
+    }
+}
+
+/// Spawns the monitor of container `id` and completes the handshake:
+/// `before_start` runs once the container is created and its init waits
+/// (connect attach clients there). Returns the error of a failed start.
+pub fn spawn(root: &Path, id: &str, before_start: impl FnOnce() -> Result<()>) -> Result<()> {
+    let exe = std::env::current_exe().map_err(|e| sys_err("find berth's executable", e))?;
+    let dir = root.join("containers").join(id);
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("monitor.log"))
+        .map_err(|e| sys_err("open monitor.log", e))?;
+    let mut child = std::process::Command::new(exe)
+        .arg("monitor")
+        .arg(root)
+        .arg(id)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .env_remove("RUST_LOG")
+        .spawn()
+        .map_err(|e| sys_err("start the container's monitor", e))?;
+    let mut to = child.stdin.take().expect("piped");
+    let from = child.stdout.take().expect("piped");
+    // the intermediate process exits at once
+    let _ = child.wait();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(from));
+    let first = lines
+        .next()
+        .transpose()
+        .map_err(|e| sys_err("read from the monitor", e))?;
+    match first.as_deref() {
+        Some("created") => {}
+        Some(l) if l.starts_with("error: ") => {
+            return Err(Error::Start(l["error: ".len()..].to_owned()));
+        }
+        _ => {
+            let why = fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+            return Err(Error::Start(format!(
+                "the container's monitor exited during start-up: {}",
+                why.lines().last().unwrap_or("no reason given")
+            )));
+        }
+    }
+    let hook = before_start();
+    if let Err(e) = hook {
+        drop(to); // the monitor removes the created container
+        return Err(e);
+    }
+    to.write_all(b"go\n")
+        .map_err(|e| sys_err("signal the monitor", e))?;
+    match lines
+        .next()
+        .transpose()
+        .map_err(|e| sys_err("read from the monitor", e))?
+    {
+        Some(l) if l == "ok" => Ok(()),
+        Some(l) if l.starts_with("error: ") => Err(Error::Start(l["error: ".len()..].to_owned())),
+        _ => Err(Error::Start(
+            "the container's monitor exited during start-up".into(),
+        )),
+    }
+}
+
+/// Connects to a container's monitor with a request; `None` if no monitor
+/// listens.
+pub fn connect(dir: &Path, request: &serde_json::Value) -> Option<std::os::unix::net::UnixStream> {
+    let fd = berth_runtime::container::unix::connect(&dir.join(ATTACH_SOCKET)).ok()?;
+    let mut s = std::os::unix::net::UnixStream::from(fd);
+    let mut line = request.to_string();
+    line.push('\n');
+    s.write_all(line.as_bytes()).ok()?;
+    let mut ack = [0u8; 1];
+    match s.read(&mut ack) {
+        Ok(1) if ack[0] == b'\n' => Some(s),
+        _ => None,
+    }
+}

@@ -1,0 +1,915 @@
+//! Container operations with docker's semantics: create, start, stop,
+//! kill, remove, wait, list, inspect, logs, attach, resize, rename,
+//! pause. Safe for several processes at once (the CLI and a daemon on one
+//! root): state changes happen under the container's lock, names are
+//! claimed atomically, and the running container belongs to its monitor.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_image::db::ImageRecord;
+use berth_runtime::Runtime;
+
+use crate::container::{LogConfig, Record, RestartPolicy, SCHEMA, State, Status, random_name};
+use crate::logs::{self, Entry, LogOptions};
+use crate::monitor::{self, ROOTFS_FILE};
+use crate::run::{Engine, Error, Result, new_id};
+use crate::spec::{Resources, RunSpec, build_spec, write_etc_files};
+use crate::user;
+
+/// What `docker create` / `POST /containers/create` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct CreateConfig {
+    /// `--name` (a random one when absent).
+    pub name: Option<String>,
+    /// Command (`None`: the image's).
+    pub cmd: Option<Vec<String>>,
+    /// Entrypoint (`None`: the image's; `Some([])` clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=value` (or `KEY` to take it from the caller / drop it).
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `-h` (default: the short id).
+    pub hostname: Option<String>,
+    /// `--domainname`.
+    pub domainname: Option<String>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// Close stdin after the first attach ends (docker run -i sets it).
+    pub stdin_once: bool,
+    /// Attach flags (recorded).
+    pub attach: (bool, bool, bool),
+    /// `-l`.
+    pub labels: BTreeMap<String, String>,
+    /// `--expose`.
+    pub exposed_ports: Vec<String>,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<i64>,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--restart`.
+    pub restart_policy: RestartPolicy,
+    /// `--network` (`default`, `bridge`, `none`, `host`).
+    pub network_mode: String,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// Limits.
+    pub resources: Resources,
+    /// `--log-driver`, `--log-opt`.
+    pub log_config: LogConfig,
+    /// Terminal size (height, width).
+    pub console_size: Option<(u16, u16)>,
+    /// Things asked for that berth cannot do yet; create refuses them with
+    /// "not supported yet: …".
+    pub unsupported: Vec<String>,
+}
+
+/// A container as `ps` and `inspect` see it.
+#[derive(Clone, Debug)]
+pub struct Container {
+    /// Configuration.
+    pub record: Record,
+    /// State (ghosts already laid to rest).
+    pub state: State,
+}
+
+/// `wait` conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Return at once if it is not running.
+    NotRunning,
+    /// The next exit (even if it is not running now).
+    NextExit,
+    /// After it is removed.
+    Removed,
+}
+
+impl WaitCondition {
+    /// Docker's names (`not-running` is the default).
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::Invalid(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
+/// Signal numbers by docker's names (`TERM`, `SIGTERM`, `15`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(Error::Invalid(format!("Invalid signal: {s}")))
+        };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "TRAP" => 5,
+        "ABRT" | "IOT" => 6,
+        "BUS" => 7,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "STKFLT" => 16,
+        "CHLD" => 17,
+        "CONT" => 18,
+        "STOP" => 19,
+        "TSTP" => 20,
+        "TTIN" => 21,
+        "TTOU" => 22,
+        "URG" => 23,
+        "XCPU" => 24,
+        "XFSZ" => 25,
+        "VTALRM" => 26,
+        "PROF" => 27,
+        "WINCH" => 28,
+        "IO" | "POLL" => 29,
+        "PWR" => 30,
+        "SYS" => 31,
+        _ => {
+            if let Some(rest) = name.strip_prefix("RTMIN+")
+                && let Ok(k) = rest.parse::<i32>()
+                && k <= 30
+            {
+                34 + k
+            } else {
+                return Err(Error::Invalid(format!("Invalid signal: {s}")));
+            }
+        }
+    };
+    Ok(n)
+}
+
+impl Engine {
+    fn runtime(&self) -> Result<Runtime> {
+        Ok(Runtime::new(&self.runtime_root())?)
+    }
+
+    /// Resolves a container by id, name or id prefix.
+    pub fn resolve(&self, key: &str) -> Result<String> {
+        self.store.resolve(key)
+    }
+
+    /// Creates a container from `image` (already in the store; `image_name`
+    /// as the user wrote it). Returns its id and docker-style warnings.
+    pub fn create(
+        &self,
+        image: &ImageRecord,
+        image_name: &str,
+        c: &CreateConfig,
+    ) -> Result<(String, Vec<String>)> {
+        if let Some(u) = c.unsupported.first() {
+            return Err(Error::Invalid(format!("not supported yet: {u}")));
+        }
+        c.restart_policy.validate()?;
+        if c.auto_remove && !matches!(c.restart_policy.name.as_str(), "" | "no") {
+            return Err(Error::Invalid(
+                "Conflicting options: --restart and --rm".into(),
+            ));
+        }
+        c.log_config.validate()?;
+        let mut warnings = Vec::new();
+        let host_network = match c.network_mode.as_str() {
+            "host" => true,
+            "none" => false,
+            "" | "default" | "bridge" => {
+                warnings.push(
+                    "bridge networking is not supported yet: the container gets its own network \
+                     namespace with loopback only (use --network host for the host's network)"
+                        .to_owned(),
+                );
+                false
+            }
+            m if m.starts_with("container:") => {
+                return Err(Error::Invalid(format!(
+                    "not supported yet: network mode {m:?}"
+                )));
+            }
+            other => {
+                return Err(Error::NotFound(format!("network {other} not found")));
+            }
+        };
+        if let Some(s) = &c.stop_signal {
+            parse_signal(s)?;
+        }
+        let id = new_id()?;
+        let name = match &c.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n).to_owned();
+                self.store.claim_name(&n, &id)?;
+                n
+            }
+            None => {
+                let mut tries = 0u8;
+                loop {
+                    let seed = hex::decode(&id[tries as usize * 2..tries as usize * 2 + 4])
+                        .unwrap_or_default();
+                    let mut n = random_name(&seed);
+                    if tries > 8 {
+                        n = format!("{n}_{}", &id[..6]);
+                    }
+                    match self.store.claim_name(&n, &id) {
+                        Ok(()) => break n,
+                        Err(Error::Conflict(_)) if tries < 12 => tries += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        };
+        let dir = self.store.dir(&id);
+        let made = self.create_in(&id, &name, image, image_name, c, host_network, &dir);
+        if let Err(e) = made {
+            self.store.release_name(&name, &id);
+            let _ = berth_image::unpack::remove_tree(&dir);
+            return Err(e);
+        }
+        Ok((id, warnings))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_in(
+        &self,
+        id: &str,
+        name: &str,
+        image: &ImageRecord,
+        image_name: &str,
+        c: &CreateConfig,
+        host_network: bool,
+        dir: &Path,
+    ) -> Result<()> {
+        for d in ["rootfs", "upper", "work", "etc"] {
+            let p = dir.join(d);
+            fs::create_dir_all(&p).map_err(|e| Error::Io(format!("create {}", p.display()), e))?;
+        }
+        fs::write(dir.join("image"), image.id.to_string())
+            .map_err(|e| Error::Io("record the image".into(), e))?;
+        let cfg = self.images.config(&image.id)?;
+        let ic = cfg.config.clone().unwrap_or_default();
+        let user_spec = c.user.clone().unwrap_or(ic.user.clone());
+        let read = |p: &str| -> Result<Option<String>> {
+            Ok(self
+                .images
+                .read_file(&image.id, p, 4 << 20)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()))
+        };
+        let user = user::resolve(
+            &user_spec,
+            read("/etc/passwd")?.as_deref(),
+            read("/etc/group")?.as_deref(),
+        )
+        .map_err(Error::Invalid)?;
+        let hostname = c
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| id[..12].to_owned());
+        let env: Vec<String> = c.env.clone();
+        let run = RunSpec {
+            cmd: c.cmd.clone().unwrap_or_default(),
+            entrypoint: c.entrypoint.clone(),
+            env,
+            workdir: c.workdir.clone().filter(|w| !w.is_empty()),
+            user,
+            hostname: hostname.clone(),
+            tty: c.tty,
+            interactive: c.open_stdin,
+            read_only: c.read_only,
+            cgroups_path: format!("/berth/{id}"),
+            resources: c.resources.clone(),
+            host_network,
+            no_new_privileges: c.no_new_privileges,
+            cap_add: c.cap_add.clone(),
+            cap_drop: c.cap_drop.clone(),
+        };
+        let etc = dir.join("etc");
+        write_etc_files(&etc, &hostname).map_err(|e| Error::Io("write /etc files".into(), e))?;
+        let mut spec = build_spec(&cfg, &run, &dir.join("rootfs"), &etc).map_err(Error::Invalid)?;
+        if let (Some((h, w)), Some(p)) = (
+            c.console_size.filter(|(h, w)| *h > 0 && *w > 0),
+            spec.process_mut(),
+        ) {
+            let b: oci_spec::runtime::Box =
+                serde_json::from_value(serde_json::json!({"height": h, "width": w}))
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+            p.set_console_size(Some(b));
+        }
+        if let Some(d) = &c.domainname {
+            spec.set_domainname(Some(d.clone()));
+        }
+        let process = spec.process().clone().unwrap_or_default();
+        let args = process.args().clone().unwrap_or_default();
+        let json =
+            serde_json::to_vec_pretty(&spec).map_err(|e| Error::Invalid(format!("spec: {e}")))?;
+        fs::write(dir.join("config.json"), json)
+            .map_err(|e| Error::Io("write config.json".into(), e))?;
+        let rootfs = self
+            .images
+            .rootfs_mount(&image.id, &dir.join("upper"), &dir.join("work"))?;
+        fs::write(
+            dir.join(ROOTFS_FILE),
+            serde_json::to_vec(&rootfs).map_err(|e| Error::Invalid(e.to_string()))?,
+        )
+        .map_err(|e| Error::Io("write rootfs.json".into(), e))?;
+        let mut labels: BTreeMap<String, String> = ic.labels.clone().into_iter().collect();
+        labels.extend(c.labels.clone());
+        let record = Record {
+            schema: SCHEMA,
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created: berth_runtime::state::now_rfc3339(),
+            image: image_name.to_owned(),
+            image_id: image.id.to_string(),
+            path: args.first().cloned().unwrap_or_default(),
+            args: args.iter().skip(1).cloned().collect(),
+            hostname,
+            domainname: c.domainname.clone().unwrap_or_default(),
+            user: c.user.clone().unwrap_or(ic.user.clone()),
+            env: process.env().clone().unwrap_or_default(),
+            cmd: c.cmd.clone().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+                if c.entrypoint.is_some() {
+                    Vec::new()
+                } else {
+                    ic.cmd.clone().unwrap_or_default()
+                }
+            }),
+            entrypoint: c
+                .entrypoint
+                .clone()
+                .unwrap_or_else(|| ic.entrypoint.clone().unwrap_or_default()),
+            working_dir: process.cwd().display().to_string(),
+            labels,
+            tty: c.tty,
+            open_stdin: c.open_stdin,
+            stdin_once: c.stdin_once,
+            attach_stdin: c.attach.0,
+            attach_stdout: c.attach.1,
+            attach_stderr: c.attach.2,
+            exposed_ports: {
+                let mut p: Vec<String> = ic.exposed_ports.keys().cloned().collect();
+                p.extend(c.exposed_ports.iter().cloned());
+                p.sort();
+                p.dedup();
+                p
+            },
+            stop_signal: c
+                .stop_signal
+                .clone()
+                .or_else(|| Some(ic.stop_signal.clone()).filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| "SIGTERM".into()),
+            stop_timeout: c.stop_timeout,
+            auto_remove: c.auto_remove,
+            restart_policy: c.restart_policy.clone(),
+            network_mode: if c.network_mode.is_empty() {
+                "default".into()
+            } else {
+                c.network_mode.clone()
+            },
+            read_only: c.read_only,
+            no_new_privileges: c.no_new_privileges,
+            cap_add: c.cap_add.clone(),
+            cap_drop: c.cap_drop.clone(),
+            resources: c.resources.clone(),
+            log_config: LogConfig {
+                kind: if c.log_config.kind.is_empty() {
+                    "json-file".into()
+                } else {
+                    c.log_config.kind.clone()
+                },
+                config: c.log_config.config.clone(),
+            },
+            console_size: c.console_size,
+        };
+        self.store.save_record(&record)?;
+        self.store.save_state(id, &State::default())?;
+        Ok(())
+    }
+
+    /// A container with its state; a container whose monitor died is
+    /// recorded as exited (no ghost "running").
+    pub fn container(&self, key: &str) -> Result<Container> {
+        let id = self.store.resolve(key)?;
+        let record = self.store.record(&id)?;
+        let mut state = self.store.state_raw(&id)?;
+        if matches!(
+            state.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) && !state.monitor_alive()
+        {
+            state = self.bury(&id)?;
+        }
+        Ok(Container { record, state })
+    }
+
+    /// Records a container whose monitor vanished as exited and removes
+    /// what the runtime still holds for it.
+    fn bury(&self, id: &str) -> Result<State> {
+        let _l = self.store.lock(id)?;
+        let mut s = self.store.state_raw(id)?;
+        if !matches!(
+            s.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) || s.monitor_alive()
+        {
+            return Ok(s);
+        }
+        if let Ok(rt) = self.runtime() {
+            let _ = rt.delete(id, true);
+        }
+        s.status = Status::Exited;
+        if s.exit_code == 0 {
+            s.exit_code = 137;
+        }
+        s.pid = 0;
+        s.error = "the container's monitor exited unexpectedly".into();
+        s.finished_at = berth_runtime::state::now_rfc3339();
+        s.monitor_pid = 0;
+        self.store.save_state(id, &s)?;
+        Ok(s)
+    }
+
+    /// Every container (`ps -a`), newest first.
+    pub fn list(&self) -> Vec<Container> {
+        let mut v: Vec<Container> = self
+            .store
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.container(&id).ok())
+            .collect();
+        v.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+        v
+    }
+
+    /// Starts a created or exited container through a new monitor.
+    /// `before_start` runs when the container exists and waits (connect
+    /// attach streams there).
+    pub fn start(&self, key: &str, before_start: impl FnOnce() -> Result<()>) -> Result<()> {
+        let c = self.container(key)?;
+        let id = c.record.id.clone();
+        match c.state.status {
+            Status::Running | Status::Restarting if c.state.monitor_alive() => {
+                return Err(Error::NotModified("container already started".into()));
+            }
+            Status::Paused => {
+                return Err(Error::Conflict(
+                    "cannot start a paused container, try unpause instead".into(),
+                ));
+            }
+            Status::Removing | Status::Dead => {
+                return Err(Error::Conflict(format!(
+                    "container {id} is marked for removal and cannot be started"
+                )));
+            }
+            _ => {}
+        }
+        // The image must still be there (rmi refuses while we exist).
+        monitor::spawn(&self.root, &id, before_start)
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after `timeout`
+    /// seconds (None: the container's stop timeout, or 10).
+    pub fn stop(&self, key: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.container(key)?;
+        let id = c.record.id.clone();
+        if !c.state.is_active() {
+            return Err(Error::NotModified("container already stopped".into()));
+        }
+        self.store.update_state(&id, |s| s.manual_stop = true)?;
+        let timeout = timeout.or(c.record.stop_timeout).unwrap_or(10);
+        if c.state.status == Status::Restarting {
+            // the monitor sees manual_stop while it waits
+            self.wake(&id);
+            self.wait_inactive(&id, Duration::from_secs(5));
+            return Ok(());
+        }
+        let rt = self.runtime()?;
+        if c.state.status == Status::Paused {
+            let _ = rt.resume(&id);
+        }
+        let sig = parse_signal(&c.record.stop_signal).unwrap_or(15);
+        let _ = rt.kill(&id, sig, false);
+        let limit = if timeout < 0 {
+            Duration::from_secs(u64::MAX / 4)
+        } else {
+            Duration::from_secs(timeout as u64)
+        };
+        if !self.wait_inactive(&id, limit) {
+            let _ = rt.kill(&id, 9, true);
+            self.wait_inactive(&id, Duration::from_secs(10));
+        }
+        Ok(())
+    }
+
+    fn wake(&self, id: &str) {
+        let _ = monitor::connect(&self.store.dir(id), &serde_json::json!({"wake": true}));
+    }
+
+    /// Waits until the container's run is over (or `limit` passes).
+    fn wait_inactive(&self, id: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            match self.store.state_raw(id) {
+                Ok(s)
+                    if matches!(s.status, Status::Running | Status::Paused)
+                        && s.monitor_alive() => {}
+                Ok(s) if s.status == Status::Restarting && s.monitor_alive() && !s.manual_stop => {}
+                Ok(s) if s.status == Status::Restarting && s.monitor_alive() => {}
+                _ => return true,
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to a running container.
+    pub fn kill(&self, key: &str, signal: &str) -> Result<()> {
+        let c = self.container(key)?;
+        let id = c.record.id.clone();
+        let sig = parse_signal(if signal.is_empty() { "KILL" } else { signal })?;
+        if !c.state.is_active() || c.state.status == Status::Restarting {
+            return Err(Error::Conflict(format!(
+                "Cannot kill container: {key}: Container {id} is not running"
+            )));
+        }
+        if sig == 9 {
+            // docker: a killed container is not restarted by its policy
+            self.store.update_state(&id, |s| s.manual_stop = true)?;
+        }
+        self.runtime()?.kill(&id, sig, false)?;
+        if sig == 9 {
+            self.wait_inactive(&id, Duration::from_secs(10));
+        }
+        Ok(())
+    }
+
+    /// Removes a container (`force`: kill it first if it runs).
+    pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let c = self.container(key)?;
+        let id = c.record.id.clone();
+        if c.state.is_active() {
+            if !force {
+                let what = if c.state.status == Status::Paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                return Err(Error::Conflict(format!(
+                    "You cannot remove a {what} container {id}. Stop the container before \
+                     attempting removal or force remove"
+                )));
+            }
+            self.store.update_state(&id, |s| s.manual_stop = true)?;
+            let rt = self.runtime()?;
+            if c.state.status == Status::Paused {
+                let _ = rt.resume(&id);
+            }
+            let _ = rt.kill(&id, 9, true);
+            self.wake(&id);
+            if !self.wait_inactive(&id, Duration::from_secs(15)) {
+                return Err(Error::Conflict(format!(
+                    "could not kill running container {id}, cannot remove"
+                )));
+            }
+            if c.record.auto_remove {
+                // its monitor removes it
+                let end = Instant::now() + Duration::from_secs(10);
+                while self.store.dir(&id).exists() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                return Ok(());
+            }
+        }
+        let _l = self.store.lock(&id)?;
+        if let Ok(rt) = self.runtime() {
+            let _ = rt.delete(&id, true);
+        }
+        self.store.remove(&c.record)
+    }
+
+    /// Waits for a container per `cond`; returns its exit code.
+    /// `cancelled` is polled so that a caller whose client left can stop.
+    pub fn wait(
+        &self,
+        key: &str,
+        cond: WaitCondition,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<i32> {
+        let id = self.store.resolve(key)?;
+        let dir = self.store.dir(&id);
+        let initial = self.container(&id)?;
+        let last_code = || self.store.state_raw(&id).map(|s| s.exit_code);
+        if cond == WaitCondition::NotRunning && !initial.state.is_active() {
+            return Ok(initial.state.exit_code);
+        }
+        if cond == WaitCondition::Removed
+            && !initial.state.is_active()
+            && !initial.record.auto_remove
+        {
+            // wait for someone to remove it
+            loop {
+                if !dir.exists() {
+                    return Ok(initial.state.exit_code);
+                }
+                if cancelled() {
+                    return Err(Error::Conflict("wait cancelled".into()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Connect to the monitor (for a container not started yet, once it is).
+        let mut code: Option<i32> = None;
+        loop {
+            if cancelled() {
+                return Err(Error::Conflict("wait cancelled".into()));
+            }
+            if let Some(mut s) = monitor::connect(&dir, &serde_json::json!({"wait": true})) {
+                let mut line = String::new();
+                let _ = s.read_to_string(&mut line);
+                code = line.trim().parse().ok();
+                break;
+            }
+            if !dir.exists() {
+                break;
+            }
+            let st = self.store.state_raw(&id)?;
+            if st.status == Status::Exited
+                && st.finished_at.as_str() > initial.state.finished_at.as_str()
+            {
+                code = Some(st.exit_code);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if cond == WaitCondition::Removed {
+            while dir.exists() {
+                if cancelled() {
+                    return Err(Error::Conflict("wait cancelled".into()));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        match code {
+            Some(c) => Ok(c),
+            None => last_code().or(Ok(initial.state.exit_code)),
+        }
+    }
+
+    /// Reads a container's log.
+    pub fn logs(
+        &self,
+        key: &str,
+        opts: &LogOptions,
+        emit: impl FnMut(&Entry) -> bool,
+    ) -> Result<()> {
+        let id = self.store.resolve(key)?;
+        let dir = self.store.dir(&id);
+        logs::read(
+            &dir,
+            opts,
+            || {
+                self.store
+                    .state_raw(&id)
+                    .map(|s| s.is_active())
+                    .unwrap_or(false)
+            },
+            emit,
+        )
+    }
+
+    /// Attaches to a container's stdio through its monitor (`None` if it
+    /// has no monitor, i.e. it is not running or starting).
+    pub fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Option<std::os::unix::net::UnixStream> {
+        monitor::connect(
+            &self.store.dir(id),
+            &serde_json::json!({"attach": {"stdin": stdin, "stdout": stdout, "stderr": stderr}}),
+        )
+    }
+
+    /// Sets the terminal size of a running container.
+    pub fn resize(&self, key: &str, height: u16, width: u16) -> Result<()> {
+        let c = self.container(key)?;
+        if !c.state.is_active() {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.record.id
+            )));
+        }
+        monitor::connect(
+            &self.store.dir(&c.record.id),
+            &serde_json::json!({"resize": [height, width]}),
+        );
+        Ok(())
+    }
+
+    /// Renames a container.
+    pub fn rename(&self, key: &str, new: &str) -> Result<()> {
+        let c = self.container(key)?;
+        let new = new.strip_prefix('/').unwrap_or(new);
+        if new == c.record.name {
+            return Err(Error::Invalid(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
+        self.store.claim_name(new, &c.record.id)?;
+        let _l = self.store.lock(&c.record.id)?;
+        let mut r = self.store.record(&c.record.id)?;
+        let old = r.name.clone();
+        r.name = new.to_owned();
+        if let Err(e) = self.store.save_record(&r) {
+            self.store.release_name(new, &c.record.id);
+            return Err(e);
+        }
+        self.store.release_name(&old, &c.record.id);
+        Ok(())
+    }
+
+    /// Freezes a running container.
+    pub fn pause(&self, key: &str) -> Result<()> {
+        let c = self.container(key)?;
+        if c.state.status != Status::Running || !c.state.monitor_alive() {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.record.id
+            )));
+        }
+        self.runtime()?.pause(&c.record.id)?;
+        self.store
+            .update_state(&c.record.id, |s| s.status = Status::Paused)
+    }
+
+    /// Thaws a paused container.
+    pub fn unpause(&self, key: &str) -> Result<()> {
+        let c = self.container(key)?;
+        if c.state.status != Status::Paused {
+            return Err(Error::Conflict(format!(
+                "Container {} is not paused",
+                c.record.id
+            )));
+        }
+        self.runtime()?.resume(&c.record.id)?;
+        self.store
+            .update_state(&c.record.id, |s| s.status = Status::Running)
+    }
+
+    /// The host pids of a running container's processes.
+    pub fn pids(&self, key: &str) -> Result<Vec<i32>> {
+        let c = self.container(key)?;
+        if !c.state.is_active() {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.record.id
+            )));
+        }
+        Ok(self.runtime()?.pids(&c.record.id)?)
+    }
+
+    /// Cgroup statistics of a running container.
+    pub fn stats(&self, key: &str) -> Result<berth_runtime::cgroups::stats::Stats> {
+        let c = self.container(key)?;
+        Ok(self.runtime()?.stats(&c.record.id)?)
+    }
+}
+
+/// Docker's `Status` text for `ps`: "Up 5 seconds", "Exited (0) 3 seconds ago".
+pub fn status_text(s: &State, now_secs: i64) -> String {
+    let secs = |t: &str| parse_rfc3339_secs(t).map(|v| now_secs - v);
+    match s.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human(secs(&s.started_at).unwrap_or(0))),
+        Status::Paused => format!("Up {} (Paused)", human(secs(&s.started_at).unwrap_or(0))),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human(secs(&s.finished_at).unwrap_or(0))
+        ),
+        Status::Exited => match secs(&s.finished_at) {
+            Some(d) if s.finished_at != crate::container::ZERO_TIME => {
+                format!("Exited ({}) {} ago", s.exit_code, human(d))
+            }
+            _ => format!("Exited ({})", s.exit_code),
+        },
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+/// Docker's human durations ("Less than a second", "5 seconds", "2 minutes").
+pub fn human(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 1 {
+        "Less than a second".into()
+    } else if s == 1 {
+        "1 second".into()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if s / 60 == 1 {
+        "About a minute".into()
+    } else if s < 3600 {
+        format!("{} minutes", s / 60)
+    } else if s / 3600 == 1 {
+        "About an hour".into()
+    } else if s < 48 * 3600 {
+        format!("{} hours", s / 3600)
+    } else if s < 14 * 86400 {
+        format!("{} days", s / 86400)
+    } else if s < 60 * 86400 {
+        format!("{} weeks", s / (7 * 86400))
+    } else if s < 730 * 86400 {
+        format!("{} months", s / (30 * 86400))
+    } else {
+        format!("{} years", s / (365 * 86400))
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time berth wrote.
+pub fn parse_rfc3339_secs(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // days from civil (Howard Hinnant's algorithm)
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + h * 3600 + mi * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("hup").unwrap(), 1);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), 35);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn times_and_status_texts() {
+        assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:10.5Z"), Some(10));
+        assert_eq!(
+            parse_rfc3339_secs("2023-11-14T22:13:20.000000000Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(human(0), "Less than a second");
+        assert_eq!(human(5), "5 seconds");
+        assert_eq!(human(90), "About a minute");
+        let s = State {
+            status: Status::Exited,
+            exit_code: 3,
+            finished_at: "2023-11-14T22:13:20.000000000Z".into(),
+            ..Default::default()
+        };
+        assert_eq!(status_text(&s, 1_700_000_005), "Exited (3) 5 seconds ago");
+        assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
+        assert!(WaitCondition::parse("soon").is_err());
+    }
+}
