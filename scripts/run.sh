@@ -36,8 +36,8 @@ name=127.0.0.1:$port/demo/busybox:latest
 "$berth" pull "$name"
 
 echo "== berth run $name"
-"$berth" run --rm "$name" sh -c \
+"$berth" run --rm --network none "$name" sh -c \
 	"echo \"hello from $(printf '$(hostname)'): I am pid \$\$, and I see \$(ls /proc | grep -c '^[0-9]') processes\"; \
 	grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
 	echo changed > /etc/motd && echo 'my changes stay in my copy-on-write layer'"
-"$berth" run --rm "$name" sh -c 'test -s /etc/motd || echo "the next container starts from the untouched image"'
+"$berth" run --rm --network none "$name" sh -c 'test -s /etc/motd || echo "the next container starts from the untouched image"'
