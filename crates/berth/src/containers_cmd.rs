@@ -110,23 +110,10 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
         filters.entry(k.to_owned()).or_default().push(v.to_owned());
     }
     list.retain(|c| {
-        let status = c.state.status.as_str();
         (show_all || c.state.is_active() || filters.contains_key("status"))
             && filters.iter().all(|(k, vals)| {
-                vals.iter().any(|v| match k.as_str() {
-                    "name" => c.record.name.contains(v.trim_start_matches('/')),
-                    "id" => c.record.id.starts_with(v.as_str()),
-                    "status" => status == v,
-                    "label" => match v.split_once('=') {
-                        Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
-                        None => c.record.labels.contains_key(v),
-                    },
-                    "ancestor" => c.record.image == *v || c.record.image_id.contains(v.as_str()),
-                    "exited" => {
-                        status == "exited" && v.parse::<i32>().is_ok_and(|n| n == c.state.exit_code)
-                    }
-                    _ => false,
-                })
+                vals.iter()
+                    .any(|v| berth_engine::ops::filter_matches(c, k, v).unwrap_or(false))
             })
     });
     if a.latest {
@@ -373,25 +360,9 @@ pub fn rename(root: &Path, old: &str, new: &str) -> Result<()> {
 /// `berth top`.
 pub fn top(root: &Path, container: &str) -> Result<()> {
     let engine = Engine::open(root)?;
-    let pids = engine.pids(container)?;
     let mut t = crate::format::Table::new(&["UID", "PID", "CMD"]);
-    for p in pids {
-        let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .trim_end_matches('\0')
-                    .replace('\0', " ")
-            })
-            .unwrap_or_default();
-        let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-            })
-            .unwrap_or_default();
-        t.row(vec![uid, p.to_string(), cmd]);
+    for (uid, pid, cmd) in engine.top(container)? {
+        t.row(vec![uid, pid.to_string(), cmd]);
     }
     print!("{}", t.render());
     Ok(())

@@ -52,6 +52,24 @@ fn detached_containers_logs_stop_rm_and_names() {
         "{ps}"
     );
     assert_eq!(b.ok(&["logs", "--tail", "1", "web"]).lines().count(), 1);
+    let top = b.ok(&["top", "web"]);
+    assert!(
+        top.starts_with("UID") && top.contains("sh -c trap"),
+        "{top}"
+    );
+    assert_eq!(
+        b.ok(&["ps", "-q", "--filter", "name=web"]).trim(),
+        &id[..12]
+    );
+    assert!(
+        b.ok(&["ps", "-q", "--filter", "name=nomatch"])
+            .trim()
+            .is_empty()
+    );
+    assert!(
+        b.fails(&["ps", "--filter", "colour=red"])
+            .contains("invalid filter")
+    );
     // a name is taken once
     let err = b.fails(&["run", "-d", "--name", "web", "bb:1", "true"]);
     assert!(err.contains("is already in use"), "{err}");
@@ -309,6 +327,7 @@ fn the_docker_cli_drives_berth_daemon() {
         "running false /web"
     );
     eventually("logs", || d.ok(&["logs", "web"]).lines().count() >= 3);
+    assert!(d.ok(&["top", "web"]).contains("sleep") || d.ok(&["top", "web"]).contains("sh -c"));
     let o = d.docker(&["inspect", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("No such object: nosuch"));

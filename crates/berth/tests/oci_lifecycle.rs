@@ -565,7 +565,7 @@ fn kill_all_reaches_every_process_and_logs_are_json_when_asked() {
     }
     let oci = Oci::new(&berth());
     let b = bundle(&["sh", "-c", "sleep 30 & sleep 30 & wait"]);
-    let id = unique_id("killall");
+    let id = unique_id("kill-all");
     oci.detached(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
     for _ in 0..200 {
         let ps: Vec<i32> = serde_json::from_str(&oci.ok(&["ps", "--format", "json", &id])).unwrap();

@@ -694,7 +694,6 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<B
         .unwrap_or(0);
     let mut out = Vec::new();
     for c in &list {
-        let status = c.state.status.as_str();
         let running = matches!(
             c.state.status,
             berth_engine::Status::Running
@@ -705,20 +704,8 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<B
             continue;
         }
         let ok = f.iter().all(|(k, vals)| {
-            vals.iter().any(|v| match k.as_str() {
-                "name" => c.record.name.contains(v.trim_start_matches('/')),
-                "id" => c.record.id.starts_with(v.as_str()),
-                "status" => status == v,
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
-                    None => c.record.labels.contains_key(v),
-                },
-                "ancestor" => c.record.image == *v || c.record.image_id.starts_with(v.as_str()),
-                "exited" => v
-                    .parse::<i32>()
-                    .is_ok_and(|n| n == c.state.exit_code && status == "exited"),
-                _ => false,
-            })
+            vals.iter()
+                .any(|v| berth_engine::ops::filter_matches(c, k, v).unwrap_or(false))
         });
         if ok {
             out.push(shapes::summary(c, now));
@@ -999,28 +986,11 @@ async fn logs(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> 
 
 async fn top(root: &std::path::Path, id: &str) -> Response<Body> {
     let key = id.to_string();
-    match blocking(root, move |e| e.pids(&key)).await {
-        Ok(pids) => {
-            let rows: Vec<Value> = pids
-                .iter()
-                .map(|p| {
-                    let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
-                        .map(|b| {
-                            String::from_utf8_lossy(&b)
-                                .trim_end_matches('\0')
-                                .replace('\0', " ")
-                        })
-                        .unwrap_or_default();
-                    let uid = std::fs::read_to_string(format!("/proc/{p}/status"))
-                        .ok()
-                        .and_then(|s| {
-                            s.lines()
-                                .find(|l| l.starts_with("Uid:"))
-                                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-                        })
-                        .unwrap_or_default();
-                    json!([uid, p.to_string(), cmd])
-                })
+    match blocking(root, move |e| e.top(&key)).await {
+        Ok(procs) => {
+            let rows: Vec<Value> = procs
+                .into_iter()
+                .map(|(uid, pid, cmd)| json!([uid, pid.to_string(), cmd]))
                 .collect();
             json_resp(
                 StatusCode::OK,

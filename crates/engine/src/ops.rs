@@ -799,11 +799,56 @@ impl Engine {
         Ok(self.runtime()?.pids(&c.record.id)?)
     }
 
+    /// `top`: (uid, pid, command line) of each process of a running container.
+    pub fn top(&self, key: &str) -> Result<Vec<(String, i32, String)>> {
+        Ok(self
+            .pids(key)?
+            .into_iter()
+            .map(|p| {
+                let cmd = fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|b| {
+                        String::from_utf8_lossy(&b)
+                            .trim_end_matches('\0')
+                            .replace('\0', " ")
+                    })
+                    .unwrap_or_default();
+                let uid = fs::read_to_string(format!("/proc/{p}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("Uid:"))
+                            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+                    })
+                    .unwrap_or_default();
+                (uid, p, cmd)
+            })
+            .collect())
+    }
+
     /// Cgroup statistics of a running container.
     pub fn stats(&self, key: &str) -> Result<berth_runtime::cgroups::stats::Stats> {
         let c = self.container(key)?;
         Ok(self.runtime()?.stats(&c.record.id)?)
     }
+}
+
+/// Docker's `ps` filters (`name`, `id`, `status`, `label`, `ancestor`,
+/// `exited`): whether `c` matches one value of filter `key`; `None` for a
+/// filter berth does not know.
+pub fn filter_matches(c: &Container, key: &str, v: &str) -> Option<bool> {
+    let status = c.state.status.as_str();
+    Some(match key {
+        "name" => c.record.name.contains(v.trim_start_matches('/')),
+        "id" => c.record.id.starts_with(v),
+        "status" => status == v,
+        "label" => match v.split_once('=') {
+            Some((k, val)) => c.record.labels.get(k).is_some_and(|x| x == val),
+            None => c.record.labels.contains_key(v),
+        },
+        "ancestor" => c.record.image == v || c.record.image_id.contains(v),
+        "exited" => status == "exited" && v.parse::<i32>().is_ok_and(|n| n == c.state.exit_code),
+        _ => return None,
+    })
 }
 
 /// Docker's `Status` text for `ps`: "Up 5 seconds", "Exited (0) 3 seconds ago".
