@@ -73,7 +73,7 @@ pub struct ManyArgs {
     /// Force the removal of a running container (rm).
     #[arg(short, long)]
     force: bool,
-    /// Remove anonymous volumes (rm; berth has none yet).
+    /// Remove the container's anonymous volumes (rm).
     #[arg(short, long)]
     volumes: bool,
     /// Attach STDOUT/STDERR (start).
@@ -316,7 +316,7 @@ pub fn kill(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
 /// `berth rm`.
 pub fn rm(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
-    each(&a.containers, |n| Ok(engine.remove(n, a.force)?))
+    each(&a.containers, |n| Ok(engine.remove(n, a.force, a.volumes)?))
 }
 
 /// `berth pause` / `unpause`.

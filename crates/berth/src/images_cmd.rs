@@ -448,7 +448,16 @@ pub fn apply_changes(changes: &[String]) -> Result<berth_types::image::Container
                 }
             }
             "VOLUME" => {
-                for v in list(rest).into_iter().filter(|v| v.starts_with('/')) {
+                // JSON array or space-separated paths (never shell form)
+                let paths: Vec<String> = if rest.starts_with('[') {
+                    serde_json::from_str(rest).map_err(|e| anyhow::anyhow!("VOLUME {rest}: {e}"))?
+                } else {
+                    rest.split_whitespace().map(str::to_owned).collect()
+                };
+                for v in paths {
+                    if !v.starts_with('/') {
+                        bail!("VOLUME {v}: the path must be absolute");
+                    }
                     c.volumes.insert(v, serde_json::json!({}));
                 }
             }

@@ -6,6 +6,7 @@
 
 mod containers_cmd;
 mod daemon_cmd;
+mod exec_cmd;
 mod format;
 mod images_cmd;
 mod logging;
@@ -13,6 +14,7 @@ mod oci;
 mod pull_cmd;
 mod registry_cmd;
 mod run_cmd;
+mod volume_cmd;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -58,6 +60,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Create a new container (without starting it).
     Create(run_cmd::RunArgs),
+    /// Execute a command in a running container.
+    Exec(exec_cmd::ExecArgs),
     /// List containers.
     Ps(containers_cmd::PsArgs),
     /// Fetch the logs of a container.
@@ -118,6 +122,9 @@ enum Command {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image.
     Import(ImportArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume_cmd::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -331,6 +338,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Oci { args } => Ok(oci::main("berth oci", cli.root, args)),
         Command::Run(a) => run_cmd::run(&root, a),
         Command::Create(a) => run_cmd::create(&root, a),
+        Command::Exec(a) => exec_cmd::exec(&root, a),
         Command::Ps(a) => ok(containers_cmd::ps(&root, &a)),
         Command::Logs(a) => ok(containers_cmd::logs(&root, &a)),
         Command::Start(a) => containers_cmd::start(&root, &a),
@@ -359,6 +367,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Import(a) => ok(image_command(&root, ImageCommand::Import(a))),
         Command::Pull(a) => ok(image_command(&root, ImageCommand::Pull(a))),
         Command::Push(a) => ok(image_command(&root, ImageCommand::Push(a))),
+        Command::Volume(c) => volume_cmd::run(&root, c),
     }
 }
 
@@ -374,10 +383,13 @@ fn main() -> ExitCode {
         return oci::main(&argv0, root, args.split_off(1));
     }
     // A container's monitor (started by the engine): nothing else first.
-    if args.get(1).is_some_and(|a| a == "monitor") && args.len() == 4 {
+    if args.get(1).is_some_and(|a| a == "monitor")
+        && (args.len() == 4 || (args.len() == 6 && args[4] == "--exec"))
+    {
         let root = PathBuf::from(&args[2]);
         let id = args[3].to_string_lossy().into_owned();
-        berth_engine::monitor::main(&root, &id);
+        let exec = args.get(5).map(|a| a.to_string_lossy().into_owned());
+        berth_engine::monitor::main(&root, &id, exec.as_deref());
     }
     // Fast path: `berth oci ...` skips clap's full parse of the top level.
     if args.get(1).is_some_and(|a| a == "oci") {

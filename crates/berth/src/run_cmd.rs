@@ -124,9 +124,15 @@ pub struct RunArgs {
     /// Publish all exposed ports to random ports.
     #[arg(short = 'P', long)]
     publish_all: bool,
-    /// Bind mount a volume.
+    /// Bind mount a volume (`[SRC:]DST[:ro]`).
     #[arg(short, long)]
     volume: Vec<String>,
+    /// Attach a filesystem mount (`type=bind|volume|tmpfs,source=…,target=…`).
+    #[arg(long)]
+    mount: Vec<String>,
+    /// Mount a tmpfs directory (`/path[:options]`).
+    #[arg(long)]
+    tmpfs: Vec<String>,
     /// Suppress the pull output.
     #[arg(short, long)]
     quiet: bool,
@@ -137,7 +143,7 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-fn env_file(path: &Path) -> Result<Vec<String>> {
+pub(crate) fn env_file(path: &Path) -> Result<Vec<String>> {
     let s = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
     Ok(s.lines()
         .map(str::trim_start)
@@ -155,9 +161,6 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
     if !a.publish.is_empty() || a.publish_all {
         unsupported.push("port publishing (-p/-P) needs bridge networking".to_owned());
-    }
-    if !a.volume.is_empty() {
-        unsupported.push("bind mounts and volumes (-v)".to_owned());
     }
     if a.network.starts_with("container:") {
         unsupported.push(format!("network mode {:?}", a.network));
@@ -217,7 +220,24 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     if let Some(u) = unsupported.first() {
         return Err(failed(format!("not supported yet: {u}")));
     }
+    let mounts = a
+        .mount
+        .iter()
+        .map(|m| berth_engine::volumes::parse_mount_flag(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed)?;
+    let tmpfs = a
+        .tmpfs
+        .iter()
+        .map(|t| {
+            let (p, o) = t.split_once(':').unwrap_or((t, ""));
+            (p.to_owned(), o.to_owned())
+        })
+        .collect();
     Ok(CreateConfig {
+        binds: a.volume.clone(),
+        mounts,
+        tmpfs,
         name: a.name.clone(),
         cmd: (!a.command.is_empty()).then(|| a.command.clone()),
         entrypoint: a
@@ -255,6 +275,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         },
         log_config,
         console_size,
+        volumes: Vec::new(),
         unsupported,
     })
 }
@@ -297,7 +318,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
             }
             Err(e) => {
                 if a.rm {
-                    let _ = engine.remove(&id, true);
+                    let _ = engine.remove(&id, true, true);
                 }
                 return start_failure(&e.to_string());
             }
@@ -313,7 +334,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     });
     if let Err(e) = started {
         if a.rm {
-            let _ = engine.remove(&id, true);
+            let _ = engine.remove(&id, true, true);
         }
         return start_failure(&e.to_string());
     }
@@ -348,7 +369,7 @@ fn start_failure(msg: &str) -> Result<ExitCode> {
 
 /// Copies the monitor's frames to our stdout/stderr and our stdin to the
 /// container until the container's output ends; forwards signals.
-fn relay(
+pub(crate) fn relay(
     engine: &Engine,
     id: &str,
     sock: std::os::unix::net::UnixStream,

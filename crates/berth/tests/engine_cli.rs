@@ -398,3 +398,348 @@ print('ok')
     }
     assert!(o.status.success(), "{err}");
 }
+
+/// An image with content under a declared `VOLUME /data` (mode 0750).
+fn berth_with_volume_image() -> Berth {
+    let b = berth_with_image();
+    let rfs = b.dir.path().join("vol-rootfs");
+    std::fs::create_dir_all(rfs.join("data/sub")).unwrap();
+    std::fs::write(rfs.join("data/seed"), "seeded\n").unwrap();
+    std::fs::write(rfs.join("data/sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", rfs.join("data/link")).unwrap();
+    std::fs::set_permissions(
+        rfs.join("data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let tar = b.dir.path().join("vol.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rfs)
+        .args(["-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // the volume layer on top of busybox: import a flat image of both
+    let both = b.dir.path().join("both");
+    std::fs::create_dir_all(&both).unwrap();
+    for t in [busybox_tar(b.dir.path()), tar] {
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&both)
+            .arg("-xf")
+            .arg(&t)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let flat = b.dir.path().join("flat.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&both)
+        .arg("-cf")
+        .arg(&flat)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.ok(&[
+        "import",
+        "-c",
+        "VOLUME /data",
+        flat.to_str().unwrap(),
+        "vol:1",
+    ]);
+    b
+}
+
+#[test]
+fn volumes_binds_tmpfs_and_exec_without_a_daemon() {
+    if !root_or_skip("volumes and exec") {
+        return;
+    }
+    let b = berth_with_volume_image();
+    let none = ["--network", "none"];
+    // image VOLUME: an anonymous volume, seeded from the image (mode,
+    // content, links as links), removed with --rm
+    let out = b.ok(&[
+        "run", none[0], none[1], "--rm", "vol:1", "sh", "-c",
+        "stat -c '%a' /data; cat /data/seed /data/sub/deep; readlink /data/link; grep ' /data ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1",
+    ]);
+    assert_eq!(out, "750\nseeded\ndeep\n/etc/shadow\nrw\n", "{out}");
+    assert!(
+        b.ok(&["volume", "ls", "-q"]).trim().is_empty(),
+        "--rm removed it"
+    );
+    // a named volume keeps data between containers
+    b.ok(&[
+        "run",
+        none[0],
+        none[1],
+        "--rm",
+        "-v",
+        "keep:/data",
+        "vol:1",
+        "sh",
+        "-c",
+        "echo mine > /data/new",
+    ]);
+    let out = b.ok(&[
+        "run",
+        none[0],
+        none[1],
+        "--rm",
+        "-v",
+        "keep:/data:ro",
+        "vol:1",
+        "sh",
+        "-c",
+        "cat /data/new /data/seed; touch /data/x 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(out, "mine\nseeded\nread-only\n");
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).trim(), "keep");
+    let insp = b.ok(&["volume", "inspect", "-f", "{{.Driver}} {{.Name}}", "keep"]);
+    assert_eq!(insp.trim(), "local keep");
+    // binds (read-only refused writes), tmpfs, --mount
+    let host = b.dir.path().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "from-host\n").unwrap();
+    let bind_ro = format!("{}:/h:ro", host.display());
+    let bind_rw = format!("type=bind,source={},target=/w", host.display());
+    let out = b.ok(&[
+        "run", none[0], none[1], "--rm", "-v", &bind_ro, "--mount", &bind_rw, "--tmpfs", "/scratch:size=1m",
+        "vol:1", "sh", "-c",
+        "cat /h/f; echo x > /h/g 2>/dev/null || echo ro; echo y > /w/g; grep ' /scratch ' /proc/mounts | grep -c 'size=1024k'",
+    ]);
+    assert_eq!(out, "from-host\nro\n1\n", "{out}");
+    assert_eq!(std::fs::read_to_string(host.join("g")).unwrap(), "y\n");
+    // bad mounts are refused before anything is made
+    let err = b.fails(&["run", "--rm", "-v", "rel/dir:/x", "vol:1", "true"]);
+    assert!(
+        err.contains("invalid characters for a local volume name"),
+        "{err}"
+    );
+    let err = b.fails(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/definitely/absent,target=/x",
+        "vol:1",
+        "true",
+    ]);
+    assert!(err.contains("bind source path does not exist"), "{err}");
+    let err = b.fails(&[
+        "run", "--rm", "-v", "aa:/same", "-v", "bb:/same", "vol:1", "true",
+    ]);
+    assert!(err.contains("Duplicate mount point"), "{err}");
+    assert!(b.ok(&["ps", "-aq"]).trim().is_empty(), "nothing half-made");
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).trim(), "keep");
+    // a volume in use is not removed; rm -v takes the anonymous ones
+    b.ok(&[
+        "create", none[0], none[1], "--name", "holder", "-v", "keep:/k", "vol:1", "true",
+    ]);
+    let err = b.fails(&["volume", "rm", "keep"]);
+    assert!(err.contains("volume is in use"), "{err}");
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q"]).lines().count(),
+        2,
+        "keep + the anonymous /data"
+    );
+    b.ok(&["rm", "-v", "holder"]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).trim(), "keep");
+    b.ok(&["volume", "rm", "keep"]);
+    assert!(
+        b.fails(&["volume", "inspect", "keep"])
+            .contains("no such volume")
+    );
+
+    // exec: exit codes, stdin, user, directory, environment, errors
+    b.ok(&[
+        "run",
+        "-d",
+        none[0],
+        none[1],
+        "--name",
+        "box",
+        "vol:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    let o = b.run(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    let mut child = b
+        .cmd(&["exec", "-i", "box", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"piped in\n").unwrap();
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "piped in\n");
+    let out = b.ok(&[
+        "exec",
+        "-u",
+        "1000:1000",
+        "-w",
+        "/data/sub",
+        "-e",
+        "X=1",
+        "box",
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $X",
+    ]);
+    assert_eq!(out, "1000\n1000\n/data/sub\n1\n");
+    let o = b.run(&["exec", "box", "/no/such"]);
+    assert_eq!(o.status.code(), Some(127));
+    b.ok(&["exec", "-d", "box", "sh", "-c", "echo detached > /data/d"]);
+    eventually("detached exec", || {
+        b.run(&["exec", "box", "cat", "/data/d"]).status.success()
+    });
+    // the exec's processes die with the container; exec into a stopped one fails
+    b.ok(&["stop", "box"]);
+    let err = b.fails(&["exec", "box", "true"]);
+    assert!(err.contains("is not running"), "{err}");
+    b.ok(&["rm", "-v", "box"]);
+    assert!(b.ok(&["volume", "ls", "-q"]).trim().is_empty());
+    assert!(
+        std::fs::read_dir(b.root().join("execs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "exec index cleaned with the container"
+    );
+}
+
+#[test]
+fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
+    if !root_or_skip("berth daemon") {
+        return;
+    }
+    if !have_docker() {
+        eprintln!("skipped: the docker CLI is not installed");
+        return;
+    }
+    let b = berth_with_volume_image();
+    let d = Daemon::start(&b);
+    let host = b.dir.path().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "from-host\n").unwrap();
+    let bind = format!("{}:/h:ro", host.display());
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "web",
+        "-v",
+        "dvol:/data",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/run",
+        "vol:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(
+        d.ok(&["exec", "web", "cat", "/h/f", "/data/seed"]),
+        "from-host\nseeded\n"
+    );
+    let o = d.docker(&["exec", "web", "sh", "-c", "echo e >&2; exit 4"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "e\n");
+    let o = d.docker(&["exec", "web", "nosuch"]);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("executable file not found"));
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", "web", "cat"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"via docker\n").unwrap();
+    drop(child.stdin.take());
+    assert_eq!(
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout),
+        "via docker\n"
+    );
+    // docker exec -it through a pty: terminal size and exit code
+    let o = Command::new("script")
+        .args([
+            "-eqc",
+            "stty rows 33 cols 111; docker exec -it web sh -c 'stty size; exit 5'",
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("33 111"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let mounts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}",
+        "web",
+    ]);
+    assert_eq!(mounts.trim(), "volume:/data bind:/h tmpfs:/run");
+    assert!(d.ok(&["volume", "ls", "-q"]).contains("dvol"));
+    let o = d.docker(&["volume", "rm", "dvol"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));
+    d.ok(&["rm", "-f", "-v", "web"]);
+    d.ok(&["volume", "rm", "dvol"]);
+    d.ok(&["volume", "create", "--label", "team=a", "labelled"]);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q", "-f", "label=team=a"]).trim(),
+        "labelled"
+    );
+    assert!(d.ok(&["volume", "prune", "-af"]).contains("labelled"));
+    assert!(d.ok(&["volume", "ls", "-q"]).trim().is_empty());
+
+    // docker-py: exec_run with and without demux, volumes
+    let py = r#"
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+ct = c.containers.run('vol:1', ['sh', '-c', 'while true; do sleep 0.1; done'], detach=True, name='pyx', network_mode='none')
+r = ct.exec_run(['sh', '-c', 'echo out; echo err >&2; exit 3'])
+assert r.exit_code == 3 and r.output == b'out\nerr\n', r
+r = ct.exec_run(['sh', '-c', 'echo out; echo err >&2'], demux=True)
+assert r.exit_code == 0 and r.output == (b'out\n', b'err\n'), r
+v = c.volumes.create('pyvol', labels={'k': 'v'})
+assert v.attrs['Labels'] == {'k': 'v'} and v.attrs['Driver'] == 'local'
+v.remove()
+ct.remove(force=True, v=True)
+print('ok')
+"#;
+    let o = Command::new("python3")
+        .args(["-c", py, &format!("unix://{}", d.sock.display())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("No module named 'docker'") {
+        eprintln!("skipped docker-py: the Python docker package is not installed");
+        return;
+    }
+    assert!(o.status.success(), "{err}");
+}

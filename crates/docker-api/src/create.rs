@@ -68,13 +68,10 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             unsupported.push(what.to_owned());
         }
     };
-    check("Binds", "bind mounts and volumes (-v)");
-    check("Mounts", "mounts (--mount)");
     check("PortBindings", "port publishing (-p)");
     check("PublishAllPorts", "port publishing (-P)");
     check("Privileged", "privileged containers (--privileged)");
     check("Init", "--init");
-    check("Tmpfs", "--tmpfs");
     check("Devices", "--device");
     check("Ulimits", "--ulimit");
     check("Sysctls", "--sysctl");
@@ -147,6 +144,24 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     let pids = h("PidsLimit").and_then(Value::as_i64).filter(|p| *p > 0);
+    let mounts = match h("Mounts") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(m) => serde_json::from_value(m.clone())
+            .map_err(|e| format!("invalid HostConfig.Mounts: {e}"))?,
+    };
+    let tmpfs: BTreeMap<String, String> = h("Tmpfs")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let volumes: Vec<String> = obj
+        .get("Volumes")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     let cfg = CreateConfig {
         name,
         cmd: strings(obj.get("Cmd")).filter(|c| !c.is_empty()),
@@ -196,6 +211,10 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         },
         log_config,
         console_size,
+        binds: strings(h("Binds")).unwrap_or_default(),
+        mounts,
+        tmpfs,
+        volumes,
         unsupported,
     };
     Ok((image, cfg))
@@ -232,7 +251,8 @@ mod tests {
         )
         .unwrap();
         let (_, c) = parse(&body, None).unwrap();
-        assert_eq!(c.unsupported.len(), 2);
+        assert_eq!(c.unsupported.len(), 1);
+        assert_eq!(c.binds, ["/a:/b"]);
         assert!(parse(&serde_json::json!({"Cmd": ["x"]}), None).is_err());
         assert!(parse(&serde_json::json!([1]), None).is_err());
     }

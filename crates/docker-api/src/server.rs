@@ -409,17 +409,48 @@ async fn route(
         ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
         ("GET", ["containers", id, "top"]) => top(&root, id).await,
         ("DELETE", ["containers", id]) => {
-            let force = truthy(query(&req).get("force"));
+            let q = query(&req);
+            let force = truthy(q.get("force"));
+            let volumes = truthy(q.get("v"));
             let id = id.to_string();
-            match blocking(&root, move |e| e.remove(&id, force)).await {
+            match blocking(&root, move |e| e.remove(&id, force, volumes)).await {
                 Ok(()) => empty(StatusCode::NO_CONTENT),
                 Err(e) => engine_error(e),
             }
         }
-        ("POST", ["containers", _, "exec"]) => error(
-            StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: exec (docker exec)",
-        ),
+        ("POST", ["containers", id, "exec"]) => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let rec = match exec_record(&body) {
+                Ok(r) => r,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            let id = id.to_string();
+            match blocking(&root, move |e| e.exec_create(&id, rec)).await {
+                Ok(eid) => json_resp(StatusCode::CREATED, &json!({"Id": eid})),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["exec", eid, "start"]) => exec_start(&root, req, eid).await,
+        ("POST", ["exec", eid, "resize"]) => {
+            let q = query(&req);
+            let h = q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let w = q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let eid = eid.to_string();
+            match blocking(&root, move |e| e.exec_resize(&eid, h, w)).await {
+                Ok(()) => empty(StatusCode::OK),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("GET", ["exec", eid, "json"]) => {
+            let eid = eid.to_string();
+            match blocking(&root, move |e| e.exec_inspect(&eid)).await {
+                Ok(r) => json_resp(StatusCode::OK, &shapes::exec_inspect(&r)),
+                Err(e) => engine_error(e),
+            }
+        }
         ("GET", ["containers", _, "stats"]) => error(
             StatusCode::NOT_IMPLEMENTED,
             "not supported yet: container stats",
@@ -499,14 +530,69 @@ async fn route(
             StatusCode::NOT_IMPLEMENTED,
             "not supported yet: user-defined networks",
         ),
-        ("GET", ["volumes"]) => {
-            json_resp(StatusCode::OK, &json!({"Volumes": [], "Warnings": null}))
-        }
+        ("GET", ["volumes"]) => volumes_list(&root, &query(&req)).await,
         ("GET", ["volumes", name]) => {
-            error(StatusCode::NOT_FOUND, format!("get {name}: no such volume"))
+            let name = name.to_string();
+            match blocking(&root, move |e| e.volume(&name)).await {
+                Ok(v) => json_resp(StatusCode::OK, &json!(v)),
+                Err(e) => engine_error(e),
+            }
         }
-        ("POST", ["volumes", ..]) | ("DELETE", ["volumes", ..]) => {
-            error(StatusCode::NOT_IMPLEMENTED, "not supported yet: volumes")
+        ("POST", ["volumes", "create"]) => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let map = |k: &str| -> std::collections::BTreeMap<String, String> {
+                body.get(k)
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let name = body.get("Name").and_then(Value::as_str).map(str::to_owned);
+            let driver = body
+                .get("Driver")
+                .and_then(Value::as_str)
+                .unwrap_or("local")
+                .to_owned();
+            let (opts, labels) = (map("DriverOpts"), map("Labels"));
+            match blocking(&root, move |e| {
+                e.create_volume(name.as_deref(), &driver, &opts, &labels)
+            })
+            .await
+            {
+                Ok(v) => json_resp(StatusCode::CREATED, &json!(v)),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["volumes", "prune"]) => {
+            let filters = match filters(&query(&req)) {
+                Ok(f) => f,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            let labels: Vec<String> = filters.get("label").cloned().unwrap_or_default();
+            let all = filters
+                .get("all")
+                .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+            match blocking(&root, move |e| e.prune_volumes(all, &labels)).await {
+                Ok((names, bytes)) => json_resp(
+                    StatusCode::OK,
+                    &json!({"VolumesDeleted": names, "SpaceReclaimed": bytes}),
+                ),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("DELETE", ["volumes", name]) => {
+            let force = truthy(query(&req).get("force"));
+            let name = name.to_string();
+            match blocking(&root, move |e| e.remove_volume(&name, force)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
         }
         ("GET", ["plugins", name, "json"]) => error(
             StatusCode::NOT_FOUND,
@@ -864,6 +950,171 @@ async fn attach(shared: Arc<Shared>, mut req: Request<Incoming>, id: &str) -> Re
     r
 }
 
+/// An exec create body → the engine's record.
+fn exec_record(body: &Value) -> Result<berth_engine::exec::ExecRecord, String> {
+    let obj = body
+        .as_object()
+        .ok_or("the request body must be a JSON object")?;
+    let b = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let s = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let list = |k: &str| -> Vec<String> {
+        match obj.get(k) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect(),
+            Some(Value::String(v)) => v.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        }
+    };
+    if b("Privileged") {
+        return Err("not supported yet: exec --privileged".into());
+    }
+    let console_size = obj
+        .get("ConsoleSize")
+        .and_then(Value::as_array)
+        .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
+        .filter(|(h, w)| *h > 0 && *w > 0);
+    Ok(berth_engine::exec::ExecRecord {
+        cmd: list("Cmd"),
+        env: list("Env"),
+        user: s("User"),
+        working_dir: s("WorkingDir"),
+        tty: b("Tty"),
+        attach_stdin: b("AttachStdin"),
+        attach_stdout: b("AttachStdout"),
+        attach_stderr: b("AttachStderr"),
+        console_size,
+        ..Default::default()
+    })
+}
+
+/// `POST /exec/{id}/start`: detached, or hijacked like attach. A process
+/// that cannot be started still gets the 101; its error goes down the
+/// stream and its exit code (126/127) into the exec's record, as dockerd
+/// does.
+async fn exec_start(
+    root: &std::path::Path,
+    mut req: Request<Incoming>,
+    eid: &str,
+) -> Response<Body> {
+    let upgrade_requested = req.headers().get(hyper::header::UPGRADE).is_some();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let body = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let detach = body.get("Detach").and_then(Value::as_bool).unwrap_or(false);
+    let eid = eid.to_string();
+    let e2 = eid.clone();
+    let rec = match blocking(root, move |e| e.exec_inspect(&e2)).await {
+        Ok(r) => r,
+        Err(e) => return engine_error(e),
+    };
+    let tty = rec.tty;
+    let (stdin, stdout, stderr) = (rec.attach_stdin, rec.attach_stdout, rec.attach_stderr);
+    // docker's errors before anything runs
+    if rec.started {
+        return error(
+            StatusCode::CONFLICT,
+            format!("Error: Exec command {eid} has already run"),
+        );
+    }
+    let cid = rec.container_id.clone();
+    match blocking(root, move |e| e.container(&cid)).await {
+        Ok(c) if c.state.status == berth_engine::Status::Running && c.state.is_active() => {}
+        Ok(c) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("Container {} is not running", c.record.id),
+            );
+        }
+        Err(e) => return engine_error(e),
+    }
+    let start = move |root: PathBuf| async move {
+        blocking(&root, move |e| {
+            let mut sock = None;
+            let r = e.exec_start(&eid, || {
+                if !detach {
+                    sock = e.exec_attach(&eid, stdin, stdout, stderr);
+                }
+                Ok(())
+            });
+            Ok((r, sock))
+        })
+        .await
+    };
+    if detach {
+        return match start(root.to_path_buf()).await {
+            Ok((Ok(()), _)) => empty(StatusCode::OK),
+            Ok((Err(e), _)) | Err(e) => engine_error(e),
+        };
+    }
+    if !upgrade_requested {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not supported yet: exec start without Upgrade: tcp",
+        );
+    }
+    // The process starts once the client has the 101: output sent in the
+    // same packet as the response head is lost by clients that read the
+    // head through a buffer (docker-py).
+    let root = root.to_path_buf();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let (result, sock) = match start(root).await {
+            Ok(v) => v,
+            Err(e) => (Err(e), None),
+        };
+        if let Err(e) = result {
+            let text = format!("OCI runtime exec failed: {e}\r\n");
+            let mut out = Vec::new();
+            if !tty {
+                out.extend_from_slice(&[2, 0, 0, 0]);
+                out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            }
+            out.extend_from_slice(text.as_bytes());
+            let _ = io.write_all(&out).await;
+            let _ = io.shutdown().await;
+            return;
+        }
+        match sock {
+            Some(s) => relay(io, s, tty).await,
+            None => {
+                let _ = io.shutdown().await;
+            }
+        }
+    });
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(hyper::header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+    );
+    r
+}
+
 /// Moves bytes between a hijacked client connection and the monitor.
 /// The client's end-of-input ends stdin only; the stream ends when the
 /// monitor closes (the container exited).
@@ -997,6 +1248,46 @@ async fn top(root: &std::path::Path, id: &str) -> Response<Body> {
                 &json!({"Titles": ["UID", "PID", "CMD"], "Processes": rows}),
             )
         }
+        Err(e) => engine_error(e),
+    }
+}
+
+async fn volumes_list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
+    let f = match filters(q) {
+        Ok(f) => f,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    for k in f.keys() {
+        if !matches!(k.as_str(), "dangling" | "name" | "label" | "driver") {
+            return error(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'"));
+        }
+    }
+    let r = blocking(root, move |e| {
+        let used: std::collections::BTreeSet<String> = e
+            .list()
+            .iter()
+            .flat_map(|c| c.record.mounts.iter().map(|m| m.name.clone()))
+            .collect();
+        let vols: Vec<Value> = e
+            .volumes()
+            .into_iter()
+            .filter(|v| {
+                f.iter().all(|(k, vals)| {
+                    vals.iter().all(|x| match k.as_str() {
+                        "dangling" => used.contains(&v.name) != matches!(x.as_str(), "true" | "1"),
+                        "name" => v.name.contains(x.as_str()),
+                        "label" => berth_engine::volumes::label_matches(&v.labels, x),
+                        _ => v.driver == *x,
+                    })
+                })
+            })
+            .map(|v| json!(v))
+            .collect();
+        Ok(vols)
+    })
+    .await;
+    match r {
+        Ok(v) => json_resp(StatusCode::OK, &json!({"Volumes": v, "Warnings": null})),
         Err(e) => engine_error(e),
     }
 }

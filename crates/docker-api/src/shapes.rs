@@ -24,6 +24,49 @@ fn network_mode(c: &Container) -> String {
     c.record.network_mode.clone()
 }
 
+/// `Mounts` as docker's inspect and `ps` show them.
+pub fn mounts(c: &Container) -> Value {
+    Value::Array(
+        c.record
+            .mounts
+            .iter()
+            .map(|m| {
+                let mut o = json!({
+                    "Type": m.kind,
+                    "Source": m.source,
+                    "Destination": m.destination,
+                    "Mode": m.mode,
+                    "RW": m.rw,
+                    "Propagation": m.propagation,
+                });
+                if m.kind == "volume" {
+                    o["Name"] = json!(m.name);
+                    o["Driver"] = json!("local");
+                }
+                o
+            })
+            .collect(),
+    )
+}
+
+fn binds(c: &Container) -> Value {
+    let v: Vec<String> = c
+        .record
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "bind" || (m.kind == "volume" && !m.anonymous))
+        .map(|m| {
+            let src = if m.kind == "bind" { &m.source } else { &m.name };
+            if m.mode.is_empty() {
+                format!("{src}:{}", m.destination)
+            } else {
+                format!("{src}:{}:{}", m.destination, m.mode)
+            }
+        })
+        .collect();
+    if v.is_empty() { Value::Null } else { json!(v) }
+}
+
 /// The command line docker shows in `ps` (`sleep 120`).
 pub fn command_line(c: &Container) -> String {
     let mut v = vec![c.record.path.clone()];
@@ -37,6 +80,28 @@ pub fn inspect(c: &Container) -> Value {
     let s = &c.state;
     let running = matches!(s.status, Status::Running | Status::Paused) && s.is_active();
     let res = &r.resources;
+    let tmpfs: serde_json::Map<String, Value> = r
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "tmpfs")
+        .map(|m| (m.destination.clone(), json!(m.tmpfs_options.join(","))))
+        .collect();
+    let tmpfs = if tmpfs.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(tmpfs)
+    };
+    let volumes: serde_json::Map<String, Value> = r
+        .mounts
+        .iter()
+        .filter(|m| m.anonymous)
+        .map(|m| (m.destination.clone(), json!({})))
+        .collect();
+    let volumes = if volumes.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(volumes)
+    };
     json!({
         "Id": r.id,
         "Created": r.created,
@@ -69,7 +134,8 @@ pub fn inspect(c: &Container) -> Value {
         "AppArmorProfile": "",
         "ExecIDs": null,
         "HostConfig": {
-            "Binds": null,
+            "Binds": binds(c),
+            "Tmpfs": tmpfs,
             "ContainerIDFile": "",
             "LogConfig": {"Type": r.log_config.kind, "Config": r.log_config.config},
             "NetworkMode": network_mode(c),
@@ -96,7 +162,7 @@ pub fn inspect(c: &Container) -> Value {
             "ConsoleSize": r.console_size.map(|(h, w)| json!([h, w])).unwrap_or(json!([0, 0])),
         },
         "GraphDriver": {"Name": "overlay2", "Data": null},
-        "Mounts": [],
+        "Mounts": mounts(c),
         "Config": {
             "Hostname": r.hostname,
             "Domainname": r.domainname,
@@ -111,7 +177,7 @@ pub fn inspect(c: &Container) -> Value {
             "Env": r.env,
             "Cmd": if r.cmd.is_empty() { Value::Null } else { json!(r.cmd) },
             "Image": r.image,
-            "Volumes": null,
+            "Volumes": volumes,
             "WorkingDir": if r.working_dir == "/" { String::new() } else { r.working_dir.clone() },
             "Entrypoint": if r.entrypoint.is_empty() { Value::Null } else { json!(r.entrypoint) },
             "OnBuild": null,
@@ -148,7 +214,30 @@ pub fn summary(c: &Container, now_secs: i64) -> Value {
         "Status": berth_engine::ops::status_text(&c.state, now_secs),
         "HostConfig": {"NetworkMode": r.network_mode},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": mounts(c),
+    })
+}
+
+/// `GET /exec/{id}/json`.
+pub fn exec_inspect(r: &berth_engine::exec::ExecRecord) -> Value {
+    json!({
+        "ID": r.id,
+        "Running": r.running,
+        "ExitCode": r.exit_code,
+        "ProcessConfig": {
+            "tty": r.tty,
+            "entrypoint": r.cmd.first().cloned().unwrap_or_default(),
+            "arguments": r.cmd.iter().skip(1).collect::<Vec<_>>(),
+            "privileged": false,
+            "user": r.user,
+        },
+        "OpenStdin": r.attach_stdin,
+        "OpenStderr": r.attach_stderr,
+        "OpenStdout": r.attach_stdout,
+        "CanRemove": false,
+        "ContainerID": r.container_id,
+        "DetachKeys": "",
+        "Pid": r.pid,
     })
 }
 

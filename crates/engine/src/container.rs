@@ -242,6 +242,8 @@ pub struct Record {
     pub log_config: LogConfig,
     /// Terminal size at create (height, width).
     pub console_size: Option<(u16, u16)>,
+    /// Volumes, binds and tmpfs mounts.
+    pub mounts: Vec<crate::volumes::MountPoint>,
 }
 
 /// The life of a container, as docker names it.
@@ -576,6 +578,18 @@ impl Store {
     /// Removes a container's directory and name (the caller has stopped it).
     pub fn remove(&self, r: &Record) -> Result<()> {
         self.release_name(&r.name, &r.id);
+        // the exec index entries of this container
+        if let Some(root) = self.dir.parent() {
+            for e in fs::read_dir(root.join("execs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == r.id.as_str()) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         let dir = self.dir(&r.id);
         berth_image::unpack::remove_tree(&dir)
             .map_err(|e| Error::Io(format!("remove {}", dir.display()), e))

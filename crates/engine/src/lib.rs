@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod ops;
 pub mod run;
 pub mod spec;
 pub mod user;
+pub mod volumes;
 
 pub use container::{Record, RestartPolicy, State, Status};
 pub use ops::{Container, CreateConfig, WaitCondition};

@@ -93,8 +93,8 @@ fn write_line(fd: &mut Option<fs::File>, line: &str) {
     }
 }
 
-/// Entry point of `berth monitor ROOT ID`. Never returns.
-pub fn main(root: &Path, id: &str) -> ! {
+/// Entry point of `berth monitor ROOT ID [--exec EXEC_ID]`. Never returns.
+pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
     // Leave the spawner: the intermediate process exits at once, the
     // monitor is adopted by init (or the nearest subreaper).
     match berth_sys::fork::clone3(&berth_sys::fork::CloneArgs {
@@ -110,7 +110,18 @@ pub fn main(root: &Path, id: &str) -> ! {
         }
     }
     let _ = rustix::process::setsid();
-    let code = match Monitor::new(root, id).and_then(|mut m| m.run()) {
+    if exec.is_some()
+        && let Err(e) = berth_runtime::seal::ensure_sealed()
+    {
+        // an exec joins the container's pid namespace: never from a
+        // writable binary (CVE-2019-5736)
+        println!("error: {e}");
+        berth_sys::fork::exit_now(1)
+    }
+    let code = match Monitor::new(root, id, exec).and_then(|mut m| match exec {
+        Some(_) => m.run_exec(),
+        None => m.run(),
+    }) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth monitor {id}: {e}");
@@ -134,14 +145,30 @@ struct Monitor {
     log: LogWriter,
     /// stderr of the monitor (monitor.log), kept to restore fd 2.
     own_err: OwnedFd,
+    /// The exec this monitor runs (None: the container itself).
+    exec: Option<String>,
 }
 
 impl Monitor {
-    fn new(root: &Path, id: &str) -> Result<Monitor> {
+    fn new(root: &Path, id: &str, exec: Option<&str>) -> Result<Monitor> {
         let store = Store::open(root)?;
         let dir = store.dir(id);
         std::env::set_current_dir(&dir).map_err(|e| sys_err("enter the container directory", e))?;
-        let record = store.record(id)?;
+        let mut record = store.record(id)?;
+        if let Some(eid) = exec {
+            // an exec: its own stdio flags, no log, no policy
+            let e = crate::exec::load(&dir, eid)?;
+            record.tty = e.tty;
+            record.open_stdin = e.attach_stdin;
+            record.stdin_once = true;
+            record.auto_remove = false;
+            record.restart_policy = Default::default();
+            record.log_config.kind = "none".into();
+        }
+        let sock_path = match exec {
+            Some(eid) => crate::exec::socket_path(&dir, eid),
+            None => dir.join(ATTACH_SOCKET),
+        };
         // The handshake moves off fds 0 and 1, which the container's stdio
         // borrows while it is created.
         let ctl_in = rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3)
@@ -157,10 +184,10 @@ impl Monitor {
             .map_err(|e| sys_err("open /dev/null", e))?;
         rustix::stdio::dup2_stdin(&null).map_err(|e| sys_err("dup2", e))?;
         rustix::stdio::dup2_stdout(&null).map_err(|e| sys_err("dup2", e))?;
-        let _ = fs::remove_file(ATTACH_SOCKET);
+        let _ = fs::remove_file(&sock_path);
         let listener = std::os::unix::net::UnixListener::from(
-            berth_runtime::container::unix::listen(&dir.join(ATTACH_SOCKET))
-                .map_err(|e| sys_err("listen on attach.sock", e))?,
+            berth_runtime::container::unix::listen(&sock_path)
+                .map_err(|e| sys_err("listen on the attach socket", e))?,
         );
         listener
             .set_nonblocking(true)
@@ -179,6 +206,7 @@ impl Monitor {
             clients: Vec::new(),
             log,
             own_err,
+            exec: exec.map(str::to_owned),
         })
     }
 
@@ -253,6 +281,7 @@ impl Monitor {
                 .update_state(&self.id, |s| s.status = Status::Removing);
             let rec = self.record.clone();
             self.store.remove(&rec)?;
+            crate::volumes::remove_anonymous_at(&self.root, &rec.mounts);
         } else {
             let _ = fs::remove_file(self.dir.join(ATTACH_SOCKET));
             let _ = self.store.update_state(&self.id, |s| {
@@ -262,6 +291,113 @@ impl Monitor {
         }
         // waiters for "removed" learn it now
         self.finish_clients(last_code, true);
+        Ok(())
+    }
+
+    /// Runs the exec this monitor was started for, once.
+    fn run_exec(&mut self) -> Result<()> {
+        let eid = self.exec.clone().unwrap_or_default();
+        if let Err(e) = self.exec_once(&eid) {
+            let msg = e.to_string();
+            let code = start_failure_code(&msg);
+            let _ = crate::exec::update(&self.dir, &eid, |x| {
+                x.running = false;
+                x.exit_code = Some(code);
+                x.pid = 0;
+                x.error = msg.clone();
+            });
+            write_line(&mut self.ctl_out, &format!("error: {msg}"));
+            self.ctl_out = None;
+            self.finish_clients(Some(code), true);
+        }
+        let _ = fs::remove_file(crate::exec::socket_path(&self.dir, &eid));
+        let _ = fs::remove_file(crate::exec::pid_file(&self.dir, &eid));
+        Ok(())
+    }
+
+    fn exec_once(&mut self, eid: &str) -> Result<()> {
+        let rt = self.runtime()?;
+        let console_path = crate::exec::console_path(&self.dir, eid);
+        let (mut io, console, child_stdio) = self.prepare_io(&console_path)?;
+        write_line(&mut self.ctl_out, "created");
+        if !self.await_go()? {
+            return Ok(());
+        }
+        let st = self.store.state_raw(&self.id)?;
+        if st.status != Status::Running || st.pid <= 0 {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                self.id
+            )));
+        }
+        let rec = crate::exec::load(&self.dir, eid)?;
+        let process = crate::exec::write_process(&self.dir, &rec, st.pid)?;
+        let pid_file = crate::exec::pid_file(&self.dir, eid);
+        let opts = berth_runtime::ExecOptions {
+            process: Some(process),
+            detach: true,
+            pid_file: Some(pid_file.clone()),
+            console_socket: console.as_ref().map(|_| console_path.clone()),
+            ..Default::default()
+        };
+        rustix::stdio::dup2_stdin(&child_stdio[0]).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stdout(&child_stdio[1]).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stderr(&child_stdio[2]).map_err(|e| sys_err("dup2", e))?;
+        let started = rt.exec(&self.id, &opts);
+        let null = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| sys_err("open /dev/null", e))?;
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&self.own_err);
+        drop(child_stdio);
+        started?;
+        if let Some(l) = console {
+            let conn = rustix::net::accept(&l).map_err(|e| sys_err("accept the console", e))?;
+            let (_, master) = berth_runtime::sync::recv_fd(conn.as_fd())
+                .map_err(|e| sys_err("receive the terminal", e))?;
+            let _ = fs::remove_file(&console_path);
+            io.stdin =
+                Some(rustix::io::fcntl_dupfd_cloexec(&master, 3).map_err(|e| sys_err("dup", e))?);
+            io.pty = Some(master);
+        }
+        let pid: i32 = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Error::Invalid("the exec's pid file is missing".into()))?;
+        let rec = crate::exec::update(&self.dir, eid, |x| {
+            x.running = true;
+            x.pid = pid;
+        })?;
+        // a resize that arrived before the terminal existed
+        if let (Some(m), Some((h, w))) = (&io.pty, rec.console_size) {
+            let _ = rustix::termios::tcsetwinsize(
+                m,
+                rustix::termios::Winsize {
+                    ws_row: h,
+                    ws_col: w,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                },
+            );
+        }
+        write_line(&mut self.ctl_out, "ok");
+        self.ctl_out = None;
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Invalid("no pid".into()))?,
+            rustix::process::PidfdFlags::empty(),
+        )
+        .map_err(|e| sys_err("pidfd_open", e))?;
+        let code = self.follow(&mut io, &pidfd, pid)?;
+        // the code is on record before the streams close
+        crate::exec::update(&self.dir, eid, |x| {
+            x.running = false;
+            x.exit_code = Some(code);
+            x.pid = 0;
+        })?;
+        self.finish_clients(Some(code), true);
         Ok(())
     }
 
@@ -299,7 +435,10 @@ impl Monitor {
             .unwrap_or(true)
     }
 
-    fn prepare_io(&self) -> Result<(Io, Option<std::os::unix::net::UnixListener>, [OwnedFd; 3])> {
+    fn prepare_io(
+        &self,
+        console_path: &Path,
+    ) -> Result<(Io, Option<std::os::unix::net::UnixListener>, [OwnedFd; 3])> {
         let null = || -> Result<OwnedFd> {
             Ok(fs::OpenOptions::new()
                 .read(true)
@@ -309,9 +448,9 @@ impl Monitor {
                 .into())
         };
         if self.record.tty {
-            let _ = fs::remove_file(CONSOLE_SOCKET);
-            let l = berth_runtime::container::unix::listen(Path::new(CONSOLE_SOCKET))
-                .map_err(|e| sys_err("listen on console.sock", e))?;
+            let _ = fs::remove_file(console_path);
+            let l = berth_runtime::container::unix::listen(console_path)
+                .map_err(|e| sys_err("listen on the console socket", e))?;
             let io = Io {
                 out: None,
                 err: None,
@@ -358,7 +497,7 @@ impl Monitor {
             &fs::read(self.dir.join(ROOTFS_FILE)).map_err(|e| sys_err("read rootfs.json", e))?,
         )
         .map_err(|e| Error::Invalid(format!("rootfs.json: {e}")))?;
-        let (mut io, console, child_stdio) = self.prepare_io()?;
+        let (mut io, console, child_stdio) = self.prepare_io(Path::new(CONSOLE_SOCKET))?;
         let opts = CreateOptions {
             id: self.id.clone(),
             bundle: self.dir.clone(),
@@ -750,17 +889,45 @@ impl Monitor {
 /// `before_start` runs once the container is created and its init waits
 /// (connect attach clients there). Returns the error of a failed start.
 pub fn spawn(root: &Path, id: &str, before_start: impl FnOnce() -> Result<()>) -> Result<()> {
-    let exe = std::env::current_exe().map_err(|e| sys_err("find berth's executable", e))?;
+    spawn_with(root, id, None, before_start)
+}
+
+/// Spawns the monitor of exec `eid` in container `id` (the same handshake:
+/// `before_start` runs before the process does).
+pub fn spawn_exec(
+    root: &Path,
+    id: &str,
+    eid: &str,
+    before_start: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    spawn_with(root, id, Some(eid), before_start)
+}
+
+fn spawn_with(
+    root: &Path,
+    id: &str,
+    exec: Option<&str>,
+    before_start: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    // /proc/self/exe, not the path: it still works after the binary on disk
+    // was replaced (an upgrade while the daemon runs)
+    let exe = Path::new("/proc/self/exe");
     let dir = root.join("containers").join(id);
+    let log_path = match exec {
+        Some(eid) => dir.join("exec").join(format!("{eid}.log")),
+        None => dir.join("monitor.log"),
+    };
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.join("monitor.log"))
-        .map_err(|e| sys_err("open monitor.log", e))?;
-    let mut child = std::process::Command::new(exe)
-        .arg("monitor")
-        .arg(root)
-        .arg(id)
+        .open(&log_path)
+        .map_err(|e| sys_err("open the monitor's log", e))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("monitor").arg(root).arg(id);
+    if let Some(eid) = exec {
+        cmd.arg("--exec").arg(eid);
+    }
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(log)
@@ -782,7 +949,7 @@ pub fn spawn(root: &Path, id: &str, before_start: impl FnOnce() -> Result<()>) -
             return Err(Error::Start(l["error: ".len()..].to_owned()));
         }
         _ => {
-            let why = fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+            let why = fs::read_to_string(&log_path).unwrap_or_default();
             return Err(Error::Start(format!(
                 "the container's monitor exited during start-up: {}",
                 why.lines().last().unwrap_or("no reason given")
@@ -812,7 +979,15 @@ pub fn spawn(root: &Path, id: &str, before_start: impl FnOnce() -> Result<()>) -
 /// Connects to a container's monitor with a request; `None` if no monitor
 /// listens.
 pub fn connect(dir: &Path, request: &serde_json::Value) -> Option<std::os::unix::net::UnixStream> {
-    let fd = berth_runtime::container::unix::connect(&dir.join(ATTACH_SOCKET)).ok()?;
+    connect_socket(&dir.join(ATTACH_SOCKET), request)
+}
+
+/// Connects to a monitor's socket at `path` with a request.
+pub fn connect_socket(
+    path: &Path,
+    request: &serde_json::Value,
+) -> Option<std::os::unix::net::UnixStream> {
+    let fd = berth_runtime::container::unix::connect(path).ok()?;
     let mut s = std::os::unix::net::UnixStream::from(fd);
     let mut line = request.to_string();
     line.push('\n');

@@ -19,6 +19,77 @@ use crate::monitor::{self, ROOTFS_FILE};
 use crate::run::{Engine, Error, Result, new_id};
 use crate::spec::{Resources, RunSpec, build_spec, write_etc_files};
 use crate::user;
+use crate::volumes::{self, MountPoint};
+
+/// The mounts a create request asks for, parsed (nothing made yet).
+fn requested_mounts(c: &CreateConfig) -> Result<Vec<MountPoint>> {
+    let mut v = Vec::new();
+    for b in &c.binds {
+        v.push(volumes::parse_bind(b)?);
+    }
+    for m in &c.mounts {
+        v.push(volumes::from_request(m)?);
+    }
+    for (path, opts) in &c.tmpfs {
+        v.push(volumes::parse_tmpfs(path, opts)?);
+    }
+    for path in &c.volumes {
+        let d = path.trim_end_matches('/');
+        // a Config.Volumes entry that a bind already covers is no volume
+        if !v.iter().any(|m| m.destination == d) {
+            v.push(volumes::parse_bind(path)?);
+        }
+    }
+    Ok(v)
+}
+
+/// Copies the image's content at each copy-up volume's destination into
+/// the volume when the volume is still empty (docker's rule), reading the
+/// image through a detached mount of the container's rootfs (nothing is
+/// attached, so nothing can leak; paths resolve inside the rootfs only).
+fn copy_up(rootfs: &berth_types::image::MountSpec, mounts: &[MountPoint]) -> Result<()> {
+    let wanted: Vec<&MountPoint> = mounts
+        .iter()
+        .filter(|m| m.kind == "volume" && m.copy_up && volumes::is_empty_dir(Path::new(&m.source)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mnt = berth_runtime::rootfs::open_detached(rootfs)?;
+    for m in wanted {
+        let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
+        let src = match berth_sys::paths::open_flags(
+            std::os::fd::AsFd::as_fd(&mnt),
+            Path::new(&m.destination),
+            flags,
+        ) {
+            Ok(fd) => fd,
+            // nothing there in the image (or not a directory): nothing to copy
+            Err(_) => continue,
+        };
+        let dst = fs::File::open(&m.source)
+            .map_err(|e| Error::Io(format!("open volume {}", m.source), e))?;
+        volumes::copy_tree(
+            std::os::fd::AsFd::as_fd(&src),
+            std::os::fd::AsFd::as_fd(&dst),
+        )
+        .map_err(|e| {
+            Error::Io(
+                format!("copy the image's {} into volume {}", m.destination, m.name),
+                e,
+            )
+        })?;
+        // the volume's root takes the mode and owner of the image's directory
+        let st = rustix::fs::fstat(&src).map_err(|e| Error::Io("stat".into(), e.into()))?;
+        let _ = rustix::fs::fchown(
+            &dst,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        );
+        let _ = rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777));
+    }
+    Ok(())
+}
 
 /// What `docker create` / `POST /containers/create` asks for.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +146,14 @@ pub struct CreateConfig {
     pub log_config: LogConfig,
     /// Terminal size (height, width).
     pub console_size: Option<(u16, u16)>,
+    /// `-v` / `HostConfig.Binds`: `[SRC:]DST[:MODE]`.
+    pub binds: Vec<String>,
+    /// `--mount` / `HostConfig.Mounts`.
+    pub mounts: Vec<crate::volumes::MountRequest>,
+    /// `--tmpfs` / `HostConfig.Tmpfs`: path → options.
+    pub tmpfs: BTreeMap<String, String>,
+    /// `Config.Volumes`: anonymous volumes (`docker run -v /path` sends them here).
+    pub volumes: Vec<String>,
     /// Things asked for that berth cannot do yet; create refuses them with
     /// "not supported yet: …".
     pub unsupported: Vec<String>,
@@ -221,6 +300,7 @@ impl Engine {
         if let Some(s) = &c.stop_signal {
             parse_signal(s)?;
         }
+        let mounts = requested_mounts(c)?;
         let id = new_id()?;
         let name = match &c.name {
             Some(n) => {
@@ -246,7 +326,33 @@ impl Engine {
             }
         };
         let dir = self.store.dir(&id);
-        let made = self.create_in(&id, &name, image, image_name, c, host_network, &dir);
+        let made = self
+            .volumes_lock()
+            .and_then(|_l| {
+                let image_volumes: Vec<String> = self
+                    .images
+                    .config(&image.id)?
+                    .config
+                    .map(|c| c.volumes.keys().cloned().collect())
+                    .unwrap_or_default();
+                self.resolve_mounts(mounts.clone(), &image_volumes)
+            })
+            .and_then(|resolved| {
+                let r = self.create_in(
+                    &id,
+                    &name,
+                    image,
+                    image_name,
+                    c,
+                    host_network,
+                    &dir,
+                    &resolved,
+                );
+                if r.is_err() {
+                    self.remove_anonymous_volumes(&resolved);
+                }
+                r
+            });
         if let Err(e) = made {
             self.store.release_name(&name, &id);
             let _ = berth_image::unpack::remove_tree(&dir);
@@ -265,6 +371,7 @@ impl Engine {
         c: &CreateConfig,
         host_network: bool,
         dir: &Path,
+        mounts: &[MountPoint],
     ) -> Result<()> {
         for d in ["rootfs", "upper", "work", "etc"] {
             let p = dir.join(d);
@@ -309,6 +416,7 @@ impl Engine {
             no_new_privileges: c.no_new_privileges,
             cap_add: c.cap_add.clone(),
             cap_drop: c.cap_drop.clone(),
+            mounts: mounts.iter().map(crate::volumes::spec_mount).collect(),
         };
         let etc = dir.join("etc");
         write_etc_files(&etc, &hostname).map_err(|e| Error::Io("write /etc files".into(), e))?;
@@ -339,6 +447,7 @@ impl Engine {
             serde_json::to_vec(&rootfs).map_err(|e| Error::Invalid(e.to_string()))?,
         )
         .map_err(|e| Error::Io("write rootfs.json".into(), e))?;
+        copy_up(&rootfs, mounts)?;
         let mut labels: BTreeMap<String, String> = ic.labels.clone().into_iter().collect();
         labels.extend(c.labels.clone());
         let record = Record {
@@ -407,6 +516,7 @@ impl Engine {
                 config: c.log_config.config.clone(),
             },
             console_size: c.console_size,
+            mounts: mounts.to_vec(),
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
@@ -573,7 +683,9 @@ impl Engine {
     }
 
     /// Removes a container (`force`: kill it first if it runs).
-    pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+    /// Removes a container (`force`: even a running one; `volumes`: its
+    /// anonymous volumes too, as `rm -v`).
+    pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.container(key)?;
         let id = c.record.id.clone();
         if c.state.is_active() {
@@ -613,7 +725,11 @@ impl Engine {
         if let Ok(rt) = self.runtime() {
             let _ = rt.delete(&id, true);
         }
-        self.store.remove(&c.record)
+        self.store.remove(&c.record)?;
+        if volumes {
+            self.remove_anonymous_volumes(&c.record.mounts);
+        }
+        Ok(())
     }
 
     /// Waits for a container per `cond`; returns its exit code.

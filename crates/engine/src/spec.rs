@@ -60,6 +60,9 @@ pub struct RunSpec {
     pub cap_add: Vec<String>,
     /// See `cap_add`.
     pub cap_drop: Vec<String>,
+    /// The user's mounts (OCI mount objects); they replace a default mount
+    /// with the same destination.
+    pub mounts: Vec<serde_json::Value>,
 }
 
 /// Docker's resource flags, as the engine stores them (0 = unset).
@@ -331,6 +334,17 @@ pub fn build_spec(
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     });
+    let mut v = v;
+    if !run.mounts.is_empty()
+        && let Some(list) = v["mounts"].as_array_mut()
+    {
+        list.retain(|d| {
+            !run.mounts
+                .iter()
+                .any(|m| m["destination"] == d["destination"])
+        });
+        list.extend(run.mounts.iter().cloned());
+    }
     serde_json::from_value(v).map_err(|e| format!("internal: built an invalid spec: {e}"))
 }
 

@@ -372,6 +372,20 @@ fn mount_rootfs(plan: &RootfsPlan) -> Result<()> {
     Ok(())
 }
 
+/// Makes a detached mount of a snapshotter description (not attached
+/// anywhere, so it can never leak: it goes when the fd is closed). The
+/// engine reads image content through it (copy-up into new volumes).
+pub fn open_detached(m: &berth_types::image::MountSpec) -> Result<OwnedFd> {
+    let opts = mountopts::parse(&m.options).map_err(Error::Invalid)?;
+    if m.fstype == "bind" || opts.bind {
+        bind_tree(rustix::fs::CWD, &m.source, opts.recursive_bind)
+            .map_err(|e| at(e, "open_tree", Path::new(&m.source)))
+    } else {
+        new_fs(&m.fstype, &m.source, &opts)
+            .map_err(|e| at(e, &format!("mount {}", m.fstype), Path::new(&m.source)))
+    }
+}
+
 fn create_cwd(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
     if let Some(cwd) = &plan.cwd
         && let Err(e) = paths::create_all(root, cwd, Kind::Dir)

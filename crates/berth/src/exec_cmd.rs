@@ -1,0 +1,118 @@
+//! `berth exec`: a command in a running container, through the engine
+//! (no daemon needed), with docker's flags and exit codes.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use berth_engine::Engine;
+use berth_engine::exec::ExecRecord;
+use clap::Args;
+
+use crate::run_cmd::{RunFailed, env_file, relay};
+
+/// `berth exec` flags (docker's names).
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Detached mode: run the command in the background.
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep STDIN open.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file")]
+    env_file: Vec<std::path::PathBuf>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    privileged: bool,
+    /// The container.
+    container: String,
+    /// Command and arguments.
+    #[arg(required = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn failed(e: impl std::fmt::Display) -> anyhow::Error {
+    RunFailed(e.to_string()).into()
+}
+
+/// Runs `berth exec`; the exit code is the command's.
+pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
+    if a.privileged {
+        return Err(failed("not supported yet: exec --privileged"));
+    }
+    if a.tty && !a.detach && !std::io::stdin().is_terminal() {
+        return Err(failed("the input device is not a TTY"));
+    }
+    let engine = Engine::open(root).map_err(failed)?;
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(env_file(f).map_err(|e| failed(format!("{e:#}")))?);
+    }
+    for e in &a.env {
+        match std::env::var(e) {
+            Ok(v) if !e.contains('=') => env.push(format!("{e}={v}")),
+            _ => env.push(e.clone()),
+        }
+    }
+    let console_size = if a.tty {
+        rustix::termios::tcgetwinsize(std::io::stdin())
+            .ok()
+            .map(|w| (w.ws_row, w.ws_col))
+    } else {
+        None
+    };
+    let rec = ExecRecord {
+        cmd: a.command.clone(),
+        env,
+        user: a.user.clone().unwrap_or_default(),
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        tty: a.tty,
+        attach_stdin: a.interactive && !a.detach,
+        attach_stdout: !a.detach,
+        attach_stderr: !a.detach,
+        console_size,
+        ..Default::default()
+    };
+    let eid = engine.exec_create(&a.container, rec).map_err(failed)?;
+    let mut attach = None;
+    let started = engine.exec_start(&eid, || {
+        if !a.detach {
+            attach = engine.exec_attach(&eid, a.interactive, true, true);
+        }
+        Ok(())
+    });
+    if let Err(e) = started {
+        let msg = e.to_string();
+        let code = berth_engine::monitor::start_failure_code(&msg);
+        eprintln!("berth: {msg}");
+        return Ok(ExitCode::from(code.clamp(1, 255) as u8));
+    }
+    if a.detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(s) = attach {
+        relay(&engine, &a.container, s, a.tty, a.interactive, false)?;
+    }
+    let code = engine
+        .exec_inspect(&eid)
+        .ok()
+        .and_then(|r| r.exit_code)
+        .unwrap_or(126);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
