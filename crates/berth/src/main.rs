@@ -14,6 +14,7 @@ mod oci;
 mod pull_cmd;
 mod registry_cmd;
 mod run_cmd;
+mod stats_cmd;
 mod volume_cmd;
 
 use std::ffi::OsString;
@@ -91,6 +92,8 @@ enum Command {
         /// New name.
         new_name: String,
     },
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(stats_cmd::StatsArgs),
     /// Display the running processes of a container.
     Top {
         /// Container.
@@ -354,6 +357,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             container,
             new_name,
         } => ok(containers_cmd::rename(&root, &container, &new_name)),
+        Command::Stats(a) => stats_cmd::stats(&root, &a),
         Command::Top { container } => ok(containers_cmd::top(&root, &container)),
         Command::Daemon(a) => ok(daemon_cmd::run(&root, &a)),
         Command::Image(c) => ok(image_command(&root, c)),

@@ -602,6 +602,15 @@ fn volumes_binds_tmpfs_and_exec_without_a_daemon() {
     eventually("detached exec", || {
         b.run(&["exec", "box", "cat", "/data/d"]).status.success()
     });
+    // stats from the cgroup
+    let st = b.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "box",
+    ]);
+    assert!(st.starts_with("box ") && st.trim() != "box 0", "{st}");
     // the exec's processes die with the container; exec into a stopped one fails
     b.ok(&["stop", "box"]);
     let err = b.fails(&["exec", "box", "true"]);
@@ -697,6 +706,32 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "limited",
+        "-m",
+        "64m",
+        "vol:1",
+        "sh",
+        "-c",
+        "while true; do sleep 0.1; done",
+    ]);
+    let st = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}}",
+        "limited",
+    ]);
+    assert!(
+        st.starts_with("limited ") && st.trim_end().ends_with("/ 64MiB"),
+        "{st}"
+    );
+    d.ok(&["rm", "-f", "limited"]);
     let mounts = d.ok(&[
         "inspect",
         "-f",
@@ -729,6 +764,8 @@ assert r.exit_code == 0 and r.output == (b'out\n', b'err\n'), r
 v = c.volumes.create('pyvol', labels={'k': 'v'})
 assert v.attrs['Labels'] == {'k': 'v'} and v.attrs['Driver'] == 'local'
 v.remove()
+s = ct.stats(stream=False)
+assert s['name'] == '/pyx' and s['pids_stats']['current'] >= 1 and s['cpu_stats']['online_cpus'] >= 1, s
 ct.remove(force=True, v=True)
 print('ok')
 "#;

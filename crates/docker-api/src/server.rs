@@ -451,10 +451,7 @@ async fn route(
                 Err(e) => engine_error(e),
             }
         }
-        ("GET", ["containers", _, "stats"]) => error(
-            StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: container stats",
-        ),
+        ("GET", ["containers", id, "stats"]) => stats(&root, id, &query(&req)).await,
         ("GET", ["images", "json"]) => images_list(&root).await,
         ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {
             let name = rest.join("/");
@@ -948,6 +945,54 @@ async fn attach(shared: Arc<Shared>, mut req: Request<Incoming>, id: &str) -> Re
         }),
     );
     r
+}
+
+/// `GET /containers/{id}/stats`: one document (`stream=false`, with a
+/// second sample half a second later so CPU % can be computed; none with
+/// `one-shot`), or one per second until the client goes.
+async fn stats(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> Response<Body> {
+    let stream = q.get("stream").is_none_or(|v| truthy(Some(v)));
+    let one_shot = truthy(q.get("one-shot"));
+    let key = id.to_string();
+    let c = match blocking(root, move |e| e.container(&key)).await {
+        Ok(c) => c,
+        Err(e) => return engine_error(e),
+    };
+    let (name, cid) = (c.record.name.clone(), c.record.id.clone());
+    let (tx, rx) = mpsc::channel::<Bytes>(2);
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let Ok(engine) = Engine::open(&root) else {
+            return;
+        };
+        let mut pre = if one_shot && !stream {
+            None
+        } else {
+            let first = engine.stats_sample(&cid).ok();
+            if !stream {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            first
+        };
+        loop {
+            let Ok(cur) = engine.stats_sample(&cid) else {
+                return;
+            };
+            let doc = shapes::stats(&name, &cid, pre.as_ref(), &cur);
+            if tx.blocking_send(Bytes::from(format!("{doc}\n"))).is_err() || !stream {
+                return;
+            }
+            pre = Some(cur);
+            // a second between documents, ending early when the client goes
+            for _ in 0..10 {
+                if tx.is_closed() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    });
+    streaming(Some("application/json"), rx)
 }
 
 /// An exec create body → the engine's record.

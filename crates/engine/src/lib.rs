@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod ops;
 pub mod run;
 pub mod spec;
+pub mod stats;
 pub mod user;
 pub mod volumes;
 
