@@ -6,6 +6,7 @@
 
 mod containers_cmd;
 mod daemon_cmd;
+mod events_cmd;
 mod exec_cmd;
 mod format;
 mod images_cmd;
@@ -61,6 +62,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Create a new container (without starting it).
     Create(run_cmd::RunArgs),
+    /// Get real time events from the engine.
+    Events(events_cmd::EventsArgs),
     /// Execute a command in a running container.
     Exec(exec_cmd::ExecArgs),
     /// List containers.
@@ -342,6 +345,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run_cmd::run(&root, a),
         Command::Create(a) => run_cmd::create(&root, a),
         Command::Exec(a) => exec_cmd::exec(&root, a),
+        Command::Events(a) => ok(events_cmd::events(&root, &a)),
         Command::Ps(a) => ok(containers_cmd::ps(&root, &a)),
         Command::Logs(a) => ok(containers_cmd::logs(&root, &a)),
         Command::Start(a) => containers_cmd::start(&root, &a),

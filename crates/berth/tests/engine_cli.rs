@@ -617,6 +617,53 @@ fn volumes_binds_tmpfs_and_exec_without_a_daemon() {
     assert!(err.contains("is not running"), "{err}");
     b.ok(&["rm", "-v", "box"]);
     assert!(b.ok(&["volume", "ls", "-q"]).trim().is_empty());
+    // every step left an event
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=box",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for want in [
+        "create",
+        "start",
+        "exec_create: /no/such",
+        "exec_die",
+        "kill",
+        "die",
+        "stop",
+        "destroy",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--filter",
+        "event=destroy",
+        "--format",
+        "{{.ID}}",
+    ]);
+    assert!(ev.lines().any(|l| l == "keep"), "{ev}");
     assert!(
         std::fs::read_dir(b.root().join("execs"))
             .map(|d| d.count())
@@ -744,6 +791,28 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));
     d.ok(&["rm", "-f", "-v", "web"]);
     d.ok(&["volume", "rm", "dvol"]);
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=web",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    for want in ["create web", "start web", "die web", "destroy web"] {
+        assert!(ev.lines().any(|l| l == want), "{want} missing from {ev}");
+    }
     d.ok(&["volume", "create", "--label", "team=a", "labelled"]);
     assert_eq!(
         d.ok(&["volume", "ls", "-q", "-f", "label=team=a"]).trim(),

@@ -595,7 +595,7 @@ async fn route(
             StatusCode::NOT_FOUND,
             format!("plugin \"{name}\" not found"),
         ),
-        ("GET", ["events"]) => error(StatusCode::NOT_IMPLEMENTED, "not supported yet: events"),
+        ("GET", ["events"]) => events(&root, &query(&req)),
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }
 }
@@ -991,6 +991,52 @@ async fn stats(root: &std::path::Path, id: &str, q: &HashMap<String, String>) ->
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         }
+    });
+    streaming(Some("application/json"), rx)
+}
+
+/// `GET /events`: recorded events since `since`, then new ones until
+/// `until` (or until the client goes).
+fn events(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
+    let filters = match filters(q) {
+        Ok(f) => f,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let time = |k: &str| -> Result<Option<i64>, String> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => berth_engine::logs::parse_time(v)
+                .ok()
+                .and_then(|t| berth_engine::events::rfc3339_nanos(&t))
+                .map(Some)
+                .ok_or_else(|| format!("invalid value for {k}: {v}")),
+        }
+    };
+    let query = match (time("since"), time("until")) {
+        (Ok(since), Ok(until)) => berth_engine::events::Query {
+            since,
+            until,
+            filters: filters.into_iter().collect(),
+        },
+        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    if let Err(e) = query.validate() {
+        return engine_error(e);
+    }
+    // without `since`, only what happens from now on
+    let query = berth_engine::events::Query {
+        since: query
+            .since
+            .or_else(|| berth_engine::events::rfc3339_nanos(&berth_runtime::state::now_rfc3339())),
+        ..query
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let _ = berth_engine::events::read(&root, &query, true, &|| tx.is_closed(), &mut |e| {
+            tx.blocking_send(Bytes::from(format!("{}\n", shapes::event(e))))
+                .is_ok()
+        });
     });
     streaming(Some("application/json"), rx)
 }

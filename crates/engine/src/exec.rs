@@ -247,6 +247,11 @@ impl Engine {
         fs::create_dir_all(&idx).map_err(|e| Error::Io("create the exec index".into(), e))?;
         std::os::unix::fs::symlink(&cid, idx.join(&eid))
             .map_err(|e| Error::Io("index the exec".into(), e))?;
+        self.event(
+            &c.record,
+            &format!("exec_create: {}", r.cmd.join(" ")),
+            &[("execID", eid.clone())],
+        );
         Ok(eid)
     }
 

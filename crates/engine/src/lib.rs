@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod events;
 pub mod exec;
 pub mod logs;
 pub mod monitor;

@@ -210,6 +210,14 @@ impl Monitor {
         })
     }
 
+    fn event(&self, action: &str, extra: &[(&str, String)]) {
+        let mut a = crate::events::container_attributes(&self.record);
+        for (k, v) in extra {
+            a.insert((*k).to_owned(), v.clone());
+        }
+        crate::events::emit(&self.root, "container", action, &self.id, a);
+    }
+
     fn runtime(&self) -> Result<Runtime> {
         Ok(Runtime::new(&self.root.join("oci"))?)
     }
@@ -281,6 +289,7 @@ impl Monitor {
                 .update_state(&self.id, |s| s.status = Status::Removing);
             let rec = self.record.clone();
             self.store.remove(&rec)?;
+            self.event("destroy", &[]);
             crate::volumes::remove_anonymous_at(&self.root, &rec.mounts);
         } else {
             let _ = fs::remove_file(self.dir.join(ATTACH_SOCKET));
@@ -385,12 +394,20 @@ impl Monitor {
         }
         write_line(&mut self.ctl_out, "ok");
         self.ctl_out = None;
+        self.event(
+            &format!("exec_start: {}", rec.cmd.join(" ")),
+            &[("execID", eid.to_owned())],
+        );
         let pidfd = rustix::process::pidfd_open(
             rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Invalid("no pid".into()))?,
             rustix::process::PidfdFlags::empty(),
         )
         .map_err(|e| sys_err("pidfd_open", e))?;
         let code = self.follow(&mut io, &pidfd, pid)?;
+        self.event(
+            "exec_die",
+            &[("execID", eid.to_owned()), ("exitCode", code.to_string())],
+        );
         // the code is on record before the streams close
         crate::exec::update(&self.dir, eid, |x| {
             x.running = false;
@@ -566,6 +583,7 @@ impl Monitor {
             s.error.clear();
             s.oom_killed = false;
         })?;
+        self.event("start", &[]);
         write_line(&mut self.ctl_out, "ok");
         self.ctl_out = None;
         let pidfd = rustix::process::pidfd_open(
@@ -575,6 +593,10 @@ impl Monitor {
         .map_err(|e| sys_err("pidfd_open", e))?;
         let code = self.follow(&mut io, &pidfd, pid)?;
         let oom = code == 137 && self.oom_killed(&rt);
+        if oom {
+            self.event("oom", &[]);
+        }
+        self.event("die", &[("exitCode", code.to_string())]);
         if let Err(e) = rt.delete(&self.id, true) {
             eprintln!("delete the runtime container: {e}");
         }

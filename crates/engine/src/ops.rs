@@ -253,6 +253,15 @@ impl Engine {
         Ok(Runtime::new(&self.runtime_root())?)
     }
 
+    /// Records a container event.
+    pub(crate) fn event(&self, r: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut a = crate::events::container_attributes(r);
+        for (k, v) in extra {
+            a.insert((*k).to_owned(), v.clone());
+        }
+        crate::events::emit(&self.root, "container", action, &r.id, a);
+    }
+
     /// Resolves a container by id, name or id prefix.
     pub fn resolve(&self, key: &str) -> Result<String> {
         self.store.resolve(key)
@@ -520,6 +529,7 @@ impl Engine {
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
+        self.event(&record, "create", &[]);
         Ok(())
     }
 
@@ -625,6 +635,7 @@ impl Engine {
             let _ = rt.resume(&id);
         }
         let sig = parse_signal(&c.record.stop_signal).unwrap_or(15);
+        self.event(&c.record, "kill", &[("signal", sig.to_string())]);
         let _ = rt.kill(&id, sig, false);
         let limit = if timeout < 0 {
             Duration::from_secs(u64::MAX / 4)
@@ -632,9 +643,11 @@ impl Engine {
             Duration::from_secs(timeout as u64)
         };
         if !self.wait_inactive(&id, limit) {
+            self.event(&c.record, "kill", &[("signal", "9".into())]);
             let _ = rt.kill(&id, 9, true);
             self.wait_inactive(&id, Duration::from_secs(10));
         }
+        self.event(&c.record, "stop", &[]);
         Ok(())
     }
 
@@ -676,6 +689,7 @@ impl Engine {
             self.store.update_state(&id, |s| s.manual_stop = true)?;
         }
         self.runtime()?.kill(&id, sig, false)?;
+        self.event(&c.record, "kill", &[("signal", sig.to_string())]);
         if sig == 9 {
             self.wait_inactive(&id, Duration::from_secs(10));
         }
@@ -726,6 +740,7 @@ impl Engine {
             let _ = rt.delete(&id, true);
         }
         self.store.remove(&c.record)?;
+        self.event(&c.record, "destroy", &[]);
         if volumes {
             self.remove_anonymous_volumes(&c.record.mounts);
         }
@@ -872,6 +887,7 @@ impl Engine {
             return Err(e);
         }
         self.store.release_name(&old, &c.record.id);
+        self.event(&r, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
@@ -886,7 +902,9 @@ impl Engine {
         }
         self.runtime()?.pause(&c.record.id)?;
         self.store
-            .update_state(&c.record.id, |s| s.status = Status::Paused)
+            .update_state(&c.record.id, |s| s.status = Status::Paused)?;
+        self.event(&c.record, "pause", &[]);
+        Ok(())
     }
 
     /// Thaws a paused container.
@@ -900,7 +918,9 @@ impl Engine {
         }
         self.runtime()?.resume(&c.record.id)?;
         self.store
-            .update_state(&c.record.id, |s| s.status = Status::Running)
+            .update_state(&c.record.id, |s| s.status = Status::Running)?;
+        self.event(&c.record, "unpause", &[]);
+        Ok(())
     }
 
     /// The host pids of a running container's processes.

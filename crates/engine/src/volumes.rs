@@ -597,6 +597,13 @@ impl Engine {
         fs::write(tmp.join("meta.json"), meta)
             .map_err(|e| Error::Io("write the volume's meta.json".into(), e))?;
         fs::rename(&tmp, &dir).map_err(|e| Error::Io(format!("create volume {name}"), e))?;
+        crate::events::emit(
+            &self.root,
+            "volume",
+            "create",
+            &name,
+            BTreeMap::from([("driver".to_owned(), "local".to_owned())]),
+        );
         Ok(v)
     }
 
@@ -642,7 +649,15 @@ impl Engine {
         let gone = self.volumes_dir().join(format!(".rm-{name}"));
         fs::rename(&dir, &gone).map_err(|e| Error::Io(format!("remove volume {name}"), e))?;
         berth_image::unpack::remove_tree(&gone)
-            .map_err(|e| Error::Io(format!("remove volume {name}"), e))
+            .map_err(|e| Error::Io(format!("remove volume {name}"), e))?;
+        crate::events::emit(
+            &self.root,
+            "volume",
+            "destroy",
+            name,
+            BTreeMap::from([("driver".to_owned(), "local".to_owned())]),
+        );
+        Ok(())
     }
 
     /// `docker volume prune`: unused anonymous volumes (every unused
