@@ -17,6 +17,10 @@ if [ "${BERTH_TEST_PODMAN:-1}" = 1 ]; then
 	command -v podman >/dev/null || need+=(podman)
 fi
 command -v tar >/dev/null || need+=(tar)
+# bridge networking: nftables rules, ip/nsenter in the network tests
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 # image and registry interop: the reference registry, skopeo, htpasswd (bcrypt)
 if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then

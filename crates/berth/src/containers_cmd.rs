@@ -169,7 +169,20 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
                 berth_engine::ops::status_text(&c.state, now),
             );
             f.insert("State".into(), c.state.status.as_str().into());
-            f.insert("Ports".into(), String::new());
+            f.insert(
+                "Ports".into(),
+                c.endpoints
+                    .iter()
+                    .flat_map(|e| e.ports.iter())
+                    .map(|b| {
+                        format!(
+                            "{}:{}->{}/{}",
+                            b.host_ip, b.host_port, b.container_port, b.proto
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
             f.insert("Names".into(), c.record.name.clone());
             f.insert(
                 "Labels".into(),

@@ -50,8 +50,17 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
             lock_path.display()
         );
     }
-    // the engine creates its directories before the first request
-    berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
+    // the engine creates its directories before the first request; dead
+    // containers are laid to rest (and taken off their networks) before
+    // the bridges and rules of the living ones are restored (after a
+    // reboot the kernel has none of them)
+    let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
+    let _ = engine.list();
+    if root.join("networks").exists()
+        && let Err(e) = berth_net::Net::open(root).and_then(|n| n.restore())
+    {
+        tracing::warn!("restore the networks: {e}");
+    }
     if let Some(dir) = sock.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }

@@ -11,6 +11,7 @@ mod exec_cmd;
 mod format;
 mod images_cmd;
 mod logging;
+mod network_cmd;
 mod oci;
 mod pull_cmd;
 mod registry_cmd;
@@ -131,6 +132,16 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume_cmd::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network_cmd::NetworkCommand),
+    /// List port mappings or a specific mapping for the container.
+    Port {
+        /// Container.
+        container: String,
+        /// PRIVATE_PORT[/PROTO].
+        private_port: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -376,6 +387,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Pull(a) => ok(image_command(&root, ImageCommand::Pull(a))),
         Command::Push(a) => ok(image_command(&root, ImageCommand::Push(a))),
         Command::Volume(c) => volume_cmd::run(&root, c),
+        Command::Network(c) => network_cmd::run(&root, c),
+        Command::Port {
+            container,
+            private_port,
+        } => network_cmd::port(&root, &container, private_port.as_deref()),
     }
 }
 
@@ -398,6 +414,10 @@ fn main() -> ExitCode {
         let id = args[3].to_string_lossy().into_owned();
         let exec = args.get(5).map(|a| a.to_string_lossy().into_owned());
         berth_engine::monitor::main(&root, &id, exec.as_deref());
+    }
+    // The root's embedded DNS server (started by the engine on demand).
+    if args.get(1).is_some_and(|a| a == "dns-server") && args.len() == 3 {
+        berth_engine::network::dns_server_main(&PathBuf::from(&args[2]));
     }
     // Fast path: `berth oci ...` skips clap's full parse of the top level.
     if args.get(1).is_some_and(|a| a == "oci") {

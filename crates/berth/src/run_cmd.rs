@@ -61,7 +61,7 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     read_only: bool,
-    /// Connect a container to a network (`default`, `none`, `host`).
+    /// Connect a container to a network (`default`/`bridge`, `none`, `host`, or a name).
     #[arg(long, visible_alias = "net", default_value = "default")]
     network: String,
     /// Restart policy (no, on-failure[:max-retries], always, unless-stopped).
@@ -121,6 +121,12 @@ pub struct RunArgs {
     /// Publish a container's port(s) to the host.
     #[arg(short, long)]
     publish: Vec<String>,
+    /// Container IPv4 address (user-defined networks).
+    #[arg(long)]
+    ip: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long)]
+    network_alias: Vec<String>,
     /// Publish all exposed ports to random ports.
     #[arg(short = 'P', long)]
     publish_all: bool,
@@ -133,6 +139,30 @@ pub struct RunArgs {
     /// Mount a tmpfs directory (`/path[:options]`).
     #[arg(long)]
     tmpfs: Vec<String>,
+    /// Give extended privileges to this container (not supported yet).
+    #[arg(long)]
+    privileged: bool,
+    /// Run an init inside the container (not supported yet).
+    #[arg(long)]
+    init: bool,
+    /// Ulimit options (not supported yet).
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Sysctl options (not supported yet).
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// Add a custom host-to-IP mapping (not supported yet).
+    #[arg(long)]
+    add_host: Vec<String>,
+    /// Add a host device (not supported yet).
+    #[arg(long)]
+    device: Vec<String>,
+    /// Set custom DNS servers (not supported yet).
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Command to run to check health (not supported yet).
+    #[arg(long)]
+    health_cmd: Option<String>,
     /// Suppress the pull output.
     #[arg(short, long)]
     quiet: bool,
@@ -159,8 +189,19 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 /// The engine's configuration from the flags.
 fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
-    if !a.publish.is_empty() || a.publish_all {
-        unsupported.push("port publishing (-p/-P) needs bridge networking".to_owned());
+    for (asked, what) in [
+        (a.privileged, "--privileged"),
+        (a.init, "--init"),
+        (!a.ulimit.is_empty(), "--ulimit"),
+        (!a.sysctl.is_empty(), "--sysctl"),
+        (!a.add_host.is_empty(), "--add-host"),
+        (!a.device.is_empty(), "--device"),
+        (!a.dns.is_empty(), "--dns"),
+        (a.health_cmd.is_some(), "health checks (--health-cmd)"),
+    ] {
+        if asked {
+            unsupported.push(what.to_owned());
+        }
     }
     if a.network.starts_with("container:") {
         unsupported.push(format!("network mode {:?}", a.network));
@@ -234,7 +275,19 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
             (p.to_owned(), o.to_owned())
         })
         .collect();
+    let mut port_bindings = Vec::new();
+    for p in &a.publish {
+        port_bindings.extend(berth_engine::network::parse_publish(p).map_err(failed)?);
+    }
+    let mut exposed = a.expose.clone();
+    for p in &port_bindings {
+        exposed.push(format!("{}/{}", p.container_port, p.proto));
+    }
     Ok(CreateConfig {
+        port_bindings,
+        publish_all: a.publish_all,
+        aliases: a.network_alias.clone(),
+        ipv4_address: a.ip.clone(),
         binds: a.volume.clone(),
         mounts,
         tmpfs,
@@ -254,7 +307,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         stdin_once: a.interactive && !a.detach,
         attach: (a.interactive, !a.detach, !a.detach),
         labels,
-        exposed_ports: a.expose.clone(),
+        exposed_ports: exposed,
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         auto_remove: a.rm,

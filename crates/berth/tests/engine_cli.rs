@@ -363,8 +363,10 @@ fn the_docker_cli_drives_berth_daemon() {
     assert!(d2.ok(&["ps", "-aq"]).trim().is_empty());
     assert!(d2.ok(&["images"]).contains("bb"));
     // docker's error for what is not built yet
-    let o = d2.docker(&["network", "create", "n1"]);
+    d2.ok(&["network", "create", "n1"]);
+    let o = d2.docker(&["network", "connect", "n1", "cli-made"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("not supported yet"));
+    d2.ok(&["network", "rm", "n1"]);
 
     // docker-py
     let py = r#"
@@ -840,6 +842,292 @@ print('ok')
 "#;
     let o = Command::new("python3")
         .args(["-c", py, &format!("unix://{}", d.sock.display())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("No module named 'docker'") {
+        eprintln!("skipped docker-py: the Python docker package is not installed");
+        return;
+    }
+    assert!(o.status.success(), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP GET to 127.0.0.1:port (loopback only), retried briefly.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn host_links() -> String {
+    String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned()
+}
+
+#[test]
+fn bridge_networks_ports_and_dns_without_a_daemon() {
+    if !root_or_skip("bridge networks") {
+        return;
+    }
+    let b = berth_with_volume_image();
+    let net: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.root().join("net.json")).unwrap()).unwrap();
+    let bridge = net["default_bridge"].as_str().unwrap().to_owned();
+    let table = net["table"].as_str().unwrap().to_owned();
+    // the default bridge: an address, a published port on loopback
+    let port = free_port();
+    let publish = format!("{port}:80");
+    b.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "vol:1", "busybox", "httpd", "-f", "-p",
+        "80", "-h", "/data",
+    ]);
+    let ip = b.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
+    assert!(ip.starts_with("198.18."), "{ip}");
+    assert!(http_get(port, "/seed").ends_with("seeded\n"));
+    assert!(b.ok(&["ps"]).contains(&format!("0.0.0.0:{port}->80/tcp")));
+    assert_eq!(
+        b.ok(&["port", "web", "80"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    // the same host port twice is refused, and the loser leaves nothing
+    let o = b.run(&[
+        "run", "-d", "--name", "web2", "-p", &publish, "vol:1", "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("port is already allocated"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    b.ok(&["rm", "-f", "web2"]);
+    // a user-defined network: names, aliases, fixed addresses
+    let appnet_id = b.ok(&["network", "create", "appnet"]).trim().to_owned();
+    let subnet = b.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{json .IPAM.Config}}",
+        "appnet",
+    ]);
+    assert!(subnet.contains("198.19."), "{subnet}");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "database",
+        "vol:1",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/data",
+    ]);
+    let out = b.ok(&["run", "--rm", "--network", "appnet", "vol:1", "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://database/seed && break; sleep 0.3; done; busybox wget -qO- http://db/seed"]);
+    assert_eq!(out, "seeded\nseeded\n");
+    // other networks cannot reach it
+    let db_ip = b.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+        "db",
+    ]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "vol:1",
+        "busybox",
+        "wget",
+        "-T",
+        "2",
+        "-qO-",
+        &format!("http://{}/seed", db_ip.trim()),
+    ]);
+    assert!(
+        !o.status.success(),
+        "the default bridge reached another network"
+    );
+    let err = b.fails(&["network", "rm", "appnet"]);
+    assert!(err.contains("has active endpoints"), "{err}");
+    let err = b.fails(&["network", "rm", "bridge"]);
+    assert!(err.contains("pre-defined network"), "{err}");
+    assert!(
+        b.fails(&["run", "--rm", "--network", "nonet", "vol:1", "true"])
+            .contains("not found")
+    );
+    // stopping takes the container off its networks; removing leaves nothing
+    b.ok(&["rm", "-f", "web", "db"]);
+    // (other tests run at once: look at this root's bridge only)
+    let members = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link", "show", "master", &bridge])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        members.trim().is_empty(),
+        "no veth left on {bridge}: {members}"
+    );
+    let rules = String::from_utf8_lossy(
+        &Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        !rules.contains(&format!("{port}")),
+        "no rule for the port: {rules}"
+    );
+    b.ok(&["network", "rm", "appnet"]);
+    let gone = format!("br-{}:", &appnet_id[..12]);
+    assert!(
+        !host_links().contains(&gone),
+        "the network's bridge is gone"
+    );
+    assert!(host_links().contains(&bridge), "the default bridge stays");
+    drop(b);
+    assert!(
+        !host_links().contains(&bridge),
+        "teardown removed the default bridge"
+    );
+}
+
+#[test]
+fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
+    if !root_or_skip("berth daemon") {
+        return;
+    }
+    if !have_docker() {
+        eprintln!("skipped: the docker CLI is not installed");
+        return;
+    }
+    let b = berth_with_volume_image();
+    let d = Daemon::start(&b);
+    let port = free_port();
+    d.ok(&["network", "create", "--subnet", "198.19.240.0/24", "dnet"]);
+    assert!(
+        d.ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|l| l == "dnet")
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "site",
+        "--network",
+        "dnet",
+        "--ip",
+        "198.19.240.50",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "vol:1",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/data",
+    ]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.dnet.IPAddress}}",
+            "site"
+        ])
+        .trim(),
+        "198.19.240.50"
+    );
+    assert_eq!(
+        d.ok(&["port", "site"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    assert!(http_get(port, "/seed").ends_with("seeded\n"));
+    let out = d.ok(&["run", "--rm", "--network", "dnet", "vol:1", "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://site/seed && break; sleep 0.3; done"]);
+    assert_eq!(out, "seeded\n");
+    // kill -9 the daemon: the port mapping stays
+    let mut d = d;
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    assert!(
+        http_get(port, "/seed").ends_with("seeded\n"),
+        "published port survives the daemon"
+    );
+    let d2 = Daemon::start(&b);
+    drop(d);
+    assert!(
+        d2.ok(&["ps"])
+            .contains(&format!("127.0.0.1:{port}->80/tcp"))
+    );
+    d2.ok(&["rm", "-f", "site"]);
+    d2.ok(&["network", "rm", "dnet"]);
+    assert!(!d2.ok(&["network", "ls"]).contains("dnet"));
+    // docker-py: ports and networks
+    let py = r#"
+import docker, sys, urllib.request
+c = docker.DockerClient(base_url=sys.argv[1])
+n = c.networks.create('pynet')
+ct = c.containers.run('vol:1', ['busybox', 'httpd', '-f', '-p', '80', '-h', '/data'], detach=True,
+                      network='pynet', ports={'80/tcp': ('127.0.0.1', None)}, name='pyweb')
+ct.reload()
+hp = ct.ports['80/tcp'][0]['HostPort']
+assert int(hp) > 0, ct.ports
+import time
+for _ in range(50):
+    try:
+        assert urllib.request.urlopen('http://127.0.0.1:%s/seed' % hp, timeout=5).read() == b'seeded\n'
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit('no answer on the published port')
+n.reload()
+assert 'pyweb' in [x.name for x in n.containers], n.containers
+ct.remove(force=True)
+n.remove()
+print('ok')
+"#;
+    let o = Command::new("python3")
+        .args(["-c", py, &format!("unix://{}", d2.sock.display())])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use berth_engine::container::LogConfig;
 use berth_engine::{CreateConfig, Resources, RestartPolicy};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn strings(v: Option<&Value>) -> Option<Vec<String>> {
     match v? {
@@ -68,8 +68,6 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             unsupported.push(what.to_owned());
         }
     };
-    check("PortBindings", "port publishing (-p)");
-    check("PublishAllPorts", "port publishing (-P)");
     check("Privileged", "privileged containers (--privileged)");
     check("Init", "--init");
     check("Devices", "--device");
@@ -82,16 +80,59 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
     if nonempty(obj.get("Healthcheck").and_then(|h| h.get("Test"))) {
         unsupported.push("health checks (--health-cmd)".into());
     }
+    let mut aliases = Vec::new();
+    let mut ipv4 = None;
     if let Some(eps) = obj
         .get("NetworkingConfig")
         .and_then(|n| n.get("EndpointsConfig"))
         .and_then(Value::as_object)
     {
-        for (net, ep) in eps {
-            if nonempty(ep.get("IPAMConfig")) || nonempty(ep.get("Aliases")) {
-                unsupported.push(format!(
-                    "endpoint settings on network {net} (--ip, --alias)"
-                ));
+        if eps.len() > 1 {
+            unsupported.push("more than one network at create".into());
+        }
+        for ep in eps.values() {
+            aliases.extend(strings(ep.get("Aliases")).unwrap_or_default());
+            ipv4 = ep
+                .get("IPAMConfig")
+                .and_then(|i| string(i.get("IPv4Address")));
+            if ep
+                .get("IPAMConfig")
+                .is_some_and(|i| nonempty(i.get("IPv6Address")))
+            {
+                unsupported.push("IPv6 addresses (--ip6)".into());
+            }
+        }
+    }
+    let mut port_bindings = Vec::new();
+    if let Some(pb) = h("PortBindings").and_then(Value::as_object) {
+        for (key, hosts) in pb {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let container_port: u16 = port
+                .parse()
+                .map_err(|_| format!("invalid port specification: \"{key}\""))?;
+            let list = hosts.as_array().cloned().unwrap_or_default();
+            let list = if list.is_empty() {
+                vec![json!({})]
+            } else {
+                list
+            };
+            for hb in list {
+                let host_port = match hb.get("HostPort").and_then(Value::as_str).unwrap_or("") {
+                    "" => 0,
+                    p => p
+                        .parse::<u16>()
+                        .map_err(|_| format!("invalid port specification: \"{p}\""))?,
+                };
+                port_bindings.push(berth_engine::network::PortSpec {
+                    container_port,
+                    proto: proto.to_owned(),
+                    host_ip: hb
+                        .get("HostIp")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                    host_port,
+                });
             }
         }
     }
@@ -211,6 +252,10 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         },
         log_config,
         console_size,
+        port_bindings,
+        publish_all: boolean(h("PublishAllPorts")),
+        aliases,
+        ipv4_address: ipv4,
         binds: strings(h("Binds")).unwrap_or_default(),
         mounts,
         tmpfs,
@@ -251,8 +296,9 @@ mod tests {
         )
         .unwrap();
         let (_, c) = parse(&body, None).unwrap();
-        assert_eq!(c.unsupported.len(), 1);
+        assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
         assert_eq!(c.binds, ["/a:/b"]);
+        assert_eq!(c.port_bindings[0].host_port, 8080);
         assert!(parse(&serde_json::json!({"Cmd": ["x"]}), None).is_err());
         assert!(parse(&serde_json::json!([1]), None).is_err());
     }

@@ -515,17 +515,125 @@ async fn route(
             StatusCode::NOT_IMPLEMENTED,
             "not supported yet: docker build (the builder arrives with its own issue)",
         ),
-        ("GET", ["networks"]) => json_resp(StatusCode::OK, &Value::Array(builtin_networks())),
-        ("GET", ["networks", name]) => match builtin_networks()
-            .into_iter()
-            .find(|n| n["Name"] == *name || n["Id"] == *name)
+        ("GET", ["networks"]) => {
+            let f = match filters(&query(&req)) {
+                Ok(f) => f,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            match blocking(&root, move |e| e.networks()).await {
+                Ok(list) => {
+                    let v: Vec<Value> = list
+                        .iter()
+                        .filter(|n| {
+                            f.iter().all(|(k, vals)| {
+                                vals.iter().any(|x| match k.as_str() {
+                                    "name" => n.name.contains(x.as_str()),
+                                    "id" => n.id.starts_with(x.as_str()),
+                                    "driver" => n.driver == *x,
+                                    "type" => {
+                                        (x == "builtin")
+                                            == n.network.as_ref().is_none_or(|m| m.default)
+                                    }
+                                    "label" => n.network.as_ref().is_some_and(|m| {
+                                        berth_engine::volumes::label_matches(&m.labels, x)
+                                    }),
+                                    _ => false,
+                                })
+                            })
+                        })
+                        .map(shapes::network)
+                        .collect();
+                    json_resp(StatusCode::OK, &Value::Array(v))
+                }
+                Err(e) => engine_error(e),
+            }
+        }
+        ("GET", ["networks", key]) => {
+            let key = key.to_string();
+            match blocking(&root, move |e| e.network(&key)).await {
+                Ok(n) => json_resp(StatusCode::OK, &shapes::network(&n)),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["networks", "create"]) => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            let map = |k: &str| -> std::collections::BTreeMap<String, String> {
+                body.get(k)
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if body
+                .get("EnableIPv6")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                return error(StatusCode::BAD_REQUEST, "not supported yet: IPv6 networks");
+            }
+            let cfgs = body
+                .get("IPAM")
+                .and_then(|i| i.get("Config"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if cfgs.len() > 1 {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "not supported yet: more than one subnet per network",
+                );
+            }
+            let c = cfgs.first().cloned().unwrap_or_default();
+            let cs = |k: &str| {
+                c.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .filter(|x| !x.is_empty())
+            };
+            let req = berth_net::CreateNetwork {
+                name: s("Name"),
+                driver: s("Driver"),
+                subnet: cs("Subnet"),
+                gateway: cs("Gateway"),
+                ip_range: cs("IPRange"),
+                internal: body
+                    .get("Internal")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                attachable: body
+                    .get("Attachable")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                labels: map("Labels"),
+                options: map("Options"),
+            };
+            match blocking(&root, move |e| e.create_network(&req)).await {
+                Ok(n) => json_resp(StatusCode::CREATED, &json!({"Id": n.id, "Warning": ""})),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["networks", "prune"]) => match blocking(&root, move |e| e.prune_networks()).await
         {
-            Some(n) => json_resp(StatusCode::OK, &n),
-            None => error(StatusCode::NOT_FOUND, format!("network {name} not found")),
+            Ok(names) => json_resp(StatusCode::OK, &json!({"NetworksDeleted": names})),
+            Err(e) => engine_error(e),
         },
-        ("POST", ["networks", ..]) | ("DELETE", ["networks", ..]) => error(
+        ("DELETE", ["networks", key]) => {
+            let key = key.to_string();
+            match blocking(&root, move |e| e.remove_network(&key)).await {
+                Ok(()) => empty(StatusCode::NO_CONTENT),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["networks", _, "connect"]) | ("POST", ["networks", _, "disconnect"]) => error(
             StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: user-defined networks",
+            "not supported yet: connecting a container to another network (docker network connect/disconnect)",
         ),
         ("GET", ["volumes"]) => volumes_list(&root, &query(&req)).await,
         ("GET", ["volumes", name]) => {
@@ -703,28 +811,6 @@ async fn info(root: &std::path::Path) -> Response<Body> {
             "Warnings": ["bridge networking is not supported yet: containers get loopback only or the host's network"],
         }),
     )
-}
-
-fn builtin_networks() -> Vec<Value> {
-    ["bridge", "host", "none"]
-        .iter()
-        .map(|n| {
-            let driver = match *n {
-                "bridge" => "bridge",
-                "host" => "host",
-                _ => "null",
-            };
-            json!({"Name": n, "Id": format!("{:0<64}", hex_of(n)), "Created": "0001-01-01T00:00:00Z",
-                   "Scope": "local", "Driver": driver, "EnableIPv6": false,
-                   "IPAM": {"Driver": "default", "Options": null, "Config": []},
-                   "Internal": false, "Attachable": false, "Ingress": false,
-                   "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {}})
-        })
-        .collect()
-}
-
-fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn create(root: &std::path::Path, req: Request<Incoming>) -> Response<Body> {

@@ -67,6 +67,108 @@ fn binds(c: &Container) -> Value {
     if v.is_empty() { Value::Null } else { json!(v) }
 }
 
+/// `NetworkSettings` of a container (its endpoints while it runs).
+fn network_settings(c: &Container) -> Value {
+    let mut ports = serde_json::Map::new();
+    for p in &c.record.exposed_ports {
+        let key = if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        };
+        ports.insert(key, Value::Null);
+    }
+    let mut networks = serde_json::Map::new();
+    for e in &c.endpoints {
+        for b in &e.ports {
+            let key = format!("{}/{}", b.container_port, b.proto);
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if !entry.is_array() {
+                *entry = json!([]);
+            }
+            if let Some(a) = entry.as_array_mut() {
+                a.push(
+                    json!({"HostIp": b.host_ip.to_string(), "HostPort": b.host_port.to_string()}),
+                );
+            }
+        }
+        networks.insert(
+            e.network_name.clone(),
+            json!({
+                "IPAMConfig": if c.record.ipv4_address.is_empty() { Value::Null }
+                              else { json!({"IPv4Address": c.record.ipv4_address}) },
+                "Links": null,
+                "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                "MacAddress": e.mac,
+                "NetworkID": e.network_id,
+                "EndpointID": e.id,
+                "Gateway": e.gateway.to_string(),
+                "IPAddress": e.ip.to_string(),
+                "IPPrefixLen": e.prefix,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": e.dns_names(),
+            }),
+        );
+    }
+    if networks.is_empty() && c.record.network_mode != "host" {
+        let name = match c.record.network_mode.as_str() {
+            "" | "default" => "bridge",
+            m => m,
+        };
+        networks.insert(
+            name.to_owned(),
+            json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                   "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                   "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                   "GlobalIPv6PrefixLen": 0, "DNSNames": null}),
+        );
+    }
+    // the top-level fields describe the default bridge only, as docker's
+    let first = c.endpoints.iter().find(|e| e.network_name == "bridge");
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": if c.endpoints.is_empty() { String::new() }
+                      else { c.endpoints[0].netns.display().to_string() },
+        "Ports": ports,
+        "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": first.map(|e| e.prefix).unwrap_or(0),
+        "Gateway": first.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": networks,
+    })
+}
+
+/// `HostConfig.PortBindings`: what `-p` asked for.
+fn port_bindings(c: &Container) -> Value {
+    let mut m = serde_json::Map::new();
+    for p in &c.record.port_bindings {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let e = m.entry(key).or_insert_with(|| json!([]));
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({"HostIp": p.host_ip,
+                "HostPort": if p.host_port == 0 { String::new() } else { p.host_port.to_string() }}));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `Ports` of `GET /containers/json`.
+fn summary_ports(c: &Container) -> Value {
+    let mut v = Vec::new();
+    for e in &c.endpoints {
+        for b in &e.ports {
+            v.push(
+                json!({"IP": b.host_ip.to_string(), "PrivatePort": b.container_port,
+                          "PublicPort": b.host_port, "Type": b.proto.to_string()}),
+            );
+        }
+    }
+    Value::Array(v)
+}
+
 /// The command line docker shows in `ps` (`sleep 120`).
 pub fn command_line(c: &Container) -> String {
     let mut v = vec![c.record.path.clone()];
@@ -139,7 +241,8 @@ pub fn inspect(c: &Container) -> Value {
             "ContainerIDFile": "",
             "LogConfig": {"Type": r.log_config.kind, "Config": r.log_config.config},
             "NetworkMode": network_mode(c),
-            "PortBindings": {},
+            "PortBindings": port_bindings(c),
+            "PublishAllPorts": r.publish_all,
             "RestartPolicy": {"Name": if r.restart_policy.name.is_empty() { "no" } else { r.restart_policy.name.as_str() },
                               "MaximumRetryCount": r.restart_policy.maximum_retry_count},
             "AutoRemove": r.auto_remove,
@@ -148,7 +251,6 @@ pub fn inspect(c: &Container) -> Value {
             "ReadonlyRootfs": r.read_only,
             "SecurityOpt": if r.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
             "Privileged": false,
-            "PublishAllPorts": false,
             "Memory": res.memory,
             "MemorySwap": res.memory_swap,
             "MemoryReservation": res.memory_reservation,
@@ -185,16 +287,7 @@ pub fn inspect(c: &Container) -> Value {
             "StopSignal": r.stop_signal,
             "StopTimeout": r.stop_timeout,
         },
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "Ports": {},
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "Gateway": "",
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(c),
     })
 }
 
@@ -208,12 +301,12 @@ pub fn summary(c: &Container, now_secs: i64) -> Value {
         "ImageID": r.image_id,
         "Command": command_line(c),
         "Created": berth_engine::ops::parse_rfc3339_secs(&r.created).unwrap_or(0),
-        "Ports": [],
+        "Ports": summary_ports(c),
         "Labels": r.labels,
         "State": c.state.status.as_str(),
         "Status": berth_engine::ops::status_text(&c.state, now_secs),
         "HostConfig": {"NetworkMode": r.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(c)["Networks"].clone()},
         "Mounts": mounts(c),
     })
 }
@@ -320,6 +413,59 @@ pub fn event(e: &berth_engine::events::Event) -> Value {
         v["from"] = json!(e.attributes.get("image").cloned().unwrap_or_default());
     }
     v
+}
+
+/// A network as `GET /networks/{id}` shows it.
+pub fn network(v: &berth_engine::network::NetworkView) -> Value {
+    let mut containers = serde_json::Map::new();
+    for e in &v.endpoints {
+        containers.insert(
+            e.container_id.clone(),
+            json!({"Name": e.container_name, "EndpointID": e.id, "MacAddress": e.mac,
+                   "IPv4Address": format!("{}/{}", e.ip, e.prefix), "IPv6Address": ""}),
+        );
+    }
+    let (created, config, internal, attachable, labels, mut options) = match &v.network {
+        Some(n) => {
+            let mut cfg = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
+            if let Some(r) = &n.ip_range {
+                cfg["IPRange"] = json!(r.to_string());
+            }
+            (
+                n.created.clone(),
+                json!([cfg]),
+                n.internal,
+                n.attachable,
+                json!(n.labels),
+                n.options.clone(),
+            )
+        }
+        None => (
+            "0001-01-01T00:00:00Z".to_owned(),
+            json!([]),
+            false,
+            false,
+            json!({}),
+            Default::default(),
+        ),
+    };
+    if let Some(n) = &v.network {
+        options.insert("com.docker.network.bridge.name".into(), n.bridge.clone());
+        if n.default {
+            options.insert(
+                "com.docker.network.bridge.default_bridge".into(),
+                "true".into(),
+            );
+        }
+    }
+    json!({
+        "Name": v.name, "Id": v.id, "Created": created, "Scope": "local", "Driver": v.driver,
+        "EnableIPv4": true, "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "Internal": internal, "Attachable": attachable, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Containers": containers, "Options": options, "Labels": labels,
+    })
 }
 
 /// Whether a timestamp is docker's zero time.

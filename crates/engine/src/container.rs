@@ -225,8 +225,7 @@ pub struct Record {
     pub auto_remove: bool,
     /// Restart policy.
     pub restart_policy: RestartPolicy,
-    /// `none`, `host`, `default`/`bridge` (loopback only until the bridge
-    /// driver exists).
+    /// `none`, `host`, `default`/`bridge`, or a user-defined network.
     pub network_mode: String,
     /// Read-only root filesystem.
     pub read_only: bool,
@@ -244,6 +243,14 @@ pub struct Record {
     pub console_size: Option<(u16, u16)>,
     /// Volumes, binds and tmpfs mounts.
     pub mounts: Vec<crate::volumes::MountPoint>,
+    /// Published ports (`-p`).
+    pub port_bindings: Vec<crate::network::PortSpec>,
+    /// `-P`: every exposed port on a free host port.
+    pub publish_all: bool,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ipv4_address: String,
 }
 
 /// The life of a container, as docker names it.

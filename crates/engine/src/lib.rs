@@ -10,6 +10,7 @@ pub mod events;
 pub mod exec;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod ops;
 pub mod run;
 pub mod spec;

@@ -504,12 +504,26 @@ impl Monitor {
         ))
     }
 
+    /// One run, connected to its network for the run's length.
+    fn one_run(&mut self) -> Result<Option<i32>> {
+        let bridged = crate::network::is_bridge_mode(&self.record.network_mode);
+        // leftovers of a previous run (a monitor killed mid-way); before the
+        // network, as deleting unmounts what is under the bundle
+        let _ = self.runtime()?.delete(&self.id, true);
+        if bridged {
+            crate::network::connect(&self.root, &self.dir, &self.record)?;
+        }
+        let r = self.one_run_inner();
+        if bridged {
+            crate::network::disconnect(&self.root, &self.dir, &self.id);
+        }
+        r
+    }
+
     /// Creates and starts the container once and follows it to its exit.
     /// `Ok(None)`: it never started (recorded).
-    fn one_run(&mut self) -> Result<Option<i32>> {
+    fn one_run_inner(&mut self) -> Result<Option<i32>> {
         let rt = self.runtime()?;
-        // leftovers of a previous run (a monitor killed mid-way)
-        let _ = rt.delete(&self.id, true);
         let rootfs: berth_types::image::MountSpec = serde_json::from_slice(
             &fs::read(self.dir.join(ROOTFS_FILE)).map_err(|e| sys_err("read rootfs.json", e))?,
         )

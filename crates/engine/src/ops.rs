@@ -130,8 +130,16 @@ pub struct CreateConfig {
     pub auto_remove: bool,
     /// `--restart`.
     pub restart_policy: RestartPolicy,
-    /// `--network` (`default`, `bridge`, `none`, `host`).
+    /// `--network` (`default`, `bridge`, `none`, `host`, a network's name).
     pub network_mode: String,
+    /// `-p`.
+    pub port_bindings: Vec<crate::network::PortSpec>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    pub ipv4_address: Option<String>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--security-opt no-new-privileges`.
@@ -166,6 +174,8 @@ pub struct Container {
     pub record: Record,
     /// State (ghosts already laid to rest).
     pub state: State,
+    /// Its network endpoints while it runs on bridge networks.
+    pub endpoints: Vec<berth_net::Endpoint>,
 }
 
 /// `wait` conditions.
@@ -286,26 +296,36 @@ impl Engine {
         }
         c.log_config.validate()?;
         let mut warnings = Vec::new();
-        let host_network = match c.network_mode.as_str() {
-            "host" => true,
-            "none" => false,
-            "" | "default" | "bridge" => {
-                warnings.push(
-                    "bridge networking is not supported yet: the container gets its own network \
-                     namespace with loopback only (use --network host for the host's network)"
-                        .to_owned(),
-                );
-                false
+        let mode = c.network_mode.as_str();
+        let host_network = mode == "host";
+        if mode.starts_with("container:") {
+            return Err(Error::Invalid(format!(
+                "not supported yet: network mode {mode:?}"
+            )));
+        }
+        let bridged = crate::network::is_bridge_mode(mode);
+        if bridged {
+            // the network must exist (its endpoint is made at each start)
+            let net = berth_net::Net::open(&self.root).map_err(crate::network::net_error)?;
+            let n = net
+                .network(crate::network::network_key(mode))
+                .map_err(crate::network::net_error)?;
+            if n.default && (c.ipv4_address.is_some() || !c.aliases.is_empty()) {
+                return Err(Error::Invalid(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
             }
-            m if m.starts_with("container:") => {
-                return Err(Error::Invalid(format!(
-                    "not supported yet: network mode {m:?}"
-                )));
+            if let Some(ip) = &c.ipv4_address
+                && ip.parse::<std::net::Ipv4Addr>().is_err()
+            {
+                return Err(Error::Invalid(format!("invalid IPv4 address: {ip}")));
             }
-            other => {
-                return Err(Error::NotFound(format!("network {other} not found")));
-            }
-        };
+        } else if !c.port_bindings.is_empty() || c.publish_all {
+            // docker publishes nothing without a bridge, and says so
+            warnings.push(format!(
+                "Published ports are discarded when using {mode} network mode"
+            ));
+        }
         if let Some(s) = &c.stop_signal {
             parse_signal(s)?;
         }
@@ -426,6 +446,8 @@ impl Engine {
             cap_add: c.cap_add.clone(),
             cap_drop: c.cap_drop.clone(),
             mounts: mounts.iter().map(crate::volumes::spec_mount).collect(),
+            netns_path: crate::network::is_bridge_mode(&c.network_mode)
+                .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
         };
         let etc = dir.join("etc");
         write_etc_files(&etc, &hostname).map_err(|e| Error::Io("write /etc files".into(), e))?;
@@ -526,6 +548,14 @@ impl Engine {
             },
             console_size: c.console_size,
             mounts: mounts.to_vec(),
+            port_bindings: if crate::network::is_bridge_mode(&c.network_mode) {
+                c.port_bindings.clone()
+            } else {
+                Vec::new()
+            },
+            publish_all: c.publish_all && crate::network::is_bridge_mode(&c.network_mode),
+            aliases: c.aliases.clone(),
+            ipv4_address: c.ipv4_address.clone().unwrap_or_default(),
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
@@ -546,7 +576,17 @@ impl Engine {
         {
             state = self.bury(&id)?;
         }
-        Ok(Container { record, state })
+        let endpoints = if state.is_active() && crate::network::is_bridge_mode(&record.network_mode)
+        {
+            crate::network::endpoints(&self.root, &id)
+        } else {
+            Vec::new()
+        };
+        Ok(Container {
+            record,
+            state,
+            endpoints,
+        })
     }
 
     /// Records a container whose monitor vanished as exited and removes
@@ -564,6 +604,7 @@ impl Engine {
         if let Ok(rt) = self.runtime() {
             let _ = rt.delete(id, true);
         }
+        crate::network::disconnect(&self.root, &self.store.dir(id), id);
         s.status = Status::Exited;
         if s.exit_code == 0 {
             s.exit_code = 137;
@@ -738,6 +779,9 @@ impl Engine {
         let _l = self.store.lock(&id)?;
         if let Ok(rt) = self.runtime() {
             let _ = rt.delete(&id, true);
+        }
+        if crate::network::is_bridge_mode(&c.record.network_mode) {
+            crate::network::disconnect(&self.root, &self.store.dir(&id), &id);
         }
         self.store.remove(&c.record)?;
         self.event(&c.record, "destroy", &[]);

@@ -63,6 +63,8 @@ pub struct RunSpec {
     /// The user's mounts (OCI mount objects); they replace a default mount
     /// with the same destination.
     pub mounts: Vec<serde_json::Value>,
+    /// A network namespace to join (bridge networks) instead of a new one.
+    pub netns_path: Option<String>,
 }
 
 /// Docker's resource flags, as the engine stores them (0 = unset).
@@ -291,7 +293,10 @@ pub fn build_spec(
         serde_json::json!({"type": "cgroup"}),
     ];
     if !run.host_network {
-        namespaces.push(serde_json::json!({"type": "network"}));
+        namespaces.push(match &run.netns_path {
+            Some(p) => serde_json::json!({"type": "network", "path": p}),
+            None => serde_json::json!({"type": "network"}),
+        });
     }
     let bind = |name: &str, dest: &str| {
         serde_json::json!({"destination": dest, "type": "bind",

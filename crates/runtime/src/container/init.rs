@@ -125,7 +125,11 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     }
     for (t, fd) in ctx.joins.drain(..) {
         early(
-            rustix::thread::move_into_link_name_space(fd.as_fd(), None).ctx(|| {
+            rustix::thread::move_into_link_name_space(
+                fd.as_fd(),
+                Some(crate::container::namespaces::link_type(t)),
+            )
+            .ctx(|| {
                 format!(
                     "join the {} namespace",
                     crate::container::namespaces::proc_name(t)

@@ -21,6 +21,21 @@ pub fn clone_flag(t: T) -> u64 {
     }) as u64
 }
 
+/// The `setns` type of a namespace kind (so joining checks the file's type).
+pub fn link_type(t: T) -> rustix::thread::LinkNameSpaceType {
+    use rustix::thread::LinkNameSpaceType as L;
+    match t {
+        T::Pid => L::ProcessID,
+        T::Network => L::Network,
+        T::Mount => L::Mount,
+        T::Ipc => L::InterProcessCommunication,
+        T::Uts => L::HostNameAndNISDomainName,
+        T::User => L::User,
+        T::Cgroup => L::ControlGroup,
+        T::Time => L::Time,
+    }
+}
+
 /// The name the kernel uses for a namespace type (in `/proc/<pid>/ns`).
 pub fn proc_name(t: T) -> &'static str {
     match t {
@@ -71,7 +86,16 @@ impl NamespacePlan {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                     let want = proc_name(ns.typ());
-                    if !link.starts_with(&format!("{want}:[")) {
+                    // A bind-mounted namespace file (`ip netns`, berth's own)
+                    // reads as its path; it is still nsfs, and its type is
+                    // checked again when it is joined (setns with the type).
+                    let nsfs = rustix::fs::fstatfs(&fd).is_ok_and(|s| {
+                        #[allow(clippy::unnecessary_cast)]
+                        let t = s.f_type as i64;
+                        t == 0x6e73_6673
+                    });
+                    let bind_mounted = nsfs && !link.contains(":[");
+                    if !bind_mounted && !link.starts_with(&format!("{want}:[")) {
                         return Err(Error::Invalid(format!(
                             "namespace path {} is not a {want} namespace ({})",
                             p.display(),

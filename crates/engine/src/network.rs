@@ -1,0 +1,536 @@
+//! Containers on bridge networks, through `berth-net`: the network a
+//! container asks for (`--network`, `-p`, `-P`, `--ip`, `--network-alias`),
+//! its namespace and endpoint for each run (set up by the monitor before
+//! the container is created, taken down after it exits), its /etc/hosts
+//! and resolv.conf, and the embedded DNS server of user-defined networks
+//! (one `berth dns-server ROOT` process per root, started on demand).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use berth_net::{AttachRequest, Endpoint, Net, PortRequest, Proto};
+use serde::{Deserialize, Serialize};
+
+use crate::container::Record;
+use crate::run::{Error, Result};
+
+/// Name of the container's persistent network namespace in its directory.
+pub const NETNS_FILE: &str = "netns";
+
+/// A published port as asked for (`-p [IP:][HOST:]CONTAINER[/PROTO]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct PortSpec {
+    /// Port in the container.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Host address (empty: all).
+    pub host_ip: String,
+    /// Host port (0: any free one).
+    pub host_port: u16,
+}
+
+/// Maps berth-net errors to the engine's.
+pub fn net_error(e: berth_net::Error) -> Error {
+    use berth_types::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => Error::NotFound(e.to_string()),
+        K::Conflict => Error::Conflict(e.to_string()),
+        K::Invalid => Error::Invalid(e.to_string()),
+        _ => Error::Start(e.to_string()),
+    }
+}
+
+fn port_range(s: &str, what: &str, spec: &str) -> Result<(u16, u16)> {
+    let bad = || Error::Invalid(format!("invalid {what} port in \"{spec}\""));
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if a == 0 && what == "container" || b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// Parses `-p` the way the docker CLI does (ranges expand to one binding
+/// per port).
+pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>> {
+    let (addr, proto) = match spec.rsplit_once('/') {
+        Some((a, p)) => (a, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_owned()),
+    };
+    if proto != "tcp" && proto != "udp" {
+        return Err(Error::Invalid(format!("invalid proto: {proto}")));
+    }
+    let parts: Vec<&str> = addr.split(':').collect();
+    let (ip, host, ctr) = match parts.as_slice() {
+        [c] => ("", "", *c),
+        [h, c] => ("", *h, *c),
+        [i, h, c] => (*i, *h, *c),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "invalid port specification: \"{spec}\""
+            )));
+        }
+    };
+    if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+        return Err(Error::Invalid(format!("invalid IP address: {ip}")));
+    }
+    let (c0, c1) = port_range(ctr, "container", spec)?;
+    let (h0, h1) = if host.is_empty() {
+        (0, 0)
+    } else {
+        port_range(host, "host", spec)?
+    };
+    if h0 != 0 && (h1 - h0) != (c1 - c0) && h0 != h1 {
+        return Err(Error::Invalid(format!(
+            "invalid ranges specified for container and host Ports: {ctr} and {host}"
+        )));
+    }
+    Ok((c0..=c1)
+        .enumerate()
+        .map(|(i, c)| PortSpec {
+            container_port: c,
+            proto: proto.clone(),
+            host_ip: ip.to_owned(),
+            host_port: if h0 == 0 {
+                0
+            } else if h0 == h1 {
+                h0
+            } else {
+                h0 + i as u16
+            },
+        })
+        .collect())
+}
+
+/// Whether a network mode means a bridge network (not host/none/container).
+pub fn is_bridge_mode(mode: &str) -> bool {
+    !matches!(mode, "host" | "none") && !mode.starts_with("container:")
+}
+
+/// The berth-net name of a network mode (`default` is the `bridge` network).
+pub fn network_key(mode: &str) -> &str {
+    match mode {
+        "" | "default" => "bridge",
+        m => m,
+    }
+}
+
+/// The port requests of a container: its `-p`s, and with `-P` each exposed
+/// port on a free host port.
+pub fn port_requests(r: &Record) -> Result<Vec<PortRequest>> {
+    let mut v = Vec::new();
+    let proto = |p: &str| -> Result<Proto> {
+        match p {
+            "" | "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            o => Err(Error::Invalid(format!("invalid proto: {o}"))),
+        }
+    };
+    for p in &r.port_bindings {
+        v.push(PortRequest {
+            host_ip: if p.host_ip.is_empty() {
+                None
+            } else {
+                Some(
+                    p.host_ip.parse().map_err(|_| {
+                        Error::Invalid(format!("invalid IP address: {}", p.host_ip))
+                    })?,
+                )
+            },
+            host_port: p.host_port,
+            container_port: p.container_port,
+            proto: proto(&p.proto)?,
+        });
+    }
+    if r.publish_all {
+        for e in &r.exposed_ports {
+            let (port, pr) = e.split_once('/').unwrap_or((e, "tcp"));
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            let pr = proto(pr)?;
+            if !v.iter().any(|x| x.container_port == port && x.proto == pr) {
+                v.push(PortRequest {
+                    host_ip: None,
+                    host_port: 0,
+                    container_port: port,
+                    proto: pr,
+                });
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Connects a container about to run: a fresh network namespace at
+/// `<dir>/netns`, its endpoint on its network, /etc/hosts and resolv.conf
+/// for its address. Undone by [`disconnect`].
+pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
+    let net = Net::open(root).map_err(net_error)?;
+    let ns = dir.join(NETNS_FILE);
+    // leftovers of a run whose monitor was killed
+    let _ = net.detach_all(&r.id);
+    let _ = berth_net::netns::remove(&ns);
+    berth_net::netns::create(&ns).map_err(net_error)?;
+    let ip = match r.ipv4_address.as_str() {
+        "" => None,
+        s => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
+        ),
+    };
+    let req = AttachRequest {
+        container_id: r.id.clone(),
+        container_name: r.name.clone(),
+        aliases: r.aliases.clone(),
+        ip,
+        netns: ns.clone(),
+        interface: "eth0".into(),
+        ports: port_requests(r)?,
+    };
+    let key = network_key(&r.network_mode);
+    let ep = match net.attach(key, &req) {
+        Ok(ep) => ep,
+        Err(e) => {
+            let _ = berth_net::netns::remove(&ns);
+            return Err(net_error(e));
+        }
+    };
+    let network = net.network(key).map_err(net_error)?;
+    let etc = dir.join("etc");
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{}\n",
+        ep.ip, r.hostname
+    );
+    let _ = std::fs::write(etc.join("hosts"), hosts);
+    if !network.default {
+        // user-defined networks: the embedded resolver at the gateway
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut text = format!("nameserver {}\n", ep.gateway);
+        for l in host.lines() {
+            if l.starts_with("search") || l.starts_with("options") {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        let _ = std::fs::write(etc.join("resolv.conf"), text);
+        ensure_dns_server(root);
+    }
+    Ok(ep)
+}
+
+/// Takes a container off its networks and removes its namespace
+/// (idempotent; works after a crash).
+pub fn disconnect(root: &Path, dir: &Path, id: &str) {
+    if let Ok(net) = Net::open(root)
+        && let Err(e) = net.detach_all(id)
+    {
+        tracing::warn!("detach container {id}: {e}");
+    }
+    let ns = dir.join(NETNS_FILE);
+    if ns.exists() {
+        let _ = berth_net::netns::remove(&ns);
+    }
+}
+
+/// The endpoints a container holds now.
+pub fn endpoints(root: &Path, id: &str) -> Vec<Endpoint> {
+    Net::open(root)
+        .and_then(|n| n.container_endpoints(id))
+        .unwrap_or_default()
+}
+
+const DNS_LOCK: &str = "dns.lock";
+
+/// Starts the root's DNS server unless one runs (it holds `dns.lock`).
+pub fn ensure_dns_server(root: &Path) {
+    let lock = root.join(DNS_LOCK);
+    let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+    else {
+        return;
+    };
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        // nobody holds it exclusively: no server
+        Ok(()) => {
+            let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::Unlock);
+        }
+        Err(_) => return,
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("dns-server.log"));
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg("dns-server")
+        .arg(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    if let Ok(l) = log {
+        cmd.stderr(l);
+    }
+    if let Ok(mut c) = cmd.spawn() {
+        // it forks away at once; wait until it listens (holds the lock)
+        let _ = c.wait();
+        for _ in 0..100 {
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err() {
+                return;
+            }
+            let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::Unlock);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Entry point of `berth dns-server ROOT`: leaves its parent, takes the
+/// lock, serves until no user-defined network has had an endpoint for a
+/// minute. Never returns.
+pub fn dns_server_main(root: &Path) -> ! {
+    match berth_sys::fork::clone3(&berth_sys::fork::CloneArgs {
+        flags: 0,
+        cgroup: None,
+        want_pidfd: false,
+    }) {
+        Ok((berth_sys::fork::Forked::Child, _)) => {}
+        Ok(_) => berth_sys::fork::exit_now(0),
+        Err(_) => berth_sys::fork::exit_now(1),
+    }
+    let _ = rustix::process::setsid();
+    let code = match dns_server(root) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth dns-server: {e}");
+            1
+        }
+    };
+    berth_sys::fork::exit_now(code)
+}
+
+fn dns_server(root: &Path) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(DNS_LOCK))
+        .map_err(|e| Error::Io("open dns.lock".into(), e))?;
+    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Ok(()); // another one serves
+    }
+    // who serves, for whoever must stop it (tests, uninstall)
+    let _ = f.set_len(0);
+    let _ = std::io::Write::write_all(&mut &f, format!("{}\n", std::process::id()).as_bytes());
+    let net = Net::open(root).map_err(net_error)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch_stop = stop.clone();
+    let root2: PathBuf = root.to_path_buf();
+    std::thread::spawn(move || {
+        let mut idle = 0;
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            let busy = Net::open(&root2)
+                .and_then(|n| {
+                    let nets = n.networks()?;
+                    Ok(n.all_endpoints()?
+                        .iter()
+                        .any(|e| nets.iter().any(|x| x.id == e.network_id && !x.default)))
+                })
+                .unwrap_or(false);
+            idle = if busy { 0 } else { idle + 5 };
+            if idle >= 60 {
+                watch_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
+        }
+    });
+    berth_net::dns::serve(&net, &berth_net::dns::DnsOptions::from_host(), &stop).map_err(net_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_flags_parse_like_docker() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!(
+            p,
+            [PortSpec {
+                container_port: 80,
+                proto: "tcp".into(),
+                host_ip: String::new(),
+                host_port: 8080
+            }]
+        );
+        let p = parse_publish("127.0.0.1:5000-5001:6000-6001/udp").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (p[1].host_port, p[1].container_port, p[1].proto.as_str()),
+            (5001, 6001, "udp")
+        );
+        assert_eq!(parse_publish("80").unwrap()[0].host_port, 0);
+        assert!(parse_publish("80/sctp").is_err());
+        assert!(parse_publish("x:80").is_err());
+        assert!(parse_publish("1.2.3:80:80").is_err());
+        assert!(parse_publish("1000-1002:80-81").is_err());
+    }
+}
+
+/// A network as `network ls` / `inspect` show it: berth-net's bridge
+/// networks plus docker's `host` and `none`, with the endpoints on it.
+#[derive(Clone, Debug)]
+pub struct NetworkView {
+    /// Name.
+    pub name: String,
+    /// 64 hex digits.
+    pub id: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    /// The bridge network (None for `host` and `none`).
+    pub network: Option<berth_net::Network>,
+    /// Containers on it now.
+    pub endpoints: Vec<Endpoint>,
+}
+
+fn pseudo(name: &str) -> NetworkView {
+    let id = format!(
+        "{:0<64}",
+        name.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    NetworkView {
+        name: name.to_owned(),
+        id,
+        driver: if name == "host" { "host" } else { "null" }.to_owned(),
+        network: None,
+        endpoints: Vec::new(),
+    }
+}
+
+impl crate::Engine {
+    fn net(&self) -> Result<Net> {
+        Net::open(&self.root).map_err(net_error)
+    }
+
+    /// Every network, the default `bridge` first, then `host` and `none`.
+    pub fn networks(&self) -> Result<Vec<NetworkView>> {
+        let net = self.net()?;
+        let eps = net.all_endpoints().map_err(net_error)?;
+        let mut v: Vec<NetworkView> = net
+            .networks()
+            .map_err(net_error)?
+            .into_iter()
+            .map(|n| NetworkView {
+                name: n.name.clone(),
+                id: n.id.clone(),
+                driver: "bridge".into(),
+                endpoints: eps
+                    .iter()
+                    .filter(|e| e.network_id == n.id)
+                    .cloned()
+                    .collect(),
+                network: Some(n),
+            })
+            .collect();
+        v.insert(v.len().min(1), pseudo("host"));
+        v.insert(v.len().min(2), pseudo("none"));
+        Ok(v)
+    }
+
+    /// A network by name, id or id prefix.
+    pub fn network(&self, key: &str) -> Result<NetworkView> {
+        let all = self.networks()?;
+        if let Some(n) = all.iter().find(|n| n.id == key || n.name == key) {
+            return Ok(n.clone());
+        }
+        let matches: Vec<&NetworkView> = all.iter().filter(|n| n.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(Error::NotFound(format!("network {key} not found"))),
+            _ => Err(Error::Conflict(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// `docker network create`.
+    pub fn create_network(&self, req: &berth_net::CreateNetwork) -> Result<berth_net::Network> {
+        if matches!(req.name.as_str(), "host" | "none" | "bridge" | "default") {
+            return Err(Error::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        if !matches!(req.driver.as_str(), "" | "bridge") {
+            return Err(Error::NotFound(format!(
+                "plugin \"{}\" not found (berth has the bridge driver only)",
+                req.driver
+            )));
+        }
+        let n = self.net()?.create_network(req).map_err(net_error)?;
+        crate::events::emit(
+            &self.root,
+            "network",
+            "create",
+            &n.id,
+            std::collections::BTreeMap::from([
+                ("name".to_owned(), n.name.clone()),
+                ("type".to_owned(), "bridge".to_owned()),
+            ]),
+        );
+        Ok(n)
+    }
+
+    /// `docker network rm`.
+    pub fn remove_network(&self, key: &str) -> Result<()> {
+        let v = self.network(key)?;
+        if v.network.as_ref().is_none_or(|n| n.default) {
+            return Err(Error::Conflict(format!(
+                "{} is a pre-defined network and cannot be removed",
+                v.name
+            )));
+        }
+        let n = self.net()?.remove_network(&v.id).map_err(net_error)?;
+        crate::events::emit(
+            &self.root,
+            "network",
+            "destroy",
+            &n.id,
+            std::collections::BTreeMap::from([
+                ("name".to_owned(), n.name.clone()),
+                ("type".to_owned(), "bridge".to_owned()),
+            ]),
+        );
+        Ok(())
+    }
+
+    /// `docker network prune`: user-defined networks no container names.
+    pub fn prune_networks(&self) -> Result<Vec<String>> {
+        let used: std::collections::BTreeSet<String> = self
+            .list()
+            .into_iter()
+            .map(|c| c.record.network_mode)
+            .collect();
+        let mut removed = Vec::new();
+        for v in self.networks()? {
+            let Some(n) = &v.network else { continue };
+            if n.default
+                || used.contains(&n.name)
+                || used.contains(&n.id)
+                || !v.endpoints.is_empty()
+            {
+                continue;
+            }
+            if self.remove_network(&n.id).is_ok() {
+                removed.push(n.name.clone());
+            }
+        }
+        Ok(removed)
+    }
+}

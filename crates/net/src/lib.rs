@@ -1,0 +1,43 @@
+//! berth's bridge networking, Docker style, as a synchronous library.
+//!
+//! - [`Net`] is a root's networks: create/inspect/remove/prune networks
+//!   ([`Network`]), attach and detach containers ([`Net::attach`] →
+//!   [`Endpoint`]), address management ([`ipam`]) and published ports.
+//! - [`netns`] makes and removes persistent network namespaces.
+//! - [`rules`] compiles the nftables rule set from what is on disk (pure);
+//!   [`nft`] applies it atomically.
+//! - [`dns`] is the embedded resolver for user-defined networks.
+//!
+//! All state lives under `<root>/networks/` (layout in [`store`]) and is
+//! safe for several processes at once. The API is blocking and needs no
+//! async runtime: the per-container monitor calls it directly and a tokio
+//! daemon through `spawn_blocking`.
+//!
+//! Dependencies: `netlink-packet-route` + `netlink-sys` (rtnetlink messages
+//! over a blocking socket), `hickory-proto` (DNS wire format), `rustix`
+//! (flock, setns, mounts), `berth-sys` (unshare), `serde_json` (records).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dns;
+pub mod endpoint;
+pub mod error;
+pub mod ipam;
+pub mod netlink;
+pub mod netns;
+pub mod network;
+pub mod nft;
+mod ops;
+pub mod ports;
+pub mod rules;
+pub mod store;
+pub mod subnet;
+pub mod sysctl;
+
+pub use config::NetConfig;
+pub use endpoint::{AttachRequest, Endpoint};
+pub use error::{Error, Result};
+pub use network::{CreateNetwork, Network};
+pub use ops::Net;
+pub use ports::{PortBinding, PortRequest, Proto};
+pub use subnet::Subnet;

@@ -1,0 +1,505 @@
+//! Networks: the persisted record, creation options, validation and lookup.
+//!
+//! Everything here is pure or touches only `<root>/networks/`; the kernel
+//! side (bridges, rules) is driven by [`crate::Net`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NetConfig, check_ifname};
+use crate::error::{Error, Result};
+use crate::store;
+use crate::subnet::Subnet;
+
+/// Schema version of `network.json`.
+pub const NETWORK_SCHEMA: u32 = 1;
+/// Name of the built-in default bridge network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Docker's option naming a network's bridge interface.
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// Docker's option turning outbound masquerading off (`"false"`).
+pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+/// Docker's option marking the default bridge.
+pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+/// Names docker reserves for its pseudo-networks (handled by the engine).
+pub const RESERVED_NAMES: [&str; 3] = ["bridge", "host", "none"];
+
+/// A bridge network, as stored in `<root>/networks/<id>/network.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Schema version ([`NETWORK_SCHEMA`]).
+    pub schema: u32,
+    /// The network's name (unique in a root).
+    pub name: String,
+    /// 64 lower-case hex digits.
+    pub id: String,
+    /// Always `bridge`.
+    pub driver: String,
+    /// Always `local`.
+    pub scope: String,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// The IPv4 subnet (docker's `IPAM.Config[0].Subnet`).
+    pub subnet: Subnet,
+    /// The bridge's address (docker's `IPAM.Config[0].Gateway`).
+    pub gateway: Ipv4Addr,
+    /// Where container addresses are allocated from (`--ip-range`); the
+    /// whole subnet when `None`.
+    pub ip_range: Option<Subnet>,
+    /// No traffic in or out of the network except between its containers.
+    pub internal: bool,
+    /// Docker's `Attachable` (kept for parity; berth attaches anyway).
+    pub attachable: bool,
+    /// Always false: berth networks are IPv4 only.
+    pub enable_ipv6: bool,
+    /// User labels.
+    pub labels: BTreeMap<String, String>,
+    /// Driver options (`-o`), e.g. `com.docker.network.bridge.name`.
+    pub options: BTreeMap<String, String>,
+    /// The Linux bridge interface.
+    pub bridge: String,
+    /// Whether this is the built-in default `bridge` network.
+    pub default: bool,
+}
+
+impl Network {
+    /// Whether containers' traffic leaving via other interfaces is
+    /// masqueraded (false for internal networks and
+    /// `com.docker.network.bridge.enable_ip_masquerade=false`).
+    pub fn masquerade(&self) -> bool {
+        !self.internal
+            && self
+                .options
+                .get(OPT_MASQUERADE)
+                .is_none_or(|v| v != "false")
+    }
+
+    /// The first 12 hex digits of the id.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// The range container addresses come from.
+    pub fn pool(&self) -> Subnet {
+        self.ip_range.unwrap_or(self.subnet)
+    }
+}
+
+/// What `docker network create` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct CreateNetwork {
+    /// The new network's name.
+    pub name: String,
+    /// `--driver`: empty or `bridge`.
+    pub driver: String,
+    /// `--subnet`; carved from the pool when `None`.
+    pub subnet: Option<String>,
+    /// `--gateway`; the subnet's first host when `None`.
+    pub gateway: Option<String>,
+    /// `--ip-range`.
+    pub ip_range: Option<String>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `--opt`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Docker's rule for object names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn check_name(name: &str) -> Result<()> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+/// Builds a new user-defined network from `req`, checked against the
+/// networks that already exist. Pure: the caller persists it.
+pub fn plan(
+    cfg: &NetConfig,
+    req: &CreateNetwork,
+    existing: &[Network],
+    id: String,
+) -> Result<Network> {
+    check_name(&req.name)?;
+    if !req.driver.is_empty() && req.driver != "bridge" {
+        return Err(Error::Invalid(format!(
+            "network driver {:?} is not supported: berth has only the bridge driver",
+            req.driver
+        )));
+    }
+    if RESERVED_NAMES.contains(&req.name.as_str()) || existing.iter().any(|n| n.name == req.name) {
+        return Err(Error::Conflict(format!(
+            "network with name {} already exists",
+            req.name
+        )));
+    }
+    let taken: Vec<Subnet> = existing
+        .iter()
+        .map(|n| n.subnet)
+        .chain(std::iter::once(cfg.default_subnet))
+        .collect();
+    let subnet = match &req.subnet {
+        Some(s) => {
+            let subnet: Subnet = s.parse()?;
+            if subnet.prefix() > 30 {
+                return Err(Error::Invalid(format!(
+                    "subnet {subnet} is too small: at most /30"
+                )));
+            }
+            if let Some(t) = taken.iter().find(|t| t.overlaps(&subnet)) {
+                return Err(Error::Conflict(format!(
+                    "invalid pool request: Pool overlaps with other one on this address space \
+                     (subnet {subnet} overlaps {t})"
+                )));
+            }
+            subnet
+        }
+        None => carve(cfg, &taken)?,
+    };
+    let gateway = match &req.gateway {
+        Some(g) => {
+            let g: Ipv4Addr = g
+                .parse()
+                .map_err(|_| Error::Invalid(format!("invalid gateway address {g:?}")))?;
+            if !subnet.is_host(g) {
+                return Err(Error::Invalid(format!(
+                    "gateway {g} is not a host address of subnet {subnet}"
+                )));
+            }
+            g
+        }
+        None => subnet.first_host(),
+    };
+    let ip_range = match &req.ip_range {
+        Some(r) => {
+            let r: Subnet = r.parse()?;
+            if !subnet.contains_subnet(&r) {
+                return Err(Error::Invalid(format!(
+                    "ip-range {r} is not inside subnet {subnet}"
+                )));
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let bridge = match req.options.get(OPT_BRIDGE_NAME) {
+        Some(b) => {
+            check_ifname(b)?;
+            b.clone()
+        }
+        None => format!("{}{}", cfg.bridge_prefix, &id[..12]),
+    };
+    if bridge == cfg.default_bridge || existing.iter().any(|n| n.bridge == bridge) {
+        return Err(Error::Conflict(format!(
+            "bridge interface {bridge} is already used by another network"
+        )));
+    }
+    Ok(Network {
+        schema: NETWORK_SCHEMA,
+        name: req.name.clone(),
+        id,
+        driver: "bridge".into(),
+        scope: "local".into(),
+        created: store::now_rfc3339(),
+        subnet,
+        gateway,
+        ip_range,
+        internal: req.internal,
+        attachable: req.attachable,
+        enable_ipv6: false,
+        labels: req.labels.clone(),
+        options: req.options.clone(),
+        bridge,
+        default: false,
+    })
+}
+
+/// The built-in default network's record.
+pub fn default_network(cfg: &NetConfig, id: String) -> Network {
+    let options = BTreeMap::from([
+        (OPT_DEFAULT_BRIDGE.to_string(), "true".to_string()),
+        (OPT_BRIDGE_NAME.to_string(), cfg.default_bridge.clone()),
+        (
+            "com.docker.network.bridge.enable_icc".to_string(),
+            "true".to_string(),
+        ),
+        (OPT_MASQUERADE.to_string(), "true".to_string()),
+    ]);
+    Network {
+        schema: NETWORK_SCHEMA,
+        name: DEFAULT_NETWORK.into(),
+        id,
+        driver: "bridge".into(),
+        scope: "local".into(),
+        created: store::now_rfc3339(),
+        subnet: cfg.default_subnet,
+        gateway: cfg.default_gateway(),
+        ip_range: None,
+        internal: false,
+        attachable: false,
+        enable_ipv6: false,
+        labels: BTreeMap::new(),
+        options,
+        bridge: cfg.default_bridge.clone(),
+        default: true,
+    }
+}
+
+/// The first `pool_prefix` block of the pool that overlaps nothing taken.
+fn carve(cfg: &NetConfig, taken: &[Subnet]) -> Result<Subnet> {
+    let step = 1u64 << (32 - u32::from(cfg.pool_prefix));
+    let mut at = u64::from(cfg.pool.first());
+    while at + step - 1 <= u64::from(cfg.pool.last()) {
+        let cand = Subnet::new(Ipv4Addr::from(at as u32), cfg.pool_prefix).expect("valid prefix");
+        if !taken.iter().any(|t| t.overlaps(&cand)) {
+            return Ok(cand);
+        }
+        at += step;
+    }
+    Err(Error::Exhausted(format!(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults \
+         to assign to the network (pool {} is full)",
+        cfg.pool
+    )))
+}
+
+/// Finds a network by full id, exact name, or unique id prefix (docker's
+/// order).
+pub fn find<'a>(all: &'a [Network], key: &str) -> Result<&'a Network> {
+    if let Some(n) = all.iter().find(|n| n.id == key) {
+        return Ok(n);
+    }
+    if let Some(n) = all.iter().find(|n| n.name == key) {
+        return Ok(n);
+    }
+    let by_prefix: Vec<&Network> = if key.is_empty() {
+        Vec::new()
+    } else {
+        all.iter().filter(|n| n.id.starts_with(key)).collect()
+    };
+    match by_prefix.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::NotFound(format!("network {key} not found"))),
+        _ => Err(Error::Conflict(format!(
+            "network {key} is ambiguous ({} matches found based on ID prefix)",
+            by_prefix.len()
+        ))),
+    }
+}
+
+/// `<root>/networks/<id>`.
+pub fn dir(root: &Path, id: &str) -> PathBuf {
+    store::networks_dir(root).join(id)
+}
+
+/// Every network stored under the root (without creating the default).
+pub fn load_all(root: &Path) -> Result<Vec<Network>> {
+    let mut out = Vec::new();
+    for id in store::list_names(&store::networks_dir(root))? {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        if let Some(n) = store::read_json::<Network>(&dir(root, &id).join("network.json"))? {
+            if n.schema != NETWORK_SCHEMA {
+                return Err(Error::Invalid(format!(
+                    "network {id}: unsupported schema version {}",
+                    n.schema
+                )));
+            }
+            out.push(n);
+        }
+    }
+    out.sort_by(|a, b| (!a.default, &a.name).cmp(&(!b.default, &b.name)));
+    Ok(out)
+}
+
+/// Persists a new network: builds its directory under a dot-name and
+/// renames it into place. The caller holds the lock.
+pub fn persist_new(root: &Path, n: &Network) -> Result<()> {
+    let final_dir = dir(root, &n.id);
+    let tmp = store::networks_dir(root).join(format!(".new-{}", n.id));
+    let mk =
+        |p: &Path| std::fs::create_dir_all(p).map_err(Error::io(format!("create {}", p.display())));
+    mk(&tmp.join("ipam"))?;
+    mk(&tmp.join("endpoints"))?;
+    store::write_json(&tmp.join("network.json"), n)?;
+    std::fs::rename(&tmp, &final_dir)
+        .map_err(Error::io(format!("rename {} into place", tmp.display())))
+}
+
+/// Removes a network's directory: renamed to a dot-name first so readers
+/// stop seeing it at once. The caller holds the lock.
+pub fn delete(root: &Path, id: &str) -> Result<()> {
+    let d = dir(root, id);
+    let gone = store::networks_dir(root).join(format!(".rm-{id}"));
+    match std::fs::rename(&d, &gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io(format!("remove {}", d.display()), e)),
+    }
+    std::fs::remove_dir_all(&gone).map_err(Error::io(format!("remove {}", gone.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> String {
+        format!("{n:02x}").repeat(32)
+    }
+
+    fn req(name: &str) -> CreateNetwork {
+        CreateNetwork {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn carves_subnets_from_the_pool() {
+        let cfg = NetConfig::default();
+        let a = plan(&cfg, &req("a"), &[], id(1)).unwrap();
+        assert_eq!(a.subnet.to_string(), "198.19.64.0/24");
+        assert_eq!(a.gateway.to_string(), "198.19.64.1");
+        assert_eq!(a.bridge, "br-010101010101");
+        assert_eq!(a.driver, "bridge");
+        assert_eq!(a.scope, "local");
+        let b = plan(&cfg, &req("b"), std::slice::from_ref(&a), id(2)).unwrap();
+        assert_eq!(b.subnet.to_string(), "198.19.65.0/24");
+    }
+
+    #[test]
+    fn pool_exhaustion_is_an_error() {
+        let cfg = NetConfig {
+            pool: "198.19.64.0/23".parse().unwrap(),
+            ..Default::default()
+        };
+        let a = plan(&cfg, &req("a"), &[], id(1)).unwrap();
+        let b = plan(&cfg, &req("b"), std::slice::from_ref(&a), id(2)).unwrap();
+        let e = plan(&cfg, &req("c"), &[a, b], id(3)).unwrap_err();
+        assert!(matches!(e, Error::Exhausted(_)), "{e}");
+    }
+
+    #[test]
+    fn explicit_subnets_are_validated() {
+        let cfg = NetConfig::default();
+        let mut r = req("x");
+        r.subnet = Some("198.18.210.0/24".into());
+        r.gateway = Some("198.18.210.254".into());
+        r.ip_range = Some("198.18.210.128/25".into());
+        let n = plan(&cfg, &r, &[], id(1)).unwrap();
+        assert_eq!(n.gateway.to_string(), "198.18.210.254");
+        assert_eq!(n.pool().to_string(), "198.18.210.128/25");
+
+        let e = plan(&cfg, &r, std::slice::from_ref(&n), id(2)).unwrap_err();
+        assert_eq!(e.to_string(), "network with name x already exists");
+
+        let mut o = req("y");
+        o.subnet = Some("198.18.210.128/26".into());
+        let e = plan(&cfg, &o, std::slice::from_ref(&n), id(2)).unwrap_err();
+        assert!(e.to_string().contains("Pool overlaps"), "{e}");
+        // The default bridge's subnet is taken too.
+        o.subnet = Some("198.18.0.0/16".into());
+        assert!(plan(&cfg, &o, &[], id(2)).is_err());
+
+        for (subnet, gw, range) in [
+            ("198.18.211.0", None, None),
+            ("fd00::/64", None, None),
+            ("198.18.211.0/31", None, None),
+            ("198.18.211.0/24", Some("198.18.212.1"), None),
+            ("198.18.211.0/24", Some("198.18.211.255"), None),
+            ("198.18.211.0/24", Some("nope"), None),
+            ("198.18.211.0/24", None, Some("198.18.212.0/25")),
+        ] {
+            let mut b = req("z");
+            b.subnet = Some(subnet.into());
+            b.gateway = gw.map(Into::into);
+            b.ip_range = range.map(Into::into);
+            let e = plan(&cfg, &b, &[], id(3)).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                berth_types::ErrorKind::Invalid,
+                "{subnet} {gw:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_options_and_reserved() {
+        let cfg = NetConfig::default();
+        for bad in ["", "-x", "a b", "a/b", "ü"] {
+            assert!(plan(&cfg, &req(bad), &[], id(1)).is_err(), "{bad:?}");
+        }
+        for reserved in ["bridge", "host", "none"] {
+            let e = plan(&cfg, &req(reserved), &[], id(1)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("network with name {reserved} already exists")
+            );
+        }
+        let mut r = req("named");
+        r.options.insert(OPT_BRIDGE_NAME.into(), "btest0".into());
+        let n = plan(&cfg, &r, &[], id(1)).unwrap();
+        assert_eq!(n.bridge, "btest0");
+        let mut r2 = req("named2");
+        r2.options.insert(OPT_BRIDGE_NAME.into(), "btest0".into());
+        assert!(plan(&cfg, &r2, &[n], id(2)).is_err());
+        r2.options.insert(OPT_BRIDGE_NAME.into(), "berth0".into());
+        assert!(plan(&cfg, &r2, &[], id(2)).is_err());
+        r2.options
+            .insert(OPT_BRIDGE_NAME.into(), "way-too-long-name".into());
+        assert!(plan(&cfg, &r2, &[], id(2)).is_err());
+        let mut d = req("d");
+        d.driver = "macvlan".into();
+        assert!(plan(&cfg, &d, &[], id(2)).is_err());
+    }
+
+    #[test]
+    fn lookup_by_id_name_and_prefix() {
+        let cfg = NetConfig::default();
+        let a = plan(&cfg, &req("n1"), &[], "ab".repeat(32)).unwrap();
+        let b = plan(&cfg, &req("n2"), std::slice::from_ref(&a), "ac".repeat(32)).unwrap();
+        let all = vec![a, b];
+        assert_eq!(find(&all, "n1").unwrap().name, "n1");
+        assert_eq!(find(&all, &"ac".repeat(32)).unwrap().name, "n2");
+        assert_eq!(find(&all, "abab").unwrap().name, "n1");
+        assert!(matches!(find(&all, "a").unwrap_err(), Error::Conflict(_)));
+        assert!(matches!(find(&all, "zz").unwrap_err(), Error::NotFound(_)));
+        assert_eq!(
+            find(&all, "n3").unwrap_err().to_string(),
+            "network n3 not found"
+        );
+        assert!(find(&all, "").is_err());
+    }
+
+    #[test]
+    fn masquerade_option() {
+        let cfg = NetConfig::default();
+        let mut r = req("m");
+        assert!(plan(&cfg, &r, &[], id(1)).unwrap().masquerade());
+        r.options.insert(OPT_MASQUERADE.into(), "false".into());
+        assert!(!plan(&cfg, &r, &[], id(1)).unwrap().masquerade());
+        r.options.clear();
+        r.internal = true;
+        assert!(!plan(&cfg, &r, &[], id(1)).unwrap().masquerade());
+        let d = default_network(&cfg, id(9));
+        assert!(d.default && d.masquerade());
+        assert_eq!(d.bridge, "berth0");
+    }
+}
