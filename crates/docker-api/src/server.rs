@@ -150,6 +150,23 @@ fn engine_error(e: EngineError) -> Response<Body> {
     error(status, e)
 }
 
+/// The daemon's engine for a root, opened once (it is `Sync`: its image
+/// database sits behind a mutex, everything else is files read afresh).
+fn engine_for(root: &std::path::Path) -> Result<Arc<Engine>, EngineError> {
+    static ENGINES: std::sync::OnceLock<Mutex<HashMap<PathBuf, Arc<Engine>>>> =
+        std::sync::OnceLock::new();
+    let map = ENGINES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut m = map
+        .lock()
+        .map_err(|_| EngineError::Invalid("internal: engine cache poisoned".into()))?;
+    if let Some(e) = m.get(root) {
+        return Ok(e.clone());
+    }
+    let e = Arc::new(Engine::open(root)?);
+    m.insert(root.to_path_buf(), e.clone());
+    Ok(e)
+}
+
 /// Runs engine work on a blocking thread.
 async fn blocking<T: Send + 'static>(
     root: &std::path::Path,
@@ -157,7 +174,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, EngineError> {
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let engine = Engine::open(&root)?;
+        let engine = engine_for(&root)?;
         f(&engine)
     })
     .await
@@ -936,7 +953,7 @@ async fn wait(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> 
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let body =
-            match Engine::open(&root).and_then(|e| e.wait(&full_id, cond, &|| tx.is_closed())) {
+            match engine_for(&root).and_then(|e| e.wait(&full_id, cond, &|| tx.is_closed())) {
                 Ok(code) => json!({"Error": null, "StatusCode": code}),
                 Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
             };
@@ -1048,7 +1065,7 @@ async fn stats(root: &std::path::Path, id: &str, q: &HashMap<String, String>) ->
     let (tx, rx) = mpsc::channel::<Bytes>(2);
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let Ok(engine) = Engine::open(&root) else {
+        let Ok(engine) = engine_for(&root) else {
             return;
         };
         let mut pre = if one_shot && !stream {
@@ -1386,7 +1403,7 @@ async fn logs(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> 
     let root = root.to_path_buf();
     let id = c.record.id.clone();
     tokio::task::spawn_blocking(move || {
-        let Ok(engine) = Engine::open(&root) else {
+        let Ok(engine) = engine_for(&root) else {
             return;
         };
         let _ = engine.logs(&id, &opts, |e| {
