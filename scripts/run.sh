@@ -2,7 +2,8 @@
 # Builds berth and shows its main job from nothing but this checkout: a
 # busybox image built offline and imported, pushed to berth's own registry,
 # pulled back, and run as a container (namespaces, cgroups, seccomp, a
-# copy-on-write root filesystem over the image's layers). Run as root.
+# copy-on-write root filesystem over the image's layers), then a web server
+# on the default bridge with a published port, a volume and an exec. Run as root.
 # State goes to target/demo-root (BERTH_ROOT to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +42,17 @@ echo "== berth run $name"
 	grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
 	echo changed > /etc/motd && echo 'my changes stay in my copy-on-write layer'"
 "$berth" run --rm --network none "$name" sh -c 'test -s /etc/motd || echo "the next container starts from the untouched image"'
+
+echo "== a web server on the default bridge (berth0, 198.18.0.0/24), its port published, a named volume"
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$berth" rm -f demo-web >/dev/null 2>&1 || true
+"$berth" run --rm -v demo-site:/site "$name" sh -c 'echo "hello over the bridge" > /site/index.html'
+"$berth" run -d --name demo-web -p "127.0.0.1:$web_port:80" -v demo-site:/site "$name" httpd -f -p 80 -h /site >/dev/null
+"$berth" ps
+for _ in $(seq 50); do
+	python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$web_port/').read().decode(), end='')" 2>/dev/null && break
+	sleep 0.1
+done
+"$berth" exec demo-web sh -c 'echo "exec: inside demo-web, eth0 has $(ip -4 -o addr show eth0 | awk "{print \$4}")"'
+"$berth" rm -f -v demo-web >/dev/null
+"$berth" volume rm demo-site >/dev/null
