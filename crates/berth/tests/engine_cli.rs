@@ -1137,3 +1137,269 @@ print('ok')
     }
     assert!(o.status.success(), "{err}");
 }
+
+/// A raw HTTP request to the daemon's socket; (status, body).
+fn api(sock: &std::path::Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn reliability_logs_restarts_parallel_clients_and_bad_input() {
+    if !root_or_skip("berth daemon") {
+        return;
+    }
+    let b = berth_with_image();
+    let d = Daemon::start(&b);
+    // a container writing fast while the daemon is killed loses no line
+    let n = 20000;
+    let script = format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done");
+    let (st, body) = api(
+        &d.sock,
+        "POST",
+        "/v1.47/containers/create?name=chatty",
+        serde_json::json!({"Image": "bb:1", "Cmd": ["sh", "-c", script],
+            "HostConfig": {"NetworkMode": "none"}})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(st, 201, "{body}");
+    let (st, _) = api(&d.sock, "POST", "/v1.47/containers/chatty/start", b"");
+    assert_eq!(st, 204);
+    let mut d = d;
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    eventually("chatty to finish", || status(&b, "chatty") == "exited 0");
+    let d2 = Daemon::start(&b);
+    drop(d);
+    let logs = b.ok(&["logs", "chatty"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), n, "every line kept");
+    assert!(
+        lines
+            .iter()
+            .enumerate()
+            .all(|(i, l)| *l == format!("line-{i}"))
+    );
+    b.ok(&["rm", "chatty"]);
+
+    // a restart policy works with no daemon at all
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "phoenix",
+        "--restart",
+        "always",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let mut d2 = d2;
+    let _ = d2.child.kill();
+    let _ = d2.child.wait();
+    let pid: i32 = b
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "phoenix"])
+        .trim()
+        .parse()
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    eventually("the policy to restart it", || {
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "phoenix",
+        ])
+        .trim()
+            == "1 running"
+    });
+    let d3 = Daemon::start(&b);
+    drop(d2);
+    assert_eq!(
+        d3.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Running}}",
+            "phoenix"
+        ])
+        .trim(),
+        "1 true"
+    );
+    d3.ok(&["rm", "-f", "phoenix"]);
+
+    // berth run and docker run at once on one root: every container made
+    // once, names unique, and one name claimed by exactly one of them
+    let mut kids = Vec::new();
+    for i in 0..6 {
+        kids.push(
+            b.cmd(&[
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                &format!("cli-{i}"),
+                "bb:1",
+                "sleep",
+                "60",
+            ])
+            .output(),
+        );
+    }
+    let mut handles = Vec::new();
+    for i in 0..6 {
+        let sock = d3.sock.clone();
+        handles.push(std::thread::spawn(move || {
+            let o = Command::new("docker")
+                .args([
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "--name",
+                    &format!("api-{i}"),
+                    "bb:1",
+                    "sleep",
+                    "60",
+                ])
+                .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+                .env("DOCKER_CONFIG", sock.parent().unwrap())
+                .output();
+            o.map(|o| o.status.success()).unwrap_or(false)
+        }));
+    }
+    let mut racers = Vec::new();
+    for _ in 0..4 {
+        let bin = b.bin.clone();
+        let root = b.root();
+        racers.push(std::thread::spawn(move || {
+            Command::new(bin)
+                .args([
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "--name",
+                    "contested",
+                    "bb:1",
+                    "sleep",
+                    "60",
+                ])
+                .env("BERTH_ROOT", root)
+                .stdin(Stdio::null())
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        }));
+    }
+    for k in kids {
+        assert!(k.unwrap().status.success());
+    }
+    let docker_ok = have_docker();
+    for h in handles {
+        let ok = h.join().unwrap();
+        assert!(ok || !docker_ok, "docker run through the daemon failed");
+    }
+    let winners = racers
+        .into_iter()
+        .map(|h| h.join().unwrap_or(false))
+        .filter(|w| *w)
+        .count();
+    assert_eq!(winners, 1, "one name, one container");
+    let names = b.ok(&["ps", "--format", "{{.Names}}"]);
+    let mut seen: Vec<&str> = names.lines().collect();
+    let total = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "no duplicate names: {names}");
+    assert_eq!(total, 6 + if docker_ok { 6 } else { 0 } + 1, "{names}");
+    let all = b.ok(&["ps", "-q"]);
+    let ids: Vec<&str> = all.lines().collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().copied());
+    b.ok(&args);
+
+    // bad input: docker's error shape, nothing half-made
+    let before = b.ok(&["ps", "-aq"]);
+    for (path, body, want) in [
+        ("/v1.47/containers/create", &b"{not json"[..], 400),
+        ("/v1.47/containers/create", &b"[1,2]"[..], 400),
+        (
+            "/v1.47/containers/create",
+            &br#"{"Image":"no/such:image"}"#[..],
+            404,
+        ),
+        (
+            "/v1.47/containers/create?name=bad/name",
+            &br#"{"Image":"bb:1"}"#[..],
+            400,
+        ),
+        (
+            "/v1.47/containers/create",
+            &br#"{"Image":"bb:1","HostConfig":{"Binds":["rel:x"]}}"#[..],
+            400,
+        ),
+        (
+            "/v1.47/containers/create",
+            &br#"{"Image":"bb:1","HostConfig":{"PortBindings":{"x/tcp":[{}]}}}"#[..],
+            400,
+        ),
+        (
+            "/v1.47/containers/create",
+            &br#"{"Image":"bb:1","HostConfig":{"NetworkMode":"nonet"}}"#[..],
+            404,
+        ),
+    ] {
+        let (st, resp) = api(&d3.sock, "POST", path, body);
+        assert_eq!(st, want, "{path} {}: {resp}", String::from_utf8_lossy(body));
+        let v: serde_json::Value = serde_json::from_str(&resp).unwrap_or_default();
+        assert!(v["message"].is_string(), "docker's error body: {resp}");
+    }
+    // a body past the limit is refused without reading it all
+    let huge = vec![b' '; 6 << 20];
+    let (st, _) = api(&d3.sock, "POST", "/v1.47/containers/create", &huge);
+    assert!(st == 400 || st == 413, "{st}");
+    // a name taken: 409
+    b.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "taken",
+        "bb:1",
+        "true",
+    ]);
+    let (st, resp) = api(
+        &d3.sock,
+        "POST",
+        "/v1.47/containers/create?name=taken",
+        br#"{"Image":"bb:1"}"#,
+    );
+    assert_eq!(st, 409, "{resp}");
+    b.ok(&["rm", "taken"]);
+    assert_eq!(b.ok(&["ps", "-aq"]), before, "nothing half-created");
+    assert!(b.ok(&["volume", "ls", "-q"]).trim().is_empty());
+}

@@ -952,11 +952,11 @@ async fn wait(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> 
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let body =
-            match engine_for(&root).and_then(|e| e.wait(&full_id, cond, &|| tx.is_closed())) {
-                Ok(code) => json!({"Error": null, "StatusCode": code}),
-                Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
-            };
+        let body = match engine_for(&root).and_then(|e| e.wait(&full_id, cond, &|| tx.is_closed()))
+        {
+            Ok(code) => json!({"Error": null, "StatusCode": code}),
+            Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
+        };
         let _ = tx.blocking_send(Bytes::from(format!("{body}\n")));
     });
     streaming(Some("application/json"), rx)

@@ -518,7 +518,7 @@ impl Store {
                 let holder = fs::read_link(&link)
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if !holder.is_empty() && !self.dir(&holder).join("container.json").is_file() {
+                if !holder.is_empty() && self.is_gone(&holder) {
                     // left by a container that is gone: take it over
                     let _ = fs::remove_file(&link);
                     return self.claim_name(name, id);
@@ -529,6 +529,35 @@ impl Store {
                 )))
             }
             Err(e) => Err(Error::Io(format!("create {}", link.display()), e)),
+        }
+    }
+
+    /// Makes a new container's directory with a mark naming the creating
+    /// process (pid and start time), before its name is claimed.
+    pub fn mark_creating(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("create {}", dir.display()), e))?;
+        let me = std::process::id() as i32;
+        let start = process_start(me).unwrap_or(0);
+        fs::write(dir.join(CREATING), format!("{me} {start}\n"))
+            .map_err(|e| Error::Io("mark the container as being created".into(), e))
+    }
+
+    /// Whether the container a name points at is gone: no record, and no
+    /// live process still creating it.
+    fn is_gone(&self, id: &str) -> bool {
+        let dir = self.dir(id);
+        if dir.join("container.json").is_file() {
+            return false;
+        }
+        match fs::read_to_string(dir.join(CREATING)) {
+            Ok(s) => {
+                let mut it = s.split_whitespace();
+                let pid: i32 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                let start: u64 = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                process_start(pid) != Some(start)
+            }
+            Err(_) => true,
         }
     }
 
@@ -602,6 +631,9 @@ impl Store {
             .map_err(|e| Error::Io(format!("remove {}", dir.display()), e))
     }
 }
+
+/// The mark of a container still being created (`pid start-time`).
+pub const CREATING: &str = "creating";
 
 /// Docker's container name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> Result<()> {

@@ -331,10 +331,18 @@ impl Engine {
         }
         let mounts = requested_mounts(c)?;
         let id = new_id()?;
+        // the directory and a "being created by pid" mark exist before the
+        // name is claimed, so a concurrent claimer never mistakes the claim
+        // for one left by a vanished container
+        let dir = self.store.dir(&id);
+        self.store.mark_creating(&id)?;
         let name = match &c.name {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n).to_owned();
-                self.store.claim_name(&n, &id)?;
+                if let Err(e) = self.store.claim_name(&n, &id) {
+                    let _ = berth_image::unpack::remove_tree(&dir);
+                    return Err(e);
+                }
                 n
             }
             None => {
@@ -349,12 +357,14 @@ impl Engine {
                     match self.store.claim_name(&n, &id) {
                         Ok(()) => break n,
                         Err(Error::Conflict(_)) if tries < 12 => tries += 1,
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            let _ = berth_image::unpack::remove_tree(&dir);
+                            return Err(e);
+                        }
                     }
                 }
             }
         };
-        let dir = self.store.dir(&id);
         let made = self
             .volumes_lock()
             .and_then(|_l| {
@@ -559,6 +569,7 @@ impl Engine {
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
+        let _ = fs::remove_file(dir.join(crate::container::CREATING));
         self.event(&record, "create", &[]);
         Ok(())
     }
