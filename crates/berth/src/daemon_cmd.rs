@@ -78,6 +78,7 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
         .build()?;
     let root = root.to_path_buf();
     let sock2 = sock.clone();
+    let registry = crate::pull_cmd::registry_options()?;
     let r: Result<()> = rt.block_on(async move {
         // root only: the socket is 0600 (umask while binding)
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
@@ -96,7 +97,7 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
             }
             tracing::info!("berth daemon: shutting down");
         };
-        berth_docker_api::serve(listener, root, shutdown).await?;
+        berth_docker_api::serve(listener, root, registry, shutdown).await?;
         Ok(())
     });
     let _ = std::fs::remove_file(&sock);

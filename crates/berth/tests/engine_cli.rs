@@ -1403,3 +1403,77 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
     assert_eq!(b.ok(&["ps", "-aq"]), before, "nothing half-created");
     assert!(b.ok(&["volume", "ls", "-q"]).trim().is_empty());
 }
+
+#[test]
+fn the_docker_cli_saves_loads_imports_and_pulls_through_berth_daemon() {
+    if !root_or_skip("berth daemon") {
+        return;
+    }
+    if !have_docker() {
+        eprintln!("skipped: the docker CLI is not installed");
+        return;
+    }
+    let b = berth_with_image();
+    let d = Daemon::start(&b);
+    let tar = b.dir.path().join("saved.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), "bb:1"]);
+    d.ok(&["rmi", "bb:1"]);
+    assert!(
+        d.ok(&["load", "-i", tar.to_str().unwrap()])
+            .contains("Loaded image: bb:1")
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "bb:1", "echo", "back"]),
+        "back\n"
+    );
+    let o = d.docker(&[
+        "save",
+        "-o",
+        b.dir.path().join("x.tar").to_str().unwrap(),
+        "nosuch:1",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such image"));
+    // import a root filesystem tarball from stdin
+    let rootfs = busybox_tar(b.dir.path());
+    let o = Command::new("docker")
+        .args(["import", "-", "imported:1"])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .stdin(std::fs::File::open(&rootfs).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .contains("imported:1")
+    );
+    // pull from berth's own registry on loopback, with docker's progress
+    let port = free_port();
+    let mut reg = b
+        .cmd(&["registry", "serve", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the registry", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let name = format!("127.0.0.1:{port}/t/bb:1");
+    b.ok(&["tag", "bb:1", &name]);
+    b.ok(&["push", &name]);
+    d.ok(&["rmi", &name]);
+    let out = d.ok(&["pull", &name]);
+    let _ = reg.kill();
+    let _ = reg.wait();
+    assert!(
+        out.contains("1: Pulling from t/bb") && out.contains("Digest: sha256:"),
+        "{out}"
+    );
+    assert!(
+        d.ok(&["images"])
+            .contains(&format!("127.0.0.1:{port}/t/bb"))
+    );
+    let o = d.docker(&["pull", "127.0.0.1:1/none/such:1"]);
+    assert!(!o.status.success());
+}

@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 pub mod create;
+pub mod images_api;
 pub mod server;
 pub mod shapes;
 

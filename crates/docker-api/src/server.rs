@@ -41,6 +41,8 @@ struct Pending {
 
 struct Shared {
     root: PathBuf,
+    /// Registry settings for pulls (berth's daemon.json).
+    registry: berth_image::registry::RegistryOptions,
     /// Attach requests waiting for their container to start.
     pending: Mutex<HashMap<String, Vec<Pending>>>,
 }
@@ -49,10 +51,12 @@ struct Shared {
 pub async fn serve(
     listener: UnixListener,
     root: PathBuf,
+    registry: berth_image::registry::RegistryOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let shared = Arc::new(Shared {
         root,
+        registry,
         pending: Mutex::new(HashMap::new()),
     });
     tokio::pin!(shutdown);
@@ -524,10 +528,26 @@ async fn route(
                 Err(e) => engine_error(e),
             }
         }
-        ("POST", ["images", "create"]) => error(
+        ("POST", ["images", "create"]) => images_create(shared.clone(), req).await,
+        ("POST", ["images", "load"]) => images_load(&root, req).await,
+        ("POST", ["images", rest @ .., "push"]) if !rest.is_empty() => error(
             StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: pull through the Docker API (use `berth pull`)",
+            "not supported yet: push through the Docker API (use `berth push`)",
         ),
+        ("GET", ["images", "get"]) => {
+            let names: Vec<String> = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|p| p.strip_prefix("names="))
+                .map(decode)
+                .collect();
+            images_save(&root, names)
+        }
+        ("GET", ["images", rest @ .., "get"]) if !rest.is_empty() => {
+            images_save(&root, vec![rest.join("/")])
+        }
         ("POST", ["build"]) => error(
             StatusCode::NOT_IMPLEMENTED,
             "not supported yet: docker build (the builder arrives with its own issue)",
@@ -1142,6 +1162,136 @@ fn events(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body>
         });
     });
     streaming(Some("application/json"), rx)
+}
+
+/// `POST /images/create`: a pull (`fromImage`) with docker's JSON
+/// progress, or an import of the body (`fromSrc=-`).
+async fn images_create(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let q = query(&req);
+    let root = shared.root.clone();
+    if let Some(src) = q.get("fromSrc").filter(|s| !s.is_empty()) {
+        if src != "-" {
+            return error(
+                StatusCode::NOT_IMPLEMENTED,
+                "not supported yet: import from a URL (send the tarball as the body)",
+            );
+        }
+        let repo = q.get("repo").cloned().unwrap_or_default();
+        let tag = q.get("tag").cloned().unwrap_or_default();
+        let message = q.get("message").cloned().filter(|m| !m.is_empty());
+        let name = if repo.is_empty() {
+            None
+        } else if tag.is_empty() {
+            Some(repo)
+        } else {
+            Some(format!("{repo}:{tag}"))
+        };
+        let reader = crate::images_api::BodyReader::new(req.into_body());
+        let r = blocking(&root, move |e| {
+            let name =
+                match &name {
+                    Some(n) => Some(berth_types::Reference::parse(n).map_err(|x| {
+                        EngineError::Invalid(format!("invalid reference format: {x}"))
+                    })?),
+                    None => None,
+                };
+            Ok(e.images().import(
+                reader,
+                Default::default(),
+                message.as_deref(),
+                name.as_ref(),
+            )?)
+        })
+        .await;
+        return match r {
+            Ok(id) => full(
+                StatusCode::OK,
+                format!("{}\r\n", json!({"status": id.to_string()})),
+                Some("application/json"),
+            ),
+            Err(e) => engine_error(e),
+        };
+    }
+    let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()).cloned() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "fromImage or fromSrc must be given",
+        );
+    };
+    let tag = q.get("tag").cloned().unwrap_or_default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if out_tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    let registry = shared.registry.clone();
+    tokio::task::spawn_blocking(move || {
+        let progress = Arc::new(crate::images_api::JsonProgress(tx));
+        match engine_for(&root) {
+            Ok(e) => crate::images_api::pull(e.images(), &registry, &from, &tag, progress),
+            Err(e) => progress
+                .send(json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})),
+        }
+    });
+    streaming(Some("application/json"), out_rx)
+}
+
+/// `POST /images/load`: the body is a docker-archive or oci-archive.
+async fn images_load(root: &std::path::Path, req: Request<Incoming>) -> Response<Body> {
+    // `quiet` only silences progress bars, which a load here has none of
+    let reader = crate::images_api::BodyReader::new(req.into_body());
+    let r = blocking(root, move |e| Ok(e.images().load(reader)?)).await;
+    match r {
+        Ok(loaded) => {
+            let mut out = String::new();
+            for l in &loaded {
+                if l.names.is_empty() {
+                    out.push_str(&format!(
+                        "{}\r\n",
+                        json!({"stream": format!("Loaded image ID: {}\n", l.id)})
+                    ));
+                }
+                for n in &l.names {
+                    out.push_str(&format!(
+                        "{}\r\n",
+                        json!({"stream": format!("Loaded image: {}\n", n.familiar())})
+                    ));
+                }
+            }
+            full(StatusCode::OK, out, Some("application/json"))
+        }
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `GET /images/get`: a docker-archive of the named images, streamed.
+fn images_save(root: &std::path::Path, names: Vec<String>) -> Response<Body> {
+    if names.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "no image names given");
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let root = root.to_path_buf();
+    // resolve first, so a missing image is a 404 and not a broken stream
+    let engine = match engine_for(&root) {
+        Ok(e) => e,
+        Err(e) => return engine_error(e),
+    };
+    for n in &names {
+        if let Err(e) = engine.images().resolve(n) {
+            return engine_error(e.into());
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        let w = crate::images_api::ChannelWriter(tx);
+        if let Err(e) = engine.images().save_docker(&names, w) {
+            tracing::warn!("save: {e}");
+        }
+    });
+    streaming(Some("application/x-tar"), rx)
 }
 
 /// An exec create body → the engine's record.
