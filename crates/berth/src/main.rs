@@ -415,6 +415,11 @@ fn main() -> ExitCode {
         let exec = args.get(5).map(|a| a.to_string_lossy().into_owned());
         berth_engine::monitor::main(&root, &id, exec.as_deref());
     }
+    // One health check of a container (started by its monitor).
+    if args.get(1).is_some_and(|a| a == "health-check") && args.len() == 4 {
+        let id = args[3].to_string_lossy().into_owned();
+        berth_engine::health::check_main(&PathBuf::from(&args[2]), &id);
+    }
     // The root's embedded DNS server (started by the engine on demand).
     if args.get(1).is_some_and(|a| a == "dns-server") && args.len() == 3 {
         berth_engine::network::dns_server_main(&PathBuf::from(&args[2]));

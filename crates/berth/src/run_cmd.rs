@@ -160,9 +160,27 @@ pub struct RunArgs {
     /// Set custom DNS servers (not supported yet).
     #[arg(long)]
     dns: Vec<String>,
-    /// Command to run to check health (not supported yet).
+    /// Command to run to check health.
     #[arg(long)]
     health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h).
+    #[arg(long)]
+    health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h).
+    #[arg(long)]
+    health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long)]
+    health_retries: Option<i64>,
+    /// Start period for the container to initialize (ms|s|m|h).
+    #[arg(long)]
+    health_start_period: Option<String>,
+    /// Time between checks during the start period (ms|s|m|h).
+    #[arg(long)]
+    health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Suppress the pull output.
     #[arg(short, long)]
     quiet: bool,
@@ -197,7 +215,6 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         (!a.add_host.is_empty(), "--add-host"),
         (!a.device.is_empty(), "--device"),
         (!a.dns.is_empty(), "--dns"),
-        (a.health_cmd.is_some(), "health checks (--health-cmd)"),
     ] {
         if asked {
             unsupported.push(what.to_owned());
@@ -283,7 +300,35 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     for p in &port_bindings {
         exposed.push(format!("{}/{}", p.container_port, p.proto));
     }
+    let dur = |v: &Option<String>| -> Result<i64> {
+        v.as_deref()
+            .map(berth_engine::health::parse_duration)
+            .transpose()
+            .map(|d| d.unwrap_or(0))
+            .map_err(failed)
+    };
+    let healthcheck = if a.no_healthcheck {
+        Some(berth_types::image::HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        })
+    } else {
+        let h = berth_types::image::HealthConfig {
+            test: a
+                .health_cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".to_owned(), c.clone()])
+                .unwrap_or_default(),
+            interval: dur(&a.health_interval)?,
+            timeout: dur(&a.health_timeout)?,
+            start_period: dur(&a.health_start_period)?,
+            start_interval: dur(&a.health_start_interval)?,
+            retries: a.health_retries.unwrap_or(0),
+        };
+        (h != berth_types::image::HealthConfig::default()).then_some(h)
+    };
     Ok(CreateConfig {
+        healthcheck,
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

@@ -1477,3 +1477,95 @@ fn the_docker_cli_saves_loads_imports_and_pulls_through_berth_daemon() {
     let o = d.docker(&["pull", "127.0.0.1:1/none/such:1"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn health_checks_turn_healthy_and_unhealthy() {
+    if !root_or_skip("health checks") {
+        return;
+    }
+    let b = berth_with_image();
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -e /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "bb:1",
+        "sh",
+        "-c",
+        "mkdir -p /tmp; while true; do sleep 0.1; done",
+    ]);
+    let health = |b: &Berth| {
+        b.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"])
+            .trim()
+            .to_owned()
+    };
+    eventually("unhealthy", || health(&b) == "unhealthy");
+    assert!(
+        b.ok(&["ps", "--format", "{{.Status}}"])
+            .contains("(unhealthy)")
+    );
+    b.ok(&["exec", "hc", "touch", "/tmp/ok"]);
+    eventually("healthy", || health(&b) == "healthy");
+    let log = b.ok(&["inspect", "-f", "{{json .State.Health.Log}}", "hc"]);
+    assert!(log.contains("\"ExitCode\":0"), "{log}");
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=hc",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(
+        ev.contains("health_status: unhealthy") && ev.contains("health_status: healthy"),
+        "{ev}"
+    );
+    b.ok(&["rm", "-f", "hc"]);
+    // a bad test is refused at create
+    let err = b.fails(&["run", "-d", "--health-interval", "fast", "bb:1", "true"]);
+    assert!(err.contains("invalid duration"), "{err}");
+    if !have_docker() {
+        return;
+    }
+    let d = Daemon::start(&b);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "dhc",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "200ms",
+        "bb:1",
+        "sh",
+        "-c",
+        "while true; do sleep 0.1; done",
+    ]);
+    eventually("healthy through docker", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "dhc"])
+            .trim()
+            == "healthy"
+    });
+    assert!(d.ok(&["ps"]).contains("(healthy)"));
+    d.ok(&["rm", "-f", "dhc"]);
+}

@@ -77,9 +77,12 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
     check("VolumesFrom", "--volumes-from");
     check("Links", "--link");
     check("Dns", "--dns");
-    if nonempty(obj.get("Healthcheck").and_then(|h| h.get("Test"))) {
-        unsupported.push("health checks (--health-cmd)".into());
-    }
+    let healthcheck: Option<berth_types::image::HealthConfig> = match obj.get("Healthcheck") {
+        None | Some(Value::Null) => None,
+        Some(h) => Some(
+            serde_json::from_value(h.clone()).map_err(|e| format!("invalid Healthcheck: {e}"))?,
+        ),
+    };
     let mut aliases = Vec::new();
     let mut ipv4 = None;
     if let Some(eps) = obj
@@ -253,6 +256,7 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         log_config,
         console_size,
         port_bindings,
+        healthcheck,
         publish_all: boolean(h("PublishAllPorts")),
         aliases,
         ipv4_address: ipv4,

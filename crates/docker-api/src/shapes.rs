@@ -221,6 +221,7 @@ pub fn inspect(c: &Container) -> Value {
             "Error": s.error,
             "StartedAt": s.started_at,
             "FinishedAt": s.finished_at,
+            "Health": s.health,
         },
         "Image": r.image_id,
         "ResolvConfPath": "",
@@ -286,6 +287,7 @@ pub fn inspect(c: &Container) -> Value {
             "Labels": r.labels,
             "StopSignal": r.stop_signal,
             "StopTimeout": r.stop_timeout,
+            "Healthcheck": r.healthcheck,
         },
         "NetworkSettings": network_settings(c),
     })

@@ -251,6 +251,8 @@ pub struct Record {
     pub aliases: Vec<String>,
     /// `--ip`.
     pub ipv4_address: String,
+    /// The health check (the image's, with `--health-*` over it).
+    pub healthcheck: Option<berth_types::image::HealthConfig>,
 }
 
 /// The life of a container, as docker names it.
@@ -317,6 +319,8 @@ pub struct State {
     pub monitor_pid: i32,
     /// Start time of the monitor (/proc/<pid>/stat field 22), against pid reuse.
     pub monitor_start: u64,
+    /// Health check results (containers with a check).
+    pub health: Option<crate::health::Health>,
 }
 
 impl Default for State {
@@ -334,6 +338,7 @@ impl Default for State {
             manual_stop: false,
             monitor_pid: 0,
             monitor_start: 0,
+            health: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod container;
 pub mod events;
 pub mod exec;
+pub mod health;
 pub mod logs;
 pub mod monitor;
 pub mod network;

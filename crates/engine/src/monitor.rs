@@ -147,6 +147,8 @@ struct Monitor {
     own_err: OwnedFd,
     /// The exec this monitor runs (None: the container itself).
     exec: Option<String>,
+    /// When the next health check is due (containers with one, running).
+    next_health: Option<Instant>,
 }
 
 impl Monitor {
@@ -207,6 +209,7 @@ impl Monitor {
             log,
             own_err,
             exec: exec.map(str::to_owned),
+            next_health: None,
         })
     }
 
@@ -418,6 +421,44 @@ impl Monitor {
         Ok(())
     }
 
+    /// Starts one health check (a separate short-lived process, so the
+    /// monitor never waits on it) and schedules the next.
+    fn health_check(&mut self) {
+        let Some(h) = self.record.healthcheck.clone() else {
+            self.next_health = None;
+            return;
+        };
+        let started = self
+            .store
+            .state_raw(&self.id)
+            .ok()
+            .and_then(|s| crate::ops::parse_rfc3339_secs(&s.started_at))
+            .unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let in_start = h.start_period > 0 && (now - started) * 1_000_000_000 < h.start_period;
+        self.next_health = Some(Instant::now() + crate::health::interval(&h, in_start));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("health.log"));
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg("health-check")
+            .arg(&self.root)
+            .arg(&self.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        if let Ok(l) = log {
+            cmd.stderr(l);
+        }
+        // it forks away at once: no zombie for the monitor to reap
+        if let Ok(mut c) = cmd.spawn() {
+            let _ = c.wait();
+        }
+    }
+
     /// Sleeps `d` while serving clients; false if a stop arrived.
     fn sleep_serving(&mut self, d: Duration) -> bool {
         let until = Instant::now() + d;
@@ -598,6 +639,18 @@ impl Monitor {
             s.oom_killed = false;
         })?;
         self.event("start", &[]);
+        if let Some(h) = &self.record.healthcheck {
+            // a new run starts unchecked
+            self.store.update_state(&self.id, |s| {
+                s.health = Some(crate::health::Health {
+                    status: "starting".into(),
+                    failing_streak: 0,
+                    log: s.health.take().map(|h| h.log).unwrap_or_default(),
+                });
+            })?;
+            self.next_health =
+                Some(Instant::now() + crate::health::interval(h, h.start_period > 0));
+        }
         write_line(&mut self.ctl_out, "ok");
         self.ctl_out = None;
         let pidfd = rustix::process::pidfd_open(
@@ -789,7 +842,14 @@ impl Monitor {
                     client_idx.push(i);
                 }
             }
-            let timeout = drain_deadline.map(|d| {
+            let wake = match (
+                drain_deadline,
+                self.next_health.filter(|_| exited.is_none()),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake.map(|d| {
                 let left = d.saturating_duration_since(Instant::now());
                 rustix::time::Timespec {
                     tv_sec: left.as_secs() as i64,
@@ -807,6 +867,9 @@ impl Monitor {
                 .map(|(t, f)| (*t, f.revents()))
                 .collect();
             drop(fds);
+            if exited.is_none() && self.next_health.is_some_and(|t| Instant::now() >= t) {
+                self.health_check();
+            }
             let mut ci = 0;
             for (tag, rev) in ready {
                 if tag == 10 {

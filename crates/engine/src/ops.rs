@@ -140,6 +140,8 @@ pub struct CreateConfig {
     pub aliases: Vec<String>,
     /// `--ip`.
     pub ipv4_address: Option<String>,
+    /// `--health-*` / `Config.Healthcheck` (over the image's).
+    pub healthcheck: Option<berth_types::image::HealthConfig>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--security-opt no-new-privileges`.
@@ -489,6 +491,10 @@ impl Engine {
         )
         .map_err(|e| Error::Io("write rootfs.json".into(), e))?;
         copy_up(&rootfs, mounts)?;
+        let healthcheck = crate::health::effective(ic.healthcheck.as_ref(), c.healthcheck.as_ref());
+        if let Some(h) = &healthcheck {
+            crate::health::command(h)?;
+        }
         let mut labels: BTreeMap<String, String> = ic.labels.clone().into_iter().collect();
         labels.extend(c.labels.clone());
         let record = Record {
@@ -566,6 +572,7 @@ impl Engine {
             publish_all: c.publish_all && crate::network::is_bridge_mode(&c.network_mode),
             aliases: c.aliases.clone(),
             ipv4_address: c.ipv4_address.clone().unwrap_or_default(),
+            healthcheck,
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
@@ -1047,7 +1054,14 @@ pub fn status_text(s: &State, now_secs: i64) -> String {
     let secs = |t: &str| parse_rfc3339_secs(t).map(|v| now_secs - v);
     match s.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human(secs(&s.started_at).unwrap_or(0))),
+        Status::Running => {
+            let up = format!("Up {}", human(secs(&s.started_at).unwrap_or(0)));
+            match s.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(h) if !h.is_empty() => format!("{up} ({h})"),
+                _ => up,
+            }
+        }
         Status::Paused => format!("Up {} (Paused)", human(secs(&s.started_at).unwrap_or(0))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
