@@ -145,19 +145,25 @@ pub struct RunArgs {
     /// Run an init inside the container (not supported yet).
     #[arg(long)]
     init: bool,
-    /// Ulimit options (not supported yet).
+    /// Ulimit options (NAME=SOFT[:HARD]).
     #[arg(long)]
     ulimit: Vec<String>,
-    /// Sysctl options (not supported yet).
+    /// Sysctl options (namespaced ones: net.*, kernel.shm*, kernel.msg*, fs.mqueue.*).
     #[arg(long)]
     sysctl: Vec<String>,
-    /// Add a custom host-to-IP mapping (not supported yet).
+    /// Add a custom host-to-IP mapping (host:ip, or host:host-gateway).
     #[arg(long)]
     add_host: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long)]
+    dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long)]
+    dns_option: Vec<String>,
     /// Add a host device (not supported yet).
     #[arg(long)]
     device: Vec<String>,
-    /// Set custom DNS servers (not supported yet).
+    /// Set custom DNS servers.
     #[arg(long)]
     dns: Vec<String>,
     /// Command to run to check health.
@@ -210,11 +216,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     for (asked, what) in [
         (a.privileged, "--privileged"),
         (a.init, "--init"),
-        (!a.ulimit.is_empty(), "--ulimit"),
-        (!a.sysctl.is_empty(), "--sysctl"),
-        (!a.add_host.is_empty(), "--add-host"),
         (!a.device.is_empty(), "--device"),
-        (!a.dns.is_empty(), "--dns"),
     ] {
         if asked {
             unsupported.push(what.to_owned());
@@ -327,8 +329,21 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         };
         (h != berth_types::image::HealthConfig::default()).then_some(h)
     };
+    let mut sysctls = BTreeMap::new();
+    for s in &a.sysctl {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| failed(format!("invalid sysctl: {s}")))?;
+        sysctls.insert(k.to_owned(), v.to_owned());
+    }
     Ok(CreateConfig {
         healthcheck,
+        extra_hosts: a.add_host.clone(),
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
+        ulimits: a.ulimit.clone(),
+        sysctls,
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

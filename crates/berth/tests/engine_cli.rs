@@ -781,6 +781,21 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
         "{st}"
     );
     d.ok(&["rm", "-f", "limited"]);
+    // docker run -it through a pty
+    let o = Command::new("script")
+        .args([
+            "-eqc",
+            "stty rows 21 cols 77; docker run --rm -it --network none vol:1 sh -c 'stty size; tty; exit 3'",
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("21 77") && out.contains("/dev/pts/0"), "{out}");
     let mounts = d.ok(&[
         "inspect",
         "-f",
@@ -915,6 +930,27 @@ fn bridge_networks_ports_and_dns_without_a_daemon() {
         b.ok(&["port", "web", "80"]).trim(),
         format!("0.0.0.0:{port}")
     );
+    // --add-host (host-gateway is the bridge's address), --dns, --ulimit, --sysctl
+    let out = b.ok(&[
+        "run", "--rm", "--add-host", "db.test:198.18.7.7", "--add-host", "gw.test:host-gateway",
+        "--dns", "198.18.0.53", "--dns-search", "example.test", "--ulimit", "nofile=1024:2048",
+        "--sysctl", "net.ipv4.ip_unprivileged_port_start=99", "vol:1", "sh", "-c",
+        "grep -E 'db.test|gw.test' /etc/hosts; grep -E '^(nameserver|search)' /etc/resolv.conf; ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    ]);
+    let gw = net["default_subnet"]
+        .as_str()
+        .unwrap()
+        .replace(".0/24", ".1");
+    assert_eq!(
+        out,
+        format!(
+            "198.18.7.7\tdb.test\n{gw}\tgw.test\nnameserver 198.18.0.53\nsearch example.test\n1024\n2048\n99\n"
+        )
+    );
+    let err = b.fails(&["run", "--rm", "--sysctl", "kernel.panic=1", "vol:1", "true"]);
+    assert!(err.contains("namespaced"), "{err}");
+    let err = b.fails(&["run", "--rm", "--ulimit", "nofile=5:2", "vol:1", "true"]);
+    assert!(err.contains("soft limit"), "{err}");
     // the same host port twice is refused, and the loser leaves nothing
     let o = b.run(&[
         "run", "-d", "--name", "web2", "-p", &publish, "vol:1", "true",

@@ -71,12 +71,8 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
     check("Privileged", "privileged containers (--privileged)");
     check("Init", "--init");
     check("Devices", "--device");
-    check("Ulimits", "--ulimit");
-    check("Sysctls", "--sysctl");
-    check("ExtraHosts", "--add-host");
     check("VolumesFrom", "--volumes-from");
     check("Links", "--link");
-    check("Dns", "--dns");
     let healthcheck: Option<berth_types::image::HealthConfig> = match obj.get("Healthcheck") {
         None | Some(Value::Null) => None,
         Some(h) => Some(
@@ -257,6 +253,33 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         console_size,
         port_bindings,
         healthcheck,
+        extra_hosts: strings(h("ExtraHosts")).unwrap_or_default(),
+        dns: strings(h("Dns")).unwrap_or_default(),
+        dns_search: strings(h("DnsSearch")).unwrap_or_default(),
+        dns_options: strings(h("DnsOptions")).unwrap_or_default(),
+        ulimits: h("Ulimits")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|u| {
+                        format!(
+                            "{}={}:{}",
+                            u.get("Name").and_then(Value::as_str).unwrap_or(""),
+                            int(u.get("Soft")),
+                            int(u.get("Hard"))
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sysctls: h("Sysctls")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         publish_all: boolean(h("PublishAllPorts")),
         aliases,
         ipv4_address: ipv4,

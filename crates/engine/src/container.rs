@@ -253,6 +253,14 @@ pub struct Record {
     pub ipv4_address: String,
     /// The health check (the image's, with `--health-*` over it).
     pub healthcheck: Option<berth_types::image::HealthConfig>,
+    /// `--add-host NAME:IP` (`host-gateway` is the network's gateway).
+    pub extra_hosts: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
 }
 
 /// The life of a container, as docker names it.

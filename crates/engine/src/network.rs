@@ -201,23 +201,24 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
     };
     let network = net.network(key).map_err(net_error)?;
     let etc = dir.join("etc");
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{}\t{}\n",
-        ep.ip, r.hostname
+    let ip = ep.ip.to_string();
+    let gw = ep.gateway.to_string();
+    let _ = std::fs::write(
+        etc.join("hosts"),
+        crate::spec::hosts_file(&r.hostname, Some(&ip), &r.extra_hosts, Some(&gw)),
     );
-    let _ = std::fs::write(etc.join("hosts"), hosts);
     if !network.default {
         // user-defined networks: the embedded resolver at the gateway
-        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut text = format!("nameserver {}\n", ep.gateway);
-        for l in host.lines() {
-            if l.starts_with("search") || l.starts_with("options") {
-                text.push_str(l);
-                text.push('\n');
-            }
-        }
-        let _ = std::fs::write(etc.join("resolv.conf"), text);
+        // (unless --dns says otherwise)
+        let servers = if r.dns.is_empty() {
+            vec![gw.clone()]
+        } else {
+            r.dns.clone()
+        };
+        let _ = std::fs::write(
+            etc.join("resolv.conf"),
+            crate::spec::resolv_conf(&servers, &r.dns_search, &r.dns_options),
+        );
         ensure_dns_server(root);
     }
     Ok(ep)

@@ -142,6 +142,18 @@ pub struct CreateConfig {
     pub ipv4_address: Option<String>,
     /// `--health-*` / `Config.Healthcheck` (over the image's).
     pub healthcheck: Option<berth_types::image::HealthConfig>,
+    /// `--add-host NAME:IP`.
+    pub extra_hosts: Vec<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: Vec<String>,
+    /// See `dns`.
+    pub dns_search: Vec<String>,
+    /// See `dns`.
+    pub dns_options: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimits: Vec<String>,
+    /// `--sysctl KEY=VALUE` (namespaced ones only).
+    pub sysctls: BTreeMap<String, String>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--security-opt no-new-privileges`.
@@ -332,6 +344,28 @@ impl Engine {
             parse_signal(s)?;
         }
         let mounts = requested_mounts(c)?;
+        for h in &c.extra_hosts {
+            let (name, ip) = h
+                .split_once(':')
+                .or_else(|| h.split_once('='))
+                .ok_or_else(|| Error::Invalid(format!("bad format for add-host: {h:?}")))?;
+            if name.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err())
+            {
+                return Err(Error::Invalid(format!(
+                    "invalid IP address in add-host: {ip:?}"
+                )));
+            }
+            if ip == "host-gateway" && !crate::network::is_bridge_mode(mode) {
+                return Err(Error::Invalid(
+                    "host-gateway needs a bridge network (--add-host NAME:host-gateway)".into(),
+                ));
+            }
+        }
+        for d in &c.dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                return Err(Error::Invalid(format!("{d} is not an ip address")));
+            }
+        }
         let id = new_id()?;
         // the directory and a "being created by pid" mark exist before the
         // name is claimed, so a concurrent claimer never mistakes the claim
@@ -458,11 +492,20 @@ impl Engine {
             cap_add: c.cap_add.clone(),
             cap_drop: c.cap_drop.clone(),
             mounts: mounts.iter().map(crate::volumes::spec_mount).collect(),
+            ulimits: c.ulimits.clone(),
+            sysctls: c.sysctls.clone(),
             netns_path: crate::network::is_bridge_mode(&c.network_mode)
                 .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
         };
         let etc = dir.join("etc");
-        write_etc_files(&etc, &hostname).map_err(|e| Error::Io("write /etc files".into(), e))?;
+        let etc_opts = crate::spec::EtcOptions {
+            extra_hosts: c.extra_hosts.clone(),
+            dns: c.dns.clone(),
+            dns_search: c.dns_search.clone(),
+            dns_options: c.dns_options.clone(),
+        };
+        write_etc_files(&etc, &hostname, &etc_opts)
+            .map_err(|e| Error::Io("write /etc files".into(), e))?;
         let mut spec = build_spec(&cfg, &run, &dir.join("rootfs"), &etc).map_err(Error::Invalid)?;
         if let (Some((h, w)), Some(p)) = (
             c.console_size.filter(|(h, w)| *h > 0 && *w > 0),
@@ -573,6 +616,10 @@ impl Engine {
             aliases: c.aliases.clone(),
             ipv4_address: c.ipv4_address.clone().unwrap_or_default(),
             healthcheck,
+            extra_hosts: c.extra_hosts.clone(),
+            dns: c.dns.clone(),
+            dns_search: c.dns_search.clone(),
+            dns_options: c.dns_options.clone(),
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;

@@ -65,6 +65,140 @@ pub struct RunSpec {
     pub mounts: Vec<serde_json::Value>,
     /// A network namespace to join (bridge networks) instead of a new one.
     pub netns_path: Option<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimits: Vec<String>,
+    /// `--sysctl`.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+}
+
+/// What goes into a container's /etc/hosts and resolv.conf besides the
+/// defaults.
+#[derive(Clone, Debug, Default)]
+pub struct EtcOptions {
+    /// `NAME:IP` lines for /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    /// Nameservers instead of the host's (or the embedded server's).
+    pub dns: Vec<String>,
+    /// `search` domains.
+    pub dns_search: Vec<String>,
+    /// `options`.
+    pub dns_options: Vec<String>,
+}
+
+/// The /etc/hosts of a container: localhost, `--add-host`s (with
+/// `host-gateway` as `gateway`, left out without one) and its own name (at
+/// `ip`, or 127.0.1.1 without a network address).
+pub fn hosts_file(
+    hostname: &str,
+    ip: Option<&str>,
+    extra: &[String],
+    gateway: Option<&str>,
+) -> String {
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in extra {
+        if let Some((name, addr)) = h.split_once(':').or_else(|| h.split_once('=')) {
+            let addr = if addr == "host-gateway" {
+                match gateway {
+                    Some(g) => g,
+                    None => continue,
+                }
+            } else {
+                addr
+            };
+            s.push_str(&format!("{addr}\t{name}\n"));
+        }
+    }
+    s.push_str(&format!("{}\t{hostname}\n", ip.unwrap_or("127.0.1.1")));
+    s
+}
+
+/// A resolv.conf: `nameservers` (the host's when empty, minus loopback
+/// ones that cannot work from another network namespace), with the
+/// host's or the given search domains and options.
+pub fn resolv_conf(nameservers: &[String], search: &[String], options: &[String]) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    if nameservers.is_empty() {
+        for l in host.lines().filter(|l| l.starts_with("nameserver")) {
+            if !(l.contains(" 127.") || l.contains(" ::1")) {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    } else {
+        for n in nameservers {
+            out.push_str(&format!("nameserver {n}\n"));
+        }
+    }
+    let keep = |out: &mut String, key: &str, given: &[String]| {
+        if given.is_empty() {
+            for l in host.lines().filter(|l| l.starts_with(key)) {
+                out.push_str(l);
+                out.push('\n');
+            }
+        } else {
+            out.push_str(&format!("{key} {}\n", given.join(" ")));
+        }
+    };
+    keep(&mut out, "search", search);
+    keep(&mut out, "options", options);
+    out
+}
+
+/// `--ulimit` entries as OCI rlimits.
+pub fn rlimits(ulimits: &[String]) -> Result<Vec<serde_json::Value>, String> {
+    const NAMES: &[&str] = &[
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    let mut v = Vec::new();
+    for u in ulimits {
+        let (name, val) = u
+            .split_once('=')
+            .ok_or_else(|| format!("invalid ulimit argument: {u}"))?;
+        if !NAMES.contains(&name) {
+            return Err(format!("invalid ulimit type: {name}"));
+        }
+        let num = |x: &str| -> Result<u64, String> {
+            if x == "-1" || x == "unlimited" {
+                Ok(u64::MAX)
+            } else {
+                x.parse::<u64>()
+                    .map_err(|_| format!("invalid ulimit argument: {u}"))
+            }
+        };
+        let (soft, hard) = match val.split_once(':') {
+            Some((s, h)) => (num(s)?, num(h)?),
+            None => (num(val)?, num(val)?),
+        };
+        if soft > hard {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+        v.push(
+            serde_json::json!({"type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
+            "soft": soft, "hard": hard}),
+        );
+    }
+    Ok(v)
 }
 
 /// Docker's resource flags, as the engine stores them (0 = unset).
@@ -340,6 +474,24 @@ pub fn build_spec(
         },
     });
     let mut v = v;
+    if !run.ulimits.is_empty() {
+        v["process"]["rlimits"] = serde_json::Value::Array(rlimits(&run.ulimits)?);
+    }
+    if !run.sysctls.is_empty() {
+        for k in run.sysctls.keys() {
+            if k.starts_with("net.") && run.host_network {
+                return Err(format!(
+                    "sysctl {k:?} is not allowed in host network namespace"
+                ));
+            }
+            if berth_runtime::spec::sysctl_namespace(k).is_none() {
+                return Err(format!(
+                    "sysctl {k:?} is not whitelisted (only namespaced sysctls can be set)"
+                ));
+            }
+        }
+        v["linux"]["sysctl"] = serde_json::json!(run.sysctls);
+    }
     if !run.mounts.is_empty()
         && let Some(list) = v["mounts"].as_array_mut()
     {
@@ -354,25 +506,17 @@ pub fn build_spec(
 }
 
 /// The files a container gets as /etc/hostname, /etc/hosts and
-/// /etc/resolv.conf.
-pub fn write_etc_files(dir: &Path, hostname: &str) -> std::io::Result<()> {
+/// /etc/resolv.conf (rewritten with its address when it joins a network).
+pub fn write_etc_files(dir: &Path, hostname: &str, o: &EtcOptions) -> std::io::Result<()> {
     std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
     std::fs::write(
         dir.join("hosts"),
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-             ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-        ),
+        hosts_file(hostname, None, &o.extra_hosts, None),
     )?;
-    // Host resolvers that point at loopback cannot work from another
-    // network namespace; keep the rest.
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let kept: String = host
-        .lines()
-        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("resolv.conf"), kept)
+    std::fs::write(
+        dir.join("resolv.conf"),
+        resolv_conf(&o.dns, &o.dns_search, &o.dns_options),
+    )
 }
 
 #[cfg(test)]
