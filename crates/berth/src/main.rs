@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod containers_cmd;
+mod cp_cmd;
 mod daemon_cmd;
 mod events_cmd;
 mod exec_cmd;
@@ -63,6 +64,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Create a new container (without starting it).
     Create(run_cmd::RunArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cp_cmd::CpArgs),
     /// Get real time events from the engine.
     Events(events_cmd::EventsArgs),
     /// Execute a command in a running container.
@@ -356,6 +359,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run_cmd::run(&root, a),
         Command::Create(a) => run_cmd::create(&root, a),
         Command::Exec(a) => exec_cmd::exec(&root, a),
+        Command::Cp(a) => cp_cmd::cp(&root, &a),
         Command::Events(a) => ok(events_cmd::events(&root, &a)),
         Command::Ps(a) => ok(containers_cmd::ps(&root, &a)),
         Command::Logs(a) => ok(containers_cmd::logs(&root, &a)),

@@ -1605,3 +1605,124 @@ fn health_checks_turn_healthy_and_unhealthy() {
     assert!(d.ok(&["ps"]).contains("(healthy)"));
     d.ok(&["rm", "-f", "dhc"]);
 }
+
+#[test]
+fn cp_copies_both_ways_and_never_leaves_the_container() {
+    if !root_or_skip("cp") {
+        return;
+    }
+    let b = berth_with_image();
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "box",
+        "-h",
+        "in-container",
+        "bb:1",
+        "sh",
+        "-c",
+        "mkdir -p /d/sub; echo hi > /d/sub/f; ln -s / /d/escape; while true; do sleep 0.1; done",
+    ]);
+    eventually("setup", || {
+        b.run(&["exec", "box", "test", "-L", "/d/escape"])
+            .status
+            .success()
+    });
+    let out = b.dir.path().join("out");
+    // a directory to a new name, then into an existing directory
+    b.ok(&["cp", "box:/d", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("sub/f")).unwrap(), "hi\n");
+    assert_eq!(
+        std::fs::read_link(out.join("escape")).unwrap(),
+        Path::new("/")
+    );
+    b.ok(&["cp", "box:/d/sub", out.to_str().unwrap()]);
+    assert!(out.join("sub/sub/f").exists() || out.join("sub/f").exists());
+    // through the container's symlink to /: its own files, never the host's
+    let hn = b.dir.path().join("hn");
+    b.ok(&["cp", "box:/d/escape/etc/hostname", hn.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&hn).unwrap(), "in-container\n");
+    let canary = b.dir.path().join("canary.txt");
+    std::fs::write(&canary, "from the host\n").unwrap();
+    b.ok(&["cp", canary.to_str().unwrap(), "box:/d/escape/tmp/"]);
+    assert_eq!(
+        b.ok(&["exec", "box", "cat", "/tmp/canary.txt"]),
+        "from the host\n"
+    );
+    assert!(
+        !Path::new("/tmp/canary.txt").exists(),
+        "written on the host"
+    );
+    // a container flipping a directory and a symlink to / while we copy
+    b.ok(&["exec", "-d", "box", "sh", "-c",
+        "while true; do rm -rf /x; mkdir /x; echo inside > /x/hostname; rm -rf /x; ln -s /etc /x; done"]);
+    let host_hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    for i in 0..30 {
+        let o = b.dir.path().join(format!("race-{i}"));
+        if b.run(&["cp", "box:/x/hostname", o.to_str().unwrap()])
+            .status
+            .success()
+        {
+            let got = std::fs::read_to_string(&o).unwrap_or_default();
+            assert!(
+                got == "inside\n" || got == "in-container\n",
+                "copied {got:?}"
+            );
+            assert!(host_hostname.is_empty() || got != host_hostname || got == "in-container\n");
+        }
+        let _ = b.run(&["cp", canary.to_str().unwrap(), "box:/x/race-canary"]);
+    }
+    assert!(
+        !Path::new("/etc/race-canary").exists(),
+        "written on the host"
+    );
+    // stopped: read and write its filesystem
+    b.ok(&["stop", "-t", "1", "box"]);
+    let f2 = b.dir.path().join("f2");
+    b.ok(&["cp", "box:/d/sub/f", f2.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&f2).unwrap(), "hi\n");
+    b.ok(&["cp", canary.to_str().unwrap(), "box:/new-name.txt"]);
+    b.ok(&["start", "box"]);
+    assert_eq!(
+        b.ok(&["exec", "box", "cat", "/new-name.txt"]),
+        "from the host\n"
+    );
+    assert!(
+        b.fails(&["cp", "box:/nonexistent", f2.to_str().unwrap()])
+            .contains("Could not find")
+    );
+    b.ok(&["rm", "-f", "box"]);
+    if !have_docker() {
+        return;
+    }
+    let d = Daemon::start(&b);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "dbox",
+        "bb:1",
+        "sh",
+        "-c",
+        "mkdir -p /d; echo hi > /d/f; while true; do sleep 0.1; done",
+    ]);
+    eventually("setup", || {
+        d.docker(&["exec", "dbox", "test", "-f", "/d/f"])
+            .status
+            .success()
+    });
+    let dout = b.dir.path().join("dout");
+    d.ok(&["cp", "dbox:/d", dout.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dout.join("f")).unwrap(), "hi\n");
+    d.ok(&["cp", canary.to_str().unwrap(), "dbox:/d/"]);
+    assert_eq!(
+        d.ok(&["exec", "dbox", "cat", "/d/canary.txt"]),
+        "from the host\n"
+    );
+    d.ok(&["rm", "-f", "dbox"]);
+}

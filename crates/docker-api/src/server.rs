@@ -429,6 +429,19 @@ async fn route(
         ("POST", ["containers", id, "attach"]) => attach(shared.clone(), req, id).await,
         ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
         ("GET", ["containers", id, "top"]) => top(&root, id).await,
+        ("HEAD", ["containers", id, "archive"]) | ("GET", ["containers", id, "archive"]) => {
+            let path = query(&req).get("path").cloned().unwrap_or_default();
+            archive_get(&root, id, path, method == Method::HEAD).await
+        }
+        ("PUT", ["containers", id, "archive"]) => {
+            let path = query(&req).get("path").cloned().unwrap_or_default();
+            let reader = crate::images_api::BodyReader::new(req.into_body());
+            let id = id.to_string();
+            match blocking(&root, move |e| e.archive_put(&id, &path, reader, None)).await {
+                Ok(()) => empty(StatusCode::OK),
+                Err(e) => engine_error(e),
+            }
+        }
         ("DELETE", ["containers", id]) => {
             let q = query(&req);
             let force = truthy(q.get("force"));
@@ -1292,6 +1305,41 @@ fn images_save(root: &std::path::Path, names: Vec<String>) -> Response<Body> {
         }
     });
     streaming(Some("application/x-tar"), rx)
+}
+
+/// `HEAD`/`GET /containers/{id}/archive`: the stat header, and (GET) the
+/// tar stream of the path.
+async fn archive_get(root: &std::path::Path, id: &str, path: String, head: bool) -> Response<Body> {
+    let (key, p) = (id.to_string(), path.clone());
+    let stat = match blocking(root, move |e| e.archive_stat(&key, &p)).await {
+        Ok(s) => s,
+        Err(e) => return engine_error(e),
+    };
+    let header = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        serde_json::to_vec(&stat).unwrap_or_default(),
+    );
+    let mut r = if head {
+        empty(StatusCode::OK)
+    } else {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let engine = match engine_for(root) {
+            Ok(e) => e,
+            Err(e) => return engine_error(e),
+        };
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let w = crate::images_api::ChannelWriter(tx);
+            if let Err(e) = engine.archive_get(&id, &path, w) {
+                tracing::warn!("archive of {id}:{path}: {e}");
+            }
+        });
+        streaming(Some("application/x-tar"), rx)
+    };
+    if let Ok(v) = HeaderValue::from_str(&header) {
+        r.headers_mut().insert("X-Docker-Container-Path-Stat", v);
+    }
+    r
 }
 
 /// An exec create body → the engine's record.

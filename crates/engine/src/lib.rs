@@ -5,6 +5,7 @@
 //! started it.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod container;
 pub mod events;
 pub mod exec;

@@ -1,0 +1,135 @@
+//! `berth cp`: files between a container and the host, with docker's
+//! rules: `ctr:/dir` copied to an existing host directory lands inside it,
+//! to a new name it becomes that name; the same the other way. The
+//! container side goes through the engine's root-confined copy (see
+//! `berth_engine::archive`); `-` streams a tar on stdin/stdout.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use berth_engine::Engine;
+use berth_engine::archive::{extract_tar, write_tar};
+use clap::Args;
+
+/// `berth cp` arguments.
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (keep owners; berth always does).
+    #[arg(short, long)]
+    archive: bool,
+    /// Always follow symbol link in SRC_PATH (not supported yet).
+    #[arg(short = 'L', long)]
+    follow_link: bool,
+    /// Suppress progress output.
+    #[arg(short, long)]
+    quiet: bool,
+    /// CONTAINER:SRC_PATH or SRC_PATH (`-`: a tar on stdin).
+    src: String,
+    /// DEST_PATH or CONTAINER:DEST_PATH (`-`: a tar on stdout).
+    dst: String,
+}
+
+/// `CONTAINER:PATH` → (container, path); host paths have no colon before
+/// a slash (docker's rule).
+fn split(s: &str) -> Option<(&str, &str)> {
+    if s.starts_with('/') || s.starts_with('.') {
+        return None;
+    }
+    let (c, p) = s.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then_some((c, p))
+}
+
+fn base_name(p: &str) -> String {
+    Path::new(p.trim_end_matches('/'))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ".".into())
+}
+
+/// Runs `berth cp`.
+pub fn cp(root: &Path, a: &CpArgs) -> Result<ExitCode> {
+    if a.follow_link {
+        bail!("not supported yet: cp --follow-link");
+    }
+    let engine = Engine::open(root)?;
+    match (split(&a.src), split(&a.dst)) {
+        (Some(_), Some(_)) => bail!("copying between containers is not supported"),
+        (None, None) => bail!("must specify at least one container source"),
+        (Some((ctr, path)), None) => {
+            if a.dst == "-" {
+                engine.archive_get(ctr, path, std::io::stdout().lock())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let dst = Path::new(&a.dst);
+            let (into, rename) = if dst.is_dir() {
+                (dst.to_path_buf(), None)
+            } else {
+                let parent = dst
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                if !parent.is_dir() {
+                    bail!("destination directory {} does not exist", parent.display());
+                }
+                (parent.to_path_buf(), Some(base_name(&a.dst)))
+            };
+            let dir =
+                std::fs::File::open(&into).with_context(|| format!("open {}", into.display()))?;
+            // stream the archive through a pipe into the extractor
+            let (r, w) = std::io::pipe()?;
+            let reader = std::thread::spawn({
+                let fd = dir.try_clone()?;
+                move || extract_tar(fd.as_fd(), r, rename.as_deref())
+            });
+            let got = engine.archive_get(ctr, path, w);
+            let extracted = reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("the extractor panicked"))?;
+            got?;
+            extracted?;
+        }
+        (None, Some((ctr, path))) => {
+            if a.src == "-" {
+                engine.archive_put(ctr, path, std::io::stdin().lock(), None)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let src = Path::new(&a.src);
+            let name = base_name(&a.src);
+            let parent = src
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            // into an existing directory, or as a new name in its parent
+            let (dir, top) = match engine.archive_stat(ctr, path) {
+                Ok(st) if st.mode & (1 << 31) != 0 => (path.to_owned(), name.clone()),
+                Ok(_) => bail!("cannot overwrite non-directory {path} with directory or file"),
+                Err(berth_engine::Error::NotFound(_)) => {
+                    let p = Path::new(path);
+                    let parent_in = p
+                        .parent()
+                        .map(|x| x.display().to_string())
+                        .unwrap_or_else(|| "/".into());
+                    (parent_in, base_name(path))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let pdir = std::fs::File::open(parent)
+                .with_context(|| format!("open {}", parent.display()))?;
+            let (r, w) = std::io::pipe()?;
+            let writer = std::thread::spawn({
+                let name = name.clone();
+                let top = top.clone();
+                move || write_tar(pdir.as_fd(), &name, &top, w)
+            });
+            let put = engine.archive_put(ctr, &dir, r, None);
+            let written = writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the archiver panicked"))?;
+            written.with_context(|| format!("read {}", src.display()))?;
+            put?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
