@@ -26,6 +26,12 @@ pub enum NetworkCommand {
     Prune(PruneArgs),
     /// Connect a container to a network.
     Connect {
+        /// Add network-scoped alias for the container.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// IPv4 address.
+        #[arg(long)]
+        ip: Option<String>,
         /// Network.
         network: String,
         /// Container.
@@ -33,6 +39,9 @@ pub enum NetworkCommand {
     },
     /// Disconnect a container from a network.
     Disconnect {
+        /// Force the container to disconnect from a network.
+        #[arg(short, long)]
+        force: bool,
         /// Network.
         network: String,
         /// Container.
@@ -258,12 +267,17 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
                 }
             }
         }
-        NetworkCommand::Connect { .. } | NetworkCommand::Disconnect { .. } => {
-            anyhow::bail!(
-                "not supported yet: connecting a container to another network \
-                 (start it with --network NAME instead)"
-            );
-        }
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => engine.network_connect(&network, &container, alias, ip)?,
+        NetworkCommand::Disconnect {
+            force,
+            network,
+            container,
+        } => engine.network_disconnect(&network, &container, force)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -344,6 +344,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         dns_options: a.dns_option.clone(),
         ulimits: a.ulimit.clone(),
         sysctls,
+        extra_networks: Vec::new(),
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

@@ -364,8 +364,8 @@ fn the_docker_cli_drives_berth_daemon() {
     assert!(d2.ok(&["images"]).contains("bb"));
     // docker's error for what is not built yet
     d2.ok(&["network", "create", "n1"]);
-    let o = d2.docker(&["network", "connect", "n1", "cli-made"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported yet"));
+    let o = d2.docker(&["network", "disconnect", "n1", "cli-made"]);
+    assert!(!o.status.success());
     d2.ok(&["network", "rm", "n1"]);
 
     // docker-py
@@ -1017,6 +1017,32 @@ fn bridge_networks_ports_and_dns_without_a_daemon() {
     );
     let err = b.fails(&["network", "rm", "appnet"]);
     assert!(err.contains("has active endpoints"), "{err}");
+    // connected before start: both networks at every start (eth0, eth1)
+    b.ok(&[
+        "create",
+        "--name",
+        "multi",
+        "vol:1",
+        "sh",
+        "-c",
+        "ip -4 -o addr; busybox wget -qO- http://db/seed",
+    ]);
+    b.ok(&["network", "connect", "appnet", "multi"]);
+    b.ok(&["start", "multi"]);
+    eventually("multi to finish", || {
+        status(&b, "multi").starts_with("exited")
+    });
+    let out = b.ok(&["logs", "multi"]);
+    assert!(
+        out.contains("eth0") && out.contains("eth1") && out.contains("seeded"),
+        "{out}"
+    );
+    assert!(
+        b.fails(&["network", "connect", "appnet", "multi"])
+            .contains("already exists"),
+        "connected twice"
+    );
+    b.ok(&["rm", "multi"]);
     let err = b.fails(&["network", "rm", "bridge"]);
     assert!(err.contains("pre-defined network"), "{err}");
     assert!(
@@ -1120,6 +1146,26 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
     let out = d.ok(&["run", "--rm", "--network", "dnet", "vol:1", "sh", "-c",
         "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://site/seed && break; sleep 0.3; done"]);
     assert_eq!(out, "seeded\n");
+    // network connect: a running container gets eth1 at once
+    d.ok(&["network", "create", "--subnet", "198.19.241.0/24", "dnet2"]);
+    d.ok(&["network", "connect", "--alias", "web2", "dnet2", "site"]);
+    let nets = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        "site",
+    ]);
+    assert!(
+        nets.contains("dnet2") && nets.contains("198.19.241."),
+        "{nets}"
+    );
+    let out = d.ok(&["run", "--rm", "--network", "dnet2", "vol:1", "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://web2/seed && break; sleep 0.3; done"]);
+    assert_eq!(out, "seeded\n");
+    let o = d.docker(&["network", "rm", "dnet2"]);
+    assert!(!o.status.success(), "in use");
+    d.ok(&["network", "disconnect", "dnet2", "site"]);
+    d.ok(&["network", "rm", "dnet2"]);
     // kill -9 the daemon: the port mapping stays
     let mut d = d;
     let _ = d.child.kill();

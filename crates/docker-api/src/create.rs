@@ -81,17 +81,16 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
     };
     let mut aliases = Vec::new();
     let mut ipv4 = None;
+    let mut extra_networks = Vec::new();
+    let mode = string(h("NetworkMode")).unwrap_or_else(|| "default".into());
     if let Some(eps) = obj
         .get("NetworkingConfig")
         .and_then(|n| n.get("EndpointsConfig"))
         .and_then(Value::as_object)
     {
-        if eps.len() > 1 {
-            unsupported.push("more than one network at create".into());
-        }
-        for ep in eps.values() {
-            aliases.extend(strings(ep.get("Aliases")).unwrap_or_default());
-            ipv4 = ep
+        for (net, ep) in eps {
+            let a = strings(ep.get("Aliases")).unwrap_or_default();
+            let ip = ep
                 .get("IPAMConfig")
                 .and_then(|i| string(i.get("IPv4Address")));
             if ep
@@ -99,6 +98,16 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
                 .is_some_and(|i| nonempty(i.get("IPv6Address")))
             {
                 unsupported.push("IPv6 addresses (--ip6)".into());
+            }
+            // the network of NetworkMode is the first; the others are joined too
+            let primary = *net == mode
+                || (matches!(mode.as_str(), "default" | "bridge") && net == "bridge")
+                || eps.len() == 1;
+            if primary {
+                aliases.extend(a);
+                ipv4 = ip;
+            } else {
+                extra_networks.push((net.clone(), a, ip));
             }
         }
     }
@@ -272,6 +281,7 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
                     .collect()
             })
             .unwrap_or_default(),
+        extra_networks,
         sysctls: h("Sysctls")
             .and_then(Value::as_object)
             .map(|m| {

@@ -681,10 +681,47 @@ async fn route(
                 Err(e) => engine_error(e),
             }
         }
-        ("POST", ["networks", _, "connect"]) | ("POST", ["networks", _, "disconnect"]) => error(
-            StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: connecting a container to another network (docker network connect/disconnect)",
-        ),
+        ("POST", ["networks", net, action @ ("connect" | "disconnect")]) => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let container = body
+                .get("Container")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let cfg = body.get("EndpointConfig").cloned().unwrap_or(Value::Null);
+            let aliases: Vec<String> = cfg
+                .get("Aliases")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ip = cfg
+                .get("IPAMConfig")
+                .and_then(|i| i.get("IPv4Address"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+            let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
+            let (net, connect) = (net.to_string(), *action == "connect");
+            let r = blocking(&root, move |e| {
+                if connect {
+                    e.network_connect(&net, &container, aliases, ip)
+                } else {
+                    e.network_disconnect(&net, &container, force)
+                }
+            })
+            .await;
+            match r {
+                Ok(()) => empty(StatusCode::OK),
+                Err(e) => engine_error(e),
+            }
+        }
         ("GET", ["volumes"]) => volumes_list(&root, &query(&req)).await,
         ("GET", ["volumes", name]) => {
             let name = name.to_string();

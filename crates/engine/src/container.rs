@@ -261,6 +261,8 @@ pub struct Record {
     pub dns_search: Vec<String>,
     /// `--dns-option`.
     pub dns_options: Vec<String>,
+    /// Networks joined with `network connect` besides the first.
+    pub extra_networks: Vec<crate::network::ExtraNetwork>,
 }
 
 /// The life of a container, as docker names it.

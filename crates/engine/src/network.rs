@@ -31,6 +31,18 @@ pub struct PortSpec {
     pub host_port: u16,
 }
 
+/// A network a container joined with `network connect`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct ExtraNetwork {
+    /// The network's id.
+    pub id: String,
+    /// Aliases on it.
+    pub aliases: Vec<String>,
+    /// A fixed address on it.
+    pub ipv4_address: String,
+}
+
 /// Maps berth-net errors to the engine's.
 pub fn net_error(e: berth_net::Error) -> Error {
     use berth_types::ErrorKind as K;
@@ -200,6 +212,23 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
         }
     };
     let network = net.network(key).map_err(net_error)?;
+    // the networks joined later with `network connect`: eth1, eth2, …
+    // the resolver: the gateway of the first user-defined network
+    let mut dns_at = (!network.default).then(|| ep.gateway.to_string());
+    for (i, x) in r.extra_networks.iter().enumerate() {
+        match attach_extra(&net, r, &ns, x, i + 1) {
+            Ok((default, gateway)) => {
+                if !default && dns_at.is_none() {
+                    dns_at = Some(gateway);
+                }
+            }
+            Err(e) => {
+                let _ = net.detach_all(&r.id);
+                let _ = berth_net::netns::remove(&ns);
+                return Err(e);
+            }
+        }
+    }
     let etc = dir.join("etc");
     let ip = ep.ip.to_string();
     let gw = ep.gateway.to_string();
@@ -207,11 +236,11 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
         etc.join("hosts"),
         crate::spec::hosts_file(&r.hostname, Some(&ip), &r.extra_hosts, Some(&gw)),
     );
-    if !network.default {
+    if let Some(dns_gw) = dns_at {
         // user-defined networks: the embedded resolver at the gateway
         // (unless --dns says otherwise)
         let servers = if r.dns.is_empty() {
-            vec![gw.clone()]
+            vec![dns_gw]
         } else {
             r.dns.clone()
         };
@@ -222,6 +251,143 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
         ensure_dns_server(root);
     }
     Ok(ep)
+}
+
+/// Attaches a running (or starting) container's namespace to one more
+/// network as `eth{index}`; (whether it is the default bridge, its gateway).
+fn attach_extra(
+    net: &Net,
+    r: &Record,
+    ns: &Path,
+    x: &ExtraNetwork,
+    index: usize,
+) -> Result<(bool, String)> {
+    let ip = match x.ipv4_address.as_str() {
+        "" => None,
+        s => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
+        ),
+    };
+    let req = AttachRequest {
+        container_id: r.id.clone(),
+        container_name: r.name.clone(),
+        aliases: x.aliases.clone(),
+        ip,
+        netns: ns.to_path_buf(),
+        interface: format!("eth{index}"),
+        ports: Vec::new(),
+    };
+    let ep = net.attach(&x.id, &req).map_err(net_error)?;
+    let default = net.network(&x.id).map(|n| n.default).unwrap_or(false);
+    Ok((default, ep.gateway.to_string()))
+}
+
+impl crate::Engine {
+    /// `docker network connect`: the container joins the network now if it
+    /// runs, and at every start.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: Vec<String>,
+        ipv4: Option<String>,
+    ) -> Result<()> {
+        let v = self.network(network)?;
+        let Some(n) = v.network.clone() else {
+            return Err(Error::Invalid(format!(
+                "container cannot be disconnected from host network or connected to host network ({})",
+                v.name
+            )));
+        };
+        let c = self.container(container)?;
+        let id = c.record.id.clone();
+        if !is_bridge_mode(&c.record.network_mode) {
+            return Err(Error::Invalid(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network ({})",
+                c.record.network_mode
+            )));
+        }
+        let primary = self.network(network_key(&c.record.network_mode))?;
+        if primary.id == n.id || c.record.extra_networks.iter().any(|x| x.id == n.id) {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.record.name, n.name
+            )));
+        }
+        if n.default && (ipv4.is_some() || !aliases.is_empty()) {
+            return Err(Error::Invalid(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        let x = ExtraNetwork {
+            id: n.id.clone(),
+            aliases,
+            ipv4_address: ipv4.unwrap_or_default(),
+        };
+        let _l = self.store.lock(&id)?;
+        let mut rec = self.store.record(&id)?;
+        rec.extra_networks.push(x.clone());
+        if c.state.is_active() {
+            let net = Net::open(&self.root).map_err(net_error)?;
+            let ns = self.store.dir(&id).join(NETNS_FILE);
+            attach_extra(&net, &rec, &ns, &x, rec.extra_networks.len())?;
+        }
+        self.store.save_record(&rec)?;
+        crate::events::emit(
+            &self.root,
+            "network",
+            "connect",
+            &n.id,
+            std::collections::BTreeMap::from([
+                ("name".to_owned(), n.name.clone()),
+                ("container".to_owned(), id.clone()),
+                ("type".to_owned(), "bridge".to_owned()),
+            ]),
+        );
+        Ok(())
+    }
+
+    /// `docker network disconnect` (of a network joined with connect).
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        let v = self.network(network)?;
+        let c = self.container(container)?;
+        let id = c.record.id.clone();
+        let primary = self.network(network_key(&c.record.network_mode))?;
+        if primary.id == v.id {
+            return Err(Error::Invalid(
+                "not supported yet: disconnecting a container from the network it was created on"
+                    .into(),
+            ));
+        }
+        let _l = self.store.lock(&id)?;
+        let mut rec = self.store.record(&id)?;
+        let before = rec.extra_networks.len();
+        rec.extra_networks.retain(|x| x.id != v.id);
+        if rec.extra_networks.len() == before && !force {
+            return Err(Error::Invalid(format!(
+                "container {id} is not connected to network {}",
+                v.name
+            )));
+        }
+        if c.state.is_active() {
+            let net = Net::open(&self.root).map_err(net_error)?;
+            net.detach(&v.id, &id).map_err(net_error)?;
+        }
+        self.store.save_record(&rec)?;
+        crate::events::emit(
+            &self.root,
+            "network",
+            "disconnect",
+            &v.id,
+            std::collections::BTreeMap::from([
+                ("name".to_owned(), v.name.clone()),
+                ("container".to_owned(), id.clone()),
+                ("type".to_owned(), "bridge".to_owned()),
+            ]),
+        );
+        Ok(())
+    }
 }
 
 /// Takes a container off its networks and removes its namespace

@@ -154,6 +154,9 @@ pub struct CreateConfig {
     pub ulimits: Vec<String>,
     /// `--sysctl KEY=VALUE` (namespaced ones only).
     pub sysctls: BTreeMap<String, String>,
+    /// More networks at create (`EndpointsConfig` beyond the first):
+    /// name, aliases, fixed address.
+    pub extra_networks: Vec<(String, Vec<String>, Option<String>)>,
     /// `--read-only`.
     pub read_only: bool,
     /// `--security-opt no-new-privileges`.
@@ -334,7 +337,30 @@ impl Engine {
             {
                 return Err(Error::Invalid(format!("invalid IPv4 address: {ip}")));
             }
-        } else if !c.port_bindings.is_empty() || c.publish_all {
+        }
+        let mut extra_networks = Vec::new();
+        if !c.extra_networks.is_empty() {
+            if !bridged {
+                return Err(Error::Invalid(format!(
+                    "container in network mode {mode} cannot join other networks"
+                )));
+            }
+            for (name, aliases, ip) in &c.extra_networks {
+                let v = self.network(name)?;
+                if v.network.is_none() {
+                    return Err(Error::Invalid(format!(
+                        "container cannot be connected to network {}",
+                        v.name
+                    )));
+                }
+                extra_networks.push(crate::network::ExtraNetwork {
+                    id: v.id,
+                    aliases: aliases.clone(),
+                    ipv4_address: ip.clone().unwrap_or_default(),
+                });
+            }
+        }
+        if !bridged && (!c.port_bindings.is_empty() || c.publish_all) {
             // docker publishes nothing without a bridge, and says so
             warnings.push(format!(
                 "Published ports are discarded when using {mode} network mode"
@@ -422,6 +448,7 @@ impl Engine {
                     host_network,
                     &dir,
                     &resolved,
+                    &extra_networks,
                 );
                 if r.is_err() {
                     self.remove_anonymous_volumes(&resolved);
@@ -447,6 +474,7 @@ impl Engine {
         host_network: bool,
         dir: &Path,
         mounts: &[MountPoint],
+        extra_networks: &[crate::network::ExtraNetwork],
     ) -> Result<()> {
         for d in ["rootfs", "upper", "work", "etc"] {
             let p = dir.join(d);
@@ -620,6 +648,7 @@ impl Engine {
             dns: c.dns.clone(),
             dns_search: c.dns_search.clone(),
             dns_options: c.dns_options.clone(),
+            extra_networks: extra_networks.to_vec(),
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
