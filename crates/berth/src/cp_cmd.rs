@@ -133,3 +133,81 @@ pub fn cp(root: &Path, a: &CpArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `berth commit` flags.
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author.
+    #[arg(short, long)]
+    author: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long)]
+    change: Vec<String>,
+    /// Commit message.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Pause container during commit.
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+    pause: bool,
+    /// The container.
+    container: String,
+    /// REPOSITORY[:TAG].
+    name: Option<String>,
+}
+
+/// `berth commit`: prints the new image's id.
+pub fn commit(root: &Path, a: &CommitArgs) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    let name = a
+        .name
+        .as_deref()
+        .map(berth_types::Reference::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid reference format: {e}"))?;
+    let changes = berth_engine::changes::parse_changes(&a.change)?;
+    let id = engine.commit(
+        &a.container,
+        name.as_ref(),
+        a.message.as_deref(),
+        a.author.as_deref(),
+        Some(changes),
+        a.pause,
+    )?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth diff`.
+pub fn diff(root: &Path, container: &str) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    for c in engine.diff(container)? {
+        let k = match c.kind {
+            0 => 'C',
+            1 => 'A',
+            _ => 'D',
+        };
+        println!("{k} {}", c.path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth export [-o FILE] CONTAINER`.
+pub fn export(root: &Path, output: Option<&Path>, container: &str) -> Result<ExitCode> {
+    let engine = Engine::open(root)?;
+    match output {
+        Some(p) => {
+            let tmp = p.with_extension("partial");
+            let f =
+                std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+            engine.export(container, std::io::BufWriter::new(f))?;
+            std::fs::rename(&tmp, p)?;
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            engine.export(container, std::io::stdout().lock())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

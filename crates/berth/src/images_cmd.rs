@@ -410,69 +410,7 @@ pub fn save(
 
 /// Applies `docker import --change` instructions to a config.
 pub fn apply_changes(changes: &[String]) -> Result<berth_types::image::ContainerConfig> {
-    let mut c = berth_types::image::ContainerConfig::default();
-    for ch in changes {
-        let (instr, rest) = ch
-            .trim()
-            .split_once(char::is_whitespace)
-            .unwrap_or((ch.trim(), ""));
-        let rest = rest.trim();
-        let list = |r: &str| -> Vec<String> {
-            if r.starts_with('[') {
-                serde_json::from_str(r)
-                    .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), r.into()])
-            } else {
-                vec!["/bin/sh".into(), "-c".into(), r.into()]
-            }
-        };
-        match instr.to_ascii_uppercase().as_str() {
-            "CMD" => c.cmd = Some(list(rest)),
-            "ENTRYPOINT" => c.entrypoint = Some(list(rest)),
-            "ENV" => {
-                let kv = match rest.split_once('=') {
-                    Some(_) => rest.to_owned(),
-                    None => rest.replacen(char::is_whitespace, "=", 1),
-                };
-                c.env.push(kv);
-            }
-            "WORKDIR" => c.working_dir = rest.to_owned(),
-            "USER" => c.user = rest.to_owned(),
-            "EXPOSE" => {
-                for p in rest.split_whitespace() {
-                    let p = if p.contains('/') {
-                        p.to_owned()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    c.exposed_ports.insert(p, serde_json::json!({}));
-                }
-            }
-            "VOLUME" => {
-                // JSON array or space-separated paths (never shell form)
-                let paths: Vec<String> = if rest.starts_with('[') {
-                    serde_json::from_str(rest).map_err(|e| anyhow::anyhow!("VOLUME {rest}: {e}"))?
-                } else {
-                    rest.split_whitespace().map(str::to_owned).collect()
-                };
-                for v in paths {
-                    if !v.starts_with('/') {
-                        bail!("VOLUME {v}: the path must be absolute");
-                    }
-                    c.volumes.insert(v, serde_json::json!({}));
-                }
-            }
-            "LABEL" => {
-                if let Some((k, v)) = rest.split_once('=') {
-                    c.labels
-                        .insert(k.trim().to_owned(), v.trim().trim_matches('"').to_owned());
-                }
-            }
-            "STOPSIGNAL" => c.stop_signal = rest.to_owned(),
-            "ONBUILD" => c.on_build.push(rest.to_owned()),
-            other => bail!("{other} is not a valid change command"),
-        }
-    }
-    Ok(c)
+    Ok(berth_engine::changes::parse_changes(changes)?)
 }
 
 /// `berth import`.

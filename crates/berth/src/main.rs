@@ -66,6 +66,21 @@ enum Command {
     Create(run_cmd::RunArgs),
     /// Copy files/folders between a container and the local filesystem.
     Cp(cp_cmd::CpArgs),
+    /// Create a new image from a container's changes.
+    Commit(cp_cmd::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff {
+        /// Container.
+        container: String,
+    },
+    /// Export a container's filesystem as a tar archive.
+    Export {
+        /// Write to a file, instead of STDOUT.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Container.
+        container: String,
+    },
     /// Get real time events from the engine.
     Events(events_cmd::EventsArgs),
     /// Execute a command in a running container.
@@ -360,6 +375,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Create(a) => run_cmd::create(&root, a),
         Command::Exec(a) => exec_cmd::exec(&root, a),
         Command::Cp(a) => cp_cmd::cp(&root, &a),
+        Command::Commit(a) => cp_cmd::commit(&root, &a),
+        Command::Diff { container } => cp_cmd::diff(&root, &container),
+        Command::Export { output, container } => {
+            cp_cmd::export(&root, output.as_deref(), &container)
+        }
         Command::Events(a) => ok(events_cmd::events(&root, &a)),
         Command::Ps(a) => ok(containers_cmd::ps(&root, &a)),
         Command::Logs(a) => ok(containers_cmd::logs(&root, &a)),

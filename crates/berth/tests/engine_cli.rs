@@ -1772,3 +1772,118 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
     );
     d.ok(&["rm", "-f", "dbox"]);
 }
+
+#[test]
+fn diff_commit_and_export() {
+    if !root_or_skip("diff/commit/export") {
+        return;
+    }
+    let b = berth_with_image();
+    b.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "chg",
+        "bb:1",
+        "sh",
+        "-c",
+        "mkdir -p /tmp; echo new > /tmp/new; rm /etc/passwd; echo more >> /bin/busybox-note",
+    ]);
+    let diff = b.ok(&["diff", "chg"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "A /tmp/new",
+        "D /etc/passwd",
+        "C /etc",
+        "A /bin/busybox-note",
+    ] {
+        assert!(lines.contains(&want), "{want} missing: {diff}");
+    }
+    assert!(
+        !diff.contains("/etc/hosts") && !diff.contains("A /proc"),
+        "placeholders: {diff}"
+    );
+    let id = b.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/tmp/new\"]",
+        "-m",
+        "snap",
+        "chg",
+        "snap:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "--network", "none", "snap:1"]),
+        "new\n"
+    );
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "snap:1",
+        "cat",
+        "/etc/passwd",
+    ]);
+    assert!(!o.status.success(), "the deletion is in the image");
+    let hist = b.ok(&["history", "snap:1"]);
+    assert!(hist.contains("snap"), "{hist}");
+    let tar = b.dir.path().join("export.tar");
+    b.ok(&["export", "-o", tar.to_str().unwrap(), "chg"]);
+    let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.lines().any(|l| l.trim_end_matches('/') == "tmp/new"),
+        "{list}"
+    );
+    assert!(
+        !list.lines().any(|l| l == "etc/passwd"),
+        "deleted file exported"
+    );
+    b.ok(&["rm", "chg"]);
+    if !have_docker() {
+        return;
+    }
+    let d = Daemon::start(&b);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "live",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hi > /hello; while true; do sleep 0.1; done",
+    ]);
+    eventually("the write", || {
+        d.docker(&["exec", "live", "test", "-f", "/hello"])
+            .status
+            .success()
+    });
+    assert!(d.ok(&["diff", "live"]).lines().any(|l| l == "A /hello"));
+    d.ok(&[
+        "commit",
+        "--change",
+        "CMD [\"cat\", \"/hello\"]",
+        "live",
+        "live-snap:1",
+    ]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "live-snap:1"]),
+        "hi\n"
+    );
+    let tar2 = b.dir.path().join("live.tar");
+    d.ok(&["export", "-o", tar2.to_str().unwrap(), "live"]);
+    let list = Command::new("tar").arg("-tf").arg(&tar2).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.lines().any(|l| l == "hello"), "{list}");
+    assert!(
+        !list.lines().any(|l| l.starts_with("proc/") && l.len() > 5),
+        "kernel filesystems exported"
+    );
+    d.ok(&["rm", "-f", "live"]);
+}

@@ -429,6 +429,101 @@ async fn route(
         ("POST", ["containers", id, "attach"]) => attach(shared.clone(), req, id).await,
         ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
         ("GET", ["containers", id, "top"]) => top(&root, id).await,
+        ("GET", ["containers", id, "changes"]) => {
+            let id = id.to_string();
+            match blocking(&root, move |e| e.diff(&id)).await {
+                Ok(list) => {
+                    let v: Vec<Value> = list
+                        .iter()
+                        .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+                        .collect();
+                    json_resp(StatusCode::OK, &Value::Array(v))
+                }
+                Err(e) => engine_error(e),
+            }
+        }
+        ("GET", ["containers", id, "export"]) => {
+            let engine = match engine_for(&root) {
+                Ok(e) => e,
+                Err(e) => return engine_error(e),
+            };
+            let id = id.to_string();
+            if let Err(e) = engine.container(&id) {
+                return engine_error(e);
+            }
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = engine.export(&id, crate::images_api::ChannelWriter(tx)) {
+                    tracing::warn!("export {id}: {e}");
+                }
+            });
+            streaming(Some("application/x-tar"), rx)
+        }
+        ("POST", ["commit"]) => {
+            let q = query(&req);
+            let changes: Vec<String> = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|p| p.strip_prefix("changes="))
+                .map(decode)
+                .filter(|c| !c.is_empty())
+                .collect();
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let container = q.get("container").cloned().unwrap_or_default();
+            let repo = q.get("repo").cloned().unwrap_or_default();
+            let tag = q.get("tag").cloned().unwrap_or_default();
+            let comment = q.get("comment").cloned().filter(|c| !c.is_empty());
+            let author = q.get("author").cloned().filter(|c| !c.is_empty());
+            let pause = q.get("pause").is_none_or(|v| truthy(Some(v)));
+            let r = blocking(&root, move |e| {
+                let name = match (repo.is_empty(), tag.is_empty()) {
+                    (true, _) => None,
+                    (false, true) => Some(repo.clone()),
+                    (false, false) => Some(format!("{repo}:{tag}")),
+                };
+                let name = name
+                    .map(|n| {
+                        berth_types::Reference::parse(&n).map_err(|x| {
+                            EngineError::Invalid(format!("invalid reference format: {x}"))
+                        })
+                    })
+                    .transpose()?;
+                let mut ch = berth_engine::changes::parse_changes(&changes)?;
+                // a Config in the body overrides like --change
+                if let Some(cfg) = body.as_object().filter(|o| !o.is_empty()) {
+                    let c: berth_types::image::ContainerConfig =
+                        serde_json::from_value(Value::Object(cfg.clone())).map_err(|x| {
+                            EngineError::Invalid(format!("invalid commit config: {x}"))
+                        })?;
+                    if c.cmd.is_some() {
+                        ch.cmd = c.cmd;
+                    }
+                    if c.entrypoint.is_some() {
+                        ch.entrypoint = c.entrypoint;
+                    }
+                    ch.env.extend(c.env);
+                    ch.labels.extend(c.labels);
+                }
+                e.commit(
+                    &container,
+                    name.as_ref(),
+                    comment.as_deref(),
+                    author.as_deref(),
+                    Some(ch),
+                    pause,
+                )
+            })
+            .await;
+            match r {
+                Ok(id) => json_resp(StatusCode::CREATED, &json!({"Id": id.to_string()})),
+                Err(e) => engine_error(e),
+            }
+        }
         ("HEAD", ["containers", id, "archive"]) | ("GET", ["containers", id, "archive"]) => {
             let path = query(&req).get("path").cloned().unwrap_or_default();
             archive_get(&root, id, path, method == Method::HEAD).await

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod changes;
 pub mod container;
 pub mod events;
 pub mod exec;
