@@ -68,6 +68,8 @@ enum Command {
     Cp(cp_cmd::CpArgs),
     /// Create a new image from a container's changes.
     Commit(cp_cmd::CommitArgs),
+    /// Update configuration of one or more containers.
+    Update(cp_cmd::UpdateArgs),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff {
         /// Container.
@@ -376,6 +378,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Exec(a) => exec_cmd::exec(&root, a),
         Command::Cp(a) => cp_cmd::cp(&root, &a),
         Command::Commit(a) => cp_cmd::commit(&root, &a),
+        Command::Update(a) => cp_cmd::update(&root, &a),
         Command::Diff { container } => cp_cmd::diff(&root, &container),
         Command::Export { output, container } => {
             cp_cmd::export(&root, output.as_deref(), &container)

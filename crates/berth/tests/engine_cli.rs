@@ -1843,10 +1843,73 @@ fn diff_commit_and_export() {
         "deleted file exported"
     );
     b.ok(&["rm", "chg"]);
+    // update: limits written to the running container's cgroup, kept for the next start
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "up",
+        "-m",
+        "64m",
+        "bb:1",
+        "sleep",
+        "100",
+    ]);
+    b.ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "on-failure:2",
+        "up",
+    ]);
+    let id = b.ok(&["inspect", "-f", "{{.Id}}", "up"]).trim().to_owned();
+    // v1 (pids hierarchy) or v2 (unified) layout of the host
+    let limit = [
+        format!("/sys/fs/cgroup/pids/berth/{id}/pids.max"),
+        format!("/sys/fs/cgroup/berth/{id}/pids.max"),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .expect("the container's pids cgroup");
+    assert_eq!(limit.trim(), "50");
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
+            "up"
+        ])
+        .trim(),
+        "134217728 on-failure"
+    );
+    b.ok(&["rm", "-f", "up"]);
     if !have_docker() {
         return;
     }
     let d = Daemon::start(&b);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "dup",
+        "bb:1",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["update", "--cpus", "0.5", "dup"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", "dup"])
+            .trim(),
+        "500000000"
+    );
+    d.ok(&["rm", "-f", "dup"]);
     d.ok(&[
         "run",
         "-d",

@@ -429,6 +429,56 @@ async fn route(
         ("POST", ["containers", id, "attach"]) => attach(shared.clone(), req, id).await,
         ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
         ("GET", ["containers", id, "top"]) => top(&root, id).await,
+        ("POST", ["containers", id, "update"]) => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let i = |k: &str| body.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let st = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            for k in [
+                "KernelMemory",
+                "BlkioWeight",
+                "CpuRealtimePeriod",
+                "CpuRealtimeRuntime",
+            ] {
+                if i(k) != 0 {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("not supported yet: update of {k}"),
+                    );
+                }
+            }
+            let res = berth_engine::Resources {
+                memory: i("Memory"),
+                memory_swap: i("MemorySwap"),
+                memory_reservation: i("MemoryReservation"),
+                nano_cpus: i("NanoCpus"),
+                cpu_shares: i("CpuShares"),
+                cpu_period: i("CpuPeriod"),
+                cpu_quota: i("CpuQuota"),
+                cpuset_cpus: st("CpusetCpus"),
+                cpuset_mems: st("CpusetMems"),
+                pids_limit: body.get("PidsLimit").and_then(Value::as_i64),
+            };
+            let restart = body
+                .get("RestartPolicy")
+                .and_then(|r| r.get("Name"))
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(|n| berth_engine::RestartPolicy {
+                    name: n.to_owned(),
+                    maximum_retry_count: body["RestartPolicy"]
+                        .get("MaximumRetryCount")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                });
+            let id = id.to_string();
+            match blocking(&root, move |e| e.update(&id, &res, restart)).await {
+                Ok(()) => json_resp(StatusCode::OK, &json!({"Warnings": []})),
+                Err(e) => engine_error(e),
+            }
+        }
         ("GET", ["containers", id, "changes"]) => {
             let id = id.to_string();
             match blocking(&root, move |e| e.diff(&id)).await {

@@ -256,6 +256,10 @@ impl Monitor {
                 }
             };
             let st = self.store.state_raw(&self.id)?;
+            // `update --restart` may have changed it since the start
+            if let Ok(r) = self.store.record(&self.id) {
+                self.record.restart_policy = r.restart_policy;
+            }
             let restart =
                 self.record
                     .restart_policy

@@ -1239,3 +1239,83 @@ mod tests {
         assert!(WaitCondition::parse("soon").is_err());
     }
 }
+
+impl Engine {
+    /// `docker update`: new limits (the non-zero fields of `res`; a pids
+    /// limit when given) written to the running container's cgroup and its
+    /// bundle (so the next start keeps them), and a new restart policy.
+    pub fn update(&self, key: &str, res: &Resources, restart: Option<RestartPolicy>) -> Result<()> {
+        let c = self.container(key)?;
+        let id = c.record.id.clone();
+        let _l = self.store.lock(&id)?;
+        let mut rec = self.store.record(&id)?;
+        let mut r = rec.resources.clone();
+        for (dst, src) in [
+            (&mut r.memory, res.memory),
+            (&mut r.memory_swap, res.memory_swap),
+            (&mut r.memory_reservation, res.memory_reservation),
+            (&mut r.nano_cpus, res.nano_cpus),
+            (&mut r.cpu_shares, res.cpu_shares),
+            (&mut r.cpu_period, res.cpu_period),
+            (&mut r.cpu_quota, res.cpu_quota),
+        ] {
+            if src != 0 {
+                *dst = src;
+            }
+        }
+        if !res.cpuset_cpus.is_empty() {
+            r.cpuset_cpus = res.cpuset_cpus.clone();
+        }
+        if !res.cpuset_mems.is_empty() {
+            r.cpuset_mems = res.cpuset_mems.clone();
+        }
+        if res.pids_limit.is_some() {
+            r.pids_limit = res.pids_limit.filter(|p| *p > 0);
+        }
+        if res.nano_cpus > 0 {
+            r.cpu_period = 0;
+            r.cpu_quota = 0;
+        }
+        let mut spec_res = r.to_spec().map_err(Error::Invalid)?;
+        if let Some(p) = &restart {
+            p.validate()?;
+            if rec.auto_remove && !matches!(p.name.as_str(), "" | "no") {
+                return Err(Error::Invalid(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                        .into(),
+                ));
+            }
+        }
+        // the bundle: limits for the next start, the device rules kept
+        let cfg_path = self.store.dir(&id).join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_slice(
+            &fs::read(&cfg_path).map_err(|e| Error::Io("read config.json".into(), e))?,
+        )
+        .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+        let devices = spec["linux"]["resources"]["devices"].clone();
+        if let Some(o) = spec_res.as_object_mut() {
+            o.remove("devices");
+        }
+        if c.state.is_active() {
+            let lr: oci_spec::runtime::LinuxResources = serde_json::from_value(spec_res.clone())
+                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
+            self.runtime()?.update(&id, &lr)?;
+        }
+        spec_res["devices"] = devices;
+        spec["linux"]["resources"] = spec_res;
+        let tmp = cfg_path.with_extension("json.tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&spec).map_err(|e| Error::Invalid(e.to_string()))?,
+        )
+        .map_err(|e| Error::Io("write config.json".into(), e))?;
+        fs::rename(&tmp, &cfg_path).map_err(|e| Error::Io("write config.json".into(), e))?;
+        rec.resources = r;
+        if let Some(p) = restart {
+            rec.restart_policy = p;
+        }
+        self.store.save_record(&rec)?;
+        self.event(&rec, "update", &[]);
+        Ok(())
+    }
+}

@@ -220,6 +220,18 @@ impl Runtime {
         Ok(cgroup_of(&c)?.stats())
     }
 
+    /// Changes the resource limits of a created or running container
+    /// (`runc update`): the given values are written to its cgroup; device
+    /// rules are left as they are.
+    pub fn update(&self, id: &str, r: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let c = self.get(id)?;
+        if c.status == Status::Stopped {
+            return Err(Error::State(format!("container {id} is not running")));
+        }
+        cgroup_of(&c)?.apply(Some(r), &[])?;
+        Ok(())
+    }
+
     /// The bundle path of a container (for callers that show it).
     pub fn bundle(&self, id: &str) -> Result<PathBuf> {
         Ok(self.get(id)?.state.bundle)
