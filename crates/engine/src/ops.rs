@@ -1203,43 +1203,6 @@ pub fn parse_rfc3339_secs(t: &str) -> Option<i64> {
     Some(days * 86400 + h * 3600 + mi * 60 + s)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_by_name_and_number() {
-        assert_eq!(parse_signal("TERM").unwrap(), 15);
-        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
-        assert_eq!(parse_signal("hup").unwrap(), 1);
-        assert_eq!(parse_signal("10").unwrap(), 10);
-        assert_eq!(parse_signal("RTMIN+1").unwrap(), 35);
-        assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("99").is_err());
-    }
-
-    #[test]
-    fn times_and_status_texts() {
-        assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:10.5Z"), Some(10));
-        assert_eq!(
-            parse_rfc3339_secs("2023-11-14T22:13:20.000000000Z"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(human(0), "Less than a second");
-        assert_eq!(human(5), "5 seconds");
-        assert_eq!(human(90), "About a minute");
-        let s = State {
-            status: Status::Exited,
-            exit_code: 3,
-            finished_at: "2023-11-14T22:13:20.000000000Z".into(),
-            ..Default::default()
-        };
-        assert_eq!(status_text(&s, 1_700_000_005), "Exited (3) 5 seconds ago");
-        assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
-        assert!(WaitCondition::parse("soon").is_err());
-    }
-}
-
 impl Engine {
     /// `docker update`: new limits (the non-zero fields of `res`; a pids
     /// limit when given) written to the running container's cgroup and its
@@ -1317,5 +1280,42 @@ impl Engine {
         self.store.save_record(&rec)?;
         self.event(&rec, "update", &[]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("hup").unwrap(), 1);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), 35);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn times_and_status_texts() {
+        assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:10.5Z"), Some(10));
+        assert_eq!(
+            parse_rfc3339_secs("2023-11-14T22:13:20.000000000Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(human(0), "Less than a second");
+        assert_eq!(human(5), "5 seconds");
+        assert_eq!(human(90), "About a minute");
+        let s = State {
+            status: Status::Exited,
+            exit_code: 3,
+            finished_at: "2023-11-14T22:13:20.000000000Z".into(),
+            ..Default::default()
+        };
+        assert_eq!(status_text(&s, 1_700_000_005), "Exited (3) 5 seconds ago");
+        assert_eq!(WaitCondition::parse("").unwrap(), WaitCondition::NotRunning);
+        assert!(WaitCondition::parse("soon").is_err());
     }
 }
