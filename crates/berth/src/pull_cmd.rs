@@ -99,20 +99,7 @@ struct Printer {
 }
 
 fn status_text(s: &Status) -> String {
-    match s {
-        Status::Waiting => "Pulling fs layer".into(),
-        Status::AlreadyExists => "Already exists".into(),
-        Status::Downloading { .. } => "Downloading".into(),
-        Status::Retrying { attempt, error } => format!("Retrying ({attempt}): {error}"),
-        Status::DownloadComplete => "Download complete".into(),
-        Status::Extracting => "Extracting".into(),
-        Status::PullComplete => "Pull complete".into(),
-        Status::Preparing => "Preparing".into(),
-        Status::Pushing { .. } => "Pushing".into(),
-        Status::Pushed => "Pushed".into(),
-        Status::LayerExists => "Layer already exists".into(),
-        Status::Mounted(from) => format!("Mounted from {from}"),
-    }
+    s.text()
 }
 
 impl Printer {

@@ -802,7 +802,9 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
         "{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}",
         "web",
     ]);
-    assert_eq!(mounts.trim(), "volume:/data bind:/h tmpfs:/run");
+    let mut mounts: Vec<&str> = mounts.split_whitespace().collect();
+    mounts.sort();
+    assert_eq!(mounts, ["bind:/h", "tmpfs:/run", "volume:/data"]);
     assert!(d.ok(&["volume", "ls", "-q"]).contains("dvol"));
     let o = d.docker(&["volume", "rm", "dvol"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));
@@ -1713,8 +1715,10 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
             .success()
         {
             let got = std::fs::read_to_string(&o).unwrap_or_default();
+            // the container's file (maybe caught empty while it is rewritten),
+            // never the host's
             assert!(
-                got == "inside\n" || got == "in-container\n",
+                got.is_empty() || got == "inside\n" || got == "in-container\n",
                 "copied {got:?}"
             );
             assert!(host_hostname.is_empty() || got != host_hostname || got == "in-container\n");

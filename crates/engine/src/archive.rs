@@ -179,7 +179,7 @@ impl Engine {
         let top = name.clone().unwrap_or_else(|| ".".into());
         match name {
             Some(n) => add_entry(&mut tar, parent.as_fd(), &n, Path::new(&top), 0)?,
-            None => add_dir_contents(&mut tar, parent.as_fd(), Path::new("."), 0)?,
+            None => crate::changes::tree(&mut tar, parent.as_fd(), Path::new("."), CP, 0)?,
         }
         tar.finish().map_err(|e| io_err("write the archive", e))?;
         Ok(stat)
@@ -289,16 +289,11 @@ fn open_parent(r: &Rooted) -> Result<(OwnedFd, Option<String>)> {
     Ok((parent, name))
 }
 
-fn header_for(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
-    h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_size(0);
-    h
-}
+/// `cp` walks: nothing but files, directories and links.
+const CP: crate::changes::Walk = crate::changes::Walk {
+    dev: None,
+    devices: false,
+};
 
 fn add_entry<W: Write>(
     tar: &mut tar::Builder<W>,
@@ -307,76 +302,9 @@ fn add_entry<W: Write>(
     at: &Path,
     depth: u32,
 ) -> Result<()> {
-    if depth > 256 {
-        return Err(Error::Invalid("directory tree too deep".into()));
-    }
     let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| io_err(&format!("stat {}", at.display()), e))?;
-    let w = |e: io::Error| io_err("write the archive", e);
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => {
-            let mut h = header_for(&st, tar::EntryType::Directory);
-            tar.append_data(&mut h, at, io::empty()).map_err(w)?;
-            let d = rustix::fs::openat(
-                parent,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err(&format!("open {}", at.display()), e))?;
-            add_dir_contents(tar, d.as_fd(), at, depth + 1)?;
-        }
-        FileType::RegularFile => {
-            let f = rustix::fs::openat(
-                parent,
-                name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| io_err(&format!("open {}", at.display()), e))?;
-            let mut h = header_for(&st, tar::EntryType::Regular);
-            h.set_size(st.st_size as u64);
-            let file = fs::File::from(f);
-            tar.append_data(&mut h, at, file.take(st.st_size as u64))
-                .map_err(w)?;
-        }
-        FileType::Symlink => {
-            let target = rustix::fs::readlinkat(parent, name, Vec::new())
-                .map_err(|e| io_err(&format!("readlink {}", at.display()), e))?;
-            let mut h = header_for(&st, tar::EntryType::Symlink);
-            tar.append_link(&mut h, at, target.to_string_lossy().as_ref())
-                .map_err(w)?;
-        }
-        // device nodes, fifos and sockets are not copied out
-        _ => {}
-    }
-    Ok(())
-}
-
-fn add_dir_contents<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: BorrowedFd<'_>,
-    at: &Path,
-    depth: u32,
-) -> Result<()> {
-    let fd = rustix::fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io_err("open a directory", e))?;
-    let mut names: Vec<String> = rustix::fs::Dir::read_from(&fd)
-        .map_err(|e| io_err("read a directory", e))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "." && n != "..")
-        .collect();
-    names.sort();
-    for n in names {
-        add_entry(tar, dir, &n, &at.join(&n), depth)?;
-    }
-    Ok(())
+    crate::changes::put(tar, parent, name, at, &st, CP, depth)
 }
 
 /// Creates one archive entry below `dir`: parents made inside `dir`, the

@@ -329,7 +329,11 @@ impl Engine {
             let dev = rustix::fs::fstat(&root)
                 .map_err(|e| io_err("stat", e))?
                 .st_dev;
-            tree(&mut tar, root.as_fd(), Path::new(""), Some(dev), 0)?;
+            let walk = Walk {
+                dev: Some(dev),
+                devices: true,
+            };
+            tree(&mut tar, root.as_fd(), Path::new(""), walk, 0)?;
         } else {
             let spec: berth_types::image::MountSpec = serde_json::from_slice(
                 &fs::read(dir.join(crate::monitor::ROOTFS_FILE))
@@ -344,7 +348,11 @@ impl Engine {
                 Mode::empty(),
             )
             .map_err(|e| io_err("open the root filesystem", e))?;
-            tree(&mut tar, root.as_fd(), Path::new(""), None, 0)?;
+            let walk = Walk {
+                dev: None,
+                devices: true,
+            };
+            tree(&mut tar, root.as_fd(), Path::new(""), walk, 0)?;
         }
         tar.finish().map_err(|e| io_err("write the archive", e))
     }
@@ -361,25 +369,37 @@ fn header(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
     h
 }
 
-/// One entry (and what is below a directory) into `tar` at `at`.
-/// `dev`: stay on this device (mount points are left empty).
-fn put<W: Write>(
+/// How [`put`] walks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Walk {
+    /// Stay on this device (mount points are left empty).
+    pub dev: Option<u64>,
+    /// Archive device nodes and fifos (`export`); `cp` leaves them out.
+    pub devices: bool,
+}
+
+/// One entry (and what is below a directory) into `tar` at `at`; nothing
+/// is followed (every open is relative to its parent with `O_NOFOLLOW`).
+pub(crate) fn put<W: Write>(
     tar: &mut tar::Builder<W>,
     dir: BorrowedFd<'_>,
     name: &str,
     at: &Path,
     st: &rustix::fs::Stat,
-    dev: Option<u64>,
+    walk: Walk,
     depth: u32,
 ) -> Result<()> {
+    if depth > 256 {
+        return Err(Error::Invalid("directory tree too deep".into()));
+    }
     let w = |e: std::io::Error| io_err("write the archive", e);
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => {
             let mut h = header(st, tar::EntryType::Directory);
             tar.append_data(&mut h, at, std::io::empty()).map_err(w)?;
-            if dev.is_none_or(|d| d == st.st_dev) {
+            if walk.dev.is_none_or(|d| d == st.st_dev) {
                 let d = open_dir(dir, name)?;
-                tree(tar, d.as_fd(), at, dev, depth + 1)?;
+                tree(tar, d.as_fd(), at, walk, depth + 1)?;
             }
         }
         FileType::RegularFile => {
@@ -406,7 +426,7 @@ fn put<W: Write>(
             tar.append_link(&mut h, at, t.to_string_lossy().as_ref())
                 .map_err(w)?;
         }
-        FileType::CharacterDevice | FileType::BlockDevice => {
+        FileType::CharacterDevice | FileType::BlockDevice if walk.devices => {
             let kind = if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice {
                 tar::EntryType::Char
             } else {
@@ -419,7 +439,7 @@ fn put<W: Write>(
                 .map_err(w)?;
             tar.append_data(&mut h, at, std::io::empty()).map_err(w)?;
         }
-        FileType::Fifo => {
+        FileType::Fifo if walk.devices => {
             let mut h = header(st, tar::EntryType::Fifo);
             tar.append_data(&mut h, at, std::io::empty()).map_err(w)?;
         }
@@ -428,11 +448,12 @@ fn put<W: Write>(
     Ok(())
 }
 
-fn tree<W: Write>(
+/// Everything below the directory `dir` into `tar` under `at`.
+pub(crate) fn tree<W: Write>(
     tar: &mut tar::Builder<W>,
     dir: BorrowedFd<'_>,
     at: &Path,
-    dev: Option<u64>,
+    walk: Walk,
     depth: u32,
 ) -> Result<()> {
     if depth > 256 {
@@ -441,7 +462,7 @@ fn tree<W: Write>(
     for name in entries(dir)? {
         let st = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| io_err("stat", e))?;
-        put(tar, dir, &name, &at.join(&name), &st, dev, depth)?;
+        put(tar, dir, &name, &at.join(&name), &st, walk, depth)?;
     }
     Ok(())
 }
@@ -489,7 +510,11 @@ fn layer_dir<W: Write>(
             let d = open_dir(dir, &name)?;
             layer_dir(tar, d.as_fd(), &p, skip, depth + 1)?;
         } else {
-            put(tar, dir, &name, &p, &st, None, depth)?;
+            let walk = Walk {
+                dev: None,
+                devices: true,
+            };
+            put(tar, dir, &name, &p, &st, walk, depth)?;
         }
     }
     Ok(())

@@ -159,16 +159,9 @@ pub fn parse_duration(s: &str) -> Result<i64> {
 /// Entry point of `berth health-check ROOT ID`: leaves its parent (the
 /// monitor, which must not wait), runs one check and records it.
 pub fn check_main(root: &Path, id: &str) -> ! {
-    match berth_sys::fork::clone3(&berth_sys::fork::CloneArgs {
-        flags: 0,
-        cgroup: None,
-        want_pidfd: false,
-    }) {
-        Ok((berth_sys::fork::Forked::Child, _)) => {}
-        Ok(_) => berth_sys::fork::exit_now(0),
-        Err(_) => berth_sys::fork::exit_now(1),
+    if crate::monitor::leave_parent().is_err() {
+        berth_sys::fork::exit_now(1)
     }
-    let _ = rustix::process::setsid();
     let code = match run_check(root, id) {
         Ok(()) => 0,
         Err(e) => {

@@ -93,23 +93,30 @@ fn write_line(fd: &mut Option<fs::File>, line: &str) {
     }
 }
 
-/// Entry point of `berth monitor ROOT ID [--exec EXEC_ID]`. Never returns.
-pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
-    // Leave the spawner: the intermediate process exits at once, the
-    // monitor is adopted by init (or the nearest subreaper).
+/// Leaves the process that spawned us: the intermediate process exits at
+/// once and the caller continues as a child adopted by init (or the
+/// nearest subreaper), in a session of its own. For the monitor and the
+/// other helpers the engine starts (health checks, the DNS server), which
+/// must outlive and never block their spawner.
+pub(crate) fn leave_parent() -> std::io::Result<()> {
     match berth_sys::fork::clone3(&berth_sys::fork::CloneArgs {
         flags: 0,
         cgroup: None,
         want_pidfd: false,
-    }) {
-        Ok((berth_sys::fork::Forked::Child, _)) => {}
-        Ok(_) => berth_sys::fork::exit_now(0),
-        Err(e) => {
-            println!("error: fork the monitor: {e}");
-            berth_sys::fork::exit_now(1)
-        }
+    })? {
+        (berth_sys::fork::Forked::Child, _) => {}
+        _ => berth_sys::fork::exit_now(0),
     }
     let _ = rustix::process::setsid();
+    Ok(())
+}
+
+/// Entry point of `berth monitor ROOT ID [--exec EXEC_ID]`. Never returns.
+pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
+    if let Err(e) = leave_parent() {
+        println!("error: fork the monitor: {e}");
+        berth_sys::fork::exit_now(1)
+    }
     if exec.is_some()
         && let Err(e) = berth_runtime::seal::ensure_sealed()
     {

@@ -334,17 +334,7 @@ impl crate::Engine {
             attach_extra(&net, &rec, &ns, &x, rec.extra_networks.len())?;
         }
         self.store.save_record(&rec)?;
-        crate::events::emit(
-            &self.root,
-            "network",
-            "connect",
-            &n.id,
-            std::collections::BTreeMap::from([
-                ("name".to_owned(), n.name.clone()),
-                ("container".to_owned(), id.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-            ]),
-        );
+        network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
         Ok(())
     }
 
@@ -375,17 +365,7 @@ impl crate::Engine {
             net.detach(&v.id, &id).map_err(net_error)?;
         }
         self.store.save_record(&rec)?;
-        crate::events::emit(
-            &self.root,
-            "network",
-            "disconnect",
-            &v.id,
-            std::collections::BTreeMap::from([
-                ("name".to_owned(), v.name.clone()),
-                ("container".to_owned(), id.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-            ]),
-        );
+        network_event(&self.root, "disconnect", &v.id, &v.name, Some(&id));
         Ok(())
     }
 }
@@ -460,16 +440,9 @@ pub fn ensure_dns_server(root: &Path) {
 /// lock, serves until no user-defined network has had an endpoint for a
 /// minute. Never returns.
 pub fn dns_server_main(root: &Path) -> ! {
-    match berth_sys::fork::clone3(&berth_sys::fork::CloneArgs {
-        flags: 0,
-        cgroup: None,
-        want_pidfd: false,
-    }) {
-        Ok((berth_sys::fork::Forked::Child, _)) => {}
-        Ok(_) => berth_sys::fork::exit_now(0),
-        Err(_) => berth_sys::fork::exit_now(1),
+    if crate::monitor::leave_parent().is_err() {
+        berth_sys::fork::exit_now(1)
     }
-    let _ = rustix::process::setsid();
     let code = match dns_server(root) {
         Ok(()) => 0,
         Err(e) => {
@@ -547,6 +520,17 @@ mod tests {
         assert!(parse_publish("1.2.3:80:80").is_err());
         assert!(parse_publish("1000-1002:80-81").is_err());
     }
+}
+
+fn network_event(root: &Path, action: &str, id: &str, name: &str, container: Option<&str>) {
+    let mut a = std::collections::BTreeMap::from([
+        ("name".to_owned(), name.to_owned()),
+        ("type".to_owned(), "bridge".to_owned()),
+    ]);
+    if let Some(c) = container {
+        a.insert("container".to_owned(), c.to_owned());
+    }
+    crate::events::emit(root, "network", action, id, a);
 }
 
 /// A network as `network ls` / `inspect` show it: berth-net's bridge
@@ -641,16 +625,7 @@ impl crate::Engine {
             )));
         }
         let n = self.net()?.create_network(req).map_err(net_error)?;
-        crate::events::emit(
-            &self.root,
-            "network",
-            "create",
-            &n.id,
-            std::collections::BTreeMap::from([
-                ("name".to_owned(), n.name.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-            ]),
-        );
+        network_event(&self.root, "create", &n.id, &n.name, None);
         Ok(n)
     }
 
@@ -664,16 +639,7 @@ impl crate::Engine {
             )));
         }
         let n = self.net()?.remove_network(&v.id).map_err(net_error)?;
-        crate::events::emit(
-            &self.root,
-            "network",
-            "destroy",
-            &n.id,
-            std::collections::BTreeMap::from([
-                ("name".to_owned(), n.name.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-            ]),
-        );
+        network_event(&self.root, "destroy", &n.id, &n.name, None);
         Ok(())
     }
 

@@ -65,6 +65,26 @@ pub trait Progress: Send + Sync {
     fn message(&self, line: &str);
 }
 
+impl Status {
+    /// Docker's words for it (`Pulling fs layer`, `Pull complete`, …).
+    pub fn text(&self) -> String {
+        match self {
+            Status::Waiting => "Pulling fs layer".into(),
+            Status::AlreadyExists => "Already exists".into(),
+            Status::Downloading { .. } => "Downloading".into(),
+            Status::Retrying { attempt, error } => format!("Retrying ({attempt}): {error}"),
+            Status::DownloadComplete => "Download complete".into(),
+            Status::Extracting => "Extracting".into(),
+            Status::PullComplete => "Pull complete".into(),
+            Status::Preparing => "Preparing".into(),
+            Status::Pushing { .. } => "Pushing".into(),
+            Status::Pushed => "Pushed".into(),
+            Status::LayerExists => "Layer already exists".into(),
+            Status::Mounted(from) => format!("Mounted from {from}"),
+        }
+    }
+}
+
 /// Progress that goes nowhere.
 #[derive(Debug, Default)]
 pub struct Quiet;
