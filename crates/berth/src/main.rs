@@ -18,6 +18,7 @@ mod pull_cmd;
 mod registry_cmd;
 mod run_cmd;
 mod stats_cmd;
+mod system_cmd;
 mod volume_cmd;
 
 use std::ffi::OsString;
@@ -155,6 +156,12 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network_cmd::NetworkCommand),
+    /// Manage berth (disk usage, prune).
+    #[command(subcommand)]
+    System(system_cmd::SystemCommand),
+    /// Manage containers (prune).
+    #[command(subcommand)]
+    Container(system_cmd::ContainerCommand),
     /// List port mappings or a specific mapping for the container.
     Port {
         /// Container.
@@ -415,6 +422,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Push(a) => ok(image_command(&root, ImageCommand::Push(a))),
         Command::Volume(c) => volume_cmd::run(&root, c),
         Command::Network(c) => network_cmd::run(&root, c),
+        Command::System(c) => system_cmd::run(&root, c),
+        Command::Container(c) => system_cmd::container(&root, c),
         Command::Port {
             container,
             private_port,

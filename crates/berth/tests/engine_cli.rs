@@ -1846,7 +1846,12 @@ fn diff_commit_and_export() {
         !list.lines().any(|l| l == "etc/passwd"),
         "deleted file exported"
     );
-    b.ok(&["rm", "chg"]);
+    // system df counts the container's writes; container prune removes it
+    let df = b.ok(&["system", "df"]);
+    assert!(df.contains("Containers") && df.contains("Images"), "{df}");
+    let pruned = b.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert!(b.ok(&["ps", "-aq"]).trim().is_empty());
     // update: limits written to the running container's cgroup, kept for the next start
     b.ok(&[
         "run",
@@ -1953,4 +1958,17 @@ fn diff_commit_and_export() {
         "kernel filesystems exported"
     );
     d.ok(&["rm", "-f", "live"]);
+    d.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "stopped",
+        "bb:1",
+        "true",
+    ]);
+    assert!(d.ok(&["system", "df"]).contains("Containers"));
+    let out = d.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
 }

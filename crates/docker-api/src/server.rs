@@ -632,6 +632,55 @@ async fn route(
         }
         ("GET", ["containers", id, "stats"]) => stats(&root, id, &query(&req)).await,
         ("GET", ["images", "json"]) => images_list(&root).await,
+        ("GET", ["system", "df"]) => system_df(&root).await,
+        ("POST", ["containers", "prune"]) => {
+            let labels = match filters(&query(&req)) {
+                Ok(f) => f.get("label").cloned().unwrap_or_default(),
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            match blocking(&root, move |e| e.prune_containers(&labels)).await {
+                Ok((ids, bytes)) => json_resp(
+                    StatusCode::OK,
+                    &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
+                ),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["images", "prune"]) => {
+            let f = match filters(&query(&req)) {
+                Ok(f) => f,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            // docker: dangling=false means every unused image
+            let all = f
+                .get("dangling")
+                .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+            let r = blocking(&root, move |e| {
+                let used = e.images_in_use();
+                Ok(e.images().prune(all, &|d| used.contains(d))?)
+            })
+            .await;
+            match r {
+                Ok((removed, gc)) => {
+                    let v: Vec<Value> = removed
+                        .iter()
+                        .map(|r| match r {
+                            berth_image::Removed::Untagged(n) => json!({"Untagged": n}),
+                            berth_image::Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
+                        })
+                        .collect();
+                    json_resp(
+                        StatusCode::OK,
+                        &json!({"ImagesDeleted": v, "SpaceReclaimed": gc.bytes}),
+                    )
+                }
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["build", "prune"]) => json_resp(
+            StatusCode::OK,
+            &json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        ),
         ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {
             let name = rest.join("/");
             let r = blocking(&root, move |e| {
@@ -1866,44 +1915,95 @@ async fn volumes_list(root: &std::path::Path, q: &HashMap<String, String>) -> Re
     }
 }
 
+/// `GET /images/json` entries.
+fn image_summaries(
+    list: &[berth_image::images::ImageSummary],
+    in_use: &std::collections::BTreeSet<berth_types::Digest>,
+) -> Vec<Value> {
+    let fam = |n: &String| {
+        berth_types::Reference::parse(n)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| n.clone())
+    };
+    list.iter()
+        .map(|s| {
+            let created = s
+                .record
+                .created
+                .as_deref()
+                .and_then(parse_rfc3339_secs)
+                .unwrap_or(0);
+            json!({
+                "Id": s.record.id.to_string(),
+                "ParentId": "",
+                "RepoTags": s.tags.iter().map(fam).collect::<Vec<_>>(),
+                "RepoDigests": s.digests.iter().map(fam).collect::<Vec<_>>(),
+                "Created": created,
+                "Size": s.record.size,
+                "SharedSize": -1,
+                "VirtualSize": s.record.size,
+                "Labels": null,
+                "Containers": if in_use.contains(&s.record.id) { 1 } else { 0 },
+            })
+        })
+        .collect()
+}
+
 async fn images_list(root: &std::path::Path) -> Response<Body> {
     let r = blocking(root, |e| {
         let in_use = e.images_in_use();
-        Ok((e.images().list()?, in_use))
+        Ok(image_summaries(&e.images().list()?, &in_use))
     })
     .await;
     match r {
-        Ok((list, in_use)) => {
-            let fam = |n: &String| {
-                berth_types::Reference::parse(n)
-                    .map(|r| r.familiar())
-                    .unwrap_or_else(|_| n.clone())
-            };
-            let v: Vec<Value> = list
-                .iter()
-                .map(|s| {
-                    let created = s
-                        .record
-                        .created
-                        .as_deref()
-                        .and_then(parse_rfc3339_secs)
-                        .unwrap_or(0);
-                    json!({
-                        "Id": s.record.id.to_string(),
-                        "ParentId": "",
-                        "RepoTags": s.tags.iter().map(fam).collect::<Vec<_>>(),
-                        "RepoDigests": s.digests.iter().map(fam).collect::<Vec<_>>(),
-                        "Created": created,
-                        "Size": s.record.size,
-                        "SharedSize": -1,
-                        "VirtualSize": s.record.size,
-                        "Labels": null,
-                        "Containers": if in_use.contains(&s.record.id) { 1 } else { 0 },
-                    })
-                })
-                .collect();
-            json_resp(StatusCode::OK, &Value::Array(v))
-        }
+        Ok(v) => json_resp(StatusCode::OK, &Value::Array(v)),
+        Err(e) => engine_error(e),
+    }
+}
+
+/// `GET /system/df`.
+async fn system_df(root: &std::path::Path) -> Response<Body> {
+    let r = blocking(root, |e| {
+        let in_use = e.images_in_use();
+        let list = e.images().list()?;
+        let images = image_summaries(&list, &in_use);
+        let layers: u64 = list.iter().map(|s| s.record.size).sum();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let containers: Vec<Value> = e
+            .container_usage()
+            .iter()
+            .map(|u| {
+                let mut v = shapes::summary(&u.container, now);
+                v["SizeRw"] = json!(u.size_rw);
+                v
+            })
+            .collect();
+        let all = e.list();
+        let volumes: Vec<Value> = e
+            .volumes()
+            .into_iter()
+            .map(|v| {
+                let refs = all
+                    .iter()
+                    .filter(|c| c.record.mounts.iter().any(|m| m.name == v.name))
+                    .count();
+                let size = berth_engine::system::dir_size(std::path::Path::new(&v.mountpoint));
+                let mut j = json!(v);
+                j["UsageData"] = json!({"RefCount": refs, "Size": size});
+                j
+            })
+            .collect();
+        Ok(
+            json!({"LayersSize": layers, "Images": images, "Containers": containers,
+                  "Volumes": volumes, "BuildCache": []}),
+        )
+    })
+    .await;
+    match r {
+        Ok(v) => json_resp(StatusCode::OK, &v),
         Err(e) => engine_error(e),
     }
 }

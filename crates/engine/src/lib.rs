@@ -18,6 +18,7 @@ pub mod ops;
 pub mod run;
 pub mod spec;
 pub mod stats;
+pub mod system;
 pub mod user;
 pub mod volumes;
 

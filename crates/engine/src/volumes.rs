@@ -676,7 +676,7 @@ impl Engine {
             if !self.volume_users(&v.name).is_empty() {
                 continue;
             }
-            let size = dir_size(Path::new(&v.mountpoint));
+            let size = crate::system::dir_size(Path::new(&v.mountpoint));
             if self.remove_volume_locked(&v.name, false).is_ok() {
                 bytes += size;
                 removed.push(v.name);
@@ -775,23 +775,6 @@ pub fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
         Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
         None => labels.contains_key(filter),
     }
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            if let Ok(m) = e.path().symlink_metadata() {
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    total += m.len();
-                }
-            }
-        }
-    }
-    total
 }
 
 /// Whether a directory is empty (a volume that never got content).

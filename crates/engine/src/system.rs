@@ -1,0 +1,80 @@
+//! `docker system df` and the prunes behind `docker system prune`:
+//! stopped containers, unused images, networks and volumes, with the
+//! space each takes or frees.
+
+use std::path::Path;
+
+use crate::run::{Engine, Result};
+
+/// Bytes under a directory (not following links; hard links counted once
+/// per name).
+pub fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if let Ok(m) = e.path().symlink_metadata() {
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += m.len();
+                }
+            }
+        }
+    }
+    total
+}
+
+/// One container's line in `system df`.
+#[derive(Clone, Debug)]
+pub struct ContainerUsage {
+    /// The container.
+    pub container: crate::Container,
+    /// Bytes it wrote (its upper layer).
+    pub size_rw: u64,
+}
+
+impl Engine {
+    /// Bytes a container wrote to its own layer.
+    pub fn container_size(&self, id: &str) -> u64 {
+        dir_size(&self.store.dir(id).join("upper"))
+    }
+
+    /// `docker container prune`: removes every container that does not
+    /// run; returns their ids and the bytes freed.
+    pub fn prune_containers(&self, labels: &[String]) -> Result<(Vec<String>, u64)> {
+        let mut ids = Vec::new();
+        let mut bytes = 0;
+        for c in self.list() {
+            if c.state.is_active() {
+                continue;
+            }
+            if !labels
+                .iter()
+                .all(|l| crate::volumes::label_matches(&c.record.labels, l))
+            {
+                continue;
+            }
+            let size = self.container_size(&c.record.id);
+            if self.remove(&c.record.id, false, false).is_ok() {
+                bytes += size;
+                ids.push(c.record.id.clone());
+            }
+        }
+        Ok((ids, bytes))
+    }
+
+    /// Every container with the bytes it wrote.
+    pub fn container_usage(&self) -> Vec<ContainerUsage> {
+        self.list()
+            .into_iter()
+            .map(|c| {
+                let size_rw = self.container_size(&c.record.id);
+                ContainerUsage {
+                    container: c,
+                    size_rw,
+                }
+            })
+            .collect()
+    }
+}
