@@ -93,11 +93,11 @@ pub fn run(root: &Path, c: SystemCommand) -> Result<ExitCode> {
                 }
             }
             let pct = |r: u64, t: u64| {
-                if t == 0 {
-                    format!("{} (0%)", human_size(r))
-                } else {
-                    format!("{} ({}%)", human_size(r), r * 100 / t)
-                }
+                format!(
+                    "{} ({}%)",
+                    human_size(r),
+                    (r * 100).checked_div(t).unwrap_or(0)
+                )
             };
             let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
             t.row(vec![
