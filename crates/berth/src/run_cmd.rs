@@ -139,7 +139,7 @@ pub struct RunArgs {
     /// Mount a tmpfs directory (`/path[:options]`).
     #[arg(long)]
     tmpfs: Vec<String>,
-    /// Give extended privileges to this container (not supported yet).
+    /// Give extended privileges to this container (every capability and host device).
     #[arg(long)]
     privileged: bool,
     /// Run an init inside the container (not supported yet).
@@ -213,11 +213,7 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 /// The engine's configuration from the flags.
 fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
-    for (asked, what) in [
-        (a.privileged, "--privileged"),
-        (a.init, "--init"),
-        (!a.device.is_empty(), "--device"),
-    ] {
+    for (asked, what) in [(a.init, "--init"), (!a.device.is_empty(), "--device")] {
         if asked {
             unsupported.push(what.to_owned());
         }
@@ -345,6 +341,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         ulimits: a.ulimit.clone(),
         sysctls,
         extra_networks: Vec::new(),
+        privileged: a.privileged,
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

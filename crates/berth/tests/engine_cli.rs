@@ -1846,6 +1846,30 @@ fn diff_commit_and_export() {
         !list.lines().any(|l| l == "etc/passwd"),
         "deleted file exported"
     );
+    // --privileged: no seccomp, /sys writable, the host's devices
+    let out = b.ok(&[
+        "run", "--rm", "--network", "none", "--privileged", "bb:1", "sh", "-c",
+        "grep '^Seccomp:' /proc/self/status; grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; ls /dev | wc -l",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["Seccomp:\t0", "rw"], "{out}");
+    let host_devs = std::fs::read_dir("/dev").unwrap().count();
+    let n: usize = lines[2].trim().parse().unwrap();
+    assert!(
+        n > 15 || host_devs < 20,
+        "{n} devices of the host's {host_devs}"
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb:1",
+        "grep",
+        "^Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.trim(), "Seccomp:\t2", "not privileged: filtered");
     // system df counts the container's writes; container prune removes it
     let df = b.ok(&["system", "df"]);
     assert!(df.contains("Containers") && df.contains("Images"), "{df}");

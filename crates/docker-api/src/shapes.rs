@@ -251,7 +251,7 @@ pub fn inspect(c: &Container) -> Value {
             "CapDrop": r.cap_drop,
             "ReadonlyRootfs": r.read_only,
             "SecurityOpt": if r.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
-            "Privileged": false,
+            "Privileged": r.privileged,
             "Memory": res.memory,
             "MemorySwap": res.memory_swap,
             "MemoryReservation": res.memory_reservation,

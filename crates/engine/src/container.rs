@@ -263,6 +263,8 @@ pub struct Record {
     pub dns_options: Vec<String>,
     /// Networks joined with `network connect` besides the first.
     pub extra_networks: Vec<crate::network::ExtraNetwork>,
+    /// `--privileged`.
+    pub privileged: bool,
 }
 
 /// The life of a container, as docker names it.

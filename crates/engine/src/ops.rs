@@ -154,6 +154,8 @@ pub struct CreateConfig {
     pub ulimits: Vec<String>,
     /// `--sysctl KEY=VALUE` (namespaced ones only).
     pub sysctls: BTreeMap<String, String>,
+    /// `--privileged`.
+    pub privileged: bool,
     /// More networks at create (`EndpointsConfig` beyond the first):
     /// name, aliases, fixed address.
     pub extra_networks: Vec<(String, Vec<String>, Option<String>)>,
@@ -522,6 +524,7 @@ impl Engine {
             mounts: mounts.iter().map(crate::volumes::spec_mount).collect(),
             ulimits: c.ulimits.clone(),
             sysctls: c.sysctls.clone(),
+            privileged: c.privileged,
             netns_path: crate::network::is_bridge_mode(&c.network_mode)
                 .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
         };
@@ -649,6 +652,7 @@ impl Engine {
             dns_search: c.dns_search.clone(),
             dns_options: c.dns_options.clone(),
             extra_networks: extra_networks.to_vec(),
+            privileged: c.privileged,
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;

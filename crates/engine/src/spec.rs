@@ -69,6 +69,9 @@ pub struct RunSpec {
     pub ulimits: Vec<String>,
     /// `--sysctl`.
     pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--privileged`: every capability and host device, no seccomp, no
+    /// masked paths, /sys writable.
+    pub privileged: bool,
 }
 
 /// What goes into a container's /etc/hosts and resolv.conf besides the
@@ -145,6 +148,55 @@ pub fn resolv_conf(nameservers: &[String], search: &[String], options: &[String]
     };
     keep(&mut out, "search", search);
     keep(&mut out, "options", options);
+    out
+}
+
+/// The host's device nodes (top of /dev and its subdirectories), for a
+/// privileged container; the runtime's defaults (null, zero, …) left out.
+fn host_devices() -> Vec<serde_json::Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    const DEFAULTS: &[&str] = &[
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/console",
+        "/dev/ptmx",
+    ];
+    let mut out = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/dev")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(m) = p.symlink_metadata() else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() && !matches!(p.to_str(), Some("/dev/pts" | "/dev/shm" | "/dev/mqueue")) {
+                dirs.push(p);
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let path = p.display().to_string();
+            if DEFAULTS.contains(&path.as_str()) {
+                continue;
+            }
+            let rdev = m.rdev();
+            out.push(serde_json::json!({
+                "path": path, "type": kind,
+                "major": rustix::fs::major(rdev), "minor": rustix::fs::minor(rdev),
+                "fileMode": m.mode() & 0o7777, "uid": m.uid(), "gid": m.gid(),
+            }));
+        }
+    }
     out
 }
 
@@ -416,7 +468,11 @@ pub fn build_spec(
             "the working directory '{cwd}' is invalid, it needs to be an absolute path"
         ));
     }
-    let caps = capabilities(&run.cap_add, &run.cap_drop)?;
+    let caps = if run.privileged {
+        capabilities(&["ALL".to_owned()], &run.cap_drop)?
+    } else {
+        capabilities(&run.cap_add, &run.cap_drop)?
+    };
     let seccomp = berth_runtime::seccomp::default_profile(&caps);
     let resources = run.resources.to_spec()?;
     let mut namespaces = vec![
@@ -474,6 +530,25 @@ pub fn build_spec(
         },
     });
     let mut v = v;
+    if run.privileged {
+        let l = &mut v["linux"];
+        if let Some(o) = l.as_object_mut() {
+            o.remove("seccomp");
+        }
+        l["maskedPaths"] = serde_json::json!([]);
+        l["readonlyPaths"] = serde_json::json!([]);
+        l["resources"]["devices"] = serde_json::json!([{"allow": true, "access": "rwm"}]);
+        l["devices"] = serde_json::Value::Array(host_devices());
+        if let Some(ms) = v["mounts"].as_array_mut() {
+            for m in ms.iter_mut() {
+                let sys = m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup";
+                if sys && let Some(opts) = m["options"].as_array_mut() {
+                    opts.retain(|o| o != "ro");
+                    opts.push("rw".into());
+                }
+            }
+        }
+    }
     if !run.ulimits.is_empty() {
         v["process"]["rlimits"] = serde_json::Value::Array(rlimits(&run.ulimits)?);
     }
