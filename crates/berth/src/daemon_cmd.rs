@@ -12,9 +12,22 @@ use clap::Args;
 /// `berth daemon` flags (dockerd's names).
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
-    /// Socket to listen on (`unix:///run/berth/docker.sock`).
-    #[arg(short = 'H', long, default_value = "unix:///run/berth/docker.sock")]
-    host: String,
+    /// Where to listen: `unix:///run/berth/docker.sock` (the default), or
+    /// `tcp://127.0.0.1:2376` with --tlsverify (repeatable).
+    #[arg(short = 'H', long)]
+    host: Vec<String>,
+    /// Require TLS client certificates signed by --tlscacert (TCP only).
+    #[arg(long)]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA.
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file.
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// Path to TLS key file.
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     /// Path to use for the daemon PID file (default: <root>/daemon.pid).
     #[arg(short, long)]
     pidfile: Option<PathBuf>,
@@ -22,13 +35,44 @@ pub struct DaemonArgs {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
-    let Some(sock) = a.host.strip_prefix("unix://") else {
-        bail!(
-            "not supported yet: listening on {} (unix:// sockets only; TCP with TLS arrives later)",
-            a.host
-        );
+    let hosts = if a.host.is_empty() {
+        vec!["unix:///run/berth/docker.sock".to_owned()]
+    } else {
+        a.host.clone()
     };
-    let sock = PathBuf::from(sock);
+    let mut unix = Vec::new();
+    let mut tcp = Vec::new();
+    for h in &hosts {
+        if let Some(p) = h.strip_prefix("unix://") {
+            unix.push(PathBuf::from(p));
+        } else if let Some(addr) = h.strip_prefix("tcp://") {
+            // the API runs containers as root: never without client certificates
+            if !a.tlsverify {
+                bail!(
+                    "listening on {h} needs --tlsverify with --tlscacert, --tlscert and --tlskey \
+                     (berth serves TCP only to clients with a certificate)"
+                );
+            }
+            let addr: std::net::SocketAddr = addr
+                .parse()
+                .with_context(|| format!("invalid address in {h}"))?;
+            tcp.push(addr);
+        } else {
+            bail!("invalid -H {h}: unix:///path or tcp://ADDR:PORT");
+        }
+    }
+    let tls = if tcp.is_empty() {
+        None
+    } else {
+        let need = |p: &Option<PathBuf>, f: &str| {
+            p.clone().ok_or_else(|| anyhow!("--tlsverify needs --{f}"))
+        };
+        Some(berth_docker_api::mutual_tls(
+            &need(&a.tlscacert, "tlscacert")?,
+            &need(&a.tlscert, "tlscert")?,
+            &need(&a.tlskey, "tlskey")?,
+        )?)
+    };
     std::fs::create_dir_all(root).with_context(|| format!("create {}", root.display()))?;
     // one daemon per root
     let lock_path = root.join("daemon.lock");
@@ -61,13 +105,15 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
     {
         tracing::warn!("restore the networks: {e}");
     }
-    if let Some(dir) = sock.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    match std::fs::remove_file(&sock) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("remove stale {}", sock.display())),
+    for sock in &unix {
+        if let Some(dir) = sock.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        match std::fs::remove_file(sock) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("remove stale {}", sock.display())),
+        }
     }
     let pidfile = a.pidfile.clone().unwrap_or_else(|| root.join("daemon.pid"));
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
@@ -77,16 +123,30 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let root = root.to_path_buf();
-    let sock2 = sock.clone();
+    let unix2 = unix.clone();
     let registry = crate::pull_cmd::registry_options()?;
     let r: Result<()> = rt.block_on(async move {
-        // root only: the socket is 0600 (umask while binding)
-        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-        let listener = tokio::net::UnixListener::bind(&sock2);
-        rustix::process::umask(old);
-        let listener = listener.with_context(|| format!("listen on {}", sock2.display()))?;
-        tracing::info!("berth daemon listening on unix://{}", sock2.display());
-        eprintln!("berth daemon: API listening on unix://{}", sock2.display());
+        let mut listeners = Vec::new();
+        for sock in &unix2 {
+            // root only: the socket is 0600 (umask while binding)
+            let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+            let listener = tokio::net::UnixListener::bind(sock);
+            rustix::process::umask(old);
+            let listener = listener.with_context(|| format!("listen on {}", sock.display()))?;
+            tracing::info!("berth daemon listening on unix://{}", sock.display());
+            eprintln!("berth daemon: API listening on unix://{}", sock.display());
+            listeners.push(berth_docker_api::Listener::Unix(listener));
+        }
+        for addr in &tcp {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr}"))?;
+            eprintln!("berth daemon: API listening on tcp://{addr} (TLS, client certificates required)");
+            listeners.push(berth_docker_api::Listener::Tls(
+                l,
+                tls.clone().expect("checked above"),
+            ));
+        }
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -97,10 +157,12 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
             }
             tracing::info!("berth daemon: shutting down");
         };
-        berth_docker_api::serve(listener, root, registry, shutdown).await?;
+        berth_docker_api::serve(listeners, root, registry, shutdown).await?;
         Ok(())
     });
-    let _ = std::fs::remove_file(&sock);
+    for sock in &unix {
+        let _ = std::fs::remove_file(sock);
+    }
     let _ = std::fs::remove_file(&pidfile);
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     drop(lock);

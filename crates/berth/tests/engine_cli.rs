@@ -1996,3 +1996,132 @@ fn diff_commit_and_export() {
     assert!(out.contains("Deleted Containers:"), "{out}");
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test]
+fn the_daemon_serves_tcp_only_with_mutual_tls() {
+    if !root_or_skip("berth daemon") {
+        return;
+    }
+    let b = berth_with_image();
+    let port = free_port();
+    // TCP without --tlsverify is refused
+    let err = b.fails(&["daemon", "-H", &format!("tcp://127.0.0.1:{port}")]);
+    assert!(err.contains("--tlsverify"), "{err}");
+    if !have_docker() {
+        eprintln!("skipped the TLS session: the docker CLI is not installed");
+        return;
+    }
+    // a CA, a server certificate for 127.0.0.1, a client certificate
+    let certs = b.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let mk = |names: Vec<String>, client: bool| {
+        let k = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(names).unwrap();
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        (p.signed_by(&k, &issuer).unwrap().pem(), k.serialize_pem())
+    };
+    let (srv_cert, srv_key) = mk(vec!["127.0.0.1".into(), "localhost".into()], false);
+    let (cli_cert, cli_key) = mk(vec!["client".into()], true);
+    std::fs::write(certs.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(certs.join("server-cert.pem"), srv_cert).unwrap();
+    std::fs::write(certs.join("server-key.pem"), srv_key).unwrap();
+    std::fs::write(certs.join("cert.pem"), cli_cert).unwrap();
+    std::fs::write(certs.join("key.pem"), cli_key).unwrap();
+    let sock = b.dir.path().join("tls.sock");
+    let mut daemon = b
+        .cmd(&[
+            "daemon",
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "-H",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--tlsverify",
+            "--tlscacert",
+            certs.join("ca.pem").to_str().unwrap(),
+            "--tlscert",
+            certs.join("server-cert.pem").to_str().unwrap(),
+            "--tlskey",
+            certs.join("server-key.pem").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the TLS port", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let docker = |tls: bool, args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+            .env("DOCKER_CONFIG", b.dir.path());
+        if tls {
+            c.env("DOCKER_TLS_VERIFY", "1")
+                .env("DOCKER_CERT_PATH", &certs);
+        }
+        c.output().unwrap()
+    };
+    let o = docker(
+        true,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb:1",
+            "echo",
+            "over tls",
+        ],
+    );
+    let _stop = scopeguard_kill(&mut daemon);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "over tls\n");
+    // no client certificate: refused
+    let mut c = Command::new("docker");
+    c.args([
+        "--tls",
+        "--tlscacert",
+        certs.join("ca.pem").to_str().unwrap(),
+        "version",
+    ])
+    .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+    .env("DOCKER_CONFIG", b.dir.path());
+    let o = c.output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("Server:")
+            || String::from_utf8_lossy(&o.stderr)
+                .to_lowercase()
+                .contains("error"),
+        "served without a client certificate: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        !docker(false, &["ps"]).status.success(),
+        "plain HTTP on the TLS port"
+    );
+}
+
+/// Kills a child when dropped.
+fn scopeguard_kill(c: &mut Child) -> impl Drop + '_ {
+    struct K<'a>(&'a mut Child);
+    impl Drop for K<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    K(c)
+}

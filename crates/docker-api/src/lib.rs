@@ -14,4 +14,4 @@ pub mod images_api;
 pub mod server;
 pub mod shapes;
 
-pub use server::{API_VERSION, MIN_API_VERSION, serve};
+pub use server::{API_VERSION, Listener, MIN_API_VERSION, mutual_tls, serve};

@@ -47,9 +47,108 @@ struct Shared {
     pending: Mutex<HashMap<String, Vec<Pending>>>,
 }
 
-/// Serves the Docker API on `listener` until `shutdown` resolves.
+/// Where the daemon listens.
+pub enum Listener {
+    /// A unix socket (its mode is the access control).
+    Unix(UnixListener),
+    /// TCP with mutual TLS: only clients with a certificate from the CA.
+    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Listener::Unix(_) => "Listener::Unix",
+            Listener::Tls(..) => "Listener::Tls",
+        })
+    }
+}
+
+/// A TLS acceptor that requires client certificates signed by `ca`
+/// (docker's `--tlsverify --tlscacert --tlscert --tlskey`).
+pub fn mutual_tls(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> io::Result<tokio_rustls::TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+    let open = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .map(io::BufReader::new)
+            .map_err(|e| bad(format!("open {}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut open(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("read {}: {e}", cert.display())))?;
+    let key = rustls_pemfile::private_key(&mut open(key)?)
+        .map_err(|e| bad(format!("read {}: {e}", key.display())))?
+        .ok_or_else(|| bad(format!("{} has no PEM private key", key.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut open(ca)?) {
+        let c = c.map_err(|e| bad(format!("read {}: {e}", ca.display())))?;
+        roots
+            .add(c)
+            .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| bad(format!("client verification: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn serve_connection<S>(shared: Arc<Shared>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(handle(shared, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
+        if let Err(e) = conn.await {
+            tracing::debug!("connection: {e}");
+        }
+    });
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener) -> io::Result<()> {
+    match listener {
+        Listener::Unix(l) => loop {
+            let (stream, _) = l.accept().await?;
+            serve_connection(shared.clone(), stream);
+        },
+        Listener::Tls(l, acceptor) => loop {
+            let (stream, peer) = l.accept().await?;
+            let acceptor = acceptor.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                match acceptor.accept(stream).await {
+                    Ok(tls) => serve_connection(shared, tls),
+                    Err(e) => tracing::info!("TLS handshake with {peer} refused: {e}"),
+                }
+            });
+        },
+    }
+}
+
+/// Serves the Docker API on every listener until `shutdown` resolves.
 pub async fn serve(
-    listener: UnixListener,
+    listeners: Vec<Listener>,
     root: PathBuf,
     registry: berth_image::registry::RegistryOptions,
     shutdown: impl std::future::Future<Output = ()>,
@@ -59,26 +158,17 @@ pub async fn serve(
         registry,
         pending: Mutex::new(HashMap::new()),
     });
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        tasks.spawn(accept_loop(shared.clone(), l));
+    }
     tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
-            () = &mut shutdown => return Ok(()),
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(shared, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
-            }
-        });
+    tokio::select! {
+        () = &mut shutdown => Ok(()),
+        Some(r) = tasks.join_next() => match r {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e)),
+        },
     }
 }
 
