@@ -1544,8 +1544,9 @@ fn the_docker_cli_saves_loads_imports_and_pulls_through_berth_daemon() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let name = format!("127.0.0.1:{port}/t/bb:1");
-    b.ok(&["tag", "bb:1", &name]);
-    b.ok(&["push", &name]);
+    d.ok(&["tag", "bb:1", &name]);
+    let pushed = d.ok(&["push", &name]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
     d.ok(&["rmi", &name]);
     let out = d.ok(&["pull", &name]);
     let _ = reg.kill();

@@ -169,3 +169,49 @@ pub fn pull(
         }
     }
 }
+
+/// Pushes `name` (with `tag`) to its registry, reporting as docker does.
+pub fn push(
+    store: &berth_image::ImageStore,
+    registry: &RegistryOptions,
+    name: &str,
+    tag: &str,
+    progress: Arc<JsonProgress>,
+) {
+    let full = if tag.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}:{tag}")
+    };
+    let fail = |m: String| progress.send(json!({"errorDetail": {"message": m}, "error": m}));
+    let r = match berth_types::Reference::parse(&full) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("invalid reference format: {e}")),
+    };
+    if store.resolve(&full).is_err() {
+        return fail(format!(
+            "An image does not exist locally with the tag: {}",
+            r.familiar()
+        ));
+    }
+    progress.message(&format!(
+        "The push refers to repository [{}]",
+        r.repository()
+    ));
+    let client = Client::new(registry.clone());
+    match store.push(&client, &full, &r, progress.clone()) {
+        Ok(p) => {
+            progress.message(&format!(
+                "{}: digest: {} size: {}",
+                r.tag().unwrap_or("latest"),
+                p.digest,
+                p.size
+            ));
+            progress.send(
+                json!({"progressDetail": {}, "aux": {"Tag": r.tag().unwrap_or("latest"),
+                "Digest": p.digest.to_string(), "Size": p.size}}),
+            );
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}

@@ -827,10 +827,30 @@ async fn route(
         }
         ("POST", ["images", "create"]) => images_create(shared.clone(), req).await,
         ("POST", ["images", "load"]) => images_load(&root, req).await,
-        ("POST", ["images", rest @ .., "push"]) if !rest.is_empty() => error(
-            StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: push through the Docker API (use `berth push`)",
-        ),
+        ("POST", ["images", rest @ .., "push"]) if !rest.is_empty() => {
+            let name = rest.join("/");
+            let tag = query(&req).get("tag").cloned().unwrap_or_default();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+            let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
+            tokio::spawn(async move {
+                while let Some(b) = rx.recv().await {
+                    if out_tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let registry = shared.registry.clone();
+            tokio::task::spawn_blocking(move || {
+                let progress = Arc::new(crate::images_api::JsonProgress(tx));
+                match engine_for(&root) {
+                    Ok(e) => crate::images_api::push(e.images(), &registry, &name, &tag, progress),
+                    Err(e) => progress.send(
+                        json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
+                    ),
+                }
+            });
+            streaming(Some("application/json"), out_rx)
+        }
         ("GET", ["images", "get"]) => {
             let names: Vec<String> = req
                 .uri()
