@@ -12,6 +12,8 @@ have_static_busybox() {
 have_static_busybox || need+=(busybox-static)
 command -v ps >/dev/null || need+=(procps)
 command -v cc >/dev/null || need+=(gcc)
+# berth-init (--init) is linked static: libc.a
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 command -v hyperfine >/dev/null || need+=(hyperfine)
 if [ "${BERTH_TEST_PODMAN:-1}" = 1 ]; then
 	command -v podman >/dev/null || need+=(podman)

@@ -142,7 +142,7 @@ pub struct RunArgs {
     /// Give extended privileges to this container (every capability and host device).
     #[arg(long)]
     privileged: bool,
-    /// Run an init inside the container (not supported yet).
+    /// Run an init inside the container that forwards signals and reaps processes.
     #[arg(long)]
     init: bool,
     /// Ulimit options (NAME=SOFT[:HARD]).
@@ -213,10 +213,8 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 /// The engine's configuration from the flags.
 fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
-    for (asked, what) in [(a.init, "--init"), (!a.device.is_empty(), "--device")] {
-        if asked {
-            unsupported.push(what.to_owned());
-        }
+    if !a.device.is_empty() {
+        unsupported.push("--device".to_owned());
     }
     if a.network.starts_with("container:") {
         unsupported.push(format!("network mode {:?}", a.network));
@@ -342,6 +340,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         sysctls,
         extra_networks: Vec::new(),
         privileged: a.privileged,
+        init: a.init,
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

@@ -1871,6 +1871,49 @@ fn diff_commit_and_export() {
         "/proc/self/status",
     ]);
     assert_eq!(out.trim(), "Seccomp:\t2", "not privileged: filtered");
+    // --init: a reaper as process 1 that forwards signals (a plain `sleep`
+    // as pid 1 would ignore SIGTERM and wait for the kill)
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--init",
+        "bb:1",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    assert!(out.starts_with("/sbin/docker-init -- sh -c"), "{out}");
+    assert_eq!(out.lines().nth(1), Some("2"), "{out}");
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--init",
+        "bb:1",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--init",
+        "--name",
+        "inited",
+        "bb:1",
+        "sleep",
+        "100",
+    ]);
+    b.ok(&["stop", "-t", "8", "inited"]);
+    // 143: SIGTERM reached sleep through the init (137 would be the kill after the timeout)
+    assert_eq!(status(&b, "inited"), "exited 143");
+    b.ok(&["rm", "inited"]);
     // system df counts the container's writes; container prune removes it
     let df = b.ok(&["system", "df"]);
     assert!(df.contains("Containers") && df.contains("Images"), "{df}");

@@ -68,7 +68,6 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             unsupported.push(what.to_owned());
         }
     };
-    check("Init", "--init");
     check("Devices", "--device");
     check("VolumesFrom", "--volumes-from");
     check("Links", "--link");
@@ -282,6 +281,7 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             .unwrap_or_default(),
         extra_networks,
         privileged: boolean(h("Privileged")),
+        init: boolean(h("Init")),
         sysctls: h("Sysctls")
             .and_then(Value::as_object)
             .map(|m| {

@@ -265,6 +265,8 @@ pub struct Record {
     pub extra_networks: Vec<crate::network::ExtraNetwork>,
     /// `--privileged`.
     pub privileged: bool,
+    /// `--init`.
+    pub init: bool,
 }
 
 /// The life of a container, as docker names it.

@@ -156,6 +156,8 @@ pub struct CreateConfig {
     pub sysctls: BTreeMap<String, String>,
     /// `--privileged`.
     pub privileged: bool,
+    /// `--init`.
+    pub init: bool,
     /// More networks at create (`EndpointsConfig` beyond the first):
     /// name, aliases, fixed address.
     pub extra_networks: Vec<(String, Vec<String>, Option<String>)>,
@@ -280,6 +282,29 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 impl Engine {
     fn runtime(&self) -> Result<Runtime> {
         Ok(Runtime::new(&self.runtime_root())?)
+    }
+
+    /// The host copy of berth-init (`--init`), written once per build.
+    fn init_binary(&self) -> Result<String> {
+        const INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+        if INIT.is_empty() {
+            return Err(Error::Invalid(
+                "not supported yet: --init (berth-init was not built: no static C toolchain at \
+                 build time)"
+                    .into(),
+            ));
+        }
+        let path = self.root.join("berth-init");
+        if fs::read(&path).map(|b| b != INIT).unwrap_or(true) {
+            let tmp = self
+                .root
+                .join(format!(".berth-init.{}", std::process::id()));
+            fs::write(&tmp, INIT).map_err(|e| Error::Io("write berth-init".into(), e))?;
+            fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o555))
+                .map_err(|e| Error::Io("chmod berth-init".into(), e))?;
+            fs::rename(&tmp, &path).map_err(|e| Error::Io("install berth-init".into(), e))?;
+        }
+        Ok(path.display().to_string())
     }
 
     /// Records a container event.
@@ -525,6 +550,11 @@ impl Engine {
             ulimits: c.ulimits.clone(),
             sysctls: c.sysctls.clone(),
             privileged: c.privileged,
+            init: if c.init {
+                Some(self.init_binary()?)
+            } else {
+                None
+            },
             netns_path: crate::network::is_bridge_mode(&c.network_mode)
                 .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
         };
@@ -653,6 +683,7 @@ impl Engine {
             dns_options: c.dns_options.clone(),
             extra_networks: extra_networks.to_vec(),
             privileged: c.privileged,
+            init: c.init,
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;

@@ -72,6 +72,9 @@ pub struct RunSpec {
     /// `--privileged`: every capability and host device, no seccomp, no
     /// masked paths, /sys writable.
     pub privileged: bool,
+    /// `--init`: the host path of berth-init, run as process 1 from
+    /// /sbin/docker-init (read-only) with the command as its child.
+    pub init: Option<String>,
 }
 
 /// What goes into a container's /etc/hosts and resolv.conf besides the
@@ -530,6 +533,20 @@ pub fn build_spec(
         },
     });
     let mut v = v;
+    if let Some(init) = &run.init {
+        let mut args = vec![
+            serde_json::json!("/sbin/docker-init"),
+            serde_json::json!("--"),
+        ];
+        args.extend(v["process"]["args"].as_array().cloned().unwrap_or_default());
+        v["process"]["args"] = serde_json::Value::Array(args);
+        if let Some(ms) = v["mounts"].as_array_mut() {
+            ms.push(
+                serde_json::json!({"destination": "/sbin/docker-init", "type": "bind",
+                "source": init, "options": ["rbind", "ro", "rprivate"]}),
+            );
+        }
+    }
     if run.privileged {
         let l = &mut v["linux"];
         if let Some(o) = l.as_object_mut() {
