@@ -160,7 +160,7 @@ pub struct RunArgs {
     /// Set DNS options.
     #[arg(long)]
     dns_option: Vec<String>,
-    /// Add a host device (not supported yet).
+    /// Add a host device (HOST[:CONTAINER[:rwm]]).
     #[arg(long)]
     device: Vec<String>,
     /// Set custom DNS servers.
@@ -213,9 +213,6 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 /// The engine's configuration from the flags.
 fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
-    if !a.device.is_empty() {
-        unsupported.push("--device".to_owned());
-    }
     if a.network.starts_with("container:") {
         unsupported.push(format!("network mode {:?}", a.network));
     }
@@ -341,6 +338,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         extra_networks: Vec::new(),
         privileged: a.privileged,
         init: a.init,
+        devices: a.device.clone(),
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

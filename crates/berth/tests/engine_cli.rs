@@ -1871,6 +1871,24 @@ fn diff_commit_and_export() {
         "/proc/self/status",
     ]);
     assert_eq!(out.trim(), "Seccomp:\t2", "not privileged: filtered");
+    // --device: the host's node under another name
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--device",
+        "/dev/zero:/dev/myzero",
+        "bb:1",
+        "sh",
+        "-c",
+        "head -c 3 /dev/myzero | od -An -tx1",
+    ]);
+    assert_eq!(out.trim(), "00 00 00");
+    assert!(
+        b.fails(&["run", "--rm", "--device", "/nonexistent", "bb:1", "true"])
+            .contains("/nonexistent")
+    );
     // --init: a reaper as process 1 that forwards signals (a plain `sleep`
     // as pid 1 would ignore SIGTERM and wait for the kill)
     let out = b.ok(&[

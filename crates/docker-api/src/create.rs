@@ -68,7 +68,6 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             unsupported.push(what.to_owned());
         }
     };
-    check("Devices", "--device");
     check("VolumesFrom", "--volumes-from");
     check("Links", "--link");
     let healthcheck: Option<berth_types::image::HealthConfig> = match obj.get("Healthcheck") {
@@ -282,6 +281,27 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         extra_networks,
         privileged: boolean(h("Privileged")),
         init: boolean(h("Init")),
+        devices: h("Devices")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|d| {
+                        let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
+                        let ctr = if s("PathInContainer").is_empty() {
+                            s("PathOnHost")
+                        } else {
+                            s("PathInContainer")
+                        };
+                        let perms = if s("CgroupPermissions").is_empty() {
+                            "rwm"
+                        } else {
+                            s("CgroupPermissions")
+                        };
+                        format!("{}:{ctr}:{perms}", s("PathOnHost"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         sysctls: h("Sysctls")
             .and_then(Value::as_object)
             .map(|m| {

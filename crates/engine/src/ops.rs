@@ -158,6 +158,8 @@ pub struct CreateConfig {
     pub privileged: bool,
     /// `--init`.
     pub init: bool,
+    /// `--device`.
+    pub devices: Vec<String>,
     /// More networks at create (`EndpointsConfig` beyond the first):
     /// name, aliases, fixed address.
     pub extra_networks: Vec<(String, Vec<String>, Option<String>)>,
@@ -555,6 +557,7 @@ impl Engine {
             } else {
                 None
             },
+            devices: c.devices.clone(),
             netns_path: crate::network::is_bridge_mode(&c.network_mode)
                 .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
         };

@@ -75,6 +75,8 @@ pub struct RunSpec {
     /// `--init`: the host path of berth-init, run as process 1 from
     /// /sbin/docker-init (read-only) with the command as its child.
     pub init: Option<String>,
+    /// `--device HOST[:CONTAINER[:PERMISSIONS]]`.
+    pub devices: Vec<String>,
 }
 
 /// What goes into a container's /etc/hosts and resolv.conf besides the
@@ -201,6 +203,60 @@ fn host_devices() -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+/// `--device` entries as OCI device nodes and cgroup rules.
+pub fn devices(
+    specs: &[String],
+) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut nodes = Vec::new();
+    let mut rules = Vec::new();
+    for d in specs {
+        let parts: Vec<&str> = d.split(':').collect();
+        let (host, ctr, perms) = match parts.as_slice() {
+            [h] => (*h, *h, "rwm"),
+            [h, c] if c.chars().all(|x| "rwm".contains(x)) && !c.starts_with('/') => (*h, *h, *c),
+            [h, c] => (*h, *c, "rwm"),
+            [h, c, p] => (*h, *c, *p),
+            _ => return Err(format!("invalid device specification: {d}")),
+        };
+        if perms.is_empty() || !perms.chars().all(|x| "rwm".contains(x)) {
+            return Err(format!("invalid device mode: {perms}"));
+        }
+        if perms != "rwm" {
+            // the runtime grants the nodes of linux.devices in full
+            return Err(format!(
+                "not supported yet: device permissions other than rwm ({d})"
+            ));
+        }
+        if !host.starts_with('/') || !ctr.starts_with('/') {
+            return Err(format!(
+                "invalid device specification: {d} (paths must be absolute)"
+            ));
+        }
+        let m = std::fs::metadata(host).map_err(|e| {
+            format!("error gathering device information while adding custom device \"{host}\": {e}")
+        })?;
+        let ft = m.file_type();
+        let kind = if ft.is_char_device() {
+            "c"
+        } else if ft.is_block_device() {
+            "b"
+        } else {
+            return Err(format!("{host} is not a device node"));
+        };
+        let (major, minor) = (rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev()));
+        nodes.push(
+            serde_json::json!({"path": ctr, "type": kind, "major": major, "minor": minor,
+            "fileMode": m.mode() & 0o7777, "uid": 0, "gid": 0}),
+        );
+        rules.push(
+            serde_json::json!({"allow": true, "type": kind, "major": major, "minor": minor,
+            "access": perms}),
+        );
+    }
+    Ok((nodes, rules))
 }
 
 /// `--ulimit` entries as OCI rlimits.
@@ -545,6 +601,13 @@ pub fn build_spec(
                 serde_json::json!({"destination": "/sbin/docker-init", "type": "bind",
                 "source": init, "options": ["rbind", "ro", "rprivate"]}),
             );
+        }
+    }
+    if !run.devices.is_empty() && !run.privileged {
+        let (nodes, rules) = devices(&run.devices)?;
+        v["linux"]["devices"] = serde_json::Value::Array(nodes);
+        if let Some(list) = v["linux"]["resources"]["devices"].as_array_mut() {
+            list.extend(rules);
         }
     }
     if run.privileged {
