@@ -213,9 +213,6 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 /// The engine's configuration from the flags.
 fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
-    if a.network.starts_with("container:") {
-        unsupported.push(format!("network mode {:?}", a.network));
-    }
     let mut env = Vec::new();
     for f in &a.env_file {
         env.extend(env_file(f).map_err(|e| failed(format!("{e:#}")))?);
@@ -245,9 +242,19 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         }
     };
     let mut nnp = false;
+    let mut seccomp = None;
     for o in &a.security_opt {
         match o.as_str() {
             "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => nnp = true,
+            o if o.starts_with("seccomp=") || o.starts_with("seccomp:") => {
+                let v = &o["seccomp=".len()..];
+                seccomp = Some(if v == "unconfined" {
+                    v.to_owned()
+                } else {
+                    std::fs::read_to_string(v)
+                        .map_err(|e| failed(format!("opening seccomp profile ({v}) failed: {e}")))?
+                });
+            }
             other => unsupported.push(format!("--security-opt {other}")),
         }
     }
@@ -339,6 +346,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         privileged: a.privileged,
         init: a.init,
         devices: a.device.clone(),
+        seccomp,
         port_bindings,
         publish_all: a.publish_all,
         aliases: a.network_alias.clone(),

@@ -953,6 +953,47 @@ fn bridge_networks_ports_and_dns_without_a_daemon() {
     assert!(err.contains("namespaced"), "{err}");
     let err = b.fails(&["run", "--rm", "--ulimit", "nofile=5:2", "vol:1", "true"]);
     assert!(err.contains("soft limit"), "{err}");
+    // --network container:web shares web's namespace (its address, its ports)
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "vol:1",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 | awk '{print $4}'; busybox wget -qO- http://127.0.0.1:80/seed",
+    ]);
+    assert_eq!(out, format!("{}/24\nseeded\n", ip.trim()));
+    // seccomp profiles: unconfined, or docker's JSON format
+    let prof = b.dir.path().join("prof.json");
+    std::fs::write(&prof, r#"{"defaultAction":"SCMP_ACT_ALLOW","archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]},{"architecture":"SCMP_ARCH_AARCH64","subArchitectures":[]}],"syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#).unwrap();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        &format!("seccomp={}", prof.display()),
+        "vol:1",
+        "sh",
+        "-c",
+        "mkdir /x 2>/dev/null; echo $?",
+    ]);
+    assert_eq!(out.trim(), "1", "the profile's rule applies");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "vol:1",
+        "grep",
+        "^Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.trim(), "Seccomp:\t0");
     // the same host port twice is refused, and the loser leaves nothing
     let o = b.run(&[
         "run", "-d", "--name", "web2", "-p", &publish, "vol:1", "true",

@@ -326,9 +326,8 @@ fn run_uses_the_image_config_and_leaves_the_image_intact() {
 fn unsupported_run_options_fail_clearly() {
     let b = berth();
     for args in [
-        vec!["run", "--network", "container:other", "x"],
-        vec!["run", "--security-opt", "seccomp=x.json", "x"],
-        vec!["run", "--network", "container:x", "x"],
+        vec!["run", "--security-opt", "apparmor=docker-default", "x"],
+        vec!["run", "--security-opt", "label=type:svirt_t", "x"],
     ] {
         let o = b.run(&args);
         assert_eq!(o.status.code(), Some(125), "{args:?}");
@@ -337,6 +336,10 @@ fn unsupported_run_options_fail_clearly() {
             "{args:?}"
         );
     }
+    // a seccomp profile that cannot be read, and a network that does not exist
+    let o = b.run(&["run", "--security-opt", "seccomp=/nonexistent.json", "x"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seccomp profile"));
     let o = b.run(&["run", "--rm", "--bogus-flag", "x"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--bogus-flag"));

@@ -142,12 +142,17 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         }
     }
     let mut security_nnp = false;
+    let mut seccomp = None;
     for opt in strings(h("SecurityOpt")).unwrap_or_default() {
         match opt.as_str() {
             "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
                 security_nnp = true
             }
             "no-new-privileges:false" | "no-new-privileges=false" => {}
+            o if o.starts_with("seccomp=") || o.starts_with("seccomp:") => {
+                // the docker CLI sends the profile's content, not its path
+                seccomp = Some(o["seccomp=".len()..].to_owned());
+            }
             other => unsupported.push(format!("--security-opt {other}")),
         }
     }
@@ -281,6 +286,7 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         extra_networks,
         privileged: boolean(h("Privileged")),
         init: boolean(h("Init")),
+        seccomp,
         devices: h("Devices")
             .and_then(Value::as_array)
             .map(|a| {

@@ -160,6 +160,8 @@ pub struct CreateConfig {
     pub init: bool,
     /// `--device`.
     pub devices: Vec<String>,
+    /// `--security-opt seccomp=`: `unconfined` or a docker profile (JSON).
+    pub seccomp: Option<String>,
     /// More networks at create (`EndpointsConfig` beyond the first):
     /// name, aliases, fixed address.
     pub extra_networks: Vec<(String, Vec<String>, Option<String>)>,
@@ -342,12 +344,27 @@ impl Engine {
         }
         c.log_config.validate()?;
         let mut warnings = Vec::new();
-        let mode = c.network_mode.as_str();
+        let mut mode = c.network_mode.as_str();
         let host_network = mode == "host";
-        if mode.starts_with("container:") {
-            return Err(Error::Invalid(format!(
-                "not supported yet: network mode {mode:?}"
-            )));
+        // container:<name|id>: join the network namespace of a container on
+        // a bridge network (its persistent namespace file)
+        let joined;
+        if let Some(other) = mode.strip_prefix("container:") {
+            let o = self.container(other)?;
+            if !crate::network::is_bridge_mode(&o.record.network_mode) {
+                return Err(Error::Invalid(format!(
+                    "not supported yet: joining the network of a container in network mode {}",
+                    o.record.network_mode
+                )));
+            }
+            if !c.port_bindings.is_empty() || c.publish_all {
+                return Err(Error::Invalid(
+                    "conflicting options: port publishing and the container type network mode"
+                        .into(),
+                ));
+            }
+            joined = format!("container:{}", o.record.id);
+            mode = joined.as_str();
         }
         let bridged = crate::network::is_bridge_mode(mode);
         if bridged {
@@ -558,8 +575,21 @@ impl Engine {
                 None
             },
             devices: c.devices.clone(),
-            netns_path: crate::network::is_bridge_mode(&c.network_mode)
-                .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
+            seccomp: c.seccomp.clone(),
+            netns_path: match c.network_mode.strip_prefix("container:") {
+                Some(other) => {
+                    let o = self.container(other)?;
+                    Some(
+                        self.store
+                            .dir(&o.record.id)
+                            .join(crate::network::NETNS_FILE)
+                            .display()
+                            .to_string(),
+                    )
+                }
+                None => crate::network::is_bridge_mode(&c.network_mode)
+                    .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
+            },
         };
         let etc = dir.join("etc");
         let etc_opts = crate::spec::EtcOptions {
@@ -782,6 +812,16 @@ impl Engine {
                 )));
             }
             _ => {}
+        }
+        if let Some(other) = c.record.network_mode.strip_prefix("container:") {
+            let running = self
+                .container(other)
+                .is_ok_and(|o| o.state.status == Status::Running);
+            if !running {
+                return Err(Error::Conflict(format!(
+                    "cannot join network of a non running container: {other}"
+                )));
+            }
         }
         // The image must still be there (rmi refuses while we exist).
         monitor::spawn(&self.root, &id, before_start)

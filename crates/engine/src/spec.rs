@@ -77,6 +77,9 @@ pub struct RunSpec {
     pub init: Option<String>,
     /// `--device HOST[:CONTAINER[:PERMISSIONS]]`.
     pub devices: Vec<String>,
+    /// `--security-opt seccomp=…`: `unconfined`, or a docker seccomp profile
+    /// (JSON); `None`: berth's default profile.
+    pub seccomp: Option<String>,
 }
 
 /// What goes into a container's /etc/hosts and resolv.conf besides the
@@ -203,6 +206,79 @@ fn host_devices() -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+/// A docker seccomp profile (`--security-opt seccomp=profile.json`) as
+/// the runtime spec's `linux.seccomp`: `archMap` becomes the architecture
+/// list, and rules whose `includes`/`excludes` (capabilities,
+/// architectures) do not fit this container are left out, as docker does.
+pub fn docker_seccomp(profile: &str, caps: &[String]) -> Result<serde_json::Value, String> {
+    let p: serde_json::Value = serde_json::from_str(profile)
+        .map_err(|e| format!("decoding seccomp profile failed: {e}"))?;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let default = p["defaultAction"]
+        .as_str()
+        .ok_or("the seccomp profile has no defaultAction")?;
+    let mut arches: Vec<serde_json::Value> =
+        p["architectures"].as_array().cloned().unwrap_or_default();
+    for m in p["archMap"].as_array().into_iter().flatten() {
+        if let Some(a) = m["architecture"].as_str() {
+            arches.push(a.into());
+        }
+        arches.extend(
+            m["subArchitectures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    let has_cap = |c: &serde_json::Value| {
+        c.as_str()
+            .is_some_and(|c| caps.iter().any(|x| x.eq_ignore_ascii_case(c)))
+    };
+    let fits = |cond: &serde_json::Value, want: bool| -> bool {
+        let caps_ok = cond["caps"].as_array().is_none_or(|l| {
+            if want {
+                l.iter().all(has_cap)
+            } else {
+                !l.iter().any(has_cap)
+            }
+        });
+        let arch_ok = cond["arches"].as_array().is_none_or(|l| {
+            let on = l.iter().any(|a| a.as_str() == Some(arch));
+            on == want
+        });
+        caps_ok && arch_ok
+    };
+    let mut syscalls = Vec::new();
+    for r in p["syscalls"].as_array().into_iter().flatten() {
+        if !fits(&r["includes"], true) || !fits(&r["excludes"], false) {
+            continue;
+        }
+        let names = match (&r["names"], &r["name"]) {
+            (serde_json::Value::Array(n), _) => serde_json::Value::Array(n.clone()),
+            (_, serde_json::Value::String(n)) => serde_json::json!([n]),
+            _ => return Err("a seccomp rule has no names".into()),
+        };
+        let mut rule = serde_json::json!({"names": names, "action": r["action"]});
+        if let Some(a) = r["args"].as_array().filter(|a| !a.is_empty()) {
+            rule["args"] = serde_json::Value::Array(a.clone());
+        }
+        if !r["errnoRet"].is_null() {
+            rule["errnoRet"] = r["errnoRet"].clone();
+        }
+        syscalls.push(rule);
+    }
+    let mut out = serde_json::json!({"defaultAction": default, "architectures": arches,
+        "syscalls": syscalls});
+    if !p["defaultErrnoRet"].is_null() {
+        out["defaultErrnoRet"] = p["defaultErrnoRet"].clone();
+    }
+    Ok(out)
 }
 
 /// `--device` entries as OCI device nodes and cgroup rules.
@@ -602,6 +678,15 @@ pub fn build_spec(
                 "source": init, "options": ["rbind", "ro", "rprivate"]}),
             );
         }
+    }
+    match run.seccomp.as_deref() {
+        None => {}
+        Some("unconfined") => {
+            if let Some(o) = v["linux"].as_object_mut() {
+                o.remove("seccomp");
+            }
+        }
+        Some(profile) => v["linux"]["seccomp"] = docker_seccomp(profile, &caps)?,
     }
     if !run.devices.is_empty() && !run.privileged {
         let (nodes, rules) = devices(&run.devices)?;
