@@ -1086,6 +1086,34 @@ fn bridge_networks_ports_and_dns_without_a_daemon() {
         "connected twice"
     );
     b.ok(&["rm", "multi"]);
+    // names on every user network a container is on, through one resolver
+    b.ok(&["network", "create", "appnet2"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "far",
+        "--network",
+        "appnet2",
+        "vol:1",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/data",
+    ]);
+    b.ok(&["create", "--name", "both", "--network", "appnet", "vol:1", "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://far/seed && break; sleep 0.3; done; busybox wget -qO- http://db/seed"]);
+    b.ok(&["network", "connect", "appnet2", "both"]);
+    b.ok(&["start", "both"]);
+    eventually("both to finish", || {
+        status(&b, "both").starts_with("exited")
+    });
+    assert_eq!(b.ok(&["logs", "both"]), "seeded\nseeded\n");
+    b.ok(&["rm", "-f", "both", "far"]);
+    b.ok(&["network", "rm", "appnet2"]);
     let err = b.fails(&["network", "rm", "bridge"]);
     assert!(err.contains("pre-defined network"), "{err}");
     assert!(

@@ -292,8 +292,10 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// Answers one raw query; `None` to forward it.
-    fn local(&self, raw: &[u8]) -> Option<Vec<u8>> {
+    /// Answers one raw query from `from`; `None` to forward it. Names on
+    /// this network come first; then, as docker's resolver does, names on
+    /// the other user-defined networks the asking container is on.
+    fn local(&self, raw: &[u8], from: Option<std::net::IpAddr>) -> Option<Vec<u8>> {
         let Ok(query) = Message::from_vec(raw) else {
             return None;
         };
@@ -301,7 +303,39 @@ impl Ctx {
             .ok()
             .flatten()?;
         let eps = endpoint::load_all(&self.net_dir).unwrap_or_default();
-        match answer(&query, &net, &eps, self.opts.ttl) {
+        let first = answer(&query, &net, &eps, self.opts.ttl);
+        if let Reply::Local(m) = &first
+            && (m.metadata.authoritative || net.internal)
+        {
+            return Some(m.to_vec().unwrap_or_else(|_| servfail(raw)));
+        }
+        // the asking container, and its other networks
+        let asker = eps
+            .iter()
+            .find(|e| from.is_some_and(|f| std::net::IpAddr::V4(e.ip) == f))
+            .map(|e| e.container_id.clone());
+        if let (Some(cid), Some(all)) = (asker, self.net_dir.parent()) {
+            for d in std::fs::read_dir(all).into_iter().flatten().flatten() {
+                let dir = d.path();
+                if dir == self.net_dir || !endpoint::path(&dir, &cid).exists() {
+                    continue;
+                }
+                let Ok(Some(other)) = crate::store::read_json::<Network>(&dir.join("network.json"))
+                else {
+                    continue;
+                };
+                if other.default {
+                    continue;
+                }
+                let oeps = endpoint::load_all(&dir).unwrap_or_default();
+                if let Reply::Local(m) = answer(&query, &other, &oeps, self.opts.ttl)
+                    && m.metadata.authoritative
+                {
+                    return Some(m.to_vec().unwrap_or_else(|_| servfail(raw)));
+                }
+            }
+        }
+        match first {
             Reply::Local(m) => Some(m.to_vec().unwrap_or_else(|_| servfail(raw))),
             Reply::Forward => None,
         }
@@ -328,7 +362,7 @@ fn serve_udp(ctx: &Ctx, sock: UdpSocket) {
             continue;
         };
         let raw = buf[..n].to_vec();
-        if let Some(reply) = ctx.local(&raw) {
+        if let Some(reply) = ctx.local(&raw, Some(from.ip())) {
             let _ = sock.send_to(&reply, from);
             continue;
         }
@@ -345,23 +379,23 @@ fn serve_udp(ctx: &Ctx, sock: UdpSocket) {
 
 fn serve_tcp(ctx: &Ctx, listener: TcpListener) {
     while ctx.alive.load(Ordering::Relaxed) {
-        let Ok((stream, _)) = listener.accept() else {
+        let Ok((stream, peer)) = listener.accept() else {
             continue;
         };
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let _ = serve_tcp_conn(&ctx, stream);
+            let _ = serve_tcp_conn(&ctx, stream, peer.ip());
         });
     }
 }
 
-fn serve_tcp_conn(ctx: &Ctx, mut s: TcpStream) -> std::io::Result<()> {
+fn serve_tcp_conn(ctx: &Ctx, mut s: TcpStream, peer: std::net::IpAddr) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     loop {
         let Ok(raw) = read_framed(&mut s) else {
             return Ok(());
         };
-        let reply = match ctx.local(&raw) {
+        let reply = match ctx.local(&raw, Some(peer)) {
             Some(r) => r,
             None => forward_tcp(&ctx.opts, &raw).unwrap_or_else(|| servfail(&raw)),
         };
