@@ -99,11 +99,22 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
     // the bridges and rules of the living ones are restored (after a
     // reboot the kernel has none of them)
     let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
-    let _ = engine.list();
+    let all = engine.list();
     if root.join("networks").exists()
         && let Err(e) = berth_net::Net::open(root).and_then(|n| n.restore())
     {
         tracing::warn!("restore the networks: {e}");
+    }
+    // docker's restart policies at daemon start: `always` containers that
+    // do not run are started, `unless-stopped` ones too unless a user
+    // stopped them (after a reboot nothing runs: they all come back)
+    for c in all.iter().filter(|c| !c.state.is_active()) {
+        let p = c.record.restart_policy.name.as_str();
+        if p == "always" || (p == "unless-stopped" && !c.state.manual_stop) {
+            if let Err(e) = engine.start(&c.record.id, || Ok(())) {
+                tracing::warn!("restart {} by its policy: {e}", c.record.name);
+            }
+        }
     }
     for sock in &unix {
         if let Some(dir) = sock.parent() {

@@ -1403,6 +1403,61 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
     );
     d3.ok(&["rm", "-f", "phoenix"]);
 
+    // after a "reboot" (its monitor gone), a daemon start brings back an
+    // always container, and an unless-stopped one a user did not stop
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "boot-always",
+        "--restart",
+        "always",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "boot-stopped",
+        "--restart",
+        "unless-stopped",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    b.ok(&["stop", "-t", "1", "boot-stopped"]);
+    let mon = monitor_pid(
+        &b,
+        &b.ok(&["inspect", "-f", "{{.Id}}", "boot-always"])
+            .trim()
+            .to_owned(),
+    );
+    let mut d3 = d3;
+    let _ = d3.child.kill();
+    let _ = d3.child.wait();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(mon).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    eventually("the container to be gone", || {
+        status(&b, "boot-always").starts_with("exited")
+    });
+    let d3 = Daemon::start(&b);
+    eventually("the policy at daemon start", || {
+        status(&b, "boot-always").starts_with("running")
+    });
+    assert!(
+        status(&b, "boot-stopped").starts_with("exited"),
+        "stopped by a user: stays stopped"
+    );
+    b.ok(&["rm", "-f", "boot-always", "boot-stopped"]);
     // berth run and docker run at once on one root: every container made
     // once, names unique, and one name claimed by exactly one of them
     let mut kids = Vec::new();
