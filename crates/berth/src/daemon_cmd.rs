@@ -110,10 +110,9 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
     // stopped them (after a reboot nothing runs: they all come back)
     for c in all.iter().filter(|c| !c.state.is_active()) {
         let p = c.record.restart_policy.name.as_str();
-        if p == "always" || (p == "unless-stopped" && !c.state.manual_stop) {
-            if let Err(e) = engine.start(&c.record.id, || Ok(())) {
-                tracing::warn!("restart {} by its policy: {e}", c.record.name);
-            }
+        let wanted = p == "always" || (p == "unless-stopped" && !c.state.manual_stop);
+        if wanted && let Err(e) = engine.start(&c.record.id, || Ok(())) {
+            tracing::warn!("restart {} by its policy: {e}", c.record.name);
         }
     }
     for sock in &unix {

@@ -1432,12 +1432,8 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
         "300",
     ]);
     b.ok(&["stop", "-t", "1", "boot-stopped"]);
-    let mon = monitor_pid(
-        &b,
-        &b.ok(&["inspect", "-f", "{{.Id}}", "boot-always"])
-            .trim()
-            .to_owned(),
-    );
+    let always_id = b.ok(&["inspect", "-f", "{{.Id}}", "boot-always"]);
+    let mon = monitor_pid(&b, always_id.trim());
     let mut d3 = d3;
     let _ = d3.child.kill();
     let _ = d3.child.wait();
