@@ -317,6 +317,25 @@ impl Monitor {
         Ok(())
     }
 
+    /// Runs `f` (which makes the process) with fds 0-2 set to the process's
+    /// stdio, then puts /dev/null and the monitor's log back.
+    fn with_child_stdio<T>(&self, stdio: [OwnedFd; 3], f: impl FnOnce() -> T) -> Result<T> {
+        rustix::stdio::dup2_stdin(&stdio[0]).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stdout(&stdio[1]).map_err(|e| sys_err("dup2", e))?;
+        rustix::stdio::dup2_stderr(&stdio[2]).map_err(|e| sys_err("dup2", e))?;
+        let r = f();
+        let null = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| sys_err("open /dev/null", e))?;
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&self.own_err);
+        drop(stdio);
+        Ok(r)
+    }
+
     /// Runs the exec this monitor was started for, once.
     fn run_exec(&mut self) -> Result<()> {
         let eid = self.exec.clone().unwrap_or_default();
@@ -363,28 +382,9 @@ impl Monitor {
             console_socket: console.as_ref().map(|_| console_path.clone()),
             ..Default::default()
         };
-        rustix::stdio::dup2_stdin(&child_stdio[0]).map_err(|e| sys_err("dup2", e))?;
-        rustix::stdio::dup2_stdout(&child_stdio[1]).map_err(|e| sys_err("dup2", e))?;
-        rustix::stdio::dup2_stderr(&child_stdio[2]).map_err(|e| sys_err("dup2", e))?;
-        let started = rt.exec(&self.id, &opts);
-        let null = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| sys_err("open /dev/null", e))?;
-        let _ = rustix::stdio::dup2_stdin(&null);
-        let _ = rustix::stdio::dup2_stdout(&null);
-        let _ = rustix::stdio::dup2_stderr(&self.own_err);
-        drop(child_stdio);
-        started?;
+        self.with_child_stdio(child_stdio, || rt.exec(&self.id, &opts))??;
         if let Some(l) = console {
-            let conn = rustix::net::accept(&l).map_err(|e| sys_err("accept the console", e))?;
-            let (_, master) = berth_runtime::sync::recv_fd(conn.as_fd())
-                .map_err(|e| sys_err("receive the terminal", e))?;
-            let _ = fs::remove_file(&console_path);
-            io.stdin =
-                Some(rustix::io::fcntl_dupfd_cloexec(&master, 3).map_err(|e| sys_err("dup", e))?);
-            io.pty = Some(master);
+            take_terminal(&l, &console_path, &mut io)?;
         }
         let pid: i32 = fs::read_to_string(&pid_file)
             .ok()
@@ -590,28 +590,9 @@ impl Monitor {
             ..Default::default()
         };
         // The init inherits fds 0-2.
-        rustix::stdio::dup2_stdin(&child_stdio[0]).map_err(|e| sys_err("dup2", e))?;
-        rustix::stdio::dup2_stdout(&child_stdio[1]).map_err(|e| sys_err("dup2", e))?;
-        rustix::stdio::dup2_stderr(&child_stdio[2]).map_err(|e| sys_err("dup2", e))?;
-        let created = rt.create(&opts);
-        let null = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| sys_err("open /dev/null", e))?;
-        let _ = rustix::stdio::dup2_stdin(&null);
-        let _ = rustix::stdio::dup2_stdout(&null);
-        let _ = rustix::stdio::dup2_stderr(&self.own_err);
-        drop(child_stdio);
-        created?;
+        self.with_child_stdio(child_stdio, || rt.create(&opts))??;
         if let Some(l) = console {
-            let conn = rustix::net::accept(&l).map_err(|e| sys_err("accept the console", e))?;
-            let (_, master) = berth_runtime::sync::recv_fd(conn.as_fd())
-                .map_err(|e| sys_err("receive the terminal", e))?;
-            let _ = fs::remove_file(CONSOLE_SOCKET);
-            io.stdin =
-                Some(rustix::io::fcntl_dupfd_cloexec(&master, 3).map_err(|e| sys_err("dup", e))?);
-            io.pty = Some(master);
+            take_terminal(&l, Path::new(CONSOLE_SOCKET), &mut io)?;
         }
         let listed = rt.get(&self.id)?;
         let pid = listed.state.pid;
@@ -993,6 +974,18 @@ impl Monitor {
         }
         self.clients = keep;
     }
+}
+
+/// Receives the terminal the runtime sends to the console socket `l` and
+/// makes it the process's stdio (`io.pty`, `io.stdin`).
+fn take_terminal(l: &std::os::unix::net::UnixListener, path: &Path, io: &mut Io) -> Result<()> {
+    let conn = rustix::net::accept(l).map_err(|e| sys_err("accept the console", e))?;
+    let (_, master) = berth_runtime::sync::recv_fd(conn.as_fd())
+        .map_err(|e| sys_err("receive the terminal", e))?;
+    let _ = fs::remove_file(path);
+    io.stdin = Some(rustix::io::fcntl_dupfd_cloexec(&master, 3).map_err(|e| sys_err("dup", e))?);
+    io.pty = Some(master);
+    Ok(())
 }
 
 /// Spawns the monitor of container `id` and completes the handshake:
