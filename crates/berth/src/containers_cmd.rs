@@ -413,14 +413,7 @@ pub fn inspect(root: &Path, a: &InspectArgs) -> Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    match &a.format {
-        Some(f) => {
-            for d in &docs {
-                println!("{}", crate::format::render_template(f, &BTreeMap::new(), d));
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&docs)?),
-    }
+    crate::format::print_inspect(&docs, a.format.as_deref())?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

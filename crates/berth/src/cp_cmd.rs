@@ -215,24 +215,8 @@ pub fn export(root: &Path, output: Option<&Path>, container: &str) -> Result<Exi
 /// `berth update` flags.
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    /// Memory limit.
-    #[arg(short, long)]
-    memory: Option<String>,
-    /// Memory + swap limit (-1: unlimited swap).
-    #[arg(long)]
-    memory_swap: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    cpus: Option<f64>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution.
-    #[arg(long)]
-    cpuset_cpus: Option<String>,
-    /// Tune container pids limit (-1 for unlimited).
-    #[arg(long)]
-    pids_limit: Option<i64>,
+    #[command(flatten)]
+    limits: crate::run_cmd::LimitArgs,
     /// Restart policy to apply when a container exits.
     #[arg(long)]
     restart: Option<String>,
@@ -244,24 +228,7 @@ pub struct UpdateArgs {
 /// `berth update`.
 pub fn update(root: &Path, a: &UpdateArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
-    let size = |s: &Option<String>| -> Result<i64> {
-        match s.as_deref() {
-            None => Ok(0),
-            Some("-1") => Ok(-1),
-            Some(v) => berth_engine::container::parse_size(v)
-                .map(|b| b as i64)
-                .ok_or_else(|| anyhow::anyhow!("invalid size: {v}")),
-        }
-    };
-    let res = berth_engine::Resources {
-        memory: size(&a.memory)?,
-        memory_swap: size(&a.memory_swap)?,
-        nano_cpus: a.cpus.map_or(0, |c| (c * 1e9) as i64),
-        cpu_shares: a.cpu_shares.unwrap_or(0),
-        cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
-        pids_limit: a.pids_limit,
-        ..Default::default()
-    };
+    let res = a.limits.resources()?;
     let restart = a
         .restart
         .as_deref()

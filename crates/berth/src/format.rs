@@ -268,6 +268,30 @@ fn render_header(tmpl: &str, headers: &BTreeMap<&str, &str>) -> String {
     out
 }
 
+/// Prints `inspect` documents: each through `format` (a Go-like
+/// template), or all as docker's indented JSON array.
+pub fn print_inspect(docs: &[serde_json::Value], format: Option<&str>) -> anyhow::Result<()> {
+    match format {
+        Some(f) => {
+            for d in docs {
+                println!("{}", render_template(f, &BTreeMap::new(), d));
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(docs)?),
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` flags (`--label`, `--opt`) as a map; a bare `KEY` maps to "".
+pub fn key_values(list: &[String]) -> BTreeMap<String, String> {
+    list.iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

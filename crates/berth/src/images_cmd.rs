@@ -201,14 +201,7 @@ pub fn inspect(store: &ImageStore, images: &[String], format: Option<&str>) -> R
             Err(e) => missing.push(e.to_string()),
         }
     }
-    match format {
-        Some(f) => {
-            for d in &docs {
-                println!("{}", crate::format::render_template(f, &BTreeMap::new(), d));
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&docs)?),
-    }
+    crate::format::print_inspect(&docs, format)?;
     if !missing.is_empty() {
         bail!("{}", missing.join("\n"));
     }

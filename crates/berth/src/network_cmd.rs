@@ -130,14 +130,7 @@ pub struct PruneArgs {
     force: bool,
 }
 
-fn kv(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect()
-}
+use crate::format::key_values as kv;
 
 /// Runs a `network` subcommand.
 pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
@@ -230,14 +223,7 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
                     }
                 }
             }
-            match &a.format {
-                Some(f) => {
-                    for d in &docs {
-                        println!("{}", crate::format::render_template(f, &BTreeMap::new(), d));
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&docs)?),
-            }
+            crate::format::print_inspect(&docs, a.format.as_deref())?;
             if failed {
                 return Ok(ExitCode::from(1));
             }

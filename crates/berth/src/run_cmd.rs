@@ -70,24 +70,8 @@ pub struct RunArgs {
     /// Set meta data on a container.
     #[arg(short, long = "label")]
     label: Vec<String>,
-    /// Memory limit (e.g. 64m).
-    #[arg(short, long)]
-    memory: Option<String>,
-    /// Memory + swap limit (-1: unlimited swap).
-    #[arg(long)]
-    memory_swap: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    cpus: Option<f64>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long)]
-    cpuset_cpus: Option<String>,
-    /// Tune container pids limit (-1 for unlimited).
-    #[arg(long)]
-    pids_limit: Option<i64>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Add Linux capabilities.
     #[arg(long)]
     cap_add: Vec<String>,
@@ -197,6 +181,54 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
+/// The resource flags `run`, `create` and `update` share.
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    /// Memory limit (e.g. 64m).
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Memory + swap limit (-1: unlimited swap).
+    #[arg(long)]
+    memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long)]
+    pids_limit: Option<i64>,
+}
+
+impl LimitArgs {
+    /// The engine's resources (0 / None: not asked for). The pids limit
+    /// keeps -1 (unlimited) for `update`; `run` treats it as unset.
+    pub fn resources(&self) -> Result<Resources> {
+        let size = |s: &Option<String>, what: &str| -> Result<i64> {
+            match s.as_deref() {
+                None => Ok(0),
+                Some("-1") => Ok(-1),
+                Some(v) => parse_size(v)
+                    .map(|b| b as i64)
+                    .ok_or_else(|| failed(format!("invalid {what}: {v}"))),
+            }
+        };
+        Ok(Resources {
+            memory: size(&self.memory, "memory")?,
+            memory_swap: size(&self.memory_swap, "memory-swap")?,
+            nano_cpus: self.cpus.map_or(0, |c| (c * 1e9) as i64),
+            cpu_shares: self.cpu_shares.unwrap_or(0),
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            pids_limit: self.pids_limit,
+            ..Default::default()
+        })
+    }
+}
+
 pub(crate) fn env_file(path: &Path) -> Result<Vec<String>> {
     let s = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
     Ok(s.lines()
@@ -227,20 +259,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
             env.push(e.clone());
         }
     }
-    let mut labels = BTreeMap::new();
-    for l in &a.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.insert(k.to_owned(), v.to_owned());
-    }
-    let size = |s: &Option<String>, what: &str| -> Result<i64> {
-        match s.as_deref() {
-            None => Ok(0),
-            Some("-1") => Ok(-1),
-            Some(v) => parse_size(v)
-                .map(|b| b as i64)
-                .ok_or_else(|| failed(format!("invalid {what}: {v}"))),
-        }
-    };
+    let labels = crate::format::key_values(&a.label);
     let mut nnp = false;
     let mut seccomp = None;
     for o in &a.security_opt {
@@ -380,14 +399,10 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         no_new_privileges: nnp,
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
-        resources: Resources {
-            memory: size(&a.memory, "memory")?,
-            memory_swap: size(&a.memory_swap, "memory-swap")?,
-            nano_cpus: a.cpus.map_or(0, |c| (c * 1e9) as i64),
-            cpu_shares: a.cpu_shares.unwrap_or(0),
-            cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
-            pids_limit: a.pids_limit.filter(|p| *p > 0),
-            ..Default::default()
+        resources: {
+            let mut r = a.limits.resources()?;
+            r.pids_limit = r.pids_limit.filter(|p| *p > 0);
+            r
         },
         log_config,
         console_size,

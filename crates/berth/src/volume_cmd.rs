@@ -93,14 +93,7 @@ pub struct PruneArgs {
     force: bool,
 }
 
-fn kv(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_owned(), v.to_owned())
-        })
-        .collect()
-}
+use crate::format::key_values as kv;
 
 /// Runs a `volume` subcommand.
 pub fn run(root: &Path, c: VolumeCommand) -> Result<ExitCode> {
@@ -184,14 +177,7 @@ pub fn run(root: &Path, c: VolumeCommand) -> Result<ExitCode> {
                     }
                 }
             }
-            match &a.format {
-                Some(f) => {
-                    for d in &docs {
-                        println!("{}", crate::format::render_template(f, &BTreeMap::new(), d));
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&docs)?),
-            }
+            crate::format::print_inspect(&docs, a.format.as_deref())?;
             if failed {
                 return Ok(ExitCode::from(1));
             }

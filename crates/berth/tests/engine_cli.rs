@@ -230,11 +230,21 @@ impl Daemon {
         Daemon { child, sock }
     }
 
+    /// DOCKER_HOST at this daemon, and a private DOCKER_CONFIG.
+    fn env(&self) -> [(&'static str, std::ffi::OsString); 2] {
+        [
+            (
+                "DOCKER_HOST",
+                format!("unix://{}", self.sock.display()).into(),
+            ),
+            ("DOCKER_CONFIG", self.sock.parent().unwrap().into()),
+        ]
+    }
+
     fn docker(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker")
             .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.sock.parent().unwrap())
+            .envs(self.env())
             .output()
             .unwrap()
     }
@@ -725,8 +735,7 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("executable file not found"));
     let mut child = Command::new("docker")
         .args(["exec", "-i", "web", "cat"])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .envs(d.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -744,8 +753,7 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
             "stty rows 33 cols 111; docker exec -it web sh -c 'stty size; exit 5'",
             "/dev/null",
         ])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .envs(d.env())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -788,8 +796,7 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
             "stty rows 21 cols 77; docker run --rm -it --network none vol:1 sh -c 'stty size; tty; exit 3'",
             "/dev/null",
         ])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .envs(d.env())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -1642,8 +1649,7 @@ fn the_docker_cli_saves_loads_imports_and_pulls_through_berth_daemon() {
     let rootfs = busybox_tar(b.dir.path());
     let o = Command::new("docker")
         .args(["import", "-", "imported:1"])
-        .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
-        .env("DOCKER_CONFIG", d.sock.parent().unwrap())
+        .envs(d.env())
         .stdin(std::fs::File::open(&rootfs).unwrap())
         .output()
         .unwrap();

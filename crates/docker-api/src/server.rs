@@ -275,6 +275,18 @@ async fn blocking<T: Send + 'static>(
     .unwrap_or_else(|e| Err(EngineError::Invalid(format!("internal: {e}"))))
 }
 
+/// A JSON object of strings (`Labels`, `Options`, …) as a map; other
+/// values become empty strings.
+pub(crate) fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// dockerd's loose booleans: "", 0, no, false, none are false.
 fn truthy(v: Option<&String>) -> bool {
     match v {
@@ -830,26 +842,9 @@ async fn route(
         ("POST", ["images", rest @ .., "push"]) if !rest.is_empty() => {
             let name = rest.join("/");
             let tag = query(&req).get("tag").cloned().unwrap_or_default();
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-            let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
-            tokio::spawn(async move {
-                while let Some(b) = rx.recv().await {
-                    if out_tx.send(b).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let registry = shared.registry.clone();
-            tokio::task::spawn_blocking(move || {
-                let progress = Arc::new(crate::images_api::JsonProgress(tx));
-                match engine_for(&root) {
-                    Ok(e) => crate::images_api::push(e.images(), &registry, &name, &tag, progress),
-                    Err(e) => progress.send(
-                        json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()}),
-                    ),
-                }
-            });
-            streaming(Some("application/json"), out_rx)
+            progress_stream(&shared, move |e, reg, p| {
+                crate::images_api::push(e.images(), reg, &name, &tag, p)
+            })
         }
         ("GET", ["images", "get"]) => {
             let names: Vec<String> = req
@@ -915,16 +910,7 @@ async fn route(
                 Err(r) => return r,
             };
             let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            let map = |k: &str| -> std::collections::BTreeMap<String, String> {
-                body.get(k)
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let map = |k: &str| string_map(body.get(k));
             if body
                 .get("EnableIPv6")
                 .and_then(Value::as_bool)
@@ -1039,16 +1025,7 @@ async fn route(
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let map = |k: &str| -> std::collections::BTreeMap<String, String> {
-                body.get(k)
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let map = |k: &str| string_map(body.get(k));
             let name = body.get("Name").and_then(Value::as_str).map(str::to_owned);
             let driver = body
                 .get("Driver")
@@ -1573,6 +1550,24 @@ async fn images_create(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
         );
     };
     let tag = q.get("tag").cloned().unwrap_or_default();
+    progress_stream(&shared, move |e, reg, p| {
+        crate::images_api::pull(e.images(), reg, &from, &tag, p)
+    })
+}
+
+/// A pull or push on a blocking thread, its docker JSON progress streamed
+/// as the response (errors go into the stream, as dockerd does).
+fn progress_stream(
+    shared: &Shared,
+    work: impl FnOnce(
+        &Engine,
+        &berth_image::registry::RegistryOptions,
+        Arc<crate::images_api::JsonProgress>,
+    ) + Send
+    + 'static,
+) -> Response<Body> {
+    // progress arrives from the registry client's own runtime: an unbounded
+    // (never blocking) channel, drained into the bounded response body
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
@@ -1582,11 +1577,11 @@ async fn images_create(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
             }
         }
     });
-    let registry = shared.registry.clone();
+    let (root, registry) = (shared.root.clone(), shared.registry.clone());
     tokio::task::spawn_blocking(move || {
         let progress = Arc::new(crate::images_api::JsonProgress(tx));
         match engine_for(&root) {
-            Ok(e) => crate::images_api::pull(e.images(), &registry, &from, &tag, progress),
+            Ok(e) => work(&e, &registry, progress),
             Err(e) => progress
                 .send(json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})),
         }

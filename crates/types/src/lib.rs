@@ -5,6 +5,7 @@
 //! - [`ContainerId`]: a validated container identifier.
 //! - [`Digest`], [`Reference`]: content digests and image references.
 //! - [`image`]: OCI and Docker image manifests, indexes and configs.
+//! - [`time`]: RFC 3339 formatting.
 #![forbid(unsafe_code)]
 
 mod digest;
@@ -12,6 +13,7 @@ mod error_kind;
 mod id;
 pub mod image;
 mod reference;
+pub mod time;
 
 pub use digest::{Algorithm, Digest, InvalidDigest};
 pub use error_kind::ErrorKind;
