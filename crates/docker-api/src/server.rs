@@ -1383,22 +1383,7 @@ async fn attach(shared: Arc<Shared>, mut req: Request<Incoming>, id: &str) -> Re
         };
         relay(TokioIo::new(upgraded), mon, tty).await;
     });
-    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
-    let h = r.headers_mut();
-    h.insert(
-        hyper::header::CONNECTION,
-        HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(hyper::header::UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static(if tty {
-            "application/vnd.docker.raw-stream"
-        } else {
-            "application/vnd.docker.multiplexed-stream"
-        }),
-    );
-    r
+    switching_protocols(tty)
 }
 
 /// `GET /containers/{id}/stats`: one document (`stream=false`, with a
@@ -1825,6 +1810,12 @@ async fn exec_start(
             }
         }
     });
+    switching_protocols(tty)
+}
+
+/// The 101 that hands the connection over to a raw (terminal) or
+/// multiplexed stream.
+fn switching_protocols(tty: bool) -> Response<Body> {
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
     h.insert(

@@ -187,28 +187,13 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
     let _ = net.detach_all(&r.id);
     let _ = berth_net::netns::remove(&ns);
     berth_net::netns::create(&ns).map_err(net_error)?;
-    let ip = match r.ipv4_address.as_str() {
-        "" => None,
-        s => Some(
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
-        ),
-    };
-    let req = AttachRequest {
-        container_id: r.id.clone(),
-        container_name: r.name.clone(),
-        aliases: r.aliases.clone(),
-        ip,
-        netns: ns.clone(),
-        interface: "eth0".into(),
-        ports: port_requests(r)?,
-    };
     let key = network_key(&r.network_mode);
-    let ep = match net.attach(key, &req) {
+    let req = attach_request(r, &ns, 0, &r.aliases, &r.ipv4_address, port_requests(r)?);
+    let ep = match req.and_then(|req| net.attach(key, &req).map_err(net_error)) {
         Ok(ep) => ep,
         Err(e) => {
             let _ = berth_net::netns::remove(&ns);
-            return Err(net_error(e));
+            return Err(e);
         }
     };
     let network = net.network(key).map_err(net_error)?;
@@ -253,6 +238,33 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
     Ok(ep)
 }
 
+/// The request attaching container `r`'s namespace `ns` as `eth{index}`.
+fn attach_request(
+    r: &Record,
+    ns: &Path,
+    index: usize,
+    aliases: &[String],
+    ipv4: &str,
+    ports: Vec<PortRequest>,
+) -> Result<AttachRequest> {
+    let ip = match ipv4 {
+        "" => None,
+        s => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
+        ),
+    };
+    Ok(AttachRequest {
+        container_id: r.id.clone(),
+        container_name: r.name.clone(),
+        aliases: aliases.to_vec(),
+        ip,
+        netns: ns.to_path_buf(),
+        interface: format!("eth{index}"),
+        ports,
+    })
+}
+
 /// Attaches a running (or starting) container's namespace to one more
 /// network as `eth{index}`; (whether it is the default bridge, its gateway).
 fn attach_extra(
@@ -262,22 +274,7 @@ fn attach_extra(
     x: &ExtraNetwork,
     index: usize,
 ) -> Result<(bool, String)> {
-    let ip = match x.ipv4_address.as_str() {
-        "" => None,
-        s => Some(
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
-        ),
-    };
-    let req = AttachRequest {
-        container_id: r.id.clone(),
-        container_name: r.name.clone(),
-        aliases: x.aliases.clone(),
-        ip,
-        netns: ns.to_path_buf(),
-        interface: format!("eth{index}"),
-        ports: Vec::new(),
-    };
+    let req = attach_request(r, ns, index, &x.aliases, &x.ipv4_address, Vec::new())?;
     let ep = net.attach(&x.id, &req).map_err(net_error)?;
     let default = net.network(&x.id).map(|n| n.default).unwrap_or(false);
     Ok((default, ep.gateway.to_string()))
