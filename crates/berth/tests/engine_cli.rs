@@ -1120,7 +1120,21 @@ fn bridge_networks_ports_and_dns_without_a_daemon() {
     });
     assert_eq!(b.ok(&["logs", "both"]), "seeded\nseeded\n");
     b.ok(&["rm", "-f", "both", "far"]);
-    b.ok(&["network", "rm", "appnet2"]);
+    // prune removes unused user networks only
+    b.ok(&["network", "create", "unused"]);
+    let pruned = b.ok(&["network", "prune", "-f"]);
+    assert!(
+        pruned.contains("unused") && pruned.contains("appnet2"),
+        "{pruned}"
+    );
+    assert!(
+        !pruned.contains("appnet\n") && !pruned.contains("bridge"),
+        "{pruned}"
+    );
+    assert!(
+        b.fails(&["network", "inspect", "unused"])
+            .contains("not found")
+    );
     let err = b.fails(&["network", "rm", "bridge"]);
     assert!(err.contains("pre-defined network"), "{err}");
     assert!(
@@ -2109,6 +2123,26 @@ fn diff_commit_and_export() {
         "134217728 on-failure"
     );
     b.ok(&["rm", "-f", "up"]);
+    // a policy given by update applies at the next exit
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "later",
+        "bb:1",
+        "sh",
+        "-c",
+        "sleep 3; exit 3",
+    ]);
+    b.ok(&["update", "--restart", "on-failure:1", "later"]);
+    eventually("the restart the updated policy asks for", || {
+        b.ok(&["inspect", "-f", "{{.RestartCount}}", "later"])
+            .trim()
+            == "1"
+    });
+    b.ok(&["rm", "-f", "later"]);
     if !have_docker() {
         return;
     }
