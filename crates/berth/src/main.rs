@@ -451,6 +451,16 @@ fn main() -> ExitCode {
         let exec = args.get(5).map(|a| a.to_string_lossy().into_owned());
         berth_engine::monitor::main(&root, &id, exec.as_deref());
     }
+    // The monitor again, handed back by its shim at the container's exit.
+    if args.get(1).is_some_and(|a| a == "monitor") && args.get(4).is_some_and(|a| a == "--resume") {
+        let root = PathBuf::from(&args[2]);
+        let id = args[3].to_string_lossy().into_owned();
+        let rest: Vec<String> = args[5..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        berth_engine::monitor::resume_main(&root, &id, &rest);
+    }
     // One health check of a container (started by its monitor).
     if args.get(1).is_some_and(|a| a == "health-check") && args.len() == 4 {
         let id = args[3].to_string_lossy().into_owned();

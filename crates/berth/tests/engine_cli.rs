@@ -210,6 +210,128 @@ fn a_killed_monitor_leaves_no_ghost_and_no_process() {
     );
 }
 
+/// The log records a container's monitor wrote, as (stream, log) pairs.
+fn log_records(b: &Berth, id: &str, file: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(b.root().join("containers").join(id).join(file))
+        .unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}"));
+            let t = v["time"].as_str().unwrap();
+            assert!(
+                t.len() == 30 && t.ends_with('Z') && t.as_bytes()[19] == b'.',
+                "RFC 3339 with nanoseconds: {t}"
+            );
+            (
+                v["stream"].as_str().unwrap().to_owned(),
+                v["log"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_running_container_is_held_by_the_small_shim() {
+    if !root_or_skip("containers") {
+        return;
+    }
+    let b = berth_with_image();
+    // awkward output: quotes, a backslash, control bytes, a byte that is
+    // not UTF-8, a valid two-byte character, a line longer than docker's
+    // 16 KiB split, stderr, and a last line without a newline
+    let script = r#"printf 'q"b\\s\t\001\377x\303\251\n'; echo e >&2;
+        head -c 20000 /dev/zero | tr '\0' a; echo;
+        while [ ! -e /tmp/go ]; do sleep 0.05; done; printf tail; exit 3"#;
+    let id = b
+        .ok(&["run", "-d", "bb:1", "sh", "-c", script])
+        .trim()
+        .to_owned();
+    eventually("the output", || {
+        log_records(&b, &id, "container.log").len() >= 4
+    });
+    // the monitor became berth-shim: the same process, a few pages
+    let mon = monitor_pid(&b, &id);
+    let exe = std::fs::read_link(format!("/proc/{mon}/exe")).unwrap();
+    assert_eq!(exe, b.root().join("berth-shim"));
+    let rollup = std::fs::read_to_string(format!("/proc/{mon}/smaps_rollup")).unwrap();
+    let rss_kb: u64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Rss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        rss_kb < 1024,
+        "the monitor of a running container uses {rss_kb} kB"
+    );
+    // a waiter connected to the shim learns the code from berth, after
+    // the shim hands the exit back
+    let waiter = b
+        .cmd(&["wait", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    b.ok(&["exec", &id, "touch", "/tmp/go"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    assert_eq!(status(&b, &id), "exited 3");
+    let recs = log_records(&b, &id, "container.log");
+    let stdout: Vec<&str> = recs
+        .iter()
+        .filter(|(s, _)| s == "stdout")
+        .map(|(_, l)| l.as_str())
+        .collect();
+    let long = "a".repeat(20000);
+    assert_eq!(
+        stdout,
+        [
+            String::from_utf8_lossy(b"q\"b\\s\t\x01\xffx\xc3\xa9\n").as_ref(),
+            &long[..16384],
+            &format!("{}\n", &long[16384..]),
+            "tail",
+        ],
+    );
+    assert!(recs.contains(&("stderr".into(), "e\n".into())));
+    assert!(b.ok(&["logs", &id]).ends_with(&format!("{long}\ntail")));
+    eventually("the monitor to end with the container", || {
+        !Path::new(&format!("/proc/{mon}")).exists()
+    });
+
+    // rotation: two files of at most 1 KiB, the newest lines kept
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=2",
+            "bb:1",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); done",
+        ])
+        .trim()
+        .to_owned();
+    eventually("the exit", || status(&b, &id) == "exited 0");
+    let dir = b.root().join("containers").join(&id);
+    for f in ["container.log", "container.log.1"] {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len > 0 && len <= 1024, "{f}: {len} bytes");
+    }
+    assert!(!dir.join("container.log.2").exists());
+    let last = log_records(&b, &id, "container.log");
+    assert_eq!(last.last().unwrap().1, "line 99\n");
+    let older = log_records(&b, &id, "container.log.1");
+    let n = |l: &str| l.trim().trim_start_matches("line ").parse::<u32>().unwrap();
+    assert_eq!(
+        n(&older.last().unwrap().1) + 1,
+        n(&last[0].1),
+        "no line lost between files"
+    );
+}
+
 struct Daemon {
     child: Child,
     sock: std::path::PathBuf,

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod changes;
 pub mod container;
+pub mod embedded;
 pub mod events;
 pub mod exec;
 pub mod health;

@@ -125,9 +125,9 @@ pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
         println!("error: {e}");
         berth_sys::fork::exit_now(1)
     }
-    let code = match Monitor::new(root, id, exec).and_then(|mut m| match exec {
+    let code = match Monitor::new(root, id, exec, None).and_then(|mut m| match exec {
         Some(_) => m.run_exec(),
-        None => m.run(),
+        None => m.run(None),
     }) {
         Ok(()) => 0,
         Err(e) => {
@@ -136,6 +136,66 @@ pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
         }
     };
     berth_sys::fork::exit_now(code)
+}
+
+/// What the shim hands back when the container's init has exited:
+/// `berth monitor ROOT ID --resume BEGAN_MS BACKOFF_MS LISTENER CODE WAITERS`.
+struct Resume {
+    /// When the run began (ms since the epoch), for the restart backoff.
+    began_ms: i64,
+    backoff: Duration,
+    /// The attach socket's listening descriptor.
+    listener: i32,
+    /// The init's exit code.
+    code: i32,
+    /// Descriptors of clients waiting for the exit.
+    waiters: Vec<i32>,
+}
+
+impl Resume {
+    fn parse(args: &[String]) -> Option<Resume> {
+        let [began, backoff, listener, code, waiters] = args else {
+            return None;
+        };
+        Some(Resume {
+            began_ms: began.parse().ok()?,
+            backoff: Duration::from_millis(backoff.parse().ok()?),
+            listener: listener.parse().ok()?,
+            code: code.parse().ok()?,
+            waiters: match waiters.as_str() {
+                "-" => Vec::new(),
+                w => w
+                    .split(',')
+                    .map(|f| f.parse().ok())
+                    .collect::<Option<_>>()?,
+            },
+        })
+    }
+}
+
+/// Entry point of `berth monitor ROOT ID --resume ...`: the monitor again,
+/// after its shim saw the container exit (the same process). Never returns.
+pub fn resume_main(root: &Path, id: &str, args: &[String]) -> ! {
+    let Some(r) = Resume::parse(args) else {
+        eprintln!("berth monitor {id}: bad --resume arguments {args:?}");
+        berth_sys::fork::exit_now(2)
+    };
+    let code = r.code;
+    let code = match Monitor::new(root, id, None, Some(r)).and_then(|mut m| m.run(Some(code))) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth monitor {id}: {e}");
+            1
+        }
+    };
+    berth_sys::fork::exit_now(code)
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct Monitor {
@@ -156,10 +216,14 @@ struct Monitor {
     exec: Option<String>,
     /// When the next health check is due (containers with one, running).
     next_health: Option<Instant>,
+    /// When the current run began (ms since the epoch).
+    began_ms: i64,
+    /// The restart policy's current delay.
+    backoff: Duration,
 }
 
 impl Monitor {
-    fn new(root: &Path, id: &str, exec: Option<&str>) -> Result<Monitor> {
+    fn new(root: &Path, id: &str, exec: Option<&str>, resume: Option<Resume>) -> Result<Monitor> {
         let store = Store::open(root)?;
         let dir = store.dir(id);
         std::env::set_current_dir(&dir).map_err(|e| sys_err("enter the container directory", e))?;
@@ -178,45 +242,69 @@ impl Monitor {
             Some(eid) => crate::exec::socket_path(&dir, eid),
             None => dir.join(ATTACH_SOCKET),
         };
-        // The handshake moves off fds 0 and 1, which the container's stdio
-        // borrows while it is created.
-        let ctl_in = rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3)
-            .map_err(|e| sys_err("dup stdin", e))?;
-        let ctl_out = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3)
-            .map_err(|e| sys_err("dup stdout", e))?;
         let own_err = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3)
             .map_err(|e| sys_err("dup stderr", e))?;
-        let null = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| sys_err("open /dev/null", e))?;
-        rustix::stdio::dup2_stdin(&null).map_err(|e| sys_err("dup2", e))?;
-        rustix::stdio::dup2_stdout(&null).map_err(|e| sys_err("dup2", e))?;
-        let _ = fs::remove_file(&sock_path);
-        let listener = std::os::unix::net::UnixListener::from(
+        let rotation = record.log_config.rotation()?;
+        let log = LogWriter::open(&dir, rotation, record.log_config.kind == "none")?;
+        let mut clients = Vec::new();
+        let (mut ctl_in, mut ctl_out) = (None, None);
+        let (mut began_ms, mut backoff) = (epoch_ms(), Duration::from_millis(100));
+        let listener = if let Some(r) = resume {
+            // fds 0-2 are already /dev/null and the monitor's log
+            let take = |fd| {
+                berth_sys::fd::take_inherited(fd)
+                    .map_err(|e| sys_err("take a handed-back descriptor", e))
+            };
+            for fd in r.waiters {
+                clients.push(Client {
+                    fd: std::os::unix::net::UnixStream::from(take(fd)?),
+                    kind: Kind::Wait,
+                    read_done: false,
+                });
+            }
+            (began_ms, backoff) = (r.began_ms, r.backoff);
+            take(r.listener)?
+        } else {
+            // The handshake moves off fds 0 and 1, which the container's
+            // stdio borrows while it is created.
+            let dup = |fd: BorrowedFd<'_>| {
+                rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                    .map(fs::File::from)
+                    .map_err(|e| sys_err("dup the handshake", e))
+            };
+            ctl_in = Some(dup(std::io::stdin().as_fd())?);
+            ctl_out = Some(dup(std::io::stdout().as_fd())?);
+            let null = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| sys_err("open /dev/null", e))?;
+            rustix::stdio::dup2_stdin(&null).map_err(|e| sys_err("dup2", e))?;
+            rustix::stdio::dup2_stdout(&null).map_err(|e| sys_err("dup2", e))?;
+            let _ = fs::remove_file(&sock_path);
             berth_runtime::container::unix::listen(&sock_path)
-                .map_err(|e| sys_err("listen on the attach socket", e))?,
-        );
+                .map_err(|e| sys_err("listen on the attach socket", e))?
+        };
+        let listener = std::os::unix::net::UnixListener::from(listener);
         listener
             .set_nonblocking(true)
             .map_err(|e| sys_err("attach.sock", e))?;
-        let rotation = record.log_config.rotation()?;
-        let log = LogWriter::open(&dir, rotation, record.log_config.kind == "none")?;
         Ok(Monitor {
             root: root.to_path_buf(),
             id: id.to_owned(),
             dir,
             store,
             record,
-            ctl_in: Some(fs::File::from(ctl_in)),
-            ctl_out: Some(fs::File::from(ctl_out)),
+            ctl_in,
+            ctl_out,
             listener,
-            clients: Vec::new(),
+            clients,
             log,
             own_err,
             exec: exec.map(str::to_owned),
             next_health: None,
+            began_ms,
+            backoff,
         })
     }
 
@@ -232,20 +320,29 @@ impl Monitor {
         Ok(Runtime::new(&self.root.join("oci"))?)
     }
 
-    fn run(&mut self) -> Result<()> {
-        let me = std::process::id() as i32;
-        let start = process_start(me).unwrap_or(0);
-        self.store.update_state(&self.id, |s| {
-            s.monitor_pid = me;
-            s.monitor_start = start;
-            s.manual_stop = false;
-            s.error.clear();
-        })?;
-        let mut backoff = Duration::from_millis(100);
+    /// The container's runs under its restart policy. `resumed`: the exit
+    /// code of the run the shim followed (the monitor was executed again).
+    fn run(&mut self, mut resumed: Option<i32>) -> Result<()> {
+        if resumed.is_none() {
+            let me = std::process::id() as i32;
+            let start = process_start(me).unwrap_or(0);
+            self.store.update_state(&self.id, |s| {
+                s.monitor_pid = me;
+                s.monitor_start = start;
+                s.manual_stop = false;
+                s.error.clear();
+            })?;
+        }
         let mut last_code = None;
         loop {
-            let began = Instant::now();
-            let code = match self.one_run() {
+            let run = match resumed.take() {
+                Some(code) => self.after_run(code),
+                None => {
+                    self.began_ms = epoch_ms();
+                    self.one_run()
+                }
+            };
+            let code = match run {
                 Ok(Some(code)) => code,
                 Ok(None) => break, // start failed or the spawner went away
                 Err(e) => {
@@ -282,20 +379,20 @@ impl Monitor {
                 break;
             }
             // docker's backoff: doubles from 100 ms, reset after 10 s of running
-            if began.elapsed() >= Duration::from_secs(10) {
-                backoff = Duration::from_millis(100);
+            if epoch_ms() - self.began_ms >= 10_000 {
+                self.backoff = Duration::from_millis(100);
             }
             self.store.update_state(&self.id, |s| {
                 s.status = Status::Restarting;
                 s.restart_count += 1;
             })?;
-            if !self.sleep_serving(backoff) {
+            if !self.sleep_serving(self.backoff) {
                 let _ = self.store.update_state(&self.id, |s| {
                     s.status = Status::Exited;
                 });
                 break;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(60));
+            self.backoff = (self.backoff * 2).min(Duration::from_secs(60));
         }
         if self.record.auto_remove {
             let _ = self
@@ -572,6 +669,15 @@ impl Monitor {
         r
     }
 
+    /// The end of a run the shim followed to the init's exit `code`.
+    fn after_run(&mut self, code: i32) -> Result<Option<i32>> {
+        let r = self.ended(code);
+        if crate::network::is_bridge_mode(&self.record.network_mode) {
+            crate::network::disconnect(&self.root, &self.dir, &self.id);
+        }
+        r.map(Some)
+    }
+
     /// Creates and starts the container once and follows it to its exit.
     /// `Ok(None)`: it never started (recorded).
     fn one_run_inner(&mut self) -> Result<Option<i32>> {
@@ -645,12 +751,20 @@ impl Monitor {
         }
         write_line(&mut self.ctl_out, "ok");
         self.ctl_out = None;
+        self.handoff(&io, pid);
         let pidfd = rustix::process::pidfd_open(
             rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Invalid("no pid".into()))?,
             rustix::process::PidfdFlags::empty(),
         )
         .map_err(|e| sys_err("pidfd_open", e))?;
         let code = self.follow(&mut io, &pidfd, pid)?;
+        self.ended(code).map(Some)
+    }
+
+    /// Records the exit of the run's init with `code` and removes the
+    /// runtime's container.
+    fn ended(&mut self, code: i32) -> Result<i32> {
+        let rt = self.runtime()?;
         let oom = code == 137 && self.oom_killed(&rt);
         if oom {
             self.event("oom", &[]);
@@ -667,7 +781,132 @@ impl Monitor {
             s.finished_at = now.clone();
             s.oom_killed = oom;
         })?;
-        Ok(Some(code))
+        Ok(code)
+    }
+
+    /// Replaces this process with berth-shim, which follows the running
+    /// container (init `pid`, stdio `io`) with a few pages of memory and
+    /// executes berth again (`--resume`) at its exit. Returns only when the
+    /// shim is not available or cannot be executed: the monitor then follows
+    /// the container itself.
+    fn handoff(&mut self, io: &Io, pid: i32) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let shim = match crate::embedded::install(&self.root, "berth-shim", crate::embedded::SHIM) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("{e}; the monitor follows the container itself");
+                return;
+            }
+        };
+        // the berth binary the shim executes again (this one, even if the
+        // file was replaced since)
+        let exe = match rustix::fs::open(
+            "/proc/self/exe",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                eprintln!("open /proc/self/exe: {e}; the monitor follows the container itself");
+                return;
+            }
+        };
+        let mut passed: Vec<BorrowedFd<'_>> = vec![exe.as_fd(), self.listener.as_fd()];
+        let mut cmd = std::process::Command::new(&shim);
+        let num = |fd: &dyn AsRawFd| fd.as_raw_fd().to_string();
+        cmd.arg("--pid").arg(pid.to_string());
+        cmd.arg("--listen").arg(num(&self.listener));
+        cmd.arg("--exe").arg(num(&exe));
+        for (flag, fd) in [
+            ("--out", &io.out),
+            ("--err", &io.err),
+            ("--pty", &io.pty),
+            ("--stdin", &io.stdin),
+        ] {
+            if let Some(fd) = fd {
+                cmd.arg(flag).arg(num(fd));
+                passed.push(fd.as_fd());
+            }
+        }
+        if self.record.open_stdin {
+            cmd.arg("--open-stdin");
+        }
+        if self.record.stdin_once {
+            cmd.arg("--stdin-once");
+        }
+        if self.record.log_config.kind != "none" {
+            let (max, files) = self
+                .record
+                .log_config
+                .rotation()
+                .ok()
+                .flatten()
+                .unwrap_or((0, 1));
+            cmd.arg("--log").arg(crate::logs::LOG_FILE);
+            cmd.arg(max.to_string()).arg(files.to_string());
+        }
+        if let (Some(h), Some(next)) = (&self.record.healthcheck, self.next_health) {
+            let ms = |ns: i64| (ns / 1_000_000).max(0);
+            let first = next.saturating_duration_since(Instant::now()).as_millis();
+            let start_end = if h.start_period > 0 {
+                epoch_ms() + ms(h.start_period)
+            } else {
+                0
+            };
+            cmd.arg("--health").arg(first.to_string());
+            cmd.arg(crate::health::interval(h, false).as_millis().to_string());
+            cmd.arg(ms(h.start_interval).to_string());
+            cmd.arg(start_end.to_string());
+            cmd.arg(&self.root).arg(&self.id);
+        }
+        for c in &self.clients {
+            let mode = match c.kind {
+                Kind::Wait => "w".to_owned(),
+                Kind::Attach {
+                    stdin,
+                    stdout,
+                    stderr,
+                } => {
+                    let flag = |on: bool, f: &'static str| if on { f } else { "" };
+                    format!(
+                        "a{}{}{}",
+                        flag(stdin, "i"),
+                        flag(stdout, "o"),
+                        flag(stderr, "e")
+                    )
+                }
+                Kind::New => continue,
+            };
+            cmd.arg("--client").arg(num(&c.fd)).arg(mode);
+            passed.push(c.fd.as_fd());
+        }
+        cmd.arg("--")
+            .arg("berth")
+            .arg("monitor")
+            .arg(&self.root)
+            .arg(&self.id);
+        cmd.arg("--resume").arg(self.began_ms.to_string());
+        cmd.arg(self.backoff.as_millis().to_string());
+        cmd.arg(num(&self.listener));
+        let cloexec = |on: bool| {
+            for fd in &passed {
+                let flags = if on {
+                    rustix::io::FdFlags::CLOEXEC
+                } else {
+                    rustix::io::FdFlags::empty()
+                };
+                let _ = rustix::io::fcntl_setfd(fd, flags);
+            }
+        };
+        cloexec(false);
+        let e = cmd.exec();
+        cloexec(true);
+        eprintln!(
+            "execute {}: {e}; the monitor follows the container itself",
+            shim.display()
+        );
     }
 
     fn oom_killed(&self, rt: &Runtime) -> bool {

@@ -290,25 +290,14 @@ impl Engine {
 
     /// The host copy of berth-init (`--init`), written once per build.
     fn init_binary(&self) -> Result<String> {
-        const INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
-        if INIT.is_empty() {
-            return Err(Error::Invalid(
+        match crate::embedded::install(&self.root, "berth-init", crate::embedded::INIT)? {
+            Some(path) => Ok(path.display().to_string()),
+            None => Err(Error::Invalid(
                 "not supported yet: --init (berth-init was not built: no static C toolchain at \
                  build time)"
                     .into(),
-            ));
+            )),
         }
-        let path = self.root.join("berth-init");
-        if fs::read(&path).map(|b| b != INIT).unwrap_or(true) {
-            let tmp = self
-                .root
-                .join(format!(".berth-init.{}", std::process::id()));
-            fs::write(&tmp, INIT).map_err(|e| Error::Io("write berth-init".into(), e))?;
-            fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o555))
-                .map_err(|e| Error::Io("chmod berth-init".into(), e))?;
-            fs::rename(&tmp, &path).map_err(|e| Error::Io("install berth-init".into(), e))?;
-        }
-        Ok(path.display().to_string())
     }
 
     /// Records a container event.

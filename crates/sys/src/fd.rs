@@ -47,3 +47,23 @@ pub fn is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD on any number is harmless; it fails with EBADF if closed.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
+
+/// Takes ownership of a descriptor this program inherited across exec,
+/// numbered on its command line by the program that executed it (the
+/// monitor's listening socket and waiting clients, handed back by the
+/// monitor's shim). Marks it close-on-exec. For start-up only, once per
+/// number: nothing else in the process may own `fd`.
+pub fn take_inherited(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    if fd < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is stdio, not an inherited one"),
+        ));
+    }
+    // SAFETY: F_GETFD/F_SETFD only read and write a descriptor flag.
+    let ret = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    crate::cvt(ret as libc::c_long)?;
+    // SAFETY: the descriptor is open (F_SETFD succeeded) and, by this
+    // function's contract, owned by nothing else in this process.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
