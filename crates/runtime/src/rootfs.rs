@@ -296,12 +296,86 @@ fn at(e: io::Error, what: &str, path: &Path) -> Error {
     }
 }
 
-/// Step 1 (in the new mount namespace): propagation, the rootfs bind, the
-/// spec's mounts and /dev. Returns an fd of the rootfs.
-pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
-    if !plan.mountns {
-        return prepare_in_host_namespace(plan);
+/// Calls a once-only hook the first time it is asked to.
+struct Once<'a> {
+    hook: Option<&'a mut dyn FnMut() -> Result<()>>,
+}
+
+impl Once<'_> {
+    fn call(&mut self) -> Result<()> {
+        match self.hook.take() {
+            Some(h) => h(),
+            None => Ok(()),
+        }
     }
+}
+
+/// Step 1 (in the new mount namespace): propagation, the rootfs bind, the
+/// spec's mounts and /dev. Returns an fd of the rootfs. `in_cgroup` runs
+/// once, before the first cgroup mount or after the last mount: it returns
+/// when the process is in its cgroup (and cgroup namespace).
+pub fn prepare(plan: &RootfsPlan, in_cgroup: &mut dyn FnMut() -> Result<()>) -> Result<OwnedFd> {
+    let mut in_cgroup = Once {
+        hook: Some(in_cgroup),
+    };
+    let root = if plan.mountns {
+        prepare_in_mount_namespace(plan, &mut in_cgroup)?
+    } else {
+        prepare_in_host_namespace(plan, &mut in_cgroup)?
+    };
+    in_cgroup.call()?;
+    Ok(root)
+}
+
+/// The order the spec's mounts are made in: the spec's, except that cgroup
+/// mounts (and mounts below them) go last where no later mount covers
+/// them, so the rest are made while the runtime joins the process to its
+/// cgroup.
+fn mount_order(mounts: &[MountEntry]) -> Vec<usize> {
+    let is_cgroup = |m: &MountEntry| m.fstype.starts_with("cgroup");
+    let mut deferred: Vec<usize> = Vec::new();
+    let mut now: Vec<usize> = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let under_deferred = deferred
+            .iter()
+            .any(|&d| m.dest.starts_with(&mounts[d].dest));
+        // a later mount on or above it must still come after it
+        let covered_later = mounts[i + 1..].iter().any(|n| m.dest.starts_with(&n.dest));
+        if (is_cgroup(m) || under_deferred) && !covered_later {
+            deferred.push(i);
+        } else if under_deferred {
+            // keep it after what it is mounted on: nothing moves
+            return (0..mounts.len()).collect();
+        } else {
+            now.push(i);
+        }
+    }
+    now.extend(deferred);
+    now
+}
+
+/// Mounts the spec's mounts under `root`, calling `in_cgroup` before the
+/// first cgroup mount.
+fn mount_entries(root: BorrowedFd<'_>, plan: &RootfsPlan, in_cgroup: &mut Once<'_>) -> Result<()> {
+    for m in mount_order(&plan.mounts)
+        .into_iter()
+        .map(|i| &plan.mounts[i])
+    {
+        if m.fstype.starts_with("cgroup") {
+            in_cgroup.call()?;
+        }
+        mount_entry(root, m, plan).map_err(|e| match e {
+            Error::Io { context, source } => Error::Io {
+                context: format!("mount {} on {}: {context}", m.fstype, m.dest.display()),
+                source,
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+fn prepare_in_mount_namespace(plan: &RootfsPlan, in_cgroup: &mut Once<'_>) -> Result<OwnedFd> {
     let base = match plan.root_propagation {
         Some((Propagation::Shared, _)) => MountPropagationFlags::SHARED,
         Some((Propagation::Private, _)) | Some((Propagation::Unbindable, _)) => {
@@ -323,15 +397,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<OwnedFd> {
         Mode::empty(),
     )
     .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
-    for m in &plan.mounts {
-        mount_entry(root.as_fd(), m, plan).map_err(|e| match e {
-            Error::Io { context, source } => Error::Io {
-                context: format!("mount {} on {}: {context}", m.fstype, m.dest.display()),
-                source,
-            },
-            other => other,
-        })?;
-    }
+    mount_entries(root.as_fd(), plan, in_cgroup)?;
     if plan.setup_dev {
         setup_dev(root.as_fd(), plan)?;
     }
@@ -402,7 +468,7 @@ fn create_cwd(root: BorrowedFd<'_>, plan: &RootfsPlan) -> Result<()> {
 /// Without a mount namespace of its own the container shares the host's:
 /// its mounts are made there (under the rootfs, removed again by
 /// [`unmount_under`] at delete) and it is entered with chroot.
-fn prepare_in_host_namespace(plan: &RootfsPlan) -> Result<OwnedFd> {
+fn prepare_in_host_namespace(plan: &RootfsPlan, in_cgroup: &mut Once<'_>) -> Result<OwnedFd> {
     mount_rootfs(plan)?;
     if plan.readonly {
         rustix::mount::mount_bind_recursive(&plan.rootfs, &plan.rootfs)
@@ -414,9 +480,7 @@ fn prepare_in_host_namespace(plan: &RootfsPlan) -> Result<OwnedFd> {
         Mode::empty(),
     )
     .ctx(|| format!("open rootfs {}", plan.rootfs.display()))?;
-    for m in &plan.mounts {
-        mount_entry(root.as_fd(), m, plan)?;
-    }
+    mount_entries(root.as_fd(), plan, in_cgroup)?;
     if plan.setup_dev {
         setup_dev(root.as_fd(), plan)?;
     }
@@ -998,4 +1062,66 @@ fn mask_paths(root: BorrowedFd<'_>, masked: &[PathBuf]) -> Result<()> {
         .map_err(|e| at(e.into(), "mask", p))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dest: &str, fstype: &str) -> MountEntry {
+        MountEntry {
+            dest: PathBuf::from(dest),
+            fstype: fstype.into(),
+            source: fstype.into(),
+            opts: MountOptions::default(),
+            source_is_file: false,
+        }
+    }
+
+    fn order(mounts: &[(&str, &str)]) -> Vec<usize> {
+        let m: Vec<MountEntry> = mounts.iter().map(|(d, t)| entry(d, t)).collect();
+        mount_order(&m)
+    }
+
+    #[test]
+    fn cgroup_mounts_go_last_unless_covered() {
+        // docker's order: the cgroup mount moves after /dev/mqueue and /dev/shm
+        assert_eq!(
+            order(&[
+                ("/proc", "proc"),
+                ("/dev", "tmpfs"),
+                ("/sys", "sysfs"),
+                ("/sys/fs/cgroup", "cgroup"),
+                ("/dev/mqueue", "mqueue"),
+                ("/dev/shm", "tmpfs"),
+            ]),
+            [0, 1, 2, 4, 5, 3]
+        );
+        // a mount below the cgroup mount moves with it
+        assert_eq!(
+            order(&[
+                ("/sys/fs/cgroup", "cgroup"),
+                ("/sys/fs/cgroup/x", "bind"),
+                ("/tmp", "tmpfs"),
+            ]),
+            [2, 0, 1]
+        );
+        // a later mount on or above it keeps the spec's order
+        assert_eq!(
+            order(&[
+                ("/sys/fs/cgroup", "cgroup"),
+                ("/sys", "sysfs"),
+                ("/tmp", "tmpfs"),
+            ]),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            order(&[
+                ("/sys/fs/cgroup", "cgroup"),
+                ("/sys/fs/cgroup/x", "bind"),
+                ("/sys/fs/cgroup/x", "tmpfs"),
+            ]),
+            [0, 1, 2]
+        );
+    }
 }

@@ -17,12 +17,18 @@ use serde::{Deserialize, Serialize};
 /// A message between the runtime and a container's init (or exec child).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Msg {
-    /// Parent → child: ids are mapped and the cgroup is joined; go on.
-    /// Carries the child's pid as the host sees it (for hook state).
+    /// Parent → child: ids are mapped; go on. Carries the child's pid as
+    /// the host sees it (for hook state).
     Go {
         /// Host pid of the child.
         pid: i32,
     },
+    /// Parent → child (after `Go`): the child is in its cgroup. The parent
+    /// joins it there while the child mounts (on cgroup v1 the join waits
+    /// for an RCU grace period, ~10 ms); the child waits for this before
+    /// anything that depends on its cgroup (a cgroup namespace, cgroup
+    /// mounts, hooks, the process).
+    CgroupJoined,
     /// Child → parent: mounts are ready; run prestart/createRuntime hooks.
     RunRuntimeHooks,
     /// Parent → child: the runtime hooks ran.

@@ -96,6 +96,23 @@ pub(crate) struct Spawned {
     pub signals: Option<OwnedFd>,
 }
 
+/// The error an init reported before exiting, if it did (read without
+/// waiting on a live one).
+fn init_error(ch: &sync::Channel) -> Option<Error> {
+    let mut fds = [rustix::event::PollFd::new(ch, rustix::event::PollFlags::IN)];
+    let ts = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    if rustix::event::poll(&mut fds, Some(&ts)).ok()? == 0 {
+        return None;
+    }
+    match ch.recv() {
+        Ok(Some((Msg::Error { message }, _))) => Some(Error::Init(message)),
+        _ => None,
+    }
+}
+
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let path = std::path::absolute(path).ctx(|| format!("pid file {}", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("/"));
@@ -395,10 +412,6 @@ impl Runtime {
         if flags & clone_flag(T::User) != 0 {
             write_id_maps(pid.as_raw_nonzero().get(), spec)?;
         }
-        if cgroup_fd.is_none() {
-            cgroup.add_pid(pid.as_raw_nonzero().get())?;
-        }
-        self.phase("cgroup-join");
         parent_ch
             .send(
                 &Msg::Go {
@@ -407,6 +420,22 @@ impl Runtime {
                 None,
             )
             .ctx(|| "signal the init")?;
+        // The init mounts meanwhile and waits for `CgroupJoined` before
+        // anything that depends on its cgroup.
+        let joined = (|| -> Result<()> {
+            if cgroup_fd.is_none() {
+                cgroup.add_pid(pid.as_raw_nonzero().get())?;
+            }
+            parent_ch
+                .send(&Msg::CgroupJoined, None)
+                .ctx(|| "signal the init")
+        })();
+        if let Err(e) = joined {
+            // an init that failed first (and so left nothing to join or to
+            // signal) has said why
+            return Err(init_error(&parent_ch).unwrap_or(e));
+        }
+        self.phase("cgroup-join");
         state_json["pid"] = pid.as_raw_nonzero().get().into();
         let mut pty = None;
         let child_phases = loop {

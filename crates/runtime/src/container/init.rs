@@ -143,12 +143,6 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
             early(rustix::thread::set_thread_res_uid(r, r, r).ctx(|| "setresuid(0)"))?;
         }
     }
-    if ctx.unshare_cgroupns {
-        early(
-            berth_sys::ns::unshare_namespaces(libc::CLONE_NEWCGROUP)
-                .ctx(|| "create the cgroup namespace"),
-        )?;
-    }
     early(rustix::process::setsid().map(drop).ctx(|| "setsid"))?;
     phases.push(("init:setsid".into(), monotonic_ns()));
     if ctx.new_keyring {
@@ -170,7 +164,26 @@ fn setup(ctx: &mut InitCtx) -> std::result::Result<Never, Fail> {
     }
     phases.push(("init:namespaces".into(), monotonic_ns()));
 
-    let root = early(rootfs::prepare(&ctx.rootfs))?;
+    // The runtime joins us to our cgroup meanwhile: wait for that before
+    // the first cgroup mount (or the end of the mounts), then make the
+    // cgroup namespace rooted at it.
+    let (ch, unshare_cgroupns) = (&ctx.ch, ctx.unshare_cgroupns);
+    let mut in_cgroup = || -> Result<()> {
+        match ch
+            .recv()
+            .ctx(|| "wait for the runtime to join the cgroup")?
+        {
+            Some((Msg::CgroupJoined, _)) => {}
+            Some((other, _)) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+            None => berth_sys::fork::exit_now(1),
+        }
+        if unshare_cgroupns {
+            berth_sys::ns::unshare_namespaces(libc::CLONE_NEWCGROUP)
+                .ctx(|| "create the cgroup namespace")?;
+        }
+        Ok(())
+    };
+    let root = early(rootfs::prepare(&ctx.rootfs, &mut in_cgroup))?;
     phases.push(("init:mounts".into(), monotonic_ns()));
     if ctx.runtime_hooks {
         early(
