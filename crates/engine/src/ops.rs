@@ -1259,14 +1259,7 @@ pub fn parse_rfc3339_secs(t: &str) -> Option<i64> {
     let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
     let (h, mi, s) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // days from civil (Howard Hinnant's algorithm)
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = berth_types::time::days_from_civil(y, mo, d);
     Some(days * 86400 + h * 3600 + mi * 60 + s)
 }
 
