@@ -2151,6 +2151,50 @@ fn diff_commit_and_export() {
         b.fails(&["run", "--rm", "--device", "/nonexistent", "bb:1", "true"])
             .contains("/nonexistent")
     );
+    // --device with narrower permissions: the device cgroup decides each
+    // open (loop-control is outside the default device list)
+    if std::path::Path::new("/dev/loop-control").exists() {
+        let open = |perms: &str| {
+            b.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--device",
+                &format!("/dev/loop-control:/dev/lc:{perms}"),
+                "bb:1",
+                "sh",
+                "-c",
+                "(exec 3</dev/lc) 2>/dev/null && echo r=ok || echo r=denied; \
+                 (exec 3>/dev/lc) 2>/dev/null && echo w=ok || echo w=denied",
+            ])
+        };
+        assert_eq!(
+            open("r").split_whitespace().collect::<Vec<_>>(),
+            ["r=ok", "w=denied"]
+        );
+        assert_eq!(
+            open("w").split_whitespace().collect::<Vec<_>>(),
+            ["r=denied", "w=ok"]
+        );
+        assert_eq!(
+            open("rwm").split_whitespace().collect::<Vec<_>>(),
+            ["r=ok", "w=ok"]
+        );
+        assert!(
+            b.fails(&[
+                "run",
+                "--rm",
+                "--device",
+                "/dev/loop-control:/dev/lc:rx",
+                "bb:1",
+                "true"
+            ])
+            .contains("invalid device mode")
+        );
+    } else {
+        eprintln!("skipping --device permissions: this host has no /dev/loop-control");
+    }
     // --init: a reaper as process 1 that forwards signals (a plain `sleep`
     // as pid 1 would ignore SIGTERM and wait for the kill)
     let out = b.ok(&[

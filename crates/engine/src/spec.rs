@@ -300,12 +300,6 @@ pub fn devices(
         if perms.is_empty() || !perms.chars().all(|x| "rwm".contains(x)) {
             return Err(format!("invalid device mode: {perms}"));
         }
-        if perms != "rwm" {
-            // the runtime grants the nodes of linux.devices in full
-            return Err(format!(
-                "not supported yet: device permissions other than rwm ({d})"
-            ));
-        }
         if !host.starts_with('/') || !ctr.starts_with('/') {
             return Err(format!(
                 "invalid device specification: {d} (paths must be absolute)"

@@ -535,7 +535,9 @@ impl DeviceRule {
 }
 
 /// The full rule list a container gets: its own rules, then the defaults,
-/// then one allow rule per device the spec creates.
+/// then one allow rule per device the spec creates, unless the container's
+/// own rules name that device exactly (then they decide its access, as
+/// `--device /dev/x:/dev/x:r` asks).
 pub fn container_device_rules(
     r: Option<&LinuxResources>,
     spec_devices: &[(char, i64, i64)],
@@ -544,8 +546,15 @@ pub fn container_device_rules(
     for d in r.and_then(|r| r.devices().as_ref()).into_iter().flatten() {
         rules.push(DeviceRule::from_oci(d)?);
     }
+    let own = rules.len();
     rules.extend(default_device_rules());
     for &(kind, major, minor) in spec_devices {
+        let named = rules[..own]
+            .iter()
+            .any(|r| r.kind == kind && r.major == Some(major) && r.minor == Some(minor));
+        if named {
+            continue;
+        }
         rules.push(DeviceRule {
             allow: true,
             kind,
@@ -563,6 +572,18 @@ mod tests {
 
     fn res(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn own_rule_for_a_spec_device_decides_its_access() {
+        let r = res(r#"{"devices":[{"allow":false,"access":"rwm"},
+            {"allow":true,"type":"c","major":10,"minor":200,"access":"r"}]}"#);
+        let rules = container_device_rules(Some(&r), &[('c', 10, 200), ('c', 10, 229)]).unwrap();
+        let lines: Vec<String> = rules.iter().map(DeviceRule::v1_line).collect();
+        assert!(lines.contains(&"c 10:200 r".to_owned()));
+        assert!(!lines.contains(&"c 10:200 rwm".to_owned()), "{lines:?}");
+        // a spec device no rule names is granted in full
+        assert!(lines.contains(&"c 10:229 rwm".to_owned()), "{lines:?}");
     }
 
     #[test]
