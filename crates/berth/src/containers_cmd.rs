@@ -76,9 +76,12 @@ pub struct ManyArgs {
     /// Remove the container's anonymous volumes (rm).
     #[arg(short, long)]
     volumes: bool,
-    /// Attach STDOUT/STDERR (start).
+    /// Attach STDOUT/STDERR and forward signals (start).
     #[arg(short, long)]
     attach: bool,
+    /// Attach the container's STDIN (start).
+    #[arg(short, long)]
+    interactive: bool,
     /// Containers.
     #[arg(required = true)]
     containers: Vec<String>,
@@ -294,8 +297,23 @@ fn ignore_not_modified(r: berth_engine::Result<()>) -> Result<()> {
 /// `berth start`.
 pub fn start(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
-    if a.attach {
-        return Err(anyhow!("not supported yet: start --attach"));
+    if a.attach || a.interactive {
+        let [name] = a.containers.as_slice() else {
+            return Err(anyhow!(
+                "you cannot start and attach multiple containers at once"
+            ));
+        };
+        let c = engine.container(name)?;
+        let code = crate::run_cmd::start_attached(
+            &engine,
+            root,
+            &c.record.id,
+            a.interactive && c.record.open_stdin,
+            c.record.tty,
+            !c.record.tty,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     each(&a.containers, |n| {
         ignore_not_modified(engine.start(n, || Ok(())))

@@ -174,6 +174,42 @@ pub struct RunArgs {
     /// Suppress the pull output.
     #[arg(short, long)]
     quiet: bool,
+    /// Container NIS domain name.
+    #[arg(long)]
+    domainname: Option<String>,
+    /// PID namespace to use (`host`, `container:<name|id>`).
+    #[arg(long)]
+    pid: Option<String>,
+    /// IPC mode to use (`none`, `private`, `shareable`, `host`, `container:<name|id>`).
+    #[arg(long)]
+    ipc: Option<String>,
+    /// UTS namespace to use (`host`).
+    #[arg(long)]
+    uts: Option<String>,
+    /// Cgroup namespace to use (`host`, `private`).
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// Size of /dev/shm (e.g. 128m).
+    #[arg(long)]
+    shm_size: Option<String>,
+    /// Add additional groups to join.
+    #[arg(long)]
+    group_add: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000).
+    #[arg(long, allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
+    /// Disable OOM Killer.
+    #[arg(long)]
+    oom_kill_disable: bool,
+    /// Tune container memory swappiness (0 to 100).
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swappiness: Option<i64>,
+    /// Add a rule to the cgroup allowed devices list (`c 1:3 rwm`).
+    #[arg(long)]
+    device_cgroup_rule: Vec<String>,
+    /// Mount volumes from the specified container(s) (`NAME[:ro|rw]`).
+    #[arg(long)]
+    volumes_from: Vec<String>,
     /// The image.
     image: String,
     /// Command and arguments.
@@ -202,6 +238,21 @@ pub struct LimitArgs {
     /// Tune container pids limit (-1 for unlimited).
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// Memory soft limit.
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period.
+    #[arg(long)]
+    cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota.
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    /// MEMs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable.
+    #[arg(long)]
+    blkio_weight: Option<u16>,
 }
 
 impl LimitArgs {
@@ -224,6 +275,11 @@ impl LimitArgs {
             cpu_shares: self.cpu_shares.unwrap_or(0),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             pids_limit: self.pids_limit,
+            memory_reservation: size(&self.memory_reservation, "memory-reservation")?,
+            cpu_period: self.cpu_period.unwrap_or(0),
+            cpu_quota: self.cpu_quota.unwrap_or(0),
+            cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
+            blkio_weight: self.blkio_weight.unwrap_or(0),
             ..Default::default()
         })
     }
@@ -262,6 +318,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let labels = crate::format::key_values(&a.label);
     let mut nnp = false;
     let mut seccomp = None;
+    let mut unconfined_paths = false;
     for o in &a.security_opt {
         match o.as_str() {
             "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => nnp = true,
@@ -274,6 +331,9 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
                         .map_err(|e| failed(format!("opening seccomp profile ({v}) failed: {e}")))?
                 });
             }
+            "systempaths=unconfined" => unconfined_paths = true,
+            // berth applies no AppArmor profile or SELinux label
+            "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable" => {}
             other => unsupported.push(format!("--security-opt {other}")),
         }
     }
@@ -383,7 +443,25 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         hostname: a.hostname.clone(),
-        domainname: None,
+        domainname: a.domainname.clone(),
+        host_options: berth_engine::container::HostOptions {
+            pid_mode: a.pid.clone().unwrap_or_default(),
+            ipc_mode: a.ipc.clone().unwrap_or_default(),
+            uts_mode: a.uts.clone().unwrap_or_default(),
+            cgroupns_mode: a.cgroupns.clone().unwrap_or_default(),
+            shm_size: match &a.shm_size {
+                None => 0,
+                Some(v) => parse_size(v)
+                    .map(|b| b as i64)
+                    .ok_or_else(|| failed(format!("invalid shm-size: {v}")))?,
+            },
+            group_add: a.group_add.clone(),
+            oom_score_adj: a.oom_score_adj.unwrap_or(0),
+            device_cgroup_rules: a.device_cgroup_rule.clone(),
+            masked_paths: unconfined_paths.then(Vec::new),
+            readonly_paths: unconfined_paths.then(Vec::new),
+        },
+        volumes_from: a.volumes_from.clone(),
         tty: a.tty,
         open_stdin: a.interactive,
         stdin_once: a.interactive && !a.detach,
@@ -402,6 +480,8 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         resources: {
             let mut r = a.limits.resources()?;
             r.pids_limit = r.pids_limit.filter(|p| *p > 0);
+            r.memory_swappiness = a.memory_swappiness;
+            r.oom_kill_disable = a.oom_kill_disable;
             r
         },
         log_config,
@@ -455,22 +535,54 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
             }
         }
     }
-    let dir = root.join("containers").join(&id);
+    match start_attached(
+        &engine,
+        root,
+        &id,
+        a.interactive,
+        a.tty,
+        a.sig_proxy && !a.tty,
+    ) {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(e) => {
+            if a.rm {
+                let _ = engine.remove(&id, true, true);
+            }
+            start_failure(&e.to_string())
+        }
+    }
+}
+
+/// Starts a container (or joins it if it runs) attached to our stdio, and
+/// returns its exit code (`run` without `-d`, `start -a`). Err: the start
+/// failed.
+pub(crate) fn start_attached(
+    engine: &Engine,
+    root: &Path,
+    id: &str,
+    interactive: bool,
+    tty: bool,
+    sig_proxy: bool,
+) -> Result<i32, berth_engine::Error> {
+    let dir = root.join("containers").join(id);
     let mut attach = None;
     let mut waiter = None;
-    let started = engine.start(&id, || {
-        attach = engine.attach(&id, a.interactive, true, true);
+    let started = engine.start(id, || {
+        attach = engine.attach(id, interactive, true, true);
         waiter = berth_engine::monitor::connect(&dir, &serde_json::json!({"wait": true}));
         Ok(())
     });
-    if let Err(e) = started {
-        if a.rm {
-            let _ = engine.remove(&id, true, true);
+    match started {
+        Ok(()) => {}
+        // already running: attach to it as it is
+        Err(berth_engine::Error::NotModified(_)) => {
+            attach = engine.attach(id, interactive, true, true);
+            waiter = berth_engine::monitor::connect(&dir, &serde_json::json!({"wait": true}));
         }
-        return start_failure(&e.to_string());
+        Err(e) => return Err(e),
     }
     if let Some(s) = attach {
-        relay(&engine, &id, s, a.tty, a.interactive, a.sig_proxy && !a.tty)?;
+        let _ = relay(engine, id, s, tty, interactive, sig_proxy);
     }
     let code = match waiter {
         Some(mut w) => {
@@ -480,13 +592,12 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let code = match code {
+    Ok(match code {
         Some(c) => c,
         None => engine
-            .wait(&id, berth_engine::WaitCondition::NotRunning, &|| false)
+            .wait(id, berth_engine::WaitCondition::NotRunning, &|| false)
             .unwrap_or(125),
-    };
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    })
 }
 
 fn start_failure(msg: &str) -> Result<ExitCode> {

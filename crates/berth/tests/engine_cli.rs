@@ -934,6 +934,53 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
     let mut mounts: Vec<&str> = mounts.split_whitespace().collect();
     mounts.sort();
     assert_eq!(mounts, ["bind:/h", "tmpfs:/run", "volume:/data"]);
+    // HostConfig's namespace modes and process options, as the CLI sends them
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "web:ro",
+        "--pid",
+        "container:web",
+        "--shm-size",
+        "2m",
+        "--group-add",
+        "777",
+        "--oom-score-adj",
+        "300",
+        "--device-cgroup-rule",
+        "c 10:237 r",
+        "vol:1",
+        "sh",
+        "-c",
+        "cat /data/seed; ps -o args | grep -c 'sleep 0.1' >/dev/null && echo sees-web; \
+         grep -o 'size=2048k' /proc/mounts; grep ^Groups: /proc/self/status; \
+         cat /proc/self/oom_score_adj; touch /data/x 2>/dev/null || echo ro",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["seeded", "sees-web", "size=2048k"], "{out}");
+    assert!(lines[3].split_whitespace().any(|g| g == "777"), "{out}");
+    assert_eq!(lines[4..], ["300", "ro"], "{out}");
+    let o = d.docker(&["run", "--rm", "--runtime", "kata", "vol:1", "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not supported yet: --runtime kata"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = d.docker(&["run", "--rm", "--link", "web:w", "vol:1", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported yet: --link"));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.IpcMode}} {{.HostConfig.ShmSize}}",
+            "web"
+        ])
+        .trim(),
+        "private 67108864"
+    );
     assert!(d.ok(&["volume", "ls", "-q"]).contains("dvol"));
     let o = d.docker(&["volume", "rm", "dvol"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));
@@ -2038,6 +2085,278 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
         "from the host\n"
     );
     d.ok(&["rm", "-f", "dbox"]);
+}
+
+/// `readlink /proc/self/ns/KIND` in a fresh container run with `flags`.
+fn ns_of(b: &Berth, flags: &[&str], kind: &str) -> String {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(flags);
+    let link = format!("/proc/self/ns/{kind}");
+    args.extend_from_slice(&["bb:1", "readlink", &link]);
+    b.ok(&args).trim().to_owned()
+}
+
+#[test]
+fn namespace_modes_and_process_options() {
+    if !root_or_skip("namespace_modes_and_process_options") {
+        return;
+    }
+    let b = berth_with_image();
+    let host = |kind: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{kind}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    // host namespaces, and private ones by default
+    for (flag, kind) in [("--pid", "pid"), ("--ipc", "ipc"), ("--uts", "uts")] {
+        assert_eq!(ns_of(&b, &[flag, "host"], kind), host(kind), "{flag} host");
+        assert_ne!(ns_of(&b, &[], kind), host(kind), "no {flag}");
+    }
+    assert_eq!(ns_of(&b, &["--cgroupns", "host"], "cgroup"), host("cgroup"));
+    assert_ne!(ns_of(&b, &[], "cgroup"), host("cgroup"));
+    let nodename = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--uts",
+        "host",
+        "bb:1",
+        "hostname",
+    ]);
+    assert_eq!(out.trim(), nodename);
+    assert!(
+        b.fails(&["run", "--rm", "--uts", "host", "-h", "x", "bb:1", "true"])
+            .contains("Conflicting options: hostname and the UTS mode")
+    );
+    assert!(
+        b.fails(&["run", "--rm", "--pid", "bogus", "bb:1", "true"])
+            .contains("invalid PID mode")
+    );
+    // /dev/shm: its size, none, the host's
+    let shm = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[
+            "bb:1",
+            "sh",
+            "-c",
+            "grep ' /dev/shm ' /proc/mounts || echo none",
+        ]);
+        b.ok(&args)
+    };
+    assert!(shm(&[]).contains("size=65536k"), "{}", shm(&[]));
+    assert!(shm(&["--shm-size", "2m"]).contains("size=2048k"));
+    assert_eq!(shm(&["--ipc", "none"]).trim(), "none");
+    // groups, oom_score_adj, masked paths
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "777",
+        "--group-add",
+        "778",
+        "--oom-score-adj",
+        "321",
+        "bb:1",
+        "sh",
+        "-c",
+        "grep ^Groups: /proc/self/status; cat /proc/self/oom_score_adj",
+    ]);
+    let groups: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    assert!(groups.contains(&"777") && groups.contains(&"778"), "{out}");
+    assert_eq!(out.lines().nth(1), Some("321"));
+    assert!(
+        b.fails(&["run", "--rm", "--group-add", "nosuchgroup", "bb:1", "true"])
+            .contains("Unable to find group nosuchgroup")
+    );
+    let masked = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb:1", "sh", "-c", "wc -c < /proc/timer_list"]);
+        b.ok(&args).trim().parse::<u64>().unwrap()
+    };
+    assert_eq!(masked(&[]), 0, "masked by default");
+    assert!(masked(&["--security-opt", "systempaths=unconfined"]) > 0);
+    // --device-cgroup-rule: a node made in the container opens as the rule says
+    let open = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[
+            "bb:1",
+            "sh",
+            "-c",
+            "mknod /tmp/lc c 10 237; (exec 3</tmp/lc) 2>/dev/null && echo r=ok || echo r=denied; \
+             (exec 3>/tmp/lc) 2>/dev/null && echo w=ok || echo w=denied",
+        ]);
+        b.ok(&args)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(open(&[]), ["r=denied", "w=denied"]);
+    assert_eq!(
+        open(&["--device-cgroup-rule", "c 10:237 r"]),
+        ["r=ok", "w=denied"]
+    );
+    assert_eq!(
+        open(&["--device-cgroup-rule", "c 10:* rw"]),
+        ["r=ok", "w=ok"]
+    );
+    assert!(
+        b.fails(&[
+            "run",
+            "--rm",
+            "--device-cgroup-rule",
+            "c x:1 r",
+            "bb:1",
+            "true"
+        ])
+        .contains("invalid device cgroup rule format")
+    );
+
+    // sharing another container's namespaces: pid, ipc (shareable), and
+    // the network of one with no bridge
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "-v",
+        "/data",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo hello > /data/f; exec sleep 300",
+    ]);
+    let donor = |kind: &str| {
+        b.ok(&[
+            "exec",
+            "donor",
+            "readlink",
+            &format!("/proc/self/ns/{kind}"),
+        ])
+        .trim()
+        .to_owned()
+    };
+    eventually("the donor's file", || {
+        b.run(&["exec", "donor", "test", "-f", "/data/f"])
+            .status
+            .success()
+    });
+    for (flag, kind) in [("--pid", "pid"), ("--ipc", "ipc"), ("--network", "net")] {
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            flag,
+            "container:donor",
+            "bb:1",
+            "readlink",
+            &format!("/proc/self/ns/{kind}"),
+        ]);
+        assert_eq!(out.trim(), donor(kind), "{flag} container:donor");
+    }
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:donor",
+        "bb:1",
+        "ps",
+        "-o",
+        "args",
+    ]);
+    assert!(out.contains("sleep 300"), "{out}");
+    // its /dev/shm and its hostname come along
+    b.ok(&["exec", "donor", "sh", "-c", "echo shared > /dev/shm/x"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "bb:1",
+        "cat",
+        "/dev/shm/x",
+    ]);
+    assert_eq!(out.trim(), "shared");
+    let donor_host = b.ok(&["exec", "donor", "hostname"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:donor",
+        "bb:1",
+        "hostname",
+    ]);
+    assert_eq!(out, donor_host);
+    // --volumes-from, read-only on request
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "donor:ro",
+        "bb:1",
+        "sh",
+        "-c",
+        "cat /data/f; touch /data/g 2>/dev/null && echo wrote || echo read-only",
+    ]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["hello", "read-only"]
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "donor",
+        "bb:1",
+        "sh",
+        "-c",
+        "touch /data/g && echo wrote",
+    ]);
+    assert_eq!(out.trim(), "wrote");
+    // a private IPC namespace is not shared
+    b.ok(&["run", "-d", "--name", "private", "bb:1", "sleep", "300"]);
+    assert!(
+        b.fails(&["run", "--rm", "--ipc", "container:private", "bb:1", "true"])
+            .contains("non-shareable IPC")
+    );
+    // joining needs the other running, at each start
+    b.ok(&[
+        "create",
+        "--name",
+        "joiner",
+        "--network",
+        "container:donor",
+        "bb:1",
+        "true",
+    ]);
+    b.ok(&["stop", "-t", "0", "donor"]);
+    assert!(
+        b.fails(&["start", "joiner"])
+            .contains("non running container")
+    );
+    b.ok(&["start", "donor"]);
+    b.ok(&["start", "-a", "joiner"]);
+    assert_eq!(status(&b, "joiner"), "exited 0");
+    b.ok(&["rm", "-f", "donor", "private", "joiner"]);
 }
 
 #[test]

@@ -68,8 +68,50 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             unsupported.push(what.to_owned());
         }
     };
-    check("VolumesFrom", "--volumes-from");
-    check("Links", "--link");
+    check(
+        "Links",
+        "--link (legacy container links; use a user-defined network)",
+    );
+    check("DeviceRequests", "--gpus / device requests");
+    check("CpuRealtimePeriod", "--cpu-rt-period");
+    check("CpuRealtimeRuntime", "--cpu-rt-runtime");
+    check("KernelMemory", "--kernel-memory");
+    check("KernelMemoryTCP", "kernel TCP memory limits");
+    check("BlkioWeightDevice", "--blkio-weight-device");
+    check("BlkioDeviceReadBps", "--device-read-bps");
+    check("BlkioDeviceWriteBps", "--device-write-bps");
+    check("BlkioDeviceReadIOps", "--device-read-iops");
+    check("BlkioDeviceWriteIOps", "--device-write-iops");
+    check("CgroupParent", "--cgroup-parent");
+    check("StorageOpt", "--storage-opt");
+    check("VolumeDriver", "--volume-driver");
+    check("CpuCount", "--cpu-count (Windows)");
+    check("CpuPercent", "--cpu-percent (Windows)");
+    check("IOMaximumIOps", "--io-maxiops (Windows)");
+    check("IOMaximumBandwidth", "--io-maxbandwidth (Windows)");
+    check("Annotations", "--annotation");
+    if let Some(m) = string(h("UsernsMode")).filter(|m| m != "host") {
+        unsupported.push(format!("--userns {m}"));
+    }
+    if let Some(r) = string(h("Runtime")).filter(|r| !matches!(r.as_str(), "berth" | "runc")) {
+        unsupported.push(format!("--runtime {r} (berth is the only runtime)"));
+    }
+    if let Some(i) = string(h("Isolation")).filter(|i| i != "default") {
+        unsupported.push(format!("--isolation {i}"));
+    }
+    if let Some(m) = string(obj.get("MacAddress")) {
+        unsupported.push(format!("--mac-address {m}"));
+    }
+    if boolean(obj.get("NetworkDisabled")) {
+        unsupported.push("NetworkDisabled (use NetworkMode none)".into());
+    }
+    let paths = |k: &str| -> Option<Vec<String>> {
+        h(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+    };
     let healthcheck: Option<berth_types::image::HealthConfig> = match obj.get("Healthcheck") {
         None | Some(Value::Null) => None,
         Some(h) => Some(
@@ -153,6 +195,9 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
                 // the docker CLI sends the profile's content, not its path
                 seccomp = Some(o["seccomp=".len()..].to_owned());
             }
+            // berth applies no AppArmor profile or SELinux label: asking for
+            // none is what it does already
+            "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable" => {}
             other => unsupported.push(format!("--security-opt {other}")),
         }
     }
@@ -236,7 +281,24 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
             cpuset_cpus: string(h("CpusetCpus")).unwrap_or_default(),
             cpuset_mems: string(h("CpusetMems")).unwrap_or_default(),
             pids_limit: pids,
+            memory_swappiness: h("MemorySwappiness").and_then(Value::as_i64),
+            oom_kill_disable: boolean(h("OomKillDisable")),
+            blkio_weight: u16::try_from(int(h("BlkioWeight")))
+                .map_err(|_| "Range of blkio weight is from 10 to 1000".to_owned())?,
         },
+        host_options: berth_engine::container::HostOptions {
+            pid_mode: string(h("PidMode")).unwrap_or_default(),
+            ipc_mode: string(h("IpcMode")).unwrap_or_default(),
+            uts_mode: string(h("UTSMode")).unwrap_or_default(),
+            cgroupns_mode: string(h("CgroupnsMode")).unwrap_or_default(),
+            shm_size: int(h("ShmSize")),
+            group_add: strings(h("GroupAdd")).unwrap_or_default(),
+            oom_score_adj: int(h("OomScoreAdj")),
+            device_cgroup_rules: strings(h("DeviceCgroupRules")).unwrap_or_default(),
+            masked_paths: paths("MaskedPaths"),
+            readonly_paths: paths("ReadonlyPaths"),
+        },
+        volumes_from: strings(h("VolumesFrom")).unwrap_or_default(),
         log_config,
         console_size,
         port_bindings,

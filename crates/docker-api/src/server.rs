@@ -538,12 +538,7 @@ async fn route(
             };
             let i = |k: &str| body.get(k).and_then(Value::as_i64).unwrap_or(0);
             let st = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            for k in [
-                "KernelMemory",
-                "BlkioWeight",
-                "CpuRealtimePeriod",
-                "CpuRealtimeRuntime",
-            ] {
+            for k in ["KernelMemory", "CpuRealtimePeriod", "CpuRealtimeRuntime"] {
                 if i(k) != 0 {
                     return error(
                         StatusCode::BAD_REQUEST,
@@ -562,6 +557,16 @@ async fn route(
                 cpuset_cpus: st("CpusetCpus"),
                 cpuset_mems: st("CpusetMems"),
                 pids_limit: body.get("PidsLimit").and_then(Value::as_i64),
+                blkio_weight: match u16::try_from(i("BlkioWeight")) {
+                    Ok(w) => w,
+                    Err(_) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "Range of blkio weight is from 10 to 1000",
+                        );
+                    }
+                },
+                ..Default::default()
             };
             let restart = body
                 .get("RestartPolicy")

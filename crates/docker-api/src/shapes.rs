@@ -182,6 +182,7 @@ pub fn inspect(c: &Container) -> Value {
     let s = &c.state;
     let running = matches!(s.status, Status::Running | Status::Paused) && s.is_active();
     let res = &r.resources;
+    let ho = &r.host_options;
     let tmpfs: serde_json::Map<String, Value> = r
         .mounts
         .iter()
@@ -262,6 +263,23 @@ pub fn inspect(c: &Container) -> Value {
             "CpusetCpus": res.cpuset_cpus,
             "CpusetMems": res.cpuset_mems,
             "PidsLimit": res.pids_limit,
+            "MemorySwappiness": res.memory_swappiness,
+            "OomKillDisable": res.oom_kill_disable,
+            "BlkioWeight": res.blkio_weight,
+            "PidMode": ho.pid_mode,
+            "IpcMode": if ho.ipc_mode.is_empty() { "private" } else { ho.ipc_mode.as_str() },
+            "UTSMode": ho.uts_mode,
+            "CgroupnsMode": if ho.cgroupns_mode.is_empty() { "private" } else { ho.cgroupns_mode.as_str() },
+            "ShmSize": if ho.shm_size == 0 { 64 << 20 } else { ho.shm_size },
+            "GroupAdd": if ho.group_add.is_empty() { Value::Null } else { json!(ho.group_add) },
+            "OomScoreAdj": ho.oom_score_adj,
+            "DeviceCgroupRules": if ho.device_cgroup_rules.is_empty() { Value::Null } else { json!(ho.device_cgroup_rules) },
+            "VolumesFrom": if r.volumes_from.is_empty() { Value::Null } else { json!(r.volumes_from) },
+            "Init": r.init,
+            "Dns": r.dns,
+            "DnsSearch": r.dns_search,
+            "DnsOptions": r.dns_options,
+            "ExtraHosts": if r.extra_hosts.is_empty() { Value::Null } else { json!(r.extra_hosts) },
             "ConsoleSize": r.console_size.map(|(h, w)| json!([h, w])).unwrap_or(json!([0, 0])),
         },
         "GraphDriver": {"Name": "overlay2", "Data": null},

@@ -267,6 +267,40 @@ pub struct Record {
     pub privileged: bool,
     /// `--init`.
     pub init: bool,
+    /// Namespace sharing and the process options of `HostConfig`.
+    pub host_options: HostOptions,
+    /// `--volumes-from` (as asked; their mounts are in `mounts`).
+    pub volumes_from: Vec<String>,
+}
+
+/// The namespace modes and process options of docker's `HostConfig`
+/// (`--pid`, `--ipc`, `--uts`, `--cgroupns`, `--shm-size`, `--group-add`,
+/// `--oom-score-adj`, `--device-cgroup-rule`). Modes are docker's words;
+/// `container:` modes hold the other container's full id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct HostOptions {
+    /// `""` (a private namespace), `host`, or `container:ID`.
+    pub pid_mode: String,
+    /// `""`/`private`, `shareable`, `host`, `none`, or `container:ID`.
+    pub ipc_mode: String,
+    /// `""` or `host`.
+    pub uts_mode: String,
+    /// `""`/`private` or `host`.
+    pub cgroupns_mode: String,
+    /// Size of /dev/shm in bytes (0: docker's 64 MiB).
+    pub shm_size: i64,
+    /// Supplementary groups (names from the image's /etc/group, or numbers).
+    pub group_add: Vec<String>,
+    /// The process's oom_score_adj (-1000..=1000).
+    pub oom_score_adj: i64,
+    /// Device cgroup rules (`c 1:3 rwm`, `b 8:* r`).
+    pub device_cgroup_rules: Vec<String>,
+    /// Paths masked in place of docker's list (`systempaths=unconfined`:
+    /// none); None: docker's list.
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only in place of docker's list; None: docker's list.
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 /// The life of a container, as docker names it.
@@ -646,8 +680,42 @@ impl Store {
             }
         }
         let dir = self.dir(&r.id);
+        unmount_shm(&dir);
         berth_image::unpack::remove_tree(&dir)
             .map_err(|e| Error::Io(format!("remove {}", dir.display()), e))
+    }
+}
+
+/// Where a container with `--ipc shareable` keeps its /dev/shm on the host
+/// while it runs, so that others can bind it (`--ipc container:`).
+pub const SHM_DIR: &str = "shm";
+
+/// Mounts the host-side /dev/shm of a shareable container (a tmpfs of
+/// `size` bytes at `<dir>/shm`), unless a previous run left it mounted.
+pub fn mount_shm(dir: &Path, size: i64) -> std::io::Result<()> {
+    use rustix::mount::{MountFlags, mount};
+    let at = dir.join(SHM_DIR);
+    fs::create_dir_all(&at)?;
+    let parent = rustix::fs::stat(dir)?;
+    if rustix::fs::stat(&at)?.st_dev != parent.st_dev {
+        return Ok(());
+    }
+    let size = if size <= 0 { 64 << 20 } else { size };
+    mount(
+        "shm",
+        &at,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        &*std::ffi::CString::new(format!("mode=1777,size={size}")).unwrap_or_default(),
+    )?;
+    Ok(())
+}
+
+/// Unmounts a container's host-side /dev/shm (idempotent).
+pub fn unmount_shm(dir: &Path) {
+    let at = dir.join(SHM_DIR);
+    if at.exists() {
+        let _ = rustix::mount::unmount(&at, rustix::mount::UnmountFlags::DETACH);
     }
 }
 

@@ -182,12 +182,17 @@ pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<Path
                 .ok()?;
             Some(s)
         };
-        let u = crate::user::resolve(
-            &r.user,
-            read("/etc/passwd").as_deref(),
-            read("/etc/group").as_deref(),
-        )
-        .map_err(Error::Invalid)?;
+        let group = read("/etc/group");
+        let mut u = crate::user::resolve(&r.user, read("/etc/passwd").as_deref(), group.as_deref())
+            .map_err(Error::Invalid)?;
+        // the container's --group-add applies to exec -u as well (docker)
+        let rec: Option<crate::container::Record> = fs::read(dir.join("container.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(rec) = rec {
+            crate::user::add_groups(&mut u, &rec.host_options.group_add, group.as_deref())
+                .map_err(Error::Invalid)?;
+        }
         p["user"] =
             serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
         if let Some(h) = u.home.filter(|h| !h.is_empty()) {

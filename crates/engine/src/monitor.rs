@@ -117,11 +117,19 @@ pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
         println!("error: fork the monitor: {e}");
         berth_sys::fork::exit_now(1)
     }
-    if exec.is_some()
+    // an exec joins the container's pid namespace, and a container without
+    // a pid namespace of its own (--pid host|container:) sees the runtime:
+    // never from a writable binary (CVE-2019-5736). Sealed here, at the
+    // start, where re-executing loses nothing: the runtime would re-execute
+    // the monitor in the middle of its start-up otherwise.
+    let shares_pid = || {
+        Store::open(root)
+            .and_then(|s| s.record(id))
+            .is_ok_and(|r| !r.host_options.pid_mode.is_empty())
+    };
+    if (exec.is_some() || shares_pid())
         && let Err(e) = berth_runtime::seal::ensure_sealed()
     {
-        // an exec joins the container's pid namespace: never from a
-        // writable binary (CVE-2019-5736)
         println!("error: {e}");
         berth_sys::fork::exit_now(1)
     }
@@ -659,12 +667,21 @@ impl Monitor {
         // leftovers of a previous run (a monitor killed mid-way); before the
         // network, as deleting unmounts what is under the bundle
         let _ = self.runtime()?.delete(&self.id, true);
-        if bridged {
-            crate::network::connect(&self.root, &self.dir, &self.record)?;
+        let shareable = self.record.host_options.ipc_mode == "shareable";
+        if shareable {
+            crate::container::mount_shm(&self.dir, self.record.host_options.shm_size)
+                .map_err(|e| sys_err("mount the shareable /dev/shm", e))?;
+        }
+        if bridged && let Err(e) = crate::network::connect(&self.root, &self.dir, &self.record) {
+            crate::container::unmount_shm(&self.dir);
+            return Err(e);
         }
         let r = self.one_run_inner();
         if bridged {
             crate::network::disconnect(&self.root, &self.dir, &self.id);
+        }
+        if shareable {
+            crate::container::unmount_shm(&self.dir);
         }
         r
     }
@@ -675,12 +692,75 @@ impl Monitor {
         if crate::network::is_bridge_mode(&self.record.network_mode) {
             crate::network::disconnect(&self.root, &self.dir, &self.id);
         }
+        if self.record.host_options.ipc_mode == "shareable" {
+            crate::container::unmount_shm(&self.dir);
+        }
         r.map(Some)
+    }
+
+    /// Points the namespaces this container shares with others
+    /// (`container:` modes of `--network`, `--pid`, `--ipc`) at those
+    /// containers' current inits, which must run; with the network come
+    /// their /etc/hosts, resolv.conf and hostname, with IPC their /dev/shm.
+    fn join_shared_namespaces(&self) -> Result<()> {
+        let ho = &self.record.host_options;
+        let shared = [
+            (self.record.network_mode.as_str(), "network", "net"),
+            (ho.pid_mode.as_str(), "pid", "pid"),
+            (ho.ipc_mode.as_str(), "ipc", "ipc"),
+        ];
+        if !shared.iter().any(|(m, _, _)| m.starts_with("container:")) {
+            return Ok(());
+        }
+        let path = self.dir.join("config.json");
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).map_err(|e| sys_err("read config.json", e))?)
+                .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+        for (mode, kind, proc_name) in shared {
+            let Some(other) = mode.strip_prefix("container:") else {
+                continue;
+            };
+            let st = self.store.state_raw(other).ok();
+            let pid = st
+                .filter(|s| matches!(s.status, Status::Running | Status::Paused) && s.pid > 0)
+                .filter(|s| s.monitor_alive())
+                .map(|s| s.pid)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "cannot join {kind} namespace of a non running container: {other}"
+                    ))
+                })?;
+            let ns = format!("/proc/{pid}/ns/{proc_name}");
+            for n in spec["linux"]["namespaces"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                if n["type"] == kind {
+                    n["path"] = ns.clone().into();
+                }
+            }
+            let other_etc = self.store.dir(other).join("etc");
+            for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+                let source = match (kind, m["destination"].as_str()) {
+                    (
+                        "network",
+                        Some(d @ ("/etc/hosts" | "/etc/resolv.conf" | "/etc/hostname")),
+                    ) => other_etc.join(&d[5..]).display().to_string(),
+                    _ => continue,
+                };
+                m["source"] = source.into();
+            }
+        }
+        let json = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
+        crate::container::write_atomic(&path, &json).map_err(|e| sys_err("write config.json", e))
     }
 
     /// Creates and starts the container once and follows it to its exit.
     /// `Ok(None)`: it never started (recorded).
     fn one_run_inner(&mut self) -> Result<Option<i32>> {
+        self.join_shared_namespaces()?;
         let rt = self.runtime()?;
         let rootfs: berth_types::image::MountSpec = serde_json::from_slice(
             &fs::read(self.dir.join(ROOTFS_FILE)).map_err(|e| sys_err("read rootfs.json", e))?,
@@ -1290,7 +1370,12 @@ fn spawn_with(
         Some(l) if l.starts_with("error: ") => {
             return Err(Error::Start(l["error: ".len()..].to_owned()));
         }
-        _ => {
+        Some(other) => {
+            return Err(Error::Start(format!(
+                "the container's monitor said {other:?} during start-up"
+            )));
+        }
+        None => {
             let why = fs::read_to_string(&log_path).unwrap_or_default();
             return Err(Error::Start(format!(
                 "the container's monitor exited during start-up: {}",

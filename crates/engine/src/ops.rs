@@ -21,6 +21,19 @@ use crate::spec::{Resources, RunSpec, build_spec, write_etc_files};
 use crate::user;
 use crate::volumes::{self, MountPoint};
 
+/// Whether the kernel offers a block I/O weight (docker discards
+/// `--blkio-weight` with a warning where it does not).
+fn blkio_weight_supported() -> bool {
+    let v1 = Path::new("/sys/fs/cgroup/blkio");
+    if v1.is_dir() {
+        return ["blkio.weight", "blkio.bfq.weight"]
+            .iter()
+            .any(|f| v1.join(f).exists());
+    }
+    fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+}
+
 /// The mounts a create request asks for, parsed (nothing made yet).
 fn requested_mounts(c: &CreateConfig) -> Result<Vec<MountPoint>> {
     let mut v = Vec::new();
@@ -187,6 +200,10 @@ pub struct CreateConfig {
     pub tmpfs: BTreeMap<String, String>,
     /// `Config.Volumes`: anonymous volumes (`docker run -v /path` sends them here).
     pub volumes: Vec<String>,
+    /// Namespace sharing and process options (`--pid`, `--ipc`, …).
+    pub host_options: crate::container::HostOptions,
+    /// `--volumes-from CONTAINER[:ro|rw]`.
+    pub volumes_from: Vec<String>,
     /// Things asked for that berth cannot do yet; create refuses them with
     /// "not supported yet: …".
     pub unsupported: Vec<String>,
@@ -333,19 +350,18 @@ impl Engine {
         }
         c.log_config.validate()?;
         let mut warnings = Vec::new();
+        let mut adjusted = c.clone();
+        self.check_host_options(&mut adjusted, &mut warnings)?;
+        let c = &adjusted;
         let mut mode = c.network_mode.as_str();
-        let host_network = mode == "host";
-        // container:<name|id>: join the network namespace of a container on
-        // a bridge network (its persistent namespace file)
+        let mut host_network = mode == "host";
+        // container:<name|id>: join the network namespace of the other
+        // container (found at each start); one on the host's network
+        // shares the host's
         let joined;
         if let Some(other) = mode.strip_prefix("container:") {
             let o = self.container(other)?;
-            if !crate::network::is_bridge_mode(&o.record.network_mode) {
-                return Err(Error::Invalid(format!(
-                    "not supported yet: joining the network of a container in network mode {}",
-                    o.record.network_mode
-                )));
-            }
+            host_network = o.record.network_mode == "host";
             if !c.port_bindings.is_empty() || c.publish_all {
                 return Err(Error::Invalid(
                     "conflicting options: port publishing and the container type network mode"
@@ -404,7 +420,8 @@ impl Engine {
         if let Some(s) = &c.stop_signal {
             parse_signal(s)?;
         }
-        let mounts = requested_mounts(c)?;
+        let mut mounts = requested_mounts(c)?;
+        self.volumes_from(c, &mut mounts)?;
         for h in &c.extra_hosts {
             let (name, ip) = h
                 .split_once(':')
@@ -526,16 +543,31 @@ impl Engine {
                 .read_file(&image.id, p, 4 << 20)?
                 .map(|b| String::from_utf8_lossy(&b).into_owned()))
         };
-        let user = user::resolve(
+        let group = read("/etc/group")?;
+        let mut user = user::resolve(
             &user_spec,
             read("/etc/passwd")?.as_deref(),
-            read("/etc/group")?.as_deref(),
+            group.as_deref(),
         )
         .map_err(Error::Invalid)?;
+        user::add_groups(&mut user, &c.host_options.group_add, group.as_deref())
+            .map_err(Error::Invalid)?;
+        // docker: the host's name on the host's network or UTS namespace,
+        // the other container's when sharing its network
+        let shared_host = match c.network_mode.strip_prefix("container:") {
+            Some(other) => Some(self.container(other)?.record.hostname),
+            None => (host_network || c.host_options.uts_mode == "host").then(|| {
+                rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned()
+            }),
+        };
         let hostname = c
             .hostname
             .clone()
             .filter(|h| !h.is_empty())
+            .or(shared_host)
             .unwrap_or_else(|| id[..12].to_owned());
         let env: Vec<String> = c.env.clone();
         let run = RunSpec {
@@ -565,20 +597,17 @@ impl Engine {
             },
             devices: c.devices.clone(),
             seccomp: c.seccomp.clone(),
-            netns_path: match c.network_mode.strip_prefix("container:") {
-                Some(other) => {
-                    let o = self.container(other)?;
-                    Some(
-                        self.store
-                            .dir(&o.record.id)
-                            .join(crate::network::NETNS_FILE)
-                            .display()
-                            .to_string(),
-                    )
-                }
-                None => crate::network::is_bridge_mode(&c.network_mode)
-                    .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
-            },
+            // container:<id> joins the other's namespace, whose path is set
+            // at each start (crate::spec::join_namespaces)
+            netns_path: crate::network::is_bridge_mode(&c.network_mode)
+                .then(|| dir.join(crate::network::NETNS_FILE).display().to_string()),
+            host_options: c.host_options.clone(),
+            shm_path: match c.host_options.ipc_mode.strip_prefix("container:") {
+                Some(other) => Some(self.store.dir(other).join(crate::container::SHM_DIR)),
+                None => (c.host_options.ipc_mode == "shareable")
+                    .then(|| dir.join(crate::container::SHM_DIR)),
+            }
+            .map(|p| p.display().to_string()),
         };
         let etc = dir.join("etc");
         let etc_opts = crate::spec::EtcOptions {
@@ -706,11 +735,133 @@ impl Engine {
             extra_networks: extra_networks.to_vec(),
             privileged: c.privileged,
             init: c.init,
+            host_options: c.host_options.clone(),
+            volumes_from: c.volumes_from.clone(),
         };
         self.store.save_record(&record)?;
         self.store.save_state(id, &State::default())?;
         let _ = fs::remove_file(dir.join(crate::container::CREATING));
         self.event(&record, "create", &[]);
+        Ok(())
+    }
+
+    /// Checks the namespace modes and process options of a create request,
+    /// naming `container:` modes by full id; drops what this host cannot
+    /// honour with docker's warning.
+    fn check_host_options(&self, c: &mut CreateConfig, warnings: &mut Vec<String>) -> Result<()> {
+        if let Some(other) = c.network_mode.strip_prefix("container:") {
+            c.network_mode = format!("container:{}", self.container(other)?.record.id);
+        }
+        let ho = &mut c.host_options;
+        let bad = |what: &str, m: &str| Error::Invalid(format!("invalid {what} mode: {m}"));
+        if let Some(other) = ho.pid_mode.strip_prefix("container:") {
+            ho.pid_mode = format!("container:{}", self.container(other)?.record.id);
+        } else if !matches!(ho.pid_mode.as_str(), "" | "host") {
+            return Err(bad("PID", &ho.pid_mode));
+        }
+        if let Some(other) = ho.ipc_mode.strip_prefix("container:") {
+            let o = self.container(other)?;
+            if !matches!(
+                o.record.host_options.ipc_mode.as_str(),
+                "shareable" | "host"
+            ) {
+                return Err(Error::Invalid(format!(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container {})",
+                    o.record.name
+                )));
+            }
+            ho.ipc_mode = format!("container:{}", o.record.id);
+        } else if !matches!(
+            ho.ipc_mode.as_str(),
+            "" | "private" | "shareable" | "host" | "none"
+        ) {
+            return Err(bad("IPC", &ho.ipc_mode));
+        }
+        if !matches!(ho.uts_mode.as_str(), "" | "host") {
+            return Err(bad("UTS", &ho.uts_mode));
+        }
+        if !matches!(ho.cgroupns_mode.as_str(), "" | "private" | "host") {
+            return Err(bad("cgroup namespace", &ho.cgroupns_mode));
+        }
+        let named = c.hostname.as_deref().is_some_and(|h| !h.is_empty());
+        if named && ho.uts_mode == "host" {
+            return Err(Error::Invalid(
+                "Conflicting options: hostname and the UTS mode".into(),
+            ));
+        }
+        if named && c.network_mode.starts_with("container:") {
+            return Err(Error::Invalid(
+                "conflicting options: hostname and the network mode".into(),
+            ));
+        }
+        if ho.shm_size < 0 {
+            return Err(Error::Invalid("SHM size can not be less than 0".into()));
+        }
+        if !(-1000..=1000).contains(&ho.oom_score_adj) {
+            return Err(Error::Invalid(format!(
+                "Invalid value {}, range for oom score adj is [-1000, 1000]",
+                ho.oom_score_adj
+            )));
+        }
+        for r in &ho.device_cgroup_rules {
+            crate::spec::device_cgroup_rule(r).map_err(Error::Invalid)?;
+        }
+        // cgroup v2 has no per-cgroup swappiness and no OOM-killer switch
+        let v1_memory = Path::new("/sys/fs/cgroup/memory").is_dir();
+        if c.resources.memory_swappiness.is_some_and(|s| s != -1) && !v1_memory {
+            warnings.push(
+                "Your kernel does not support memory swappiness capabilities or the cgroup is \
+                 not mounted. Memory swappiness discarded."
+                    .into(),
+            );
+            c.resources.memory_swappiness = None;
+        }
+        if c.resources.oom_kill_disable && !v1_memory {
+            warnings.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".into(),
+            );
+            c.resources.oom_kill_disable = false;
+        }
+        if c.resources.blkio_weight > 0 && !blkio_weight_supported() {
+            warnings.push(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. \
+                 Weight discarded."
+                    .into(),
+            );
+            c.resources.blkio_weight = 0;
+        }
+        Ok(())
+    }
+
+    /// Adds the volumes and binds of `--volumes-from` containers that the
+    /// request's own mounts do not cover.
+    fn volumes_from(&self, c: &CreateConfig, mounts: &mut Vec<MountPoint>) -> Result<()> {
+        for spec in &c.volumes_from {
+            let (name, mode) = match spec.rsplit_once(':') {
+                Some((n, m @ ("ro" | "rw"))) => (n, Some(m)),
+                Some((_, m)) if !m.is_empty() && !m.contains('/') => {
+                    return Err(Error::Invalid(format!(
+                        "invalid mode for volumes-from: {m}"
+                    )));
+                }
+                _ => (spec.as_str(), None),
+            };
+            let o = self.container(name)?;
+            for m in &o.record.mounts {
+                if m.kind == "tmpfs" || mounts.iter().any(|x| x.destination == m.destination) {
+                    continue;
+                }
+                let mut m = m.clone();
+                // the other container's volume: never removed with this one
+                m.anonymous = false;
+                m.copy_up = false;
+                if let Some(mode) = mode {
+                    m.rw = mode == "rw";
+                    m.mode = mode.to_owned();
+                }
+                mounts.push(m);
+            }
+        }
         Ok(())
     }
 
@@ -756,6 +907,7 @@ impl Engine {
             let _ = rt.delete(id, true);
         }
         crate::network::disconnect(&self.root, &self.store.dir(id), id);
+        crate::container::unmount_shm(&self.store.dir(id));
         s.status = Status::Exited;
         if s.exit_code == 0 {
             s.exit_code = 137;
@@ -1294,6 +1446,15 @@ impl Engine {
         }
         if res.pids_limit.is_some() {
             r.pids_limit = res.pids_limit.filter(|p| *p > 0);
+        }
+        if res.blkio_weight != 0 {
+            if !blkio_weight_supported() {
+                return Err(Error::Invalid(
+                    "Your kernel does not support Block I/O weight or the cgroup is not mounted"
+                        .into(),
+                ));
+            }
+            r.blkio_weight = res.blkio_weight;
         }
         if res.nano_cpus > 0 {
             r.cpu_period = 0;

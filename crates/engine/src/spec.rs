@@ -80,6 +80,12 @@ pub struct RunSpec {
     /// `--security-opt seccomp=…`: `unconfined`, or a docker seccomp profile
     /// (JSON); `None`: berth's default profile.
     pub seccomp: Option<String>,
+    /// Namespace modes and process options; `container:` modes get a
+    /// namespace to join whose path is set at each start
+    /// ([`join_namespaces`]).
+    pub host_options: crate::container::HostOptions,
+    /// The host-side /dev/shm of `--ipc shareable` and `--ipc container:`.
+    pub shm_path: Option<String>,
 }
 
 /// What goes into a container's /etc/hosts and resolv.conf besides the
@@ -329,6 +335,37 @@ pub fn devices(
     Ok((nodes, rules))
 }
 
+/// A `--device-cgroup-rule` (`TYPE MAJOR:MINOR ACCESS`, `*` for any
+/// number) as an OCI allow rule.
+pub fn device_cgroup_rule(rule: &str) -> Result<serde_json::Value, String> {
+    let bad = || format!("invalid device cgroup rule format: '{rule}'");
+    let f: Vec<&str> = rule.split_whitespace().collect();
+    let [kind, nums, access] = f.as_slice() else {
+        return Err(bad());
+    };
+    if !matches!(*kind, "a" | "b" | "c")
+        || access.is_empty()
+        || !access.chars().all(|c| "rwm".contains(c))
+    {
+        return Err(bad());
+    }
+    let (ma, mi) = nums.split_once(':').ok_or_else(bad)?;
+    let num = |x: &str| -> Result<serde_json::Value, String> {
+        match x {
+            "*" => Ok(serde_json::Value::Null),
+            n => n.parse::<i64>().map(Into::into).map_err(|_| bad()),
+        }
+    };
+    let mut r = serde_json::json!({"allow": true, "type": kind, "access": access});
+    for (k, x) in [("major", ma), ("minor", mi)] {
+        let n = num(x)?;
+        if !n.is_null() {
+            r[k] = n;
+        }
+    }
+    Ok(r)
+}
+
 /// `--ulimit` entries as OCI rlimits.
 pub fn rlimits(ulimits: &[String]) -> Result<Vec<serde_json::Value>, String> {
     const NAMES: &[&str] = &[
@@ -406,6 +443,12 @@ pub struct Resources {
     pub cpuset_mems: String,
     /// `--pids-limit` (0 or -1: unlimited).
     pub pids_limit: Option<i64>,
+    /// `--memory-swappiness` (0..=100; None or -1: the host's).
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: bool,
+    /// `--blkio-weight` (10..=1000; 0: unset).
+    pub blkio_weight: u16,
 }
 
 impl Resources {
@@ -477,6 +520,23 @@ impl Resources {
         }
         if let Some(p) = self.pids_limit.filter(|p| *p > 0) {
             r["pids"] = serde_json::json!({"limit": p});
+        }
+        if let Some(sw) = self.memory_swappiness.filter(|s| *s != -1) {
+            if !(0..=100).contains(&sw) {
+                return Err(format!(
+                    "invalid value: {sw}, valid memory swappiness range is 0-100"
+                ));
+            }
+            r["memory"]["swappiness"] = sw.into();
+        }
+        if self.oom_kill_disable {
+            r["memory"]["disableOOMKiller"] = true.into();
+        }
+        if self.blkio_weight > 0 {
+            if !(10..=1000).contains(&self.blkio_weight) {
+                return Err("Range of blkio weight is from 10 to 1000".into());
+            }
+            r["blockIO"] = serde_json::json!({"weight": self.blkio_weight});
         }
         Ok(r)
     }
@@ -604,13 +664,20 @@ pub fn build_spec(
     };
     let seccomp = berth_runtime::seccomp::default_profile(&caps);
     let resources = run.resources.to_spec()?;
-    let mut namespaces = vec![
-        serde_json::json!({"type": "mount"}),
-        serde_json::json!({"type": "uts"}),
-        serde_json::json!({"type": "pid"}),
-        serde_json::json!({"type": "ipc"}),
-        serde_json::json!({"type": "cgroup"}),
-    ];
+    let ho = &run.host_options;
+    let mut namespaces = vec![serde_json::json!({"type": "mount"})];
+    if ho.uts_mode != "host" {
+        namespaces.push(serde_json::json!({"type": "uts"}));
+    }
+    if ho.pid_mode != "host" {
+        namespaces.push(serde_json::json!({"type": "pid"}));
+    }
+    if ho.ipc_mode != "host" {
+        namespaces.push(serde_json::json!({"type": "ipc"}));
+    }
+    if ho.cgroupns_mode != "host" {
+        namespaces.push(serde_json::json!({"type": "cgroup"}));
+    }
     if !run.host_network {
         namespaces.push(match &run.netns_path {
             Some(p) => serde_json::json!({"type": "network", "path": p}),
@@ -659,6 +726,65 @@ pub fn build_spec(
         },
     });
     let mut v = v;
+    if ho.uts_mode == "host"
+        && let Some(o) = v.as_object_mut()
+    {
+        o.remove("hostname");
+    }
+    if ho.oom_score_adj != 0 {
+        if !(-1000..=1000).contains(&ho.oom_score_adj) {
+            return Err(format!(
+                "Invalid value {}, range for oom score adj is [-1000, 1000]",
+                ho.oom_score_adj
+            ));
+        }
+        v["process"]["oomScoreAdj"] = ho.oom_score_adj.into();
+    }
+    if let Some(ms) = v["mounts"].as_array_mut() {
+        // /dev/shm: its own tmpfs (--shm-size), the host's, another
+        // container's (bound at start), or none
+        ms.retain(|m| m["destination"] != "/dev/shm");
+        match ho.ipc_mode.as_str() {
+            "none" => {}
+            "host" => ms.push(
+                serde_json::json!({"destination": "/dev/shm", "type": "bind",
+                "source": "/dev/shm", "options": ["rbind", "rprivate"]}),
+            ),
+            // the shared /dev/shm lives on the host (a tmpfs the monitor
+            // mounts at each start), so that other containers can bind it
+            m if m.starts_with("container:") || m == "shareable" => ms.push(serde_json::json!({
+                "destination": "/dev/shm", "type": "bind",
+                "source": run.shm_path.clone().unwrap_or_default(),
+                "options": ["rbind", "rprivate"]})),
+            _ => {
+                if ho.shm_size < 0 {
+                    return Err("SHM size can not be less than 0".into());
+                }
+                let size = if ho.shm_size == 0 {
+                    64 << 20
+                } else {
+                    ho.shm_size
+                };
+                ms.push(
+                    serde_json::json!({"destination": "/dev/shm", "type": "tmpfs",
+                    "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                    format!("size={size}")]}),
+                );
+            }
+        }
+    }
+    if let Some(p) = &ho.masked_paths {
+        v["linux"]["maskedPaths"] = serde_json::json!(p);
+    }
+    if let Some(p) = &ho.readonly_paths {
+        v["linux"]["readonlyPaths"] = serde_json::json!(p);
+    }
+    for rule in &ho.device_cgroup_rules {
+        let r = device_cgroup_rule(rule)?;
+        if let Some(list) = v["linux"]["resources"]["devices"].as_array_mut() {
+            list.push(r);
+        }
+    }
     if let Some(init) = &run.init {
         let mut args = vec![
             serde_json::json!("/sbin/docker-init"),

@@ -89,6 +89,29 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
     })
 }
 
+/// Adds `--group-add` groups (numbers, or names from the image's
+/// /etc/group) to `user`'s supplementary groups.
+pub fn add_groups(user: &mut User, groups: &[String], group: Option<&str>) -> Result<(), String> {
+    for g in groups {
+        let id = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .unwrap_or("")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 4 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    format!("Unable to find group {g}: no matching entries in group file")
+                })?,
+        };
+        if !user.additional_gids.contains(&id) {
+            user.additional_gids.push(id);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +136,19 @@ mod tests {
             resolve("nobody-here", Some(PASSWD), None)
                 .unwrap_err()
                 .contains("unable to find user")
+        );
+        let mut u = resolve("app", Some(PASSWD), Some(GROUP)).unwrap();
+        add_groups(
+            &mut u,
+            &["staff".into(), "2001".into(), "777".into()],
+            Some(GROUP),
+        )
+        .unwrap();
+        assert_eq!(u.additional_gids, vec![2001, 2002, 50, 777]);
+        assert!(
+            add_groups(&mut u, &["nogroup".into()], Some(GROUP))
+                .unwrap_err()
+                .contains("Unable to find group nogroup")
         );
         assert!(
             resolve("app:nogroup", Some(PASSWD), Some(GROUP))
