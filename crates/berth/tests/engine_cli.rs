@@ -1425,6 +1425,53 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
     assert_eq!(out, "seeded\n");
     let o = d.docker(&["network", "rm", "dnet2"]);
     assert!(!o.status.success(), "in use");
+    // off the network it was created on: on dnet2 alone, now and after a
+    // restart (with its published port), then back
+    let nets = |d: &Daemon| {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "site",
+        ])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    d.ok(&["network", "disconnect", "dnet", "site"]);
+    assert_eq!(nets(&d), ["dnet2"]);
+    let links = d.ok(&["exec", "site", "ls", "/sys/class/net"]);
+    assert!(!links.contains("eth0") && links.contains("eth1"), "{links}");
+    d.ok(&["restart", "-t", "1", "site"]);
+    assert_eq!(nets(&d), ["dnet2"]);
+    let hosts = d.ok(&["exec", "site", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("198.19.241."), "{hosts}");
+    let mut served = false;
+    for _ in 0..50 {
+        if http_get(port, "/seed").ends_with("seeded\n") {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(served, "the published port moves to dnet2");
+    let o = d.docker(&["network", "disconnect", "dnet", "site"]);
+    assert!(!o.status.success(), "not connected any more");
+    d.ok(&["network", "connect", "dnet", "site"]);
+    let mut both = nets(&d);
+    both.sort();
+    assert_eq!(both, ["dnet", "dnet2"]);
+    d.ok(&["restart", "-t", "1", "site"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.dnet.IPAddress}}",
+            "site"
+        ])
+        .trim(),
+        "198.19.240.50"
+    );
     d.ok(&["network", "disconnect", "dnet2", "site"]);
     d.ok(&["network", "rm", "dnet2"]);
     // kill -9 the daemon: the port mapping stays

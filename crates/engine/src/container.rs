@@ -263,6 +263,9 @@ pub struct Record {
     pub dns_options: Vec<String>,
     /// Networks joined with `network connect` besides the first.
     pub extra_networks: Vec<crate::network::ExtraNetwork>,
+    /// Taken off the network it was created on (`network disconnect`);
+    /// it starts on its other networks only, or with loopback alone.
+    pub primary_detached: bool,
     /// `--privileged`.
     pub privileged: bool,
     /// `--init`.

@@ -677,25 +677,28 @@ impl Monitor {
             return Err(e);
         }
         let r = self.one_run_inner();
-        if bridged {
-            crate::network::disconnect(&self.root, &self.dir, &self.id);
-        }
-        if shareable {
-            crate::container::unmount_shm(&self.dir);
+        // a run that ended was released before its exit was recorded
+        // (`ended`); one that never started or failed is released here
+        if !matches!(r, Ok(Some(_))) {
+            self.release();
         }
         r
     }
 
-    /// The end of a run the shim followed to the init's exit `code`.
-    fn after_run(&mut self, code: i32) -> Result<Option<i32>> {
-        let r = self.ended(code);
+    /// Takes what a run holds on the host (its network endpoints and
+    /// namespace, a shareable /dev/shm) away; idempotent.
+    fn release(&self) {
         if crate::network::is_bridge_mode(&self.record.network_mode) {
             crate::network::disconnect(&self.root, &self.dir, &self.id);
         }
         if self.record.host_options.ipc_mode == "shareable" {
             crate::container::unmount_shm(&self.dir);
         }
-        r.map(Some)
+    }
+
+    /// The end of a run the shim followed to the init's exit `code`.
+    fn after_run(&mut self, code: i32) -> Result<Option<i32>> {
+        self.ended(code).map(Some)
     }
 
     /// Points the namespaces this container shares with others
@@ -853,6 +856,9 @@ impl Monitor {
         if let Err(e) = rt.delete(&self.id, true) {
             eprintln!("delete the runtime container: {e}");
         }
+        // before the exit is recorded: a start that follows at once (restart,
+        // docker start) must not find its new endpoints taken away by ours
+        self.release();
         let now = berth_runtime::state::now_rfc3339();
         self.store.update_state(&self.id, |s| {
             s.status = Status::Exited;

@@ -178,48 +178,58 @@ pub fn port_requests(r: &Record) -> Result<Vec<PortRequest>> {
 }
 
 /// Connects a container about to run: a fresh network namespace at
-/// `<dir>/netns`, its endpoint on its network, /etc/hosts and resolv.conf
+/// `<dir>/netns`, its endpoint on its network (unless it was disconnected
+/// from it) and on the networks joined later, /etc/hosts and resolv.conf
 /// for its address. Undone by [`disconnect`].
-pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
+pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     let net = Net::open(root).map_err(net_error)?;
     let ns = dir.join(NETNS_FILE);
     // leftovers of a run whose monitor was killed
     let _ = net.detach_all(&r.id);
     let _ = berth_net::netns::remove(&ns);
     berth_net::netns::create(&ns).map_err(net_error)?;
-    let key = network_key(&r.network_mode);
-    let req = attach_request(r, &ns, 0, &r.aliases, &r.ipv4_address, port_requests(r)?);
-    let ep = match req.and_then(|req| net.attach(key, &req).map_err(net_error)) {
-        Ok(ep) => ep,
-        Err(e) => {
-            let _ = berth_net::netns::remove(&ns);
-            return Err(e);
-        }
+    let undo = |e: Error| {
+        let _ = net.detach_all(&r.id);
+        let _ = berth_net::netns::remove(&ns);
+        e
     };
-    let network = net.network(key).map_err(net_error)?;
+    // the first network's address goes into /etc/hosts; the resolver is
+    // the gateway of the first user-defined network
+    let mut first: Option<(String, String)> = None;
+    let mut dns_at = None;
+    if !r.primary_detached {
+        let key = network_key(&r.network_mode);
+        let req = attach_request(r, &ns, 0, &r.aliases, &r.ipv4_address, port_requests(r)?);
+        let ep = req
+            .and_then(|req| net.attach(key, &req).map_err(net_error))
+            .map_err(undo)?;
+        let network = net.network(key).map_err(net_error).map_err(undo)?;
+        dns_at = (!network.default).then(|| ep.gateway.to_string());
+        first = Some((ep.ip.to_string(), ep.gateway.to_string()));
+    }
     // the networks joined later with `network connect`: eth1, eth2, …
-    // the resolver: the gateway of the first user-defined network
-    let mut dns_at = (!network.default).then(|| ep.gateway.to_string());
     for (i, x) in r.extra_networks.iter().enumerate() {
-        match attach_extra(&net, r, &ns, x, i + 1) {
-            Ok((default, gateway)) => {
-                if !default && dns_at.is_none() {
-                    dns_at = Some(gateway);
-                }
-            }
-            Err(e) => {
-                let _ = net.detach_all(&r.id);
-                let _ = berth_net::netns::remove(&ns);
-                return Err(e);
-            }
+        // published ports go to the first network it is on
+        let ports = if first.is_none() {
+            port_requests(r)?
+        } else {
+            Vec::new()
+        };
+        let (default, ip, gateway) = attach_extra(&net, r, &ns, x, i + 1, ports).map_err(undo)?;
+        if !default && dns_at.is_none() {
+            dns_at = Some(gateway.clone());
         }
+        first.get_or_insert((ip, gateway));
     }
     let etc = dir.join("etc");
-    let ip = ep.ip.to_string();
-    let gw = ep.gateway.to_string();
     let _ = std::fs::write(
         etc.join("hosts"),
-        crate::spec::hosts_file(&r.hostname, Some(&ip), &r.extra_hosts, Some(&gw)),
+        crate::spec::hosts_file(
+            &r.hostname,
+            first.as_ref().map(|f| f.0.as_str()),
+            &r.extra_hosts,
+            first.as_ref().map(|f| f.1.as_str()),
+        ),
     );
     if let Some(dns_gw) = dns_at {
         // user-defined networks: the embedded resolver at the gateway
@@ -235,7 +245,7 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<Endpoint> {
         );
         ensure_dns_server(root);
     }
-    Ok(ep)
+    Ok(())
 }
 
 /// The request attaching container `r`'s namespace `ns` as `eth{index}`.
@@ -266,18 +276,20 @@ fn attach_request(
 }
 
 /// Attaches a running (or starting) container's namespace to one more
-/// network as `eth{index}`; (whether it is the default bridge, its gateway).
+/// network as `eth{index}`; (whether it is the default bridge, the
+/// container's address, the gateway).
 fn attach_extra(
     net: &Net,
     r: &Record,
     ns: &Path,
     x: &ExtraNetwork,
     index: usize,
-) -> Result<(bool, String)> {
-    let req = attach_request(r, ns, index, &x.aliases, &x.ipv4_address, Vec::new())?;
+    ports: Vec<PortRequest>,
+) -> Result<(bool, String, String)> {
+    let req = attach_request(r, ns, index, &x.aliases, &x.ipv4_address, ports)?;
     let ep = net.attach(&x.id, &req).map_err(net_error)?;
     let default = net.network(&x.id).map(|n| n.default).unwrap_or(false);
-    Ok((default, ep.gateway.to_string()))
+    Ok((default, ep.ip.to_string(), ep.gateway.to_string()))
 }
 
 impl crate::Engine {
@@ -306,11 +318,48 @@ impl crate::Engine {
             )));
         }
         let primary = self.network(network_key(&c.record.network_mode))?;
-        if primary.id == n.id || c.record.extra_networks.iter().any(|x| x.id == n.id) {
+        let on_primary = primary.id == n.id && !c.record.primary_detached;
+        if on_primary || c.record.extra_networks.iter().any(|x| x.id == n.id) {
             return Err(Error::Conflict(format!(
                 "endpoint with name {} already exists in network {}",
                 c.record.name, n.name
             )));
+        }
+        if primary.id == n.id {
+            // back on the network it was created on: its own settings and
+            // published ports again
+            if ipv4.is_some() || !aliases.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "not supported yet: new aliases or address when reconnecting to {} (the \
+                     network the container was created on)",
+                    n.name
+                )));
+            }
+            let _l = self.store.lock(&id)?;
+            let mut rec = self.store.record(&id)?;
+            rec.primary_detached = false;
+            if c.state.is_active() {
+                let net = Net::open(&self.root).map_err(net_error)?;
+                let ns = self.store.dir(&id).join(NETNS_FILE);
+                // the published ports stay where this run put them (they
+                // come back to this network at the next start)
+                let held = net
+                    .container_endpoints(&id)
+                    .map_err(net_error)?
+                    .iter()
+                    .any(|e| !e.ports.is_empty());
+                let ports = if held {
+                    Vec::new()
+                } else {
+                    port_requests(&rec)?
+                };
+                let req =
+                    attach_request(&rec, &ns, 0, &rec.aliases, &rec.ipv4_address, ports)?;
+                net.attach(&n.id, &req).map_err(net_error)?;
+            }
+            self.store.save_record(&rec)?;
+            network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
+            return Ok(());
         }
         if n.default && (ipv4.is_some() || !aliases.is_empty()) {
             return Err(Error::Invalid(
@@ -328,30 +377,46 @@ impl crate::Engine {
         if c.state.is_active() {
             let net = Net::open(&self.root).map_err(net_error)?;
             let ns = self.store.dir(&id).join(NETNS_FILE);
-            attach_extra(&net, &rec, &ns, &x, rec.extra_networks.len())?;
+            // the lowest ethN free now (networks may have been left)
+            let used: Vec<String> = net
+                .container_endpoints(&id)
+                .map_err(net_error)?
+                .into_iter()
+                .map(|e| e.interface)
+                .collect();
+            let index = (1..)
+                .find(|i| !used.contains(&format!("eth{i}")))
+                .unwrap_or(1);
+            attach_extra(&net, &rec, &ns, &x, index, Vec::new())?;
         }
         self.store.save_record(&rec)?;
         network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
         Ok(())
     }
 
-    /// `docker network disconnect` (of a network joined with connect).
+    /// `docker network disconnect`: off the network now if it runs, and
+    /// at every start (the network it was created on included).
     pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
         let v = self.network(network)?;
         let c = self.container(container)?;
         let id = c.record.id.clone();
-        let primary = self.network(network_key(&c.record.network_mode))?;
-        if primary.id == v.id {
-            return Err(Error::Invalid(
-                "not supported yet: disconnecting a container from the network it was created on"
-                    .into(),
-            ));
+        if !is_bridge_mode(&c.record.network_mode) {
+            return Err(Error::Invalid(format!(
+                "container {} is not connected to network {} (network mode {})",
+                c.record.name, v.name, c.record.network_mode
+            )));
         }
+        let primary = self.network(network_key(&c.record.network_mode))?;
         let _l = self.store.lock(&id)?;
         let mut rec = self.store.record(&id)?;
         let before = rec.extra_networks.len();
         rec.extra_networks.retain(|x| x.id != v.id);
-        if rec.extra_networks.len() == before && !force {
+        let mut found = rec.extra_networks.len() != before;
+        if primary.id == v.id && !rec.primary_detached {
+            rec.primary_detached = true;
+            found = true;
+        }
+        if !found && !force {
             return Err(Error::Invalid(format!(
                 "container {id} is not connected to network {}",
                 v.name

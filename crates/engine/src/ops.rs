@@ -733,6 +733,7 @@ impl Engine {
             dns_search: c.dns_search.clone(),
             dns_options: c.dns_options.clone(),
             extra_networks: extra_networks.to_vec(),
+            primary_detached: false,
             privileged: c.privileged,
             init: c.init,
             host_options: c.host_options.clone(),
