@@ -1009,9 +1009,21 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
         assert!(ev.lines().any(|l| l == want), "{want} missing from {ev}");
     }
     d.ok(&["volume", "create", "--label", "team=a", "labelled"]);
+    d.ok(&["volume", "create", "--label", "team=b", "other"]);
     assert_eq!(
         d.ok(&["volume", "ls", "-q", "-f", "label=team=a"]).trim(),
         "labelled"
+    );
+    // prune with a label filter takes only the volumes it names
+    let pruned = d.ok(&["volume", "prune", "-af", "--filter", "label=team=b"]);
+    assert!(
+        pruned.contains("other") && !pruned.contains("labelled"),
+        "{pruned}"
+    );
+    let left = d.ok(&["volume", "ls", "-q"]);
+    assert!(
+        left.contains("labelled") && !left.contains("other"),
+        "{left}"
     );
     assert!(d.ok(&["volume", "prune", "-af"]).contains("labelled"));
     assert!(d.ok(&["volume", "ls", "-q"]).trim().is_empty());
@@ -1030,6 +1042,12 @@ assert v.attrs['Labels'] == {'k': 'v'} and v.attrs['Driver'] == 'local'
 v.remove()
 s = ct.stats(stream=False)
 assert s['name'] == '/pyx' and s['pids_stats']['current'] >= 1 and s['cpu_stats']['online_cpus'] >= 1, s
+# streaming: one sample a second, each with the previous one as precpu
+it = ct.stats(stream=True, decode=True)
+a = next(it); b = next(it)
+assert b['read'] > a['read'], (a['read'], b['read'])
+assert b['precpu_stats']['cpu_usage']['total_usage'] == a['cpu_stats']['cpu_usage']['total_usage'], (a, b)
+assert b['cpu_stats']['cpu_usage']['total_usage'] >= a['cpu_stats']['cpu_usage']['total_usage']
 ct.remove(force=True, v=True)
 print('ok')
 "#;
@@ -2131,6 +2149,51 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
         d.ok(&["exec", "dbox", "cat", "/d/canary.txt"]),
         "from the host\n"
     );
+    // `cp … -` and `cp - …`: tar streams on stdout and stdin
+    let o = d.docker(&["cp", "dbox:/d", "-"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut names: Vec<String> = tar::Archive::new(&o.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .map(|p| p.trim_end_matches('/').to_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names.contains(&"d/f".to_owned()) && names.contains(&"d/canary.txt".to_owned()),
+        "{names:?}"
+    );
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(9);
+    h.set_mode(0o640);
+    h.set_entry_type(tar::EntryType::Regular);
+    t.append_data(&mut h, "streamed.txt", &b"streamed\n"[..])
+        .unwrap();
+    let body = t.into_inner().unwrap();
+    let mut child = Command::new("docker")
+        .args(["cp", "-", "dbox:/d/"])
+        .envs(d.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &body).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        d.ok(&["exec", "dbox", "stat", "-c", "%a %s", "/d/streamed.txt"])
+            .trim(),
+        "640 9"
+    );
+    // the same through berth's own CLI, with no daemon
+    let o = b.run(&["cp", "dbox:/d/streamed.txt", "-"]);
+    let mut a = tar::Archive::new(&o.stdout[..]);
+    let mut e = a.entries().unwrap().next().unwrap().unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut e, &mut got).unwrap();
+    assert_eq!(got, "streamed\n");
     d.ok(&["rm", "-f", "dbox"]);
 }
 

@@ -294,4 +294,59 @@ mod tests {
             Some(1_795_557_308_500_000_000)
         );
     }
+
+    #[test]
+    fn the_log_rotates_and_readers_follow_it_across() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().to_path_buf();
+        let fill = |root: &Path| {
+            // lines that are no events take the log to its limit
+            let junk = "x".repeat(1023) + "\n";
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join(LOG))
+                .unwrap();
+            for _ in 0..(ROTATE_AT / 1024) {
+                f.write_all(junk.as_bytes()).unwrap();
+            }
+        };
+        emit(&root, "volume", "create", "a", BTreeMap::new());
+        fill(&root);
+        emit(&root, "volume", "create", "b", BTreeMap::new());
+        assert!(root.join(OLD).exists(), "rotated past {ROTATE_AT} bytes");
+        assert!(!root.join(LOG).exists() || fs::metadata(root.join(LOG)).unwrap().len() == 0);
+        emit(&root, "volume", "create", "c", BTreeMap::new());
+        assert!(fs::metadata(root.join(LOG)).unwrap().len() < 1024);
+        let all = |root: &Path| {
+            let mut got = Vec::new();
+            read(root, &Query::default(), false, &|| false, &mut |e| {
+                got.push(e.id.clone());
+                true
+            })
+            .unwrap();
+            got
+        };
+        assert_eq!(all(&root), ["a", "b", "c"]);
+        // a follower reading the current file sees what is written after it
+        // rotates again: the rest of the old file, then the new one
+        let writer_root = root.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(250));
+            fill(&writer_root);
+            emit(&writer_root, "volume", "create", "d", BTreeMap::new());
+            std::thread::sleep(Duration::from_millis(250));
+            emit(&writer_root, "volume", "create", "e", BTreeMap::new());
+        });
+        let mut seen = Vec::new();
+        read(&root, &Query::default(), true, &|| false, &mut |e| {
+            seen.push(e.id.clone());
+            seen.len() < 5
+        })
+        .unwrap();
+        t.join().unwrap();
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+        // the oldest events went with the second rotation
+        assert_eq!(all(&root), ["c", "d", "e"]);
+    }
 }

@@ -353,8 +353,7 @@ impl crate::Engine {
                 } else {
                     port_requests(&rec)?
                 };
-                let req =
-                    attach_request(&rec, &ns, 0, &rec.aliases, &rec.ipv4_address, ports)?;
+                let req = attach_request(&rec, &ns, 0, &rec.aliases, &rec.ipv4_address, ports)?;
                 net.attach(&n.id, &req).map_err(net_error)?;
             }
             self.store.save_record(&rec)?;
