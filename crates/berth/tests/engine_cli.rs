@@ -2466,6 +2466,28 @@ fn namespace_modes_and_process_options() {
     b.ok(&["start", "donor"]);
     b.ok(&["start", "-a", "joiner"]);
     assert_eq!(status(&b, "joiner"), "exited 0");
+    // the execs of a run are forgotten when the container starts again
+    let donor_id = b
+        .ok(&["inspect", "-f", "{{.Id}}", "donor"])
+        .trim()
+        .to_owned();
+    let execs = || {
+        std::fs::read_dir(b.root().join("containers").join(&donor_id).join("exec"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    b.ok(&["exec", "donor", "true"]);
+    assert!(execs() >= 1);
+    b.ok(&["restart", "-t", "0", "donor"]);
+    assert_eq!(execs(), 0);
+    let index = std::fs::read_dir(b.root().join("execs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(index, 0, "exec index entries of the forgotten execs");
     b.ok(&["rm", "-f", "donor", "private", "joiner"]);
 }
 

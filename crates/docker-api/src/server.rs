@@ -1181,7 +1181,7 @@ async fn info(root: &std::path::Path) -> Response<Body> {
             "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
             "LiveRestoreEnabled": true,
             "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": ["bridge networking is not supported yet: containers get loopback only or the host's network"],
+            "Warnings": [],
         }),
     )
 }

@@ -97,6 +97,36 @@ fn save(dir: &Path, r: &ExecRecord) -> Result<()> {
     fs::rename(&tmp, &p).map_err(|e| Error::Io("write the exec record".into(), e))
 }
 
+/// Forgets the execs of a container's earlier runs that have ended (their
+/// records, logs and index entries under `root`): as docker, a container
+/// starts again with none, so they never pile up.
+pub(crate) fn forget_ended(root: &Path, dir: &Path) {
+    let Ok(list) = fs::read_dir(exec_dir(dir)) else {
+        return;
+    };
+    for e in list.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(eid) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let alive = load(dir, eid).is_ok_and(|r| {
+            r.running && r.pid > 0 && Path::new(&format!("/proc/{}", r.pid)).exists()
+        });
+        if alive {
+            continue;
+        }
+        for f in [
+            json_path(dir, eid),
+            exec_dir(dir).join(format!("{eid}.log")),
+            socket_path(dir, eid),
+            console_path(dir, eid),
+            root.join("execs").join(eid),
+        ] {
+            let _ = fs::remove_file(f);
+        }
+    }
+}
+
 /// Changes an exec's record under its lock.
 pub fn update(dir: &Path, eid: &str, f: impl FnOnce(&mut ExecRecord)) -> Result<ExecRecord> {
     let lock = fs::OpenOptions::new()

@@ -965,6 +965,7 @@ impl Engine {
                 )));
             }
         }
+        crate::exec::forget_ended(&self.root, &self.store.dir(&id));
         // The image must still be there (rmi refuses while we exist).
         monitor::spawn(&self.root, &id, before_start)
     }
