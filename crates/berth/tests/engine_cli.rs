@@ -2299,8 +2299,12 @@ fn namespace_modes_and_process_options() {
         args.extend_from_slice(&["bb:1", "sh", "-c", "wc -c < /proc/timer_list"]);
         b.ok(&args).trim().parse::<u64>().unwrap()
     };
-    assert_eq!(masked(&[]), 0, "masked by default");
-    assert!(masked(&["--security-opt", "systempaths=unconfined"]) > 0);
+    if std::path::Path::new("/proc/timer_list").exists() {
+        assert_eq!(masked(&[]), 0, "masked by default");
+        assert!(masked(&["--security-opt", "systempaths=unconfined"]) > 0);
+    } else {
+        eprintln!("skipping systempaths=unconfined: this kernel has no /proc/timer_list");
+    }
     // --device-cgroup-rule: a node made in the container opens as the rule says
     let open = |flags: &[&str]| {
         let mut args = vec!["run", "--rm", "--network", "none"];
