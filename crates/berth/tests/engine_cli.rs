@@ -1407,16 +1407,17 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
         "-h",
         "/data",
     ]);
-    assert_eq!(
+    let dnet_ip = |d: &Daemon| {
         d.ok(&[
             "inspect",
             "-f",
             "{{.NetworkSettings.Networks.dnet.IPAddress}}",
-            "site"
+            "site",
         ])
-        .trim(),
-        "198.19.240.50"
-    );
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(dnet_ip(&d), "198.19.240.50");
     assert_eq!(
         d.ok(&["port", "site"]).trim(),
         format!("80/tcp -> 127.0.0.1:{port}")
@@ -1480,16 +1481,7 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
     both.sort();
     assert_eq!(both, ["dnet", "dnet2"]);
     d.ok(&["restart", "-t", "1", "site"]);
-    assert_eq!(
-        d.ok(&[
-            "inspect",
-            "-f",
-            "{{.NetworkSettings.Networks.dnet.IPAddress}}",
-            "site"
-        ])
-        .trim(),
-        "198.19.240.50"
-    );
+    assert_eq!(dnet_ip(&d), "198.19.240.50");
     d.ok(&["network", "disconnect", "dnet2", "site"]);
     d.ok(&["network", "rm", "dnet2"]);
     // kill -9 the daemon: the port mapping stays
@@ -2197,13 +2189,20 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
     d.ok(&["rm", "-f", "dbox"]);
 }
 
-/// `readlink /proc/self/ns/KIND` in a fresh container run with `flags`.
-fn ns_of(b: &Berth, flags: &[&str], kind: &str) -> String {
+/// The output of `sh -c script` in a fresh container (no network) run
+/// with `flags`.
+fn sh_in(b: &Berth, flags: &[&str], script: &str) -> String {
     let mut args = vec!["run", "--rm", "--network", "none"];
     args.extend_from_slice(flags);
-    let link = format!("/proc/self/ns/{kind}");
-    args.extend_from_slice(&["bb:1", "readlink", &link]);
-    b.ok(&args).trim().to_owned()
+    args.extend_from_slice(&["bb:1", "sh", "-c", script]);
+    b.ok(&args)
+}
+
+/// `readlink /proc/self/ns/KIND` in a fresh container run with `flags`.
+fn ns_of(b: &Berth, flags: &[&str], kind: &str) -> String {
+    sh_in(b, flags, &format!("readlink /proc/self/ns/{kind}"))
+        .trim()
+        .to_owned()
 }
 
 #[test]
@@ -2249,17 +2248,7 @@ fn namespace_modes_and_process_options() {
             .contains("invalid PID mode")
     );
     // /dev/shm: its size, none, the host's
-    let shm = |flags: &[&str]| {
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&[
-            "bb:1",
-            "sh",
-            "-c",
-            "grep ' /dev/shm ' /proc/mounts || echo none",
-        ]);
-        b.ok(&args)
-    };
+    let shm = |flags: &[&str]| sh_in(&b, flags, "grep ' /dev/shm ' /proc/mounts || echo none");
     assert!(shm(&[]).contains("size=65536k"), "{}", shm(&[]));
     assert!(shm(&["--shm-size", "2m"]).contains("size=2048k"));
     assert_eq!(shm(&["--ipc", "none"]).trim(), "none");
@@ -2294,10 +2283,10 @@ fn namespace_modes_and_process_options() {
             .contains("Unable to find group nosuchgroup")
     );
     let masked = |flags: &[&str]| {
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["bb:1", "sh", "-c", "wc -c < /proc/timer_list"]);
-        b.ok(&args).trim().parse::<u64>().unwrap()
+        sh_in(&b, flags, "wc -c < /proc/timer_list")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
     };
     if std::path::Path::new("/proc/timer_list").exists() {
         assert_eq!(masked(&[]), 0, "masked by default");
@@ -2307,16 +2296,9 @@ fn namespace_modes_and_process_options() {
     }
     // --device-cgroup-rule: a node made in the container opens as the rule says
     let open = |flags: &[&str]| {
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&[
-            "bb:1",
-            "sh",
-            "-c",
-            "mknod /tmp/lc c 10 237; (exec 3</tmp/lc) 2>/dev/null && echo r=ok || echo r=denied; \
-             (exec 3>/tmp/lc) 2>/dev/null && echo w=ok || echo w=denied",
-        ]);
-        b.ok(&args)
+        let script = "mknod /tmp/lc c 10 237; (exec 3</tmp/lc) 2>/dev/null && echo r=ok || echo r=denied; \
+             (exec 3>/tmp/lc) 2>/dev/null && echo w=ok || echo w=denied";
+        sh_in(&b, flags, script)
             .split_whitespace()
             .map(str::to_owned)
             .collect::<Vec<_>>()

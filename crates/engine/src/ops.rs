@@ -771,7 +771,12 @@ impl Engine {
                     o.record.name
                 )));
             }
-            ho.ipc_mode = format!("container:{}", o.record.id);
+            // a donor on the host's IPC namespace shares the host's
+            ho.ipc_mode = if o.record.host_options.ipc_mode == "host" {
+                "host".into()
+            } else {
+                format!("container:{}", o.record.id)
+            };
         } else if !matches!(
             ho.ipc_mode.as_str(),
             "" | "private" | "shareable" | "host" | "none"
