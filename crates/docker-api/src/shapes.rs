@@ -112,7 +112,7 @@ fn network_settings(c: &Container) -> Value {
             }),
         );
     }
-    if networks.is_empty() && c.record.network_mode != "host" {
+    if networks.is_empty() && c.record.network_mode != "host" && !c.record.primary_detached {
         let name = match c.record.network_mode.as_str() {
             "" | "default" => "bridge",
             m => m,

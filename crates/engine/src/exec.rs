@@ -109,21 +109,31 @@ pub(crate) fn forget_ended(root: &Path, dir: &Path) {
         let Some(eid) = name.strip_suffix(".json") else {
             continue;
         };
+        if eid.ends_with(".process") {
+            continue;
+        }
         let alive = load(dir, eid).is_ok_and(|r| {
             r.running && r.pid > 0 && Path::new(&format!("/proc/{}", r.pid)).exists()
         });
-        if alive {
-            continue;
+        if !alive {
+            forget(root, dir, eid);
         }
-        for f in [
-            json_path(dir, eid),
-            exec_dir(dir).join(format!("{eid}.log")),
-            socket_path(dir, eid),
-            console_path(dir, eid),
-            root.join("execs").join(eid),
-        ] {
-            let _ = fs::remove_file(f);
-        }
+    }
+}
+
+/// Removes every file of exec `eid` (its record, process, pid, log and
+/// sockets, and its index entry).
+pub(crate) fn forget(root: &Path, dir: &Path, eid: &str) {
+    for f in [
+        json_path(dir, eid),
+        exec_dir(dir).join(format!("{eid}.process.json")),
+        pid_file(dir, eid),
+        exec_dir(dir).join(format!("{eid}.log")),
+        socket_path(dir, eid),
+        console_path(dir, eid),
+        root.join("execs").join(eid),
+    ] {
+        let _ = fs::remove_file(f);
     }
 }
 

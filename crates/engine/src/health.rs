@@ -240,7 +240,11 @@ fn run_check(root: &Path, id: &str) -> Result<()> {
                             format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
                         )
                     } else {
-                        let code = r.and_then(|r| r.exit_code).unwrap_or(-1);
+                        let code = r.as_ref().and_then(|r| r.exit_code).unwrap_or(-1);
+                        // docker keeps no record of a health check's exec
+                        if r.is_some_and(|r| !r.running) {
+                            crate::exec::forget(&engine.root, &engine.store.dir(id), &eid);
+                        }
                         (if code == 0 { 0 } else { 1 }, demux(&out))
                     }
                 }

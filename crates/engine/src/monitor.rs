@@ -791,6 +791,7 @@ impl Monitor {
         }
         if self.ctl_in.is_some() && !self.await_go()? {
             let _ = rt.delete(&self.id, true);
+            self.release();
             let _ = self.store.update_state(&self.id, |s| {
                 s.status = Status::Created;
                 s.monitor_pid = 0;
@@ -800,6 +801,7 @@ impl Monitor {
         if let Err(e) = rt.start(&self.id) {
             let msg = e.to_string();
             let _ = rt.delete(&self.id, true);
+            self.release();
             self.store.update_state(&self.id, |s| {
                 s.status = Status::Exited;
                 s.error = msg.clone();
@@ -816,6 +818,7 @@ impl Monitor {
             s.status = Status::Running;
             s.pid = pid;
             s.started_at = now.clone();
+            s.exit_code = 0;
             s.error.clear();
             s.oom_killed = false;
         })?;

@@ -187,6 +187,7 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     // leftovers of a run whose monitor was killed
     let _ = net.detach_all(&r.id);
     let _ = berth_net::netns::remove(&ns);
+    let ports = port_requests(r)?;
     berth_net::netns::create(&ns).map_err(net_error)?;
     let undo = |e: Error| {
         let _ = net.detach_all(&r.id);
@@ -199,7 +200,7 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     let mut dns_at = None;
     if !r.primary_detached {
         let key = network_key(&r.network_mode);
-        let req = attach_request(r, &ns, 0, &r.aliases, &r.ipv4_address, port_requests(r)?);
+        let req = attach_request(r, &ns, 0, &r.aliases, &r.ipv4_address, ports.clone());
         let ep = req
             .and_then(|req| net.attach(key, &req).map_err(net_error))
             .map_err(undo)?;
@@ -211,7 +212,7 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     for (i, x) in r.extra_networks.iter().enumerate() {
         // published ports go to the first network it is on
         let ports = if first.is_none() {
-            port_requests(r)?
+            ports.clone()
         } else {
             Vec::new()
         };
@@ -244,6 +245,13 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
             crate::spec::resolv_conf(&servers, &r.dns_search, &r.dns_options),
         );
         ensure_dns_server(root);
+    } else {
+        // no user-defined network (any more): the host's servers or --dns,
+        // never a resolver it can no longer reach
+        let _ = std::fs::write(
+            etc.join("resolv.conf"),
+            crate::spec::resolv_conf(&r.dns, &r.dns_search, &r.dns_options),
+        );
     }
     Ok(())
 }
@@ -706,11 +714,15 @@ impl crate::Engine {
 
     /// `docker network prune`: user-defined networks no container names.
     pub fn prune_networks(&self) -> Result<Vec<String>> {
-        let used: std::collections::BTreeSet<String> = self
-            .list()
-            .into_iter()
-            .map(|c| c.record.network_mode)
-            .collect();
+        // a network is in use by the containers on it, running or not:
+        // the one each was created on (unless it left it) and those joined
+        let mut used = std::collections::BTreeSet::new();
+        for c in self.list() {
+            if !c.record.primary_detached {
+                used.insert(c.record.network_mode.clone());
+            }
+            used.extend(c.record.extra_networks.iter().map(|x| x.id.clone()));
+        }
         let mut removed = Vec::new();
         for v in self.networks()? {
             let Some(n) = &v.network else { continue };

@@ -843,14 +843,26 @@ impl Engine {
     /// request's own mounts do not cover.
     fn volumes_from(&self, c: &CreateConfig, mounts: &mut Vec<MountPoint>) -> Result<()> {
         for spec in &c.volumes_from {
-            let (name, mode) = match spec.rsplit_once(':') {
-                Some((n, m @ ("ro" | "rw"))) => (n, Some(m)),
-                Some((_, m)) if !m.is_empty() && !m.contains('/') => {
-                    return Err(Error::Invalid(format!(
-                        "invalid mode for volumes-from: {m}"
-                    )));
+            // NAME[:MODE], MODE a comma list of ro|rw and the SELinux
+            // relabel flags z|Z (nothing to relabel here)
+            let (name, read_only) = match spec.split_once(':') {
+                None => (spec.as_str(), None),
+                Some((n, modes)) => {
+                    let mut ro = None;
+                    for m in modes.split(',') {
+                        match m {
+                            "ro" => ro = Some(true),
+                            "rw" => ro = Some(false),
+                            "z" | "Z" => {}
+                            _ => {
+                                return Err(Error::Invalid(format!(
+                                    "invalid mode for volumes-from: {modes}"
+                                )));
+                            }
+                        }
+                    }
+                    (n, ro)
                 }
-                _ => (spec.as_str(), None),
             };
             let o = self.container(name)?;
             for m in &o.record.mounts {
@@ -861,9 +873,10 @@ impl Engine {
                 // the other container's volume: never removed with this one
                 m.anonymous = false;
                 m.copy_up = false;
-                if let Some(mode) = mode {
-                    m.rw = mode == "rw";
-                    m.mode = mode.to_owned();
+                // the mode can only take write access away (docker)
+                if let Some(ro) = read_only {
+                    m.rw = m.rw && !ro;
+                    m.mode = if m.rw { "rw" } else { "ro" }.into();
                 }
                 mounts.push(m);
             }
@@ -942,8 +955,19 @@ impl Engine {
     /// `before_start` runs when the container exists and waits (connect
     /// attach streams there).
     pub fn start(&self, key: &str, before_start: impl FnOnce() -> Result<()>) -> Result<()> {
-        let c = self.container(key)?;
+        let mut c = self.container(key)?;
         let id = c.record.id.clone();
+        // the monitor of the last run may still be finishing (its clients,
+        // its clean-up): the next run starts once it is gone, so the two
+        // never write the same state
+        let end = Instant::now() + Duration::from_secs(10);
+        while matches!(c.state.status, Status::Exited | Status::Created)
+            && c.state.monitor_alive()
+            && Instant::now() < end
+        {
+            std::thread::sleep(Duration::from_millis(5));
+            c = self.container(&id)?;
+        }
         match c.state.status {
             Status::Running | Status::Restarting if c.state.monitor_alive() => {
                 return Err(Error::NotModified("container already started".into()));
