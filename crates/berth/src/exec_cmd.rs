@@ -53,9 +53,6 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Runs `berth exec`; the exit code is the command's.
 pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
-    if a.privileged {
-        return Err(failed("not supported yet: exec --privileged"));
-    }
     if a.tty && !a.detach && !std::io::stdin().is_terminal() {
         return Err(failed("the input device is not a TTY"));
     }
@@ -87,6 +84,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
         attach_stdout: !a.detach,
         attach_stderr: !a.detach,
         console_size,
+        privileged: a.privileged,
         ..Default::default()
     };
     let eid = engine.exec_create(&a.container, rec).map_err(failed)?;

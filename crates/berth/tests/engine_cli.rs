@@ -732,6 +732,31 @@ fn volumes_binds_tmpfs_and_exec_without_a_daemon() {
     assert_eq!(out, "1000\n1000\n/data/sub\n1\n");
     let o = b.run(&["exec", "box", "/no/such"]);
     assert_eq!(o.status.code(), Some(127));
+    // exec --privileged: that process gets the capabilities of a
+    // privileged container, the container's own stay
+    let cap_eff = |args: &[&str]| {
+        b.ok(args)
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let plain = cap_eff(&["exec", "box", "cat", "/proc/self/status"]);
+    let privileged = cap_eff(&["exec", "--privileged", "box", "cat", "/proc/self/status"]);
+    let full = cap_eff(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        "vol:1",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_ne!(plain, privileged);
+    assert_eq!(privileged, full);
+    assert_eq!(plain, cap_eff(&["exec", "box", "cat", "/proc/self/status"]));
     b.ok(&["exec", "-d", "box", "sh", "-c", "echo detached > /data/d"]);
     eventually("detached exec", || {
         b.run(&["exec", "box", "cat", "/data/d"]).status.success()

@@ -1694,9 +1694,6 @@ fn exec_record(body: &Value) -> Result<berth_engine::exec::ExecRecord, String> {
             _ => Vec::new(),
         }
     };
-    if b("Privileged") {
-        return Err("not supported yet: exec --privileged".into());
-    }
     let console_size = obj
         .get("ConsoleSize")
         .and_then(Value::as_array)
@@ -1708,6 +1705,7 @@ fn exec_record(body: &Value) -> Result<berth_engine::exec::ExecRecord, String> {
         user: s("User"),
         working_dir: s("WorkingDir"),
         tty: b("Tty"),
+        privileged: b("Privileged"),
         attach_stdin: b("AttachStdin"),
         attach_stdout: b("AttachStdout"),
         attach_stderr: b("AttachStderr"),

@@ -56,6 +56,8 @@ pub struct ExecRecord {
     pub started: bool,
     /// Why it failed to start.
     pub error: String,
+    /// `exec --privileged`: every capability for this process.
+    pub privileged: bool,
 }
 
 fn exec_dir(dir: &Path) -> PathBuf {
@@ -168,6 +170,13 @@ pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<Path
     }
     p["args"] = serde_json::json!(r.cmd);
     p["terminal"] = serde_json::json!(r.tty);
+    if r.privileged {
+        // docker: the exec gets every capability; the container's seccomp
+        // profile and namespaces stay
+        let all = crate::spec::capabilities(&["ALL".to_owned()], &[]).map_err(Error::Invalid)?;
+        p["capabilities"] =
+            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+    }
     if let Some((h, w)) = r.console_size.filter(|(h, w)| *h > 0 && *w > 0) {
         p["consoleSize"] = serde_json::json!({"height": h, "width": w});
     } else if let Some(o) = p.as_object_mut() {
