@@ -19,7 +19,7 @@ pub struct CpArgs {
     /// Archive mode (keep owners; berth always does).
     #[arg(short, long)]
     archive: bool,
-    /// Always follow symbol link in SRC_PATH (not supported yet).
+    /// Always follow symbol link in SRC_PATH.
     #[arg(short = 'L', long)]
     follow_link: bool,
     /// Suppress progress output.
@@ -50,21 +50,26 @@ fn base_name(p: &str) -> String {
 
 /// Runs `berth cp`.
 pub fn cp(root: &Path, a: &CpArgs) -> Result<ExitCode> {
-    if a.follow_link {
-        bail!("not supported yet: cp --follow-link");
-    }
     let engine = Engine::open(root)?;
     match (split(&a.src), split(&a.dst)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
         (Some((ctr, path)), None) => {
+            // -L: what the link at the path ends at, under the link's name
+            let followed = if a.follow_link {
+                Some(engine.archive_stat(ctr, path)?.link_target).filter(|t| !t.is_empty())
+            } else {
+                None
+            };
+            let from = followed.as_deref().unwrap_or(path);
+            let top = followed.as_ref().map(|_| base_name(path));
             if a.dst == "-" {
-                engine.archive_get(ctr, path, std::io::stdout().lock())?;
+                engine.archive_get_as(ctr, from, top.as_deref(), std::io::stdout().lock())?;
                 return Ok(ExitCode::SUCCESS);
             }
             let dst = Path::new(&a.dst);
             let (into, rename) = if dst.is_dir() {
-                (dst.to_path_buf(), None)
+                (dst.to_path_buf(), top)
             } else {
                 let parent = dst
                     .parent()
@@ -83,7 +88,7 @@ pub fn cp(root: &Path, a: &CpArgs) -> Result<ExitCode> {
                 let fd = dir.try_clone()?;
                 move || extract_tar(fd.as_fd(), r, rename.as_deref())
             });
-            let got = engine.archive_get(ctr, path, w);
+            let got = engine.archive_get(ctr, from, w);
             let extracted = reader
                 .join()
                 .map_err(|_| anyhow::anyhow!("the extractor panicked"))?;
@@ -95,7 +100,20 @@ pub fn cp(root: &Path, a: &CpArgs) -> Result<ExitCode> {
                 engine.archive_put(ctr, path, std::io::stdin().lock(), None)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let src = Path::new(&a.src);
+            // -L: the file a host link points at, copied under the link's name
+            let target = if a.follow_link {
+                Some(
+                    std::fs::canonicalize(&a.src)
+                        .with_context(|| format!("follow the link {}", a.src))?,
+                )
+            } else {
+                None
+            };
+            let src = target.as_deref().unwrap_or(Path::new(&a.src));
+            let from_name = match &target {
+                Some(t) => base_name(&t.display().to_string()),
+                None => base_name(&a.src),
+            };
             let name = base_name(&a.src);
             let parent = src
                 .parent()
@@ -119,9 +137,8 @@ pub fn cp(root: &Path, a: &CpArgs) -> Result<ExitCode> {
                 .with_context(|| format!("open {}", parent.display()))?;
             let (r, w) = std::io::pipe()?;
             let writer = std::thread::spawn({
-                let name = name.clone();
                 let top = top.clone();
-                move || write_tar(pdir.as_fd(), &name, &top, w)
+                move || write_tar(pdir.as_fd(), &from_name, &top, w)
             });
             let put = engine.archive_put(ctr, &dir, r, None);
             let written = writer

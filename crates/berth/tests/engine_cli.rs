@@ -2096,6 +2096,32 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
     assert_eq!(std::fs::read_to_string(&hn).unwrap(), "in-container\n");
     let canary = b.dir.path().join("canary.txt");
     std::fs::write(&canary, "from the host\n").unwrap();
+    // -L: a chain of links (relative, then absolute) is followed inside the
+    // container, and the target lands under the link's name; without -L
+    // the link itself is copied
+    b.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "ln -s sub/f /d/l1; ln -s /d/l1 /d/l2",
+    ]);
+    let lo = b.dir.path().join("lo");
+    std::fs::create_dir_all(&lo).unwrap();
+    b.ok(&["cp", "-L", "box:/d/l2", lo.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(lo.join("l2")).unwrap(), "hi\n");
+    b.ok(&["cp", "box:/d/l2", lo.join("plain").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_link(lo.join("plain")).unwrap(),
+        Path::new("/d/l1")
+    );
+    let hl = b.dir.path().join("host-link");
+    std::os::unix::fs::symlink(&canary, &hl).unwrap();
+    b.ok(&["cp", "-L", hl.to_str().unwrap(), "box:/d/"]);
+    assert_eq!(
+        b.ok(&["exec", "box", "cat", "/d/host-link"]),
+        "from the host\n"
+    );
     b.ok(&["cp", canary.to_str().unwrap(), "box:/d/escape/tmp/"]);
     assert_eq!(
         b.ok(&["exec", "box", "cat", "/tmp/canary.txt"]),
@@ -2213,6 +2239,18 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
             .trim(),
         "640 9"
     );
+    // docker cp -L follows the chain through the stat's LinkTarget
+    d.ok(&[
+        "exec",
+        "dbox",
+        "sh",
+        "-c",
+        "ln -s f /d/lf; ln -s /d/lf /d/lf2",
+    ]);
+    let dl = b.dir.path().join("dl");
+    std::fs::create_dir_all(&dl).unwrap();
+    d.ok(&["cp", "-L", "dbox:/d/lf2", dl.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dl.join("lf2")).unwrap(), "hi\n");
     // the same through berth's own CLI, with no daemon
     let o = b.run(&["cp", "dbox:/d/streamed.txt", "-"]);
     let mut a = tar::Archive::new(&o.stdout[..]);

@@ -151,13 +151,12 @@ impl Engine {
             None => rustix::fs::fstat(&parent),
         }
         .map_err(|e| not_found(path, e))?;
-        let link_target = match &name {
-            Some(n) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
-                rustix::fs::readlinkat(&parent, n.as_str(), Vec::new())
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            }
-            _ => String::new(),
+        // docker: the path the whole chain of links ends at, absolute in
+        // the container (`cp -L` copies from there)
+        let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+            final_target(&r, path)?
+        } else {
+            String::new()
         };
         Ok(PathStat {
             name: name.unwrap_or_else(|| "/".into()),
@@ -171,12 +170,27 @@ impl Engine {
     /// `GET /containers/{id}/archive`: `path` as a tar stream whose top
     /// entry is its base name (a directory with everything below it).
     pub fn archive_get(&self, key: &str, path: &str, out: impl Write) -> Result<PathStat> {
+        self.archive_get_as(key, path, None, out)
+    }
+
+    /// [`Engine::archive_get`] with the top entry called `top` (`cp -L`:
+    /// a link's target under the link's name).
+    pub fn archive_get_as(
+        &self,
+        key: &str,
+        path: &str,
+        top: Option<&str>,
+        out: impl Write,
+    ) -> Result<PathStat> {
         let stat = self.archive_stat(key, path)?;
         let (r, _) = self.rooted(key, path)?;
         let (parent, name) = open_parent(&r)?;
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
-        let top = name.clone().unwrap_or_else(|| ".".into());
+        let top = top
+            .map(str::to_owned)
+            .or_else(|| name.clone())
+            .unwrap_or_else(|| ".".into());
         match name {
             Some(n) => add_entry(&mut tar, parent.as_fd(), &n, Path::new(&top), 0)?,
             None => crate::changes::tree(&mut tar, parent.as_fd(), Path::new("."), CP, 0)?,
@@ -273,6 +287,61 @@ fn not_found(path: &str, e: impl Into<io::Error>) -> Error {
     } else {
         io_err(&format!("stat {path}"), e)
     }
+}
+
+/// `path` joined to `dir` (unless absolute) and cleaned of `.` and `..`.
+fn lexical_join(dir: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{dir}/{path}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in joined.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            x => parts.push(x),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Follows the links at `path` (the last component, again and again, at
+/// most 40 times) inside the root; the absolute path they end at.
+fn final_target(r: &Rooted, path: &str) -> Result<String> {
+    let mut cur = lexical_join("/", path);
+    for _ in 0..40 {
+        let rel = clean(&cur)?;
+        let (Some(name), Some(parent_rel)) = (rel.file_name(), rel.parent()) else {
+            return Ok(cur);
+        };
+        let Ok(parent) = berth_sys::paths::open_flags(
+            r.root.as_fd(),
+            parent_rel,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+        ) else {
+            return Ok(cur); // dangling: the copy reports it
+        };
+        let Ok(st) = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Ok(cur);
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+            return Ok(cur);
+        }
+        let t = rustix::fs::readlinkat(&parent, name, Vec::new())
+            .map_err(|e| io_err(&format!("readlink {cur}"), e))?;
+        let dir = Path::new(&cur)
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "/".into());
+        cur = lexical_join(&dir, &t.to_string_lossy());
+    }
+    Err(Error::Invalid(format!(
+        "too many levels of symbolic links at {path}"
+    )))
 }
 
 /// The directory holding the path (resolved in the root) and the final
