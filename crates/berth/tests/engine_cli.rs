@@ -1033,6 +1033,44 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
     for want in ["create web", "start web", "die web", "destroy web"] {
         assert!(ev.lines().any(|l| l == want), "{want} missing from {ev}");
     }
+    // the local driver's options, by `volume create --opt` and by
+    // `--mount …,volume-opt=`
+    d.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "o=size=2m",
+        "dtv",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "dtv:/t",
+        "vol:1",
+        "grep",
+        " /t ",
+        "/proc/mounts",
+    ]);
+    assert!(out.contains("tmpfs") && out.contains("size=2048k"), "{out}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--mount",
+        "type=volume,src=dmv,dst=/m,volume-opt=type=tmpfs,volume-opt=o=size=3m",
+        "vol:1",
+        "grep",
+        " /m ",
+        "/proc/mounts",
+    ]);
+    assert!(out.contains("size=3072k"), "{out}");
+    d.ok(&["volume", "rm", "dtv", "dmv"]);
     d.ok(&["volume", "create", "--label", "team=a", "labelled"]);
     d.ok(&["volume", "create", "--label", "team=b", "other"]);
     assert_eq!(
@@ -2259,6 +2297,154 @@ fn cp_copies_both_ways_and_never_leaves_the_container() {
     std::io::Read::read_to_string(&mut e, &mut got).unwrap();
     assert_eq!(got, "streamed\n");
     d.ok(&["rm", "-f", "dbox"]);
+}
+
+/// Whether a volume's `_data` is a mount point on the host now (from the
+/// mount table, so binds on the same filesystem count).
+fn volume_mounted(b: &Berth, name: &str) -> bool {
+    let data = b.root().join("volumes").join(name).join("_data");
+    let data = data.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*data))
+}
+
+#[test]
+fn volumes_with_local_driver_options() {
+    if !root_or_skip("volumes_with_local_driver_options") {
+        return;
+    }
+    let b = berth_with_image();
+    // tmpfs: mounted while containers use it, shared between them, and
+    // fresh after the last one stopped (as docker's local driver)
+    b.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "o=size=1m,uid=1000",
+        "tv",
+    ]);
+    let insp = b.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Options.type}} {{.Options.o}}",
+        "tv",
+    ]);
+    assert_eq!(insp.trim(), "tmpfs size=1m,uid=1000");
+    assert!(!volume_mounted(&b, "tv"), "not mounted before use");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "none",
+        "-v",
+        "tv:/t",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo kept > /t/f; exec sleep 300",
+    ]);
+    eventually("the holder's file", || {
+        b.run(&["exec", "holder", "test", "-f", "/t/f"])
+            .status
+            .success()
+    });
+    assert!(volume_mounted(&b, "tv"));
+    let out = sh_in(
+        &b,
+        &["-v", "tv:/t"],
+        "cat /t/f; grep ' /t ' /proc/mounts; stat -c %u /t",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "kept");
+    assert!(
+        lines[1].starts_with("tv /t tmpfs") || lines[1].contains(" /t tmpfs "),
+        "{out}"
+    );
+    assert!(lines[1].contains("size=1024k"), "{out}");
+    assert_eq!(lines[2], "1000");
+    assert!(
+        volume_mounted(&b, "tv"),
+        "still held by the running container"
+    );
+    b.ok(&["rm", "-f", "holder"]);
+    assert!(!volume_mounted(&b, "tv"), "unmounted after the last user");
+    let out = sh_in(&b, &["-v", "tv:/t"], "cat /t/f 2>/dev/null || echo fresh");
+    assert_eq!(out.trim(), "fresh");
+    // a bind of a host directory: the data is the host's, and removing the
+    // volume never touches it
+    let host = b.dir.path().join("bind-src");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("old"), "host file\n").unwrap();
+    let device = format!("device={}", host.display());
+    b.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &device,
+        "bv",
+    ]);
+    let out = sh_in(&b, &["-v", "bv:/b"], "cat /b/old; echo new > /b/new");
+    assert_eq!(out, "host file\n");
+    assert_eq!(std::fs::read_to_string(host.join("new")).unwrap(), "new\n");
+    assert!(!volume_mounted(&b, "bv"));
+    b.ok(&["volume", "rm", "bv"]);
+    assert!(
+        host.join("old").exists() && host.join("new").exists(),
+        "host data kept"
+    );
+    // --mount with volume-opt makes such a volume; bad options are refused
+    let out = sh_in(
+        &b,
+        &[
+            "--mount",
+            "type=volume,source=mv,target=/m,volume-opt=type=tmpfs,volume-opt=o=size=2m",
+        ],
+        "grep ' /m ' /proc/mounts",
+    );
+    assert!(out.contains("tmpfs") && out.contains("size=2048k"), "{out}");
+    assert!(
+        b.fails(&["volume", "create", "--opt", "size=1m", "bad"])
+            .contains("invalid option key")
+    );
+    assert!(
+        b.fails(&[
+            "volume",
+            "create",
+            "--opt",
+            "type=none",
+            "--opt",
+            "device=/tmp",
+            "bad"
+        ])
+        .contains("o=bind")
+    );
+    // a device that is not there fails at the first use, as docker's
+    b.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        "device=/nonexistent-berth-dir",
+        "gone",
+    ]);
+    let err = b.fails(&["run", "--rm", "-v", "gone:/g", "bb:1", "true"]);
+    assert!(err.contains("failed to mount local volume"), "{err}");
+    assert!(!volume_mounted(&b, "gone"));
+    b.ok(&["volume", "rm", "tv", "mv", "gone"]);
 }
 
 /// The output of `sh -c script` in a fresh container (no network) run

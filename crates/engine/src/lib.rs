@@ -21,6 +21,7 @@ pub mod spec;
 pub mod stats;
 pub mod system;
 pub mod user;
+pub mod volume_mount;
 pub mod volumes;
 
 pub use container::{Record, RestartPolicy, State, Status};

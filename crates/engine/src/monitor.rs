@@ -672,8 +672,14 @@ impl Monitor {
             crate::container::mount_shm(&self.dir, self.record.host_options.shm_size)
                 .map_err(|e| sys_err("mount the shareable /dev/shm", e))?;
         }
-        if bridged && let Err(e) = crate::network::connect(&self.root, &self.dir, &self.record) {
+        let me = std::process::id() as i32;
+        if let Err(e) = crate::volume_mount::acquire(&self.root, &self.id, me, &self.record.mounts)
+        {
             crate::container::unmount_shm(&self.dir);
+            return Err(e);
+        }
+        if bridged && let Err(e) = crate::network::connect(&self.root, &self.dir, &self.record) {
+            self.release();
             return Err(e);
         }
         let r = self.one_run_inner();
@@ -694,6 +700,7 @@ impl Monitor {
         if self.record.host_options.ipc_mode == "shareable" {
             crate::container::unmount_shm(&self.dir);
         }
+        crate::volume_mount::release(&self.root, &self.id, &self.record.mounts);
     }
 
     /// The end of a run the shim followed to the init's exit `code`.

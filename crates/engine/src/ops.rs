@@ -645,7 +645,15 @@ impl Engine {
             serde_json::to_vec(&rootfs).map_err(|e| Error::Invalid(e.to_string()))?,
         )
         .map_err(|e| Error::Io("write rootfs.json".into(), e))?;
-        copy_up(&rootfs, mounts)?;
+        // a driver-mounted volume is mounted while the image's content is
+        // copied into it
+        let creator = format!("create-{id}");
+        let me = std::process::id() as i32;
+        let copying: Vec<MountPoint> = mounts.iter().filter(|m| m.copy_up).cloned().collect();
+        crate::volume_mount::acquire(&self.root, &creator, me, &copying)?;
+        let copied = copy_up(&rootfs, mounts);
+        crate::volume_mount::release(&self.root, &creator, &copying);
+        copied?;
         let healthcheck = crate::health::effective(ic.healthcheck.as_ref(), c.healthcheck.as_ref());
         if let Some(h) = &healthcheck {
             crate::health::command(h)?;
@@ -927,6 +935,9 @@ impl Engine {
         }
         crate::network::disconnect(&self.root, &self.store.dir(id), id);
         crate::container::unmount_shm(&self.store.dir(id));
+        if let Ok(r) = self.store.record(id) {
+            crate::volume_mount::release(&self.root, id, &r.mounts);
+        }
         s.status = Status::Exited;
         if s.exit_code == 0 {
             s.exit_code = 137;

@@ -75,6 +75,10 @@ pub struct MountPoint {
     pub anonymous: bool,
     /// tmpfs mount options (`size=…`, `mode=…`).
     pub tmpfs_options: Vec<String>,
+    /// Local driver options for a volume this mount creates
+    /// (`--mount …,volume-opt=type=tmpfs`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_options: BTreeMap<String, String>,
 }
 
 /// `--mount` / `HostConfig.Mounts[]` as the API sends it.
@@ -294,6 +298,18 @@ pub fn from_request(r: &MountRequest) -> Result<MountPoint> {
                 m.name = r.source.clone();
             }
             m.copy_up = !v.no_copy;
+            m.volume_options = v
+                .driver_config
+                .as_ref()
+                .and_then(|d| d.get("Options"))
+                .and_then(|o| o.as_object())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::volume_mount::validate(&m.volume_options)?;
         }
         "tmpfs" => {
             if !r.source.is_empty() {
@@ -414,9 +430,22 @@ pub fn parse_mount_flag(s: &str) -> Result<MountRequest> {
             }
             "volume-driver" => {
                 let d = need(v)?;
-                r.volume_options
+                let dc = r
+                    .volume_options
                     .get_or_insert_with(Default::default)
-                    .driver_config = Some(serde_json::json!({"Name": d}));
+                    .driver_config
+                    .get_or_insert_with(|| serde_json::json!({}));
+                dc["Name"] = d.into();
+            }
+            "volume-opt" => {
+                let kv = need(v)?;
+                let (ok, ov) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+                let dc = r
+                    .volume_options
+                    .get_or_insert_with(Default::default)
+                    .driver_config
+                    .get_or_insert_with(|| serde_json::json!({}));
+                dc["Options"][ok] = ov.into();
             }
             "tmpfs-size" => {
                 let v = need(v)?;
@@ -487,6 +516,24 @@ pub fn spec_mount(m: &MountPoint) -> serde_json::Value {
     }
 }
 
+/// Takes the volumes lock of the root at `root` (for processes without an
+/// `Engine`, such as monitors).
+pub(crate) fn lock_at(root: &Path) -> Result<fs::File> {
+    let dir = root.join("volumes");
+    fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("create {}", dir.display()), e))?;
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| Error::Io(format!("chmod {}", dir.display()), e))?;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(|e| Error::Io("open the volumes lock".into(), e))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::Io("lock the volumes".into(), e.into()))?;
+    Ok(f)
+}
+
 impl Engine {
     fn volumes_dir(&self) -> PathBuf {
         self.root.join("volumes")
@@ -495,19 +542,7 @@ impl Engine {
     /// Takes the volumes lock (held while volumes are created, removed or
     /// claimed by a new container).
     pub(crate) fn volumes_lock(&self) -> Result<fs::File> {
-        let dir = self.volumes_dir();
-        fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("create {}", dir.display()), e))?;
-        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(|e| Error::Io(format!("chmod {}", dir.display()), e))?;
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(".lock"))
-            .map_err(|e| Error::Io("open the volumes lock".into(), e))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::Io("lock the volumes".into(), e.into()))?;
-        Ok(f)
+        lock_at(&self.root)
     }
 
     /// A volume by name.
@@ -552,19 +587,16 @@ impl Engine {
                 "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
             )));
         }
-        if let Some(k) = options.keys().next() {
-            return Err(Error::Invalid(format!(
-                "not supported yet: options of the local volume driver ({k})"
-            )));
-        }
+        crate::volume_mount::validate(options)?;
         let _l = self.volumes_lock()?;
-        self.create_volume_locked(name, labels)
+        self.create_volume_locked(name, labels, options)
     }
 
     pub(crate) fn create_volume_locked(
         &self,
         name: Option<&str>,
         labels: &BTreeMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<Volume> {
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -590,7 +622,7 @@ impl Engine {
             mountpoint: dir.join("_data").display().to_string(),
             created_at: berth_runtime::state::now_rfc3339(),
             labels: labels.clone(),
-            options: BTreeMap::new(),
+            options: options.clone(),
             scope: "local".into(),
         };
         let meta = serde_json::to_vec_pretty(&v).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -646,6 +678,15 @@ impl Engine {
             )));
         }
         let dir = self.volumes_dir().join(name);
+        // a driver-mounted volume nobody uses: its mount goes first, and
+        // the tree is never removed through a mount that stayed
+        crate::volume_mount::unmount(&self.root, name);
+        if crate::volume_mount::is_mounted(&dir) {
+            return Err(Error::Conflict(format!(
+                "remove {name}: its mount at {}/_data could not be taken away",
+                dir.display()
+            )));
+        }
         let gone = self.volumes_dir().join(format!(".rm-{name}"));
         fs::rename(&dir, &gone).map_err(|e| Error::Io(format!("remove volume {name}"), e))?;
         berth_image::unpack::remove_tree(&gone)
@@ -728,6 +769,7 @@ impl Engine {
                     let v = self.create_volume_locked(
                         Some(m.name.as_str()).filter(|n| !n.is_empty()),
                         &labels,
+                        &m.volume_options,
                     )?;
                     m.name = v.name;
                     m.source = v.mountpoint;
