@@ -2398,7 +2398,34 @@ fn volumes_with_local_driver_options() {
     assert_eq!(out, "host file\n");
     assert_eq!(std::fs::read_to_string(host.join("new")).unwrap(), "new\n");
     assert!(!volume_mounted(&b, "bv"));
-    b.ok(&["volume", "rm", "bv"]);
+    // flags of a bind take (a remount): read-only here
+    let ro_device = format!("device={}", host.display());
+    b.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind,ro,nosuid",
+        "--opt",
+        &ro_device,
+        "rov",
+    ]);
+    let out = sh_in(
+        &b,
+        &["-v", "rov:/r"],
+        "cat /r/old; touch /r/x 2>/dev/null && echo wrote || echo read-only",
+    );
+    assert_eq!(out, "host file\nread-only\n");
+    // cp cannot reach a driver-mounted volume of a stopped container
+    b.ok(&["create", "--name", "stopped", "-v", "bv:/b", "bb:1", "true"]);
+    let x = b.dir.path().join("x");
+    assert!(
+        b.fails(&["cp", "stopped:/b/old", x.to_str().unwrap()])
+            .contains("not supported yet")
+    );
+    b.ok(&["rm", "stopped"]);
+    b.ok(&["volume", "rm", "bv", "rov"]);
     assert!(
         host.join("old").exists() && host.join("new").exists(),
         "host data kept"

@@ -69,6 +69,9 @@ fn go_mode(st_mode: u32) -> u32 {
 struct Rooted {
     root: OwnedFd,
     rel: PathBuf,
+    /// The container path `root` stands for (a mount's destination for a
+    /// stopped container's volume or bind; empty: `/`).
+    prefix: PathBuf,
 }
 
 fn clean(path: &str) -> Result<PathBuf> {
@@ -105,7 +108,14 @@ impl Engine {
                     c.record.id
                 )));
             }
-            return Ok((Rooted { root, rel }, c));
+            return Ok((
+                Rooted {
+                    root,
+                    rel,
+                    prefix: PathBuf::new(),
+                },
+                c,
+            ));
         }
         // stopped: the mount whose destination holds the path, longest first
         let mut best: Option<(&crate::volumes::MountPoint, PathBuf)> = None;
@@ -120,13 +130,28 @@ impl Engine {
             }
         }
         if let Some((m, rest)) = best {
+            if m.kind == "volume" && crate::volume_mount::driver_mounted(&self.root, &m.name) {
+                return Err(Error::Invalid(format!(
+                    "not supported yet: copying to or from {} of a stopped container: volume {} \
+                     is mounted by its driver only while a container runs with it",
+                    m.destination, m.name
+                )));
+            }
             let root = rustix::fs::open(
                 &m.source,
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )
             .map_err(|e| io_err(&format!("open {}", m.source), e))?;
-            return Ok((Rooted { root, rel: rest }, c));
+            let prefix = clean(&m.destination)?;
+            return Ok((
+                Rooted {
+                    root,
+                    rel: rest,
+                    prefix,
+                },
+                c,
+            ));
         }
         let spec: berth_types::image::MountSpec = serde_json::from_slice(
             &fs::read(
@@ -138,7 +163,14 @@ impl Engine {
         )
         .map_err(|e| Error::Invalid(format!("rootfs.json: {e}")))?;
         let root = berth_runtime::rootfs::open_detached(&spec)?;
-        Ok((Rooted { root, rel }, c))
+        Ok((
+            Rooted {
+                root,
+                rel,
+                prefix: PathBuf::new(),
+            },
+            c,
+        ))
     }
 
     /// `HEAD /containers/{id}/archive`: what is at `path` (not following a
@@ -314,7 +346,11 @@ fn lexical_join(dir: &str, path: &str) -> String {
 fn final_target(r: &Rooted, path: &str) -> Result<String> {
     let mut cur = lexical_join("/", path);
     for _ in 0..40 {
-        let rel = clean(&cur)?;
+        // a chain that leaves this root (a stopped container's mount) ends
+        // here; the copy resolves the rest from the container's view
+        let Ok(rel) = clean(&cur)?.strip_prefix(&r.prefix).map(Path::to_path_buf) else {
+            return Ok(cur);
+        };
         let (Some(name), Some(parent_rel)) = (rel.file_name(), rel.parent()) else {
             return Ok(cur);
         };

@@ -700,7 +700,12 @@ impl Monitor {
         if self.record.host_options.ipc_mode == "shareable" {
             crate::container::unmount_shm(&self.dir);
         }
-        crate::volume_mount::release(&self.root, &self.id, &self.record.mounts);
+        crate::volume_mount::release(
+            &self.root,
+            &self.id,
+            std::process::id() as i32,
+            &self.record.mounts,
+        );
     }
 
     /// The end of a run the shim followed to the init's exit `code`.

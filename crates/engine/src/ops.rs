@@ -652,7 +652,7 @@ impl Engine {
         let copying: Vec<MountPoint> = mounts.iter().filter(|m| m.copy_up).cloned().collect();
         crate::volume_mount::acquire(&self.root, &creator, me, &copying)?;
         let copied = copy_up(&rootfs, mounts);
-        crate::volume_mount::release(&self.root, &creator, &copying);
+        crate::volume_mount::release(&self.root, &creator, me, &copying);
         copied?;
         let healthcheck = crate::health::effective(ic.healthcheck.as_ref(), c.healthcheck.as_ref());
         if let Some(h) = &healthcheck {
@@ -936,7 +936,7 @@ impl Engine {
         crate::network::disconnect(&self.root, &self.store.dir(id), id);
         crate::container::unmount_shm(&self.store.dir(id));
         if let Ok(r) = self.store.record(id) {
-            crate::volume_mount::release(&self.root, id, &r.mounts);
+            crate::volume_mount::release(&self.root, id, 0, &r.mounts);
         }
         s.status = Status::Exited;
         if s.exit_code == 0 {

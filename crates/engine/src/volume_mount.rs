@@ -52,7 +52,8 @@ pub fn validate(options: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-/// `o=` as mount(2) flags and the filesystem's own options.
+/// `o=` as mount(2) flags and the filesystem's own options (docker's
+/// table of flag names; the rest goes to the filesystem).
 fn flags_and_data(o: &str) -> (MountFlags, String) {
     let mut flags = MountFlags::empty();
     let mut data = Vec::new();
@@ -61,18 +62,27 @@ fn flags_and_data(o: &str) -> (MountFlags, String) {
             "bind" => flags |= MountFlags::BIND,
             "rbind" => flags |= MountFlags::BIND | MountFlags::REC,
             "ro" => flags |= MountFlags::RDONLY,
-            "rw" | "defaults" => {}
             "nosuid" => flags |= MountFlags::NOSUID,
             "nodev" => flags |= MountFlags::NODEV,
             "noexec" => flags |= MountFlags::NOEXEC,
             "noatime" => flags |= MountFlags::NOATIME,
             "nodiratime" => flags |= MountFlags::NODIRATIME,
             "relatime" => flags |= MountFlags::RELATIME,
+            "strictatime" => flags |= MountFlags::STRICTATIME,
             "sync" => flags |= MountFlags::SYNCHRONOUS,
+            "dirsync" => flags |= MountFlags::DIRSYNC,
+            // the defaults, spelled out
+            "rw" | "defaults" | "suid" | "dev" | "exec" | "async" | "atime" | "diratime"
+            | "norelatime" | "nostrictatime" | "nomand" | "auto" | "noauto" => {}
             other => data.push(other),
         }
     }
     (flags, data.join(","))
+}
+
+/// Whether volume `name` under `root` is one the driver mounts.
+pub fn driver_mounted(root: &Path, name: &str) -> bool {
+    read_volume(root, name).is_some_and(|v| mounted_kind(&v))
 }
 
 /// Whether the volume is one the driver mounts.
@@ -93,25 +103,46 @@ fn read_volume(root: &Path, name: &str) -> Option<Volume> {
     serde_json::from_slice(&b).ok()
 }
 
-/// Whether `<dir>/_data` is a mount point now (a bind of a directory on
-/// the same filesystem included: the kernel's mount-root attribute, with
-/// the device comparison where the kernel does not report it).
-pub fn is_mounted(dir: &Path) -> bool {
-    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
-    let data = dir.join("_data");
-    if let Ok(x) = rustix::fs::statx(
-        rustix::fs::CWD,
-        &data,
-        AtFlags::SYMLINK_NOFOLLOW,
-        StatxFlags::BASIC_STATS,
-    ) && x.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
-    {
-        return x.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
-    }
-    let (Ok(a), Ok(b)) = (rustix::fs::stat(&data), rustix::fs::stat(dir)) else {
-        return false;
+/// Whether anything is mounted at or below `dir` (from the mount table,
+/// so a bind on the same filesystem counts; when the table cannot be read
+/// the answer is yes: nothing is removed or skipped on a guess).
+pub fn has_mounts(dir: &Path) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
     };
-    a.st_dev != b.st_dev
+    let dir = dir.to_string_lossy();
+    let below = format!("{dir}/");
+    table.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .map(unescape)
+            .is_some_and(|m| m == *dir || m.starts_with(&below))
+    })
+}
+
+/// Whether `<dir>/_data` is a mount point now.
+pub fn is_mounted(dir: &Path) -> bool {
+    has_mounts(&dir.join("_data"))
+}
+
+/// A mountinfo path with its octal escapes (`\040` for a space) undone.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(n);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether the user file names a process that still runs.
@@ -139,10 +170,10 @@ pub fn acquire(root: &Path, user: &str, pid: i32, mounts: &[MountPoint]) -> Resu
     }
     let _l = crate::volumes::lock_at(root)?;
     let start = crate::container::process_start(pid).unwrap_or(0);
-    for (i, v) in names.iter().enumerate() {
-        if let Err(e) = acquire_one(root, v, user, pid, start) {
+    for (i, name) in names.iter().enumerate() {
+        if let Err(e) = acquire_one(root, name, user, pid, start) {
             for done in &names[..i] {
-                release_one(root, &done.name, user);
+                release_one(root, done, user, pid);
             }
             return Err(e);
         }
@@ -150,47 +181,64 @@ pub fn acquire(root: &Path, user: &str, pid: i32, mounts: &[MountPoint]) -> Resu
     Ok(())
 }
 
-fn acquire_one(root: &Path, v: &Volume, user: &str, pid: i32, start: u64) -> Result<()> {
-    let dir = volume_dir(root, &v.name);
-    let users = users_dir(root, &v.name);
-    fs::create_dir_all(&users).map_err(|e| Error::Io(format!("create {}", users.display()), e))?;
-    if !is_mounted(&dir) {
-        let typ = v.options.get("type").map(String::as_str).unwrap_or("");
-        let device = v.options.get("device").map(String::as_str).unwrap_or("");
-        let (flags, data) = flags_and_data(v.options.get("o").map(String::as_str).unwrap_or(""));
-        let source = if device.is_empty() { typ } else { device };
-        let fstype = if flags.contains(MountFlags::BIND) {
-            None
-        } else {
-            Some(typ)
-        };
-        let data = std::ffi::CString::new(data)
-            .map_err(|_| Error::Invalid("volume option o contains a NUL byte".into()))?;
-        let target = dir.join("_data");
-        let mounted = match fstype {
-            Some(t) => rustix::mount::mount(source, &target, t, flags, &*data),
-            None => rustix::mount::mount(source, &target, "", flags, &*data),
-        };
-        mounted.map_err(|e| {
-            Error::Invalid(format!(
-                "error while mounting volume {}: failed to mount local volume: mount {source}:{} \
-                 (type {typ}): {e}",
-                v.name,
-                target.display()
-            ))
-        })?;
-        // a read-only bind needs a remount to take
-        if flags.contains(MountFlags::BIND) && flags.contains(MountFlags::RDONLY) {
-            let _ = rustix::mount::mount_remount(&target, flags | MountFlags::BIND, "");
-        }
+fn acquire_one(root: &Path, name: &str, user: &str, pid: i32, start: u64) -> Result<()> {
+    // read again under the lock: it may have been removed meanwhile
+    let v = read_volume(root, name)
+        .ok_or_else(|| Error::NotFound(format!("get {name}: no such volume")))?;
+    let dir = volume_dir(root, name);
+    let users = users_dir(root, name);
+    match fs::create_dir(&users) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::Io(format!("create {}", users.display()), e)),
     }
-    fs::write(users.join(user), format!("{pid} {start}\n"))
-        .map_err(|e| Error::Io(format!("record the use of volume {}", v.name), e))
+    // the holder first: a mount is never left without one
+    let holder = users.join(user);
+    fs::write(&holder, format!("{pid} {start}\n"))
+        .map_err(|e| Error::Io(format!("record the use of volume {name}"), e))?;
+    if is_mounted(&dir) {
+        return Ok(());
+    }
+    mount(&v, &dir.join("_data")).inspect_err(|_| {
+        let _ = fs::remove_file(&holder);
+    })
 }
 
-/// Records that `user` no longer uses the driver-mounted volumes among
-/// `mounts`, unmounting each that nobody alive uses. Idempotent.
-pub fn release(root: &Path, user: &str, mounts: &[MountPoint]) {
+/// Mounts volume `v` at `target` with its options.
+fn mount(v: &Volume, target: &Path) -> Result<()> {
+    let typ = v.options.get("type").map(String::as_str).unwrap_or("");
+    let device = v.options.get("device").map(String::as_str).unwrap_or("");
+    let (flags, data) = flags_and_data(v.options.get("o").map(String::as_str).unwrap_or(""));
+    let source = if device.is_empty() { typ } else { device };
+    let bind = flags.contains(MountFlags::BIND);
+    let data = std::ffi::CString::new(data)
+        .map_err(|_| Error::Invalid("volume option o contains a NUL byte".into()))?;
+    let failed = |e: rustix::io::Errno| {
+        Error::Invalid(format!(
+            "error while mounting volume {}: failed to mount local volume: mount {source}:{} \
+             (type {typ}): {e}",
+            v.name,
+            target.display()
+        ))
+    };
+    let fstype = if bind { "" } else { typ };
+    rustix::mount::mount(source, target, fstype, flags, &*data).map_err(failed)?;
+    // a bind takes ro, nosuid, nodev, noexec, … only through a remount
+    let extra = flags - (MountFlags::BIND | MountFlags::REC);
+    if bind
+        && !extra.is_empty()
+        && let Err(e) = rustix::mount::mount_remount(target, extra | MountFlags::BIND, "")
+    {
+        let _ = rustix::mount::unmount(target, UnmountFlags::DETACH);
+        return Err(failed(e));
+    }
+    Ok(())
+}
+
+/// Records that `user` (process `pid`) no longer uses the driver-mounted
+/// volumes among `mounts`, unmounting each that nobody alive uses.
+/// Idempotent.
+pub fn release(root: &Path, user: &str, pid: i32, mounts: &[MountPoint]) {
     let names = driver_volumes(root, mounts);
     if names.is_empty() {
         return;
@@ -198,22 +246,37 @@ pub fn release(root: &Path, user: &str, mounts: &[MountPoint]) {
     let Ok(_l) = crate::volumes::lock_at(root) else {
         return;
     };
-    for v in names {
-        release_one(root, &v.name, user);
+    for name in names {
+        release_one(root, &name, user, pid);
     }
 }
 
-fn release_one(root: &Path, name: &str, user: &str) {
+fn release_one(root: &Path, name: &str, user: &str, pid: i32) {
     let users = users_dir(root, name);
-    let _ = fs::remove_file(users.join(user));
-    let busy = fs::read_dir(&users)
+    let holder = users.join(user);
+    // only our own hold, or one whose process is gone: a later run of the
+    // same container holds it under the same name
+    let ours = fs::read_to_string(&holder).is_ok_and(|s| {
+        s.split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<i32>().ok())
+            == Some(pid)
+    });
+    if ours || !user_alive(&holder) {
+        let _ = fs::remove_file(&holder);
+    }
+    if !in_use(root, name) {
+        unmount(root, name);
+    }
+}
+
+/// Whether a live process holds the volume.
+pub fn in_use(root: &Path, name: &str) -> bool {
+    fs::read_dir(users_dir(root, name))
         .into_iter()
         .flatten()
         .flatten()
-        .any(|e| user_alive(&e.path()));
-    if !busy {
-        unmount(root, name);
-    }
+        .any(|e| user_alive(&e.path()))
 }
 
 /// Unmounts a volume's `_data` and forgets its users (the caller holds the
@@ -232,13 +295,14 @@ pub fn unmount(root: &Path, name: &str) {
     }
 }
 
-/// The volumes among `mounts` that the driver mounts.
-fn driver_volumes(root: &Path, mounts: &[MountPoint]) -> Vec<Volume> {
+/// The names of the volumes among `mounts` that the driver mounts.
+fn driver_volumes(root: &Path, mounts: &[MountPoint]) -> Vec<String> {
     mounts
         .iter()
         .filter(|m| m.kind == "volume" && !m.name.is_empty())
         .filter_map(|m| read_volume(root, &m.name))
         .filter(mounted_kind)
+        .map(|v| v.name)
         .collect()
 }
 

@@ -680,8 +680,13 @@ impl Engine {
         let dir = self.volumes_dir().join(name);
         // a driver-mounted volume nobody uses: its mount goes first, and
         // the tree is never removed through a mount that stayed
+        if crate::volume_mount::in_use(&self.root, name) {
+            return Err(Error::Conflict(format!(
+                "remove {name}: volume is in use (mounted for a container being created or run)"
+            )));
+        }
         crate::volume_mount::unmount(&self.root, name);
-        if crate::volume_mount::is_mounted(&dir) {
+        if crate::volume_mount::has_mounts(&dir) {
             return Err(Error::Conflict(format!(
                 "remove {name}: its mount at {}/_data could not be taken away",
                 dir.display()
