@@ -10,7 +10,7 @@ use berth_engine::Engine;
 use berth_engine::exec::ExecRecord;
 use clap::Args;
 
-use crate::run_cmd::{RunFailed, env_file, relay};
+use crate::run_cmd::{RunFailed, relay};
 
 /// `berth exec` flags (docker's names).
 #[derive(Args, Debug)]
@@ -57,23 +57,8 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
         return Err(failed("the input device is not a TTY"));
     }
     let engine = Engine::open(root).map_err(failed)?;
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        env.extend(env_file(f).map_err(|e| failed(format!("{e:#}")))?);
-    }
-    for e in &a.env {
-        match std::env::var(e) {
-            Ok(v) if !e.contains('=') => env.push(format!("{e}={v}")),
-            _ => env.push(e.clone()),
-        }
-    }
-    let console_size = if a.tty {
-        rustix::termios::tcgetwinsize(std::io::stdin())
-            .ok()
-            .map(|w| (w.ws_row, w.ws_col))
-    } else {
-        None
-    };
+    let env = crate::run_cmd::environment(&a.env_file, &a.env)?;
+    let console_size = crate::run_cmd::terminal_size(a.tty);
     let rec = ExecRecord {
         cmd: a.command.clone(),
         env,

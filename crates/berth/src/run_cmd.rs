@@ -294,6 +294,32 @@ pub(crate) fn env_file(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// `--env-file`s, then `-e`s (`-e KEY` takes KEY from the caller's
+/// environment; without it, KEY alone drops the variable).
+pub(crate) fn environment(files: &[std::path::PathBuf], env: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(env_file(f).map_err(|e| failed(format!("{e:#}")))?);
+    }
+    for e in env {
+        match std::env::var(e) {
+            Ok(v) if !e.contains('=') => out.push(format!("{e}={v}")),
+            _ => out.push(e.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// The size of our terminal, for a container or exec given one.
+pub(crate) fn terminal_size(tty: bool) -> Option<(u16, u16)> {
+    if !tty {
+        return None;
+    }
+    rustix::termios::tcgetwinsize(std::io::stdin())
+        .ok()
+        .map(|w| (w.ws_row, w.ws_col))
+}
+
 fn failed(e: impl std::fmt::Display) -> anyhow::Error {
     RunFailed(e.to_string()).into()
 }
@@ -301,20 +327,7 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
 /// The engine's configuration from the flags.
 fn create_config(a: &RunArgs) -> Result<CreateConfig> {
     let mut unsupported = Vec::new();
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        env.extend(env_file(f).map_err(|e| failed(format!("{e:#}")))?);
-    }
-    for e in &a.env {
-        if e.contains('=') {
-            env.push(e.clone());
-        } else if let Ok(v) = std::env::var(e) {
-            // `-e KEY` takes KEY from the caller's environment
-            env.push(format!("{e}={v}"));
-        } else {
-            env.push(e.clone());
-        }
-    }
+    let env = environment(&a.env_file, &a.env)?;
     let labels = crate::format::key_values(&a.label);
     let mut nnp = false;
     let mut seccomp = None;
@@ -347,13 +360,7 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
             .ok_or_else(|| failed(format!("invalid log opt: {o}")))?;
         log_config.config.insert(k.to_owned(), v.to_owned());
     }
-    let console_size = if a.tty {
-        rustix::termios::tcgetwinsize(std::io::stdin())
-            .ok()
-            .map(|w| (w.ws_row, w.ws_col))
-    } else {
-        None
-    };
+    let console_size = terminal_size(a.tty);
     if let Some(u) = unsupported.first() {
         return Err(failed(format!("not supported yet: {u}")));
     }

@@ -2532,6 +2532,31 @@ fn namespace_modes_and_process_options() {
         b.fails(&["run", "--rm", "--pid", "bogus", "bb:1", "true"])
             .contains("invalid PID mode")
     );
+    // resource and naming flags reach the kernel (v1 memory knobs, or
+    // docker's warning where cgroup v2 has none)
+    let out = b.run(&[
+        "run", "--rm", "--network", "none", "--memory-swappiness", "7", "--oom-kill-disable",
+        "--cpu-period", "100000", "--cpu-quota", "50000", "--domainname", "example.org", "bb:1",
+        "sh", "-c",
+        "cat /proc/sys/kernel/domainname; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us \
+         /sys/fs/cgroup/cpu.max 2>/dev/null; cat /sys/fs/cgroup/memory/memory.swappiness \
+         2>/dev/null; grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; true",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "example.org", "{text}");
+    assert!(lines[1] == "50000" || lines[1] == "50000 100000", "{text}");
+    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert_eq!(lines[2..], ["7", "oom_kill_disable 1"], "{text}");
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Memory swappiness discarded"), "{err}");
+    }
     // /dev/shm: its size, none, the host's
     let shm = |flags: &[&str]| sh_in(&b, flags, "grep ' /dev/shm ' /proc/mounts || echo none");
     assert!(shm(&[]).contains("size=65536k"), "{}", shm(&[]));

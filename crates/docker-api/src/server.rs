@@ -769,13 +769,7 @@ async fn route(
             .await;
             match r {
                 Ok((removed, gc)) => {
-                    let v: Vec<Value> = removed
-                        .iter()
-                        .map(|r| match r {
-                            berth_image::Removed::Untagged(n) => json!({"Untagged": n}),
-                            berth_image::Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
-                        })
-                        .collect();
+                    let v = removed_json(&removed);
                     json_resp(
                         StatusCode::OK,
                         &json!({"ImagesDeleted": v, "SpaceReclaimed": gc.bytes}),
@@ -830,13 +824,7 @@ async fn route(
             .await;
             match r {
                 Ok(removed) => {
-                    let v: Vec<Value> = removed
-                        .iter()
-                        .map(|r| match r {
-                            berth_image::Removed::Untagged(n) => json!({"Untagged": n}),
-                            berth_image::Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
-                        })
-                        .collect();
+                    let v = removed_json(&removed);
                     json_resp(StatusCode::OK, &Value::Array(v))
                 }
                 Err(e) => engine_error(e),
@@ -2105,6 +2093,17 @@ async fn system_df(root: &std::path::Path) -> Response<Body> {
         Ok(v) => json_resp(StatusCode::OK, &v),
         Err(e) => engine_error(e),
     }
+}
+
+/// Docker's list of what an image removal untagged and deleted.
+fn removed_json(removed: &[berth_image::Removed]) -> Vec<Value> {
+    removed
+        .iter()
+        .map(|r| match r {
+            berth_image::Removed::Untagged(n) => json!({"Untagged": n}),
+            berth_image::Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
+        })
+        .collect()
 }
 
 #[cfg(test)]
