@@ -210,14 +210,14 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
     let log_config = h("LogConfig")
         .map(|l| LogConfig {
             kind: string(l.get("Type")).unwrap_or_default(),
-            config: crate::server::string_map(l.get("Config")),
+            config: crate::http::string_map(l.get("Config")),
         })
         .unwrap_or_default();
     let console_size = h("ConsoleSize")
         .and_then(Value::as_array)
         .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
         .filter(|(a, b)| *a > 0 && *b > 0);
-    let labels: BTreeMap<String, String> = crate::server::string_map(obj.get("Labels"));
+    let labels: BTreeMap<String, String> = crate::http::string_map(obj.get("Labels"));
     let exposed: Vec<String> = obj
         .get("ExposedPorts")
         .and_then(Value::as_object)
@@ -229,7 +229,7 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
         Some(m) => serde_json::from_value(m.clone())
             .map_err(|e| format!("invalid HostConfig.Mounts: {e}"))?,
     };
-    let tmpfs: BTreeMap<String, String> = crate::server::string_map(h("Tmpfs"));
+    let tmpfs: BTreeMap<String, String> = crate::http::string_map(h("Tmpfs"));
     let volumes: Vec<String> = obj
         .get("Volumes")
         .and_then(Value::as_object)
@@ -347,7 +347,7 @@ pub fn parse(body: &Value, name: Option<String>) -> Result<(String, CreateConfig
                     .collect()
             })
             .unwrap_or_default(),
-        sysctls: crate::server::string_map(h("Sysctls")),
+        sysctls: crate::http::string_map(h("Sysctls")),
         publish_all: boolean(h("PublishAllPorts")),
         aliases,
         ipv4_address: ipv4,

@@ -9,7 +9,10 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod api;
 pub mod create;
+mod error;
+mod http;
 pub mod images_api;
 pub mod server;
 pub mod shapes;

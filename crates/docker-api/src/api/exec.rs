@@ -1,0 +1,209 @@
+//! Exec endpoints: create, start (hijacked), resize, inspect.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::streams::{relay, switching_protocols};
+use super::{Shared, blocking};
+use crate::error::engine_error;
+use crate::http::*;
+use crate::shapes;
+
+pub(super) async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    method: &Method,
+    parts: &[&str],
+) -> Response<Body> {
+    let root = shared.root.clone();
+    match (method.as_str(), parts) {
+        ("POST", ["containers", id, "exec"]) => {
+            let body = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let rec = match exec_record(&body) {
+                Ok(r) => r,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            let id = id.to_string();
+            match blocking(&root, move |e| e.exec_create(&id, rec)).await {
+                Ok(eid) => json_resp(StatusCode::CREATED, &json!({"Id": eid})),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("POST", ["exec", eid, "start"]) => exec_start(&root, req, eid).await,
+        ("POST", ["exec", eid, "resize"]) => {
+            let q = query(&req);
+            let h = q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let w = q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let eid = eid.to_string();
+            match blocking(&root, move |e| e.exec_resize(&eid, h, w)).await {
+                Ok(()) => empty(StatusCode::OK),
+                Err(e) => engine_error(e),
+            }
+        }
+        ("GET", ["exec", eid, "json"]) => {
+            let eid = eid.to_string();
+            match blocking(&root, move |e| e.exec_inspect(&eid)).await {
+                Ok(r) => json_resp(StatusCode::OK, &shapes::exec_inspect(&r)),
+                Err(e) => engine_error(e),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+/// An exec create body → the engine's record.
+fn exec_record(body: &Value) -> Result<berth_engine::exec::ExecRecord, String> {
+    let obj = body
+        .as_object()
+        .ok_or("the request body must be a JSON object")?;
+    let b = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let s = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let list = |k: &str| -> Vec<String> {
+        match obj.get(k) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect(),
+            Some(Value::String(v)) => v.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let console_size = obj
+        .get("ConsoleSize")
+        .and_then(Value::as_array)
+        .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
+        .filter(|(h, w)| *h > 0 && *w > 0);
+    Ok(berth_engine::exec::ExecRecord {
+        cmd: list("Cmd"),
+        env: list("Env"),
+        user: s("User"),
+        working_dir: s("WorkingDir"),
+        tty: b("Tty"),
+        privileged: b("Privileged"),
+        attach_stdin: b("AttachStdin"),
+        attach_stdout: b("AttachStdout"),
+        attach_stderr: b("AttachStderr"),
+        console_size,
+        ..Default::default()
+    })
+}
+
+/// `POST /exec/{id}/start`: detached, or hijacked like attach. A process
+/// that cannot be started still gets the 101; its error goes down the
+/// stream and its exit code (126/127) into the exec's record, as dockerd
+/// does.
+async fn exec_start(
+    root: &std::path::Path,
+    mut req: Request<Incoming>,
+    eid: &str,
+) -> Response<Body> {
+    let upgrade_requested = req.headers().get(hyper::header::UPGRADE).is_some();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let body = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let detach = body.get("Detach").and_then(Value::as_bool).unwrap_or(false);
+    let eid = eid.to_string();
+    let e2 = eid.clone();
+    let rec = match blocking(root, move |e| e.exec_inspect(&e2)).await {
+        Ok(r) => r,
+        Err(e) => return engine_error(e),
+    };
+    let tty = rec.tty;
+    let (stdin, stdout, stderr) = (rec.attach_stdin, rec.attach_stdout, rec.attach_stderr);
+    // docker's errors before anything runs
+    if rec.started {
+        return error(
+            StatusCode::CONFLICT,
+            format!("Error: Exec command {eid} has already run"),
+        );
+    }
+    let cid = rec.container_id.clone();
+    match blocking(root, move |e| e.container(&cid)).await {
+        Ok(c) if c.state.status == berth_engine::Status::Running && c.state.is_active() => {}
+        Ok(c) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("Container {} is not running", c.record.id),
+            );
+        }
+        Err(e) => return engine_error(e),
+    }
+    let start = move |root: PathBuf| async move {
+        blocking(&root, move |e| {
+            let mut sock = None;
+            let r = e.exec_start(&eid, || {
+                if !detach {
+                    sock = e.exec_attach(&eid, stdin, stdout, stderr);
+                }
+                Ok(())
+            });
+            Ok((r, sock))
+        })
+        .await
+    };
+    if detach {
+        return match start(root.to_path_buf()).await {
+            Ok((Ok(()), _)) => empty(StatusCode::OK),
+            Ok((Err(e), _)) | Err(e) => engine_error(e),
+        };
+    }
+    if !upgrade_requested {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "not supported yet: exec start without Upgrade: tcp",
+        );
+    }
+    // The process starts once the client has the 101: output sent in the
+    // same packet as the response head is lost by clients that read the
+    // head through a buffer (docker-py).
+    let root = root.to_path_buf();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let (result, sock) = match start(root).await {
+            Ok(v) => v,
+            Err(e) => (Err(e), None),
+        };
+        if let Err(e) = result {
+            let text = format!("OCI runtime exec failed: {e}\r\n");
+            let mut out = Vec::new();
+            if !tty {
+                out.extend_from_slice(&[2, 0, 0, 0]);
+                out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            }
+            out.extend_from_slice(text.as_bytes());
+            let _ = io.write_all(&out).await;
+            let _ = io.shutdown().await;
+            return;
+        }
+        match sock {
+            Some(s) => relay(io, s, tty).await,
+            None => {
+                let _ = io.shutdown().await;
+            }
+        }
+    });
+    switching_protocols(tty)
+}
