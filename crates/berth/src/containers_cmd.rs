@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
-use berth_engine::logs::{LogOptions, parse_time};
+use berth_engine::logs::LogOptions;
 use berth_engine::{Engine, WaitCondition};
 use clap::Args;
 
@@ -82,6 +82,9 @@ pub struct ManyArgs {
     /// Attach the container's STDIN (start).
     #[arg(short, long)]
     interactive: bool,
+    /// Override the key sequence for detaching a container (start).
+    #[arg(long)]
+    detach_keys: Option<String>,
     /// Containers.
     #[arg(required = true)]
     containers: Vec<String>,
@@ -97,28 +100,18 @@ fn now_secs() -> i64 {
 /// `berth ps`.
 pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
     let engine = Engine::open(root)?;
-    let mut list = engine.list();
+    let list = engine.list();
     let show_all = a.all || a.last.is_some() || a.latest;
-    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in &a.filter {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
-        if !matches!(
-            k,
-            "name" | "id" | "status" | "label" | "ancestor" | "exited"
-        ) {
-            return Err(anyhow!("invalid filter '{k}'"));
+    let filters = berth_engine::filter::Filters::from_pairs(a.filter.iter().map(String::as_str))?;
+    let mut kept = Vec::new();
+    for c in list {
+        if (show_all || c.state.is_active() || filters.has("status") || filters.has("exited"))
+            && engine.container_matches(&c, &filters)?
+        {
+            kept.push(c);
         }
-        filters.entry(k.to_owned()).or_default().push(v.to_owned());
     }
-    list.retain(|c| {
-        (show_all || c.state.is_active() || filters.contains_key("status"))
-            && filters.iter().all(|(k, vals)| {
-                vals.iter()
-                    .any(|v| berth_engine::ops::filter_matches(c, k, v).unwrap_or(false))
-            })
-    });
+    let mut list = kept;
     if a.latest {
         list.truncate(1);
     } else if let Some(n) = a.last {
@@ -161,15 +154,15 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
                 "RunningFor".into(),
                 format!(
                     "{} ago",
-                    berth_engine::ops::human(
-                        now - berth_engine::ops::parse_rfc3339_secs(&c.record.created)
+                    berth_docker_api::shapes::text::human_duration(
+                        now - berth_docker_api::shapes::text::unix_secs(&c.record.created)
                             .unwrap_or(now)
                     )
                 ),
             );
             f.insert(
                 "Status".into(),
-                berth_engine::ops::status_text(&c.state, now),
+                berth_docker_api::shapes::status_text(c, now),
             );
             f.insert("State".into(), c.state.status.as_str().into());
             f.insert(
@@ -233,18 +226,21 @@ pub fn logs(root: &Path, a: &LogsArgs) -> Result<()> {
         follow: a.follow,
         ..Default::default()
     };
+    let now = crate::format::now_ns();
     if let Some(s) = &a.since {
-        opts.since = Some(parse_time(s)?);
+        opts.since =
+            Some(berth_docker_api::syntax::parse_timestamp(s, now).map_err(|e| anyhow!(e))?);
     }
     if let Some(u) = &a.until {
-        opts.until = Some(parse_time(u)?);
+        opts.until =
+            Some(berth_docker_api::syntax::parse_timestamp(u, now).map_err(|e| anyhow!(e))?);
     }
     if a.tail != "all" {
-        opts.tail = Some(
-            a.tail
-                .parse()
-                .map_err(|_| anyhow!("invalid value for --tail: {}", a.tail))?,
-        );
+        match a.tail.parse::<i64>() {
+            Ok(n) if n >= 0 => opts.tail = Some(n as usize),
+            Ok(_) => {}
+            Err(_) => return Err(anyhow!("invalid value for --tail: {}", a.tail)),
+        }
     }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
@@ -304,16 +300,20 @@ pub fn start(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
             ));
         };
         let c = engine.container(name)?;
-        let code = crate::run_cmd::start_attached(
+        let keys = crate::run_cmd::detach_keys(a.detach_keys.as_deref())?;
+        let ended = crate::run_cmd::start_attached(
             &engine,
-            root,
             &c.record.id,
             a.interactive && c.record.open_stdin,
             c.record.tty,
             !c.record.tty,
+            keys,
         )
         .map_err(|e| anyhow!("{e}"))?;
-        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        return Ok(match ended {
+            crate::run_cmd::Ended::Exited(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            crate::run_cmd::Ended::Detached => ExitCode::SUCCESS,
+        });
     }
     each(&a.containers, |n| {
         ignore_not_modified(engine.start(n, || Ok(())))
@@ -340,8 +340,14 @@ pub fn restart(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
 /// `berth kill`.
 pub fn kill(root: &Path, a: &ManyArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
-    let sig = a.signal.clone().unwrap_or_else(|| "KILL".into());
-    each(&a.containers, |n| Ok(engine.kill(n, &sig)?))
+    let sig = match &a.signal {
+        None => None,
+        Some(s) => Some(
+            s.parse::<berth_engine::config::Signal>()
+                .map_err(|e| anyhow!("{e}"))?,
+        ),
+    };
+    each(&a.containers, |n| Ok(engine.kill(n, sig)?))
 }
 
 /// `berth rm`.

@@ -249,11 +249,12 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<ExitCode> {
     let restart = a
         .restart
         .as_deref()
-        .map(berth_engine::RestartPolicy::parse)
-        .transpose()?;
+        .map(|r| berth_docker_api::syntax::parse_restart(r, None))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut failed = false;
     for c in &a.containers {
-        match engine.update(c, &res, restart.clone()) {
+        match engine.update(c, &res, restart) {
             Ok(()) => println!("{c}"),
             Err(e) => {
                 eprintln!("Error: {e}");

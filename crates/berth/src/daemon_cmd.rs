@@ -96,24 +96,12 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
     }
     // the engine creates its directories before the first request; dead
     // containers are laid to rest (and taken off their networks) before
-    // the bridges and rules of the living ones are restored (after a
-    // reboot the kernel has none of them)
+    // the bridges and rules of the living ones are restored, and restart
+    // policies apply (Engine::recover)
     let engine = berth_engine::Engine::open(root).map_err(|e| anyhow!("{e}"))?;
-    let all = engine.list();
-    if root.join("networks").exists()
-        && let Err(e) = berth_net::Net::open(root).and_then(|n| n.restore())
-    {
-        tracing::warn!("restore the networks: {e}");
-    }
-    // docker's restart policies at daemon start: `always` containers that
-    // do not run are started, `unless-stopped` ones too unless a user
-    // stopped them (after a reboot nothing runs: they all come back)
-    for c in all.iter().filter(|c| !c.state.is_active()) {
-        let p = c.record.restart_policy.name.as_str();
-        let wanted = p == "always" || (p == "unless-stopped" && !c.state.manual_stop);
-        if wanted && let Err(e) = engine.start(&c.record.id, || Ok(())) {
-            tracing::warn!("restart {} by its policy: {e}", c.record.name);
-        }
+    let rec = engine.recover();
+    for e in &rec.errors {
+        tracing::warn!("{e}");
     }
     for sock in &unix {
         if let Some(dir) = sock.parent() {

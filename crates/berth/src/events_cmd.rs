@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use berth_engine::events::{Query, read, rfc3339_nanos};
-use berth_engine::logs::parse_time;
+use berth_engine::events::{Query, read};
 use clap::Args;
 
 /// `berth events` flags.
@@ -29,10 +28,8 @@ fn when(s: &Option<String>) -> Result<Option<i64>> {
     match s {
         None => Ok(None),
         Some(v) => Ok(Some(
-            parse_time(v)
-                .ok()
-                .and_then(|t| rfc3339_nanos(&t))
-                .ok_or_else(|| anyhow::anyhow!("invalid time: {v}"))?,
+            berth_docker_api::syntax::parse_timestamp(v, crate::format::now_ns())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         )),
     }
 }
@@ -46,10 +43,14 @@ pub fn events(root: &Path, a: &EventsArgs) -> Result<()> {
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
         filters.entry(k.to_owned()).or_default().push(v.to_owned());
     }
-    let now = rfc3339_nanos(&berth_runtime::state::now_rfc3339());
+    let until = when(&a.until)?;
     let q = Query {
-        since: when(&a.since)?.or(now),
-        until: when(&a.until)?,
+        since: when(&a.since)?.or(if until.is_some() {
+            None
+        } else {
+            Some(crate::format::now_ns())
+        }),
+        until,
         filters,
     };
     read(root, &q, true, &|| false, &mut |e| {
@@ -57,7 +58,7 @@ pub fn events(root: &Path, a: &EventsArgs) -> Result<()> {
         let nanos = (e.time_nano % 1_000_000_000) as u32;
         let time = berth_runtime::state::format_rfc3339(secs, nanos);
         let line = match a.format.as_deref() {
-            Some("json") | Some("{{json .}}") => serde_json::to_string(e).unwrap_or_default(),
+            Some("json") | Some("{{json .}}") => berth_docker_api::shapes::event(e).to_string(),
             Some(t) => {
                 let mut f = BTreeMap::new();
                 f.insert("Type".to_owned(), e.kind.clone());

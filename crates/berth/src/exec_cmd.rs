@@ -19,6 +19,9 @@ pub struct ExecArgs {
     /// Detached mode: run the command in the background.
     #[arg(short, long)]
     detach: bool,
+    /// Override the key sequence for detaching.
+    #[arg(long)]
+    detach_keys: Option<String>,
     /// Keep STDIN open.
     #[arg(short, long)]
     interactive: bool,
@@ -68,6 +71,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
         attach_stdin: a.interactive && !a.detach,
         attach_stdout: !a.detach,
         attach_stderr: !a.detach,
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
         console_size,
         privileged: a.privileged,
         ..Default::default()
@@ -90,7 +94,11 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(s) = attach {
-        relay(&engine, &a.container, s, a.tty, a.interactive, false)?;
+        let keys = crate::run_cmd::detach_keys(a.detach_keys.as_deref())?;
+        if relay(&engine, &a.container, s, a.tty, a.interactive, false, keys)? {
+            // detached: the process runs on
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     let code = engine
         .exec_inspect(&eid)

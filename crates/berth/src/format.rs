@@ -26,75 +26,14 @@ pub fn human_size(bytes: u64) -> String {
     format!("{s}{}", units[i])
 }
 
-/// Docker's `units.HumanDuration`.
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let minutes = secs / 60;
-    let hours = (secs as f64 / 3600.0).round() as i64;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", hours / 24 / 365)
-    }
-}
+pub use berth_docker_api::shapes::text::{age_secs, human_duration};
 
-/// Seconds since an RFC 3339 time, if it parses.
-pub fn age_secs(rfc3339: &str) -> Option<i64> {
-    let t = parse_rfc3339(rfc3339)?;
-    let now = std::time::SystemTime::now()
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    Some(now - t)
-}
-
-/// Unix seconds of an RFC 3339 time (`2026-11-24T16:14:49.232Z`, offsets allowed).
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = &s[19..];
-    if let Some(r) = rest.strip_prefix('.') {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "Z" | "z" | "" => 0,
-        o if o.len() == 6 => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    let days = berth_types::time::days_from_civil(y, mo, d);
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// A table printed like Go's tabwriter (minwidth 0, padding 3).
@@ -297,21 +236,6 @@ mod tests {
         assert_eq!(human_size(1_200_000_000), "1.2GB");
         assert_eq!(human_size(524_288), "524kB");
         assert_eq!(human_size(10_000_000), "10MB");
-    }
-
-    #[test]
-    fn durations_like_docker() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(45), "45 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(3600), "About an hour");
-        assert_eq!(human_duration(3 * 86400), "3 days");
-        assert_eq!(human_duration(15 * 86400), "2 weeks");
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:10Z"), Some(10));
-        assert_eq!(
-            parse_rfc3339("2000-03-01T00:00:00.5+01:00"),
-            Some(951_868_800 - 3600)
-        );
     }
 
     #[test]

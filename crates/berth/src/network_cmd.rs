@@ -76,6 +76,12 @@ pub struct CreateArgs {
     /// Set driver specific options.
     #[arg(short, long = "opt")]
     opt: Vec<String>,
+    /// Auxiliary IPv4 addresses used by the network driver (`NAME=IP`).
+    #[arg(long)]
+    aux_address: Vec<String>,
+    /// Set IPAM driver specific options.
+    #[arg(long)]
+    ipam_opt: Vec<String>,
     /// Enable IPv6 networking.
     #[arg(long)]
     ipv6: bool,
@@ -150,23 +156,14 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
                 attachable: a.attachable,
                 labels: kv(&a.label),
                 options: kv(&a.opt),
+                aux_addresses: kv(&a.aux_address),
+                ipam_options: kv(&a.ipam_opt),
             })?;
             println!("{}", n.id);
         }
         NetworkCommand::Ls(a) => {
-            let mut list = engine.networks()?;
-            for f in &a.filter {
-                let (k, v) = f.split_once('=').unwrap_or((f, ""));
-                match k {
-                    "name" => list.retain(|n| n.name.contains(v)),
-                    "id" => list.retain(|n| n.id.starts_with(v)),
-                    "driver" => list.retain(|n| n.driver == v),
-                    "type" => list.retain(|n| {
-                        (v == "builtin") == n.network.as_ref().is_none_or(|m| m.default)
-                    }),
-                    _ => anyhow::bail!("invalid filter '{k}'"),
-                }
-            }
+            let f = berth_engine::filter::Filters::from_pairs(a.filter.iter().map(String::as_str))?;
+            let list = engine.networks_filtered(&f)?;
             if a.quiet {
                 for n in &list {
                     println!("{}", if a.no_trunc { &n.id } else { &n.id[..12] });
@@ -245,7 +242,7 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
             }
         }
         NetworkCommand::Prune(_) => {
-            let names = engine.prune_networks()?;
+            let names = engine.prune_networks(&Default::default(), None)?;
             if !names.is_empty() {
                 println!("Deleted Networks:");
                 for n in names {
@@ -258,7 +255,22 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
             ip,
             network,
             container,
-        } => engine.network_connect(&network, &container, alias, ip)?,
+        } => {
+            let ipv4_address = match ip {
+                Some(ip) => Some(
+                    ip.parse()
+                        .map_err(|_| anyhow::anyhow!("invalid IPv4 address: {ip}"))?,
+                ),
+                None => None,
+            };
+            let ep = berth_engine::config::EndpointSpec {
+                network: network.clone(),
+                aliases: alias,
+                ipv4_address,
+                ..Default::default()
+            };
+            engine.network_connect(&network, &container, ep)?
+        }
         NetworkCommand::Disconnect {
             force,
             network,

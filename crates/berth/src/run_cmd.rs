@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use berth_engine::container::{LogConfig, RestartPolicy, parse_size};
-use berth_engine::{CreateConfig, Engine, Resources};
+use berth_engine::Engine;
+use berth_engine::config::{Attach, ConsoleSize, ContainerSpec, EndpointSpec, Resources};
 use clap::Args;
 
 /// An error of berth's own (not the container's): exit status 125.
@@ -210,6 +210,18 @@ pub struct RunArgs {
     /// Mount volumes from the specified container(s) (`NAME[:ro|rw]`).
     #[arg(long)]
     volumes_from: Vec<String>,
+    /// Add a link to another container (`NAME[:ALIAS]`).
+    #[arg(long)]
+    link: Vec<String>,
+    /// Container MAC address (e.g. 02:42:c6:12:00:09).
+    #[arg(long)]
+    mac_address: Option<String>,
+    /// Optional parent cgroup for the container.
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    detach_keys: Option<String>,
     /// The image.
     image: String,
     /// Command and arguments.
@@ -263,15 +275,22 @@ impl LimitArgs {
             match s.as_deref() {
                 None => Ok(0),
                 Some("-1") => Ok(-1),
-                Some(v) => parse_size(v)
-                    .map(|b| b as i64)
+                Some(v) => berth_docker_api::syntax::parse_size(v)
+                    .ok()
+                    .and_then(|b| i64::try_from(b).ok())
                     .ok_or_else(|| failed(format!("invalid {what}: {v}"))),
             }
         };
         Ok(Resources {
             memory: size(&self.memory, "memory")?,
             memory_swap: size(&self.memory_swap, "memory-swap")?,
-            nano_cpus: self.cpus.map_or(0, |c| (c * 1e9) as i64),
+            nano_cpus: match self.cpus {
+                None => 0,
+                Some(c) if c.is_finite() && c >= 0.0 && c * 1e9 < i64::MAX as f64 => {
+                    (c * 1e9) as i64
+                }
+                Some(c) => return Err(failed(format!("invalid value for --cpus: {c}"))),
+            },
             cpu_shares: self.cpu_shares.unwrap_or(0),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             pids_limit: self.pids_limit,
@@ -324,76 +343,143 @@ fn failed(e: impl std::fmt::Display) -> anyhow::Error {
     RunFailed(e.to_string()).into()
 }
 
-/// The engine's configuration from the flags.
-fn create_config(a: &RunArgs) -> Result<CreateConfig> {
-    let mut unsupported = Vec::new();
-    let env = environment(&a.env_file, &a.env)?;
-    let labels = crate::format::key_values(&a.label);
-    let mut nnp = false;
-    let mut seccomp = None;
-    let mut unconfined_paths = false;
+/// The engine's request from the flags (docker's syntaxes parsed by
+/// `berth_docker_api::syntax`, as the Docker API parses them).
+fn container_spec(a: &RunArgs) -> Result<ContainerSpec> {
+    use berth_docker_api::syntax;
+    let f = |e: String| failed(e);
+    let mut s = ContainerSpec {
+        name: a.name.clone(),
+        image: a.image.clone(),
+        cmd: (!a.command.is_empty()).then(|| a.command.clone()),
+        entrypoint: a
+            .entrypoint
+            .clone()
+            .map(|e| if e.is_empty() { Vec::new() } else { vec![e] }),
+        env: environment(&a.env_file, &a.env)?,
+        working_dir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        domainname: a.domainname.clone(),
+        tty: a.tty,
+        open_stdin: a.interactive,
+        stdin_once: a.interactive && !a.detach,
+        attach: Attach {
+            stdin: a.interactive,
+            stdout: !a.detach,
+            stderr: !a.detach,
+        },
+        labels: crate::format::key_values(&a.label),
+        auto_remove: a.rm,
+        restart_policy: syntax::parse_restart(&a.restart, None).map_err(f)?,
+        init: a.init,
+        console_size: terminal_size(a.tty).map(|(height, width)| ConsoleSize { height, width }),
+        stop_timeout: a.stop_timeout,
+        ..Default::default()
+    };
+    if let Some(sig) = &a.stop_signal {
+        s.stop_signal = Some(
+            sig.parse::<berth_engine::config::Signal>()
+                .map_err(|e| failed(e.to_string()))?,
+        );
+    }
+    for e in &a.expose {
+        s.exposed_ports.extend(syntax::parse_expose(e).map_err(f)?);
+    }
+    // security
     for o in &a.security_opt {
-        match o.as_str() {
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => nnp = true,
-            o if o.starts_with("seccomp=") || o.starts_with("seccomp:") => {
-                let v = &o["seccomp=".len()..];
-                seccomp = Some(if v == "unconfined" {
-                    v.to_owned()
-                } else {
-                    std::fs::read_to_string(v)
-                        .map_err(|e| failed(format!("opening seccomp profile ({v}) failed: {e}")))?
-                });
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("opening seccomp profile ({p}) failed: {e}"))
+        };
+        match syntax::parse_security_opt(o, read).map_err(f)? {
+            syntax::SecurityOpt::NoNewPrivileges(on) => s.security.no_new_privileges = on,
+            syntax::SecurityOpt::Seccomp(p) => s.security.seccomp = p,
+            syntax::SecurityOpt::UnconfinedPaths => {
+                s.security.masked_paths = Some(Vec::new());
+                s.security.readonly_paths = Some(Vec::new());
             }
-            "systempaths=unconfined" => unconfined_paths = true,
-            // berth applies no AppArmor profile or SELinux label
-            "apparmor=unconfined" | "apparmor:unconfined" | "label=disable" | "label:disable" => {}
-            other => unsupported.push(format!("--security-opt {other}")),
+            syntax::SecurityOpt::None => {}
         }
     }
-    let mut log_config = LogConfig {
-        kind: a.log_driver.clone().unwrap_or_default(),
-        config: BTreeMap::new(),
-    };
+    s.security.privileged = a.privileged;
+    s.security.read_only_rootfs = a.read_only;
+    s.security.cap_add = a.cap_add.clone();
+    s.security.cap_drop = a.cap_drop.clone();
+    // logs
+    let mut opts = BTreeMap::new();
     for o in &a.log_opt {
-        let (k, v) = o
-            .split_once('=')
-            .ok_or_else(|| failed(format!("invalid log opt: {o}")))?;
-        log_config.config.insert(k.to_owned(), v.to_owned());
+        let (k, v) = syntax::key_value(o, "log opt").map_err(f)?;
+        opts.insert(k.to_owned(), v.to_owned());
     }
-    let console_size = terminal_size(a.tty);
-    if let Some(u) = unsupported.first() {
-        return Err(failed(format!("not supported yet: {u}")));
+    s.log = syntax::parse_log_config(a.log_driver.as_deref().unwrap_or(""), &opts).map_err(f)?;
+    // mounts
+    for v in &a.volume {
+        s.mounts.push(syntax::parse_volume(v).map_err(f)?);
     }
-    let mounts = a
-        .mount
-        .iter()
-        .map(|m| berth_engine::volumes::parse_mount_flag(m))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(failed)?;
-    let tmpfs = a
-        .tmpfs
-        .iter()
-        .map(|t| {
-            let (p, o) = t.split_once(':').unwrap_or((t, ""));
-            (p.to_owned(), o.to_owned())
-        })
-        .collect();
-    let mut port_bindings = Vec::new();
+    for m in &a.mount {
+        s.mounts.push(syntax::parse_mount(m).map_err(f)?);
+    }
+    for t in &a.tmpfs {
+        let (p, o) = t.split_once(':').unwrap_or((t, ""));
+        s.mounts.push(syntax::parse_tmpfs(p, o));
+    }
+    for v in &a.volumes_from {
+        s.volumes_from
+            .push(syntax::parse_volumes_from(v).map_err(f)?);
+    }
+    // networking
+    let n = &mut s.network;
+    n.mode = syntax::parse_network_mode(&a.network).map_err(f)?;
     for p in &a.publish {
-        port_bindings.extend(berth_engine::network::parse_publish(p).map_err(failed)?);
+        n.ports.extend(syntax::parse_publish(p).map_err(f)?);
     }
-    let mut exposed = a.expose.clone();
-    for p in &port_bindings {
-        exposed.push(format!("{}/{}", p.container_port, p.proto));
+    n.publish_all = a.publish_all;
+    for h in &a.add_host {
+        n.extra_hosts.push(syntax::parse_add_host(h).map_err(f)?);
     }
+    for d in &a.dns {
+        n.dns.servers.push(
+            d.parse()
+                .map_err(|_| failed(format!("{d} is not an ip address")))?,
+        );
+    }
+    n.dns.search = a.dns_search.clone();
+    n.dns.options = a.dns_option.clone();
+    let mut links = Vec::new();
+    for l in &a.link {
+        links.push(berth_docker_api::model::container::parse_link(l).map_err(f)?);
+    }
+    let mac = match &a.mac_address {
+        Some(m) => Some(m.parse().map_err(f)?),
+        None => None,
+    };
+    let ip = match &a.ip {
+        Some(ip) => Some(
+            ip.parse()
+                .map_err(|_| failed(format!("invalid IPv4 address: {ip}")))?,
+        ),
+        None => None,
+    };
+    if ip.is_some() || mac.is_some() || !a.network_alias.is_empty() || !links.is_empty() {
+        n.endpoints.push(EndpointSpec {
+            network: n.mode.docker_name(),
+            aliases: a.network_alias.clone(),
+            ipv4_address: ip,
+            mac_address: mac,
+            links,
+            ..Default::default()
+        });
+    }
+    // health
     let dur = |v: &Option<String>| -> Result<i64> {
         v.as_deref()
-            .map(berth_engine::health::parse_duration)
+            .map(syntax::parse_duration)
             .transpose()
             .map(|d| d.unwrap_or(0))
-            .map_err(failed)
+            .map_err(f)
     };
-    let healthcheck = if a.no_healthcheck {
+    s.healthcheck = if a.no_healthcheck {
         Some(berth_types::image::HealthConfig {
             test: vec!["NONE".into()],
             ..Default::default()
@@ -413,102 +499,58 @@ fn create_config(a: &RunArgs) -> Result<CreateConfig> {
         };
         (h != berth_types::image::HealthConfig::default()).then_some(h)
     };
-    let mut sysctls = BTreeMap::new();
-    for s in &a.sysctl {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| failed(format!("invalid sysctl: {s}")))?;
-        sysctls.insert(k.to_owned(), v.to_owned());
+    // resources and process options
+    for u in &a.ulimit {
+        s.ulimits.push(syntax::parse_ulimit(u).map_err(f)?);
     }
-    Ok(CreateConfig {
-        healthcheck,
-        extra_hosts: a.add_host.clone(),
-        dns: a.dns.clone(),
-        dns_search: a.dns_search.clone(),
-        dns_options: a.dns_option.clone(),
-        ulimits: a.ulimit.clone(),
-        sysctls,
-        extra_networks: Vec::new(),
-        privileged: a.privileged,
-        init: a.init,
-        devices: a.device.clone(),
-        seccomp,
-        port_bindings,
-        publish_all: a.publish_all,
-        aliases: a.network_alias.clone(),
-        ipv4_address: a.ip.clone(),
-        binds: a.volume.clone(),
-        mounts,
-        tmpfs,
-        name: a.name.clone(),
-        cmd: (!a.command.is_empty()).then(|| a.command.clone()),
-        entrypoint: a
-            .entrypoint
-            .clone()
-            .map(|e| if e.is_empty() { Vec::new() } else { vec![e] }),
-        env,
-        workdir: a.workdir.clone(),
-        user: a.user.clone(),
-        hostname: a.hostname.clone(),
-        domainname: a.domainname.clone(),
-        host_options: berth_engine::container::HostOptions {
-            pid_mode: a.pid.clone().unwrap_or_default(),
-            ipc_mode: a.ipc.clone().unwrap_or_default(),
-            uts_mode: a.uts.clone().unwrap_or_default(),
-            cgroupns_mode: a.cgroupns.clone().unwrap_or_default(),
-            shm_size: match &a.shm_size {
-                None => 0,
-                Some(v) => parse_size(v)
-                    .map(|b| b as i64)
-                    .ok_or_else(|| failed(format!("invalid shm-size: {v}")))?,
-            },
-            group_add: a.group_add.clone(),
-            oom_score_adj: a.oom_score_adj.unwrap_or(0),
-            device_cgroup_rules: a.device_cgroup_rule.clone(),
-            masked_paths: unconfined_paths.then(Vec::new),
-            readonly_paths: unconfined_paths.then(Vec::new),
-        },
-        volumes_from: a.volumes_from.clone(),
-        tty: a.tty,
-        open_stdin: a.interactive,
-        stdin_once: a.interactive && !a.detach,
-        attach: (a.interactive, !a.detach, !a.detach),
-        labels,
-        exposed_ports: exposed,
-        stop_signal: a.stop_signal.clone(),
-        stop_timeout: a.stop_timeout,
-        auto_remove: a.rm,
-        restart_policy: RestartPolicy::parse(&a.restart).map_err(failed)?,
-        network_mode: a.network.clone(),
-        read_only: a.read_only,
-        no_new_privileges: nnp,
-        cap_add: a.cap_add.clone(),
-        cap_drop: a.cap_drop.clone(),
-        resources: {
-            let mut r = a.limits.resources()?;
-            r.pids_limit = r.pids_limit.filter(|p| *p > 0);
-            r.memory_swappiness = a.memory_swappiness;
-            r.oom_kill_disable = a.oom_kill_disable;
-            r
-        },
-        log_config,
-        console_size,
-        volumes: Vec::new(),
-        unsupported,
-    })
+    for kv in &a.sysctl {
+        let (k, v) = syntax::key_value(kv, "sysctl").map_err(f)?;
+        s.sysctls.insert(k.to_owned(), v.to_owned());
+    }
+    for d in &a.device {
+        s.devices.push(syntax::parse_device(d).map_err(f)?);
+    }
+    for r in &a.device_cgroup_rule {
+        s.device_cgroup_rules
+            .push(syntax::parse_device_cgroup_rule(r).map_err(f)?);
+    }
+    s.resources = a.limits.resources()?;
+    s.resources.pids_limit = s.resources.pids_limit.filter(|p| *p > 0);
+    s.resources.memory_swappiness = a.memory_swappiness;
+    s.resources.oom_kill_disable = a.oom_kill_disable;
+    s.namespaces.pid = syntax::parse_pid_mode(a.pid.as_deref().unwrap_or("")).map_err(f)?;
+    s.namespaces.ipc = syntax::parse_ipc_mode(a.ipc.as_deref().unwrap_or("")).map_err(f)?;
+    s.namespaces.uts = syntax::parse_uts_mode(a.uts.as_deref().unwrap_or("")).map_err(f)?;
+    s.namespaces.cgroupns =
+        syntax::parse_cgroupns_mode(a.cgroupns.as_deref().unwrap_or("")).map_err(f)?;
+    s.shm_size = match &a.shm_size {
+        None => None,
+        Some(v) => Some(syntax::parse_size(v).map_err(f)?),
+    };
+    s.group_add = a.group_add.clone();
+    s.oom_score_adj = match a.oom_score_adj {
+        None => 0,
+        Some(v) => i32::try_from(v).map_err(|_| {
+            failed(format!(
+                "Invalid value {v}, range for oom score adj is [-1000, 1000]"
+            ))
+        })?,
+    };
+    s.cgroup_parent = a.cgroup_parent.clone().filter(|p| !p.is_empty());
+    Ok(s)
 }
 
 /// `berth create`: prints the new container's id.
 pub fn create(root: &Path, a: RunArgs) -> Result<ExitCode> {
     let engine = Engine::open(root).map_err(failed)?;
-    let cfg = create_config(&a)?;
-    let image = crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
+    let spec = container_spec(&a)?;
+    crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
         .map_err(|e| failed(format!("{e:#}")))?;
-    let (id, warnings) = engine.create(&image, &a.image, &cfg).map_err(failed)?;
-    for w in warnings {
+    let created = engine.create(&spec).map_err(failed)?;
+    for w in created.warnings {
         eprintln!("WARNING: {w}");
     }
-    println!("{id}");
+    println!("{}", created.id);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -519,11 +561,12 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
         return Err(failed("the input device is not a TTY"));
     }
     let engine = Engine::open(root).map_err(failed)?;
-    let cfg = create_config(&a)?;
-    let image = crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
+    let spec = container_spec(&a)?;
+    crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
         .map_err(|e| failed(format!("{e:#}")))?;
-    let (id, warnings) = engine.create(&image, &a.image, &cfg).map_err(failed)?;
-    for w in warnings {
+    let created = engine.create(&spec).map_err(failed)?;
+    let id = created.id;
+    for w in created.warnings {
         if !a.quiet {
             eprintln!("WARNING: {w}");
         }
@@ -542,15 +585,17 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
             }
         }
     }
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     match start_attached(
         &engine,
-        root,
         &id,
         a.interactive,
         a.tty,
         a.sig_proxy && !a.tty,
+        keys,
     ) {
-        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Ok(Ended::Exited(code)) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Ok(Ended::Detached) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             if a.rm {
                 let _ = engine.remove(&id, true, true);
@@ -560,23 +605,48 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     }
 }
 
+/// The detach keys: the flag, else the Docker config file's
+/// `detachKeys`, else docker's `ctrl-p,ctrl-q`.
+pub(crate) fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>> {
+    let from_config = || -> Option<String> {
+        let dir = std::env::var_os("DOCKER_CONFIG")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
+        v.get("detachKeys")?.as_str().map(str::to_owned)
+    };
+    match flag.map(str::to_owned).or_else(from_config) {
+        Some(k) => berth_docker_api::detach::parse_detach_keys(&k).map_err(failed),
+        None => Ok(berth_docker_api::detach::DEFAULT.to_vec()),
+    }
+}
+
+/// How an attached session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The process exited with this code.
+    Exited(i32),
+    /// The user typed the detach keys: the process runs on.
+    Detached,
+}
+
 /// Starts a container (or joins it if it runs) attached to our stdio, and
-/// returns its exit code (`run` without `-d`, `start -a`). Err: the start
+/// returns how it ended (`run` without `-d`, `start -a`). Err: the start
 /// failed.
 pub(crate) fn start_attached(
     engine: &Engine,
-    root: &Path,
     id: &str,
     interactive: bool,
     tty: bool,
     sig_proxy: bool,
-) -> Result<i32, berth_engine::Error> {
-    let dir = root.join("containers").join(id);
+    keys: Vec<u8>,
+) -> Result<Ended, berth_engine::Error> {
     let mut attach = None;
     let mut waiter = None;
     let started = engine.start(id, || {
         attach = engine.attach(id, interactive, true, true);
-        waiter = berth_engine::monitor::connect(&dir, &serde_json::json!({"wait": true}));
+        waiter = engine.exit_watch(id);
         Ok(())
     });
     match started {
@@ -584,12 +654,14 @@ pub(crate) fn start_attached(
         // already running: attach to it as it is
         Err(berth_engine::Error::NotModified(_)) => {
             attach = engine.attach(id, interactive, true, true);
-            waiter = berth_engine::monitor::connect(&dir, &serde_json::json!({"wait": true}));
+            waiter = engine.exit_watch(id);
         }
         Err(e) => return Err(e),
     }
-    if let Some(s) = attach {
-        let _ = relay(engine, id, s, tty, interactive, sig_proxy);
+    if let Some(s) = attach
+        && let Ok(true) = relay(engine, id, s, tty, interactive, sig_proxy, keys)
+    {
+        return Ok(Ended::Detached);
     }
     let code = match waiter {
         Some(mut w) => {
@@ -599,12 +671,12 @@ pub(crate) fn start_attached(
         }
         None => None,
     };
-    Ok(match code {
+    Ok(Ended::Exited(match code {
         Some(c) => c,
         None => engine
             .wait(id, berth_engine::WaitCondition::NotRunning, &|| false)
             .unwrap_or(125),
-    })
+    }))
 }
 
 fn start_failure(msg: &str) -> Result<ExitCode> {
@@ -616,16 +688,18 @@ fn start_failure(msg: &str) -> Result<ExitCode> {
     Ok(ExitCode::from(code as u8))
 }
 
-/// Copies the monitor's frames to our stdout/stderr and our stdin to the
-/// container until the container's output ends; forwards signals.
+/// Copies the process's output to our stdout/stderr and our stdin to the
+/// process until its output ends or the detach keys are typed (then
+/// true); forwards signals.
 pub(crate) fn relay(
     engine: &Engine,
     id: &str,
-    sock: std::os::unix::net::UnixStream,
+    mut stream: berth_engine::streams::AttachStream,
     tty: bool,
     interactive: bool,
     sig_proxy: bool,
-) -> Result<()> {
+    keys: Vec<u8>,
+) -> Result<bool> {
     use rustix::event::{PollFd, PollFlags};
     let stdin = std::io::stdin();
     let _raw = if tty && stdin.is_terminal() {
@@ -643,14 +717,15 @@ pub(crate) fn relay(
             signals = berth_sys::signal::signalfd(&set).ok();
         }
     }
-    let mut sock_r = sock.try_clone()?;
-    let mut sock_w = Some(sock);
+    let mut detector =
+        berth_docker_api::detach::Detector::new(if interactive { keys } else { Vec::new() });
+    let mut frames = berth_engine::streams::FrameReader::default();
     let mut stdin_open = interactive;
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
     let mut buf = vec![0u8; 64 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
     loop {
+        let sock_r = stream.socket.try_clone()?;
         let mut fds = vec![PollFd::new(&sock_r, PollFlags::IN)];
         if stdin_open {
             fds.push(PollFd::new(&stdin, PollFlags::IN));
@@ -671,47 +746,39 @@ pub(crate) fn relay(
         if sig_ready
             && let Some(s) = &signals
             && let Ok(Some(info)) = berth_sys::signal::read_signalfd(s.as_fd())
+            && let Ok(sig) = berth_engine::config::Signal::from_number(info.signo)
         {
-            let _ = engine.kill(id, &info.signo.to_string());
+            let _ = engine.kill(id, Some(sig));
         }
         if stdin_ready {
             let n = std::io::stdin().lock().read(&mut buf).unwrap_or(0);
-            match (&mut sock_w, n) {
-                (Some(w), n) if n > 0 => {
-                    if w.write_all(&buf[..n]).is_err() {
-                        stdin_open = false;
-                    }
-                }
-                (Some(w), _) => {
-                    let _ = w.shutdown(std::net::Shutdown::Write);
+            if n == 0 {
+                stream.close_stdin();
+                stdin_open = false;
+            } else {
+                let (pass, detached) = detector.feed(&buf[..n]);
+                if !pass.is_empty() && stream.write_stdin(&pass).is_err() {
                     stdin_open = false;
                 }
-                _ => stdin_open = false,
+                if detached {
+                    return Ok(true);
+                }
             }
         }
         if sock_ready {
-            let n = sock_r.read(&mut buf).unwrap_or(0);
+            let n = stream.socket.read(&mut buf).unwrap_or(0);
             if n == 0 {
                 break;
             }
-            pending.extend_from_slice(&buf[..n]);
-            while pending.len() >= 8 {
-                let len =
-                    u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]]) as usize;
-                if pending.len() < 8 + len {
-                    break;
-                }
-                let data = &pending[8..8 + len];
-                if pending[0] == 2 {
-                    let _ = err.write_all(data);
+            for (s, data) in frames.feed(&buf[..n]) {
+                if s == berth_engine::streams::Stream::Stderr {
+                    let _ = err.write_all(&data);
                 } else {
-                    let _ = out.write_all(data);
+                    let _ = out.write_all(&data);
                     let _ = out.flush();
                 }
-                pending.drain(..8 + len);
             }
         }
     }
-    let _ = sock_w.take();
-    Ok(())
+    Ok(false)
 }

@@ -43,7 +43,7 @@ pub enum ContainerCommand {
 pub fn container(root: &Path, c: ContainerCommand) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
     let ContainerCommand::Prune { .. } = c;
-    let (ids, bytes) = engine.prune_containers(&[])?;
+    let (ids, bytes) = engine.prune_containers(&Default::default(), None)?;
     if !ids.is_empty() {
         println!("Deleted Containers:");
         for i in &ids {
@@ -138,10 +138,10 @@ pub fn run(root: &Path, c: SystemCommand) -> Result<ExitCode> {
             print!("{}", t.render());
         }
         SystemCommand::Prune { all, volumes, .. } => {
-            let (ids, cbytes) = engine.prune_containers(&[])?;
-            let nets = engine.prune_networks()?;
+            let (ids, cbytes) = engine.prune_containers(&Default::default(), None)?;
+            let nets = engine.prune_networks(&Default::default(), None)?;
             let (vnames, vbytes) = if volumes {
-                engine.prune_volumes(false, &[])?
+                engine.prune_volumes(&Default::default(), false)?
             } else {
                 (Vec::new(), 0)
             };

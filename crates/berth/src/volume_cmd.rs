@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use berth_engine::Engine;
-use berth_engine::volumes::label_matches;
 use clap::{Args, Subcommand};
 
 /// `berth volume …`.
@@ -105,25 +104,8 @@ pub fn run(root: &Path, c: VolumeCommand) -> Result<ExitCode> {
             println!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let used: std::collections::BTreeSet<String> = engine
-                .list()
-                .iter()
-                .flat_map(|c| c.record.mounts.iter().map(|m| m.name.clone()))
-                .collect();
-            let mut vols = engine.volumes();
-            for f in &a.filter {
-                let (k, v) = f.split_once('=').unwrap_or((f, ""));
-                match k {
-                    "dangling" => {
-                        let want = matches!(v, "true" | "1");
-                        vols.retain(|x| used.contains(&x.name) != want);
-                    }
-                    "name" => vols.retain(|x| x.name.contains(v)),
-                    "label" => vols.retain(|x| label_matches(&x.labels, v)),
-                    "driver" => vols.retain(|x| x.driver == v),
-                    _ => anyhow::bail!("invalid filter '{k}'"),
-                }
-            }
+            let f = berth_engine::filter::Filters::from_pairs(a.filter.iter().map(String::as_str))?;
+            let vols = engine.volumes_filtered(&f)?;
             if a.quiet {
                 for v in &vols {
                     println!("{}", v.name);
@@ -146,7 +128,7 @@ pub fn run(root: &Path, c: VolumeCommand) -> Result<ExitCode> {
                             .collect::<Vec<_>>()
                             .join(","),
                     );
-                    (f, serde_json::to_value(v).unwrap_or_default())
+                    (f, berth_docker_api::shapes::volume(v))
                 })
                 .collect();
             let fmt = match a.format.as_deref() {
@@ -170,7 +152,7 @@ pub fn run(root: &Path, c: VolumeCommand) -> Result<ExitCode> {
             let mut failed = false;
             for n in &a.volumes {
                 match engine.volume(n) {
-                    Ok(v) => docs.push(serde_json::to_value(v)?),
+                    Ok(v) => docs.push(berth_docker_api::shapes::volume(&v)),
                     Err(e) => {
                         eprintln!("Error: {e}");
                         failed = true;
@@ -198,18 +180,9 @@ pub fn run(root: &Path, c: VolumeCommand) -> Result<ExitCode> {
             }
         }
         VolumeCommand::Prune(a) => {
-            let labels: Vec<String> = a
-                .filter
-                .iter()
-                .map(|f| match f.strip_prefix("label=") {
-                    Some(l) => Ok(l.to_owned()),
-                    None if f == "all=true" || f == "all=1" => Ok(String::new()),
-                    None => Err(anyhow::anyhow!("invalid filter '{f}'")),
-                })
-                .collect::<Result<_>>()?;
-            let all = a.all || labels.iter().any(|l| l.is_empty());
-            let labels: Vec<String> = labels.into_iter().filter(|l| !l.is_empty()).collect();
-            let (names, bytes) = engine.prune_volumes(all, &labels)?;
+            let f = berth_engine::filter::Filters::from_pairs(a.filter.iter().map(String::as_str))?;
+            let all = a.all || f.boolean("all")?.unwrap_or(false);
+            let (names, bytes) = engine.prune_volumes(&f, all)?;
             if !names.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &names {

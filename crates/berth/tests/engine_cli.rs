@@ -170,7 +170,7 @@ fn monitor_pid(b: &Berth, id: &str) -> i32 {
     let s =
         std::fs::read_to_string(b.root().join("containers").join(id).join("state.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-    v["MonitorPid"].as_i64().unwrap() as i32
+    v["monitor_pid"].as_i64().unwrap() as i32
 }
 
 #[test]
@@ -994,8 +994,39 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // links: web is on no network: refused as dockerd refuses it
     let o = d.docker(&["run", "--rm", "--link", "web:w", "vol:1", "true"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported yet: --link"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("does not belong to the default network"),
+        "{err}"
+    );
+    let o = d.docker(&["run", "--rm", "--link", "nosuch:w", "vol:1", "true"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("could not get container for nosuch"), "{err}");
+    // on the default bridge: /etc/hosts and docker's environment
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lnk",
+        "--expose",
+        "80",
+        "-e",
+        "SECRET=s1",
+        "vol:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    let out = d.ok(&["run", "--rm", "--link", "lnk:db", "vol:1", "sh", "-c",
+        "grep -w db /etc/hosts | grep -w lnk | wc -l; echo $DB_NAME $DB_PORT_80_TCP_PORT $DB_ENV_SECRET; ping -c1 -W2 db >/dev/null && echo up"]);
+    assert!(out.starts_with("1\n"), "{out}");
+    assert!(out.contains("/db 80 s1"), "{out}");
+    assert!(out.ends_with("up\n"), "{out}");
+    let links = d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "lnk"]);
+    assert_eq!(links.trim(), "null");
+    d.ok(&["rm", "-f", "lnk"]);
     assert_eq!(
         d.ok(&[
             "inspect",
@@ -1539,13 +1570,32 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
     assert!(served, "the published port moves to dnet2");
     let o = d.docker(&["network", "disconnect", "dnet", "site"]);
     assert!(!o.status.success(), "not connected any more");
-    d.ok(&["network", "connect", "dnet", "site"]);
+    // reconnecting takes new settings, as docker does (the old address is
+    // not remembered)
+    d.ok(&[
+        "network",
+        "connect",
+        "--ip",
+        "198.19.240.50",
+        "--alias",
+        "again",
+        "dnet",
+        "site",
+    ]);
+    let aliases = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.dnet.Aliases}}",
+        "site",
+    ]);
+    assert!(aliases.contains("again"), "{aliases}");
     let mut both = nets(&d);
     both.sort();
     assert_eq!(both, ["dnet", "dnet2"]);
+    // published ports go to the first network at the next start
+    d.ok(&["network", "disconnect", "dnet2", "site"]);
     d.ok(&["restart", "-t", "1", "site"]);
     assert_eq!(dnet_ip(&d), "198.19.240.50");
-    d.ok(&["network", "disconnect", "dnet2", "site"]);
     d.ok(&["network", "rm", "dnet2"]);
     // kill -9 the daemon: the port mapping stays
     let mut d = d;

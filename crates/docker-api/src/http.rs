@@ -72,18 +72,6 @@ pub(crate) fn streaming(content_type: Option<&str>, rx: mpsc::Receiver<Bytes>) -
     r
 }
 
-/// A JSON object of strings (`Labels`, `Options`, …) as a map; other
-/// values become empty strings.
-pub(crate) fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// dockerd's loose booleans: "", 0, no, false, none are false.
 pub(crate) fn truthy(v: Option<&String>) -> bool {
     match v {
@@ -131,10 +119,12 @@ pub(crate) fn decode(s: &str) -> String {
 }
 
 /// Docker's filters in either shape: `{"k":{"v":true}}` or `{"k":["v"]}`.
-pub(crate) fn filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String>>, String> {
-    let mut out = HashMap::new();
+pub(crate) fn filters(
+    q: &HashMap<String, String>,
+) -> Result<berth_engine::filter::Filters, String> {
+    let mut out = std::collections::BTreeMap::new();
     let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {
-        return Ok(out);
+        return Ok(berth_engine::filter::Filters(out));
     };
     let v: Value = serde_json::from_str(raw).map_err(|e| format!("invalid filter '{raw}': {e}"))?;
     let obj = v
@@ -151,7 +141,36 @@ pub(crate) fn filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec
         };
         out.insert(k.clone(), list);
     }
-    Ok(out)
+    Ok(berth_engine::filter::Filters(out))
+}
+
+/// A typed JSON body (an empty body is the default value).
+pub(crate) async fn read_body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("request body too large or unreadable: {e}"),
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    crate::model::from_json(&bytes).map_err(|m| error(StatusCode::BAD_REQUEST, m))
+}
+
+/// The API version of a request (its path prefix; the newest without one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ApiVersion(pub u32, pub u32);
+
+/// The minor API version a request was made at.
+pub(crate) fn api_minor(req: &Request<Incoming>) -> u32 {
+    req.extensions().get::<ApiVersion>().map_or(99, |v| v.1)
 }
 
 pub(crate) async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
@@ -170,4 +189,47 @@ pub(crate) async fn read_json(req: Request<Incoming>) -> Result<Value, Response<
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+}
+
+/// `h` and `w` of a resize request (docker refuses values that are not
+/// numbers).
+pub(crate) fn terminal_size(q: &HashMap<String, String>) -> Result<(u16, u16), String> {
+    let n = |k: &str| -> Result<u16, String> {
+        match q.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<u16>()
+                .map_err(|_| format!("invalid value for {k}: {v:?}")),
+        }
+    };
+    Ok((n("h")?, n("w")?))
+}
+
+/// Nanoseconds since the epoch, now.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The `until` filter of a prune (a docker timestamp or duration).
+pub(crate) fn until_filter(f: &berth_engine::filter::Filters) -> Result<Option<i64>, String> {
+    match f.get("until") {
+        [] => Ok(None),
+        [u] => crate::syntax::parse_timestamp(u, now_ns()).map(Some),
+        _ => Err("invalid filter 'until': more than one value".into()),
+    }
+}
+
+/// An inotify watch registered with the runtime's reactor. `AsyncFd::new`
+/// is deprecated because it cannot know that its descriptor stays valid;
+/// a `FileWatch` owns its descriptor for as long as the `AsyncFd` holds it,
+/// so this use is sound (and needs no `unsafe`, which only `berth-sys` may
+/// hold).
+#[allow(deprecated)]
+pub(crate) fn async_watch(
+    w: berth_engine::watch::FileWatch,
+) -> Option<tokio::io::unix::AsyncFd<berth_engine::watch::FileWatch>> {
+    tokio::io::unix::AsyncFd::new(w).ok()
 }

@@ -7,14 +7,16 @@
 //! container lives on disk and in its monitor, so the CLI and the daemon
 //! see the same containers.
 #![forbid(unsafe_code)]
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 
 mod api;
-pub mod create;
+pub mod detach;
 mod error;
 mod http;
 pub mod images_api;
+pub mod model;
 pub mod server;
 pub mod shapes;
+pub mod syntax;
 
 pub use server::{API_VERSION, Listener, MIN_API_VERSION, mutual_tls, serve};

@@ -14,12 +14,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 
 use crate::api::{Shared, route};
-use crate::http::{Body, error};
+use crate::http::{ApiVersion, Body, error};
 
 /// The API version berth speaks (the CLI uses min(its own, this)).
 pub const API_VERSION: &str = "1.47";
 /// The oldest version accepted in a path prefix.
-pub const MIN_API_VERSION: &str = "1.24";
+pub const MIN_API_VERSION: &str = "1.12";
 
 /// Where the daemon listens.
 pub enum Listener {
@@ -142,42 +142,43 @@ pub async fn serve(
     }
 }
 
-/// Splits `/v1.47/containers/x/json` into ("containers/x/json") after
-/// checking the version.
-fn strip_version(path: &str) -> Result<&str, String> {
+/// Splits `/v1.47/containers/x/json` into the version and
+/// `containers/x/json`, checking the version (none: the newest).
+fn strip_version(path: &str) -> Result<(ApiVersion, &str), String> {
     let p = path.trim_start_matches('/');
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let (a, b) = v.split_once('.')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let newest = parse(API_VERSION).unwrap_or((1, 47));
     if let Some(rest) = p.strip_prefix('v')
         && let Some((ver, tail)) = rest.split_once('/')
-        && ver.contains('.')
-        && ver.split('.').all(|x| x.parse::<u32>().is_ok())
+        && let Some(v) = parse(ver)
     {
-        let parse = |v: &str| -> (u32, u32) {
-            let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
-            (it.next().unwrap_or(0), it.next().unwrap_or(0))
-        };
-        if parse(ver) > parse(API_VERSION) {
+        if v > newest {
             return Err(format!(
                 "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
             ));
         }
-        if parse(ver) < parse(MIN_API_VERSION) {
+        if v < parse(MIN_API_VERSION).unwrap_or((1, 12)) {
             return Err(format!(
                 "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, \
                  please upgrade your client to a newer version"
             ));
         }
-        return Ok(tail);
+        return Ok((ApiVersion(v.0, v.1), tail));
     }
-    Ok(p)
+    Ok((ApiVersion(newest.0, newest.1), p))
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     tracing::debug!("{method} {}", req.uri());
     let mut resp = match strip_version(&path) {
         Err(msg) => error(StatusCode::BAD_REQUEST, msg),
-        Ok(p) => {
+        Ok((v, p)) => {
+            req.extensions_mut().insert(v);
             let p = p.trim_end_matches('/').to_owned();
             route(shared, req, &method, &p).await
         }
@@ -204,12 +205,13 @@ mod tests {
     fn versions_and_queries() {
         assert_eq!(
             strip_version("/v1.41/containers/json").unwrap(),
-            "containers/json"
+            (ApiVersion(1, 41), "containers/json")
         );
-        assert_eq!(strip_version("/_ping").unwrap(), "_ping");
+        assert_eq!(strip_version("/_ping").unwrap().1, "_ping");
         assert!(strip_version("/v1.99/info").is_err());
-        assert!(strip_version("/v1.12/info").is_err());
-        assert_eq!(strip_version("/volumes/v1").unwrap(), "volumes/v1");
+        assert!(strip_version("/v1.11/info").is_err());
+        assert!(strip_version("/v1.12/info").is_ok());
+        assert_eq!(strip_version("/volumes/v1").unwrap().1, "volumes/v1");
         assert_eq!(decode("docker.io%2Fmyrepo%2Fbb"), "docker.io/myrepo/bb");
         assert!(truthy(Some(&"True".to_owned())));
         assert!(!truthy(Some(&"False".to_owned())));
@@ -220,8 +222,8 @@ mod tests {
             r#"{"name":{"web":true},"label":["a=b"]}"#.to_owned(),
         );
         let f = filters(&q).unwrap();
-        assert_eq!(f["name"], ["web"]);
-        assert_eq!(f["label"], ["a=b"]);
+        assert_eq!(f.get("name"), ["web"]);
+        assert_eq!(f.get("label"), ["a=b"]);
         q.insert("filters".to_owned(), "{bad".to_owned());
         assert!(filters(&q).is_err());
     }

@@ -119,7 +119,12 @@ impl Engine {
         }
         // stopped: the mount whose destination holds the path, longest first
         let mut best: Option<(&crate::volumes::MountPoint, PathBuf)> = None;
-        for m in c.record.mounts.iter().filter(|m| m.kind != "tmpfs") {
+        for m in c
+            .record
+            .mounts
+            .iter()
+            .filter(|m| m.kind != crate::config::MountKind::Tmpfs)
+        {
             let dest = clean(&m.destination)?;
             if let Ok(rest) = rel.strip_prefix(&dest)
                 && best
@@ -130,7 +135,9 @@ impl Engine {
             }
         }
         if let Some((m, rest)) = best {
-            if m.kind == "volume" && crate::volume_mount::driver_mounted(&self.root, &m.name) {
+            if m.kind == crate::config::MountKind::Volume
+                && crate::volume_mount::driver_mounted(&self.root, &m.name)
+            {
                 return Err(Error::Invalid(format!(
                     "not supported yet: copying to or from {} of a stopped container: volume {} \
                      is mounted by its driver only while a container runs with it",
@@ -242,13 +249,13 @@ impl Engine {
         rename_top: Option<&str>,
     ) -> Result<()> {
         let (r, c) = self.rooted(key, path)?;
-        if c.record.read_only && r.rel.components().count() > 0 {
+        if c.record.security.read_only_rootfs && r.rel.components().count() > 0 {
             // a volume or bind is writable; the root filesystem is not
             let in_mount = c
                 .record
                 .mounts
                 .iter()
-                .any(|m| m.rw && Path::new(path).starts_with(&m.destination));
+                .any(|m| !m.read_only && Path::new(path).starts_with(&m.destination));
             if !in_mount {
                 return Err(Error::Conflict(
                     "container rootfs is marked read-only".into(),

@@ -251,12 +251,8 @@ impl Engine {
         cc.user = r.user.clone();
         cc.labels = r.labels.clone().into_iter().collect();
         for p in &r.exposed_ports {
-            let key = if p.contains('/') {
-                p.clone()
-            } else {
-                format!("{p}/tcp")
-            };
-            cc.exposed_ports.insert(key, serde_json::json!({}));
+            cc.exposed_ports
+                .insert(p.to_string(), serde_json::json!({}));
         }
         if let Some(ch) = changes {
             if ch.cmd.is_some() {

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, Seek, Write};
+use std::io::{Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -21,24 +21,30 @@ const LOG: &str = "events.log";
 const OLD: &str = "events.log.1";
 const ROTATE_AT: u64 = 4 << 20;
 
+/// The schema of an event line (`v`); lines without one are schema 1,
+/// which used docker's names (read through the aliases).
+pub const EVENT_SCHEMA: u32 = 2;
+
 /// One event.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Event {
-    /// `container`, `image`, `volume`, `network`.
-    #[serde(rename = "Type")]
+    /// Schema version.
+    pub v: u32,
+    /// `container`, `image`, `volume`, `network`, `sandbox`.
+    #[serde(alias = "Type")]
     pub kind: String,
     /// `create`, `start`, `die`, …
-    #[serde(rename = "Action")]
+    #[serde(alias = "Action")]
     pub action: String,
     /// The object's id (or name, for volumes).
-    #[serde(rename = "ID")]
+    #[serde(alias = "ID")]
     pub id: String,
     /// `name`, `image`, `exitCode`, labels, …
-    #[serde(rename = "Attributes")]
+    #[serde(alias = "Attributes")]
     pub attributes: BTreeMap<String, String>,
     /// Nanoseconds since the epoch.
-    #[serde(rename = "TimeNano")]
+    #[serde(alias = "TimeNano")]
     pub time_nano: i64,
 }
 
@@ -53,6 +59,7 @@ fn now_nanos() -> i64 {
 /// worked is not undone because its event could not be written).
 pub fn emit(root: &Path, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
     let ev = Event {
+        v: EVENT_SCHEMA,
         kind: kind.to_owned(),
         action: action.to_owned(),
         id: id.to_owned(),
@@ -104,19 +111,20 @@ pub struct Query {
     pub filters: BTreeMap<String, Vec<String>>,
 }
 
-/// RFC 3339 (from `logs::parse_time`) → nanoseconds.
+/// RFC 3339 → nanoseconds since the epoch.
 pub fn rfc3339_nanos(t: &str) -> Option<i64> {
-    let secs = crate::ops::parse_rfc3339_secs(t)?;
-    let frac = t
-        .get(19..)
-        .and_then(|r| r.strip_prefix('.'))
-        .map(|r| r.trim_end_matches(|c: char| !c.is_ascii_digit()))
-        .and_then(|d| format!("{d:0<9}").get(..9)?.parse::<i64>().ok())
-        .unwrap_or(0);
-    Some(secs * 1_000_000_000 + frac)
+    let (secs, nanos) = berth_types::time::parse_rfc3339(t).ok()?;
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(i64::from(nanos))
 }
 
 impl Query {
+    /// An event line, if it matches.
+    fn parse(&self, line: &[u8]) -> Option<Event> {
+        let ev: Event = serde_json::from_slice(line).ok()?;
+        (self.matches(&ev) && self.until.is_none_or(|u| ev.time_nano <= u)).then_some(ev)
+    }
+
     /// Checks filter names.
     pub fn validate(&self) -> Result<()> {
         for k in self.filters.keys() {
@@ -164,6 +172,103 @@ impl Query {
     }
 }
 
+/// A reader of the event log: what is recorded, then what is appended
+/// (across rotations), without blocking; [`crate::watch::FileWatch`] on the
+/// root says when to look again.
+#[derive(Debug)]
+pub struct EventCursor {
+    path: PathBuf,
+    query: Query,
+    file: Option<fs::File>,
+    pos: u64,
+    partial: Vec<u8>,
+}
+
+impl EventCursor {
+    /// The recorded events that match, and a cursor at the end of the log.
+    pub fn open(root: &Path, q: &Query) -> Result<(Vec<Event>, EventCursor)> {
+        q.validate()?;
+        let mut out = Vec::new();
+        if let Ok(b) = fs::read(root.join(OLD)) {
+            for line in b.split(|c| *c == b'\n') {
+                if let Some(ev) = q.parse(line) {
+                    out.push(ev);
+                }
+            }
+        }
+        let path = root.join(LOG);
+        let file = match fs::File::open(&path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Io("open events.log".into(), e)),
+        };
+        let mut c = EventCursor {
+            path,
+            query: q.clone(),
+            file,
+            pos: 0,
+            partial: Vec::new(),
+        };
+        out.extend(c.read_new());
+        Ok((out, c))
+    }
+
+    /// How long until the query's `until` (`None`: no `until`).
+    pub fn until_in(&self) -> Option<Duration> {
+        let u = self.query.until?;
+        Some(Duration::from_nanos(
+            u.saturating_sub(now_nanos()).max(0) as u64
+        ))
+    }
+
+    /// Whether the query's `until` has passed (nothing more will come).
+    pub fn done(&self) -> bool {
+        self.query.until.is_some_and(|u| now_nanos() > u)
+    }
+
+    /// The events appended since the last read that match.
+    pub fn read_new(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.read_open(&mut out);
+        // rotated (or created): the rest of the old file was read above;
+        // go on with the new one
+        let cur_ino = fs::metadata(&self.path).map(|m| m.ino()).ok();
+        let open_ino = self
+            .file
+            .as_ref()
+            .and_then(|x| x.metadata().ok())
+            .map(|m| m.ino());
+        if cur_ino != open_ino {
+            self.file = fs::File::open(&self.path).ok();
+            self.pos = 0;
+            self.partial.clear();
+            self.read_open(&mut out);
+        }
+        out
+    }
+
+    fn read_open(&mut self, out: &mut Vec<Event>) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        if file.seek(std::io::SeekFrom::Start(self.pos)).is_err() {
+            return;
+        }
+        let mut b = Vec::new();
+        if std::io::Read::read_to_end(file, &mut b).is_err() {
+            return;
+        }
+        self.pos += b.len() as u64;
+        self.partial.extend_from_slice(&b);
+        while let Some(i) = self.partial.iter().position(|c| *c == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            if let Some(ev) = self.query.parse(&line[..i]) {
+                out.push(ev);
+            }
+        }
+    }
+}
+
 /// Reads the recorded events that match, then (with `follow` and no
 /// `until` in the past) waits for new ones until `cancelled` or `until`.
 /// `out` returns false to stop.
@@ -174,72 +279,25 @@ pub fn read(
     cancelled: &dyn Fn() -> bool,
     out: &mut dyn FnMut(&Event) -> bool,
 ) -> Result<()> {
-    q.validate()?;
-    let mut emit = |line: &str| -> bool {
-        match serde_json::from_str::<Event>(line) {
-            Ok(ev) if q.matches(&ev) => out(&ev),
-            _ => true,
-        }
-    };
-    if let Ok(f) = fs::File::open(root.join(OLD)) {
-        for line in std::io::BufReader::new(f).lines() {
-            let Ok(line) = line else { break };
-            if !emit(&line) {
-                return Ok(());
-            }
-        }
-    }
-    let path: PathBuf = root.join(LOG);
-    let mut f = match fs::File::open(&path) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::Io("open events.log".into(), e)),
-    };
-    let mut pos = 0u64;
-    let mut partial = String::new();
-    loop {
-        if let Some(file) = f.as_mut() {
-            let _ = file.seek(std::io::SeekFrom::Start(pos));
-            let mut r = std::io::BufReader::new(&*file);
-            loop {
-                let mut line = String::new();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        pos += n as u64;
-                        if !line.ends_with('\n') {
-                            partial.push_str(&line);
-                            continue;
-                        }
-                        let whole = std::mem::take(&mut partial) + &line;
-                        if !emit(whole.trim_end()) {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
-        }
-        let past_until = q.until.is_some_and(|u| now_nanos() > u);
-        if !follow || past_until || cancelled() {
+    let (first, mut cursor) = EventCursor::open(root, q)?;
+    for ev in &first {
+        if !out(ev) {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(100));
-        // rotated (or created): start on the new file
-        let cur_ino = fs::metadata(&path).map(|m| m.ino()).ok();
-        let open_ino = f.as_ref().and_then(|x| x.metadata().ok()).map(|m| m.ino());
-        if cur_ino != open_ino {
-            if let Some(file) = f.as_mut() {
-                // the rest of the rotated file first
-                let _ = file.seek(std::io::SeekFrom::Start(pos));
-                for line in std::io::BufReader::new(&*file).lines() {
-                    let Ok(line) = line else { break };
-                    if !emit(&line) {
-                        return Ok(());
-                    }
-                }
+    }
+    let watch = crate::watch::FileWatch::new(root).ok();
+    loop {
+        if !follow || cursor.done() || cancelled() {
+            return Ok(());
+        }
+        match &watch {
+            Some(w) => w.wait(Duration::from_millis(100)),
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+        for ev in cursor.read_new() {
+            if !out(&ev) {
+                return Ok(());
             }
-            f = fs::File::open(&path).ok();
-            pos = 0;
         }
     }
 }

@@ -18,46 +18,71 @@ use serde::{Deserialize, Serialize};
 use crate::monitor;
 use crate::run::{Engine, Error, Result, new_id};
 
-/// What `POST /containers/{id}/exec` asks for, and the exec's state.
+/// The schema of an exec's record (schema 1 used docker's PascalCase
+/// names; it is read through the aliases).
+pub const EXEC_SCHEMA: u32 = 2;
+
+/// An exec: what was asked for, and its state.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[serde(default)]
 pub struct ExecRecord {
+    /// Schema version.
+    #[serde(alias = "Schema")]
+    pub schema: u32,
     /// 64 hex digits.
-    #[serde(rename = "ID")]
+    #[serde(alias = "ID")]
     pub id: String,
     /// The container.
-    #[serde(rename = "ContainerID")]
+    #[serde(alias = "ContainerID")]
     pub container_id: String,
     /// Command and arguments.
+    #[serde(alias = "Cmd")]
     pub cmd: Vec<String>,
     /// Extra environment.
+    #[serde(alias = "Env")]
     pub env: Vec<String>,
     /// `-u` (empty: the container's user).
+    #[serde(alias = "User")]
     pub user: String,
     /// `-w` (empty: the container's working directory).
+    #[serde(alias = "WorkingDir")]
     pub working_dir: String,
     /// `-t`.
+    #[serde(alias = "Tty")]
     pub tty: bool,
     /// `-i`.
+    #[serde(alias = "AttachStdin")]
     pub attach_stdin: bool,
     /// Attach stdout.
+    #[serde(alias = "AttachStdout")]
     pub attach_stdout: bool,
     /// Attach stderr.
+    #[serde(alias = "AttachStderr")]
     pub attach_stderr: bool,
     /// Terminal size (height, width), also from a resize before start.
+    #[serde(alias = "ConsoleSize")]
     pub console_size: Option<(u16, u16)>,
     /// The process runs.
+    #[serde(alias = "Running")]
     pub running: bool,
     /// Exit code once it ended (None: never started or still running).
+    #[serde(alias = "ExitCode")]
     pub exit_code: Option<i32>,
     /// Host pid while it runs.
+    #[serde(alias = "Pid")]
     pub pid: i32,
     /// It was started once (an exec runs once).
+    #[serde(alias = "Started")]
     pub started: bool,
     /// Why it failed to start.
+    #[serde(alias = "Error")]
     pub error: String,
     /// `exec --privileged`: every capability for this process.
+    #[serde(alias = "Privileged")]
     pub privileged: bool,
+    /// The key sequence that detaches an attached client (`ctrl-p,ctrl-q`
+    /// when empty), as given.
+    pub detach_keys: String,
 }
 
 fn exec_dir(dir: &Path) -> PathBuf {
@@ -88,13 +113,23 @@ pub fn load(dir: &Path, eid: &str) -> Result<ExecRecord> {
             Error::Io(format!("read {}", p.display()), e)
         }
     })?;
-    serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("exec {eid}: {e}")))
+    let r: ExecRecord =
+        serde_json::from_slice(&b).map_err(|e| Error::Internal(format!("exec {eid}: {e}")))?;
+    if r.schema > EXEC_SCHEMA {
+        return Err(Error::Internal(format!(
+            "exec {eid}: schema {} is newer than this berth ({EXEC_SCHEMA})",
+            r.schema
+        )));
+    }
+    Ok(r)
 }
 
 fn save(dir: &Path, r: &ExecRecord) -> Result<()> {
     let p = json_path(dir, &r.id);
     let tmp = p.with_extension("json.tmp");
-    let b = serde_json::to_vec(r).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut r = r.clone();
+    r.schema = EXEC_SCHEMA;
+    let b = serde_json::to_vec(&r).map_err(|e| Error::Internal(e.to_string()))?;
     fs::write(&tmp, b).map_err(|e| Error::Io("write the exec record".into(), e))?;
     fs::rename(&tmp, &p).map_err(|e| Error::Io("write the exec record".into(), e))
 }
@@ -160,36 +195,38 @@ pub fn update(dir: &Path, eid: &str, f: impl FnOnce(&mut ExecRecord)) -> Result<
 /// its path. `pid` is the container's init, whose root holds the
 /// /etc/passwd that `-u name` resolves against.
 pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<PathBuf> {
-    let spec: serde_json::Value = serde_json::from_slice(
-        &fs::read(dir.join("config.json")).map_err(|e| Error::Io("read config.json".into(), e))?,
-    )
-    .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
-    let mut p = spec["process"].clone();
+    let spec = crate::oci::read(&dir.join("config.json"))?;
+    let mut p = spec
+        .process()
+        .clone()
+        .ok_or_else(|| Error::Internal("config.json has no process".into()))?;
     if r.cmd.is_empty() {
         return Err(Error::Invalid("No exec command specified".into()));
     }
-    p["args"] = serde_json::json!(r.cmd);
-    p["terminal"] = serde_json::json!(r.tty);
+    p.set_args(Some(r.cmd.clone())).set_terminal(Some(r.tty));
     if r.privileged {
         // docker: the exec gets every capability; the container's seccomp
         // profile and namespaces stay
-        let all = crate::spec::capabilities(&["ALL".to_owned()], &[]).map_err(Error::Invalid)?;
-        p["capabilities"] =
-            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let all = crate::oci::capabilities(&["ALL".to_owned()], &[]).map_err(Error::Invalid)?;
+        let set = crate::oci::cap_set(&all).map_err(Error::Invalid)?;
+        caps.set_bounding(Some(set.clone()))
+            .set_effective(Some(set.clone()))
+            .set_permitted(Some(set));
+        p.set_capabilities(Some(caps));
     }
-    if let Some((h, w)) = r.console_size.filter(|(h, w)| *h > 0 && *w > 0) {
-        p["consoleSize"] = serde_json::json!({"height": h, "width": w});
-    } else if let Some(o) = p.as_object_mut() {
-        o.remove("consoleSize");
+    match r.console_size.filter(|(h, w)| *h > 0 && *w > 0) {
+        Some((h, w)) => {
+            let b: oci_spec::runtime::Box =
+                serde_json::from_value(serde_json::json!({"height": h, "width": w}))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+            p.set_console_size(Some(b));
+        }
+        None => {
+            p.set_console_size(None);
+        }
     }
-    let mut env: Vec<String> = p["env"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
     for e in &r.env {
         let key = e.split('=').next().unwrap_or(e);
         env.retain(|x| x.split('=').next() != Some(key));
@@ -200,7 +237,6 @@ pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<Path
     if r.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    p["env"] = serde_json::json!(env);
     if !r.working_dir.is_empty() {
         if !r.working_dir.starts_with('/') {
             return Err(Error::Invalid(format!(
@@ -208,7 +244,7 @@ pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<Path
                 r.working_dir
             )));
         }
-        p["cwd"] = serde_json::json!(r.working_dir);
+        p.set_cwd(PathBuf::from(&r.working_dir));
     }
     if !r.user.is_empty() {
         let read = |path: &str| -> Option<String> {
@@ -235,31 +271,51 @@ pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<Path
         let mut u = crate::user::resolve(&r.user, read("/etc/passwd").as_deref(), group.as_deref())
             .map_err(Error::Invalid)?;
         // the container's --group-add applies to exec -u as well (docker)
-        let rec: Option<crate::container::Record> = fs::read(dir.join("container.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if let Some(rec) = rec {
-            crate::user::add_groups(&mut u, &rec.host_options.group_add, group.as_deref())
+        if let Ok(rec) = fs::read(dir.join("container.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| crate::container::migrate::record(&b))
+        {
+            crate::user::add_groups(&mut u, &rec.group_add, group.as_deref())
                 .map_err(Error::Invalid)?;
         }
-        p["user"] =
-            serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
-        if let Some(h) = u.home.filter(|h| !h.is_empty()) {
-            let mut env: Vec<String> = serde_json::from_value(p["env"].clone()).unwrap_or_default();
-            if !r.env.iter().any(|e| e.starts_with("HOME=")) {
-                env.retain(|e| !e.starts_with("HOME="));
-                env.push(format!("HOME={h}"));
-            }
-            p["env"] = serde_json::json!(env);
+        let mut ou = p.user().clone();
+        ou.set_uid(u.uid)
+            .set_gid(u.gid)
+            .set_additional_gids(Some(u.additional_gids.clone()));
+        p.set_user(ou);
+        if let Some(h) = u.home.filter(|h| !h.is_empty())
+            && !r.env.iter().any(|e| e.starts_with("HOME="))
+        {
+            env.retain(|e| !e.starts_with("HOME="));
+            env.push(format!("HOME={h}"));
         }
     }
+    p.set_env(Some(env));
     let path = exec_dir(dir).join(format!("{}.process.json", r.id));
     fs::write(
         &path,
-        serde_json::to_vec(&p).map_err(|e| Error::Invalid(e.to_string()))?,
+        serde_json::to_vec(&p).map_err(|e| Error::Internal(e.to_string()))?,
     )
     .map_err(|e| Error::Io("write the exec's process.json".into(), e))?;
     Ok(path)
+}
+
+/// The ids of a container's execs (in its directory).
+pub fn ids(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(exec_dir(dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".json")
+                .filter(|n| n.len() == 64 && !n.ends_with(".process"))
+                .map(str::to_owned)
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// The pid file the runtime writes for an exec.
@@ -367,12 +423,18 @@ impl Engine {
         stdin: bool,
         stdout: bool,
         stderr: bool,
-    ) -> Option<std::os::unix::net::UnixStream> {
+    ) -> Option<crate::streams::AttachStream> {
         let dir = self.exec_home(eid).ok()?;
+        let tty = load(&dir, eid).map(|r| r.tty).unwrap_or(false);
         monitor::connect_socket(
             &socket_path(&dir, eid),
-            &serde_json::json!({"attach": {"stdin": stdin, "stdout": stdout, "stderr": stderr}}),
+            &monitor::Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            },
         )
+        .map(|socket| crate::streams::AttachStream { socket, tty })
     }
 
     /// `POST /exec/{id}/resize`: may come before the exec runs (the docker
@@ -382,7 +444,7 @@ impl Engine {
         update(&dir, eid, |r| r.console_size = Some((height, width)))?;
         let _ = monitor::connect_socket(
             &socket_path(&dir, eid),
-            &serde_json::json!({"resize": [height, width]}),
+            &monitor::Request::Resize(height, width),
         );
         Ok(())
     }

@@ -21,29 +21,37 @@ const KEEP: usize = 5;
 /// Output kept per result (docker keeps 4 KiB).
 const MAX_OUTPUT: usize = 4096;
 
-/// `State.Health`.
+/// A container's health, kept in its state (schema 1 used docker's
+/// PascalCase names: read through the aliases).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[serde(default)]
 pub struct Health {
     /// `starting`, `healthy`, `unhealthy`.
+    #[serde(alias = "Status")]
     pub status: String,
     /// Failures in a row.
+    #[serde(alias = "FailingStreak")]
     pub failing_streak: u32,
     /// The last results, oldest first.
+    #[serde(alias = "Log")]
     pub log: Vec<HealthResult>,
 }
 
 /// One check.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[serde(default)]
 pub struct HealthResult {
     /// RFC 3339.
+    #[serde(alias = "Start")]
     pub start: String,
     /// RFC 3339.
+    #[serde(alias = "End")]
     pub end: String,
     /// 0 healthy, 1 unhealthy, -1 could not run.
+    #[serde(alias = "ExitCode")]
     pub exit_code: i32,
     /// What it printed (truncated).
+    #[serde(alias = "Output")]
     pub output: String,
 }
 
@@ -196,7 +204,9 @@ fn run_check(root: &Path, id: &str) -> Result<()> {
         Ok(eid) => {
             let mut sock = None;
             match engine.exec_start(&eid, || {
-                sock = engine.exec_attach(&eid, false, true, true);
+                sock = engine
+                    .exec_attach(&eid, false, true, true)
+                    .map(|a| a.socket);
                 Ok(())
             }) {
                 Err(e) => (-1, e.to_string()),
@@ -252,8 +262,9 @@ fn run_check(root: &Path, id: &str) -> Result<()> {
         }
     };
     let end = berth_runtime::state::now_rfc3339();
-    let started = crate::ops::parse_rfc3339_secs(&c.state.started_at).unwrap_or(0);
-    let now = crate::ops::parse_rfc3339_secs(&end).unwrap_or(0);
+    let secs = |t: &str| berth_types::time::parse_rfc3339(t).map_or(0, |(s, _)| s);
+    let started = secs(&c.state.started_at);
+    let now = secs(&end);
     let in_start_period = h.start_period > 0 && (now - started) * 1_000_000_000 < h.start_period;
     let retries = if h.retries > 0 { h.retries as u32 } else { 3 };
     let mut changed = None;

@@ -4,7 +4,7 @@
 //! `max-size` is set. The monitor writes; any process reads.
 
 use std::fs;
-use std::io::{BufRead, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -141,19 +141,24 @@ pub struct Entry {
     pub stream: u8,
     /// RFC 3339 with nanoseconds.
     pub time: String,
+    /// Nanoseconds since the epoch (0 if the time does not parse).
+    pub time_nano: i64,
     /// The bytes, newline included when there was one.
     pub line: Vec<u8>,
 }
 
-fn parse(line: &str) -> Option<Entry> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+fn parse(line: &[u8]) -> Option<Entry> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let time = v.get("time")?.as_str()?.to_owned();
+    let time_nano = crate::events::rfc3339_nanos(&time).unwrap_or(0);
     Some(Entry {
         stream: if v.get("stream")?.as_str()? == "stderr" {
             2
         } else {
             1
         },
-        time: v.get("time")?.as_str()?.to_owned(),
+        time,
+        time_nano,
         line: v.get("log")?.as_str()?.as_bytes().to_vec(),
     })
 }
@@ -165,10 +170,10 @@ pub struct LogOptions {
     pub stdout: bool,
     /// Include stderr.
     pub stderr: bool,
-    /// Entries at or after this RFC 3339 time.
-    pub since: Option<String>,
-    /// Entries before this RFC 3339 time.
-    pub until: Option<String>,
+    /// Entries at or after this time (nanoseconds since the epoch).
+    pub since: Option<i64>,
+    /// Entries before this time (nanoseconds since the epoch).
+    pub until: Option<i64>,
     /// The last N entries only.
     pub tail: Option<usize>,
     /// Keep reading while the container runs.
@@ -181,113 +186,214 @@ impl LogOptions {
             self.stderr
         } else {
             self.stdout
-        }) && self
-            .since
-            .as_ref()
-            .is_none_or(|s| e.time.as_str() >= s.as_str())
-            && self
-                .until
-                .as_ref()
-                .is_none_or(|u| e.time.as_str() < u.as_str())
+        }) && self.since.is_none_or(|s| e.time_nano >= s)
+            && self.until.is_none_or(|u| e.time_nano < u)
     }
 }
 
-/// A docker time argument (`1700000000`, `1700000000.5`, RFC 3339, or a
-/// duration like `10m` meaning that long ago) as RFC 3339.
-pub fn parse_time(s: &str) -> Result<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    if let Ok(f) = s.parse::<f64>() {
-        let secs = f.trunc() as i64;
-        let nanos = ((f - f.trunc()) * 1e9).round() as u32;
-        return Ok(berth_runtime::state::format_rfc3339(
-            secs,
-            nanos.min(999_999_999),
-        ));
-    }
-    if let Some((secs, nanos)) = s.split_once('.')
-        && let (Ok(a), Ok(b)) = (
-            secs.parse::<i64>(),
-            format!("{nanos:0<9}")[..9].parse::<u32>(),
-        )
-    {
-        return Ok(berth_runtime::state::format_rfc3339(a, b));
-    }
-    let unit = |c: char| match c {
-        's' => Some(1),
-        'm' => Some(60),
-        'h' => Some(3600),
-        _ => None,
-    };
-    if let Some(last) = s.chars().last()
-        && let Some(mult) = unit(last)
-        && let Ok(n) = s[..s.len() - 1].parse::<u64>()
-    {
-        let t = now.saturating_sub(Duration::from_secs(n * mult));
-        return Ok(berth_runtime::state::format_rfc3339(
-            t.as_secs() as i64,
-            t.subsec_nanos(),
-        ));
-    }
-    if s.len() >= 20 && s.as_bytes().get(10) == Some(&b'T') && s.ends_with('Z') {
-        // RFC 3339 UTC: normalise the fraction to 9 digits
-        let (head, frac) = match s[..s.len() - 1].split_once('.') {
-            Some((h, f)) => (h.to_owned(), format!("{f:0<9}")),
-            None => (s[..s.len() - 1].to_owned(), "000000000".into()),
-        };
-        return Ok(format!("{head}.{}Z", &frac[..9]));
-    }
-    Err(Error::Invalid(format!(
-        "invalid value for \"since\"/\"until\": {s:?} (a Unix timestamp, RFC 3339 time or duration)"
-    )))
-}
-
-/// Reads a container's log; `emit` gets each entry in order. With
-/// `follow`, keeps reading until `running()` turns false and the file has
-/// no more to give. `emit` returning false stops.
-pub fn read(
-    dir: &Path,
-    opts: &LogOptions,
-    running: impl Fn() -> bool,
-    mut emit: impl FnMut(&Entry) -> bool,
-) -> Result<()> {
+/// The log files of a container, oldest first.
+fn files(dir: &Path) -> Vec<PathBuf> {
     let path = dir.join(LOG_FILE);
     let mut files: Vec<PathBuf> = (1..100)
         .map(|n| rotated(&path, n))
         .take_while(|p| p.exists())
         .collect();
     files.reverse();
-    files.push(path.clone());
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut offset = 0u64;
-    let mut inode = 0u64;
-    for (i, f) in files.iter().enumerate() {
-        let Ok(mut file) = fs::File::open(f) else {
-            continue;
+    files.push(path);
+    files
+}
+
+/// The last `n` whole lines of a file and where its whole lines end,
+/// read backwards in blocks (a 2 GB log gives its last lines without
+/// being read).
+fn tail_lines(f: &mut fs::File, n: usize) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
+    let len = f.metadata()?.len();
+    const BLOCK: u64 = 64 * 1024;
+    let mut end = len;
+    let mut buf: Vec<u8> = Vec::new();
+    // whole lines only: the part after the last newline is still being written
+    let mut whole_end = None;
+    let mut pos = len;
+    loop {
+        let count = buf.iter().filter(|b| **b == b'\n').count();
+        let have = match whole_end {
+            Some(_) => count.saturating_sub(1),
+            None => 0,
         };
-        let mut text = String::new();
-        if file.read_to_string(&mut text).is_err() {
-            continue;
+        if pos == 0 || (whole_end.is_some() && have >= n) {
+            break;
         }
-        if i + 1 == files.len() {
-            // only whole lines; the rest is read when following
-            let whole = text.rfind('\n').map_or(0, |p| p + 1);
-            text.truncate(whole);
-            offset = whole as u64;
-            inode = std::os::unix::fs::MetadataExt::ino(
-                &file
-                    .metadata()
-                    .map_err(|e| Error::Io(format!("stat {}", f.display()), e))?,
-            );
+        let start = pos.saturating_sub(BLOCK);
+        let mut chunk = vec![0u8; (pos - start) as usize];
+        f.seek(std::io::SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        pos = start;
+        if whole_end.is_none()
+            && let Some(i) = buf.iter().rposition(|b| *b == b'\n')
+        {
+            whole_end = Some(pos + i as u64 + 1);
+            end = pos + i as u64 + 1;
+            buf.truncate(i + 1);
         }
-        entries.extend(text.lines().filter_map(parse).filter(|e| opts.wants(e)));
     }
-    let skip = match opts.tail {
-        Some(n) => entries.len().saturating_sub(n),
-        None => 0,
-    };
-    for e in &entries[skip..] {
+    let end = whole_end.unwrap_or(0).min(end);
+    let text = &buf[..buf.len().min((end - pos) as usize)];
+    let mut lines: Vec<Vec<u8>> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    // a line cut by the block boundary at the start is not whole
+    if pos > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    Ok((lines.split_off(skip), end))
+}
+
+/// Where a follower is in a container's log.
+#[derive(Debug)]
+pub struct LogCursor {
+    path: PathBuf,
+    opts: LogOptions,
+    offset: u64,
+    inode: u64,
+    pending: Vec<u8>,
+}
+
+impl LogCursor {
+    /// Reads what is there now (the last `tail` entries, or all of it)
+    /// and stands at the end of the current file, ready to follow.
+    pub fn open(dir: &Path, opts: &LogOptions) -> Result<(Vec<Entry>, LogCursor)> {
+        let files = files(dir);
+        let path = dir.join(LOG_FILE);
+        let mut out: Vec<Entry> = Vec::new();
+        let mut offset = 0;
+        let mut inode = 0;
+        let last = files.len() - 1;
+        // with a tail, files are read newest first until enough entries
+        let mut want = opts.tail;
+        let mut chunks: Vec<Vec<Entry>> = Vec::new();
+        for (i, f) in files.iter().enumerate().rev() {
+            let Ok(mut file) = fs::File::open(f) else {
+                continue;
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::Io(format!("stat {}", f.display()), e))?;
+            let (lines, end) = match want {
+                Some(n) => {
+                    // a filter may drop lines: read a few more than asked
+                    let (l, e) = tail_lines(&mut file, n.saturating_mul(2).max(n + 16))
+                        .map_err(|e| Error::Io(format!("read {}", f.display()), e))?;
+                    (l, e)
+                }
+                None => {
+                    let mut b = Vec::new();
+                    file.read_to_end(&mut b)
+                        .map_err(|e| Error::Io(format!("read {}", f.display()), e))?;
+                    let whole = b.iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
+                    b.truncate(whole);
+                    let lines = b
+                        .split(|c| *c == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    (lines, whole as u64)
+                }
+            };
+            if i == last {
+                offset = end;
+                inode = std::os::unix::fs::MetadataExt::ino(&meta);
+            }
+            let entries: Vec<Entry> = lines
+                .iter()
+                .filter_map(|l| parse(l))
+                .filter(|e| opts.wants(e))
+                .collect();
+            let got = entries.len();
+            chunks.push(entries);
+            if let Some(n) = want.as_mut() {
+                if got >= *n {
+                    break;
+                }
+                *n -= got;
+            }
+        }
+        for c in chunks.into_iter().rev() {
+            out.extend(c);
+        }
+        if let Some(n) = opts.tail {
+            let skip = out.len().saturating_sub(n);
+            out.drain(..skip);
+        }
+        Ok((
+            out,
+            LogCursor {
+                path,
+                opts: opts.clone(),
+                offset,
+                inode,
+                pending: Vec::new(),
+            },
+        ))
+    }
+
+    /// The file a follower watches for new lines.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// New entries written since the last read (none is no error: the
+    /// container may be quiet). A rotation starts on the new file.
+    pub fn read_new(&mut self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let now_ino = fs::metadata(&self.path)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap_or(self.inode);
+        if now_ino != self.inode {
+            self.inode = now_ino;
+            self.offset = 0;
+            self.pending.clear();
+        }
+        let Ok(mut f) = fs::File::open(&self.path) else {
+            return out;
+        };
+        if f.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
+            return out;
+        }
+        let mut b = Vec::new();
+        if f.read_to_end(&mut b).is_err() {
+            return out;
+        }
+        self.offset += b.len() as u64;
+        self.pending.extend_from_slice(&b);
+        while let Some(i) = self.pending.iter().position(|c| *c == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            if let Some(e) = parse(&line[..i])
+                && self.opts.wants(&e)
+            {
+                out.push(e);
+            }
+        }
+        out
+    }
+}
+
+/// Reads a container's log; `emit` gets each entry in order. With
+/// `follow`, keeps reading (woken by the file changing) until `running()`
+/// turns false and the file has no more to give. `emit` returning false
+/// stops.
+pub fn read(
+    dir: &Path,
+    opts: &LogOptions,
+    running: impl Fn() -> bool,
+    mut emit: impl FnMut(&Entry) -> bool,
+) -> Result<()> {
+    let (first, mut cursor) = LogCursor::open(dir, opts)?;
+    for e in &first {
         if !emit(e) {
             return Ok(());
         }
@@ -295,45 +401,21 @@ pub fn read(
     if !opts.follow {
         return Ok(());
     }
-    let mut pending = String::new();
+    let watch = crate::watch::FileWatch::new(dir).ok();
     loop {
         let alive = running();
-        // a rotation replaces the file: start on the new one
-        let now_ino = fs::metadata(&path)
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            .unwrap_or(inode);
-        if now_ino != inode {
-            inode = now_ino;
-            offset = 0;
-        }
-        if let Ok(mut f) = fs::File::open(&path)
-            && f.seek(std::io::SeekFrom::Start(offset)).is_ok()
-        {
-            let mut r = std::io::BufReader::new(f);
-            loop {
-                let mut l = String::new();
-                match r.read_line(&mut l) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        offset += n as u64;
-                        pending.push_str(&l);
-                        if pending.ends_with('\n') {
-                            if let Some(e) = parse(pending.trim_end())
-                                && opts.wants(&e)
-                                && !emit(&e)
-                            {
-                                return Ok(());
-                            }
-                            pending.clear();
-                        }
-                    }
-                }
+        for e in cursor.read_new() {
+            if !emit(&e) {
+                return Ok(());
             }
         }
         if !alive {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        match &watch {
+            Some(w) => w.wait(Duration::from_millis(500)),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
 }
 
@@ -400,20 +482,5 @@ mod tests {
         let long = vec![b'x'; MAX_LINE * 2 + 5];
         w.write(1, &long);
         w.flush();
-    }
-
-    #[test]
-    fn docker_time_arguments() {
-        assert_eq!(parse_time("0").unwrap(), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            parse_time("1700000000.5").unwrap(),
-            "2023-11-14T22:13:20.500000000Z"
-        );
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20Z").unwrap(),
-            "2023-11-14T22:13:20.000000000Z"
-        );
-        assert!(parse_time("10m").unwrap().as_str() > "2026");
-        assert!(parse_time("yesterday").is_err());
     }
 }

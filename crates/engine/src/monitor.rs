@@ -125,7 +125,7 @@ pub fn main(root: &Path, id: &str, exec: Option<&str>) -> ! {
     let shares_pid = || {
         Store::open(root)
             .and_then(|s| s.record(id))
-            .is_ok_and(|r| !r.host_options.pid_mode.is_empty())
+            .is_ok_and(|r| r.namespaces.pid != crate::config::PidMode::Private)
     };
     if (exec.is_some() || shares_pid())
         && let Err(e) = berth_runtime::seal::ensure_sealed()
@@ -244,7 +244,7 @@ impl Monitor {
             record.stdin_once = true;
             record.auto_remove = false;
             record.restart_policy = Default::default();
-            record.log_config.kind = "none".into();
+            record.log.driver = crate::config::LogDriver::None;
         }
         let sock_path = match exec {
             Some(eid) => crate::exec::socket_path(&dir, eid),
@@ -252,8 +252,12 @@ impl Monitor {
         };
         let own_err = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3)
             .map_err(|e| sys_err("dup stderr", e))?;
-        let rotation = record.log_config.rotation()?;
-        let log = LogWriter::open(&dir, rotation, record.log_config.kind == "none")?;
+        let rotation = record.log.rotation();
+        let log = LogWriter::open(
+            &dir,
+            rotation,
+            record.log.driver == crate::config::LogDriver::None,
+        )?;
         let mut clients = Vec::new();
         let (mut ctl_in, mut ctl_out) = (None, None);
         let (mut began_ms, mut backoff) = (epoch_ms(), Duration::from_millis(100));
@@ -548,7 +552,8 @@ impl Monitor {
             .store
             .state_raw(&self.id)
             .ok()
-            .and_then(|s| crate::ops::parse_rfc3339_secs(&s.started_at))
+            .and_then(|s| berth_types::time::parse_rfc3339(&s.started_at).ok())
+            .map(|(secs, _)| secs)
             .unwrap_or(0);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -663,13 +668,13 @@ impl Monitor {
 
     /// One run, connected to its network for the run's length.
     fn one_run(&mut self) -> Result<Option<i32>> {
-        let bridged = crate::network::is_bridge_mode(&self.record.network_mode);
+        let bridged = self.record.bridged();
         // leftovers of a previous run (a monitor killed mid-way); before the
         // network, as deleting unmounts what is under the bundle
         let _ = self.runtime()?.delete(&self.id, true);
-        let shareable = self.record.host_options.ipc_mode == "shareable";
+        let shareable = self.record.namespaces.ipc == crate::config::IpcMode::Shareable;
         if shareable {
-            crate::container::mount_shm(&self.dir, self.record.host_options.shm_size)
+            crate::container::mount_shm(&self.dir, self.record.shm_size.unwrap_or(0))
                 .map_err(|e| sys_err("mount the shareable /dev/shm", e))?;
         }
         let me = std::process::id() as i32;
@@ -694,10 +699,10 @@ impl Monitor {
     /// Takes what a run holds on the host (its network endpoints and
     /// namespace, a shareable /dev/shm) away; idempotent.
     fn release(&self) {
-        if crate::network::is_bridge_mode(&self.record.network_mode) {
+        if self.record.bridged() {
             crate::network::disconnect(&self.root, &self.dir, &self.id);
         }
-        if self.record.host_options.ipc_mode == "shareable" {
+        if self.record.namespaces.ipc == crate::config::IpcMode::Shareable {
             crate::container::unmount_shm(&self.dir);
         }
         crate::volume_mount::release(
@@ -713,69 +718,128 @@ impl Monitor {
         self.ended(code).map(Some)
     }
 
+    /// Puts the environment of the container's links on the default
+    /// bridge (as they run now) into the bundle, replacing what the last
+    /// run added (its keys are kept in `link-env`); the container's own
+    /// settings win.
+    fn apply_link_env(&self) -> Result<()> {
+        let added_path = self.dir.join("link-env");
+        let before: Vec<String> = fs::read(&added_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if before.is_empty() && !self.record.networks.iter().any(|x| !x.links.is_empty()) {
+            return Ok(());
+        }
+        let path = self.dir.join("config.json");
+        let mut spec = crate::oci::read(&path)?;
+        let key = |e: &str| e.split('=').next().unwrap_or(e).to_owned();
+        let mut added = Vec::new();
+        if let Some(p) = spec.process_mut() {
+            let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+            env.retain(|e| !before.contains(&key(e)));
+            let own: Vec<String> = env.iter().map(|e| key(e)).collect();
+            for e in crate::network::link_env(&self.root, &self.record) {
+                let k = key(&e);
+                if !own.contains(&k) {
+                    added.push(k);
+                    env.push(e);
+                }
+            }
+            p.set_env(Some(env));
+        }
+        crate::oci::write(&path, &spec)?;
+        let json = serde_json::to_vec(&added).map_err(|e| Error::Internal(e.to_string()))?;
+        crate::container::write_atomic(&added_path, &json).map_err(|e| sys_err("write link-env", e))
+    }
+
     /// Points the namespaces this container shares with others
     /// (`container:` modes of `--network`, `--pid`, `--ipc`) at those
     /// containers' current inits, which must run; with the network come
     /// their /etc/hosts, resolv.conf and hostname, with IPC their /dev/shm.
     fn join_shared_namespaces(&self) -> Result<()> {
-        let ho = &self.record.host_options;
+        use crate::config::{IpcMode, NetworkMode, PidMode};
+        use oci_spec::runtime::LinuxNamespaceType as T;
+        let r = &self.record;
+        let other = |m: Option<&String>| m.cloned();
         let shared = [
-            (self.record.network_mode.as_str(), "network", "net"),
-            (ho.pid_mode.as_str(), "pid", "pid"),
-            (ho.ipc_mode.as_str(), "ipc", "ipc"),
+            (
+                other(match &r.network {
+                    NetworkMode::Container(c) => Some(c),
+                    _ => None,
+                }),
+                T::Network,
+                "network",
+                "net",
+            ),
+            (
+                other(match &r.namespaces.pid {
+                    PidMode::Container(c) => Some(c),
+                    _ => None,
+                }),
+                T::Pid,
+                "pid",
+                "pid",
+            ),
+            (
+                other(match &r.namespaces.ipc {
+                    IpcMode::Container(c) => Some(c),
+                    _ => None,
+                }),
+                T::Ipc,
+                "ipc",
+                "ipc",
+            ),
         ];
-        if !shared.iter().any(|(m, _, _)| m.starts_with("container:")) {
+        if shared.iter().all(|(o, ..)| o.is_none()) {
             return Ok(());
         }
         let path = self.dir.join("config.json");
-        let mut spec: serde_json::Value =
-            serde_json::from_slice(&fs::read(&path).map_err(|e| sys_err("read config.json", e))?)
-                .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
-        for (mode, kind, proc_name) in shared {
-            let Some(other) = mode.strip_prefix("container:") else {
+        let mut spec = crate::oci::read(&path)?;
+        for (other, typ, kind, proc_name) in shared {
+            let Some(other) = other else {
                 continue;
             };
-            let st = self.store.state_raw(other).ok();
+            let st = self.store.state_raw(&other).ok();
             let pid = st
                 .filter(|s| matches!(s.status, Status::Running | Status::Paused) && s.pid > 0)
                 .filter(|s| s.monitor_alive())
                 .map(|s| s.pid)
                 .ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::Conflict(format!(
                         "cannot join {kind} namespace of a non running container: {other}"
                     ))
                 })?;
-            let ns = format!("/proc/{pid}/ns/{proc_name}");
-            for n in spec["linux"]["namespaces"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
+            let ns = PathBuf::from(format!("/proc/{pid}/ns/{proc_name}"));
+            if let Some(l) = spec.linux_mut()
+                && let Some(list) = l.namespaces_mut()
             {
-                if n["type"] == kind {
-                    n["path"] = ns.clone().into();
+                for n in list.iter_mut().filter(|n| n.typ() == typ) {
+                    n.set_path(Some(ns.clone()));
                 }
             }
-            let other_etc = self.store.dir(other).join("etc");
-            for m in spec["mounts"].as_array_mut().into_iter().flatten() {
-                let source = match (kind, m["destination"].as_str()) {
-                    (
-                        "network",
-                        Some(d @ ("/etc/hosts" | "/etc/resolv.conf" | "/etc/hostname")),
-                    ) => other_etc.join(&d[5..]).display().to_string(),
+            if typ != T::Network {
+                continue;
+            }
+            let other_etc = self.store.dir(&other).join("etc");
+            for m in spec.mounts_mut().iter_mut().flatten() {
+                let name = match m.destination().to_str() {
+                    Some("/etc/hosts") => "hosts",
+                    Some("/etc/resolv.conf") => "resolv.conf",
+                    Some("/etc/hostname") => "hostname",
                     _ => continue,
                 };
-                m["source"] = source.into();
+                m.set_source(Some(other_etc.join(name)));
             }
         }
-        let json = serde_json::to_vec_pretty(&spec)
-            .map_err(|e| Error::Invalid(format!("config.json: {e}")))?;
-        crate::container::write_atomic(&path, &json).map_err(|e| sys_err("write config.json", e))
+        crate::oci::write(&path, &spec)
     }
 
     /// Creates and starts the container once and follows it to its exit.
     /// `Ok(None)`: it never started (recorded).
     fn one_run_inner(&mut self) -> Result<Option<i32>> {
         self.join_shared_namespaces()?;
+        self.apply_link_env()?;
         let rt = self.runtime()?;
         let rootfs: berth_types::image::MountSpec = serde_json::from_slice(
             &fs::read(self.dir.join(ROOTFS_FILE)).map_err(|e| sys_err("read rootfs.json", e))?,
@@ -937,14 +1001,8 @@ impl Monitor {
         if self.record.stdin_once {
             cmd.arg("--stdin-once");
         }
-        if self.record.log_config.kind != "none" {
-            let (max, files) = self
-                .record
-                .log_config
-                .rotation()
-                .ok()
-                .flatten()
-                .unwrap_or((0, 1));
+        if self.record.log.driver != crate::config::LogDriver::None {
+            let (max, files) = self.record.log.rotation().unwrap_or((0, 1));
             cmd.arg("--log").arg(crate::logs::LOG_FILE);
             cmd.arg(max.to_string()).arg(files.to_string());
         }
@@ -1070,49 +1128,53 @@ impl Monitor {
                     }
                 }
             }
-            let req: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
-            if let Some(a) = req.get("attach") {
-                let flag = |k: &str| a.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-                let stdin = flag("stdin") && self.record.open_stdin;
-                c.kind = Kind::Attach {
+            match Request::parse(&line) {
+                Some(Request::Attach {
                     stdin,
-                    stdout: flag("stdout"),
-                    stderr: flag("stderr"),
-                };
-                c.read_done = !stdin;
-                if c.fd.write_all(b"\n").is_ok() {
-                    let _ = c.fd.set_read_timeout(None);
-                    let _ = c.fd.set_nonblocking(false);
-                    self.clients.push(c);
+                    stdout,
+                    stderr,
+                }) => {
+                    let stdin = stdin && self.record.open_stdin;
+                    c.kind = Kind::Attach {
+                        stdin,
+                        stdout,
+                        stderr,
+                    };
+                    c.read_done = !stdin;
+                    if c.fd.write_all(b"\n").is_ok() {
+                        let _ = c.fd.set_read_timeout(None);
+                        let _ = c.fd.set_nonblocking(false);
+                        self.clients.push(c);
+                    }
                 }
-            } else if req.get("wait").is_some() {
-                c.kind = Kind::Wait;
-                c.read_done = false;
-                if c.fd.write_all(b"\n").is_ok() {
-                    self.clients.push(c);
+                Some(Request::Wait) => {
+                    c.kind = Kind::Wait;
+                    c.read_done = false;
+                    if c.fd.write_all(b"\n").is_ok() {
+                        self.clients.push(c);
+                    }
                 }
-            } else if let Some(hw) = req.get("resize").and_then(|v| v.as_array()) {
-                let h = hw.first().and_then(|v| v.as_u64()).unwrap_or(0) as u16;
-                let w = hw.get(1).and_then(|v| v.as_u64()).unwrap_or(0) as u16;
-                if let Some(m) = io.and_then(|io| io.pty.as_ref()) {
-                    let _ = rustix::termios::tcsetwinsize(
-                        m,
-                        rustix::termios::Winsize {
-                            ws_row: h,
-                            ws_col: w,
-                            ws_xpixel: 0,
-                            ws_ypixel: 0,
-                        },
-                    );
+                Some(Request::Resize(h, w)) => {
+                    if let Some(m) = io.and_then(|io| io.pty.as_ref()) {
+                        let _ = rustix::termios::tcsetwinsize(
+                            m,
+                            rustix::termios::Winsize {
+                                ws_row: h,
+                                ws_col: w,
+                                ws_xpixel: 0,
+                                ws_ypixel: 0,
+                            },
+                        );
+                    }
+                    let _ = c.fd.write_all(b"\n");
                 }
-                let _ = c.fd.write_all(b"\n");
-            } else {
                 // wake / unknown: answered and closed
-                let _ = c.fd.write_all(b"\n");
+                Some(Request::Wake) | None => {
+                    let _ = c.fd.write_all(b"\n");
+                }
             }
         }
     }
-
     /// Sends output to the log and the attached clients.
     fn output(&mut self, stream: u8, data: &[u8]) {
         self.log.write(stream, data);
@@ -1424,20 +1486,82 @@ fn spawn_with(
     }
 }
 
+/// A request on a monitor's socket: one JSON line (berth-shim reads the
+/// same lines), answered with a newline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Attach to the process's streams: output comes as multiplexed frames
+    /// (1 stdout, 2 stderr), the client's bytes go to stdin.
+    Attach {
+        /// Send the client's bytes to stdin.
+        stdin: bool,
+        /// Receive stdout.
+        stdout: bool,
+        /// Receive stderr.
+        stderr: bool,
+    },
+    /// Receive the exit code (and a newline) when the process exits.
+    Wait,
+    /// Set the terminal's rows and columns.
+    Resize(u16, u16),
+    /// Wake a monitor waiting out a restart delay (to see a stop).
+    Wake,
+}
+
+impl Request {
+    /// The request line.
+    pub fn line(&self) -> String {
+        match *self {
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => format!(
+                "{{\"attach\":{{\"stdin\":{stdin},\"stdout\":{stdout},\"stderr\":{stderr}}}}}"
+            ),
+            Request::Wait => r#"{"wait":true}"#.to_owned(),
+            Request::Resize(h, w) => format!("{{\"resize\":[{h},{w}]}}"),
+            Request::Wake => r#"{"wake":true}"#.to_owned(),
+        }
+    }
+
+    /// Reads a request line (`None`: not one berth sends).
+    pub fn parse(line: &[u8]) -> Option<Request> {
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        if let Some(a) = v.get("attach") {
+            let flag = |k: &str| a.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+            return Some(Request::Attach {
+                stdin: flag("stdin"),
+                stdout: flag("stdout"),
+                stderr: flag("stderr"),
+            });
+        }
+        if v.get("wait").is_some() {
+            return Some(Request::Wait);
+        }
+        if let Some(hw) = v.get("resize").and_then(|v| v.as_array()) {
+            let n = |i: usize| {
+                hw.get(i)
+                    .and_then(|v| v.as_u64())
+                    .and_then(|x| u16::try_from(x).ok())
+            };
+            return Some(Request::Resize(n(0)?, n(1)?));
+        }
+        v.get("wake").map(|_| Request::Wake)
+    }
+}
+
 /// Connects to a container's monitor with a request; `None` if no monitor
 /// listens.
-pub fn connect(dir: &Path, request: &serde_json::Value) -> Option<std::os::unix::net::UnixStream> {
+pub fn connect(dir: &Path, request: &Request) -> Option<std::os::unix::net::UnixStream> {
     connect_socket(&dir.join(ATTACH_SOCKET), request)
 }
 
 /// Connects to a monitor's socket at `path` with a request.
-pub fn connect_socket(
-    path: &Path,
-    request: &serde_json::Value,
-) -> Option<std::os::unix::net::UnixStream> {
+pub fn connect_socket(path: &Path, request: &Request) -> Option<std::os::unix::net::UnixStream> {
     let fd = berth_runtime::container::unix::connect(path).ok()?;
     let mut s = std::os::unix::net::UnixStream::from(fd);
-    let mut line = request.to_string();
+    let mut line = request.line();
     line.push('\n');
     s.write_all(line.as_bytes()).ok()?;
     let mut ack = [0u8; 1];

@@ -1,175 +1,64 @@
-//! Containers on bridge networks, through `berth-net`: the network a
-//! container asks for (`--network`, `-p`, `-P`, `--ip`, `--network-alias`),
-//! its namespace and endpoint for each run (set up by the monitor before
-//! the container is created, taken down after it exits), its /etc/hosts
-//! and resolv.conf, and the embedded DNS server of user-defined networks
-//! (one `berth dns-server ROOT` process per root, started on demand).
+//! Containers on bridge networks, through `berth-net`: the networks a
+//! container is on (its record's endpoint settings), its namespace and
+//! endpoints for each run (set up by the monitor before the container is
+//! created, taken down after it exits), its /etc/hosts and resolv.conf, and
+//! the embedded DNS server of user-defined networks (one `berth
+//! dns-server ROOT` process per root, started on demand).
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use berth_net::{AttachRequest, Endpoint, Net, PortRequest, Proto};
-use serde::{Deserialize, Serialize};
+use berth_net::{AttachRequest, Endpoint, Net, PortRequest};
 
+use crate::config::{EndpointSpec, PortBinding, PortProto};
 use crate::container::Record;
 use crate::run::{Error, Result};
 
 /// Name of the container's persistent network namespace in its directory.
 pub const NETNS_FILE: &str = "netns";
 
-/// A published port as asked for (`-p [IP:][HOST:]CONTAINER[/PROTO]`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct PortSpec {
-    /// Port in the container.
-    pub container_port: u16,
-    /// `tcp` or `udp`.
-    pub proto: String,
-    /// Host address (empty: all).
-    pub host_ip: String,
-    /// Host port (0: any free one).
-    pub host_port: u16,
-}
-
-/// A network a container joined with `network connect`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct ExtraNetwork {
-    /// The network's id.
-    pub id: String,
-    /// Aliases on it.
-    pub aliases: Vec<String>,
-    /// A fixed address on it.
-    pub ipv4_address: String,
-}
-
-/// Maps berth-net errors to the engine's.
+/// Maps berth-net errors to the engine's (kept for callers that need a
+/// plain conversion).
 pub fn net_error(e: berth_net::Error) -> Error {
-    use berth_types::ErrorKind as K;
-    match e.kind() {
-        K::NotFound => Error::NotFound(e.to_string()),
-        K::Conflict => Error::Conflict(e.to_string()),
-        K::Invalid => Error::Invalid(e.to_string()),
-        _ => Error::Start(e.to_string()),
-    }
+    Error::Net(e)
 }
 
-fn port_range(s: &str, what: &str, spec: &str) -> Result<(u16, u16)> {
-    let bad = || Error::Invalid(format!("invalid {what} port in \"{spec}\""));
-    let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let a: u16 = a.parse().map_err(|_| bad())?;
-    let b: u16 = b.parse().map_err(|_| bad())?;
-    if a == 0 && what == "container" || b < a {
-        return Err(bad());
-    }
-    Ok((a, b))
-}
-
-/// Parses `-p` the way the docker CLI does (ranges expand to one binding
-/// per port).
-pub fn parse_publish(spec: &str) -> Result<Vec<PortSpec>> {
-    let (addr, proto) = match spec.rsplit_once('/') {
-        Some((a, p)) => (a, p.to_ascii_lowercase()),
-        None => (spec, "tcp".to_owned()),
-    };
-    if proto != "tcp" && proto != "udp" {
-        return Err(Error::Invalid(format!("invalid proto: {proto}")));
-    }
-    let parts: Vec<&str> = addr.split(':').collect();
-    let (ip, host, ctr) = match parts.as_slice() {
-        [c] => ("", "", *c),
-        [h, c] => ("", *h, *c),
-        [i, h, c] => (*i, *h, *c),
-        _ => {
-            return Err(Error::Invalid(format!(
-                "invalid port specification: \"{spec}\""
-            )));
-        }
-    };
-    if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
-        return Err(Error::Invalid(format!("invalid IP address: {ip}")));
-    }
-    let (c0, c1) = port_range(ctr, "container", spec)?;
-    let (h0, h1) = if host.is_empty() {
-        (0, 0)
-    } else {
-        port_range(host, "host", spec)?
-    };
-    if h0 != 0 && (h1 - h0) != (c1 - c0) && h0 != h1 {
-        return Err(Error::Invalid(format!(
-            "invalid ranges specified for container and host Ports: {ctr} and {host}"
-        )));
-    }
-    Ok((c0..=c1)
-        .enumerate()
-        .map(|(i, c)| PortSpec {
-            container_port: c,
-            proto: proto.clone(),
-            host_ip: ip.to_owned(),
-            host_port: if h0 == 0 {
-                0
-            } else if h0 == h1 {
-                h0
-            } else {
-                h0 + i as u16
-            },
-        })
-        .collect())
-}
-
-/// Whether a network mode means a bridge network (not host/none/container).
-pub fn is_bridge_mode(mode: &str) -> bool {
-    !matches!(mode, "host" | "none") && !mode.starts_with("container:")
-}
-
-/// The berth-net name of a network mode (`default` is the `bridge` network).
-pub fn network_key(mode: &str) -> &str {
-    match mode {
-        "" | "default" => "bridge",
-        m => m,
-    }
-}
-
-/// The port requests of a container: its `-p`s, and with `-P` each exposed
-/// port on a free host port.
-pub fn port_requests(r: &Record) -> Result<Vec<PortRequest>> {
+/// The port requests of a container: its published ports, and with `-P`
+/// each exposed port on a free host port.
+pub fn port_requests(
+    ports: &[PortBinding],
+    exposed: &[PortProto],
+    publish_all: bool,
+) -> Result<Vec<PortRequest>> {
     let mut v = Vec::new();
-    let proto = |p: &str| -> Result<Proto> {
-        match p {
-            "" | "tcp" => Ok(Proto::Tcp),
-            "udp" => Ok(Proto::Udp),
-            o => Err(Error::Invalid(format!("invalid proto: {o}"))),
-        }
-    };
-    for p in &r.port_bindings {
+    for p in ports {
+        let host_ip = match p.host_ip {
+            None => None,
+            Some(std::net::IpAddr::V4(ip)) => Some(ip),
+            Some(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => None,
+            Some(std::net::IpAddr::V6(ip)) => {
+                return Err(Error::NotSupported(format!(
+                    "publishing on the IPv6 address {ip}"
+                )));
+            }
+        };
         v.push(PortRequest {
-            host_ip: if p.host_ip.is_empty() {
-                None
-            } else {
-                Some(
-                    p.host_ip.parse().map_err(|_| {
-                        Error::Invalid(format!("invalid IP address: {}", p.host_ip))
-                    })?,
-                )
-            },
+            host_ip,
             host_port: p.host_port,
             container_port: p.container_port,
-            proto: proto(&p.proto)?,
+            proto: p.proto,
         });
     }
-    if r.publish_all {
-        for e in &r.exposed_ports {
-            let (port, pr) = e.split_once('/').unwrap_or((e, "tcp"));
-            let Ok(port) = port.parse::<u16>() else {
-                continue;
-            };
-            let pr = proto(pr)?;
-            if !v.iter().any(|x| x.container_port == port && x.proto == pr) {
+    if publish_all {
+        for e in exposed {
+            if !v
+                .iter()
+                .any(|x| x.container_port == e.port && x.proto == e.proto)
+            {
                 v.push(PortRequest {
                     host_ip: None,
                     host_port: 0,
-                    container_port: port,
-                    proto: pr,
+                    container_port: e.port,
+                    proto: e.proto,
                 });
             }
         }
@@ -178,17 +67,17 @@ pub fn port_requests(r: &Record) -> Result<Vec<PortRequest>> {
 }
 
 /// Connects a container about to run: a fresh network namespace at
-/// `<dir>/netns`, its endpoint on its network (unless it was disconnected
-/// from it) and on the networks joined later, /etc/hosts and resolv.conf
-/// for its address. Undone by [`disconnect`].
+/// `<dir>/netns`, its endpoints on its networks (`eth0`, `eth1`…; published
+/// ports on the first), /etc/hosts and resolv.conf for its address.
+/// Undone by [`disconnect`].
 pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
-    let net = Net::open(root).map_err(net_error)?;
+    let net = Net::open(root)?;
     let ns = dir.join(NETNS_FILE);
     // leftovers of a run whose monitor was killed
     let _ = net.detach_all(&r.id);
     let _ = berth_net::netns::remove(&ns);
-    let ports = port_requests(r)?;
-    berth_net::netns::create(&ns).map_err(net_error)?;
+    let ports = port_requests(&r.ports, &r.exposed_ports, r.publish_all)?;
+    berth_net::netns::create(&ns)?;
     let undo = |e: Error| {
         let _ = net.detach_all(&r.id);
         let _ = berth_net::netns::remove(&ns);
@@ -198,51 +87,38 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     // the gateway of the first user-defined network
     let mut first: Option<(String, String)> = None;
     let mut dns_at = None;
-    if !r.primary_detached {
-        let key = network_key(&r.network_mode);
-        let req = attach_request(r, &ns, 0, &r.aliases, &r.ipv4_address, ports.clone());
-        let ep = req
-            .and_then(|req| net.attach(key, &req).map_err(net_error))
-            .map_err(undo)?;
-        let network = net.network(key).map_err(net_error).map_err(undo)?;
-        dns_at = (!network.default).then(|| ep.gateway.to_string());
-        first = Some((ep.ip.to_string(), ep.gateway.to_string()));
-    }
-    // the networks joined later with `network connect`: eth1, eth2, …
-    for (i, x) in r.extra_networks.iter().enumerate() {
-        // published ports go to the first network it is on
-        let ports = if first.is_none() {
-            ports.clone()
-        } else {
-            Vec::new()
-        };
-        let (default, ip, gateway) = attach_extra(&net, r, &ns, x, i + 1, ports).map_err(undo)?;
+    let mut links = Vec::new();
+    for (i, x) in r.networks.iter().enumerate() {
+        let ports = if i == 0 { ports.clone() } else { Vec::new() };
+        let (default, ip, gateway) = attach(&net, r, &ns, x, i, ports).map_err(undo)?;
         if !default && dns_at.is_none() {
             dns_at = Some(gateway.clone());
         }
         first.get_or_insert((ip, gateway));
+        links.extend(link_hosts(&net, root, x));
     }
     let etc = dir.join("etc");
     let _ = std::fs::write(
         etc.join("hosts"),
-        crate::spec::hosts_file(
+        crate::oci::etc::hosts_file(
             &r.hostname,
             first.as_ref().map(|f| f.0.as_str()),
             &r.extra_hosts,
             first.as_ref().map(|f| f.1.as_str()),
+            &links,
         ),
     );
     if let Some(dns_gw) = dns_at {
         // user-defined networks: the embedded resolver at the gateway
         // (unless --dns says otherwise)
-        let servers = if r.dns.is_empty() {
+        let servers = if r.dns.servers.is_empty() {
             vec![dns_gw]
         } else {
-            r.dns.clone()
+            crate::oci::etc::servers(&r.dns)
         };
         let _ = std::fs::write(
             etc.join("resolv.conf"),
-            crate::spec::resolv_conf(&servers, &r.dns_search, &r.dns_options),
+            crate::oci::etc::resolv_conf(&servers, &r.dns),
         );
         ensure_dns_server(root);
     } else {
@@ -250,65 +126,176 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
         // never a resolver it can no longer reach
         let _ = std::fs::write(
             etc.join("resolv.conf"),
-            crate::spec::resolv_conf(&r.dns, &r.dns_search, &r.dns_options),
+            crate::oci::etc::resolv_conf(&crate::oci::etc::servers(&r.dns), &r.dns),
         );
     }
     Ok(())
 }
 
-/// The request attaching container `r`'s namespace `ns` as `eth{index}`.
-fn attach_request(
-    r: &Record,
-    ns: &Path,
-    index: usize,
-    aliases: &[String],
-    ipv4: &str,
-    ports: Vec<PortRequest>,
-) -> Result<AttachRequest> {
-    let ip = match ipv4 {
-        "" => None,
-        s => Some(
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| Error::Invalid(format!("invalid IPv4 address: {s}")))?,
-        ),
+/// The /etc/hosts lines of a network's legacy links: (alias, [short id,
+/// name], address) of each linked container that runs on the network.
+fn link_hosts(net: &Net, root: &Path, x: &EndpointSpec) -> Vec<(String, Vec<String>, String)> {
+    let mut out = Vec::new();
+    if x.links.is_empty() {
+        return out;
+    }
+    let Ok(store) = crate::container::Store::open(root) else {
+        return out;
     };
-    Ok(AttachRequest {
-        container_id: r.id.clone(),
-        container_name: r.name.clone(),
-        aliases: aliases.to_vec(),
-        ip,
-        netns: ns.to_path_buf(),
-        interface: format!("eth{index}"),
-        ports,
-    })
+    let eps = net.endpoints(&x.network).unwrap_or_default();
+    for l in &x.links {
+        let Ok(id) = store.resolve(&l.container) else {
+            continue;
+        };
+        if let Some(ep) = eps.iter().find(|e| e.container_id == id) {
+            let name = store.record(&id).map(|r| r.name).unwrap_or_default();
+            let mut names = vec![id.get(..12).unwrap_or(&id).to_owned()];
+            if !name.is_empty() && name != l.alias {
+                names.push(name);
+            }
+            out.push((l.alias.clone(), names, ep.ip.to_string()));
+        }
+    }
+    out
 }
 
-/// Attaches a running (or starting) container's namespace to one more
-/// network as `eth{index}`; (whether it is the default bridge, the
-/// container's address, the gateway).
-fn attach_extra(
+/// The environment docker gives a container for its links on the default
+/// bridge (`ALIAS_NAME`, `ALIAS_PORT_80_TCP_ADDR`…, `ALIAS_ENV_KEY`), from
+/// the linked containers as they run now.
+pub fn link_env(root: &Path, r: &Record) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(net) = Net::open(root) else {
+        return out;
+    };
+    let Ok(store) = crate::container::Store::open(root) else {
+        return out;
+    };
+    for x in &r.networks {
+        if x.links.is_empty() || !net.network(&x.network).is_ok_and(|n| n.default) {
+            continue;
+        }
+        let eps = net.endpoints(&x.network).unwrap_or_default();
+        for l in &x.links {
+            let Ok(id) = store.resolve(&l.container) else {
+                continue;
+            };
+            let Ok(t) = store.record(&id) else { continue };
+            let Some(ep) = eps.iter().find(|e| e.container_id == id) else {
+                continue;
+            };
+            let p: String = l
+                .alias
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            out.push(format!("{p}_NAME=/{}/{}", r.name, l.alias));
+            let mut ports = t.exposed_ports.clone();
+            ports.sort();
+            if let Some(first) = ports.first() {
+                out.push(format!(
+                    "{p}_PORT={}://{}:{}",
+                    first.proto, ep.ip, first.port
+                ));
+            }
+            for pp in &ports {
+                let k = format!(
+                    "{p}_PORT_{}_{}",
+                    pp.port,
+                    pp.proto.to_string().to_ascii_uppercase()
+                );
+                out.push(format!("{k}={}://{}:{}", pp.proto, ep.ip, pp.port));
+                out.push(format!("{k}_ADDR={}", ep.ip));
+                out.push(format!("{k}_PORT={}", pp.port));
+                out.push(format!("{k}_PROTO={}", pp.proto));
+            }
+            for e in &t.env {
+                let Some((k, v)) = e.split_once('=') else {
+                    continue;
+                };
+                if matches!(k, "HOME" | "PATH" | "HOSTNAME") {
+                    continue;
+                }
+                out.push(format!("{p}_ENV_{k}={v}"));
+            }
+        }
+    }
+    out
+}
+
+/// Checks the links of a container about to start: the linked containers
+/// run and, on the default bridge, are on it (docker's rules).
+pub fn check_links(root: &Path, r: &Record) -> Result<()> {
+    let store = crate::container::Store::open(root)?;
+    let net = Net::open(root)?;
+    for x in &r.networks {
+        let default = net.network(&x.network).is_ok_and(|n| n.default);
+        for l in &x.links {
+            let id = store.resolve(&l.container).map_err(|_| {
+                Error::Invalid(format!(
+                    "could not get container for {}: No such container: {}",
+                    l.container, l.container
+                ))
+            })?;
+            let st = store.state_raw(&id)?;
+            if !st.is_active() {
+                return Err(Error::Conflict(format!(
+                    "Cannot link to a non running container: /{} AS /{}/{}",
+                    l.container, r.name, l.alias
+                )));
+            }
+            let t = store.record(&id)?;
+            if default && !t.networks.iter().any(|y| y.network == x.network) {
+                return Err(Error::Invalid(format!(
+                    "Cannot link to /{}, as it does not belong to the default network",
+                    l.container
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Attaches container `r`'s namespace `ns` to the network of `x` as
+/// `eth{index}`; (whether it is the default bridge, the container's
+/// address, the gateway).
+fn attach(
     net: &Net,
     r: &Record,
     ns: &Path,
-    x: &ExtraNetwork,
+    x: &EndpointSpec,
     index: usize,
     ports: Vec<PortRequest>,
 ) -> Result<(bool, String, String)> {
-    let req = attach_request(r, ns, index, &x.aliases, &x.ipv4_address, ports)?;
-    let ep = net.attach(&x.id, &req).map_err(net_error)?;
-    let default = net.network(&x.id).map(|n| n.default).unwrap_or(false);
+    let req = AttachRequest {
+        container_id: r.id.clone(),
+        container_name: r.name.clone(),
+        aliases: x.aliases.clone(),
+        ip: x.ipv4_address,
+        netns: ns.to_path_buf(),
+        interface: format!("eth{index}"),
+        ports,
+        mac: x.mac_address.map(|m| m.0),
+    };
+    let ep = net.attach(&x.network, &req)?;
+    let default = net.network(&x.network).map(|n| n.default).unwrap_or(false);
     Ok((default, ep.ip.to_string(), ep.gateway.to_string()))
 }
 
 impl crate::Engine {
     /// `docker network connect`: the container joins the network now if it
-    /// runs, and at every start.
+    /// runs, and at every start. Connecting again to a network it is on
+    /// is refused, as docker does (disconnect first to change settings).
     pub fn network_connect(
         &self,
         network: &str,
         container: &str,
-        aliases: Vec<String>,
-        ipv4: Option<String>,
+        mut ep: EndpointSpec,
     ) -> Result<()> {
         let v = self.network(network)?;
         let Some(n) = v.network.clone() else {
@@ -319,82 +306,47 @@ impl crate::Engine {
         };
         let c = self.container(container)?;
         let id = c.record.id.clone();
-        if !is_bridge_mode(&c.record.network_mode) {
+        if !c.record.bridged() {
             return Err(Error::Invalid(format!(
                 "container sharing network namespace with another container or host cannot be connected to any other network ({})",
-                c.record.network_mode
+                c.record.network.docker_name()
             )));
         }
-        let primary = self.network(network_key(&c.record.network_mode))?;
-        let on_primary = primary.id == n.id && !c.record.primary_detached;
-        if on_primary || c.record.extra_networks.iter().any(|x| x.id == n.id) {
-            return Err(Error::Conflict(format!(
-                "endpoint with name {} already exists in network {}",
-                c.record.name, n.name
-            )));
-        }
-        if primary.id == n.id {
-            // back on the network it was created on: its own settings and
-            // published ports again
-            if ipv4.is_some() || !aliases.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "not supported yet: new aliases or address when reconnecting to {} (the \
-                     network the container was created on)",
-                    n.name
-                )));
-            }
-            let _l = self.store.lock(&id)?;
-            let mut rec = self.store.record(&id)?;
-            rec.primary_detached = false;
-            if c.state.is_active() {
-                let net = Net::open(&self.root).map_err(net_error)?;
-                let ns = self.store.dir(&id).join(NETNS_FILE);
-                // the published ports stay where this run put them (they
-                // come back to this network at the next start)
-                let held = net
-                    .container_endpoints(&id)
-                    .map_err(net_error)?
-                    .iter()
-                    .any(|e| !e.ports.is_empty());
-                let ports = if held {
-                    Vec::new()
-                } else {
-                    port_requests(&rec)?
-                };
-                let req = attach_request(&rec, &ns, 0, &rec.aliases, &rec.ipv4_address, ports)?;
-                net.attach(&n.id, &req).map_err(net_error)?;
-            }
-            self.store.save_record(&rec)?;
-            network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
-            return Ok(());
-        }
-        if n.default && (ipv4.is_some() || !aliases.is_empty()) {
+        if n.default && (ep.ipv4_address.is_some() || !ep.aliases.is_empty()) {
             return Err(Error::Invalid(
                 "user specified IP address is supported on user defined networks only".into(),
             ));
         }
-        let x = ExtraNetwork {
-            id: n.id.clone(),
-            aliases,
-            ipv4_address: ipv4.unwrap_or_default(),
-        };
+        ep.network = n.id.clone();
         let _l = self.store.lock(&id)?;
         let mut rec = self.store.record(&id)?;
-        rec.extra_networks.push(x.clone());
+        if rec
+            .networks
+            .iter()
+            .any(|x| x.network == n.id || x.network == n.name)
+        {
+            return Err(Error::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, n.name
+            )));
+        }
+        rec.networks.push(ep.clone());
         if c.state.is_active() {
-            let net = Net::open(&self.root).map_err(net_error)?;
+            let net = Net::open(&self.root)?;
             let ns = self.store.dir(&id).join(NETNS_FILE);
-            // the lowest ethN free now (networks may have been left)
-            let used: Vec<String> = net
-                .container_endpoints(&id)
-                .map_err(net_error)?
-                .into_iter()
-                .map(|e| e.interface)
-                .collect();
-            let index = (1..)
+            let held = net.container_endpoints(&id)?;
+            // the lowest ethN free now (networks may have been left); the
+            // published ports come along when no network holds them
+            let used: Vec<String> = held.iter().map(|e| e.interface.clone()).collect();
+            let index = (0..)
                 .find(|i| !used.contains(&format!("eth{i}")))
-                .unwrap_or(1);
-            attach_extra(&net, &rec, &ns, &x, index, Vec::new())?;
+                .unwrap_or(0);
+            let ports = if held.iter().any(|e| !e.ports.is_empty()) {
+                Vec::new()
+            } else {
+                port_requests(&rec.ports, &rec.exposed_ports, rec.publish_all)?
+            };
+            attach(&net, &rec, &ns, &ep, index, ports)?;
         }
         self.store.save_record(&rec)?;
         network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
@@ -407,31 +359,36 @@ impl crate::Engine {
         let v = self.network(network)?;
         let c = self.container(container)?;
         let id = c.record.id.clone();
-        if !is_bridge_mode(&c.record.network_mode) {
+        if !c.record.bridged() {
             return Err(Error::Invalid(format!(
                 "container {} is not connected to network {} (network mode {})",
-                c.record.name, v.name, c.record.network_mode
+                c.record.name,
+                v.name,
+                c.record.network.docker_name()
             )));
         }
-        let primary = self.network(network_key(&c.record.network_mode))?;
         let _l = self.store.lock(&id)?;
         let mut rec = self.store.record(&id)?;
-        let before = rec.extra_networks.len();
-        rec.extra_networks.retain(|x| x.id != v.id);
-        let mut found = rec.extra_networks.len() != before;
-        if primary.id == v.id && !rec.primary_detached {
-            rec.primary_detached = true;
-            found = true;
-        }
-        if !found && !force {
+        let before = rec.networks.len();
+        rec.networks
+            .retain(|x| x.network != v.id && x.network != v.name);
+        let found = rec.networks.len() != before;
+        let net = Net::open(&self.root)?;
+        let attached = c.state.is_active()
+            && net
+                .container_endpoints(&id)?
+                .iter()
+                .any(|e| e.network_id == v.id);
+        if !found && !attached {
+            // docker: force or not, a container that is not on the network
             return Err(Error::Invalid(format!(
                 "container {id} is not connected to network {}",
                 v.name
             )));
         }
-        if c.state.is_active() {
-            let net = Net::open(&self.root).map_err(net_error)?;
-            net.detach(&v.id, &id).map_err(net_error)?;
+        let _ = force;
+        if attached {
+            net.detach(&v.id, &id)?;
         }
         self.store.save_record(&rec)?;
         network_event(&self.root, "disconnect", &v.id, &v.name, Some(&id));
@@ -535,7 +492,7 @@ fn dns_server(root: &Path) -> Result<()> {
     // who serves, for whoever must stop it (tests, uninstall)
     let _ = f.set_len(0);
     let _ = std::io::Write::write_all(&mut &f, format!("{}\n", std::process::id()).as_bytes());
-    let net = Net::open(root).map_err(net_error)?;
+    let net = Net::open(root)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watch_stop = stop.clone();
     let root2: PathBuf = root.to_path_buf();
@@ -558,37 +515,11 @@ fn dns_server(root: &Path) -> Result<()> {
             }
         }
     });
-    berth_net::dns::serve(&net, &berth_net::dns::DnsOptions::from_host(), &stop).map_err(net_error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publish_flags_parse_like_docker() {
-        let p = parse_publish("8080:80").unwrap();
-        assert_eq!(
-            p,
-            [PortSpec {
-                container_port: 80,
-                proto: "tcp".into(),
-                host_ip: String::new(),
-                host_port: 8080
-            }]
-        );
-        let p = parse_publish("127.0.0.1:5000-5001:6000-6001/udp").unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(
-            (p[1].host_port, p[1].container_port, p[1].proto.as_str()),
-            (5001, 6001, "udp")
-        );
-        assert_eq!(parse_publish("80").unwrap()[0].host_port, 0);
-        assert!(parse_publish("80/sctp").is_err());
-        assert!(parse_publish("x:80").is_err());
-        assert!(parse_publish("1.2.3:80:80").is_err());
-        assert!(parse_publish("1000-1002:80-81").is_err());
-    }
+    Ok(berth_net::dns::serve(
+        &net,
+        &berth_net::dns::DnsOptions::from_host(),
+        &stop,
+    )?)
 }
 
 fn network_event(root: &Path, action: &str, id: &str, name: &str, container: Option<&str>) {
@@ -634,16 +565,15 @@ fn pseudo(name: &str) -> NetworkView {
 
 impl crate::Engine {
     fn net(&self) -> Result<Net> {
-        Net::open(&self.root).map_err(net_error)
+        Ok(Net::open(&self.root)?)
     }
 
     /// Every network, the default `bridge` first, then `host` and `none`.
     pub fn networks(&self) -> Result<Vec<NetworkView>> {
         let net = self.net()?;
-        let eps = net.all_endpoints().map_err(net_error)?;
+        let eps = net.all_endpoints()?;
         let mut v: Vec<NetworkView> = net
-            .networks()
-            .map_err(net_error)?
+            .networks()?
             .into_iter()
             .map(|n| NetworkView {
                 name: n.name.clone(),
@@ -693,7 +623,7 @@ impl crate::Engine {
                 req.driver
             )));
         }
-        let n = self.net()?.create_network(req).map_err(net_error)?;
+        let n = self.net()?.create_network(req)?;
         network_event(&self.root, "create", &n.id, &n.name, None);
         Ok(n)
     }
@@ -707,22 +637,75 @@ impl crate::Engine {
                 v.name
             )));
         }
-        let n = self.net()?.remove_network(&v.id).map_err(net_error)?;
+        let n = self.net()?.remove_network(&v.id)?;
         network_event(&self.root, "destroy", &n.id, &n.name, None);
         Ok(())
     }
 
-    /// `docker network prune`: user-defined networks no container names.
-    pub fn prune_networks(&self) -> Result<Vec<String>> {
-        // a network is in use by the containers on it, running or not:
-        // the one each was created on (unless it left it) and those joined
+    /// The networks containers name (running or not), by id and name.
+    fn networks_in_use(&self) -> std::collections::BTreeSet<String> {
         let mut used = std::collections::BTreeSet::new();
         for c in self.list() {
-            if !c.record.primary_detached {
-                used.insert(c.record.network_mode.clone());
+            for x in &c.record.networks {
+                used.insert(x.network.clone());
+                if let Some(n) = c.network_names.get(&x.network) {
+                    used.insert(n.clone());
+                }
             }
-            used.extend(c.record.extra_networks.iter().map(|x| x.id.clone()));
         }
+        used
+    }
+
+    /// Networks that pass docker's `network ls` filters.
+    pub fn networks_filtered(&self, f: &crate::filter::Filters) -> Result<Vec<NetworkView>> {
+        f.check(&[
+            "name", "id", "driver", "type", "label", "label!", "dangling", "scope",
+        ])?;
+        let dangling = f.boolean("dangling")?;
+        let used = if dangling.is_some() {
+            self.networks_in_use()
+        } else {
+            Default::default()
+        };
+        let mut out = Vec::new();
+        for n in self.networks()? {
+            let builtin = n.network.as_ref().is_none_or(|m| m.default);
+            let labels = n
+                .network
+                .as_ref()
+                .map(|m| m.labels.clone())
+                .unwrap_or_default();
+            let in_use = builtin
+                || !n.endpoints.is_empty()
+                || used.contains(&n.id)
+                || used.contains(&n.name);
+            let ok = f.any("name", |v| n.name.contains(v))
+                && f.any("id", |v| n.id.starts_with(v))
+                && f.any("driver", |v| n.driver == v)
+                && f.any("scope", |v| v == "local")
+                && f.any("type", |v| match v {
+                    "builtin" => builtin,
+                    "custom" => !builtin,
+                    _ => false,
+                })
+                && f.labels(&labels)
+                && dangling.is_none_or(|d| d != in_use);
+            if ok {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `docker network prune`: user-defined networks no container names
+    /// (filters `label`, `label!`; `until` as nanoseconds).
+    pub fn prune_networks(
+        &self,
+        f: &crate::filter::Filters,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<String>> {
+        f.check(&["label", "label!", "until"])?;
+        let used = self.networks_in_use();
         let mut removed = Vec::new();
         for v in self.networks()? {
             let Some(n) = &v.network else { continue };
@@ -730,6 +713,12 @@ impl crate::Engine {
                 || used.contains(&n.name)
                 || used.contains(&n.id)
                 || !v.endpoints.is_empty()
+                || !f.labels(&n.labels)
+            {
+                continue;
+            }
+            if let Some(u) = until_ns
+                && crate::events::rfc3339_nanos(&n.created).is_none_or(|t| t >= u)
             {
                 continue;
             }

@@ -13,11 +13,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use berth_image::ImageStore;
-use berth_types::Digest;
+use berth_types::{Digest, ErrorKind};
 
 use crate::container::Store;
 
-/// Errors of running a container.
+/// Errors of the engine. Each has a kind ([`Error::kind`]) that the edges
+/// map to their own statuses.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad options or image configuration.
@@ -29,6 +30,9 @@ pub enum Error {
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// Networking failed.
+    #[error(transparent)]
+    Net(#[from] berth_net::Error),
     /// No such container (or other object).
     #[error("{0}")]
     NotFound(String),
@@ -38,12 +42,40 @@ pub enum Error {
     /// Nothing to do (docker's 304: already started, already stopped).
     #[error("{0}")]
     NotModified(String),
-    /// The container could not be started.
+    /// Asked for something berth does not do yet.
+    #[error("not supported yet: {0}")]
+    NotSupported(String),
+    /// The container could not be started (its command, its mounts…).
     #[error("{0}")]
     Start(String),
+    /// Something the host should provide is not there (a cgroup
+    /// controller, a kernel feature).
+    #[error("{0}")]
+    Unavailable(String),
+    /// berth's own failure (a broken record, a bug).
+    #[error("{0}")]
+    Internal(String),
     /// A file operation failed.
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
+}
+
+impl Error {
+    /// The category edges map to a status.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) | Error::Start(_) => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::NotModified(_) => ErrorKind::NotModified,
+            Error::NotSupported(_) => ErrorKind::NotSupported,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Internal(_) | Error::Io(..) => ErrorKind::Internal,
+            Error::Image(e) => e.kind(),
+            Error::Runtime(e) => e.kind(),
+            Error::Net(e) => e.kind(),
+        }
+    }
 }
 
 /// Result of engine operations.
@@ -71,11 +103,17 @@ impl Engine {
     pub fn open(root: &Path) -> Result<Engine> {
         let images = ImageStore::open(root)?;
         let store = Store::open(root)?;
-        Ok(Engine {
+        let e = Engine {
             root: root.to_path_buf(),
             images,
             store,
-        })
+        };
+        // what killed creates left behind
+        let swept = e.sweep();
+        if !swept.is_empty() {
+            tracing::info!("swept {} half-made containers or sandboxes", swept.len());
+        }
+        Ok(e)
     }
 
     /// The image store.

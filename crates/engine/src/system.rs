@@ -42,16 +42,20 @@ impl Engine {
 
     /// `docker container prune`: removes every container that does not
     /// run; returns their ids and the bytes freed.
-    pub fn prune_containers(&self, labels: &[String]) -> Result<(Vec<String>, u64)> {
+    pub fn prune_containers(
+        &self,
+        f: &crate::filter::Filters,
+        until_ns: Option<i64>,
+    ) -> Result<(Vec<String>, u64)> {
+        f.check(&["label", "label!", "until"])?;
         let mut ids = Vec::new();
         let mut bytes = 0;
         for c in self.list() {
-            if c.state.is_active() {
+            if c.state.is_active() || !f.labels(&c.record.labels) {
                 continue;
             }
-            if !labels
-                .iter()
-                .all(|l| crate::volumes::label_matches(&c.record.labels, l))
+            if let Some(u) = until_ns
+                && crate::events::rfc3339_nanos(&c.record.created).is_none_or(|t| t >= u)
             {
                 continue;
             }

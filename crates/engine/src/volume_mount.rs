@@ -299,7 +299,7 @@ pub fn unmount(root: &Path, name: &str) {
 fn driver_volumes(root: &Path, mounts: &[MountPoint]) -> Vec<String> {
     mounts
         .iter()
-        .filter(|m| m.kind == "volume" && !m.name.is_empty())
+        .filter(|m| m.kind == crate::config::MountKind::Volume && !m.name.is_empty())
         .filter_map(|m| read_volume(root, &m.name))
         .filter(mounted_kind)
         .map(|v| v.name)

@@ -1,8 +1,8 @@
 //! Volumes and mounts with docker's semantics: named volumes of the
 //! `local` driver (`<root>/volumes/<name>/_data`, with `meta.json`),
 //! anonymous volumes (image `VOLUME`s and `-v /path`), bind mounts and
-//! tmpfs mounts, parsed from `-v`, `--mount` and `--tmpfs` the way docker
-//! parses them.
+//! tmpfs mounts, checked and resolved from the typed requests of
+//! [`crate::config::Mount`].
 //!
 //! Volume operations and container creation take `<root>/volumes/.lock`,
 //! so a volume cannot be removed while a container that names it is being
@@ -16,28 +16,43 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Mount, MountKind, MountOrigin, Propagation};
 use crate::run::{Engine, Error, Result, new_id};
 
 /// The label docker puts on anonymous volumes.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 
-/// A named volume (`docker volume inspect`).
+/// The schema of a volume's `meta.json` (schema 1 used docker's
+/// PascalCase names and is read through the aliases).
+pub const VOLUME_SCHEMA: u32 = 2;
+
+/// A named volume, as `<root>/volumes/<name>/meta.json` keeps it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[serde(default)]
 pub struct Volume {
+    /// Schema version.
+    #[serde(alias = "Schema")]
+    pub schema: u32,
     /// Name.
+    #[serde(alias = "Name")]
     pub name: String,
     /// Always `local`.
+    #[serde(alias = "Driver")]
     pub driver: String,
     /// Where its data lives on the host.
+    #[serde(alias = "Mountpoint")]
     pub mountpoint: String,
     /// RFC 3339.
+    #[serde(alias = "CreatedAt")]
     pub created_at: String,
     /// Labels.
+    #[serde(alias = "Labels")]
     pub labels: BTreeMap<String, String>,
-    /// Driver options (none are supported yet by the local driver).
+    /// The local driver's options (`type`, `o`, `device`).
+    #[serde(alias = "Options")]
     pub options: BTreeMap<String, String>,
     /// Always `local`.
+    #[serde(alias = "Scope")]
     pub scope: String,
 }
 
@@ -48,94 +63,67 @@ impl Volume {
     }
 }
 
-/// A mount of a container (`Mounts` in docker's inspect, plus what the
-/// engine needs to set it up).
+/// A mount of a container, resolved: volumes named (anonymous ones too)
+/// and their host paths filled in.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
+#[serde(default)]
 pub struct MountPoint {
-    /// `bind`, `volume` or `tmpfs`.
-    #[serde(rename = "Type")]
-    pub kind: String,
+    /// What is mounted.
+    pub kind: MountKind,
     /// The volume's name (volumes only).
     pub name: String,
     /// The host path (binds and volumes).
     pub source: String,
     /// Path in the container.
     pub destination: String,
-    /// Mode as the user wrote it (`ro`, `z`, …).
+    /// The mode text the request gave (reported back as is).
     pub mode: String,
-    /// Writable.
-    #[serde(rename = "RW")]
-    pub rw: bool,
-    /// Bind propagation (`rprivate` unless asked).
-    pub propagation: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// Bind propagation (`None`: rprivate).
+    pub propagation: Option<Propagation>,
     /// Copy the image's content into an empty volume at first use.
     pub copy_up: bool,
     /// Created for this container only (removed with `rm -v` / `--rm`).
     pub anonymous: bool,
     /// tmpfs mount options (`size=…`, `mode=…`).
     pub tmpfs_options: Vec<String>,
-    /// Local driver options for a volume this mount creates
-    /// (`--mount …,volume-opt=type=tmpfs`).
+    /// Local driver options for a volume this mount creates.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub volume_options: BTreeMap<String, String>,
+    /// Which request field it came from.
+    pub origin: MountOrigin,
 }
 
-/// `--mount` / `HostConfig.Mounts[]` as the API sends it.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct MountRequest {
-    /// `bind`, `volume`, `tmpfs`.
-    #[serde(rename = "Type")]
-    pub kind: String,
-    /// Host path or volume name.
-    pub source: String,
-    /// Path in the container.
-    pub target: String,
-    /// Read only.
-    pub read_only: bool,
-    /// Bind options.
-    pub bind_options: Option<BindOptions>,
-    /// Volume options.
-    pub volume_options: Option<VolumeOptions>,
-    /// tmpfs options.
-    pub tmpfs_options: Option<TmpfsOptions>,
+impl MountPoint {
+    /// Whether it is the named volume `name`.
+    pub fn is_volume(&self, name: &str) -> bool {
+        self.kind == MountKind::Volume && self.name == name
+    }
 }
 
-/// `BindOptions` of a mount request.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct BindOptions {
-    /// Propagation.
-    pub propagation: String,
-    /// Create the source when missing.
-    pub create_mountpoint: bool,
-}
-
-/// `VolumeOptions` of a mount request.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct VolumeOptions {
-    /// Do not copy the image's content into the volume.
-    pub no_copy: bool,
-    /// Labels for a volume created by this mount.
-    pub labels: BTreeMap<String, String>,
-    /// Another driver (refused: not supported yet).
-    pub driver_config: Option<serde_json::Value>,
-}
-
-/// `TmpfsOptions` of a mount request.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "PascalCase")]
-pub struct TmpfsOptions {
-    /// Size in bytes (0: the kernel's default).
-    pub size_bytes: i64,
-    /// Mode (octal bits).
-    pub mode: u32,
-}
-
-const PROPAGATIONS: &[&str] = &[
-    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+/// tmpfs options docker accepts.
+const TMPFS_OPTIONS: &[&str] = &[
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "nr_inodes",
+    "nr_blocks",
+    "exec",
+    "noexec",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "atime",
+    "noatime",
+    "relatime",
+    "strictatime",
+    "nodiratime",
+    "diratime",
+    "ro",
+    "rw",
 ];
 
 /// Docker's rule for volume names.
@@ -173,299 +161,76 @@ fn check_destination(kind: &str, dst: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses one `-v` / `HostConfig.Binds` entry: `[SRC:]DST[:MODE]`.
-pub fn parse_bind(spec: &str) -> Result<MountPoint> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [d] => ("", *d, ""),
-        [s, d] => (*s, *d, ""),
-        [s, d, m] => (*s, *d, *m),
-        _ => {
-            return Err(Error::Invalid(format!(
-                "invalid volume specification: '{spec}'"
-            )));
-        }
-    };
-    if dst.is_empty() {
-        return Err(Error::Invalid(format!(
-            "invalid volume specification: '{spec}'"
-        )));
-    }
-    let mut m = MountPoint {
-        destination: clean(dst),
-        mode: mode.to_owned(),
-        rw: true,
-        propagation: "rprivate".into(),
-        copy_up: true,
-        ..Default::default()
-    };
-    for o in mode.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => m.rw = false,
-            "rw" => m.rw = true,
-            "z" | "Z" => {}
-            "nocopy" => m.copy_up = false,
-            p if PROPAGATIONS.contains(&p) => m.propagation = p.to_owned(),
-            _ => return Err(Error::Invalid(format!("invalid mode: {mode}"))),
-        }
-    }
-    if src.is_empty() {
-        m.kind = "volume".into();
-        m.anonymous = true;
-    } else if src.starts_with('/') {
-        m.kind = "bind".into();
-        m.source = clean(src);
-        m.copy_up = false;
-    } else {
-        valid_volume_name(src)?;
-        m.kind = "volume".into();
-        m.name = src.to_owned();
-    }
-    check_destination(&m.kind, dst)?;
-    if m.kind == "volume" {
-        m.propagation.clear();
-    }
-    Ok(m)
-}
-
-/// A `--mount` / `HostConfig.Mounts` entry.
-pub fn from_request(r: &MountRequest) -> Result<MountPoint> {
-    let kind = r.kind.as_str();
-    if r.target.is_empty() {
-        return Err(Error::Invalid(format!(
-            "invalid mount config for type \"{kind}\": field Target must not be empty"
-        )));
-    }
-    let mut m = MountPoint {
-        kind: kind.to_owned(),
-        destination: clean(&r.target),
-        rw: !r.read_only,
-        mode: if r.read_only {
-            "ro".into()
-        } else {
-            String::new()
-        },
+/// Checks a requested mount and gives its (unresolved) mount point.
+pub fn mount_point(m: &Mount) -> Result<MountPoint> {
+    let kind = m.kind;
+    check_destination(kind.as_str(), &m.target)?;
+    let mut p = MountPoint {
+        kind,
+        destination: clean(&m.target),
+        read_only: m.read_only,
+        mode: m.mode.clone(),
+        origin: m.origin,
         ..Default::default()
     };
     match kind {
-        "bind" => {
-            if r.source.is_empty() {
+        MountKind::Bind => {
+            let src = m.source.as_deref().unwrap_or("");
+            if src.is_empty() {
                 return Err(Error::Invalid(
                     "invalid mount config for type \"bind\": field Source must not be empty".into(),
                 ));
             }
-            if !r.source.starts_with('/') {
+            if !src.starts_with('/') {
                 return Err(Error::Invalid(format!(
-                    "invalid mount config for type \"bind\": invalid mount path: '{}' mount \
-                     path must be absolute",
-                    r.source
+                    "invalid mount config for type \"bind\": invalid mount path: '{src}' mount \
+                     path must be absolute"
                 )));
             }
-            let b = r.bind_options.clone().unwrap_or_default();
-            if !Path::new(&r.source).exists() && !b.create_mountpoint {
+            if !m.create_source && !Path::new(src).exists() {
                 return Err(Error::Invalid(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                    r.source
+                    "invalid mount config for type \"bind\": bind source path does not exist: {src}"
                 )));
             }
-            m.source = clean(&r.source);
-            m.propagation = if b.propagation.is_empty() {
-                "rprivate".into()
-            } else if PROPAGATIONS.contains(&b.propagation.as_str()) {
-                b.propagation.clone()
-            } else {
-                return Err(Error::Invalid(format!(
-                    "invalid propagation mode: {}",
-                    b.propagation
-                )));
-            };
+            p.source = clean(src);
+            p.propagation = m.propagation;
         }
-        "volume" => {
-            let v = r.volume_options.clone().unwrap_or_default();
-            if v.driver_config.as_ref().is_some_and(|d| {
-                d.get("Name")
-                    .and_then(|n| n.as_str())
-                    .is_some_and(|n| !n.is_empty() && n != "local")
-            }) {
-                return Err(Error::Invalid(
-                    "not supported yet: volume drivers other than local".into(),
-                ));
+        MountKind::Volume => {
+            match m.source.as_deref().filter(|s| !s.is_empty()) {
+                Some(n) => {
+                    valid_volume_name(n)?;
+                    p.name = n.to_owned();
+                }
+                None => p.anonymous = true,
             }
-            if r.source.is_empty() {
-                m.anonymous = true;
-            } else {
-                valid_volume_name(&r.source)?;
-                m.name = r.source.clone();
-            }
-            m.copy_up = !v.no_copy;
-            m.volume_options = v
-                .driver_config
-                .as_ref()
-                .and_then(|d| d.get("Options"))
-                .and_then(|o| o.as_object())
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            crate::volume_mount::validate(&m.volume_options)?;
+            p.copy_up = !m.no_copy;
+            p.volume_options = m.volume_options.clone();
+            crate::volume_mount::validate(&p.volume_options)?;
         }
-        "tmpfs" => {
-            if !r.source.is_empty() {
+        MountKind::Tmpfs => {
+            if m.source.as_deref().is_some_and(|s| !s.is_empty()) {
                 return Err(Error::Invalid(
                     "invalid mount config for type \"tmpfs\": field Source must not be specified"
                         .into(),
                 ));
             }
-            let t = r.tmpfs_options.clone().unwrap_or_default();
-            if t.size_bytes < 0 {
-                return Err(Error::Invalid("invalid tmpfs size: negative".into()));
-            }
-            if t.size_bytes > 0 {
-                m.tmpfs_options.push(format!("size={}", t.size_bytes));
-            }
-            if t.mode != 0 {
-                m.tmpfs_options.push(format!("mode={:o}", t.mode & 0o7777));
-            }
-        }
-        "" => {
-            return Err(Error::Invalid(
-                "invalid mount config: mount type must be given (bind, volume or tmpfs)".into(),
-            ));
-        }
-        "npipe" | "cluster" | "image" => {
-            return Err(Error::Invalid(format!(
-                "not supported yet: mount type {kind:?}"
-            )));
-        }
-        other => {
-            return Err(Error::Invalid(format!(
-                "invalid mount config for type \"{other}\": mount type unknown"
-            )));
-        }
-    }
-    check_destination(kind, &r.target)?;
-    Ok(m)
-}
-
-/// A `--tmpfs PATH[:OPTIONS]` / `HostConfig.Tmpfs` entry.
-pub fn parse_tmpfs(path: &str, options: &str) -> Result<MountPoint> {
-    check_destination("tmpfs", path)?;
-    let mut m = MountPoint {
-        kind: "tmpfs".into(),
-        destination: clean(path),
-        rw: true,
-        ..Default::default()
-    };
-    for o in options.split(',').filter(|o| !o.is_empty()) {
-        let key = o.split('=').next().unwrap_or(o);
-        match key {
-            "ro" => m.rw = false,
-            "rw" => m.rw = true,
-            "size" | "mode" | "uid" | "gid" | "nr_inodes" | "nr_blocks" | "exec" | "noexec"
-            | "suid" | "nosuid" | "dev" | "nodev" | "atime" | "noatime" | "relatime"
-            | "strictatime" | "nodiratime" | "diratime" => m.tmpfs_options.push(o.to_owned()),
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "invalid tmpfs option \"{o}\" for {path}"
-                )));
+            for o in &m.tmpfs_options {
+                let key = o.split('=').next().unwrap_or(o);
+                if !TMPFS_OPTIONS.contains(&key) {
+                    return Err(Error::Invalid(format!(
+                        "invalid tmpfs option \"{o}\" for {}",
+                        m.target
+                    )));
+                }
+                match key {
+                    "ro" => p.read_only = true,
+                    "rw" => p.read_only = false,
+                    _ => p.tmpfs_options.push(o.clone()),
+                }
             }
         }
     }
-    Ok(m)
-}
-
-/// Parses a `--mount` flag (`type=bind,source=/a,target=/b,readonly`) the
-/// way the docker CLI does before it sends `HostConfig.Mounts`.
-pub fn parse_mount_flag(s: &str) -> Result<MountRequest> {
-    let mut r = MountRequest {
-        kind: "volume".into(),
-        ..Default::default()
-    };
-    let truth = |k: &str, v: Option<&str>| -> Result<bool> {
-        match v.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("true") | Some("1") => Ok(true),
-            Some("false") | Some("0") => Ok(false),
-            Some(o) => Err(Error::Invalid(format!("invalid value for {k}: {o}"))),
-        }
-    };
-    for field in s.split(',').filter(|f| !f.is_empty()) {
-        let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
-            None => (field.trim().to_ascii_lowercase(), None),
-        };
-        let need = |v: Option<&str>| -> Result<String> {
-            v.map(str::to_owned).ok_or_else(|| {
-                Error::Invalid(format!("invalid field '{field}' must be a key=value pair"))
-            })
-        };
-        match k.as_str() {
-            "type" => r.kind = need(v)?,
-            "source" | "src" => r.source = need(v)?,
-            "target" | "destination" | "dst" => r.target = need(v)?,
-            "readonly" | "ro" => r.read_only = truth(&k, v)?,
-            "bind-propagation" => {
-                r.bind_options
-                    .get_or_insert_with(Default::default)
-                    .propagation = need(v)?
-            }
-            "bind-create-mountpoint" => {
-                r.bind_options
-                    .get_or_insert_with(Default::default)
-                    .create_mountpoint = truth(&k, v)?
-            }
-            "volume-nocopy" => {
-                r.volume_options
-                    .get_or_insert_with(Default::default)
-                    .no_copy = truth(&k, v)?
-            }
-            "volume-label" => {
-                let kv = need(v)?;
-                let (lk, lv) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-                r.volume_options
-                    .get_or_insert_with(Default::default)
-                    .labels
-                    .insert(lk.to_owned(), lv.to_owned());
-            }
-            "volume-driver" => {
-                let d = need(v)?;
-                let dc = r
-                    .volume_options
-                    .get_or_insert_with(Default::default)
-                    .driver_config
-                    .get_or_insert_with(|| serde_json::json!({}));
-                dc["Name"] = d.into();
-            }
-            "volume-opt" => {
-                let kv = need(v)?;
-                let (ok, ov) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-                let dc = r
-                    .volume_options
-                    .get_or_insert_with(Default::default)
-                    .driver_config
-                    .get_or_insert_with(|| serde_json::json!({}));
-                dc["Options"][ok] = ov.into();
-            }
-            "tmpfs-size" => {
-                let v = need(v)?;
-                let n = crate::container::parse_size(&v)
-                    .ok_or_else(|| Error::Invalid(format!("invalid value for tmpfs-size: {v}")))?;
-                r.tmpfs_options
-                    .get_or_insert_with(Default::default)
-                    .size_bytes = n as i64;
-            }
-            "tmpfs-mode" => {
-                let v = need(v)?;
-                let n = u32::from_str_radix(&v, 8)
-                    .map_err(|_| Error::Invalid(format!("invalid value for tmpfs-mode: {v}")))?;
-                r.tmpfs_options.get_or_insert_with(Default::default).mode = n;
-            }
-            "consistency" | "bind-nonrecursive" => {}
-            _ => return Err(Error::Invalid(format!("unexpected key '{k}' in '{field}'"))),
-        }
-    }
-    Ok(r)
+    Ok(p)
 }
 
 /// `/a//b/` → `/a/b`.
@@ -479,9 +244,9 @@ fn clean(p: &str) -> String {
 }
 
 /// The OCI spec mount of `m` (volumes must have their source set).
-pub fn spec_mount(m: &MountPoint) -> serde_json::Value {
-    match m.kind.as_str() {
-        "tmpfs" => {
+pub fn spec_mount(m: &MountPoint) -> oci_spec::runtime::Mount {
+    let (typ, source, mut opts) = match m.kind {
+        MountKind::Tmpfs => {
             let mut opts: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
             for o in &m.tmpfs_options {
                 let key = o.split('=').next().unwrap_or(o);
@@ -494,26 +259,26 @@ pub fn spec_mount(m: &MountPoint) -> serde_json::Value {
                 }
                 opts.push(o.clone());
             }
-            if !m.rw {
-                opts.push("ro".into());
-            }
-            serde_json::json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
-                "options": opts})
+            ("tmpfs", "tmpfs".to_owned(), opts)
         }
-        _ => {
-            let mut opts = vec!["rbind".to_owned()];
-            opts.push(if m.propagation.is_empty() {
-                "rprivate".into()
-            } else {
-                m.propagation.clone()
-            });
-            if !m.rw {
-                opts.push("ro".into());
-            }
-            serde_json::json!({"destination": m.destination, "type": "bind", "source": m.source,
-                "options": opts})
-        }
+        MountKind::Bind | MountKind::Volume => (
+            "bind",
+            m.source.clone(),
+            vec![
+                "rbind".to_owned(),
+                m.propagation.unwrap_or_default().as_str().to_owned(),
+            ],
+        ),
+    };
+    if m.read_only {
+        opts.push("ro".into());
     }
+    let mut out = oci_spec::runtime::Mount::default();
+    out.set_destination(PathBuf::from(&m.destination))
+        .set_typ(Some(typ.to_owned()))
+        .set_source(Some(PathBuf::from(source)))
+        .set_options(Some(opts));
+    out
 }
 
 /// Takes the volumes lock of the root at `root` (for processes without an
@@ -552,8 +317,18 @@ impl Engine {
         }
         let p = self.volumes_dir().join(name).join("meta.json");
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::Invalid(format!("volume {name}: broken meta.json: {e}"))),
+            Ok(b) => {
+                let v: Volume = serde_json::from_slice(&b).map_err(|e| {
+                    Error::Internal(format!("volume {name}: broken meta.json: {e}"))
+                })?;
+                if v.schema > VOLUME_SCHEMA {
+                    return Err(Error::Internal(format!(
+                        "volume {name}: meta.json schema {} is newer than this berth ({VOLUME_SCHEMA})",
+                        v.schema
+                    )));
+                }
+                Ok(v)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(Error::NotFound(format!("get {name}: no such volume")))
             }
@@ -617,6 +392,7 @@ impl Engine {
         fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(|e| Error::Io("chmod _data".into(), e))?;
         let v = Volume {
+            schema: VOLUME_SCHEMA,
             name: name.clone(),
             driver: "local".into(),
             mountpoint: dir.join("_data").display().to_string(),
@@ -625,7 +401,7 @@ impl Engine {
             options: options.clone(),
             scope: "local".into(),
         };
-        let meta = serde_json::to_vec_pretty(&v).map_err(|e| Error::Invalid(e.to_string()))?;
+        let meta = serde_json::to_vec_pretty(&v).map_err(|e| Error::Internal(e.to_string()))?;
         fs::write(tmp.join("meta.json"), meta)
             .map_err(|e| Error::Io("write the volume's meta.json".into(), e))?;
         fs::rename(&tmp, &dir).map_err(|e| Error::Io(format!("create volume {name}"), e))?;
@@ -647,11 +423,7 @@ impl Engine {
             .filter(|id| {
                 self.store
                     .record(id)
-                    .map(|r| {
-                        r.mounts
-                            .iter()
-                            .any(|m| m.kind == "volume" && m.name == name)
-                    })
+                    .map(|r| r.mounts.iter().any(|m| m.is_volume(name)))
                     .unwrap_or(false)
             })
             .collect()
@@ -706,20 +478,56 @@ impl Engine {
         Ok(())
     }
 
+    /// Names of the volumes containers name (running or not).
+    fn volumes_in_use(&self) -> std::collections::BTreeSet<String> {
+        self.list()
+            .iter()
+            .flat_map(|c| {
+                c.record
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == MountKind::Volume)
+                    .map(|m| m.name.clone())
+            })
+            .collect()
+    }
+
+    /// Volumes that pass docker's `volume ls` filters.
+    pub fn volumes_filtered(&self, f: &crate::filter::Filters) -> Result<Vec<Volume>> {
+        f.check(&["dangling", "name", "label", "label!", "driver"])?;
+        let dangling = f.boolean("dangling")?;
+        let used = if dangling.is_some() {
+            self.volumes_in_use()
+        } else {
+            Default::default()
+        };
+        Ok(self
+            .volumes()
+            .into_iter()
+            .filter(|v| {
+                f.any("name", |x| v.name.contains(x))
+                    && f.any("driver", |x| v.driver == x)
+                    && f.labels(&v.labels)
+                    && dangling.is_none_or(|d| d != used.contains(&v.name))
+            })
+            .collect())
+    }
+
     /// `docker volume prune`: unused anonymous volumes (every unused
-    /// volume with `all`), filtered by `label=…`. Returns names and bytes.
-    pub fn prune_volumes(&self, all: bool, labels: &[String]) -> Result<(Vec<String>, u64)> {
+    /// volume with `all`), filtered by `label`/`label!`. Returns names and
+    /// bytes.
+    pub fn prune_volumes(
+        &self,
+        f: &crate::filter::Filters,
+        all: bool,
+    ) -> Result<(Vec<String>, u64)> {
+        f.check(&["label", "label!", "all"])?;
         let _l = self.volumes_lock()?;
+        let used = self.volumes_in_use();
         let mut removed = Vec::new();
         let mut bytes = 0;
         for v in self.volumes() {
-            if !all && !v.anonymous() {
-                continue;
-            }
-            if !labels.iter().all(|f| label_matches(&v.labels, f)) {
-                continue;
-            }
-            if !self.volume_users(&v.name).is_empty() {
+            if (!all && !v.anonymous()) || !f.labels(&v.labels) || used.contains(&v.name) {
                 continue;
             }
             let size = crate::system::dir_size(Path::new(&v.mountpoint));
@@ -754,18 +562,18 @@ impl Engine {
             if d != "/" && !seen.contains(&d) {
                 seen.insert(d.clone());
                 mounts.push(MountPoint {
-                    kind: "volume".into(),
+                    kind: MountKind::Volume,
                     destination: d,
-                    rw: true,
                     copy_up: true,
                     anonymous: true,
+                    origin: MountOrigin::Image,
                     ..Default::default()
                 });
             }
         }
         for m in &mut mounts {
-            match m.kind.as_str() {
-                "volume" => {
+            match m.kind {
+                MountKind::Volume => {
                     let labels = if m.anonymous {
                         BTreeMap::from([(ANONYMOUS_LABEL.to_owned(), String::new())])
                     } else {
@@ -780,7 +588,7 @@ impl Engine {
                     m.source = v.mountpoint;
                 }
                 // docker's -v makes a missing host directory
-                "bind" if !Path::new(&m.source).exists() => {
+                MountKind::Bind if !Path::new(&m.source).exists() => {
                     fs::create_dir_all(&m.source).map_err(|e| {
                         Error::Io(format!("create the bind source {}", m.source), e)
                     })?;
@@ -797,7 +605,10 @@ impl Engine {
         let Ok(_l) = self.volumes_lock() else {
             return;
         };
-        for m in mounts.iter().filter(|m| m.kind == "volume" && m.anonymous) {
+        for m in mounts
+            .iter()
+            .filter(|m| m.kind == MountKind::Volume && m.anonymous)
+        {
             if let Err(e) = self.remove_volume_locked(&m.name, true) {
                 tracing::warn!("remove anonymous volume {}: {e}", m.name);
             }
@@ -808,19 +619,14 @@ impl Engine {
 /// Removes the anonymous volumes of `mounts` under `root` (for processes
 /// that have no `Engine`, such as the monitor of a `--rm` container).
 pub fn remove_anonymous_at(root: &Path, mounts: &[MountPoint]) {
-    if !mounts.iter().any(|m| m.kind == "volume" && m.anonymous) {
+    if !mounts
+        .iter()
+        .any(|m| m.kind == MountKind::Volume && m.anonymous)
+    {
         return;
     }
     if let Ok(e) = Engine::open(root) {
         e.remove_anonymous_volumes(mounts);
-    }
-}
-
-/// `label=KEY` or `label=KEY=VALUE` (the `label=` already stripped).
-pub fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
-    match filter.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(filter),
     }
 }
 
@@ -934,99 +740,6 @@ fn set_owner_mode(fd: &impl AsFd, uid: u32, gid: u32, mode: Mode) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn binds_parse_like_docker() {
-        let m = parse_bind("/host/dir:/data:ro").unwrap();
-        assert_eq!(
-            (
-                m.kind.as_str(),
-                m.source.as_str(),
-                m.destination.as_str(),
-                m.rw
-            ),
-            ("bind", "/host/dir", "/data", false)
-        );
-        let m = parse_bind("myvol:/data").unwrap();
-        assert_eq!(
-            (m.kind.as_str(), m.name.as_str(), m.rw),
-            ("volume", "myvol", true)
-        );
-        let m = parse_bind("/anon").unwrap();
-        assert!(m.anonymous && m.kind == "volume" && m.name.is_empty());
-        let m = parse_bind("v1:/x:nocopy,ro").unwrap();
-        assert!(!m.copy_up && !m.rw);
-        assert!(
-            parse_bind("rel/path:/x")
-                .unwrap_err()
-                .to_string()
-                .contains("invalid characters for a local volume name")
-        );
-        assert!(
-            parse_bind("/h:relative")
-                .unwrap_err()
-                .to_string()
-                .contains("must be absolute")
-        );
-        assert!(
-            parse_bind("/h:/")
-                .unwrap_err()
-                .to_string()
-                .contains("can't be '/'")
-        );
-        assert!(
-            parse_bind("/h:/x:bogus")
-                .unwrap_err()
-                .to_string()
-                .contains("invalid mode")
-        );
-        assert!(parse_bind("a:b:c:d").is_err());
-        assert_eq!(parse_bind("/h//x/:/y/./z/").unwrap().destination, "/y/z");
-    }
-
-    #[test]
-    fn mount_requests_and_tmpfs() {
-        let r: MountRequest = serde_json::from_str(
-            r#"{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576,"Mode":1023}}"#,
-        )
-        .unwrap();
-        let m = from_request(&r).unwrap();
-        assert_eq!(m.tmpfs_options, ["size=1048576", "mode=1777"]);
-        let r: MountRequest = serde_json::from_str(
-            r#"{"Type":"bind","Source":"/definitely/not/here","Target":"/x"}"#,
-        )
-        .unwrap();
-        assert!(
-            from_request(&r)
-                .unwrap_err()
-                .to_string()
-                .contains("bind source path does not exist")
-        );
-        let r: MountRequest =
-            serde_json::from_str(r#"{"Type":"volume","Target":"/x","ReadOnly":true}"#).unwrap();
-        let m = from_request(&r).unwrap();
-        assert!(m.anonymous && !m.rw);
-        let r = parse_mount_flag("type=bind,src=/tmp,dst=/x,readonly").unwrap();
-        let m = from_request(&r).unwrap();
-        assert_eq!(
-            (m.kind.as_str(), m.source.as_str(), m.rw),
-            ("bind", "/tmp", false)
-        );
-        assert!(parse_mount_flag("type=bind,bogus=1").is_err());
-        let m = parse_tmpfs("/run", "size=64m,exec").unwrap();
-        let s = spec_mount(&m);
-        let opts: Vec<&str> = s["options"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        assert!(
-            opts.contains(&"size=64m") && !opts.contains(&"noexec") && opts.contains(&"nosuid")
-        );
-        assert!(parse_tmpfs("/run", "evil").is_err());
-        assert!(parse_tmpfs("run", "").is_err());
-    }
 
     #[test]
     fn copy_tree_copies_modes_and_links_without_following() {

@@ -30,6 +30,9 @@ pub struct AttachRequest {
     pub netns: PathBuf,
     /// Interface name inside the container; `eth0` when empty.
     pub interface: String,
+    /// A fixed MAC address (`--mac-address`); `02:42:` + the address's
+    /// bytes when `None`.
+    pub mac: Option<[u8; 6]>,
     /// `-p` entries.
     pub ports: Vec<PortRequest>,
 }

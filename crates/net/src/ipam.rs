@@ -64,6 +64,12 @@ pub fn allocate(
                 net.name
             )));
         }
+        if let Some((name, _)) = net.aux_addresses.iter().find(|(_, a)| **a == ip) {
+            return Err(Error::Conflict(format!(
+                "address {ip} is reserved in network {} (auxiliary address {name})",
+                net.name
+            )));
+        }
         return if try_take(&ipam, ip, owner)? {
             Ok(ip)
         } else {
@@ -78,7 +84,11 @@ pub fn allocate(
     let range = net.pool();
     for v in range.first()..=range.last() {
         let ip = Ipv4Addr::from(v);
-        if ip == net.gateway || !net.subnet.is_host(ip) || taken.contains(&ip) {
+        if ip == net.gateway
+            || !net.subnet.is_host(ip)
+            || taken.contains(&ip)
+            || net.aux_addresses.values().any(|a| *a == ip)
+        {
             continue;
         }
         if try_take(&ipam, ip, owner)? {

@@ -63,6 +63,13 @@ pub struct Network {
     pub bridge: String,
     /// Whether this is the built-in default `bridge` network.
     pub default: bool,
+    /// Addresses kept out of allocation for other hosts (docker's IPAM
+    /// `AuxiliaryAddresses`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// IPAM driver options (kept and reported).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipam_options: BTreeMap<String, String>,
 }
 
 impl Network {
@@ -109,6 +116,10 @@ pub struct CreateNetwork {
     pub labels: BTreeMap<String, String>,
     /// `--opt`.
     pub options: BTreeMap<String, String>,
+    /// `--aux-address NAME=IP`: addresses never given to containers.
+    pub aux_addresses: BTreeMap<String, String>,
+    /// `--ipam-opt`.
+    pub ipam_options: BTreeMap<String, String>,
 }
 
 /// Docker's rule for object names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -210,6 +221,18 @@ pub fn plan(
             "bridge interface {bridge} is already used by another network"
         )));
     }
+    let mut aux_addresses = BTreeMap::new();
+    for (name, a) in &req.aux_addresses {
+        let ip: Ipv4Addr = a
+            .parse()
+            .map_err(|_| Error::Invalid(format!("invalid auxiliary address {name}={a:?}")))?;
+        if !subnet.is_host(ip) {
+            return Err(Error::Invalid(format!(
+                "auxiliary address {name}={ip} is not in subnet {subnet}"
+            )));
+        }
+        aux_addresses.insert(name.clone(), ip);
+    }
     Ok(Network {
         schema: NETWORK_SCHEMA,
         name: req.name.clone(),
@@ -227,6 +250,8 @@ pub fn plan(
         options: req.options.clone(),
         bridge,
         default: false,
+        aux_addresses,
+        ipam_options: req.ipam_options.clone(),
     })
 }
 
@@ -258,6 +283,8 @@ pub fn default_network(cfg: &NetConfig, id: String) -> Network {
         options,
         bridge: cfg.default_bridge.clone(),
         default: true,
+        aux_addresses: BTreeMap::new(),
+        ipam_options: BTreeMap::new(),
     }
 }
 

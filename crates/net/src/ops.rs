@@ -259,7 +259,7 @@ impl Net {
                 return Err(e);
             }
         };
-        let mac = endpoint::mac_for(ip);
+        let mac = req.mac.unwrap_or_else(|| endpoint::mac_for(ip));
         let ep = Endpoint {
             schema: ENDPOINT_SCHEMA,
             id: store::random_hex(32),

@@ -33,7 +33,11 @@ impl Drop for Berth {
             let pid = std::fs::read(e.path().join("state.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["MonitorPid"].as_i64())
+                .and_then(|v| {
+                    v["monitor_pid"]
+                        .as_i64()
+                        .or_else(|| v["MonitorPid"].as_i64())
+                })
                 .filter(|p| *p > 0)
                 .and_then(|p| rustix::process::Pid::from_raw(p as i32));
             if let Some(pid) = pid {

@@ -18,6 +18,9 @@ pub enum ErrorKind {
     NotSupported,
     /// A dependency (kernel feature, peer) is not available right now.
     Unavailable,
+    /// Nothing to do: the object is already in the state asked for
+    /// (docker's 304 for starting a running container).
+    NotModified,
     /// Anything else: a bug or an unexpected system failure.
     Internal,
 }
@@ -33,6 +36,7 @@ impl ErrorKind {
             ErrorKind::LimitExceeded => "limit exceeded",
             ErrorKind::NotSupported => "not supported",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::NotModified => "not modified",
             ErrorKind::Internal => "internal",
         }
     }

@@ -6,6 +6,7 @@
 //! - [`Digest`], [`Reference`]: content digests and image references.
 //! - [`image`]: OCI and Docker image manifests, indexes and configs.
 //! - [`time`]: RFC 3339 formatting.
+//! - [`Signal`]: Linux signals by name and number.
 #![forbid(unsafe_code)]
 
 mod digest;
@@ -13,9 +14,11 @@ mod error_kind;
 mod id;
 pub mod image;
 mod reference;
+mod signal;
 pub mod time;
 
 pub use digest::{Algorithm, Digest, InvalidDigest};
 pub use error_kind::ErrorKind;
 pub use id::{ContainerId, InvalidId};
 pub use reference::{DOCKER_HUB, InvalidReference, Reference};
+pub use signal::{InvalidSignal, Signal};

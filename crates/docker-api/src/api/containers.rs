@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_engine::Error as EngineError;
-use berth_engine::ops::WaitCondition;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
@@ -13,9 +12,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::streams::{attach, logs, stats};
+use super::streams::{attach, logs, stats, wait};
 use super::{Shared, blocking, engine_for};
-use crate::error::engine_error;
+use crate::error::{bad_request, engine_error};
 use crate::http::*;
 use crate::shapes;
 
@@ -28,21 +27,31 @@ pub(super) async fn route(
     let root = shared.root.clone();
     match (method.as_str(), parts) {
         ("POST", ["containers", "create"]) => create(&root, req).await,
-        ("GET", ["containers", "json"]) => list(&root, &query(&req)).await,
+        ("GET", ["containers", "json"]) => {
+            let minor = api_minor(&req);
+            list(&root, &query(&req), minor).await
+        }
         ("GET", ["containers", id, "json"]) => {
             let id = id.to_string();
+            let minor = api_minor(&req);
             match blocking(&root, move |e| e.container(&id)).await {
-                Ok(c) => json_resp(StatusCode::OK, &shapes::inspect(&c)),
+                Ok(c) => json_resp(
+                    StatusCode::OK,
+                    &shapes::container::for_api(shapes::inspect(&c), &c, minor),
+                ),
                 Err(e) => engine_error(e),
             }
         }
         ("POST", ["containers", id, "start"]) => start(&shared, id).await,
         ("POST", ["containers", id, "stop"]) => {
             let q = query(&req);
-            let t = q
-                .get("t")
-                .or(q.get("timeout"))
-                .and_then(|t| t.parse::<i64>().ok());
+            let t = match q.get("t").or(q.get("timeout")).filter(|t| !t.is_empty()) {
+                None => None,
+                Some(t) => match t.parse::<i64>() {
+                    Ok(t) => Some(t),
+                    Err(_) => return bad_request(format!("invalid value for t: {t:?}")),
+                },
+            };
             let id = id.to_string();
             match blocking(&root, move |e| e.stop(&id, t)).await {
                 Ok(()) => empty(StatusCode::NO_CONTENT),
@@ -51,7 +60,13 @@ pub(super) async fn route(
         }
         ("POST", ["containers", id, "restart"]) => {
             let q = query(&req);
-            let t = q.get("t").and_then(|t| t.parse::<i64>().ok());
+            let t = match q.get("t").filter(|t| !t.is_empty()) {
+                None => None,
+                Some(t) => match t.parse::<i64>() {
+                    Ok(t) => Some(t),
+                    Err(_) => return bad_request(format!("invalid value for t: {t:?}")),
+                },
+            };
             let id2 = id.to_string();
             match blocking(&root, move |e| match e.stop(&id2, t) {
                 Ok(()) | Err(EngineError::NotModified(_)) => Ok(()),
@@ -64,9 +79,15 @@ pub(super) async fn route(
             }
         }
         ("POST", ["containers", id, "kill"]) => {
-            let sig = query(&req).get("signal").cloned().unwrap_or_default();
+            let sig = match query(&req).get("signal").filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => match s.parse::<berth_engine::config::Signal>() {
+                    Ok(s) => Some(s),
+                    Err(e) => return bad_request(e),
+                },
+            };
             let id = id.to_string();
-            match blocking(&root, move |e| e.kill(&id, &sig)).await {
+            match blocking(&root, move |e| e.kill(&id, sig)).await {
                 Ok(()) => empty(StatusCode::NO_CONTENT),
                 Err(e) => engine_error(e),
             }
@@ -94,9 +115,10 @@ pub(super) async fn route(
             }
         }
         ("POST", ["containers", id, "resize"]) => {
-            let q = query(&req);
-            let h = q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let w = q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let (h, w) = match terminal_size(&query(&req)) {
+                Ok(s) => s,
+                Err(m) => return bad_request(m),
+            };
             let id = id.to_string();
             match blocking(&root, move |e| e.resize(&id, h, w)).await {
                 Ok(()) => full(StatusCode::OK, "", Some("text/plain; charset=utf-8")),
@@ -108,54 +130,14 @@ pub(super) async fn route(
         ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
         ("GET", ["containers", id, "top"]) => top(&root, id).await,
         ("POST", ["containers", id, "update"]) => {
-            let body = match read_json(req).await {
+            let body: crate::model::container::UpdateBody = match read_body(req).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let i = |k: &str| body.get(k).and_then(Value::as_i64).unwrap_or(0);
-            let st = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-            for k in ["KernelMemory", "CpuRealtimePeriod", "CpuRealtimeRuntime"] {
-                if i(k) != 0 {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("not supported yet: update of {k}"),
-                    );
-                }
-            }
-            let res = berth_engine::Resources {
-                memory: i("Memory"),
-                memory_swap: i("MemorySwap"),
-                memory_reservation: i("MemoryReservation"),
-                nano_cpus: i("NanoCpus"),
-                cpu_shares: i("CpuShares"),
-                cpu_period: i("CpuPeriod"),
-                cpu_quota: i("CpuQuota"),
-                cpuset_cpus: st("CpusetCpus"),
-                cpuset_mems: st("CpusetMems"),
-                pids_limit: body.get("PidsLimit").and_then(Value::as_i64),
-                blkio_weight: match u16::try_from(i("BlkioWeight")) {
-                    Ok(w) => w,
-                    Err(_) => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            "Range of blkio weight is from 10 to 1000",
-                        );
-                    }
-                },
-                ..Default::default()
+            let (res, restart) = match body.into_update() {
+                Ok(u) => u,
+                Err(m) => return bad_request(m),
             };
-            let restart = body
-                .get("RestartPolicy")
-                .and_then(|r| r.get("Name"))
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .map(|n| berth_engine::RestartPolicy {
-                    name: n.to_owned(),
-                    maximum_retry_count: body["RestartPolicy"]
-                        .get("MaximumRetryCount")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0),
-                });
             let id = id.to_string();
             match blocking(&root, move |e| e.update(&id, &res, restart)).await {
                 Ok(()) => json_resp(StatusCode::OK, &json!({"Warnings": []})),
@@ -217,11 +199,15 @@ pub(super) async fn route(
         }
         ("GET", ["containers", id, "stats"]) => stats(&root, id, &query(&req)).await,
         ("POST", ["containers", "prune"]) => {
-            let labels = match filters(&query(&req)) {
-                Ok(f) => f.get("label").cloned().unwrap_or_default(),
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            let f = match filters(&query(&req)) {
+                Ok(f) => f,
+                Err(m) => return bad_request(m),
             };
-            match blocking(&root, move |e| e.prune_containers(&labels)).await {
+            let until = match until_filter(&f) {
+                Ok(u) => u,
+                Err(m) => return bad_request(m),
+            };
+            match blocking(&root, move |e| e.prune_containers(&f, until)).await {
                 Ok((ids, bytes)) => json_resp(
                     StatusCode::OK,
                     &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
@@ -235,44 +221,55 @@ pub(super) async fn route(
 
 async fn create(root: &std::path::Path, req: Request<Incoming>) -> Response<Body> {
     let name = query(&req).get("name").cloned().filter(|n| !n.is_empty());
-    let body = match read_json(req).await {
+    let body: crate::model::container::CreateBody = match read_body(req).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let (image, cfg) = match crate::create::parse(&body, name) {
-        Ok(v) => v,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    let spec = match body.into_spec(name) {
+        Ok(s) => s,
+        Err(m) => return bad_request(m),
     };
-    let r = blocking(root, move |e| {
-        let rec = e.images().resolve(&image).map_err(|err| match err {
-            berth_image::Error::NotFound(_) => {
-                EngineError::NotFound(format!("No such image: {image}"))
-            }
-            other => EngineError::Image(other),
-        })?;
-        e.create(&rec, &image, &cfg)
-    })
-    .await;
-    match r {
-        Ok((id, warnings)) => json_resp(
+    match blocking(root, move |e| e.create(&spec)).await {
+        Ok(c) => json_resp(
             StatusCode::CREATED,
-            &json!({"Id": id, "Warnings": warnings}),
+            &json!({"Id": c.id, "Warnings": c.warnings}),
         ),
         Err(e) => engine_error(e),
     }
 }
 
-async fn list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
+async fn list(root: &std::path::Path, q: &HashMap<String, String>, minor: u32) -> Response<Body> {
     let all = truthy(q.get("all"));
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<i64>().ok())
-        .unwrap_or(-1);
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => -1,
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => return bad_request(format!("invalid value for limit: {l:?}")),
+        },
+    };
     let f = match filters(q) {
         Ok(f) => f,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+        Err(msg) => return bad_request(msg),
     };
-    let r = blocking(root, |e| Ok(e.list())).await;
+    let r = blocking(root, move |e| {
+        let mut out = Vec::new();
+        for c in e.list() {
+            let running = matches!(
+                c.state.status,
+                berth_engine::Status::Running
+                    | berth_engine::Status::Paused
+                    | berth_engine::Status::Restarting
+            );
+            if !all && !running && !f.has("status") && !f.has("exited") {
+                continue;
+            }
+            if e.container_matches(&c, &f)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    })
+    .await;
     let list = match r {
         Ok(l) => l,
         Err(e) => return engine_error(e),
@@ -283,22 +280,11 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<B
         .unwrap_or(0);
     let mut out = Vec::new();
     for c in &list {
-        let running = matches!(
-            c.state.status,
-            berth_engine::Status::Running
-                | berth_engine::Status::Paused
-                | berth_engine::Status::Restarting
-        );
-        if !all && !running && !f.contains_key("status") {
-            continue;
-        }
-        let ok = f.iter().all(|(k, vals)| {
-            vals.iter()
-                .any(|v| berth_engine::ops::filter_matches(c, k, v).unwrap_or(false))
-        });
-        if ok {
-            out.push(shapes::summary(c, now));
-        }
+        out.push(shapes::container::for_api(
+            shapes::summary(c, now),
+            c,
+            minor,
+        ));
         if limit > 0 && out.len() as i64 >= limit {
             break;
         }
@@ -308,6 +294,10 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<B
 
 async fn start(shared: &Arc<Shared>, id: &str) -> Response<Body> {
     let key = id.to_string();
+    let k2 = key.clone();
+    let full_key = blocking(&shared.root, move |e| e.resolve(&k2))
+        .await
+        .unwrap_or_default();
     let shared2 = shared.clone();
     let r = blocking(&shared.root, move |e| {
         let full_id = e.resolve(&key)?;
@@ -320,13 +310,17 @@ async fn start(shared: &Arc<Shared>, id: &str) -> Response<Body> {
                 .unwrap_or_default();
             for p in waiting {
                 if let Some(s) = e.attach(&fid, p.stdin, p.stdout, p.stderr) {
-                    let _ = p.tx.send(s);
+                    let _ = p.tx.send(s.socket);
                 }
             }
             Ok(())
         })
     })
     .await;
+    if r.is_err() {
+        // attach streams waiting for this start end with it
+        let _ = shared.pending.lock().map(|mut p| p.remove(&full_key));
+    }
     match r {
         Ok(()) => empty(StatusCode::NO_CONTENT),
         // the docker CLI picks 127/126 from Go's lower-case error texts
@@ -339,30 +333,6 @@ async fn start(shared: &Arc<Shared>, id: &str) -> Response<Body> {
         ),
         Err(e) => engine_error(e),
     }
-}
-
-async fn wait(root: &std::path::Path, id: &str, q: &HashMap<String, String>) -> Response<Body> {
-    let cond = match WaitCondition::parse(q.get("condition").map(String::as_str).unwrap_or("")) {
-        Ok(c) => c,
-        Err(e) => return engine_error(e),
-    };
-    // the container must exist before the headers go
-    let key = id.to_string();
-    let full_id = match blocking(root, move |e| e.resolve(&key)).await {
-        Ok(i) => i,
-        Err(e) => return engine_error(e),
-    };
-    let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let root = root.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let body = match engine_for(&root).and_then(|e| e.wait(&full_id, cond, &|| tx.is_closed()))
-        {
-            Ok(code) => json!({"Error": null, "StatusCode": code}),
-            Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
-        };
-        let _ = tx.blocking_send(Bytes::from(format!("{body}\n")));
-    });
-    streaming(Some("application/json"), rx)
 }
 
 /// `HEAD`/`GET /containers/{id}/archive`: the stat header, and (GET) the

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use super::streams::{relay, switching_protocols};
 use super::{Shared, blocking};
-use crate::error::engine_error;
+use crate::error::{bad_request, engine_error};
 use crate::http::*;
 use crate::shapes;
 
@@ -24,13 +24,13 @@ pub(super) async fn route(
     let root = shared.root.clone();
     match (method.as_str(), parts) {
         ("POST", ["containers", id, "exec"]) => {
-            let body = match read_json(req).await {
+            let body: crate::model::exec::ExecBody = match read_body(req).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let rec = match exec_record(&body) {
+            let rec = match body.into_record() {
                 Ok(r) => r,
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+                Err(m) => return bad_request(m),
             };
             let id = id.to_string();
             match blocking(&root, move |e| e.exec_create(&id, rec)).await {
@@ -40,9 +40,10 @@ pub(super) async fn route(
         }
         ("POST", ["exec", eid, "start"]) => exec_start(&root, req, eid).await,
         ("POST", ["exec", eid, "resize"]) => {
-            let q = query(&req);
-            let h = q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let w = q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let (h, w) = match terminal_size(&query(&req)) {
+                Ok(s) => s,
+                Err(m) => return bad_request(m),
+            };
             let eid = eid.to_string();
             match blocking(&root, move |e| e.exec_resize(&eid, h, w)).await {
                 Ok(()) => empty(StatusCode::OK),
@@ -60,52 +61,6 @@ pub(super) async fn route(
     }
 }
 
-/// An exec create body → the engine's record.
-fn exec_record(body: &Value) -> Result<berth_engine::exec::ExecRecord, String> {
-    let obj = body
-        .as_object()
-        .ok_or("the request body must be a JSON object")?;
-    let b = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let s = |k: &str| {
-        obj.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let list = |k: &str| -> Vec<String> {
-        match obj.get(k) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| x.to_string())
-                })
-                .collect(),
-            Some(Value::String(v)) => v.split_whitespace().map(str::to_owned).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let console_size = obj
-        .get("ConsoleSize")
-        .and_then(Value::as_array)
-        .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
-        .filter(|(h, w)| *h > 0 && *w > 0);
-    Ok(berth_engine::exec::ExecRecord {
-        cmd: list("Cmd"),
-        env: list("Env"),
-        user: s("User"),
-        working_dir: s("WorkingDir"),
-        tty: b("Tty"),
-        privileged: b("Privileged"),
-        attach_stdin: b("AttachStdin"),
-        attach_stdout: b("AttachStdout"),
-        attach_stderr: b("AttachStderr"),
-        console_size,
-        ..Default::default()
-    })
-}
-
 /// `POST /exec/{id}/start`: detached, or hijacked like attach. A process
 /// that cannot be started still gets the 101; its error goes down the
 /// stream and its exit code (126/127) into the exec's record, as dockerd
@@ -117,18 +72,24 @@ async fn exec_start(
 ) -> Response<Body> {
     let upgrade_requested = req.headers().get(hyper::header::UPGRADE).is_some();
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let body = match read_json(req).await {
+    let body: crate::model::exec::ExecStartBody = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let detach = body.get("Detach").and_then(Value::as_bool).unwrap_or(false);
+    let detach = body.detach.unwrap_or(false);
     let eid = eid.to_string();
     let e2 = eid.clone();
     let rec = match blocking(root, move |e| e.exec_inspect(&e2)).await {
         Ok(r) => r,
         Err(e) => return engine_error(e),
     };
-    let tty = rec.tty;
+    // the stream's framing follows the start request, as dockerd's
+    let tty = body.tty.unwrap_or(rec.tty);
+    let keys = if rec.detach_keys.is_empty() {
+        crate::detach::DEFAULT.to_vec()
+    } else {
+        crate::detach::parse_detach_keys(&rec.detach_keys).unwrap_or_default()
+    };
     let (stdin, stdout, stderr) = (rec.attach_stdin, rec.attach_stdout, rec.attach_stderr);
     // docker's errors before anything runs
     if rec.started {
@@ -199,7 +160,7 @@ async fn exec_start(
             return;
         }
         match sock {
-            Some(s) => relay(io, s, tty).await,
+            Some(s) => relay(io, s.socket, tty, crate::detach::Detector::new(keys)).await,
             None => {
                 let _ = io.shutdown().await;
             }

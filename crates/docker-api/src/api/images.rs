@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use berth_engine::ops::parse_rfc3339_secs;
 use berth_engine::{Engine, Error as EngineError};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{Shared, blocking, engine_for};
-use crate::error::engine_error;
+use crate::error::{bad_request, engine_error};
 use crate::http::*;
 use crate::shapes;
 
@@ -93,12 +92,16 @@ pub(super) async fn route(
         ("POST", ["images", "prune"]) => {
             let f = match filters(&query(&req)) {
                 Ok(f) => f,
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+                Err(m) => return bad_request(m),
             };
+            if let Err(e) = f.check(&["dangling", "label", "label!", "until"]) {
+                return engine_error(e);
+            }
             // docker: dangling=false means every unused image
-            let all = f
-                .get("dangling")
-                .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+            let all = match f.boolean("dangling") {
+                Ok(d) => d == Some(false),
+                Err(e) => return engine_error(e),
+            };
             let r = blocking(&root, move |e| {
                 let used = e.images_in_use();
                 Ok(e.images().prune(all, &|d| used.contains(d))?)
@@ -362,7 +365,7 @@ pub(super) fn image_summaries(
                 .record
                 .created
                 .as_deref()
-                .and_then(parse_rfc3339_secs)
+                .and_then(shapes::text::unix_secs)
                 .unwrap_or(0);
             json!({
                 "Id": s.record.id.to_string(),

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::images::image_summaries;
 use super::{Shared, blocking};
-use crate::error::engine_error;
+use crate::error::{bad_request, engine_error};
 use crate::http::*;
 use crate::shapes;
 use crate::{API_VERSION, MIN_API_VERSION};
@@ -41,13 +41,32 @@ pub(super) async fn route(
             r
         }
         ("GET", ["version"]) => json_resp(StatusCode::OK, &version()),
-        ("GET", ["info"]) => info(&root).await,
+        ("GET", ["info"]) => info(&root, &shared.registry).await,
         ("GET", ["system", "df"]) => system_df(&root).await,
+        ("GET", ["plugins"]) | ("GET", ["plugins", "privileges"]) => {
+            json_resp(StatusCode::OK, &json!([]))
+        }
         ("GET", ["plugins", name, "json"]) => error(
             StatusCode::NOT_FOUND,
             format!("plugin \"{name}\" not found"),
         ),
-        ("GET", ["events"]) => events(&root, &query(&req)),
+        ("GET", ["events"]) => events(&root, &query(&req)).await,
+        // a single node outside any swarm, as dockerd answers there
+        ("POST", ["swarm", "leave"]) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not part of a swarm",
+        ),
+        (
+            _,
+            [
+                "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs",
+                ..,
+            ],
+        ) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" \
+             to connect this node to swarm and try again.",
+        ),
         _ => not_found(),
     }
 }
@@ -57,24 +76,60 @@ fn version() -> Value {
         .release()
         .to_string_lossy()
         .into_owned();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let commit = option_env!("BERTH_GIT_COMMIT").unwrap_or("berth");
     json!({
         "Platform": {"Name": "berth"},
         "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"),
             "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-                        "Arch": "amd64", "KernelVersion": kernel, "GitCommit": "", "GoVersion": "", "BuildTime": ""}}],
+                        "Arch": arch, "KernelVersion": kernel, "GitCommit": commit,
+                        "GoVersion": "none (rust)", "BuildTime": "", "Experimental": "false"}},
+            {"Name": "runc", "Version": env!("CARGO_PKG_VERSION"),
+             "Details": {"GitCommit": "berth oci (built in)"}},
+            {"Name": "docker-init", "Version": env!("CARGO_PKG_VERSION"),
+             "Details": {"GitCommit": "berth-init (built in)"}}],
         "Version": env!("CARGO_PKG_VERSION"),
         "ApiVersion": API_VERSION,
         "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "",
-        "GoVersion": "",
+        "GitCommit": commit,
+        "GoVersion": "none (rust)",
         "Os": "linux",
-        "Arch": "amd64",
+        "Arch": arch,
         "KernelVersion": kernel,
         "BuildTime": "",
     })
 }
 
-async fn info(root: &std::path::Path) -> Response<Body> {
+/// This engine's stable id (made once per root, as dockerd keeps its own).
+fn engine_id(root: &std::path::Path) -> String {
+    let p = root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p)
+        && !s.trim().is_empty()
+    {
+        return s.trim().to_owned();
+    }
+    let id = berth_engine::run::new_id()
+        .map(|h| {
+            let h = h.to_ascii_uppercase();
+            let b = h.as_bytes();
+            (0..12)
+                .map(|i| String::from_utf8_lossy(&b[i * 4..i * 4 + 4]).into_owned())
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_default();
+    let _ = std::fs::write(&p, &id);
+    id
+}
+
+async fn info(
+    root: &std::path::Path,
+    registry: &berth_image::registry::RegistryOptions,
+) -> Response<Body> {
     let root2 = root.to_path_buf();
     let r = blocking(root, move |e| {
         let list = e.list();
@@ -92,113 +147,187 @@ async fn info(root: &std::path::Path) -> Response<Body> {
         .ok()
         .and_then(|m| {
             m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
         })
         .unwrap_or(0)
         * 1024;
-    let os = std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("PRETTY_NAME="))
-                .map(|l| l["PRETTY_NAME=".len()..].trim_matches('"').to_owned())
-        })
-        .unwrap_or_else(|| "Linux".into());
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let os_field = |k: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim_matches('"').to_owned())
+    };
+    let os = os_field("PRETTY_NAME=").unwrap_or_else(|| "Linux".into());
     let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         "2"
     } else {
         "1"
     };
+    let forwarding =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1");
+    let registry = registry_config(registry);
+    let running = count(berth_engine::Status::Running);
+    let paused = count(berth_engine::Status::Paused);
     json_resp(
         StatusCode::OK,
         &json!({
-            "ID": "",
+            "ID": engine_id(&root),
             "Containers": list.len(),
-            "ContainersRunning": count(berth_engine::Status::Running),
-            "ContainersPaused": count(berth_engine::Status::Paused),
-            "ContainersStopped": list.len() - count(berth_engine::Status::Running) - count(berth_engine::Status::Paused),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": list.len() - running - paused,
             "Images": images,
             "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "extfs"]],
-            "Plugins": {"Volume": [], "Network": ["host", "null"], "Log": ["json-file"]},
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
+                             ["Native Overlay Diff", "true"], ["userxattr", "false"]],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                        "Authorization": null, "Log": ["json-file", "local", "none"]},
             "MemoryLimit": true,
             "SwapLimit": true,
+            "KernelMemory": false,
+            "KernelMemoryTCP": false,
             "CpuCfsPeriod": true,
             "CpuCfsQuota": true,
             "CPUShares": true,
             "CPUSet": true,
             "PidsLimit": true,
-            "OomKillDisable": false,
-            "IPv4Forwarding": false,
+            "OomKillDisable": cgroup_version == "1",
+            "IPv4Forwarding": forwarding,
+            "BridgeNfIptables": false,
+            "BridgeNfIp6tables": false,
             "Debug": false,
-            "NFd": 0,
+            "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
             "NGoroutines": 0,
             "SystemTime": berth_runtime::state::now_rfc3339(),
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": cgroup_version,
+            "NEventsListener": 0,
             "KernelVersion": uname.release().to_string_lossy(),
             "OperatingSystem": os,
+            "OSVersion": os_field("VERSION_ID=").unwrap_or_default(),
             "OSType": "linux",
             "Architecture": uname.machine().to_string_lossy(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": registry,
             "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "MemTotal": mem_total,
+            "GenericResources": null,
             "DockerRootDir": root.display().to_string(),
+            "HttpProxy": std::env::var("HTTP_PROXY").unwrap_or_default(),
+            "HttpsProxy": std::env::var("HTTPS_PROXY").unwrap_or_default(),
+            "NoProxy": std::env::var("NO_PROXY").unwrap_or_default(),
             "Name": uname.nodename().to_string_lossy(),
+            "Labels": [],
+            "ExperimentalBuild": false,
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Runtimes": {"berth": {"path": "berth"}},
-            "DefaultRuntime": "berth",
-            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+            "Runtimes": {"runc": {"path": "berth"}, "berth": {"path": "berth"}},
+            "DefaultRuntime": "runc",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                      "ControlAvailable": false, "Error": "", "RemoteManagers": null},
             "LiveRestoreEnabled": true,
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": [],
+            "Isolation": "",
+            "InitBinary": "berth-init",
+            "ContainerdCommit": {"ID": "", "Expected": ""},
+            "RuncCommit": {"ID": "berth", "Expected": "berth"},
+            "InitCommit": {"ID": "berth", "Expected": "berth"},
+            "SecurityOptions": ["name=seccomp,profile=builtin", format!("name=cgroupns")],
+            "DefaultAddressPools": [{"Base": "198.19.64.0/18", "Size": 24}],
+            "Warnings": null,
         }),
     )
 }
 
 /// `GET /events`: recorded events since `since`, then new ones until
-/// `until` (or until the client goes).
-fn events(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
+/// `until` (or until the client goes), woken by the event log changing.
+async fn events(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
     let filters = match filters(q) {
         Ok(f) => f,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(m) => return bad_request(m),
     };
+    let now = now_ns();
     let time = |k: &str| -> Result<Option<i64>, String> {
         match q.get(k).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => berth_engine::logs::parse_time(v)
-                .ok()
-                .and_then(|t| berth_engine::events::rfc3339_nanos(&t))
+            Some(v) => crate::syntax::parse_timestamp(v, now)
                 .map(Some)
-                .ok_or_else(|| format!("invalid value for {k}: {v}")),
+                .map_err(|m| format!("invalid value for {k}: {m}")),
         }
     };
-    let query = match (time("since"), time("until")) {
-        (Ok(since), Ok(until)) => berth_engine::events::Query {
-            since,
-            until,
-            filters: filters.into_iter().collect(),
-        },
-        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, m),
+    let (since, until) = match (time("since"), time("until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(m), _) | (_, Err(m)) => return bad_request(m),
     };
-    if let Err(e) = query.validate() {
-        return engine_error(e);
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return bad_request(format!(
+            "`since` time ({}) cannot be after `until` time ({})",
+            s / 1_000_000_000,
+            u / 1_000_000_000
+        ));
     }
-    // without `since`, only what happens from now on
     let query = berth_engine::events::Query {
-        since: query
-            .since
-            .or_else(|| berth_engine::events::rfc3339_nanos(&berth_runtime::state::now_rfc3339())),
-        ..query
+        // without `since`, what happens from now on (or, with an
+        // `until`, what happened before it)
+        since: since.or(if until.is_some() { None } else { Some(now) }),
+        until,
+        filters: filters.0,
+    };
+    let root = root.to_path_buf();
+    let r = tokio::task::spawn_blocking(move || {
+        let (first, cursor) = berth_engine::events::EventCursor::open(&root, &query)?;
+        let watch = berth_engine::watch::FileWatch::new(&root).ok();
+        Ok::<_, berth_engine::Error>((first, cursor, watch))
+    })
+    .await
+    .unwrap_or_else(|e| Err(berth_engine::Error::Internal(e.to_string())));
+    let (first, mut cursor, watch) = match r {
+        Ok(v) => v,
+        Err(e) => return engine_error(e),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let root = root.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let _ = berth_engine::events::read(&root, &query, true, &|| tx.is_closed(), &mut |e| {
-            tx.blocking_send(Bytes::from(format!("{}\n", shapes::event(e))))
-                .is_ok()
-        });
+    tokio::spawn(async move {
+        for e in &first {
+            if tx
+                .send(Bytes::from(format!("{}\n", shapes::event(e))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let Some(watch) = watch.and_then(async_watch) else {
+            return;
+        };
+        loop {
+            if cursor.done() {
+                return;
+            }
+            // `until` in the future: stop when it comes
+            let left = cursor
+                .until_in()
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            tokio::select! {
+                () = tx.closed() => return,
+                g = watch.readable() => if let Ok(mut g) = g {
+                    g.get_inner().drain();
+                    g.clear_ready();
+                },
+                () = tokio::time::sleep(left) => {}
+            }
+            for e in cursor.read_new() {
+                if tx
+                    .send(Bytes::from(format!("{}\n", shapes::event(&e))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
     });
     streaming(Some("application/json"), rx)
 }
@@ -233,7 +362,7 @@ async fn system_df(root: &std::path::Path) -> Response<Body> {
                     .filter(|c| c.record.mounts.iter().any(|m| m.name == v.name))
                     .count();
                 let size = berth_engine::system::dir_size(std::path::Path::new(&v.mountpoint));
-                let mut j = json!(v);
+                let mut j = shapes::volume(&v);
                 j["UsageData"] = json!({"RefCount": refs, "Size": size});
                 j
             })
@@ -248,4 +377,30 @@ async fn system_df(root: &std::path::Path) -> Response<Body> {
         Ok(v) => json_resp(StatusCode::OK, &v),
         Err(e) => engine_error(e),
     }
+}
+
+/// docker's `RegistryConfig` of `info`.
+fn registry_config(o: &berth_image::registry::RegistryOptions) -> Value {
+    let (cidrs, hosts): (Vec<&String>, Vec<&String>) =
+        o.insecure_registries.iter().partition(|r| r.contains('/'));
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": o.mirrors, "Secure": true, "Official": true}),
+    );
+    for h in &hosts {
+        index.insert(
+            (*h).clone(),
+            json!({"Name": h, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    let mut insecure: Vec<String> = vec!["127.0.0.0/8".into()];
+    insecure.extend(cidrs.into_iter().cloned());
+    json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": insecure,
+        "IndexConfigs": index,
+        "Mirrors": o.mirrors,
+    })
 }

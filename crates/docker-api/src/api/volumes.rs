@@ -1,6 +1,5 @@
 //! Volume endpoints.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -8,8 +7,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Shared, blocking};
-use crate::error::engine_error;
+use crate::error::{bad_request, engine_error};
 use crate::http::*;
+use crate::shapes;
 
 pub(super) async fn route(
     shared: Arc<Shared>,
@@ -19,46 +19,66 @@ pub(super) async fn route(
 ) -> Response<Body> {
     let root = shared.root.clone();
     match (method.as_str(), parts) {
-        ("GET", ["volumes"]) => volumes_list(&root, &query(&req)).await,
+        ("GET", ["volumes"]) => {
+            let f = match filters(&query(&req)) {
+                Ok(f) => f,
+                Err(m) => return bad_request(m),
+            };
+            match blocking(&root, move |e| e.volumes_filtered(&f)).await {
+                Ok(v) => {
+                    let v: Vec<Value> = v.iter().map(shapes::volume).collect();
+                    json_resp(StatusCode::OK, &json!({"Volumes": v, "Warnings": null}))
+                }
+                Err(e) => engine_error(e),
+            }
+        }
         ("GET", ["volumes", name]) => {
             let name = name.to_string();
             match blocking(&root, move |e| e.volume(&name)).await {
-                Ok(v) => json_resp(StatusCode::OK, &json!(v)),
+                Ok(v) => json_resp(StatusCode::OK, &shapes::volume(&v)),
                 Err(e) => engine_error(e),
             }
         }
         ("POST", ["volumes", "create"]) => {
-            let body = match read_json(req).await {
+            let body: VolumeCreateBody = match read_body(req).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let map = |k: &str| string_map(body.get(k));
-            let name = body.get("Name").and_then(Value::as_str).map(str::to_owned);
-            let driver = body
-                .get("Driver")
-                .and_then(Value::as_str)
-                .unwrap_or("local")
-                .to_owned();
-            let (opts, labels) = (map("DriverOpts"), map("Labels"));
+            let driver = body.driver.unwrap_or_else(|| "local".into());
+            let (opts, labels) = (
+                body.driver_opts.unwrap_or_default(),
+                body.labels.unwrap_or_default(),
+            );
+            let name = body.name.filter(|n| !n.is_empty());
             match blocking(&root, move |e| {
                 e.create_volume(name.as_deref(), &driver, &opts, &labels)
             })
             .await
             {
-                Ok(v) => json_resp(StatusCode::CREATED, &json!(v)),
+                Ok(v) => json_resp(StatusCode::CREATED, &shapes::volume(&v)),
                 Err(e) => engine_error(e),
             }
         }
         ("POST", ["volumes", "prune"]) => {
-            let filters = match filters(&query(&req)) {
+            let minor = api_minor(&req);
+            let f = match filters(&query(&req)) {
                 Ok(f) => f,
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+                Err(m) => return bad_request(m),
             };
-            let labels: Vec<String> = filters.get("label").cloned().unwrap_or_default();
-            let all = filters
-                .get("all")
-                .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-            match blocking(&root, move |e| e.prune_volumes(all, &labels)).await {
+            // before API 1.42 a prune removed every unused volume, and
+            // there was no `all` filter
+            let all = if minor < 42 {
+                if f.has("all") {
+                    return bad_request("invalid filter 'all'");
+                }
+                true
+            } else {
+                match f.boolean("all") {
+                    Ok(a) => a.unwrap_or(false),
+                    Err(e) => return engine_error(e),
+                }
+            };
+            match blocking(&root, move |e| e.prune_volumes(&f, all)).await {
                 Ok((names, bytes)) => json_resp(
                     StatusCode::OK,
                     &json!({"VolumesDeleted": names, "SpaceReclaimed": bytes}),
@@ -78,42 +98,12 @@ pub(super) async fn route(
     }
 }
 
-async fn volumes_list(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
-    let f = match filters(q) {
-        Ok(f) => f,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    for k in f.keys() {
-        if !matches!(k.as_str(), "dangling" | "name" | "label" | "driver") {
-            return error(StatusCode::BAD_REQUEST, format!("invalid filter '{k}'"));
-        }
-    }
-    let r = blocking(root, move |e| {
-        let used: std::collections::BTreeSet<String> = e
-            .list()
-            .iter()
-            .flat_map(|c| c.record.mounts.iter().map(|m| m.name.clone()))
-            .collect();
-        let vols: Vec<Value> = e
-            .volumes()
-            .into_iter()
-            .filter(|v| {
-                f.iter().all(|(k, vals)| {
-                    vals.iter().all(|x| match k.as_str() {
-                        "dangling" => used.contains(&v.name) != matches!(x.as_str(), "true" | "1"),
-                        "name" => v.name.contains(x.as_str()),
-                        "label" => berth_engine::volumes::label_matches(&v.labels, x),
-                        _ => v.driver == *x,
-                    })
-                })
-            })
-            .map(|v| json!(v))
-            .collect();
-        Ok(vols)
-    })
-    .await;
-    match r {
-        Ok(v) => json_resp(StatusCode::OK, &json!({"Volumes": v, "Warnings": null})),
-        Err(e) => engine_error(e),
-    }
+/// `POST /volumes/create`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VolumeCreateBody {
+    name: Option<String>,
+    driver: Option<String>,
+    driver_opts: Option<std::collections::BTreeMap<String, String>>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
 }

@@ -161,6 +161,7 @@ impl Drop for Env {
 
 pub fn request(id: &str, ns: &Path, ports: Vec<PortRequest>) -> AttachRequest {
     AttachRequest {
+        mac: None,
         container_id: format!("{id}{}", "0".repeat(64 - id.len().min(64))),
         container_name: id.into(),
         aliases: vec![format!("{id}-alias")],

@@ -1,0 +1,188 @@
+//! Docker's list filters (`ps`, `images`, `volume ls`, `network ls`,
+//! their prune commands), one implementation for the CLI and the API:
+//! values of one key are alternatives (OR), different keys must all match
+//! (AND), and `label` filters must all match, as dockerd's `filters.Args`.
+
+use std::collections::BTreeMap;
+
+use crate::query::Container;
+use crate::run::{Error, Result};
+
+/// Filters: key → values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters(pub BTreeMap<String, Vec<String>>);
+
+impl Filters {
+    /// From `key=value` pairs (the CLI's `--filter`).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = &'a str>) -> Result<Filters> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in pairs {
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                Error::Invalid(format!("bad format of filter (expected name=value): {p}"))
+            })?;
+            m.entry(k.to_owned()).or_default().push(v.to_owned());
+        }
+        Ok(Filters(m))
+    }
+
+    /// Refuses keys not in `known`, with docker's message.
+    pub fn check(&self, known: &[&str]) -> Result<()> {
+        for k in self.0.keys() {
+            if !known.contains(&k.as_str()) {
+                return Err(Error::Invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of `key`.
+    pub fn get(&self, key: &str) -> &[String] {
+        self.0.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `key` is given.
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// `key` not given, or one of its values passes `f`.
+    pub fn any(&self, key: &str, f: impl Fn(&str) -> bool) -> bool {
+        match self.0.get(key) {
+            None => true,
+            Some(vals) => vals.iter().any(|v| f(v)),
+        }
+    }
+
+    /// Every `label` filter (`KEY` or `KEY=VALUE`) holds for `labels`;
+    /// `label!` filters must all fail.
+    pub fn labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.get("label").iter().all(|f| label_matches(labels, f))
+            && !self.get("label!").iter().any(|f| label_matches(labels, f))
+    }
+
+    /// A boolean filter (`dangling=true`): `None` when not given, an error
+    /// for a value that is not a boolean.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            [] => Ok(None),
+            vals => {
+                let mut out = None;
+                for v in vals {
+                    let b = match v.to_ascii_lowercase().as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(Error::Invalid(format!("invalid filter '{key}={v}'")));
+                        }
+                    };
+                    out = Some(b);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// `KEY` or `KEY=VALUE` against labels.
+pub fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
+/// The filters `docker ps` knows.
+pub const CONTAINER_FILTERS: &[&str] = &[
+    "name", "id", "status", "label", "label!", "ancestor", "exited", "network", "volume", "health",
+    "before", "since", "is-task", "expose", "publish",
+];
+
+impl crate::Engine {
+    /// Whether a container passes `docker ps` filters (`before`/`since`
+    /// name other containers).
+    pub fn container_matches(&self, c: &Container, f: &Filters) -> Result<bool> {
+        f.check(CONTAINER_FILTERS)?;
+        let r = &c.record;
+        let status = c.state.status.as_str();
+        let created = |key: &str| -> Result<Option<String>> {
+            match f.get(key).first() {
+                None => Ok(None),
+                Some(other) => Ok(Some(self.container(other)?.record.created)),
+            }
+        };
+        let before = created("before")?;
+        let since = created("since")?;
+        let image_ok = |v: &str| {
+            r.image == v
+                || r.image_id == v
+                || r.image_id.trim_start_matches("sha256:").starts_with(v)
+                || r.image.split(':').next() == Some(v)
+        };
+        Ok(f.any("name", |v| {
+            let v = v.trim_start_matches('/');
+            r.name.contains(v)
+        }) && f.any("id", |v| r.id.starts_with(v))
+            && f.any("status", |v| status == v)
+            && f.labels(&r.labels)
+            && f.any("ancestor", image_ok)
+            && f.any("exited", |v| {
+                status == "exited" && v.parse::<i32>().is_ok_and(|n| n == c.state.exit_code)
+            })
+            && f.any("network", |v| {
+                r.networks.iter().any(|x| {
+                    x.network == v || c.network_names.get(&x.network).is_some_and(|n| n == v)
+                })
+            })
+            && f.any("volume", |v| {
+                r.mounts.iter().any(|m| m.name == v || m.destination == v)
+            })
+            && f.any("health", |v| {
+                let h = c
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str());
+                h == v
+            })
+            && f.any("is-task", |v| v == "false")
+            && f.any("expose", |v| {
+                r.exposed_ports
+                    .iter()
+                    .any(|p| p.to_string() == v || p.port.to_string() == v)
+            })
+            && f.any("publish", |v| {
+                c.endpoints.iter().flat_map(|e| e.ports.iter()).any(|b| {
+                    b.host_port.to_string() == v || format!("{}/{}", b.host_port, b.proto) == v
+                })
+            })
+            && before.is_none_or(|t| r.created < t)
+            && since.is_none_or(|t| r.created > t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn or_within_a_key_and_across_keys() {
+        let f = Filters::from_pairs(["name=a", "name=b", "label=x", "label=y=1"]).unwrap();
+        assert!(f.any("name", |v| v == "b"));
+        assert!(f.any("id", |_| false), "absent keys pass");
+        let mut l = BTreeMap::new();
+        l.insert("x".to_owned(), String::new());
+        assert!(!f.labels(&l), "label filters must all hold");
+        l.insert("y".to_owned(), "1".to_owned());
+        assert!(f.labels(&l));
+        assert!(f.check(&["name"]).is_err());
+        assert!(Filters::from_pairs(["nokey"]).is_err());
+        let d = Filters::from_pairs(["dangling=true"]).unwrap();
+        assert_eq!(d.boolean("dangling").unwrap(), Some(true));
+        assert!(
+            Filters::from_pairs(["dangling=maybe"])
+                .unwrap()
+                .boolean("dangling")
+                .is_err()
+        );
+    }
+}
