@@ -1040,8 +1040,13 @@ impl Engine {
         };
         if !self.wait_inactive(&id, limit) {
             self.event(&c.record, "kill", &[("signal", "9".into())]);
-            let _ = rt.kill(&id, 9, true);
-            self.wait_inactive(&id, Duration::from_secs(10));
+            let killed = rt.kill(&id, 9, true);
+            if !self.wait_inactive(&id, Duration::from_secs(10)) {
+                let why = killed.err().map(|e| format!(": {e}")).unwrap_or_default();
+                return Err(Error::Conflict(format!(
+                    "cannot stop container {key}: it still runs after SIGKILL{why}"
+                )));
+            }
         }
         self.event(&c.record, "stop", &[]);
         Ok(())
