@@ -225,6 +225,14 @@ impl Runtime {
         Ok(cgroup_of(&c)?.stats())
     }
 
+    /// How many of the container's processes the OOM killer has killed in
+    /// this run (see [`crate::cgroups::Cgroup::oom_kills`]). Also for a
+    /// stopped container, until `delete` removes its cgroup.
+    pub fn oom_kills(&self, id: &str) -> Result<Option<u64>> {
+        let c = self.get(id)?;
+        Ok(c.state.cgroup.as_ref().and_then(|cg| cg.oom_kills()))
+    }
+
     /// Changes the resource limits of a created or running container
     /// (`runc update`): the given values are written to its cgroup; device
     /// rules are left as they are.
