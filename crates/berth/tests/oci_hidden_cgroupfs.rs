@@ -168,6 +168,14 @@ fn kill_and_delete_reach_a_container_whose_cgroup_is_hidden() {
     // kill --all: signals the init when the cgroup cannot be read
     let id = unique_id("hk");
     let pid = run(&id);
+    // (no process is started outside the container's cgroup)
+    let o = in_hidden(&format!("exec {id} true"));
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("its cgroup is not reachable here"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = in_hidden(&format!("kill --all {id} KILL"));
     assert!(o.status.success(), "{}", text(&o.stderr));
     oci.wait_stopped(&id);

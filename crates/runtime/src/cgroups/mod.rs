@@ -75,6 +75,9 @@ pub enum Cgroup {
     },
 }
 
+/// The likely reason a cgroup exists but cannot be reached, for messages.
+pub const UNREACHABLE_HINT: &str = "is /sys/fs/cgroup hidden, as under `ip netns exec`?";
+
 /// The controllers berth manages on v1 (named hierarchies are skipped).
 const V1_CONTROLLERS: &[&str] = &[
     "cpu",
@@ -250,12 +253,11 @@ impl Cgroup {
             Cgroup::V1 { dirs, .. }
                 if !dirs.contains_key("devices") && !resources::allow_everything(devices) =>
             {
-                Err(CgroupError::Unsupported(
+                Err(CgroupError::Unsupported(format!(
                     "device rules need the devices cgroup controller, which is not mounted \
-                     or not reachable here (is /sys/fs/cgroup hidden, as under \
-                     `ip netns exec`?); refusing to run the container without them"
-                        .into(),
-                ))
+                     or not reachable here ({UNREACHABLE_HINT}); refusing to run the \
+                     container without them"
+                )))
             }
             _ => Ok(()),
         }

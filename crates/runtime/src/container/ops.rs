@@ -269,9 +269,10 @@ fn kill_init(c: &Listed, pidfd: &OwnedFd) -> Result<()> {
     let why = if reachable {
         String::new()
     } else {
-        "; its cgroup is not reachable here (is /sys/fs/cgroup hidden, as under \
-         `ip netns exec`?), so a paused container cannot be thawed"
-            .to_owned()
+        format!(
+            "; its cgroup is not reachable here ({}), so a paused container cannot be thawed",
+            crate::cgroups::UNREACHABLE_HINT
+        )
     };
     Err(Error::State(format!(
         "container {} (init pid {}) did not exit after SIGKILL{why}",
