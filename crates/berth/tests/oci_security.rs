@@ -358,3 +358,121 @@ fn a_proc_self_exe_entrypoint_never_runs_the_runtime() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(sha256(&bin), before);
 }
+
+/// CVE-2019-19921 / CVE-2023-27561: nothing is mounted inside /proc (a
+/// tmpfs over /proc/self/attr would defeat LSM labelling, a bind over
+/// /proc/sys/kernel the kernel's own files), also when the destination
+/// only leads there through a symlink in the image; lxcfs-style binds
+/// over /proc/cpuinfo and the like stay allowed.
+#[test]
+fn mounts_inside_proc_are_refused() {
+    if !root_or_skip("CVE-2019-19921") {
+        return;
+    }
+    let oci = Oci::new(&berth());
+    let t = tempfile::tempdir().unwrap();
+    let host_dir = t.path().join("d");
+    std::fs::create_dir(&host_dir).unwrap();
+    let run_with = |rootfs: &Path, mount: Option<serde_json::Value>, args: &[&str]| {
+        let mut b = Bundle::new(&berth(), rootfs, args);
+        if let Some(m) = mount {
+            b.config["mounts"].as_array_mut().unwrap().push(m);
+        }
+        b.write();
+        let id = unique_id("procmnt");
+        oci.run(&["run", "--bundle", b.path().to_str().unwrap(), &id])
+    };
+    let refused = |out: std::process::Output, what: &str, want: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "{what} was mounted: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(err.contains(want), "{what}: {err}");
+        assert!(
+            oci.ok(&["list", "-q"]).trim().is_empty(),
+            "{what}: left behind"
+        );
+    };
+    let tmpfs =
+        |dst: &str| serde_json::json!({"destination": dst, "type": "tmpfs", "source": "tmpfs"});
+    let bind = |src: &Path, dst: &str| {
+        serde_json::json!({"destination": dst, "type": "bind",
+            "source": src.to_str().unwrap(), "options": ["rbind", "ro"]})
+    };
+    let bb = busybox_rootfs();
+    refused(
+        run_with(&bb, Some(tmpfs("/proc/self/attr")), &["true"]),
+        "a tmpfs on /proc/self/attr",
+        "is inside /proc",
+    );
+    refused(
+        run_with(&bb, Some(bind(&host_dir, "/proc/sys/kernel")), &["true"]),
+        "a bind on /proc/sys/kernel",
+        "is inside /proc",
+    );
+    refused(
+        run_with(&bb, Some(tmpfs("/proc")), &["true"]),
+        "a tmpfs on /proc",
+        "only a procfs may be mounted on /proc",
+    );
+
+    // an image whose /dev leads into /proc: the /dev tmpfs would land there
+    let evil = busybox_copy(&t.path().join("rootfs"));
+    std::fs::remove_dir_all(evil.join("dev")).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel", evil.join("dev")).unwrap();
+    refused(
+        run_with(&evil, None, &["true"]),
+        "/dev as a symlink into /proc",
+        "resolves to /proc/sys/kernel",
+    );
+    // a volume path through a symlink to a place in /proc that does not exist
+    std::fs::remove_file(evil.join("dev")).unwrap();
+    std::fs::create_dir(evil.join("dev")).unwrap();
+    std::os::unix::fs::symlink("/proc/sys", evil.join("tunnel")).unwrap();
+    refused(
+        run_with(&evil, Some(tmpfs("/tunnel/new")), &["true"]),
+        "a tmpfs on /tunnel/new, /tunnel a symlink to /proc/sys",
+        "resolves to /proc/sys/new",
+    );
+
+    // lxcfs-style files may be bound over
+    let fake = t.path().join("cpuinfo");
+    std::fs::write(&fake, "processor : fake\n").unwrap();
+    let out = run_with(
+        &bb,
+        Some(bind(&fake, "/proc/cpuinfo")),
+        &["cat", "/proc/cpuinfo"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "processor : fake\n");
+}
+
+/// The same through berth's CLI: `--mount` and `-v` into /proc are refused.
+#[test]
+fn run_refuses_volumes_inside_proc() {
+    if !root_or_skip("CVE-2019-19921") {
+        return;
+    }
+    let b = berth_testutil::Berth::new(&berth());
+    let tar = berth_testutil::busybox_tar(b.dir.path());
+    b.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
+    let d = b.dir.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    let vol = format!("{}:/proc/sys/kernel", d.display());
+    for flags in [
+        ["--mount", "type=tmpfs,dst=/proc/self/attr"],
+        ["-v", vol.as_str()],
+    ] {
+        let mut args = vec!["run", "--network", "none"];
+        args.extend(flags);
+        args.extend(["bb:1", "true"]);
+        let err = b.fails(&args);
+        assert!(err.contains("is inside /proc"), "{flags:?}: {err}");
+    }
+}

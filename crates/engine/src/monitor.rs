@@ -927,7 +927,7 @@ impl Monitor {
     /// runtime's container.
     fn ended(&mut self, code: i32) -> Result<i32> {
         let rt = self.runtime()?;
-        let oom = code == 137 && self.oom_killed(&rt);
+        let oom = self.oom_killed(&rt);
         if oom {
             self.event("oom", &[]);
         }
@@ -1068,11 +1068,12 @@ impl Monitor {
         );
     }
 
+    /// Whether the OOM killer killed a process of the container during
+    /// this run (docker's `State.OOMKilled`), from the kernel's count in the
+    /// container's cgroup: made for each run and removed by the runtime's
+    /// delete, so this is read before that.
     fn oom_killed(&self, rt: &Runtime) -> bool {
-        // the memory limit was hit and the init died of SIGKILL
-        rt.stats(&self.id)
-            .map(|s| s.memory.usage.failcnt > 0 && s.memory.usage.limit < 1 << 60)
-            .unwrap_or(false)
+        rt.oom_kills(&self.id).ok().flatten().is_some_and(|n| n > 0)
     }
 
     /// Waits for `go` from the spawner while serving clients. False if the

@@ -9,6 +9,7 @@ pub mod container;
 pub mod error;
 pub mod hooks;
 pub mod mountopts;
+pub mod proc_mounts;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;

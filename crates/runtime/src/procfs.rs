@@ -81,11 +81,17 @@ pub fn write_checked(rel: &str, value: &str) -> io::Result<()> {
 }
 
 fn check_procfs(fd: impl AsFd) -> io::Result<()> {
-    let st = rustix::fs::fstatfs(fd)?;
-    if st.f_type as i64 != PROC_SUPER_MAGIC {
+    if !is_procfs(fd)? {
         return Err(io::Error::other("not on procfs (refusing to write)"));
     }
     Ok(())
+}
+
+/// Whether the file behind `fd` is on a procfs.
+pub fn is_procfs(fd: impl AsFd) -> io::Result<bool> {
+    // (f_type's integer type differs between architectures)
+    #[allow(clippy::unnecessary_cast)]
+    Ok(rustix::fs::fstatfs(fd)?.f_type as i64 == PROC_SUPER_MAGIC)
 }
 
 #[cfg(test)]

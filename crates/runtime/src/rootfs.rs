@@ -41,7 +41,8 @@ pub struct MountEntry {
 }
 
 impl MountEntry {
-    fn is_bind(&self) -> bool {
+    /// Whether it is a bind mount.
+    pub fn is_bind(&self) -> bool {
         self.opts.bind || self.fstype == "bind"
     }
 }
@@ -182,6 +183,7 @@ impl RootfsPlan {
                     entry.dest.display()
                 )));
             }
+            crate::proc_mounts::check_lexically(&entry)?;
             mounts.push(entry);
         }
         let setup_dev = !mounts
@@ -662,8 +664,14 @@ fn mount_entry(root: BorrowedFd<'_>, m: &MountEntry, plan: &RootfsPlan) -> Resul
     } else {
         Kind::Dir
     };
-    let target =
-        paths::create_all(root, &m.dest, kind).map_err(|e| at(e, "create mount point", &m.dest))?;
+    let target = match paths::create_all(root, &m.dest, kind) {
+        Ok(t) => t,
+        Err(e) => {
+            crate::proc_mounts::check_uncreated(root, m)?;
+            return Err(at(e, "create mount point", &m.dest));
+        }
+    };
+    crate::proc_mounts::check_target(root, target.as_fd(), m)?;
     if m.is_bind() {
         let tree = bind_tree(rustix::fs::CWD, &m.source, m.opts.recursive_bind)
             .map_err(|e| at(e, "open_tree", Path::new(&m.source)))?;

@@ -72,7 +72,7 @@ impl Layout {
     pub fn detect() -> std::io::Result<Layout> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
         let cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
-        let mut layout = Layout::parse(&mountinfo, &cgroup);
+        let mut layout = Layout::parse_with(&mountinfo, &cgroup, mount_reachable);
         if let Some(u) = &mut layout.unified {
             let root_controllers = u.mountpoint.join("cgroup.controllers");
             if let Ok(s) = std::fs::read_to_string(root_controllers) {
@@ -85,6 +85,19 @@ impl Layout {
     /// Builds the layout from the text of `/proc/self/mountinfo` and
     /// `/proc/self/cgroup` (pure; `Unified::controllers` is left empty).
     pub fn parse(mountinfo: &str, proc_cgroup: &str) -> Layout {
+        Layout::parse_with(mountinfo, proc_cgroup, |_, _| true)
+    }
+
+    /// [`Layout::parse`], keeping only the mounts `reachable` accepts
+    /// (called with a mount point and the mount's device number).
+    /// mountinfo also lists mounts that are hidden under another one (a
+    /// tmpfs over /sys/fs/cgroup, or the fresh sysfs `ip netns exec`
+    /// mounts over /sys): those cannot be used.
+    pub fn parse_with(
+        mountinfo: &str,
+        proc_cgroup: &str,
+        reachable: impl Fn(&Path, (u32, u32)) -> bool,
+    ) -> Layout {
         let mut own_v1: Vec<(Vec<String>, String)> = Vec::new();
         let mut own_v2 = String::from("/");
         for line in proc_cgroup.lines() {
@@ -114,6 +127,10 @@ impl Layout {
             }
             let root = unescape(fields[3]);
             let mountpoint = PathBuf::from(unescape(fields[4]));
+            let is_cgroup = matches!(rfields[0], "cgroup" | "cgroup2");
+            if is_cgroup && !parse_dev(fields[2]).is_some_and(|d| reachable(&mountpoint, d)) {
+                continue;
+            }
             match rfields[0] {
                 "cgroup2" if layout.unified.is_none() => {
                     layout.unified = Some(Unified {
@@ -172,6 +189,19 @@ impl Layout {
     pub fn v1_hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
         self.v1.iter().find(|h| h.has(controller))
     }
+}
+
+/// `major:minor` of a mountinfo line.
+fn parse_dev(s: &str) -> Option<(u32, u32)> {
+    let (major, minor) = s.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Whether `mountpoint` shows the mount with device number `dev` to this
+/// process (and not a mount stacked over it, or nothing).
+fn mount_reachable(mountpoint: &Path, dev: (u32, u32)) -> bool {
+    rustix::fs::stat(mountpoint)
+        .is_ok_and(|st| (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev)) == dev)
 }
 
 /// Mount options of a v1 cgroup mount that name controllers.
@@ -286,6 +316,27 @@ mod tests {
         let l = Layout::parse(mi, "0::/user.slice/session-1.scope\n");
         assert_eq!(l.mode(), Mode::Unified);
         assert_eq!(l.unified.unwrap().own_path, "/user.slice/session-1.scope");
+    }
+
+    #[test]
+    fn hidden_mounts_are_left_out() {
+        // a tmpfs stacked over /sys/fs/cgroup hides every hierarchy below
+        let visible =
+            |p: &Path, dev: (u32, u32)| p == Path::new("/sys/fs/cgroup/memory") && dev == (0, 32);
+        let l = Layout::parse_with(HYBRID_MOUNTINFO, HYBRID_CGROUP, visible);
+        assert_eq!(l.v1.len(), 1);
+        assert!(l.v1_hierarchy("memory").is_some());
+        assert!(l.v1_hierarchy("cpu").is_none());
+        assert!(l.unified.is_none());
+        // a second mount of the same hierarchy that is reachable is used
+        let mi =
+            format!("{HYBRID_MOUNTINFO}50 23 0:32 / /run/memcg rw - cgroup cgroup rw,memory\n");
+        let only_run = |p: &Path, _: (u32, u32)| p.starts_with("/run");
+        let l = Layout::parse_with(&mi, HYBRID_CGROUP, only_run);
+        assert_eq!(
+            l.v1_hierarchy("memory").unwrap().mountpoint,
+            Path::new("/run/memcg")
+        );
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub enum Cgroup {
     },
 }
 
+/// The likely reason a cgroup exists but cannot be reached, for messages.
+pub const UNREACHABLE_HINT: &str = "is /sys/fs/cgroup hidden, as under `ip netns exec`?";
+
 /// The controllers berth manages on v1 (named hierarchies are skipped).
 const V1_CONTROLLERS: &[&str] = &[
     "cpu",
@@ -239,12 +242,34 @@ impl Cgroup {
         }
     }
 
+    /// Refuses device rules this cgroup could not enforce. On v1 that
+    /// takes the devices controller: without it (not mounted, or hidden
+    /// from this process, as /sys is under `ip netns exec`) a container
+    /// could open every device node it can make. Rules that allow
+    /// everything need nothing. (On v2 the rules are a program attached to
+    /// the cgroup, and failing to attach it is an error.)
+    pub fn check_devices(&self, devices: &[DeviceRule]) -> Result<(), CgroupError> {
+        match self {
+            Cgroup::V1 { dirs, .. }
+                if !dirs.contains_key("devices") && !resources::allow_everything(devices) =>
+            {
+                Err(CgroupError::Unsupported(format!(
+                    "device rules need the devices cgroup controller, which is not mounted \
+                     or not reachable here ({UNREACHABLE_HINT}); refusing to run the \
+                     container without them"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Applies `linux.resources` and the device rules.
     pub fn apply(
         &self,
         r: Option<&LinuxResources>,
         devices: &[DeviceRule],
     ) -> Result<(), CgroupError> {
+        self.check_devices(devices)?;
         let empty = LinuxResources::default();
         let r = r.unwrap_or(&empty);
         match self {
@@ -277,6 +302,7 @@ impl Cgroup {
                     write_v1(&dir, wr)?;
                 }
                 if let Some(d) = dirs.get("devices") {
+                    // (without the controller, check_devices allowed them)
                     for rule in devices {
                         let file = if rule.allow {
                             "devices.allow"

@@ -534,6 +534,18 @@ impl DeviceRule {
     }
 }
 
+/// Whether `rules` let every access through (a privileged container's
+/// `a *:* rwm` with only allow rules after it): nothing to enforce then.
+pub fn allow_everything(rules: &[DeviceRule]) -> bool {
+    let Some(last_all) = rules.iter().rposition(|r| r.kind == 'a') else {
+        return false;
+    };
+    let all = &rules[last_all];
+    all.allow
+        && "rwm".chars().all(|c| all.access.contains(c))
+        && rules[last_all..].iter().all(|r| r.allow)
+}
+
 /// The full rule list a container gets: its own rules, then the defaults,
 /// then one allow rule per device the spec creates, unless the container's
 /// own rules name that device exactly (then they decide its access, as
@@ -572,6 +584,25 @@ mod tests {
 
     fn res(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn only_an_unrestricted_rule_list_allows_everything() {
+        let rules = |json: &str| container_device_rules(Some(&res(json)), &[]).unwrap();
+        assert!(!allow_everything(&rules("{}")), "defaults only: deny");
+        assert!(!allow_everything(&rules(
+            r#"{"devices":[{"allow":false,"access":"rwm"}]}"#
+        )));
+        assert!(allow_everything(&rules(
+            r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"access":"rwm"}]}"#
+        )));
+        assert!(!allow_everything(&rules(
+            r#"{"devices":[{"allow":true,"access":"rw"}]}"#
+        )));
+        assert!(!allow_everything(&rules(
+            r#"{"devices":[{"allow":true,"access":"rwm"},
+                {"allow":false,"type":"c","major":1,"minor":1,"access":"r"}]}"#
+        )));
     }
 
     #[test]

@@ -180,6 +180,20 @@ fn read_kv(path: &Path) -> BTreeMap<String, u64> {
 }
 
 impl Cgroup {
+    /// How many processes the kernel's OOM killer has killed in this cgroup
+    /// (and its descendants) since it was made: `oom_kill` of
+    /// `memory.oom_control` on v1, of `memory.events` on v2. None when the
+    /// kernel does not count them or the memory controller is not there.
+    /// Readable until the cgroup is removed, also after its last process
+    /// exited.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = match self {
+            Cgroup::V1 { dirs, .. } => dirs.get("memory")?.join("memory.oom_control"),
+            Cgroup::V2 { dir, .. } => dir.join("memory.events"),
+        };
+        read_kv(&file).get("oom_kill").copied()
+    }
+
     /// Reads the current statistics. Missing files read as zero.
     pub fn stats(&self) -> Stats {
         match self {
@@ -410,5 +424,34 @@ mod tests {
         assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
         assert_eq!(s.blkio.io_serviced_recursive[1].value, 2);
         assert!(s.hugetlb.contains_key("2MB"));
+        assert_eq!(cg.oom_kills(), None, "no oom_kill line");
+        fs::write(
+            d.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(), Some(1));
+    }
+
+    #[test]
+    fn v1_oom_kills_from_oom_control() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let cg = Cgroup::V1 {
+            dirs: [("memory".to_owned(), d.to_path_buf())].into(),
+            unified: None,
+        };
+        assert_eq!(cg.oom_kills(), None);
+        fs::write(
+            d.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(), Some(2));
+        let no_memory = Cgroup::V1 {
+            dirs: Default::default(),
+            unified: None,
+        };
+        assert_eq!(no_memory.oom_kills(), None);
     }
 }

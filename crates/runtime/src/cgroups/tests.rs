@@ -139,3 +139,32 @@ fn state_serialisation_is_stable() {
     );
     assert_eq!(serde_json::from_str::<Cgroup>(&s).unwrap(), cg);
 }
+
+#[test]
+fn v1_device_rules_without_the_devices_controller_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let mem = t.path().join("memory");
+    fs::create_dir_all(&mem).unwrap();
+    let mi = format!(
+        "35 31 0:32 / {} rw - cgroup cgroup rw,memory\n",
+        mem.display()
+    );
+    let layout = Layout::parse(&mi, "4:memory:/\n");
+    let cg = Cgroup::plan(&layout, None, "c", false).unwrap();
+    let deny: LinuxResources =
+        serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+    let rules = resources::container_device_rules(Some(&deny), &[]).unwrap();
+    let err = cg.check_devices(&rules).unwrap_err().to_string();
+    assert!(err.contains("devices cgroup controller"), "{err}");
+    cg.create().unwrap();
+    let err = cg.apply(None, &rules).unwrap_err().to_string();
+    assert!(err.contains("devices cgroup controller"), "{err}");
+    // no hierarchy at all (cgroupfs hidden): the same
+    let none = Cgroup::plan(&Layout::default(), None, "c", false).unwrap();
+    assert!(none.check_devices(&rules).is_err());
+    // rules that allow everything need no controller
+    let all: LinuxResources =
+        serde_json::from_str(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#).unwrap();
+    let rules = resources::container_device_rules(Some(&all), &[]).unwrap();
+    none.check_devices(&rules).unwrap();
+}

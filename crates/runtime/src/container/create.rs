@@ -271,6 +271,7 @@ impl Runtime {
             })
             .collect();
         let device_rules = resources::container_device_rules(resources_spec, &spec_devices)?;
+        cgroup.check_devices(&device_rules)?;
         let mut rootfs_plan = RootfsPlan::from_spec(
             spec,
             &bundle.dir,

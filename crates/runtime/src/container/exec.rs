@@ -141,6 +141,16 @@ impl Runtime {
                 )));
             }
         }
+        if let Some(cg) = &c.state.cgroup
+            && !cg.exists()
+        {
+            // outside it, the container's limits and device rules would
+            // not hold for the process
+            return Err(Error::State(format!(
+                "cannot exec in container {id}: its cgroup is not reachable here ({})",
+                crate::cgroups::UNREACHABLE_HINT
+            )));
+        }
         let spec = &c.state.config;
         let p = build_process(spec.process().as_ref(), o)?;
         let mut plan =

@@ -106,7 +106,18 @@ impl Runtime {
             return Err(Error::State(format!("container {id} is not running")));
         }
         if all && let Some(cg) = &c.state.cgroup {
-            return cg.signal_all(signal).map_err(Error::from);
+            if cg.exists() {
+                return cg.signal_all(signal).map_err(Error::from);
+            }
+            // The cgroup cannot be reached from here (cgroupfs hidden by
+            // a mount namespace): the init, at least, can. Its death ends
+            // the rest when the container has a pid namespace of its own.
+            if !crate::spec::has_ns(&c.state.config, oci_spec::runtime::LinuxNamespaceType::Pid) {
+                tracing::warn!(
+                    "container {id}: its cgroup is not reachable here and it shares a pid \
+                     namespace; only its init is signalled"
+                );
+            }
         }
         let sig = Signal::from_named_raw(signal)
             .ok_or_else(|| Error::Invalid(format!("invalid signal {signal}")))?;
@@ -147,13 +158,7 @@ impl Runtime {
         if c.status != Status::Stopped
             && let Some(pidfd) = open_pidfd(&c.state)?
         {
-            if c.status == Status::Paused
-                && let Some(cg) = &c.state.cgroup
-            {
-                let _ = cg.set_frozen(false);
-            }
-            let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
-            wait_exit(&pidfd, Duration::from_secs(10));
+            kill_init(&c, &pidfd)?;
         }
         if !crate::spec::has_ns(
             &c.state.config,
@@ -220,6 +225,14 @@ impl Runtime {
         Ok(cgroup_of(&c)?.stats())
     }
 
+    /// How many of the container's processes the OOM killer has killed in
+    /// this run (see [`crate::cgroups::Cgroup::oom_kills`]). Also for a
+    /// stopped container, until `delete` removes its cgroup.
+    pub fn oom_kills(&self, id: &str) -> Result<Option<u64>> {
+        let c = self.get(id)?;
+        Ok(c.state.cgroup.as_ref().and_then(|cg| cg.oom_kills()))
+    }
+
     /// Changes the resource limits of a created or running container
     /// (`runc update`): the given values are written to its cgroup; device
     /// rules are left as they are.
@@ -236,6 +249,35 @@ impl Runtime {
     pub fn bundle(&self, id: &str) -> Result<PathBuf> {
         Ok(self.get(id)?.state.bundle)
     }
+}
+
+/// SIGKILLs a container's init (thawing a paused container first) and
+/// waits for its exit. An init that does not exit is an error: a frozen
+/// container whose cgroup cannot be reached from here cannot be thawed.
+fn kill_init(c: &Listed, pidfd: &OwnedFd) -> Result<()> {
+    let cg = c.state.cgroup.as_ref();
+    let reachable = cg.is_some_and(crate::cgroups::Cgroup::exists);
+    if c.status == Status::Paused
+        && let Some(cg) = cg
+    {
+        let _ = cg.set_frozen(false);
+    }
+    let _ = rustix::process::pidfd_send_signal(pidfd, Signal::KILL);
+    if wait_exit(pidfd, Duration::from_secs(10)) {
+        return Ok(());
+    }
+    let why = if reachable {
+        String::new()
+    } else {
+        format!(
+            "; its cgroup is not reachable here ({}), so a paused container cannot be thawed",
+            crate::cgroups::UNREACHABLE_HINT
+        )
+    };
+    Err(Error::State(format!(
+        "container {} (init pid {}) did not exit after SIGKILL{why}",
+        c.state.id, c.state.pid
+    )))
 }
 
 fn cgroup_of(c: &Listed) -> Result<&crate::cgroups::Cgroup> {
