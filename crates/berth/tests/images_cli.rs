@@ -702,3 +702,49 @@ fn hostile_image_contents_stay_harmless() {
         assert_eq!(mode(&root.join(d)), 0o700, "{d}");
     }
 }
+
+/// An image config's `created` is whatever the image's author wrote: a
+/// multi-byte character inside the offset must not abort `images` or
+/// `history`, and a real offset is honoured.
+#[test]
+fn odd_created_times_never_abort_images_or_history() {
+    use berth_testutil::archives::{Compression, DockerArchive, layer};
+    let b = berth();
+    let l = layer(&[("hello", b"hi\n")], Compression::Gzip);
+    let odd = "2023-11-14T22:13:20+0\u{e9}:0";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // three hours ago, written in India's time zone
+    let local = berth_types::time::format_rfc3339(now - 3 * 3600 + 5 * 3600 + 1800, 0)
+        .replace(".000000000Z", "+05:30");
+    let mut a = DockerArchive::new();
+    a.image(
+        serde_json::json!({"created": odd, "history": [{"created": odd, "created_by": "odd layer"}]}),
+        &[&l],
+        &["odd/time:1"],
+    )
+    .image(
+        serde_json::json!({"created": local, "history": [{"created": local, "created_by": "local layer"}]}),
+        &[&l],
+        &["odd/time:2"],
+    );
+    let p = b.dir.path().join("odd.tar");
+    a.write(&p);
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    let out = b.ok(&["images", "--format", "{{.Tag}} {{.CreatedSince}}|"]);
+    assert!(
+        out.contains("1 |"),
+        "an unparseable time shows as nothing: {out}"
+    );
+    assert!(out.contains("2 3 hours ago|"), "{out}");
+    let out = b.ok(&["images"]);
+    assert!(out.contains("N/A"), "{out}");
+    let out = b.ok(&["history", "odd/time:1"]);
+    assert!(out.contains("odd layer"), "{out}");
+    let out = b.ok(&["history", "--human=false", "odd/time:1"]);
+    assert!(out.contains(odd), "the raw value as written: {out}");
+    let out = b.ok(&["history", "odd/time:2"]);
+    assert!(out.contains("3 hours ago"), "{out}");
+}
