@@ -526,14 +526,12 @@ impl ImageStore {
                     };
                     unpack::resolve_lower_links(&tmp.join("fs"), &u.lower_links, &lowers)?;
                 }
-                let mut name = chains[i].hex()[..12].to_owned();
+                let hex = chains[i].hex();
+                let mut name = chains[i].short().to_owned();
                 let mut n = 12;
-                while snaps.join(&name).exists() {
+                while snaps.join(&name).exists() && n < hex.len() {
                     n += 4;
-                    name = chains[i].hex()[..n.min(64)].to_owned();
-                    if n >= 64 {
-                        break;
-                    }
+                    name = hex.get(..n).unwrap_or(hex).to_owned();
                 }
                 fs::rename(&tmp, snaps.join(&name)).ctx(|| format!("commit snapshot {name}"))?;
                 let rec = SnapshotRecord {

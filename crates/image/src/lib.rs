@@ -2,6 +2,7 @@
 //! SQLite, safe layer unpacking, overlay snapshots shared by containers,
 //! docker-archive and OCI-layout archives, and the registry client.
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 
 pub mod archive;
 pub mod db;

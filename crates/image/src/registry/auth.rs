@@ -197,10 +197,12 @@ pub fn parse_challenge(h: &str) -> Option<Challenge> {
                     c => out.push(c),
                 }
             }
-            (out, &q[end?..])
+            (out, q.get(end?..)?)
         } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
+            match after.split_once(',') {
+                Some((v, tail)) => (v.trim().to_owned(), tail),
+                None => (after.trim().to_owned(), ""),
+            }
         };
         params.insert(k, v);
         s = tail.trim_start().trim_start_matches(',').trim_start();

@@ -55,7 +55,7 @@ pub struct Fetched {
 }
 
 fn short(d: &Digest) -> String {
-    d.hex()[..12].to_owned()
+    d.short().to_owned()
 }
 
 /// Fetches a manifest (by tag or digest) and verifies it: returns its
