@@ -748,3 +748,92 @@ fn odd_created_times_never_abort_images_or_history() {
     let out = b.ok(&["history", "odd/time:2"]);
     assert!(out.contains("3 hours ago"), "{out}");
 }
+
+/// A docker-archive holding one image of `layer`.
+fn archive_of(b: &Berth, name: &str, layer: &berth_testutil::archives::Layer) -> PathBuf {
+    let mut a = berth_testutil::archives::DockerArchive::new();
+    a.image(serde_json::json!({}), &[layer], &[&format!("{name}:1")]);
+    let p = b.dir.path().join(format!("{name}.tar"));
+    a.write(&p);
+    p
+}
+
+/// Layers that inflate far past their size stop at a multiple of it
+/// (specs/security-and-reliability.md §5.2 "decompression bomb"), gzip and
+/// zstd alike, leaving nothing; berth's config file lets a legitimate huge
+/// layer through.
+#[test]
+fn layer_bombs_stop_at_the_configured_expansion() {
+    use berth_testutil::archives::{Compression, zeros_layer};
+    let b = berth();
+    for (kind, c) in [("gzip", Compression::Gzip), ("zstd", Compression::Zstd)] {
+        // 96 MiB of zeros in 4 MiB files: about 100 kB of gzip, 10 kB of zstd
+        let l = zeros_layer(24, 4 << 20, c);
+        let size = l.blob.len();
+        let p = archive_of(&b, &format!("bomb-{kind}"), &l);
+        let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+        assert!(
+            err.contains(&format!(
+                "({size} bytes, {kind}) expands to more than 67108864 bytes"
+            )) && err.contains("max-layer-expansion"),
+            "{err}"
+        );
+    }
+    // the same layer with a larger ratio allowed; then an absolute cap
+    let l = zeros_layer(24, 4 << 20, Compression::Zstd);
+    let p = archive_of(&b, "big", &l);
+    b.config(&serde_json::json!({"max-layer-expansion": 100_000_000}));
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    assert!(b.ok(&["images", "big"]).contains("big"));
+    b.ok(&["rmi", "big:1"]);
+    b.ok(&["image", "prune", "-f"]);
+    b.config(&serde_json::json!({"max-layer-expansion": 100_000_000, "max-layer-size": 33554432}));
+    let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+    assert!(
+        err.contains("expands to more than 33554432 bytes, the max-layer-size"),
+        "{err}"
+    );
+    b.config(&serde_json::json!({"max-layer-expansion": 0}));
+    let err = b.fails(&["images"]);
+    assert!(
+        err.contains("daemon.json: max-layer-expansion must be at least 1"),
+        "{err}"
+    );
+}
+
+/// A layer that does not fit in the free space of the snapshots'
+/// filesystem stops there, with an error that says so.
+#[test]
+fn layers_stop_at_the_free_space() {
+    use berth_testutil::archives::{Compression, zeros_layer};
+    if !root_or_skip("a small tmpfs for snapshots") {
+        return;
+    }
+    let b = berth();
+    let snaps = b.root().join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(&snaps)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _unmount = Unmount(snaps.clone());
+    // 24 MiB: under the expansion limit, over the free space
+    let l = zeros_layer(6, 4 << 20, Compression::Gzip);
+    let p = archive_of(&b, "roomy", &l);
+    let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+    assert!(
+        err.contains("bytes free on the filesystem of") && err.contains("snapshots"),
+        "{err}"
+    );
+    assert_eq!(count_entries(&snaps), 0, "the partial layer is gone");
+}

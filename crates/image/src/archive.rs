@@ -397,14 +397,19 @@ impl ImageStore {
                 Some(s) => s,
                 None => {
                     let never = std::sync::atomic::AtomicU64::new(u64::MAX);
+                    let budget = self.unpack_options().budget(
+                        blob.to_string(),
+                        self.content().size(blob).unwrap_or(0),
+                        None,
+                    );
                     let (_, n) = unpack::decode_stream(
                         self.content().open_blob(blob)?,
                         |_| Ok(()),
-                        u64::MAX,
+                        &budget,
                         &never,
                         u64::MAX,
                     )
-                    .map_err(|e| Error::Invalid(format!("layer {blob}: {e}")))?;
+                    .map_err(|e| unpack::stream_error(e, &format!("layer {blob}")))?;
                     n
                 }
             },
@@ -510,14 +515,17 @@ impl ImageStore {
             Compression::Zstd => media::OCI_LAYER_ZSTD,
         };
         let never = std::sync::atomic::AtomicU64::new(u64::MAX);
+        let budget =
+            self.unpack_options()
+                .budget(format!("{blob} (the rootfs tarball)"), size, None);
         let (diff_id, _) = unpack::decode_stream(
             self.content().open_blob(&blob)?,
             |_| Ok(()),
-            u64::MAX,
+            &budget,
             &never,
             u64::MAX,
         )
-        .map_err(|e| Error::Invalid(format!("the rootfs tarball: {e}")))?;
+        .map_err(|e| unpack::stream_error(e, "the rootfs tarball"))?;
         let host = image::Platform::host();
         let cfg = ImageConfig {
             created: Some(now()),

@@ -11,10 +11,11 @@ use std::sync::{Mutex, MutexGuard};
 use berth_types::image::{self, ImageConfig, Manifest, ManifestDoc, MountSpec, media};
 use berth_types::{Digest, Reference};
 
+use crate::config::Settings;
 use crate::db::{Db, ImageRecord, SnapshotRecord};
 use crate::error::{Context, Error, Result};
 use crate::store::{ContentStore, sha256};
-use crate::unpack::{self, UnpackOptions};
+use crate::unpack::{self, SpaceBudget, UnpackOptions};
 
 /// An image as listed.
 #[derive(Clone, Debug)]
@@ -76,9 +77,16 @@ fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 
 impl ImageStore {
     /// Opens the store under berth's root (`content/`, `snapshots/`,
-    /// `images.db`). The root and snapshot directories are 0700: nobody
-    /// but root may reach setuid files inside images (CVE-2021-41091).
+    /// `images.db`), with the layer limits of berth's config file
+    /// ([`crate::config`]). The root and snapshot directories are 0700:
+    /// nobody but root may reach setuid files inside images
+    /// (CVE-2021-41091).
     pub fn open(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_with(root, Settings::load()?.unpack)
+    }
+
+    /// Opens the store with these layer limits.
+    pub fn open_with(root: &Path, opts: UnpackOptions) -> Result<ImageStore> {
         fs::create_dir_all(root).ctx(|| format!("create {}", root.display()))?;
         set_mode(root, 0o711)?;
         let content = ContentStore::open(&root.join("content"))?;
@@ -91,13 +99,13 @@ impl ImageStore {
             root: root.to_path_buf(),
             content,
             db: Mutex::new(db),
-            opts: UnpackOptions::default(),
+            opts,
         })
     }
 
-    /// Replaces the unpack limits (tests and `--max-layer-size`).
-    pub fn set_unpack_options(&mut self, opts: UnpackOptions) {
-        self.opts = opts;
+    /// The layer limits.
+    pub fn unpack_options(&self) -> &UnpackOptions {
+        &self.opts
     }
 
     /// The content store.
@@ -454,6 +462,8 @@ impl ImageStore {
         missing: &[usize],
     ) -> Result<()> {
         let snaps = self.root.join("snapshots");
+        // The layers share the free space of the snapshots' filesystem.
+        let space = std::sync::Arc::new(SpaceBudget::of(&snaps)?);
         // Unpack every missing layer into its own temporary directory, in
         // parallel (at most one thread per CPU).
         let width = std::thread::available_parallelism()
@@ -472,8 +482,9 @@ impl ImageStore {
                         ));
                         let blob = m.layers[i].digest.clone();
                         let want = diff_ids[i].clone();
-                        let opts = self.opts.clone();
+                        let opts = &self.opts;
                         let content = &self.content;
+                        let space = space.clone();
                         s.spawn(move || {
                             let r = (|| {
                                 let _ = unpack::remove_tree(&tmp);
@@ -481,7 +492,9 @@ impl ImageStore {
                                     .ctx(|| format!("create {}", tmp.display()))?;
                                 set_mode(&tmp, 0o700)?;
                                 let f = content.open_blob(&blob)?;
-                                unpack::unpack(f, &tmp.join("fs"), Some(&want), &opts)
+                                let size = f.metadata().ctx(|| format!("stat blob {blob}"))?.len();
+                                let budget = opts.budget(blob.to_string(), size, Some(space));
+                                unpack::unpack(f, &tmp.join("fs"), Some(&want), opts, &budget)
                             })();
                             (i, tmp, r)
                         })

@@ -5,6 +5,7 @@
 #![deny(clippy::string_slice)]
 
 pub mod archive;
+pub mod config;
 pub mod db;
 pub mod error;
 pub mod images;

@@ -49,7 +49,7 @@ fn encoder(c: Compression) -> Encoder {
         Compression::None => Sink::Plain(Vec::new()),
         Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(
             Vec::new(),
-            flate2::Compression::fast(),
+            flate2::Compression::best(),
         )),
         Compression::Zstd => {
             Sink::Zstd(zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd"))
