@@ -784,7 +784,7 @@ fn layer_bombs_stop_at_the_configured_expansion() {
     let p = archive_of(&b, "big", &l);
     b.config(&serde_json::json!({"max-layer-expansion": 100_000_000}));
     b.ok(&["load", "-i", p.to_str().unwrap()]);
-    assert!(b.ok(&["images", "big"]).contains("big"));
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
     b.ok(&["rmi", "big:1"]);
     b.ok(&["image", "prune", "-f"]);
     b.config(&serde_json::json!({"max-layer-expansion": 100_000_000, "max-layer-size": 33554432}));
@@ -835,5 +835,132 @@ fn layers_stop_at_the_free_space() {
         err.contains("bytes free on the filesystem of") && err.contains("snapshots"),
         "{err}"
     );
+    assert_eq!(b.ok(&["images", "-a", "-q"]).trim(), "");
     assert_eq!(count_entries(&snaps), 0, "the partial layer is gone");
+}
+
+/// A load or import that fails, however late, leaves the store exactly as
+/// it was: no image row, no name, no layer or snapshot row, no snapshot
+/// directory, no blob, nothing being written.
+#[test]
+fn failed_loads_and_imports_leave_the_store_as_it_was() {
+    use berth_testutil::archives::{Compression, DockerArchive, layer, zeros_layer};
+    let b = berth();
+    let base = layer(&[("etc/base", b"base\n")], Compression::Gzip);
+    let mut a = DockerArchive::new();
+    a.image(
+        serde_json::json!({"created": "2026-01-01T00:00:00Z"}),
+        &[&base],
+        &["kept:1"],
+    );
+    let p = b.dir.path().join("kept.tar");
+    a.write(&p);
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    let before = b.store_state();
+    assert_eq!(before.snapshots.len(), 1, "{before:?}");
+
+    let new_layer = layer(&[("app/one", b"1\n")], Compression::Gzip);
+    let mut bad_diff = layer(&[("app/two", b"2\n")], Compression::Zstd);
+    bad_diff.diff_id = new_layer.diff_id.clone();
+    let not_a_tar = berth_testutil::archives::Layer {
+        blob: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4],
+        diff_id: berth_testutil::archives::sha256(b"x"),
+    };
+    let escape = {
+        // an entry climbing out of the layer: refused while unpacking
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..14].copy_from_slice(b"../../../evil\0");
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend([0u8; 1024]);
+        berth_testutil::archives::Layer {
+            diff_id: berth_testutil::archives::sha256(&t),
+            blob: t,
+        }
+    };
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    cases.push((
+        "garbage",
+        b"this is not a tar archive at all".repeat(100),
+        "",
+    ));
+    let mut two = DockerArchive::new();
+    // the first image would load; the second's layer is not what its
+    // config says: neither is kept, nor the snapshots of either
+    two.image(serde_json::json!({}), &[&base, &new_layer], &["first:1"])
+        .image(serde_json::json!({}), &[&base, &bad_diff], &["second:1"]);
+    cases.push(("wrong diff id in a second image", two.bytes(), "diff id"));
+    let whole = two.bytes();
+    cases.push(("truncated", whole[..whole.len() - 3000].to_vec(), ""));
+    let mut missing = DockerArchive::new();
+    missing.image(serde_json::json!({}), &[&new_layer], &["missing:1"]);
+    let bytes = missing.bytes();
+    // drop the layer's file from the archive: rebuild without it
+    let mut lacking = tar::Builder::new(Vec::new());
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().ends_with("layer.tar") {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        lacking
+            .append_data(&mut h, e.path().unwrap(), &data[..])
+            .unwrap();
+    }
+    cases.push((
+        "a manifest naming a missing layer",
+        lacking.into_inner().unwrap(),
+        "is missing",
+    ));
+    for (what, l) in [
+        ("a layer that is not gzip", &not_a_tar),
+        ("a layer climbing out", &escape),
+    ] {
+        let mut x = DockerArchive::new();
+        x.image(
+            serde_json::json!({}),
+            &[&base, &new_layer, l],
+            &["broken:1"],
+        );
+        cases.push((what, x.bytes(), ""));
+    }
+    let bomb = zeros_layer(24, 4 << 20, Compression::Gzip);
+    let mut x = DockerArchive::new();
+    x.image(serde_json::json!({}), &[&new_layer, &bomb], &["bomb:1"]);
+    cases.push(("a bomb", x.bytes(), "max-layer-expansion"));
+    for (what, bytes, want) in cases {
+        let p = b.dir.path().join("case.tar");
+        std::fs::write(&p, bytes).unwrap();
+        let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+        assert!(err.contains(want), "{what}: {err}");
+        assert_eq!(b.store_state(), before, "load of {what}");
+    }
+
+    // import: a rootfs that is not a tar, a corrupt gzip, an escaping entry
+    for (what, bytes) in [
+        ("not a tar", b"plain text, not a tar".repeat(50)),
+        ("corrupt gzip", not_a_tar.blob.clone()),
+        ("an entry climbing out", escape.blob.clone()),
+    ] {
+        let p = b.dir.path().join("rootfs.tar");
+        std::fs::write(&p, bytes).unwrap();
+        b.fails(&["import", p.to_str().unwrap(), "imported:1"]);
+        assert_eq!(b.store_state(), before, "import of {what}");
+    }
+    // and the store still works
+    b.ok(&[
+        "load",
+        "-i",
+        b.dir.path().join("kept.tar").to_str().unwrap(),
+    ]);
+    let mut good = DockerArchive::new();
+    good.image(serde_json::json!({}), &[&base, &new_layer], &["first:1"]);
+    let p = b.dir.path().join("good.tar");
+    good.write(&p);
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    assert_eq!(b.store_state().snapshots.len(), 2);
 }

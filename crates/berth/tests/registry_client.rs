@@ -276,6 +276,27 @@ impl Img {
     }
 }
 
+impl Img {
+    /// An image of one layer blob (any compression) with the diff id its
+    /// config claims.
+    fn of(layer: Vec<u8>, layer_type: &str, diff_id: &str) -> Img {
+        let config = serde_json::json!({"architecture": berth_testutil::archives::host_arch(), "os": "linux",
+            "config": {"Cmd": ["/hello"]}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+        .to_string()
+        .into_bytes();
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+            "layers": [{"mediaType": layer_type, "digest": sha(&layer), "size": layer.len()}]})
+        .to_string()
+        .into_bytes();
+        Img {
+            config,
+            layer,
+            manifest,
+        }
+    }
+}
+
 /// Serves `img` as `t/img:1`; `tweak` may answer first.
 fn serve(
     img: Img,
@@ -644,4 +665,79 @@ fn berth_registry_serve_with_tls_and_auth() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(sha(&o.stdout), digest);
     }
+}
+
+/// A pull that fails, at any stage, leaves the store exactly as it was:
+/// the tag keeps pointing at the image it had, and no row, blob, snapshot
+/// or partial download of the failed pull is left.
+#[test]
+fn a_failed_pull_leaves_the_store_as_it_was() {
+    use berth_testutil::archives::{Compression, layer, zeros_layer};
+    let b = berth();
+    b.config(&serde_json::json!({"max-download-attempts": 1}));
+    const GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let good = layer(&[("hello", b"good\n")], Compression::Gzip);
+    let other = layer(&[("hello", b"other\n")], Compression::Gzip);
+    let bomb = zeros_layer(24, 4 << 20, Compression::Gzip);
+    let images = [
+        // 0: what the tag points at first
+        Img::of(good.blob.clone(), GZ, &good.diff_id),
+        // 1: a layer whose bytes are not what its config says
+        Img::of(other.blob.clone(), GZ, &good.diff_id),
+        // 2: a layer that inflates past its limit
+        Img::of(bomb.blob.clone(), GZ, &bomb.diff_id),
+        // 3: the registry serves wrong bytes for the layer's digest (below)
+        Img::of(other.blob.clone(), GZ, &other.diff_id),
+        // 4: the registry lacks the layer (below)
+        Img::of(other.blob.clone(), GZ, &other.diff_id),
+    ];
+    let mode = Arc::new(AtomicUsize::new(0));
+    let m = mode.clone();
+    let s = FakeServer::start(move |req| {
+        let n = m.load(Ordering::Relaxed);
+        let img = &images[n];
+        let p = req.path.as_str();
+        if p == "/v2/" {
+            Response::new(200, "{}")
+        } else if p == "/v2/t/img/manifests/1" {
+            Response::new(200, img.manifest.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        } else if p == format!("/v2/t/img/blobs/{}", sha(&img.config)) {
+            Response::new(200, img.config.clone())
+        } else if p == format!("/v2/t/img/blobs/{}", sha(&img.layer)) && n != 4 {
+            let mut body = img.layer.clone();
+            if n == 3 {
+                body[20] ^= 0xff;
+            }
+            Response::new(200, body)
+        } else {
+            Response::new(
+                404,
+                r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
+            )
+        }
+    });
+    let name = format!("{}/t/img:1", s.addr);
+    b.ok(&["pull", &name]);
+    let first = b.ok(&["image", "inspect", "--format", "{{.Id}}", &name]);
+    let before = b.store_state();
+    for (n, want) in [
+        (1, "diff id mismatch"),
+        (2, "max-layer-expansion"),
+        (3, "mismatch"),
+        (4, "blob unknown"),
+    ] {
+        mode.store(n, Ordering::Relaxed);
+        let err = b.fails(&["pull", &name]);
+        assert!(err.contains(want), "case {n}: {err}");
+        assert_eq!(b.store_state(), before, "case {n}");
+        assert_eq!(
+            b.ok(&["image", "inspect", "--format", "{{.Id}}", &name]),
+            first,
+            "the tag did not move"
+        );
+    }
+    // and a good new version then pulls
+    mode.store(0, Ordering::Relaxed);
+    b.ok(&["pull", &name]);
 }

@@ -10,8 +10,11 @@ pub mod db;
 pub mod error;
 pub mod images;
 pub mod registry;
+mod snapshots;
 pub mod store;
+pub mod transaction;
 pub mod unpack;
 
 pub use error::{Error, Result};
 pub use images::{ImageStore, ImageSummary, Removed};
+pub use transaction::Transaction;

@@ -6,6 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use berth_types::{Algorithm, Digest};
 use sha2::{Digest as _, Sha256, Sha512};
@@ -16,6 +17,29 @@ use crate::error::{Context, Error, Result};
 #[derive(Clone, Debug)]
 pub struct ContentStore {
     root: PathBuf,
+    journal: Option<Arc<Journal>>,
+}
+
+/// The blobs one operation brought into the store (that were not there
+/// before), so that they can be removed again if it fails (see
+/// [`crate::transaction`]).
+#[derive(Debug, Default)]
+pub struct Journal {
+    added: Mutex<Vec<Digest>>,
+}
+
+impl Journal {
+    fn record(&self, d: &Digest) {
+        self.added
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(d.clone());
+    }
+
+    /// The blobs recorded so far (and forgets them).
+    pub fn take(&self) -> Vec<Digest> {
+        std::mem::take(&mut *self.added.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// A running hash of either algorithm.
@@ -84,7 +108,16 @@ impl ContentStore {
         }
         Ok(ContentStore {
             root: root.to_path_buf(),
+            journal: None,
         })
+    }
+
+    /// The same store, recording in `journal` every blob its writers add.
+    pub fn journaled(&self, journal: Arc<Journal>) -> ContentStore {
+        ContentStore {
+            root: self.root.clone(),
+            journal: Some(journal),
+        }
     }
 
     /// The store's directory.
@@ -272,7 +305,11 @@ impl BlobWriter {
         file.sync_all().ctx(|| "fsync blob")?;
         drop(file);
         let dest = self.store.path(&digest);
+        let new = !dest.exists();
         fs::rename(&self.path, &dest).ctx(|| format!("commit blob {digest}"))?;
+        if new && let Some(j) = &self.store.journal {
+            j.record(&digest);
+        }
         if let Some(dir) = dest.parent() {
             File::open(dir)
                 .and_then(|d| d.sync_all())

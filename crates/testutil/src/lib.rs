@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use cli::{Berth, Server, busybox_tar, docker_registry, free_port};
+pub use cli::{Berth, Server, StoreState, busybox_tar, docker_registry, free_port};
 pub use images::{busybox_copy, busybox_rootfs, probe_path, workspace_root};
 
 /// Whether privileged tests can run; prints why not when they cannot.
