@@ -964,3 +964,111 @@ fn failed_loads_and_imports_leave_the_store_as_it_was() {
     b.ok(&["load", "-i", p.to_str().unwrap()]);
     assert_eq!(b.store_state().snapshots.len(), 2);
 }
+
+/// `kill -9` during a load leaves a partial blob in `content/ingest/` or a
+/// partial layer in `snapshots/tmp-…`: the next berth to open the root
+/// removes them, but never those of a load that is still running (here:
+/// one stalled on its input, one stopped mid-unpack).
+#[test]
+fn killed_loads_are_swept_and_live_ones_are_not() {
+    use berth_testutil::archives::{Compression, DockerArchive, layer, zeros_layer};
+    use berth_testutil::cli::{names_in, wait_for};
+    use std::io::Write;
+    let b = berth();
+    b.config(&serde_json::json!({"max-layer-expansion": 1_000_000}));
+    let empty = b.store_state();
+    let root = b.root();
+    let ingest = root.join("content/ingest");
+    let snaps = root.join("snapshots");
+
+    // 1. stalled while the archive streams in on stdin, then killed
+    let big = layer(&[("big", &vec![7u8; 4 << 20])], Compression::None);
+    let mut a = DockerArchive::new();
+    a.image(serde_json::json!({}), &[&big], &["stalled:1"]);
+    let bytes = a.bytes();
+    let mut child = b
+        .cmd(&["load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    let partial = wait_for("the load to write a MiB of its layer", || {
+        names_in(&ingest)
+            .into_iter()
+            .find(|n| std::fs::metadata(ingest.join(n)).is_ok_and(|m| m.len() >= 1 << 20))
+    });
+    b.ok(&["images"]);
+    assert!(
+        ingest.join(&partial).exists(),
+        "a running load's partial blob is not swept"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(names_in(&ingest), [partial], "left behind");
+    b.ok(&["images"]);
+    assert_eq!(
+        names_in(&ingest),
+        Vec::<String>::new(),
+        "swept at the next open"
+    );
+    // the config blob it had stored is unreferenced: prune takes it
+    b.ok(&["image", "prune", "-f"]);
+    assert_eq!(b.store_state(), empty);
+
+    // 2. stopped while unpacking a layer (256 MiB of zeros), then killed
+    let mut seen = false;
+    for attempt in 0..3 {
+        let l = zeros_layer(64 << attempt, 4 << 20, Compression::Gzip);
+        let mut a = DockerArchive::new();
+        a.image(serde_json::json!({}), &[&l], &["unpacking:1"]);
+        let p = b.dir.path().join("unpacking.tar");
+        a.write(&p);
+        let mut child = b
+            .cmd(&["load", "-i", p.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let tmp = loop {
+            if let Some(t) = names_in(&snaps).into_iter().find(|n| n.starts_with("tmp-")) {
+                rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+                break Some(t);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break None;
+            }
+        };
+        let frozen = tmp.filter(|t| snaps.join(t).exists());
+        if let Some(tmp) = frozen {
+            seen = true;
+            b.ok(&["images"]);
+            assert!(
+                snaps.join(&tmp).exists(),
+                "a running load's partial layer is not swept"
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            b.ok(&["images"]);
+            assert_eq!(
+                names_in(&snaps),
+                Vec::<String>::new(),
+                "swept at the next open"
+            );
+            assert_eq!(names_in(&ingest), Vec::<String>::new());
+            // what the killed load had stored is unreferenced: prune takes it
+            b.ok(&["image", "prune", "-f"]);
+            assert_eq!(b.store_state(), empty);
+            break;
+        }
+        // the load finished (or moved the layer into place) before it was
+        // seen: start over with a bigger layer
+        let _ = child.kill();
+        let _ = child.wait();
+        b.ok(&["image", "prune", "-a", "-f"]);
+    }
+    assert!(seen, "never caught a load while it unpacked");
+}

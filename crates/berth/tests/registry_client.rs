@@ -741,3 +741,60 @@ fn a_failed_pull_leaves_the_store_as_it_was() {
     mode.store(0, Ordering::Relaxed);
     b.ok(&["pull", &name]);
 }
+
+/// `kill -9` during a download leaves a partial blob in `content/ingest/`:
+/// the next berth to open the root removes it, but not while its pull is
+/// still running (here: stalled by the registry).
+#[test]
+fn a_killed_pull_is_swept_and_a_running_one_is_not() {
+    use berth_testutil::cli::{names_in, wait_for};
+    use std::sync::atomic::AtomicBool;
+    let b = berth();
+    let empty = b.store_state();
+    let img = Img::new(
+        b.dir.path(),
+        3 << 20,
+        "application/vnd.oci.image.layer.v1.tar",
+    );
+    let layer = sha(&img.layer);
+    let full = img.layer.clone();
+    let go = Arc::new(AtomicBool::new(false));
+    let g = go.clone();
+    let s = serve(img, move |req| {
+        req.path.ends_with(&layer).then(|| Response {
+            stall_after: Some((full.len() / 2, g.clone())),
+            ..Response::new(200, full.clone())
+        })
+    });
+    let mut child = b
+        .cmd(&["pull", &format!("{}/t/img:1", s.addr)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ingest = b.root().join("content/ingest");
+    let half = (3 << 20) / 2;
+    let partial = wait_for("the pull to write half the layer", || {
+        names_in(&ingest)
+            .into_iter()
+            .find(|n| std::fs::metadata(ingest.join(n)).is_ok_and(|m| m.len() >= half))
+    });
+    b.ok(&["images"]);
+    assert!(
+        ingest.join(&partial).exists(),
+        "a running pull's partial blob is not swept"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    go.store(true, Ordering::Relaxed);
+    assert_eq!(names_in(&ingest), [partial], "left behind");
+    b.ok(&["images"]);
+    assert_eq!(
+        names_in(&ingest),
+        Vec::<String>::new(),
+        "swept at the next open"
+    );
+    // the config blob it had stored is unreferenced: prune takes it
+    b.ok(&["image", "prune", "-f"]);
+    assert_eq!(b.store_state(), empty);
+}

@@ -96,12 +96,42 @@ impl ImageStore {
         fs::create_dir_all(&snaps).ctx(|| format!("create {}", snaps.display()))?;
         set_mode(&snaps, 0o700)?;
         let db = Db::open(&root.join("images.db"))?;
-        Ok(ImageStore {
+        let store = ImageStore {
             root: root.to_path_buf(),
             content,
             db: Mutex::new(db),
             opts,
-        })
+        };
+        if let Err(e) = store.sweep() {
+            tracing::warn!(
+                "sweeping what killed operations left in {}: {e}",
+                root.display()
+            );
+        }
+        Ok(store)
+    }
+
+    /// Removes what killed operations left: files in `content/ingest/`
+    /// and `snapshots/tmp-…` directories whose owner no longer runs (those
+    /// of live processes stay: another berth may be pulling into this root
+    /// right now) and, when no operation is adding content, snapshot
+    /// directories no row names. Blobs a killed operation committed stay
+    /// as unreferenced content until `image prune` / gc. Runs whenever a
+    /// store opens.
+    pub fn sweep(&self) -> Result<()> {
+        let files = self.content.sweep_ingest()?;
+        let dirs = self.sweep_snapshot_tmp()?;
+        let unrecorded = match self.try_lock_exclusive()? {
+            Some(_exclusive) => self.remove_unrecorded_snapshots()?,
+            None => Vec::new(),
+        };
+        if files > 0 || !dirs.is_empty() || !unrecorded.is_empty() {
+            tracing::info!(
+                "removed {files} partial downloads and {} partial layers of killed operations",
+                dirs.len() + unrecorded.len()
+            );
+        }
+        Ok(())
     }
 
     /// The layer limits.
@@ -517,6 +547,8 @@ impl ImageStore {
             self.db().delete_layer(&d)?;
             report.blobs.push(d);
         }
+        self.content.sweep_ingest()?;
+        self.sweep_snapshot_tmp()?;
         let _ = self
             .content
             .clean_ingest(std::time::Duration::from_secs(24 * 3600));

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod images;
+mod owner;
 pub mod registry;
 mod snapshots;
 pub mod store;

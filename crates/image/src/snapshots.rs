@@ -64,8 +64,8 @@ impl ImageStore {
                     .iter()
                     .map(|&i| {
                         let tmp = snaps.join(format!(
-                            "tmp-{}-{}-{i}",
-                            std::process::id(),
+                            "{}{}-{i}",
+                            crate::owner::prefix(),
                             chains[i].short()
                         ));
                         let blob = layers[i].digest.clone();
@@ -158,11 +158,28 @@ impl ImageStore {
         Ok(staged)
     }
 
+    /// Removes the temporary directories under `snapshots/` of processes
+    /// that no longer run (see [`crate::owner`]).
+    pub(crate) fn sweep_snapshot_tmp(&self) -> Result<Vec<PathBuf>> {
+        let snaps = self.root().join("snapshots");
+        let mut removed = Vec::new();
+        for e in fs::read_dir(&snaps)
+            .ctx(|| format!("list {}", snaps.display()))?
+            .flatten()
+        {
+            if crate::owner::owner_gone(&e.file_name().to_string_lossy()) == Some(true) {
+                unpack::remove_tree(&e.path()).ctx(|| format!("remove {}", e.path().display()))?;
+                removed.push(e.path());
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes directories under `snapshots/` that no snapshot row names
     /// (left by an operation killed between moving a layer into place and
     /// committing). Only safe while no operation runs: garbage collection
-    /// calls it under its exclusive lock. Temporary directories are left
-    /// to their owners.
+    /// calls it under its exclusive lock, and so does the sweep when it
+    /// can take it. Temporary directories are left to their owners.
     pub(crate) fn remove_unrecorded_snapshots(&self) -> Result<Vec<PathBuf>> {
         let known: std::collections::HashSet<String> =
             self.db().snapshots()?.into_iter().map(|s| s.dir).collect();

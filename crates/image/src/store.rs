@@ -187,7 +187,7 @@ impl ContentStore {
             .digest
             .as_ref()
             .map_or(Algorithm::Sha256, |d| d.algorithm());
-        let name = format!("tmp-{}-{}", std::process::id(), unique());
+        let name = format!("{}{}", crate::owner::prefix(), unique());
         let path = self.root.join("ingest").join(name);
         let file = File::options()
             .write(true)
@@ -235,7 +235,34 @@ impl ContentStore {
         Ok(out)
     }
 
-    /// Removes temporary files older than `age` left by crashed writers.
+    /// Removes the files in `ingest/` of writers that no longer run (see
+    /// [`crate::owner`]); those of live writers stay. Returns how many went.
+    pub fn sweep_ingest(&self) -> Result<u64> {
+        let dir = self.root.join("ingest");
+        let mut n = 0;
+        for e in fs::read_dir(&dir)
+            .ctx(|| format!("list {}", dir.display()))?
+            .flatten()
+        {
+            let name = e.file_name();
+            if crate::owner::owner_gone(&name.to_string_lossy()) == Some(true) {
+                match fs::remove_file(e.path()) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(Error::Io {
+                            context: format!("remove {}", e.path().display()),
+                            source: err,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes files older than `age` in `ingest/` whose names do not say
+    /// who owns them (left by older versions of berth).
     pub fn clean_ingest(&self, age: std::time::Duration) -> Result<u64> {
         let dir = self.root.join("ingest");
         let mut n = 0;
@@ -243,6 +270,9 @@ impl ContentStore {
             .ctx(|| format!("list {}", dir.display()))?
             .flatten()
         {
+            if crate::owner::owner_gone(&e.file_name().to_string_lossy()).is_some() {
+                continue;
+            }
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())

@@ -179,7 +179,8 @@ pub struct StoreState {
     pub ingest: Vec<String>,
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+/// The sorted names in a directory (none if it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -205,6 +206,19 @@ impl Berth {
             snapshots: names_in(&root.join("snapshots")),
             ingest: names_in(&root.join("content/ingest")),
         }
+    }
+}
+
+/// Polls `f` until it gives something (panicking with `what` after a
+/// minute: the thing never happened).
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
