@@ -562,7 +562,22 @@ impl ImageStore {
     }
 }
 
-/// How long retry number `attempt` (from 1) waits.
+/// How long retry number `attempt` (from 1) waits: doubling from `base`,
+/// at most a minute.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    base * 2u32.saturating_pow(attempt.saturating_sub(1))
+    base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let b = Duration::from_millis(500);
+        assert_eq!(backoff(b, 1), b);
+        assert_eq!(backoff(b, 3), Duration::from_secs(2));
+        assert_eq!(backoff(b, 1000), Duration::from_secs(60));
+    }
 }
