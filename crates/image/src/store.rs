@@ -262,7 +262,8 @@ impl ContentStore {
     }
 
     /// Removes files older than `age` in `ingest/` whose names do not say
-    /// who owns them (left by older versions of berth).
+    /// exactly who owns them (left by older versions of berth, whose pid
+    /// may since have been reused).
     pub fn clean_ingest(&self, age: std::time::Duration) -> Result<u64> {
         let dir = self.root.join("ingest");
         let mut n = 0;
@@ -270,7 +271,7 @@ impl ContentStore {
             .ctx(|| format!("list {}", dir.display()))?
             .flatten()
         {
-            if crate::owner::owner_gone(&e.file_name().to_string_lossy()).is_some() {
+            if crate::owner::is_marked(&e.file_name().to_string_lossy()) {
                 continue;
             }
             let old = e
