@@ -766,12 +766,13 @@ fn a_killed_pull_is_swept_and_a_running_one_is_not() {
             ..Response::new(200, full.clone())
         })
     });
-    let mut child = b
-        .cmd(&["pull", &format!("{}/t/img:1", s.addr)])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = berth_testutil::cli::Reaped(
+        b.cmd(&["pull", &format!("{}/t/img:1", s.addr)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let ingest = b.root().join("content/ingest");
     let half = (3 << 20) / 2;
     let partial = wait_for("the pull to write half the layer", || {
@@ -784,8 +785,8 @@ fn a_killed_pull_is_swept_and_a_running_one_is_not() {
         ingest.join(&partial).exists(),
         "a running pull's partial blob is not swept"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     go.store(true, Ordering::Relaxed);
     assert_eq!(names_in(&ingest), [partial], "left behind");
     b.ok(&["images"]);
