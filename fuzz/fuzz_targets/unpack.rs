@@ -15,8 +15,14 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir(&target).unwrap();
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(dir.path().join("victim"), b"intact").unwrap();
-    let opts = UnpackOptions { max_bytes: 16 << 20, max_trailing: 1 << 16, unprivileged: true };
-    let _ = unpack(Cursor::new(data.to_vec()), &target, None, &opts);
+    let opts = UnpackOptions {
+        max_bytes: 16 << 20,
+        max_trailing: 1 << 16,
+        unprivileged: true,
+        ..UnpackOptions::default()
+    };
+    let budget = opts.budget("fuzz", data.len() as u64, None);
+    let _ = unpack(Cursor::new(data.to_vec()), &target, None, &opts, &budget);
     assert_eq!(std::fs::read(dir.path().join("victim")).unwrap(), b"intact");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was written outside the layer");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();

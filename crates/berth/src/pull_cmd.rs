@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -45,48 +44,10 @@ pub struct PushArgs {
     name: String,
 }
 
-#[derive(serde::Deserialize, Default)]
-struct DaemonConfig {
-    #[serde(default, rename = "registry-mirrors")]
-    registry_mirrors: Vec<String>,
-    #[serde(default, rename = "insecure-registries")]
-    insecure_registries: Vec<String>,
-    #[serde(default, rename = "max-concurrent-downloads")]
-    max_concurrent_downloads: Option<usize>,
-    #[serde(default, rename = "max-download-attempts")]
-    max_download_attempts: Option<u32>,
-}
-
-/// berth's config file: `$BERTH_CONFIG`, else `/etc/berth/daemon.json`
-/// (docker's daemon.json keys `registry-mirrors`, `insecure-registries`,
-/// `max-concurrent-downloads`, `max-download-attempts`).
-fn config_path() -> PathBuf {
-    std::env::var_os("BERTH_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/berth/daemon.json"))
-}
-
-/// Registry settings from the config file.
+/// Registry settings from berth's config file (`$BERTH_CONFIG`, else
+/// `/etc/berth/daemon.json`; see `berth_image::config`).
 pub fn registry_options() -> Result<RegistryOptions> {
-    let p = config_path();
-    let cfg: DaemonConfig = match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}", p.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DaemonConfig::default(),
-        Err(e) => return Err(e).with_context(|| format!("read {}", p.display())),
-    };
-    let d = RegistryOptions::default();
-    Ok(RegistryOptions {
-        insecure_registries: cfg.insecure_registries,
-        mirrors: cfg.registry_mirrors,
-        max_concurrent: cfg
-            .max_concurrent_downloads
-            .unwrap_or(d.max_concurrent)
-            .max(1),
-        retries: cfg
-            .max_download_attempts
-            .map_or(d.retries, |a| a.max(1) - 1),
-        ..d
-    })
+    Ok(berth_image::config::Settings::load()?.registry)
 }
 
 /// Prints progress: bars on a terminal, status lines otherwise.

@@ -702,3 +702,373 @@ fn hostile_image_contents_stay_harmless() {
         assert_eq!(mode(&root.join(d)), 0o700, "{d}");
     }
 }
+
+/// An image config's `created` is whatever the image's author wrote: a
+/// multi-byte character inside the offset must not abort `images` or
+/// `history`, and a real offset is honoured.
+#[test]
+fn odd_created_times_never_abort_images_or_history() {
+    use berth_testutil::archives::{Compression, DockerArchive, layer};
+    let b = berth();
+    let l = layer(&[("hello", b"hi\n")], Compression::Gzip);
+    let odd = "2023-11-14T22:13:20+0\u{e9}:0";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // three hours ago, written in India's time zone
+    let local = berth_types::time::format_rfc3339(now - 3 * 3600 + 5 * 3600 + 1800, 0)
+        .replace(".000000000Z", "+05:30");
+    let mut a = DockerArchive::new();
+    a.image(
+        serde_json::json!({"created": odd, "history": [{"created": odd, "created_by": "odd layer"}]}),
+        &[&l],
+        &["odd/time:1"],
+    )
+    .image(
+        serde_json::json!({"created": local, "history": [{"created": local, "created_by": "local layer"}]}),
+        &[&l],
+        &["odd/time:2"],
+    );
+    let p = b.dir.path().join("odd.tar");
+    a.write(&p);
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    let out = b.ok(&["images", "--format", "{{.Tag}} {{.CreatedSince}}|"]);
+    assert!(
+        out.contains("1 |"),
+        "an unparseable time shows as nothing: {out}"
+    );
+    assert!(out.contains("2 3 hours ago|"), "{out}");
+    let out = b.ok(&["images"]);
+    assert!(out.contains("N/A"), "{out}");
+    let out = b.ok(&["history", "odd/time:1"]);
+    assert!(out.contains("odd layer"), "{out}");
+    let out = b.ok(&["history", "--human=false", "odd/time:1"]);
+    assert!(out.contains(odd), "the raw value as written: {out}");
+    let out = b.ok(&["history", "odd/time:2"]);
+    assert!(out.contains("3 hours ago"), "{out}");
+}
+
+/// A docker-archive holding one image of `layer`.
+fn archive_of(b: &Berth, name: &str, layer: &berth_testutil::archives::Layer) -> PathBuf {
+    let mut a = berth_testutil::archives::DockerArchive::new();
+    a.image(serde_json::json!({}), &[layer], &[&format!("{name}:1")]);
+    let p = b.dir.path().join(format!("{name}.tar"));
+    a.write(&p);
+    p
+}
+
+/// Layers that inflate far past their size stop at a multiple of it
+/// (specs/security-and-reliability.md §5.2 "decompression bomb"), gzip and
+/// zstd alike, leaving nothing; berth's config file lets a legitimate huge
+/// layer through.
+#[test]
+fn layer_bombs_stop_at_the_configured_expansion() {
+    use berth_testutil::archives::{Compression, zeros_layer};
+    let b = berth();
+    for (kind, c) in [("gzip", Compression::Gzip), ("zstd", Compression::Zstd)] {
+        // 96 MiB of zeros in 4 MiB files: about 100 kB of gzip, 10 kB of zstd
+        let l = zeros_layer(24, 4 << 20, c);
+        let size = l.blob.len();
+        let p = archive_of(&b, &format!("bomb-{kind}"), &l);
+        let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+        assert!(
+            err.contains(&format!(
+                "({size} bytes, {kind}) expands to more than 67108864 bytes"
+            )) && err.contains("max-layer-expansion"),
+            "{err}"
+        );
+    }
+    // the same layer with a larger ratio allowed; then an absolute cap
+    let l = zeros_layer(24, 4 << 20, Compression::Zstd);
+    let p = archive_of(&b, "big", &l);
+    b.config(&serde_json::json!({"max-layer-expansion": 100_000_000}));
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
+    b.ok(&["rmi", "big:1"]);
+    b.ok(&["image", "prune", "-f"]);
+    b.config(&serde_json::json!({"max-layer-expansion": 100_000_000, "max-layer-size": 33554432}));
+    let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+    assert!(
+        err.contains("expands to more than 33554432 bytes, the max-layer-size"),
+        "{err}"
+    );
+    b.config(&serde_json::json!({"max-layer-expansion": 0}));
+    let err = b.fails(&["images"]);
+    assert!(
+        err.contains("daemon.json: max-layer-expansion must be at least 1"),
+        "{err}"
+    );
+}
+
+/// A layer that does not fit in the free space of the snapshots'
+/// filesystem stops there, with an error that says so.
+#[test]
+fn layers_stop_at_the_free_space() {
+    use berth_testutil::archives::{Compression, zeros_layer};
+    if !root_or_skip("a small tmpfs for snapshots") {
+        return;
+    }
+    let b = berth();
+    let snaps = b.root().join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(&snaps)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _unmount = Unmount(snaps.clone());
+    // 24 MiB: under the expansion limit, over the free space
+    let l = zeros_layer(6, 4 << 20, Compression::Gzip);
+    let p = archive_of(&b, "roomy", &l);
+    let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+    assert!(
+        err.contains("bytes free on the filesystem of") && err.contains("snapshots"),
+        "{err}"
+    );
+    assert_eq!(b.ok(&["images", "-a", "-q"]).trim(), "");
+    assert_eq!(count_entries(&snaps), 0, "the partial layer is gone");
+}
+
+/// A load or import that fails, however late, leaves the store exactly as
+/// it was: no image row, no name, no layer or snapshot row, no snapshot
+/// directory, no blob, nothing being written.
+#[test]
+fn failed_loads_and_imports_leave_the_store_as_it_was() {
+    use berth_testutil::archives::{Compression, DockerArchive, layer, zeros_layer};
+    let b = berth();
+    let base = layer(&[("etc/base", b"base\n")], Compression::Gzip);
+    let mut a = DockerArchive::new();
+    a.image(
+        serde_json::json!({"created": "2026-01-01T00:00:00Z"}),
+        &[&base],
+        &["kept:1"],
+    );
+    let p = b.dir.path().join("kept.tar");
+    a.write(&p);
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    let before = b.store_state();
+    assert_eq!(before.snapshots.len(), 1, "{before:?}");
+
+    let new_layer = layer(&[("app/one", b"1\n")], Compression::Gzip);
+    let mut bad_diff = layer(&[("app/two", b"2\n")], Compression::Zstd);
+    bad_diff.diff_id = new_layer.diff_id.clone();
+    let not_a_tar = berth_testutil::archives::Layer {
+        blob: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4],
+        diff_id: berth_testutil::archives::sha256(b"x"),
+    };
+    let escape = {
+        // an entry climbing out of the layer: refused while unpacking
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..14].copy_from_slice(b"../../../evil\0");
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend([0u8; 1024]);
+        berth_testutil::archives::Layer {
+            diff_id: berth_testutil::archives::sha256(&t),
+            blob: t,
+        }
+    };
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    cases.push((
+        "garbage",
+        b"this is not a tar archive at all".repeat(100),
+        "",
+    ));
+    let mut two = DockerArchive::new();
+    // the first image would load; the second's layer is not what its
+    // config says: neither is kept, nor the snapshots of either
+    two.image(serde_json::json!({}), &[&base, &new_layer], &["first:1"])
+        .image(serde_json::json!({}), &[&base, &bad_diff], &["second:1"]);
+    cases.push(("wrong diff id in a second image", two.bytes(), "diff id"));
+    let whole = two.bytes();
+    cases.push(("truncated", whole[..whole.len() - 3000].to_vec(), ""));
+    let mut missing = DockerArchive::new();
+    missing.image(serde_json::json!({}), &[&new_layer], &["missing:1"]);
+    let bytes = missing.bytes();
+    // drop the layer's file from the archive: rebuild without it
+    let mut lacking = tar::Builder::new(Vec::new());
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().ends_with("layer.tar") {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        lacking
+            .append_data(&mut h, e.path().unwrap(), &data[..])
+            .unwrap();
+    }
+    cases.push((
+        "a manifest naming a missing layer",
+        lacking.into_inner().unwrap(),
+        "is missing",
+    ));
+    for (what, l) in [
+        ("a layer that is not gzip", &not_a_tar),
+        ("a layer climbing out", &escape),
+    ] {
+        let mut x = DockerArchive::new();
+        x.image(
+            serde_json::json!({}),
+            &[&base, &new_layer, l],
+            &["broken:1"],
+        );
+        cases.push((what, x.bytes(), ""));
+    }
+    let bomb = zeros_layer(24, 4 << 20, Compression::Gzip);
+    let mut x = DockerArchive::new();
+    x.image(serde_json::json!({}), &[&new_layer, &bomb], &["bomb:1"]);
+    cases.push(("a bomb", x.bytes(), "max-layer-expansion"));
+    for (what, bytes, want) in cases {
+        let p = b.dir.path().join("case.tar");
+        std::fs::write(&p, bytes).unwrap();
+        let err = b.fails(&["load", "-i", p.to_str().unwrap()]);
+        assert!(err.contains(want), "{what}: {err}");
+        assert_eq!(b.store_state(), before, "load of {what}");
+    }
+
+    // import: a rootfs that is not a tar, a corrupt gzip, an escaping entry
+    for (what, bytes) in [
+        ("not a tar", b"plain text, not a tar".repeat(50)),
+        ("corrupt gzip", not_a_tar.blob.clone()),
+        ("an entry climbing out", escape.blob.clone()),
+    ] {
+        let p = b.dir.path().join("rootfs.tar");
+        std::fs::write(&p, bytes).unwrap();
+        b.fails(&["import", p.to_str().unwrap(), "imported:1"]);
+        assert_eq!(b.store_state(), before, "import of {what}");
+    }
+    // and the store still works
+    b.ok(&[
+        "load",
+        "-i",
+        b.dir.path().join("kept.tar").to_str().unwrap(),
+    ]);
+    let mut good = DockerArchive::new();
+    good.image(serde_json::json!({}), &[&base, &new_layer], &["first:1"]);
+    let p = b.dir.path().join("good.tar");
+    good.write(&p);
+    b.ok(&["load", "-i", p.to_str().unwrap()]);
+    assert_eq!(b.store_state().snapshots.len(), 2);
+}
+
+/// `kill -9` during a load leaves a partial blob in `content/ingest/` or a
+/// partial layer in `snapshots/tmp-…`: the next berth to open the root
+/// removes them, but never those of a load that is still running (here:
+/// one stalled on its input, one stopped mid-unpack).
+#[test]
+fn killed_loads_are_swept_and_live_ones_are_not() {
+    use berth_testutil::archives::{Compression, DockerArchive, layer, zeros_layer};
+    use berth_testutil::cli::{names_in, wait_for};
+    use std::io::Write;
+    let b = berth();
+    b.config(&serde_json::json!({"max-layer-expansion": 1_000_000}));
+    let empty = b.store_state();
+    let root = b.root();
+    let ingest = root.join("content/ingest");
+    let snaps = root.join("snapshots");
+
+    // 1. stalled while the archive streams in on stdin, then killed
+    let big = layer(&[("big", &vec![7u8; 4 << 20])], Compression::None);
+    let mut a = DockerArchive::new();
+    a.image(serde_json::json!({}), &[&big], &["stalled:1"]);
+    let bytes = a.bytes();
+    let mut child = b
+        .cmd(&["load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    let partial = wait_for("the load to write a MiB of its layer", || {
+        names_in(&ingest)
+            .into_iter()
+            .find(|n| std::fs::metadata(ingest.join(n)).is_ok_and(|m| m.len() >= 1 << 20))
+    });
+    b.ok(&["images"]);
+    assert!(
+        ingest.join(&partial).exists(),
+        "a running load's partial blob is not swept"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(names_in(&ingest), [partial], "left behind");
+    b.ok(&["images"]);
+    assert_eq!(
+        names_in(&ingest),
+        Vec::<String>::new(),
+        "swept at the next open"
+    );
+    // the config blob it had stored is unreferenced: prune takes it
+    b.ok(&["image", "prune", "-f"]);
+    assert_eq!(b.store_state(), empty);
+
+    // 2. stopped while unpacking a layer (256 MiB of zeros), then killed
+    let mut seen = false;
+    for attempt in 0..3 {
+        let l = zeros_layer(64 << attempt, 4 << 20, Compression::Gzip);
+        let mut a = DockerArchive::new();
+        a.image(serde_json::json!({}), &[&l], &["unpacking:1"]);
+        let p = b.dir.path().join("unpacking.tar");
+        a.write(&p);
+        let mut child = b
+            .cmd(&["load", "-i", p.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let tmp = loop {
+            if let Some(t) = names_in(&snaps).into_iter().find(|n| n.starts_with("tmp-")) {
+                rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+                break Some(t);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break None;
+            }
+        };
+        let frozen = tmp.filter(|t| snaps.join(t).exists());
+        if let Some(tmp) = frozen {
+            seen = true;
+            b.ok(&["images"]);
+            assert!(
+                snaps.join(&tmp).exists(),
+                "a running load's partial layer is not swept"
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            b.ok(&["images"]);
+            assert_eq!(
+                names_in(&snaps),
+                Vec::<String>::new(),
+                "swept at the next open"
+            );
+            assert_eq!(names_in(&ingest), Vec::<String>::new());
+            // what the killed load had stored is unreferenced: prune takes it
+            b.ok(&["image", "prune", "-f"]);
+            assert_eq!(b.store_state(), empty);
+            break;
+        }
+        // the load finished (or moved the layer into place) before it was
+        // seen: start over with a bigger layer
+        let _ = child.kill();
+        let _ = child.wait();
+        b.ok(&["image", "prune", "-a", "-f"]);
+    }
+    assert!(seen, "never caught a load while it unpacked");
+}

@@ -276,6 +276,27 @@ impl Img {
     }
 }
 
+impl Img {
+    /// An image of one layer blob (any compression) with the diff id its
+    /// config claims.
+    fn of(layer: Vec<u8>, layer_type: &str, diff_id: &str) -> Img {
+        let config = serde_json::json!({"architecture": berth_testutil::archives::host_arch(), "os": "linux",
+            "config": {"Cmd": ["/hello"]}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}})
+        .to_string()
+        .into_bytes();
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+            "layers": [{"mediaType": layer_type, "digest": sha(&layer), "size": layer.len()}]})
+        .to_string()
+        .into_bytes();
+        Img {
+            config,
+            layer,
+            manifest,
+        }
+    }
+}
+
 /// Serves `img` as `t/img:1`; `tweak` may answer first.
 fn serve(
     img: Img,
@@ -644,4 +665,382 @@ fn berth_registry_serve_with_tls_and_auth() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(sha(&o.stdout), digest);
     }
+}
+
+/// A pull that fails, at any stage, leaves the store exactly as it was:
+/// the tag keeps pointing at the image it had, and no row, blob, snapshot
+/// or partial download of the failed pull is left.
+#[test]
+fn a_failed_pull_leaves_the_store_as_it_was() {
+    use berth_testutil::archives::{Compression, layer, zeros_layer};
+    let b = berth();
+    b.config(&serde_json::json!({"max-download-attempts": 1}));
+    const GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let good = layer(&[("hello", b"good\n")], Compression::Gzip);
+    let other = layer(&[("hello", b"other\n")], Compression::Gzip);
+    let bomb = zeros_layer(24, 4 << 20, Compression::Gzip);
+    let images = [
+        // 0: what the tag points at first
+        Img::of(good.blob.clone(), GZ, &good.diff_id),
+        // 1: a layer whose bytes are not what its config says
+        Img::of(other.blob.clone(), GZ, &good.diff_id),
+        // 2: a layer that inflates past its limit
+        Img::of(bomb.blob.clone(), GZ, &bomb.diff_id),
+        // 3: the registry serves wrong bytes for the layer's digest (below)
+        Img::of(other.blob.clone(), GZ, &other.diff_id),
+        // 4: the registry lacks the layer (below)
+        Img::of(other.blob.clone(), GZ, &other.diff_id),
+    ];
+    let mode = Arc::new(AtomicUsize::new(0));
+    let m = mode.clone();
+    let s = FakeServer::start(move |req| {
+        let n = m.load(Ordering::Relaxed);
+        let img = &images[n];
+        let p = req.path.as_str();
+        if p == "/v2/" {
+            Response::new(200, "{}")
+        } else if p == "/v2/t/img/manifests/1" {
+            Response::new(200, img.manifest.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        } else if p == format!("/v2/t/img/blobs/{}", sha(&img.config)) {
+            Response::new(200, img.config.clone())
+        } else if p == format!("/v2/t/img/blobs/{}", sha(&img.layer)) && n != 4 {
+            let mut body = img.layer.clone();
+            if n == 3 {
+                body[20] ^= 0xff;
+            }
+            Response::new(200, body)
+        } else {
+            Response::new(
+                404,
+                r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
+            )
+        }
+    });
+    let name = format!("{}/t/img:1", s.addr);
+    b.ok(&["pull", &name]);
+    let first = b.ok(&["image", "inspect", "--format", "{{.Id}}", &name]);
+    let before = b.store_state();
+    for (n, want) in [
+        (1, "diff id mismatch"),
+        (2, "max-layer-expansion"),
+        (3, "mismatch"),
+        (4, "blob unknown"),
+    ] {
+        mode.store(n, Ordering::Relaxed);
+        let err = b.fails(&["pull", &name]);
+        assert!(err.contains(want), "case {n}: {err}");
+        assert_eq!(b.store_state(), before, "case {n}");
+        assert_eq!(
+            b.ok(&["image", "inspect", "--format", "{{.Id}}", &name]),
+            first,
+            "the tag did not move"
+        );
+    }
+    // and a good new version then pulls
+    mode.store(0, Ordering::Relaxed);
+    b.ok(&["pull", &name]);
+}
+
+/// `kill -9` during a download leaves a partial blob in `content/ingest/`:
+/// the next berth to open the root removes it, but not while its pull is
+/// still running (here: stalled by the registry).
+#[test]
+fn a_killed_pull_is_swept_and_a_running_one_is_not() {
+    use berth_testutil::cli::{names_in, wait_for};
+    use std::sync::atomic::AtomicBool;
+    let b = berth();
+    let empty = b.store_state();
+    let img = Img::new(
+        b.dir.path(),
+        3 << 20,
+        "application/vnd.oci.image.layer.v1.tar",
+    );
+    let layer = sha(&img.layer);
+    let full = img.layer.clone();
+    let go = Arc::new(AtomicBool::new(false));
+    let g = go.clone();
+    let s = serve(img, move |req| {
+        req.path.ends_with(&layer).then(|| Response {
+            stall_after: Some((full.len() / 2, g.clone())),
+            ..Response::new(200, full.clone())
+        })
+    });
+    let mut child = berth_testutil::cli::Reaped(
+        b.cmd(&["pull", &format!("{}/t/img:1", s.addr)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ingest = b.root().join("content/ingest");
+    let half = (3 << 20) / 2;
+    let partial = wait_for("the pull to write half the layer", || {
+        names_in(&ingest)
+            .into_iter()
+            .find(|n| std::fs::metadata(ingest.join(n)).is_ok_and(|m| m.len() >= half))
+    });
+    b.ok(&["images"]);
+    assert!(
+        ingest.join(&partial).exists(),
+        "a running pull's partial blob is not swept"
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    go.store(true, Ordering::Relaxed);
+    assert_eq!(names_in(&ingest), [partial], "left behind");
+    b.ok(&["images"]);
+    assert_eq!(
+        names_in(&ingest),
+        Vec::<String>::new(),
+        "swept at the next open"
+    );
+    // the config blob it had stored is unreferenced: prune takes it
+    b.ok(&["image", "prune", "-f"]);
+    assert_eq!(b.store_state(), empty);
+}
+
+/// A store of the image library's own (per-request credentials are an API
+/// for the Docker API and the cluster agent, not a CLI flag).
+fn lib_store(dir: &Path) -> berth_image::ImageStore {
+    berth_image::ImageStore::open_with(
+        dir,
+        berth_image::unpack::UnpackOptions {
+            unprivileged: !rustix::process::geteuid().is_root(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A client that reads no Docker config file.
+fn bare_client(opts: berth_image::registry::RegistryOptions) -> berth_image::registry::Client {
+    berth_image::registry::Client::new(berth_image::registry::RegistryOptions {
+        docker_config: None,
+        retries: 0,
+        ..opts
+    })
+}
+
+fn pull_lib(
+    store: &berth_image::ImageStore,
+    client: &berth_image::registry::Client,
+    name: &str,
+) -> berth_image::Result<berth_image::registry::Pulled> {
+    store.pull(
+        client,
+        &berth_types::Reference::parse(name).unwrap(),
+        &berth_types::image::Platform::host(),
+        Arc::new(berth_image::registry::Quiet),
+    )
+}
+
+/// A tool a test needs: missing is a failure under CI=true, else a skip.
+fn have(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool).args(probe).output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is not installed (CI=true)"
+        );
+        eprintln!("skipping: {tool} is not installed");
+    }
+    ok
+}
+
+/// Credentials given for one request (Docker's X-Registry-Auth) against
+/// the reference registry with htpasswd: with them push and pull work,
+/// without them (and with no config file) the registry refuses; they are
+/// never written anywhere.
+#[test]
+fn per_request_credentials_with_the_reference_registry() {
+    use berth_image::registry::AuthConfig;
+    use berth_types::ErrorKind;
+    if !have("htpasswd", &["-h"]) || !have("docker-registry", &["--version"]) {
+        return;
+    }
+    let hash = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret-pw"])
+        .output()
+        .unwrap();
+    let reg = docker_registry(Some(&String::from_utf8_lossy(&hash.stdout))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = lib_store(&dir.path().join("a"));
+    let name = format!("{}/private/img:1", reg.addr());
+    let r = berth_types::Reference::parse(&name).unwrap();
+    let l = berth_testutil::archives::layer(
+        &[("hello", b"hi\n")],
+        berth_testutil::archives::Compression::None,
+    );
+    store
+        .import(
+            std::io::Cursor::new(l.blob),
+            Default::default(),
+            None,
+            Some(&r),
+        )
+        .unwrap();
+    let client = bare_client(Default::default());
+    let quiet = || Arc::new(berth_image::registry::Quiet);
+    let err = store.push(&client, &name, &r, quiet()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    let wrong = client.with_auth(&reg.addr(), AuthConfig::basic("alice", "nope"));
+    let err = store.push(&wrong, &name, &r, quiet()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    let alice = client.with_auth(&reg.addr(), AuthConfig::basic("alice", "s3cret-pw"));
+    store.push(&alice, &name, &r, quiet()).unwrap();
+
+    let other = lib_store(&dir.path().join("b"));
+    let err = pull_lib(&other, &client, &name).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(
+        err.to_string()
+            .contains("requires a user name and password"),
+        "{err}"
+    );
+    let elsewhere = client.with_auth(
+        "registry.example:5000",
+        AuthConfig::basic("alice", "s3cret-pw"),
+    );
+    let err = pull_lib(&other, &elsewhere, &name).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Unauthorized,
+        "credentials for another registry: {err}"
+    );
+    assert!(other.list().unwrap().is_empty());
+    let pulled = pull_lib(&other, &alice, &name).unwrap();
+    assert_eq!(other.resolve(&name).unwrap().id, pulled.record.id);
+    // never persisted: no file under either root holds the password
+    let out = Command::new("grep")
+        .args(["-rl", "s3cret-pw"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Docker's other two kinds of request credentials: an identity token is
+/// exchanged at the token service with an OAuth2 refresh-token POST, a
+/// registry token goes to the registry as is.
+#[test]
+fn identity_and_registry_tokens_from_the_request() {
+    use berth_image::registry::AuthConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let img = Img::new(dir.path(), 100, "application/vnd.oci.image.layer.v1.tar");
+    let s = serve(img.clone(), move |req| {
+        if req.path == "/token" {
+            let body = String::from_utf8_lossy(&req.body);
+            let ok = req.method == "POST"
+                && body.contains("grant_type=refresh_token")
+                && body.contains("refresh_token=R-1")
+                && body.contains("scope=repository%3At%2Fimg%3Apull");
+            return Some(if ok {
+                Response::new(200, r#"{"access_token":"A-1","expires_in":300}"#)
+            } else {
+                Response::new(401, "no")
+            });
+        }
+        if req.header("authorization") != Some("Bearer A-1") {
+            let realm = format!("http://{}/token", req.header("host").unwrap_or_default());
+            return Some(Response::new(401, "").header(
+                "WWW-Authenticate",
+                &format!(r#"Bearer realm="{realm}",service="fake""#),
+            ));
+        }
+        None
+    });
+    let name = format!("{}/t/img:1", s.addr);
+    let client = bare_client(Default::default());
+    let store = lib_store(&dir.path().join("a"));
+    let err = pull_lib(&store, &client, &name).unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    let with = client.with_auth(
+        &s.addr,
+        AuthConfig {
+            identity_token: "R-1".into(),
+            ..Default::default()
+        },
+    );
+    pull_lib(&store, &with, &name).unwrap();
+    let posts: Vec<_> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/token" && r.method == "POST")
+        .collect();
+    assert!(!posts.is_empty());
+    assert!(posts.iter().all(|r| r.header("authorization").is_none()));
+
+    // a registry token: no token service at all
+    let s = serve(img, move |req| {
+        (req.path != "/v2/" && req.header("authorization") != Some("Bearer RT-9"))
+            .then(|| Response::new(401, "").header("WWW-Authenticate", r#"Basic realm="x""#))
+    });
+    let name = format!("{}/t/img:1", s.addr);
+    let store = lib_store(&dir.path().join("b"));
+    let with = client.with_auth(
+        &s.addr,
+        AuthConfig {
+            registry_token: "RT-9".into(),
+            ..Default::default()
+        },
+    );
+    pull_lib(&store, &with, &name).unwrap();
+}
+
+/// Request credentials for Docker Hub never reach a mirror, and a
+/// registry redirecting a blob elsewhere does not pass them on.
+#[test]
+fn request_credentials_never_reach_a_mirror_or_a_redirect() {
+    use berth_image::registry::{AuthConfig, RegistryOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let img = Img::new(dir.path(), 100, "application/vnd.oci.image.layer.v1.tar");
+    // a mirror of Docker Hub holding t/img
+    let mirror = serve(img.clone(), |_| None);
+    let client = bare_client(RegistryOptions {
+        mirrors: vec![format!("http://{}", mirror.addr)],
+        ..Default::default()
+    })
+    .with_auth("docker.io", AuthConfig::basic("hub-user", "hub-pw"));
+    let store = lib_store(&dir.path().join("a"));
+    pull_lib(&store, &client, "t/img:1").unwrap();
+    assert!(!mirror.requests().is_empty());
+    assert!(
+        mirror
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none()),
+        "the mirror saw credentials"
+    );
+
+    // blobs redirected to another host
+    let img_layer = img.layer.clone();
+    let elsewhere = serve(img.clone(), |_| None);
+    let target = elsewhere.addr.clone();
+    let layer = sha(&img.layer);
+    let s = serve(img, move |req| {
+        if req.header("authorization").is_none() {
+            return Some(Response::new(401, "").header("WWW-Authenticate", r#"Basic realm="x""#));
+        }
+        req.path.ends_with(&layer).then(|| {
+            Response::new(307, "").header("Location", &format!("http://{target}{}", req.path))
+        })
+    });
+    let name = format!("{}/t/img:1", s.addr);
+    let client = bare_client(Default::default()).with_auth(&s.addr, AuthConfig::basic("u", "p"));
+    let store = lib_store(&dir.path().join("b"));
+    pull_lib(&store, &client, &name).unwrap();
+    let got: Vec<_> = elsewhere.requests();
+    assert!(
+        got.iter().any(|r| r.path.ends_with(&sha(&img_layer))),
+        "the blob came from the redirect target: {got:?}"
+    );
+    assert!(
+        got.iter().all(|r| r.header("authorization").is_none()),
+        "the redirect target saw credentials"
+    );
 }

@@ -215,8 +215,11 @@ impl Engine {
         let mut cfg = self.images.config(&image_id)?;
         let paused_here =
             pause && c.state.status == crate::Status::Running && self.pause(key).is_ok();
+        // the layer blob belongs to the transaction: a failure below
+        // removes it again
+        let mut tx = self.images.begin()?;
         let layer = (|| -> Result<(berth_types::Digest, u64)> {
-            let mut w = self.images.content().writer(Default::default())?;
+            let mut w = tx.content().writer(Default::default())?;
             {
                 let mut tar = tar::Builder::new(&mut w);
                 tar.follow_symlinks(false);
@@ -303,8 +306,10 @@ impl Engine {
             blob,
             size,
         ));
-        let id = self.images.commit_image(&cfg, layers, name)?;
-        Ok(id)
+        let names: Vec<berth_types::Reference> = name.cloned().into_iter().collect();
+        let rec = tx.stage_new(&cfg, layers, &names)?;
+        tx.commit()?;
+        Ok(rec.id)
     }
 
     /// `docker export`: the container's filesystem (its image and changes,

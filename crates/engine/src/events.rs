@@ -239,6 +239,9 @@ impl EventCursor {
             .and_then(|x| x.metadata().ok())
             .map(|m| m.ino());
         if cur_ino != open_ino {
+            // the rename comes after the write that crossed the limit:
+            // read what reached the old file since the read above
+            self.read_open(&mut out);
             self.file = fs::File::open(&self.path).ok();
             self.pos = 0;
             self.partial.clear();

@@ -258,6 +258,9 @@ fn tail_lines(f: &mut fs::File, n: usize) -> std::io::Result<(Vec<Vec<u8>>, u64)
 pub struct LogCursor {
     path: PathBuf,
     opts: LogOptions,
+    /// The file being read (kept open across a rotation, so its rest is
+    /// read before going on with the new one).
+    file: Option<fs::File>,
     offset: u64,
     inode: u64,
     pending: Vec<u8>,
@@ -272,6 +275,7 @@ impl LogCursor {
         let mut out: Vec<Entry> = Vec::new();
         let mut offset = 0;
         let mut inode = 0;
+        let mut current = None;
         let last = files.len() - 1;
         // with a tail, files are read newest first until enough entries
         let mut want = opts.tail;
@@ -307,6 +311,7 @@ impl LogCursor {
             if i == last {
                 offset = end;
                 inode = std::os::unix::fs::MetadataExt::ino(&meta);
+                current = file.try_clone().ok();
             }
             let entries: Vec<Entry> = lines
                 .iter()
@@ -334,6 +339,7 @@ impl LogCursor {
             LogCursor {
                 path,
                 opts: opts.clone(),
+                file: current,
                 offset,
                 inode,
                 pending: Vec::new(),
@@ -350,23 +356,38 @@ impl LogCursor {
     /// container may be quiet). A rotation starts on the new file.
     pub fn read_new(&mut self) -> Vec<Entry> {
         let mut out = Vec::new();
-        let now_ino = fs::metadata(&self.path)
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            .unwrap_or(self.inode);
-        if now_ino != self.inode {
-            self.inode = now_ino;
-            self.offset = 0;
-            self.pending.clear();
+        self.read_file(&mut out);
+        let now = fs::metadata(&self.path)
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if now.is_some_and(|n| n != self.inode || self.file.is_none()) {
+            // rotated (or created): what reached the old file before
+            // the rename and after the read above comes first
+            self.read_file(&mut out);
+            if let Ok(f) = fs::File::open(&self.path) {
+                self.inode = f
+                    .metadata()
+                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                    .unwrap_or(0);
+                self.file = Some(f);
+                self.offset = 0;
+                self.pending.clear();
+                self.read_file(&mut out);
+            }
         }
-        let Ok(mut f) = fs::File::open(&self.path) else {
-            return out;
+        out
+    }
+
+    fn read_file(&mut self, out: &mut Vec<Entry>) {
+        let Some(f) = self.file.as_mut() else {
+            return;
         };
         if f.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
-            return out;
+            return;
         }
         let mut b = Vec::new();
         if f.read_to_end(&mut b).is_err() {
-            return out;
+            return;
         }
         self.offset += b.len() as u64;
         self.pending.extend_from_slice(&b);
@@ -378,7 +399,6 @@ impl LogCursor {
                 out.push(e);
             }
         }
-        out
     }
 }
 
@@ -482,5 +502,31 @@ mod tests {
         let long = vec![b'x'; MAX_LINE * 2 + 5];
         w.write(1, &long);
         w.flush();
+    }
+
+    #[test]
+    fn a_follower_reads_the_rest_of_a_rotated_file_first() {
+        let t = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(t.path(), Some((240, 3)), false).unwrap();
+        w.write(1, b"first\n");
+        let opts = LogOptions {
+            stdout: true,
+            ..Default::default()
+        };
+        let (got, mut cursor) = LogCursor::open(t.path(), &opts).unwrap();
+        assert_eq!(got.len(), 1);
+        // written while the follower waits: lines into the old file, a
+        // rotation, lines into the new one
+        for i in 0..4 {
+            w.write(1, format!("line {i}\n").as_bytes());
+        }
+        assert!(t.path().join("container.log.1").exists(), "rotated");
+        assert!(!t.path().join("container.log.2").exists(), "once");
+        let lines: Vec<String> = cursor
+            .read_new()
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.line).into_owned())
+            .collect();
+        assert_eq!(lines, ["line 0\n", "line 1\n", "line 2\n", "line 3\n"]);
     }
 }

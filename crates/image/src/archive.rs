@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Context, Error, Result};
 use crate::images::{ImageStore, now};
 use crate::store::{Expect, sha256};
+use crate::transaction::Transaction;
 use crate::unpack::{self, Compression};
 
 /// An image an archive held.
@@ -90,7 +91,7 @@ impl ImageStore {
     /// load`), unpacking their layers. Nothing is registered unless every
     /// blob verifies.
     pub fn load(&self, input: impl Read) -> Result<Vec<Loaded>> {
-        let _lease = self.lease()?;
+        let mut tx = self.begin()?;
         let mut archive = tar::Archive::new(input);
         let mut scanned = Scanned::default();
         for entry in archive
@@ -115,7 +116,7 @@ impl ImageStore {
                             .ctx(|| format!("read {path}"))?;
                         scanned.small.insert(path, b);
                     } else {
-                        let mut w = self.content().writer(Expect {
+                        let mut w = tx.content().writer(Expect {
                             size: Some(entry.size()),
                             ..Default::default()
                         })?;
@@ -140,143 +141,22 @@ impl ImageStore {
                 _ => {}
             }
         }
-        if let Some(m) = scanned.small.get("manifest.json") {
-            self.load_docker(m.clone(), &scanned)
+        let loaded = if let Some(m) = scanned.small.get("manifest.json") {
+            load_docker(&mut tx, m, &scanned)?
         } else if scanned.small.contains_key("index.json") {
-            self.load_oci_scanned(&scanned)
+            load_oci_scanned(&mut tx, &scanned)?
         } else {
-            Err(Error::Invalid(
+            return Err(Error::Invalid(
                 "not an image archive: it has neither manifest.json (docker save) nor index.json (OCI)".into(),
-            ))
-        }
-    }
-
-    fn load_docker(&self, manifest_json: Vec<u8>, s: &Scanned) -> Result<Vec<Loaded>> {
-        let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&manifest_json)
-            .map_err(|e| Error::Invalid(format!("archive manifest.json: {e}")))?;
-        let mut out = Vec::new();
-        for e in entries {
-            let (config_digest, config_size) = s.resolve(&e.config).cloned().ok_or_else(|| {
-                Error::Invalid(format!("archive: config {} is missing", e.config))
-            })?;
-            let config = self.config(&config_digest)?;
-            if config.rootfs.diff_ids.len() != e.layers.len() {
-                return Err(Error::Invalid(format!(
-                    "archive: {} lists {} layers, its config {}",
-                    e.config,
-                    e.layers.len(),
-                    config.rootfs.diff_ids.len()
-                )));
-            }
-            let mut layers = Vec::new();
-            for (path, diff) in e.layers.iter().zip(&config.rootfs.diff_ids) {
-                let (d, size) = s
-                    .resolve(path)
-                    .cloned()
-                    .ok_or_else(|| Error::Invalid(format!("archive: layer {path} is missing")))?;
-                let mt = layer_media_type(self, &d)?;
-                if mt == media::DOCKER_LAYER && d != *diff {
-                    return Err(Error::Integrity(format!(
-                        "archive layer {path}: digest {d} does not match its diff id {diff}"
-                    )));
-                }
-                layers.push(Descriptor::new(mt, d, size));
-            }
-            let m = Manifest {
-                schema_version: 2,
-                media_type: Some(media::DOCKER_MANIFEST.into()),
-                artifact_type: None,
-                config: Descriptor::new(media::DOCKER_CONFIG, config_digest, config_size),
-                layers,
-                subject: None,
-                annotations: BTreeMap::new(),
-            };
-            let bytes = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
-            let md = self.content().put(&bytes, None)?;
-            let names: Vec<Reference> = e
-                .repo_tags
-                .iter()
-                .map(|t| Reference::parse(t).map_err(|e| Error::Invalid(format!("archive: {e}"))))
-                .collect::<Result<_>>()?;
-            let rec = self.add(&md, None, &[])?;
-            self.prepare(&rec.id)?;
-            self.add(&md, None, &names)?;
-            out.push(Loaded { id: rec.id, names });
-        }
-        Ok(out)
-    }
-
-    fn load_oci_scanned(&self, s: &Scanned) -> Result<Vec<Loaded>> {
-        let index_bytes = &s.small["index.json"];
-        let blob_path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
-        // Blobs were stored by content; check each named one matches its path.
-        for (path, (d, _)) in &s.blobs {
-            if let Some(rest) = path.strip_prefix("blobs/")
-                && rest.replacen('/', ":", 1) != d.to_string()
-            {
-                return Err(Error::Integrity(format!(
-                    "archive blob {path} does not match its digest ({d})"
-                )));
-            }
-        }
-        let _ = blob_path;
-        self.load_oci_index(index_bytes)
-    }
-
-    /// Loads the images an OCI layout's index.json names (its blobs already
-    /// in the content store).
-    fn load_oci_index(&self, index_bytes: &[u8]) -> Result<Vec<Loaded>> {
-        let index: Index = match image::parse_manifest(index_bytes, Some(media::OCI_INDEX))
-            .map_err(|e| Error::Invalid(format!("index.json: {e}")))?
-        {
-            ManifestDoc::Index(i) => i,
-            ManifestDoc::Manifest(_) => {
-                return Err(Error::Invalid("index.json is not an index".into()));
-            }
+            ));
         };
-        let mut out = Vec::new();
-        for desc in &index.manifests {
-            let name = desc
-                .annotations
-                .get("io.containerd.image.name")
-                .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
-                .and_then(|n| {
-                    Reference::parse(n)
-                        .ok()
-                        .filter(|_| n.contains('/') || n.contains(':'))
-                });
-            let names: Vec<Reference> = name.into_iter().collect();
-            let (manifest, index_digest) = if media::is_index(&desc.media_type) {
-                let bytes = self
-                    .content()
-                    .read(&desc.digest, image::MAX_MANIFEST_SIZE)?;
-                let ManifestDoc::Index(inner) = image::parse_manifest(&bytes, None)
-                    .map_err(|e| Error::Invalid(e.to_string()))?
-                else {
-                    return Err(Error::Invalid(format!("{} is not an index", desc.digest)));
-                };
-                let chosen = inner.select(&image::Platform::host()).ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "no manifest for {} in {}",
-                        image::Platform::host().display(),
-                        desc.digest
-                    ))
-                })?;
-                (chosen.digest.clone(), Some(desc.digest.clone()))
-            } else {
-                (desc.digest.clone(), None)
-            };
-            let rec = self.add(&manifest, index_digest.as_ref(), &[])?;
-            self.prepare(&rec.id)?;
-            self.add(&manifest, index_digest.as_ref(), &names)?;
-            out.push(Loaded { id: rec.id, names });
-        }
-        Ok(out)
+        tx.commit()?;
+        Ok(loaded)
     }
 
     /// Loads an OCI image layout directory.
     pub fn load_oci_dir(&self, dir: &Path) -> Result<Vec<Loaded>> {
-        let _lease = self.lease()?;
+        let mut tx = self.begin()?;
         let index = std::fs::read(dir.join("index.json"))
             .ctx(|| format!("read {}/index.json", dir.display()))?;
         for alg in ["sha256", "sha512"] {
@@ -290,12 +170,12 @@ impl ImageStore {
                     .map_err(|_| {
                         Error::Invalid(format!("unexpected file {}", e.path().display()))
                     })?;
-                if self.content().has(&want) {
+                if tx.content().has(&want) {
                     continue;
                 }
                 let mut f =
                     std::fs::File::open(e.path()).ctx(|| format!("open {}", e.path().display()))?;
-                let mut w = self.content().writer(Expect {
+                let mut w = tx.content().writer(Expect {
                     digest: Some(want),
                     ..Default::default()
                 })?;
@@ -303,7 +183,9 @@ impl ImageStore {
                 w.commit()?;
             }
         }
-        self.load_oci_index(&index)
+        let loaded = load_oci_index(&mut tx, &index)?;
+        tx.commit()?;
+        Ok(loaded)
     }
 
     /// Writes `images` (names or ids) as a docker-archive (`docker save`).
@@ -397,14 +279,19 @@ impl ImageStore {
                 Some(s) => s,
                 None => {
                     let never = std::sync::atomic::AtomicU64::new(u64::MAX);
+                    let budget = self.unpack_options().budget(
+                        blob.to_string(),
+                        self.content().size(blob).unwrap_or(0),
+                        None,
+                    );
                     let (_, n) = unpack::decode_stream(
                         self.content().open_blob(blob)?,
                         |_| Ok(()),
-                        u64::MAX,
+                        &budget,
                         &never,
                         u64::MAX,
                     )
-                    .map_err(|e| Error::Invalid(format!("layer {blob}: {e}")))?;
+                    .map_err(|e| unpack::stream_error(e, &format!("layer {blob}")))?;
                     n
                 }
             },
@@ -494,8 +381,8 @@ impl ImageStore {
         comment: Option<&str>,
         name: Option<&Reference>,
     ) -> Result<Digest> {
-        let _lease = self.lease()?;
-        let mut w = self.content().writer(Expect::default())?;
+        let mut tx = self.begin()?;
+        let mut w = tx.content().writer(Expect::default())?;
         let size = io::copy(&mut { input }, &mut w).ctx(|| "read the rootfs tarball")?;
         let blob = w.commit()?;
         let mut head = [0u8; 4];
@@ -510,14 +397,17 @@ impl ImageStore {
             Compression::Zstd => media::OCI_LAYER_ZSTD,
         };
         let never = std::sync::atomic::AtomicU64::new(u64::MAX);
+        let budget =
+            self.unpack_options()
+                .budget(format!("{blob} (the rootfs tarball)"), size, None);
         let (diff_id, _) = unpack::decode_stream(
             self.content().open_blob(&blob)?,
             |_| Ok(()),
-            u64::MAX,
+            &budget,
             &never,
             u64::MAX,
         )
-        .map_err(|e| Error::Invalid(format!("the rootfs tarball: {e}")))?;
+        .map_err(|e| unpack::stream_error(e, "the rootfs tarball"))?;
         let host = image::Platform::host();
         let cfg = ImageConfig {
             created: Some(now()),
@@ -542,37 +432,130 @@ impl ImageStore {
             }],
             extra: BTreeMap::new(),
         };
-        self.commit_image(&cfg, vec![Descriptor::new(mt, blob, size)], name)
+        let names: Vec<Reference> = name.cloned().into_iter().collect();
+        let rec = tx.stage_new(&cfg, vec![Descriptor::new(mt, blob, size)], &names)?;
+        tx.commit()?;
+        Ok(rec.id)
     }
+}
 
-    /// Stores a config and a manifest over existing layer blobs and
-    /// registers the image (building block for import and commit).
-    pub fn commit_image(
-        &self,
-        cfg: &ImageConfig,
-        layers: Vec<Descriptor>,
-        name: Option<&Reference>,
-    ) -> Result<Digest> {
-        let _lease = self.lease()?;
-        let cbytes = serde_json::to_vec(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
-        let cd = self.content().put(&cbytes, None)?;
+fn load_docker(tx: &mut Transaction<'_>, manifest_json: &[u8], s: &Scanned) -> Result<Vec<Loaded>> {
+    let store = tx.store();
+    let entries: Vec<DockerManifestEntry> = serde_json::from_slice(manifest_json)
+        .map_err(|e| Error::Invalid(format!("archive manifest.json: {e}")))?;
+    let mut out = Vec::new();
+    for e in entries {
+        let (config_digest, config_size) = s
+            .resolve(&e.config)
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("archive: config {} is missing", e.config)))?;
+        let config = store.config(&config_digest)?;
+        if config.rootfs.diff_ids.len() != e.layers.len() {
+            return Err(Error::Invalid(format!(
+                "archive: {} lists {} layers, its config {}",
+                e.config,
+                e.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        let mut layers = Vec::new();
+        for (path, diff) in e.layers.iter().zip(&config.rootfs.diff_ids) {
+            let (d, size) = s
+                .resolve(path)
+                .cloned()
+                .ok_or_else(|| Error::Invalid(format!("archive: layer {path} is missing")))?;
+            let mt = layer_media_type(store, &d)?;
+            if mt == media::DOCKER_LAYER && d != *diff {
+                return Err(Error::Integrity(format!(
+                    "archive layer {path}: digest {d} does not match its diff id {diff}"
+                )));
+            }
+            layers.push(Descriptor::new(mt, d, size));
+        }
         let m = Manifest {
             schema_version: 2,
             media_type: Some(media::DOCKER_MANIFEST.into()),
             artifact_type: None,
-            config: Descriptor::new(media::DOCKER_CONFIG, cd, cbytes.len() as u64),
+            config: Descriptor::new(media::DOCKER_CONFIG, config_digest, config_size),
             layers,
             subject: None,
             annotations: BTreeMap::new(),
         };
-        let mbytes = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
-        let md = self.content().put(&mbytes, None)?;
-        let rec = self.add(&md, None, &[])?;
-        self.prepare(&rec.id)?;
-        let names: Vec<Reference> = name.cloned().into_iter().collect();
-        let rec = self.add(&md, None, &names)?;
-        Ok(rec.id)
+        let bytes = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
+        let md = tx.content().put(&bytes, None)?;
+        let names: Vec<Reference> = e
+            .repo_tags
+            .iter()
+            .map(|t| Reference::parse(t).map_err(|e| Error::Invalid(format!("archive: {e}"))))
+            .collect::<Result<_>>()?;
+        let rec = tx.stage(&md, None, &names)?;
+        out.push(Loaded { id: rec.id, names });
     }
+    Ok(out)
+}
+
+fn load_oci_scanned(tx: &mut Transaction<'_>, s: &Scanned) -> Result<Vec<Loaded>> {
+    let index_bytes = &s.small["index.json"];
+    let blob_path = |d: &Digest| format!("blobs/{}/{}", d.algorithm().as_str(), d.hex());
+    // Blobs were stored by content; check each named one matches its path.
+    for (path, (d, _)) in &s.blobs {
+        if let Some(rest) = path.strip_prefix("blobs/")
+            && rest.replacen('/', ":", 1) != d.to_string()
+        {
+            return Err(Error::Integrity(format!(
+                "archive blob {path} does not match its digest ({d})"
+            )));
+        }
+    }
+    let _ = blob_path;
+    load_oci_index(tx, index_bytes)
+}
+
+/// Loads the images an OCI layout's index.json names (its blobs already
+/// in the content store).
+fn load_oci_index(tx: &mut Transaction<'_>, index_bytes: &[u8]) -> Result<Vec<Loaded>> {
+    let index: Index = match image::parse_manifest(index_bytes, Some(media::OCI_INDEX))
+        .map_err(|e| Error::Invalid(format!("index.json: {e}")))?
+    {
+        ManifestDoc::Index(i) => i,
+        ManifestDoc::Manifest(_) => {
+            return Err(Error::Invalid("index.json is not an index".into()));
+        }
+    };
+    let mut out = Vec::new();
+    for desc in &index.manifests {
+        let name = desc
+            .annotations
+            .get("io.containerd.image.name")
+            .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
+            .and_then(|n| {
+                Reference::parse(n)
+                    .ok()
+                    .filter(|_| n.contains('/') || n.contains(':'))
+            });
+        let names: Vec<Reference> = name.into_iter().collect();
+        let (manifest, index_digest) = if media::is_index(&desc.media_type) {
+            let bytes = tx.content().read(&desc.digest, image::MAX_MANIFEST_SIZE)?;
+            let ManifestDoc::Index(inner) =
+                image::parse_manifest(&bytes, None).map_err(|e| Error::Invalid(e.to_string()))?
+            else {
+                return Err(Error::Invalid(format!("{} is not an index", desc.digest)));
+            };
+            let chosen = inner.select(&image::Platform::host()).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no manifest for {} in {}",
+                    image::Platform::host().display(),
+                    desc.digest
+                ))
+            })?;
+            (chosen.digest.clone(), Some(desc.digest.clone()))
+        } else {
+            (desc.digest.clone(), None)
+        };
+        let rec = tx.stage(&manifest, index_digest.as_ref(), &names)?;
+        out.push(Loaded { id: rec.id, names });
+    }
+    Ok(out)
 }
 
 fn layer_media_type(store: &ImageStore, blob: &Digest) -> Result<&'static str> {

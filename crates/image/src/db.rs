@@ -206,7 +206,7 @@ impl Db {
                 r.index_digest.as_ref().map(|d| d.to_string()),
                 r.platform,
                 r.created,
-                r.size as i64,
+                r.size.min(i64::MAX as u64) as i64,
                 r.added
             ],
         )?;
@@ -221,7 +221,7 @@ impl Db {
             index_digest: row.get::<_, Option<String>>(3)?.map(dig).transpose()?,
             platform: row.get(4)?,
             created: row.get(5)?,
-            size: row.get::<_, i64>(6)? as u64,
+            size: row.get::<_, i64>(6)?.max(0) as u64,
             added: row.get(7)?,
         })
     }
@@ -331,22 +331,23 @@ impl Db {
         Ok(())
     }
 
-    /// Records a layer blob's diff id.
+    /// Records a layer blob's diff id (and its uncompressed size, when
+    /// known).
     pub fn put_layer(
-        &self,
+        tx: &rusqlite::Transaction<'_>,
         blob: &Digest,
         diff_id: &Digest,
         media_type: &str,
         size: Option<u64>,
     ) -> Result<()> {
-        self.conn.execute(
+        tx.execute(
             "INSERT INTO layers(blob, diff_id, media_type, size) VALUES(?1, ?2, ?3, ?4)
              ON CONFLICT(blob) DO UPDATE SET size=coalesce(excluded.size, layers.size)",
             params![
                 blob.to_string(),
                 diff_id.to_string(),
                 media_type,
-                size.map(|s| s as i64)
+                size.map(|s| s.min(i64::MAX as u64) as i64)
             ],
         )?;
         Ok(())
@@ -362,7 +363,7 @@ impl Db {
                 |r| {
                     Ok((
                         dig(r.get(0)?)?,
-                        r.get::<_, Option<i64>>(1)?.map(|s| s as u64),
+                        r.get::<_, Option<i64>>(1)?.map(|s| s.max(0) as u64),
                     ))
                 },
             )
@@ -414,14 +415,14 @@ impl Db {
             parent: r.get::<_, Option<String>>(1)?.map(dig).transpose()?,
             diff_id: dig(r.get(2)?)?,
             dir: r.get(3)?,
-            size: r.get::<_, i64>(4)? as u64,
+            size: r.get::<_, i64>(4)?.max(0) as u64,
             created: r.get(5)?,
         })
     }
 
     /// Records a snapshot; false if another process recorded it first.
-    pub fn put_snapshot(&self, s: &SnapshotRecord) -> Result<bool> {
-        let n = self.conn.execute(
+    pub fn put_snapshot(tx: &rusqlite::Transaction<'_>, s: &SnapshotRecord) -> Result<bool> {
+        let n = tx.execute(
             "INSERT INTO snapshots(chain_id, parent, diff_id, dir, size, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(chain_id) DO NOTHING",
             params![
@@ -429,7 +430,7 @@ impl Db {
                 s.parent.as_ref().map(|p| p.to_string()),
                 s.diff_id.to_string(),
                 s.dir,
-                s.size as i64,
+                s.size.min(i64::MAX as u64) as i64,
                 s.created
             ],
         )?;
@@ -443,6 +444,47 @@ impl Db {
             .prepare("SELECT chain_id, parent, diff_id, dir, size, created FROM snapshots")?;
         let rows = st.query_map([], Self::snapshot_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every row of every table, as text, in a stable order (for tests
+    /// that check an operation left the database as it was, and for
+    /// debugging).
+    pub fn dump(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (table, cols) in [
+            ("meta", "key, value"),
+            (
+                "images",
+                "id, manifest, manifest_media_type, index_digest, platform, created, size",
+            ),
+            ("names", "name, image_id, kind"),
+            ("layers", "blob, diff_id, media_type, size"),
+            ("snapshots", "chain_id, parent, diff_id, dir, size"),
+        ] {
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT {cols} FROM {table} ORDER BY 1"))?;
+            let n = st.column_count();
+            let rows = st.query_map([], |r| {
+                let mut cells = Vec::with_capacity(n);
+                for i in 0..n {
+                    cells.push(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => hex::encode(b),
+                    });
+                }
+                Ok(format!("{table}: {}", cells.join(" | ")))
+            })?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 
     /// Forgets a snapshot row.
@@ -520,7 +562,8 @@ mod tests {
             None,
             "names go with the image"
         );
-        db.put_layer(&d('c'), &d('e'), "t", Some(5)).unwrap();
+        db.tx(|tx| Db::put_layer(tx, &d('c'), &d('e'), "t", Some(5)))
+            .unwrap();
         assert_eq!(db.layer(&d('c')).unwrap(), Some((d('e'), Some(5))));
         let s = SnapshotRecord {
             chain_id: d('e'),
@@ -530,8 +573,17 @@ mod tests {
             size: 3,
             created: "x".into(),
         };
-        assert!(db.put_snapshot(&s).unwrap());
-        assert!(!db.put_snapshot(&s).unwrap());
+        assert!(db.tx(|tx| Db::put_snapshot(tx, &s)).unwrap());
+        assert!(!db.tx(|tx| Db::put_snapshot(tx, &s)).unwrap());
+        let dump = db.dump().unwrap();
+        assert!(
+            dump.contains(&format!(
+                "snapshots: {} | NULL | {} | 1 | 3",
+                d('e'),
+                d('e')
+            )),
+            "{dump:?}"
+        );
         assert_eq!(db.snapshot(&d('e')).unwrap().unwrap(), s);
     }
 }

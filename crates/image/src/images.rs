@@ -8,9 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use berth_types::image::{self, ImageConfig, Manifest, ManifestDoc, MountSpec, media};
+use berth_types::image::{self, ImageConfig, Manifest, ManifestDoc, MountSpec};
 use berth_types::{Digest, Reference};
 
+use crate::config::Settings;
 use crate::db::{Db, ImageRecord, SnapshotRecord};
 use crate::error::{Context, Error, Result};
 use crate::store::{ContentStore, sha256};
@@ -70,15 +71,23 @@ pub fn now() -> String {
     berth_types::time::format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 
-fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+/// The chain ids of a stack of layers.
+pub(crate) fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     image::chain_ids(diff_ids, |b| sha256(b).hex().to_owned())
 }
 
 impl ImageStore {
     /// Opens the store under berth's root (`content/`, `snapshots/`,
-    /// `images.db`). The root and snapshot directories are 0700: nobody
-    /// but root may reach setuid files inside images (CVE-2021-41091).
+    /// `images.db`), with the layer limits of berth's config file
+    /// ([`crate::config`]). The root and snapshot directories are 0700:
+    /// nobody but root may reach setuid files inside images
+    /// (CVE-2021-41091).
     pub fn open(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_with(root, Settings::load()?.unpack)
+    }
+
+    /// Opens the store with these layer limits.
+    pub fn open_with(root: &Path, opts: UnpackOptions) -> Result<ImageStore> {
         fs::create_dir_all(root).ctx(|| format!("create {}", root.display()))?;
         set_mode(root, 0o711)?;
         let content = ContentStore::open(&root.join("content"))?;
@@ -87,17 +96,47 @@ impl ImageStore {
         fs::create_dir_all(&snaps).ctx(|| format!("create {}", snaps.display()))?;
         set_mode(&snaps, 0o700)?;
         let db = Db::open(&root.join("images.db"))?;
-        Ok(ImageStore {
+        let store = ImageStore {
             root: root.to_path_buf(),
             content,
             db: Mutex::new(db),
-            opts: UnpackOptions::default(),
-        })
+            opts,
+        };
+        if let Err(e) = store.sweep() {
+            tracing::warn!(
+                "sweeping what killed operations left in {}: {e}",
+                root.display()
+            );
+        }
+        Ok(store)
     }
 
-    /// Replaces the unpack limits (tests and `--max-layer-size`).
-    pub fn set_unpack_options(&mut self, opts: UnpackOptions) {
-        self.opts = opts;
+    /// Removes what killed operations left: files in `content/ingest/`
+    /// and `snapshots/tmp-…` directories whose owner no longer runs (those
+    /// of live processes stay: another berth may be pulling into this root
+    /// right now) and, when no operation is adding content, snapshot
+    /// directories no row names. Blobs a killed operation committed stay
+    /// as unreferenced content until `image prune` / gc. Runs whenever a
+    /// store opens.
+    pub fn sweep(&self) -> Result<()> {
+        let files = self.content.sweep_ingest()?;
+        let dirs = self.sweep_snapshot_tmp()?;
+        let unrecorded = match self.try_lock_exclusive()? {
+            Some(_exclusive) => self.remove_unrecorded_snapshots()?,
+            None => Vec::new(),
+        };
+        if files > 0 || !dirs.is_empty() || !unrecorded.is_empty() {
+            tracing::info!(
+                "removed {files} partial downloads and {} partial layers of killed operations",
+                dirs.len() + unrecorded.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// The layer limits.
+    pub fn unpack_options(&self) -> &UnpackOptions {
+        &self.opts
     }
 
     /// The content store.
@@ -214,82 +253,18 @@ impl ImageStore {
     // ------------------------------------------------------------ adding
 
     /// Registers an image whose manifest (and config and layer blobs) are
-    /// in the content store, and gives it `names`. Returns the record.
+    /// in the content store, unpacking its layers, and gives it `names`:
+    /// one [`crate::transaction::Transaction`].
     pub fn add(
         &self,
         manifest: &Digest,
         index: Option<&Digest>,
         names: &[Reference],
     ) -> Result<ImageRecord> {
-        let bytes = self.content.read(manifest, image::MAX_MANIFEST_SIZE)?;
-        let m =
-            match image::parse_manifest(&bytes, None).map_err(|e| Error::Invalid(e.to_string()))? {
-                ManifestDoc::Manifest(m) => m,
-                ManifestDoc::Index(_) => {
-                    return Err(Error::Invalid(
-                        "expected an image manifest, found an index".into(),
-                    ));
-                }
-            };
-        let config = self.config(&m.config.digest)?;
-        if config.rootfs.diff_ids.len() != m.layers.len() {
-            return Err(Error::Invalid(format!(
-                "the image config lists {} layers, the manifest {}",
-                config.rootfs.diff_ids.len(),
-                m.layers.len()
-            )));
-        }
-        for l in &m.layers {
-            if !media::is_layer(&l.media_type) {
-                return Err(Error::Unsupported(format!(
-                    "layer media type {}",
-                    l.media_type
-                )));
-            }
-            if !self.content.has(&l.digest) {
-                return Err(Error::NotFound(format!(
-                    "layer {} is missing from the content store",
-                    l.digest
-                )));
-            }
-        }
-        {
-            let db = self.db();
-            for (l, diff) in m.layers.iter().zip(&config.rootfs.diff_ids) {
-                db.put_layer(&l.digest, diff, &l.media_type, None)?;
-            }
-        }
-        let platform = match &config.variant {
-            Some(v) => format!("{}/{}/{v}", config.os, config.architecture),
-            None => format!("{}/{}", config.os, config.architecture),
-        };
-        let media_type = m
-            .media_type
-            .clone()
-            .unwrap_or_else(|| media::OCI_MANIFEST.to_owned());
-        let record = ImageRecord {
-            id: m.config.digest.clone(),
-            manifest: manifest.clone(),
-            manifest_media_type: media_type,
-            index_digest: index.cloned(),
-            platform,
-            created: config.created.clone(),
-            size: self.known_size(&config.rootfs.diff_ids),
-            added: now(),
-        };
-        self.db().tx(|tx| {
-            Db::put_image(tx, &record)?;
-            for n in names {
-                let kind = if n.digest().is_some() && n.tag().is_none() {
-                    "digest"
-                } else {
-                    "tag"
-                };
-                Db::set_name(tx, &n.to_string(), &record.id, kind)?;
-            }
-            Ok(())
-        })?;
-        Ok(record)
+        let mut tx = self.begin()?;
+        let rec = tx.stage(manifest, index, names)?;
+        tx.commit()?;
+        Ok(rec)
     }
 
     fn known_size(&self, diff_ids: &[Digest]) -> u64 {
@@ -298,7 +273,7 @@ impl ImageStore {
             .iter()
             .filter_map(|c| db.snapshot(c).ok().flatten())
             .map(|s| s.size)
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Gives an image another name (`docker tag`).
@@ -403,10 +378,6 @@ impl ImageStore {
 
     // ------------------------------------------------------------ snapshots
 
-    fn snapshot_dir(&self, rec: &SnapshotRecord) -> PathBuf {
-        self.root.join("snapshots").join(&rec.dir).join("fs")
-    }
-
     /// Makes sure every layer of the image is unpacked (independent layers
     /// in parallel) and returns the layer directories, base first.
     pub fn prepare(&self, id: &Digest) -> Result<Vec<PathBuf>> {
@@ -414,23 +385,26 @@ impl ImageStore {
             .db()
             .image(id)?
             .ok_or_else(|| Error::NotFound(format!("No such image: {id}")))?;
-        let m = self.manifest(&rec)?;
-        let config = self.config(id)?;
-        let diff_ids = &config.rootfs.diff_ids;
-        let chains = chain_ids(diff_ids);
-        let missing: Vec<usize> = {
+        let chains = chain_ids(&self.config(id)?.rootfs.diff_ids);
+        let complete = {
             let db = self.db();
-            (0..chains.len())
-                .filter(|&i| db.snapshot(&chains[i]).ok().flatten().is_none())
-                .collect()
+            chains
+                .iter()
+                .all(|c| db.snapshot(c).ok().flatten().is_some())
         };
-        if !missing.is_empty() {
-            self.unpack_layers(&m, diff_ids, &chains, &missing)?;
-            let size = self.known_size(diff_ids);
+        if !complete {
+            // an image recorded before its layers were (older berth), or
+            // whose snapshots went: unpack what is missing
+            let m = self.manifest(&rec)?;
+            let config = self.config(id)?;
+            let mut tx = self.begin()?;
+            tx.stage_layers(&m, &config)?;
+            tx.commit()?;
+            let size = self.known_size(&config.rootfs.diff_ids);
             self.db().tx(|tx| {
                 tx.execute(
                     "UPDATE images SET size=?1 WHERE id=?2",
-                    rusqlite::params![size as i64, id.to_string()],
+                    rusqlite::params![size.min(i64::MAX as u64) as i64, id.to_string()],
                 )?;
                 Ok(())
             })?;
@@ -444,134 +418,6 @@ impl ImageStore {
                     .ok_or_else(|| Error::NotFound(format!("snapshot {c} vanished")))
             })
             .collect()
-    }
-
-    fn unpack_layers(
-        &self,
-        m: &Manifest,
-        diff_ids: &[Digest],
-        chains: &[Digest],
-        missing: &[usize],
-    ) -> Result<()> {
-        let snaps = self.root.join("snapshots");
-        // Unpack every missing layer into its own temporary directory, in
-        // parallel (at most one thread per CPU).
-        let width = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(1);
-        let mut results: Vec<(usize, PathBuf, Result<unpack::Unpacked>)> = Vec::new();
-        for batch in missing.chunks(width) {
-            let out = std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|&i| {
-                        let tmp = snaps.join(format!(
-                            "tmp-{}-{}-{i}",
-                            std::process::id(),
-                            chains[i].short()
-                        ));
-                        let blob = m.layers[i].digest.clone();
-                        let want = diff_ids[i].clone();
-                        let opts = self.opts.clone();
-                        let content = &self.content;
-                        s.spawn(move || {
-                            let r = (|| {
-                                let _ = unpack::remove_tree(&tmp);
-                                fs::create_dir_all(tmp.join("fs"))
-                                    .ctx(|| format!("create {}", tmp.display()))?;
-                                set_mode(&tmp, 0o700)?;
-                                let f = content.open_blob(&blob)?;
-                                unpack::unpack(f, &tmp.join("fs"), Some(&want), &opts)
-                            })();
-                            (i, tmp, r)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("unpack thread"))
-                    .collect::<Vec<_>>()
-            });
-            results.extend(out);
-        }
-        // Any failure: remove everything this call made.
-        if let Some(pos) = results.iter().position(|r| r.2.is_err()) {
-            for (_, tmp, _) in &results {
-                let _ = unpack::remove_tree(tmp);
-            }
-            let (i, _, r) = results.swap_remove(pos);
-            let e = r.expect_err("an error");
-            return Err(match e {
-                Error::Integrity(m) => Error::Integrity(format!("layer {}: {m}", diff_ids[i])),
-                other => other,
-            });
-        }
-        // Commit bottom-up: hardlinks into lower layers need those layers.
-        results.sort_by_key(|r| r.0);
-        let mut pending: Vec<(usize, PathBuf, unpack::Unpacked)> = results
-            .into_iter()
-            .map(|(i, t, r)| (i, t, r.expect("checked")))
-            .collect();
-        let mut committed: Vec<PathBuf> = Vec::new();
-        for (i, tmp, u) in pending.drain(..) {
-            let r = (|| {
-                if !u.lower_links.is_empty() {
-                    let lowers: Vec<PathBuf> = {
-                        let db = self.db();
-                        (0..i)
-                            .rev()
-                            .filter_map(|j| db.snapshot(&chains[j]).ok().flatten())
-                            .map(|s| self.snapshot_dir(&s))
-                            .collect()
-                    };
-                    unpack::resolve_lower_links(&tmp.join("fs"), &u.lower_links, &lowers)?;
-                }
-                let mut name = chains[i].hex()[..12].to_owned();
-                let mut n = 12;
-                while snaps.join(&name).exists() {
-                    n += 4;
-                    name = chains[i].hex()[..n.min(64)].to_owned();
-                    if n >= 64 {
-                        break;
-                    }
-                }
-                fs::rename(&tmp, snaps.join(&name)).ctx(|| format!("commit snapshot {name}"))?;
-                let rec = SnapshotRecord {
-                    chain_id: chains[i].clone(),
-                    parent: (i > 0).then(|| chains[i - 1].clone()),
-                    diff_id: diff_ids[i].clone(),
-                    dir: name.clone(),
-                    size: u.size,
-                    created: now(),
-                };
-                let db = self.db();
-                db.put_layer(
-                    &m.layers[i].digest,
-                    &diff_ids[i],
-                    &m.layers[i].media_type,
-                    Some(u.uncompressed),
-                )?;
-                if !db.put_snapshot(&rec)? {
-                    // another process unpacked it first: keep theirs
-                    drop(db);
-                    let _ = unpack::remove_tree(&snaps.join(&name));
-                } else {
-                    committed.push(snaps.join(&name));
-                }
-                Ok(())
-            })();
-            if let Err(e) = r {
-                let _ = unpack::remove_tree(&tmp);
-                return Err(e);
-            }
-        }
-        // Unpacked files are durable before anyone relies on them.
-        if let Some(first) = committed.first()
-            && let Ok(f) = fs::File::open(first)
-        {
-            let _ = rustix::fs::syncfs(&f);
-        }
-        Ok(())
     }
 
     /// The mount that makes a container's root filesystem: the image's
@@ -666,26 +512,12 @@ impl ImageStore {
         Ok((removed, gc))
     }
 
-    /// Deletes blobs and snapshots no image (or container) references.
+    /// Deletes blobs and snapshots no image (or container) references,
+    /// and snapshot directories the database does not know.
     pub fn gc(&self, in_use: &dyn Fn(&Digest) -> bool) -> Result<GcReport> {
         // no pull, load or import is between writing blobs and naming them
         let _exclusive = self.lock(true)?;
-        let mut keep_blobs: HashSet<Digest> = HashSet::new();
-        let mut keep_chains: HashSet<Digest> = HashSet::new();
-        let images = self.db().images()?;
-        for rec in &images {
-            keep_blobs.insert(rec.manifest.clone());
-            keep_blobs.insert(rec.id.clone());
-            if let Some(i) = &rec.index_digest {
-                keep_blobs.insert(i.clone());
-            }
-            if let Ok(m) = self.manifest(rec) {
-                keep_blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
-            }
-            if let Ok(c) = self.config(&rec.id) {
-                keep_chains.extend(chain_ids(&c.rootfs.diff_ids));
-            }
-        }
+        let (keep_blobs, keep_chains) = self.referenced()?;
         let _ = in_use;
         let mut report = GcReport::default();
         // Snapshots first (they depend on nothing else).
@@ -697,23 +529,68 @@ impl ImageStore {
                 let dir = self.root.join("snapshots").join(&s.dir);
                 self.db().delete_snapshot(chain)?;
                 unpack::remove_tree(&dir).ctx(|| format!("remove {}", dir.display()))?;
-                report.bytes += s.size;
+                report.bytes = report.bytes.saturating_add(s.size);
                 report.snapshots.push(chain.clone());
             }
+        }
+        for dir in self.remove_unrecorded_snapshots()? {
+            tracing::info!("removed {}, which no snapshot row names", dir.display());
         }
         for d in self.content.list()? {
             if keep_blobs.contains(&d) {
                 continue;
             }
-            report.bytes += self.content.size(&d).unwrap_or(0);
+            report.bytes = report
+                .bytes
+                .saturating_add(self.content.size(&d).unwrap_or(0));
             self.content.delete(&d)?;
             self.db().delete_layer(&d)?;
             report.blobs.push(d);
         }
+        self.content.sweep_ingest()?;
+        self.sweep_snapshot_tmp()?;
         let _ = self
             .content
             .clean_ingest(std::time::Duration::from_secs(24 * 3600));
         Ok(report)
+    }
+
+    /// The blobs and chain ids the recorded images use.
+    fn referenced(&self) -> Result<(HashSet<Digest>, HashSet<Digest>)> {
+        let mut blobs: HashSet<Digest> = HashSet::new();
+        let mut chains: HashSet<Digest> = HashSet::new();
+        for rec in self.db().images()? {
+            blobs.insert(rec.manifest.clone());
+            blobs.insert(rec.id.clone());
+            if let Some(i) = &rec.index_digest {
+                blobs.insert(i.clone());
+            }
+            if let Ok(m) = self.manifest(&rec) {
+                blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+            }
+            if let Ok(c) = self.config(&rec.id) {
+                chains.extend(chain_ids(&c.rootfs.diff_ids));
+            }
+        }
+        Ok((blobs, chains))
+    }
+
+    /// Deletes blobs a failed operation added that no image references,
+    /// if no other operation is adding content right now (they could be
+    /// about to reference them); otherwise leaves them to gc.
+    pub(crate) fn forget_blobs(&self, blobs: &[Digest]) -> Result<()> {
+        let Some(_exclusive) = self.try_lock_exclusive()? else {
+            tracing::debug!(
+                "another operation is adding content: {} blobs stay for gc",
+                blobs.len()
+            );
+            return Ok(());
+        };
+        let (keep, _) = self.referenced()?;
+        for d in blobs.iter().filter(|d| !keep.contains(d)) {
+            self.content.delete(d)?;
+        }
+        Ok(())
     }
 
     /// Holds off garbage collection while blobs are written but not yet
@@ -722,21 +599,35 @@ impl ImageStore {
         self.lock(false)
     }
 
-    fn lock(&self, exclusive: bool) -> Result<Lease> {
+    fn lock_file(&self) -> Result<fs::File> {
         let p = self.root.join("content/gc.lock");
-        let f = fs::OpenOptions::new()
+        fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&p)
-            .ctx(|| format!("open {}", p.display()))?;
+            .ctx(|| format!("open {}", p.display()))
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<Lease> {
+        let f = self.lock_file()?;
         let op = if exclusive {
             rustix::fs::FlockOperation::LockExclusive
         } else {
             rustix::fs::FlockOperation::LockShared
         };
-        rustix::fs::flock(&f, op).ctx(|| format!("lock {}", p.display()))?;
+        rustix::fs::flock(&f, op).ctx(|| "lock content/gc.lock")?;
         Ok(Lease { _file: f })
+    }
+
+    /// gc's exclusive lock, if nobody holds the lock now.
+    fn try_lock_exclusive(&self) -> Result<Option<Lease>> {
+        let f = self.lock_file()?;
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Lease { _file: f })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e).ctx(|| "lock content/gc.lock"),
+        }
     }
 
     /// Every chain id an image needs (for containers that keep snapshots).
@@ -753,13 +644,18 @@ impl ImageStore {
             .list()?
             .iter()
             .filter_map(|d| self.content.size(d))
-            .sum();
-        let snaps: u64 = self.db().snapshots()?.iter().map(|s| s.size).sum();
+            .fold(0u64, u64::saturating_add);
+        let snaps: u64 = self
+            .db()
+            .snapshots()?
+            .iter()
+            .map(|s| s.size)
+            .fold(0u64, u64::saturating_add);
         Ok((blobs, snaps))
     }
 }
 
-fn set_mode(p: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(p, fs::Permissions::from_mode(mode))
         .ctx(|| format!("chmod {}", p.display()))

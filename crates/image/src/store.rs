@@ -6,6 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use berth_types::{Algorithm, Digest};
 use sha2::{Digest as _, Sha256, Sha512};
@@ -16,6 +17,29 @@ use crate::error::{Context, Error, Result};
 #[derive(Clone, Debug)]
 pub struct ContentStore {
     root: PathBuf,
+    journal: Option<Arc<Journal>>,
+}
+
+/// The blobs one operation brought into the store (that were not there
+/// before), so that they can be removed again if it fails (see
+/// [`crate::transaction`]).
+#[derive(Debug, Default)]
+pub struct Journal {
+    added: Mutex<Vec<Digest>>,
+}
+
+impl Journal {
+    fn record(&self, d: &Digest) {
+        self.added
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(d.clone());
+    }
+
+    /// The blobs recorded so far (and forgets them).
+    pub fn take(&self) -> Vec<Digest> {
+        std::mem::take(&mut *self.added.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// A running hash of either algorithm.
@@ -84,7 +108,16 @@ impl ContentStore {
         }
         Ok(ContentStore {
             root: root.to_path_buf(),
+            journal: None,
         })
+    }
+
+    /// The same store, recording in `journal` every blob its writers add.
+    pub fn journaled(&self, journal: Arc<Journal>) -> ContentStore {
+        ContentStore {
+            root: self.root.clone(),
+            journal: Some(journal),
+        }
     }
 
     /// The store's directory.
@@ -154,7 +187,7 @@ impl ContentStore {
             .digest
             .as_ref()
             .map_or(Algorithm::Sha256, |d| d.algorithm());
-        let name = format!("tmp-{}-{}", std::process::id(), unique());
+        let name = format!("{}{}", crate::owner::prefix(), unique());
         let path = self.root.join("ingest").join(name);
         let file = File::options()
             .write(true)
@@ -202,7 +235,35 @@ impl ContentStore {
         Ok(out)
     }
 
-    /// Removes temporary files older than `age` left by crashed writers.
+    /// Removes the files in `ingest/` of writers that no longer run (see
+    /// [`crate::owner`]); those of live writers stay. Returns how many went.
+    pub fn sweep_ingest(&self) -> Result<u64> {
+        let dir = self.root.join("ingest");
+        let mut n = 0;
+        for e in fs::read_dir(&dir)
+            .ctx(|| format!("list {}", dir.display()))?
+            .flatten()
+        {
+            let name = e.file_name();
+            if crate::owner::owner_gone(&name.to_string_lossy()) == Some(true) {
+                match fs::remove_file(e.path()) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(Error::Io {
+                            context: format!("remove {}", e.path().display()),
+                            source: err,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes files older than `age` in `ingest/` whose names do not say
+    /// exactly who owns them (left by older versions of berth, whose pid
+    /// may since have been reused).
     pub fn clean_ingest(&self, age: std::time::Duration) -> Result<u64> {
         let dir = self.root.join("ingest");
         let mut n = 0;
@@ -210,6 +271,9 @@ impl ContentStore {
             .ctx(|| format!("list {}", dir.display()))?
             .flatten()
         {
+            if crate::owner::is_marked(&e.file_name().to_string_lossy()) {
+                continue;
+            }
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
@@ -272,7 +336,11 @@ impl BlobWriter {
         file.sync_all().ctx(|| "fsync blob")?;
         drop(file);
         let dest = self.store.path(&digest);
+        let new = !dest.exists();
         fs::rename(&self.path, &dest).ctx(|| format!("commit blob {digest}"))?;
+        if new && let Some(j) = &self.store.journal {
+            j.record(&digest);
+        }
         if let Some(dir) = dest.parent() {
             File::open(dir)
                 .and_then(|d| d.sync_all())

@@ -24,7 +24,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use berth_types::{Algorithm, Digest};
@@ -33,10 +33,23 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use crate::error::{Error, Result};
 use crate::store::Hasher;
 
-/// Limits for one layer.
+/// How far a layer may expand by default: 100 times its compressed size
+/// (gzip reaches about 1000, zstd far more, real layers 2 to 10) ...
+pub const DEFAULT_MAX_EXPANSION: u64 = 100;
+/// ... but always to 64 MiB, however small its blob ...
+pub const DEFAULT_MIN_BYTES: u64 = 64 << 20;
+/// ... and never past 32 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 32 << 30;
+
+/// Limits for every layer (from berth's config file, [`crate::config`]).
 #[derive(Clone, Debug)]
 pub struct UnpackOptions {
-    /// Most uncompressed bytes a layer may have.
+    /// Uncompressed bytes a layer may have per byte of its blob
+    /// (`max-layer-expansion`).
+    pub max_expansion: u64,
+    /// What any layer may expand to, however small its blob.
+    pub min_bytes: u64,
+    /// Most uncompressed bytes a layer may have (`max-layer-size`).
     pub max_bytes: u64,
     /// Most bytes allowed after the tar archive's end.
     pub max_trailing: u64,
@@ -48,13 +61,175 @@ pub struct UnpackOptions {
 impl Default for UnpackOptions {
     fn default() -> Self {
         UnpackOptions {
-            max_bytes: std::env::var("BERTH_MAX_LAYER_BYTES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64 << 30),
+            max_expansion: DEFAULT_MAX_EXPANSION,
+            min_bytes: DEFAULT_MIN_BYTES,
+            max_bytes: DEFAULT_MAX_BYTES,
             max_trailing: 1 << 20,
             unprivileged: !rustix::process::geteuid().is_root(),
         }
+    }
+}
+
+impl UnpackOptions {
+    /// The budget of one layer whose blob (`layer`, for messages) has
+    /// `compressed` bytes; `space` is the free space shared with the layers
+    /// unpacked at the same time (None: unchecked).
+    pub fn budget(
+        &self,
+        layer: impl Into<String>,
+        compressed: u64,
+        space: Option<Arc<SpaceBudget>>,
+    ) -> LayerBudget {
+        let by_ratio = compressed
+            .saturating_mul(self.max_expansion)
+            .max(self.min_bytes);
+        let (max, by_size) = if by_ratio <= self.max_bytes {
+            (by_ratio, false)
+        } else {
+            (self.max_bytes, true)
+        };
+        LayerBudget {
+            layer: layer.into(),
+            compressed,
+            max,
+            by_size,
+            expansion: self.max_expansion,
+            min_bytes: self.min_bytes,
+            space,
+        }
+    }
+}
+
+/// The free space of the filesystem layers are unpacked into, used up by
+/// the layers unpacked at the same time.
+#[derive(Debug)]
+pub struct SpaceBudget {
+    left: AtomicU64,
+    free: u64,
+    fs: PathBuf,
+}
+
+impl SpaceBudget {
+    /// What `dir`'s filesystem has free for unprivileged users (the blocks
+    /// reserved for root stay free for berth's database and logs).
+    pub fn of(dir: &Path) -> Result<SpaceBudget> {
+        let st = rustix::fs::statvfs(dir).map_err(|e| io_err(e, "statvfs", dir))?;
+        Ok(SpaceBudget::new(
+            st.f_bavail.saturating_mul(st.f_frsize),
+            dir.to_path_buf(),
+        ))
+    }
+
+    /// A budget of `free` bytes on the filesystem of `fs`.
+    pub fn new(free: u64, fs: PathBuf) -> SpaceBudget {
+        SpaceBudget {
+            left: AtomicU64::new(free),
+            free,
+            fs,
+        }
+    }
+
+    fn take(&self, n: u64) -> bool {
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| l.checked_sub(n))
+            .is_ok()
+    }
+}
+
+/// How far one layer may expand, and why.
+#[derive(Clone, Debug)]
+pub struct LayerBudget {
+    layer: String,
+    compressed: u64,
+    max: u64,
+    by_size: bool,
+    expansion: u64,
+    min_bytes: u64,
+    space: Option<Arc<SpaceBudget>>,
+}
+
+impl LayerBudget {
+    /// Most uncompressed bytes.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    fn what(&self, comp: Option<Compression>) -> String {
+        match comp {
+            Some(c) => format!(
+                "layer {} ({} bytes, {})",
+                self.layer,
+                self.compressed,
+                c.name()
+            ),
+            None => format!("layer {} ({} bytes as stored)", self.layer, self.compressed),
+        }
+    }
+
+    /// Why `total` uncompressed bytes are too many.
+    fn exceeded(&self, comp: Option<Compression>) -> String {
+        if self.by_size {
+            format!(
+                "{} expands to more than {} bytes, the max-layer-size of berth's config file",
+                self.what(comp),
+                self.max
+            )
+        } else {
+            format!(
+                "{} expands to more than {} bytes: max-layer-expansion in berth's config file allows {} times the compressed size (and {} bytes to any layer); a decompression bomb?",
+                self.what(comp),
+                self.max,
+                self.expansion,
+                self.min_bytes
+            )
+        }
+    }
+
+    fn no_space(&self, comp: Option<Compression>, space: &SpaceBudget) -> String {
+        format!(
+            "{} expands to more than the {} bytes free on the filesystem of {} (with the layers unpacked alongside it)",
+            self.what(comp),
+            space.free,
+            space.fs.display()
+        )
+    }
+
+    /// Accounts for `n` more uncompressed bytes, `total` in all.
+    fn spend(&self, total: u64, n: u64, comp: Option<Compression>) -> io::Result<()> {
+        if total > self.max {
+            return Err(limit_error(self.exceeded(comp)));
+        }
+        if let Some(space) = &self.space
+            && !space.take(n)
+        {
+            return Err(limit_error(self.no_space(comp, space)));
+        }
+        Ok(())
+    }
+}
+
+/// A limit that stopped a layer (carried inside an `io::Error`).
+#[derive(Debug)]
+struct LimitHit(String);
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LimitHit {}
+
+fn limit_error(m: String) -> io::Error {
+    io::Error::other(LimitHit(m))
+}
+
+/// The image error for a failed layer stream: a limit that was hit, or
+/// what is wrong with the stream (`what` names it).
+pub fn stream_error(e: io::Error, what: &str) -> Error {
+    match e.get_ref().and_then(|i| i.downcast_ref::<LimitHit>()) {
+        Some(l) => Error::Limit(l.0.clone()),
+        None => Error::Invalid(format!("{what}: {e}")),
     }
 }
 
@@ -84,6 +259,15 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// `gzip`, `zstd` or `uncompressed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
     /// Guesses from the first bytes.
     pub fn detect(head: &[u8]) -> Compression {
         if head.starts_with(&[0x1f, 0x8b]) {
@@ -96,12 +280,13 @@ impl Compression {
     }
 }
 
-/// Reads the whole stream: decompressing, hashing and counting. Used both
-/// by the unpacker's decoder thread and to compute diff ids alone.
+/// Reads the whole stream: decompressing, hashing and counting, within
+/// `budget`. Used both by the unpacker's decoder thread and to compute diff
+/// ids alone.
 pub fn decode_stream(
     mut input: impl Read,
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
-    max_bytes: u64,
+    budget: &LayerBudget,
     tar_end: &AtomicU64,
     max_trailing: u64,
 ) -> io::Result<(Digest, u64)> {
@@ -115,7 +300,8 @@ pub fn decode_stream(
         got += n;
     }
     let chained = io::Cursor::new(head[..got].to_vec()).chain(input);
-    let mut decoder: Box<dyn Read> = match Compression::detect(&head[..got]) {
+    let comp = Compression::detect(&head[..got]);
+    let mut decoder: Box<dyn Read> = match comp {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             256 << 10,
             chained,
@@ -134,14 +320,7 @@ pub fn decode_stream(
             Err(e) => return Err(e),
         };
         total += n as u64;
-        if total > max_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "the layer is larger than the {max_bytes}-byte quota (a decompression bomb?)"
-                ),
-            ));
-        }
+        budget.spend(total, n as u64, Some(comp))?;
         let end = tar_end.load(Ordering::Acquire);
         if end != u64::MAX && total > end.saturating_add(max_trailing) {
             return Err(io::Error::new(
@@ -189,12 +368,16 @@ pub fn unpack(
     dest: &Path,
     expect_diff_id: Option<&Digest>,
     opts: &UnpackOptions,
+    budget: &LayerBudget,
 ) -> Result<Unpacked> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
     let tar_end = Arc::new(AtomicU64::new(u64::MAX));
+    let failed = Arc::new(AtomicBool::new(false));
     let decoder = {
         let tar_end = tar_end.clone();
-        let (max, trailing) = (opts.max_bytes, opts.max_trailing);
+        let failed = failed.clone();
+        let trailing = opts.max_trailing;
+        let budget = budget.clone();
         std::thread::Builder::new()
             .name("layer-decode".into())
             .spawn(move || {
@@ -202,13 +385,17 @@ pub fn unpack(
                 decode_stream(
                     input,
                     |b| {
+                        if failed.load(Ordering::Acquire) {
+                            // nothing more to verify: stop decoding
+                            return Err(io::Error::other("the extraction failed"));
+                        }
                         // Once the tar reader is done, keep hashing only.
                         if open && tx.send(b.to_vec()).is_err() {
                             open = false;
                         }
                         Ok(())
                     },
-                    max,
+                    &budget,
                     &tar_end,
                     trailing,
                 )
@@ -224,15 +411,27 @@ pub fn unpack(
         pos: 0,
         consumed: 0,
     };
-    let extracted = extract(&mut reader, dest, opts);
+    let extracted = extract(&mut reader, dest, opts, budget);
     // Tell the decoder where the archive ended, then let it finish hashing.
+    failed.store(extracted.is_err(), Ordering::Release);
     tar_end.store(reader.consumed, Ordering::Release);
     drop(reader);
     let decoded = decoder
         .join()
         .map_err(|_| Error::Invalid("the layer decoder panicked".into()))?;
-    let (diff_id, uncompressed) =
-        decoded.map_err(|e| Error::Invalid(format!("layer stream: {e}")))?;
+    // A limit the decoder hit explains a failed extraction best; otherwise
+    // the extraction's own error does.
+    let (diff_id, uncompressed) = match (decoded, extracted.is_err()) {
+        (Ok(d), _) => d,
+        (Err(e), failed) => {
+            let e = stream_error(e, "layer stream");
+            if matches!(e, Error::Limit(_)) || !failed {
+                return Err(e);
+            }
+            extracted?;
+            return Err(e);
+        }
+    };
     let (size, lower_links) = extracted?;
     if let Some(want) = expect_diff_id
         && *want != diff_id
@@ -313,6 +512,7 @@ fn extract(
     input: &mut impl Read,
     dest: &Path,
     opts: &UnpackOptions,
+    limit: &LayerBudget,
 ) -> Result<(u64, Vec<(PathBuf, PathBuf)>)> {
     let root = rustix::fs::open(
         dest,
@@ -332,7 +532,7 @@ fn extract(
         size: 0,
     };
     let mut archive = tar::Archive::new(input);
-    let mut budget = opts.max_bytes;
+    let mut budget = limit.max;
     for entry in archive
         .entries()
         .map_err(|e| Error::Invalid(format!("layer: {e}")))?
@@ -341,8 +541,8 @@ fn extract(
         let size = entry.size();
         if size > budget {
             return Err(Error::Limit(format!(
-                "layer entry of {size} bytes exceeds the {}-byte quota",
-                opts.max_bytes
+                "{} (an entry declares {size} bytes)",
+                limit.exceeded(None)
             )));
         }
         budget -= size;

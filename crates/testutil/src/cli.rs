@@ -165,6 +165,79 @@ impl Berth {
     }
 }
 
+/// Everything an image operation could leave behind in a root: the image
+/// list, every row of the image database, the blobs, the snapshot
+/// directories and the files being written. A failed operation must leave
+/// it exactly as it found it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoreState {
+    /// `berth images -a --no-trunc`.
+    pub images: String,
+    /// Every row of every table of `images.db`.
+    pub db: Vec<String>,
+    /// `content/blobs/sha256/*`.
+    pub blobs: Vec<String>,
+    /// `snapshots/*`.
+    pub snapshots: Vec<String>,
+    /// `content/ingest/*`.
+    pub ingest: Vec<String>,
+}
+
+/// The sorted names in a directory (none if it does not exist).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+impl Berth {
+    /// The state of the root's image store (see [`StoreState`]).
+    pub fn store_state(&self) -> StoreState {
+        let images = self.ok(&["images", "-a", "--no-trunc"]);
+        let root = self.root();
+        let db = berth_image::db::Db::open(&root.join("images.db"))
+            .and_then(|db| db.dump())
+            .expect("read images.db");
+        StoreState {
+            images,
+            db,
+            blobs: names_in(&root.join("content/blobs/sha256")),
+            snapshots: names_in(&root.join("snapshots")),
+            ingest: names_in(&root.join("content/ingest")),
+        }
+    }
+}
+
+/// Polls `f` until it gives something (panicking with `what` after a
+/// minute: the thing never happened).
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A child process that is killed (by PID) and reaped when dropped, even
+/// when a failed assert (or a SIGSTOP the test sent) left it running.
+#[derive(Debug)]
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

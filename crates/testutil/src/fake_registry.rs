@@ -41,6 +41,9 @@ pub struct Response {
     /// Send only this many body bytes (Content-Length still says all),
     /// then close: a truncated transfer.
     pub cut_after: Option<usize>,
+    /// Send this many body bytes, then wait (holding the connection) until
+    /// the flag is set, then close: a stalled transfer.
+    pub stall_after: Option<(usize, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Response {
@@ -151,6 +154,15 @@ impl FakeServer {
                             }
                             head.push_str("\r\n");
                             let _ = w.write_all(head.as_bytes());
+                            if let Some((n, go)) = &resp.stall_after {
+                                let _ = w.write_all(&resp.body[..(*n).min(resp.body.len())]);
+                                let _ = w.flush();
+                                while !go.load(std::sync::atomic::Ordering::Relaxed) {
+                                    std::thread::sleep(std::time::Duration::from_millis(10));
+                                }
+                                let _ = w.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
                             if req.method != "HEAD" {
                                 let n = resp
                                     .cut_after

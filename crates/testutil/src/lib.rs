@@ -1,5 +1,7 @@
 //! Helpers for berth's integration tests.
 //!
+//! - [`archives`]: docker-archives and layers (plain, gzip, zstd, bombs)
+//!   built in memory.
 //! - [`images`]: the offline busybox rootfs (built once per checkout by
 //!   `scripts/mk-busybox-rootfs.sh`, with the static probe copied in).
 //! - [`Bundle`]: an OCI bundle whose config.json a test edits as JSON.
@@ -7,6 +9,7 @@
 //!   every container it created when dropped, even after a failed assert.
 #![forbid(unsafe_code)]
 
+pub mod archives;
 pub mod cli;
 pub mod fake_registry;
 pub mod images;
@@ -15,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use cli::{Berth, Server, busybox_tar, docker_registry, free_port};
+pub use cli::{Berth, Server, StoreState, busybox_tar, docker_registry, free_port};
 pub use images::{busybox_copy, busybox_rootfs, probe_path, workspace_root};
 
 /// Whether privileged tests can run; prints why not when they cannot.

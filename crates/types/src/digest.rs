@@ -77,7 +77,7 @@ impl Digest {
 
     /// The first 12 hex characters (Docker's short id).
     pub fn short(&self) -> &str {
-        &self.hex[..12]
+        self.hex.get(..12).unwrap_or(&self.hex)
     }
 }
 

@@ -5,9 +5,10 @@
 //! - [`ContainerId`]: a validated container identifier.
 //! - [`Digest`], [`Reference`]: content digests and image references.
 //! - [`image`]: OCI and Docker image manifests, indexes and configs.
-//! - [`time`]: RFC 3339 formatting.
+//! - [`time`]: RFC 3339 formatting and parsing.
 //! - [`Signal`]: Linux signals by name and number.
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 
 mod digest;
 mod error_kind;

@@ -63,11 +63,11 @@ fn valid_component(c: &str) -> bool {
         while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
             i += 1;
         }
-        let sep = &c[start..i];
-        let ok = sep == "."
-            || sep == "_"
-            || sep == "__"
-            || (!sep.is_empty() && sep.bytes().all(|x| x == b'-'));
+        let sep = b.get(start..i).unwrap_or_default();
+        let ok = sep == b"."
+            || sep == b"_"
+            || sep == b"__"
+            || (!sep.is_empty() && sep.iter().all(|&x| x == b'-'));
         if !ok {
             return false;
         }
@@ -94,10 +94,8 @@ fn valid_domain(d: &str) -> bool {
     {
         return false;
     }
-    if host.starts_with('[') && host.ends_with(']') {
-        return host[1..host.len() - 1]
-            .parse::<std::net::Ipv6Addr>()
-            .is_ok();
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
     }
     !host.is_empty()
         && host.split('.').all(|l| {
@@ -132,13 +130,9 @@ impl Reference {
             None => (s, None),
         };
         // The tag is after the last ':' that follows the last '/'.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => {
-                let i = last_slash + i;
-                (&rest[..i], Some(&rest[i + 1..]))
-            }
-            None => (rest, None),
+        let (name, tag) = match rest.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => (n, Some(t)),
+            _ => (rest, None),
         };
         if let Some(t) = tag
             && !valid_tag(t)

@@ -43,7 +43,7 @@ pub fn age_secs(t: &str) -> Option<i64> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_secs() as i64;
-    Some(now - unix_secs(t)?)
+    Some(now.saturating_sub(unix_secs(t)?))
 }
 
 #[cfg(test)]

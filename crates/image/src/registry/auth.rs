@@ -36,6 +36,70 @@ impl Credentials {
     }
 }
 
+/// Credentials a caller supplies for one request, as Docker's `AuthConfig`
+/// holds them (from `X-Registry-Auth`, docker-py's `auth_config`, a
+/// Kubernetes pull secret): given to [`crate::registry::Client::with_auth`]
+/// for one registry, they win over the Docker config file for it, are
+/// never written anywhere and never shown (`Debug` hides them).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// User name (Basic authentication, or for the token service).
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// An OAuth2 refresh token (`identitytoken`): exchanged at the token
+    /// service the registry names for an access token (`POST`,
+    /// `grant_type=refresh_token`), as dockerd does.
+    pub identity_token: String,
+    /// A bearer token for the registry itself (`registrytoken`), sent to
+    /// it as is.
+    pub registry_token: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &str| if v.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AuthConfig")
+            .field("username", &self.username)
+            .field("password", &set(&self.password))
+            .field("identity_token", &set(&self.identity_token))
+            .field("registry_token", &set(&self.registry_token))
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// A user name and password.
+    pub fn basic(username: &str, password: &str) -> AuthConfig {
+        AuthConfig {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            ..AuthConfig::default()
+        }
+    }
+
+    /// Whether nothing is set (then the config file's credentials apply).
+    pub fn is_empty(&self) -> bool {
+        self.username.is_empty()
+            && self.password.is_empty()
+            && self.identity_token.is_empty()
+            && self.registry_token.is_empty()
+    }
+}
+
+/// Decodes Docker's `auth` field (base64 of `user:password`, in config
+/// files and `AuthConfig`) into a user name and password.
+pub fn decode_auth(auth: &str) -> Result<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .map_err(|e| Error::Invalid(format!("auth is not base64: {e}")))?;
+    let raw = String::from_utf8(raw).map_err(|_| Error::Invalid("auth is not UTF-8".into()))?;
+    let (u, p) = raw
+        .split_once(':')
+        .ok_or_else(|| Error::Invalid("auth is not user:password".into()))?;
+    Ok((u.to_owned(), p.to_owned()))
+}
+
 #[derive(Deserialize, Default)]
 struct ConfigFile {
     #[serde(default)]
@@ -114,27 +178,9 @@ pub fn lookup(path: &Path, host: &str) -> Result<Option<Credentials>> {
             }));
         }
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .map_err(|e| {
-                    Error::Invalid(format!(
-                        "{}: auths.{key}.auth is not base64: {e}",
-                        path.display()
-                    ))
-                })?;
-            let raw = String::from_utf8(raw).map_err(|_| {
-                Error::Invalid(format!("{}: auths.{key}.auth is not UTF-8", path.display()))
-            })?;
-            let (u, p) = raw.split_once(':').ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{}: auths.{key}.auth is not user:password",
-                    path.display()
-                ))
-            })?;
-            return Ok(Some(Credentials {
-                username: u.into(),
-                password: p.into(),
-            }));
+            let (username, password) = decode_auth(auth)
+                .map_err(|e| Error::Invalid(format!("{}: auths.{key}.{e}", path.display())))?;
+            return Ok(Some(Credentials { username, password }));
         }
         if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
             return Ok(Some(Credentials {
@@ -197,10 +243,12 @@ pub fn parse_challenge(h: &str) -> Option<Challenge> {
                     c => out.push(c),
                 }
             }
-            (out, &q[end?..])
+            (out, q.get(end?..)?)
         } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
+            match after.split_once(',') {
+                Some((v, tail)) => (v.trim().to_owned(), tail),
+                None => (after.trim().to_owned(), ""),
+            }
         };
         params.insert(k, v);
         s = tail.trim_start().trim_start_matches(',').trim_start();
@@ -286,6 +334,24 @@ mod tests {
         assert!(
             !format!("{c:?}").contains("s3cr"),
             "Debug never shows the password"
+        );
+        std::fs::write(&p, r#"{"auths":{"h:1":{"auth":"bm9jb2xvbg=="}}}"#).unwrap();
+        assert_eq!(
+            lookup(&p, "h:1").unwrap_err().to_string(),
+            format!("{}: auths.h:1.auth is not user:password", p.display())
+        );
+        assert_eq!(
+            decode_auth("YWxpY2U6czNjcjpldA==").unwrap(),
+            ("alice".to_owned(), "s3cr:et".to_owned())
+        );
+        let a = AuthConfig {
+            identity_token: "refresh-me".into(),
+            ..AuthConfig::basic("alice", "pw")
+        };
+        let shown = format!("{a:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("pw\"") && !shown.contains("refresh-me"),
+            "{shown}"
         );
         std::fs::write(&p, "{not json").unwrap();
         assert!(

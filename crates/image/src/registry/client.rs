@@ -3,18 +3,18 @@
 //! authentication (anonymous, Basic, Bearer tokens) and the registry's
 //! error documents.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use berth_types::DOCKER_HUB;
 
-use super::auth::{self, Challenge, Credentials, TokenResponse};
+use super::auth::{self, AuthConfig, Challenge, Credentials, TokenResponse};
 use crate::error::{Error, Result};
 
 /// How berth reaches registries.
@@ -82,6 +82,36 @@ struct Shared {
 pub struct Client {
     pub(crate) opts: Arc<RegistryOptions>,
     shared: Arc<Mutex<Shared>>,
+    /// Credentials of this request, by registry host ([`Client::with_auth`]).
+    request_auth: Arc<BTreeMap<String, AuthConfig>>,
+}
+
+/// How berth proves itself to one registry.
+enum Secret {
+    /// A user name and password.
+    Basic(Credentials),
+    /// An OAuth2 refresh token, for the token service.
+    RefreshToken(String),
+    /// A bearer token for the registry itself.
+    RegistryToken(String),
+}
+
+/// The host a registry is reached at, from a reference's domain or
+/// Docker's `ServerAddress` (`docker.io`, `index.docker.io`,
+/// `https://index.docker.io/v1/` → `registry-1.docker.io`).
+pub fn registry_host(name: &str) -> String {
+    let n = name.trim();
+    let n = n
+        .strip_prefix("https://")
+        .or_else(|| n.strip_prefix("http://"))
+        .unwrap_or(n);
+    let n = n.split('/').next().unwrap_or(n);
+    match n {
+        DOCKER_HUB | "index.docker.io" | "registry-1.docker.io" => {
+            "registry-1.docker.io".to_owned()
+        }
+        other => other.to_owned(),
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -157,6 +187,7 @@ impl Client {
         Client {
             opts: Arc::new(opts),
             shared: Arc::new(Mutex::new(Shared::default())),
+            request_auth: Arc::new(BTreeMap::new()),
         }
     }
 
@@ -234,11 +265,7 @@ impl Client {
     /// pushed to.
     pub fn endpoints(&self, domain: &str, for_pull: bool) -> Vec<Endpoint> {
         let mut v = Vec::new();
-        let origin = if domain == DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            domain
-        };
+        let origin = registry_host(domain);
         if for_pull && domain == DOCKER_HUB {
             for m in &self.opts.mirrors {
                 let base = m.trim_end_matches('/').to_owned();
@@ -263,7 +290,7 @@ impl Client {
             }
         }
         v.push(Endpoint {
-            host: origin.to_owned(),
+            host: origin,
             base: String::new(),
             mirror: false,
         });
@@ -331,9 +358,44 @@ impl Client {
         )))
     }
 
-    fn credentials(&self, host: &str) -> Result<Option<Credentials>> {
+    /// A client for one request that authenticates to `registry` (a
+    /// reference's domain such as `docker.io` or `host:port`, or Docker's
+    /// `ServerAddress` such as `https://index.docker.io/v1/`) with `auth`
+    /// instead of the Docker config file's credentials for it. Nothing else
+    /// sees them: not other registries, not Docker Hub's mirrors, not a
+    /// host a response redirects to; a token service gets them only when
+    /// the registry's challenge names it, and only over HTTPS (or plain
+    /// HTTP to a loopback or insecure registry). The new client shares no
+    /// tokens with this one. An empty `auth` changes nothing.
+    pub fn with_auth(&self, registry: &str, auth: AuthConfig) -> Client {
+        let mut by_host = (*self.request_auth).clone();
+        if !auth.is_empty() {
+            by_host.insert(registry_host(registry), auth);
+        }
+        Client {
+            opts: self.opts.clone(),
+            shared: Arc::new(Mutex::new(Shared::default())),
+            request_auth: Arc::new(by_host),
+        }
+    }
+
+    /// What authenticates berth to `host`: the request's credentials, else
+    /// the Docker config file's.
+    fn secret(&self, host: &str) -> Result<Option<Secret>> {
+        if let Some(a) = self.request_auth.get(host) {
+            return Ok(Some(if !a.registry_token.is_empty() {
+                Secret::RegistryToken(a.registry_token.clone())
+            } else if !a.identity_token.is_empty() {
+                Secret::RefreshToken(a.identity_token.clone())
+            } else {
+                Secret::Basic(Credentials {
+                    username: a.username.clone(),
+                    password: a.password.clone(),
+                })
+            }));
+        }
         match &self.opts.docker_config {
-            Some(p) => auth::lookup(p, host),
+            Some(p) => Ok(auth::lookup(p, host)?.map(Secret::Basic)),
             None => Ok(None),
         }
     }
@@ -352,87 +414,147 @@ impl Client {
         {
             return Ok(Some(a.clone()));
         }
+        let secret = self.secret(&ep.host)?;
+        if let Some(Secret::RegistryToken(t)) = &secret {
+            // a token for the registry itself: no challenge, no exchange
+            return Ok(Some(format!("Bearer {t}")));
+        }
         let challenge = match fresh {
             Some(c) => Some(c),
             None => self.shared().challenge.get(&ep.host).cloned().flatten(),
         };
         let value = match challenge {
             None => return Ok(None),
-            Some(Challenge::Basic) => {
-                let c = self.credentials(&ep.host)?.ok_or_else(|| {
-                    Error::Unauthorized(format!(
+            Some(Challenge::Basic) => match secret {
+                Some(Secret::Basic(c)) => c.basic(),
+                Some(_) => {
+                    return Err(Error::Unauthorized(format!(
+                        "{} requires a user name and password (an identity token works only with token authentication)",
+                        ep.host
+                    )));
+                }
+                None => {
+                    return Err(Error::Unauthorized(format!(
                         "{} requires a user name and password: put them in the Docker config file's auths",
                         ep.host
-                    ))
-                })?;
-                c.basic()
-            }
+                    )));
+                }
+            },
             Some(Challenge::Bearer {
                 realm,
                 service,
                 scope: _,
             }) => {
-                let mut url = reqwest::Url::parse(&realm).map_err(|e| {
-                    Error::Registry(format!("{}: bad token realm {realm:?}: {e}", ep.host))
-                })?;
-                if !matches!(url.scheme(), "https" | "http") {
-                    return Err(Error::Registry(format!(
-                        "{}: token realm {realm:?} is not HTTP(S)",
-                        ep.host
-                    )));
-                }
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(s) = &service {
-                        q.append_pair("service", s);
-                    }
-                    for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                        q.append_pair("scope", s);
-                    }
-                }
-                let realm_host = url.host_str().unwrap_or("").to_owned();
-                let realm_key = match url.port() {
-                    Some(p) => format!("{realm_host}:{p}"),
-                    None => realm_host,
-                };
-                let http = self.http(&realm_key)?;
-                let mut req = http.get(url.clone());
-                if let Some(c) = self.credentials(&ep.host)? {
-                    req = req.header(AUTHORIZATION, c.basic());
-                }
-                let resp = req.send().await.map_err(|e| {
-                    Error::Registry(format!("token from {realm}: {}", error_chain(&e)))
-                })?;
-                if resp.status() == StatusCode::UNAUTHORIZED
-                    || resp.status() == StatusCode::FORBIDDEN
-                {
-                    return Err(Error::Unauthorized(format!(
-                        "{}: the token service refused the credentials",
-                        ep.host
-                    )));
-                }
-                if !resp.status().is_success() {
-                    return Err(Error::Registry(format!(
-                        "token from {realm}: HTTP {}",
-                        resp.status()
-                    )));
-                }
-                let body = read_limited(resp, 1 << 20).await?;
-                let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-                    Error::Registry(format!("token from {realm}: not a token document: {e}"))
-                })?;
-                let token = t
-                    .token
-                    .or(t.access_token)
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| {
-                        Error::Registry(format!("token from {realm}: the answer holds no token"))
-                    })?;
-                format!("Bearer {token}")
+                self.token(ep, &realm, service.as_deref(), scope, secret)
+                    .await?
             }
         };
         self.shared().auth.insert(key, value.clone());
         Ok(Some(value))
+    }
+
+    /// Whether credentials may go to a token service at `url`: over HTTPS,
+    /// or plain HTTP to a loopback or insecure registry.
+    fn may_carry_credentials(&self, url: &reqwest::Url) -> bool {
+        let host = url.host_str().unwrap_or("");
+        let key = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        url.scheme() == "https" || self.is_insecure(&key)
+    }
+
+    /// A bearer token from the token service `realm` named in `ep`'s
+    /// challenge (the Docker registry token protocol): `GET` with Basic
+    /// credentials or none, `POST` with an OAuth2 refresh token.
+    async fn token(
+        &self,
+        ep: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        secret: Option<Secret>,
+    ) -> Result<String> {
+        let mut url = reqwest::Url::parse(realm)
+            .map_err(|e| Error::Registry(format!("{}: bad token realm {realm:?}: {e}", ep.host)))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(Error::Registry(format!(
+                "{}: token realm {realm:?} is not HTTP(S)",
+                ep.host
+            )));
+        }
+        let realm_host = url.host_str().unwrap_or("").to_owned();
+        let realm_key = match url.port() {
+            Some(p) => format!("{realm_host}:{p}"),
+            None => realm_host,
+        };
+        if secret.is_some() && !self.may_carry_credentials(&url) {
+            return Err(Error::Registry(format!(
+                "{}: refusing to send credentials to the token service {realm} over plain HTTP",
+                ep.host
+            )));
+        }
+        let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        let http = self.http(&realm_key)?;
+        let req = match &secret {
+            Some(Secret::RefreshToken(t)) => {
+                let mut form = reqwest::Url::parse("http://form/")
+                    .map_err(|e| Error::Registry(format!("token request: {e}")))?;
+                form.query_pairs_mut()
+                    .append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", t)
+                    .append_pair("client_id", "berth")
+                    .append_pair("service", service.unwrap_or(""))
+                    .append_pair("scope", &scopes.join(" "));
+                http.post(url.clone())
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form.query().unwrap_or("").to_owned())
+            }
+            other => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    for s in &scopes {
+                        q.append_pair("scope", s);
+                    }
+                }
+                let mut req = http.get(url.clone());
+                if let Some(Secret::Basic(c)) = other {
+                    req = req.header(AUTHORIZATION, c.basic());
+                }
+                req
+            }
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Registry(format!("token from {realm}: {}", error_chain(&e))))?;
+        if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
+            return Err(Error::Unauthorized(format!(
+                "{}: the token service refused the credentials",
+                ep.host
+            )));
+        }
+        if !resp.status().is_success() {
+            return Err(Error::Registry(format!(
+                "token from {realm}: HTTP {}",
+                resp.status()
+            )));
+        }
+        let body = read_limited(resp, 1 << 20).await?;
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            Error::Registry(format!("token from {realm}: not a token document: {e}"))
+        })?;
+        let token = t
+            .token
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::Registry(format!("token from {realm}: the answer holds no token"))
+            })?;
+        Ok(format!("Bearer {token}"))
     }
 
     /// Sends a request built by `make` (called again for a retry after
@@ -606,6 +728,70 @@ mod tests {
         ] {
             assert!(!c.is_insecure(h), "{h}");
         }
+    }
+
+    #[test]
+    fn request_credentials_go_to_their_registry_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.json");
+        std::fs::write(
+            &cfg,
+            r#"{"auths":{"reg.test:5000":{"username":"file","password":"f"},"other.test":{"username":"file2","password":"f2"}}}"#,
+        )
+        .unwrap();
+        let base = Client::new(RegistryOptions {
+            docker_config: Some(cfg),
+            mirrors: vec!["https://mirror.test".into()],
+            ..Default::default()
+        });
+        let c = base
+            .with_auth("reg.test:5000", AuthConfig::basic("alice", "pw"))
+            .with_auth(
+                "https://index.docker.io/v1/",
+                AuthConfig {
+                    identity_token: "refresh".into(),
+                    ..AuthConfig::default()
+                },
+            )
+            .with_auth("empty.test", AuthConfig::default());
+        let user = |c: &Client, h: &str| match c.secret(h).unwrap() {
+            Some(Secret::Basic(b)) => b.username,
+            Some(Secret::RefreshToken(t)) => format!("refresh:{t}"),
+            Some(Secret::RegistryToken(t)) => format!("token:{t}"),
+            None => "none".into(),
+        };
+        assert_eq!(
+            user(&c, "reg.test:5000"),
+            "alice",
+            "the request's, not the file's"
+        );
+        assert_eq!(
+            user(&base, "reg.test:5000"),
+            "file",
+            "the base client is unchanged"
+        );
+        assert_eq!(
+            user(&c, "other.test"),
+            "file2",
+            "other registries keep the file's"
+        );
+        assert_eq!(user(&c, "registry-1.docker.io"), "refresh:refresh");
+        assert_eq!(user(&c, "mirror.test"), "none", "mirrors never get them");
+        assert_eq!(
+            user(&c, "empty.test"),
+            "none",
+            "an empty AuthConfig changes nothing"
+        );
+        assert_eq!(registry_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(registry_host("index.docker.io"), "registry-1.docker.io");
+        assert_eq!(registry_host("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+        // a token service named over plain HTTP gets credentials only on
+        // loopback or an insecure registry
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(c.may_carry_credentials(&url("https://auth.example/token")));
+        assert!(c.may_carry_credentials(&url("http://127.0.0.1:5001/token")));
+        assert!(!c.may_carry_credentials(&url("http://auth.example/token")));
+        assert!(!c.may_carry_credentials(&url("http://reg.test:5000/token")));
     }
 
     #[test]

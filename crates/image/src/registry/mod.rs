@@ -8,7 +8,8 @@ pub mod client;
 pub mod pull;
 pub mod push;
 
-pub use client::{Client, Endpoint, RegistryOptions};
+pub use auth::AuthConfig;
+pub use client::{Client, Endpoint, RegistryOptions, registry_host};
 pub use pull::{Pulled, fetch_manifest};
 pub use push::Pushed;
 

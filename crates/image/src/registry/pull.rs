@@ -20,6 +20,7 @@ use crate::db::ImageRecord;
 use crate::error::{Error, Result};
 use crate::images::ImageStore;
 use crate::store::{ContentStore, Expect, Hasher};
+use crate::transaction::Transaction;
 
 /// Every manifest type berth can use, for `Accept`.
 pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
@@ -55,7 +56,7 @@ pub struct Fetched {
 }
 
 fn short(d: &Digest) -> String {
-    d.hex()[..12].to_owned()
+    d.short().to_owned()
 }
 
 /// Fetches a manifest (by tag or digest) and verifies it: returns its
@@ -516,19 +517,22 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         })
 }
 
-impl ImageStore {
-    /// Registers and unpacks what `fetch` brought in.
-    pub fn finish_pull(&self, f: &Fetched, progress: &dyn Progress) -> Result<Pulled> {
+impl Transaction<'_> {
+    /// Checks, unpacks and records what `fetch` brought in through this
+    /// transaction's content store, naming the image only when all of it
+    /// is in place.
+    pub fn finish_pull(mut self, f: &Fetched, progress: &dyn Progress) -> Result<Pulled> {
+        let store = self.store();
         let before = f
             .names
             .first()
-            .and_then(|n| self.db().resolve_name(&n.to_string()).ok().flatten());
+            .and_then(|n| store.db().resolve_name(&n.to_string()).ok().flatten());
         for l in &f.layers {
             progress.layer(&short(l), Status::Extracting);
         }
-        let record = self.add(&f.manifest, f.index.as_ref(), &f.names)?;
-        self.prepare(&record.id)?;
-        let record = self.db().image(&record.id)?.unwrap_or(record);
+        let record = self.stage(&f.manifest, f.index.as_ref(), &f.names)?;
+        self.commit()?;
+        let record = store.db().image(&record.id)?.unwrap_or(record);
         for l in &f.layers {
             progress.layer(&short(l), Status::PullComplete);
         }
@@ -538,8 +542,11 @@ impl ImageStore {
             record,
         })
     }
+}
 
-    /// Pulls `r` for `platform` (blocking; runs its own async runtime).
+impl ImageStore {
+    /// Pulls `r` for `platform` (blocking; runs its own async runtime), as
+    /// one transaction: a failed pull leaves the store as it was.
     pub fn pull(
         &self,
         client: &Client,
@@ -547,16 +554,30 @@ impl ImageStore {
         platform: &Platform,
         progress: Arc<dyn Progress>,
     ) -> Result<Pulled> {
-        let _lease = self.lease()?;
+        let tx = self.begin()?;
         let rt = runtime()?;
-        let fetched =
-            rt.block_on(client.fetch(&self.content().clone(), r, platform, &*progress))?;
+        let fetched = rt.block_on(client.fetch(tx.content(), r, platform, &*progress))?;
         drop(rt);
-        self.finish_pull(&fetched, &*progress)
+        tx.finish_pull(&fetched, &*progress)
     }
 }
 
-/// How long retry number `attempt` (from 1) waits.
+/// How long retry number `attempt` (from 1) waits: doubling from `base`,
+/// at most a minute.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    base * 2u32.saturating_pow(attempt.saturating_sub(1))
+    base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(Duration::from_secs(60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let b = Duration::from_millis(500);
+        assert_eq!(backoff(b, 1), b);
+        assert_eq!(backoff(b, 3), Duration::from_secs(2));
+        assert_eq!(backoff(b, 1000), Duration::from_secs(60));
+    }
 }

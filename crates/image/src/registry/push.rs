@@ -30,7 +30,7 @@ pub struct Pushed {
 }
 
 fn short(d: &Digest) -> String {
-    d.hex()[..12].to_owned()
+    d.short().to_owned()
 }
 
 /// The upload URL from a `Location` header (absolute, or relative to `base`).
