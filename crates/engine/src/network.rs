@@ -182,6 +182,7 @@ pub fn port_requests(r: &Record) -> Result<Vec<PortRequest>> {
 /// from it) and on the networks joined later, /etc/hosts and resolv.conf
 /// for its address. Undone by [`disconnect`].
 pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
+    let _t = berth_net::timing::span("engine.connect");
     let net = Net::open(root).map_err(net_error)?;
     let ns = dir.join(NETNS_FILE);
     // leftovers of a run whose monitor was killed
@@ -442,6 +443,7 @@ impl crate::Engine {
 /// Takes a container off its networks and removes its namespace
 /// (idempotent; works after a crash).
 pub fn disconnect(root: &Path, dir: &Path, id: &str) {
+    let _t = berth_net::timing::span("engine.disconnect");
     if let Ok(net) = Net::open(root)
         && let Err(e) = net.detach_all(id)
     {

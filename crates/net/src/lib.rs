@@ -33,6 +33,7 @@ pub mod rules;
 pub mod store;
 pub mod subnet;
 pub mod sysctl;
+pub mod timing;
 
 pub use config::NetConfig;
 pub use endpoint::{AttachRequest, Endpoint};

@@ -25,6 +25,7 @@ fn nft_path() -> String {
 
 /// Runs `script` through `nft -f -` as one transaction.
 pub fn apply(script: &str) -> Result<()> {
+    let _t = crate::timing::span("net.nft.exec");
     let nft = nft_path();
     let mut child = Command::new(&nft)
         .args(["-f", "-"])

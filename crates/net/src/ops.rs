@@ -18,6 +18,7 @@ use crate::ports::{self, EPHEMERAL, PortBinding};
 use crate::rules;
 use crate::store::{self, Lock};
 use crate::sysctl;
+use crate::timing::span;
 
 /// A root's networks. Cheap to make; holds no open resources, so any number
 /// of processes may each have one for the same root.
@@ -222,7 +223,10 @@ impl Net {
             req.interface.clone()
         };
         check_ifname(&interface)?;
+        let _t = span("net.attach");
+        let l = span("net.attach.lock");
         let _l = self.lock()?;
+        drop(l);
         let all = self.networks_locked()?;
         let net = network::find(&all, key)?.clone();
         let dir = network::dir(&self.root, &net.id);
@@ -243,7 +247,9 @@ impl Net {
                 "user specified IP address is supported on user defined networks only".into(),
             ));
         }
+        let t = span("net.attach.ipam");
         let ip = ipam::allocate(&dir, &net, req.ip, &req.container_id)?;
+        drop(t);
         let existing: Vec<PortBinding> = self
             .all_endpoints()?
             .into_iter()
@@ -279,10 +285,12 @@ impl Net {
             created: store::now_rfc3339(),
         };
         // The record goes first: after a crash, detach finds the veth by it.
+        let t = span("net.attach.record");
         if let Err(e) = store::write_json(&ep_path, &ep) {
             let _ = ipam::release(&dir, ip);
             return Err(e);
         }
+        drop(t);
         let wired = self
             .wire(&net, &ep, mac)
             .and_then(|()| self.apply_rules_locked());
@@ -306,8 +314,12 @@ impl Net {
                 Error::Io(format!("open network namespace {}", ep.netns.display()), e)
             }
         })?;
+        let _t = span("net.wire");
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
+        let t = span("net.wire.bridge");
         let br = ensure_bridge(&mut nl, net)?;
+        drop(t);
+        let t = span("net.wire.veth");
         nl.add_veth(&ep.host_veth, br, &ep.interface, ns.as_raw_fd(), mac)
             .map_err(Error::io(format!(
                 "create veth pair {} / {} in {}",
@@ -323,6 +335,8 @@ impl Net {
             .map_err(Error::io(format!("set hairpin mode on {}", ep.host_veth)))?;
         nl.set_up(host)
             .map_err(Error::io(format!("bring {} up", ep.host_veth)))?;
+        drop(t);
+        let _t = span("net.wire.inside");
         let (ifname, ip, prefix, gw, internal) =
             (&ep.interface, ep.ip, ep.prefix, ep.gateway, net.internal);
         netns::run_in(&ep.netns, move || {
@@ -364,6 +378,7 @@ impl Net {
     /// it holds (the engine's cleanup at removal or after a crash).
     pub fn detach_all(&self, container_id: &str) -> Result<()> {
         endpoint::check_container_id(container_id)?;
+        let _t = span("net.detach_all");
         let _l = self.lock()?;
         let mut first_err = None;
         for net in network::load_all(&self.root)? {
@@ -379,6 +394,7 @@ impl Net {
         let dir = network::dir(&self.root, &net.id);
         let path = endpoint::path(&dir, container_id);
         if let Some(ep) = store::read_json::<Endpoint>(&path)? {
+            let _t = span("net.detach.veth");
             let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
             nl.del_link_by_name(&ep.host_veth)
                 .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;
@@ -404,6 +420,7 @@ impl Net {
     }
 
     fn apply_rules_locked(&self) -> Result<()> {
+        let _t = span("net.nft");
         nft::apply(&self.ruleset()?)
     }
 
