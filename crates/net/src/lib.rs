@@ -5,7 +5,9 @@
 //!   [`Endpoint`]), address management ([`ipam`]) and published ports.
 //! - [`netns`] makes and removes persistent network namespaces.
 //! - [`rules`] compiles the nftables rule set from what is on disk (pure);
-//!   [`nft`] applies it atomically.
+//!   [`nft`] applies it atomically: per container only the published ports'
+//!   rules, in-process over netlink ([`nft_netlink`]); the whole table with
+//!   `nft -f` when the networks changed.
 //! - [`dns`] is the embedded resolver for user-defined networks.
 //!
 //! All state lives under `<root>/networks/` (layout in [`store`]) and is
@@ -27,6 +29,7 @@ pub mod netlink;
 pub mod netns;
 pub mod network;
 pub mod nft;
+pub mod nft_netlink;
 mod ops;
 pub mod ports;
 pub mod rules;

@@ -403,14 +403,19 @@ impl Net {
         store::remove_file(&path)
     }
 
-    /// The rule set the current state compiles to.
+    /// The rule set the current state compiles to, as an `nft -f` script.
     pub fn ruleset(&self) -> Result<String> {
+        Ok(self.compiled()?.script())
+    }
+
+    /// The rule set the current state compiles to.
+    fn compiled(&self) -> Result<rules::Ruleset> {
         let nets = network::load_all(&self.root)?;
         let mut eps = Vec::new();
         for n in &nets {
             eps.extend(endpoint::load_all(&network::dir(&self.root, &n.id))?);
         }
-        Ok(rules::compile(&self.cfg, &nets, &eps))
+        Ok(rules::build(&self.cfg, &nets, &eps))
     }
 
     /// Recompiles and applies the rule set.
@@ -421,7 +426,7 @@ impl Net {
 
     fn apply_rules_locked(&self) -> Result<()> {
         let _t = span("net.nft");
-        nft::apply(&self.ruleset()?)
+        nft::apply_ruleset(&self.compiled()?)
     }
 
     /// Brings the kernel back in line with the state on disk (daemon start,

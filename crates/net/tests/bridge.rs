@@ -343,3 +343,90 @@ fn requested_addresses_and_concurrent_attaches() {
         "{e}"
     );
 }
+
+/// `nft -a list table ip TABLE` split into the table's handle line and the
+/// rest without rule handles (those differ between two equal tables).
+fn listing(table: &str) -> (String, String) {
+    let out = std::process::Command::new("/usr/sbin/nft")
+        .args(["-a", "list", "table", "ip", table])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap_or_default().to_string();
+    let rest: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| match l.find(" # handle ") {
+            Some(i) => l[..i].to_string(),
+            None => l.to_string(),
+        })
+        .collect();
+    (first, rest.join("\n"))
+}
+
+#[test]
+fn published_rules_change_in_place_and_equal_a_full_replace() {
+    if !root_or_skip("published_rules_change_in_place") {
+        return;
+    }
+    let mut env = Env::new(226);
+    let table = env.net.config().table.clone();
+    let (a, b) = (env.netns("a"), env.netns("b"));
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let ea = env.attach("bridge", "pa", &a, vec![tcp(None, p1, 80)]);
+    let (made, _) = listing(&table);
+    assert!(made.contains("# handle "), "{made}");
+    let eb = env.attach(
+        "bridge",
+        "pb",
+        &b,
+        vec![tcp(Some("127.0.0.1"), p2, 81), {
+            let mut u = tcp(None, p3, 53);
+            u.proto = berth_net::Proto::Udp;
+            u
+        }],
+    );
+    // The second attach changed the published rules only: the table is the
+    // one the first made (same handle), holding both containers' rules.
+    let (handle, fast) = listing(&table);
+    assert_eq!(handle, made, "the table was replaced");
+    for want in [
+        format!("tcp dport {p1} dnat to {}:80 comment \"pa00000", ea.ip),
+        format!("ip daddr 127.0.0.1 tcp dport {p2} dnat to {}:81", eb.ip),
+        format!("udp dport {p3} dnat to {}:53", eb.ip),
+    ] {
+        assert!(fast.contains(&want), "{want} missing:\n{fast}");
+    }
+    // They work ...
+    env.http_server(&b, 81, "via in-place rules");
+    let got = http_get(&format!("127.0.0.1:{p2}")).unwrap_or_default();
+    assert!(got.ends_with("\r\n\r\nvia in-place rules"), "{got}");
+    // ... and read exactly as the table nft makes from the full compile.
+    nft::apply(&env.net.ruleset().unwrap()).unwrap();
+    let (replaced, full) = listing(&table);
+    assert_ne!(replaced, made);
+    assert_eq!(fast, full);
+
+    // Detach: in place again, the same as a full compile.
+    env.net.detach("bridge", &eb.container_id).unwrap();
+    let (h2, fast) = listing(&table);
+    assert_eq!(h2, replaced);
+    assert!(!fast.contains(&eb.ip.to_string()), "{fast}");
+    nft::apply(&env.net.ruleset().unwrap()).unwrap();
+    assert_eq!(listing(&table).1, fast);
+
+    // A table that is not ours (no matching comment) or gone is replaced
+    // whole by the next change.
+    nft::apply(&format!(
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n\tchain published {{\n\t}}\n}}\n"
+    ))
+    .unwrap();
+    env.net.detach_all(&ea.container_id).unwrap();
+    let (_, after) = listing(&table);
+    assert!(after.contains("chain forward"), "{after}");
+    nft::apply(&berth_net::rules::delete_table(env.net.config())).unwrap();
+    env.attach("bridge", "pb", &b, vec![tcp(None, p1, 80)]);
+    let (_, after) = listing(&table);
+    assert!(after.contains(&format!("tcp dport {p1} dnat")), "{after}");
+}
