@@ -186,13 +186,11 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     let net = Net::open(root).map_err(net_error)?;
     let ns = dir.join(NETNS_FILE);
     // leftovers of a run whose monitor was killed
-    let _ = net.detach_all(&r.id);
-    let _ = berth_net::netns::remove(&ns);
+    let _ = net.release(&r.id, &ns);
     let ports = port_requests(r)?;
     berth_net::netns::create(&ns).map_err(net_error)?;
     let undo = |e: Error| {
-        let _ = net.detach_all(&r.id);
-        let _ = berth_net::netns::remove(&ns);
+        let _ = net.release(&r.id, &ns);
         e
     };
     // the first network's address goes into /etc/hosts; the resolver is
@@ -444,14 +442,16 @@ impl crate::Engine {
 /// (idempotent; works after a crash).
 pub fn disconnect(root: &Path, dir: &Path, id: &str) {
     let _t = berth_net::timing::span("engine.disconnect");
-    if let Ok(net) = Net::open(root)
-        && let Err(e) = net.detach_all(id)
-    {
-        tracing::warn!("detach container {id}: {e}");
-    }
     let ns = dir.join(NETNS_FILE);
-    if ns.exists() {
-        let _ = berth_net::netns::remove(&ns);
+    match Net::open(root) {
+        Ok(net) => {
+            if let Err(e) = net.release(id, &ns) {
+                tracing::warn!("release the network of container {id}: {e}");
+            }
+        }
+        Err(_) => {
+            let _ = berth_net::netns::remove(&ns);
+        }
     }
 }
 

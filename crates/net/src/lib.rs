@@ -3,7 +3,9 @@
 //! - [`Net`] is a root's networks: create/inspect/remove/prune networks
 //!   ([`Network`]), attach and detach containers ([`Net::attach`] →
 //!   [`Endpoint`]), address management ([`ipam`]) and published ports.
-//! - [`netns`] makes and removes persistent network namespaces.
+//! - [`netns`] makes and removes persistent network namespaces; a run's
+//!   end ([`Net::release`]) leaves its veth pairs to the namespace's end
+//!   ([`release`]).
 //! - [`rules`] compiles the nftables rule set from what is on disk (pure);
 //!   [`nft`] applies it atomically: per container only the published ports'
 //!   rules, in-process over netlink ([`nft_netlink`]); the whole table with
@@ -32,6 +34,7 @@ pub mod nft;
 pub mod nft_netlink;
 mod ops;
 pub mod ports;
+pub mod release;
 pub mod rules;
 pub mod store;
 pub mod subnet;

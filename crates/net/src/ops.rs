@@ -15,6 +15,7 @@ use crate::netns;
 use crate::network::{self, CreateNetwork, Network};
 use crate::nft;
 use crate::ports::{self, EPHEMERAL, PortBinding};
+use crate::release;
 use crate::rules;
 use crate::store::{self, Lock};
 use crate::sysctl;
@@ -122,6 +123,7 @@ impl Net {
                 n.name, n.id
             )));
         }
+        release::reap(&network::dir(&self.root, &n.id), &|_| true)?;
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
         nl.del_link_by_name(&n.bridge)
             .map_err(Error::io(format!("delete bridge {}", n.bridge)))?;
@@ -201,7 +203,9 @@ impl Net {
         let _l = self.lock()?;
         let mut count = 0;
         for n in network::load_all(&self.root)? {
-            count += ipam::release_owner(&network::dir(&self.root, &n.id), owner)?;
+            let dir = network::dir(&self.root, &n.id);
+            count += release::reap(&dir, &|p| p.ep.container_id == owner)?.len();
+            count += ipam::release_owner(&dir, owner)?;
         }
         Ok(count)
     }
@@ -248,7 +252,18 @@ impl Net {
             ));
         }
         let t = span("net.attach.ipam");
-        let ip = ipam::allocate(&dir, &net, req.ip, &req.container_id)?;
+        // parked endpoints whose veth is gone give their address back; one
+        // that holds the address asked for is finished now
+        let wanted = req.ip;
+        release::reap(&dir, &|p| {
+            p.age >= release::GRACE || Some(p.ep.ip) == wanted
+        })?;
+        let ip = match ipam::allocate(&dir, &net, req.ip, &req.container_id) {
+            Err(Error::Exhausted(_)) if !release::reap(&dir, &|_| true)?.is_empty() => {
+                ipam::allocate(&dir, &net, req.ip, &req.container_id)?
+            }
+            r => r?,
+        };
         drop(t);
         let existing: Vec<PortBinding> = self
             .all_endpoints()?
@@ -399,8 +414,58 @@ impl Net {
             nl.del_link_by_name(&ep.host_veth)
                 .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;
         }
+        release::reap(&dir, &|p| p.ep.container_id == container_id)?;
         ipam::release_owner(&dir, container_id)?;
         store::remove_file(&path)
+    }
+
+    /// Ends a container's run: takes it off every network and removes its
+    /// network namespace `netns` (made by [`netns::create`]), with the
+    /// addresses it holds. Idempotent; works after a crash and when the
+    /// namespace is already gone.
+    ///
+    /// Unlike [`Net::detach_all`] it does not wait for the kernel to delete
+    /// the veth pairs in that namespace: the endpoints are parked (see
+    /// [`crate::release`]) and the namespace's end takes the veths with it,
+    /// off the caller's path. An endpoint's address stays allocated until
+    /// its veth is gone.
+    pub fn release(&self, container_id: &str, netns: &Path) -> Result<()> {
+        endpoint::check_container_id(container_id)?;
+        let _t = span("net.release");
+        let _l = self.lock()?;
+        let mut first_err = None;
+        for net in network::load_all(&self.root)? {
+            if let Err(e) = self.release_locked(&net, container_id, netns) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.apply_rules_locked() {
+            first_err.get_or_insert(e);
+        }
+        if let Err(e) = netns::remove(netns) {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn release_locked(&self, net: &Network, container_id: &str, netns: &Path) -> Result<()> {
+        let dir = network::dir(&self.root, &net.id);
+        let path = endpoint::path(&dir, container_id);
+        if let Some(ep) = store::read_json::<Endpoint>(&path)? {
+            if ep.netns == netns {
+                release::park(&dir, &path, &ep)?;
+            } else {
+                // its veth does not go away with this namespace
+                let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
+                nl.del_link_by_name(&ep.host_veth)
+                    .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;
+                store::remove_file(&path)?;
+            }
+        }
+        let keep = release::held_by(&dir, container_id)?;
+        ipam::release_owner_except(&dir, container_id, &keep)?;
+        release::reap(&dir, &|p| p.age >= release::GRACE)?;
+        Ok(())
     }
 
     /// The rule set the current state compiles to, as an `nft -f` script.
@@ -436,7 +501,10 @@ impl Net {
         sysctl::enable_ip_forward()?;
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
         for n in network::load_all(&self.root)? {
-            if !endpoint::load_all(&network::dir(&self.root, &n.id))?.is_empty() {
+            let dir = network::dir(&self.root, &n.id);
+            // after a reboot no parked veth is left
+            release::reap(&dir, &|_| false)?;
+            if !endpoint::load_all(&dir)?.is_empty() {
                 ensure_bridge(&mut nl, &n)?;
             }
         }
@@ -450,6 +518,7 @@ impl Net {
         let _l = self.lock()?;
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
         for n in network::load_all(&self.root)? {
+            release::reap(&network::dir(&self.root, &n.id), &|_| true)?;
             for ep in endpoint::load_all(&network::dir(&self.root, &n.id))? {
                 nl.del_link_by_name(&ep.host_veth)
                     .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;

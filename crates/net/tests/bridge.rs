@@ -430,3 +430,94 @@ fn published_rules_change_in_place_and_equal_a_full_replace() {
     let (_, after) = listing(&table);
     assert!(after.contains(&format!("tcp dport {p1} dnat")), "{after}");
 }
+
+#[test]
+fn a_released_run_leaves_its_veth_to_the_namespace_and_keeps_its_address_till_then() {
+    if !root_or_skip("released_runs") {
+        return;
+    }
+    let mut env = Env::new(230);
+    env.network("rel", "198.18.231.0/24", false);
+    let table = env.net.config().table.clone();
+    let a = env.netns("a");
+    let hp = free_port();
+    let ea = env.attach("rel", "rela", &a, vec![tcp(None, hp, 80)]);
+    // Something else holds the namespace: its veth pair outlives the release.
+    let holder = std::fs::File::open(&a).unwrap();
+    env.net.release(&ea.container_id, &a).unwrap();
+    assert!(!netns::is_mounted(&a) && !a.exists());
+    assert!(env.net.endpoints("rel").unwrap().is_empty());
+    assert!(
+        env.net
+            .container_endpoints(&ea.container_id)
+            .unwrap()
+            .is_empty()
+    );
+    let rules = nft::list_table(&table).unwrap().unwrap();
+    assert!(!rules.contains("dnat to"), "{rules}");
+    assert!(link_exists(&ea.host_veth));
+    // The address stays taken while a device with it may be on the bridge;
+    // the host port is free at once.
+    let owners: Vec<_> = env
+        .net
+        .allocations("rel")
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.ip, a.owner))
+        .collect();
+    assert_eq!(owners, [(ea.ip, ea.container_id.clone())]);
+    let b = env.netns("b");
+    let eb = env.attach("rel", "relb", &b, vec![tcp(None, hp, 80)]);
+    assert_ne!(eb.ip, ea.ip);
+    // Asking for that address finishes the parked endpoint first.
+    let c = env.netns("c");
+    let mut req = request("relc", &c, vec![]);
+    req.ip = Some(ea.ip);
+    let ec = env.net.attach("rel", &req).unwrap();
+    assert_eq!(ec.ip, ea.ip);
+    assert!(!link_exists(&ea.host_veth));
+    drop(holder);
+
+    // With nobody holding it, the namespace's end deletes the veth pair; the
+    // next attach gives the address back.
+    env.net.release(&eb.container_id, &b).unwrap();
+    env.net.release(&eb.container_id, &b).unwrap(); // idempotent
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while link_exists(&eb.host_veth) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!link_exists(&eb.host_veth), "the namespace kept its veth");
+    let d = env.netns("d");
+    let ed = env.attach("rel", "reld", &d, vec![]);
+    assert_eq!(ed.ip, eb.ip, "the address was not given back");
+    assert!(
+        env.net
+            .allocations("rel")
+            .unwrap()
+            .iter()
+            .all(|a| a.owner != eb.container_id)
+    );
+
+    // detach_all finishes a container's parked endpoints at once.
+    let held = std::fs::File::open(&d).unwrap();
+    env.net.release(&ed.container_id, &d).unwrap();
+    assert!(link_exists(&ed.host_veth));
+    env.net.detach_all(&ed.container_id).unwrap();
+    assert!(!link_exists(&ed.host_veth));
+    assert!(
+        env.net
+            .allocations("rel")
+            .unwrap()
+            .iter()
+            .all(|a| a.owner != ed.container_id)
+    );
+    drop(held);
+
+    // Removing the network finishes them too.
+    let held = std::fs::File::open(&c).unwrap();
+    env.net.release(&ec.container_id, &c).unwrap();
+    assert!(link_exists(&ec.host_veth));
+    env.net.remove_network("rel").unwrap();
+    assert!(!link_exists(&ec.host_veth));
+    drop(held);
+}
