@@ -73,8 +73,11 @@ pub fn allocate(
             )))
         };
     }
-    let taken: std::collections::HashSet<Ipv4Addr> =
-        allocations(dir)?.into_iter().map(|a| a.ip).collect();
+    // the names say which are taken; the owners need not be read
+    let taken: std::collections::HashSet<Ipv4Addr> = store::list_names(&ipam)?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
     let range = net.pool();
     for v in range.first()..=range.last() {
         let ip = Ipv4Addr::from(v);

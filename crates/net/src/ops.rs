@@ -265,11 +265,15 @@ impl Net {
             r => r?,
         };
         drop(t);
-        let existing: Vec<PortBinding> = self
-            .all_endpoints()?
-            .into_iter()
-            .flat_map(|e| e.ports)
-            .collect();
+        // every endpoint's ports, read only when this one publishes any
+        let existing: Vec<PortBinding> = if req.ports.is_empty() {
+            Vec::new()
+        } else {
+            self.all_endpoints()?
+                .into_iter()
+                .flat_map(|e| e.ports)
+                .collect()
+        };
         let start = EPHEMERAL.0
             + (u16::from_str_radix(&store::random_hex(2), 16).unwrap_or(0)
                 % (EPHEMERAL.1 - EPHEMERAL.0 + 1));
@@ -434,12 +438,19 @@ impl Net {
         let _t = span("net.release");
         let _l = self.lock()?;
         let mut first_err = None;
+        let mut changed = false;
         for net in network::load_all(&self.root)? {
-            if let Err(e) = self.release_locked(&net, container_id, netns) {
-                first_err.get_or_insert(e);
+            match self.release_locked(&net, container_id, netns) {
+                Ok(c) => changed |= c,
+                Err(e) => {
+                    changed = true;
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        if let Err(e) = self.apply_rules_locked() {
+        // nothing released (the usual check for leftovers before a run):
+        // the rules cannot have changed
+        if changed && let Err(e) = self.apply_rules_locked() {
             first_err.get_or_insert(e);
         }
         if let Err(e) = netns::remove(netns) {
@@ -448,10 +459,13 @@ impl Net {
         first_err.map_or(Ok(()), Err)
     }
 
-    fn release_locked(&self, net: &Network, container_id: &str, netns: &Path) -> Result<()> {
+    /// Whether anything changed.
+    fn release_locked(&self, net: &Network, container_id: &str, netns: &Path) -> Result<bool> {
         let dir = network::dir(&self.root, &net.id);
         let path = endpoint::path(&dir, container_id);
+        let mut changed = false;
         if let Some(ep) = store::read_json::<Endpoint>(&path)? {
+            changed = true;
             if ep.netns == netns {
                 release::park(&dir, &path, &ep)?;
             } else {
@@ -462,10 +476,15 @@ impl Net {
                 store::remove_file(&path)?;
             }
         }
-        let keep = release::held_by(&dir, container_id)?;
-        ipam::release_owner_except(&dir, container_id, &keep)?;
-        release::reap(&dir, &|p| p.age >= release::GRACE)?;
-        Ok(())
+        // addresses held with no endpoint (an attach cut short): the
+        // owners' files are read only when there are more addresses than
+        // endpoints
+        if release::strays_possible(&dir)? {
+            let keep = release::held_by(&dir, container_id)?;
+            changed |= ipam::release_owner_except(&dir, container_id, &keep)? > 0;
+        }
+        changed |= !release::reap(&dir, &|p| p.age >= release::GRACE)?.is_empty();
+        Ok(changed)
     }
 
     /// The rule set the current state compiles to, as an `nft -f` script.

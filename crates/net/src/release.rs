@@ -115,6 +115,15 @@ pub(crate) fn reap(net_dir: &Path, force: &dyn Fn(&Parked) -> bool) -> Result<Ve
     Ok(freed)
 }
 
+/// Whether the network at `net_dir` may hold an address no endpoint (attached
+/// or parked) accounts for: each endpoint holds exactly one, so only when
+/// there are more addresses than endpoints. Reads directories, no files.
+pub(crate) fn strays_possible(net_dir: &Path) -> Result<bool> {
+    let count = |d: PathBuf| store::list_names(&d).map(|v| v.len());
+    let held = count(net_dir.join("ipam"))?;
+    Ok(held > count(net_dir.join("endpoints"))? + count(dir(net_dir))?)
+}
+
 /// The addresses parked endpoints of `owner` hold in the network at
 /// `net_dir`.
 pub(crate) fn held_by(net_dir: &Path, owner: &str) -> Result<Vec<Ipv4Addr>> {
