@@ -521,3 +521,40 @@ fn a_released_run_leaves_its_veth_to_the_namespace_and_keeps_its_address_till_th
     assert!(!link_exists(&ec.host_veth));
     drop(held);
 }
+
+#[test]
+fn a_failed_in_place_change_falls_back_to_a_full_replace() {
+    if !root_or_skip("failed_in_place_change") {
+        return;
+    }
+    let env = Env::new(234);
+    let table = env.net.config().table.clone();
+    let mut nf = berth_net::nft_netlink::NfTables::open().unwrap();
+    assert_eq!(nf.table_comment(&table).unwrap(), None);
+    env.net.apply_rules().unwrap();
+    let script = env.net.ruleset().unwrap();
+    let tag = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("comment \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    assert_eq!(nf.table_comment(&table).unwrap().as_deref(), Some(&*tag));
+    // The kernel refuses a batch for a chain that does not exist; nothing
+    // hangs, the error is the kernel's.
+    let e = nf.replace_rules(&table, "nochain", &[]).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    // A table that carries our comment but lacks the published chain: the
+    // in-place change fails and the whole table is replaced instead.
+    nft::apply(&format!(
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n\tcomment \"{tag}\"\n\tchain other {{\n\t}}\n}}\n"
+    ))
+    .unwrap();
+    env.net.apply_rules().unwrap();
+    let (_, after) = listing(&table);
+    assert!(
+        after.contains("chain published") && after.contains("chain forward"),
+        "{after}"
+    );
+    assert!(!after.contains("chain other"), "{after}");
+}
