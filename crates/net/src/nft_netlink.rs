@@ -164,10 +164,12 @@ impl Msg {
         });
     }
 
-    /// A userdata blob holding one comment TLV.
+    /// A userdata blob holding one comment TLV (at most 254 bytes, as a
+    /// TLV's length is one byte).
     fn comment(&mut self, ty: u16, comment: &str) {
-        let mut v = vec![UDATA_COMMENT, (comment.len() + 1) as u8];
-        v.extend_from_slice(comment.as_bytes());
+        let text = &comment.as_bytes()[..comment.len().min(254)];
+        let mut v = vec![UDATA_COMMENT, (text.len() + 1) as u8];
+        v.extend_from_slice(text);
         v.push(0);
         self.attr(ty, &v);
     }
