@@ -12,7 +12,7 @@
 //! veth is gone, so no other container gets the address while a device
 //! with it may still be on the bridge.
 //!
-//! [`reap`] finishes parked endpoints under the root lock: the address is
+//! `reap` finishes parked endpoints under the root lock: the address is
 //! freed once the veth has vanished; a veth still present after the caller's
 //! deadline (something else holds the namespace, or the caller needs the
 //! address or everything gone now) is deleted first.
