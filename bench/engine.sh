@@ -11,13 +11,25 @@
 #   tput    N_TPUT detached containers started sequentially and PAR-way
 #           parallel: berth run, docker CLI -> berth daemon, docker CLI ->
 #           dockerd, podman
+#   bridge  `run --rm IMG true` on each engine's own default bridge, next to
+#           the same with `--network none`: berth run, docker CLI -> berth
+#           daemon, docker CLI -> dockerd (bridge 198.19.248.0/24 via --bip),
+#           podman (CNI bridge on 198.19.249.0/24); BERTH_BEFORE=/path/berth
+#           adds an older berth binary (own root and bridge) for a
+#           before/after in the same run
 #
-# Usage:   sudo bench/engine.sh            (all sections; about 5 minutes)
+# Usage:   sudo bench/engine.sh            (all sections; about 7 minutes)
 #          SECTIONS="run" bench/engine.sh
+#          ip netns add bench; nsenter --net=/run/netns/bench bench/engine.sh
 # Knobs:   RUNS N_MEM N_TPUT PAR DOCKER (docker CLI, default from PATH)
+#          BERTH_BEFORE
 #
-# dockerd runs with --iptables=false and --bridge=none (the benchmark uses
-# --network none only), so it changes no firewall rule and makes no bridge.
+# dockerd runs with --iptables=false and, unless the bridge section runs,
+# --bridge=none, so it changes no firewall rule and makes no bridge. The
+# bridge section gives dockerd its docker0 and podman its CNI bridge (whose
+# plugins add iptables rules): it runs them only inside a network namespace
+# of its own (not the host's), where those are private and go away with it.
+# berth uses its own table, bridges and subnets (net.json) anywhere.
 # podman gets a private store and containers.conf. Everything lives in a
 # temporary work dir and is removed on exit.
 set -euo pipefail
@@ -27,7 +39,7 @@ RUNS=${RUNS:-30}
 N_MEM=${N_MEM:-20}
 N_TPUT=${N_TPUT:-50}
 PAR=${PAR:-4}
-SECTIONS=${SECTIONS:-"run memory tput"}
+SECTIONS=${SECTIONS:-"run memory tput bridge"}
 DOCKER=${DOCKER:-docker}
 IMG=bench/busybox:bench
 
@@ -44,7 +56,10 @@ have hyperfine || { echo "hyperfine is needed" >&2; exit 1; }
 cargo build --release -q -p berth
 BERTH=$PWD/target/release/berth
 WORK=$(mktemp -d /tmp/berth-engine-bench.XXXXXX)
-DPID="" BPID=""
+DPID="" BPID="" DOCKER_BRIDGE=0 PODMAN_NET=""
+# dockerd's and podman's bridges only in a network namespace of our own
+PRIVATE_NETNS=0
+[ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ] && PRIVATE_NETNS=1
 cleanup() {
 	set +e
 	if [ -n "$BPID" ]; then
@@ -65,6 +80,15 @@ cleanup() {
 	awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 	nft delete table ip berth_bench 2>/dev/null
 	ip link del bbench0 2>/dev/null
+	if [ -d "$WORK/berth-before" ]; then
+		nft delete table ip berth_bench_before 2>/dev/null
+		ip link del bbench1 2>/dev/null
+	fi
+	[ "$DOCKER_BRIDGE" = 1 ] && ip link del docker0 2>/dev/null
+	if [ -n "$PODMAN_NET" ]; then
+		ip link del cni-podman0 2>/dev/null
+		rm -rf "/var/lib/cni/networks/$PODMAN_NET"
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -88,11 +112,24 @@ BPID=$!
 for _ in $(seq 100); do [ -S "$WORK/berth.sock" ] && break; sleep 0.05; done
 BD="env DOCKER_HOST=unix://$WORK/berth.sock $DOCKER"
 
-# dockerd: its own data root, no bridge, no iptables
+# an older berth for a before/after: its own root, table, bridge and subnet
+if want bridge && [ -n "${BERTH_BEFORE:-}" ]; then
+	mkdir -p "$WORK/berth-before"
+	echo '{"table":"berth_bench_before","default_bridge":"bbench1","default_subnet":"198.18.250.0/24","pool":"198.19.236.0/22"}' >"$WORK/berth-before/net.json"
+	"$BERTH_BEFORE" --root "$WORK/berth-before" import "$WORK/busybox.tar" "$IMG" >/dev/null
+fi
+
+# dockerd: its own data root, no iptables; a bridge (docker0 on
+# 198.19.248.0/24) only for the bridge section in a private netns
 HAVE_DOCKERD=0
 if have dockerd; then
+	bridge_opt=(--bridge=none)
+	if want bridge && [ "$PRIVATE_NETNS" = 1 ] && ! ip link show docker0 >/dev/null 2>&1; then
+		bridge_opt=(--bip 198.19.248.1/24)
+		DOCKER_BRIDGE=1
+	fi
 	dockerd --data-root "$WORK/docker" --exec-root "$WORK/docker-exec" -H "unix://$WORK/docker.sock" \
-		--pidfile "$WORK/docker.pid" --bridge=none --iptables=false --ip6tables=false \
+		--pidfile "$WORK/docker.pid" "${bridge_opt[@]}" --iptables=false --ip6tables=false \
 		>"$WORK/dockerd.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 200); do
@@ -111,6 +148,11 @@ if have podman; then
 	[ "$nproc" = unlimited ] && nproc=32768
 	[ "$nproc" -gt 32768 ] && nproc=32768
 	mkdir -p "$WORK/podman"/{root,run,tmp}
+	# its default network: a private CNI config dir, a name of its own
+	# (host-local keeps addresses in /var/lib/cni/networks/NAME) and a
+	# 198.19.249.0/24 subnet instead of 10.88/16
+	mkdir -p "$WORK/podman/cni"
+	PODMAN_NET=berth-bench-$$
 	cat >"$WORK/podman/containers.conf" <<-EOF
 		[containers]
 		default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
@@ -118,6 +160,11 @@ if have podman; then
 		cgroup_manager = "cgroupfs"
 		events_logger = "file"
 		tmp_dir = "$WORK/podman/tmp"
+		[network]
+		network_backend = "cni"
+		network_config_dir = "$WORK/podman/cni"
+		default_network = "$PODMAN_NET"
+		default_subnet = "198.19.249.0/24"
 	EOF
 	export CONTAINERS_CONF=$WORK/podman/containers.conf
 	PODMAN="podman --root $WORK/podman/root --runroot $WORK/podman/run --storage-driver overlay --runtime runc"
@@ -183,6 +230,33 @@ tput_one() { # LABEL MODE CLI...
 	ids=$("$@" ps -q)
 	if [ "$1" = podman ]; then "$@" rm -f -t 0 $ids >/dev/null; else "$@" rm -f $ids >/dev/null; fi
 }
+
+if want bridge; then
+	log "bridge: run --rm IMG true on each engine's default bridge, and with --network none"
+	cmds=(-n "berth run, --network none" "$BERTH --root $WORK/berth run --rm --network none $IMG true"
+		-n "berth run, bridge" "$BERTH --root $WORK/berth run --rm $IMG true"
+		-n "docker CLI -> berth daemon, --network none" "$BD run --rm --network none $IMG true"
+		-n "docker CLI -> berth daemon, bridge" "$BD run --rm $IMG true")
+	if [ -n "${BERTH_BEFORE:-}" ]; then
+		cmds+=(-n "berth run (before), --network none" "$BERTH_BEFORE --root $WORK/berth-before run --rm --network none $IMG true"
+			-n "berth run (before), bridge" "$BERTH_BEFORE --root $WORK/berth-before run --rm $IMG true")
+	fi
+	if [ "$HAVE_DOCKERD" = 1 ] && [ "$DOCKER_BRIDGE" = 1 ]; then
+		cmds+=(-n "docker CLI -> dockerd (runc), --network none" "$DD run --rm --network none $IMG true"
+			-n "docker CLI -> dockerd (runc), bridge" "$DD run --rm $IMG true")
+	else
+		log "dockerd: bridge run skipped (needs dockerd and a network namespace of its own without docker0)"
+	fi
+	if [ "$HAVE_PODMAN" = 1 ] && [ "$PRIVATE_NETNS" = 1 ]; then
+		cmds+=(-n "podman run (runc), --network none" "$PODMAN run --rm --network none $IMG true"
+			-n "podman run (runc), bridge" "$PODMAN run --rm $IMG true")
+	else
+		log "podman: bridge run skipped (needs podman and a network namespace of its own)"
+	fi
+	hyperfine -N --warmup 3 --runs "$RUNS" --export-markdown "$WORK/bridge.md" "${cmds[@]}" >&2
+	cat "$WORK/bridge.md"
+	echo
+fi
 
 if want tput; then
 	log "throughput: $N_TPUT detached containers"

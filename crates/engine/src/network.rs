@@ -71,16 +71,15 @@ pub fn port_requests(
 /// ports on the first), /etc/hosts and resolv.conf for its address.
 /// Undone by [`disconnect`].
 pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
+    let _t = berth_net::timing::span("engine.connect");
     let net = Net::open(root)?;
     let ns = dir.join(NETNS_FILE);
     // leftovers of a run whose monitor was killed
-    let _ = net.detach_all(&r.id);
-    let _ = berth_net::netns::remove(&ns);
+    let _ = net.release(&r.id, &ns);
     let ports = port_requests(&r.ports, &r.exposed_ports, r.publish_all)?;
     berth_net::netns::create(&ns)?;
     let undo = |e: Error| {
-        let _ = net.detach_all(&r.id);
-        let _ = berth_net::netns::remove(&ns);
+        let _ = net.release(&r.id, &ns);
         e
     };
     // the first network's address goes into /etc/hosts; the resolver is
@@ -399,14 +398,17 @@ impl crate::Engine {
 /// Takes a container off its networks and removes its namespace
 /// (idempotent; works after a crash).
 pub fn disconnect(root: &Path, dir: &Path, id: &str) {
-    if let Ok(net) = Net::open(root)
-        && let Err(e) = net.detach_all(id)
-    {
-        tracing::warn!("detach container {id}: {e}");
-    }
+    let _t = berth_net::timing::span("engine.disconnect");
     let ns = dir.join(NETNS_FILE);
-    if ns.exists() {
-        let _ = berth_net::netns::remove(&ns);
+    match Net::open(root) {
+        Ok(net) => {
+            if let Err(e) = net.release(id, &ns) {
+                tracing::warn!("release the network of container {id}: {e}");
+            }
+        }
+        Err(_) => {
+            let _ = berth_net::netns::remove(&ns);
+        }
     }
 }
 

@@ -79,8 +79,11 @@ pub fn allocate(
             )))
         };
     }
-    let taken: std::collections::HashSet<Ipv4Addr> =
-        allocations(dir)?.into_iter().map(|a| a.ip).collect();
+    // the names say which are taken; the owners need not be read
+    let taken: std::collections::HashSet<Ipv4Addr> = store::list_names(&ipam)?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
     let range = net.pool();
     for v in range.first()..=range.last() {
         let ip = Ipv4Addr::from(v);
@@ -126,11 +129,28 @@ pub fn release(dir: &Path, ip: Ipv4Addr) -> Result<()> {
     store::remove_file(&dir.join("ipam").join(ip.to_string()))
 }
 
+/// Frees `ip` if `owner` holds it.
+pub fn release_if_owner(dir: &Path, ip: Ipv4Addr, owner: &str) -> Result<()> {
+    let path = dir.join("ipam").join(ip.to_string());
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim() == owner => store::remove_file(&path),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io(format!("read {}", path.display()), e)),
+    }
+}
+
 /// Frees every address `owner` holds in the network; returns how many.
 pub fn release_owner(dir: &Path, owner: &str) -> Result<usize> {
+    release_owner_except(dir, owner, &[])
+}
+
+/// Frees every address `owner` holds in the network but those in `keep`;
+/// returns how many.
+pub fn release_owner_except(dir: &Path, owner: &str, keep: &[Ipv4Addr]) -> Result<usize> {
     let mut n = 0;
     for a in allocations(dir)? {
-        if a.owner == owner {
+        if a.owner == owner && !keep.contains(&a.ip) {
             release(dir, a.ip)?;
             n += 1;
         }
@@ -219,7 +239,11 @@ mod tests {
             ]
         );
         assert!(allocate(dir.path(), &n, None, "c4").is_err());
-        assert_eq!(release_owner(dir.path(), "c1").unwrap(), 2);
+        assert_eq!(release_owner_except(dir.path(), "c1", &[b]).unwrap(), 1);
+        release_if_owner(dir.path(), b, "c2").unwrap();
+        assert_eq!(allocations(dir.path()).unwrap().len(), 3);
+        release_if_owner(dir.path(), b, "c1").unwrap();
+        release_if_owner(dir.path(), b, "c1").unwrap();
         assert_eq!(release_owner(dir.path(), "c1").unwrap(), 0);
         assert_eq!(allocations(dir.path()).unwrap().len(), 2);
     }

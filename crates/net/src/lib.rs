@@ -3,9 +3,13 @@
 //! - [`Net`] is a root's networks: create/inspect/remove/prune networks
 //!   ([`Network`]), attach and detach containers ([`Net::attach`] →
 //!   [`Endpoint`]), address management ([`ipam`]) and published ports.
-//! - [`netns`] makes and removes persistent network namespaces.
+//! - [`netns`] makes and removes persistent network namespaces; a run's
+//!   end ([`Net::release`]) leaves its veth pairs to the namespace's end
+//!   ([`release`]).
 //! - [`rules`] compiles the nftables rule set from what is on disk (pure);
-//!   [`nft`] applies it atomically.
+//!   [`nft`] applies it atomically: per container only the published ports'
+//!   rules, in-process over netlink ([`nft_netlink`]); the whole table with
+//!   `nft -f` when the networks changed.
 //! - [`dns`] is the embedded resolver for user-defined networks.
 //!
 //! All state lives under `<root>/networks/` (layout in [`store`]) and is
@@ -27,12 +31,15 @@ pub mod netlink;
 pub mod netns;
 pub mod network;
 pub mod nft;
+pub mod nft_netlink;
 mod ops;
 pub mod ports;
+pub mod release;
 pub mod rules;
 pub mod store;
 pub mod subnet;
 pub mod sysctl;
+pub mod timing;
 
 pub use config::NetConfig;
 pub use endpoint::{AttachRequest, Endpoint};

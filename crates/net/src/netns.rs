@@ -21,6 +21,7 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// `/proc/thread-self/ns/net` onto the file; the process's other threads are
 /// untouched. The mount lives in the caller's mount namespace.
 pub fn create(path: &Path) -> Result<()> {
+    let _t = crate::timing::span("net.netns.create");
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(Error::io(format!("create {}", parent.display())))?;
@@ -63,6 +64,7 @@ pub fn create(path: &Path) -> Result<()> {
 /// Unmounts and deletes a namespace file made by [`create`]. Succeeds when
 /// it is already gone; the namespace itself disappears with its last user.
 pub fn remove(path: &Path) -> Result<()> {
+    let _t = crate::timing::span("net.netns.remove");
     match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
         Err(e) => {

@@ -15,9 +15,11 @@ use crate::netns;
 use crate::network::{self, CreateNetwork, Network};
 use crate::nft;
 use crate::ports::{self, EPHEMERAL, PortBinding};
+use crate::release;
 use crate::rules;
 use crate::store::{self, Lock};
 use crate::sysctl;
+use crate::timing::span;
 
 /// A root's networks. Cheap to make; holds no open resources, so any number
 /// of processes may each have one for the same root.
@@ -121,6 +123,7 @@ impl Net {
                 n.name, n.id
             )));
         }
+        release::reap(&network::dir(&self.root, &n.id), &|_| true)?;
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
         nl.del_link_by_name(&n.bridge)
             .map_err(Error::io(format!("delete bridge {}", n.bridge)))?;
@@ -200,7 +203,9 @@ impl Net {
         let _l = self.lock()?;
         let mut count = 0;
         for n in network::load_all(&self.root)? {
-            count += ipam::release_owner(&network::dir(&self.root, &n.id), owner)?;
+            let dir = network::dir(&self.root, &n.id);
+            count += release::reap(&dir, &|p| p.ep.container_id == owner)?.len();
+            count += ipam::release_owner(&dir, owner)?;
         }
         Ok(count)
     }
@@ -222,7 +227,10 @@ impl Net {
             req.interface.clone()
         };
         check_ifname(&interface)?;
+        let _t = span("net.attach");
+        let l = span("net.attach.lock");
         let _l = self.lock()?;
+        drop(l);
         let all = self.networks_locked()?;
         let net = network::find(&all, key)?.clone();
         let dir = network::dir(&self.root, &net.id);
@@ -243,12 +251,29 @@ impl Net {
                 "user specified IP address is supported on user defined networks only".into(),
             ));
         }
-        let ip = ipam::allocate(&dir, &net, req.ip, &req.container_id)?;
-        let existing: Vec<PortBinding> = self
-            .all_endpoints()?
-            .into_iter()
-            .flat_map(|e| e.ports)
-            .collect();
+        let t = span("net.attach.ipam");
+        // parked endpoints whose veth is gone give their address back; one
+        // that holds the address asked for is finished now
+        let wanted = req.ip;
+        release::reap(&dir, &|p| {
+            p.age >= release::GRACE || Some(p.ep.ip) == wanted
+        })?;
+        let ip = match ipam::allocate(&dir, &net, req.ip, &req.container_id) {
+            Err(Error::Exhausted(_)) if !release::reap(&dir, &|_| true)?.is_empty() => {
+                ipam::allocate(&dir, &net, req.ip, &req.container_id)?
+            }
+            r => r?,
+        };
+        drop(t);
+        // every endpoint's ports, read only when this one publishes any
+        let existing: Vec<PortBinding> = if req.ports.is_empty() {
+            Vec::new()
+        } else {
+            self.all_endpoints()?
+                .into_iter()
+                .flat_map(|e| e.ports)
+                .collect()
+        };
         let start = EPHEMERAL.0
             + (u16::from_str_radix(&store::random_hex(2), 16).unwrap_or(0)
                 % (EPHEMERAL.1 - EPHEMERAL.0 + 1));
@@ -279,10 +304,12 @@ impl Net {
             created: store::now_rfc3339(),
         };
         // The record goes first: after a crash, detach finds the veth by it.
+        let t = span("net.attach.record");
         if let Err(e) = store::write_json(&ep_path, &ep) {
             let _ = ipam::release(&dir, ip);
             return Err(e);
         }
+        drop(t);
         let wired = self
             .wire(&net, &ep, mac)
             .and_then(|()| self.apply_rules_locked());
@@ -306,8 +333,12 @@ impl Net {
                 Error::Io(format!("open network namespace {}", ep.netns.display()), e)
             }
         })?;
+        let _t = span("net.wire");
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
+        let t = span("net.wire.bridge");
         let br = ensure_bridge(&mut nl, net)?;
+        drop(t);
+        let t = span("net.wire.veth");
         nl.add_veth(&ep.host_veth, br, &ep.interface, ns.as_raw_fd(), mac)
             .map_err(Error::io(format!(
                 "create veth pair {} / {} in {}",
@@ -323,6 +354,8 @@ impl Net {
             .map_err(Error::io(format!("set hairpin mode on {}", ep.host_veth)))?;
         nl.set_up(host)
             .map_err(Error::io(format!("bring {} up", ep.host_veth)))?;
+        drop(t);
+        let _t = span("net.wire.inside");
         let (ifname, ip, prefix, gw, internal) =
             (&ep.interface, ep.ip, ep.prefix, ep.gateway, net.internal);
         netns::run_in(&ep.netns, move || {
@@ -364,6 +397,7 @@ impl Net {
     /// it holds (the engine's cleanup at removal or after a crash).
     pub fn detach_all(&self, container_id: &str) -> Result<()> {
         endpoint::check_container_id(container_id)?;
+        let _t = span("net.detach_all");
         let _l = self.lock()?;
         let mut first_err = None;
         for net in network::load_all(&self.root)? {
@@ -379,22 +413,93 @@ impl Net {
         let dir = network::dir(&self.root, &net.id);
         let path = endpoint::path(&dir, container_id);
         if let Some(ep) = store::read_json::<Endpoint>(&path)? {
+            let _t = span("net.detach.veth");
             let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
             nl.del_link_by_name(&ep.host_veth)
                 .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;
         }
+        release::reap(&dir, &|p| p.ep.container_id == container_id)?;
         ipam::release_owner(&dir, container_id)?;
         store::remove_file(&path)
     }
 
-    /// The rule set the current state compiles to.
+    /// Ends a container's run: takes it off every network and removes its
+    /// network namespace `netns` (made by [`netns::create`]), with the
+    /// addresses it holds. Idempotent; works after a crash and when the
+    /// namespace is already gone.
+    ///
+    /// Unlike [`Net::detach_all`] it does not wait for the kernel to delete
+    /// the veth pairs in that namespace: the endpoints are parked (see
+    /// [`crate::release`]) and the namespace's end takes the veths with it,
+    /// off the caller's path. An endpoint's address stays allocated until
+    /// its veth is gone.
+    pub fn release(&self, container_id: &str, netns: &Path) -> Result<()> {
+        endpoint::check_container_id(container_id)?;
+        let _t = span("net.release");
+        let _l = self.lock()?;
+        let mut first_err = None;
+        let mut changed = false;
+        for net in network::load_all(&self.root)? {
+            match self.release_locked(&net, container_id, netns) {
+                Ok(c) => changed |= c,
+                Err(e) => {
+                    changed = true;
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        // nothing released (the usual check for leftovers before a run):
+        // the rules cannot have changed
+        if changed && let Err(e) = self.apply_rules_locked() {
+            first_err.get_or_insert(e);
+        }
+        if let Err(e) = netns::remove(netns) {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Whether anything changed.
+    fn release_locked(&self, net: &Network, container_id: &str, netns: &Path) -> Result<bool> {
+        let dir = network::dir(&self.root, &net.id);
+        let path = endpoint::path(&dir, container_id);
+        let mut changed = false;
+        if let Some(ep) = store::read_json::<Endpoint>(&path)? {
+            changed = true;
+            if ep.netns == netns {
+                release::park(&dir, &path, &ep)?;
+            } else {
+                // its veth does not go away with this namespace
+                let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
+                nl.del_link_by_name(&ep.host_veth)
+                    .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;
+                store::remove_file(&path)?;
+            }
+        }
+        // addresses held with no endpoint (an attach cut short): the
+        // owners' files are read only when there are more addresses than
+        // endpoints
+        if release::strays_possible(&dir)? {
+            let keep = release::held_by(&dir, container_id)?;
+            changed |= ipam::release_owner_except(&dir, container_id, &keep)? > 0;
+        }
+        changed |= !release::reap(&dir, &|p| p.age >= release::GRACE)?.is_empty();
+        Ok(changed)
+    }
+
+    /// The rule set the current state compiles to, as an `nft -f` script.
     pub fn ruleset(&self) -> Result<String> {
+        Ok(self.compiled()?.script())
+    }
+
+    /// The rule set the current state compiles to.
+    fn compiled(&self) -> Result<rules::Ruleset> {
         let nets = network::load_all(&self.root)?;
         let mut eps = Vec::new();
         for n in &nets {
             eps.extend(endpoint::load_all(&network::dir(&self.root, &n.id))?);
         }
-        Ok(rules::compile(&self.cfg, &nets, &eps))
+        Ok(rules::build(&self.cfg, &nets, &eps))
     }
 
     /// Recompiles and applies the rule set.
@@ -404,7 +509,8 @@ impl Net {
     }
 
     fn apply_rules_locked(&self) -> Result<()> {
-        nft::apply(&self.ruleset()?)
+        let _t = span("net.nft");
+        nft::apply_ruleset(&self.compiled()?)
     }
 
     /// Brings the kernel back in line with the state on disk (daemon start,
@@ -414,7 +520,10 @@ impl Net {
         sysctl::enable_ip_forward()?;
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
         for n in network::load_all(&self.root)? {
-            if !endpoint::load_all(&network::dir(&self.root, &n.id))?.is_empty() {
+            let dir = network::dir(&self.root, &n.id);
+            // after a reboot no parked veth is left
+            release::reap(&dir, &|_| false)?;
+            if !endpoint::load_all(&dir)?.is_empty() {
                 ensure_bridge(&mut nl, &n)?;
             }
         }
@@ -428,6 +537,7 @@ impl Net {
         let _l = self.lock()?;
         let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
         for n in network::load_all(&self.root)? {
+            release::reap(&network::dir(&self.root, &n.id), &|_| true)?;
             for ep in endpoint::load_all(&network::dir(&self.root, &n.id))? {
                 nl.del_link_by_name(&ep.host_veth)
                     .map_err(Error::io(format!("delete veth {}", ep.host_veth)))?;

@@ -1,9 +1,8 @@
-//! The nftables rule-set compiler: networks and endpoints in, `nft -f`
-//! script out. Pure; [`crate::nft`] applies the result.
+//! The nftables rule-set compiler: networks and endpoints in, a
+//! [`Ruleset`] out. Pure; [`crate::nft`] applies the result.
 //!
 //! One table (family `ip`, named by [`NetConfig::table`]) holds all of a
-//! root's rules and is replaced whole in one transaction, so the kernel
-//! never sees a half-updated set:
+//! root's rules:
 //!
 //! - `prerouting`/`output` (nat): packets to a local address jump to
 //!   `published`, which DNATs each published port to its container (the
@@ -20,24 +19,154 @@
 //!   interfaces; established flows and published ports pass; different
 //!   networks cannot reach each other (docker's isolation); the rest of a
 //!   bridge's traffic is accepted.
+//!
+//! The set has two parts that change at different rates. The *base* —
+//! every chain, and every rule but the DNATs — depends on the networks
+//! only; the `published` chain's rules ([`Dnat`]) change with every
+//! container that publishes a port. The table carries the base's
+//! fingerprint ([`Ruleset::tag`]) as its comment, so an applier can tell
+//! whether the kernel's base is current and then only replace the
+//! `published` chain's rules (no hook is touched) instead of the whole
+//! table. [`Ruleset::script`] is the whole table for `nft -f`, replaced in
+//! one transaction.
 
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 
 use crate::config::NetConfig;
 use crate::endpoint::Endpoint;
 use crate::network::Network;
+use crate::ports::Proto;
 
-/// Compiles the whole table for `networks` and their `endpoints`.
-///
-/// The script first creates the table (so the delete that follows cannot
-/// fail), deletes it, then defines it anew: `nft -f` runs all of it as one
-/// atomic transaction.
+/// The chain holding the DNAT rules of published ports.
+pub const PUBLISHED_CHAIN: &str = "published";
+
+/// One published port: a rule of the `published` chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dnat {
+    /// Only packets to this host address (all local addresses when `None`).
+    pub host_ip: Option<Ipv4Addr>,
+    /// `tcp` or `udp`.
+    pub proto: Proto,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address.
+    pub to: Ipv4Addr,
+    /// The port in the container.
+    pub to_port: u16,
+    /// The rule's comment: the container's short id.
+    pub comment: String,
+}
+
+impl Dnat {
+    /// The rule in `nft` syntax.
+    pub fn to_nft(&self) -> String {
+        let daddr = match self.host_ip {
+            Some(ip) => format!("ip daddr {ip} "),
+            None => String::new(),
+        };
+        format!(
+            "{daddr}{proto} dport {hp} dnat to {to}:{cp} comment \"{c}\"",
+            proto = self.proto,
+            hp = self.host_port,
+            to = self.to,
+            cp = self.to_port,
+            c = self.comment,
+        )
+    }
+}
+
+/// A compiled rule set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruleset {
+    /// The table's name (family `ip`).
+    pub table: String,
+    /// The DNAT rules of the `published` chain, in order.
+    pub published: Vec<Dnat>,
+    /// The table's chains in `nft` syntax, with `@PUBLISHED@` where the
+    /// DNAT rules go.
+    body: String,
+}
+
+const PUBLISHED_MARK: &str = "\t\t@PUBLISHED@\n";
+
+impl Ruleset {
+    /// The base's fingerprint, kept as the table's comment: FNV-1a over the
+    /// chains without the DNAT rules.
+    pub fn tag(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.table.bytes().chain([0]).chain(self.body.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("berth:{h:016x}")
+    }
+
+    /// The `published` chain's rules in `nft` syntax, one a line (tab
+    /// indented as in [`Ruleset::script`]).
+    pub fn published_nft(&self) -> String {
+        let mut s = String::new();
+        for d in &self.published {
+            let _ = writeln!(s, "\t\t{}", d.to_nft());
+        }
+        s
+    }
+
+    /// The whole table for `nft -f`: it first creates the table (so the
+    /// delete that follows cannot fail), deletes it, then defines it anew,
+    /// all in one atomic transaction.
+    pub fn script(&self) -> String {
+        let t = &self.table;
+        format!(
+            "table ip {t} {{}}\ndelete table ip {t}\ntable ip {t} {{\n\tcomment \"{tag}\"\n{body}}}\n",
+            tag = self.tag(),
+            body = self.body.replace(PUBLISHED_MARK, &self.published_nft()),
+        )
+    }
+}
+
+/// Compiles the rule set of `networks` and their `endpoints`.
+pub fn build(cfg: &NetConfig, networks: &[Network], endpoints: &[Endpoint]) -> Ruleset {
+    Ruleset {
+        table: cfg.table.clone(),
+        published: published(networks, endpoints),
+        body: body(networks),
+    }
+}
+
+/// The whole table's `nft -f` script ([`Ruleset::script`]).
 pub fn compile(cfg: &NetConfig, networks: &[Network], endpoints: &[Endpoint]) -> String {
-    let t = &cfg.table;
+    build(cfg, networks, endpoints).script()
+}
+
+/// The DNAT rules: each published port of each endpoint on a network that
+/// is not internal.
+fn published(networks: &[Network], endpoints: &[Endpoint]) -> Vec<Dnat> {
+    let mut out = Vec::new();
+    for ep in endpoints {
+        let Some(net) = networks.iter().find(|n| n.id == ep.network_id) else {
+            continue;
+        };
+        if net.internal {
+            continue;
+        }
+        for p in &ep.ports {
+            out.push(Dnat {
+                host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
+                proto: p.proto,
+                host_port: p.host_port,
+                to: ep.ip,
+                to_port: p.container_port,
+                comment: short(&ep.container_id).to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// The chains, with [`PUBLISHED_MARK`] in place of the DNAT rules.
+fn body(networks: &[Network]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "table ip {t} {{}}");
-    let _ = writeln!(s, "delete table ip {t}");
-    let _ = writeln!(s, "table ip {t} {{");
 
     // nat: published ports.
     // nft 1.0.6 accepts the `dstnat` keyword only in prerouting; -100 is
@@ -48,34 +177,11 @@ pub fn compile(cfg: &NetConfig, networks: &[Network], endpoints: &[Endpoint]) ->
             s,
             "\t\ttype nat hook {chain} priority {prio}; policy accept;"
         );
-        let _ = writeln!(s, "\t\tfib daddr type local jump published");
+        let _ = writeln!(s, "\t\tfib daddr type local jump {PUBLISHED_CHAIN}");
         let _ = writeln!(s, "\t}}");
     }
-    let _ = writeln!(s, "\tchain published {{");
-    for ep in endpoints {
-        let Some(net) = networks.iter().find(|n| n.id == ep.network_id) else {
-            continue;
-        };
-        if net.internal {
-            continue;
-        }
-        for p in &ep.ports {
-            let daddr = if p.host_ip.is_unspecified() {
-                String::new()
-            } else {
-                format!("ip daddr {} ", p.host_ip)
-            };
-            let _ = writeln!(
-                s,
-                "\t\t{daddr}{proto} dport {hp} dnat to {ip}:{cp} comment \"{cid}\"",
-                proto = p.proto,
-                hp = p.host_port,
-                ip = ep.ip,
-                cp = p.container_port,
-                cid = short(&ep.container_id),
-            );
-        }
-    }
+    let _ = writeln!(s, "\tchain {PUBLISHED_CHAIN} {{");
+    s.push_str(PUBLISHED_MARK);
     let _ = writeln!(s, "\t}}");
 
     // nat: source rewriting.
@@ -132,7 +238,6 @@ pub fn compile(cfg: &NetConfig, networks: &[Network], endpoints: &[Endpoint]) ->
         let _ = writeln!(s, "\t\tiifname {} accept", quote(&n.bridge));
     }
     let _ = writeln!(s, "\t}}");
-    let _ = writeln!(s, "}}");
     s
 }
 
@@ -214,7 +319,9 @@ mod tests {
     #[test]
     fn empty_root_still_replaces_the_table() {
         let s = compile(&cfg(), &[], &[]);
-        assert!(s.starts_with("table ip tbl {}\ndelete table ip tbl\ntable ip tbl {\n"));
+        assert!(s.starts_with(
+            "table ip tbl {}\ndelete table ip tbl\ntable ip tbl {\n\tcomment \"berth:"
+        ));
         assert!(s.contains("type nat hook prerouting priority dstnat; policy accept;"));
         assert!(s.contains("type nat hook output priority -100; policy accept;"));
         assert!(!s.contains("masquerade"));
@@ -250,10 +357,12 @@ mod tests {
                 vec![port("0.0.0.0", 7070, 70, Proto::Tcp)],
             ),
         ];
-        let s = compile(&cfg(), &[d, a, i], &eps);
+        let rs = build(&cfg(), &[d, a, i], &eps);
+        let s = rs.script();
         let expected = r#"table ip tbl {}
 delete table ip tbl
 table ip tbl {
+	comment "TAG"
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		fib daddr type local jump published
@@ -290,8 +399,13 @@ table ip tbl {
 		iifname "br-bbbbbbbbbbbb" accept
 	}
 }
-"#;
+"#
+        .replace("TAG", &rs.tag());
         assert_eq!(s, expected, "got:\n{s}");
+        assert_eq!(
+            compile(&cfg(), &rs_nets(), &[]),
+            build(&cfg(), &rs_nets(), &[]).script()
+        );
     }
 
     #[test]
@@ -311,5 +425,97 @@ table ip tbl {
         let e = ep(&b, "198.18.245.2", vec![port("0.0.0.0", 1, 2, Proto::Tcp)]);
         let s = compile(&cfg(), &[a], &[e]);
         assert!(!s.contains("dnat to"), "{s}");
+    }
+
+    fn rs_nets() -> Vec<Network> {
+        vec![default_network(&cfg(), "d".repeat(64))]
+    }
+
+    /// A script whose `published` chain holds `rules` instead of its own:
+    /// what the kernel has after the applier replaced only that chain's
+    /// rules in a table made from `script`.
+    fn splice(script: &str, rules: &str) -> String {
+        let open = "\tchain published {\n";
+        let at = script.find(open).unwrap() + open.len();
+        let end = at + script[at..].find("\t}\n").unwrap();
+        format!("{}{rules}{}", &script[..at], &script[end..])
+    }
+
+    #[test]
+    fn the_tag_follows_the_networks_not_the_published_ports() {
+        let d = default_network(&cfg(), "d".repeat(64));
+        let a = net("a", "198.18.241.0/24", false, 'a', &[]);
+        let bare = build(&cfg(), std::slice::from_ref(&d), &[]);
+        let e = ep(
+            &d,
+            "198.18.240.2",
+            vec![port("0.0.0.0", 80, 80, Proto::Tcp)],
+        );
+        let publishing = build(&cfg(), std::slice::from_ref(&d), std::slice::from_ref(&e));
+        assert_eq!(bare.tag(), publishing.tag());
+        assert_ne!(bare.script(), publishing.script());
+        // endpoints without ports change nothing at all
+        let quiet = ep(&d, "198.18.240.3", vec![]);
+        assert_eq!(build(&cfg(), std::slice::from_ref(&d), &[quiet]), bare);
+
+        let two = build(&cfg(), &[d.clone(), a.clone()], &[]);
+        assert_ne!(two.tag(), bare.tag());
+        let mut internal = a.clone();
+        internal.internal = true;
+        assert_ne!(build(&cfg(), &[d.clone(), internal], &[]).tag(), two.tag());
+        let other_table = NetConfig {
+            table: "tbl2".into(),
+            ..cfg()
+        };
+        assert_ne!(build(&other_table, &[d], &[]).tag(), bare.tag());
+        assert!(bare.tag().starts_with("berth:") && bare.tag().len() == 22);
+    }
+
+    #[test]
+    fn replacing_the_published_rules_gives_the_full_compile() {
+        let d = default_network(&cfg(), "d".repeat(64));
+        let a = net("a", "198.18.241.0/24", false, 'a', &[]);
+        let nets = [d.clone(), a.clone()];
+        let e1 = ep(
+            &d,
+            "198.18.240.2",
+            vec![port("0.0.0.0", 8080, 80, Proto::Tcp)],
+        );
+        let mut e2 = ep(
+            &a,
+            "198.18.241.2",
+            vec![
+                port("127.0.0.1", 5353, 53, Proto::Udp),
+                port("0.0.0.0", 9090, 90, Proto::Tcp),
+            ],
+        );
+        e2.container_id = "beef".repeat(16);
+        let e3 = ep(&d, "198.18.240.3", vec![]);
+        // every sequence of attaches and detaches: the table made by a full
+        // compile of the first state, then only its published rules replaced,
+        // equals the full compile of the second state
+        let states: Vec<Vec<Endpoint>> = vec![
+            vec![],
+            vec![e1.clone()],
+            vec![e1.clone(), e2.clone()],
+            vec![e1.clone(), e2.clone(), e3.clone()],
+            vec![e2.clone(), e3.clone()],
+            vec![e3],
+            vec![e2],
+        ];
+        for before in &states {
+            let old = build(&cfg(), &nets, before);
+            for after in &states {
+                let new = build(&cfg(), &nets, after);
+                assert_eq!(old.tag(), new.tag());
+                let incremental = splice(&old.script(), &new.published_nft());
+                assert_eq!(incremental, new.script(), "{before:?} -> {after:?}");
+            }
+        }
+        let new = build(&cfg(), &nets, &[e1]);
+        assert_eq!(
+            new.published_nft(),
+            "\t\ttcp dport 8080 dnat to 198.18.240.2:80 comment \"c0ffeec0ffee\"\n"
+        );
     }
 }

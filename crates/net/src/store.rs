@@ -9,6 +9,9 @@
 //!                                              with O_EXCL, holding the owner's id
 //! <root>/networks/<network-id>/endpoints/<container-id>.json
 //!                                              one Endpoint per attached container
+//! <root>/networks/<network-id>/released/<epoch-ms>-<host-veth>.json
+//!                                              an Endpoint whose run ended, until its
+//!                                              veth is gone (see `release`)
 //! ```
 //!
 //! A network directory is built under a dot-name and renamed into place, and

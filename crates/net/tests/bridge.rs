@@ -343,3 +343,218 @@ fn requested_addresses_and_concurrent_attaches() {
         "{e}"
     );
 }
+
+/// `nft -a list table ip TABLE` split into the table's handle line and the
+/// rest without rule handles (those differ between two equal tables).
+fn listing(table: &str) -> (String, String) {
+    let out = std::process::Command::new("/usr/sbin/nft")
+        .args(["-a", "list", "table", "ip", table])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap_or_default().to_string();
+    let rest: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| match l.find(" # handle ") {
+            Some(i) => l[..i].to_string(),
+            None => l.to_string(),
+        })
+        .collect();
+    (first, rest.join("\n"))
+}
+
+#[test]
+fn published_rules_change_in_place_and_equal_a_full_replace() {
+    if !root_or_skip("published_rules_change_in_place") {
+        return;
+    }
+    let mut env = Env::new(226);
+    let table = env.net.config().table.clone();
+    let (a, b) = (env.netns("a"), env.netns("b"));
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let ea = env.attach("bridge", "pa", &a, vec![tcp(None, p1, 80)]);
+    let (made, _) = listing(&table);
+    assert!(made.contains("# handle "), "{made}");
+    let eb = env.attach(
+        "bridge",
+        "pb",
+        &b,
+        vec![tcp(Some("127.0.0.1"), p2, 81), {
+            let mut u = tcp(None, p3, 53);
+            u.proto = berth_net::Proto::Udp;
+            u
+        }],
+    );
+    // The second attach changed the published rules only: the table is the
+    // one the first made (same handle), holding both containers' rules.
+    let (handle, fast) = listing(&table);
+    assert_eq!(handle, made, "the table was replaced");
+    for want in [
+        format!("tcp dport {p1} dnat to {}:80 comment \"pa00000", ea.ip),
+        format!("ip daddr 127.0.0.1 tcp dport {p2} dnat to {}:81", eb.ip),
+        format!("udp dport {p3} dnat to {}:53", eb.ip),
+    ] {
+        assert!(fast.contains(&want), "{want} missing:\n{fast}");
+    }
+    // They work ...
+    env.http_server(&b, 81, "via in-place rules");
+    let got = http_get(&format!("127.0.0.1:{p2}")).unwrap_or_default();
+    assert!(got.ends_with("\r\n\r\nvia in-place rules"), "{got}");
+    // ... and read exactly as the table nft makes from the full compile.
+    nft::apply(&env.net.ruleset().unwrap()).unwrap();
+    let (replaced, full) = listing(&table);
+    assert_ne!(replaced, made);
+    assert_eq!(fast, full);
+
+    // Detach: in place again, the same as a full compile.
+    env.net.detach("bridge", &eb.container_id).unwrap();
+    let (h2, fast) = listing(&table);
+    assert_eq!(h2, replaced);
+    assert!(!fast.contains(&eb.ip.to_string()), "{fast}");
+    nft::apply(&env.net.ruleset().unwrap()).unwrap();
+    assert_eq!(listing(&table).1, fast);
+
+    // A table that is not ours (no matching comment) or gone is replaced
+    // whole by the next change.
+    nft::apply(&format!(
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n\tchain published {{\n\t}}\n}}\n"
+    ))
+    .unwrap();
+    env.net.detach_all(&ea.container_id).unwrap();
+    let (_, after) = listing(&table);
+    assert!(after.contains("chain forward"), "{after}");
+    nft::apply(&berth_net::rules::delete_table(env.net.config())).unwrap();
+    env.attach("bridge", "pb", &b, vec![tcp(None, p1, 80)]);
+    let (_, after) = listing(&table);
+    assert!(after.contains(&format!("tcp dport {p1} dnat")), "{after}");
+}
+
+#[test]
+fn a_released_run_leaves_its_veth_to_the_namespace_and_keeps_its_address_till_then() {
+    if !root_or_skip("released_runs") {
+        return;
+    }
+    let mut env = Env::new(230);
+    env.network("rel", "198.18.231.0/24", false);
+    let table = env.net.config().table.clone();
+    let a = env.netns("a");
+    let hp = free_port();
+    let ea = env.attach("rel", "rela", &a, vec![tcp(None, hp, 80)]);
+    // Something else holds the namespace: its veth pair outlives the release.
+    let holder = std::fs::File::open(&a).unwrap();
+    env.net.release(&ea.container_id, &a).unwrap();
+    assert!(!netns::is_mounted(&a) && !a.exists());
+    assert!(env.net.endpoints("rel").unwrap().is_empty());
+    assert!(
+        env.net
+            .container_endpoints(&ea.container_id)
+            .unwrap()
+            .is_empty()
+    );
+    let rules = nft::list_table(&table).unwrap().unwrap();
+    assert!(!rules.contains("dnat to"), "{rules}");
+    assert!(link_exists(&ea.host_veth));
+    // The address stays taken while a device with it may be on the bridge;
+    // the host port is free at once.
+    let owners: Vec<_> = env
+        .net
+        .allocations("rel")
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.ip, a.owner))
+        .collect();
+    assert_eq!(owners, [(ea.ip, ea.container_id.clone())]);
+    let b = env.netns("b");
+    let eb = env.attach("rel", "relb", &b, vec![tcp(None, hp, 80)]);
+    assert_ne!(eb.ip, ea.ip);
+    // Asking for that address finishes the parked endpoint first.
+    let c = env.netns("c");
+    let mut req = request("relc", &c, vec![]);
+    req.ip = Some(ea.ip);
+    let ec = env.net.attach("rel", &req).unwrap();
+    assert_eq!(ec.ip, ea.ip);
+    assert!(!link_exists(&ea.host_veth));
+    drop(holder);
+
+    // With nobody holding it, the namespace's end deletes the veth pair; the
+    // next attach gives the address back.
+    env.net.release(&eb.container_id, &b).unwrap();
+    env.net.release(&eb.container_id, &b).unwrap(); // idempotent
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while link_exists(&eb.host_veth) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!link_exists(&eb.host_veth), "the namespace kept its veth");
+    let d = env.netns("d");
+    let ed = env.attach("rel", "reld", &d, vec![]);
+    assert_eq!(ed.ip, eb.ip, "the address was not given back");
+    assert!(
+        env.net
+            .allocations("rel")
+            .unwrap()
+            .iter()
+            .all(|a| a.owner != eb.container_id)
+    );
+
+    // detach_all finishes a container's parked endpoints at once.
+    let held = std::fs::File::open(&d).unwrap();
+    env.net.release(&ed.container_id, &d).unwrap();
+    assert!(link_exists(&ed.host_veth));
+    env.net.detach_all(&ed.container_id).unwrap();
+    assert!(!link_exists(&ed.host_veth));
+    assert!(
+        env.net
+            .allocations("rel")
+            .unwrap()
+            .iter()
+            .all(|a| a.owner != ed.container_id)
+    );
+    drop(held);
+
+    // Removing the network finishes them too.
+    let held = std::fs::File::open(&c).unwrap();
+    env.net.release(&ec.container_id, &c).unwrap();
+    assert!(link_exists(&ec.host_veth));
+    env.net.remove_network("rel").unwrap();
+    assert!(!link_exists(&ec.host_veth));
+    drop(held);
+}
+
+#[test]
+fn a_failed_in_place_change_falls_back_to_a_full_replace() {
+    if !root_or_skip("failed_in_place_change") {
+        return;
+    }
+    let env = Env::new(234);
+    let table = env.net.config().table.clone();
+    let mut nf = berth_net::nft_netlink::NfTables::open().unwrap();
+    assert_eq!(nf.table_comment(&table).unwrap(), None);
+    env.net.apply_rules().unwrap();
+    let script = env.net.ruleset().unwrap();
+    let tag = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("comment \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    assert_eq!(nf.table_comment(&table).unwrap().as_deref(), Some(&*tag));
+    // The kernel refuses a batch for a chain that does not exist; nothing
+    // hangs, the error is the kernel's.
+    let e = nf.replace_rules(&table, "nochain", &[]).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    // A table that carries our comment but lacks the published chain: the
+    // in-place change fails and the whole table is replaced instead.
+    nft::apply(&format!(
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n\tcomment \"{tag}\"\n\tchain other {{\n\t}}\n}}\n"
+    ))
+    .unwrap();
+    env.net.apply_rules().unwrap();
+    let (_, after) = listing(&table);
+    assert!(
+        after.contains("chain published") && after.contains("chain forward"),
+        "{after}"
+    );
+    assert!(!after.contains("chain other"), "{after}");
+}
