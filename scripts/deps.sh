@@ -29,8 +29,11 @@ if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
 	command -v docker-registry >/dev/null || need+=(docker-registry)
 	command -v skopeo >/dev/null || need+=(skopeo)
 	command -v htpasswd >/dev/null || need+=(apache2-utils)
-	# the Docker API e2e test: docker-py (the docker CLI is used when present)
+	# the Docker API tests: docker-py, the docker CLI (Debian ships it in
+	# docker.io; its dockerd is never started, see below), docker-compose v1
 	python3 -c 'import docker' 2>/dev/null || need+=(python3-docker)
+	command -v docker >/dev/null || need+=(docker.io)
+	command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0
@@ -39,6 +42,16 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# docker.io brings dockerd, which its package would start (making docker0
+# in 172.17/16): no service starts while these packages install
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	made_policy=1
+fi
+trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
 apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1 || {
 	apt-get update >/dev/null
 	apt-get install -y --no-install-recommends "${need[@]}"

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testutil::{Berth, busybox_tar, root_or_skip};
+use berth_testutil::{Berth, Daemon, busybox_tar, have_docker, have_docker_py, root_or_skip};
 
 fn berth_with_image() -> Berth {
     let b = Berth::new(Path::new(env!("CARGO_BIN_EXE_berth")));
@@ -332,78 +332,12 @@ fn a_running_container_is_held_by_the_small_shim() {
     );
 }
 
-struct Daemon {
-    child: Child,
-    sock: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(b: &Berth) -> Daemon {
-        let sock = b.dir.path().join("docker.sock");
-        let child = b
-            .cmd(&["daemon", "-H", &format!("unix://{}", sock.display())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        eventually("the daemon's socket", || {
-            std::os::unix::net::UnixStream::connect(&sock).is_ok()
-        });
-        Daemon { child, sock }
-    }
-
-    /// DOCKER_HOST at this daemon, and a private DOCKER_CONFIG.
-    fn env(&self) -> [(&'static str, std::ffi::OsString); 2] {
-        [
-            (
-                "DOCKER_HOST",
-                format!("unix://{}", self.sock.display()).into(),
-            ),
-            ("DOCKER_CONFIG", self.sock.parent().unwrap().into()),
-        ]
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
-            .args(args)
-            .envs(self.env())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn have_docker() -> bool {
-    Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn the_docker_cli_drives_berth_daemon() {
     if !root_or_skip("berth daemon") {
         return;
     }
     if !have_docker() {
-        eprintln!("skipped: the docker CLI is not installed");
         return;
     }
     let b = berth_with_image();
@@ -469,8 +403,7 @@ fn the_docker_cli_drives_berth_daemon() {
 
     // kill -9 the daemon: containers, logs and exit codes survive
     let mut d = d;
-    let _ = d.child.kill();
-    let _ = d.child.wait();
+    d.kill();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         b.ok(&["ps"]).contains("web"),
@@ -526,8 +459,7 @@ print('ok')
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    if err.contains("No module named 'docker'") {
-        eprintln!("skipped docker-py: the Python docker package is not installed");
+    if !have_docker_py() {
         return;
     }
     assert!(o.status.success(), "{err}");
@@ -838,7 +770,6 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
         return;
     }
     if !have_docker() {
-        eprintln!("skipped: the docker CLI is not installed");
         return;
     }
     let b = berth_with_volume_image();
@@ -1150,8 +1081,7 @@ print('ok')
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    if err.contains("No module named 'docker'") {
-        eprintln!("skipped docker-py: the Python docker package is not installed");
+    if !have_docker_py() {
         return;
     }
     assert!(o.status.success(), "{err}");
@@ -1469,7 +1399,6 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
         return;
     }
     if !have_docker() {
-        eprintln!("skipped: the docker CLI is not installed");
         return;
     }
     let b = berth_with_volume_image();
@@ -1599,8 +1528,7 @@ fn the_docker_cli_publishes_ports_and_networks_through_berth_daemon() {
     d.ok(&["network", "rm", "dnet2"]);
     // kill -9 the daemon: the port mapping stays
     let mut d = d;
-    let _ = d.child.kill();
-    let _ = d.child.wait();
+    d.kill();
     assert!(
         http_get(port, "/seed").ends_with("seeded\n"),
         "published port survives the daemon"
@@ -1644,35 +1572,13 @@ print('ok')
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    if err.contains("No module named 'docker'") {
-        eprintln!("skipped docker-py: the Python docker package is not installed");
+    if !have_docker_py() {
         return;
     }
     assert!(o.status.success(), "{err}");
 }
 
 /// A raw HTTP request to the daemon's socket; (status, body).
-fn api(sock: &std::path::Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
 #[test]
 fn reliability_logs_restarts_parallel_clients_and_bad_input() {
     if !root_or_skip("berth daemon") {
@@ -1683,8 +1589,7 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
     // a container writing fast while the daemon is killed loses no line
     let n = 20000;
     let script = format!("i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done");
-    let (st, body) = api(
-        &d.sock,
+    let (st, body) = d.api(
         "POST",
         "/v1.47/containers/create?name=chatty",
         serde_json::json!({"Image": "bb:1", "Cmd": ["sh", "-c", script],
@@ -1693,11 +1598,10 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
         .as_bytes(),
     );
     assert_eq!(st, 201, "{body}");
-    let (st, _) = api(&d.sock, "POST", "/v1.47/containers/chatty/start", b"");
+    let (st, _) = d.api("POST", "/v1.47/containers/chatty/start", b"");
     assert_eq!(st, 204);
     let mut d = d;
-    let _ = d.child.kill();
-    let _ = d.child.wait();
+    d.kill();
     eventually("chatty to finish", || status(&b, "chatty") == "exited 0");
     let d2 = Daemon::start(&b);
     drop(d);
@@ -1727,8 +1631,7 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
         "300",
     ]);
     let mut d2 = d2;
-    let _ = d2.child.kill();
-    let _ = d2.child.wait();
+    d2.kill();
     let pid: i32 = b
         .ok(&["inspect", "-f", "{{.State.Pid}}", "phoenix"])
         .trim()
@@ -1795,8 +1698,7 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
     let always_id = b.ok(&["inspect", "-f", "{{.Id}}", "boot-always"]);
     let mon = monitor_pid(&b, always_id.trim());
     let mut d3 = d3;
-    let _ = d3.child.kill();
-    let _ = d3.child.wait();
+    d3.kill();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(mon).unwrap(),
         rustix::process::Signal::KILL,
@@ -1937,14 +1839,14 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
             404,
         ),
     ] {
-        let (st, resp) = api(&d3.sock, "POST", path, body);
+        let (st, resp) = d3.api("POST", path, body);
         assert_eq!(st, want, "{path} {}: {resp}", String::from_utf8_lossy(body));
         let v: serde_json::Value = serde_json::from_str(&resp).unwrap_or_default();
         assert!(v["message"].is_string(), "docker's error body: {resp}");
     }
     // a body past the limit is refused without reading it all
     let huge = vec![b' '; 6 << 20];
-    let (st, _) = api(&d3.sock, "POST", "/v1.47/containers/create", &huge);
+    let (st, _) = d3.api("POST", "/v1.47/containers/create", &huge);
     assert!(st == 400 || st == 413, "{st}");
     // a name taken: 409
     b.ok(&[
@@ -1956,8 +1858,7 @@ fn reliability_logs_restarts_parallel_clients_and_bad_input() {
         "bb:1",
         "true",
     ]);
-    let (st, resp) = api(
-        &d3.sock,
+    let (st, resp) = d3.api(
         "POST",
         "/v1.47/containers/create?name=taken",
         br#"{"Image":"bb:1"}"#,
@@ -1974,7 +1875,6 @@ fn the_docker_cli_saves_loads_imports_and_pulls_through_berth_daemon() {
         return;
     }
     if !have_docker() {
-        eprintln!("skipped: the docker CLI is not installed");
         return;
     }
     let b = berth_with_image();
@@ -3223,7 +3123,6 @@ fn the_daemon_serves_tcp_only_with_mutual_tls() {
     let err = b.fails(&["daemon", "-H", &format!("tcp://127.0.0.1:{port}")]);
     assert!(err.contains("--tlsverify"), "{err}");
     if !have_docker() {
-        eprintln!("skipped the TLS session: the docker CLI is not installed");
         return;
     }
     // a CA, a server certificate for 127.0.0.1, a client certificate

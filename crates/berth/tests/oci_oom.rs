@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testutil::{Berth, busybox_tar, root_or_skip};
+use berth_testutil::{Berth, busybox_tar, have_docker, root_or_skip};
 
 fn engine_with_image() -> Berth {
     let b = Berth::new(Path::new(env!("CARGO_BIN_EXE_berth")));
@@ -106,18 +106,6 @@ fn an_oom_kill_sets_oomkilled_and_emits_oom_before_die() {
     let st = b.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "killed"]);
     assert_eq!(st.trim(), "false");
     assert!(!actions(&b, "killed").iter().any(|a| a == "oom"));
-}
-
-fn have_docker() -> bool {
-    let ok = Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok || std::env::var("CI").as_deref() != Ok("true"),
-        "the docker CLI is missing (CI=true)"
-    );
-    ok
 }
 
 #[test]

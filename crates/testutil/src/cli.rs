@@ -105,6 +105,15 @@ impl Berth {
         }
     }
 
+    /// A fresh root holding the offline busybox image as `name`
+    /// (`berth import`).
+    pub fn with_busybox(bin: &Path, name: &str) -> Berth {
+        let b = Berth::new(bin);
+        let tar = busybox_tar(b.dir.path());
+        b.ok(&["import", tar.to_str().expect("utf-8 path"), name]);
+        b
+    }
+
     /// berth's root.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")

@@ -5,12 +5,16 @@
 //! - [`images`]: the offline busybox rootfs (built once per checkout by
 //!   `scripts/mk-busybox-rootfs.sh`, with the static probe copied in).
 //! - [`Bundle`]: an OCI bundle whose config.json a test edits as JSON.
+//! - [`Daemon`]: `berth daemon` on a private socket for the docker CLI,
+//!   docker-py, docker-compose and raw HTTP; [`require`] fails a test
+//!   whose client is missing under `CI=true`.
 //! - [`Oci`]: runs `berth oci` against a private state root and removes
 //!   every container it created when dropped, even after a failed assert.
 #![forbid(unsafe_code)]
 
 pub mod archives;
 pub mod cli;
+pub mod daemon;
 pub mod fake_registry;
 pub mod images;
 
@@ -19,6 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use cli::{Berth, Server, StoreState, busybox_tar, docker_registry, free_port};
+pub use daemon::{Daemon, busybox_daemon, have_compose, have_docker, have_docker_py, require};
 pub use images::{busybox_copy, busybox_rootfs, probe_path, workspace_root};
 
 /// Whether privileged tests can run; prints why not when they cannot.
