@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testutil::{Berth, Daemon, busybox_tar, have_docker, have_docker_py, root_or_skip};
+use berth_testutil::{
+    Berth, Daemon, busybox_tar, have_docker, have_docker_py, http_get, root_or_skip,
+};
 
 fn berth_with_image() -> Berth {
     let b = Berth::new(Path::new(env!("CARGO_BIN_EXE_berth")));
@@ -1096,24 +1098,6 @@ fn free_port() -> u16 {
 }
 
 /// An HTTP GET to 127.0.0.1:port (loopback only), retried briefly.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if !out.is_empty() {
-                return out;
-            }
-        }
-        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn host_links() -> String {
     String::from_utf8_lossy(
         &Command::new("ip")

@@ -256,6 +256,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `GET path` over HTTP/1.0 on 127.0.0.1:`port`: the whole answer (head
+/// and body), retried for ten seconds until something answers.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until something accepts connections on `port`.
 pub fn wait_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
