@@ -14,6 +14,7 @@ mod images_cmd;
 mod logging;
 mod network_cmd;
 mod oci;
+mod pod_cmd;
 mod pull_cmd;
 mod registry_cmd;
 mod run_cmd;
@@ -162,6 +163,10 @@ enum Command {
     /// Manage containers (prune).
     #[command(subcommand)]
     Container(system_cmd::ContainerCommand),
+    /// Manage pods: sandboxes whose containers share a network namespace,
+    /// IPC, host name and a cgroup parent.
+    #[command(subcommand)]
+    Pod(pod_cmd::PodCommand),
     /// List port mappings or a specific mapping for the container.
     Port {
         /// Container.
@@ -424,6 +429,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Network(c) => network_cmd::run(&root, c),
         Command::System(c) => system_cmd::run(&root, c),
         Command::Container(c) => system_cmd::container(&root, c),
+        Command::Pod(c) => pod_cmd::run(&root, c),
         Command::Port {
             container,
             private_port,

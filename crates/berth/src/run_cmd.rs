@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     read_only: bool,
+    /// Run the container in a pod (`berth pod create`): its network, IPC,
+    /// host name and cgroup parent.
+    #[arg(long)]
+    pod: Option<String>,
     /// Connect a container to a network (`default`/`bridge`, `none`, `host`, or a name).
     #[arg(long, visible_alias = "net", default_value = "default")]
     network: String,
@@ -540,13 +544,45 @@ fn container_spec(a: &RunArgs) -> Result<ContainerSpec> {
     Ok(s)
 }
 
+/// Creates the container, in its pod with `--pod` (which owns the
+/// network, IPC, host name and cgroup parent: flags for those conflict).
+fn create_container(
+    engine: &Engine,
+    a: &RunArgs,
+    spec: &ContainerSpec,
+) -> Result<berth_engine::Created> {
+    let Some(pod) = &a.pod else {
+        return engine.create(spec).map_err(failed);
+    };
+    let conflicts = [
+        ("--network", a.network != "default"),
+        ("--publish", !a.publish.is_empty() || a.publish_all),
+        ("--hostname", a.hostname.is_some()),
+        ("--ipc", a.ipc.is_some()),
+        ("--uts", a.uts.is_some()),
+        ("--ip", a.ip.is_some()),
+        ("--network-alias", !a.network_alias.is_empty()),
+        ("--mac-address", a.mac_address.is_some()),
+        ("--link", !a.link.is_empty()),
+        ("--dns", !a.dns.is_empty()),
+        ("--add-host", !a.add_host.is_empty()),
+        ("--cgroup-parent", a.cgroup_parent.is_some()),
+    ];
+    if let Some((flag, _)) = conflicts.iter().find(|(_, set)| *set) {
+        return Err(failed(format!(
+            "{flag} cannot be used with --pod: the pod owns it"
+        )));
+    }
+    berth_engine::PodRuntime::create_in_sandbox(engine, pod, spec).map_err(failed)
+}
+
 /// `berth create`: prints the new container's id.
 pub fn create(root: &Path, a: RunArgs) -> Result<ExitCode> {
     let engine = Engine::open(root).map_err(failed)?;
     let spec = container_spec(&a)?;
     crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
         .map_err(|e| failed(format!("{e:#}")))?;
-    let created = engine.create(&spec).map_err(failed)?;
+    let created = create_container(&engine, &a, &spec)?;
     for w in created.warnings {
         eprintln!("WARNING: {w}");
     }
@@ -564,7 +600,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     let spec = container_spec(&a)?;
     crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
         .map_err(|e| failed(format!("{e:#}")))?;
-    let created = engine.create(&spec).map_err(failed)?;
+    let created = create_container(&engine, &a, &spec)?;
     let id = created.id;
     for w in created.warnings {
         if !a.quiet {

@@ -530,7 +530,12 @@ impl Engine {
 
 impl PodRuntime for Engine {
     fn run_sandbox(&self, spec: &SandboxSpec) -> Result<String> {
-        crate::container::valid_name(&spec.name)?;
+        crate::container::valid_name(&spec.name).map_err(|_| {
+            Error::Invalid(format!(
+                "invalid pod name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed",
+                spec.name
+            ))
+        })?;
         if spec.hostname.is_empty() || spec.hostname.len() > 64 {
             return Err(Error::Invalid(format!(
                 "invalid pod host name {:?}",
