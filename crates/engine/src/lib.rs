@@ -2,7 +2,7 @@
 //! shared by every process that opens it (the CLI, `berth daemon`, the
 //! node agent). It is driven by a typed [`ContainerSpec`] and keeps its
 //! own typed records; it knows no wire format and no command-line syntax
-//! (ADR 0016). A container is a directory with its record and state; while
+//! (ADR 0017). A container is a directory with its record and state; while
 //! it runs it belongs to its monitor process (`monitor`), which outlives
 //! whoever started it. Pods are sandboxes holding shared namespaces
 //! ([`sandbox::PodRuntime`]).

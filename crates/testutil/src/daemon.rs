@@ -188,7 +188,6 @@ impl Daemon {
             .args(args)
             .current_dir(project)
             .envs(self.env())
-            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
             .stdin(Stdio::null())
             .output()
             .expect("run docker-compose")

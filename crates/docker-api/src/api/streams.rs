@@ -99,35 +99,44 @@ pub(super) async fn attach(
     let full_id = c.record.id.clone();
     let (tx, rx) = oneshot::channel();
     if stream {
-        if c.state.is_active() {
+        let live = if c.state.is_active() {
             let fid = full_id.clone();
-            match blocking(&shared.root, move |e| {
+            blocking(&shared.root, move |e| {
                 Ok(e.attach(&fid, stdin, stdout, stderr))
             })
             .await
-            {
-                Ok(Some(s)) => {
-                    let _ = tx.send(s.socket);
-                }
-                _ => return error(StatusCode::CONFLICT, "the container is not running"),
-            }
-        } else if matches!(
-            c.state.status,
-            berth_engine::Status::Created | berth_engine::Status::Exited
-        ) {
-            if let Ok(mut p) = shared.pending.lock() {
-                p.entry(full_id.clone()).or_default().push(Pending {
-                    stdin,
-                    stdout,
-                    stderr,
-                    tx,
-                });
-            }
+            .ok()
+            .flatten()
         } else {
-            return error(
-                StatusCode::CONFLICT,
-                "You cannot attach to a stopped container, start it first",
-            );
+            None
+        };
+        match live {
+            Some(s) => {
+                let _ = tx.send(s.socket);
+            }
+            // not running (or it just exited): as docker, output streams
+            // wait for the next start; stdin alone has nothing to wait for
+            None if !stdout && !stderr => drop(tx),
+            None if !matches!(
+                c.state.status,
+                berth_engine::Status::Removing | berth_engine::Status::Dead
+            ) =>
+            {
+                if let Ok(mut p) = shared.pending.lock() {
+                    p.entry(full_id.clone()).or_default().push(Pending {
+                        stdin,
+                        stdout,
+                        stderr,
+                        tx,
+                    });
+                }
+            }
+            None => {
+                return error(
+                    StatusCode::CONFLICT,
+                    "You cannot attach to a stopped container, start it first",
+                );
+            }
         }
     }
     let out: Vec<u8> = replay

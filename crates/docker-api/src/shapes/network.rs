@@ -36,14 +36,16 @@ pub fn network(v: &berth_engine::network::NetworkView) -> Value {
             Default::default(),
         ),
     };
-    if let Some(n) = &v.network {
+    // user networks show the options they were made with, nothing more
+    // (compose recreates a network whose options differ from its file)
+    if let Some(n) = &v.network
+        && n.default
+    {
         options.insert("com.docker.network.bridge.name".into(), n.bridge.clone());
-        if n.default {
-            options.insert(
-                "com.docker.network.bridge.default_bridge".into(),
-                "true".into(),
-            );
-        }
+        options.insert(
+            "com.docker.network.bridge.default_bridge".into(),
+            "true".into(),
+        );
     }
     json!({
         "Name": v.name, "Id": v.id, "Created": created, "Scope": "local", "Driver": v.driver,

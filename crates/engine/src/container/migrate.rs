@@ -1,5 +1,5 @@
 //! Reading `container.json` and `state.json` of every schema berth has
-//! written. Schema 1 (berth before ADR 0016) kept docker's PascalCase names
+//! written. Schema 1 (berth before ADR 0017) kept docker's PascalCase names
 //! and docker's strings (`"NetworkMode":"mynet"`, `"ExtraHosts":["db:…"]`,
 //! `"DeviceCgroupRules":["c 1:3 rwm"]`); schema 2 is the engine's typed
 //! record. A record is upgraded as it is read; it is written back in the
@@ -300,7 +300,7 @@ mod tests {
     use super::*;
     use crate::config::{HostAddr, IpcMode, MountKind, NetworkMode, RestartPolicy};
 
-    /// A schema 1 record as berth wrote it before ADR 0016.
+    /// A schema 1 record as berth wrote it before ADR 0017.
     const V1: &str = r#"{"Schema":1,"Id":"aaaa","Name":"web","Created":"2026-11-25T10:00:00.000000000Z",
         "Image":"bb:1","ImageId":"sha256:00","Path":"sh","Args":["-c","x"],"Hostname":"h","Domainname":"",
         "User":"","Env":["PATH=/bin"],"Cmd":["sh","-c","x"],"Entrypoint":[],"WorkingDir":"/",
