@@ -145,15 +145,24 @@ pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
                 tls.clone().expect("checked above"),
             ));
         }
-        let shutdown = async {
+        let engine_root = root.clone();
+        let shutdown = async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let int = tokio::signal::ctrl_c();
-            tokio::select! {
-                _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-                _ = int => {}
-            }
-            tracing::info!("berth daemon: shutting down");
+            let signal = tokio::select! {
+                _ = async { match &mut term { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => "SIGTERM",
+                _ = int => "SIGINT",
+            };
+            // live-restore: the containers belong to their monitors, not
+            // to the daemon, and a later daemon (or the CLI) finds them
+            let running = berth_engine::Engine::open(&engine_root)
+                .map(|e| e.list().iter().filter(|c| c.state.is_active()).count())
+                .unwrap_or(0);
+            eprintln!(
+                "berth daemon: {signal}: shutting down; containers keep running \
+                 (live-restore: {running} running now, each held by its own monitor)"
+            );
         };
         berth_docker_api::serve(listeners, root, registry, shutdown).await?;
         Ok(())

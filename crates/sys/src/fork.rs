@@ -42,7 +42,8 @@ pub struct Child {
 /// thread (another thread could hold a lock the child then waits on forever);
 /// the function checks that and refuses otherwise.
 ///
-/// Returns `Ok((Forked::Child, None))` in the child.
+/// Returns `Ok((Forked::Child, None))` in the child, where a panic aborts
+/// the child instead of unwinding.
 pub fn clone3(args: &CloneArgs<'_>) -> io::Result<(Forked, Option<Child>)> {
     let forbidden = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
     if args.flags & forbidden != 0 {
@@ -93,7 +94,16 @@ pub fn clone3(args: &CloneArgs<'_>) -> io::Result<(Forked, Option<Child>)> {
         )
     };
     match crate::cvt(ret)? {
-        0 => Ok((Forked::Child, None)),
+        0 => {
+            // the child runs on a copy of the caller's stack: a panic must
+            // not unwind into frames that belong to the parent's story
+            // (their destructors would run twice, in two processes)
+            std::panic::set_hook(Box::new(|info| {
+                eprintln!("berth: {info}");
+                std::process::abort();
+            }));
+            Ok((Forked::Child, None))
+        }
         pid => {
             let pid = Pid::from_raw(pid as i32).expect("clone3 returned a positive pid");
             let pidfd = if args.want_pidfd {

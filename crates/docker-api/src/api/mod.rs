@@ -98,5 +98,5 @@ async fn blocking<T: Send + 'static>(
         f(&engine)
     })
     .await
-    .unwrap_or_else(|e| Err(EngineError::Invalid(format!("internal: {e}"))))
+    .unwrap_or_else(|e| Err(EngineError::Internal(format!("internal error: {e}"))))
 }
