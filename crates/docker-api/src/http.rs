@@ -118,30 +118,11 @@ pub(crate) fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Docker's filters in either shape: `{"k":{"v":true}}` or `{"k":["v"]}`.
+/// The request's `filters` parameter ([`crate::model::filters`]).
 pub(crate) fn filters(
     q: &HashMap<String, String>,
 ) -> Result<berth_engine::filter::Filters, String> {
-    let mut out = std::collections::BTreeMap::new();
-    let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else {
-        return Ok(berth_engine::filter::Filters(out));
-    };
-    let v: Value = serde_json::from_str(raw).map_err(|e| format!("invalid filter '{raw}': {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("invalid filter '{raw}'"))?;
-    for (k, vals) in obj {
-        let list: Vec<String> = match vals {
-            Value::Object(m) => m.keys().cloned().collect(),
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            _ => return Err(format!("invalid filter '{raw}'")),
-        };
-        out.insert(k.clone(), list);
-    }
-    Ok(berth_engine::filter::Filters(out))
+    crate::model::filters::parse_filters(q.get("filters").map_or("", String::as_str))
 }
 
 /// A typed JSON body (an empty body is the default value).
