@@ -97,15 +97,15 @@ pub fn render_template(
     let tmpl = tmpl.replace("\\t", "\t").replace("\\n", "\n");
     let mut out = String::new();
     let mut rest = tmpl.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
+    while let Some((text, action)) = rest.split_once("{{") {
+        out.push_str(text);
+        let Some((expr, tail)) = action.split_once("}}") else {
+            out.push_str("{{");
+            out.push_str(action);
             return out;
         };
-        let expr = rest[start + 2..start + end].trim();
-        out.push_str(&eval(expr, fields, json));
-        rest = &rest[start + end + 2..];
+        out.push_str(&eval(expr.trim(), fields, json));
+        rest = tail;
     }
     out.push_str(rest);
     out
@@ -181,12 +181,14 @@ fn render_header(tmpl: &str, headers: &BTreeMap<&str, &str>) -> String {
     let tmpl = tmpl.replace("\\t", "\t");
     let mut out = String::new();
     let mut rest = tmpl.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
+    while let Some((text, action)) = rest.split_once("{{") {
+        out.push_str(text);
+        let Some((expr, tail)) = action.split_once("}}") else {
+            out.push_str("{{");
+            rest = action;
             break;
         };
-        let expr = rest[start + 2..start + end].trim();
+        let expr = expr.trim();
         let name = expr.trim_start_matches("json ").trim_start_matches('.');
         out.push_str(
             &fields
@@ -194,7 +196,7 @@ fn render_header(tmpl: &str, headers: &BTreeMap<&str, &str>) -> String {
                 .cloned()
                 .unwrap_or_else(|| name.to_uppercase()),
         );
-        rest = &rest[start + end + 2..];
+        rest = tail;
     }
     out.push_str(rest);
     out

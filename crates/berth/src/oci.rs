@@ -789,23 +789,14 @@ fn ps(rt: &Runtime, id: &str, format: &str, args: &[String]) -> berth_runtime::R
     }
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
-    let (num, unit) = s
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+/// A runc `--interval` (a Go duration: `5s`, `100ms`, `1m30s`), which must be positive.
+fn parse_interval(s: &str) -> Option<Duration> {
+    let ns = berth_docker_api::syntax::parse_duration(s).ok()?;
+    (ns > 0).then(|| Duration::from_nanos(ns as u64))
 }
 
 fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> berth_runtime::Result<()> {
-    let every = parse_duration(interval)
+    let every = parse_interval(interval)
         .ok_or_else(|| berth_runtime::Error::Invalid(format!("invalid --interval {interval:?}")))?;
     loop {
         let stats = rt.stats(id)?;
@@ -917,8 +908,10 @@ mod tests {
         assert_eq!(parse_user("1000").unwrap(), (1000, None));
         assert_eq!(parse_user("1000:100").unwrap(), (1000, Some(100)));
         assert!(parse_user("bob").is_err());
-        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_interval("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_interval("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_interval("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_interval("x"), None);
+        assert_eq!(parse_interval("0s"), None);
     }
 }

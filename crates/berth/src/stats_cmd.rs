@@ -97,7 +97,7 @@ fn row(
         if no_trunc {
             id.to_owned()
         } else {
-            id[..12].to_owned()
+            berth_types::short_id(id).to_owned()
         },
     );
     f.insert("Container".into(), f["ID"].clone());

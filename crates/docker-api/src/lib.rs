@@ -7,6 +7,7 @@
 //! container lives on disk and in its monitor, so the CLI and the daemon
 //! see the same containers.
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 #![recursion_limit = "512"]
 
 mod api;

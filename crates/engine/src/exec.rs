@@ -91,12 +91,12 @@ fn exec_dir(dir: &Path) -> PathBuf {
 
 /// The exec's attach socket.
 pub fn socket_path(dir: &Path, eid: &str) -> PathBuf {
-    exec_dir(dir).join(format!("{}.sock", &eid[..eid.len().min(16)]))
+    exec_dir(dir).join(format!("{}.sock", eid.get(..16).unwrap_or(eid)))
 }
 
 /// The exec's console socket (while its terminal is made).
 pub fn console_path(dir: &Path, eid: &str) -> PathBuf {
-    exec_dir(dir).join(format!("{}.console", &eid[..eid.len().min(16)]))
+    exec_dir(dir).join(format!("{}.console", eid.get(..16).unwrap_or(eid)))
 }
 
 fn json_path(dir: &Path, eid: &str) -> PathBuf {

@@ -112,58 +112,6 @@ pub fn interval(h: &HealthConfig, in_start_period: bool) -> Duration {
     ns(h.interval, Duration::from_secs(30))
 }
 
-/// Parses a docker duration (`30s`, `1m30s`, `500ms`, `2h`) to nanoseconds.
-pub fn parse_duration(s: &str) -> Result<i64> {
-    let bad = || Error::Invalid(format!("invalid duration: {s:?}"));
-    let mut total: f64 = 0.0;
-    let mut num = String::new();
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    if rest == "0" {
-        return Ok(0);
-    }
-    while !rest.is_empty() {
-        let c = rest.chars().next().ok_or_else(bad)?;
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            rest = &rest[1..];
-            continue;
-        }
-        let (mult, len) = if rest.starts_with("ms") {
-            (1e6, 2)
-        } else if rest.starts_with("us") || rest.starts_with("µs") {
-            (
-                1e3,
-                if rest.starts_with("us") {
-                    2
-                } else {
-                    "µs".len()
-                },
-            )
-        } else if rest.starts_with("ns") {
-            (1.0, 2)
-        } else if rest.starts_with('s') {
-            (1e9, 1)
-        } else if rest.starts_with('m') {
-            (60e9, 1)
-        } else if rest.starts_with('h') {
-            (3600e9, 1)
-        } else {
-            return Err(bad());
-        };
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        total += n * mult;
-        num.clear();
-        rest = &rest[len..];
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(total as i64)
-}
-
 /// Entry point of `berth health-check ROOT ID`: leaves its parent (the
 /// monitor, which must not wait), runs one check and records it.
 pub fn check_main(root: &Path, id: &str) -> ! {
@@ -323,10 +271,6 @@ mod tests {
 
     #[test]
     fn settings_durations_and_commands() {
-        assert_eq!(parse_duration("30s").unwrap(), 30_000_000_000);
-        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
-        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
-        assert!(parse_duration("5x").is_err() && parse_duration("").is_err());
         let img = HealthConfig {
             test: vec!["CMD-SHELL".into(), "true".into()],
             interval: 5,

@@ -7,6 +7,7 @@
 //! whoever started it. Pods are sandboxes holding shared namespaces
 //! ([`sandbox::PodRuntime`]).
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 #![recursion_limit = "256"]
 
 pub mod archive;

@@ -1451,8 +1451,8 @@ fn spawn_with(
         .map_err(|e| sys_err("read from the monitor", e))?;
     match first.as_deref() {
         Some("created") => {}
-        Some(l) if l.starts_with("error: ") => {
-            return Err(Error::Start(l["error: ".len()..].to_owned()));
+        Some(l) if let Some(e) = l.strip_prefix("error: ") => {
+            return Err(Error::Start(e.to_owned()));
         }
         Some(other) => {
             return Err(Error::Start(format!(
@@ -1478,9 +1478,10 @@ fn spawn_with(
         .next()
         .transpose()
         .map_err(|e| sys_err("read from the monitor", e))?
+        .as_deref()
     {
-        Some(l) if l == "ok" => Ok(()),
-        Some(l) if l.starts_with("error: ") => Err(Error::Start(l["error: ".len()..].to_owned())),
+        Some("ok") => Ok(()),
+        Some(l) if let Some(e) = l.strip_prefix("error: ") => Err(Error::Start(e.to_owned())),
         _ => Err(Error::Start(
             "the container's monitor exited during start-up".into(),
         )),

@@ -133,7 +133,7 @@ fn unescape(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+            && let Some(Ok(n)) = s.get(i + 1..i + 4).map(|o| u8::from_str_radix(o, 8))
         {
             out.push(n);
             i += 4;

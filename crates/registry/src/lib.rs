@@ -31,6 +31,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 #![deny(missing_docs)]
 
 mod api;

@@ -1,6 +1,7 @@
 //! berth's OCI runtime library: from a bundle's `config.json` to an
 //! isolated, running container, and the operations on it afterwards.
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 
 pub mod caps;
 pub mod cgroups;

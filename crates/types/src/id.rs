@@ -1,5 +1,12 @@
 use std::fmt;
 
+/// The short form of an object id as Docker prints it: its first 12
+/// characters (the whole id when shorter; never splits a character).
+pub fn short_id(id: &str) -> &str {
+    let end = id.char_indices().nth(12).map_or(id.len(), |(i, _)| i);
+    id.get(..end).unwrap_or(id)
+}
+
 /// A container identifier as runc accepts it: 1 to 1024 characters from
 /// `[A-Za-z0-9_+.-]`, not `.` or `..` (the id names a directory).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +77,13 @@ impl AsRef<str> for ContainerId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_ids_are_twelve_characters() {
+        assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+    }
 
     #[test]
     fn accepts_runc_style_ids() {

@@ -20,6 +20,6 @@ pub mod time;
 
 pub use digest::{Algorithm, Digest, InvalidDigest};
 pub use error_kind::ErrorKind;
-pub use id::{ContainerId, InvalidId};
+pub use id::{ContainerId, InvalidId, short_id};
 pub use reference::{DOCKER_HUB, InvalidReference, Reference};
 pub use signal::{InvalidSignal, Signal};

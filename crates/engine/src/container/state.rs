@@ -121,7 +121,7 @@ pub fn process_start(pid: i32) -> Option<u64> {
     }
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // the command may hold spaces and parentheses: fields start after the last ')'
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let state = rest.split(' ').next()?;
     if state == "Z" || state == "X" {
         return None;

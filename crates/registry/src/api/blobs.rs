@@ -29,7 +29,8 @@ fn want(range: Option<&str>, len: u64) -> Want {
         let r = r.trim();
         r.get(..6)
             .filter(|u| u.eq_ignore_ascii_case("bytes="))
-            .map(|_| r[6..].trim())
+            .and_then(|_| r.get(6..))
+            .map(str::trim)
     }) else {
         return Want::All;
     };

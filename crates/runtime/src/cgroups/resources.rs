@@ -401,9 +401,8 @@ fn rdma_value(dev: &str, handles: Option<u32>, objects: Option<u32>) -> String {
 }
 
 fn validate_page_size(size: &str) -> Result<(), CgroupError> {
-    let ok = size.len() >= 3
-        && (size.ends_with("KB") || size.ends_with("MB") || size.ends_with("GB"))
-        && size[..size.len() - 2].bytes().all(|b| b.is_ascii_digit());
+    let digits = ["KB", "MB", "GB"].iter().find_map(|u| size.strip_suffix(u));
+    let ok = digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
     if ok {
         Ok(())
     } else {
