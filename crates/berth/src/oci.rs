@@ -586,77 +586,9 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
 }
 
 fn parse_signal(s: &str) -> berth_runtime::Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-        return Err(berth_runtime::Error::Invalid(format!(
-            "invalid signal number {n}"
-        )));
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    const SIGNALS: &[(&str, i32)] = &[
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("ILL", 4),
-        ("TRAP", 5),
-        ("ABRT", 6),
-        ("IOT", 6),
-        ("BUS", 7),
-        ("FPE", 8),
-        ("KILL", 9),
-        ("USR1", 10),
-        ("SEGV", 11),
-        ("USR2", 12),
-        ("PIPE", 13),
-        ("ALRM", 14),
-        ("TERM", 15),
-        ("STKFLT", 16),
-        ("CHLD", 17),
-        ("CONT", 18),
-        ("STOP", 19),
-        ("TSTP", 20),
-        ("TTIN", 21),
-        ("TTOU", 22),
-        ("URG", 23),
-        ("XCPU", 24),
-        ("XFSZ", 25),
-        ("VTALRM", 26),
-        ("PROF", 27),
-        ("WINCH", 28),
-        ("IO", 29),
-        ("POLL", 29),
-        ("PWR", 30),
-        ("SYS", 31),
-    ];
-    if let Some((_, n)) = SIGNALS.iter().find(|(n, _)| *n == name) {
-        return Ok(*n);
-    }
-    if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() {
-            0
-        } else {
-            rt.trim_start_matches('+').parse().unwrap_or(-1)
-        };
-        if (0..=30).contains(&off) {
-            return Ok(34 + off);
-        }
-    }
-    if let Some(rt) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rt.is_empty() {
-            0
-        } else {
-            rt.trim_start_matches('-').parse().unwrap_or(-1)
-        };
-        if (0..=30).contains(&off) {
-            return Ok(64 - off);
-        }
-    }
-    Err(berth_runtime::Error::Invalid(format!(
-        "unknown signal {s:?}"
-    )))
+    s.parse::<berth_types::Signal>()
+        .map(berth_types::Signal::number)
+        .map_err(|e| berth_runtime::Error::Invalid(e.to_string()))
 }
 
 fn parse_user(u: &str) -> berth_runtime::Result<(u32, Option<u32>)> {
