@@ -912,6 +912,34 @@ fn system_endpoints_like_dockerd() {
         api_err(&d, "POST", "/v1.41/swarm/leave", &Value::Null),
         (503, "This node is not part of a swarm".to_owned())
     );
+    let manager = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker \
+                   swarm join\" to connect this node to swarm and try again.";
+    for path in [
+        "/v1.41/nodes",
+        "/v1.41/services",
+        "/v1.41/tasks",
+        "/v1.41/secrets",
+        "/v1.41/configs",
+        "/v1.41/swarm/unlockkey",
+    ] {
+        assert_eq!(
+            api_err(&d, "GET", path, &Value::Null),
+            (503, manager.to_owned()),
+            "{path}"
+        );
+    }
+    // berth cannot become a swarm node: said so
+    for path in ["/v1.41/swarm/init", "/v1.41/swarm/join"] {
+        assert_eq!(
+            api_err(&d, "POST", path, &json!({})),
+            (501, "not supported yet: swarm mode".to_owned()),
+            "{path}"
+        );
+    }
+    let err = d.fails(&["swarm", "init"]);
+    assert!(err.contains("not supported yet: swarm mode"), "{err}");
+    let out = d.ok(&["plugin", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(out.trim(), "");
     let (st, _) = d.api_with(
         "POST",
         "/v1.41/session",
@@ -1015,4 +1043,84 @@ print("version", ver["Components"][0]["Details"]["Experimental"], bool(ver["GitC
             && notconn.ends_with(" is not connected to network py net spaces')"),
         "{notconn}"
     );
+}
+
+#[test]
+fn mac_and_auxiliary_addresses_are_honoured() {
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    let eth0 = |name: &str| d.ok(&["start", "-a", name]).trim().to_owned();
+    // API 1.43 and older: Config.MacAddress
+    let (st, v) = d.api_json(
+        "POST",
+        "/v1.41/containers/create?name=oldmac",
+        &json!({"Image": "bb:1", "Cmd": ["cat", "/sys/class/net/eth0/address"],
+                "MacAddress": "02:42:c6:12:00:99"}),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(eth0("oldmac"), "02:42:c6:12:00:99");
+    // what CLI 28 sends: the endpoint's MacAddress, on a user network too
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "198.18.247.0/24",
+        "--aux-address",
+        "router=198.18.247.2",
+        "aux",
+    ]);
+    for (name, net, mac) in [
+        ("newmac", "bridge", "02:42:c6:12:00:98"),
+        ("usermac", "aux", "02:42:c6:12:00:97"),
+    ] {
+        let (st, v) = d.api_json(
+            "POST",
+            &format!("/v1.47/containers/create?name={name}"),
+            &json!({"Image": "bb:1", "Cmd": ["cat", "/sys/class/net/eth0/address"],
+                    "HostConfig": {"NetworkMode": net},
+                    "NetworkingConfig": {"EndpointsConfig": {net: {"MacAddress": mac}}}}),
+        );
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(eth0(name), mac, "{name}");
+    }
+    // and whatever the CLI's version sends for --mac-address
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "02:42:c6:12:00:96",
+        "bb:1",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(out.trim(), "02:42:c6:12:00:96");
+    // an auxiliary address is never given to a container (the first one
+    // after the gateway would be it otherwise)
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "aux",
+        "bb:1",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 198.18.247.3/24"), "{out}");
+    let err = d.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "aux",
+        "--ip",
+        "198.18.247.2",
+        "bb:1",
+        "true",
+    ]);
+    assert!(err.contains("198.18.247.2"), "{err}");
+    d.ok(&["rm", "oldmac", "newmac", "usermac"]);
 }

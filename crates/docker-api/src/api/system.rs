@@ -68,7 +68,11 @@ pub(super) async fn route(
             format!("plugin \"{name}\" not found"),
         ),
         ("GET", ["events"]) => events(&shared, &query(&req)).await,
-        // a single node outside any swarm, as dockerd answers there
+        // a single node outside any swarm, as dockerd answers there; it
+        // cannot become one
+        ("POST", ["swarm", "init" | "join"]) => {
+            error(StatusCode::NOT_IMPLEMENTED, "not supported yet: swarm mode")
+        }
         ("POST", ["swarm", "leave"]) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "This node is not part of a swarm",
