@@ -135,10 +135,12 @@ fn version() -> Value {
 /// This engine's stable id (made once per root, as dockerd keeps its own).
 fn engine_id(root: &std::path::Path) -> String {
     let p = root.join("engine-id");
-    if let Ok(s) = std::fs::read_to_string(&p)
-        && !s.trim().is_empty()
-    {
-        return s.trim().to_owned();
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        if !s.trim().is_empty() {
+            return s.trim().to_owned();
+        }
+        // left empty by a crash of an older berth
+        let _ = std::fs::remove_file(&p);
     }
     let id = berth_engine::run::new_id()
         .map(|h| {
@@ -150,8 +152,19 @@ fn engine_id(root: &std::path::Path) -> String {
                 .join(":")
         })
         .unwrap_or_default();
-    let _ = std::fs::write(&p, &id);
-    id
+    // written whole, then linked into place: the first of concurrent
+    // callers wins and the others read its id
+    let tmp = root.join(format!("engine-id.{}.tmp", id.replace(':', "")));
+    let made = std::fs::write(&tmp, &id).and_then(|()| std::fs::hard_link(&tmp, &p));
+    let _ = std::fs::remove_file(&tmp);
+    match made {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&p)
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(id),
+        _ => id,
+    }
 }
 
 async fn info(shared: &Shared) -> Response<Body> {
@@ -259,8 +272,9 @@ async fn info(shared: &Shared) -> Response<Body> {
             "Isolation": "",
             "InitBinary": "berth-init",
             "ContainerdCommit": {"ID": "", "Expected": ""},
-            "RuncCommit": {"ID": "berth", "Expected": "berth"},
-            "InitCommit": {"ID": "berth", "Expected": "berth"},
+            // the runtime and the init are built into berth
+            "RuncCommit": {"ID": GIT_COMMIT, "Expected": GIT_COMMIT},
+            "InitCommit": {"ID": GIT_COMMIT, "Expected": GIT_COMMIT},
             "SecurityOptions": ["name=seccomp,profile=default", "name=cgroupns"],
             "DefaultAddressPools": [{"Base": net.pool.to_string(), "Size": net.pool_prefix}],
             "Warnings": null,
