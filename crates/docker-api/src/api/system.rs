@@ -70,7 +70,10 @@ pub(super) async fn route(
         ("GET", ["events"]) => events(&shared, &query(&req)).await,
         // a single node outside any swarm, as dockerd answers there; it
         // cannot become one
+        // (the body is read first: a client still sending it would see
+        // its connection closed instead of the answer)
         ("POST", ["swarm", "init" | "join"]) => {
+            let _ = read_json(req).await;
             error(StatusCode::NOT_IMPLEMENTED, "not supported yet: swarm mode")
         }
         ("POST", ["swarm", "leave"]) => error(
@@ -83,11 +86,14 @@ pub(super) async fn route(
                 "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs",
                 ..,
             ],
-        ) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" \
-             to connect this node to swarm and try again.",
-        ),
+        ) => {
+            let _ = read_json(req).await;
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm \
+                 join\" to connect this node to swarm and try again.",
+            )
+        }
         _ => not_found(),
     }
 }
