@@ -157,7 +157,7 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
                 labels: kv(&a.label),
                 options: kv(&a.opt),
                 aux_addresses: kv(&a.aux_address),
-                ipam_options: kv(&a.ipam_opt),
+                ipam_options: Some(kv(&a.ipam_opt)),
             })?;
             println!("{}", n.id);
         }

@@ -14,6 +14,7 @@ pub(crate) fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::Invalid | ErrorKind::LimitExceeded => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotSupported => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
@@ -53,6 +54,7 @@ mod tests {
         );
         assert_eq!(status(ErrorKind::Invalid), StatusCode::BAD_REQUEST);
         assert_eq!(status(ErrorKind::NotSupported), StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(status(ErrorKind::Forbidden), StatusCode::FORBIDDEN);
         let e = EngineError::Io("read x".into(), std::io::Error::other("boom"));
         assert_eq!(engine_error(e).status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(

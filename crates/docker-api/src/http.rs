@@ -44,8 +44,11 @@ pub(crate) fn full(
     r
 }
 
+/// A JSON answer, ending in a newline as dockerd's do.
 pub(crate) fn json_resp(status: StatusCode, v: &Value) -> Response<Body> {
-    full(status, v.to_string(), Some("application/json"))
+    let mut body = v.to_string();
+    body.push('\n');
+    full(status, body, Some("application/json"))
 }
 
 pub(crate) fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<Body> {
@@ -199,7 +202,7 @@ pub(crate) fn until_filter(f: &berth_engine::filter::Filters) -> Result<Option<i
     match f.get("until") {
         [] => Ok(None),
         [u] => crate::syntax::parse_timestamp(u, now_ns()).map(Some),
-        _ => Err("invalid filter 'until': more than one value".into()),
+        _ => Err("more than one until filter specified".into()),
     }
 }
 

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 
 use crate::api::{Shared, route};
-use crate::http::{ApiVersion, Body, error};
+use crate::http::{ApiVersion, Body, error, full};
 
 /// The API version berth speaks (the CLI uses min(its own, this)).
 pub const API_VERSION: &str = "1.47";
@@ -142,33 +142,68 @@ pub async fn serve(
     }
 }
 
+/// Why a path's version prefix is refused.
+#[derive(Debug, PartialEq, Eq)]
+enum VersionError {
+    /// Older than [`MIN_API_VERSION`] (dockerd answers in plain text).
+    TooOld(String),
+    /// Newer than [`API_VERSION`].
+    TooNew(String),
+}
+
+/// The parts of a dotted version as dockerd compares them: each a number,
+/// one that is not (empty) counting as 0, one too large as the largest.
+fn version_parts(v: &str) -> Vec<u64> {
+    v.split('.')
+        .map(|p| {
+            if p.is_empty() {
+                0
+            } else {
+                p.parse().unwrap_or(u64::MAX)
+            }
+        })
+        .collect()
+}
+
+fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (version_parts(a), version_parts(b));
+    (0..a.len().max(b.len()))
+        .map(|i| {
+            let x = a.get(i).copied().unwrap_or(0);
+            x.cmp(&b.get(i).copied().unwrap_or(0))
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
+}
+
 /// Splits `/v1.47/containers/x/json` into the version and
-/// `containers/x/json`, checking the version (none: the newest).
-fn strip_version(path: &str) -> Result<(ApiVersion, &str), String> {
-    let p = path.trim_start_matches('/');
-    let parse = |v: &str| -> Option<(u32, u32)> {
-        let (a, b) = v.split_once('.')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
+/// `containers/x/json`, checking the version as dockerd does (a prefix is
+/// `v` and digits and dots; none: the newest).
+fn strip_version(path: &str) -> Result<(ApiVersion, &str), VersionError> {
+    let p = path.strip_prefix('/').unwrap_or(path);
+    let newest = version_parts(API_VERSION);
+    let newest = ApiVersion(newest[0] as u32, newest[1] as u32);
+    let Some((ver, tail)) = p.strip_prefix('v').and_then(|r| r.split_once('/')) else {
+        return Ok((newest, p));
     };
-    let newest = parse(API_VERSION).unwrap_or((1, 47));
-    if let Some(rest) = p.strip_prefix('v')
-        && let Some((ver, tail)) = rest.split_once('/')
-        && let Some(v) = parse(ver)
-    {
-        if v > newest {
-            return Err(format!(
-                "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
-            ));
-        }
-        if v < parse(MIN_API_VERSION).unwrap_or((1, 12)) {
-            return Err(format!(
-                "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, \
-                 please upgrade your client to a newer version"
-            ));
-        }
-        return Ok((ApiVersion(v.0, v.1), tail));
+    if ver.is_empty() || !ver.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Ok((newest, p));
     }
-    Ok((ApiVersion(newest.0, newest.1), p))
+    if compare_versions(ver, API_VERSION).is_gt() {
+        return Err(VersionError::TooNew(format!(
+            "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    if compare_versions(ver, MIN_API_VERSION).is_lt() {
+        return Err(VersionError::TooOld(format!(
+            "client version {ver} is too old. Minimum supported API version is {MIN_API_VERSION}, \
+             please upgrade your client to a newer version"
+        )));
+    }
+    // within the range: 1.x
+    let parts = version_parts(ver);
+    let minor = parts.get(1).copied().unwrap_or(0).min(u64::from(newest.1)) as u32;
+    Ok((ApiVersion(1, minor), tail))
 }
 
 async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
@@ -176,10 +211,16 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Bod
     let path = req.uri().path().to_owned();
     tracing::debug!("{method} {}", req.uri());
     let mut resp = match strip_version(&path) {
-        Err(msg) => error(StatusCode::BAD_REQUEST, msg),
+        Err(VersionError::TooNew(msg)) => error(StatusCode::BAD_REQUEST, msg),
+        Err(VersionError::TooOld(msg)) => full(
+            StatusCode::BAD_REQUEST,
+            format!("{msg}\n"),
+            Some("text/plain; charset=utf-8"),
+        ),
         Ok((v, p)) => {
             req.extensions_mut().insert(v);
-            let p = p.trim_end_matches('/').to_owned();
+            // no trailing-slash leniency: `/version/` is not `/version`
+            let p = p.to_owned();
             route(shared, req, &method, &p).await
         }
     };
@@ -200,6 +241,53 @@ mod tests {
 
     use super::*;
     use crate::http::{decode, filters, truthy};
+
+    #[test]
+    fn version_prefixes_as_dockerd_reads_them() {
+        let too_old = |v: &str| {
+            VersionError::TooOld(format!(
+                "client version {v} is too old. Minimum supported API version is \
+                 {MIN_API_VERSION}, please upgrade your client to a newer version"
+            ))
+        };
+        let too_new = |v: &str| {
+            VersionError::TooNew(format!(
+                "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+            ))
+        };
+        assert_eq!(strip_version("/v1/version").unwrap_err(), too_old("1"));
+        assert_eq!(
+            strip_version("/v1.11/version").unwrap_err(),
+            too_old("1.11")
+        );
+        assert_eq!(strip_version("/v./version").unwrap_err(), too_old("."));
+        assert_eq!(strip_version("/v2.0/version").unwrap_err(), too_new("2.0"));
+        assert_eq!(
+            strip_version("/v1.47.1/version").unwrap_err(),
+            too_new("1.47.1")
+        );
+        let huge = format!("/v1.{}/version", "9".repeat(400));
+        assert!(matches!(
+            strip_version(&huge).unwrap_err(),
+            VersionError::TooNew(_)
+        ));
+        assert_eq!(
+            strip_version("/v01.041/version").unwrap(),
+            (ApiVersion(1, 41), "version")
+        );
+        assert_eq!(
+            strip_version("/v1.30.0/info").unwrap(),
+            (ApiVersion(1, 30), "info")
+        );
+        // not a version prefix: a path of its own (404 further on)
+        for p in ["/v1.x/version", "/V1.41/version", "/v/version", "/vfoo"] {
+            let (v, rest) = strip_version(p).unwrap();
+            assert_eq!(v, ApiVersion(1, 47));
+            assert_eq!(rest, &p[1..]);
+        }
+        // trailing slashes stay (docker answers 404)
+        assert_eq!(strip_version("/v1.41/version/").unwrap().1, "version/");
+    }
 
     #[test]
     fn versions_and_queries() {

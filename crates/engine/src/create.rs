@@ -448,11 +448,7 @@ impl Engine {
         let mut first = at.map(|i| given.remove(i)).unwrap_or_default();
         first.network = primary_net.id.clone();
         self.check_link_targets(&mut first)?;
-        if primary_net.default && (first.ipv4_address.is_some() || !first.aliases.is_empty()) {
-            return Err(Error::Invalid(
-                "user specified IP address is supported on user defined networks only".into(),
-            ));
-        }
+        crate::network::check_endpoint(&primary_net, &first)?;
         out.push(first);
         for mut e in given {
             self.check_link_targets(&mut e)?;
@@ -466,6 +462,7 @@ impl Engine {
             if out.iter().any(|x| x.network == m.id) {
                 continue;
             }
+            crate::network::check_endpoint(&m, &e)?;
             e.network = m.id;
             out.push(e);
         }

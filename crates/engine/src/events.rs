@@ -132,7 +132,7 @@ impl Query {
                 k.as_str(),
                 "type" | "event" | "container" | "image" | "label" | "volume" | "network"
             ) {
-                return Err(Error::Invalid(format!("invalid filter '{k}'")));
+                return Err(Error::Invalid(format!("Invalid filter '{k}'")));
             }
         }
         Ok(())

@@ -29,7 +29,7 @@ impl Filters {
     pub fn check(&self, known: &[&str]) -> Result<()> {
         for k in self.0.keys() {
             if !known.contains(&k.as_str()) {
-                return Err(Error::Invalid(format!("invalid filter '{k}'")));
+                return Err(Error::Invalid(format!("Invalid filter '{k}'")));
             }
         }
         Ok(())
@@ -72,7 +72,7 @@ impl Filters {
                         "true" | "1" => true,
                         "false" | "0" => false,
                         _ => {
-                            return Err(Error::Invalid(format!("invalid filter '{key}={v}'")));
+                            return Err(Error::Invalid(format!("Invalid filter '{key}={v}'")));
                         }
                     };
                     out = Some(b);

@@ -87,14 +87,27 @@ pub fn connect(root: &Path, dir: &Path, r: &Record) -> Result<()> {
     let mut first: Option<(String, String)> = None;
     let mut dns_at = None;
     let mut links = Vec::new();
+    let mut joined = Vec::new();
     for (i, x) in r.networks.iter().enumerate() {
         let ports = if i == 0 { ports.clone() } else { Vec::new() };
-        let (default, ip, gateway) = attach(&net, r, &ns, x, i, ports).map_err(undo)?;
+        let (ep, default) = attach(&net, r, &ns, x, i, ports).map_err(undo)?;
+        let gateway = ep.gateway.to_string();
         if !default && dns_at.is_none() {
             dns_at = Some(gateway.clone());
         }
-        first.get_or_insert((ip, gateway));
+        first.get_or_insert((ep.ip.to_string(), gateway));
         links.extend(link_hosts(&net, root, x));
+        joined.push(ep);
+    }
+    // docker's events of a start: one connect per network, before `start`
+    for ep in &joined {
+        network_event(
+            root,
+            "connect",
+            &ep.network_id,
+            &ep.network_name,
+            Some(&r.id),
+        );
     }
     let etc = dir.join("etc");
     let _ = std::fs::write(
@@ -261,8 +274,7 @@ pub fn check_links(root: &Path, r: &Record) -> Result<()> {
 }
 
 /// Attaches container `r`'s namespace `ns` to the network of `x` as
-/// `eth{index}`; (whether it is the default bridge, the container's
-/// address, the gateway).
+/// `eth{index}`; the endpoint and whether it is on the default bridge.
 fn attach(
     net: &Net,
     r: &Record,
@@ -270,7 +282,7 @@ fn attach(
     x: &EndpointSpec,
     index: usize,
     ports: Vec<PortRequest>,
-) -> Result<(bool, String, String)> {
+) -> Result<(Endpoint, bool)> {
     let req = AttachRequest {
         container_id: r.id.clone(),
         container_name: r.name.clone(),
@@ -280,16 +292,72 @@ fn attach(
         interface: format!("eth{index}"),
         ports,
         mac: x.mac_address.map(|m| m.0),
+        link_local: x
+            .link_local_ips
+            .iter()
+            .filter_map(|a| match a {
+                std::net::IpAddr::V4(v4) => Some(*v4),
+                // refused when the endpoint was asked for
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect(),
     };
     let ep = net.attach(&x.network, &req)?;
     let default = net.network(&x.network).map(|n| n.default).unwrap_or(false);
-    Ok((default, ep.ip.to_string(), ep.gateway.to_string()))
+    Ok((ep, default))
+}
+
+/// Checks the settings a container asks for on network `n` (docker's
+/// rules: fixed addresses only where the user chose the subnet, aliases
+/// only on user-defined networks).
+pub(crate) fn check_endpoint(n: &berth_net::Network, ep: &EndpointSpec) -> Result<()> {
+    if n.default {
+        if ep.ipv4_address.is_some() {
+            return Err(Error::Invalid(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !ep.aliases.is_empty() {
+            return Err(Error::Invalid(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(ip) = ep.ipv4_address {
+        if !n.user_subnet {
+            return Err(Error::Invalid(
+                "user specified IP address is supported only when connecting to networks with \
+                 user configured subnets"
+                    .into(),
+            ));
+        }
+        if !n.subnet.is_host(ip) {
+            return Err(Error::Invalid(format!(
+                "invalid address {ip}: it does not belong to any of this network's subnets ({})",
+                n.subnet
+            )));
+        }
+    }
+    for a in &ep.link_local_ips {
+        if a.is_ipv6() {
+            return Err(Error::NotSupported(format!(
+                "IPv6 link-local addresses ({a})"
+            )));
+        }
+        if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+            return Err(Error::Invalid(format!(
+                "invalid link-local IP address: {a}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl crate::Engine {
     /// `docker network connect`: the container joins the network now if it
-    /// runs, and at every start. Connecting again to a network it is on
-    /// is refused, as docker does (disconnect first to change settings).
+    /// runs, and at every start. As docker: connecting a running container
+    /// again is refused (403), a stopped one keeps its first settings.
     pub fn network_connect(
         &self,
         network: &str,
@@ -311,26 +379,27 @@ impl crate::Engine {
                 c.record.network.docker_name()
             )));
         }
-        if n.default && (ep.ipv4_address.is_some() || !ep.aliases.is_empty()) {
-            return Err(Error::Invalid(
-                "user specified IP address is supported on user defined networks only".into(),
-            ));
-        }
+        check_endpoint(&n, &ep)?;
         ep.network = n.id.clone();
         let _l = self.store.lock(&id)?;
         let mut rec = self.store.record(&id)?;
+        let running = self.store.state_raw(&id)?.is_active();
         if rec
             .networks
             .iter()
             .any(|x| x.network == n.id || x.network == n.name)
         {
-            return Err(Error::Conflict(format!(
+            if !running {
+                // docker keeps the settings it has
+                return Ok(());
+            }
+            return Err(Error::Forbidden(format!(
                 "endpoint with name {} already exists in network {}",
                 rec.name, n.name
             )));
         }
         rec.networks.push(ep.clone());
-        if c.state.is_active() {
+        if running {
             let net = Net::open(&self.root)?;
             let ns = self.store.dir(&id).join(NETNS_FILE);
             let held = net.container_endpoints(&id)?;
@@ -346,17 +415,26 @@ impl crate::Engine {
                 port_requests(&rec.ports, &rec.exposed_ports, rec.publish_all)?
             };
             attach(&net, &rec, &ns, &ep, index, ports)?;
+            if let Err(e) = self.store.save_record(&rec) {
+                let _ = net.detach(&n.id, &id);
+                return Err(e);
+            }
+            network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
+            return Ok(());
         }
-        self.store.save_record(&rec)?;
-        network_event(&self.root, "connect", &n.id, &n.name, Some(&id));
-        Ok(())
+        self.store.save_record(&rec)
     }
 
     /// `docker network disconnect`: off the network now if it runs, and
-    /// at every start (the network it was created on included).
+    /// at every start (the network it was created on included). With
+    /// `force`, a container that no longer exists leaves its endpoint too.
     pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
         let v = self.network(network)?;
-        let c = self.container(container)?;
+        let c = match self.container(container) {
+            Ok(c) => c,
+            Err(Error::NotFound(_)) if force => return self.remove_stale_endpoint(&v, container),
+            Err(e) => return Err(e),
+        };
         let id = c.record.id.clone();
         if !c.record.bridged() {
             return Err(Error::Invalid(format!(
@@ -372,25 +450,50 @@ impl crate::Engine {
         rec.networks
             .retain(|x| x.network != v.id && x.network != v.name);
         let found = rec.networks.len() != before;
+        let running = self.store.state_raw(&id)?.is_active();
         let net = Net::open(&self.root)?;
-        let attached = c.state.is_active()
+        let attached = running
             && net
                 .container_endpoints(&id)?
                 .iter()
                 .any(|e| e.network_id == v.id);
         if !found && !attached {
-            // docker: force or not, a container that is not on the network
-            return Err(Error::Invalid(format!(
-                "container {id} is not connected to network {}",
+            // docker's words (and its 500) differ for a container that
+            // does not run, force or not
+            let the = if running { "" } else { "the " };
+            return Err(Error::Internal(format!(
+                "container {id} is not connected to {the}network {}",
                 v.name
             )));
         }
-        let _ = force;
         if attached {
             net.detach(&v.id, &id)?;
         }
         self.store.save_record(&rec)?;
+        // docker reports it for a container that does not run too (though
+        // not the connect of one)
         network_event(&self.root, "disconnect", &v.id, &v.name, Some(&id));
+        Ok(())
+    }
+
+    /// `network disconnect --force` of a container that is gone: its
+    /// endpoint on the network, found by the container's name or id, is
+    /// taken away (docker's endpoint clean-up).
+    fn remove_stale_endpoint(&self, v: &NetworkView, container: &str) -> Result<()> {
+        let stale = v.endpoints.iter().find(|e| {
+            !container.is_empty() && (e.container_name == container || e.container_id == container)
+        });
+        let Some(ep) = stale else {
+            return Err(Error::NotFound(format!("endpoint {container} not found")));
+        };
+        Net::open(&self.root)?.detach(&v.id, &ep.container_id)?;
+        network_event(
+            &self.root,
+            "disconnect",
+            &v.id,
+            &v.name,
+            Some(&ep.container_id),
+        );
         Ok(())
     }
 }
@@ -401,11 +504,20 @@ pub fn disconnect(root: &Path, dir: &Path, id: &str) {
     let _t = berth_net::timing::span("engine.disconnect");
     let ns = dir.join(NETNS_FILE);
     match Net::open(root) {
-        Ok(net) => {
-            if let Err(e) = net.release(id, &ns) {
-                tracing::warn!("release the network of container {id}: {e}");
+        Ok(net) => match net.release(id, &ns) {
+            Ok(released) => {
+                for ep in released {
+                    network_event(
+                        root,
+                        "disconnect",
+                        &ep.network_id,
+                        &ep.network_name,
+                        Some(id),
+                    );
+                }
             }
-        }
+            Err(e) => tracing::warn!("release the network of container {id}: {e}"),
+        },
         Err(_) => {
             let _ = berth_net::netns::remove(&ns);
         }
@@ -634,9 +746,15 @@ impl crate::Engine {
     pub fn remove_network(&self, key: &str) -> Result<()> {
         let v = self.network(key)?;
         if v.network.as_ref().is_none_or(|n| n.default) {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
                 v.name
+            )));
+        }
+        if !v.endpoints.is_empty() {
+            return Err(Error::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                v.name, v.id
             )));
         }
         let n = self.net()?.remove_network(&v.id)?;
@@ -728,6 +846,15 @@ impl crate::Engine {
                 removed.push(n.name.clone());
             }
         }
+        // docker's event of a prune, whatever it removed (networks free
+        // no space)
+        crate::events::emit(
+            &self.root,
+            "network",
+            "prune",
+            "",
+            std::collections::BTreeMap::from([("reclaimed".to_owned(), "0".to_owned())]),
+        );
         Ok(removed)
     }
 }

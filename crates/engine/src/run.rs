@@ -39,6 +39,9 @@ pub enum Error {
     /// A name or state conflict.
     #[error("{0}")]
     Conflict(String),
+    /// Refused in the object's present state (docker's 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing to do (docker's 304: already started, already stopped).
     #[error("{0}")]
     NotModified(String),
@@ -67,6 +70,7 @@ impl Error {
             Error::Invalid(_) | Error::Start(_) => ErrorKind::Invalid,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::NotModified(_) => ErrorKind::NotModified,
             Error::NotSupported(_) => ErrorKind::NotSupported,
             Error::Unavailable(_) => ErrorKind::Unavailable,

@@ -391,6 +391,7 @@ impl Engine {
                     interface: "eth0".into(),
                     ports,
                     mac: None,
+                    link_local: Vec::new(),
                 },
             )?;
             if !net.network(network).map(|n| n.default).unwrap_or(true) {

@@ -377,6 +377,8 @@ impl Engine {
             Some(n) => {
                 valid_volume_name(n)?;
                 if let Ok(v) = self.volume(n) {
+                    // docker reports every create, of a volume that exists too
+                    create_event(&self.root, n);
                     return Ok(v);
                 }
                 n.to_owned()
@@ -405,13 +407,7 @@ impl Engine {
         fs::write(tmp.join("meta.json"), meta)
             .map_err(|e| Error::Io("write the volume's meta.json".into(), e))?;
         fs::rename(&tmp, &dir).map_err(|e| Error::Io(format!("create volume {name}"), e))?;
-        crate::events::emit(
-            &self.root,
-            "volume",
-            "create",
-            &name,
-            BTreeMap::from([("driver".to_owned(), "local".to_owned())]),
-        );
+        create_event(&self.root, &name);
         Ok(v)
     }
 
@@ -536,6 +532,14 @@ impl Engine {
                 removed.push(v.name);
             }
         }
+        // docker's event of a prune, whatever it removed
+        crate::events::emit(
+            &self.root,
+            "volume",
+            "prune",
+            "",
+            BTreeMap::from([("reclaimed".to_owned(), bytes.to_string())]),
+        );
         Ok((removed, bytes))
     }
 
@@ -614,6 +618,17 @@ impl Engine {
             }
         }
     }
+}
+
+/// docker's `volume create` event.
+fn create_event(root: &Path, name: &str) {
+    crate::events::emit(
+        root,
+        "volume",
+        "create",
+        name,
+        BTreeMap::from([("driver".to_owned(), "local".to_owned())]),
+    );
 }
 
 /// Removes the anonymous volumes of `mounts` under `root` (for processes

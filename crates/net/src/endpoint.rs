@@ -35,6 +35,9 @@ pub struct AttachRequest {
     pub mac: Option<[u8; 6]>,
     /// `-p` entries.
     pub ports: Vec<PortRequest>,
+    /// Link-local addresses the interface gets besides its own
+    /// (`--link-local-ip`; docker's /16 each).
+    pub link_local: Vec<Ipv4Addr>,
 }
 
 /// A container attached to a network.

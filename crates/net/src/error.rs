@@ -23,6 +23,9 @@ pub enum Error {
     /// A kernel or file operation failed; the string says what was tried.
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
+    /// Asked for something berth does not do yet.
+    #[error("not supported yet: {0}")]
+    NotSupported(String),
     /// `nft` rejected a rule set or could not be run.
     #[error("nftables: {0}")]
     Nft(String),
@@ -36,6 +39,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Exhausted(_) => ErrorKind::LimitExceeded,
+            Error::NotSupported(_) => ErrorKind::NotSupported,
             Error::Io(_, e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 ErrorKind::Unauthorized
             }

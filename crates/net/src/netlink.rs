@@ -134,10 +134,14 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Creates a bridge (EEXIST if a link of that name exists).
-    pub fn add_bridge(&mut self, name: &str) -> io::Result<()> {
+    /// Creates a bridge (EEXIST if a link of that name exists), with MTU
+    /// `mtu` (the kernel's default when `None`).
+    pub fn add_bridge(&mut self, name: &str, mtu: Option<u32>) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        if let Some(mtu) = mtu {
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
         m.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,
@@ -147,7 +151,8 @@ impl Netlink {
 
     /// Creates a veth pair: `host` here, enslaved to `master`; its peer
     /// `peer` (with MAC `peer_mac`) created directly in the network
-    /// namespace open as `peer_netns`.
+    /// namespace open as `peer_netns`; both ends with MTU `mtu` (the
+    /// kernel's default when `None`).
     pub fn add_veth(
         &mut self,
         host: &str,
@@ -155,6 +160,7 @@ impl Netlink {
         peer: &str,
         peer_netns: RawFd,
         peer_mac: [u8; 6],
+        mtu: Option<u32>,
     ) -> io::Result<()> {
         let mut p = LinkMessage::default();
         p.attributes.push(LinkAttribute::IfName(peer.to_string()));
@@ -162,6 +168,10 @@ impl Netlink {
         p.attributes.push(LinkAttribute::Address(peer_mac.to_vec()));
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(host.to_string()));
+        if let Some(mtu) = mtu {
+            p.attributes.push(LinkAttribute::Mtu(mtu));
+            m.attributes.push(LinkAttribute::Mtu(mtu));
+        }
         m.attributes.push(LinkAttribute::Controller(master));
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),

@@ -24,6 +24,12 @@ pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 /// Docker's option marking the default bridge.
 pub const OPT_DEFAULT_BRIDGE: &str = "com.docker.network.bridge.default_bridge";
+/// Docker's option setting the MTU of a network's interfaces.
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+/// Docker's option allowing traffic between a network's containers.
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+/// Docker's option giving the host address ports are published on.
+pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
 /// Names docker reserves for its pseudo-networks (handled by the engine).
 pub const RESERVED_NAMES: [&str; 3] = ["bridge", "host", "none"];
 
@@ -67,9 +73,23 @@ pub struct Network {
     /// `AuxiliaryAddresses`), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, Ipv4Addr>,
-    /// IPAM driver options (kept and reported).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub ipam_options: BTreeMap<String, String>,
+    /// IPAM driver options (kept and reported; `None` when none were
+    /// given, which docker tells from an empty map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_options: Option<BTreeMap<String, String>>,
+    /// Whether the subnet was asked for (docker's "user configured
+    /// subnet": only then may a container ask for a fixed address).
+    /// Records from before this field count as asked for.
+    #[serde(default = "yes")]
+    pub user_subnet: bool,
+    /// Whether the gateway was asked for (docker reports the gateway of a
+    /// user subnet only then). Records from before this field: yes.
+    #[serde(default = "yes")]
+    pub user_gateway: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Network {
@@ -92,6 +112,66 @@ impl Network {
     /// The range container addresses come from.
     pub fn pool(&self) -> Subnet {
         self.ip_range.unwrap_or(self.subnet)
+    }
+
+    /// The MTU of the network's interfaces (`com.docker.network.driver.mtu`;
+    /// `None`: the kernel's default). Checked at creation.
+    pub fn mtu(&self) -> Option<u32> {
+        self.options.get(OPT_MTU).and_then(|m| parse_mtu(m).ok()?)
+    }
+}
+
+/// docker's `com.docker.network.driver.mtu`: a number; 0 means the
+/// default.
+fn parse_mtu(v: &str) -> Result<Option<u32>> {
+    let n: u64 = v.trim().parse().map_err(|_| {
+        Error::Invalid(format!(
+            "failed to parse {OPT_MTU} value: {v} (not a number)"
+        ))
+    })?;
+    match n {
+        0 => Ok(None),
+        68..=65535 => Ok(Some(n as u32)),
+        _ => Err(Error::Invalid(format!(
+            "invalid MTU number: {n} (between 68 and 65535)"
+        ))),
+    }
+}
+
+/// Checks a new network's driver options: the ones berth implements
+/// (bridge name, masquerading, MTU) and docker's other bridge options at
+/// their defaults (any other value would be ignored silently); options
+/// outside docker's namespace are kept as given, as docker keeps them.
+fn check_options(options: &BTreeMap<String, String>) -> Result<()> {
+    let boolean = |k: &str, v: &str| -> Result<bool> {
+        v.parse::<bool>()
+            .map_err(|_| Error::Invalid(format!("invalid value {v:?} for {k}: true or false")))
+    };
+    for (k, v) in options {
+        let supported = match k.as_str() {
+            OPT_BRIDGE_NAME => {
+                check_ifname(v)?;
+                true
+            }
+            OPT_MASQUERADE => boolean(k, v).map(|_| true)?,
+            OPT_ICC => boolean(k, v)?,
+            OPT_MTU => parse_mtu(v).map(|_| true)?,
+            OPT_HOST_BINDING => v.is_empty() || v == "0.0.0.0",
+            OPT_DEFAULT_BRIDGE => !boolean(k, v)?,
+            _ => !k.starts_with("com.docker.network."),
+        };
+        if !supported {
+            return Err(Error::NotSupported(format!("network option {k}={v}")));
+        }
+    }
+    Ok(())
+}
+
+/// Fills in the options docker reports for its default bridge that
+/// records from before berth kept them lack.
+fn default_bridge_options(options: &mut BTreeMap<String, String>) {
+    for (k, v) in [(OPT_HOST_BINDING, "0.0.0.0"), (OPT_MTU, "1500")] {
+        options.entry(k.to_owned()).or_insert_with(|| v.to_owned());
     }
 }
 
@@ -118,26 +198,28 @@ pub struct CreateNetwork {
     pub options: BTreeMap<String, String>,
     /// `--aux-address NAME=IP`: addresses never given to containers.
     pub aux_addresses: BTreeMap<String, String>,
-    /// `--ipam-opt`.
-    pub ipam_options: BTreeMap<String, String>,
+    /// `--ipam-opt` (`None`: not given at all).
+    pub ipam_options: Option<BTreeMap<String, String>>,
 }
 
-/// Docker's rule for object names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+/// docker's rule for network names: anything but blank (the bridge and
+/// interface names are berth's own, made from the id). Names are bounded
+/// only so that a record stays small.
 pub fn check_name(name: &str) -> Result<()> {
-    let b = name.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 128
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
+    if name.trim().is_empty() {
+        return Err(Error::Invalid(format!("invalid name: {name}")));
     }
+    if name.len() > MAX_NAME {
+        return Err(Error::Invalid(format!(
+            "invalid name: {}…: longer than {MAX_NAME} bytes",
+            name.chars().take(32).collect::<String>()
+        )));
+    }
+    Ok(())
 }
+
+/// The longest network name accepted, in bytes.
+pub const MAX_NAME: usize = 4096;
 
 /// Builds a new user-defined network from `req`, checked against the
 /// networks that already exist. Pure: the caller persists it.
@@ -148,6 +230,7 @@ pub fn plan(
     id: String,
 ) -> Result<Network> {
     check_name(&req.name)?;
+    check_options(&req.options)?;
     if !req.driver.is_empty() && req.driver != "bridge" {
         return Err(Error::Invalid(format!(
             "network driver {:?} is not supported: berth has only the bridge driver",
@@ -252,20 +335,20 @@ pub fn plan(
         default: false,
         aux_addresses,
         ipam_options: req.ipam_options.clone(),
+        user_subnet: req.subnet.is_some(),
+        user_gateway: req.gateway.is_some(),
     })
 }
 
 /// The built-in default network's record.
 pub fn default_network(cfg: &NetConfig, id: String) -> Network {
-    let options = BTreeMap::from([
+    let mut options = BTreeMap::from([
         (OPT_DEFAULT_BRIDGE.to_string(), "true".to_string()),
         (OPT_BRIDGE_NAME.to_string(), cfg.default_bridge.clone()),
-        (
-            "com.docker.network.bridge.enable_icc".to_string(),
-            "true".to_string(),
-        ),
+        (OPT_ICC.to_string(), "true".to_string()),
         (OPT_MASQUERADE.to_string(), "true".to_string()),
     ]);
+    default_bridge_options(&mut options);
     Network {
         schema: NETWORK_SCHEMA,
         name: DEFAULT_NETWORK.into(),
@@ -284,7 +367,9 @@ pub fn default_network(cfg: &NetConfig, id: String) -> Network {
         bridge: cfg.default_bridge.clone(),
         default: true,
         aux_addresses: BTreeMap::new(),
-        ipam_options: BTreeMap::new(),
+        ipam_options: None,
+        user_subnet: true,
+        user_gateway: true,
     }
 }
 
@@ -342,7 +427,10 @@ pub fn load_all(root: &Path) -> Result<Vec<Network>> {
         if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
-        if let Some(n) = store::read_json::<Network>(&dir(root, &id).join("network.json"))? {
+        if let Some(mut n) = store::read_json::<Network>(&dir(root, &id).join("network.json"))? {
+            if n.default {
+                default_bridge_options(&mut n.options);
+            }
             if n.schema != NETWORK_SCHEMA {
                 return Err(Error::Invalid(format!(
                     "network {id}: unsupported schema version {}",
@@ -470,8 +558,26 @@ mod tests {
     #[test]
     fn names_options_and_reserved() {
         let cfg = NetConfig::default();
-        for bad in ["", "-x", "a b", "a/b", "ü"] {
-            assert!(plan(&cfg, &req(bad), &[], id(1)).is_err(), "{bad:?}");
+        // docker takes any name that is not blank
+        for bad in ["", " ", "\t\n"] {
+            let e = plan(&cfg, &req(bad), &[], id(1)).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid name: {bad}"));
+        }
+        assert!(plan(&cfg, &req(&"x".repeat(MAX_NAME + 1)), &[], id(1)).is_err());
+        for good in [
+            "-x",
+            "a b",
+            "a/b",
+            "ü",
+            "a\nb",
+            "a\0b",
+            "../..",
+            &"y".repeat(MAX_NAME),
+        ] {
+            let n = plan(&cfg, &req(good), &[], id(1)).unwrap();
+            assert_eq!(n.name, good);
+            // the interface is berth's own, whatever the name
+            assert_eq!(n.bridge, "br-010101010101");
         }
         for reserved in ["bridge", "host", "none"] {
             let e = plan(&cfg, &req(reserved), &[], id(1)).unwrap_err();
@@ -495,6 +601,84 @@ mod tests {
         let mut d = req("d");
         d.driver = "macvlan".into();
         assert!(plan(&cfg, &d, &[], id(2)).is_err());
+    }
+
+    #[test]
+    fn driver_options_are_checked_and_kept_as_given() {
+        let cfg = NetConfig::default();
+        let with = |pairs: &[(&str, &str)]| {
+            let mut r = req("o");
+            for (k, v) in pairs {
+                r.options.insert((*k).into(), (*v).into());
+            }
+            plan(&cfg, &r, &[], id(1))
+        };
+        // nothing added to what was asked for
+        assert!(with(&[]).unwrap().options.is_empty());
+        let n = with(&[(OPT_MTU, "1400"), ("foo", "bar")]).unwrap();
+        assert_eq!(n.mtu(), Some(1400));
+        assert_eq!(n.options.len(), 2);
+        assert_eq!(with(&[(OPT_MTU, "0")]).unwrap().mtu(), None);
+        for ok in [
+            (OPT_ICC, "true"),
+            (OPT_HOST_BINDING, "0.0.0.0"),
+            (OPT_MASQUERADE, "false"),
+            (OPT_DEFAULT_BRIDGE, "false"),
+        ] {
+            assert!(with(&[ok]).is_ok(), "{ok:?}");
+        }
+        for (opt, kind) in [
+            ((OPT_MTU, "abc"), berth_types::ErrorKind::Invalid),
+            ((OPT_MTU, "-1"), berth_types::ErrorKind::Invalid),
+            ((OPT_MTU, "67"), berth_types::ErrorKind::Invalid),
+            ((OPT_MTU, "65536"), berth_types::ErrorKind::Invalid),
+            (
+                (OPT_MTU, "99999999999999999999999"),
+                berth_types::ErrorKind::Invalid,
+            ),
+            ((OPT_ICC, "maybe"), berth_types::ErrorKind::Invalid),
+            ((OPT_ICC, "false"), berth_types::ErrorKind::NotSupported),
+            (
+                (OPT_HOST_BINDING, "127.0.0.1"),
+                berth_types::ErrorKind::NotSupported,
+            ),
+            (
+                (OPT_DEFAULT_BRIDGE, "true"),
+                berth_types::ErrorKind::NotSupported,
+            ),
+            (
+                ("com.docker.network.container_iface_prefix", "x"),
+                berth_types::ErrorKind::NotSupported,
+            ),
+        ] {
+            let e = with(&[opt]).unwrap_err();
+            assert_eq!(e.kind(), kind, "{opt:?}: {e}");
+        }
+        assert_eq!(
+            with(&[(OPT_ICC, "false")]).unwrap_err().to_string(),
+            format!("not supported yet: network option {OPT_ICC}=false")
+        );
+    }
+
+    #[test]
+    fn asked_for_subnets_and_gateways_are_remembered() {
+        let cfg = NetConfig::default();
+        let n = plan(&cfg, &req("auto"), &[], id(1)).unwrap();
+        assert!(!n.user_subnet && !n.user_gateway);
+        let mut r = req("sub");
+        r.subnet = Some("198.18.213.0/24".into());
+        let n = plan(&cfg, &r, &[], id(2)).unwrap();
+        assert!(n.user_subnet && !n.user_gateway);
+        r.gateway = Some("198.18.213.9".into());
+        let n = plan(&cfg, &r, &[], id(2)).unwrap();
+        assert!(n.user_subnet && n.user_gateway);
+        // records from before the fields: asked for
+        let mut j = serde_json::to_value(&n).unwrap();
+        let o = j.as_object_mut().unwrap();
+        o.remove("user_subnet");
+        o.remove("user_gateway");
+        let old: Network = serde_json::from_value(j).unwrap();
+        assert!(old.user_subnet && old.user_gateway);
     }
 
     #[test]
@@ -528,5 +712,7 @@ mod tests {
         let d = default_network(&cfg, id(9));
         assert!(d.default && d.masquerade());
         assert_eq!(d.bridge, "berth0");
+        assert_eq!(d.options[OPT_HOST_BINDING], "0.0.0.0");
+        assert_eq!(d.mtu(), Some(1500));
     }
 }

@@ -21,6 +21,9 @@ use crate::store::{self, Lock};
 use crate::sysctl;
 use crate::timing::span;
 
+/// The prefix length docker gives a link-local address.
+const LINK_LOCAL_PREFIX: u8 = 16;
+
 /// A root's networks. Cheap to make; holds no open resources, so any number
 /// of processes may each have one for the same root.
 #[derive(Clone, Debug)]
@@ -311,7 +314,7 @@ impl Net {
         }
         drop(t);
         let wired = self
-            .wire(&net, &ep, mac)
+            .wire(&net, &ep, mac, &req.link_local)
             .and_then(|()| self.apply_rules_locked());
         if let Err(e) = wired {
             let _ = self.detach_locked(&net, &req.container_id);
@@ -321,8 +324,15 @@ impl Net {
         Ok(ep)
     }
 
-    /// The kernel half of attach.
-    fn wire(&self, net: &Network, ep: &Endpoint, mac: [u8; 6]) -> Result<()> {
+    /// The kernel half of attach: `link_local` addresses go on the
+    /// container's interface too (with docker's /16).
+    fn wire(
+        &self,
+        net: &Network,
+        ep: &Endpoint,
+        mac: [u8; 6],
+        link_local: &[Ipv4Addr],
+    ) -> Result<()> {
         let ns = std::fs::File::open(&ep.netns).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound(format!(
@@ -339,7 +349,8 @@ impl Net {
         let br = ensure_bridge(&mut nl, net)?;
         drop(t);
         let t = span("net.wire.veth");
-        nl.add_veth(&ep.host_veth, br, &ep.interface, ns.as_raw_fd(), mac)
+        let mtu = net.mtu();
+        nl.add_veth(&ep.host_veth, br, &ep.interface, ns.as_raw_fd(), mac, mtu)
             .map_err(Error::io(format!(
                 "create veth pair {} / {} in {}",
                 ep.host_veth,
@@ -366,6 +377,12 @@ impl Net {
                 .ok_or_else(|| Error::NotFound(format!("{ifname} missing in the container")))?;
             nl.add_address(idx, ip, prefix)
                 .map_err(Error::io(format!("add {ip}/{prefix} to {ifname}")))?;
+            for ll in link_local {
+                nl.add_address(idx, *ll, LINK_LOCAL_PREFIX)
+                    .map_err(Error::io(format!(
+                        "add the link-local address {ll}/{LINK_LOCAL_PREFIX} to {ifname}"
+                    )))?;
+            }
             nl.set_up(idx)
                 .map_err(Error::io(format!("bring {ifname} up")))?;
             netns::loopback_up()?;
@@ -425,23 +442,27 @@ impl Net {
 
     /// Ends a container's run: takes it off every network and removes its
     /// network namespace `netns` (made by [`netns::create`]), with the
-    /// addresses it holds. Idempotent; works after a crash and when the
-    /// namespace is already gone.
+    /// addresses it holds; returns the endpoints it took away. Idempotent;
+    /// works after a crash and when the namespace is already gone.
     ///
     /// Unlike [`Net::detach_all`] it does not wait for the kernel to delete
     /// the veth pairs in that namespace: the endpoints are parked (see
     /// [`crate::release`]) and the namespace's end takes the veths with it,
     /// off the caller's path. An endpoint's address stays allocated until
     /// its veth is gone.
-    pub fn release(&self, container_id: &str, netns: &Path) -> Result<()> {
+    pub fn release(&self, container_id: &str, netns: &Path) -> Result<Vec<Endpoint>> {
         endpoint::check_container_id(container_id)?;
         let _t = span("net.release");
         let _l = self.lock()?;
         let mut first_err = None;
         let mut changed = false;
+        let mut released = Vec::new();
         for net in network::load_all(&self.root)? {
             match self.release_locked(&net, container_id, netns) {
-                Ok(c) => changed |= c,
+                Ok((c, ep)) => {
+                    changed |= c;
+                    released.extend(ep);
+                }
                 Err(e) => {
                     changed = true;
                     first_err.get_or_insert(e);
@@ -456,18 +477,24 @@ impl Net {
         if let Err(e) = netns::remove(netns) {
             first_err.get_or_insert(e);
         }
-        first_err.map_or(Ok(()), Err)
+        first_err.map_or(Ok(released), Err)
     }
 
-    /// Whether anything changed.
-    fn release_locked(&self, net: &Network, container_id: &str, netns: &Path) -> Result<bool> {
+    /// Whether anything changed, and the endpoint taken away.
+    fn release_locked(
+        &self,
+        net: &Network,
+        container_id: &str,
+        netns: &Path,
+    ) -> Result<(bool, Option<Endpoint>)> {
         let dir = network::dir(&self.root, &net.id);
         let path = endpoint::path(&dir, container_id);
         let mut changed = false;
-        if let Some(ep) = store::read_json::<Endpoint>(&path)? {
+        let found = store::read_json::<Endpoint>(&path)?;
+        if let Some(ep) = &found {
             changed = true;
             if ep.netns == netns {
-                release::park(&dir, &path, &ep)?;
+                release::park(&dir, &path, ep)?;
             } else {
                 // its veth does not go away with this namespace
                 let mut nl = Netlink::open().map_err(Error::io("open netlink"))?;
@@ -484,7 +511,7 @@ impl Net {
             changed |= ipam::release_owner_except(&dir, container_id, &keep)? > 0;
         }
         changed |= !release::reap(&dir, &|p| p.age >= release::GRACE)?.is_empty();
-        Ok(changed)
+        Ok((changed, found))
     }
 
     /// The rule set the current state compiles to, as an `nft -f` script.
@@ -556,7 +583,7 @@ fn ensure_bridge(nl: &mut Netlink, net: &Network) -> Result<u32> {
     let idx = match nl.link_index(name).map_err(Error::io("find bridge"))? {
         Some(i) => i,
         None => {
-            match nl.add_bridge(name) {
+            match nl.add_bridge(name, net.mtu()) {
                 Ok(()) => {}
                 Err(e) if is_exists(&e) => {}
                 Err(e) => return Err(Error::Io(format!("create bridge {name}"), e)),

@@ -12,6 +12,9 @@ pub enum ErrorKind {
     Invalid,
     /// The caller lacks the credentials or privileges.
     Unauthorized,
+    /// The operation is refused in the object's present state (docker's
+    /// 403: a network with active endpoints, an endpoint that exists).
+    Forbidden,
     /// A limit was exceeded (size, count, rlimit).
     LimitExceeded,
     /// The feature exists in the spec but berth does not support it yet.
@@ -33,6 +36,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::Invalid => "invalid",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::LimitExceeded => "limit exceeded",
             ErrorKind::NotSupported => "not supported",
             ErrorKind::Unavailable => "unavailable",

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) registry: berth_image::registry::RegistryOptions,
     /// Attach requests waiting for their container to start.
     pub(crate) pending: Mutex<HashMap<String, Vec<Pending>>>,
+    /// `GET /events` streams open now (`info`'s `NEventsListener`).
+    pub(crate) event_listeners: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
             root,
             registry,
             pending: Mutex::new(HashMap::new()),
+            event_listeners: Arc::default(),
         }
     }
 }
@@ -63,7 +66,8 @@ pub(crate) async fn route(
         "images" | "commit" | "build" => images::route(shared, req, method, &parts).await,
         "networks" => networks::route(shared, req, method, &parts).await,
         "volumes" => volumes::route(shared, req, method, &parts).await,
-        "_ping" | "version" | "info" | "events" | "system" | "plugins" => {
+        "_ping" | "version" | "info" | "events" | "system" | "plugins" | "session" | "grpc"
+        | "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs" => {
             system::route(shared, req, method, &parts).await
         }
         _ => not_found(),

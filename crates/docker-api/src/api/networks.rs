@@ -19,6 +19,10 @@ pub(super) async fn route(
     parts: &[&str],
 ) -> Response<Body> {
     let root = shared.root.clone();
+    let minor = api_minor(&req);
+    let shape = move |n: &berth_engine::network::NetworkView| {
+        shapes::network::for_api(shapes::network(n), minor)
+    };
     match (method.as_str(), parts) {
         ("GET", ["networks"]) => {
             let f = match filters(&query(&req)) {
@@ -27,7 +31,15 @@ pub(super) async fn route(
             };
             match blocking(&root, move |e| e.networks_filtered(&f)).await {
                 Ok(list) => {
-                    let v: Vec<Value> = list.iter().map(shapes::network).collect();
+                    // the list leaves the containers out (API 1.28 on)
+                    let v: Vec<Value> = list
+                        .iter()
+                        .map(|n| {
+                            let mut j = shape(n);
+                            j["Containers"] = json!({});
+                            j
+                        })
+                        .collect();
                     json_resp(StatusCode::OK, &Value::Array(v))
                 }
                 Err(e) => engine_error(e),
@@ -36,7 +48,7 @@ pub(super) async fn route(
         ("GET", ["networks", key]) => {
             let key = key.to_string();
             match blocking(&root, move |e| e.network(&key)).await {
-                Ok(n) => json_resp(StatusCode::OK, &shapes::network(&n)),
+                Ok(n) => json_resp(StatusCode::OK, &shape(&n)),
                 Err(e) => engine_error(e),
             }
         }
@@ -64,7 +76,11 @@ pub(super) async fn route(
                 Err(m) => return bad_request(m),
             };
             match blocking(&root, move |e| e.prune_networks(&f, until)).await {
-                Ok(names) => json_resp(StatusCode::OK, &json!({"NetworksDeleted": names})),
+                // docker: null when nothing went
+                Ok(names) => json_resp(
+                    StatusCode::OK,
+                    &json!({"NetworksDeleted": (!names.is_empty()).then_some(names)}),
+                ),
                 Err(e) => engine_error(e),
             }
         }

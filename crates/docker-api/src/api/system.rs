@@ -38,10 +38,27 @@ pub(super) async fn route(
             );
             r.headers_mut()
                 .insert("Pragma", HeaderValue::from_static("no-cache"));
+            if method == Method::HEAD {
+                // dockerd says so for HEAD too
+                r.headers_mut()
+                    .insert(hyper::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            }
             r
         }
         ("GET", ["version"]) => json_resp(StatusCode::OK, &version()),
-        ("GET", ["info"]) => info(&root, &shared.registry).await,
+        ("GET", ["info"]) => info(&shared).await,
+        // BuildKit's session and gRPC endpoints: dockerd's answers to a
+        // request that asks for no upgrade, "not supported yet" otherwise
+        ("POST", ["session" | "grpc"]) if !req.headers().contains_key(hyper::header::UPGRADE) => {
+            let status = if parts == ["session"] {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            error(status, "no upgrade proto in request")
+        }
+        ("POST", ["session"]) => bad_request("not supported yet: build sessions (BuildKit)"),
+        ("POST", ["grpc"]) => bad_request("not supported yet: the BuildKit API (/grpc)"),
         ("GET", ["system", "df"]) => system_df(&root).await,
         ("GET", ["plugins"]) | ("GET", ["plugins", "privileges"]) => {
             json_resp(StatusCode::OK, &json!([]))
@@ -50,8 +67,15 @@ pub(super) async fn route(
             StatusCode::NOT_FOUND,
             format!("plugin \"{name}\" not found"),
         ),
-        ("GET", ["events"]) => events(&root, &query(&req)).await,
-        // a single node outside any swarm, as dockerd answers there
+        ("GET", ["events"]) => events(&shared, &query(&req)).await,
+        // a single node outside any swarm, as dockerd answers there; it
+        // cannot become one
+        // (the body is read first: a client still sending it would see
+        // its connection closed instead of the answer)
+        ("POST", ["swarm", "init" | "join"]) => {
+            let _ = read_json(req).await;
+            error(StatusCode::NOT_IMPLEMENTED, "not supported yet: swarm mode")
+        }
         ("POST", ["swarm", "leave"]) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "This node is not part of a swarm",
@@ -62,15 +86,27 @@ pub(super) async fn route(
                 "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs",
                 ..,
             ],
-        ) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" \
-             to connect this node to swarm and try again.",
-        ),
+        ) => {
+            let _ = read_json(req).await;
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm \
+                 join\" to connect this node to swarm and try again.",
+            )
+        }
         _ => not_found(),
     }
 }
 
+/// The commit berth was built from (build.rs; the crate version when the
+/// source was not a git checkout).
+const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {
+    Some(c) => c,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
+/// `GET /version`. berth is no Go program: `GoVersion` is empty; the
+/// runtime and the init of `--init` are berth's own, named as such.
 fn version() -> Value {
     let kernel = rustix::system::uname()
         .release()
@@ -81,22 +117,20 @@ fn version() -> Value {
         "aarch64" => "arm64",
         a => a,
     };
-    let commit = option_env!("BERTH_GIT_COMMIT").unwrap_or("berth");
+    let v = env!("CARGO_PKG_VERSION");
     json!({
         "Platform": {"Name": "berth"},
-        "Components": [{"Name": "Engine", "Version": env!("CARGO_PKG_VERSION"),
+        "Components": [{"Name": "Engine", "Version": v,
             "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-                        "Arch": arch, "KernelVersion": kernel, "GitCommit": commit,
-                        "GoVersion": "none (rust)", "BuildTime": "", "Experimental": "false"}},
-            {"Name": "runc", "Version": env!("CARGO_PKG_VERSION"),
-             "Details": {"GitCommit": "berth oci (built in)"}},
-            {"Name": "docker-init", "Version": env!("CARGO_PKG_VERSION"),
-             "Details": {"GitCommit": "berth-init (built in)"}}],
-        "Version": env!("CARGO_PKG_VERSION"),
+                        "Arch": arch, "KernelVersion": kernel, "GitCommit": GIT_COMMIT,
+                        "GoVersion": "", "BuildTime": "", "Experimental": "false"}},
+            {"Name": "berth OCI runtime", "Version": v, "Details": {"GitCommit": GIT_COMMIT}},
+            {"Name": "berth-init", "Version": v, "Details": {"GitCommit": GIT_COMMIT}}],
+        "Version": v,
         "ApiVersion": API_VERSION,
         "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": commit,
-        "GoVersion": "none (rust)",
+        "GitCommit": GIT_COMMIT,
+        "GoVersion": "",
         "Os": "linux",
         "Arch": arch,
         "KernelVersion": kernel,
@@ -107,10 +141,12 @@ fn version() -> Value {
 /// This engine's stable id (made once per root, as dockerd keeps its own).
 fn engine_id(root: &std::path::Path) -> String {
     let p = root.join("engine-id");
-    if let Ok(s) = std::fs::read_to_string(&p)
-        && !s.trim().is_empty()
-    {
-        return s.trim().to_owned();
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        if !s.trim().is_empty() {
+            return s.trim().to_owned();
+        }
+        // left empty by a crash of an older berth
+        let _ = std::fs::remove_file(&p);
     }
     let id = berth_engine::run::new_id()
         .map(|h| {
@@ -122,22 +158,32 @@ fn engine_id(root: &std::path::Path) -> String {
                 .join(":")
         })
         .unwrap_or_default();
-    let _ = std::fs::write(&p, &id);
-    id
+    // written whole, then linked into place: the first of concurrent
+    // callers wins and the others read its id
+    let tmp = root.join(format!("engine-id.{}.tmp", id.replace(':', "")));
+    let made = std::fs::write(&tmp, &id).and_then(|()| std::fs::hard_link(&tmp, &p));
+    let _ = std::fs::remove_file(&tmp);
+    match made {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&p)
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(id),
+        _ => id,
+    }
 }
 
-async fn info(
-    root: &std::path::Path,
-    registry: &berth_image::registry::RegistryOptions,
-) -> Response<Body> {
-    let root2 = root.to_path_buf();
-    let r = blocking(root, move |e| {
+async fn info(shared: &Shared) -> Response<Body> {
+    let root = shared.root.clone();
+    let net_root = root.clone();
+    let r = blocking(&root, move |e| {
         let list = e.list();
         let images = e.images().list().map(|l| l.len()).unwrap_or(0);
-        Ok((list, images, root2))
+        let net = berth_net::NetConfig::load(&net_root)?;
+        Ok((list, images, net))
     })
     .await;
-    let (list, images, root) = match r {
+    let (list, images, net) = match r {
         Ok(v) => v,
         Err(e) => return engine_error(e),
     };
@@ -167,7 +213,8 @@ async fn info(
     };
     let forwarding =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1");
-    let registry = registry_config(registry);
+    let registry = registry_config(&shared.registry);
+    let proc_flag = |p: &str| std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1");
     let running = count(berth_engine::Status::Running);
     let paused = count(berth_engine::Status::Paused);
     json_resp(
@@ -180,7 +227,7 @@ async fn info(
             "ContainersStopped": list.len() - running - paused,
             "Images": images,
             "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
+            "DriverStatus": [["Backing Filesystem", backing_filesystem(&root)], ["Supports d_type", "true"],
                              ["Native Overlay Diff", "true"], ["userxattr", "false"]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                         "Authorization": null, "Log": ["json-file", "local", "none"]},
@@ -195,8 +242,8 @@ async fn info(
             "PidsLimit": true,
             "OomKillDisable": cgroup_version == "1",
             "IPv4Forwarding": forwarding,
-            "BridgeNfIptables": false,
-            "BridgeNfIp6tables": false,
+            "BridgeNfIptables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+            "BridgeNfIp6tables": proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
             "Debug": false,
             "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
             "NGoroutines": 0,
@@ -204,7 +251,7 @@ async fn info(
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": cgroup_version,
-            "NEventsListener": 0,
+            "NEventsListener": shared.event_listeners.load(std::sync::atomic::Ordering::Relaxed),
             "KernelVersion": uname.release().to_string_lossy(),
             "OperatingSystem": os,
             "OSVersion": os_field("VERSION_ID=").unwrap_or_default(),
@@ -231,18 +278,38 @@ async fn info(
             "Isolation": "",
             "InitBinary": "berth-init",
             "ContainerdCommit": {"ID": "", "Expected": ""},
-            "RuncCommit": {"ID": "berth", "Expected": "berth"},
-            "InitCommit": {"ID": "berth", "Expected": "berth"},
-            "SecurityOptions": ["name=seccomp,profile=builtin", format!("name=cgroupns")],
-            "DefaultAddressPools": [{"Base": "198.19.64.0/18", "Size": 24}],
+            // the runtime and the init are built into berth
+            "RuncCommit": {"ID": GIT_COMMIT, "Expected": GIT_COMMIT},
+            "InitCommit": {"ID": GIT_COMMIT, "Expected": GIT_COMMIT},
+            "SecurityOptions": ["name=seccomp,profile=default", "name=cgroupns"],
+            "DefaultAddressPools": [{"Base": net.pool.to_string(), "Size": net.pool_prefix}],
             "Warnings": null,
         }),
     )
 }
 
+/// docker's name for the filesystem under `root` (`DriverStatus`).
+fn backing_filesystem(root: &std::path::Path) -> &'static str {
+    let Ok(st) = rustix::fs::statfs(root) else {
+        return "<unknown>";
+    };
+    // the magic numbers of statfs(2)
+    match st.f_type as u64 {
+        0xEF53 => "extfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x794C_7630 => "overlayfs",
+        0x2FC1_2FC1 => "zfs",
+        0x6969 => "nfs",
+        _ => "<unknown>",
+    }
+}
+
 /// `GET /events`: recorded events since `since`, then new ones until
 /// `until` (or until the client goes), woken by the event log changing.
-async fn events(root: &std::path::Path, q: &HashMap<String, String>) -> Response<Body> {
+async fn events(shared: &Shared, q: &HashMap<String, String>) -> Response<Body> {
+    let root = &shared.root;
     let filters = match filters(q) {
         Ok(f) => f,
         Err(m) => return bad_request(m),
@@ -289,7 +356,9 @@ async fn events(root: &std::path::Path, q: &HashMap<String, String>) -> Response
         Err(e) => return engine_error(e),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let listening = Listening::new(shared.event_listeners.clone());
     tokio::spawn(async move {
+        let _listening = listening;
         for e in &first {
             if tx
                 .send(Bytes::from(format!("{}\n", shapes::event(e))))
@@ -403,4 +472,20 @@ fn registry_config(o: &berth_image::registry::RegistryOptions) -> Value {
         "IndexConfigs": index,
         "Mirrors": o.mirrors,
     })
+}
+
+/// One `GET /events` stream counted in `NEventsListener` while it lasts.
+struct Listening(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Listening {
+    fn new(n: Arc<std::sync::atomic::AtomicUsize>) -> Listening {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Listening(n)
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -69,7 +69,7 @@ pub(super) async fn route(
             // there was no `all` filter
             let all = if minor < 42 {
                 if f.has("all") {
-                    return bad_request("invalid filter 'all'");
+                    return bad_request("Invalid filter 'all'");
                 }
                 true
             } else {

@@ -60,10 +60,8 @@ pub struct NetworkCreateBody {
 impl NetworkCreateBody {
     /// berth-net's request.
     pub fn into_request(self) -> Result<berth_net::CreateNetwork, String> {
+        // checked with the rest (docker's "invalid name: " when blank)
         let name = self.name.unwrap_or_default();
-        if name.is_empty() {
-            return Err("network name must not be empty".into());
-        }
         if self.enable_ipv6 == Some(true) {
             return Err("not supported yet: IPv6 networks".into());
         }
@@ -111,7 +109,7 @@ impl NetworkCreateBody {
             attachable: self.attachable.unwrap_or(false),
             labels: self.labels.unwrap_or_default(),
             options: self.options.unwrap_or_default(),
-            ipam_options: ipam.options.unwrap_or_default(),
+            ipam_options: ipam.options,
         })
     }
 }

@@ -130,11 +130,19 @@ fn network_settings(c: &Container) -> Value {
             }
         }
         let name = network_name(c, &x.network);
+        // docker leaves out what was not asked for
         let ipam = if x.ipv4_address.is_none() && x.link_local_ips.is_empty() {
             Value::Null
         } else {
-            json!({"IPv4Address": x.ipv4_address.map(|a| a.to_string()).unwrap_or_default(),
-                   "LinkLocalIPs": or_null(&x.link_local_ips.iter().map(|a| a.to_string()).collect::<Vec<_>>())})
+            let mut m = Map::new();
+            if let Some(a) = x.ipv4_address {
+                m.insert("IPv4Address".into(), json!(a.to_string()));
+            }
+            if !x.link_local_ips.is_empty() {
+                let ll: Vec<String> = x.link_local_ips.iter().map(|a| a.to_string()).collect();
+                m.insert("LinkLocalIPs".into(), json!(ll));
+            }
+            Value::Object(m)
         };
         let links: Vec<String> = x
             .links

@@ -169,6 +169,7 @@ pub fn request(id: &str, ns: &Path, ports: Vec<PortRequest>) -> AttachRequest {
         netns: ns.to_path_buf(),
         interface: String::new(),
         ports,
+        link_local: Vec::new(),
     }
 }
 
