@@ -87,7 +87,7 @@ impl Endpoint {
         }
         v.extend(self.aliases.iter().cloned());
         if self.container_id.len() >= 12 {
-            v.push(self.container_id[..12].to_string());
+            v.push(berth_types::short_id(&self.container_id).to_owned());
         }
         v
     }

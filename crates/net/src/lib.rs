@@ -21,6 +21,7 @@
 //! over a blocking socket), `hickory-proto` (DNS wire format), `rustix`
 //! (flock, setns, mounts), `berth-sys` (unshare), `serde_json` (records).
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 
 pub mod config;
 pub mod dns;

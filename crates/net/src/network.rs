@@ -106,7 +106,7 @@ impl Network {
 
     /// The first 12 hex digits of the id.
     pub fn short_id(&self) -> &str {
-        &self.id[..12]
+        berth_types::short_id(&self.id)
     }
 
     /// The range container addresses come from.
@@ -297,7 +297,7 @@ pub fn plan(
             check_ifname(b)?;
             b.clone()
         }
-        None => format!("{}{}", cfg.bridge_prefix, &id[..12]),
+        None => format!("{}{}", cfg.bridge_prefix, berth_types::short_id(&id)),
     };
     if bridge == cfg.default_bridge || existing.iter().any(|n| n.bridge == bridge) {
         return Err(Error::Conflict(format!(

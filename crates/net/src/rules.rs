@@ -157,7 +157,7 @@ fn published(networks: &[Network], endpoints: &[Endpoint]) -> Vec<Dnat> {
                 host_port: p.host_port,
                 to: ep.ip,
                 to_port: p.container_port,
-                comment: short(&ep.container_id).to_string(),
+                comment: berth_types::short_id(&ep.container_id).to_string(),
             });
         }
     }
@@ -250,11 +250,6 @@ pub fn delete_table(cfg: &NetConfig) -> String {
 /// backslashes, so plain quoting is enough.
 fn quote(s: &str) -> String {
     format!("\"{s}\"")
-}
-
-fn short(id: &str) -> &str {
-    let end = id.char_indices().nth(12).map_or(id.len(), |(i, _)| i);
-    &id[..end]
 }
 
 #[cfg(test)]
@@ -436,9 +431,9 @@ table ip tbl {
     /// rules in a table made from `script`.
     fn splice(script: &str, rules: &str) -> String {
         let open = "\tchain published {\n";
-        let at = script.find(open).unwrap() + open.len();
-        let end = at + script[at..].find("\t}\n").unwrap();
-        format!("{}{rules}{}", &script[..at], &script[end..])
+        let (head, body) = script.split_once(open).unwrap();
+        let (_, tail) = body.split_once("\t}\n").unwrap();
+        format!("{head}{open}{rules}\t}}\n{tail}")
     }
 
     #[test]
