@@ -7,6 +7,7 @@
 
 pub mod container;
 pub mod exec;
+pub mod image;
 pub mod network;
 
 use serde::de::DeserializeOwned;
