@@ -162,14 +162,27 @@ async fn progress_stream(
         r
     });
     drop(progress);
+    let internal = |e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal: {e}"));
     let first = tokio::select! {
         biased;
-        b = rx.recv() => b,
-        j = &mut job => match j {
+        b = rx.recv() => Ok(b),
+        j = &mut job => Err(j),
+    };
+    let first = match first {
+        Ok(Some(b)) => Some(b),
+        // nothing was sent and the job is over (the channel closes with it)
+        Ok(None) => match job.await {
             Ok(Err(e)) => return registry_error(e),
             Ok(Ok(())) => None,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal: {e}")),
+            Err(e) => return internal(e),
         },
+        Err(Ok(Err(e))) if !rx.is_empty() => {
+            tracing::debug!("pull/push failed after progress: {e}");
+            rx.try_recv().ok()
+        }
+        Err(Ok(Err(e))) => return registry_error(e),
+        Err(Ok(Ok(()))) => rx.try_recv().ok(),
+        Err(Err(e)) => return internal(e),
     };
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
