@@ -428,6 +428,7 @@ pub fn inspect(root: &Path, a: &InspectArgs) -> Result<ExitCode> {
                 Ok(rec) => docs.push(berth_docker_api::shapes::image_inspect(
                     engine.images(),
                     &rec.id,
+                    99,
                 )?),
                 Err(_) => {
                     eprintln!("Error: No such object: {n}");

@@ -181,15 +181,16 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<ExitCode> {
         .map(berth_types::Reference::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("invalid reference format: {e}"))?;
-    let changes = berth_engine::changes::parse_changes(&a.change)?;
-    let id = engine.commit(
-        &a.container,
-        name.as_ref(),
-        a.message.as_deref(),
-        a.author.as_deref(),
-        Some(changes),
-        a.pause,
-    )?;
+    let opts = berth_engine::CommitOptions {
+        name: name.as_ref(),
+        comment: a.message.as_deref(),
+        author: a.author.as_deref(),
+        pause: a.pause,
+    };
+    let id = engine.commit(&a.container, &opts, |from| {
+        berth_docker_api::syntax::apply_changes(from, &a.change)
+            .map_err(berth_engine::Error::Invalid)
+    })?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -60,7 +60,7 @@ fn glob(pat: &str, s: &str) -> bool {
 
 /// The docker inspect document of an image.
 pub fn inspect_json(store: &ImageStore, id: &berth_types::Digest) -> Result<serde_json::Value> {
-    Ok(berth_docker_api::shapes::image_inspect(store, id)?)
+    Ok(berth_docker_api::shapes::image_inspect(store, id, 99)?)
 }
 
 /// `berth images`.
@@ -403,7 +403,8 @@ pub fn save(
 
 /// Applies `docker import --change` instructions to a config.
 pub fn apply_changes(changes: &[String]) -> Result<berth_types::image::ContainerConfig> {
-    Ok(berth_engine::changes::parse_changes(changes)?)
+    berth_docker_api::syntax::apply_changes(Default::default(), changes)
+        .map_err(|m| anyhow::anyhow!("{m}"))
 }
 
 /// `berth import`.

@@ -674,7 +674,7 @@ fn volumes_like_dockerd() {
         (
             "/v1.47/volumes/prune",
             json!({"all": ["maybe"]}),
-            "Invalid filter 'all=maybe'",
+            "Invalid filter 'all=[maybe]'",
         ),
     ] {
         assert_eq!(

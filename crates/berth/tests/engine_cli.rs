@@ -70,7 +70,7 @@ fn detached_containers_logs_stop_rm_and_names() {
     );
     assert!(
         b.fails(&["ps", "--filter", "colour=red"])
-            .contains("Invalid filter")
+            .contains("Invalid filter 'colour'")
     );
     // a name is taken once
     let err = b.fails(&["run", "-d", "--name", "web", "bb:1", "true"]);

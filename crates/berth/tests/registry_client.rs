@@ -524,7 +524,11 @@ fn corrupt_or_hostile_registries_fail_clearly_and_leave_nothing() {
 
     // nothing listening at all
     let err = b.fails(&["pull", "127.0.0.1:9/t/img:1"]);
-    assert!(err.contains("cannot reach registry 127.0.0.1:9"), "{err}");
+    // dockerd's words: `Get "http://127.0.0.1:9/v2/": dial tcp …: connection refused`
+    assert!(
+        err.contains("dial tcp 127.0.0.1:9") && err.contains("connection refused"),
+        "{err}"
+    );
 }
 
 #[test]

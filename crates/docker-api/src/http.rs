@@ -157,24 +157,6 @@ pub(crate) fn api_minor(req: &Request<Incoming>) -> u32 {
     req.extensions().get::<ApiVersion>().map_or(99, |v| v.1)
 }
 
-pub(crate) async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
-    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
-    let bytes = match limited.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("request body too large or unreadable: {e}"),
-            ));
-        }
-    };
-    if bytes.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
-}
-
 /// `h` and `w` of a resize request (docker refuses values that are not
 /// numbers).
 pub(crate) fn terminal_size(q: &HashMap<String, String>) -> Result<(u16, u16), String> {

@@ -1,13 +1,10 @@
-//! Image endpoints that move data: `POST /images/create` (pull from a
-//! registry with docker's JSON progress, or import a tarball body),
-//! `POST /images/load`, `GET /images/get` and `GET /images/{name}/get`.
-//! Bodies stream through a blocking reader or writer bridged to the
-//! image store, so no archive is held in memory.
+//! What the endpoints that move data share: a blocking reader over a
+//! request body, a blocking writer into a streaming response, and docker's
+//! JSON progress lines. No archive is held in memory.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 
-use berth_image::registry::{Client, Progress, RegistryOptions, Status};
+use berth_image::registry::{Progress, Status};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::BodyExt;
@@ -80,13 +77,50 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Docker's JSON progress messages, one per line.
-pub struct JsonProgress(pub mpsc::UnboundedSender<Bytes>);
+/// Docker's JSON progress messages, one per line. A `head` line waits
+/// for the first message (so that a pull failing before any progress can
+/// still answer with an HTTP error, as dockerd's does).
+pub struct JsonProgress {
+    tx: mpsc::UnboundedSender<Bytes>,
+    head: std::sync::Mutex<Option<Value>>,
+    started: std::sync::atomic::AtomicBool,
+}
 
 impl JsonProgress {
-    /// Sends one message.
+    /// Progress into `tx`.
+    pub fn new(tx: mpsc::UnboundedSender<Bytes>) -> JsonProgress {
+        JsonProgress {
+            tx,
+            head: std::sync::Mutex::new(None),
+            started: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A line to send before the first message (none is sent without one).
+    pub fn head(&self, v: Value) {
+        if let Ok(mut h) = self.head.lock() {
+            *h = Some(v);
+        }
+    }
+
+    /// Whether anything was sent.
+    pub fn started(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sends one message (after the head line, if one waits).
     pub fn send(&self, v: Value) {
-        let _ = self.0.send(Bytes::from(format!("{v}\r\n")));
+        if let Some(h) = self.head.lock().ok().and_then(|mut h| h.take()) {
+            let _ = self.tx.send(Bytes::from(format!("{h}\r\n")));
+        }
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.tx.send(Bytes::from(format!("{v}\r\n")));
+    }
+
+    /// Sends docker's error line.
+    pub fn error(&self, m: &str) {
+        self.send(json!({"errorDetail": {"message": m}, "error": m}));
     }
 }
 
@@ -123,95 +157,4 @@ impl Progress for JsonProgress {
 
 fn status_text(s: &Status) -> String {
     s.text()
-}
-
-/// Pulls `name` (with `tag`) into the store, reporting as docker does.
-pub fn pull(
-    store: &berth_image::ImageStore,
-    registry: &RegistryOptions,
-    from_image: &str,
-    tag: &str,
-    progress: Arc<JsonProgress>,
-) {
-    let name = if tag.is_empty() || from_image.contains('@') {
-        from_image.to_owned()
-    } else {
-        format!("{from_image}:{tag}")
-    };
-    let r = match berth_types::Reference::parse(&name) {
-        Ok(r) => r,
-        Err(e) => {
-            let m = format!("invalid reference format: {e}");
-            progress.send(json!({"errorDetail": {"message": m}, "error": m}));
-            return;
-        }
-    };
-    let what = r
-        .tag()
-        .map(str::to_owned)
-        .unwrap_or_else(|| r.digest().map(|d| d.to_string()).unwrap_or_default());
-    progress.send(json!({"status": format!("Pulling from {}", r.path()), "id": what}));
-    let client = Client::new(registry.clone());
-    let platform = berth_types::image::Platform::host();
-    match store.pull(&client, &r, &platform, progress.clone()) {
-        Ok(p) => {
-            progress.message(&format!("Digest: {}", p.digest));
-            let fam = r.familiar();
-            progress.message(&if p.up_to_date {
-                format!("Status: Image is up to date for {fam}")
-            } else {
-                format!("Status: Downloaded newer image for {fam}")
-            });
-        }
-        Err(e) => {
-            let m = e.to_string();
-            progress.send(json!({"errorDetail": {"message": m}, "error": m}));
-        }
-    }
-}
-
-/// Pushes `name` (with `tag`) to its registry, reporting as docker does.
-pub fn push(
-    store: &berth_image::ImageStore,
-    registry: &RegistryOptions,
-    name: &str,
-    tag: &str,
-    progress: Arc<JsonProgress>,
-) {
-    let full = if tag.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name}:{tag}")
-    };
-    let fail = |m: String| progress.send(json!({"errorDetail": {"message": m}, "error": m}));
-    let r = match berth_types::Reference::parse(&full) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("invalid reference format: {e}")),
-    };
-    if store.resolve(&full).is_err() {
-        return fail(format!(
-            "An image does not exist locally with the tag: {}",
-            r.familiar()
-        ));
-    }
-    progress.message(&format!(
-        "The push refers to repository [{}]",
-        r.repository()
-    ));
-    let client = Client::new(registry.clone());
-    match store.push(&client, &full, &r, progress.clone()) {
-        Ok(p) => {
-            progress.message(&format!(
-                "{}: digest: {} size: {}",
-                r.tag().unwrap_or("latest"),
-                p.digest,
-                p.size
-            ));
-            progress.send(
-                json!({"progressDetail": {}, "aux": {"Tag": r.tag().unwrap_or("latest"),
-                "Digest": p.digest.to_string(), "Size": p.size}}),
-            );
-        }
-        Err(e) => fail(e.to_string()),
-    }
 }

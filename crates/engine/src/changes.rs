@@ -188,17 +188,35 @@ impl Engine {
         Ok(out)
     }
 
+    /// The container's configuration as an image configuration, the way
+    /// dockerd's container `Config` reads (what `docker commit` starts
+    /// from, and records as the image's `container_config`).
+    pub fn container_image_config(&self, key: &str) -> Result<ContainerConfig> {
+        let c = self.container(key)?;
+        let base = c
+            .record
+            .image_id
+            .parse::<berth_types::Digest>()
+            .ok()
+            .and_then(|id| self.images.config(&id).ok())
+            .and_then(|cfg| cfg.config)
+            .unwrap_or_default();
+        Ok(record_config(&c.record, &base))
+    }
+
     /// `docker commit`: the container's changes as a layer over its
-    /// image's, with its configuration (and `changes` applied); returns
-    /// the new image id.
+    /// image's. `config` turns the container's configuration
+    /// ([`Engine::container_image_config`]) into the one asked for (a
+    /// request's config, `--change` instructions); the container's fills
+    /// in what that leaves unset, as dockerd merges them. Records the
+    /// container and its configuration, and the image it was made from as
+    /// the parent; reports the tag and `commit` events. Returns the new
+    /// image id.
     pub fn commit(
         &self,
         key: &str,
-        name: Option<&berth_types::Reference>,
-        comment: Option<&str>,
-        author: Option<&str>,
-        changes: Option<ContainerConfig>,
-        pause: bool,
+        opts: &CommitOptions<'_>,
+        config: impl FnOnce(ContainerConfig) -> Result<ContainerConfig>,
     ) -> Result<berth_types::Digest> {
         let (c, upper, _) = self.upper(key)?;
         let image_id: berth_types::Digest = c
@@ -213,8 +231,10 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("No such image: {image_id}")))?;
         let base = self.images.manifest(&rec)?;
         let mut cfg = self.images.config(&image_id)?;
+        let container_config = record_config(&c.record, &cfg.config.clone().unwrap_or_default());
+        let wanted = merge(config(container_config.clone())?, &container_config);
         let paused_here =
-            pause && c.state.status == crate::Status::Running && self.pause(key).is_ok();
+            opts.pause && c.state.status == crate::Status::Running && self.pause(key).is_ok();
         // the layer blob belongs to the transaction: a failure below
         // removes it again
         let mut tx = self.images.begin()?;
@@ -240,64 +260,28 @@ impl Engine {
             let _ = self.unpause(key);
         }
         let (blob, size) = layer?;
-        // the container's configuration, as docker commit records it
-        let mut cc = cfg.config.clone().unwrap_or_default();
         let r = &c.record;
-        cc.cmd = (!r.cmd.is_empty()).then(|| r.cmd.clone());
-        cc.entrypoint = (!r.entrypoint.is_empty()).then(|| r.entrypoint.clone());
-        cc.env = r.env.clone();
-        cc.working_dir = if r.working_dir == "/" {
-            String::new()
-        } else {
-            r.working_dir.clone()
-        };
-        cc.user = r.user.clone();
-        cc.labels = r.labels.clone().into_iter().collect();
-        for p in &r.exposed_ports {
-            cc.exposed_ports
-                .insert(p.to_string(), serde_json::json!({}));
-        }
-        if let Some(ch) = changes {
-            if ch.cmd.is_some() {
-                cc.cmd = ch.cmd;
-            }
-            if ch.entrypoint.is_some() {
-                cc.entrypoint = ch.entrypoint;
-            }
-            for e in ch.env {
-                let k = e.split('=').next().unwrap_or(&e).to_owned();
-                cc.env.retain(|x| x.split('=').next() != Some(&k));
-                cc.env.push(e);
-            }
-            if !ch.working_dir.is_empty() {
-                cc.working_dir = ch.working_dir;
-            }
-            if !ch.user.is_empty() {
-                cc.user = ch.user;
-            }
-            cc.labels.extend(ch.labels);
-            cc.exposed_ports.extend(ch.exposed_ports);
-            cc.volumes.extend(ch.volumes);
-            if !ch.stop_signal.is_empty() {
-                cc.stop_signal = ch.stop_signal;
-            }
-        }
-        cfg.config = Some(cc);
-        cfg.created = Some(berth_image::images::now());
-        if let Some(a) = author {
-            cfg.author = Some(a.to_owned());
-        }
+        let now = berth_image::images::now();
+        cfg.config = Some(wanted);
+        cfg.created = Some(now.clone());
+        cfg.author = opts.author.map(str::to_owned);
+        cfg.extra.insert("container".into(), r.id.clone().into());
+        cfg.extra.insert(
+            "container_config".into(),
+            serde_json::to_value(&container_config)
+                .map_err(|e| Error::Internal(format!("container config: {e}")))?,
+        );
         cfg.rootfs.diff_ids.push(blob.clone());
         cfg.history.push(History {
-            created: Some(berth_image::images::now()),
+            created: Some(now),
             created_by: Some(
                 std::iter::once(r.path.as_str())
                     .chain(r.args.iter().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
-            comment: comment.map(str::to_owned),
-            author: author.map(str::to_owned),
+            comment: opts.comment.map(str::to_owned),
+            author: opts.author.map(str::to_owned),
             ..Default::default()
         });
         let mut layers = base.layers.clone();
@@ -306,10 +290,21 @@ impl Engine {
             blob,
             size,
         ));
-        let names: Vec<berth_types::Reference> = name.cloned().into_iter().collect();
-        let rec = tx.stage_new(&cfg, layers, &names)?;
+        let names: Vec<berth_types::Reference> = opts.name.cloned().into_iter().collect();
+        let new = tx.stage_new(&cfg, layers, &names, Some(&image_id))?;
         tx.commit()?;
-        Ok(rec.id)
+        if let Some(n) = opts.name {
+            self.image_event("tag", &new.id, &n.familiar());
+        }
+        let mut attrs = crate::events::container_attributes(r);
+        attrs.insert("comment".into(), opts.comment.unwrap_or("").to_owned());
+        attrs.insert("imageID".into(), new.id.to_string());
+        attrs.insert(
+            "imageRef".into(),
+            opts.name.map(|n| n.familiar()).unwrap_or_default(),
+        );
+        crate::events::emit(&self.root, "container", "commit", &r.id, attrs);
+        Ok(new.id)
     }
 
     /// `docker export`: the container's filesystem (its image and changes,
@@ -521,72 +516,167 @@ fn layer_dir<W: Write>(
     Ok(())
 }
 
-/// Docker's `--change` instructions for commit/import, parsed into the
-/// fields they set.
-pub fn parse_changes(changes: &[String]) -> Result<ContainerConfig> {
-    let mut c = ContainerConfig::default();
-    for ch in changes {
-        let (instr, rest) = ch
-            .trim()
-            .split_once(char::is_whitespace)
-            .unwrap_or((ch, ""));
-        let rest = rest.trim();
-        let list = |r: &str| -> Vec<String> {
-            if r.starts_with('[') {
-                serde_json::from_str(r)
-                    .unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), r.into()])
-            } else {
-                vec!["/bin/sh".into(), "-c".into(), r.into()]
-            }
-        };
-        match instr.to_ascii_uppercase().as_str() {
-            "CMD" => c.cmd = Some(list(rest)),
-            "ENTRYPOINT" => c.entrypoint = Some(list(rest)),
-            "ENV" => c.env.push(match rest.split_once('=') {
-                Some(_) => rest.to_owned(),
-                None => rest.replacen(char::is_whitespace, "=", 1),
-            }),
-            "WORKDIR" => c.working_dir = rest.to_owned(),
-            "USER" => c.user = rest.to_owned(),
-            "EXPOSE" => {
-                for p in rest.split_whitespace() {
-                    let p = if p.contains('/') {
-                        p.to_owned()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    c.exposed_ports.insert(p, serde_json::json!({}));
-                }
-            }
-            "LABEL" => {
-                if let Some((k, v)) = rest.split_once('=') {
-                    c.labels
-                        .insert(k.trim().to_owned(), v.trim().trim_matches('"').to_owned());
-                }
-            }
-            "VOLUME" => {
-                let paths: Vec<String> = if rest.starts_with('[') {
-                    serde_json::from_str(rest)
-                        .map_err(|e| Error::Invalid(format!("VOLUME {rest}: {e}")))?
-                } else {
-                    rest.split_whitespace().map(str::to_owned).collect()
-                };
-                for p in paths {
-                    if !p.starts_with('/') {
-                        return Err(Error::Invalid(format!(
-                            "VOLUME {p}: the path must be absolute"
-                        )));
-                    }
-                    c.volumes.insert(p, serde_json::json!({}));
-                }
-            }
-            "STOPSIGNAL" => c.stop_signal = rest.to_owned(),
-            other => {
-                return Err(Error::Invalid(format!(
-                    "{other} is not a valid change command"
-                )));
+/// What `docker commit` is asked besides the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions<'a> {
+    /// The new image's name.
+    pub name: Option<&'a berth_types::Reference>,
+    /// The commit message (`-m`).
+    pub comment: Option<&'a str>,
+    /// The author (`-a`).
+    pub author: Option<&'a str>,
+    /// Pause a running container while its layer is written.
+    pub pause: bool,
+}
+
+/// A container's configuration in an image configuration's terms, with
+/// the keys dockerd's container `Config` has (`Hostname`, `Image`,
+/// `AttachStdout`, …); `base` (its image's) gives what a container does not
+/// record (the shell, ONBUILD triggers).
+fn record_config(r: &crate::Record, base: &ContainerConfig) -> ContainerConfig {
+    use serde_json::json;
+    let mut cc = ContainerConfig {
+        user: r.user.clone(),
+        exposed_ports: r
+            .exposed_ports
+            .iter()
+            .map(|p| (p.to_string(), json!({})))
+            .collect(),
+        env: r.env.clone(),
+        entrypoint: (!r.entrypoint.is_empty()).then(|| r.entrypoint.clone()),
+        cmd: (!r.cmd.is_empty()).then(|| r.cmd.clone()),
+        volumes: r
+            .mounts
+            .iter()
+            .filter(|m| m.anonymous || m.origin == crate::config::MountOrigin::Image)
+            .map(|m| (m.destination.clone(), json!({})))
+            .collect(),
+        working_dir: if r.working_dir == "/" {
+            String::new()
+        } else {
+            r.working_dir.clone()
+        },
+        labels: r.labels.clone(),
+        // SIGTERM is the default, not a choice to bake into an image
+        stop_signal: if r.stop_signal == berth_types::Signal::TERM {
+            String::new()
+        } else {
+            r.stop_signal.name().to_owned()
+        },
+        healthcheck: r.healthcheck.clone(),
+        shell: base.shell.clone(),
+        on_build: base.on_build.clone(),
+        extra: Default::default(),
+    };
+    for (k, v) in [
+        ("Hostname", json!(r.hostname)),
+        ("Domainname", json!(r.domainname)),
+        ("AttachStdin", json!(r.attach.stdin)),
+        ("AttachStdout", json!(r.attach.stdout)),
+        ("AttachStderr", json!(r.attach.stderr)),
+        ("Tty", json!(r.tty)),
+        ("OpenStdin", json!(r.open_stdin)),
+        ("StdinOnce", json!(r.stdin_once)),
+        ("Image", json!(r.image)),
+    ] {
+        cc.extra.insert(k.to_owned(), v);
+    }
+    cc
+}
+
+/// What the committed image keeps: `user` (the configuration asked for),
+/// with the container's `from` where `user` leaves something unset, as
+/// dockerd's commit merges them (environment entries and labels are added
+/// by name, ports and volumes joined; a command comes along only with no
+/// entrypoint asked for).
+fn merge(mut user: ContainerConfig, from: &ContainerConfig) -> ContainerConfig {
+    if user.user.is_empty() {
+        user.user = from.user.clone();
+    }
+    for (p, v) in &from.exposed_ports {
+        user.exposed_ports.entry(p.clone()).or_insert(v.clone());
+    }
+    if user.env.is_empty() {
+        user.env = from.env.clone();
+    } else {
+        for e in &from.env {
+            let key = e.split('=').next().unwrap_or(e);
+            if !user.env.iter().any(|u| u.split('=').next() == Some(key)) {
+                user.env.push(e.clone());
             }
         }
     }
-    Ok(c)
+    for (k, v) in &from.labels {
+        user.labels.entry(k.clone()).or_insert(v.clone());
+    }
+    if user.entrypoint.as_ref().is_none_or(Vec::is_empty) {
+        if user.cmd.as_ref().is_none_or(Vec::is_empty) {
+            user.cmd = from.cmd.clone();
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint = from.entrypoint.clone();
+        }
+    }
+    match (&mut user.healthcheck, &from.healthcheck) {
+        (None, Some(h)) => user.healthcheck = Some(h.clone()),
+        (Some(u), Some(h)) => {
+            if u.test.is_empty() {
+                u.test = h.test.clone();
+            }
+            for (mine, theirs) in [
+                (&mut u.interval, h.interval),
+                (&mut u.timeout, h.timeout),
+                (&mut u.start_period, h.start_period),
+                (&mut u.retries, h.retries),
+            ] {
+                if *mine == 0 {
+                    *mine = theirs;
+                }
+            }
+        }
+        _ => {}
+    }
+    if user.working_dir.is_empty() {
+        user.working_dir = from.working_dir.clone();
+    }
+    for (k, v) in &from.volumes {
+        user.volumes.insert(k.clone(), v.clone());
+    }
+    if user.stop_signal.is_empty() {
+        user.stop_signal = from.stop_signal.clone();
+    }
+    user
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_merges_like_dockerd() {
+        let from = ContainerConfig {
+            env: vec!["A=1".into(), "C=old".into()],
+            cmd: Some(vec!["sh".into()]),
+            labels: [("k".to_owned(), "v".to_owned())].into(),
+            working_dir: "/w".into(),
+            ..Default::default()
+        };
+        let user = ContainerConfig {
+            env: vec!["C=3".into(), "D=4".into()],
+            ..Default::default()
+        };
+        let m = merge(user, &from);
+        assert_eq!(m.env, ["C=3", "D=4", "A=1"], "the asked-for entries first");
+        assert_eq!(m.cmd.unwrap(), ["sh"]);
+        assert_eq!(m.labels.get("k").unwrap(), "v");
+        assert_eq!(m.working_dir, "/w");
+        // an entrypoint asked for drops the container's command
+        let user = ContainerConfig {
+            entrypoint: Some(vec!["e".into()]),
+            ..Default::default()
+        };
+        let m = merge(user, &from);
+        assert_eq!((m.cmd, m.entrypoint.unwrap()), (None, vec!["e".to_owned()]));
+        assert_eq!(m.env, ["A=1", "C=old"]);
+    }
 }

@@ -155,7 +155,19 @@ impl Query {
                         && (ev.id.starts_with(v.as_str())
                             || ev.attributes.get("name").is_some_and(|n| n == v))
                 }
-                "image" => ev.attributes.get("image").is_some_and(|i| i == v),
+                "image" => {
+                    // image events name the image in `name` (or are it)
+                    let attr = if ev.kind == "image" { "name" } else { "image" };
+                    let strip = |s: &str| {
+                        berth_types::Reference::parse(s)
+                            .map_or_else(|_| s.to_owned(), |r| r.familiar_repository())
+                    };
+                    let named = ev.attributes.get(attr).map(String::as_str);
+                    [Some(ev.id.as_str()), named]
+                        .into_iter()
+                        .flatten()
+                        .any(|n| n == v || strip(n) == *v)
+                }
                 "volume" => ev.kind == "volume" && ev.id == *v,
                 "network" => {
                     ev.kind == "network"

@@ -35,6 +35,15 @@ impl Filters {
         Ok(())
     }
 
+    /// docker's error for a value `key` does not take (`Invalid filter
+    /// 'dangling=[maybe]'`, the values as Go prints a list).
+    pub fn invalid_value(&self, key: &str) -> Error {
+        Error::Invalid(format!(
+            "Invalid filter '{key}=[{}]'",
+            self.get(key).join(" ")
+        ))
+    }
+
     /// The values of `key`.
     pub fn get(&self, key: &str) -> &[String] {
         self.0.get(key).map_or(&[], Vec::as_slice)
@@ -71,9 +80,7 @@ impl Filters {
                     let b = match v.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => {
-                            return Err(Error::Invalid(format!("Invalid filter '{key}={v}'")));
-                        }
+                        _ => return Err(self.invalid_value(key)),
                     };
                     out = Some(b);
                 }
@@ -96,6 +103,124 @@ pub const CONTAINER_FILTERS: &[&str] = &[
     "name", "id", "status", "label", "label!", "ancestor", "exited", "network", "volume", "health",
     "before", "since", "is-task", "expose", "publish",
 ];
+
+/// The filters `docker images` knows.
+pub const IMAGE_FILTERS: &[&str] = &["dangling", "label", "before", "since", "reference"];
+
+/// The filters `docker image prune` knows.
+pub const IMAGE_PRUNE_FILTERS: &[&str] = &["dangling", "label", "label!", "until"];
+
+/// Go's `path.Match`: `*` (any run without `/`), `?` (one character but
+/// `/`), `[...]` classes (`^` negates, ranges, `\` escapes). A malformed
+/// pattern is docker's "syntax error in pattern".
+pub fn path_match(pattern: &str, name: &str) -> Result<bool> {
+    let bad = || Error::Invalid("syntax error in pattern".into());
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // one class character (`\\` escapes): (char, index after it); `-` and
+    // `]` must be escaped, and a class must go on after it
+    fn esc(p: &[char], mut i: usize) -> Option<(char, usize)> {
+        let mut ch = *p.get(i)?;
+        if ch == '-' || ch == ']' {
+            return None;
+        }
+        if ch == '\\' {
+            i += 1;
+            ch = *p.get(i)?;
+        }
+        i += 1;
+        (i < p.len()).then_some((ch, i))
+    }
+    // a class at p[i] ('[' already seen): (matched, index after ']')
+    fn class(p: &[char], mut i: usize, c: char) -> Option<(bool, usize)> {
+        let negate = p.get(i) == Some(&'^');
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        let mut ranges = 0;
+        loop {
+            if p.get(i) == Some(&']') && ranges > 0 {
+                return Some((matched != negate, i + 1));
+            }
+            let (lo, next) = esc(p, i)?;
+            i = next;
+            let mut hi = lo;
+            if p.get(i) == Some(&'-') {
+                let (h, next) = esc(p, i + 1)?;
+                hi = h;
+                i = next;
+            }
+            if lo <= c && c <= hi {
+                matched = true;
+            }
+            ranges += 1;
+        }
+    }
+    // the whole pattern must be well formed, matched or not
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' => {
+                if i + 1 >= p.len() {
+                    return Err(bad());
+                }
+                i += 2;
+            }
+            '[' => i = class(&p, i + 1, '\0').ok_or_else(bad)?.1,
+            _ => i += 1,
+        }
+    }
+    // backtracking over `*` (the last star is the only one to revisit)
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' if ni < n.len() && n[ni] != '/' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' if ni < n.len() && n[ni] != '/' => {
+                    let (ok, next) = class(&p, pi + 1, n[ni]).ok_or_else(bad)?;
+                    if ok {
+                        pi = next;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                '\\' if ni < n.len() && p.get(pi + 1) == Some(&n[ni]) => {
+                    pi += 2;
+                    ni += 1;
+                    continue;
+                }
+                c if c != '?' && c != '[' && c != '\\' && ni < n.len() && n[ni] == c => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if ni == n.len() {
+            return Ok(true);
+        }
+        // mismatch: let the last star take one more character (never `/`)
+        match star {
+            Some((sp, sn)) if sn < n.len() && n[sn] != '/' => {
+                star = Some((sp, sn + 1));
+                pi = sp + 1;
+                ni = sn + 1;
+            }
+            _ => return Ok(false),
+        }
+    }
+}
 
 impl crate::Engine {
     /// Whether a container passes `docker ps` filters (`before`/`since`
@@ -178,11 +303,49 @@ mod tests {
         assert!(Filters::from_pairs(["nokey"]).is_err());
         let d = Filters::from_pairs(["dangling=true"]).unwrap();
         assert_eq!(d.boolean("dangling").unwrap(), Some(true));
-        assert!(
+        assert_eq!(
             Filters::from_pairs(["dangling=maybe"])
                 .unwrap()
                 .boolean("dangling")
-                .is_err()
+                .unwrap_err()
+                .to_string(),
+            "Invalid filter 'dangling=[maybe]'"
         );
+        assert_eq!(
+            f.check(&["name"]).unwrap_err().to_string(),
+            "Invalid filter 'label'"
+        );
+    }
+
+    #[test]
+    fn path_match_is_gos() {
+        let m = |p: &str, n: &str| path_match(p, n).unwrap();
+        assert!(m("pyf:*", "pyf:lab"));
+        assert!(m("pyf", "pyf"));
+        assert!(!m("pyf", "pyf:lab"));
+        assert!(m("wtimg*", "wtimg-pyf"));
+        assert!(!m("*", "a/b"), "a star stays within a path segment");
+        assert!(m("*/*", "a/b"));
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "a/c"));
+        assert!(m("[a-c]x", "bx"));
+        assert!(!m("[^a-c]x", "bx"));
+        assert!(m("[^a-c]x", "dx"));
+        assert!(m("a\\*", "a*"));
+        assert!(!m("a\\*", "ab"));
+        assert!(m("*b*c", "abxbc"));
+        assert!(m("ü*€", "üxyz€"));
+        assert!(!m("", "x"));
+        assert!(m("", ""));
+        for bad in ["[[", "[", "a\\", "[a-", "[]a]", "[a-]"] {
+            assert_eq!(
+                path_match(bad, "x").unwrap_err().to_string(),
+                "syntax error in pattern",
+                "{bad:?}"
+            );
+        }
+        // no blow-up on many stars
+        let p = "*a".repeat(50);
+        assert!(!m(&p, &"a".repeat(49)));
     }
 }

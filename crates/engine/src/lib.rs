@@ -20,6 +20,7 @@ pub mod events;
 pub mod exec;
 pub mod filter;
 pub mod health;
+pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -37,6 +38,7 @@ pub mod volume_mount;
 pub mod volumes;
 pub mod watch;
 
+pub use changes::CommitOptions;
 pub use config::ContainerSpec;
 pub use container::{Record, State, Status};
 pub use create::Created;

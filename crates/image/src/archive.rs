@@ -373,7 +373,8 @@ impl ImageStore {
 
     /// Creates a one-layer image from a root filesystem tarball (plain,
     /// gzip or zstd), as `docker import` does. `config` supplies what
-    /// `--change` set.
+    /// `--change` set; `comment` is the history's (docker's
+    /// `Imported from -` when none is given).
     pub fn import(
         &self,
         input: impl Read,
@@ -422,18 +423,13 @@ impl ImageStore {
             },
             history: vec![image::History {
                 created: Some(now()),
-                created_by: Some("berth import".into()),
-                comment: Some(
-                    comment
-                        .unwrap_or("Imported from a rootfs tarball")
-                        .to_owned(),
-                ),
+                comment: Some(comment.unwrap_or("Imported from -").to_owned()),
                 ..Default::default()
             }],
             extra: BTreeMap::new(),
         };
         let names: Vec<Reference> = name.cloned().into_iter().collect();
-        let rec = tx.stage_new(&cfg, vec![Descriptor::new(mt, blob, size)], &names)?;
+        let rec = tx.stage_new(&cfg, vec![Descriptor::new(mt, blob, size)], &names, None)?;
         tx.commit()?;
         Ok(rec.id)
     }

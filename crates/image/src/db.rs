@@ -1,15 +1,17 @@
 //! Image metadata in SQLite (WAL, safe for several processes at once).
 //!
-//! Schema 1:
+//! Schema 2:
 //! ```text
 //! meta(key PK, value)                      schema_version
 //! images(id PK, manifest, manifest_media_type, index_digest, platform,
-//!        created, size, added)             id = the config digest (Docker's image ID)
+//!        created, size, added, parent)     id = the config digest (Docker's image ID);
+//!                                          parent = the image a commit was made from
 //! names(name PK, image_id, kind)           "docker.io/library/busybox:latest" (kind tag)
 //!                                          "docker.io/library/busybox@sha256:.." (kind digest)
 //! layers(blob PK, diff_id, media_type, size)   a layer blob and its uncompressed digest/size
 //! snapshots(chain_id PK, parent, diff_id, dir, size, created)   unpacked layers
 //! ```
+//! Schema 1 had no `images.parent` (2 adds it, NULL for every image).
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::{Error, Result};
 
 /// Current schema version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1
@@ -52,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
         dir TEXT NOT NULL,
         size INTEGER NOT NULL,
         created TEXT NOT NULL);",
+    // 1 -> 2
+    "ALTER TABLE images ADD COLUMN parent TEXT;",
 ];
 
 /// An image row.
@@ -73,6 +77,9 @@ pub struct ImageRecord {
     pub size: u64,
     /// When it was added here (RFC 3339).
     pub added: String,
+    /// The image it was committed from (docker's `Parent`), a local fact
+    /// that is not part of the image's content.
+    pub parent: Option<Digest>,
 }
 
 /// A snapshot row.
@@ -194,11 +201,11 @@ impl Db {
     /// Inserts or replaces an image row.
     pub fn put_image(tx: &rusqlite::Transaction<'_>, r: &ImageRecord) -> Result<()> {
         tx.execute(
-            "INSERT INTO images(id, manifest, manifest_media_type, index_digest, platform, created, size, added)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO images(id, manifest, manifest_media_type, index_digest, platform, created, size, added, parent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(id) DO UPDATE SET manifest=excluded.manifest,
                 manifest_media_type=excluded.manifest_media_type, index_digest=excluded.index_digest,
-                size=excluded.size",
+                size=excluded.size, parent=coalesce(excluded.parent, images.parent)",
             params![
                 r.id.to_string(),
                 r.manifest.to_string(),
@@ -207,7 +214,8 @@ impl Db {
                 r.platform,
                 r.created,
                 r.size.min(i64::MAX as u64) as i64,
-                r.added
+                r.added,
+                r.parent.as_ref().map(|d| d.to_string())
             ],
         )?;
         Ok(())
@@ -223,11 +231,12 @@ impl Db {
             created: row.get(5)?,
             size: row.get::<_, i64>(6)?.max(0) as u64,
             added: row.get(7)?,
+            parent: row.get::<_, Option<String>>(8)?.map(dig).transpose()?,
         })
     }
 
     const IMAGE_COLS: &'static str =
-        "id, manifest, manifest_media_type, index_digest, platform, created, size, added";
+        "id, manifest, manifest_media_type, index_digest, platform, created, size, added, parent";
 
     /// The image with this id.
     pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
@@ -455,7 +464,7 @@ impl Db {
             ("meta", "key, value"),
             (
                 "images",
-                "id, manifest, manifest_media_type, index_digest, platform, created, size",
+                "id, manifest, manifest_media_type, index_digest, platform, created, size, parent",
             ),
             ("names", "name, image_id, kind"),
             ("layers", "blob, diff_id, media_type, size"),
@@ -524,6 +533,39 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_gains_the_parent_column() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("images.db");
+        {
+            // a schema 1 database with an image row, as berth 0.1 wrote it
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', '1')",
+                [],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO images VALUES(?1, ?2, 'm', NULL, 'linux/amd64', NULL, 7, 'then')",
+                params![d('a').to_string(), d('b').to_string()],
+            )
+            .unwrap();
+        }
+        let mut db = Db::open(&p).unwrap();
+        assert_eq!(db.version().unwrap(), 2);
+        let old = db.image(&d('a')).unwrap().unwrap();
+        assert_eq!((old.parent.clone(), old.size), (None, 7));
+        // re-adding an image keeps a parent it was given
+        let with = ImageRecord {
+            parent: Some(d('c')),
+            ..old.clone()
+        };
+        db.tx(|tx| Db::put_image(tx, &with)).unwrap();
+        db.tx(|tx| Db::put_image(tx, &old)).unwrap();
+        assert_eq!(db.image(&d('a')).unwrap().unwrap().parent, Some(d('c')));
+    }
+
+    #[test]
     fn images_names_layers_snapshots() {
         let t = tempfile::tempdir().unwrap();
         let mut db = Db::open(&t.path().join("images.db")).unwrap();
@@ -536,6 +578,7 @@ mod tests {
             created: None,
             size: 10,
             added: "now".into(),
+            parent: Some(d('f')),
         };
         db.tx(|tx| {
             Db::put_image(tx, &rec)?;

@@ -107,18 +107,21 @@ impl<'a> Transaction<'a> {
             created: config.created.clone(),
             size: self.size_of(&config.rootfs.diff_ids),
             added: now(),
+            parent: None,
         };
         self.images.push((record.clone(), names.to_vec()));
         Ok(record)
     }
 
     /// Stores a config and a manifest over layer blobs in the store and
-    /// stages the image (import, commit).
+    /// stages the image (import, commit), recording `parent` as the image
+    /// it was made from.
     pub fn stage_new(
         &mut self,
         cfg: &ImageConfig,
         layers: Vec<Descriptor>,
         names: &[Reference],
+        parent: Option<&Digest>,
     ) -> Result<ImageRecord> {
         let cbytes = serde_json::to_vec(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
         let cd = self.content.put(&cbytes, None)?;
@@ -133,7 +136,12 @@ impl<'a> Transaction<'a> {
         };
         let mbytes = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
         let md = self.content.put(&mbytes, None)?;
-        self.stage(&md, None, names)
+        let mut rec = self.stage(&md, None, names)?;
+        rec.parent = parent.cloned();
+        if let Some((staged, _)) = self.images.last_mut() {
+            staged.parent = rec.parent.clone();
+        }
+        Ok(rec)
     }
 
     /// Checks an image's layers against its config and unpacks those no

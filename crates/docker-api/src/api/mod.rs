@@ -4,6 +4,8 @@
 mod containers;
 mod exec;
 mod images;
+mod images_io;
+mod images_remote;
 mod networks;
 mod streams;
 mod system;
@@ -63,7 +65,9 @@ pub(crate) async fn route(
         }
         "containers" => containers::route(shared, req, method, &parts).await,
         "exec" => exec::route(shared, req, method, &parts).await,
-        "images" | "commit" | "build" => images::route(shared, req, method, &parts).await,
+        "images" | "commit" | "build" | "auth" | "distribution" => {
+            images::route(shared, req, method, &parts).await
+        }
         "networks" => networks::route(shared, req, method, &parts).await,
         "volumes" => volumes::route(shared, req, method, &parts).await,
         "_ping" | "version" | "info" | "events" | "system" | "plugins" | "session" | "grpc"

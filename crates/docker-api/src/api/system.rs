@@ -11,7 +11,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::images::image_summaries;
 use super::{Shared, blocking};
 use crate::error::{bad_request, engine_error};
 use crate::http::*;
@@ -73,7 +72,7 @@ pub(super) async fn route(
         // (the body is read first: a client still sending it would see
         // its connection closed instead of the answer)
         ("POST", ["swarm", "init" | "join"]) => {
-            let _ = read_json(req).await;
+            let _ = read_body::<serde_json::Value>(req).await;
             error(StatusCode::NOT_IMPLEMENTED, "not supported yet: swarm mode")
         }
         ("POST", ["swarm", "leave"]) => error(
@@ -87,7 +86,7 @@ pub(super) async fn route(
                 ..,
             ],
         ) => {
-            let _ = read_json(req).await;
+            let _ = read_body::<serde_json::Value>(req).await;
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm \
@@ -405,9 +404,9 @@ async fn events(shared: &Shared, q: &HashMap<String, String>) -> Response<Body> 
 async fn system_df(root: &std::path::Path) -> Response<Body> {
     let r = blocking(root, |e| {
         let in_use = e.images_in_use();
-        let list = e.images().list()?;
-        let images = image_summaries(&list, &in_use);
-        let layers: u64 = list.iter().map(|s| s.record.size).sum();
+        let list = e.list_images(&Default::default(), true)?;
+        let images = shapes::image_summaries(&list, Some(&in_use), 99);
+        let layers: u64 = list.iter().map(|l| l.summary.record.size).sum();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

@@ -8,6 +8,7 @@
 pub mod container;
 pub mod exec;
 pub mod filters;
+pub mod image;
 pub mod network;
 
 use serde::de::DeserializeOwned;

@@ -12,9 +12,14 @@ pub fn event(e: &berth_engine::events::Event) -> Value {
         "time": e.time_nano / 1_000_000_000,
         "timeNano": e.time_nano,
     });
-    if e.kind == "container" {
+    // the deprecated fields dockerd still fills for containers and images
+    if e.kind == "container" || e.kind == "image" {
         v["status"] = json!(e.action);
-        v["id"] = json!(e.id);
+        if !e.id.is_empty() {
+            v["id"] = json!(e.id);
+        }
+    }
+    if e.kind == "container" {
         v["from"] = json!(e.attributes.get("image").cloned().unwrap_or_default());
     }
     v

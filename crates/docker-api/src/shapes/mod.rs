@@ -14,7 +14,7 @@ pub mod volume;
 pub use container::{command_line, inspect, mounts, status_text, summary};
 pub use events::event;
 pub use exec::exec_inspect;
-pub use image::image_inspect;
+pub use image::{image_history, image_inspect, image_summaries};
 pub use network::network;
 pub use stats::stats;
 pub use volume::volume;

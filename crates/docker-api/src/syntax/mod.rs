@@ -5,6 +5,7 @@
 //! messages. Nothing here does IO.
 #![deny(clippy::string_slice)]
 
+mod changes;
 mod devices;
 mod hosts;
 mod modes;
@@ -12,7 +13,9 @@ mod mounts;
 mod ports;
 mod security;
 mod time;
+mod words;
 
+pub use changes::apply_changes;
 pub use devices::{parse_device, parse_device_cgroup_rule};
 pub use hosts::parse_add_host;
 pub use modes::{

@@ -271,6 +271,10 @@ pub(crate) struct TokenResponse {
     pub token: Option<String>,
     #[serde(default)]
     pub access_token: Option<String>,
+    /// An OAuth2 refresh token (asked for with `offline_token=true` at
+    /// login: docker's identity token).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 #[cfg(test)]

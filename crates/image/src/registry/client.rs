@@ -348,14 +348,12 @@ impl Client {
                     s.challenge.insert(ep.host.clone(), challenge);
                     return Ok(base);
                 }
-                Err(e) => last = Some(format!("{base}: {}", error_chain(&e))),
+                Err(e) => last = Some(get_error(&format!("{base}/v2/"), &ep.host, &e)),
             }
         }
-        Err(Error::Registry(format!(
-            "cannot reach registry {}: {}",
-            ep.host,
-            last.unwrap_or_default()
-        )))
+        Err(Error::Registry(last.unwrap_or_else(|| {
+            format!("cannot reach registry {}", ep.host)
+        })))
     }
 
     /// A client for one request that authenticates to `registry` (a
@@ -475,6 +473,22 @@ impl Client {
         scope: &str,
         secret: Option<Secret>,
     ) -> Result<String> {
+        self.token_with(ep, realm, service, scope, secret, false)
+            .await
+            .map(|(t, _)| t)
+    }
+
+    /// [`Client::token`], asking for a refresh token too when `offline`
+    /// (as `docker login` does: `offline_token=true`, client `docker`).
+    async fn token_with(
+        &self,
+        ep: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        secret: Option<Secret>,
+        offline: bool,
+    ) -> Result<(String, Option<String>)> {
         let mut url = reqwest::Url::parse(realm)
             .map_err(|e| Error::Registry(format!("{}: bad token realm {realm:?}: {e}", ep.host)))?;
         if !matches!(url.scheme(), "https" | "http") {
@@ -519,6 +533,10 @@ impl Client {
                     for s in &scopes {
                         q.append_pair("scope", s);
                     }
+                    if offline {
+                        q.append_pair("offline_token", "true");
+                        q.append_pair("client_id", "docker");
+                    }
                 }
                 let mut req = http.get(url.clone());
                 if let Some(Secret::Basic(c)) = other {
@@ -547,6 +565,7 @@ impl Client {
         let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             Error::Registry(format!("token from {realm}: not a token document: {e}"))
         })?;
+        let refresh = t.refresh_token.filter(|r| !r.is_empty());
         let token = t
             .token
             .or(t.access_token)
@@ -554,7 +573,66 @@ impl Client {
             .ok_or_else(|| {
                 Error::Registry(format!("token from {realm}: the answer holds no token"))
             })?;
-        Ok(format!("Bearer {token}"))
+        Ok((format!("Bearer {token}"), refresh))
+    }
+
+    /// `docker login`: checks this client's credentials for `server` (a
+    /// host, `host:port` or Docker's `ServerAddress`) with `GET /v2/`,
+    /// as dockerd does: Basic credentials, or a token from the registry's
+    /// token service (asking for a refresh token). A registry that wants
+    /// no authentication accepts anything. Returns the identity token
+    /// (empty when the token service gave none).
+    pub async fn login(&self, server: &str) -> Result<String> {
+        let host = registry_host(server);
+        let ep = Endpoint {
+            host: host.clone(),
+            base: String::new(),
+            mirror: false,
+        };
+        let base = self.ping(&ep).await?;
+        let url = format!("{base}/v2/");
+        let challenge = self.shared().challenge.get(&host).cloned().flatten();
+        let secret = self.secret(&host)?;
+        let (authorization, identity) = match challenge {
+            None => return Ok(String::new()),
+            Some(Challenge::Basic) => match secret {
+                Some(Secret::Basic(c)) if !c.username.is_empty() => (c.basic(), None),
+                _ => {
+                    return Err(Error::Unauthorized(format!(
+                        "Get {url:?}: no basic auth credentials"
+                    )));
+                }
+            },
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                self.token_with(&ep, &realm, service.as_deref(), "", secret, true)
+                    .await?
+            }
+        };
+        let resp = self
+            .http(&host)?
+            .get(&url)
+            .header(
+                AUTHORIZATION,
+                HeaderValue::from_str(&authorization)
+                    .map_err(|_| Error::Invalid("credentials that are no header value".into()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| Error::Registry(get_error(&url, &host, &e)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Error::Unauthorized(format!(
+                "login attempt to {url} failed with status: {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )));
+        }
+        Ok(identity.unwrap_or_default())
+    }
+
+    /// [`Client::login`] for callers without a runtime (blocking).
+    pub fn login_blocking(&self, server: &str) -> Result<String> {
+        super::pull::runtime()?.block_on(self.login(server))
     }
 
     /// Sends a request built by `make` (called again for a retry after
@@ -629,6 +707,29 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// A failed `GET url` in dockerd's words (`Get "http://127.0.0.1:1/v2/":
+/// dial tcp 127.0.0.1:1: connect: connection refused`), the full cause
+/// otherwise.
+pub(crate) fn get_error(url: &str, host: &str, e: &reqwest::Error) -> String {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            let what = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::NetworkUnreachable => Some("network is unreachable"),
+                std::io::ErrorKind::HostUnreachable => Some("no route to host"),
+                std::io::ErrorKind::TimedOut => Some("i/o timeout"),
+                _ => None,
+            };
+            if let Some(w) = what {
+                return format!("Get {url:?}: dial tcp {host}: connect: {w}");
+            }
+        }
+        cur = c.source();
+    }
+    format!("Get {url:?}: {}", error_chain(e))
 }
 
 /// Reads a response body of at most `max` bytes.

@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod client;
+pub mod distribution;
 pub mod pull;
 pub mod push;
 
 pub use auth::AuthConfig;
 pub use client::{Client, Endpoint, RegistryOptions, registry_host};
+pub use distribution::Distribution;
 pub use pull::{Pulled, fetch_manifest};
 pub use push::Pushed;
 
