@@ -13,9 +13,14 @@ pub fn event(e: &berth_engine::events::Event) -> Value {
         "timeNano": e.time_nano,
     });
     if e.kind == "container" {
+        // docker's older fields, left out when empty (`omitempty`)
         v["status"] = json!(e.action);
-        v["id"] = json!(e.id);
-        v["from"] = json!(e.attributes.get("image").cloned().unwrap_or_default());
+        if !e.id.is_empty() {
+            v["id"] = json!(e.id);
+        }
+        if let Some(from) = e.attributes.get("image").filter(|i| !i.is_empty()) {
+            v["from"] = json!(from);
+        }
     }
     v
 }
