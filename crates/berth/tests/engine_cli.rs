@@ -807,7 +807,7 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
     let o = d.docker(&["exec", "web", "nosuch"]);
     assert_eq!(
         o.status.code(),
-        Some(127),
+        Some(126),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

@@ -449,8 +449,8 @@ impl Monitor {
     fn run_exec(&mut self) -> Result<()> {
         let eid = self.exec.clone().unwrap_or_default();
         if let Err(e) = self.exec_once(&eid) {
-            let msg = e.to_string();
-            let code = start_failure_code(&msg);
+            let msg = crate::exec::failure_message(&e.to_string());
+            let code = crate::exec::START_FAILURE_CODE;
             let _ = crate::exec::update(&self.dir, &eid, |x| {
                 x.running = false;
                 x.exit_code = Some(code);
