@@ -103,3 +103,46 @@ fn exec_start_failures_exit_126() {
     assert_eq!(out, "126 True\n126\n126 False\n");
     d.ok(&["rm", "-f", "ex"]);
 }
+
+/// `stats` as dockerd 20.10 sends it: `networks` per interface of the
+/// container's namespace (none with `--network none`), `pids_stats`
+/// without an unset limit, the blkio lists `[]` while it runs.
+#[test]
+fn stats_have_networks_and_dockerd_s_shape() {
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "sn", "bb:1", "sleep", "300"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "snone",
+        "--network",
+        "none",
+        "bb:1",
+        "sleep",
+        "300",
+    ]);
+    let gw = d.ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "sn"]);
+    d.ok(&["exec", "sn", "ping", "-c", "1", "-W", "2", gw.trim()]);
+    let out = d.python(
+        "import docker\n\
+         c = docker.from_env()\n\
+         s = c.containers.get('sn').stats(stream=False)\n\
+         e = s['networks']['eth0']\n\
+         print(sorted(e), e['rx_bytes'] > 0 and e['tx_packets'] > 0)\n\
+         print('limit' in s['pids_stats'], s['blkio_stats']['sectors_recursive'], 'failcnt' in s['memory_stats'])\n\
+         print('networks' in c.containers.get('snone').stats(stream=False))\n",
+    );
+    assert_eq!(
+        out,
+        "['rx_bytes', 'rx_dropped', 'rx_errors', 'rx_packets', 'tx_bytes', 'tx_dropped', 'tx_errors', 'tx_packets'] True\n\
+         False [] False\n\
+         False\n"
+    );
+    // the CLI's NET I/O column reads them
+    let s = d.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "sn"]);
+    assert!(!s.starts_with("0B / 0B"), "{s}");
+    d.ok(&["rm", "-f", "sn", "snone"]);
+}
