@@ -146,3 +146,127 @@ fn stats_have_networks_and_dockerd_s_shape() {
     assert!(!s.starts_with("0B / 0B"), "{s}");
     d.ok(&["rm", "-f", "sn", "snone"]);
 }
+
+/// The other container endpoints as dockerd 20.10 answers them: top with
+/// ps_args, filters checked before anything is listed or pruned, sizes,
+/// diff, update, pause, wait, archive, and invalid query values refused
+/// with nothing done.
+#[test]
+fn container_endpoints_answer_as_dockerd() {
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    let null = serde_json::Value::Null;
+    d.ok(&["run", "-d", "--name", "ep", "bb:1", "sleep", "300"]);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "ep"]).trim().to_owned();
+    // top: the host's ps -ef, or the caller's options
+    let top = d.ok(&["top", "ep"]);
+    let first = top.lines().next().unwrap_or("");
+    assert_eq!(
+        first.split_whitespace().collect::<Vec<_>>(),
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{top}"
+    );
+    assert!(top.contains("root") && top.contains("sleep 300"), "{top}");
+    assert_eq!(
+        top.lines().count(),
+        2,
+        "the container's process only: {top}"
+    );
+    let (st, v) = d.api_json("GET", "/containers/ep/top?ps_args=-o%20pid,comm", &null);
+    assert_eq!(st, 200);
+    assert_eq!(v["Titles"], serde_json::json!(["PID", "COMMAND"]));
+    assert_eq!(v["Processes"][0][1], "sleep");
+    // filters: refused before anything is listed or removed
+    d.ok(&["create", "--name", "old", "bb:1", "true"]);
+    for path in [
+        "/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+        "/containers/json?filters=%7B%22status%22%3A%5B%22bogus%22%5D%7D",
+        "/containers/prune?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+    ] {
+        let method = if path.contains("prune") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (st, v) = d.api_json(method, path, &null);
+        assert_eq!(st, 400, "{path}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Invalid filter '"),
+            "{v}"
+        );
+    }
+    let (st, v) = d.api_json(
+        "POST",
+        "/containers/prune?filters=%7B%22until%22%3A%5B%221h%22%5D%7D",
+        &null,
+    );
+    assert_eq!((st, &v["ContainersDeleted"]), (200, &null), "until: {v}");
+    d.ok(&["inspect", "old"]);
+    // sizes
+    let (_, v) = d.api_json("GET", "/containers/json?size=1", &null);
+    assert!(v[0]["SizeRootFs"].as_u64().unwrap_or(0) > 0, "{v}");
+    let ps = d.ok(&["ps", "-s", "--format", "{{.Size}}", "--filter", "name=ep"]);
+    assert!(ps.contains("virtual"), "{ps}");
+    // diff, update, pause, unpause
+    let (st, v) = d.api_json("GET", "/containers/old/changes", &null);
+    assert_eq!((st, v), (200, null.clone()));
+    let (st, v) = d.api_json(
+        "POST",
+        "/containers/ep/update",
+        &serde_json::json!({"CpuShares": 512}),
+    );
+    assert_eq!((st, v), (200, serde_json::json!({"Warnings": null})));
+    d.ok(&["pause", "ep"]);
+    let (st, v) = d.api_json("POST", "/containers/ep/pause", &null);
+    assert_eq!(st, 409);
+    assert_eq!(v["message"], format!("Container {id} is already paused"));
+    d.ok(&["unpause", "ep"]);
+    let (st, v) = d.api_json("POST", "/containers/ep/unpause", &null);
+    assert_eq!(st, 500);
+    assert_eq!(v["message"], format!("Container {id} is not paused"));
+    let (st, v) = d.api_json("GET", "/containers/ep/archive?path=/nope", &null);
+    assert_eq!(st, 404);
+    assert_eq!(
+        v["message"],
+        "Could not find the file /nope in container ep"
+    );
+    // invalid query values: 400, nothing stopped
+    for (method, path) in [
+        ("POST", "/containers/ep/stop?t=abc"),
+        ("POST", "/containers/ep/restart?t=abc"),
+        ("POST", "/containers/ep/resize?h=abc&w=10"),
+        ("GET", "/containers/json?limit=abc"),
+        ("GET", "/containers/ep/logs?stdout=1&tail=abc"),
+    ] {
+        let (st, _) = d.api(method, path, b"");
+        assert_eq!(st, 400, "{method} {path}");
+    }
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "ep"]).trim(),
+        "running"
+    );
+    // exec inspect leaves an empty user out; ps quotes arguments with spaces
+    let out = d.python(
+        "import docker\n\
+         c = docker.from_env()\n\
+         eid = c.api.exec_create('ep', ['true'])['Id']\n\
+         print('user' in c.api.exec_inspect(eid)['ProcessConfig'])\n",
+    );
+    assert_eq!(out, "False\n");
+    d.ok(&["create", "--name", "qq", "bb:1", "sh", "-c", "echo a b"]);
+    let cmd = d.ok(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.Command}}",
+        "--filter",
+        "name=q",
+    ]);
+    assert_eq!(cmd.trim(), "\"sh -c 'echo a b'\"");
+    d.ok(&["rm", "-f", "ep", "old", "qq"]);
+}
