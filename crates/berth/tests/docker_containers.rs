@@ -270,3 +270,58 @@ fn container_endpoints_answer_as_dockerd() {
     assert_eq!(cmd.trim(), "\"sh -c 'echo a b'\"");
     d.ok(&["rm", "-f", "ep", "old", "qq"]);
 }
+
+/// dockerd's events around a run: attach, volume mount before start and
+/// unmount after die, resize with its size, container prune.
+#[test]
+fn attach_resize_volume_and_prune_events() {
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--name",
+            "evr",
+            "-v",
+            "evv:/data",
+            "bb:1",
+            "echo",
+            "hi"
+        ]),
+        "hi\n"
+    );
+    d.ok(&["run", "-d", "--name", "evs", "bb:1", "sleep", "300"]);
+    let (st, _) = d.api("POST", "/containers/evs/resize?h=20&w=30", b"");
+    assert_eq!(st, 200);
+    d.ok(&["rm", "-f", "evs"]);
+    d.ok(&["container", "prune", "-f"]);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = d.ok(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &until.to_string(),
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.destination}}{{.Actor.Attributes.height}}",
+    ]);
+    // the CLI prints <no value> for an attribute an event lacks
+    let out = out.replace("<no value>", "");
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("{l}: {out}"))
+    };
+    assert!(at("container attach") < at("volume mount /data"), "{out}");
+    assert!(at("volume mount /data") < at("container start"), "{out}");
+    assert!(at("container die") < at("volume unmount"), "{out}");
+    at("container resize 20");
+    at("container prune");
+}

@@ -245,6 +245,11 @@ impl Engine {
             &self.store.dir(&c.record.id),
             &monitor::Request::Resize(height, width),
         );
+        self.event(
+            &c.record,
+            "resize",
+            &[("height", height.to_string()), ("width", width.to_string())],
+        );
         Ok(())
     }
 
