@@ -397,9 +397,11 @@ pub fn rename(root: &Path, old: &str, new: &str) -> Result<()> {
 /// `berth top`.
 pub fn top(root: &Path, container: &str) -> Result<()> {
     let engine = Engine::open(root)?;
-    let mut t = crate::format::Table::new(&["UID", "PID", "CMD"]);
-    for (uid, pid, cmd) in engine.top(container)? {
-        t.row(vec![uid, pid.to_string(), cmd]);
+    let top = engine.top(container, None)?;
+    let titles: Vec<&str> = top.titles.iter().map(String::as_str).collect();
+    let mut t = crate::format::Table::new(&titles);
+    for row in top.processes {
+        t.row(row);
     }
     print!("{}", t.render());
     Ok(())

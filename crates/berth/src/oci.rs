@@ -588,7 +588,7 @@ fn run(cmd: Cmd, state_dir: &Path, debug: bool) -> berth_runtime::Result<i32> {
 fn parse_signal(s: &str) -> berth_runtime::Result<i32> {
     s.parse::<berth_types::Signal>()
         .map(berth_types::Signal::number)
-        .map_err(|e| berth_runtime::Error::Invalid(e.to_string()))
+        .map_err(|_| berth_runtime::Error::Invalid(format!("unknown signal {s:?}")))
 }
 
 fn parse_user(u: &str) -> berth_runtime::Result<(u32, Option<u32>)> {

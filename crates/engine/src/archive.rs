@@ -184,12 +184,12 @@ impl Engine {
     /// final symlink).
     pub fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat> {
         let (r, _) = self.rooted(key, path)?;
-        let (parent, name) = open_parent(&r)?;
+        let (parent, name) = open_parent(&r, path, key)?;
         let st = match &name {
             Some(n) => rustix::fs::statat(&parent, n.as_str(), AtFlags::SYMLINK_NOFOLLOW),
             None => rustix::fs::fstat(&parent),
         }
-        .map_err(|e| not_found(path, e))?;
+        .map_err(|e| not_found(path, key, e))?;
         // docker: the path the whole chain of links ends at, absolute in
         // the container (`cp -L` copies from there)
         let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
@@ -223,7 +223,7 @@ impl Engine {
     ) -> Result<PathStat> {
         let stat = self.archive_stat(key, path)?;
         let (r, _) = self.rooted(key, path)?;
-        let (parent, name) = open_parent(&r)?;
+        let (parent, name) = open_parent(&r, path, key)?;
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
         let top = top
@@ -319,10 +319,12 @@ pub fn write_tar(parent: BorrowedFd<'_>, name: &str, top: &str, out: impl Write)
     tar.finish().map_err(|e| io_err("write the archive", e))
 }
 
-fn not_found(path: &str, e: impl Into<io::Error>) -> Error {
+/// docker's message for a missing `path` in container `key` (as the
+/// caller named it).
+fn not_found(path: &str, key: &str, e: impl Into<io::Error>) -> Error {
     let e = e.into();
     if e.kind() == io::ErrorKind::NotFound {
-        Error::NotFound(format!("Could not find the file {path} in container"))
+        Error::NotFound(format!("Could not find the file {path} in container {key}"))
     } else {
         io_err(&format!("stat {path}"), e)
     }
@@ -388,8 +390,8 @@ fn final_target(r: &Rooted, path: &str) -> Result<String> {
 }
 
 /// The directory holding the path (resolved in the root) and the final
-/// name (None for the root itself).
-fn open_parent(r: &Rooted) -> Result<(OwnedFd, Option<String>)> {
+/// name (None for the root itself). `path` and `key` name what is missing.
+fn open_parent(r: &Rooted, path: &str, key: &str) -> Result<(OwnedFd, Option<String>)> {
     let name = r.rel.file_name().map(|n| n.to_string_lossy().into_owned());
     let parent_rel = r.rel.parent().unwrap_or(Path::new(""));
     let parent = berth_sys::paths::open_flags(
@@ -397,7 +399,7 @@ fn open_parent(r: &Rooted) -> Result<(OwnedFd, Option<String>)> {
         parent_rel,
         OFlags::RDONLY | OFlags::DIRECTORY,
     )
-    .map_err(|e| not_found(&format!("/{}", r.rel.display()), e))?;
+    .map_err(|e| not_found(path, key, e))?;
     Ok((parent, name))
 }
 

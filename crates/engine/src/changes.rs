@@ -557,12 +557,8 @@ fn record_config(r: &crate::Record, base: &ContainerConfig) -> ContainerConfig {
             r.working_dir.clone()
         },
         labels: r.labels.clone(),
-        // SIGTERM is the default, not a choice to bake into an image
-        stop_signal: if r.stop_signal == berth_types::Signal::TERM {
-            String::new()
-        } else {
-            r.stop_signal.name().to_owned()
-        },
+        // only a signal the container chose (the default is not baked in)
+        stop_signal: r.stop_signal.map(|s| s.name()).unwrap_or_default(),
         healthcheck: r.healthcheck.clone(),
         shell: base.shell.clone(),
         on_build: base.on_build.clone(),

@@ -328,6 +328,11 @@ impl Engine {
             );
             s.resources.blkio_weight = 0;
         }
+        // docker: a memory limit without a swap limit allows as much swap
+        // again (memory + swap = twice the memory), recorded as such
+        if s.resources.memory > 0 && s.resources.memory_swap == 0 {
+            s.resources.memory_swap = s.resources.memory.saturating_mul(2);
+        }
         Ok(Plan {
             spec: s,
             networks,
@@ -563,7 +568,7 @@ impl Engine {
             .unwrap_or_else(|| id.get(..12).unwrap_or(id).to_owned());
         let (argv, cmd, entrypoint) = argv(&cfg, s);
         if argv.is_empty() {
-            return Err(Error::Invalid("no command specified".into()));
+            return Err(Error::Invalid("No command specified".into()));
         }
         let working_dir = s
             .working_dir
@@ -617,8 +622,7 @@ impl Engine {
             exposed_ports: exposed,
             stop_signal: s
                 .stop_signal
-                .or_else(|| ic.stop_signal.parse::<Signal>().ok())
-                .unwrap_or(Signal::TERM),
+                .or_else(|| ic.stop_signal.parse::<Signal>().ok()),
             stop_timeout: s.stop_timeout,
             auto_remove: s.auto_remove,
             restart_policy: s.restart_policy,

@@ -300,6 +300,43 @@ pub(crate) fn write_process(dir: &Path, r: &ExecRecord, pid: i32) -> Result<Path
     Ok(path)
 }
 
+/// Exit code of an exec that could not start: always 126 (dockerd's,
+/// whatever the reason: missing program, bad directory, unknown user).
+pub const START_FAILURE_CODE: i32 = 126;
+
+/// dockerd's text for an exec that could not start (`msg`: berth's
+/// reason). A user or group the image does not know is reported as is;
+/// what failed in the runtime as runc's error behind dockerd's prefix,
+/// with Go's lowercase errno texts.
+pub fn failure_message(msg: &str) -> String {
+    if msg.starts_with("unable to find user") || msg.starts_with("unable to find group") {
+        return msg.to_owned();
+    }
+    let mut m = msg.to_owned();
+    // " (os error N)" after an errno text
+    while let Some((head, tail)) = m.split_once(" (os error ") {
+        let Some((_, rest)) = tail.split_once(')') else {
+            break;
+        };
+        m = format!("{head}{rest}");
+    }
+    for errno in [
+        "No such file or directory",
+        "Permission denied",
+        "Not a directory",
+        "Exec format error",
+        "Is a directory",
+    ] {
+        m = m.replace(errno, &errno.to_ascii_lowercase());
+    }
+    if let Some(rest) = m.strip_prefix("working directory ")
+        && let Some((dir, why)) = rest.rsplit_once(": ")
+    {
+        m = format!("chdir to cwd (\"{dir}\") set in config.json failed: {why}");
+    }
+    format!("OCI runtime exec failed: exec failed: unable to start container process: {m}: unknown")
+}
+
 /// The ids of a container's execs (in its directory).
 pub fn ids(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(exec_dir(dir))
@@ -447,5 +484,30 @@ impl Engine {
             &monitor::Request::Resize(height, width),
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_failures_read_as_dockerd_s() {
+        assert_eq!(
+            failure_message(
+                "exec: \"/nonexistent\": stat /nonexistent: No such file or directory (os error 2)"
+            ),
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \
+             \"/nonexistent\": stat /nonexistent: no such file or directory: unknown"
+        );
+        assert_eq!(
+            failure_message("working directory /nope: No such file or directory (os error 2)"),
+            "OCI runtime exec failed: exec failed: unable to start container process: chdir to \
+             cwd (\"/nope\") set in config.json failed: no such file or directory: unknown"
+        );
+        let user = "unable to find user x: no matching entries in passwd file";
+        assert_eq!(failure_message(user), user);
+        // odd input: no panic
+        assert!(failure_message("a (os error ").contains("a (os error "));
     }
 }

@@ -222,11 +222,52 @@ pub fn path_match(pattern: &str, name: &str) -> Result<bool> {
     }
 }
 
+/// The values `docker ps --filter status=` knows.
+const STATUSES: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// Checks `docker ps` filters before anything is listed, with dockerd's
+/// messages: unknown keys, statuses, health states, `exited` codes and
+/// `is-task` values are refused even when no container would be looked at.
+pub fn check_container_filters(f: &Filters) -> Result<()> {
+    f.check(CONTAINER_FILTERS)?;
+    for v in f.get("status") {
+        if !STATUSES.contains(&v.as_str()) {
+            return Err(Error::Invalid(format!("Invalid filter 'status={v}'")));
+        }
+    }
+    for v in f.get("health") {
+        if !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+            return Err(Error::Invalid(format!(
+                "Unrecognised filter value for health: {v}"
+            )));
+        }
+    }
+    for v in f.get("exited") {
+        if v.parse::<i32>().is_err() {
+            return Err(Error::Invalid(format!("Invalid filter 'exited={v}'")));
+        }
+    }
+    for v in f.get("is-task") {
+        if !matches!(v.as_str(), "true" | "false") {
+            return Err(Error::Invalid(format!("Invalid filter 'is-task=[{v}]'")));
+        }
+    }
+    Ok(())
+}
+
 impl crate::Engine {
     /// Whether a container passes `docker ps` filters (`before`/`since`
     /// name other containers).
     pub fn container_matches(&self, c: &Container, f: &Filters) -> Result<bool> {
-        f.check(CONTAINER_FILTERS)?;
+        check_container_filters(f)?;
         let r = &c.record;
         let status = c.state.status.as_str();
         let created = |key: &str| -> Result<Option<String>> {
@@ -290,6 +331,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn container_filters_are_checked_like_dockerd() {
+        let ok = |pairs: &[&str]| {
+            check_container_filters(&Filters::from_pairs(pairs.iter().copied()).unwrap())
+        };
+        assert!(
+            ok(&[
+                "status=running",
+                "status=exited",
+                "health=none",
+                "exited=137",
+                "is-task=false"
+            ])
+            .is_ok()
+        );
+        for (bad, msg) in [
+            ("bogus=1", "Invalid filter 'bogus'"),
+            ("status=bogus", "Invalid filter 'status=bogus'"),
+            ("status=", "Invalid filter 'status='"),
+            (
+                "health=bogus",
+                "Unrecognised filter value for health: bogus",
+            ),
+            ("exited=abc", "Invalid filter 'exited=abc'"),
+            (
+                "exited=99999999999999999999",
+                "Invalid filter 'exited=99999999999999999999'",
+            ),
+            ("is-task=maybe", "Invalid filter 'is-task=[maybe]'"),
+            (
+                "status=RUNNING\u{0}",
+                "Invalid filter 'status=RUNNING\u{0}'",
+            ),
+        ] {
+            assert_eq!(ok(&[bad]).unwrap_err().to_string(), msg, "{bad}");
+        }
+    }
+
+    #[test]
     fn or_within_a_key_and_across_keys() {
         let f = Filters::from_pairs(["name=a", "name=b", "label=x", "label=y=1"]).unwrap();
         assert!(f.any("name", |v| v == "b"));
@@ -301,6 +380,8 @@ mod tests {
         assert!(f.labels(&l));
         assert!(f.check(&["name"]).is_err());
         assert!(Filters::from_pairs(["nokey"]).is_err());
+        let e = f.check(&["name"]).unwrap_err().to_string();
+        assert_eq!(e, "Invalid filter 'label'", "dockerd's message");
         let d = Filters::from_pairs(["dangling=true"]).unwrap();
         assert_eq!(d.boolean("dangling").unwrap(), Some(true));
         assert_eq!(

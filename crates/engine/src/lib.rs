@@ -33,6 +33,7 @@ pub mod sandbox;
 pub mod stats;
 pub mod streams;
 pub mod system;
+pub mod top;
 pub mod user;
 pub mod volume_mount;
 pub mod volumes;

@@ -112,7 +112,7 @@ impl Engine {
         if c.state.status == Status::Paused {
             let _ = rt.resume(&id);
         }
-        let sig = c.record.stop_signal.number();
+        let sig = c.record.stop_signal.unwrap_or(Signal::TERM).number();
         self.event(&c.record, "kill", &[("signal", sig.to_string())]);
         let _ = rt.kill(&id, sig, false);
         let limit = if timeout < 0 {
@@ -245,6 +245,11 @@ impl Engine {
             &self.store.dir(&c.record.id),
             &monitor::Request::Resize(height, width),
         );
+        self.event(
+            &c.record,
+            "resize",
+            &[("height", height.to_string()), ("width", width.to_string())],
+        );
         Ok(())
     }
 
@@ -274,6 +279,12 @@ impl Engine {
     /// Freezes a running container.
     pub fn pause(&self, key: &str) -> Result<()> {
         let c = self.container(key)?;
+        if c.state.status == Status::Paused {
+            return Err(Error::Conflict(format!(
+                "Container {} is already paused",
+                c.record.id
+            )));
+        }
         if c.state.status != Status::Running || !c.state.monitor_alive() {
             return Err(Error::Conflict(format!(
                 "Container {} is not running",
@@ -312,6 +323,13 @@ impl Engine {
         let _l = self.store.lock(&id)?;
         let mut rec = self.store.record(&id)?;
         let mut r = rec.resources.clone();
+        if res.memory > 0 && res.memory_swap == 0 && r.memory_swap > 0 && res.memory > r.memory_swap
+        {
+            return Err(Error::Conflict(format!(
+                "Cannot update container {id}: Memory limit should be smaller than already set \
+                 memoryswap limit, update the memoryswap at the same time"
+            )));
+        }
         for (dst, src) in [
             (&mut r.memory, res.memory),
             (&mut r.memory_swap, res.memory_swap),

@@ -328,6 +328,27 @@ impl Monitor {
         crate::events::emit(&self.root, "container", action, &self.id, a);
     }
 
+    /// docker's `volume` `mount`/`unmount` events, one per volume the run
+    /// mounts (binds and tmpfs have none).
+    fn volume_events(&self, action: &str) {
+        for m in self
+            .record
+            .mounts
+            .iter()
+            .filter(|m| m.kind == crate::config::MountKind::Volume)
+        {
+            let mut a = std::collections::BTreeMap::new();
+            a.insert("container".to_owned(), self.id.clone());
+            a.insert("driver".to_owned(), "local".to_owned());
+            if action == "mount" {
+                a.insert("destination".to_owned(), m.destination.clone());
+                a.insert("propagation".to_owned(), String::new());
+                a.insert("read/write".to_owned(), (!m.read_only).to_string());
+            }
+            crate::events::emit(&self.root, "volume", action, &m.name, a);
+        }
+    }
+
     fn runtime(&self) -> Result<Runtime> {
         Ok(Runtime::new(&self.root.join("oci"))?)
     }
@@ -449,8 +470,8 @@ impl Monitor {
     fn run_exec(&mut self) -> Result<()> {
         let eid = self.exec.clone().unwrap_or_default();
         if let Err(e) = self.exec_once(&eid) {
-            let msg = e.to_string();
-            let code = start_failure_code(&msg);
+            let msg = crate::exec::failure_message(&e.to_string());
+            let code = crate::exec::START_FAILURE_CODE;
             let _ = crate::exec::update(&self.dir, &eid, |x| {
                 x.running = false;
                 x.exit_code = Some(code);
@@ -898,6 +919,7 @@ impl Monitor {
             s.error.clear();
             s.oom_killed = false;
         })?;
+        self.volume_events("mount");
         self.event("start", &[]);
         if let Some(h) = &self.record.healthcheck {
             // a new run starts unchecked
@@ -932,6 +954,7 @@ impl Monitor {
             self.event("oom", &[]);
         }
         self.event("die", &[("exitCode", code.to_string())]);
+        self.volume_events("unmount");
         if let Err(e) = rt.delete(&self.id, true) {
             eprintln!("delete the runtime container: {e}");
         }

@@ -3,7 +3,6 @@
 //! list, and what runs inside a running one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::PathBuf;
 
 use berth_runtime::Runtime;
@@ -167,32 +166,6 @@ impl Engine {
             )));
         }
         Ok(self.runtime()?.pids(&c.record.id)?)
-    }
-
-    /// `top`: (uid, pid, command line) of each process of a running container.
-    pub fn top(&self, key: &str) -> Result<Vec<(String, i32, String)>> {
-        Ok(self
-            .pids(key)?
-            .into_iter()
-            .map(|p| {
-                let cmd = fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|b| {
-                        String::from_utf8_lossy(&b)
-                            .trim_end_matches('\0')
-                            .replace('\0', " ")
-                    })
-                    .unwrap_or_default();
-                let uid = fs::read_to_string(format!("/proc/{p}/status"))
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find(|l| l.starts_with("Uid:"))
-                            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-                    })
-                    .unwrap_or_default();
-                (uid, p, cmd)
-            })
-            .collect())
     }
 
     /// Cgroup statistics of a running container.

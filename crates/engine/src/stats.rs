@@ -3,6 +3,7 @@
 //! without the page cache, block IO, pids), computed the way the docker
 //! CLI computes them from two samples.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use berth_runtime::cgroups::stats::Stats;
@@ -24,6 +25,68 @@ pub struct Sample {
     pub host_memory: u64,
     /// Whether the container runs.
     pub running: bool,
+    /// The counters of each interface of its network namespace but `lo`
+    /// (`None`: it runs in the host's, or has none other than `lo`).
+    pub networks: Option<BTreeMap<String, NetDev>>,
+}
+
+/// One interface's counters (`/proc/<pid>/net/dev`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetDev {
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+    /// Packets dropped on sending.
+    pub tx_dropped: u64,
+}
+
+/// Parses `/proc/net/dev`: every interface but `lo` (`None` when there
+/// is no other). Lines that do not parse are skipped.
+pub fn parse_net_dev(text: &str) -> Option<BTreeMap<String, NetDev>> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" || name.is_empty() {
+            continue;
+        }
+        let v: Vec<u64> = rest
+            .split_whitespace()
+            .map_while(|x| x.parse().ok())
+            .collect();
+        if v.len() < 12 {
+            continue;
+        }
+        // rx: bytes packets errs drop fifo frame compressed multicast;
+        // tx: bytes packets errs drop ...
+        out.insert(
+            name.to_owned(),
+            NetDev {
+                rx_bytes: v[0],
+                rx_packets: v[1],
+                rx_errors: v[2],
+                rx_dropped: v[3],
+                tx_bytes: v[8],
+                tx_packets: v[9],
+                tx_errors: v[10],
+                tx_dropped: v[11],
+            },
+        );
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 impl Sample {
@@ -74,6 +137,7 @@ impl Default for Sample {
             read: SystemTime::UNIX_EPOCH,
             host_memory: 0,
             running: false,
+            networks: None,
         }
     }
 }
@@ -137,8 +201,19 @@ impl Engine {
         } else {
             Stats::default()
         };
+        // the counters of the container's own network namespace, read
+        // through its first process (never the host's)
+        let own_netns = !matches!(c.record.network, crate::config::NetworkMode::Host);
+        let networks = if running && own_netns && c.state.pid > 0 {
+            std::fs::read_to_string(format!("/proc/{}/net/dev", c.state.pid))
+                .ok()
+                .and_then(|t| parse_net_dev(&t))
+        } else {
+            None
+        };
         let (system_cpu, online_cpus) = host_cpu();
         Ok(Sample {
+            networks,
             stats,
             system_cpu,
             online_cpus,
@@ -178,5 +253,27 @@ mod tests {
         assert_eq!(cur.memory_limit(), 64);
         let (sys, cpus) = host_cpu();
         assert!(sys > 0 && cpus >= 1);
+    }
+
+    #[test]
+    fn net_dev_counters_without_lo() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+             lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n  \
+             eth0:     736       8    1    2    0     0          0         0       42       1    3    4    0     0       0          0\n";
+        let n = parse_net_dev(text).unwrap();
+        assert_eq!(n.keys().collect::<Vec<_>>(), ["eth0"]);
+        let e = n["eth0"];
+        assert_eq!(
+            (e.rx_bytes, e.rx_packets, e.rx_errors, e.rx_dropped),
+            (736, 8, 1, 2)
+        );
+        assert_eq!(
+            (e.tx_bytes, e.tx_packets, e.tx_errors, e.tx_dropped),
+            (42, 1, 3, 4)
+        );
+        assert_eq!(parse_net_dev(&text.replace("eth0", "lo")), None, "only lo");
+        assert_eq!(parse_net_dev(""), None);
+        assert_eq!(parse_net_dev("a\nb\neth0: 1 2 x\n:\n"), None, "junk");
     }
 }

@@ -175,16 +175,20 @@ impl Engine {
         stdout: bool,
         stderr: bool,
     ) -> Option<AttachStream> {
-        let tty = self.store.record(id).map(|r| r.tty).unwrap_or(false);
-        monitor::connect(
+        let record = self.store.record(id).ok();
+        let tty = record.as_ref().is_some_and(|r| r.tty);
+        let socket = monitor::connect(
             &self.store.dir(id),
             &Request::Attach {
                 stdin,
                 stdout,
                 stderr,
             },
-        )
-        .map(|socket| AttachStream { socket, tty })
+        )?;
+        if let Some(r) = &record {
+            self.event(r, "attach", &[]);
+        }
+        Some(AttachStream { socket, tty })
     }
 
     /// A socket that becomes readable (the exit code, a line) when the

@@ -40,8 +40,21 @@ impl Engine {
         dir_size(&self.store.dir(id).join("upper"))
     }
 
+    /// `ps --size`: the bytes a container wrote, and those with its
+    /// image's under them (docker's `SizeRw` and `SizeRootFs`).
+    pub fn container_sizes(&self, c: &crate::Container) -> (u64, u64) {
+        let rw = self.container_size(&c.record.id);
+        let image = self
+            .images
+            .resolve(&c.record.image_id)
+            .map(|i| i.size)
+            .unwrap_or(0);
+        (rw, image.saturating_add(rw))
+    }
+
     /// `docker container prune`: removes every container that does not
-    /// run; returns their ids and the bytes freed.
+    /// run; returns their ids and the bytes freed (and records docker's
+    /// `prune` event with the bytes reclaimed).
     pub fn prune_containers(
         &self,
         f: &crate::filter::Filters,
@@ -65,6 +78,9 @@ impl Engine {
                 ids.push(c.record.id.clone());
             }
         }
+        let mut a = std::collections::BTreeMap::new();
+        a.insert("reclaimed".to_owned(), bytes.to_string());
+        crate::events::emit(&self.root, "container", "prune", "", a);
         Ok((ids, bytes))
     }
 

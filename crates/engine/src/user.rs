@@ -33,9 +33,10 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
         .map(|l| l.split(':').collect::<Vec<_>>())
         .filter(|f| f.len() >= 4)
         .collect();
-    let (uid, mut gid, name, home) = if u.is_empty() {
-        (0, 0, Some("root".to_owned()), None)
-    } else if let Ok(uid) = u.parse::<u32>() {
+    // no user: root, with root's home and groups from the image's files
+    // (docker: HOME=/root)
+    let u = if u.is_empty() { "0" } else { u };
+    let (uid, mut gid, name, home) = if let Ok(uid) = u.parse::<u32>() {
         match passwd_entries
             .iter()
             .find(|f| f[2].parse::<u32>().ok() == Some(uid))
@@ -46,6 +47,7 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                 Some(f[0].to_owned()),
                 Some(f[5].to_owned()),
             ),
+            None if uid == 0 => (0, 0, Some("root".to_owned()), None),
             None => (uid, 0, None, None),
         }
     } else {
@@ -69,7 +71,9 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
                 .map_err(|_| format!("bad gid for group {g}"))?,
         };
     }
-    let mut additional = Vec::new();
+    // docker (runc) lists the primary group among the supplementary ones:
+    // `id` shows groups=777 for `-u 12345:777`
+    let mut additional = vec![gid];
     if let Some(name) = &name {
         for f in &group_entries {
             if f[3].split(',').any(|m| m == name)
@@ -124,14 +128,17 @@ mod tests {
         let u = resolve("app", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!(
             (u.uid, u.gid, u.additional_gids.clone()),
-            (1000, 1000, vec![2001, 2002])
+            (1000, 1000, vec![1000, 2001, 2002])
         );
         assert_eq!(u.home.as_deref(), Some("/home/app"));
         let u = resolve("app:staff", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((u.uid, u.gid), (1000, 50));
         let u = resolve("4242:4343", None, None).unwrap();
         assert_eq!((u.uid, u.gid), (4242, 4343));
-        assert_eq!(resolve("", Some(PASSWD), None).unwrap().uid, 0);
+        assert_eq!(u.additional_gids, [4343], "the primary group, as docker's");
+        let root = resolve("", Some(PASSWD), None).unwrap();
+        assert_eq!((root.uid, root.home.as_deref()), (0, Some("/root")));
+        assert_eq!(resolve("", None, None).unwrap().home, None);
         assert!(
             resolve("nobody-here", Some(PASSWD), None)
                 .unwrap_err()
@@ -144,7 +151,7 @@ mod tests {
             Some(GROUP),
         )
         .unwrap();
-        assert_eq!(u.additional_gids, vec![2001, 2002, 50, 777]);
+        assert_eq!(u.additional_gids, vec![1000, 2001, 2002, 50, 777]);
         assert!(
             add_groups(&mut u, &["nogroup".into()], Some(GROUP))
                 .unwrap_err()

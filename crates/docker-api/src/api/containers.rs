@@ -67,16 +67,12 @@ pub(super) async fn route(
                     Err(_) => return bad_request(format!("invalid value for t: {t:?}")),
                 },
             };
-            let id2 = id.to_string();
-            match blocking(&root, move |e| match e.stop(&id2, t) {
-                Ok(()) | Err(EngineError::NotModified(_)) => Ok(()),
-                Err(x) => Err(x),
-            })
-            .await
-            {
-                Ok(()) => start(&shared, id).await,
-                Err(e) => engine_error(e),
-            }
+            // a restart runs to its end even when the client goes away
+            // (as dockerd's): stopped and never started again would be worse
+            let (shared, id) = (shared.clone(), id.to_string());
+            tokio::spawn(async move { restart(&shared, &id, t).await })
+                .await
+                .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
         }
         ("POST", ["containers", id, "kill"]) => {
             let sig = match query(&req).get("signal").filter(|s| !s.is_empty()) {
@@ -103,6 +99,9 @@ pub(super) async fn route(
             let id = id.to_string();
             match blocking(&root, move |e| e.unpause(&id)).await {
                 Ok(()) => empty(StatusCode::NO_CONTENT),
+                // dockerd 20.10 answers 500 to unpausing a container that is
+                // not paused
+                Err(EngineError::Conflict(m)) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
                 Err(e) => engine_error(e),
             }
         }
@@ -128,7 +127,9 @@ pub(super) async fn route(
         ("POST", ["containers", id, "wait"]) => wait(&root, id, &query(&req)).await,
         ("POST", ["containers", id, "attach"]) => attach(shared.clone(), req, id).await,
         ("GET", ["containers", id, "logs"]) => logs(&root, id, &query(&req)).await,
-        ("GET", ["containers", id, "top"]) => top(&root, id).await,
+        ("GET", ["containers", id, "top"]) => {
+            top(&root, id, query(&req).get("ps_args").cloned()).await
+        }
         ("POST", ["containers", id, "update"]) => {
             let body: crate::model::container::UpdateBody = match read_body(req).await {
                 Ok(b) => b,
@@ -140,13 +141,15 @@ pub(super) async fn route(
             };
             let id = id.to_string();
             match blocking(&root, move |e| e.update(&id, &res, restart)).await {
-                Ok(()) => json_resp(StatusCode::OK, &json!({"Warnings": []})),
+                Ok(()) => json_resp(StatusCode::OK, &json!({"Warnings": null})),
                 Err(e) => engine_error(e),
             }
         }
         ("GET", ["containers", id, "changes"]) => {
             let id = id.to_string();
             match blocking(&root, move |e| e.diff(&id)).await {
+                // dockerd: null when nothing changed
+                Ok(list) if list.is_empty() => json_resp(StatusCode::OK, &Value::Null),
                 Ok(list) => {
                     let v: Vec<Value> = list
                         .iter()
@@ -210,7 +213,8 @@ pub(super) async fn route(
             match blocking(&root, move |e| e.prune_containers(&f, until)).await {
                 Ok((ids, bytes)) => json_resp(
                     StatusCode::OK,
-                    &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
+                    &json!({"ContainersDeleted": if ids.is_empty() { Value::Null } else { json!(ids) },
+                            "SpaceReclaimed": bytes}),
                 ),
                 Err(e) => engine_error(e),
             }
@@ -251,6 +255,11 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>, minor: u32) -
         Ok(f) => f,
         Err(msg) => return bad_request(msg),
     };
+    // refused before anything is listed (an empty list checks nothing)
+    if let Err(e) = berth_engine::filter::check_container_filters(&f) {
+        return engine_error(e);
+    }
+    let size = truthy(q.get("size"));
     let r = blocking(root, move |e| {
         let mut out = Vec::new();
         for c in e.list() {
@@ -264,7 +273,8 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>, minor: u32) -
                 continue;
             }
             if e.container_matches(&c, &f)? {
-                out.push(c);
+                let sizes = size.then(|| e.container_sizes(&c));
+                out.push((c, sizes));
             }
         }
         Ok(out)
@@ -279,17 +289,36 @@ async fn list(root: &std::path::Path, q: &HashMap<String, String>, minor: u32) -
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let mut out = Vec::new();
-    for c in &list {
-        out.push(shapes::container::for_api(
-            shapes::summary(c, now),
-            c,
-            minor,
-        ));
+    for (c, sizes) in &list {
+        let mut v = shapes::container::for_api(shapes::summary(c, now), c, minor);
+        if let Some((rw, rootfs)) = sizes {
+            // docker leaves SizeRw out when nothing was written
+            if *rw > 0 {
+                v["SizeRw"] = json!(rw);
+            }
+            v["SizeRootFs"] = json!(rootfs);
+        }
+        out.push(v);
         if limit > 0 && out.len() as i64 >= limit {
             break;
         }
     }
     json_resp(StatusCode::OK, &Value::Array(out))
+}
+
+/// `POST /containers/{id}/restart`: a stop (an exited container is fine)
+/// and a start.
+async fn restart(shared: &Arc<Shared>, id: &str, t: Option<i64>) -> Response<Body> {
+    let id2 = id.to_string();
+    match blocking(&shared.root, move |e| match e.stop(&id2, t) {
+        Ok(()) | Err(EngineError::NotModified(_)) => Ok(()),
+        Err(x) => Err(x),
+    })
+    .await
+    {
+        Ok(()) => start(shared, id).await,
+        Err(e) => engine_error(e),
+    }
 }
 
 async fn start(shared: &Arc<Shared>, id: &str) -> Response<Body> {
@@ -370,19 +399,15 @@ async fn archive_get(root: &std::path::Path, id: &str, path: String, head: bool)
     r
 }
 
-async fn top(root: &std::path::Path, id: &str) -> Response<Body> {
+/// `GET /containers/{id}/top`: the host's `ps` (`ps_args`, `-ef` by
+/// default) for the container's processes.
+async fn top(root: &std::path::Path, id: &str, ps_args: Option<String>) -> Response<Body> {
     let key = id.to_string();
-    match blocking(root, move |e| e.top(&key)).await {
-        Ok(procs) => {
-            let rows: Vec<Value> = procs
-                .into_iter()
-                .map(|(uid, pid, cmd)| json!([uid, pid.to_string(), cmd]))
-                .collect();
-            json_resp(
-                StatusCode::OK,
-                &json!({"Titles": ["UID", "PID", "CMD"], "Processes": rows}),
-            )
-        }
+    match blocking(root, move |e| e.top(&key, ps_args.as_deref())).await {
+        Ok(t) => json_resp(
+            StatusCode::OK,
+            &json!({"Titles": t.titles, "Processes": t.processes}),
+        ),
         Err(e) => engine_error(e),
     }
 }

@@ -148,7 +148,11 @@ async fn exec_start(
             Err(e) => (Err(e), None),
         };
         if let Err(e) = result {
-            let text = format!("OCI runtime exec failed: {e}\r\n");
+            // the engine words a start failure as dockerd does
+            let text = match e {
+                berth_engine::Error::Start(m) => format!("{m}\r\n"),
+                e => format!("OCI runtime exec failed: {e}\r\n"),
+            };
             let mut out = Vec::new();
             if !tty {
                 out.extend_from_slice(&[2, 0, 0, 0]);

@@ -14,18 +14,32 @@ fn or_null<T: serde::Serialize>(v: &[T]) -> Value {
     if v.is_empty() { Value::Null } else { json!(v) }
 }
 
-/// `Mounts` as docker's inspect and `ps` show them.
+/// The `Mode` docker reports: as given, or `z` for a volume named in `-v`
+/// or given through `--mount` without one (an anonymous `-v` volume and a
+/// bind keep an empty mode).
+fn mount_mode(m: &berth_engine::volumes::MountPoint) -> &str {
+    let anonymous_v = m.anonymous && m.origin != MountOrigin::Mount;
+    if m.mode.is_empty() && m.kind == MountKind::Volume && !anonymous_v {
+        "z"
+    } else {
+        &m.mode
+    }
+}
+
+/// `Mounts` as docker's inspect and `ps` show them (`--tmpfs` mounts are
+/// only in `HostConfig.Tmpfs`, `--mount type=tmpfs` ones are listed).
 pub fn mounts(c: &Container) -> Value {
     Value::Array(
         c.record
             .mounts
             .iter()
+            .filter(|m| m.origin != MountOrigin::Tmpfs)
             .map(|m| {
                 let mut o = json!({
                     "Type": m.kind.as_str(),
                     "Source": m.source,
                     "Destination": m.destination,
-                    "Mode": m.mode,
+                    "Mode": mount_mode(m),
                     "RW": !m.read_only,
                     "Propagation": match m.kind {
                         MountKind::Bind => m.propagation.unwrap_or_default().as_str(),
@@ -65,8 +79,8 @@ fn binds(c: &Container) -> Value {
     or_null(&v)
 }
 
-/// `HostConfig.Mounts`: the `--mount` entries.
-fn host_mounts(c: &Container) -> Value {
+/// `HostConfig.Mounts`: the `--mount` entries (`None`: none).
+fn host_mounts(c: &Container) -> Option<Value> {
     let v: Vec<Value> = c
         .record
         .mounts
@@ -85,11 +99,7 @@ fn host_mounts(c: &Container) -> Value {
             o
         })
         .collect();
-    if v.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(v)
-    }
+    (!v.is_empty()).then_some(Value::Array(v))
 }
 
 /// The name docker gives a network in `NetworkSettings.Networks`.
@@ -244,8 +254,14 @@ fn summary_ports(c: &Container) -> Value {
             );
         }
     }
-    // exposed ports nothing publishes are listed too, as docker's
-    for p in &c.record.exposed_ports {
+    // exposed ports nothing publishes are listed too, as docker's (while
+    // it runs: a stopped container has no ports)
+    let exposed = if c.state.is_active() {
+        &c.record.exposed_ports[..]
+    } else {
+        &[]
+    };
+    for p in exposed {
         if !v
             .iter()
             .any(|x| x["PrivatePort"] == p.port && x["Type"] == p.proto.to_string())
@@ -256,10 +272,17 @@ fn summary_ports(c: &Container) -> Value {
     Value::Array(v)
 }
 
-/// The command line docker shows in `ps` (`sleep 120`).
+/// The command line docker shows in `ps` (`sleep 120`; an argument with
+/// a space in single quotes, as dockerd: `sh -c 'echo hi'`).
 pub fn command_line(c: &Container) -> String {
     let mut v = vec![c.record.path.clone()];
-    v.extend(c.record.args.iter().cloned());
+    v.extend(c.record.args.iter().map(|a| {
+        if a.contains(' ') {
+            format!("'{a}'")
+        } else {
+            a.clone()
+        }
+    }));
     v.join(" ")
 }
 
@@ -415,7 +438,7 @@ pub fn inspect(c: &Container) -> Value {
     } else {
         format!("{dir}/{}", berth_engine::logs::LOG_FILE)
     };
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": r.created,
         "Path": r.path,
@@ -489,20 +512,18 @@ pub fn inspect(c: &Container) -> Value {
             "DeviceRequests": null,
             "MemoryReservation": res.memory_reservation,
             "MemorySwap": res.memory_swap,
-            "MemorySwappiness": res.memory_swappiness,
+            "MemorySwappiness": res.memory_swappiness.filter(|s| *s != -1),
             "OomKillDisable": res.oom_kill_disable,
             "PidsLimit": res.pids_limit,
-            "Ulimits": or_null(&ulimits),
+            "Ulimits": ulimits,
+            "KernelMemory": 0,
+            "KernelMemoryTCP": 0,
             "CpuCount": 0,
             "CpuPercent": 0,
             "IOMaximumIOps": 0,
             "IOMaximumBandwidth": 0,
-            "Mounts": host_mounts(c),
             "MaskedPaths": sec.masked_paths.clone().unwrap_or_else(|| berth_engine::oci::MASKED_PATHS.iter().map(|s| s.to_string()).collect()),
             "ReadonlyPaths": sec.readonly_paths.clone().unwrap_or_else(|| berth_engine::oci::READONLY_PATHS.iter().map(|s| s.to_string()).collect()),
-            "Init": r.init,
-            "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
-            "Sysctls": if r.sysctls.is_empty() { Value::Null } else { json!(r.sysctls) },
         },
         "GraphDriver": {"Name": "overlay2", "Data": {
             "UpperDir": format!("{dir}/upper"), "WorkDir": format!("{dir}/work"),
@@ -515,24 +536,48 @@ pub fn inspect(c: &Container) -> Value {
             "AttachStdin": r.attach.stdin,
             "AttachStdout": r.attach.stdout,
             "AttachStderr": r.attach.stderr,
-            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
             "Tty": r.tty,
             "OpenStdin": r.open_stdin,
             "StdinOnce": r.stdin_once,
-            "Env": r.env,
+            "Env": or_null(&r.env),
             "Cmd": or_null(&r.cmd),
-            "Healthcheck": healthcheck,
             "Image": r.image,
             "Volumes": if volumes.is_empty() { Value::Null } else { Value::Object(volumes) },
             "WorkingDir": if r.working_dir == "/" { String::new() } else { r.working_dir.clone() },
             "Entrypoint": or_null(&r.entrypoint),
             "OnBuild": null,
             "Labels": r.labels,
-            "StopSignal": r.stop_signal.name(),
-            "StopTimeout": r.stop_timeout,
         },
         "NetworkSettings": network_settings(c),
-    })
+    });
+    // what dockerd leaves out when unset (`omitempty`)
+    let host = &mut v["HostConfig"];
+    if let Some(m) = host_mounts(c) {
+        host["Mounts"] = m;
+    }
+    if r.init {
+        host["Init"] = json!(true);
+    }
+    if !tmpfs.is_empty() {
+        host["Tmpfs"] = Value::Object(tmpfs);
+    }
+    if !r.sysctls.is_empty() {
+        host["Sysctls"] = json!(r.sysctls);
+    }
+    let config = &mut v["Config"];
+    if !exposed.is_empty() {
+        config["ExposedPorts"] = Value::Object(exposed);
+    }
+    if let Some(h) = healthcheck {
+        config["Healthcheck"] = h;
+    }
+    if let Some(s) = r.stop_signal {
+        config["StopSignal"] = json!(s.name());
+    }
+    if let Some(t) = r.stop_timeout {
+        config["StopTimeout"] = json!(t);
+    }
+    v
 }
 
 /// One entry of `GET /containers/json`.

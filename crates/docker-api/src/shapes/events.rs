@@ -12,15 +12,18 @@ pub fn event(e: &berth_engine::events::Event) -> Value {
         "time": e.time_nano / 1_000_000_000,
         "timeNano": e.time_nano,
     });
-    // the deprecated fields dockerd still fills for containers and images
+    // the deprecated fields dockerd still fills for containers and images,
+    // left out when empty (`omitempty`)
     if e.kind == "container" || e.kind == "image" {
         v["status"] = json!(e.action);
         if !e.id.is_empty() {
             v["id"] = json!(e.id);
         }
     }
-    if e.kind == "container" {
-        v["from"] = json!(e.attributes.get("image").cloned().unwrap_or_default());
+    if e.kind == "container"
+        && let Some(from) = e.attributes.get("image").filter(|i| !i.is_empty())
+    {
+        v["from"] = json!(from);
     }
     v
 }

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 /// `GET /exec/{id}/json`.
 pub fn exec_inspect(r: &berth_engine::exec::ExecRecord) -> Value {
-    json!({
+    let mut v = json!({
         "ID": r.id,
         "Running": r.running,
         "ExitCode": r.exit_code,
@@ -12,8 +12,7 @@ pub fn exec_inspect(r: &berth_engine::exec::ExecRecord) -> Value {
             "tty": r.tty,
             "entrypoint": r.cmd.first().cloned().unwrap_or_default(),
             "arguments": r.cmd.iter().skip(1).collect::<Vec<_>>(),
-            "privileged": false,
-            "user": r.user,
+            "privileged": r.privileged,
         },
         "OpenStdin": r.attach_stdin,
         "OpenStderr": r.attach_stderr,
@@ -22,5 +21,10 @@ pub fn exec_inspect(r: &berth_engine::exec::ExecRecord) -> Value {
         "ContainerID": r.container_id,
         "DetachKeys": "",
         "Pid": r.pid,
-    })
+    });
+    // dockerd leaves an empty user out
+    if !r.user.is_empty() {
+        v["ProcessConfig"]["user"] = json!(r.user);
+    }
+    v
 }

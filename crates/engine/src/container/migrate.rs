@@ -330,7 +330,7 @@ mod tests {
         let r = record(V1.as_bytes()).unwrap();
         assert_eq!(r.schema, RECORD_SCHEMA);
         assert_eq!((r.id.as_str(), r.name.as_str()), ("aaaa", "web"));
-        assert_eq!(r.stop_signal.number(), 10);
+        assert_eq!(r.stop_signal.map(|s| s.number()), Some(10));
         assert_eq!(
             r.restart_policy,
             RestartPolicy::OnFailure { max_retries: 2 }

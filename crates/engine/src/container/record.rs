@@ -64,8 +64,11 @@ pub struct Record {
     pub attach: Attach,
     /// Exposed ports (the image's and the container's).
     pub exposed_ports: Vec<PortProto>,
-    /// Signal `stop` sends.
-    pub stop_signal: Signal,
+    /// Signal `stop` sends, when the container or its image names one
+    /// (`None`: SIGTERM; left out then, so older readers take their
+    /// default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<Signal>,
     /// Seconds `stop` waits before SIGKILL (`None`: 10).
     pub stop_timeout: Option<i64>,
     /// Removed when it exits.
@@ -148,7 +151,7 @@ impl Default for Record {
             stdin_once: false,
             attach: Attach::default(),
             exposed_ports: Vec::new(),
-            stop_signal: Signal::TERM,
+            stop_signal: None,
             stop_timeout: None,
             auto_remove: false,
             restart_policy: RestartPolicy::No,
