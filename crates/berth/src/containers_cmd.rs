@@ -122,9 +122,9 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
             println!(
                 "{}",
                 if a.no_trunc {
-                    &c.record.id[..]
+                    &c.record.id
                 } else {
-                    &c.record.id[..12]
+                    berth_types::short_id(&c.record.id)
                 }
             );
         }
@@ -144,7 +144,7 @@ pub fn ps(root: &Path, a: &PsArgs) -> Result<()> {
                 if a.no_trunc {
                     c.record.id.clone()
                 } else {
-                    c.record.id[..12].to_owned()
+                    berth_types::short_id(&c.record.id).to_owned()
                 },
             );
             f.insert("Image".into(), c.record.image.clone());

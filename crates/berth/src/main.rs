@@ -3,6 +3,7 @@
 //! Dispatch: when invoked as `berth-runc` (a symlink), the arguments are
 //! those of runc and go straight to `berth oci`.
 #![forbid(unsafe_code)]
+#![deny(clippy::string_slice)]
 
 mod containers_cmd;
 mod cp_cmd;

@@ -166,7 +166,14 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
             let list = engine.networks_filtered(&f)?;
             if a.quiet {
                 for n in &list {
-                    println!("{}", if a.no_trunc { &n.id } else { &n.id[..12] });
+                    println!(
+                        "{}",
+                        if a.no_trunc {
+                            &n.id
+                        } else {
+                            berth_types::short_id(&n.id)
+                        }
+                    );
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -179,7 +186,7 @@ pub fn run(root: &Path, c: NetworkCommand) -> Result<ExitCode> {
                         if a.no_trunc {
                             n.id.clone()
                         } else {
-                            n.id[..12].to_owned()
+                            berth_types::short_id(&n.id).to_owned()
                         },
                     );
                     f.insert("Name".to_owned(), n.name.clone());
