@@ -6,6 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use berth_engine::Engine;
+use berth_engine::filter::Filters;
 use berth_image::{ImageStore, Removed};
 use berth_types::Reference;
 use clap::Args;
@@ -45,68 +47,42 @@ fn short_id(d: &berth_types::Digest, no_trunc: bool) -> String {
     }
 }
 
-fn glob(pat: &str, s: &str) -> bool {
-    // `*` matches within a path segment, as Docker's reference filter
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    m(pat.as_bytes(), s.as_bytes())
-}
-
 /// The docker inspect document of an image.
 pub fn inspect_json(store: &ImageStore, id: &berth_types::Digest) -> Result<serde_json::Value> {
     Ok(berth_docker_api::shapes::image_inspect(store, id, 99)?)
 }
 
-/// `berth images`.
-pub fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
-    let mut rows: Vec<(String, String, String, berth_image::ImageSummary)> = Vec::new();
-    let mut dangling_filter = None;
-    let mut ref_filters = Vec::new();
-    for f in &a.filter {
-        match f.split_once('=') {
-            Some(("dangling", v)) => dangling_filter = Some(v == "true" || v == "1"),
-            Some(("reference", v)) => ref_filters.push(v.to_owned()),
-            _ => bail!("invalid filter '{f}'"),
-        }
-    }
+/// `berth images`: the engine's list with docker's filters (a positional
+/// `REPOSITORY[:TAG]` is a `reference` filter, as the docker CLI sends it).
+pub fn images(engine: &Engine, a: &ImagesArgs) -> Result<()> {
+    let mut pairs = a.filter.clone();
     if let Some(r) = &a.reference {
-        ref_filters.push(r.clone());
+        pairs.push(format!("reference={r}"));
     }
-    for s in store.list()? {
-        let dangling = s.tags.is_empty();
-        if dangling_filter.is_some_and(|want| want != dangling) {
-            continue;
-        }
+    let f = Filters::from_pairs(pairs.iter().map(String::as_str))?;
+    let mut rows: Vec<(String, String, String, berth_image::ImageSummary)> = Vec::new();
+    for l in engine.list_images(&f, a.all)? {
+        let s = l.summary;
         let digest = s
             .record
             .index_digest
             .clone()
             .unwrap_or(s.record.manifest.clone())
             .to_string();
-        if dangling {
-            if ref_filters.is_empty() {
-                rows.push(("<none>".into(), "<none>".into(), digest.clone(), s.clone()));
-            }
+        if s.tags.is_empty() {
+            // a name by digest only shows its repository with no tag
+            let repo = s
+                .digests
+                .first()
+                .and_then(|d| Reference::parse(d).ok())
+                .map_or_else(|| "<none>".to_owned(), |r| r.familiar_repository());
+            rows.push((repo, "<none>".into(), digest, s));
             continue;
         }
         for t in &s.tags {
             let Ok(r) = Reference::parse(t) else { continue };
-            let repo = r.familiar_repository();
             let tag = r.tag().unwrap_or("<none>").to_owned();
-            if !ref_filters.is_empty()
-                && !ref_filters
-                    .iter()
-                    .any(|f| glob(f, &repo) || glob(f, &format!("{repo}:{tag}")))
-            {
-                continue;
-            }
-            rows.push((repo, tag, digest.clone(), s.clone()));
+            rows.push((r.familiar_repository(), tag, digest.clone(), s.clone()));
         }
     }
     if a.quiet {
@@ -208,71 +184,45 @@ pub fn inspect(store: &ImageStore, images: &[String], format: Option<&str>) -> R
     Ok(())
 }
 
-/// `berth history`.
+/// `berth history`: the image's steps, newest first; a step shows the id
+/// of the image it made where one is known (the image and the images it
+/// was committed from), `<missing>` elsewhere.
 pub fn history(
-    store: &ImageStore,
+    engine: &Engine,
     image: &str,
     no_trunc: bool,
     quiet: bool,
     human: bool,
 ) -> Result<()> {
-    let rec = store.resolve(image)?;
-    let cfg = store.config(&rec.id)?;
-    let _ = store.prepare(&rec.id);
-    let db = store.db();
-    let mut layer_sizes: Vec<u64> = Vec::new();
-    let chains = berth_types::image::chain_ids(&cfg.rootfs.diff_ids, |b| {
-        berth_image::store::sha256(b).hex().to_owned()
-    });
-    for c in &chains {
-        layer_sizes.push(db.snapshot(c)?.map(|s| s.size).unwrap_or(0));
-    }
-    drop(db);
+    let entries = engine.image_history(image)?;
     let mut t = Table::new(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]);
-    let mut li = layer_sizes.len();
-    let entries: Vec<_> = cfg.history.iter().rev().collect();
-    for (i, h) in entries.iter().enumerate() {
-        let size = if h.empty_layer {
-            0
-        } else {
-            li = li.saturating_sub(1);
-            layer_sizes.get(li).copied().unwrap_or(0)
-        };
-        let id = if i == 0 {
-            short_id(&rec.id, no_trunc)
-        } else {
-            "<missing>".into()
-        };
+    for e in entries {
+        let id =
+            e.id.as_ref()
+                .map_or_else(|| "<missing>".to_owned(), |d| short_id(d, no_trunc));
         if quiet {
             println!("{id}");
             continue;
         }
-        let mut by = h.created_by.clone().unwrap_or_default();
+        let mut by = e.created_by;
         if !no_trunc && by.chars().count() > 45 {
             by = format!("{}…", by.chars().take(44).collect::<String>());
         }
-        let created = h
-            .created
-            .as_deref()
-            .and_then(age_secs)
-            .map(|x| format!("{} ago", human_duration(x)))
-            .unwrap_or_default();
-        let size = if human {
-            human_size(size)
+        let created = if human {
+            e.created
+                .as_deref()
+                .and_then(age_secs)
+                .map(|x| format!("{} ago", human_duration(x)))
+                .unwrap_or_default()
         } else {
-            size.to_string()
+            e.created.unwrap_or_default()
         };
-        t.row(vec![
-            id,
-            if human {
-                created
-            } else {
-                h.created.clone().unwrap_or_default()
-            },
-            by,
-            size,
-            h.comment.clone().unwrap_or_default(),
-        ]);
+        let size = if human {
+            human_size(e.size)
+        } else {
+            e.size.to_string()
+        };
+        t.row(vec![id, created, by, size, e.comment]);
     }
     if !quiet {
         print!("{}", t.render());
@@ -290,23 +240,19 @@ pub fn print_removed(r: &[Removed]) {
     }
 }
 
-/// `berth rmi`.
-pub fn rmi(
-    store: &ImageStore,
-    images: &[String],
-    force: bool,
-    no_prune: bool,
-    in_use: &dyn Fn(&berth_types::Digest) -> bool,
-) -> Result<()> {
+/// `berth rmi`: each name through the engine (its untag and delete
+/// events), then, unless `no_prune`, the layers nothing uses any more.
+pub fn rmi(engine: &Engine, images: &[String], force: bool, no_prune: bool) -> Result<()> {
     let mut errors = Vec::new();
     for i in images {
-        match store.remove(i, force, in_use) {
+        match engine.remove_image(i, force) {
             Ok(r) => print_removed(&r),
             Err(e) => errors.push(e.to_string()),
         }
     }
     if !no_prune {
-        store.gc(in_use)?;
+        let used = engine.images_in_use();
+        engine.images().gc(&|d| used.contains(d))?;
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
@@ -314,13 +260,23 @@ pub fn rmi(
     Ok(())
 }
 
-/// `berth image prune`.
-pub fn prune(
-    store: &ImageStore,
-    all: bool,
-    in_use: &dyn Fn(&berth_types::Digest) -> bool,
-) -> Result<()> {
-    let (removed, gc) = store.prune(all, in_use)?;
+/// `berth image prune`: dangling images (all unused ones with `all`)
+/// passing `filters` (`until`, `label`, `label!`), through the engine.
+pub fn prune(engine: &Engine, all: bool, filters: &[String]) -> Result<()> {
+    let mut pairs = filters.to_vec();
+    if all {
+        pairs.push("dangling=false".into());
+    }
+    let f = Filters::from_pairs(pairs.iter().map(String::as_str))?;
+    let until = match f.get("until") {
+        [] => None,
+        [u] => Some(
+            berth_docker_api::syntax::parse_timestamp(u, crate::format::now_ns())
+                .map_err(|m| anyhow::anyhow!("{m}"))?,
+        ),
+        _ => bail!("more than one until filter specified"),
+    };
+    let (removed, gc) = engine.prune_images(&f, until)?;
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in &removed {
@@ -336,17 +292,17 @@ pub fn prune(
 }
 
 /// `berth load`.
-pub fn load(store: &ImageStore, input: Option<&Path>, quiet: bool) -> Result<()> {
+pub fn load(engine: &Engine, input: Option<&Path>, quiet: bool) -> Result<()> {
     let loaded = match input {
-        Some(p) if p.is_dir() => store.load_oci_dir(p)?,
-        Some(p) => {
-            store.load(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?)?
-        }
+        Some(p) if p.is_dir() => engine.load_oci_dir(p)?,
+        Some(p) => engine.load_images(
+            std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
+        )?,
         None => {
             if std::io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            store.load(std::io::stdin().lock())?
+            engine.load_images(std::io::stdin().lock())?
         }
     };
     // (-q only silences progress, which loading from a file has none of)
@@ -363,16 +319,11 @@ pub fn load(store: &ImageStore, input: Option<&Path>, quiet: bool) -> Result<()>
 }
 
 /// `berth save`.
-pub fn save(
-    store: &ImageStore,
-    images: &[String],
-    output: Option<&Path>,
-    format: &str,
-) -> Result<()> {
+pub fn save(engine: &Engine, images: &[String], output: Option<&Path>, format: &str) -> Result<()> {
     let write = |w: &mut dyn Write| -> Result<()> {
         match format {
-            "docker-archive" | "docker" => store.save_docker(images, w)?,
-            "oci-archive" | "oci" => store.save_oci(images, w)?,
+            "docker-archive" | "docker" => engine.save_images(images, w)?,
+            "oci-archive" | "oci" => engine.save_images_oci(images, w)?,
             other => bail!("unknown --format {other:?} (docker-archive or oci-archive)"),
         }
         Ok(())
@@ -409,7 +360,7 @@ pub fn apply_changes(changes: &[String]) -> Result<berth_types::image::Container
 
 /// `berth import`.
 pub fn import(
-    store: &ImageStore,
+    engine: &Engine,
     source: &str,
     reference: Option<&str>,
     changes: &[String],
@@ -421,12 +372,12 @@ pub fn import(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = apply_changes(changes)?;
     let id = if source == "-" {
-        store.import(std::io::stdin().lock(), config, message, name.as_ref())?
+        engine.import_image(std::io::stdin().lock(), config, message, name.as_ref())?
     } else if source.starts_with("http://") || source.starts_with("https://") {
         bail!("not supported yet: importing from a URL");
     } else {
         let f = std::fs::File::open(source).with_context(|| format!("open {source}"))?;
-        store.import(f, config, message, name.as_ref())?
+        engine.import_image(f, config, message, name.as_ref())?
     };
     println!("{id}");
     Ok(())

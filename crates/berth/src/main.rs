@@ -259,6 +259,9 @@ struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     force: bool,
+    /// Filters (`until=24h`, `label=k=v`, `label!=k`).
+    #[arg(long = "filter")]
+    filter: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -315,45 +318,24 @@ fn init_logging(debug: bool) {
         .try_init();
 }
 
-fn open_images(root: &std::path::Path) -> Result<berth_image::ImageStore> {
-    Ok(berth_image::ImageStore::open(root)?)
-}
-
 fn image_command(root: &std::path::Path, cmd: ImageCommand) -> Result<()> {
     use images_cmd as ic;
+    let engine = berth_engine::Engine::open(root)?;
     match cmd {
-        ImageCommand::Ls(a) => ic::images(&open_images(root)?, &a),
-        ImageCommand::Inspect(a) => {
-            ic::inspect(&open_images(root)?, &a.images, a.format.as_deref())
-        }
-        ImageCommand::History(a) => {
-            ic::history(&open_images(root)?, &a.image, a.no_trunc, a.quiet, a.human)
-        }
-        ImageCommand::Rm(a) => {
-            let engine = berth_engine::Engine::open(root)?;
-            let used = engine.images_in_use();
-            ic::rmi(engine.images(), &a.images, a.force, a.no_prune, &|d| {
-                used.contains(d)
-            })
-        }
+        ImageCommand::Ls(a) => ic::images(&engine, &a),
+        ImageCommand::Inspect(a) => ic::inspect(engine.images(), &a.images, a.format.as_deref()),
+        ImageCommand::History(a) => ic::history(&engine, &a.image, a.no_trunc, a.quiet, a.human),
+        ImageCommand::Rm(a) => ic::rmi(&engine, &a.images, a.force, a.no_prune),
         ImageCommand::Prune(a) => {
             let _ = a.force;
-            let engine = berth_engine::Engine::open(root)?;
-            let used = engine.images_in_use();
-            ic::prune(engine.images(), a.all, &|d| used.contains(d))
+            ic::prune(&engine, a.all, &a.filter)
         }
         ImageCommand::Tag(a) => {
             let target = berth_types::Reference::parse(&a.target)?;
-            open_images(root)?.tag(&a.source, &target)?;
-            Ok(())
+            Ok(engine.tag_image(&a.source, &target)?)
         }
-        ImageCommand::Load(a) => ic::load(&open_images(root)?, a.input.as_deref(), a.quiet),
-        ImageCommand::Save(a) => ic::save(
-            &open_images(root)?,
-            &a.images,
-            a.output.as_deref(),
-            &a.format,
-        ),
+        ImageCommand::Load(a) => ic::load(&engine, a.input.as_deref(), a.quiet),
+        ImageCommand::Save(a) => ic::save(&engine, &a.images, a.output.as_deref(), &a.format),
         ImageCommand::Import(a) => {
             if let Some(p) = &a.platform
                 && !berth_types::image::Platform::parse(p)
@@ -366,15 +348,15 @@ fn image_command(root: &std::path::Path, cmd: ImageCommand) -> Result<()> {
                 );
             }
             ic::import(
-                &open_images(root)?,
+                &engine,
                 &a.file,
                 a.reference.as_deref(),
                 &a.change,
                 a.message.as_deref(),
             )
         }
-        ImageCommand::Pull(a) => pull_cmd::pull(&open_images(root)?, &a),
-        ImageCommand::Push(a) => pull_cmd::push(&open_images(root)?, &a),
+        ImageCommand::Pull(a) => pull_cmd::pull(&engine, &a),
+        ImageCommand::Push(a) => pull_cmd::push(&engine, &a),
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use berth_image::ImageStore;
+use berth_engine::Engine;
 use berth_image::db::ImageRecord;
 use berth_image::registry::{Client, Progress, RegistryOptions, Status};
 use berth_types::Reference;
@@ -195,7 +195,7 @@ fn has_explicit_tag(name: &str) -> bool {
 /// Pulls `name`, printing as `docker pull` does (on stderr for `run`,
 /// whose stdout is the container's). Returns the image.
 pub fn pull_one(
-    store: &ImageStore,
+    engine: &Engine,
     client: &Client,
     name: &str,
     platform: &Platform,
@@ -212,7 +212,7 @@ pub fn pull_one(
         .map(str::to_owned)
         .unwrap_or_else(|| r.digest().map(|d| d.to_string()).unwrap_or_default());
     printer.message(&format!("{what}: Pulling from {}", r.path()));
-    let pulled = store.pull(client, &r, platform, printer.clone())?;
+    let pulled = engine.pull_image(client, &r, platform, printer.clone())?;
     printer.message(&format!("Digest: {}", pulled.digest));
     let fam = r.familiar();
     if pulled.up_to_date {
@@ -228,13 +228,13 @@ pub fn pull_one(
 }
 
 /// `berth pull`.
-pub fn pull(store: &ImageStore, a: &PullArgs) -> Result<()> {
+pub fn pull(engine: &Engine, a: &PullArgs) -> Result<()> {
     if a.all_tags {
         bail!("not supported yet: pull --all-tags");
     }
     let client = Client::new(registry_options()?);
     pull_one(
-        store,
+        engine,
         &client,
         &a.name,
         &platform_of(a.platform.as_deref())?,
@@ -245,7 +245,8 @@ pub fn pull(store: &ImageStore, a: &PullArgs) -> Result<()> {
 }
 
 /// `berth push`.
-pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
+pub fn push(engine: &Engine, a: &PushArgs) -> Result<()> {
+    let store = engine.images();
     let r = Reference::parse(&a.name)?;
     if r.digest().is_some() {
         bail!("cannot push a digest reference");
@@ -280,7 +281,7 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
             )
         })?;
         let printer = Arc::new(Printer::new(a.quiet, false));
-        let pushed = store.push(&client, &name, &t, printer.clone())?;
+        let pushed = engine.push_image(&client, &name, &t, printer.clone())?;
         drop(printer);
         if !a.quiet {
             println!(
@@ -298,13 +299,8 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
 
 /// The image `run` uses: pulled first per `policy` (`missing`, `always`,
 /// `never`).
-pub fn ensure_image(
-    store: &ImageStore,
-    name: &str,
-    policy: &str,
-    quiet: bool,
-) -> Result<ImageRecord> {
-    let local = store.resolve(name);
+pub fn ensure_image(engine: &Engine, name: &str, policy: &str, quiet: bool) -> Result<ImageRecord> {
+    let local = engine.images().resolve(name);
     match (policy, local) {
         ("never", Ok(rec)) | ("missing", Ok(rec)) => Ok(rec),
         ("never", Err(e)) => Err(e.into()),
@@ -315,7 +311,7 @@ pub fn ensure_image(
                 eprintln!("Unable to find image '{}' locally", r.familiar());
             }
             let client = Client::new(registry_options()?);
-            pull_one(store, &client, name, &Platform::host(), quiet, true)
+            pull_one(engine, &client, name, &Platform::host(), quiet, true)
         }
         (other, _) => bail!("invalid pull policy {other:?}: always, missing or never"),
     }

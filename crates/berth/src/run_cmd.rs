@@ -580,7 +580,7 @@ fn create_container(
 pub fn create(root: &Path, a: RunArgs) -> Result<ExitCode> {
     let engine = Engine::open(root).map_err(failed)?;
     let spec = container_spec(&a)?;
-    crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
+    crate::pull_cmd::ensure_image(&engine, &a.image, &a.pull, a.quiet)
         .map_err(|e| failed(format!("{e:#}")))?;
     let created = create_container(&engine, &a, &spec)?;
     for w in created.warnings {
@@ -598,7 +598,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     }
     let engine = Engine::open(root).map_err(failed)?;
     let spec = container_spec(&a)?;
-    crate::pull_cmd::ensure_image(engine.images(), &a.image, &a.pull, a.quiet)
+    crate::pull_cmd::ensure_image(&engine, &a.image, &a.pull, a.quiet)
         .map_err(|e| failed(format!("{e:#}")))?;
     let created = create_container(&engine, &a, &spec)?;
     let id = created.id;

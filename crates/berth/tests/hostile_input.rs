@@ -67,8 +67,16 @@ fn multi_byte_times_are_errors_not_panics() {
         "/v1.41/containers/tt/logs?stdout=1&tail=%C3%A9",
         "/v1.41/events?filters=%C3%A9&until=0",
         "/v1.41/containers/json?filters=%C3%A9",
+        // {"until":["1é"]}
+        "/v1.41/containers/json?filters=%7B%22until%22%3A%5B%221%C3%A9%22%5D%7D",
+        "/v1.41/containers/prune?filters=%7B%22until%22%3A%5B%221%C3%A9%22%5D%7D",
+        "/v1.41/images/prune?filters=%7B%22until%22%3A%5B%221%C3%A9%22%5D%7D",
+        "/v1.41/images/json?filters=%C3%A9",
+        "/v1.41/networks?filters=%7B%22label%22%3A%5B%22%C3%A9%22%5D%2C%22%C3%A9%22%3A%5B%221%22%5D%7D",
+        "/v1.41/volumes?filters=%7B%22dangling%22%3A%5B%22%C3%A9%22%5D%7D",
     ] {
-        let (st, body) = d.api("GET", q, b"");
+        let method = if q.contains("/prune") { "POST" } else { "GET" };
+        let (st, body) = d.api(method, q, b"");
         assert!((400..500).contains(&st), "{q}: {st} {body}");
         assert!(body.contains("message"), "{q}: {body}");
     }

@@ -1072,3 +1072,91 @@ fn killed_loads_are_swept_and_live_ones_are_not() {
     }
     assert!(seen, "never caught a load while it unpacked");
 }
+
+/// `berth images`, `image prune` and the image verbs go through the same
+/// engine functions as the daemon: docker's filters (labels AND-ed,
+/// `dangling`, reference patterns, refused keys and values) and image
+/// events.
+#[test]
+fn cli_image_filters_and_events_are_the_daemons() {
+    if !root_or_skip("image filters") {
+        return;
+    }
+    let b = berth();
+    let tar = busybox_tar(b.dir.path());
+    let tar = tar.to_str().unwrap();
+    let import = |changes: &[&str], name: Option<&str>| -> String {
+        let mut args = vec!["import"];
+        for c in changes {
+            args.extend(["-c", c]);
+        }
+        args.push(tar);
+        args.extend(name);
+        let id = b.ok(&args).trim().to_owned();
+        id.strip_prefix("sha256:").unwrap()[..12].to_owned()
+    };
+    let a = import(&["LABEL tier=web", "LABEL team=x"], Some("web-a:1"));
+    let bb = import(&["LABEL tier=web"], Some("web-b:1"));
+    let c = import(&["LABEL tier=db"], None);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["images", "-q"];
+        all.extend(args);
+        let mut v: Vec<String> = b.ok(&all).lines().map(str::to_owned).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&["--filter", "label=tier=web", "--filter", "label=team=x"]),
+        [a.as_str()]
+    );
+    assert_eq!(
+        ids(&["--filter", "label=tier=web"]),
+        sorted(vec![a.clone(), bb.clone()])
+    );
+    assert_eq!(ids(&["--filter", "dangling=true"]), [c.as_str()]);
+    assert_eq!(ids(&["--filter", "reference=web-*"]).len(), 2);
+    assert_eq!(ids(&["web-b"]), [bb.as_str()]);
+    let err = b.fails(&["images", "--filter", "bogus=1"]);
+    assert!(err.contains("Invalid filter 'bogus'"), "{err}");
+    let err = b.fails(&["images", "--filter", "dangling=maybe"]);
+    assert!(err.contains("Invalid filter 'dangling=[maybe]'"), "{err}");
+
+    // a refused prune filter removes nothing; a label narrows the prune
+    let err = b.fails(&["image", "prune", "-a", "-f", "--filter", "bogus=1"]);
+    assert!(err.contains("Invalid filter 'bogus'"), "{err}");
+    assert_eq!(ids(&[]).len(), 3);
+    b.ok(&["image", "prune", "-a", "-f", "--filter", "label=team=x"]);
+    assert_eq!(ids(&[]), sorted(vec![bb.clone(), c.clone()]));
+
+    // the CLI's tag, rmi and prune are in the event log as the daemon's are
+    b.ok(&["tag", "web-b:1", "other:2"]);
+    b.ok(&["rmi", "other:2"]);
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let ev = b.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for want in ["import", "tag", "untag", "delete", "prune"] {
+        assert!(actions.contains(&want), "{want} missing: {actions:?}");
+    }
+}

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_image::archive::Loaded;
@@ -312,15 +313,40 @@ impl Engine {
     /// `docker load`: a load event per image.
     pub fn load_images(&self, input: impl Read) -> Result<Vec<Loaded>> {
         let loaded = self.images.load(input)?;
-        for l in &loaded {
+        self.load_events(&loaded);
+        Ok(loaded)
+    }
+
+    /// `berth load` of an OCI layout directory: a load event per image.
+    pub fn load_oci_dir(&self, dir: &Path) -> Result<Vec<Loaded>> {
+        let loaded = self.images.load_oci_dir(dir)?;
+        self.load_events(&loaded);
+        Ok(loaded)
+    }
+
+    fn load_events(&self, loaded: &[Loaded]) {
+        for l in loaded {
             self.image_event("load", &l.id, &l.id.to_string());
         }
-        Ok(loaded)
     }
 
     /// `docker save` as a docker-archive: a save event per image once it
     /// is written.
     pub fn save_images(&self, names: &[String], out: impl Write) -> Result<()> {
+        self.save_with(names, |store| store.save_docker(names, out))
+    }
+
+    /// `berth save --format oci-archive`: a save event per image once it
+    /// is written.
+    pub fn save_images_oci(&self, names: &[String], out: impl Write) -> Result<()> {
+        self.save_with(names, |store| store.save_oci(names, out))
+    }
+
+    fn save_with(
+        &self,
+        names: &[String],
+        write: impl FnOnce(&berth_image::ImageStore) -> berth_image::Result<()>,
+    ) -> Result<()> {
         let mut ids = Vec::new();
         for n in names {
             let id = self.images.resolve(n)?.id;
@@ -328,7 +354,7 @@ impl Engine {
                 ids.push(id);
             }
         }
-        self.images.save_docker(names, out)?;
+        write(&self.images)?;
         for id in &ids {
             self.image_event("save", id, &id.to_string());
         }
