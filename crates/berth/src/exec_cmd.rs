@@ -85,9 +85,13 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
         Ok(())
     });
     if let Err(e) = started {
-        let msg = e.to_string();
-        let code = berth_engine::monitor::start_failure_code(&msg);
-        eprintln!("berth: {msg}");
+        // what dockerd answers too: the exec's record holds 126
+        let code = engine
+            .exec_inspect(&eid)
+            .ok()
+            .and_then(|r| r.exit_code)
+            .unwrap_or(berth_engine::exec::START_FAILURE_CODE);
+        eprintln!("berth: {e}");
         return Ok(ExitCode::from(code.clamp(1, 255) as u8));
     }
     if a.detach {

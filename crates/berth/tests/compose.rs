@@ -129,6 +129,8 @@ networks:
     assert!(logs.contains("DBVAR=dbvalue"), "{logs}");
     let env = d.compose_ok(&dir, &["exec", "-T", "db", "env"]);
     assert!(env.lines().any(|l| l == "FOO=from_env_file"), "{env}");
+    // root's home from the image's /etc/passwd, as dockerd sets it
+    assert!(env.lines().any(|l| l == "HOME=/root"), "{env}");
     let got = d.compose_ok(
         &dir,
         &[

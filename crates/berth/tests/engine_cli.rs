@@ -664,8 +664,14 @@ fn volumes_binds_tmpfs_and_exec_without_a_daemon() {
         "id -u; id -g; pwd; echo $X",
     ]);
     assert_eq!(out, "1000\n1000\n/data/sub\n1\n");
+    // an exec that cannot start exits 126, as `docker exec` against dockerd
     let o = b.run(&["exec", "box", "/no/such"]);
-    assert_eq!(o.status.code(), Some(127));
+    assert_eq!(o.status.code(), Some(126));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/no/such") && err.contains("no such file or directory"),
+        "{err}"
+    );
     // exec --privileged: that process gets the capabilities of a
     // privileged container, the container's own stay
     let cap_eff = |args: &[&str]| {
