@@ -154,6 +154,13 @@ fn networks_show_what_was_asked_for_like_dockerd() {
     }
     let out = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!out.contains("spaces"), "{out}");
+    // such a name in the path (the CLI escapes it) is the network too
+    d.ok(&["network", "create", "my net+1"]);
+    let name = d.ok(&["network", "inspect", "my net+1", "--format", "{{.Name}}"]);
+    assert_eq!(name.trim(), "my net+1");
+    let c = d.ok(&["create", "--network", "my net+1", "bb:1", "true"]);
+    d.ok(&["rm", c.trim()]);
+    d.ok(&["network", "rm", "my net+1"]);
     for (body, status, msg) in [
         (json!({"Name": ""}), 400, "invalid name: "),
         (json!({"Name": "  "}), 400, "invalid name:   "),

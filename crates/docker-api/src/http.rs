@@ -97,13 +97,24 @@ pub(crate) fn query(req: &Request<Incoming>) -> HashMap<String, String> {
     m
 }
 
+/// A query key or value: `%XX` escapes and `+` for a space.
 pub(crate) fn decode(s: &str) -> String {
+    percent_decode(s, true)
+}
+
+/// A path segment: `%XX` escapes (`+` stays itself), as Go's router reads
+/// `/networks/my%20net`.
+pub(crate) fn decode_segment(s: &str) -> String {
+    percent_decode(s, false)
+}
+
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < b.len() => {
                 let hex = |c: u8| (c as char).to_digit(16);
                 match (hex(b[i + 1]), hex(b[i + 2])) {

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use tokio::sync::oneshot;
 
-use crate::http::{Body, not_found};
+use crate::http::{Body, decode_segment, not_found};
 
 pub(crate) struct Pending {
     stdin: bool,
@@ -58,7 +58,8 @@ pub(crate) async fn route(
     method: &Method,
     p: &str,
 ) -> Response<Body> {
-    let parts: Vec<&str> = p.split('/').collect();
+    let segments: Vec<String> = p.split('/').map(decode_segment).collect();
+    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     match parts.first().copied().unwrap_or("") {
         "containers" if parts.get(2) == Some(&"exec") => {
             exec::route(shared, req, method, &parts).await
