@@ -205,8 +205,31 @@ pub(crate) fn until_filter(f: &berth_engine::filter::Filters) -> Result<Option<i
 /// so this use is sound (and needs no `unsafe`, which only `berth-sys` may
 /// hold).
 #[allow(deprecated)]
-pub(crate) fn async_watch(
-    w: berth_engine::watch::FileWatch,
-) -> Option<tokio::io::unix::AsyncFd<berth_engine::watch::FileWatch>> {
-    tokio::io::unix::AsyncFd::new(w).ok()
+pub(crate) fn async_watch(w: berth_engine::watch::FileWatch) -> Option<AsyncWatch> {
+    tokio::io::unix::AsyncFd::new(w).ok().map(|w| AsyncWatch(Some(w)))
+}
+
+/// A watch on the reactor that is closed off it: closing an inotify
+/// descriptor waits for an SRCU grace period in the kernel (10-20 ms
+/// measured here), which must not stall a thread that serves requests or
+/// delay the answer it was watching for.
+pub(crate) struct AsyncWatch(Option<tokio::io::unix::AsyncFd<berth_engine::watch::FileWatch>>);
+
+impl std::ops::Deref for AsyncWatch {
+    type Target = tokio::io::unix::AsyncFd<berth_engine::watch::FileWatch>;
+
+    fn deref(&self) -> &Self::Target {
+        // present until drop
+        self.0.as_ref().expect("watch taken before drop")
+    }
+}
+
+impl Drop for AsyncWatch {
+    fn drop(&mut self) {
+        let Some(w) = self.0.take() else { return };
+        let w = w.into_inner();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            drop(rt.spawn_blocking(move || drop(w)));
+        }
+    }
 }

@@ -241,8 +241,9 @@ impl Engine {
     ) -> Result<i32> {
         let initial = self.container(key)?;
         let dir = self.store.dir(&initial.record.id);
-        let watch = crate::watch::FileWatch::new(&dir).ok();
-        let parent = crate::watch::FileWatch::new(dir.parent().unwrap_or(&dir)).ok();
+        // made at the first step that has to wait: closing an inotify
+        // descriptor waits for a grace period in the kernel (10-20 ms)
+        let mut watches = None;
         let mut code = None;
         loop {
             if cancelled() {
@@ -267,8 +268,16 @@ impl Engine {
             if cond == WaitCondition::Removed && !dir.exists() {
                 return Ok(code.unwrap_or(initial.state.exit_code));
             }
+            let Some((watch, parent)) = &watches else {
+                watches = Some((
+                    crate::watch::FileWatch::new(&dir).ok(),
+                    crate::watch::FileWatch::new(dir.parent().unwrap_or(&dir)).ok(),
+                ));
+                // look again: a change before the watches began is not missed
+                continue;
+            };
             let d = std::time::Duration::from_millis(200);
-            match (&watch, &parent) {
+            match (watch, parent) {
                 (Some(w), _) if dir.exists() => w.wait(d),
                 (_, Some(p)) => p.wait(d),
                 _ => std::thread::sleep(std::time::Duration::from_millis(20)),

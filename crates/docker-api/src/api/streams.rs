@@ -481,8 +481,9 @@ pub(super) async fn wait(
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        let dir_watch = FileWatch::new(&dir).ok().and_then(async_watch);
-        let parent_watch = FileWatch::new(&parent).ok().and_then(async_watch);
+        // made at the first step that has to wait (most waits of an
+        // exited container never need them)
+        let mut watches: Option<(Option<AsyncWatch>, Option<AsyncWatch>)> = None;
         let mut code: Option<i32> = None;
         let result = loop {
             let step = {
@@ -512,8 +513,16 @@ pub(super) async fn wait(
                 }
                 Ok(WaitStep::Pending) => {}
             }
+            let Some((dir_watch, parent_watch)) = &watches else {
+                watches = Some((
+                    FileWatch::new(&dir).ok().and_then(async_watch),
+                    FileWatch::new(&parent).ok().and_then(async_watch),
+                ));
+                // look again: a change before the watches began is not missed
+                continue;
+            };
             let woken = async {
-                match (&dir_watch, &parent_watch) {
+                match (dir_watch, parent_watch) {
                     (Some(d), Some(p)) => tokio::select! {
                         g = d.readable() => if let Ok(mut g) = g { g.get_inner().drain(); g.clear_ready(); },
                         g = p.readable() => if let Ok(mut g) = g { g.get_inner().drain(); g.clear_ready(); },
