@@ -17,6 +17,50 @@ fn a_container_runs_through_the_daemon() {
     assert_eq!(d.ok(&["run", "--rm", "bb:1", "echo", "hi"]), "hi\n");
 }
 
+/// docker-py's `attach(logs=True, stream=False)` on an exited container
+/// gets its output and returns (it hung on berth, and lost frames that
+/// arrived with the 101's headers); with `demux` each stream apart. The
+/// same over plain HTTP (no Upgrade) as a 200 body.
+#[test]
+fn attach_with_logs_replays_an_exited_container() {
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "--name",
+        "said",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    let out = d.python(
+        r#"
+import docker
+c = docker.from_env().containers.get("said")
+print(all(c.attach(logs=True, stream=False) == b"one\ntwo\n" for _ in range(5)))
+print(c.attach(logs=True, stream=False, demux=True))
+print(c.attach(logs=True, stream=False, stderr=False))
+"#,
+    );
+    assert_eq!(
+        out,
+        r"True
+(b'one\n', b'two\n')
+b'one\n'
+",
+        "{out}"
+    );
+    let (st, body) = d.api(
+        "POST",
+        "/v1.41/containers/said/attach?logs=1&stream=0&stdout=1&stderr=1",
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(body.contains("one") && body.contains("two"), "{body}");
+}
+
 /// The environment and user a process gets, as dockerd 20.10 gives them
 /// (HOME from the image's /etc/passwd, groups=gid for `-u uid:gid`), and
 /// `Config.Env` holding only the image's and the requested entries.

@@ -206,7 +206,9 @@ pub(crate) fn until_filter(f: &berth_engine::filter::Filters) -> Result<Option<i
 /// hold).
 #[allow(deprecated)]
 pub(crate) fn async_watch(w: berth_engine::watch::FileWatch) -> Option<AsyncWatch> {
-    tokio::io::unix::AsyncFd::new(w).ok().map(|w| AsyncWatch(Some(w)))
+    tokio::io::unix::AsyncFd::new(w)
+        .ok()
+        .map(|w| AsyncWatch(Some(w)))
 }
 
 /// A watch on the reactor that is closed off it: closing an inotify

@@ -27,6 +27,9 @@ use crate::error::{bad_request, engine_error};
 use crate::http::*;
 use crate::shapes;
 
+/// How long an upgraded attach waits before replaying logs (see there).
+const REPLAY_AFTER_UPGRADE: std::time::Duration = std::time::Duration::from_millis(30);
+
 /// A piece of output as the client gets it: raw with a terminal, a
 /// multiplexed frame without.
 fn frame(stream: u8, data: &[u8], tty: bool) -> Vec<u8> {
@@ -195,8 +198,17 @@ pub(super) async fn attach(
             }
         };
         let mut io = TokioIo::new(upgraded);
-        if !out.is_empty() && io.write_all(&out).await.is_err() {
-            return;
+        if !out.is_empty() {
+            // docker-py reads the 101's headers through a buffered reader
+            // and the stream from the raw socket: frames that arrive with
+            // the headers land in that buffer and are lost to it (attach
+            // logs=1 gave b''). The replay waits until the client has
+            // read the headers, as dockerd's (read from its log driver)
+            // does in practice.
+            tokio::time::sleep(REPLAY_AFTER_UPGRADE).await;
+            if io.write_all(&out).await.is_err() {
+                return;
+            }
         }
         if !stream {
             let _ = io.shutdown().await;
