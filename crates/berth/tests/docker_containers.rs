@@ -369,3 +369,107 @@ fn attach_resize_volume_and_prune_events() {
     at("container resize 20");
     at("container prune");
 }
+
+/// Runs `cmd` (a docker command line) on a terminal made by `script`,
+/// typing each `(delay, bytes)` after its delay; the exit code and what the
+/// terminal showed. The command is ended after 20 s so a detach that does
+/// not happen fails the test instead of hanging it.
+fn on_a_terminal(
+    d: &berth_testutil::Daemon,
+    cmd: &str,
+    typed: &[(u64, &'static [u8])],
+    config_dir: Option<&Path>,
+) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut c = Command::new("script");
+    c.args(["-eqc", cmd, "/dev/null"])
+        .envs(d.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(dir) = config_dir {
+        c.env("DOCKER_CONFIG", dir);
+    }
+    let mut child = c.spawn().expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    let typed = typed.to_vec();
+    let typist = std::thread::spawn(move || {
+        for (ms, bytes) in typed {
+            std::thread::sleep(Duration::from_millis(ms));
+            if stdin.write_all(bytes).is_err() {
+                return;
+            }
+        }
+        // keep the terminal open while the command reacts
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let _ = typist.join();
+    (status, out)
+}
+
+/// Detach keys as dockerd honours them: ctrl-p,ctrl-q by default,
+/// `--detach-keys`, and the `detachKeys` of the docker CLI's config file,
+/// for attach and for exec; the container (and the exec) keep running.
+#[test]
+fn detach_keys_leave_the_container_and_the_exec_running() {
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    d.ok(&["run", "-dit", "--name", "dk", "bb:1", "sh"]);
+    let running = || d.ok(&["inspect", "-f", "{{.State.Running}}", "dk"]);
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        r#"{"detachKeys": "ctrl-x,x"}"#,
+    )
+    .unwrap();
+    for (cmd, keys, config) in [
+        ("docker attach dk", &b"\x10\x11"[..], None),
+        (
+            "docker attach --detach-keys ctrl-x,x dk",
+            &b"\x18x"[..],
+            None,
+        ),
+        ("docker attach dk", &b"\x18x"[..], Some(cfg.path())),
+    ] {
+        let (code, out) = on_a_terminal(&d, cmd, &[(1000, keys)], config);
+        assert_eq!(code, Some(1), "{cmd}: {out}");
+        assert!(out.contains("read escape sequence"), "{cmd}: {out}");
+        assert_eq!(running(), "true\n", "{cmd}");
+    }
+    // an exec detached from keeps running in the container
+    let (code, out) = on_a_terminal(
+        &d,
+        "docker exec -it dk sh",
+        &[(1000, b"echo in-exec\r"), (1000, b"\x10\x11")],
+        None,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("in-exec") && out.contains("read escape sequence"),
+        "{out}"
+    );
+    let top = d.ok(&["top", "dk"]);
+    assert_eq!(
+        top.lines().filter(|l| l.ends_with(" sh")).count(),
+        2,
+        "{top}"
+    );
+    d.ok(&["rm", "-f", "dk"]);
+}
