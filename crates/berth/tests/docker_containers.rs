@@ -473,3 +473,70 @@ fn detach_keys_leave_the_container_and_the_exec_running() {
     );
     d.ok(&["rm", "-f", "dk"]);
 }
+
+/// Details dockerd 20.10 answers that clients rely on: an exec started
+/// without `Upgrade` streams as a 200 body, framed by the start request's
+/// `Tty` (not the create's); `Env` entries without `=` are kept in the
+/// config (and left out of the process); `max-file` alone is a valid log
+/// option; `Runtime: runc` is accepted (reported back), another is "not
+/// supported yet".
+#[test]
+fn exec_framing_env_and_options_as_dockerd() {
+    use serde_json::{Value, json};
+    let Some((_b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    let (st, v) = d.api_json(
+        "POST",
+        "/v1.41/containers/create?name=det",
+        &json!({"Image": "bb:1", "Cmd": ["sleep", "300"], "Env": ["NOEQ", "A=1"],
+                "HostConfig": {"Runtime": "runc",
+                               "LogConfig": {"Type": "json-file", "Config": {"max-file": "3"}}}}),
+    );
+    assert_eq!(st, 201, "{v}");
+    let (_, c) = d.api_json("GET", "/v1.41/containers/det/json", &Value::Null);
+    assert_eq!(c["Config"]["Env"], json!(["NOEQ", "A=1"]));
+    assert_eq!(c["HostConfig"]["Runtime"], "runc");
+    assert_eq!(
+        c["HostConfig"]["LogConfig"]["Config"],
+        json!({"max-file": "3"})
+    );
+    let (st, v) = d.api_json(
+        "POST",
+        "/v1.41/containers/create",
+        &json!({"Image": "bb:1", "HostConfig": {"Runtime": "nope"}}),
+    );
+    // (dockerd: 400 "Unknown runtime specified nope"; berth has one)
+    assert_eq!(st, 501, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("nope"), "{v}");
+    d.ok(&["start", "det"]);
+    let env = d.ok(&["exec", "det", "env"]);
+    assert!(env.contains("A=1\n") && !env.contains("NOEQ"), "{env}");
+    for (create_tty, start_tty, want) in [
+        (false, true, "hi\n"),
+        (true, false, "\u{1}\0\0\0\0\0\0\u{4}hi\r\n"),
+        (false, false, "\u{1}\0\0\0\0\0\0\u{3}hi\n"),
+    ] {
+        let (st, e) = d.api_json(
+            "POST",
+            "/v1.41/containers/det/exec",
+            &json!({"Cmd": ["echo", "hi"], "AttachStdout": true, "AttachStderr": true,
+                    "Tty": create_tty}),
+        );
+        assert_eq!(st, 201, "{e}");
+        let id = e["Id"].as_str().unwrap();
+        let (st, body) = d.api(
+            "POST",
+            &format!("/v1.41/exec/{id}/start"),
+            json!({"Detach": false, "Tty": start_tty})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(
+            (st, body.as_str()),
+            (200, want),
+            "create {create_tty} start {start_tty}"
+        );
+    }
+    d.ok(&["rm", "-f", "det"]);
+}

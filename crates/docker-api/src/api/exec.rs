@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use super::streams::{relay, switching_protocols};
+use super::streams::{plain_output, relay, switching_protocols};
 use super::{Shared, blocking};
 use crate::error::{bad_request, engine_error};
 use crate::http::*;
@@ -128,16 +128,19 @@ async fn exec_start(
             Ok((Err(e), _)) | Err(e) => engine_error(e),
         };
     }
+    let root = root.to_path_buf();
     if !upgrade_requested {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "not supported yet: exec start without Upgrade: tcp",
-        );
+        // dockerd's answer without a hijack: the output as a 200 body
+        return plain_output(tty, Vec::new(), async move {
+            match start(root).await {
+                Ok((Ok(()), sock)) => (Vec::new(), sock.map(|s| s.socket)),
+                Ok((Err(e), _)) | Err(e) => (start_failure(e, tty), None),
+            }
+        });
     }
     // The process starts once the client has the 101: output sent in the
     // same packet as the response head is lost by clients that read the
     // head through a buffer (docker-py).
-    let root = root.to_path_buf();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -148,18 +151,7 @@ async fn exec_start(
             Err(e) => (Err(e), None),
         };
         if let Err(e) = result {
-            // the engine words a start failure as dockerd does
-            let text = match e {
-                berth_engine::Error::Start(m) => format!("{m}\r\n"),
-                e => format!("OCI runtime exec failed: {e}\r\n"),
-            };
-            let mut out = Vec::new();
-            if !tty {
-                out.extend_from_slice(&[2, 0, 0, 0]);
-                out.extend_from_slice(&(text.len() as u32).to_be_bytes());
-            }
-            out.extend_from_slice(text.as_bytes());
-            let _ = io.write_all(&out).await;
+            let _ = io.write_all(&start_failure(e, tty)).await;
             let _ = io.shutdown().await;
             return;
         }
@@ -171,4 +163,20 @@ async fn exec_start(
         }
     });
     switching_protocols(tty)
+}
+
+/// An exec that could not start, as dockerd words it on the stream (on
+/// stderr without a terminal).
+fn start_failure(e: berth_engine::Error, tty: bool) -> Vec<u8> {
+    let text = match e {
+        berth_engine::Error::Start(m) => format!("{m}\r\n"),
+        e => format!("OCI runtime exec failed: {e}\r\n"),
+    };
+    let mut out = Vec::new();
+    if !tty {
+        out.extend_from_slice(&[2, 0, 0, 0]);
+        out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+    out
 }

@@ -149,44 +149,7 @@ pub(super) async fn attach(
     let upgrade_requested = req.headers().get(hyper::header::UPGRADE).is_some();
     if !upgrade_requested {
         // no hijack: the output as a plain body (stdin cannot be sent)
-        let (btx, brx) = mpsc::channel::<Bytes>(64);
-        tokio::spawn(async move {
-            if !out.is_empty() && btx.send(Bytes::from(out)).await.is_err() {
-                return;
-            }
-            let Ok(mon) = rx.await else {
-                return;
-            };
-            if mon.set_nonblocking(true).is_err() {
-                return;
-            }
-            let Ok(mut mon) = tokio::net::UnixStream::from_std(mon) else {
-                return;
-            };
-            let mut frames = FrameReader::default();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                tokio::select! {
-                    () = btx.closed() => return,
-                    n = mon.read(&mut buf) => {
-                        let n = match n { Ok(0) | Err(_) => return, Ok(n) => n };
-                        for (s, d) in frames.feed(&buf[..n]) {
-                            if btx.send(Bytes::from(frame(s.number(), &d, tty))).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        return streaming(
-            Some(if tty {
-                "application/vnd.docker.raw-stream"
-            } else {
-                "application/vnd.docker.multiplexed-stream"
-            }),
-            brx,
-        );
+        return plain_output(tty, out, async move { (Vec::new(), rx.await.ok()) });
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -222,6 +185,64 @@ pub(super) async fn attach(
         relay(io, mon, tty, Detector::new(keys)).await;
     });
     switching_protocols(tty)
+}
+
+/// Output as a plain (not hijacked) response body, as dockerd answers an
+/// attach or exec start without `Upgrade`: `first` at once, then what
+/// `source` gives (more bytes, and the monitor's socket whose frames follow
+/// as docker's frames, raw with a terminal) until the process ends or the
+/// client leaves. Nothing can be sent to the process's stdin this way.
+pub(super) fn plain_output<F>(tty: bool, first: Vec<u8>, source: F) -> Response<Body>
+where
+    F: std::future::Future<Output = (Vec<u8>, Option<std::os::unix::net::UnixStream>)>
+        + Send
+        + 'static,
+{
+    let (btx, brx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        if !first.is_empty() && btx.send(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        let (more, mon) = tokio::select! {
+            () = btx.closed() => return,
+            v = source => v,
+        };
+        if !more.is_empty() && btx.send(Bytes::from(more)).await.is_err() {
+            return;
+        }
+        let Some(mon) = mon else {
+            return;
+        };
+        if mon.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(mut mon) = tokio::net::UnixStream::from_std(mon) else {
+            return;
+        };
+        let mut frames = FrameReader::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            tokio::select! {
+                () = btx.closed() => return,
+                n = mon.read(&mut buf) => {
+                    let n = match n { Ok(0) | Err(_) => return, Ok(n) => n };
+                    for (s, d) in frames.feed(&buf[..n]) {
+                        if btx.send(Bytes::from(frame(s.number(), &d, tty))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    streaming(
+        Some(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+        brx,
+    )
 }
 
 /// The 101 that hands the connection over to a raw (terminal) or
