@@ -340,17 +340,13 @@ fn attach_resize_volume_and_prune_events() {
     assert_eq!(st, 200);
     d.ok(&["rm", "-f", "evs"]);
     d.ok(&["container", "prune", "-f"]);
-    let until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1;
+    let until = berth_testutil::until_now();
     let out = d.ok(&[
         "events",
         "--since",
         "1",
         "--until",
-        &until.to_string(),
+        &until,
         "--format",
         "{{.Type}} {{.Action}} {{.Actor.Attributes.destination}}{{.Actor.Attributes.height}}",
     ]);

@@ -219,7 +219,7 @@ fn import_changes_filters_history_inspect_and_tags_as_dockerd() {
         "--since",
         "0",
         "--until",
-        &format!("{}", now_secs() + 1),
+        &berth_testutil::until_now(),
         "--filter",
         "type=image",
         "--format",
@@ -259,13 +259,6 @@ fn import_changes_filters_history_inspect_and_tags_as_dockerd() {
         d.ok(&["images", "--format", "{{.Repository}}"]).trim(),
         "bb"
     );
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]
@@ -312,7 +305,7 @@ except docker.errors.APIError as e:
         "--since",
         "0",
         "--until",
-        &format!("{}", now_secs() + 1),
+        &berth_testutil::until_now(),
         "--filter",
         "event=commit",
         "--format",
@@ -496,7 +489,7 @@ print(c.images.pull("{host}/t/bb", tag="1", auth_config={{"username": "alice", "
         "--since",
         "0",
         "--until",
-        &format!("{}", now_secs() + 1),
+        &berth_testutil::until_now(),
         "--filter",
         "type=image",
         "--format",

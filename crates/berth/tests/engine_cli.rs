@@ -717,14 +717,7 @@ fn volumes_binds_tmpfs_and_exec_without_a_daemon() {
     b.ok(&["rm", "-v", "box"]);
     assert!(b.ok(&["volume", "ls", "-q"]).trim().is_empty());
     // every step left an event
-    let until = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1
-    );
+    let until = berth_testutil::until_now();
     let ev = b.ok(&[
         "events",
         "--since",
@@ -984,14 +977,7 @@ fn the_docker_cli_runs_exec_and_volumes_against_berth_daemon() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));
     d.ok(&["rm", "-f", "-v", "web"]);
     d.ok(&["volume", "rm", "dvol"]);
-    let until = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1
-    );
+    let until = berth_testutil::until_now();
     let ev = d.ok(&[
         "events",
         "--since",
@@ -2004,12 +1990,7 @@ fn health_checks_turn_healthy_and_unhealthy() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .count();
     assert!(records <= 2, "{records} exec logs left by health checks");
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = berth_testutil::until_now();
     let ev = b.ok(&[
         "events",
         "--since",

@@ -1136,14 +1136,7 @@ fn cli_image_filters_and_events_are_the_daemons() {
     // the CLI's tag, rmi and prune are in the event log as the daemon's are
     b.ok(&["tag", "web-b:1", "other:2"]);
     b.ok(&["rmi", "other:2"]);
-    let until = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 1
-    );
+    let until = berth_testutil::until_now();
     let ev = b.ok(&[
         "events",
         "--since",

@@ -16,14 +16,6 @@ fn engine_with_image() -> Berth {
     b
 }
 
-fn until() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    (now + 1).to_string()
-}
-
 /// The actions of the events of container `name`, oldest first.
 fn actions(b: &Berth, name: &str) -> Vec<String> {
     b.ok(&[
@@ -31,7 +23,7 @@ fn actions(b: &Berth, name: &str) -> Vec<String> {
         "--since",
         "0",
         "--until",
-        &until(),
+        &berth_testutil::until_now(),
         "--filter",
         &format!("container={name}"),
         "--format",
@@ -172,7 +164,7 @@ fn the_docker_cli_sees_oomkilled_through_berth_daemon() {
         "--since",
         "0",
         "--until",
-        &until(),
+        &berth_testutil::until_now(),
         "--filter",
         "container=eater",
         "--format",

@@ -28,6 +28,15 @@ pub use cli::{
 pub use daemon::{Daemon, busybox_daemon, have_compose, have_docker, have_docker_py, require};
 pub use images::{busybox_copy, busybox_rootfs, probe_path, workspace_root};
 
+/// A second past now, in Unix seconds, as `events --until` takes it: the
+/// end of "every event so far" that does not wait for new ones.
+pub fn until_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    (now.as_secs() + 1).to_string()
+}
+
 /// Whether privileged tests can run; prints why not when they cannot.
 pub fn root_or_skip(test: &str) -> bool {
     if rustix::process::geteuid().is_root() {
