@@ -1,0 +1,1 @@
+//! Build contexts (placeholder: being written).

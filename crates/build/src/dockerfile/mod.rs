@@ -1,0 +1,9 @@
+//! The Dockerfile: its syntax tree ([`ast`]), the parser ([`parse`]) and
+//! the word expansion Docker applies to some instructions ([`shell`]).
+
+pub mod ast;
+pub mod parse;
+pub mod shell;
+
+pub use ast::*;
+pub use parse::{ParseError, parse};

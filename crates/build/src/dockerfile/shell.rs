@@ -1,0 +1,1 @@
+//! Docker's word expansion (placeholder: being written).
