@@ -2,6 +2,7 @@
 //! the word expansion Docker applies to some instructions ([`shell`]).
 
 pub mod ast;
+mod glob;
 pub mod parse;
 pub mod shell;
 
