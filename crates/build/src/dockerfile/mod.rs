@@ -3,8 +3,10 @@
 
 pub mod ast;
 mod glob;
+mod lines;
 pub mod parse;
 pub mod shell;
+mod words;
 
 pub use ast::*;
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, parse, parse_instruction};

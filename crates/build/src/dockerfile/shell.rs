@@ -76,7 +76,6 @@ pub(crate) struct Mode {
 
 /// Splits `text` into words with the given mode and an empty environment
 /// (the parser's view of a line). `None` when the text does not lex.
-#[allow(dead_code)] // used by the parser (next commit)
 pub(crate) fn lex_words(text: &str, escape: char, mode: Mode) -> Option<Vec<String>> {
     let env = |_: &str| None;
     Lexer::new(text, escape, &env, mode)
