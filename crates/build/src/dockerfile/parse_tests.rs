@@ -781,3 +781,93 @@ fn never_panics_on_odd_inputs() {
         let _ = parse_instruction(text, '`');
     }
 }
+
+/// A cheap stand-in for the fuzz target in `cargo test`: random splices
+/// of Dockerfile fragments through every entry point.
+#[test]
+fn random_fragments_never_panic() {
+    const FRAGS: &[&str] = &[
+        "FROM a",
+        "FROM a AS b",
+        "RUN ",
+        "COPY ",
+        "ADD ",
+        "ONBUILD ",
+        "ENV ",
+        "LABEL ",
+        "ARG ",
+        "HEALTHCHECK ",
+        "CMD ",
+        "SHELL ",
+        "\n",
+        "\r\n",
+        " ",
+        "\t",
+        "\\",
+        "`",
+        "#",
+        "# escape=`",
+        "# syntax=x",
+        "<<",
+        "<<-",
+        "EOF",
+        "\"",
+        "'",
+        "$",
+        "${",
+        "}",
+        ":-",
+        "#",
+        "%",
+        "/",
+        "//",
+        "*",
+        "?",
+        "[",
+        "]",
+        ",",
+        "=",
+        "--mount=",
+        "--from=",
+        "--link",
+        "--interval=",
+        "1m30s",
+        "키",
+        "값",
+        "é",
+        "\u{feff}",
+        "\u{a0}",
+        "CMD",
+        "NONE",
+        "\t\tEOF",
+        "2<<E",
+        "E",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let env = |n: &str| (n == "A").then(|| "a b".to_string());
+    for _ in 0..20_000 {
+        let n = (next() % 24) as usize;
+        let text: String = (0..n)
+            .map(|_| FRAGS[(next() % FRAGS.len() as u64) as usize])
+            .collect();
+        if let Ok(d) = parse("f", &text) {
+            for st in &d.stages {
+                for i in &st.instructions {
+                    if let Instruction::Onbuild(t) = &i.value {
+                        let _ = parse_instruction(t, d.directives.escape);
+                    }
+                }
+            }
+        }
+        let _ = parse_instruction(&text, '`');
+        let _ = crate::dockerfile::shell::expand_word(&text, '\\', &env);
+        let _ = crate::dockerfile::shell::expand_words(&text, '`', &env);
+        let _ = crate::dockerfile::shell::expand_heredoc(&text, '\\', &env);
+    }
+}
