@@ -551,9 +551,15 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
     let retries = match flags.string("retries").filter(|r| !r.is_empty()) {
         None => None,
         Some(r) => {
-            let n: i32 = r
-                .parse()
-                .map_err(|_| format!("strconv.ParseInt: parsing {r:?}: invalid syntax"))?;
+            let n: i32 = r.parse().map_err(|_| {
+                let digits = r.strip_prefix(['+', '-']).unwrap_or(&r);
+                let why = if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+                    "value out of range"
+                } else {
+                    "invalid syntax"
+                };
+                format!("strconv.ParseInt: parsing {r:?}: {why}")
+            })?;
             if n < 0 {
                 return Err(format!("--retries cannot be negative ({n})"));
             }
