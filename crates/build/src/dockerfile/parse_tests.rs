@@ -247,6 +247,10 @@ fn instruction_errors_match_docker() {
             "HEALTHCHECK --retries=x CMD a",
             "strconv.ParseInt: parsing \"x\": invalid syntax",
         ),
+        (
+            "HEALTHCHECK --retries=99999999999 CMD a",
+            "strconv.ParseInt: parsing \"99999999999\": value out of range",
+        ),
         ("RUN --foo=bar x", "unknown flag: --foo"),
         (
             "RUN --mont=type=cache x",
