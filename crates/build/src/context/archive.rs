@@ -108,10 +108,16 @@ pub(super) fn emit<W: Write>(
         let kind = src.entry_type();
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
-        h.set_mode(src.mode().map_err(invalid)? & 0o7777);
-        h.set_uid(src.uid().map_err(invalid)?);
-        h.set_gid(src.gid().map_err(invalid)?);
-        h.set_mtime(src.mtime().map_err(invalid)?);
+        // archives from other tools may leave numeric fields empty
+        let default_mode = if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        };
+        h.set_mode(src.mode().unwrap_or(default_mode) & 0o7777);
+        h.set_uid(src.uid().unwrap_or(0));
+        h.set_gid(src.gid().unwrap_or(0));
+        h.set_mtime(src.mtime().unwrap_or(0));
         h.set_size(0);
         if let Ok(Some(u)) = src.username() {
             let _ = h.set_username(u);
