@@ -120,30 +120,47 @@ pub(super) fn matches(toks: &[Tok], name: &str) -> bool {
     match_from(toks, &chars)
 }
 
+/// Tokens against the whole of `s`; memoised over (token, position), so
+/// linear in tokens × characters whatever the stars.
 fn match_from(toks: &[Tok], s: &[char]) -> bool {
-    let Some((first, rest)) = toks.split_first() else {
-        return s.is_empty();
-    };
-    match first {
-        Tok::Star => {
-            // try every length of a run without '/'
-            let mut n = 0;
-            loop {
-                if match_from(rest, &s[n..]) {
+    let w = s.len() + 1;
+    let mut seen = vec![false; (toks.len() + 1) * w];
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((t, p)) = stack.pop() {
+        if std::mem::replace(&mut seen[t * w + p], true) {
+            continue;
+        }
+        let c = s.get(p);
+        match toks.get(t) {
+            None => {
+                if p == s.len() {
                     return true;
                 }
-                if n == s.len() || s[n] == '/' {
-                    return false;
+            }
+            Some(Tok::Star) => {
+                stack.push((t + 1, p));
+                if c.is_some_and(|c| *c != '/') {
+                    stack.push((t, p + 1));
                 }
-                n += 1;
+            }
+            Some(Tok::One) => {
+                if c.is_some_and(|c| *c != '/') {
+                    stack.push((t + 1, p + 1));
+                }
+            }
+            Some(Tok::Lit(l)) => {
+                if c == Some(l) {
+                    stack.push((t + 1, p + 1));
+                }
+            }
+            Some(Tok::Class(class)) => {
+                if c.is_some_and(|c| class.matches(*c)) {
+                    stack.push((t + 1, p + 1));
+                }
             }
         }
-        Tok::One => s.first().is_some_and(|c| *c != '/') && match_from(rest, &s[1..]),
-        Tok::Lit(c) => s.first() == Some(c) && match_from(rest, &s[1..]),
-        Tok::Class(class) => {
-            s.first().is_some_and(|c| class.matches(*c)) && match_from(rest, &s[1..])
-        }
     }
+    false
 }
 
 /// Whether a source path has wildcards (`*`, `?`, `[`, not escaped), as
@@ -200,6 +217,8 @@ mod tests {
         assert!(m("?", "é"), "? is one character, not one byte");
         assert!(m("*", ""));
         assert!(m("a*b*c", "aXbYbZc"));
+        let long = "a".repeat(250);
+        assert!(!m("a*a*a*a*a*a*a*b", &long), "no exponential backtracking");
     }
 
     #[test]
