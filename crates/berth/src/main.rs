@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::string_slice)]
 
+mod build_cmd;
 mod containers_cmd;
 mod cp_cmd;
 mod daemon_cmd;
@@ -71,6 +72,8 @@ enum Command {
     Cp(cp_cmd::CpArgs),
     /// Create a new image from a container's changes.
     Commit(cp_cmd::CommitArgs),
+    /// Build an image from a Dockerfile.
+    Build(build_cmd::BuildArgs),
     /// Update configuration of one or more containers.
     Update(cp_cmd::UpdateArgs),
     /// Inspect changes to files or directories on a container's filesystem.
@@ -373,6 +376,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Exec(a) => exec_cmd::exec(&root, a),
         Command::Cp(a) => cp_cmd::cp(&root, &a),
         Command::Commit(a) => cp_cmd::commit(&root, &a),
+        Command::Build(a) => build_cmd::build(&root, &a),
         Command::Update(a) => cp_cmd::update(&root, &a),
         Command::Diff { container } => cp_cmd::diff(&root, &container),
         Command::Export { output, container } => {

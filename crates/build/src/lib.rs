@@ -8,5 +8,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::string_slice)]
 
+pub mod builder;
 pub mod context;
 pub mod dockerfile;
+pub mod intake;

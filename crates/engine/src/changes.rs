@@ -238,24 +238,7 @@ impl Engine {
         // the layer blob belongs to the transaction: a failure below
         // removes it again
         let mut tx = self.images.begin()?;
-        let layer = (|| -> Result<(berth_types::Digest, u64)> {
-            let mut w = tx.content().writer(Default::default())?;
-            {
-                let mut tar = tar::Builder::new(&mut w);
-                tar.follow_symlinks(false);
-                let root = fs::File::open(&upper).map_err(|e| io_err("open the upper layer", e))?;
-                layer_dir(
-                    &mut tar,
-                    root.as_fd(),
-                    Path::new(""),
-                    &placeholders(&c.record),
-                    0,
-                )?;
-                tar.finish().map_err(|e| io_err("write the layer", e))?;
-            }
-            let size = w.written();
-            Ok((w.commit()?, size))
-        })();
+        let layer = write_layer(&tx, &c.record, &upper);
         if paused_here {
             let _ = self.unpause(key);
         }
@@ -307,6 +290,71 @@ impl Engine {
         Ok(new.id)
     }
 
+    /// A build step's commit: the container's changes as a layer over its
+    /// image's, with exactly the configuration `cfg` (its layers and
+    /// history are the parent's; this adds the new layer's diff id and
+    /// `history`). Nothing of the container's own configuration is merged
+    /// in, unlike `docker commit`. Returns the new image id.
+    pub fn commit_build(
+        &self,
+        key: &str,
+        mut cfg: berth_types::image::ImageConfig,
+        history: History,
+    ) -> Result<berth_types::Digest> {
+        let (c, upper, _) = self.upper(key)?;
+        let image_id: berth_types::Digest = c
+            .record
+            .image_id
+            .parse()
+            .map_err(|_| Error::Invalid("the container's image id is unreadable".into()))?;
+        let rec = self
+            .images
+            .db()
+            .image(&image_id)?
+            .ok_or_else(|| Error::NotFound(format!("No such image: {image_id}")))?;
+        let base = self.images.manifest(&rec)?;
+        let mut tx = self.images.begin()?;
+        let (blob, size) = write_layer(&tx, &c.record, &upper)?;
+        cfg.created = history.created.clone().or(cfg.created);
+        cfg.rootfs.diff_ids.push(blob.clone());
+        cfg.history.push(history);
+        let mut layers = base.layers.clone();
+        layers.push(berth_types::image::Descriptor::new(
+            berth_types::image::media::DOCKER_LAYER,
+            blob,
+            size,
+        ));
+        let new = tx.stage_new(&cfg, layers, &[], Some(&image_id))?;
+        tx.commit()?;
+        Ok(new.id)
+    }
+
+    /// A build step that changes only the configuration: an image with
+    /// `parent`'s layers (none for `scratch`) and the configuration `cfg`
+    /// (whose `rootfs` must list those layers), recorded as `parent`'s
+    /// child. Returns its id.
+    pub fn derive_image(
+        &self,
+        parent: Option<&berth_types::Digest>,
+        cfg: &berth_types::image::ImageConfig,
+    ) -> Result<berth_types::Digest> {
+        let layers = match parent {
+            Some(p) => {
+                let rec = self
+                    .images
+                    .db()
+                    .image(p)?
+                    .ok_or_else(|| Error::NotFound(format!("No such image: {p}")))?;
+                self.images.manifest(&rec)?.layers
+            }
+            None => Vec::new(),
+        };
+        let mut tx = self.images.begin()?;
+        let new = tx.stage_new(cfg, layers, &[], parent)?;
+        tx.commit()?;
+        Ok(new.id)
+    }
+
     /// `docker export`: the container's filesystem (its image and changes,
     /// without volumes and kernel filesystems) as a tar stream.
     pub fn export(&self, key: &str, out: impl Write) -> Result<()> {
@@ -352,6 +400,26 @@ impl Engine {
         }
         tar.finish().map_err(|e| io_err("write the archive", e))
     }
+}
+
+/// The upper directory `upper` of the container `r` as a layer blob of
+/// the transaction `tx` (placeholders of mount points left out). Returns
+/// the blob's digest (its diff id: the layer is not compressed) and size.
+fn write_layer(
+    tx: &berth_image::transaction::Transaction<'_>,
+    r: &crate::Record,
+    upper: &Path,
+) -> Result<(berth_types::Digest, u64)> {
+    let mut w = tx.content().writer(Default::default())?;
+    {
+        let mut tar = tar::Builder::new(&mut w);
+        tar.follow_symlinks(false);
+        let root = fs::File::open(upper).map_err(|e| io_err("open the upper layer", e))?;
+        layer_dir(&mut tar, root.as_fd(), Path::new(""), &placeholders(r), 0)?;
+        tar.finish().map_err(|e| io_err("write the layer", e))?;
+    }
+    let size = w.written();
+    Ok((w.commit()?, size))
 }
 
 fn header(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {

@@ -399,3 +399,41 @@ impl Engine {
         Ok(pushed)
     }
 }
+
+impl Engine {
+    /// An image's filesystem, read-only, as a directory fd (the builder's
+    /// `COPY --from`): its one layer's snapshot, or a detached overlay of
+    /// its layers, which goes when the fd is closed (nothing to unmount,
+    /// nothing to leak).
+    pub fn image_root(&self, id: &Digest) -> Result<std::os::fd::OwnedFd> {
+        use rustix::fs::{Mode, OFlags};
+        let layers = self.images.prepare(id)?;
+        let open = |p: &Path| {
+            rustix::fs::open(
+                p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| crate::Error::Io(format!("open {}", p.display()), e.into()))
+        };
+        match layers.as_slice() {
+            [] => {
+                let empty = self.root.join("snapshots/empty");
+                std::fs::create_dir_all(&empty)
+                    .map_err(|e| crate::Error::Io("create the empty layer".into(), e))?;
+                open(&empty)
+            }
+            [one] => open(one),
+            many => {
+                let lower: Vec<String> =
+                    many.iter().rev().map(|p| p.display().to_string()).collect();
+                let spec = berth_types::image::MountSpec {
+                    fstype: "overlay".into(),
+                    source: "overlay".into(),
+                    options: vec![format!("lowerdir={}", lower.join(":")), "index=off".into()],
+                };
+                Ok(berth_runtime::rootfs::open_detached(&spec)?)
+            }
+        }
+    }
+}

@@ -125,6 +125,11 @@ impl Engine {
         &self.images
     }
 
+    /// berth's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The runtime's state directory.
     pub fn runtime_root(&self) -> PathBuf {
         self.root.join("oci")

@@ -422,8 +422,10 @@ fn mount_rootfs(plan: &RootfsPlan) -> Result<()> {
             bind_tree(rustix::fs::CWD, &m.source, opts.recursive_bind)
                 .map_err(|e| at(e, "open_tree", Path::new(&m.source)))?
         } else {
-            new_fs(&m.fstype, &m.source, &opts)
-                .map_err(|e| at(e, &format!("{} rootfs for", m.fstype), &plan.rootfs))?
+            new_fs(&m.fstype, &m.source, &opts).map_err(|e| {
+                tracing::debug!("{} rootfs options: {:?}", m.fstype, m.options);
+                at(e, &format!("{} rootfs for", m.fstype), &plan.rootfs)
+            })?
         };
         attach(
             &mnt,
@@ -591,6 +593,10 @@ fn set_attrs(mnt: BorrowedFd<'_>, opts: &MountOptions) -> io::Result<()> {
 }
 
 /// A new filesystem instance as a detached mount.
+/// fsconfig takes string values of at most 255 bytes (the kernel copies
+/// 256 with the NUL).
+const FSCONFIG_MAX: usize = 255;
+
 fn new_fs(fstype: &str, source: &str, opts: &MountOptions) -> io::Result<OwnedFd> {
     let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
     if !source.is_empty() {
@@ -602,20 +608,16 @@ fn new_fs(fstype: &str, source: &str, opts: &MountOptions) -> io::Result<OwnedFd
     for d in &opts.data {
         match d.split_once('=') {
             // Long overlay layer lists: one "lowerdir+" per layer (Linux
-            // 6.8+) has no length limit; older kernels take the list.
-            Some(("lowerdir", v)) if fstype == "overlay" && v.len() > 1024 => {
-                let mut appended = true;
+            // 6.8+) has no length limit; older kernels take the whole list
+            // only through mount(2)'s page of options.
+            Some(("lowerdir", v)) if fstype == "overlay" && v.len() > FSCONFIG_MAX => {
                 for (i, layer) in v.split(':').enumerate() {
                     if let Err(e) = rustix::mount::fsconfig_set_string(&fs, "lowerdir+", layer) {
                         if i == 0 {
-                            appended = false;
-                            break;
+                            return legacy_fs(fstype, source, opts);
                         }
                         return Err(e.into());
                     }
-                }
-                if !appended {
-                    rustix::mount::fsconfig_set_string(&fs, "lowerdir", v)?;
                 }
             }
             Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v)?,
@@ -628,6 +630,48 @@ fn new_fs(fstype: &str, source: &str, opts: &MountOptions) -> io::Result<OwnedFd
         FsMountFlags::FSMOUNT_CLOEXEC,
         attrs(opts.attr_set),
     )?)
+}
+
+/// A detached mount made with mount(2) (whose options may fill a page),
+/// for kernels whose fsconfig cannot take them: mounted on a fresh
+/// directory, cloned as a detached tree, and unmounted again at once.
+fn legacy_fs(fstype: &str, source: &str, opts: &MountOptions) -> io::Result<OwnedFd> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        ".berth-mnt-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    fs::create_dir(&dir)?;
+    let mut data: Vec<String> = opts.sb_flags.iter().map(|f| (*f).to_owned()).collect();
+    data.extend(opts.data.iter().cloned());
+    let data = std::ffi::CString::new(data.join(","))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mounted = rustix::mount::mount(
+        if source.is_empty() { fstype } else { source },
+        &dir,
+        fstype,
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    );
+    let r = mounted.map_err(io::Error::from).and_then(|()| {
+        let t = bind_tree(rustix::fs::CWD, &dir.to_string_lossy(), true);
+        let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
+        t
+    });
+    let _ = fs::remove_dir(&dir);
+    let fd = r?;
+    if opts.attr_set != 0 {
+        mount_setattr(
+            fd.as_fd(),
+            c"",
+            libc::AT_EMPTY_PATH as u32,
+            opts.attr_set,
+            0,
+            0,
+        )?;
+    }
+    Ok(fd)
 }
 
 fn bind_tree(dirfd: BorrowedFd<'_>, path: &str, recursive: bool) -> io::Result<OwnedFd> {

@@ -17,6 +17,7 @@ mod fsops;
 mod glob;
 pub mod ignore;
 mod plan;
+mod prepare;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use std::path::Path;
 
 pub use ignore::Ignore;
 pub use plan::CopyPlan;
+pub use prepare::{Prepared, decompress, prepare, prepare_with_text};
 
 /// Why reading a context or planning a copy failed. The messages are the
 /// ones Docker's classic builder gives where it has one (with its

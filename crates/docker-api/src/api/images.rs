@@ -75,10 +75,7 @@ pub(super) async fn route(
                 Err(e) => engine_error(e),
             }
         }
-        ("POST", ["build", "prune"]) => json_resp(
-            StatusCode::OK,
-            &json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
-        ),
+        ("POST", ["build", "prune"]) => super::build::prune(shared.clone()).await,
         ("GET", ["images", rest @ .., "json"]) if !rest.is_empty() => {
             let name = rest.join("/");
             let r = blocking(&root, move |e| {
@@ -149,10 +146,7 @@ pub(super) async fn route(
         ("GET", ["distribution", rest @ .., "json"]) if !rest.is_empty() => {
             images_remote::distribution(shared.clone(), req, rest.join("/")).await
         }
-        ("POST", ["build"]) => error(
-            StatusCode::NOT_IMPLEMENTED,
-            "not supported yet: docker build (the builder arrives with its own issue)",
-        ),
+        ("POST", ["build"]) => super::build::build(shared.clone(), req).await,
         _ => not_found(),
     }
 }

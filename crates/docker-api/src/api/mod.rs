@@ -1,6 +1,7 @@
 //! The Docker API's endpoints, one module per resource (as the registry's
 //! `api/`): the path is split here and handed to its resource's router.
 
+mod build;
 mod containers;
 mod exec;
 mod images;

@@ -168,6 +168,37 @@ pub fn registry_auth_header(value: &str) -> Result<AuthConfig, String> {
     body.into_auth().map(|(_, a)| a).map_err(bad)
 }
 
+/// The `X-Registry-Config` header of `POST /build`: base64 of a JSON
+/// object from registry to credentials (`{}` and an empty header: none).
+pub fn registry_config_header(
+    value: &str,
+) -> Result<std::collections::BTreeMap<String, AuthConfig>, String> {
+    let v = value.trim();
+    let mut out = std::collections::BTreeMap::new();
+    if v.is_empty() {
+        return Ok(out);
+    }
+    let bad = |why: String| format!("invalid X-Registry-Config header: {why}");
+    let normalized: String = v
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(normalized.as_bytes())
+        .map_err(|e| bad(format!("not base64: {e}")))?;
+    let map: std::collections::BTreeMap<String, AuthBody> = super::from_json(&raw).map_err(bad)?;
+    for (registry, body) in map {
+        let (_, a) = body.into_auth().map_err(bad)?;
+        out.insert(registry, a);
+    }
+    Ok(out)
+}
+
 /// The name `repo` and `tag` parameters give (commit, import, tag), with
 /// dockerd's messages for a bad one; `None` when `repo` is empty.
 pub fn repo_tag(repo: &str, tag: &str) -> Result<Option<berth_types::Reference>, String> {

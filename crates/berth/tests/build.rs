@@ -1,0 +1,500 @@
+//! The builder through its three interfaces: `berth build` (no daemon), the
+//! docker CLI's classic `docker build` against `berth daemon`, and
+//! docker-py's `images.build` / `api.build`. Real containers run every RUN;
+//! the results are run and inspected.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use berth_testutil::{Berth, busybox_daemon, have_docker_py, root_or_skip};
+use serde_json::Value;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// A context directory with these files.
+fn context(b: &Berth, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = b.dir.path().join(name);
+    for (p, content) in files {
+        let f = dir.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, content).unwrap();
+    }
+    dir
+}
+
+fn inspect(b: &Berth, what: &str) -> Value {
+    let out = b.ok(&["image", "inspect", what]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+fn build_out(b: &Berth, args: &[&str]) -> (bool, String, String) {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    let o = b.run(&a);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+const TWO_STAGE: &str = r#"# a small two-stage build
+ARG BASE=bb:1
+FROM $BASE AS builder
+ARG GREETING=hello
+WORKDIR /src
+COPY greet.txt ./
+RUN echo "$GREETING from $(cat greet.txt)" > /src/out.txt \
+ && echo built
+FROM bb:1
+LABEL org.example.name="two stage" \
+      version=1
+ENV APP_HOME=/app PATH_EXTRA=x
+WORKDIR $APP_HOME
+COPY --from=builder /src/out.txt ./
+COPY data/ ./data/
+EXPOSE 8080/tcp 53/udp
+USER 1000:1000
+ENTRYPOINT ["/bin/cat"]
+CMD ["/app/out.txt"]
+"#;
+
+#[test]
+fn berth_build_runs_a_two_stage_dockerfile_and_caches_every_step() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let ctx = context(
+        &b,
+        "ctx",
+        &[
+            ("Dockerfile", TWO_STAGE),
+            ("greet.txt", "berth"),
+            ("data/a.txt", "A"),
+            ("data/sub/b.txt", "B"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let (ok, out, err) = build_out(&b, &["-t", "two:1", "--build-arg", "GREETING=hi", c]);
+    assert!(ok, "build failed:\n{out}\n{err}");
+    assert!(out.contains("Step 1/16 : ARG BASE=bb:1\n"), "{out}");
+    assert!(out.contains("Step 2/16 : FROM $BASE AS builder\n"), "{out}");
+    assert!(out.contains(" ---> Running in "), "{out}");
+    assert!(out.contains("\nbuilt\n"), "RUN output is shown: {out}");
+    assert!(out.contains("Successfully built "), "{out}");
+    assert!(out.contains("Successfully tagged two:1"), "{out}");
+    // the image runs as built
+    let run = b.ok(&["run", "--rm", "two:1"]);
+    assert_eq!(run.trim(), "hi from berth");
+    let i = inspect(&b, "two:1");
+    let cfg = &i["Config"];
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/cat"]));
+    assert_eq!(cfg["Cmd"], serde_json::json!(["/app/out.txt"]));
+    assert_eq!(cfg["WorkingDir"], "/app");
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(cfg["Labels"]["org.example.name"], "two stage");
+    assert_eq!(cfg["Labels"]["version"], "1");
+    assert!(cfg["ExposedPorts"]["8080/tcp"].is_object(), "{cfg}");
+    assert!(cfg["ExposedPorts"]["53/udp"].is_object(), "{cfg}");
+    let env: Vec<String> = serde_json::from_value(cfg["Env"].clone()).unwrap();
+    assert!(env.contains(&"APP_HOME=/app".to_owned()), "{env:?}");
+    // the build argument is not in the image
+    assert!(!env.iter().any(|e| e.starts_with("GREETING")), "{env:?}");
+    let ls = b.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "ls",
+        "two:1",
+        "-R",
+        "/app/data",
+    ]);
+    assert!(ls.contains("a.txt") && ls.contains("b.txt"), "{ls}");
+    // history reads as Docker's
+    let h = b.ok(&["history", "--no-trunc", "two:1"]);
+    assert!(
+        h.contains("/bin/sh -c #(nop)  CMD [\"/app/out.txt\"]"),
+        "{h}"
+    );
+    assert!(h.contains("/bin/sh -c #(nop) COPY "), "{h}");
+    // a rebuild takes every step from the cache, and gives the same image
+    let id1 = inspect(&b, "two:1")["Id"].as_str().unwrap().to_owned();
+    let (ok, out2, err) = build_out(&b, &["-t", "two:1", "--build-arg", "GREETING=hi", c]);
+    assert!(ok, "{out2}\n{err}");
+    assert!(!out2.contains("Running in"), "everything cached: {out2}");
+    assert_eq!(out2.matches("Using cache").count(), 13, "{out2}");
+    assert_eq!(inspect(&b, "two:1")["Id"].as_str().unwrap(), id1);
+    // another build argument value misses the cache from the ARG on
+    let (ok, out3, err) = build_out(&b, &["-t", "two:2", "--build-arg", "GREETING=yo", c]);
+    assert!(ok, "{out3}\n{err}");
+    assert!(out3.contains("Running in"), "{out3}");
+    assert_eq!(b.ok(&["run", "--rm", "two:2"]).trim(), "yo from berth");
+    // a changed source file: cached up to its COPY, built after
+    std::fs::write(ctx.join("greet.txt"), "changed").unwrap();
+    let (ok, out4, err) = build_out(&b, &["-t", "two:3", "--build-arg", "GREETING=hi", c]);
+    assert!(ok, "{out4}\n{err}");
+    let step = |n: usize| {
+        out4.split("Step ")
+            .find(|s| s.starts_with(&format!("{n}/")))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(step(4).contains("Using cache"), "WORKDIR cached: {out4}");
+    assert!(!step(5).contains("Using cache"), "COPY rebuilt: {out4}");
+    assert_eq!(b.ok(&["run", "--rm", "two:3"]).trim(), "hi from changed");
+    // nothing of the steps is left behind
+    assert_eq!(
+        b.ok(&["ps", "-aq"]).trim(),
+        "",
+        "intermediate containers removed"
+    );
+    let tmp = b.root().join("build/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[test]
+fn berth_build_errors_read_like_dockers_and_change_nothing() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let before = b.ok(&["images", "-a", "-q"]);
+    let cases: &[(&str, &str)] = &[
+        ("FROM bb:1\nRUNN true\n", "unknown instruction: RUNN"),
+        (
+            "FROM bb:1\nRUN exit 3\n",
+            "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+        ),
+        ("FROM bb:1\nCOPY missing.txt /\n", "missing.txt"),
+        ("FROM bb:1\nCOPY ../x /\n", "outside"),
+        ("FROM no-such-image:1\n", "no-such-image"),
+        (
+            "FROM bb:1 AS a\nCOPY --from=b /x /\nFROM bb:1 AS b\nCOPY --from=a / /\n",
+            "refers to current or future build stage",
+        ),
+        (
+            "FROM bb:1\nADD git@example.invalid:x/y.git /\n",
+            "not supported yet",
+        ),
+        (
+            "FROM bb:1\nRUN --mount=type=ssh true\n",
+            "not supported yet",
+        ),
+    ];
+    for (i, (df, want)) in cases.iter().enumerate() {
+        let ctx = context(&b, &format!("bad{i}"), &[("Dockerfile", df)]);
+        let (ok, out, err) = build_out(&b, &["--force-rm", ctx.to_str().unwrap()]);
+        assert!(!ok, "{df:?} should fail:\n{out}");
+        assert!(
+            err.contains(want),
+            "{df:?}: want {want:?} in:\n{err}\n{out}"
+        );
+    }
+    // a failed RUN without --force-rm keeps its container (docker's --rm
+    // is for successful steps); with it, nothing stays
+    assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
+    // no image was made by a failing build, except the steps before the
+    // failure (as Docker keeps them); dangling ones are prunable
+    let _ = before;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(b.root().to_str().unwrap()),
+        "no mount left under the root"
+    );
+}
+
+#[test]
+fn the_cache_never_takes_a_step_of_another_base() {
+    // CVE-2024-24557: identical instructions over different bases
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let c1 = context(
+        &b,
+        "base1",
+        &[("Dockerfile", "FROM bb:1\nRUN echo one > /f\n")],
+    );
+    b.ok(&["build", "-t", "base-a", c1.to_str().unwrap()]);
+    let c = context(
+        &b,
+        "same",
+        &[("Dockerfile", "FROM base-a\nRUN cat /f > /g; echo x >> /g\n")],
+    );
+    b.ok(&["build", "-t", "r1", c.to_str().unwrap()]);
+    let c2 = context(
+        &b,
+        "base2",
+        &[("Dockerfile", "FROM bb:1\nRUN echo two > /f\n")],
+    );
+    b.ok(&["build", "-t", "base-a", c2.to_str().unwrap()]);
+    let (ok, out, err) = build_out(&b, &["-t", "r2", c.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(!out.contains("Using cache"), "{out}");
+    assert_eq!(b.ok(&["run", "--rm", "r2", "cat", "/g"]), "two\nx\n");
+}
+
+#[test]
+fn multi_stage_builds_only_what_the_target_needs() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df = "FROM bb:1 AS broken\nRUN exit 1\n\
+              FROM bb:1 AS base\nRUN echo base > /base\n\
+              FROM base AS test\nRUN echo test > /test\n\
+              FROM bb:1\nCOPY --from=base /base /\n";
+    let ctx = context(&b, "ms", &[("Dockerfile", df)]);
+    let (ok, out, err) = build_out(&b, &["-t", "ms:final", ctx.to_str().unwrap()]);
+    assert!(ok, "the unused broken stage is not built: {out}\n{err}");
+    assert!(!out.contains("echo test"), "{out}");
+    assert_eq!(b.ok(&["run", "--rm", "ms:final", "cat", "/base"]), "base\n");
+    let (ok, out, err) = build_out(
+        &b,
+        &["--target", "test", "-t", "ms:test", ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(b.ok(&["run", "--rm", "ms:test", "cat", "/test"]), "test\n");
+    let (ok, _, err) = build_out(&b, &["--target", "nope", ctx.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("failed to reach build target nope in Dockerfile"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dockerignore_heredocs_onbuild_and_secrets() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df = "FROM bb:1\n\
+COPY . /ctx/\n\
+RUN <<EOF\n\
+echo from heredoc > /h\n\
+EOF\n\
+COPY <<EOT /etc/greeting\n\
+hello $HOSTNAME_NOT_SET!\n\
+EOT\n\
+RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && echo secret-seen\n\
+RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /runs\n\
+ONBUILD RUN echo triggered > /onbuild\n";
+    let secret = b.dir.path().join("tok.txt");
+    std::fs::write(&secret, "s3cr3t-value").unwrap();
+    let ctx = context(
+        &b,
+        "misc",
+        &[
+            ("Dockerfile", df),
+            (".dockerignore", "*.log\n!keep.log\nsecret/\n"),
+            ("a.log", "x"),
+            ("keep.log", "k"),
+            ("secret/key", "k"),
+            ("src/main.txt", "m"),
+        ],
+    );
+    let sec = format!("id=tok,src={}", secret.display());
+    let (ok, out, err) = build_out(&b, &["-t", "misc", "--secret", &sec, ctx.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("secret-seen"), "{out}");
+    let ls = b.ok(&["run", "--rm", "misc", "find", "/ctx"]);
+    assert!(
+        ls.contains("/ctx/keep.log") && ls.contains("/ctx/src/main.txt"),
+        "{ls}"
+    );
+    assert!(!ls.contains("a.log") && !ls.contains("secret"), "{ls}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "misc", "cat", "/h"]),
+        "from heredoc\n"
+    );
+    assert_eq!(
+        b.ok(&["run", "--rm", "misc", "cat", "/etc/greeting"]),
+        "hello !\n"
+    );
+    // the secret is in no layer and not in the history
+    let save = b.dir.path().join("misc.tar");
+    b.ok(&["save", "-o", save.to_str().unwrap(), "misc"]);
+    let bytes = std::fs::read(&save).unwrap();
+    assert!(
+        !bytes.windows(12).any(|w| w == b"s3cr3t-value"),
+        "the secret leaked into the image"
+    );
+    // the cache mount persists across builds (--no-cache still uses it)
+    let (ok, out, err) = build_out(
+        &b,
+        &[
+            "-t",
+            "misc2",
+            "--no-cache",
+            "--secret",
+            &sec,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(b.ok(&["run", "--rm", "misc2", "cat", "/runs"]).trim(), "2");
+    // ONBUILD triggers run in a child build
+    let child = context(
+        &b,
+        "child",
+        &[("Dockerfile", "FROM misc\nRUN cat /onbuild\n")],
+    );
+    let (ok, out, err) = build_out(&b, &["-t", "child", child.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "child", "cat", "/onbuild"]),
+        "triggered\n"
+    );
+}
+
+#[test]
+fn docker_build_against_the_daemon() {
+    let Some((b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    let ctx = context(
+        &b,
+        "dctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb:1\nARG FOO=default\nRUN echo building $FOO\nCOPY a.txt /a.txt\nCMD [\"cat\", \"/a.txt\"]\n",
+            ),
+            ("a.txt", "content-a\n"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    let o = Command::new("docker")
+        .args([
+            "build",
+            "-t",
+            "dk:1",
+            "--build-arg",
+            "FOO=bar",
+            "--label",
+            "l1=v1",
+            c,
+        ])
+        .envs(d.env())
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("Step 1/5 : FROM bb:1"), "{out}");
+    assert!(out.contains("building bar"), "{out}");
+    assert!(out.contains("Successfully tagged dk:1"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "dk:1"]), "content-a\n");
+    let labels = d.ok(&["inspect", "-f", "{{json .Config.Labels}}", "dk:1"]);
+    assert!(labels.contains("\"l1\":\"v1\""), "{labels}");
+    let hist = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "dk:1",
+    ]);
+    assert!(
+        hist.contains("|1 FOO=bar /bin/sh -c echo building $FOO"),
+        "{hist}"
+    );
+    // -q prints the id only
+    let q = d.ok(&["build", "-q", "-t", "dk:1", "--build-arg", "FOO=bar", c]);
+    assert!(q.trim().starts_with("sha256:"), "{q}");
+    // a failing RUN: docker's message, and the CLI exits with the step's
+    // code (errorDetail.code), as against dockerd
+    let bad = context(&b, "dbad", &[("Dockerfile", "FROM bb:1\nRUN exit 7\n")]);
+    let o = d.docker(&["build", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("returned a non-zero code: 7"), "{err}");
+    // a syntax error is the daemon's 400 with the line
+    let bad = context(&b, "dsyn", &[("Dockerfile", "FROM bb:1\nFOO bar\n")]);
+    let o = d.docker(&["build", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 2: unknown instruction: FOO"), "{err}");
+    // build prune answers with what it removed
+    let (st, v) = d.api_json("POST", "/v1.41/build/prune", &Value::Null);
+    assert_eq!(st, 200);
+    assert!(v["SpaceReclaimed"].is_u64(), "{v}");
+}
+
+#[test]
+fn docker_py_builds_with_its_parameters() {
+    let Some((b, d)) = busybox_daemon(bin()) else {
+        return;
+    };
+    if !have_docker_py() {
+        return;
+    }
+    let ctx = context(
+        &b,
+        "pyctx",
+        &[(
+            "Dockerfile.custom",
+            "FROM bb:1 AS first\nARG X\nRUN echo x=$X > /x\nFROM first\nLABEL from=py\n",
+        )],
+    );
+    let script = format!(
+        r#"
+import docker, io, json
+c = docker.DockerClient(base_url="unix://{sock}")
+img, logs = c.images.build(path="{ctx}", dockerfile="Dockerfile.custom", tag="py:1",
+                           buildargs={{"X": "42"}}, labels={{"extra": "yes"}}, rm=True, forcerm=True,
+                           network_mode="none", shmsize=64*1024*1024)
+print("ID", img.id)
+print("LABELS", json.dumps(img.labels, sort_keys=True))
+print("STREAM", "".join(l.get("stream", "") for l in logs).count("Step "))
+out = c.containers.run("py:1", "cat /x", remove=True)
+print("RUN", out.decode().strip())
+# the low-level API with a Dockerfile as a file object and target
+f = io.BytesIO(b"FROM bb:1\nRUN echo low > /low\n")
+lines = list(c.api.build(fileobj=f, tag="py:2", decode=True))
+print("LOW", any("Successfully built" in l.get("stream", "") for l in lines))
+try:
+    c.images.build(fileobj=io.BytesIO(b"FROM bb:1\nRUN exit 4\n"), tag="py:3")
+except docker.errors.BuildError as e:
+    print("ERR", e.msg)
+"#,
+        sock = d.sock.display(),
+        ctx = ctx.display()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("ID sha256:"), "{out}");
+    assert!(
+        out.contains(r#"LABELS {"extra": "yes", "from": "py"}"#),
+        "{out}"
+    );
+    assert!(out.contains("STREAM 5"), "{out}");
+    assert!(out.contains("RUN x=42"), "{out}");
+    assert!(out.contains("LOW True"), "{out}");
+    assert!(
+        out.contains("ERR The command '/bin/sh -c exit 4' returned a non-zero code: 4"),
+        "{out}"
+    );
+}

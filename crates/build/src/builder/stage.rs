@@ -1,0 +1,784 @@
+//! Running a Dockerfile's stages: which stages the target needs, each
+//! stage's base image, and every instruction as one step that makes one
+//! image (reused from the build cache when its key matches).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+
+use berth_engine::Engine;
+use berth_types::image::{ContainerConfig, History, ImageConfig, Platform, RootFs};
+use berth_types::{Digest, Reference};
+
+use super::cache::{self, Key};
+use super::error::{BuildError, at};
+use super::eval::{self, PROXY_ARGS, Vars};
+use super::options::BuildOptions;
+use super::output::{Progress, short};
+use crate::context::SourceTree;
+use crate::dockerfile::{self, ArgDecl, Dockerfile, Instruction, Located, Stage};
+
+/// The state of the stage being built.
+pub(crate) struct StageState {
+    /// The image of the last step (`None`: `FROM scratch` and nothing yet).
+    pub image: Option<Digest>,
+    /// Its configuration.
+    pub config: ImageConfig,
+    /// Arguments declared in this stage, with their values.
+    pub args: BTreeMap<String, Option<String>>,
+    /// The stage's index.
+    pub index: usize,
+    /// Build without the cache (`--no-cache`, `--no-cache-filter`, or an
+    /// earlier step missed it).
+    pub no_cache: bool,
+}
+
+impl StageState {
+    pub fn cc(&self) -> &ContainerConfig {
+        static EMPTY: std::sync::OnceLock<ContainerConfig> = std::sync::OnceLock::new();
+        self.config
+            .config
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(ContainerConfig::default))
+    }
+
+    pub fn cc_mut(&mut self) -> &mut ContainerConfig {
+        self.config.config.get_or_insert_with(Default::default)
+    }
+
+    pub fn vars(&self) -> Vars<'_> {
+        Vars {
+            env: &self.cc().env,
+            args: &self.args,
+        }
+    }
+}
+
+pub(crate) struct Builder<'a> {
+    pub engine: &'a Engine,
+    pub ctx: &'a SourceTree,
+    pub df: &'a Dockerfile,
+    pub opts: &'a BuildOptions,
+    pub out: &'a mut dyn Progress,
+    pub cancel: &'a AtomicBool,
+    pub escape: char,
+    /// Global arguments (before the first FROM) with their values.
+    meta: BTreeMap<String, Option<String>>,
+    /// Build arguments some ARG consumed.
+    used: BTreeSet<String>,
+    /// The stages to build, in order.
+    plan: Vec<usize>,
+    /// Each built stage's image.
+    pub results: BTreeMap<usize, Option<Digest>>,
+    step: usize,
+    total: usize,
+    pub platform: Platform,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(
+        engine: &'a Engine,
+        ctx: &'a SourceTree,
+        df: &'a Dockerfile,
+        opts: &'a BuildOptions,
+        out: &'a mut dyn Progress,
+        cancel: &'a AtomicBool,
+    ) -> Result<Builder<'a>, BuildError> {
+        let platform = match &opts.platform {
+            Some(p) => {
+                let p = Platform::parse(p).ok_or_else(|| {
+                    BuildError::Image(format!("invalid platform {p:?}: expected os/arch"))
+                })?;
+                let host = Platform::host();
+                if p.os != host.os || p.architecture != host.architecture {
+                    return Err(BuildError::NotSupported(format!(
+                        "building for {} on a {} host",
+                        p.display(),
+                        host.display()
+                    )));
+                }
+                p
+            }
+            None => Platform::host(),
+        };
+        let mut b = Builder {
+            engine,
+            ctx,
+            df,
+            opts,
+            out,
+            cancel,
+            escape: df.directives.escape,
+            meta: BTreeMap::new(),
+            used: BTreeSet::new(),
+            plan: Vec::new(),
+            results: BTreeMap::new(),
+            step: 0,
+            total: 0,
+            platform,
+        };
+        b.meta = b.platform_args();
+        for decls in &df.meta_args {
+            for d in &decls.value {
+                let v = b.arg_value(
+                    d,
+                    &Vars {
+                        env: &[],
+                        args: &b.meta.clone(),
+                    },
+                    decls.line,
+                )?;
+                b.meta.insert(d.name.clone(), v);
+            }
+        }
+        b.plan = b.plan_stages()?;
+        b.total = df.meta_args.len()
+            + b.plan
+                .iter()
+                .map(|&i| 1 + df.stages[i].instructions.len())
+                .sum::<usize>();
+        Ok(b)
+    }
+
+    /// BuildKit's automatic platform arguments.
+    fn platform_args(&self) -> BTreeMap<String, Option<String>> {
+        let mut m = BTreeMap::new();
+        let host = Platform::host();
+        for (prefix, p) in [("TARGET", &self.platform), ("BUILD", &host)] {
+            m.insert(format!("{prefix}PLATFORM"), Some(p.display()));
+            m.insert(format!("{prefix}OS"), Some(p.os.clone()));
+            m.insert(format!("{prefix}ARCH"), Some(p.architecture.clone()));
+            m.insert(
+                format!("{prefix}VARIANT"),
+                Some(p.variant.clone().unwrap_or_default()),
+            );
+        }
+        m
+    }
+
+    /// An `ARG`'s value: the build argument, else its default (expanded),
+    /// else the global argument of that name.
+    fn arg_value(
+        &mut self,
+        d: &ArgDecl,
+        vars: &Vars<'_>,
+        line: usize,
+    ) -> Result<Option<String>, BuildError> {
+        if let Some(v) = self.opts.build_args.get(&d.name) {
+            self.used.insert(d.name.clone());
+            if let Some(v) = v {
+                return Ok(Some(v.clone()));
+            }
+        }
+        match &d.default {
+            Some(def) => Ok(Some(vars.word(def, self.escape, line)?)),
+            None => Ok(self.meta.get(&d.name).cloned().flatten()),
+        }
+    }
+
+    fn meta_vars(&self) -> Vars<'_> {
+        Vars {
+            env: &[],
+            args: &self.meta,
+        }
+    }
+
+    /// Which stage a name (or index) means, if any.
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.df
+            .stages
+            .iter()
+            .position(|s| s.from.value.name.as_deref() == Some(lower.as_str()))
+    }
+
+    /// The stages the target needs, in file order.
+    fn plan_stages(&self) -> Result<Vec<usize>, BuildError> {
+        let stages = &self.df.stages;
+        if stages.is_empty() {
+            return Err(BuildError::Image(
+                "the Dockerfile has no FROM: nothing to build".into(),
+            ));
+        }
+        let target = match &self.opts.target {
+            Some(t) => self.stage_index(t).ok_or_else(|| {
+                BuildError::Image(format!("failed to reach build target {t} in Dockerfile"))
+            })?,
+            None => stages.len() - 1,
+        };
+        let mut need = BTreeSet::new();
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !need.insert(i) {
+                continue;
+            }
+            for d in self.deps(i)? {
+                todo.push(d);
+            }
+        }
+        Ok(need.into_iter().collect())
+    }
+
+    /// The earlier stages stage `i` uses (its base, `COPY --from`).
+    fn deps(&self, i: usize) -> Result<Vec<usize>, BuildError> {
+        let s = &self.df.stages[i];
+        let mut v = Vec::new();
+        let base = self
+            .meta_vars()
+            .word(&s.from.value.image, self.escape, s.from.line)?;
+        if let Some(j) = self.stage_index(&base) {
+            if j >= i {
+                return Err(at(
+                    s.from.line,
+                    format!("stage {base} is defined after this one (FROM {base})"),
+                ));
+            }
+            v.push(j);
+        }
+        for ins in &s.instructions {
+            let from = match &ins.value {
+                Instruction::Copy(c) | Instruction::Add(c) => c.from.as_deref(),
+                Instruction::Run(r) => {
+                    for m in &r.mounts {
+                        if let Some(f) = super::mounts::from_of(m)
+                            && let Some(j) = self.stage_ref(&f, i, ins.line)?
+                        {
+                            v.push(j);
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(f) = from {
+                let f = self.meta_vars().word(f, self.escape, ins.line)?;
+                if let Some(j) = self.stage_ref(&f, i, ins.line)? {
+                    v.push(j);
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// `--from=` as a stage: by name or index; a later stage is an error;
+    /// `None` means an image.
+    pub fn stage_ref(&self, f: &str, i: usize, line: usize) -> Result<Option<usize>, BuildError> {
+        if let Ok(n) = f.parse::<usize>() {
+            if n >= i {
+                return Err(at(
+                    line,
+                    format!("invalid from flag value {f}: refers to current or future build stage"),
+                ));
+            }
+            return Ok(Some(n));
+        }
+        match self.stage_index(f) {
+            Some(j) if j >= i => Err(at(
+                line,
+                format!("invalid from flag value {f}: refers to current or future build stage"),
+            )),
+            Some(j) => Ok(Some(j)),
+            None => Ok(None),
+        }
+    }
+
+    /// Builds the planned stages; returns the last one's image.
+    pub fn run(&mut self) -> Result<Digest, BuildError> {
+        let plan = self.plan.clone();
+        // the global ARGs are steps of their own in Docker's count
+        for a in &self.df.meta_args {
+            self.step_line(&a.original);
+        }
+        let mut last = None;
+        for i in plan {
+            super::cancelled(self.cancel)?;
+            let id = self.build_stage(i)?;
+            self.results.insert(i, Some(id.clone()));
+            last = Some(id);
+        }
+        let id = last.ok_or_else(|| BuildError::Image("nothing to build".into()))?;
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            self.out.stream(&format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                names.join(" ")
+            ));
+        }
+        let id = self.final_labels(id)?;
+        self.out.image_id(&id.to_string());
+        self.out
+            .stream(&format!("Successfully built {}\n", short(&id.to_string())));
+        Ok(id)
+    }
+
+    /// `--label`s go on the final image as one more (cached) step.
+    fn final_labels(&mut self, id: Digest) -> Result<Digest, BuildError> {
+        if self.opts.labels.is_empty() {
+            return Ok(id);
+        }
+        let mut cfg = self
+            .engine
+            .images()
+            .config(&id)
+            .map_err(berth_engine::Error::from)?;
+        let mut key = Key::new(Some(&id));
+        for (k, v) in &self.opts.labels {
+            key.add("label", format!("{k}={v}").as_bytes());
+            cfg.config
+                .get_or_insert_with(Default::default)
+                .labels
+                .insert(k.clone(), v.clone());
+        }
+        let key = key.finish();
+        if !self.opts.no_cache
+            && let Some(hit) = cache::lookup(self.engine, &key)
+        {
+            return Ok(hit);
+        }
+        cfg.created = Some(berth_image::images::now());
+        let new = self.engine.derive_image(Some(&id), &cfg)?;
+        let _ = cache::record(self.engine, &key, &new);
+        Ok(new)
+    }
+
+    /// Tags the result with every `-t`.
+    pub fn tag(&mut self, id: &Digest) -> Result<Vec<String>, BuildError> {
+        let mut tags = Vec::new();
+        for t in &self.opts.tags {
+            self.engine.tag_image(&id.to_string(), t)?;
+            let name = t.familiar();
+            self.out.stream(&format!("Successfully tagged {name}\n"));
+            tags.push(name);
+        }
+        Ok(tags)
+    }
+
+    fn step_line(&mut self, original: &str) {
+        self.step += 1;
+        self.out.stream(&format!(
+            "Step {}/{} : {}\n",
+            self.step, self.total, original
+        ));
+    }
+
+    fn build_stage(&mut self, i: usize) -> Result<Digest, BuildError> {
+        let stage: &Stage = &self.df.stages[i];
+        let from = &stage.from;
+        self.step_line(&from.original);
+        let image = self
+            .meta_vars()
+            .word(&from.value.image, self.escape, from.line)?;
+        if image.is_empty() {
+            return Err(at(from.line, "base name (FROM) should not be blank"));
+        }
+        let mut st = StageState {
+            image: None,
+            config: scratch_config(&self.platform),
+            args: BTreeMap::new(),
+            index: i,
+            no_cache: self.opts.no_cache
+                || stage.from.value.name.as_ref().is_some_and(|n| {
+                    self.opts
+                        .no_cache_filter
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(n))
+                })
+                || self
+                    .opts
+                    .no_cache_filter
+                    .iter()
+                    .any(|f| f == &i.to_string()),
+        };
+        if let Some(j) = self.stage_index(&image).filter(|&j| j < i) {
+            let id = self
+                .results
+                .get(&j)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| at(from.line, format!("stage {image} was not built")))?;
+            st.config = self
+                .engine
+                .images()
+                .config(&id)
+                .map_err(berth_engine::Error::from)?;
+            st.image = Some(id);
+        } else if !image.eq_ignore_ascii_case("scratch") {
+            let id = self.base_image(&image, from.line)?;
+            st.config = self
+                .engine
+                .images()
+                .config(&id)
+                .map_err(berth_engine::Error::from)?;
+            st.image = Some(id);
+        }
+        self.out.stream(&format!(
+            " ---> {}\n",
+            st.image
+                .as_ref()
+                .map(|d| short(&d.to_string()).to_owned())
+                .unwrap_or_default()
+        ));
+        if st.image.is_none() {
+            // scratch: an image without layers to start from, the same
+            // every time (no creation time), so the cache keys of the
+            // steps on it are stable
+            st.image = Some(self.engine.derive_image(None, &st.config)?);
+        }
+        // ONBUILD triggers of the base run first, and are not inherited
+        let triggers = std::mem::take(&mut st.cc_mut().on_build);
+        if !triggers.is_empty() {
+            let n = triggers.len();
+            self.out.stream(&format!(
+                "# Executing {n} build trigger{}\n",
+                if n == 1 { "" } else { "s" }
+            ));
+            for t in &triggers {
+                let ins = dockerfile::parse::parse_instruction(t, self.escape)
+                    .map_err(BuildError::Parse)?;
+                let ins = Located {
+                    line: from.line,
+                    end_line: from.line,
+                    ..ins
+                };
+                self.instruction(&mut st, &ins)?;
+            }
+        }
+        for ins in &stage.instructions {
+            super::cancelled(self.cancel)?;
+            self.step_line(&ins.original);
+            self.instruction(&mut st, ins)?;
+        }
+        st.image
+            .ok_or_else(|| BuildError::Image("the stage made no image".into()))
+    }
+
+    /// A base image: present (or pulled when missing, or always with
+    /// `--pull`).
+    pub fn base_image(&mut self, name: &str, line: usize) -> Result<Digest, BuildError> {
+        let r: Reference = name
+            .parse()
+            .map_err(|e| at(line, format!("invalid reference format: {name}: {e}")))?;
+        let present = self.engine.images().resolve(&r.to_string()).ok();
+        if let Some(rec) = &present
+            && !self.opts.pull
+        {
+            return Ok(rec.id.clone());
+        }
+        let Some(p) = &self.opts.puller else {
+            return match present {
+                Some(rec) => Ok(rec.id),
+                None => Err(BuildError::Image(format!(
+                    "pull access denied for {}, repository does not exist or may require \
+                     'docker login': No such image: {}",
+                    r.familiar_repository(),
+                    r.familiar()
+                ))),
+            };
+        };
+        let platform = self.opts.platform.clone();
+        match p.pull(self.engine, &r, platform.as_deref(), self.out) {
+            Ok(id) => Ok(id),
+            Err(e) => match present {
+                // --pull of an image that is present: the local one stands
+                // only if the registry cannot be reached? Docker fails.
+                Some(_) | None => Err(BuildError::Image(e)),
+            },
+        }
+    }
+
+    /// One instruction of stage `st`.
+    fn instruction(
+        &mut self,
+        st: &mut StageState,
+        ins: &Located<Instruction>,
+    ) -> Result<(), BuildError> {
+        let line = ins.line;
+        let esc = self.escape;
+        let shell = eval::shell_of(st.cc());
+        let nop = |text: String| -> String {
+            let mut v = shell.clone();
+            v.push("#(nop) ".into());
+            v.push(text);
+            v.join(" ")
+        };
+        match &ins.value {
+            Instruction::Run(r) => super::run::run(self, st, r, ins),
+            Instruction::Copy(c) => super::copy::copy(self, st, c, ins, false),
+            Instruction::Add(c) => super::copy::copy(self, st, c, ins, true),
+            Instruction::Env(pairs) => {
+                let mut text = String::from("ENV");
+                let mut cc = st.cc().clone();
+                for (k, v) in pairs {
+                    let vars = Vars {
+                        env: &cc.env,
+                        args: &st.args,
+                    };
+                    let k = vars.word(k, esc, line)?;
+                    let v = vars.word(v, esc, line)?;
+                    if k.is_empty() {
+                        return Err(at(line, "ENV names can not be blank"));
+                    }
+                    text.push_str(&format!(" {k}={v}"));
+                    eval::set_env(&mut cc.env, &k, &v);
+                }
+                self.meta_step(st, nop(text), move |c| *c = cc)
+            }
+            Instruction::Label(pairs) => {
+                let mut text = String::from("LABEL");
+                let mut labels = Vec::new();
+                for (k, v) in pairs {
+                    let k = st.vars().word(k, esc, line)?;
+                    let v = st.vars().word(v, esc, line)?;
+                    if k.is_empty() {
+                        return Err(at(line, "LABEL names can not be blank"));
+                    }
+                    text.push_str(&format!(" {k}={v}"));
+                    labels.push((k, v));
+                }
+                self.meta_step(st, nop(text), move |c| c.labels.extend(labels))
+            }
+            Instruction::Maintainer(m) => {
+                let author = m.clone();
+                let text = nop(format!("MAINTAINER {m}"));
+                st.config.author = Some(author);
+                self.meta_step(st, text, |_| {})
+            }
+            Instruction::Arg(decls) => {
+                let mut text = String::from("ARG");
+                for d in decls {
+                    let v = self.arg_value(d, &st.vars(), line)?;
+                    match (&d.default, &v) {
+                        (Some(_), Some(v)) => text.push_str(&format!(" {}={v}", d.name)),
+                        _ => text.push_str(&format!(" {}", d.name)),
+                    }
+                    st.args.insert(d.name.clone(), v);
+                }
+                // Docker records ARG as a step of its own (no layer)
+                self.meta_step(st, nop(text), |_| {})
+            }
+            Instruction::Cmd(c) => {
+                let v = eval::argv(c, &shell);
+                let text = nop(format!("CMD {}", eval::go_quoted(&v)));
+                self.meta_step(st, text, move |c| c.cmd = Some(v))
+            }
+            Instruction::Entrypoint(c) => {
+                let v = eval::argv(c, &shell);
+                let text = nop(format!("ENTRYPOINT {}", eval::go_quoted(&v)));
+                // ENTRYPOINT resets a CMD inherited from the base
+                let reset = st.cc().cmd.is_some();
+                self.meta_step(st, text, move |c| {
+                    c.entrypoint = Some(v);
+                    if reset {
+                        c.cmd = None;
+                    }
+                })
+            }
+            Instruction::Expose(words) => {
+                let mut all = Vec::new();
+                for w in words {
+                    all.extend(st.vars().words(w, esc, line)?);
+                }
+                let ports = eval::ports(&all, line)?;
+                let text = nop(format!("EXPOSE {}", all.join(" ")));
+                self.meta_step(st, text, move |c| {
+                    for p in ports {
+                        c.exposed_ports.insert(p, serde_json::json!({}));
+                    }
+                })
+            }
+            Instruction::Volume(words) => {
+                let mut vols = Vec::new();
+                for w in words {
+                    let v = st.vars().word(w, esc, line)?;
+                    if v.trim().is_empty() {
+                        return Err(at(line, "VOLUME specified can not be an empty string"));
+                    }
+                    vols.push(v);
+                }
+                let text = nop(format!("VOLUME [{}]", vols.join(" ")));
+                self.meta_step(st, text, move |c| {
+                    for v in vols {
+                        c.volumes.insert(v, serde_json::json!({}));
+                    }
+                })
+            }
+            Instruction::User(u) => {
+                let u = st.vars().word(u, esc, line)?;
+                if u.is_empty() {
+                    return Err(at(line, "USER requires exactly one argument"));
+                }
+                let text = nop(format!("USER {u}"));
+                self.meta_step(st, text, move |c| c.user = u)
+            }
+            Instruction::Workdir(w) => {
+                let w = st.vars().word(w, esc, line)?;
+                let dir = join_workdir(&st.cc().working_dir, &w);
+                super::run::workdir(self, st, &dir)
+            }
+            Instruction::Shell(v) => {
+                let v = v.clone();
+                let text = nop(format!("SHELL [{}]", v.join(" ")));
+                self.meta_step(st, text, move |c| c.shell = v)
+            }
+            Instruction::StopSignal(s) => {
+                let s = st.vars().word(s, esc, line)?;
+                eval::check_signal(&s, line)?;
+                let text = nop(format!("STOPSIGNAL {s}"));
+                self.meta_step(st, text, move |c| c.stop_signal = s)
+            }
+            Instruction::Healthcheck(h) => {
+                let hc = eval::health(h, &shell);
+                let text = nop(format!(
+                    "HEALTHCHECK {}",
+                    serde_json::to_string(&hc).unwrap_or_default()
+                ));
+                self.meta_step(st, text, move |c| c.healthcheck = Some(hc))
+            }
+            Instruction::Onbuild(t) => {
+                let check =
+                    dockerfile::parse::parse_instruction(t, esc).map_err(BuildError::Parse)?;
+                let _ = check;
+                let t = t.clone();
+                let text = nop(format!("ONBUILD {t}"));
+                self.meta_step(st, text, move |c| c.on_build.push(t))
+            }
+        }
+    }
+
+    /// A step that only changes the configuration: `created_by` is its
+    /// history text, which is also its cache key with the parent and the
+    /// arguments in scope.
+    fn meta_step(
+        &mut self,
+        st: &mut StageState,
+        created_by: String,
+        change: impl FnOnce(&mut ContainerConfig),
+    ) -> Result<(), BuildError> {
+        let mut key = Key::new(st.image.as_ref());
+        key.add("meta", created_by.as_bytes());
+        key.add(
+            "author",
+            st.config.author.as_deref().unwrap_or("").as_bytes(),
+        );
+        self.args_key(&mut key, st);
+        let mut cfg = st.config.clone();
+        change(cfg.config.get_or_insert_with(Default::default));
+        cfg.history.push(History {
+            created_by: Some(created_by),
+            empty_layer: true,
+            ..Default::default()
+        });
+        let parent = st.image.clone();
+        self.finish_step(
+            st,
+            key,
+            move |b, cfg| {
+                let now = berth_image::images::now();
+                cfg.created = Some(now.clone());
+                if let Some(h) = cfg.history.last_mut() {
+                    h.created = Some(now);
+                }
+                Ok(b.engine.derive_image(parent.as_ref(), cfg)?)
+            },
+            cfg,
+        )
+    }
+
+    /// The arguments in scope as cache input.
+    pub fn args_key(&self, key: &mut Key, st: &StageState) {
+        for (k, v) in &st.args {
+            if PROXY_ARGS.contains(&k.as_str()) {
+                continue;
+            }
+            key.add(
+                "arg",
+                format!("{k}={}", v.as_deref().unwrap_or("\0")).as_bytes(),
+            );
+        }
+    }
+
+    /// Ends a step: the cached image for `key`, or `make`'s, recorded.
+    pub fn finish_step(
+        &mut self,
+        st: &mut StageState,
+        key: Key,
+        make: impl FnOnce(&mut Self, &mut ImageConfig) -> Result<Digest, BuildError>,
+        mut cfg: ImageConfig,
+    ) -> Result<(), BuildError> {
+        let key = key.finish();
+        if !st.no_cache
+            && let Some(hit) = cache::lookup(self.engine, &key)
+        {
+            self.out.stream(" ---> Using cache\n");
+            self.out
+                .stream(&format!(" ---> {}\n", short(&hit.to_string())));
+            st.config = self
+                .engine
+                .images()
+                .config(&hit)
+                .map_err(berth_engine::Error::from)?;
+            st.image = Some(hit);
+            return Ok(());
+        }
+        let id = make(self, &mut cfg)?;
+        let _ = cache::record(self.engine, &key, &id);
+        self.out
+            .stream(&format!(" ---> {}\n", short(&id.to_string())));
+        st.config = self
+            .engine
+            .images()
+            .config(&id)
+            .map_err(berth_engine::Error::from)?;
+        st.image = Some(id);
+        Ok(())
+    }
+}
+
+/// `WORKDIR` relative to the current one.
+pub fn join_workdir(cur: &str, w: &str) -> String {
+    let joined = if w.starts_with('/') {
+        w.to_owned()
+    } else {
+        let base = if cur.is_empty() { "/" } else { cur };
+        format!("{}/{w}", base.trim_end_matches('/'))
+    };
+    clean_path(&joined)
+}
+
+/// A path cleaned lexically (`a/./b/../c` → `/a/c`), absolute.
+pub fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The configuration `FROM scratch` starts from.
+fn scratch_config(p: &Platform) -> ImageConfig {
+    ImageConfig {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone(),
+        config: Some(ContainerConfig {
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            ..Default::default()
+        }),
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        },
+        ..Default::default()
+    }
+}
