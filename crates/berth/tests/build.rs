@@ -498,3 +498,40 @@ except docker.errors.BuildError as e:
         "{out}"
     );
 }
+
+#[test]
+fn cache_from_reuses_the_steps_of_a_named_image_only() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df = "FROM bb:1\nENV A=1\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g\nCMD [\"cat\", \"/g\"]\n";
+    let ctx = context(&b, "cf", &[("Dockerfile", df), ("f.txt", "from cache\n")]);
+    let c = ctx.to_str().unwrap();
+    b.ok(&["build", "-t", "cf:1", c]);
+    // the image travels (save, load) and berth's own records go
+    let tar = b.dir.path().join("cf.tar");
+    b.ok(&["save", "-o", tar.to_str().unwrap(), "cf:1"]);
+    let b2 = Berth::with_busybox(bin(), "bb:1");
+    b2.ok(&["load", "-i", tar.to_str().unwrap()]);
+    // without --cache-from the loaded image is not a cache
+    let (ok, out, err) = build_out(&b2, &["-t", "cf:2", c]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        !out.contains("Using cache"),
+        "a look-alike is never a cache: {out}"
+    );
+    let b3 = Berth::with_busybox(bin(), "bb:1");
+    b3.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let (ok, out, err) = build_out(&b3, &["--cache-from", "cf:1", "-t", "cf:3", c]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out.matches("Using cache").count(), 4, "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(b3.ok(&["run", "--rm", "cf:3"]), "from cache\n");
+    // a changed source ends the reuse at its COPY
+    std::fs::write(ctx.join("f.txt"), "changed\n").unwrap();
+    let (ok, out, err) = build_out(&b3, &["--cache-from", "cf:1", "-t", "cf:4", c]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(out.matches("Using cache").count(), 1, "{out}");
+    assert_eq!(b3.ok(&["run", "--rm", "cf:4"]), "changed\n");
+}

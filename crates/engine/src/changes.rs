@@ -338,7 +338,19 @@ impl Engine {
         parent: Option<&berth_types::Digest>,
         cfg: &berth_types::image::ImageConfig,
     ) -> Result<berth_types::Digest> {
-        let layers = match parent {
+        self.derive_image_with(parent, cfg, Vec::new())
+    }
+
+    /// [`Engine::derive_image`] with layers (blobs already in the content
+    /// store, e.g. another image's) added over the parent's: the builder
+    /// reusing a step of a `--cache-from` image.
+    pub fn derive_image_with(
+        &self,
+        parent: Option<&berth_types::Digest>,
+        cfg: &berth_types::image::ImageConfig,
+        extra: Vec<berth_types::image::Descriptor>,
+    ) -> Result<berth_types::Digest> {
+        let mut layers = match parent {
             Some(p) => {
                 let rec = self
                     .images
@@ -349,6 +361,7 @@ impl Engine {
             }
             None => Vec::new(),
         };
+        layers.extend(extra);
         let mut tx = self.images.begin()?;
         let new = tx.stage_new(cfg, layers, &[], parent)?;
         tx.commit()?;

@@ -15,9 +15,16 @@ use berth_engine::Engine;
 use berth_types::Digest;
 use sha2::{Digest as _, Sha256};
 
-/// A step's cache key, built from its inputs in order.
+/// A step's cache key, built from its inputs in order, with the step's
+/// history text (what a `--cache-from` image's history is matched by).
 #[derive(Clone, Debug)]
-pub struct Key(Sha256);
+pub struct Key {
+    hash: Sha256,
+    /// The history text of the step's image.
+    pub created_by: Option<String>,
+    /// Whether the step adds no layer (`None`: it depends).
+    pub empty_layer: Option<bool>,
+}
 
 impl Key {
     /// A key starting from the parent image (`None`: scratch).
@@ -29,20 +36,31 @@ impl Key {
             None => h.update(b"scratch"),
         }
         h.update(b"\0");
-        Key(h)
+        Key {
+            hash: h,
+            created_by: None,
+            empty_layer: None,
+        }
+    }
+
+    /// Records the step's history text and whether it adds a layer.
+    pub fn describe(&mut self, created_by: &str, empty_layer: Option<bool>) -> &mut Key {
+        self.created_by = Some(created_by.to_owned());
+        self.empty_layer = empty_layer;
+        self
     }
 
     /// Adds one input (length-prefixed: inputs never run together).
     pub fn add(&mut self, label: &str, value: &[u8]) -> &mut Key {
-        self.0.update(label.as_bytes());
-        self.0.update((value.len() as u64).to_le_bytes());
-        self.0.update(value);
+        self.hash.update(label.as_bytes());
+        self.hash.update((value.len() as u64).to_le_bytes());
+        self.hash.update(value);
         self
     }
 
     /// The key's text.
     pub fn finish(&self) -> String {
-        hex::encode(self.0.clone().finalize())
+        hex::encode(self.hash.clone().finalize())
     }
 }
 

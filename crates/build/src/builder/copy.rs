@@ -221,6 +221,7 @@ pub(crate) fn copy(
     let mut key = Key::new(st.image.as_ref());
     key.add(word, dest_for_stat.as_bytes());
     key.add("content", digest.as_bytes());
+    key.describe(&created_by, Some(false));
     key.add(
         "owner",
         format!("{owner:?} {mode:?} {}", c.parents).as_bytes(),

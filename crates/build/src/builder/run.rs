@@ -160,6 +160,7 @@ pub(crate) fn run(
         key.add("mount", m.as_bytes());
     }
     key.add("network", r.network.as_deref().unwrap_or("").as_bytes());
+    key.describe(&created_by, Some(false));
     let cfg = st.config.clone();
     let net = r.network.clone();
     let mut spec = spec(b, st, argv.clone());
@@ -283,6 +284,7 @@ pub(crate) fn workdir(
     let created_by = format!("{} #(nop) WORKDIR {dir}", shell.join(" "));
     let mut key = Key::new(st.image.as_ref());
     key.add("workdir", created_by.as_bytes());
+    key.describe(&created_by, None);
     b.args_key(&mut key, st);
     let mut cfg = st.config.clone();
     cfg.config.get_or_insert_with(Default::default).working_dir = dir.to_owned();
