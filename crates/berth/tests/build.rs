@@ -535,3 +535,33 @@ fn cache_from_reuses_the_steps_of_a_named_image_only() {
     assert_eq!(out.matches("Using cache").count(), 1, "{out}");
     assert_eq!(b3.ok(&["run", "--rm", "cf:4"]), "changed\n");
 }
+
+#[test]
+fn independent_stages_build_at_the_same_time_and_print_in_order() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    // each stage waits (up to 20 s) for the other's mark in a shared cache
+    // mount: built one after the other, the first would give up
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=rendezvous,target=/c,sharing=shared \
+             touch /c/{me}; i=0; while [ ! -e /c/{other} ]; do sleep 0.1; i=$((i+1)); \
+             [ $i -gt 200 ] && exit 9; done; echo {me} > /{me}\n"
+        )
+    };
+    let df = format!(
+        "FROM bb:1 AS a\n{}FROM bb:1 AS b\n{}FROM bb:1\nCOPY --from=a /a /\nCOPY --from=b /b /\n",
+        wait("a", "b"),
+        wait("b", "a")
+    );
+    let ctx = context(&b, "conc", &[("Dockerfile", &df)]);
+    let (ok, out, err) = build_out(&b, &["-t", "conc", ctx.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s:?} in {out}"));
+    assert!(pos("Step 1/7 : FROM bb:1 AS a") < pos("Step 2/7 : RUN"), "{out}");
+    assert!(pos("Step 2/7 : RUN") < pos("Step 3/7 : FROM bb:1 AS b"), "{out}");
+    assert!(pos("Step 3/7 : FROM bb:1 AS b") < pos("Step 5/7 : FROM bb:1\n"), "{out}");
+    assert_eq!(b.ok(&["run", "--rm", "conc", "cat", "/a", "/b"]), "a\nb\n");
+}

@@ -161,10 +161,7 @@ pub(crate) fn copy(
             let f = st.vars().word(f, esc, line)?;
             let id = match b.stage_ref(&f, st.index, line)? {
                 Some(j) => b
-                    .results
-                    .get(&j)
-                    .cloned()
-                    .flatten()
+                    .stage_result(j)
                     .ok_or_else(|| at(line, format!("stage {f} was not built")))?,
                 None => b.base_image(&f, line)?,
             };

@@ -57,9 +57,10 @@ pub fn build(
     for w in &df.warnings {
         out.warning(w);
     }
-    let mut b = stage::Builder::new(engine, context, &df, opts, out, cancel)?;
-    let id = b.run()?;
-    let tags = b.tag(&id)?;
+    let stop = AtomicBool::new(cancel.load(Ordering::Relaxed));
+    let shared = stage::Shared::new(engine, context, &df, opts, &stop)?;
+    let id = shared.run(out, cancel)?;
+    let tags = opts.tags.iter().map(|t| t.familiar()).collect();
     Ok(Built { id, tags })
 }
 

@@ -3,6 +3,7 @@
 //! image (reused from the build cache when its key matches).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use berth_engine::Engine;
@@ -53,36 +54,70 @@ impl StageState {
     }
 }
 
-pub(crate) struct Builder<'a> {
+/// What every stage of a build shares: the inputs, the plan, the global
+/// arguments, and the stages' results as they come.
+pub(crate) struct Shared<'a> {
     pub engine: &'a Engine,
     pub ctx: &'a SourceTree,
     pub df: &'a Dockerfile,
     pub opts: &'a BuildOptions,
-    pub out: &'a mut dyn Progress,
+    /// Stops the build (the caller cancelled, or another stage failed).
     pub cancel: &'a AtomicBool,
     pub escape: char,
     /// Global arguments (before the first FROM) with their values.
     meta: BTreeMap<String, Option<String>>,
     /// Build arguments some ARG consumed.
-    used: BTreeSet<String>,
+    used: Mutex<BTreeSet<String>>,
     /// The stages to build, in order.
     plan: Vec<usize>,
     /// Each built stage's image.
-    pub results: BTreeMap<usize, Option<Digest>>,
-    step: usize,
+    results: Mutex<BTreeMap<usize, Digest>>,
     total: usize,
     pub platform: Platform,
 }
 
-impl<'a> Builder<'a> {
+/// One stage's builder: the shared state, where its progress goes, and
+/// its step count.
+pub(crate) struct Builder<'a> {
+    shared: &'a Shared<'a>,
+    pub out: &'a mut dyn Progress,
+    step: usize,
+}
+
+impl<'a> std::ops::Deref for Builder<'a> {
+    type Target = Shared<'a>;
+    fn deref(&self) -> &Shared<'a> {
+        self.shared
+    }
+}
+
+/// What a stage's thread reports.
+enum Msg {
+    Out(usize, String),
+    Done(usize, Result<Digest, BuildError>),
+}
+
+/// A stage thread's progress: text to the main thread, which prints the
+/// stages' output in plan order.
+struct ToMain {
+    stage: usize,
+    tx: std::sync::mpsc::Sender<Msg>,
+}
+
+impl Progress for ToMain {
+    fn stream(&mut self, text: &str) {
+        let _ = self.tx.send(Msg::Out(self.stage, text.to_owned()));
+    }
+}
+
+impl<'a> Shared<'a> {
     pub fn new(
         engine: &'a Engine,
         ctx: &'a SourceTree,
         df: &'a Dockerfile,
         opts: &'a BuildOptions,
-        out: &'a mut dyn Progress,
         cancel: &'a AtomicBool,
-    ) -> Result<Builder<'a>, BuildError> {
+    ) -> Result<Shared<'a>, BuildError> {
         let platform = match &opts.platform {
             Some(p) => {
                 let p = Platform::parse(p).ok_or_else(|| {
@@ -100,19 +135,17 @@ impl<'a> Builder<'a> {
             }
             None => Platform::host(),
         };
-        let mut b = Builder {
+        let mut b = Shared {
             engine,
             ctx,
             df,
             opts,
-            out,
             cancel,
             escape: df.directives.escape,
             meta: BTreeMap::new(),
-            used: BTreeSet::new(),
+            used: Mutex::new(BTreeSet::new()),
             plan: Vec::new(),
-            results: BTreeMap::new(),
-            step: 0,
+            results: Mutex::new(BTreeMap::new()),
             total: 0,
             platform,
         };
@@ -157,14 +190,16 @@ impl<'a> Builder<'a> {
 
     /// An `ARG`'s value: the build argument, else its default (expanded),
     /// else the global argument of that name.
-    fn arg_value(
-        &mut self,
+    pub fn arg_value(
+        &self,
         d: &ArgDecl,
         vars: &Vars<'_>,
         line: usize,
     ) -> Result<Option<String>, BuildError> {
         if let Some(v) = self.opts.build_args.get(&d.name) {
-            self.used.insert(d.name.clone());
+            if let Ok(mut u) = self.used.lock() {
+                u.insert(d.name.clone());
+            }
             if let Some(v) = v {
                 return Ok(Some(v.clone()));
             }
@@ -182,6 +217,10 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The image stage `j` made, once it is built.
+    pub fn stage_result(&self, j: usize) -> Option<Digest> {
+        self.results.lock().ok()?.get(&j).cloned()
+    }
     /// Which stage a name (or index) means, if any.
     pub fn stage_index(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
@@ -281,41 +320,156 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Builds the planned stages; returns the last one's image.
-    pub fn run(&mut self) -> Result<Digest, BuildError> {
-        let plan = self.plan.clone();
+    /// Builds the planned stages, each in a thread of its own as soon as
+    /// the stages it uses are built (independent stages at once), their
+    /// output printed in plan order; then the final image's labels.
+    /// Returns the last stage's image.
+    pub fn run(&self, out: &mut dyn Progress, external: &AtomicBool) -> Result<Digest, BuildError> {
+        let mut main = Builder {
+            shared: self,
+            out,
+            step: 0,
+        };
         // the global ARGs are steps of their own in Docker's count
         for a in &self.df.meta_args {
-            self.step_line(&a.original);
+            main.step_line(&a.original);
         }
-        let mut last = None;
-        for i in plan {
-            super::cancelled(self.cancel)?;
-            let id = self.build_stage(i)?;
-            self.results.insert(i, Some(id.clone()));
-            last = Some(id);
+        let mut first_step = BTreeMap::new();
+        let mut n = self.df.meta_args.len();
+        for &i in &self.plan {
+            first_step.insert(i, n);
+            n += 1 + self.df.stages[i].instructions.len();
         }
+        let mut deps = BTreeMap::new();
+        for &i in &self.plan {
+            deps.insert(i, self.deps(i)?);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        let mut failure: Option<BuildError> = None;
+        std::thread::scope(|scope| {
+            let mut started = BTreeSet::new();
+            let mut done = BTreeSet::new();
+            let mut buffered: BTreeMap<usize, String> = BTreeMap::new();
+            let mut turn = 0;
+            loop {
+                if failure.is_none() {
+                    for &i in &self.plan {
+                        if started.contains(&i) || !deps[&i].iter().all(|d| done.contains(d)) {
+                            continue;
+                        }
+                        started.insert(i);
+                        let tx = tx.clone();
+                        let step = first_step[&i];
+                        scope.spawn(move || {
+                            let mut sink = ToMain {
+                                stage: i,
+                                tx: tx.clone(),
+                            };
+                            let mut b = Builder {
+                                shared: self,
+                                out: &mut sink,
+                                step,
+                            };
+                            let r = b.build_stage(i);
+                            let _ = tx.send(Msg::Done(i, r));
+                        });
+                    }
+                }
+                if started.len() == done.len() {
+                    break;
+                }
+                let msg = match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        if external.load(std::sync::atomic::Ordering::Relaxed) {
+                            self.cancel
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                };
+                match msg {
+                    Msg::Out(i, text) => {
+                        if self.plan.get(turn) == Some(&i) {
+                            main.out.stream(&text);
+                        } else {
+                            buffered.entry(i).or_default().push_str(&text);
+                        }
+                    }
+                    Msg::Done(i, r) => {
+                        done.insert(i);
+                        match r {
+                            Ok(id) => {
+                                if let Ok(mut m) = self.results.lock() {
+                                    m.insert(i, id);
+                                }
+                            }
+                            Err(e) => {
+                                self.cancel
+                                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                                // the first failure is the build's (the
+                                // others were stopped by it)
+                                let replace = match &failure {
+                                    None => true,
+                                    Some(BuildError::Cancelled) => {
+                                        !matches!(e, BuildError::Cancelled)
+                                    }
+                                    Some(_) => false,
+                                };
+                                if replace {
+                                    failure = Some(e);
+                                }
+                            }
+                        }
+                        // the stages whose turn has come print what they kept
+                        while let Some(&next) = self.plan.get(turn) {
+                            if let Some(text) = buffered.remove(&next) {
+                                main.out.stream(&text);
+                            }
+                            if !done.contains(&next) {
+                                break;
+                            }
+                            turn += 1;
+                        }
+                    }
+                }
+            }
+            for (_, text) in std::mem::take(&mut buffered) {
+                main.out.stream(&text);
+            }
+        });
+        if let Some(e) = failure {
+            if external.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(BuildError::Cancelled);
+            }
+            return Err(e);
+        }
+        let last = self.plan.last().and_then(|&i| self.stage_result(i));
         let id = last.ok_or_else(|| BuildError::Image("nothing to build".into()))?;
-        let unused: Vec<&String> = self
+        let used = self.used.lock().map(|u| u.clone()).unwrap_or_default();
+        let unused: Vec<&str> = self
             .opts
             .build_args
             .keys()
-            .filter(|k| !self.used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .map(String::as_str)
             .collect();
         if !unused.is_empty() {
-            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-            self.out.stream(&format!(
+            main.out.stream(&format!(
                 "[Warning] One or more build-args [{}] were not consumed\n",
-                names.join(" ")
+                unused.join(" ")
             ));
         }
-        let id = self.final_labels(id)?;
-        self.out.image_id(&id.to_string());
-        self.out
+        let id = main.final_labels(id)?;
+        main.out.image_id(&id.to_string());
+        main.out
             .stream(&format!("Successfully built {}\n", short(&id.to_string())));
+        main.tag(&id)?;
         Ok(id)
     }
+}
 
+impl Builder<'_> {
     /// `--label`s go on the final image as one more (cached) step.
     fn final_labels(&mut self, id: Digest) -> Result<Digest, BuildError> {
         if self.opts.labels.is_empty() {
@@ -347,7 +501,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Tags the result with every `-t`.
-    pub fn tag(&mut self, id: &Digest) -> Result<Vec<String>, BuildError> {
+    fn tag(&mut self, id: &Digest) -> Result<Vec<String>, BuildError> {
         let mut tags = Vec::new();
         for t in &self.opts.tags {
             self.engine.tag_image(&id.to_string(), t)?;
@@ -396,10 +550,7 @@ impl<'a> Builder<'a> {
         };
         if let Some(j) = self.stage_index(&image).filter(|&j| j < i) {
             let id = self
-                .results
-                .get(&j)
-                .cloned()
-                .flatten()
+                .stage_result(j)
                 .ok_or_else(|| at(from.line, format!("stage {image} was not built")))?;
             st.config = self
                 .engine
