@@ -120,6 +120,95 @@ impl Progress for Plain {
     }
 }
 
+/// The live view on a terminal: a line per step with its state and time,
+/// the last line of a running step's output under it; a failed step's
+/// whole output is printed when it fails.
+struct Live {
+    multi: indicatif::MultiProgress,
+    bar: Option<(indicatif::ProgressBar, String, std::time::Instant)>,
+    output: String,
+    partial: String,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stdout(),
+            ),
+            bar: None,
+            output: String::new(),
+            partial: String::new(),
+        }
+    }
+
+    fn finish(&mut self, state: &str) {
+        if let Some((bar, title, start)) = self.bar.take() {
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.finish_with_message(format!(
+                "{title}  {state} {:.1}s",
+                start.elapsed().as_secs_f64()
+            ));
+        }
+        self.output.clear();
+    }
+
+    fn line(&mut self, line: &str) {
+        if let Some(rest) = line.strip_prefix("Step ") {
+            self.finish("done");
+            let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let title = format!("[{}", rest.replacen(" : ", "] ", 1));
+            bar.set_prefix(title.clone());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            self.bar = Some((bar, title, std::time::Instant::now()));
+        } else if line == " ---> Using cache" {
+            self.finish("CACHED");
+        } else if line.starts_with(" ---> Running in ") || line.starts_with("Removing intermediate")
+        {
+        } else if line.starts_with(" ---> ") {
+            self.finish("done");
+        } else if line.starts_with("Successfully ") || line.starts_with("[Warning]") {
+            self.finish("done");
+            let _ = self.multi.println(line);
+        } else {
+            self.output.push_str(line);
+            self.output.push('\n');
+            match &self.bar {
+                Some((bar, _, _)) => bar.set_message(line.chars().take(100).collect::<String>()),
+                None => {
+                    let _ = self.multi.println(line);
+                }
+            }
+        }
+    }
+
+    /// A failed step: its title and all it printed.
+    fn failed(&mut self) {
+        let out = std::mem::take(&mut self.output);
+        self.finish("ERROR");
+        for l in out.lines() {
+            let _ = self.multi.println(format!("  {l}"));
+        }
+    }
+}
+
+impl Progress for Live {
+    fn stream(&mut self, text: &str) {
+        self.partial.push_str(text);
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            self.line(line.trim_end_matches('\n'));
+        }
+    }
+}
+
 /// Pulls with berth's registry settings, as `berth pull` does.
 struct CliPuller;
 
@@ -262,9 +351,16 @@ pub fn build(root: &std::path::Path, a: &BuildArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
     berth_build::intake::sweep(root);
     let cancel = Arc::new(AtomicBool::new(false));
-    let mut out = Plain {
+    let live = !a.quiet
+        && (a.progress == "tty" || (a.progress == "auto" && std::io::stdout().is_terminal()));
+    let mut plain = Plain {
         quiet: a.quiet,
         out: std::io::stdout(),
+    };
+    let mut tty = live.then(Live::new);
+    let out: &mut dyn Progress = match &mut tty {
+        Some(t) => t,
+        None => &mut plain,
     };
     let stdin_dockerfile = a.file.as_deref() == Some("-");
     let received;
@@ -337,7 +433,7 @@ pub fn build(root: &std::path::Path, a: &BuildArgs) -> Result<ExitCode> {
         &prepared.name,
         &prepared.text,
         &opts,
-        &mut out,
+        out,
         &cancel,
     );
     match r {
@@ -352,6 +448,9 @@ pub fn build(root: &std::path::Path, a: &BuildArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
+            if let Some(t) = &mut tty {
+                t.failed();
+            }
             eprintln!("{e}");
             Ok(ExitCode::from(1))
         }

@@ -560,8 +560,52 @@ fn independent_stages_build_at_the_same_time_and_print_in_order() {
     let (ok, out, err) = build_out(&b, &["-t", "conc", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s:?} in {out}"));
-    assert!(pos("Step 1/7 : FROM bb:1 AS a") < pos("Step 2/7 : RUN"), "{out}");
-    assert!(pos("Step 2/7 : RUN") < pos("Step 3/7 : FROM bb:1 AS b"), "{out}");
-    assert!(pos("Step 3/7 : FROM bb:1 AS b") < pos("Step 5/7 : FROM bb:1\n"), "{out}");
+    assert!(
+        pos("Step 1/7 : FROM bb:1 AS a") < pos("Step 2/7 : RUN"),
+        "{out}"
+    );
+    assert!(
+        pos("Step 2/7 : RUN") < pos("Step 3/7 : FROM bb:1 AS b"),
+        "{out}"
+    );
+    assert!(
+        pos("Step 3/7 : FROM bb:1 AS b") < pos("Step 5/7 : FROM bb:1\n"),
+        "{out}"
+    );
     assert_eq!(b.ok(&["run", "--rm", "conc", "cat", "/a", "/b"]), "a\nb\n");
+}
+
+#[test]
+fn on_a_terminal_berth_build_shows_a_live_line_per_step() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let ctx = context(
+        &b,
+        "tty",
+        &[(
+            "Dockerfile",
+            "FROM bb:1\nRUN echo step-output\nENV A=1\nRUN exit 3\n",
+        )],
+    );
+    // util-linux's script gives the build a terminal
+    let cmdline = format!("{} build {}", bin().display(), ctx.display());
+    let o = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("BERTH_ROOT", b.root())
+        .env("BERTH_CONFIG", b.dir.path().join("daemon.json"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let out = String::from_utf8_lossy(&o.stdout).replace('\r', "\n");
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("[2/4] RUN echo step-output  done"), "{out}");
+    assert!(out.contains("[3/4] ENV A=1  done"), "{out}");
+    assert!(out.contains("[4/4] RUN exit 3  ERROR"), "{out}");
+    assert!(out.contains("returned a non-zero code: 3"), "{out}");
+    assert!(
+        !out.contains("Step 2/4"),
+        "no classic text on a terminal: {out}"
+    );
 }
