@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 each=${SECONDS_EACH:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(reference manifest tar_path unpack rfc3339 create_body filters docker_syntax)
+[ ${#targets[@]} -gt 0 ] || targets=(reference manifest tar_path unpack rfc3339 create_body filters docker_syntax dockerfile)
 for t in "${targets[@]}"; do
 	echo "== $t ($each s)"
 	cargo +nightly fuzz run "$t" -- -max_total_time="$each" -rss_limit_mb=2048

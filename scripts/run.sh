@@ -24,6 +24,17 @@ echo "== import a busybox root filesystem as an image"
 tar -C "$rootfs" -c . | "$berth" import -c 'CMD ["sh"]' - demo/busybox:latest
 "$berth" images
 
+echo "== berth build: a two-stage Dockerfile, then again from the cache"
+ctx=$BERTH_ROOT/demo-build
+mkdir -p "$ctx"
+printf 'hello from a berth build\n' >"$ctx/greet.txt"
+printf '%s\n' 'FROM demo/busybox AS build' 'WORKDIR /src' 'COPY greet.txt .' \
+	'RUN tr a-z A-Z < greet.txt > out.txt' 'FROM demo/busybox' \
+	'COPY --from=build /src/out.txt /' 'CMD ["cat", "/out.txt"]' >"$ctx/Dockerfile"
+"$berth" build --network none -t demo/greet:1 "$ctx"
+"$berth" build --network none -q -t demo/greet:1 "$ctx"
+"$berth" run --rm --network none demo/greet:1
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo "== berth registry serve on 127.0.0.1:$port; push, remove, pull"
 "$berth" registry serve --addr "127.0.0.1:$port" &
