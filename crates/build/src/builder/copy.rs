@@ -195,8 +195,11 @@ pub(crate) fn copy(
         }
         None => b.ctx,
     };
-    if c.checksum.is_some() && !sources.iter().all(|s| is_url(s)) && c.from.is_some() {
-        return Err(at(line, "ADD --checksum is only for http(s) sources"));
+    if c.checksum.is_some() && !remote {
+        return Err(at(
+            line,
+            "checksum can't be specified for non-HTTP(S) sources",
+        ));
     }
     let dest_for_stat = dest.clone();
     let req = |state| CopyRequest {
