@@ -153,7 +153,9 @@ pub(crate) fn copy(
         };
         inline.push((h.name.clone(), content.into_bytes()));
     }
-    // where the sources come from
+    // where the sources come from; a downloaded file is never unpacked
+    // (Docker extracts local archives only)
+    let remote = c.from.is_none() && sources.iter().any(|s| is_url(s));
     let from_tree;
     let url_dir;
     let tree: &SourceTree = match &c.from {
@@ -190,8 +192,11 @@ pub(crate) fn copy(
         }
         None => b.ctx,
     };
-    if c.checksum.is_some() && !sources.iter().all(|s| is_url(s)) && c.from.is_some() {
-        return Err(at(line, "ADD --checksum is only for http(s) sources"));
+    if c.checksum.is_some() && !remote {
+        return Err(at(
+            line,
+            "checksum can't be specified for non-HTTP(S) sources",
+        ));
     }
     let dest_for_stat = dest.clone();
     let req = |state| CopyRequest {
@@ -200,7 +205,7 @@ pub(crate) fn copy(
         dest_state: state,
         owner,
         mode,
-        extract_archives: add,
+        extract_archives: add && !remote,
         parents: c.parents,
         exclude: &exclude,
         inline: &inline,
