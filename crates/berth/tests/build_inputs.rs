@@ -932,7 +932,6 @@ ENTRYPOINT ["echo", "ep"]
 }
 
 #[test]
-#[ignore = "bug: ENTRYPOINT drops a CMD set earlier in the same stage (stage.rs, Instruction::Entrypoint)"]
 fn entrypoint_keeps_a_cmd_set_in_the_same_stage() {
     if !root_or_skip("berth build") {
         return;
@@ -1009,7 +1008,6 @@ RUN echo "$B $C $D" > /env
 }
 
 #[test]
-#[ignore = "bug: ENV pairs see the values set earlier in the same instruction (stage.rs, Instruction::Env)"]
 fn env_pairs_of_one_instruction_see_the_values_before_it() {
     // Docker's reference ("Environment replacement"): `ENV abc=bye
     // def=$abc` gives def the value abc had before the instruction

@@ -301,6 +301,9 @@ pub fn extract_tar(dir: BorrowedFd<'_>, input: impl Read, rename_top: Option<&st
                 String::from_utf8_lossy(&raw)
             )));
         };
+        if rel.as_os_str().is_empty() {
+            continue; // "./" normalised: the directory itself
+        }
         if let Some(top) = rename_top {
             let rest: PathBuf = rel.components().skip(1).collect();
             rel = Path::new(top).join(rest);

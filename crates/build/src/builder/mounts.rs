@@ -331,8 +331,10 @@ impl Mounts {
                     let dir = base.join(&name);
                     if !dir.exists() {
                         fs::create_dir_all(&base).map_err(|e| io("make the cache mount", e))?;
-                        let tmp = base.join(format!(".{name}.{}", std::process::id()));
-                        let _ = fs::remove_dir_all(&tmp);
+                        // made aside and renamed into place (never over one
+                        // another build or stage made meanwhile)
+                        let unique = berth_engine::run::new_id().map_err(BuildError::from)?;
+                        let tmp = base.join(format!(".{name}.{unique}"));
                         fs::DirBuilder::new()
                             .mode(*mode)
                             .create(&tmp)
@@ -341,8 +343,16 @@ impl Mounts {
                             .map_err(|e| io("make the cache mount", e))?;
                         std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
                             .map_err(|e| io("make the cache mount", e))?;
-                        if fs::rename(&tmp, &dir).is_err() {
-                            let _ = fs::remove_dir_all(&tmp);
+                        if rustix::fs::renameat_with(
+                            rustix::fs::CWD,
+                            &tmp,
+                            rustix::fs::CWD,
+                            &dir,
+                            rustix::fs::RenameFlags::NOREPLACE,
+                        )
+                        .is_err()
+                        {
+                            let _ = fs::remove_dir(&tmp);
                         }
                     }
                     let mut source = dir.clone();

@@ -31,6 +31,9 @@ pub(crate) struct StageState {
     /// Build without the cache (`--no-cache`, `--no-cache-filter`, or an
     /// earlier step missed it).
     pub no_cache: bool,
+    /// A CMD was given in this stage (ENTRYPOINT then keeps it; it resets
+    /// only a CMD inherited from the base, as Docker does).
+    pub cmd_set: bool,
 }
 
 impl StageState {
@@ -547,6 +550,7 @@ impl Builder<'_> {
                     .no_cache_filter
                     .iter()
                     .any(|f| f == &i.to_string()),
+            cmd_set: false,
         };
         if let Some(j) = self.stage_index(&image).filter(|&j| j < i) {
             let id = self
@@ -664,9 +668,12 @@ impl Builder<'_> {
             Instruction::Env(pairs) => {
                 let mut text = String::from("ENV");
                 let mut cc = st.cc().clone();
+                // every pair sees the environment as it was before this
+                // ENV (Docker: `ENV abc=bye def=$abc` gives def the old abc)
+                let before = st.cc().env.clone();
                 for (k, v) in pairs {
                     let vars = Vars {
-                        env: &cc.env,
+                        env: &before,
                         args: &st.args,
                     };
                     let k = vars.word(k, esc, line)?;
@@ -715,13 +722,15 @@ impl Builder<'_> {
             Instruction::Cmd(c) => {
                 let v = eval::argv(c, &shell);
                 let text = nop(format!("CMD {}", eval::go_quoted(&v)));
+                st.cmd_set = true;
                 self.meta_step(st, text, move |c| c.cmd = Some(v))
             }
             Instruction::Entrypoint(c) => {
                 let v = eval::argv(c, &shell);
                 let text = nop(format!("ENTRYPOINT {}", eval::go_quoted(&v)));
-                // ENTRYPOINT resets a CMD inherited from the base
-                let reset = st.cc().cmd.is_some();
+                // ENTRYPOINT resets a CMD inherited from the base, not one
+                // this stage set
+                let reset = !st.cmd_set && st.cc().cmd.is_some();
                 self.meta_step(st, text, move |c| {
                     c.entrypoint = Some(v);
                     if reset {
