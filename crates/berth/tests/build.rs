@@ -609,3 +609,58 @@ fn on_a_terminal_berth_build_shows_a_live_line_per_step() {
         "no classic text on a terminal: {out}"
     );
 }
+
+#[test]
+fn run_mount_bind_from_a_stage_or_an_image() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df = "FROM bb:1 AS tools\n\
+              RUN mkdir /tools && echo tool-data > /tools/data && ln -s /etc /tools/etc-link\n\
+              FROM bb:1\n\
+              RUN --mount=type=bind,from=tools,source=/tools,target=/mnt/t cat /mnt/t/data > /copied\n\
+              RUN --mount=type=bind,from=bb:1,target=/mnt/bb test -x /mnt/bb/bin/busybox && echo ok > /bb\n\
+              RUN --mount=from=tools,source=tools/etc-link,target=/mnt/e test -e /mnt/e/passwd && echo in-image > /e\n\
+              RUN --mount=type=bind,source=sub/ctxfile,target=/in cat /in > /fromctx\n";
+    let ctx = context(
+        &b,
+        "bindfrom",
+        &[("Dockerfile", df), ("sub/ctxfile", "from-context\n")],
+    );
+    let (ok, out, err) = build_out(&b, &["-t", "bindfrom", ctx.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        b.ok(&[
+            "run", "--rm", "bindfrom", "cat", "/copied", "/bb", "/e", "/fromctx"
+        ]),
+        "tool-data\nok\nin-image\nfrom-context\n"
+    );
+    // the mount left nothing in the image, and nothing is mounted any more
+    let gone = b.ok(&[
+        "run",
+        "--rm",
+        "bindfrom",
+        "sh",
+        "-c",
+        "test ! -e /mnt/t && echo gone",
+    ]);
+    assert_eq!(gone, "gone\n");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(b.root().to_str().unwrap()),
+        "no mount left under the root"
+    );
+    // a from= that names nothing is an error in Docker's words
+    let bad = context(
+        &b,
+        "bindbad",
+        &[(
+            "Dockerfile",
+            "FROM bb:1 AS a\nFROM bb:1\nRUN --mount=from=a,source=/nope,target=/x true\n",
+        )],
+    );
+    let (ok, _, err) = build_out(&b, &[bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("/nope\" not found"), "{err}");
+}

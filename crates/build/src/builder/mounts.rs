@@ -33,6 +33,9 @@ enum Spec {
         source: String,
         target: String,
         read_write: bool,
+        /// `from=`: the image (a stage's, or one by name) it comes from
+        /// instead of the build context.
+        from: Option<berth_types::Digest>,
     },
     Tmpfs {
         target: String,
@@ -72,10 +75,17 @@ pub(crate) struct Prepared {
     _fds: Vec<OwnedFd>,
     _locks: Vec<fs::File>,
     secrets: Option<PathBuf>,
+    /// Overlays of images mounted for `from=` binds (unmounted on drop).
+    images: Vec<PathBuf>,
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
+        self._fds.clear();
+        for m in &self.images {
+            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+            let _ = fs::remove_dir(m);
+        }
         if let Some(d) = &self.secrets {
             let _ = fs::remove_dir_all(d);
         }
@@ -114,7 +124,7 @@ fn parse_bool(v: Option<&str>, key: &str, line: usize) -> Result<bool, BuildErro
 }
 
 fn parse_one(
-    b: &Builder<'_>,
+    b: &mut Builder<'_>,
     st: &StageState,
     text: &str,
     line: usize,
@@ -144,11 +154,22 @@ fn parse_one(
         }
     }
     let kind = kv.remove("type").flatten().unwrap_or_else(|| "bind".into());
-    if kv.contains_key("from") {
+    let from = kv.remove("from").flatten();
+    if from.is_some() && kind != "bind" {
         return Err(BuildError::NotSupported(format!(
-            "RUN --mount with from= (line {line}): mounts come from the build context"
+            "RUN --mount=type={kind} with from= (line {line}): only bind mounts come from \
+             another stage or image"
         )));
     }
+    let from = match from {
+        None => None,
+        Some(f) => Some(match b.stage_ref(&f, st.index, line)? {
+            Some(j) => b
+                .stage_result(j)
+                .ok_or_else(|| at(line, format!("stage {f} was not built")))?,
+            None => b.base_image(&f, line)?,
+        }),
+    };
     let target = |kv: &BTreeMap<String, Option<String>>| -> Result<String, BuildError> {
         let t = kv
             .get("target")
@@ -210,6 +231,7 @@ fn parse_one(
         "bind" => {
             known(&kv, &["target", "source", "ro", "rw"])?;
             Spec::Bind {
+                from,
                 source: get(&kv, "source").unwrap_or_default(),
                 read_write: kv.contains_key("rw")
                     && parse_bool(get(&kv, "rw").as_deref(), "rw", line)?,
@@ -277,7 +299,7 @@ fn parse_one(
 
 /// Parses a RUN's `--mount` values.
 pub(crate) fn parse_all(
-    b: &Builder<'_>,
+    b: &mut Builder<'_>,
     st: &StageState,
     values: &[String],
     line: usize,
@@ -296,11 +318,19 @@ pub(crate) fn parse_all(
                 source,
                 target,
                 read_write,
+                from: None,
             } => {
                 // the content of what is bound decides the result
                 let plan_digest = b.ctx.digest_path(source).map_err(BuildError::from)?;
                 format!("bind {source} {target} {read_write} {plan_digest}")
             }
+            // an image's content is its id
+            Spec::Bind {
+                source,
+                target,
+                read_write,
+                from: Some(id),
+            } => format!("bind {id} {source} {target} {read_write}"),
             Spec::Tmpfs { target, size } => format!("tmpfs {target} {size:?}"),
             Spec::Secret { id, target, .. } => format!("secret {id} {target}"),
         };
@@ -387,9 +417,20 @@ impl Mounts {
                     source,
                     target,
                     read_write,
+                    from,
                 } => {
-                    let fd = b.ctx.open_path(source).map_err(BuildError::from)?;
-                    let path = format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd());
+                    let fd = match from {
+                        None => b.ctx.open_path(source).map_err(BuildError::from)?,
+                        Some(id) => image_path(b, &mut p, id, source)?,
+                    };
+                    // resolved safely (in the tree's root) to an fd; the
+                    // container's runtime binds it by its real path (a
+                    // magic /proc link names a mount of berth's namespace,
+                    // which the container's copy of it cannot clone)
+                    let path = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                        .map_err(|e| io(&format!("resolve {source}"), e))?
+                        .display()
+                        .to_string();
                     p._fds.push(fd);
                     if *read_write {
                         return Err(BuildError::NotSupported(
@@ -467,4 +508,77 @@ fn bind(source: String, target: &str, read_only: bool) -> Mount {
         origin: MountOrigin::Mount,
         ..Default::default()
     }
+}
+
+/// `source` of image `id` as an `O_PATH` fd, for a `from=` bind: its one
+/// layer's snapshot, or its layers overlaid (read-only) on a directory
+/// under `<root>/build/tmp` that [`Prepared`] unmounts. `source` resolves
+/// inside the image (symlinks never leave it).
+fn image_path(
+    b: &Builder<'_>,
+    p: &mut Prepared,
+    id: &berth_types::Digest,
+    source: &str,
+) -> Result<OwnedFd, BuildError> {
+    let io = |what: &str, e: std::io::Error| BuildError::Io(what.to_owned(), e);
+    let layers = b
+        .engine
+        .images()
+        .prepare(id)
+        .map_err(berth_engine::Error::from)?;
+    let root = match layers.as_slice() {
+        [] => {
+            let empty = b.engine.root().join("snapshots/empty");
+            fs::create_dir_all(&empty).map_err(|e| io("make the empty layer", e))?;
+            empty
+        }
+        [one] => one.clone(),
+        _ => {
+            let dir = b.engine.root().join(format!(
+                "build/tmp/mnt.{}.{}",
+                std::process::id(),
+                berth_engine::run::new_id().map_err(BuildError::from)?
+            ));
+            fs::create_dir_all(&dir).map_err(|e| io("make a mount point", e))?;
+            let lower: Vec<String> = layers
+                .iter()
+                .rev()
+                .map(|l| l.display().to_string())
+                .collect();
+            let data = std::ffi::CString::new(format!("lowerdir={}", lower.join(":")))
+                .map_err(|_| BuildError::Image("a layer path holds a NUL byte".into()))?;
+            if let Err(e) = rustix::mount::mount(
+                "overlay",
+                &dir,
+                "overlay",
+                rustix::mount::MountFlags::RDONLY,
+                Some(data.as_c_str()),
+            ) {
+                let _ = fs::remove_dir(&dir);
+                return Err(io("mount the image for a --mount from=", e.into()));
+            }
+            p.images.push(dir.clone());
+            dir
+        }
+    };
+    let rootfd = rustix::fs::open(
+        &root,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| io("open the image", e.into()))?;
+    berth_sys::paths::open(
+        std::os::fd::AsFd::as_fd(&rootfd),
+        std::path::Path::new(source),
+    )
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BuildError::Image(format!(
+                "failed to compute cache key: \"/{}\" not found in the mounted image",
+                source.trim_start_matches('/')
+            ))
+        } else {
+            io(&format!("open {source} in the image"), e)
+        }
+    })
 }

@@ -328,6 +328,7 @@ fn run(
     out: &mut JsonStream,
     cancel: &AtomicBool,
 ) -> Result<berth_types::Digest, BuildError> {
+    berth_build::intake::sweep(engine.root());
     let ctx = berth_build::intake::receive(engine.root(), body)?;
     let prepared = berth_build::context::prepare(ctx.path(), dockerfile)?;
     let built = berth_build::builder::build(
@@ -338,8 +339,12 @@ fn run(
         opts,
         out,
         cancel,
-    )?;
-    Ok(built.id)
+    );
+    // the context goes after the answer: its files are removed on another
+    // thread, off the response's path
+    drop(prepared);
+    std::thread::spawn(move || drop(ctx));
+    Ok(built?.id)
 }
 
 /// `POST /build/prune`: berth's build cache records and cache mounts.
