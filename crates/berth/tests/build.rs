@@ -664,3 +664,77 @@ fn run_mount_bind_from_a_stage_or_an_image() {
     assert!(!ok);
     assert!(err.contains("/nope\" not found"), "{err}");
 }
+
+#[test]
+fn no_cache_filter_rebuilds_only_the_named_stages() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df =
+        "FROM bb:1 AS deps\nRUN echo deps > /d\nFROM bb:1\nCOPY --from=deps /d /d\nRUN cat /d\n";
+    let ctx = context(&b, "ncf", &[("Dockerfile", df)]);
+    let c = ctx.to_str().unwrap();
+    b.ok(&["build", "-t", "ncf", c]);
+    let (ok, out, err) = build_out(&b, &["--no-cache-filter", "deps", "-t", "ncf", c]);
+    assert!(ok, "{out}\n{err}");
+    let step = |n: usize| {
+        out.split("Step ")
+            .find(|s| s.starts_with(&format!("{n}/")))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        step(2).contains("Running in"),
+        "the deps stage is rebuilt: {out}"
+    );
+    // the final stage's own steps may use the cache, but what changed
+    // upstream (a new /d layer of the same content) keeps its COPY cached
+    assert!(step(4).contains("Using cache"), "{out}");
+    assert_eq!(b.ok(&["run", "--rm", "ncf", "cat", "/d"]), "deps\n");
+}
+
+#[test]
+fn a_run_that_changes_nothing_adds_an_empty_layer() {
+    // Docker keeps the container's mount points (/etc/hosts, /dev, …) in
+    // a layer commits never see: a RUN that changes nothing has an empty
+    // layer; one that changes a directory's mode keeps that change
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df = "FROM bb:1\nRUN true\nRUN chmod 0700 /etc\n";
+    let ctx = context(&b, "empty", &[("Dockerfile", df)]);
+    b.ok(&["build", "-t", "emptylayer", ctx.to_str().unwrap()]);
+    let save = b.dir.path().join("empty.tar");
+    b.ok(&["save", "-o", save.to_str().unwrap(), "emptylayer"]);
+    let tar_out = |args: &[&str]| -> String {
+        let o = Command::new("tar").args(args).output().unwrap();
+        assert!(o.status.success(), "tar {args:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let manifest: Value =
+        serde_json::from_str(&tar_out(&["-xOf", save.to_str().unwrap(), "manifest.json"])).unwrap();
+    let layers: Vec<String> = serde_json::from_value(manifest[0]["Layers"].clone()).unwrap();
+    let n = layers.len();
+    let list = |l: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("tar -xOf {} {} | tar -t", save.display(), l))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(list(&layers[n - 2]), "", "RUN true: an empty layer");
+    let chmod = list(&layers[n - 1]);
+    assert_eq!(
+        chmod.trim().trim_end_matches('/'),
+        "etc",
+        "the chmod is kept: {chmod}"
+    );
+    assert_eq!(
+        b.ok(&["run", "--rm", "emptylayer", "stat", "-c", "%a", "/etc"])
+            .trim(),
+        "700"
+    );
+}

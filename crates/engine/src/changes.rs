@@ -218,7 +218,7 @@ impl Engine {
         opts: &CommitOptions<'_>,
         config: impl FnOnce(ContainerConfig) -> Result<ContainerConfig>,
     ) -> Result<berth_types::Digest> {
-        let (c, upper, _) = self.upper(key)?;
+        let (c, upper, lowers) = self.upper(key)?;
         let image_id: berth_types::Digest = c
             .record
             .image_id
@@ -238,7 +238,7 @@ impl Engine {
         // the layer blob belongs to the transaction: a failure below
         // removes it again
         let mut tx = self.images.begin()?;
-        let layer = write_layer(&tx, &c.record, &upper);
+        let layer = write_layer(&tx, &c.record, &upper, &lowers);
         if paused_here {
             let _ = self.unpause(key);
         }
@@ -301,7 +301,7 @@ impl Engine {
         mut cfg: berth_types::image::ImageConfig,
         history: History,
     ) -> Result<berth_types::Digest> {
-        let (c, upper, _) = self.upper(key)?;
+        let (c, upper, lowers) = self.upper(key)?;
         let image_id: berth_types::Digest = c
             .record
             .image_id
@@ -314,7 +314,7 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("No such image: {image_id}")))?;
         let base = self.images.manifest(&rec)?;
         let mut tx = self.images.begin()?;
-        let (blob, size) = write_layer(&tx, &c.record, &upper)?;
+        let (blob, size) = write_layer(&tx, &c.record, &upper, &lowers)?;
         cfg.created = history.created.clone().or(cfg.created);
         cfg.rootfs.diff_ids.push(blob.clone());
         cfg.history.push(history);
@@ -422,13 +422,18 @@ fn write_layer(
     tx: &berth_image::transaction::Transaction<'_>,
     r: &crate::Record,
     upper: &Path,
+    lowers: &[PathBuf],
 ) -> Result<(berth_types::Digest, u64)> {
     let mut w = tx.content().writer(Default::default())?;
     {
         let mut tar = tar::Builder::new(&mut w);
         tar.follow_symlinks(false);
         let root = fs::File::open(upper).map_err(|e| io_err("open the upper layer", e))?;
-        layer_dir(&mut tar, root.as_fd(), Path::new(""), &placeholders(r), 0)?;
+        let skip = Skip {
+            placeholders: placeholders(r),
+            lowers,
+        };
+        layer_dir(&mut tar, root.as_fd(), Path::new(""), &skip, 0)?;
         tar.finish().map_err(|e| io_err("write the layer", e))?;
     }
     let size = w.written();
@@ -546,11 +551,76 @@ pub(crate) fn tree<W: Write>(
 
 /// The upper directory as an OCI layer: whiteouts (0/0 character devices)
 /// become `.wh.NAME`, opaque directories get `.wh..wh..opq`.
+/// What a commit leaves out of the upper directory: the runtime's mount
+/// points, and directories that hold nothing else and are as the image
+/// has them (made or copied up only to hold a mount point: Docker keeps
+/// all of that in an "init" layer that commits never see).
+struct Skip<'a> {
+    placeholders: std::collections::BTreeSet<String>,
+    /// The image's layers, top first.
+    lowers: &'a [PathBuf],
+}
+
+impl Skip<'_> {
+    /// Whether the directory `name` in `dir` (at `abs`) holds only mount
+    /// points (at any depth) and has the mode and owner the image gives it
+    /// (or the image has no such directory).
+    fn only_mount_points(
+        &self,
+        abs: &str,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        st: &rustix::fs::Stat,
+        depth: u32,
+    ) -> bool {
+        if depth > 32 {
+            return false;
+        }
+        let Ok(d) = open_dir(dir, name) else {
+            return false;
+        };
+        if is_opaque(d.as_fd()) {
+            return false;
+        }
+        let Ok(names) = entries(d.as_fd()) else {
+            return false;
+        };
+        let inside = names.iter().all(|n| {
+            let Ok(cst) = rustix::fs::statat(&d, n.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+                return false;
+            };
+            let child = format!("{}/{n}", abs.trim_end_matches('/'));
+            if is_whiteout(&cst) {
+                return false;
+            }
+            is_placeholder(&self.placeholders, &child, &cst, d.as_fd(), n)
+                || (FileType::from_raw_mode(cst.st_mode) == FileType::Directory
+                    && self.only_mount_points(&child, d.as_fd(), n, &cst, depth + 1))
+        });
+        if !inside {
+            return false;
+        }
+        let rel = abs.trim_start_matches('/');
+        match self
+            .lowers
+            .iter()
+            .find_map(|l| rustix::fs::lstat(l.join(rel)).ok())
+        {
+            None => true,
+            Some(lower) => {
+                lower.st_mode == st.st_mode
+                    && lower.st_uid == st.st_uid
+                    && lower.st_gid == st.st_gid
+            }
+        }
+    }
+}
+
 fn layer_dir<W: Write>(
     tar: &mut tar::Builder<W>,
     dir: BorrowedFd<'_>,
     at: &Path,
-    skip: &std::collections::BTreeSet<String>,
+    skip: &Skip<'_>,
     depth: u32,
 ) -> Result<()> {
     if depth > 256 {
@@ -569,7 +639,13 @@ fn layer_dir<W: Write>(
         let st = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| io_err("stat", e))?;
         let p = at.join(&name);
-        if is_placeholder(skip, &format!("/{}", p.display()), &st, dir, &name) {
+        let abs = format!("/{}", p.display());
+        if is_placeholder(&skip.placeholders, &abs, &st, dir, &name) {
+            continue;
+        }
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory
+            && skip.only_mount_points(&abs, dir, &name, &st, 0)
+        {
             continue;
         }
         if is_whiteout(&st) {
