@@ -53,6 +53,9 @@ pub struct BuildArgs {
     /// Secret to expose to the build (`id=mysecret[,src=/local/secret]` or `id=X,env=VAR`).
     #[arg(long)]
     secret: Vec<String>,
+    /// SSH agent socket to expose to the build (`default` or `ID`, `=SOCKET`; default `$SSH_AUTH_SOCK`).
+    #[arg(long)]
+    ssh: Vec<String>,
     /// Set target platform for build.
     #[arg(long)]
     platform: Option<String>,
@@ -291,6 +294,22 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
     }
     for s in &a.secret {
         o.secrets.push(secret(s)?);
+    }
+    for s in &a.ssh {
+        let (id, path) = match s.split_once('=') {
+            Some((id, p)) => (id.to_owned(), PathBuf::from(p)),
+            None => (
+                s.clone(),
+                std::env::var_os("SSH_AUTH_SOCK")
+                    .map(PathBuf::from)
+                    .ok_or_else(|| anyhow::anyhow!("--ssh {s}: SSH_AUTH_SOCK is not set"))?,
+            ),
+        };
+        if path.to_string_lossy().contains(',') {
+            bail!("not supported yet: --ssh {s} with several sockets or key files");
+        }
+        o.ssh
+            .push(berth_build::builder::SshAgent { id, socket: path });
     }
     o.platform = a.platform.clone();
     let shm = size(&a.shm_size, "--shm-size")?;

@@ -184,8 +184,8 @@ fn berth_build_errors_read_like_dockers_and_change_nothing() {
             "not supported yet",
         ),
         (
-            "FROM bb:1\nRUN --mount=type=ssh true\n",
-            "not supported yet",
+            "FROM bb:1\nRUN --mount=type=ssh,required=true true\n",
+            "no SSH key \"default\"",
         ),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
@@ -737,4 +737,36 @@ fn a_run_that_changes_nothing_adds_an_empty_layer() {
             .trim(),
         "700"
     );
+}
+
+#[test]
+fn run_mount_ssh_binds_the_clients_agent_socket() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    // a stand-in for an SSH agent: the socket is what is forwarded
+    let sock = b.dir.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let df = "FROM bb:1\n\
+              RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo agent-at-$SSH_AUTH_SOCK\n\
+              RUN --mount=type=ssh,id=work,target=/tmp/a.sock test -S /tmp/a.sock && echo work-agent\n\
+              RUN --mount=type=ssh,id=absent true\n";
+    let ctx = context(&b, "ssh", &[("Dockerfile", df)]);
+    let default = format!("default={}", sock.display());
+    let work = format!("work={}", sock.display());
+    let (ok, out, err) = build_out(
+        &b,
+        &["--ssh", &default, "--ssh", &work, ctx.to_str().unwrap()],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("agent-at-/run/buildkit/ssh_agent.0"), "{out}");
+    assert!(out.contains("work-agent"), "{out}");
+    // a key file is not an agent
+    let key = b.dir.path().join("id_ed25519");
+    std::fs::write(&key, "not a socket").unwrap();
+    let keyarg = format!("default={}", key.display());
+    let (ok, _, err) = build_out(&b, &["--no-cache", "--ssh", &keyarg, ctx.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("not key files"), "{err}");
 }

@@ -28,7 +28,7 @@ use crate::context::SourceTree;
 use crate::dockerfile::{self, Dockerfile};
 
 pub use error::BuildError;
-pub use options::{BuildOptions, Puller, Secret, SecretSource};
+pub use options::{BuildOptions, Puller, Secret, SecretSource, SshAgent};
 pub use output::{Collect, Progress};
 
 /// What a build made.

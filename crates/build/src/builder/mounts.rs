@@ -49,6 +49,12 @@ enum Spec {
         uid: u32,
         gid: u32,
     },
+    /// The client's SSH agent socket (`--ssh ID=SOCKET`).
+    Ssh {
+        id: String,
+        target: String,
+        required: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +78,8 @@ pub(crate) struct Mounts {
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     pub mounts: Vec<Mount>,
+    /// Environment entries the step gets (`SSH_AUTH_SOCK`).
+    pub env: Vec<String>,
     _fds: Vec<OwnedFd>,
     _locks: Vec<fs::File>,
     secrets: Option<PathBuf>,
@@ -289,9 +297,23 @@ fn parse_one(
             }
         }
         "ssh" => {
-            return Err(BuildError::NotSupported(format!(
-                "RUN --mount=type=ssh (line {line}): berth has no SSH agent forwarding"
-            )));
+            known(&kv, &["target", "id", "required", "mode", "uid", "gid"])?;
+            for k in ["mode", "uid", "gid"] {
+                if kv.contains_key(k) {
+                    return Err(BuildError::NotSupported(format!(
+                        "RUN --mount=type=ssh,{k}= (line {line}): the agent's socket is bound as it is"
+                    )));
+                }
+            }
+            Spec::Ssh {
+                id: get(&kv, "id").unwrap_or_else(|| "default".into()),
+                target: match get(&kv, "target") {
+                    Some(_) => target(&kv)?,
+                    None => "/run/buildkit/ssh_agent.0".into(),
+                },
+                required: kv.contains_key("required")
+                    && parse_bool(get(&kv, "required").as_deref(), "required", line)?,
+            }
         }
         other => return Err(at(line, format!("unsupported mount type {other:?}"))),
     })
@@ -333,6 +355,7 @@ pub(crate) fn parse_all(
             } => format!("bind {id} {source} {target} {read_write}"),
             Spec::Tmpfs { target, size } => format!("tmpfs {target} {size:?}"),
             Spec::Secret { id, target, .. } => format!("secret {id} {target}"),
+            Spec::Ssh { id, target, .. } => format!("ssh {id} {target}"),
         };
         m.key_parts.push(part);
         m.specs.push(spec);
@@ -447,6 +470,34 @@ impl Mounts {
                     origin: MountOrigin::Mount,
                     ..Default::default()
                 }),
+                Spec::Ssh {
+                    id,
+                    target,
+                    required,
+                } => {
+                    let Some(sock) = b.opts.ssh.iter().find(|s| &s.id == id) else {
+                        if *required {
+                            return Err(BuildError::Image(format!(
+                                "no SSH key {id:?} forwarded from the client (berth build --ssh {id}=SOCKET)"
+                            )));
+                        }
+                        continue;
+                    };
+                    let meta = fs::metadata(&sock.socket).map_err(|e| {
+                        io(&format!("ssh agent socket {}", sock.socket.display()), e)
+                    })?;
+                    if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+                        return Err(BuildError::NotSupported(format!(
+                            "--ssh {id}={}: only an agent's socket can be forwarded, not key files",
+                            sock.socket.display()
+                        )));
+                    }
+                    if p.env.is_empty() {
+                        p.env.push(format!("SSH_AUTH_SOCK={}", clean_path(target)));
+                    }
+                    p.mounts
+                        .push(bind(sock.socket.display().to_string(), target, true));
+                }
                 Spec::Secret {
                     id,
                     target,

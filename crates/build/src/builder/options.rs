@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `--secret`.
     pub secrets: Vec<Secret>,
+    /// `--ssh ID=SOCKET`: agent sockets RUN --mount=type=ssh binds.
+    pub ssh: Vec<SshAgent>,
     /// Pulls a missing base image (`None`: missing images are an error).
     pub puller: Option<Box<dyn Puller>>,
 }
@@ -65,6 +67,15 @@ pub struct Secret {
     pub id: String,
     /// Where its bytes are.
     pub source: SecretSource,
+}
+
+/// `--ssh ID=SOCKET` (`default` when no id is given).
+#[derive(Clone, Debug)]
+pub struct SshAgent {
+    /// The id `RUN --mount=type=ssh,id=…` names.
+    pub id: String,
+    /// The agent's socket.
+    pub socket: std::path::PathBuf,
 }
 
 /// A secret's bytes.

@@ -180,6 +180,7 @@ pub(crate) fn run(
             }
             let prepared: Prepared = mounts.prepare(b)?;
             spec.mounts.extend(prepared.mounts.iter().cloned());
+            spec.env.extend(prepared.env.iter().cloned());
             let c = StepContainer::create(b.engine, &spec)?;
             b.out
                 .stream(&format!(" ---> Running in {}\n", short(&c.id)));
