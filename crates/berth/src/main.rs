@@ -206,6 +206,8 @@ enum ImageCommand {
     Pull(pull_cmd::PullArgs),
     /// Upload an image to a registry.
     Push(pull_cmd::PushArgs),
+    /// Build an image from a Dockerfile.
+    Build(Box<build_cmd::BuildArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -360,6 +362,7 @@ fn image_command(root: &std::path::Path, cmd: ImageCommand) -> Result<()> {
         }
         ImageCommand::Pull(a) => pull_cmd::pull(&engine, &a),
         ImageCommand::Push(a) => pull_cmd::push(&engine, &a),
+        ImageCommand::Build(a) => build_cmd::build(root, &a).map(|_| ()),
     }
 }
 
@@ -401,6 +404,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Stats(a) => stats_cmd::stats(&root, &a),
         Command::Top { container } => ok(containers_cmd::top(&root, &container)),
         Command::Daemon(a) => ok(daemon_cmd::run(&root, &a)),
+        Command::Image(ImageCommand::Build(a)) => build_cmd::build(&root, &a),
         Command::Image(c) => ok(image_command(&root, c)),
         Command::Registry(c) => ok(registry_cmd::run(&root, c)),
         Command::Images(a) => ok(image_command(&root, ImageCommand::Ls(a))),
