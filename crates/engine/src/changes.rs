@@ -130,6 +130,25 @@ impl Engine {
         Ok((c, dir.join("upper"), lowers))
     }
 
+    /// The image a container was made from: its id and manifest.
+    fn image_of(
+        &self,
+        c: &crate::Container,
+    ) -> Result<(berth_types::Digest, berth_types::image::Manifest)> {
+        let image_id: berth_types::Digest = c
+            .record
+            .image_id
+            .parse()
+            .map_err(|_| Error::Invalid("the container's image id is unreadable".into()))?;
+        let rec = self
+            .images
+            .db()
+            .image(&image_id)?
+            .ok_or_else(|| Error::NotFound(format!("No such image: {image_id}")))?;
+        let base = self.images.manifest(&rec)?;
+        Ok((image_id, base))
+    }
+
     /// `docker diff`: what the container added (A), changed (C) and
     /// deleted (D), directories holding changes included as C.
     pub fn diff(&self, key: &str) -> Result<Vec<Change>> {
@@ -219,17 +238,7 @@ impl Engine {
         config: impl FnOnce(ContainerConfig) -> Result<ContainerConfig>,
     ) -> Result<berth_types::Digest> {
         let (c, upper, lowers) = self.upper(key)?;
-        let image_id: berth_types::Digest = c
-            .record
-            .image_id
-            .parse()
-            .map_err(|_| Error::Invalid("the container's image id is unreadable".into()))?;
-        let rec = self
-            .images
-            .db()
-            .image(&image_id)?
-            .ok_or_else(|| Error::NotFound(format!("No such image: {image_id}")))?;
-        let base = self.images.manifest(&rec)?;
+        let (image_id, base) = self.image_of(&c)?;
         let mut cfg = self.images.config(&image_id)?;
         let container_config = record_config(&c.record, &cfg.config.clone().unwrap_or_default());
         let wanted = merge(config(container_config.clone())?, &container_config);
@@ -302,17 +311,7 @@ impl Engine {
         history: History,
     ) -> Result<berth_types::Digest> {
         let (c, upper, lowers) = self.upper(key)?;
-        let image_id: berth_types::Digest = c
-            .record
-            .image_id
-            .parse()
-            .map_err(|_| Error::Invalid("the container's image id is unreadable".into()))?;
-        let rec = self
-            .images
-            .db()
-            .image(&image_id)?
-            .ok_or_else(|| Error::NotFound(format!("No such image: {image_id}")))?;
-        let base = self.images.manifest(&rec)?;
+        let (image_id, base) = self.image_of(&c)?;
         let mut tx = self.images.begin()?;
         let (blob, size) = write_layer(&tx, &c.record, &upper, &lowers)?;
         cfg.created = history.created.clone().or(cfg.created);

@@ -4,7 +4,6 @@
 //! (written through the engine's in-root extraction) and committed.
 
 use berth_types::Digest;
-use berth_types::image::History;
 
 use super::cache::Key;
 use super::error::{BuildError, at};
@@ -260,15 +259,7 @@ pub(crate) fn copy(
                 wrote.map_err(BuildError::from)
             });
             put?;
-            let id = b.engine.commit_build(
-                &c.id,
-                cfg.clone(),
-                History {
-                    created: Some(berth_image::images::now()),
-                    created_by: Some(created_by.clone()),
-                    ..Default::default()
-                },
-            )?;
+            let id = c.commit(cfg.clone(), &created_by)?;
             Ok(id)
         },
         cfg,

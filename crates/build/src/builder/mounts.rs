@@ -197,6 +197,18 @@ fn parse_one(
             Ok(())
         };
     let get = |kv: &BTreeMap<String, Option<String>>, k: &str| kv.get(k).cloned().flatten();
+    // mode (octal), uid and gid of what a cache or secret mount makes
+    let owner = (
+        get(&kv, "mode").map(|m| octal(&m, line)).transpose()?,
+        get(&kv, "uid")
+            .map(|v| number(&v, "uid", line))
+            .transpose()?
+            .unwrap_or(0),
+        get(&kv, "gid")
+            .map(|v| number(&v, "gid", line))
+            .transpose()?
+            .unwrap_or(0),
+    );
     Ok(match kind.as_str() {
         "cache" => {
             known(
@@ -221,18 +233,9 @@ fn parse_one(
                 },
                 read_only: kv.contains_key("ro")
                     && parse_bool(get(&kv, "ro").as_deref(), "ro", line)?,
-                mode: get(&kv, "mode")
-                    .map(|m| octal(&m, line))
-                    .transpose()?
-                    .unwrap_or(0o755),
-                uid: get(&kv, "uid")
-                    .map(|v| number(&v, "uid", line))
-                    .transpose()?
-                    .unwrap_or(0),
-                gid: get(&kv, "gid")
-                    .map(|v| number(&v, "gid", line))
-                    .transpose()?
-                    .unwrap_or(0),
+                mode: owner.0.unwrap_or(0o755),
+                uid: owner.1,
+                gid: owner.2,
                 target: t,
             }
         }
@@ -280,18 +283,9 @@ fn parse_one(
             Spec::Secret {
                 required: kv.contains_key("required")
                     && parse_bool(get(&kv, "required").as_deref(), "required", line)?,
-                mode: get(&kv, "mode")
-                    .map(|m| octal(&m, line))
-                    .transpose()?
-                    .unwrap_or(0o400),
-                uid: get(&kv, "uid")
-                    .map(|v| number(&v, "uid", line))
-                    .transpose()?
-                    .unwrap_or(0),
-                gid: get(&kv, "gid")
-                    .map(|v| number(&v, "gid", line))
-                    .transpose()?
-                    .unwrap_or(0),
+                mode: owner.0.unwrap_or(0o400),
+                uid: owner.1,
+                gid: owner.2,
                 target: t,
                 id,
             }

@@ -46,6 +46,24 @@ impl<'e> StepContainer<'e> {
         })
     }
 
+    /// Commits the container's changes as the step's image: `cfg` with a
+    /// history entry `created_by` and the new layer.
+    pub fn commit(
+        &self,
+        cfg: berth_types::image::ImageConfig,
+        created_by: &str,
+    ) -> Result<berth_types::Digest, BuildError> {
+        Ok(self.engine.commit_build(
+            &self.id,
+            cfg,
+            History {
+                created: Some(berth_image::images::now()),
+                created_by: Some(created_by.to_owned()),
+                ..Default::default()
+            },
+        )?)
+    }
+
     /// Leaves the container in place (a failed step without `forcerm`).
     pub fn keep(mut self) {
         self.keep = true;
@@ -195,15 +213,7 @@ pub(crate) fn run(
                     code,
                 });
             }
-            let id = b.engine.commit_build(
-                &c.id,
-                cfg.clone(),
-                History {
-                    created: Some(berth_image::images::now()),
-                    created_by: Some(created_by.clone()),
-                    ..Default::default()
-                },
-            )?;
+            let id = c.commit(cfg.clone(), &created_by)?;
             if b.opts.rm || b.opts.force_rm {
                 b.out.stream(&format!(
                     "Removing intermediate container {}\n",

@@ -149,6 +149,17 @@ pub fn registry_auth_header(value: &str) -> Result<AuthConfig, String> {
         return Ok(AuthConfig::default());
     }
     let bad = |why: String| format!("invalid X-Registry-Auth header: {why}");
+    let raw = decode_base64(v).map_err(|e| bad(format!("not base64: {e}")))?;
+    if !raw.trim_ascii_start().starts_with(b"{") {
+        return Err(bad("not a JSON object".into()));
+    }
+    let body: AuthBody = super::from_json(&raw).map_err(bad)?;
+    body.into_auth().map(|(_, a)| a).map_err(bad)
+}
+
+/// Base64 as the docker CLI and SDKs send it in headers: the URL-safe
+/// alphabet, padded or not (the standard alphabet is taken too).
+fn decode_base64(v: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let normalized: String = v
         .trim_end_matches('=')
         .chars()
@@ -158,14 +169,7 @@ pub fn registry_auth_header(value: &str) -> Result<AuthConfig, String> {
             c => c,
         })
         .collect();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(normalized.as_bytes())
-        .map_err(|e| bad(format!("not base64: {e}")))?;
-    if !raw.trim_ascii_start().starts_with(b"{") {
-        return Err(bad("not a JSON object".into()));
-    }
-    let body: AuthBody = super::from_json(&raw).map_err(bad)?;
-    body.into_auth().map(|(_, a)| a).map_err(bad)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(normalized.as_bytes())
 }
 
 /// The `X-Registry-Config` header of `POST /build`: base64 of a JSON
@@ -179,18 +183,7 @@ pub fn registry_config_header(
         return Ok(out);
     }
     let bad = |why: String| format!("invalid X-Registry-Config header: {why}");
-    let normalized: String = v
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(normalized.as_bytes())
-        .map_err(|e| bad(format!("not base64: {e}")))?;
+    let raw = decode_base64(v).map_err(|e| bad(format!("not base64: {e}")))?;
     let map: std::collections::BTreeMap<String, AuthBody> = super::from_json(&raw).map_err(bad)?;
     for (registry, body) in map {
         let (_, a) = body.into_auth().map_err(bad)?;
