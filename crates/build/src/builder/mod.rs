@@ -13,11 +13,13 @@ mod copy;
 mod error;
 mod eval;
 mod fetch;
+mod instructions;
 mod mounts;
 mod options;
 mod output;
 mod run;
 mod stage;
+mod step;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
