@@ -19,6 +19,10 @@ if [ "${BERTH_TEST_PODMAN:-1}" = 1 ]; then
 	command -v podman >/dev/null || need+=(podman)
 fi
 command -v tar >/dev/null || need+=(tar)
+# the builder's tests make contexts in every compression docker accepts
+command -v bzip2 >/dev/null || need+=(bzip2)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v gzip >/dev/null || need+=(gzip)
 # bridge networking: nftables rules, ip/nsenter in the network tests
 command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
