@@ -184,6 +184,11 @@ fn berth_build_errors_read_like_dockers_and_change_nothing() {
             "not supported yet",
         ),
         (
+            "FROM --platform=linux/s390x bb:1\n",
+            "not supported yet: FROM --platform=linux/s390x",
+        ),
+        ("FROM --platform=nonsense bb:1\n", "invalid platform"),
+        (
             "FROM bb:1\nRUN --mount=type=ssh,required=true true\n",
             "no SSH key \"default\"",
         ),
@@ -769,4 +774,24 @@ fn run_mount_ssh_binds_the_clients_agent_socket() {
     let (ok, _, err) = build_out(&b, &["--no-cache", "--ssh", &keyarg, ctx.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("not key files"), "{err}");
+}
+
+#[test]
+fn from_platform_of_this_host_builds() {
+    if !root_or_skip("berth build") {
+        return;
+    }
+    let b = Berth::with_busybox(bin(), "bb:1");
+    let df = "FROM --platform=$BUILDPLATFORM bb:1 AS a\nRUN echo $BUILDPLATFORM > /p\n\
+              FROM --platform=$TARGETPLATFORM bb:1\nARG TARGETPLATFORM\nCOPY --from=a /p /p\nRUN echo $TARGETPLATFORM >> /p\n";
+    let ctx = context(&b, "plat", &[("Dockerfile", df)]);
+    let (ok, out, err) = build_out(&b, &["-t", "plat", ctx.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let p = b.ok(&["run", "--rm", "plat", "cat", "/p"]);
+    let want = format!("linux/{}", berth_testutil::archives::host_arch());
+    assert_eq!(
+        p,
+        format!("\n{want}\n"),
+        "BUILDPLATFORM is not declared in stage a; TARGETPLATFORM is"
+    );
 }

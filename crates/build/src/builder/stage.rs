@@ -533,6 +533,23 @@ impl Builder<'_> {
         if image.is_empty() {
             return Err(at(from.line, "base name (FROM) should not be blank"));
         }
+        // FROM --platform: berth builds for this host's platform only
+        if let Some(p) = &from.value.platform {
+            let p = self.meta_vars().word(p, self.escape, from.line)?;
+            let want = Platform::parse(&p).ok_or_else(|| {
+                at(
+                    from.line,
+                    format!("invalid platform {p:?} in FROM --platform: expected os/arch"),
+                )
+            })?;
+            if want.os != self.platform.os || want.architecture != self.platform.architecture {
+                return Err(BuildError::NotSupported(format!(
+                    "FROM --platform={p} (line {}): berth builds for {} only",
+                    from.line,
+                    self.platform.display()
+                )));
+            }
+        }
         let mut st = StageState {
             image: None,
             config: scratch_config(&self.platform),
