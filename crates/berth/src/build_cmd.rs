@@ -74,6 +74,12 @@ pub struct BuildArgs {
     /// Always remove intermediate containers.
     #[arg(long)]
     force_rm: bool,
+    /// Ulimit options (`nofile=1024:2048`).
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Memory nodes in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_mems: Option<String>,
     /// Size of /dev/shm (`64m`).
     #[arg(long)]
     shm_size: Option<String>,
@@ -318,6 +324,11 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
     o.resources.memory_swap = size(&a.memory_swap, "--memory-swap")?;
     o.resources.cpu_shares = a.cpu_shares.unwrap_or(0);
     o.resources.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
+    o.resources.cpuset_mems = a.cpuset_mems.clone().unwrap_or_default();
+    for u in &a.ulimit {
+        o.ulimits
+            .push(berth_docker_api::syntax::parse_ulimit(u).map_err(anyhow::Error::msg)?);
+    }
     o.resources.cpu_period = a.cpu_period.unwrap_or(0);
     o.resources.cpu_quota = a.cpu_quota.unwrap_or(0);
     o.puller = Some(Box::new(CliPuller));

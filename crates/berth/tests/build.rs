@@ -433,6 +433,31 @@ fn docker_build_against_the_daemon() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 2: unknown instruction: FOO"), "{err}");
+    // resource flags reach the RUN containers
+    let ul = context(
+        &b,
+        "dul",
+        &[("Dockerfile", "FROM bb:1\nRUN echo nofile=$(ulimit -n)\n")],
+    );
+    let out = d.ok(&[
+        "build",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--no-cache",
+        ul.to_str().unwrap(),
+    ]);
+    assert!(out.contains("nofile=1024"), "{out}");
+    let (ok, out, err) = build_out(
+        &b,
+        &[
+            "--ulimit",
+            "nofile=1500:2048",
+            "--no-cache",
+            ul.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("nofile=1500"), "{out}");
     // build prune answers with what it removed
     let (st, v) = d.api_json("POST", "/v1.41/build/prune", &Value::Null);
     assert_eq!(st, 200);

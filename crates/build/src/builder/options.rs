@@ -38,6 +38,8 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<HostEntry>,
     /// Resource limits of RUN containers.
     pub resources: Resources,
+    /// `--ulimit` of RUN containers.
+    pub ulimits: Vec<berth_engine::config::Ulimit>,
     /// `--shm-size` in bytes.
     pub shm_size: Option<u64>,
     /// `--platform`.

@@ -82,6 +82,7 @@ pub(crate) fn spec(b: &Builder<'_>, st: &StageState, cmd: Vec<String>) -> Contai
             ..Default::default()
         }),
         resources: b.opts.resources.clone(),
+        ulimits: b.opts.ulimits.clone(),
         ..Default::default()
     };
     spec.network.extra_hosts = b.opts.extra_hosts.clone();

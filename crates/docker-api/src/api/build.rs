@@ -193,6 +193,27 @@ fn options(req: &Request<Incoming>) -> Result<(BuildOptions, String), String> {
     o.resources.cpu_period = int(&q, "cpuperiod")?;
     o.resources.cpu_quota = int(&q, "cpuquota")?;
     o.resources.cpuset_cpus = q.get("cpusetcpus").cloned().unwrap_or_default();
+    o.resources.cpuset_mems = q.get("cpusetmems").cloned().unwrap_or_default();
+    if let Some(u) = q.get("ulimits").filter(|s| !s.is_empty() && *s != "null") {
+        let list: Vec<crate::model::container::UlimitBody> =
+            serde_json::from_str(u).map_err(|e| format!("invalid ulimits: {e}"))?;
+        for one in list {
+            o.ulimits.push(one.into_ulimit()?);
+        }
+    }
+    if let Some(c) = q.get("cgroupparent").filter(|s| !s.is_empty()) {
+        return Err(format!(
+            "not supported yet: cgroupparent={c} for build steps"
+        ));
+    }
+    if let Some(i) = q
+        .get("isolation")
+        .filter(|s| !s.is_empty() && *s != "default")
+    {
+        return Err(format!(
+            "invalid isolation {i:?}: only default is supported on Linux"
+        ));
+    }
     let dockerfile = q
         .get("dockerfile")
         .filter(|s| !s.is_empty())

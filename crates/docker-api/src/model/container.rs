@@ -115,6 +115,23 @@ pub struct UlimitBody {
     pub hard: Option<i64>,
 }
 
+impl UlimitBody {
+    /// The engine's ulimit (-1: unlimited), checked.
+    pub fn into_ulimit(self) -> Result<Ulimit, String> {
+        let n = |v: Option<i64>| match v.unwrap_or(0) {
+            -1 => Ok(u64::MAX),
+            v => u64::try_from(v).map_err(|_| format!("invalid ulimit value {v}")),
+        };
+        let u = Ulimit {
+            name: self.name.unwrap_or_default(),
+            soft: n(self.soft)?,
+            hard: n(self.hard)?,
+        };
+        u.validate()?;
+        Ok(u)
+    }
+}
+
 /// `BindOptions` of a mount.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -759,17 +776,7 @@ impl CreateBody {
         };
         spec.resources.validate()?;
         for u in h.ulimits.unwrap_or_default() {
-            let n = |v: Option<i64>| match v.unwrap_or(0) {
-                -1 => Ok(u64::MAX),
-                v => u64::try_from(v).map_err(|_| format!("invalid ulimit value {v}")),
-            };
-            let u = Ulimit {
-                name: u.name.unwrap_or_default(),
-                soft: n(u.soft)?,
-                hard: n(u.hard)?,
-            };
-            u.validate()?;
-            spec.ulimits.push(u);
+            spec.ulimits.push(u.into_ulimit()?);
         }
         for d in h.devices.unwrap_or_default() {
             let host = d.path_on_host.unwrap_or_default();
