@@ -403,6 +403,12 @@ fn docker_build_against_the_daemon() {
     assert!(out.contains("Step 1/5 : FROM bb:1"), "{out}");
     assert!(out.contains("building bar"), "{out}");
     assert!(out.contains("Successfully tagged dk:1"), "{out}");
+    // the context (on a tmpfs of its own) is gone when the answer is
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(b.root().to_str().unwrap()),
+        "the build's context is still mounted"
+    );
     assert_eq!(d.ok(&["run", "--rm", "dk:1"]), "content-a\n");
     let labels = d.ok(&["inspect", "-f", "{{json .Config.Labels}}", "dk:1"]);
     assert!(labels.contains("\"l1\":\"v1\""), "{labels}");

@@ -30,6 +30,11 @@ impl Received {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// Whether it is unpacked on a tmpfs of its own.
+    pub fn on_tmpfs(&self) -> bool {
+        self.mounted
+    }
 }
 
 impl Drop for Received {

@@ -127,6 +127,8 @@ pub async fn serve(
     registry: berth_image::registry::RegistryOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
+    // contexts and mounts of builds a killed daemon left
+    berth_build::intake::sweep(&root);
     let shared = Arc::new(Shared::new(root, registry));
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {

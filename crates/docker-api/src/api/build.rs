@@ -361,10 +361,15 @@ fn run(
         out,
         cancel,
     );
-    // the context goes after the answer: its files are removed on another
-    // thread, off the response's path
+    // the context goes before the answer when it is a tmpfs (one unmount);
+    // on disk its files are removed on another thread, off the response's
+    // path (a daemon killed meanwhile leaves them to the next sweep)
     drop(prepared);
-    std::thread::spawn(move || drop(ctx));
+    if ctx.on_tmpfs() {
+        drop(ctx);
+    } else {
+        std::thread::spawn(move || drop(ctx));
+    }
     Ok(built?.id)
 }
 
