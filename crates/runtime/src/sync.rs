@@ -96,6 +96,11 @@ impl Channel {
         let mut buf = vec![0u8; 64 * 1024];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
+        // A peer that exits with our last message unread resets the
+        // connection; a seqpacket socket reports that error before the
+        // messages the peer sent first (its error, say). Reading the error
+        // clears it: the next read gets them.
+        let mut reset = false;
         let n = loop {
             match rustix::net::recvmsg(
                 &self.fd,
@@ -105,6 +110,7 @@ impl Channel {
             ) {
                 Ok(r) => break r.bytes,
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CONNRESET) if !reset => reset = true,
                 Err(e) => return Err(e.into()),
             }
         };
