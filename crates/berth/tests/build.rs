@@ -3,7 +3,7 @@
 //! docker-py's `images.build` / `api.build`. Real containers run every RUN;
 //! the results are run and inspected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use berth_testutil::{Berth, busybox_daemon, have_docker_py, root_or_skip};
@@ -11,34 +11,6 @@ use serde_json::Value;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
-}
-
-/// A context directory with these files.
-fn context(b: &Berth, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = b.dir.path().join(name);
-    for (p, content) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(&f, content).unwrap();
-    }
-    dir
-}
-
-fn inspect(b: &Berth, what: &str) -> Value {
-    let out = b.ok(&["image", "inspect", what]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v[0].clone()
-}
-
-fn build_out(b: &Berth, args: &[&str]) -> (bool, String, String) {
-    let mut a = vec!["build"];
-    a.extend_from_slice(args);
-    let o = b.run(&a);
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 const TWO_STAGE: &str = r#"# a small two-stage build
@@ -68,8 +40,7 @@ fn berth_build_runs_a_two_stage_dockerfile_and_caches_every_step() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "ctx",
         &[
             ("Dockerfile", TWO_STAGE),
@@ -79,7 +50,7 @@ fn berth_build_runs_a_two_stage_dockerfile_and_caches_every_step() {
         ],
     );
     let c = ctx.to_str().unwrap();
-    let (ok, out, err) = build_out(&b, &["-t", "two:1", "--build-arg", "GREETING=hi", c]);
+    let (ok, out, err) = b.build(&["-t", "two:1", "--build-arg", "GREETING=hi", c]);
     assert!(ok, "build failed:\n{out}\n{err}");
     assert!(out.contains("Step 1/16 : ARG BASE=bb:1\n"), "{out}");
     assert!(out.contains("Step 2/16 : FROM $BASE AS builder\n"), "{out}");
@@ -90,7 +61,7 @@ fn berth_build_runs_a_two_stage_dockerfile_and_caches_every_step() {
     // the image runs as built
     let run = b.ok(&["run", "--rm", "two:1"]);
     assert_eq!(run.trim(), "hi from berth");
-    let i = inspect(&b, "two:1");
+    let i = b.inspect_image("two:1");
     let cfg = &i["Config"];
     assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/cat"]));
     assert_eq!(cfg["Cmd"], serde_json::json!(["/app/out.txt"]));
@@ -122,20 +93,20 @@ fn berth_build_runs_a_two_stage_dockerfile_and_caches_every_step() {
     );
     assert!(h.contains("/bin/sh -c #(nop) COPY "), "{h}");
     // a rebuild takes every step from the cache, and gives the same image
-    let id1 = inspect(&b, "two:1")["Id"].as_str().unwrap().to_owned();
-    let (ok, out2, err) = build_out(&b, &["-t", "two:1", "--build-arg", "GREETING=hi", c]);
+    let id1 = b.inspect_image("two:1")["Id"].as_str().unwrap().to_owned();
+    let (ok, out2, err) = b.build(&["-t", "two:1", "--build-arg", "GREETING=hi", c]);
     assert!(ok, "{out2}\n{err}");
     assert!(!out2.contains("Running in"), "everything cached: {out2}");
     assert_eq!(out2.matches("Using cache").count(), 13, "{out2}");
-    assert_eq!(inspect(&b, "two:1")["Id"].as_str().unwrap(), id1);
+    assert_eq!(b.inspect_image("two:1")["Id"].as_str().unwrap(), id1);
     // another build argument value misses the cache from the ARG on
-    let (ok, out3, err) = build_out(&b, &["-t", "two:2", "--build-arg", "GREETING=yo", c]);
+    let (ok, out3, err) = b.build(&["-t", "two:2", "--build-arg", "GREETING=yo", c]);
     assert!(ok, "{out3}\n{err}");
     assert!(out3.contains("Running in"), "{out3}");
     assert_eq!(b.ok(&["run", "--rm", "two:2"]).trim(), "yo from berth");
     // a changed source file: cached up to its COPY, built after
     std::fs::write(ctx.join("greet.txt"), "changed").unwrap();
-    let (ok, out4, err) = build_out(&b, &["-t", "two:3", "--build-arg", "GREETING=hi", c]);
+    let (ok, out4, err) = b.build(&["-t", "two:3", "--build-arg", "GREETING=hi", c]);
     assert!(ok, "{out4}\n{err}");
     let step = |n: usize| {
         out4.split("Step ")
@@ -165,7 +136,8 @@ fn berth_build_errors_read_like_dockers_and_change_nothing() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let before = b.ok(&["images", "-a", "-q"]);
+    let names = |b: &Berth| b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let before = names(&b);
     let cases: &[(&str, &str)] = &[
         ("FROM bb:1\nRUNN true\n", "unknown instruction: RUNN"),
         (
@@ -194,8 +166,8 @@ fn berth_build_errors_read_like_dockers_and_change_nothing() {
         ),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
-        let ctx = context(&b, &format!("bad{i}"), &[("Dockerfile", df)]);
-        let (ok, out, err) = build_out(&b, &["--force-rm", ctx.to_str().unwrap()]);
+        let ctx = b.context(&format!("bad{i}"), &[("Dockerfile", df)]);
+        let (ok, out, err) = b.build(&["--force-rm", ctx.to_str().unwrap()]);
         assert!(!ok, "{df:?} should fail:\n{out}");
         assert!(
             err.contains(want),
@@ -205,9 +177,15 @@ fn berth_build_errors_read_like_dockers_and_change_nothing() {
     // a failed RUN without --force-rm keeps its container (docker's --rm
     // is for successful steps); with it, nothing stays
     assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
-    // no image was made by a failing build, except the steps before the
-    // failure (as Docker keeps them); dangling ones are prunable
-    let _ = before;
+    // a failing build names no image (the steps before the failure stay,
+    // untagged, as Docker keeps them)
+    let after: Vec<String> = names(&b)
+        .lines()
+        .filter(|l| !l.contains("<none>"))
+        .map(str::to_owned)
+        .collect();
+    let before: Vec<String> = before.lines().map(str::to_owned).collect();
+    assert_eq!(after, before);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(b.root().to_str().unwrap()),
@@ -222,25 +200,16 @@ fn the_cache_never_takes_a_step_of_another_base() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let c1 = context(
-        &b,
-        "base1",
-        &[("Dockerfile", "FROM bb:1\nRUN echo one > /f\n")],
-    );
+    let c1 = b.context("base1", &[("Dockerfile", "FROM bb:1\nRUN echo one > /f\n")]);
     b.ok(&["build", "-t", "base-a", c1.to_str().unwrap()]);
-    let c = context(
-        &b,
+    let c = b.context(
         "same",
         &[("Dockerfile", "FROM base-a\nRUN cat /f > /g; echo x >> /g\n")],
     );
     b.ok(&["build", "-t", "r1", c.to_str().unwrap()]);
-    let c2 = context(
-        &b,
-        "base2",
-        &[("Dockerfile", "FROM bb:1\nRUN echo two > /f\n")],
-    );
+    let c2 = b.context("base2", &[("Dockerfile", "FROM bb:1\nRUN echo two > /f\n")]);
     b.ok(&["build", "-t", "base-a", c2.to_str().unwrap()]);
-    let (ok, out, err) = build_out(&b, &["-t", "r2", c.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&["-t", "r2", c.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert!(!out.contains("Using cache"), "{out}");
     assert_eq!(b.ok(&["run", "--rm", "r2", "cat", "/g"]), "two\nx\n");
@@ -256,18 +225,15 @@ fn multi_stage_builds_only_what_the_target_needs() {
               FROM bb:1 AS base\nRUN echo base > /base\n\
               FROM base AS test\nRUN echo test > /test\n\
               FROM bb:1\nCOPY --from=base /base /\n";
-    let ctx = context(&b, "ms", &[("Dockerfile", df)]);
-    let (ok, out, err) = build_out(&b, &["-t", "ms:final", ctx.to_str().unwrap()]);
+    let ctx = b.context("ms", &[("Dockerfile", df)]);
+    let (ok, out, err) = b.build(&["-t", "ms:final", ctx.to_str().unwrap()]);
     assert!(ok, "the unused broken stage is not built: {out}\n{err}");
     assert!(!out.contains("echo test"), "{out}");
     assert_eq!(b.ok(&["run", "--rm", "ms:final", "cat", "/base"]), "base\n");
-    let (ok, out, err) = build_out(
-        &b,
-        &["--target", "test", "-t", "ms:test", ctx.to_str().unwrap()],
-    );
+    let (ok, out, err) = b.build(&["--target", "test", "-t", "ms:test", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(b.ok(&["run", "--rm", "ms:test", "cat", "/test"]), "test\n");
-    let (ok, _, err) = build_out(&b, &["--target", "nope", ctx.to_str().unwrap()]);
+    let (ok, _, err) = b.build(&["--target", "nope", ctx.to_str().unwrap()]);
     assert!(!ok);
     assert!(
         err.contains("failed to reach build target nope in Dockerfile"),
@@ -294,8 +260,7 @@ RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/lo
 ONBUILD RUN echo triggered > /onbuild\n";
     let secret = b.dir.path().join("tok.txt");
     std::fs::write(&secret, "s3cr3t-value").unwrap();
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "misc",
         &[
             ("Dockerfile", df),
@@ -307,7 +272,7 @@ ONBUILD RUN echo triggered > /onbuild\n";
         ],
     );
     let sec = format!("id=tok,src={}", secret.display());
-    let (ok, out, err) = build_out(&b, &["-t", "misc", "--secret", &sec, ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&["-t", "misc", "--secret", &sec, ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("secret-seen"), "{out}");
     let ls = b.ok(&["run", "--rm", "misc", "find", "/ctx"]);
@@ -333,26 +298,19 @@ ONBUILD RUN echo triggered > /onbuild\n";
         "the secret leaked into the image"
     );
     // the cache mount persists across builds (--no-cache still uses it)
-    let (ok, out, err) = build_out(
-        &b,
-        &[
-            "-t",
-            "misc2",
-            "--no-cache",
-            "--secret",
-            &sec,
-            ctx.to_str().unwrap(),
-        ],
-    );
+    let (ok, out, err) = b.build(&[
+        "-t",
+        "misc2",
+        "--no-cache",
+        "--secret",
+        &sec,
+        ctx.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(b.ok(&["run", "--rm", "misc2", "cat", "/runs"]).trim(), "2");
     // ONBUILD triggers run in a child build
-    let child = context(
-        &b,
-        "child",
-        &[("Dockerfile", "FROM misc\nRUN cat /onbuild\n")],
-    );
-    let (ok, out, err) = build_out(&b, &["-t", "child", child.to_str().unwrap()]);
+    let child = b.context("child", &[("Dockerfile", "FROM misc\nRUN cat /onbuild\n")]);
+    let (ok, out, err) = b.build(&["-t", "child", child.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("# Executing 1 build trigger"), "{out}");
     assert_eq!(
@@ -366,8 +324,7 @@ fn docker_build_against_the_daemon() {
     let Some((b, d)) = busybox_daemon(bin()) else {
         return;
     };
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "dctx",
         &[
             (
@@ -428,20 +385,19 @@ fn docker_build_against_the_daemon() {
     assert!(q.trim().starts_with("sha256:"), "{q}");
     // a failing RUN: docker's message, and the CLI exits with the step's
     // code (errorDetail.code), as against dockerd
-    let bad = context(&b, "dbad", &[("Dockerfile", "FROM bb:1\nRUN exit 7\n")]);
+    let bad = b.context("dbad", &[("Dockerfile", "FROM bb:1\nRUN exit 7\n")]);
     let o = d.docker(&["build", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(7));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("returned a non-zero code: 7"), "{err}");
     // a syntax error is the daemon's 400 with the line
-    let bad = context(&b, "dsyn", &[("Dockerfile", "FROM bb:1\nFOO bar\n")]);
+    let bad = b.context("dsyn", &[("Dockerfile", "FROM bb:1\nFOO bar\n")]);
     let o = d.docker(&["build", bad.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 2: unknown instruction: FOO"), "{err}");
     // resource flags reach the RUN containers
-    let ul = context(
-        &b,
+    let ul = b.context(
         "dul",
         &[("Dockerfile", "FROM bb:1\nRUN echo nofile=$(ulimit -n)\n")],
     );
@@ -453,15 +409,12 @@ fn docker_build_against_the_daemon() {
         ul.to_str().unwrap(),
     ]);
     assert!(out.contains("nofile=1024"), "{out}");
-    let (ok, out, err) = build_out(
-        &b,
-        &[
-            "--ulimit",
-            "nofile=1500:2048",
-            "--no-cache",
-            ul.to_str().unwrap(),
-        ],
-    );
+    let (ok, out, err) = b.build(&[
+        "--ulimit",
+        "nofile=1500:2048",
+        "--no-cache",
+        ul.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("nofile=1500"), "{out}");
     // build prune answers with what it removed
@@ -478,8 +431,7 @@ fn docker_py_builds_with_its_parameters() {
     if !have_docker_py() {
         return;
     }
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "pyctx",
         &[(
             "Dockerfile.custom",
@@ -542,7 +494,7 @@ fn cache_from_reuses_the_steps_of_a_named_image_only() {
     }
     let b = Berth::with_busybox(bin(), "bb:1");
     let df = "FROM bb:1\nENV A=1\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g\nCMD [\"cat\", \"/g\"]\n";
-    let ctx = context(&b, "cf", &[("Dockerfile", df), ("f.txt", "from cache\n")]);
+    let ctx = b.context("cf", &[("Dockerfile", df), ("f.txt", "from cache\n")]);
     let c = ctx.to_str().unwrap();
     b.ok(&["build", "-t", "cf:1", c]);
     // the image travels (save, load) and berth's own records go
@@ -551,7 +503,7 @@ fn cache_from_reuses_the_steps_of_a_named_image_only() {
     let b2 = Berth::with_busybox(bin(), "bb:1");
     b2.ok(&["load", "-i", tar.to_str().unwrap()]);
     // without --cache-from the loaded image is not a cache
-    let (ok, out, err) = build_out(&b2, &["-t", "cf:2", c]);
+    let (ok, out, err) = b2.build(&["-t", "cf:2", c]);
     assert!(ok, "{out}\n{err}");
     assert!(
         !out.contains("Using cache"),
@@ -559,14 +511,14 @@ fn cache_from_reuses_the_steps_of_a_named_image_only() {
     );
     let b3 = Berth::with_busybox(bin(), "bb:1");
     b3.ok(&["load", "-i", tar.to_str().unwrap()]);
-    let (ok, out, err) = build_out(&b3, &["--cache-from", "cf:1", "-t", "cf:3", c]);
+    let (ok, out, err) = b3.build(&["--cache-from", "cf:1", "-t", "cf:3", c]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(out.matches("Using cache").count(), 4, "{out}");
     assert!(!out.contains("Running in"), "{out}");
     assert_eq!(b3.ok(&["run", "--rm", "cf:3"]), "from cache\n");
     // a changed source ends the reuse at its COPY
     std::fs::write(ctx.join("f.txt"), "changed\n").unwrap();
-    let (ok, out, err) = build_out(&b3, &["--cache-from", "cf:1", "-t", "cf:4", c]);
+    let (ok, out, err) = b3.build(&["--cache-from", "cf:1", "-t", "cf:4", c]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(out.matches("Using cache").count(), 1, "{out}");
     assert_eq!(b3.ok(&["run", "--rm", "cf:4"]), "changed\n");
@@ -592,8 +544,8 @@ fn independent_stages_build_at_the_same_time_and_print_in_order() {
         wait("a", "b"),
         wait("b", "a")
     );
-    let ctx = context(&b, "conc", &[("Dockerfile", &df)]);
-    let (ok, out, err) = build_out(&b, &["-t", "conc", ctx.to_str().unwrap()]);
+    let ctx = b.context("conc", &[("Dockerfile", &df)]);
+    let (ok, out, err) = b.build(&["-t", "conc", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s:?} in {out}"));
     assert!(
@@ -617,8 +569,7 @@ fn on_a_terminal_berth_build_shows_a_live_line_per_step() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "tty",
         &[(
             "Dockerfile",
@@ -659,12 +610,11 @@ fn run_mount_bind_from_a_stage_or_an_image() {
               RUN --mount=type=bind,from=bb:1,target=/mnt/bb test -x /mnt/bb/bin/busybox && echo ok > /bb\n\
               RUN --mount=from=tools,source=tools/etc-link,target=/mnt/e test -e /mnt/e/passwd && echo in-image > /e\n\
               RUN --mount=type=bind,source=sub/ctxfile,target=/in cat /in > /fromctx\n";
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "bindfrom",
         &[("Dockerfile", df), ("sub/ctxfile", "from-context\n")],
     );
-    let (ok, out, err) = build_out(&b, &["-t", "bindfrom", ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&["-t", "bindfrom", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(
         b.ok(&[
@@ -688,15 +638,14 @@ fn run_mount_bind_from_a_stage_or_an_image() {
         "no mount left under the root"
     );
     // a from= that names nothing is an error in Docker's words
-    let bad = context(
-        &b,
+    let bad = b.context(
         "bindbad",
         &[(
             "Dockerfile",
             "FROM bb:1 AS a\nFROM bb:1\nRUN --mount=from=a,source=/nope,target=/x true\n",
         )],
     );
-    let (ok, _, err) = build_out(&b, &[bad.to_str().unwrap()]);
+    let (ok, _, err) = b.build(&[bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("/nope\" not found"), "{err}");
 }
@@ -709,10 +658,10 @@ fn no_cache_filter_rebuilds_only_the_named_stages() {
     let b = Berth::with_busybox(bin(), "bb:1");
     let df =
         "FROM bb:1 AS deps\nRUN echo deps > /d\nFROM bb:1\nCOPY --from=deps /d /d\nRUN cat /d\n";
-    let ctx = context(&b, "ncf", &[("Dockerfile", df)]);
+    let ctx = b.context("ncf", &[("Dockerfile", df)]);
     let c = ctx.to_str().unwrap();
     b.ok(&["build", "-t", "ncf", c]);
-    let (ok, out, err) = build_out(&b, &["--no-cache-filter", "deps", "-t", "ncf", c]);
+    let (ok, out, err) = b.build(&["--no-cache-filter", "deps", "-t", "ncf", c]);
     assert!(ok, "{out}\n{err}");
     let step = |n: usize| {
         out.split("Step ")
@@ -740,7 +689,7 @@ fn a_run_that_changes_nothing_adds_an_empty_layer() {
     }
     let b = Berth::with_busybox(bin(), "bb:1");
     let df = "FROM bb:1\nRUN true\nRUN chmod 0700 /etc\n";
-    let ctx = context(&b, "empty", &[("Dockerfile", df)]);
+    let ctx = b.context("empty", &[("Dockerfile", df)]);
     b.ok(&["build", "-t", "emptylayer", ctx.to_str().unwrap()]);
     let save = b.dir.path().join("empty.tar");
     b.ok(&["save", "-o", save.to_str().unwrap(), "emptylayer"]);
@@ -788,13 +737,10 @@ fn run_mount_ssh_binds_the_clients_agent_socket() {
               RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo agent-at-$SSH_AUTH_SOCK\n\
               RUN --mount=type=ssh,id=work,target=/tmp/a.sock test -S /tmp/a.sock && echo work-agent\n\
               RUN --mount=type=ssh,id=absent true\n";
-    let ctx = context(&b, "ssh", &[("Dockerfile", df)]);
+    let ctx = b.context("ssh", &[("Dockerfile", df)]);
     let default = format!("default={}", sock.display());
     let work = format!("work={}", sock.display());
-    let (ok, out, err) = build_out(
-        &b,
-        &["--ssh", &default, "--ssh", &work, ctx.to_str().unwrap()],
-    );
+    let (ok, out, err) = b.build(&["--ssh", &default, "--ssh", &work, ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("agent-at-/run/buildkit/ssh_agent.0"), "{out}");
     assert!(out.contains("work-agent"), "{out}");
@@ -802,7 +748,7 @@ fn run_mount_ssh_binds_the_clients_agent_socket() {
     let key = b.dir.path().join("id_ed25519");
     std::fs::write(&key, "not a socket").unwrap();
     let keyarg = format!("default={}", key.display());
-    let (ok, _, err) = build_out(&b, &["--no-cache", "--ssh", &keyarg, ctx.to_str().unwrap()]);
+    let (ok, _, err) = b.build(&["--no-cache", "--ssh", &keyarg, ctx.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("not key files"), "{err}");
 }
@@ -815,8 +761,8 @@ fn from_platform_of_this_host_builds() {
     let b = Berth::with_busybox(bin(), "bb:1");
     let df = "FROM --platform=$BUILDPLATFORM bb:1 AS a\nRUN echo $BUILDPLATFORM > /p\n\
               FROM --platform=$TARGETPLATFORM bb:1\nARG TARGETPLATFORM\nCOPY --from=a /p /p\nRUN echo $TARGETPLATFORM >> /p\n";
-    let ctx = context(&b, "plat", &[("Dockerfile", df)]);
-    let (ok, out, err) = build_out(&b, &["-t", "plat", ctx.to_str().unwrap()]);
+    let ctx = b.context("plat", &[("Dockerfile", df)]);
+    let (ok, out, err) = b.build(&["-t", "plat", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     let p = b.ok(&["run", "--rm", "plat", "cat", "/p"]);
     let want = format!("linux/{}", berth_testutil::archives::host_arch());

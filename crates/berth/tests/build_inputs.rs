@@ -18,24 +18,6 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
 }
 
-/// A context directory with these files.
-fn context(b: &Berth, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = b.dir.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (p, content) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(&f, content).unwrap();
-    }
-    dir
-}
-
-fn inspect(b: &Berth, what: &str) -> Value {
-    let out = b.ok(&["image", "inspect", what]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v[0].clone()
-}
-
 fn text(o: &Output) -> (bool, String, String) {
     (
         o.status.success(),
@@ -60,13 +42,6 @@ fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let o = child.wait_with_output().unwrap();
     let _ = w.join();
     o
-}
-
-/// `berth build ARGS`: success, stdout, stderr.
-fn build_out(b: &Berth, args: &[&str]) -> (bool, String, String) {
-    let mut a = vec!["build"];
-    a.extend_from_slice(args);
-    text(&b.run(&a))
 }
 
 /// `berth build ARGS` with `input` on stdin.
@@ -190,8 +165,7 @@ fn berth_build_takes_a_context_tar_on_stdin_in_every_compression() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "ctx",
         &[(
             "Dockerfile",
@@ -246,8 +220,7 @@ fn berth_build_reads_a_dockerfile_from_stdin_or_outside_the_context() {
     assert!(ok, "the Dockerfile is the context's one file: {out}\n{err}");
     // -f - with a directory context: the context's files, the Dockerfile
     // from stdin (not the context's own)
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "dir",
         &[
             (
@@ -274,8 +247,7 @@ fn berth_build_reads_a_dockerfile_from_stdin_or_outside_the_context() {
     assert!(!ok);
     assert!(err.contains("can't use stdin for both"), "{err}");
     // -f outside the context
-    let elsewhere = context(
-        &b,
+    let elsewhere = b.context(
         "elsewhere",
         &[(
             "Build.df",
@@ -283,7 +255,7 @@ fn berth_build_reads_a_dockerfile_from_stdin_or_outside_the_context() {
         )],
     );
     let df = elsewhere.join("Build.df");
-    let (ok, out, err) = build_out(&b, &["-f", df.to_str().unwrap(), "-t", "outside", c]);
+    let (ok, out, err) = b.build(&["-f", df.to_str().unwrap(), "-t", "outside", c]);
     assert!(ok, "{out}\n{err}");
     assert_eq!(b.ok(&["run", "--rm", "outside", "cat", "/d"]), "data\n");
     assert_eq!(
@@ -292,12 +264,12 @@ fn berth_build_reads_a_dockerfile_from_stdin_or_outside_the_context() {
     );
     // ... and one that does not exist
     let missing = elsewhere.join("nope.df");
-    let (ok, _, err) = build_out(&b, &["-f", missing.to_str().unwrap(), c]);
+    let (ok, _, err) = b.build(&["-f", missing.to_str().unwrap(), c]);
     assert!(!ok);
     assert!(err.contains("no such file or directory"), "{err}");
     // no Dockerfile in the context at all
-    let empty = context(&b, "empty", &[("a.txt", "a")]);
-    let (ok, _, err) = build_out(&b, &[empty.to_str().unwrap()]);
+    let empty = b.context("empty", &[("a.txt", "a")]);
+    let (ok, _, err) = b.build(&[empty.to_str().unwrap()]);
     assert!(!ok);
     assert!(
         err.contains("Dockerfile") && err.contains("no such file or directory"),
@@ -312,8 +284,7 @@ fn the_dockerfiles_own_ignore_file_wins_and_globs_apply() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "ign",
         &[
             ("build.Dockerfile", "FROM bb:1\nCOPY . /c/\n"),
@@ -336,7 +307,7 @@ fn the_dockerfiles_own_ignore_file_wins_and_globs_apply() {
     let c = ctx.to_str().unwrap();
     // docker's CLI takes a relative -f from the current directory
     let df = ctx.join("build.Dockerfile");
-    let (ok, out, err) = build_out(&b, &["-f", df.to_str().unwrap(), "-t", "own", c]);
+    let (ok, out, err) = b.build(&["-f", df.to_str().unwrap(), "-t", "own", c]);
     assert!(ok, "{out}\n{err}");
     let found = b.ok(&["run", "--rm", "own", "find", "/c", "-type", "f"]);
     let mut files: Vec<&str> = found.lines().collect();
@@ -355,7 +326,7 @@ fn the_dockerfiles_own_ignore_file_wins_and_globs_apply() {
         "{found}"
     );
     // the default Dockerfile takes .dockerignore
-    let (ok, out, err) = build_out(&b, &["-t", "general", c]);
+    let (ok, out, err) = b.build(&["-t", "general", c]);
     assert!(ok, "{out}\n{err}");
     let found = b.ok(&["run", "--rm", "general", "find", "/c", "-type", "f"]);
     assert!(!found.contains("a.txt"), "{found}");
@@ -370,8 +341,7 @@ fn docker_cli_contexts_from_stdin_iidfile_and_target() {
     let Some((b, d)) = busybox_daemon(bin()) else {
         return;
     };
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "dctx",
         &[
             (
@@ -505,8 +475,7 @@ fn hostile_contexts_are_refused_and_write_nothing_outside() {
     let through = PathBuf::from(format!("/tmp/berth-link-{}", std::process::id()));
     assert!(!through.exists(), "written through the link: {st} {body}");
     // a truncated tar (cut inside a file) and a truncated gzip
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "big",
         &[
             ("Dockerfile", "FROM bb:1\n"),
@@ -548,7 +517,7 @@ fn hostile_contexts_are_refused_and_write_nothing_outside() {
         with_stdin(
             c,
             &tar_cli(
-                &context(&b, "nodf", &[("a", "a")]),
+                &b.context("nodf", &[("a", "a")]),
                 "-cf",
                 &b.dir.path().join("nodf.tar"),
             ),
@@ -572,8 +541,7 @@ fn a_symlink_to_etc_in_the_context_never_reaches_the_hosts_etc() {
         return;
     }
     let b = Berth::with_busybox(bin(), "bb:1");
-    let ctx = context(
-        &b,
+    let ctx = b.context(
         "sym",
         &[
             ("Dockerfile", "FROM bb:1\nCOPY link/passwd /x\n"),
@@ -581,7 +549,7 @@ fn a_symlink_to_etc_in_the_context_never_reaches_the_hosts_etc() {
         ],
     );
     std::os::unix::fs::symlink("/etc", ctx.join("link")).unwrap();
-    let (ok, out, err) = build_out(&b, &["-t", "sym", ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&["-t", "sym", ctx.to_str().unwrap()]);
     if ok {
         // resolved inside the context, as Docker does
         assert_eq!(
@@ -593,7 +561,7 @@ fn a_symlink_to_etc_in_the_context_never_reaches_the_hosts_etc() {
     }
     // without a context file there, nothing is copied from the host
     std::fs::remove_dir_all(ctx.join("etc")).unwrap();
-    let (ok, out, err) = build_out(&b, &["-t", "sym2", ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&["-t", "sym2", ctx.to_str().unwrap()]);
     assert!(!ok, "the host's /etc/passwd was copied:\n{out}\n{err}");
     assert!(err.contains("passwd"), "{err}");
 }
@@ -608,10 +576,10 @@ fn multi_byte_text_round_trips_into_inspect() {
 LABEL description=\"héllo wörld ✓ 日本語\" \"ключ\"=\"значение\"\n\
 ENV GREETING=こんにちは EMOJI=\"🦀 crab\"\n\
 RUN echo \"$GREETING $EMOJI\" > /g\n";
-    let ctx = context(&b, "mb", &[("Dockerfile", df)]);
-    let (ok, out, err) = build_out(&b, &["-t", "mb", ctx.to_str().unwrap()]);
+    let ctx = b.context("mb", &[("Dockerfile", df)]);
+    let (ok, out, err) = b.build(&["-t", "mb", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
-    let cfg = inspect(&b, "mb")["Config"].clone();
+    let cfg = b.inspect_image("mb")["Config"].clone();
     assert_eq!(cfg["Labels"]["description"], "héllo wörld ✓ 日本語");
     assert_eq!(cfg["Labels"]["ключ"], "значение");
     let env: Vec<String> = serde_json::from_value(cfg["Env"].clone()).unwrap();
@@ -678,15 +646,14 @@ fn add_extracts_local_archives_and_fetches_urls() {
     }
     let b = Berth::with_busybox(bin(), "bb:1");
     // archives made by the tar CLI
-    let src = context(
-        &b,
+    let src = b.context(
         "arch-src",
         &[
             ("inner/file.txt", "inside the archive\n"),
             ("top.txt", "top"),
         ],
     );
-    let ctx = context(&b, "addctx", &[("plain.gz.txt", "not an archive")]);
+    let ctx = b.context("addctx", &[("plain.gz.txt", "not an archive")]);
     tar_cli(&src, "-czf", &ctx.join("arch.tar.gz"));
     tar_cli(&src, "-cJf", &ctx.join("arch.tar.xz"));
     let remote_tgz = std::fs::read(ctx.join("arch.tar.gz")).unwrap();
@@ -708,7 +675,7 @@ ADD {base}/dl/remote.tar.gz /r/\n\
 ADD {base}/dl/hello.txt /renamed.txt\n"
     );
     std::fs::write(ctx.join("Dockerfile"), &df).unwrap();
-    let (ok, out, err) = build_out(&b, &["-t", "added", ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&["-t", "added", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     let run = |args: &[&str]| {
         let mut a = vec!["run", "--rm", "added"];
@@ -751,7 +718,7 @@ ADD {base}/dl/hello.txt /renamed.txt\n"
         format!("FROM bb:1\nADD --checksum=sha256:{wrong} {base}/dl/hello.txt /\n"),
     )
     .unwrap();
-    let (ok, out, err) = build_out(&b, &[ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&[ctx.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(err.contains("digest mismatch"), "{err}");
     assert!(err.contains(&sum), "the digest got: {err}");
@@ -761,7 +728,7 @@ ADD {base}/dl/hello.txt /renamed.txt\n"
         format!("FROM bb:1\nADD {base}/dl/missing.txt /\n"),
     )
     .unwrap();
-    let (ok, out, err) = build_out(&b, &[ctx.to_str().unwrap()]);
+    let (ok, out, err) = b.build(&[ctx.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(err.contains("404"), "{err}");
     // git sources and COPY of a URL are refused
@@ -789,7 +756,7 @@ ADD {base}/dl/hello.txt /renamed.txt\n"
         ),
     ] {
         std::fs::write(ctx.join("Dockerfile"), &df).unwrap();
-        let (ok, out, err) = build_out(&b, &[ctx.to_str().unwrap()]);
+        let (ok, out, err) = b.build(&[ctx.to_str().unwrap()]);
         assert!(!ok, "{df}: {out}");
         assert!(err.contains(want), "{df}: want {want:?} in {err}");
     }
@@ -825,8 +792,8 @@ COPY --chown=1234 f /own/num
 COPY --chmod=0640 f /own/mode
 COPY --chown=nobody:nogroup --chmod=0600 f /own/both
 "#;
-    let ctx = context(&b, "ins", &[("Dockerfile", df), ("f", "f\n")]);
-    let (ok, out, err) = build_out(&b, &["-t", "ins", ctx.to_str().unwrap()]);
+    let ctx = b.context("ins", &[("Dockerfile", df), ("f", "f\n")]);
+    let (ok, out, err) = b.build(&["-t", "ins", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     let run = |args: &[&str]| {
         let mut a = vec!["run", "--rm", "ins"];
@@ -857,7 +824,7 @@ COPY --chown=nobody:nogroup --chmod=0600 f /own/both
         "regular empty file\ndirectory\n"
     );
     assert_eq!(run(&["cat", "/shell"]), "shell=yes\n");
-    let cfg = inspect(&b, "ins")["Config"].clone();
+    let cfg = b.inspect_image("ins")["Config"].clone();
     let shell = json!(["/usr/bin/env", "FROM_SHELL=yes", "/bin/sh", "-c"]);
     assert_eq!(cfg["WorkingDir"], "/new/deep/dir/rel");
     assert_eq!(cfg["Shell"], shell);
@@ -904,7 +871,7 @@ COPY --chown=nobody:nogroup --chmod=0600 f /own/both
             format!("FROM bb:1\nCOPY {flag} f /f\n"),
         )
         .unwrap();
-        let (ok, out, err) = build_out(&b, &[ctx.to_str().unwrap()]);
+        let (ok, out, err) = b.build(&[ctx.to_str().unwrap()]);
         assert!(!ok, "{flag}: {out}");
         assert!(err.contains(want), "{flag}: {err}");
     }
@@ -921,11 +888,11 @@ CMD ["echo", "base-cmd"]
 FROM base AS inherit
 ENTRYPOINT ["echo", "ep"]
 "#;
-    let ctx = context(&b, "ep", &[("Dockerfile", df)]);
+    let ctx = b.context("ep", &[("Dockerfile", df)]);
     let c = ctx.to_str().unwrap();
-    let (ok, out, err) = build_out(&b, &["--target", "inherit", "-t", "ep:inherit", c]);
+    let (ok, out, err) = b.build(&["--target", "inherit", "-t", "ep:inherit", c]);
     assert!(ok, "{out}\n{err}");
-    let cfg = inspect(&b, "ep:inherit")["Config"].clone();
+    let cfg = b.inspect_image("ep:inherit")["Config"].clone();
     assert_eq!(cfg["Entrypoint"], json!(["echo", "ep"]));
     assert!(cfg["Cmd"].is_null(), "the inherited CMD is reset: {cfg}");
     assert_eq!(b.ok(&["run", "--rm", "ep:inherit"]), "ep\n");
@@ -938,12 +905,12 @@ fn entrypoint_keeps_a_cmd_set_in_the_same_stage() {
     }
     let b = Berth::with_busybox(bin(), "bb:1");
     let df = "FROM bb:1\nCMD [\"own-cmd\"]\nENTRYPOINT [\"echo\"]\n";
-    let ctx = context(&b, "ep", &[("Dockerfile", df)]);
+    let ctx = b.context("ep", &[("Dockerfile", df)]);
     let c = ctx.to_str().unwrap();
     // Docker keeps a CMD the same stage set before the ENTRYPOINT
-    let (ok, out, err) = build_out(&b, &["-t", "ep:own", c]);
+    let (ok, out, err) = b.build(&["-t", "ep:own", c]);
     assert!(ok, "{out}\n{err}");
-    let cfg = inspect(&b, "ep:own")["Config"].clone();
+    let cfg = b.inspect_image("ep:own")["Config"].clone();
     assert_eq!(cfg["Cmd"], json!(["own-cmd"]), "{cfg}");
     assert_eq!(b.ok(&["run", "--rm", "ep:own"]), "own-cmd\n");
 }
@@ -967,9 +934,9 @@ ENV A=1
 ENV B=${A}2 C="$A-x" D=${LOCAL:-unset}
 RUN echo "$B $C $D" > /env
 "#;
-    let ctx = context(&b, "args", &[("Dockerfile", df)]);
+    let ctx = b.context("args", &[("Dockerfile", df)]);
     let c = ctx.to_str().unwrap();
-    let (ok, out, err) = build_out(&b, &["-t", "args:1", "--build-arg", "UNUSED=1", c]);
+    let (ok, out, err) = b.build(&["-t", "args:1", "--build-arg", "UNUSED=1", c]);
     assert!(ok, "{out}\n{err}");
     let all = format!("{out}{err}");
     assert!(
@@ -985,22 +952,19 @@ RUN echo "$B $C $D" > /env
     );
     assert_eq!(cat("args:1", "/env"), "12 1-x l1\n");
     let env: Vec<String> =
-        serde_json::from_value(inspect(&b, "args:1")["Config"]["Env"].clone()).unwrap();
+        serde_json::from_value(b.inspect_image("args:1")["Config"]["Env"].clone()).unwrap();
     assert!(!env.iter().any(|e| e.starts_with("LOCAL=")), "{env:?}");
     // a build argument overrides the global default of a re-declared ARG;
     // every argument used: no warning
-    let (ok, out, err) = build_out(
-        &b,
-        &[
-            "-t",
-            "args:2",
-            "--build-arg",
-            "OTHER=cli",
-            "--build-arg",
-            "GLOBAL=x",
-            c,
-        ],
-    );
+    let (ok, out, err) = b.build(&[
+        "-t",
+        "args:2",
+        "--build-arg",
+        "OTHER=cli",
+        "--build-arg",
+        "GLOBAL=x",
+        c,
+    ]);
     assert!(ok, "{out}\n{err}");
     assert!(!format!("{out}{err}").contains("[Warning]"), "{out}\n{err}");
     assert_eq!(cat("args:2", "/after"), "other=[cli] local=[l1]\n");
@@ -1016,11 +980,11 @@ fn env_pairs_of_one_instruction_see_the_values_before_it() {
     }
     let b = Berth::with_busybox(bin(), "bb:1");
     let df = "FROM bb:1\nENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n";
-    let ctx = context(&b, "envdoc", &[("Dockerfile", df)]);
-    let (ok, out, err) = build_out(&b, &["-t", "envdoc", ctx.to_str().unwrap()]);
+    let ctx = b.context("envdoc", &[("Dockerfile", df)]);
+    let (ok, out, err) = b.build(&["-t", "envdoc", ctx.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     let env: Vec<String> =
-        serde_json::from_value(inspect(&b, "envdoc")["Config"]["Env"].clone()).unwrap();
+        serde_json::from_value(b.inspect_image("envdoc")["Config"]["Env"].clone()).unwrap();
     assert!(env.contains(&"abc=bye".to_owned()), "{env:?}");
     assert!(env.contains(&"def=hello".to_owned()), "{env:?}");
     assert!(env.contains(&"ghi=bye".to_owned()), "{env:?}");
@@ -1036,11 +1000,7 @@ fn docker_py_custom_gzip_context_quiet_and_pull() {
     if !have_docker_py() {
         return;
     }
-    let ctx = context(
-        &b,
-        "pydir",
-        &[("Dockerfile", "FROM bb:1\nRUN echo q > /q\n")],
-    );
+    let ctx = b.context("pydir", &[("Dockerfile", "FROM bb:1\nRUN echo q > /q\n")]);
     // works with docker-py 5 (Debian's) and 7
     let script = format!(
         r#"

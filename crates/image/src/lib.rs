@@ -8,6 +8,7 @@ pub mod archive;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fetch;
 pub mod images;
 mod owner;
 pub mod registry;

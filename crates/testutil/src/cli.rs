@@ -161,6 +161,38 @@ impl Berth {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// A directory `name` under the test's directory holding `files`
+    /// (relative path, content): a build context.
+    pub fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir context");
+        for (p, content) in files {
+            let f = dir.join(p);
+            std::fs::create_dir_all(f.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&f, content).expect("write a context file");
+        }
+        dir
+    }
+
+    /// `berth build ARGS`: success, stdout, stderr.
+    pub fn build(&self, args: &[&str]) -> (bool, String, String) {
+        let mut a = vec!["build"];
+        a.extend_from_slice(args);
+        let o = self.run(&a);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// `berth image inspect WHAT`, the one object.
+    pub fn inspect_image(&self, what: &str) -> serde_json::Value {
+        let out = self.ok(&["image", "inspect", what]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+        v[0].clone()
+    }
+
     /// Runs; must fail; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);

@@ -117,7 +117,7 @@ fn nanos(d: Option<std::time::Duration>) -> i64 {
 }
 
 /// `HEALTHCHECK` as the image records it.
-pub fn health(h: &Healthcheck, shell: &[String]) -> HealthConfig {
+pub fn health(h: &Healthcheck) -> HealthConfig {
     match h {
         Healthcheck::None => HealthConfig {
             test: vec!["NONE".into()],
@@ -131,7 +131,6 @@ pub fn health(h: &Healthcheck, shell: &[String]) -> HealthConfig {
             start_interval,
             retries,
         } => {
-            let _ = shell;
             let test = match command {
                 Command::Exec(v) => std::iter::once("CMD".to_owned())
                     .chain(v.iter().cloned())

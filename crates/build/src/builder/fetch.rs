@@ -2,11 +2,8 @@
 //! root, checked against `--checksum`), then copied like a local file with
 //! mode 0600 as Docker does.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest as _, Sha256};
 
 use super::error::{BuildError, at};
 use super::stage::Builder;
@@ -40,7 +37,7 @@ impl Drop for TempDir {
 }
 
 /// The file name `ADD` gives a URL's content: its path's last segment.
-fn file_name(url: &reqwest::Url) -> Option<String> {
+fn file_name(url: &url::Url) -> Option<String> {
     url.path_segments()?
         .next_back()
         .filter(|s| !s.is_empty() && *s != "." && *s != "..")
@@ -75,8 +72,7 @@ pub(crate) fn download(
     checksum: Option<&str>,
     line: usize,
 ) -> Result<(TempDir, String), BuildError> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| at(line, format!("invalid URL {url}: {e}")))?;
+    let parsed = url::Url::parse(url).map_err(|e| at(line, format!("invalid URL {url}: {e}")))?;
     let name = file_name(&parsed).unwrap_or_else(|| "index.html".into());
     let want = match checksum {
         Some(c) => {
@@ -95,39 +91,8 @@ pub(crate) fn download(
     };
     let dir = TempDir::new(b.engine.root(), "add")?;
     let path = dir.path().join(&name);
-    berth_image::registry::client::install_crypto();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| BuildError::Io("start an HTTP client".into(), e))?;
-    let fail = |e: String| BuildError::Image(format!("failed to fetch {url}: {e}"));
-    let got = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .no_proxy()
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let mut resp = client
-            .get(parsed.clone())
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(fail(format!(
-                "invalid response status {}",
-                resp.status().as_u16()
-            )));
-        }
-        let mut f = std::fs::File::create(&path)
-            .map_err(|e| BuildError::Io(format!("write {}", path.display()), e))?;
-        let mut h = Sha256::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
-            h.update(&chunk);
-            f.write_all(&chunk)
-                .map_err(|e| BuildError::Io(format!("write {}", path.display()), e))?;
-        }
-        Ok::<String, BuildError>(hex::encode(h.finalize()))
-    })?;
+    let got = berth_image::fetch::download(parsed.as_str(), &path)
+        .map_err(|e| BuildError::Image(e.to_string()))?;
     if let Some(w) = want
         && w != got
     {

@@ -157,7 +157,7 @@ impl Builder<'_> {
                 self.meta_step(st, text, move |c| c.stop_signal = s)
             }
             Instruction::Healthcheck(h) => {
-                let hc = eval::health(h, &shell);
+                let hc = eval::health(h);
                 let text = nop(format!(
                     "HEALTHCHECK {}",
                     serde_json::to_string(&hc).unwrap_or_default()
@@ -165,9 +165,8 @@ impl Builder<'_> {
                 self.meta_step(st, text, move |c| c.healthcheck = Some(hc))
             }
             Instruction::Onbuild(t) => {
-                let check =
-                    dockerfile::parse::parse_instruction(t, esc).map_err(BuildError::Parse)?;
-                let _ = check;
+                // a trigger must parse now, not only in a child build
+                dockerfile::parse::parse_instruction(t, esc).map_err(BuildError::Parse)?;
                 let t = t.clone();
                 let text = nop(format!("ONBUILD {t}"));
                 self.meta_step(st, text, move |c| c.on_build.push(t))

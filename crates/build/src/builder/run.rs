@@ -3,7 +3,6 @@
 //! it is missing).
 
 use std::io::Read;
-use std::os::fd::AsFd;
 
 use berth_engine::config::{HealthConfig, NetworkMode};
 use berth_engine::{ContainerSpec, Engine};
@@ -269,7 +268,6 @@ fn attach_run(b: &mut Builder<'_>, id: &str) -> Result<i32, BuildError> {
                 b.out.stream(&String::from_utf8_lossy(&data));
             }
         }
-        let _ = s.socket.as_fd();
     }
     let code = match waiter {
         Some(mut w) => {

@@ -49,6 +49,16 @@ impl StageState {
         self.config.config.get_or_insert_with(Default::default)
     }
 
+    /// Makes `id` the stage's image (its configuration read from the store).
+    pub fn set_image(&mut self, engine: &Engine, id: Digest) -> Result<(), BuildError> {
+        self.config = engine
+            .images()
+            .config(&id)
+            .map_err(berth_engine::Error::from)?;
+        self.image = Some(id);
+        Ok(())
+    }
+
     pub fn vars(&self) -> Vars<'_> {
         Vars {
             env: &self.cc().env,
@@ -573,20 +583,10 @@ impl Builder<'_> {
             let id = self
                 .stage_result(j)
                 .ok_or_else(|| at(from.line, format!("stage {image} was not built")))?;
-            st.config = self
-                .engine
-                .images()
-                .config(&id)
-                .map_err(berth_engine::Error::from)?;
-            st.image = Some(id);
+            st.set_image(self.engine, id)?;
         } else if !image.eq_ignore_ascii_case("scratch") {
             let id = self.base_image(&image, from.line)?;
-            st.config = self
-                .engine
-                .images()
-                .config(&id)
-                .map_err(berth_engine::Error::from)?;
-            st.image = Some(id);
+            st.set_image(self.engine, id)?;
         }
         self.out.stream(&format!(
             " ---> {}\n",

@@ -47,24 +47,14 @@ impl Builder<'_> {
             self.out
                 .stream(&format!(" ---> {}\n", short(&hit.to_string())));
             let _ = cache::record(self.engine, &key, &hit);
-            st.config = self
-                .engine
-                .images()
-                .config(&hit)
-                .map_err(berth_engine::Error::from)?;
-            st.image = Some(hit);
+            st.set_image(self.engine, hit)?;
             return Ok(());
         }
         let id = make(self, &mut cfg)?;
         let _ = cache::record(self.engine, &key, &id);
         self.out
             .stream(&format!(" ---> {}\n", short(&id.to_string())));
-        st.config = self
-            .engine
-            .images()
-            .config(&id)
-            .map_err(berth_engine::Error::from)?;
-        st.image = Some(id);
+        st.set_image(self.engine, id)?;
         Ok(())
     }
 
