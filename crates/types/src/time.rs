@@ -18,6 +18,22 @@ pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
     )
 }
 
+/// Formats a Unix time as Kubernetes' `metav1.Time`: RFC 3339 in UTC to
+/// the second (`2026-11-24T21:55:08Z`).
+pub fn format_rfc3339_seconds(secs: i64) -> String {
+    let full = format_rfc3339(secs, 0);
+    format!("{}Z", full.split('.').next().unwrap_or(&full))
+}
+
+/// Formats a Unix time as Kubernetes' `metav1.MicroTime`: RFC 3339 in UTC
+/// with microseconds (`2026-11-24T21:55:08.123456Z`).
+pub fn format_rfc3339_micros(secs: i64, nanos: u32) -> String {
+    let full = format_rfc3339(secs, nanos);
+    // 9 fractional digits and `Z` → 6 digits and `Z`.
+    let cut = full.len().saturating_sub(4);
+    format!("{}Z", full.get(..cut).unwrap_or(&full))
+}
+
 /// (year, month, day) → days since 1970-01-01, proleptic Gregorian
 /// (Howard Hinnant's days-from-civil; the inverse of `civil_from_days`).
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -232,6 +248,12 @@ mod tests {
                 .reason
                 .contains("non-ASCII")
         );
+    }
+
+    #[test]
+    fn kubernetes_time_formats() {
+        assert_eq!(format_rfc3339_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339_micros(1, 123_456_789), "1970-01-01T00:00:01.123456Z");
     }
 
     #[test]
