@@ -28,6 +28,12 @@ command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
+# the etcd client crate compiles etcd's protocol files at build time
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+[ -e /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
+# the cluster store's etcd backend is tested against Debian's etcd 3.4
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
 # image and registry interop: the reference registry, skopeo, htpasswd (bcrypt)
 if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
 	command -v docker-registry >/dev/null || need+=(docker-registry)

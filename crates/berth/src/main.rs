@@ -20,6 +20,7 @@ mod pod_cmd;
 mod pull_cmd;
 mod registry_cmd;
 mod run_cmd;
+mod server_cmd;
 mod stats_cmd;
 mod system_cmd;
 mod volume_cmd;
@@ -131,6 +132,8 @@ enum Command {
     },
     /// The Docker Engine API daemon (for the docker CLI and SDKs).
     Daemon(daemon_cmd::DaemonArgs),
+    /// The cluster's control plane: the Kubernetes API server over the cluster store.
+    Server(server_cmd::ServerArgs),
     /// Download an image from a registry.
     Pull(pull_cmd::PullArgs),
     /// Upload an image to a registry.
@@ -404,6 +407,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Stats(a) => stats_cmd::stats(&root, &a),
         Command::Top { container } => ok(containers_cmd::top(&root, &container)),
         Command::Daemon(a) => ok(daemon_cmd::run(&root, &a)),
+        Command::Server(a) => ok(server_cmd::run(&root, &a)),
         Command::Image(ImageCommand::Build(a)) => build_cmd::build(&root, &a),
         Command::Image(c) => ok(image_command(&root, c)),
         Command::Registry(c) => ok(registry_cmd::run(&root, c)),

@@ -1,0 +1,157 @@
+//! PATCH: JSON patch, JSON merge patch, strategic merge patch and
+//! server-side apply, each producing a new object that then takes the
+//! update path (or, for an apply of a missing object, the create path).
+
+use axum::http::header;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::objects::{create_object, render_one, update_object};
+use super::{Api, Ctx};
+use crate::error::ApiError;
+use crate::patch as p;
+use crate::request::Target;
+
+/// Which patch a Content-Type names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+fn kind(ctx: &Ctx) -> Result<Kind, ApiError> {
+    let content_type = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(match content_type.split(';').next().unwrap_or("").trim() {
+        "application/json-patch+json" => Kind::Json,
+        "application/merge-patch+json" => Kind::Merge,
+        "application/strategic-merge-patch+json" => Kind::Strategic,
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => Kind::Apply,
+        other => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got \"{other}\")"
+            )));
+        }
+    })
+}
+
+fn patch_error(error: p::PatchError) -> ApiError {
+    if error.is_invalid() {
+        ApiError { code: 422, reason: "Invalid", message: error.to_string(), details: None }
+    } else {
+        ApiError::bad_request(error.to_string())
+    }
+}
+
+/// Applies a patch of `kind` to `current`.
+pub fn apply_patch(target: &Target, ctx: &Ctx, current: &Value, patch: &Value, kind_: &str) -> Result<Value, ApiError> {
+    let _ = ctx;
+    match kind_ {
+        "json" => p::json_patch(current, patch).map_err(patch_error),
+        "merge" => p::merge_patch(current, patch).map_err(patch_error),
+        _ => {
+            let meta = p::builtin_meta(&target.resource.group, &target.resource.kind).ok_or_else(|| {
+                ApiError::unsupported_media_type(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                )
+            })?;
+            p::strategic_merge_patch(current, patch, meta.as_ref()).map_err(patch_error)
+        }
+    }
+}
+
+/// Records a write's field manager in managedFields.
+pub fn record_manager(old: Option<&Value>, new: &mut Value, ctx: &Ctx, operation: &str) {
+    let _ = operation;
+    let is_apply = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/apply-patch"));
+    if is_apply {
+        // The apply computed managedFields itself.
+        return;
+    }
+    p::record_update(old, new, &ctx.field_manager(), &crate::meta::now());
+}
+
+/// Serves PATCH.
+pub async fn serve(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+    let kind = kind(ctx)?;
+    let patch: Value = crate::decode::parse_body(body, "application/json")?;
+    match kind {
+        Kind::Apply => apply(api, target, ctx, patch).await,
+        _ => {
+            if kind != Kind::Json && !patch.is_object() {
+                return Err(ApiError::bad_request("the patch must be a JSON object"));
+            }
+            let name = match kind {
+                Kind::Json => "json",
+                Kind::Merge => "merge",
+                _ => "strategic",
+            };
+            let precondition = None;
+            let (stored, _) = update_object(api, target, ctx, precondition, |current| {
+                let mut base = current.clone();
+                // A patch may carry a resourceVersion: then it must match.
+                crate::meta::metadata_mut(&mut base).remove("managedFields");
+                apply_patch(target, ctx, &base, &patch, name)
+            })
+            .await?;
+            render_one(api, target, ctx, stored, 200)
+        }
+    }
+}
+
+/// Server-side apply: creates a missing object, else merges the applied
+/// configuration with field ownership.
+async fn apply(api: &Api, target: &Target, ctx: &Ctx, applied: Value) -> Result<Response, ApiError> {
+    let manager = ctx
+        .query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::bad_request("PATCH requests of type apply must have a fieldManager (fieldManager is required for apply requests)"))?
+        .to_owned();
+    let force = ctx.query.flag("force");
+    let mut applied = applied;
+    let kind = target.resource.kind.clone();
+    super::objects::check_kind(target, &mut applied, &kind, &target.resource.api_version())?;
+    let body_name = crate::meta::meta_str(&applied, "name");
+    if body_name != target.name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({})",
+            target.name
+        )));
+    }
+    let meta = p::builtin_meta(&target.resource.group, &target.resource.kind);
+    let generic = p::generic_meta();
+    let meta_ref: &dyn p::PatchMeta = match &meta {
+        Some(m) => m.as_ref(),
+        None => generic.as_ref(),
+    };
+    let api_version = target.resource.api_version();
+    let now = crate::meta::now();
+    if target.subresource.is_empty() && api.objects.get_key(&target.key()).await?.is_none() {
+        let created = p::apply::apply(None, &applied, &manager, &api_version, force, meta_ref, &now)
+            .map_err(apply_error)?;
+        let (obj, _) = create_object(api, target, ctx, created).await?;
+        return render_one(api, target, ctx, obj, 201);
+    }
+    let (stored, _) = update_object(api, target, ctx, None, |current| {
+        p::apply::apply(Some(current), &applied, &manager, &api_version, force, meta_ref, &now).map_err(apply_error)
+    })
+    .await?;
+    render_one(api, target, ctx, stored, 200)
+}
+
+fn apply_error(error: p::apply::ApplyError) -> ApiError {
+    match error {
+        p::apply::ApplyError::Conflict { message, .. } => ApiError { code: 409, reason: "Conflict", message, details: None },
+        other => ApiError::bad_request(other.to_string()),
+    }
+}

@@ -1,0 +1,166 @@
+//! Starting the control plane: the PKI and kubeconfig, the objects every
+//! cluster has (namespaces, the default RBAC policy, default
+//! ServiceAccounts), the listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use berth_kv::Store;
+use serde_json::{Value, json};
+
+use crate::api::Api;
+use crate::auth::authn::Authenticator;
+use crate::auth::pki::Pki;
+use crate::auth::token_file::StaticTokens;
+use crate::auth::tokens::TokenSigner;
+use crate::error::ApiError;
+use crate::request::Target;
+use crate::security::Security;
+use crate::server::Server;
+
+/// How the control plane starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `<root>/server`: the PKI and the kubeconfig live here.
+    pub dir: PathBuf,
+    /// The HTTPS address.
+    pub bind: SocketAddr,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Where to write the admin kubeconfig (default `<dir>/admin.kubeconfig`).
+    pub kubeconfig: Option<PathBuf>,
+    /// A static token file (kube's CSV format).
+    pub token_file: Option<PathBuf>,
+}
+
+/// A started control plane.
+pub struct ControlPlane {
+    /// The API.
+    pub api: Arc<Api>,
+    /// The bound listener.
+    pub server: Server,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Where the admin kubeconfig was written.
+    pub kubeconfig: PathBuf,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+/// Errors of starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The PKI or kubeconfig.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// Binding the address.
+    #[error("bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The bootstrap writes.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// Starts the control plane over a store.
+pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane, StartError> {
+    let pki = Pki::load_or_create(&config.dir.join("pki"), &config.tls_sans)?;
+    let signer = Arc::new(TokenSigner::from_pkcs8_pem(
+        pki.service_account_key_pem(),
+        "https://kubernetes.default.svc.cluster.local",
+    )?);
+    let ca_der = pki.ca_der()?;
+    let mut authn = Authenticator::new()
+        .with_client_ca(ca_der.as_ref())?
+        .with_service_account_tokens(signer.clone(), Vec::new());
+    if let Some(path) = &config.token_file {
+        authn = authn.with_static_tokens(StaticTokens::load(path)?);
+    }
+    let api = Api::new(store, Some(Security::new(authn, signer)));
+    let server = Server::bind(config.bind, pki.server_config(), api.clone())
+        .await
+        .map_err(|e| StartError::Bind(config.bind, e))?;
+    let addr = server.local_addr().map_err(|e| StartError::Bind(config.bind, e))?;
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let url = format!("https://{host}:{}", addr.port());
+    let contents = crate::auth::kubeconfig::kubeconfig(&url, pki.ca_pem(), "admin", pki.admin_cert_pem(), pki.admin_key_pem());
+    let kubeconfig = config.kubeconfig.clone().unwrap_or_else(|| config.dir.join("admin.kubeconfig"));
+    crate::auth::kubeconfig::write_kubeconfig(&kubeconfig, &contents)?;
+    seed(&api).await.map_err(|e| StartError::Bootstrap(e.message))?;
+    api.ready.store(true, Ordering::Release);
+    Ok(ControlPlane { api, server, addr, kubeconfig })
+}
+
+/// Creates `obj` unless an object of that name exists.
+async fn ensure(api: &Api, group: &str, plural: &str, namespace: &str, obj: Value) -> Result<(), ApiError> {
+    let resource = api
+        .registry
+        .get(group, if group.is_empty() { "v1" } else { "v1" }, plural)
+        .ok_or_else(|| ApiError::internal(format!("no resource {plural}")))?;
+    let target = Target {
+        resource,
+        namespace: namespace.to_owned(),
+        name: crate::meta::meta_str(&obj, "name").to_owned(),
+        subresource: String::new(),
+    };
+    if api.objects.get_key(&target.key()).await?.is_some() {
+        return Ok(());
+    }
+    let mut obj = obj;
+    {
+        let meta = crate::meta::metadata_mut(&mut obj);
+        meta.insert("uid".to_owned(), json!(crate::meta::new_uid()));
+        meta.insert("creationTimestamp".to_owned(), json!(crate::meta::now()));
+        if !namespace.is_empty() {
+            meta.insert("namespace".to_owned(), json!(namespace));
+        }
+    }
+    crate::kinds::prepare(api, &target.resource, crate::kinds::Op::Create, None, &mut obj, crate::kinds::FieldValidation::Ignore)?;
+    match api.objects.create(&target, &obj).await {
+        Ok(stored) => {
+            // Not `Api::after_write`: that creates default ServiceAccounts
+            // through this function.
+            crate::crd::after_write(api, &target.resource, &stored);
+            if let Some(security) = &api.security {
+                security.after_write(&target.resource);
+            }
+            Ok(())
+        }
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The default ServiceAccount of a namespace (the ServiceAccount
+/// admission's promise).
+pub async fn ensure_default_service_account(api: &Api, namespace: &str) -> Result<(), ApiError> {
+    ensure(api, "", "serviceaccounts", namespace, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})).await
+}
+
+/// The objects every cluster has.
+async fn seed(api: &Api) -> Result<(), ApiError> {
+    crate::crd::load(api).await?;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        ensure(api, "", "namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure_default_service_account(api, ns).await?;
+    }
+    for obj in crate::auth::bootstrap::bootstrap_policy() {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let plural = match kind {
+            "ClusterRole" => "clusterroles",
+            "ClusterRoleBinding" => "clusterrolebindings",
+            "Role" => "roles",
+            "RoleBinding" => "rolebindings",
+            _ => continue,
+        };
+        let namespace = crate::meta::meta_str(&obj, "namespace").to_owned();
+        ensure(api, "rbac.authorization.k8s.io", plural, &namespace, obj).await?;
+    }
+    Ok(())
+}

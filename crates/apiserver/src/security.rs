@@ -1,0 +1,178 @@
+//! Authentication and authorization wired into requests: client
+//! certificates and bearer tokens in, a user out; RBAC over the stored
+//! Roles and bindings (a snapshot rebuilt when one of them changes).
+
+use std::sync::{Arc, RwLock};
+
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use serde_json::Value;
+
+use crate::api::{Api, User};
+use crate::auth::authn::{Authenticator, UserInfo};
+use crate::auth::rbac::{Attributes, RbacSnapshot};
+use crate::auth::tokens::TokenSigner;
+use crate::error::ApiError;
+use crate::request::Target;
+use crate::resources::Resource;
+use crate::server::PeerCertificates;
+
+/// The server's authentication and authorization.
+pub struct Security {
+    authn: Authenticator,
+    signer: Arc<TokenSigner>,
+    rbac: RwLock<Option<Arc<RbacSnapshot>>>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").finish_non_exhaustive()
+    }
+}
+
+impl Security {
+    /// Security from an authenticator and the ServiceAccount token signer.
+    pub fn new(authn: Authenticator, signer: Arc<TokenSigner>) -> Security {
+        Security { authn, signer, rbac: RwLock::new(None) }
+    }
+
+    /// The user of in-process calls (and of a server without security).
+    pub fn admin_user() -> UserInfo {
+        UserInfo {
+            username: "system:admin".to_owned(),
+            groups: vec!["system:masters".to_owned(), "system:authenticated".to_owned()],
+            ..UserInfo::default()
+        }
+    }
+
+    /// Who sent the request: a client certificate, else a bearer token,
+    /// else anonymous. An invalid token is a 401.
+    pub fn authenticate(&self, parts: &Parts) -> Result<UserInfo, ApiError> {
+        if let Some(chain) = parts.extensions.get::<PeerCertificates>()
+            && !chain.0.is_empty()
+            && let Some(user) = self.authn.authenticate_cert(&chain.0)
+        {
+            return Ok(user);
+        }
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        if let Some(token) = bearer {
+            return match self.authn.authenticate_token(token) {
+                Ok(Some(user)) => Ok(user),
+                Ok(None) | Err(_) => Err(ApiError::unauthorized()),
+            };
+        }
+        Ok(UserInfo::anonymous())
+    }
+
+    async fn snapshot(&self, api: &Api) -> Result<Arc<RbacSnapshot>, ApiError> {
+        if let Some(snapshot) = self.rbac.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(snapshot);
+        }
+        let load = |prefix: &'static str| async move { api.objects.list_all(prefix, 0).await.map(|(items, _)| items) };
+        let roles = load("/registry/roles/").await?;
+        let cluster_roles = load("/registry/clusterroles/").await?;
+        let role_bindings = load("/registry/rolebindings/").await?;
+        let cluster_role_bindings = load("/registry/clusterrolebindings/").await?;
+        let snapshot = Arc::new(RbacSnapshot::from_objects(roles, cluster_roles, role_bindings, cluster_role_bindings));
+        *self.rbac.write().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Checks a resource request.
+    pub async fn authorize_resource(&self, api: &Api, user: &User, verb: &str, target: &Target) -> Result<(), ApiError> {
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return Ok(());
+        }
+        let attrs = Attributes {
+            user: user.clone(),
+            verb: verb.to_owned(),
+            api_group: target.resource.group.clone(),
+            resource: target.resource.plural.clone(),
+            subresource: target.subresource.clone(),
+            namespace: target.namespace.clone(),
+            name: target.name.clone(),
+            path: String::new(),
+            resource_request: true,
+        };
+        let decision = self.snapshot(api).await?.authorize(&attrs);
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(decision.reason))
+        }
+    }
+
+    /// The decision for arbitrary attributes (access reviews).
+    pub async fn decide(&self, api: &Api, attrs: &Attributes) -> Result<(bool, String), ApiError> {
+        let decision = self.snapshot(api).await?.authorize(attrs);
+        Ok((decision.allowed, decision.reason))
+    }
+
+    /// The rules of a user in a namespace (SelfSubjectRulesReview).
+    pub async fn rules(&self, api: &Api, user: &User, namespace: &str) -> Result<Value, ApiError> {
+        let (resource, non_resource) = self.snapshot(api).await?.rules_for(user, namespace);
+        Ok(serde_json::json!({
+            "resourceRules": resource,
+            "nonResourceRules": non_resource,
+            "incomplete": false,
+        }))
+    }
+
+    /// Checks a non-resource request (discovery, OpenAPI, metrics).
+    pub fn authorize_path(&self, user: &User, method: &Method, path: &str) -> Result<(), ApiError> {
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return Ok(());
+        }
+        // Discovery and OpenAPI are open to every authenticated user
+        // (system:discovery); the rest goes through RBAC.
+        let public = path == "/api" || path == "/apis" || path.starts_with("/api/") || path.starts_with("/apis/") || path.starts_with("/openapi/") || path == "/version";
+        if public && user.groups.iter().any(|g| g == "system:authenticated") {
+            return Ok(());
+        }
+        let snapshot = self.rbac.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let attrs = Attributes {
+            user: user.clone(),
+            verb: method.as_str().to_ascii_lowercase(),
+            path: path.to_owned(),
+            resource_request: false,
+            ..Attributes::default()
+        };
+        match snapshot {
+            Some(s) if s.authorize(&attrs).allowed => Ok(()),
+            Some(s) => Err(ApiError::forbidden(s.authorize(&attrs).reason)),
+            None => Err(ApiError::forbidden(crate::auth::rbac::forbidden_message(&attrs))),
+        }
+    }
+
+    /// Forgets the RBAC snapshot when an RBAC object changed.
+    pub fn after_write(&self, resource: &Resource) {
+        if resource.group == "rbac.authorization.k8s.io" {
+            *self.rbac.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// Issues a ServiceAccount token.
+    pub fn issue_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        audiences: &[String],
+        seconds: i64,
+        bound: Option<(String, String, String)>,
+    ) -> Result<(String, String), ApiError> {
+        let bound_ref = bound.as_ref().map(|(k, n, u)| (k.as_str(), n.as_str(), u.as_str()));
+        self.signer
+            .issue(namespace, name, uid, audiences, seconds, bound_ref)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    /// Authenticates a token for a TokenReview.
+    pub fn review_token(&self, token: &str) -> Option<UserInfo> {
+        self.authn.authenticate_token(token).ok().flatten()
+    }
+}

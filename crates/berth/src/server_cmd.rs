@@ -1,0 +1,111 @@
+//! `berth server`: the cluster's control plane in one process — the
+//! Kubernetes API server over the cluster store (embedded SQLite by
+//! default, etcd with `--datastore etcd://…`). It writes an admin
+//! kubeconfig and serves until SIGTERM or SIGINT.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+/// `berth server` flags (k3s's and kube-apiserver's names).
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// The address the API server listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// The HTTPS port (0 picks a free one).
+    #[arg(long, default_value_t = 6443)]
+    https_port: u16,
+    /// Extra host names or addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig (default: <root>/server/admin.kubeconfig).
+    #[arg(long)]
+    write_kubeconfig: Option<PathBuf>,
+    /// The cluster store: `sqlite` (embedded, the default), `etcd://host:port[,host:port…]`,
+    /// or `memory` (nothing kept; for trials).
+    #[arg(long, default_value = "sqlite")]
+    datastore: String,
+    /// A static token file (kube-apiserver's CSV: token,user,uid,"group1,group2").
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+}
+
+async fn open_store(root: &Path, datastore: &str) -> Result<Arc<dyn berth_kv::Store>> {
+    if datastore == "memory" {
+        return Ok(Arc::new(berth_kv::memory::MemoryStore::new()));
+    }
+    if let Some(rest) = datastore.strip_prefix("etcd://") {
+        let endpoints: Vec<String> = rest
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(|e| format!("http://{e}"))
+            .collect();
+        if endpoints.is_empty() {
+            bail!("--datastore etcd:// names no endpoint (etcd://127.0.0.1:2379)");
+        }
+        let store = berth_kv_etcd::EtcdStore::connect(&endpoints, "")
+            .await
+            .with_context(|| format!("connect to etcd at {rest}"))?;
+        return Ok(Arc::new(store));
+    }
+    if datastore == "sqlite" {
+        let dir = root.join("server").join("db");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        return open_sqlite(&dir.join("state.db"));
+    }
+    bail!("unknown --datastore {datastore:?}: use sqlite, etcd://host:port[,host:port] or memory")
+}
+
+/// Runs the control plane until SIGTERM/SIGINT.
+pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async {
+        let started = std::time::Instant::now();
+        let store = open_store(root, &a.datastore).await?;
+        let dir = root.join("server");
+        let config = berth_apiserver::Config {
+            dir: dir.clone(),
+            bind: SocketAddr::new(a.bind_address, a.https_port),
+            tls_sans: a.tls_san.clone(),
+            kubeconfig: a.write_kubeconfig.clone(),
+            token_file: a.token_auth_file.clone(),
+        };
+        let plane = berth_apiserver::start(store, config).await.context("start the API server")?;
+        tracing::info!(
+            addr = %plane.addr,
+            kubeconfig = %plane.kubeconfig.display(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "berth server ready"
+        );
+        eprintln!(
+            "berth server: Kubernetes API on https://{} (kubeconfig {}), ready in {} ms",
+            plane.addr,
+            plane.kubeconfig.display(),
+            started.elapsed().as_millis()
+        );
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("shutting down");
+        };
+        plane.server.run(shutdown).await;
+        Ok(())
+    })
+}
+
+fn open_sqlite(path: &Path) -> Result<Arc<dyn berth_kv::Store>> {
+    let store = berth_kv_sqlite::SqliteStore::open(path)
+        .with_context(|| format!("open the cluster store {}", path.display()))?;
+    Ok(Arc::new(store))
+}
