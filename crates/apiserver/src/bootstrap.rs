@@ -49,7 +49,9 @@ pub struct ControlPlane {
 
 impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlPlane").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("ControlPlane")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,23 +87,55 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
     let server = Server::bind(config.bind, pki.server_config(), api.clone())
         .await
         .map_err(|e| StartError::Bind(config.bind, e))?;
-    let addr = server.local_addr().map_err(|e| StartError::Bind(config.bind, e))?;
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let addr = server
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.bind, e))?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let url = format!("https://{host}:{}", addr.port());
-    let contents = crate::auth::kubeconfig::kubeconfig(&url, pki.ca_pem(), "admin", pki.admin_cert_pem(), pki.admin_key_pem());
-    let kubeconfig = config.kubeconfig.clone().unwrap_or_else(|| config.dir.join("admin.kubeconfig"));
+    let contents = crate::auth::kubeconfig::kubeconfig(
+        &url,
+        pki.ca_pem(),
+        "admin",
+        pki.admin_cert_pem(),
+        pki.admin_key_pem(),
+    );
+    let kubeconfig = config
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| config.dir.join("admin.kubeconfig"));
     crate::auth::kubeconfig::write_kubeconfig(&kubeconfig, &contents)?;
-    seed(&api).await.map_err(|e| StartError::Bootstrap(e.message))?;
+    seed(&api)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.message))?;
     api.ready.store(true, Ordering::Release);
-    Ok(ControlPlane { api, server, addr, kubeconfig })
+    Ok(ControlPlane {
+        api,
+        server,
+        addr,
+        kubeconfig,
+    })
 }
 
 /// Creates `obj` unless an object of that name exists.
-async fn ensure(api: &Api, group: &str, plural: &str, namespace: &str, obj: Value) -> Result<(), ApiError> {
+async fn ensure(
+    api: &Api,
+    group: &str,
+    plural: &str,
+    namespace: &str,
+    obj: Value,
+) -> Result<(), ApiError> {
     let resource = api
         .registry
-        .get(group, if group.is_empty() { "v1" } else { "v1" }, plural)
+        .get(group, "v1", plural)
         .ok_or_else(|| ApiError::internal(format!("no resource {plural}")))?;
     let target = Target {
         resource,
@@ -121,7 +155,14 @@ async fn ensure(api: &Api, group: &str, plural: &str, namespace: &str, obj: Valu
             meta.insert("namespace".to_owned(), json!(namespace));
         }
     }
-    crate::kinds::prepare(api, &target.resource, crate::kinds::Op::Create, None, &mut obj, crate::kinds::FieldValidation::Ignore)?;
+    crate::kinds::prepare(
+        api,
+        &target.resource,
+        crate::kinds::Op::Create,
+        None,
+        &mut obj,
+        crate::kinds::FieldValidation::Ignore,
+    )?;
     match api.objects.create(&target, &obj).await {
         Ok(stored) => {
             // Not `Api::after_write`: that creates default ServiceAccounts
@@ -140,14 +181,28 @@ async fn ensure(api: &Api, group: &str, plural: &str, namespace: &str, obj: Valu
 /// The default ServiceAccount of a namespace (the ServiceAccount
 /// admission's promise).
 pub async fn ensure_default_service_account(api: &Api, namespace: &str) -> Result<(), ApiError> {
-    ensure(api, "", "serviceaccounts", namespace, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})).await
+    ensure(
+        api,
+        "",
+        "serviceaccounts",
+        namespace,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+    )
+    .await
 }
 
 /// The objects every cluster has.
 async fn seed(api: &Api) -> Result<(), ApiError> {
     crate::crd::load(api).await?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        ensure(api, "", "namespaces", "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure(
+            api,
+            "",
+            "namespaces",
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
         ensure_default_service_account(api, ns).await?;
     }
     for obj in crate::auth::bootstrap::bootstrap_policy() {

@@ -21,7 +21,11 @@ fn is_crd(resource: &Resource) -> bool {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -32,7 +36,9 @@ pub fn resources_of(crd: &Value) -> Vec<Resource> {
     let names = &spec["names"];
     let plural = names["plural"].as_str().unwrap_or("").to_owned();
     let kind = names["kind"].as_str().unwrap_or("").to_owned();
-    let singular = names["singular"].as_str().map_or_else(|| kind.to_ascii_lowercase(), str::to_owned);
+    let singular = names["singular"]
+        .as_str()
+        .map_or_else(|| kind.to_ascii_lowercase(), str::to_owned);
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let mut out = Vec::new();
     for version in spec["versions"].as_array().into_iter().flatten() {
@@ -68,10 +74,19 @@ pub fn resources_of(crd: &Value) -> Vec<Resource> {
             namespaced,
             short_names: strings(names.get("shortNames")),
             categories: strings(names.get("categories")),
-            verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            verbs: [
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
             subresources,
             key_prefix: format!("{group}/{plural}"),
             storage_version: version["storage"].as_bool().unwrap_or(false),
@@ -87,11 +102,23 @@ pub fn after_write(api: &Api, resource: &Resource, obj: &Value) {
         return;
     }
     let deleting = !crate::meta::meta_str(obj, "deletionTimestamp").is_empty();
-    let group = obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or("").to_owned();
-    let plural = obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("").to_owned();
+    let group = obj
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let plural = obj
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     api.registry.remove(&group, &plural);
     if deleting {
-        api.crds.by_resource.write().unwrap_or_else(|p| p.into_inner()).remove(&(group, plural));
+        api.crds
+            .by_resource
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(group, plural));
         return;
     }
     for r in resources_of(obj) {
@@ -109,15 +136,31 @@ pub fn after_delete(api: &Api, resource: &Resource, obj: &Value) {
     if !is_crd(resource) {
         return;
     }
-    let group = obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or("").to_owned();
-    let plural = obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("").to_owned();
+    let group = obj
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let plural = obj
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     api.registry.remove(&group, &plural);
-    api.crds.by_resource.write().unwrap_or_else(|p| p.into_inner()).remove(&(group, plural));
+    api.crds
+        .by_resource
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&(group, plural));
 }
 
 /// The CRD of a custom resource's version entry.
 fn version_of(api: &Api, resource: &Resource) -> Option<Value> {
-    let crds = api.crds.by_resource.read().unwrap_or_else(|p| p.into_inner());
+    let crds = api
+        .crds
+        .by_resource
+        .read()
+        .unwrap_or_else(|p| p.into_inner());
     let crd = crds.get(&(resource.group.clone(), resource.plural.clone()))?;
     crd.pointer("/spec/versions")?
         .as_array()?
@@ -159,9 +202,13 @@ pub fn printer_columns(api: &Api, resource: &Resource) -> Option<Printer> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0})];
+    let mut defs = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}),
+    ];
     let columns: Vec<(String, String)> = if custom.is_empty() {
-        defs.push(json!({"name": "Age", "type": "date", "format": "", "description": "", "priority": 0}));
+        defs.push(
+            json!({"name": "Age", "type": "date", "format": "", "description": "", "priority": 0}),
+        );
         vec![(".metadata.creationTimestamp".to_owned(), "date".to_owned())]
     } else {
         custom
@@ -182,7 +229,9 @@ pub fn printer_columns(api: &Api, resource: &Resource) -> Option<Printer> {
             let v = json_path(obj, path).cloned().unwrap_or(Value::Null);
             row.push(match (kind.as_str(), &v) {
                 ("date", Value::String(s)) => match berth_types::time::parse_rfc3339(s) {
-                    Ok((secs, _)) => json!(crate::table::human_duration(crate::meta::unix_now().0 - secs)),
+                    Ok((secs, _)) => json!(crate::table::human_duration(
+                        crate::meta::unix_now().0 - secs
+                    )),
                     Err(_) => v,
                 },
                 _ => v,
@@ -195,16 +244,24 @@ pub fn printer_columns(api: &Api, resource: &Resource) -> Option<Printer> {
 
 /// The OpenAPI schema of a custom resource version.
 pub fn schema_for(api: &Api, resource: &Resource) -> Option<Value> {
-    version_of(api, resource)?.pointer("/schema/openAPIV3Schema").cloned()
+    version_of(api, resource)?
+        .pointer("/schema/openAPIV3Schema")
+        .cloned()
 }
 
 /// Loads the stored CRDs at start.
 pub async fn load(api: &Api) -> Result<(), crate::error::ApiError> {
     let (items, _) = api
         .objects
-        .list_all("/registry/apiextensions.k8s.io/customresourcedefinitions/", 0)
+        .list_all(
+            "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+            0,
+        )
         .await?;
-    let Some(resource) = api.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions") else {
+    let Some(resource) =
+        api.registry
+            .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    else {
         return Ok(());
     };
     for crd in items {

@@ -22,12 +22,13 @@ pub fn parse_body(body: &[u8], media: &str) -> Result<Value, ApiError> {
                 "not supported yet: YAML request bodies (send JSON; kubectl and the Python client do)",
             ));
         }
-        return Err(ApiError::bad_request("the request body is not a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body is not a JSON object",
+        ));
     }
     let _ = MAX_DEPTH;
-    serde_json::from_slice(text).map_err(|e| {
-        ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
-    })
+    serde_json::from_slice(text)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -37,9 +38,17 @@ mod tests {
     #[test]
     fn hostile_bodies_are_refused_cleanly() {
         let deep = "[".repeat(100_000);
-        assert_eq!(parse_body(deep.as_bytes(), "application/json").unwrap_err().code, 400);
+        assert_eq!(
+            parse_body(deep.as_bytes(), "application/json")
+                .unwrap_err()
+                .code,
+            400
+        );
         assert_eq!(parse_body(b"", "application/json").unwrap_err().code, 400);
-        assert_eq!(parse_body(b"a: b", "application/yaml").unwrap_err().code, 415);
+        assert_eq!(
+            parse_body(b"a: b", "application/yaml").unwrap_err().code,
+            415
+        );
         assert!(parse_body("{\"a\":\"한국어\"}".as_bytes(), "application/json").is_ok());
     }
 }

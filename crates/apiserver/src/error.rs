@@ -124,13 +124,21 @@ impl ApiError {
 
     /// `pods "web" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .with_details(group, resource, name)
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
     /// `pods "web" already exists`.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> ApiError {
-        ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
-            .with_details(group, resource, name)
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
     /// The optimistic-concurrency conflict.
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> ApiError {
@@ -155,7 +163,11 @@ impl ApiError {
     }
     /// 422 with causes: `Deployment.apps "x" is invalid: [cause, cause]`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> ApiError {
-        let gk = if group.is_empty() { kind.to_owned() } else { format!("{kind}.{group}") };
+        let gk = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
         let messages: Vec<&str> = causes.iter().map(|c| c.message.as_str()).collect();
         let message = if messages.len() == 1 {
             format!("{gk} \"{name}\" is invalid: {}", messages[0])
@@ -188,7 +200,10 @@ impl ApiError {
         ApiError::new(
             403,
             "Forbidden",
-            format!("{} \"{name}\" is forbidden: {why}", qualified(group, resource)),
+            format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, resource)
+            ),
         )
         .with_details(group, resource, name)
     }
@@ -210,7 +225,11 @@ impl ApiError {
     }
     /// 500.
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
     /// 501 for what berth does not do yet.
     pub fn not_supported_yet(what: &str) -> ApiError {
@@ -218,7 +237,11 @@ impl ApiError {
     }
     /// 404 for a path that names no resource.
     pub fn no_route(path: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
     /// 503 while the server starts or stops.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
@@ -261,7 +284,10 @@ pub fn qualified(group: &str, resource: &str) -> String {
 impl From<berth_kv::Error> for ApiError {
     fn from(error: berth_kv::Error) -> ApiError {
         match error {
-            berth_kv::Error::Compacted { requested, compacted } => ApiError::expired(format!(
+            berth_kv::Error::Compacted {
+                requested,
+                compacted,
+            } => ApiError::expired(format!(
                 "too old resource version: {requested} ({compacted})"
             )),
             berth_kv::Error::FutureRevision { requested, current } => ApiError::timeout(format!(
@@ -277,9 +303,10 @@ impl IntoResponse for ApiError {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.status()).unwrap_or_default();
         let mut response = (code, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }

@@ -66,56 +66,90 @@ pub fn prepare(
         match labels.as_object() {
             Some(l) => causes.extend(meta::validate_labels(l, "metadata.labels")),
             None if labels.is_null() => {}
-            None => causes.push(Cause::invalid("metadata.labels", labels, "must be a map of strings")),
+            None => causes.push(Cause::invalid(
+                "metadata.labels",
+                labels,
+                "must be a map of strings",
+            )),
         }
     }
     if let Some(annotations) = md.get("annotations").and_then(Value::as_object) {
-        let total: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+        let total: usize = annotations
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
         for (k, v) in annotations {
             if let Some(why) = meta::qualified_name_error(k) {
                 causes.push(Cause::invalid("metadata.annotations", &json!(k), &why));
             }
             if !v.is_string() {
-                causes.push(Cause::invalid(format!("metadata.annotations.{k}"), v, "annotation values must be strings"));
+                causes.push(Cause::invalid(
+                    format!("metadata.annotations.{k}"),
+                    v,
+                    "annotation values must be strings",
+                ));
             }
         }
         if total > 256 * 1024 {
-            causes.push(Cause::new("FieldValueTooLong", "metadata.annotations", "metadata.annotations: Too long: must have at most 262144 bytes"));
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                "metadata.annotations: Too long: must have at most 262144 bytes",
+            ));
         }
     }
     if let Some(old) = old {
         if meta::meta_str(old, "name") != name {
-            causes.push(Cause::invalid("metadata.name", &json!(name), "field is immutable"));
+            causes.push(Cause::invalid(
+                "metadata.name",
+                &json!(name),
+                "field is immutable",
+            ));
         }
         // generation: bumped by any change outside metadata and status.
-        let mut generation = meta::metadata(old).get("generation").and_then(Value::as_i64).unwrap_or(0);
+        let mut generation = meta::metadata(old)
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if meta::spec_part(old) != meta::spec_part(obj) {
             generation += 1;
         }
         if generation > 0 {
             meta::metadata_mut(obj).insert("generation".to_owned(), json!(generation));
         }
-    } else if obj.get("spec").is_some() || resource.group != "" {
+    } else if obj.get("spec").is_some() || !resource.group.is_empty() {
         meta::metadata_mut(obj).insert("generation".to_owned(), json!(1));
     }
     if !causes.is_empty() {
-        return Err(ApiError::invalid(&resource.group, &resource.kind, &name, causes));
+        return Err(ApiError::invalid(
+            &resource.group,
+            &resource.kind,
+            &name,
+            causes,
+        ));
     }
     let causes = match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Pod") => pod(op, old, obj),
         ("", "Namespace") => namespace(op, obj),
         ("", "Service") => service(old, obj),
         ("", "ConfigMap") | ("", "Secret") => config(&resource.kind, old, obj),
-        ("apps", "Deployment") | ("apps", "ReplicaSet") | ("apps", "StatefulSet") | ("apps", "DaemonSet") | ("", "ReplicationController") => {
-            workload(&resource.kind, old, obj)
-        }
+        ("apps", "Deployment")
+        | ("apps", "ReplicaSet")
+        | ("apps", "StatefulSet")
+        | ("apps", "DaemonSet")
+        | ("", "ReplicationController") => workload(&resource.kind, old, obj),
         ("batch", "Job") => job(old, obj),
         ("batch", "CronJob") => cronjob(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(old, obj),
         _ => Vec::new(),
     };
     if !causes.is_empty() {
-        return Err(ApiError::invalid(&resource.group, &resource.kind, &name, causes));
+        return Err(ApiError::invalid(
+            &resource.group,
+            &resource.kind,
+            &name,
+            causes,
+        ));
     }
     if validation == FieldValidation::Strict {
         // Unknown-field detection needs the kinds' schemas.
@@ -150,19 +184,33 @@ pub fn default_pod_spec(spec: &mut Map<String, Value>) {
     set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     set_default(spec, "priority", json!(0));
     for list in ["initContainers", "containers", "ephemeralContainers"] {
-        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             let Some(c) = c.as_object_mut() else { continue };
             set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(c, "terminationMessagePolicy", json!("File"));
             let image = c.get("image").and_then(Value::as_str).unwrap_or("");
             let last = image.rsplit('/').next().unwrap_or("");
             let tagged = last.contains(':') && !last.ends_with(":latest");
-            let policy = if image.contains('@') || tagged { "IfNotPresent" } else { "Always" };
+            let policy = if image.contains('@') || tagged {
+                "IfNotPresent"
+            } else {
+                "Always"
+            };
             set_default(c, "imagePullPolicy", json!(policy));
             if list != "ephemeralContainers" {
                 set_default(c, "resources", json!({}));
             }
-            for p in c.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+            for p in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(p) = p.as_object_mut() {
                     set_default(p, "protocol", json!("TCP"));
                 }
@@ -178,7 +226,13 @@ fn validate_containers(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
     }
     let mut seen = std::collections::HashSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("{field}.{list}[{i}]");
             let name = c.get("name").and_then(Value::as_str).unwrap_or("");
             if name.is_empty() {
@@ -188,13 +242,26 @@ fn validate_containers(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
             } else if !seen.insert(name.to_owned()) {
                 causes.push(Cause::duplicate(format!("{at}.name"), &json!(name)));
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.trim().is_empty())
+            {
                 causes.push(Cause::required(format!("{at}.image")));
             }
-            for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, p) in c
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
                 if !(1..=65535).contains(&port) {
-                    causes.push(Cause::invalid(format!("{at}.ports[{j}].containerPort"), p.get("containerPort").unwrap_or(&Value::Null), "must be between 1 and 65535, inclusive"));
+                    causes.push(Cause::invalid(
+                        format!("{at}.ports[{j}].containerPort"),
+                        p.get("containerPort").unwrap_or(&Value::Null),
+                        "must be between 1 and 65535, inclusive",
+                    ));
                 }
             }
         }
@@ -202,7 +269,11 @@ fn validate_containers(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
     if let Some(policy) = spec.get("restartPolicy").and_then(Value::as_str)
         && !matches!(policy, "Always" | "OnFailure" | "Never")
     {
-        causes.push(Cause::not_supported(format!("{field}.restartPolicy"), &json!(policy), &["Always", "Never", "OnFailure"]));
+        causes.push(Cause::not_supported(
+            format!("{field}.restartPolicy"),
+            &json!(policy),
+            &["Always", "Never", "OnFailure"],
+        ));
     }
 }
 
@@ -256,14 +327,25 @@ fn pod(op: Op, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
             let strip = |spec: &Value| {
                 let mut spec = spec.clone();
                 for list in ["containers", "initContainers"] {
-                    for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+                    for c in spec
+                        .get_mut(list)
+                        .and_then(Value::as_array_mut)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(c) = c.as_object_mut() {
                             c.remove("image");
                         }
                     }
                 }
                 if let Some(s) = spec.as_object_mut() {
-                    for f in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates", "ephemeralContainers"] {
+                    for f in [
+                        "activeDeadlineSeconds",
+                        "tolerations",
+                        "terminationGracePeriodSeconds",
+                        "schedulingGates",
+                        "ephemeralContainers",
+                    ] {
                         s.remove(f);
                     }
                 }
@@ -271,7 +353,9 @@ fn pod(op: Op, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
             };
             let old_node = old.pointer("/spec/nodeName").cloned();
             let new_node = obj.pointer("/spec/nodeName").cloned();
-            if strip(&old["spec"]) != strip(&obj["spec"]) || (old_node.is_some() && old_node != new_node) {
+            if strip(&old["spec"]) != strip(&obj["spec"])
+                || (old_node.is_some() && old_node != new_node)
+            {
                 causes.push(Cause::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
             }
         }
@@ -289,7 +373,9 @@ fn namespace(op: Op, obj: &mut Value) -> Vec<Cause> {
             set_default(status, "phase", json!("Active"));
         }
         let name = meta::meta_str(obj, "name").to_owned();
-        let labels = meta::metadata_mut(obj).entry("labels").or_insert_with(|| json!({}));
+        let labels = meta::metadata_mut(obj)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
         if let Some(l) = labels.as_object_mut() {
             l.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
         }
@@ -302,7 +388,11 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     if let Some(spec) = obj_mut(obj, "spec") {
         set_default(spec, "type", json!("ClusterIP"));
         set_default(spec, "sessionAffinity", json!("None"));
-        let kind = spec.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+        let kind = spec
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         if kind != "ExternalName" {
             set_default(spec, "internalTrafficPolicy", json!("Cluster"));
         }
@@ -310,36 +400,79 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
             set_default(spec, "externalTrafficPolicy", json!("Cluster"));
         }
         let mut seen = std::collections::HashSet::new();
-        for (i, p) in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten().enumerate() {
+        for (i, p) in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let Some(p) = p.as_object_mut() else { continue };
             set_default(p, "protocol", json!("TCP"));
             let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
             if !(1..=65535).contains(&port) {
-                causes.push(Cause::invalid(format!("spec.ports[{i}].port"), p.get("port").unwrap_or(&Value::Null), "must be between 1 and 65535, inclusive"));
+                causes.push(Cause::invalid(
+                    format!("spec.ports[{i}].port"),
+                    p.get("port").unwrap_or(&Value::Null),
+                    "must be between 1 and 65535, inclusive",
+                ));
             }
-            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
+            let proto = p
+                .get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("TCP")
+                .to_owned();
             if !seen.insert((port, proto)) {
-                causes.push(Cause::duplicate(format!("spec.ports[{i}]"), &json!({"port": port})));
+                causes.push(Cause::duplicate(
+                    format!("spec.ports[{i}]"),
+                    &json!({"port": port}),
+                ));
             }
             if let Some(target) = p.get("port").cloned() {
                 set_default(p, "targetPort", target);
             }
         }
-        if !matches!(kind.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
-            causes.push(Cause::not_supported("spec.type", &json!(kind), &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]));
+        if !matches!(
+            kind.as_str(),
+            "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+        ) {
+            causes.push(Cause::not_supported(
+                "spec.type",
+                &json!(kind),
+                &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+            ));
         }
-        if kind != "ExternalName" && spec.get("ports").and_then(Value::as_array).is_none_or(Vec::is_empty) && spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+        if kind != "ExternalName"
+            && spec
+                .get("ports")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+            && spec.get("clusterIP").and_then(Value::as_str) != Some("None")
+        {
             causes.push(Cause::required("spec.ports"));
         }
-        if spec.get("externalIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+        if spec
+            .get("externalIPs")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
             // CVE-2020-8554: externalIPs let a user take over traffic to
             // any address; kube's DenyServiceExternalIPs admission refuses.
-            causes.push(Cause::forbidden("spec.externalIPs", "externalIPs are denied by berth's admission (CVE-2020-8554)"));
+            causes.push(Cause::forbidden(
+                "spec.externalIPs",
+                "externalIPs are denied by berth's admission (CVE-2020-8554)",
+            ));
         }
     }
     if let Some(old) = old {
-        let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
-        let new_ip = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+        let old_ip = old
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let new_ip = obj
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !old_ip.is_empty() && new_ip.is_empty() {
             if let Some(spec) = obj_mut(obj, "spec") {
                 spec.insert("clusterIP".to_owned(), json!(old_ip));
@@ -348,7 +481,11 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
                 }
             }
         } else if old_ip != new_ip && !old_ip.is_empty() {
-            causes.push(Cause::invalid("spec.clusterIPs[0]", &json!(new_ip), "may not change once set"));
+            causes.push(Cause::invalid(
+                "spec.clusterIPs[0]",
+                &json!(new_ip),
+                "may not change once set",
+            ));
         }
     }
     causes
@@ -366,24 +503,45 @@ fn config(kind: &str, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
                 if let Some(d) = data.as_object_mut() {
                     for (k, v) in string_data {
                         let text = v.as_str().unwrap_or("").to_owned();
-                        d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+                        d.insert(
+                            k,
+                            json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                        );
                     }
                 }
             }
         }
-        for (k, v) in obj.get("data").and_then(Value::as_object).into_iter().flatten() {
+        for (k, v) in obj
+            .get("data")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             use base64::Engine;
-            let ok = v.as_str().is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+            let ok = v
+                .as_str()
+                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
             if !ok {
-                causes.push(Cause::invalid(format!("data[{k}]"), &json!("<secret contents redacted>"), "illegal base64 data"));
+                causes.push(Cause::invalid(
+                    format!("data[{k}]"),
+                    &json!("<secret contents redacted>"),
+                    "illegal base64 data",
+                ));
             }
         }
     }
     for field in ["data", "binaryData"] {
-        for k in obj.get(field).and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
+        for k in obj
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
             let ok = !k.is_empty()
                 && k.len() <= 253
-                && k.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+                && k.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
             if !ok {
                 causes.push(Cause::invalid(format!("{field}[{k}]"), &json!(k), "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
             }
@@ -394,8 +552,15 @@ fn config(kind: &str, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     {
         for field in ["data", "binaryData", "immutable", "type"] {
             if old.get(field) != obj.get(field) {
-                let path = if field == "immutable" { "immutable" } else { field };
-                causes.push(Cause::forbidden(path, "field is immutable when `immutable` is set"));
+                let path = if field == "immutable" {
+                    "immutable"
+                } else {
+                    field
+                };
+                causes.push(Cause::forbidden(
+                    path,
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
     }
@@ -411,36 +576,67 @@ fn workload(kind: &str, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
         set_default(spec, "revisionHistoryLimit", json!(10));
         match kind {
             "Deployment" => {
-                set_default(spec, "strategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+                set_default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                );
                 set_default(spec, "progressDeadlineSeconds", json!(600));
             }
             "StatefulSet" => {
                 set_default(spec, "podManagementPolicy", json!("OrderedReady"));
-                set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-                set_default(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+                set_default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                );
+                set_default(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
             }
             "DaemonSet" => {
-                set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+                set_default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                );
             }
             "ReplicaSet" | "ReplicationController" => {
                 spec.remove("revisionHistoryLimit");
             }
             _ => {}
         }
-        if kind == "ReplicationController" && spec.get("selector").is_none()
-            && let Some(labels) = spec.get("template").and_then(|t| t.pointer("/metadata/labels")).cloned()
+        if kind == "ReplicationController"
+            && spec.get("selector").is_none()
+            && let Some(labels) = spec
+                .get("template")
+                .and_then(|t| t.pointer("/metadata/labels"))
+                .cloned()
         {
             spec.insert("selector".to_owned(), labels);
         }
         if let Some(template_spec) = spec.get_mut("template").and_then(|t| obj_mut(t, "spec")) {
             default_pod_spec(template_spec);
         }
-        if spec.get("replicas").and_then(Value::as_i64).is_some_and(|r| r < 0) {
-            causes.push(Cause::invalid("spec.replicas", &spec["replicas"], "must be greater than or equal to 0"));
+        if spec
+            .get("replicas")
+            .and_then(Value::as_i64)
+            .is_some_and(|r| r < 0)
+        {
+            causes.push(Cause::invalid(
+                "spec.replicas",
+                &spec["replicas"],
+                "must be greater than or equal to 0",
+            ));
         }
     }
     let selector = obj.pointer("/spec/selector").cloned();
-    let template_labels = obj.pointer("/spec/template/metadata/labels").cloned().unwrap_or(json!({}));
+    let template_labels = obj
+        .pointer("/spec/template/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
     match selector {
         None | Some(Value::Null) => causes.push(Cause::required("spec.selector")),
         Some(sel) => {
@@ -450,10 +646,18 @@ fn workload(kind: &str, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
                 crate::selectors::LabelSelector::from_object(&sel)
             };
             match parsed {
-                Ok(s) if s.is_empty() => causes.push(Cause::invalid("spec.selector", &sel, "empty selector is invalid for deployment")),
+                Ok(s) if s.is_empty() => causes.push(Cause::invalid(
+                    "spec.selector",
+                    &sel,
+                    "empty selector is invalid for deployment",
+                )),
                 Ok(s) => {
                     if !s.matches(&json!({"metadata": {"labels": template_labels}})) {
-                        causes.push(Cause::invalid("spec.template.metadata.labels", &template_labels, "`selector` does not match template `labels`"));
+                        causes.push(Cause::invalid(
+                            "spec.template.metadata.labels",
+                            &template_labels,
+                            "`selector` does not match template `labels`",
+                        ));
                     }
                 }
                 Err(why) => causes.push(Cause::invalid("spec.selector", &sel, &why)),
@@ -467,7 +671,11 @@ fn workload(kind: &str, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
         }
     }
     if obj.pointer("/spec/template").is_some() {
-        validate_containers(&obj["spec"]["template"]["spec"], "spec.template.spec", &mut causes);
+        validate_containers(
+            &obj["spec"]["template"]["spec"],
+            "spec.template.spec",
+            &mut causes,
+        );
     } else {
         causes.push(Cause::required("spec.template"));
     }
@@ -480,7 +688,9 @@ fn job(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     let name = meta::meta_str(obj, "name").to_owned();
     if let Some(spec) = obj_mut(obj, "spec") {
         set_default(spec, "parallelism", json!(1));
-        if spec.get("completions").is_none() && spec.get("completionMode").and_then(Value::as_str) != Some("Indexed") {
+        if spec.get("completions").is_none()
+            && spec.get("completionMode").and_then(Value::as_str) != Some("Indexed")
+        {
             spec.insert("completions".to_owned(), json!(1));
         }
         set_default(spec, "backoffLimit", json!(6));
@@ -492,7 +702,10 @@ fn job(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
                 "batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
                 "controller-uid": uid, "job-name": name,
             });
-            spec.insert("selector".to_owned(), json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+            spec.insert(
+                "selector".to_owned(),
+                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+            );
             if let Some(template) = spec.get_mut("template") {
                 let meta = obj_mut(template, "metadata").expect("made");
                 let l = meta.entry("labels").or_insert_with(|| json!({}));
@@ -509,17 +722,36 @@ fn job(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
             // requires the user to choose Never or OnFailure.
         }
     }
-    let policy = obj.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str).unwrap_or("");
+    let policy = obj
+        .pointer("/spec/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !matches!(policy, "Never" | "OnFailure") {
-        causes.push(Cause::not_supported("spec.template.spec.restartPolicy", &json!(policy), &["OnFailure", "Never"]));
+        causes.push(Cause::not_supported(
+            "spec.template.spec.restartPolicy",
+            &json!(policy),
+            &["OnFailure", "Never"],
+        ));
     }
-    validate_containers(&obj["spec"]["template"]["spec"], "spec.template.spec", &mut causes);
+    validate_containers(
+        &obj["spec"]["template"]["spec"],
+        "spec.template.spec",
+        &mut causes,
+    );
     if let Some(old) = old {
         if old.pointer("/spec/selector") != obj.pointer("/spec/selector") {
-            causes.push(Cause::invalid("spec.selector", obj.pointer("/spec/selector").unwrap_or(&Value::Null), "field is immutable"));
+            causes.push(Cause::invalid(
+                "spec.selector",
+                obj.pointer("/spec/selector").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
         }
         if old.pointer("/spec/template") != obj.pointer("/spec/template") {
-            causes.push(Cause::invalid("spec.template", &json!("<template>"), "field is immutable"));
+            causes.push(Cause::invalid(
+                "spec.template",
+                &json!("<template>"),
+                "field is immutable",
+            ));
         }
     }
     causes
@@ -532,7 +764,11 @@ fn cronjob(obj: &mut Value) -> Vec<Cause> {
         set_default(spec, "suspend", json!(false));
         set_default(spec, "successfulJobsHistoryLimit", json!(3));
         set_default(spec, "failedJobsHistoryLimit", json!(1));
-        if spec.get("schedule").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if spec
+            .get("schedule")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             causes.push(Cause::required("spec.schedule"));
         }
         if let Some(template_spec) = spec
@@ -551,10 +787,20 @@ fn crd(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let spec = obj.get("spec").cloned().unwrap_or(json!({}));
     let group = spec["group"].as_str().unwrap_or("");
-    let plural = spec.pointer("/names/plural").and_then(Value::as_str).unwrap_or("");
-    let kind = spec.pointer("/names/kind").and_then(Value::as_str).unwrap_or("");
+    let plural = spec
+        .pointer("/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if group.is_empty() || !group.contains('.') {
-        causes.push(Cause::invalid("spec.group", &spec["group"], "should be a domain with at least one dot"));
+        causes.push(Cause::invalid(
+            "spec.group",
+            &spec["group"],
+            "should be a domain with at least one dot",
+        ));
     }
     if plural.is_empty() {
         causes.push(Cause::required("spec.names.plural"));
@@ -564,34 +810,66 @@ fn crd(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     }
     let expected = format!("{plural}.{group}");
     if meta::meta_str(obj, "name") != expected {
-        causes.push(Cause::invalid("metadata.name", &json!(meta::meta_str(obj, "name")), &format!("must be spec.names.plural+\".\"+spec.group")));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &json!(meta::meta_str(obj, "name")),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
         causes.push(Cause::required("spec.versions"));
     }
-    if versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count() != 1 {
-        causes.push(Cause::invalid("spec.versions", &json!(versions.len()), "must have exactly one version marked as storage version"));
+    if versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count()
+        != 1
+    {
+        causes.push(Cause::invalid(
+            "spec.versions",
+            &json!(versions.len()),
+            "must have exactly one version marked as storage version",
+        ));
     }
     if !matches!(spec["scope"].as_str(), Some("Namespaced" | "Cluster")) {
-        causes.push(Cause::not_supported("spec.scope", &spec["scope"], &["Cluster", "Namespaced"]));
+        causes.push(Cause::not_supported(
+            "spec.scope",
+            &spec["scope"],
+            &["Cluster", "Namespaced"],
+        ));
     }
     if let Some(old) = old
         && old.pointer("/spec/group") != obj.pointer("/spec/group")
     {
-        causes.push(Cause::invalid("spec.group", &spec["group"], "field is immutable"));
+        causes.push(Cause::invalid(
+            "spec.group",
+            &spec["group"],
+            "field is immutable",
+        ));
     }
     if causes.is_empty() {
         let names = spec["names"].clone();
         let now = meta::now();
         let mut accepted = names.clone();
         if let Some(a) = accepted.as_object_mut() {
-            a.entry("singular").or_insert_with(|| json!(kind.to_ascii_lowercase()));
-            a.entry("listKind").or_insert_with(|| json!(format!("{kind}List")));
+            a.entry("singular")
+                .or_insert_with(|| json!(kind.to_ascii_lowercase()));
+            a.entry("listKind")
+                .or_insert_with(|| json!(format!("{kind}List")));
         }
         if let Some(status) = obj_mut(obj, "status") {
             status.insert("acceptedNames".to_owned(), accepted);
-            status.insert("storedVersions".to_owned(), json!(versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect::<Vec<_>>()));
+            status.insert(
+                "storedVersions".to_owned(),
+                json!(
+                    versions
+                        .iter()
+                        .filter(|v| v["storage"].as_bool() == Some(true))
+                        .map(|v| v["name"].clone())
+                        .collect::<Vec<_>>()
+                ),
+            );
             status.insert("conditions".to_owned(), json!([
                 {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
                 {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},

@@ -20,8 +20,13 @@ pub fn now_micro() -> String {
 
 /// Unix time now.
 pub fn unix_now() -> (i64, u32) {
-    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    (i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX), elapsed.subsec_nanos())
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (
+        i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX),
+        elapsed.subsec_nanos(),
+    )
 }
 
 /// A new object uid.
@@ -64,7 +69,10 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
 
 /// A string field of `metadata`.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    metadata(obj).get(field).and_then(Value::as_str).unwrap_or("")
+    metadata(obj)
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// The object's labels.
@@ -74,16 +82,16 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
 
 /// Whether `name` is a DNS-1123 subdomain (most object names).
 pub fn is_dns1123_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(is_dns1123_label_lax)
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns1123_label_lax)
 }
 
 fn is_dns1123_label_lax(part: &str) -> bool {
     let bytes = part.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && bytes
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -127,8 +135,14 @@ pub fn validate_name(name: &str, rule: NameRule, field: &str) -> Option<Cause> {
             &value,
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
         )),
-        NameRule::Path if matches!(name, "." | "..") || name.contains('/') || name.contains('%') => {
-            Some(Cause::invalid(field, &value, "may not be '.' or '..' and may not contain '/' or '%'"))
+        NameRule::Path
+            if matches!(name, "." | "..") || name.contains('/') || name.contains('%') =>
+        {
+            Some(Cause::invalid(
+                field,
+                &value,
+                "may not be '.' or '..' and may not contain '/' or '%'",
+            ))
         }
         _ => None,
     }
@@ -144,7 +158,7 @@ pub fn validate_labels(labels: &Map<String, Value>, field: &str) -> Vec<Cause> {
         match value.as_str() {
             Some(v) if is_label_value(v) => {}
             Some(v) => causes.push(Cause::invalid(
-                format!("{field}"),
+                field,
                 &json!(v),
                 "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
             )),
@@ -158,7 +172,8 @@ fn is_label_value(v: &str) -> bool {
     let b = v.as_bytes();
     b.is_empty()
         || (b.len() <= 63
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
             && b.first().is_some_and(u8::is_ascii_alphanumeric)
             && b.last().is_some_and(u8::is_ascii_alphanumeric))
 }
@@ -177,7 +192,8 @@ pub fn qualified_name_error(key: &str) -> Option<String> {
     let b = name.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.last().is_some_and(u8::is_ascii_alphanumeric);
     (!ok).then(|| "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".to_owned())
@@ -185,7 +201,14 @@ pub fn qualified_name_error(key: &str) -> Option<String> {
 
 /// The metadata fields a client may not set on create, cleared.
 pub fn clear_server_fields(meta: &mut Map<String, Value>) {
-    for field in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(field);
     }
 }
@@ -196,7 +219,9 @@ pub fn spec_part(obj: &Value) -> Map<String, Value> {
     obj.as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -218,7 +243,9 @@ mod tests {
         assert!(validate_name("system:admin", NameRule::Path, "metadata.name").is_none());
         assert!(validate_name("a/b", NameRule::Path, "metadata.name").is_some());
         let cause = validate_name("Bad_Name", NameRule::Subdomain, "metadata.name").unwrap();
-        assert!(cause.message.starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        assert!(cause.message.starts_with(
+            "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
+        ));
         assert_eq!(random_suffix().len(), 5);
     }
 

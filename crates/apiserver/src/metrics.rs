@@ -61,7 +61,10 @@ impl Metrics {
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out by verb and HTTP response code.\n# TYPE apiserver_request_total counter\n");
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         for ((method, code), series) in requests.iter() {
-            out.push_str(&format!("apiserver_request_total{{verb=\"{method}\",code=\"{code}\"}} {}\n", series.count));
+            out.push_str(&format!(
+                "apiserver_request_total{{verb=\"{method}\",code=\"{code}\"}} {}\n",
+                series.count
+            ));
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds.\n# TYPE apiserver_request_duration_seconds histogram\n");
         for ((method, code), series) in requests.iter() {
@@ -72,16 +75,28 @@ impl Metrics {
                 ));
             }
             out.push_str(&format!("apiserver_request_duration_seconds_bucket{{verb=\"{method}\",code=\"{code}\",le=\"+Inf\"}} {}\n", series.count));
-            out.push_str(&format!("apiserver_request_duration_seconds_sum{{verb=\"{method}\",code=\"{code}\"}} {}\n", series.sum));
+            out.push_str(&format!(
+                "apiserver_request_duration_seconds_sum{{verb=\"{method}\",code=\"{code}\"}} {}\n",
+                series.sum
+            ));
             out.push_str(&format!("apiserver_request_duration_seconds_count{{verb=\"{method}\",code=\"{code}\"}} {}\n", series.count));
         }
         drop(requests);
         out.push_str("# HELP apiserver_registered_watchers Number of currently registered watchers.\n# TYPE apiserver_registered_watchers gauge\n");
-        out.push_str(&format!("apiserver_registered_watchers {}\n", self.watches.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "apiserver_registered_watchers {}\n",
+            self.watches.load(Ordering::Relaxed)
+        ));
         out.push_str("# HELP berth_apiserver_resources Number of served resources.\n# TYPE berth_apiserver_resources gauge\n");
-        out.push_str(&format!("berth_apiserver_resources {}\n", api.registry.all().len()));
+        out.push_str(&format!(
+            "berth_apiserver_resources {}\n",
+            api.registry.all().len()
+        ));
         let mut response = out.into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
         response
     }
 }

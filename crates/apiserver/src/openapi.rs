@@ -16,14 +16,21 @@ fn param(name: &str) -> Value {
 pub fn document(api: &Api, group: &str, version: &str) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    let root = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let root = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
     for resource in api.registry.all() {
         if resource.group != group || resource.version != version {
             continue;
         }
         let gvk = json!({"group": group, "version": version, "kind": resource.kind});
         let item = if resource.namespaced {
-            format!("{root}/namespaces/{{namespace}}/{}/{{name}}", resource.plural)
+            format!(
+                "{root}/namespaces/{{namespace}}/{}/{{name}}",
+                resource.plural
+            )
         } else {
             format!("{root}/{}/{{name}}", resource.plural)
         };
@@ -39,7 +46,11 @@ pub fn document(api: &Api, group: &str, version: &str) -> Value {
             resource.kind
         );
         let reference = json!({"$ref": format!("#/components/schemas/{schema_name}")});
-        let write_params = json!([param("dryRun"), param("fieldManager"), param("fieldValidation")]);
+        let write_params = json!([
+            param("dryRun"),
+            param("fieldManager"),
+            param("fieldValidation")
+        ]);
         let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": reference}}}});
         if resource.virtual_only {
             paths.insert(
@@ -66,7 +77,8 @@ pub fn document(api: &Api, group: &str, version: &str) -> Value {
                 }),
             );
         }
-        let mut schema = crate::crd::schema_for(api, &resource).unwrap_or_else(|| json!({"type": "object"}));
+        let mut schema =
+            crate::crd::schema_for(api, &resource).unwrap_or_else(|| json!({"type": "object"}));
         if let Some(map) = schema.as_object_mut() {
             map.insert("x-kubernetes-group-version-kind".to_owned(), json!([gvk]));
         }

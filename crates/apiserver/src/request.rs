@@ -79,7 +79,9 @@ pub fn route(path: &str, registry: &Registry) -> Result<Route, ApiError> {
         ["openapi", "v3", "apis", group, version] => {
             Route::OpenApiV3((*group).to_owned(), (*version).to_owned())
         }
-        ["api", "v1", rest @ ..] => resource_route("", "v1", rest, registry).ok_or_else(not_found)?,
+        ["api", "v1", rest @ ..] => {
+            resource_route("", "v1", rest, registry).ok_or_else(not_found)?
+        }
         ["apis", group, version, rest @ ..] => {
             resource_route(group, version, rest, registry).ok_or_else(not_found)?
         }
@@ -107,7 +109,13 @@ fn resource_route(group: &str, version: &str, rest: &[&str], registry: &Registry
     match rest {
         // `/api/v1/namespaces/<name>[/<sub>]` is the namespace itself.
         ["namespaces", name] if is_core => target("namespaces", "", name, ""),
-        ["namespaces", name, sub] if is_core && registry.get("", "v1", "namespaces")?.subresource(sub).is_some() => {
+        ["namespaces", name, sub]
+            if is_core
+                && registry
+                    .get("", "v1", "namespaces")?
+                    .subresource(sub)
+                    .is_some() =>
+        {
             target("namespaces", "", name, sub)
         }
         ["namespaces", ns, plural] => target(plural, ns, "", ""),
@@ -131,14 +139,20 @@ impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
         let mut pairs: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            pairs.entry(k.into_owned()).or_default().push(v.into_owned());
+            pairs
+                .entry(k.into_owned())
+                .or_default()
+                .push(v.into_owned());
         }
         Query { pairs }
     }
 
     /// The first value of a parameter.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.get(key).and_then(|v| v.first()).map(String::as_str)
+        self.pairs
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// Every value of a parameter.
@@ -155,10 +169,9 @@ impl Query {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: \"{v}\": not an integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("invalid value for {key}: \"{v}\": not an integer"))
+            }),
         }
     }
 
@@ -206,13 +219,18 @@ pub fn output(headers: &HeaderMap) -> Result<Output, ApiError> {
         let media = parts.next().unwrap_or("");
         let params: Vec<&str> = parts.collect();
         let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
-        let is_json = matches!(media, "application/json" | "application/*" | "*/*" | "application/yaml");
+        let is_json = matches!(
+            media,
+            "application/json" | "application/*" | "*/*" | "application/yaml"
+        );
         if !is_json {
             continue;
         }
         match as_ {
             Some("Table") => return Ok(Output::Table),
-            Some("PartialObjectMetadata" | "PartialObjectMetadataList") => return Ok(Output::Metadata),
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList") => {
+                return Ok(Output::Metadata);
+            }
             Some("APIGroupDiscoveryList") => json_ok = true,
             Some(_) => {}
             None => return Ok(Output::Json),
@@ -224,7 +242,9 @@ pub fn output(headers: &HeaderMap) -> Result<Output, ApiError> {
     Err(ApiError {
         code: 406,
         reason: "NotAcceptable",
-        message: format!("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept})"),
+        message: format!(
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf (asked for {accept})"
+        ),
         details: None,
     })
 }
@@ -240,12 +260,23 @@ mod tests {
         assert!(matches!(r("/version").unwrap(), Route::Version));
         match r("/api/v1/namespaces/default/pods/web/status").unwrap() {
             Route::Resource(t) => {
-                assert_eq!((t.resource.plural.as_str(), t.namespace.as_str(), t.name.as_str(), t.subresource.as_str()), ("pods", "default", "web", "status"));
+                assert_eq!(
+                    (
+                        t.resource.plural.as_str(),
+                        t.namespace.as_str(),
+                        t.name.as_str(),
+                        t.subresource.as_str()
+                    ),
+                    ("pods", "default", "web", "status")
+                );
             }
             other => panic!("{other:?}"),
         }
         match r("/api/v1/namespaces/kube-system").unwrap() {
-            Route::Resource(t) => assert_eq!((t.resource.plural.as_str(), t.name.as_str()), ("namespaces", "kube-system")),
+            Route::Resource(t) => assert_eq!(
+                (t.resource.plural.as_str(), t.name.as_str()),
+                ("namespaces", "kube-system")
+            ),
             other => panic!("{other:?}"),
         }
         match r("/api/v1/namespaces/kube-system/finalize").unwrap() {
@@ -257,7 +288,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r("/apis/apps/v1/namespaces/x/nosuch").is_err());
-        assert!(r("/api/v1/namespaces/x/nodes").is_err(), "nodes are cluster-scoped");
+        assert!(
+            r("/api/v1/namespaces/x/nodes").is_err(),
+            "nodes are cluster-scoped"
+        );
         assert!(r("/api/v1/namespaces/x/pods/y/nosub").is_err());
     }
 
@@ -267,9 +301,17 @@ mod tests {
         assert_eq!(output(&h).unwrap(), Output::Json);
         h.insert("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json".parse().unwrap());
         assert_eq!(output(&h).unwrap(), Output::Table);
-        h.insert("accept", "application/vnd.kubernetes.protobuf,application/json".parse().unwrap());
+        h.insert(
+            "accept",
+            "application/vnd.kubernetes.protobuf,application/json"
+                .parse()
+                .unwrap(),
+        );
         assert_eq!(output(&h).unwrap(), Output::Json);
-        h.insert("accept", "application/vnd.kubernetes.protobuf, */*".parse().unwrap());
+        h.insert(
+            "accept",
+            "application/vnd.kubernetes.protobuf, */*".parse().unwrap(),
+        );
         assert_eq!(output(&h).unwrap(), Output::Json);
         h.insert("accept", "text/html".parse().unwrap());
         assert!(output(&h).is_err());

@@ -126,45 +126,351 @@ struct Builtin {
 /// The built-in resources: (group, version, kind, plural, namespaced,
 /// short names, categories, store prefix as kube-apiserver lays it out).
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "Namespace", "namespaces", false, &["ns"], &[], "namespaces"),
+    b(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        false,
+        &["ns"],
+        &[],
+        "namespaces",
+    ),
     b("", "v1", "Pod", "pods", true, &["po"], &["all"], "pods"),
-    b("", "v1", "Service", "services", true, &["svc"], &["all"], "services/specs"),
-    b("", "v1", "Endpoints", "endpoints", true, &["ep"], &[], "services/endpoints"),
-    b("", "v1", "ConfigMap", "configmaps", true, &["cm"], &[], "configmaps"),
+    b(
+        "",
+        "v1",
+        "Service",
+        "services",
+        true,
+        &["svc"],
+        &["all"],
+        "services/specs",
+    ),
+    b(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        &[],
+        "services/endpoints",
+    ),
+    b(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        true,
+        &["cm"],
+        &[],
+        "configmaps",
+    ),
     b("", "v1", "Secret", "secrets", true, &[], &[], "secrets"),
-    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], &[], "serviceaccounts"),
+    b(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        true,
+        &["sa"],
+        &[],
+        "serviceaccounts",
+    ),
     b("", "v1", "Node", "nodes", false, &["no"], &[], "minions"),
     b("", "v1", "Event", "events", true, &["ev"], &[], "events"),
-    b("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], &[], "persistentvolumes"),
-    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], &[], "persistentvolumeclaims"),
-    b("", "v1", "ResourceQuota", "resourcequotas", true, &["quota"], &[], "resourcequotas"),
-    b("", "v1", "LimitRange", "limitranges", true, &["limits"], &[], "limitranges"),
-    b("", "v1", "PodTemplate", "podtemplates", true, &[], &[], "podtemplates"),
-    b("", "v1", "ReplicationController", "replicationcontrollers", true, &["rc"], &["all"], "controllers"),
-    b("apps", "v1", "Deployment", "deployments", true, &["deploy"], &["all"], "deployments"),
-    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], &["all"], "replicasets"),
-    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], &["all"], "statefulsets"),
-    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], &["all"], "daemonsets"),
-    b("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[], &[], "controllerrevisions"),
+    b(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        false,
+        &["pv"],
+        &[],
+        "persistentvolumes",
+    ),
+    b(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        &["pvc"],
+        &[],
+        "persistentvolumeclaims",
+    ),
+    b(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        true,
+        &["quota"],
+        &[],
+        "resourcequotas",
+    ),
+    b(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        true,
+        &["limits"],
+        &[],
+        "limitranges",
+    ),
+    b(
+        "",
+        "v1",
+        "PodTemplate",
+        "podtemplates",
+        true,
+        &[],
+        &[],
+        "podtemplates",
+    ),
+    b(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        true,
+        &["rc"],
+        &["all"],
+        "controllers",
+    ),
+    b(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        true,
+        &["deploy"],
+        &["all"],
+        "deployments",
+    ),
+    b(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        true,
+        &["rs"],
+        &["all"],
+        "replicasets",
+    ),
+    b(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        true,
+        &["sts"],
+        &["all"],
+        "statefulsets",
+    ),
+    b(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        true,
+        &["ds"],
+        &["all"],
+        "daemonsets",
+    ),
+    b(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        true,
+        &[],
+        &[],
+        "controllerrevisions",
+    ),
     b("batch", "v1", "Job", "jobs", true, &[], &["all"], "jobs"),
-    b("batch", "v1", "CronJob", "cronjobs", true, &["cj"], &["all"], "cronjobs"),
-    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], &["all"], "horizontalpodautoscalers"),
-    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], &[], "poddisruptionbudgets"),
-    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], &[], "networkpolicies"),
-    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], &[], "ingress"),
-    b("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false, &[], &[], "ingressclasses"),
-    b("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], &[], "endpointslices"),
-    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[], &[], "leases"),
-    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], &[], "roles"),
-    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], &[], "rolebindings"),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], &[], "clusterroles"),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], &[], "clusterrolebindings"),
-    b("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], &[], "storageclasses"),
-    b("storage.k8s.io", "v1", "CSIDriver", "csidrivers", false, &[], &[], "csidrivers"),
-    b("storage.k8s.io", "v1", "CSINode", "csinodes", false, &[], &[], "csinodes"),
-    b("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", false, &[], &[], "volumeattachments"),
-    b("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, &["pc"], &[], "priorityclasses"),
-    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], &[], "apiextensions.k8s.io/customresourcedefinitions"),
+    b(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        true,
+        &["cj"],
+        &["all"],
+        "cronjobs",
+    ),
+    b(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["hpa"],
+        &["all"],
+        "horizontalpodautoscalers",
+    ),
+    b(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+        &["pdb"],
+        &[],
+        "poddisruptionbudgets",
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        &["netpol"],
+        &[],
+        "networkpolicies",
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+        &[],
+        "ingress",
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        false,
+        &[],
+        &[],
+        "ingressclasses",
+    ),
+    b(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+        &[],
+        &[],
+        "endpointslices",
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        true,
+        &[],
+        &[],
+        "leases",
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        true,
+        &[],
+        &[],
+        "roles",
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+        &[],
+        &[],
+        "rolebindings",
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+        &[],
+        "clusterroles",
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+        &[],
+        &[],
+        "clusterrolebindings",
+    ),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        false,
+        &["sc"],
+        &[],
+        "storageclasses",
+    ),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "CSIDriver",
+        "csidrivers",
+        false,
+        &[],
+        &[],
+        "csidrivers",
+    ),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "CSINode",
+        "csinodes",
+        false,
+        &[],
+        &[],
+        "csinodes",
+    ),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "VolumeAttachment",
+        "volumeattachments",
+        false,
+        &[],
+        &[],
+        "volumeattachments",
+    ),
+    b(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+        &["pc"],
+        &[],
+        "priorityclasses",
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+        &[],
+        "apiextensions.k8s.io/customresourcedefinitions",
+    ),
 ];
 
 #[allow(clippy::too_many_arguments)]
@@ -203,16 +509,35 @@ fn builtin_subresources(group: &str, plural: &str, kind: &str) -> Vec<Subresourc
             sub("eviction", ("policy", "v1", "Eviction"), &["create"]),
             sub("exec", ("", "v1", "PodExecOptions"), &["create", "get"]),
             sub("log", own, &["get"]),
-            sub("portforward", ("", "v1", "PodPortForwardOptions"), &["create", "get"]),
+            sub(
+                "portforward",
+                ("", "v1", "PodPortForwardOptions"),
+                &["create", "get"],
+            ),
             status(),
         ],
-        ("", "services") | ("", "nodes") | ("", "persistentvolumes") | ("", "persistentvolumeclaims")
-        | ("", "resourcequotas") | ("batch", _) | ("policy", _) | ("apps", "daemonsets")
-        | ("networking.k8s.io", "ingresses") | ("apiextensions.k8s.io", _) | ("autoscaling", _) => {
+        ("", "services")
+        | ("", "nodes")
+        | ("", "persistentvolumes")
+        | ("", "persistentvolumeclaims")
+        | ("", "resourcequotas")
+        | ("batch", _)
+        | ("policy", _)
+        | ("apps", "daemonsets")
+        | ("networking.k8s.io", "ingresses")
+        | ("apiextensions.k8s.io", _)
+        | ("autoscaling", _) => {
             vec![status()]
         }
-        ("", "serviceaccounts") => vec![sub("token", ("authentication.k8s.io", "v1", "TokenRequest"), &["create"])],
-        ("", "replicationcontrollers") | ("apps", "deployments") | ("apps", "replicasets") | ("apps", "statefulsets") => {
+        ("", "serviceaccounts") => vec![sub(
+            "token",
+            ("authentication.k8s.io", "v1", "TokenRequest"),
+            &["create"],
+        )],
+        ("", "replicationcontrollers")
+        | ("apps", "deployments")
+        | ("apps", "replicasets")
+        | ("apps", "statefulsets") => {
             vec![sub("scale", SCALE, STATUS_VERBS), status()]
         }
         _ => Vec::new(),
@@ -221,12 +546,48 @@ fn builtin_subresources(group: &str, plural: &str, kind: &str) -> Vec<Subresourc
 
 /// The review APIs: create-only, answered at once, never stored.
 const REVIEWS: &[(&str, &str, &str, &str, bool)] = &[
-    ("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false),
-    ("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false),
-    ("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false),
-    ("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
-    ("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
-    ("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+    (
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        false,
+    ),
+    (
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        true,
+    ),
 ];
 
 /// Lowercase singular of a kind (`Deployment` → `deployment`).
@@ -300,9 +661,16 @@ impl Registry {
     /// Adds (or replaces) a resource.
     pub fn add(&self, resource: Resource) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let key = (resource.group.clone(), resource.version.clone(), resource.plural.clone());
+        let key = (
+            resource.group.clone(),
+            resource.version.clone(),
+            resource.plural.clone(),
+        );
         let resource = Arc::new(resource);
-        inner.list.retain(|r| (r.group.as_str(), r.version.as_str(), r.plural.as_str()) != (key.0.as_str(), key.1.as_str(), key.2.as_str()));
+        inner.list.retain(|r| {
+            (r.group.as_str(), r.version.as_str(), r.plural.as_str())
+                != (key.0.as_str(), key.1.as_str(), key.2.as_str())
+        });
         inner.list.push(resource.clone());
         inner.by_path.insert(key, resource);
     }
@@ -310,8 +678,12 @@ impl Registry {
     /// Removes the resources of a group and plural (every version).
     pub fn remove(&self, group: &str, plural: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        inner.list.retain(|r| !(r.group == group && r.plural == plural));
-        inner.by_path.retain(|(g, _, p), _| !(g == group && p == plural));
+        inner
+            .list
+            .retain(|r| !(r.group == group && r.plural == plural));
+        inner
+            .by_path
+            .retain(|(g, _, p), _| !(g == group && p == plural));
     }
 
     /// The resource at `/apis/<group>/<version>/<plural>`.

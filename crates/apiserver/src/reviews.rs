@@ -43,7 +43,12 @@ fn attributes_from(spec: &Value, user: UserInfo, namespace_override: Option<&str
 }
 
 /// Serves a create of a review resource.
-pub async fn create(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn create(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let mut review = body_json(body, &ctx.headers)?;
     let kind = target.resource.kind.as_str();
     review["apiVersion"] = json!(target.resource.api_version());
@@ -55,7 +60,9 @@ pub async fn create(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Resul
     let spec = review.get("spec").cloned().unwrap_or(json!({}));
     let decide = |attrs: Attributes| async move {
         match &api.security {
-            Some(security) if !attrs.user.groups.iter().any(|g| g == "system:masters") => security.decide(api, &attrs).await,
+            Some(security) if !attrs.user.groups.iter().any(|g| g == "system:masters") => {
+                security.decide(api, &attrs).await
+            }
             _ => Ok((true, String::new())),
         }
     };
@@ -63,16 +70,32 @@ pub async fn create(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Resul
         "SelfSubjectReview" => json!({"userInfo": user_json(&ctx.user)}),
         "SelfSubjectAccessReview" => {
             let (allowed, reason) = decide(attributes_from(&spec, ctx.user.clone(), None)).await?;
-            if allowed { json!({"allowed": true, "reason": reason}) } else { json!({"allowed": false, "reason": reason}) }
+            if allowed {
+                json!({"allowed": true, "reason": reason})
+            } else {
+                json!({"allowed": false, "reason": reason})
+            }
         }
         "SubjectAccessReview" | "LocalSubjectAccessReview" => {
             let user = UserInfo {
-                username: spec.get("user").and_then(Value::as_str).unwrap_or("").to_owned(),
-                uid: spec.get("uid").and_then(Value::as_str).unwrap_or("").to_owned(),
+                username: spec
+                    .get("user")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                uid: spec
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
                 groups: spec
                     .get("groups")
                     .and_then(Value::as_array)
-                    .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                    .map(|g| {
+                        g.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 ..UserInfo::default()
             };
@@ -84,13 +107,17 @@ pub async fn create(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Resul
             let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
             match &api.security {
                 Some(security) => security.rules(api, &ctx.user, namespace).await?,
-                None => json!({"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}], "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": false}),
+                None => {
+                    json!({"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}], "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": false})
+                }
             }
         }
         "TokenReview" => {
             let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
             match api.security.as_ref().and_then(|s| s.review_token(token)) {
-                Some(user) => json!({"authenticated": true, "user": user_json(&user), "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))}),
+                Some(user) => {
+                    json!({"authenticated": true, "user": user_json(&user), "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))})
+                }
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             }
         }

@@ -33,14 +33,21 @@ impl std::fmt::Debug for Security {
 impl Security {
     /// Security from an authenticator and the ServiceAccount token signer.
     pub fn new(authn: Authenticator, signer: Arc<TokenSigner>) -> Security {
-        Security { authn, signer, rbac: RwLock::new(None) }
+        Security {
+            authn,
+            signer,
+            rbac: RwLock::new(None),
+        }
     }
 
     /// The user of in-process calls (and of a server without security).
     pub fn admin_user() -> UserInfo {
         UserInfo {
             username: "system:admin".to_owned(),
-            groups: vec!["system:masters".to_owned(), "system:authenticated".to_owned()],
+            groups: vec![
+                "system:masters".to_owned(),
+                "system:authenticated".to_owned(),
+            ],
             ..UserInfo::default()
         }
     }
@@ -58,7 +65,10 @@ impl Security {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
         if let Some(token) = bearer {
             return match self.authn.authenticate_token(token) {
                 Ok(Some(user)) => Ok(user),
@@ -72,18 +82,34 @@ impl Security {
         if let Some(snapshot) = self.rbac.read().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(snapshot);
         }
-        let load = |prefix: &'static str| async move { api.objects.list_all(prefix, 0).await.map(|(items, _)| items) };
+        let load = |prefix: &'static str| async move {
+            api.objects
+                .list_all(prefix, 0)
+                .await
+                .map(|(items, _)| items)
+        };
         let roles = load("/registry/roles/").await?;
         let cluster_roles = load("/registry/clusterroles/").await?;
         let role_bindings = load("/registry/rolebindings/").await?;
         let cluster_role_bindings = load("/registry/clusterrolebindings/").await?;
-        let snapshot = Arc::new(RbacSnapshot::from_objects(roles, cluster_roles, role_bindings, cluster_role_bindings));
+        let snapshot = Arc::new(RbacSnapshot::from_objects(
+            roles,
+            cluster_roles,
+            role_bindings,
+            cluster_role_bindings,
+        ));
         *self.rbac.write().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.clone());
         Ok(snapshot)
     }
 
     /// Checks a resource request.
-    pub async fn authorize_resource(&self, api: &Api, user: &User, verb: &str, target: &Target) -> Result<(), ApiError> {
+    pub async fn authorize_resource(
+        &self,
+        api: &Api,
+        user: &User,
+        verb: &str,
+        target: &Target,
+    ) -> Result<(), ApiError> {
         if user.groups.iter().any(|g| g == "system:masters") {
             return Ok(());
         }
@@ -129,7 +155,12 @@ impl Security {
         }
         // Discovery and OpenAPI are open to every authenticated user
         // (system:discovery); the rest goes through RBAC.
-        let public = path == "/api" || path == "/apis" || path.starts_with("/api/") || path.starts_with("/apis/") || path.starts_with("/openapi/") || path == "/version";
+        let public = path == "/api"
+            || path == "/apis"
+            || path.starts_with("/api/")
+            || path.starts_with("/apis/")
+            || path.starts_with("/openapi/")
+            || path == "/version";
         if public && user.groups.iter().any(|g| g == "system:authenticated") {
             return Ok(());
         }
@@ -144,7 +175,9 @@ impl Security {
         match snapshot {
             Some(s) if s.authorize(&attrs).allowed => Ok(()),
             Some(s) => Err(ApiError::forbidden(s.authorize(&attrs).reason)),
-            None => Err(ApiError::forbidden(crate::auth::rbac::forbidden_message(&attrs))),
+            None => Err(ApiError::forbidden(crate::auth::rbac::forbidden_message(
+                &attrs,
+            ))),
         }
     }
 
@@ -165,7 +198,9 @@ impl Security {
         seconds: i64,
         bound: Option<(String, String, String)>,
     ) -> Result<(String, String), ApiError> {
-        let bound_ref = bound.as_ref().map(|(k, n, u)| (k.as_str(), n.as_str(), u.as_str()));
+        let bound_ref = bound
+            .as_ref()
+            .map(|(k, n, u)| (k.as_str(), n.as_str(), u.as_str()));
         self.signer
             .issue(namespace, name, uid, audiences, seconds, bound_ref)
             .map_err(|e| ApiError::bad_request(e.to_string()))

@@ -67,7 +67,8 @@ fn check_value(value: &str) -> Result<String, String> {
     let b = value.as_bytes();
     let ok = b.is_empty()
         || (b.len() <= 63
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
             && b.first().is_some_and(u8::is_ascii_alphanumeric)
             && b.last().is_some_and(u8::is_ascii_alphanumeric));
     if ok {
@@ -89,9 +90,8 @@ fn set_values(rest: &str) -> Result<Vec<String>, String> {
 impl LabelSelector {
     /// Parses a selector string as kubectl sends it.
     pub fn parse(s: &str) -> Result<LabelSelector, ApiError> {
-        Self::parse_inner(s).map_err(|why| {
-            ApiError::bad_request(format!("unable to parse requirement: {why}"))
-        })
+        Self::parse_inner(s)
+            .map_err(|why| ApiError::bad_request(format!("unable to parse requirement: {why}")))
     }
 
     fn parse_inner(s: &str) -> Result<LabelSelector, String> {
@@ -130,11 +130,23 @@ impl LabelSelector {
         let mut requirements = Vec::new();
         if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
             for (key, value) in labels {
-                requirements.push(Requirement::Equals(key.clone(), value.as_str().unwrap_or("").to_owned()));
+                requirements.push(Requirement::Equals(
+                    key.clone(),
+                    value.as_str().unwrap_or("").to_owned(),
+                ));
             }
         }
-        for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-            let key = expr.get("key").and_then(Value::as_str).unwrap_or("").to_owned();
+        for expr in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = expr
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let values: Vec<String> = expr
                 .get("values")
                 .and_then(Value::as_array)
@@ -147,7 +159,11 @@ impl LabelSelector {
                 "NotIn" => Requirement::NotIn(key, values),
                 "Exists" => Requirement::Exists(key),
                 "DoesNotExist" => Requirement::NotExists(key),
-                other => return Err(format!("\"{other}\" is not a valid label selector operator")),
+                other => {
+                    return Err(format!(
+                        "\"{other}\" is not a valid label selector operator"
+                    ));
+                }
             };
             requirements.push(requirement);
         }
@@ -198,7 +214,8 @@ fn split_word<'a>(part: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
         return Some((&part[..at], &part[at + pattern.len()..]));
     }
     let pattern = format!(" {word}(");
-    part.find(&pattern).map(|at| (&part[..at], &part[at + pattern.len() - 1..]))
+    part.find(&pattern)
+        .map(|at| (&part[..at], &part[at + pattern.len() - 1..]))
 }
 
 /// One requirement of a field selector.
@@ -269,7 +286,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, v, true)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             };
             let field = field.trim();
             let custom = group.contains('.') && !group.ends_with(".k8s.io");
@@ -329,7 +348,11 @@ fn field_value(obj: &Value, path: &str) -> String {
     match at {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
-        Value::Object(map) => map.get("component").and_then(Value::as_str).unwrap_or("").to_owned(),
+        Value::Object(map) => map
+            .get("component")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         other => other.to_string(),
     }
 }
@@ -360,7 +383,11 @@ mod tests {
             ("!canary", true),
             ("app in (web),!canary", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("app=(").is_err());
         assert!(LabelSelector::parse("a b").is_err());
@@ -376,7 +403,11 @@ mod tests {
         let sel = FieldSelector::parse("metadata.name=web,spec.nodeName=n1", "", "pods").unwrap();
         assert!(sel.matches(&o));
         assert_eq!(sel.pinned_name(), Some("web"));
-        assert!(!FieldSelector::parse("status.phase!=Running", "", "pods").unwrap().matches(&o));
+        assert!(
+            !FieldSelector::parse("status.phase!=Running", "", "pods")
+                .unwrap()
+                .matches(&o)
+        );
         let err = FieldSelector::parse("spec.foo=x", "", "pods").unwrap_err();
         assert_eq!(err.message, "field label not supported: spec.foo");
         assert!(FieldSelector::parse("novalue", "", "pods").is_err());

@@ -39,9 +39,17 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds the address.
-    pub async fn bind(addr: SocketAddr, tls: Arc<rustls::ServerConfig>, api: Arc<Api>) -> std::io::Result<Server> {
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        api: Arc<Api>,
+    ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server { listener, tls: TlsAcceptor::from(tls), api })
+        Ok(Server {
+            listener,
+            tls: TlsAcceptor::from(tls),
+            api,
+        })
     }
 
     /// The bound address.
@@ -71,7 +79,9 @@ impl Server {
             let router = router.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let Ok(Ok(tls_stream)) = tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await else {
+                let Ok(Ok(tls_stream)) =
+                    tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await
+                else {
                     tracing::debug!(%peer, "TLS handshake failed");
                     return;
                 };
@@ -82,14 +92,24 @@ impl Server {
                     .map(|c| c.iter().map(|c| c.as_ref().to_vec()).collect())
                     .unwrap_or_default();
                 let peer_certs = PeerCertificates(chain);
-                let service = tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(peer_certs.clone());
-                    router.clone().oneshot(request.map(axum::body::Body::new))
-                });
+                let service =
+                    tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(peer_certs.clone());
+                        router.clone().oneshot(request.map(axum::body::Body::new))
+                    });
                 let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-                builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1000);
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), TowerToHyperService::new(service));
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30));
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(1000);
+                let connection = builder.serve_connection_with_upgrades(
+                    TokioIo::new(tls_stream),
+                    TowerToHyperService::new(service),
+                );
                 let connection = watcher.watch(connection.into_owned());
                 if let Err(e) = connection.await {
                     tracing::debug!(%peer, error = %e, "connection ended");

@@ -15,7 +15,10 @@ use crate::request::Target;
 pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
-    meta::metadata_mut(&mut obj).insert("resourceVersion".to_owned(), json!(kv.mod_revision.to_string()));
+    meta::metadata_mut(&mut obj).insert(
+        "resourceVersion".to_owned(),
+        json!(kv.mod_revision.to_string()),
+    );
     Ok(obj)
 }
 
@@ -79,17 +82,35 @@ impl Objects {
     /// The target object, or kube's NotFound.
     pub async fn get(&self, target: &Target) -> Result<(Value, Revision), ApiError> {
         self.get_key(&target.key()).await?.ok_or_else(|| {
-            ApiError::not_found(&target.resource.group, &target.resource.plural, &target.name)
+            ApiError::not_found(
+                &target.resource.group,
+                &target.resource.plural,
+                &target.name,
+            )
         })
     }
 
     /// Lists every object under a key prefix at a revision (0 = now).
-    pub async fn list_all(&self, prefix: &str, revision: Revision) -> Result<(Vec<Value>, Revision), ApiError> {
+    pub async fn list_all(
+        &self,
+        prefix: &str,
+        revision: Revision,
+    ) -> Result<(Vec<Value>, Revision), ApiError> {
         let page = self
             .store
-            .list(prefix, &ListOptions { revision, ..ListOptions::default() })
+            .list(
+                prefix,
+                &ListOptions {
+                    revision,
+                    ..ListOptions::default()
+                },
+            )
             .await?;
-        let items = page.items.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let items = page
+            .items
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((items, page.revision))
     }
 
@@ -99,8 +120,10 @@ impl Objects {
         match self.store.create(&target.key(), bytes, None).await {
             Ok(kv) => {
                 let mut obj = obj.clone();
-                meta::metadata_mut(&mut obj)
-                    .insert("resourceVersion".to_owned(), json!(kv.mod_revision.to_string()));
+                meta::metadata_mut(&mut obj).insert(
+                    "resourceVersion".to_owned(),
+                    json!(kv.mod_revision.to_string()),
+                );
                 Ok(obj)
             }
             Err(berth_kv::Error::Exists(_)) => Err(ApiError::already_exists(
@@ -123,8 +146,10 @@ impl Objects {
         match self.store.create(&target.key(), bytes, Some(ttl)).await {
             Ok(kv) => {
                 let mut obj = obj.clone();
-                meta::metadata_mut(&mut obj)
-                    .insert("resourceVersion".to_owned(), json!(kv.mod_revision.to_string()));
+                meta::metadata_mut(&mut obj).insert(
+                    "resourceVersion".to_owned(),
+                    json!(kv.mod_revision.to_string()),
+                );
                 Ok(obj)
             }
             Err(berth_kv::Error::Exists(_)) => Err(ApiError::already_exists(
@@ -158,7 +183,11 @@ impl Objects {
             if let Some(expected) = precondition
                 && expected != revision
             {
-                return Err(ApiError::stale(&resource.group, &resource.plural, &target.name));
+                return Err(ApiError::stale(
+                    &resource.group,
+                    &resource.plural,
+                    &target.name,
+                ));
             }
             match change(current.clone())? {
                 Change::Keep => return Ok((current, false)),
@@ -167,16 +196,26 @@ impl Objects {
                     match self.store.update(&key, bytes, revision, ttl).await {
                         Ok(kv) => {
                             let mut new = new;
-                            meta::metadata_mut(&mut new)
-                                .insert("resourceVersion".to_owned(), json!(kv.mod_revision.to_string()));
+                            meta::metadata_mut(&mut new).insert(
+                                "resourceVersion".to_owned(),
+                                json!(kv.mod_revision.to_string()),
+                            );
                             return Ok((new, false));
                         }
                         Err(berth_kv::Error::Conflict { .. }) if precondition.is_none() => continue,
                         Err(berth_kv::Error::Conflict { .. }) => {
-                            return Err(ApiError::stale(&resource.group, &resource.plural, &target.name));
+                            return Err(ApiError::stale(
+                                &resource.group,
+                                &resource.plural,
+                                &target.name,
+                            ));
                         }
                         Err(berth_kv::Error::NotFound(_)) => {
-                            return Err(ApiError::not_found(&resource.group, &resource.plural, &target.name));
+                            return Err(ApiError::not_found(
+                                &resource.group,
+                                &resource.plural,
+                                &target.name,
+                            ));
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -184,16 +223,26 @@ impl Objects {
                 Change::Delete => match self.store.delete(&key, Some(revision)).await {
                     Ok(kv) => {
                         let mut gone = current;
-                        meta::metadata_mut(&mut gone)
-                            .insert("resourceVersion".to_owned(), json!(kv.mod_revision.to_string()));
+                        meta::metadata_mut(&mut gone).insert(
+                            "resourceVersion".to_owned(),
+                            json!(kv.mod_revision.to_string()),
+                        );
                         return Ok((gone, true));
                     }
                     Err(berth_kv::Error::Conflict { .. }) if precondition.is_none() => continue,
                     Err(berth_kv::Error::Conflict { .. }) => {
-                        return Err(ApiError::stale(&resource.group, &resource.plural, &target.name));
+                        return Err(ApiError::stale(
+                            &resource.group,
+                            &resource.plural,
+                            &target.name,
+                        ));
                     }
                     Err(berth_kv::Error::NotFound(_)) => {
-                        return Err(ApiError::not_found(&resource.group, &resource.plural, &target.name));
+                        return Err(ApiError::not_found(
+                            &resource.group,
+                            &resource.plural,
+                            &target.name,
+                        ));
                     }
                     Err(e) => return Err(e.into()),
                 },

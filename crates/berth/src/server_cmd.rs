@@ -77,7 +77,9 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             kubeconfig: a.write_kubeconfig.clone(),
             token_file: a.token_auth_file.clone(),
         };
-        let plane = berth_apiserver::start(store, config).await.context("start the API server")?;
+        let plane = berth_apiserver::start(store, config)
+            .await
+            .context("start the API server")?;
         tracing::info!(
             addr = %plane.addr,
             kubeconfig = %plane.kubeconfig.display(),
@@ -91,8 +93,9 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             started.elapsed().as_millis()
         );
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

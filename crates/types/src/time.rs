@@ -253,7 +253,10 @@ mod tests {
     #[test]
     fn kubernetes_time_formats() {
         assert_eq!(format_rfc3339_seconds(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_rfc3339_micros(1, 123_456_789), "1970-01-01T00:00:01.123456Z");
+        assert_eq!(
+            format_rfc3339_micros(1, 123_456_789),
+            "1970-01-01T00:00:01.123456Z"
+        );
     }
 
     #[test]

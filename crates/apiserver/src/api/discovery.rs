@@ -15,7 +15,8 @@ use crate::resources::Resource;
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 fn json_response(body: &Value, content_type: &'static str) -> Response {
-    let mut response = (StatusCode::OK, serde_json::to_vec(body).unwrap_or_default()).into_response();
+    let mut response =
+        (StatusCode::OK, serde_json::to_vec(body).unwrap_or_default()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -44,27 +45,44 @@ pub fn version() -> Response {
 pub fn health(api: &Api, which: &str, query: &Query) -> Response {
     let ready = api.is_ready();
     let checks: Vec<(&str, bool)> = match which {
-        "readyz" => vec![("ping", true), ("log", true), ("etcd", true), ("poststarthook/bootstrap", ready)],
+        "readyz" => vec![
+            ("ping", true),
+            ("log", true),
+            ("etcd", true),
+            ("poststarthook/bootstrap", ready),
+        ],
         _ => vec![("ping", true), ("log", true), ("etcd", true)],
     };
     let ok = checks.iter().all(|(_, ok)| *ok);
     let body = if query.get("verbose").is_some() {
         let mut text = String::new();
         for (name, good) in &checks {
-            text.push_str(&format!("[{}]{name} {}\n", if *good { "+" } else { "-" }, if *good { "ok" } else { "failed: not finished" }));
+            text.push_str(&format!(
+                "[{}]{name} {}\n",
+                if *good { "+" } else { "-" },
+                if *good { "ok" } else { "failed: not finished" }
+            ));
         }
-        text.push_str(&format!("{which} check {}\n", if ok { "passed" } else { "failed" }));
+        text.push_str(&format!(
+            "{which} check {}\n",
+            if ok { "passed" } else { "failed" }
+        ));
         text
     } else if ok {
         "ok".to_owned()
     } else {
         format!("[-]poststarthook/bootstrap failed: not finished\n{which} check failed\n")
     };
-    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     let mut response = (code, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -85,14 +103,35 @@ fn groups(api: &Api) -> BTreeMap<String, BTreeMap<String, Vec<std::sync::Arc<Res
 
 /// The group order discovery lists (kube's priority: core-ish groups
 /// first, then the rest by name).
-fn group_order(groups: &BTreeMap<String, BTreeMap<String, Vec<std::sync::Arc<Resource>>>>) -> Vec<String> {
+fn group_order(
+    groups: &BTreeMap<String, BTreeMap<String, Vec<std::sync::Arc<Resource>>>>,
+) -> Vec<String> {
     const FIRST: &[&str] = &[
-        "apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-        "autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-        "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io",
-        "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "flowcontrol.apiserver.k8s.io",
+        "apiregistration.k8s.io",
+        "apps",
+        "events.k8s.io",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "networking.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "scheduling.k8s.io",
+        "coordination.k8s.io",
+        "node.k8s.io",
+        "discovery.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
     ];
-    let mut order: Vec<String> = FIRST.iter().filter(|g| groups.contains_key(**g)).map(|g| (*g).to_owned()).collect();
+    let mut order: Vec<String> = FIRST
+        .iter()
+        .filter(|g| groups.contains_key(**g))
+        .map(|g| (*g).to_owned())
+        .collect();
     for g in groups.keys() {
         if !g.is_empty() && !order.contains(g) {
             order.push(g.clone());
@@ -149,7 +188,10 @@ fn discovery_resource(r: &Resource) -> Value {
     entry
 }
 
-fn aggregated_group(name: &str, versions: &BTreeMap<String, Vec<std::sync::Arc<Resource>>>) -> Value {
+fn aggregated_group(
+    name: &str,
+    versions: &BTreeMap<String, Vec<std::sync::Arc<Resource>>>,
+) -> Value {
     let versions: Vec<Value> = version_order(versions)
         .iter()
         .map(|v| {
@@ -183,7 +225,11 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
     match route {
         Route::CoreGroups => {
             if wants_aggregated(headers) {
-                let items: Vec<Value> = all.get("").map(|v| aggregated_group("", v)).into_iter().collect();
+                let items: Vec<Value> = all
+                    .get("")
+                    .map(|v| aggregated_group("", v))
+                    .into_iter()
+                    .collect();
                 let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
                 return Ok(json_response(&body, AGGREGATED));
             }
@@ -194,15 +240,26 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
         }
         Route::Groups => {
             if wants_aggregated(headers) {
-                let items: Vec<Value> = group_order(&all).iter().map(|g| aggregated_group(g, &all[g])).collect();
+                let items: Vec<Value> = group_order(&all)
+                    .iter()
+                    .map(|g| aggregated_group(g, &all[g]))
+                    .collect();
                 let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
                 return Ok(json_response(&body, AGGREGATED));
             }
-            let groups: Vec<Value> = group_order(&all).iter().map(|g| api_group(g, &all[g])).collect();
-            Ok(json_response(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}), "application/json"))
+            let groups: Vec<Value> = group_order(&all)
+                .iter()
+                .map(|g| api_group(g, &all[g]))
+                .collect();
+            Ok(json_response(
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+                "application/json",
+            ))
         }
         Route::Group(group) => {
-            let versions = all.get(&group).ok_or_else(|| ApiError::no_route(&format!("/apis/{group}")))?;
+            let versions = all
+                .get(&group)
+                .ok_or_else(|| ApiError::no_route(&format!("/apis/{group}")))?;
             let mut body = api_group(&group, versions);
             body["kind"] = json!("APIGroup");
             body["apiVersion"] = json!("v1");
@@ -213,7 +270,11 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
                 .get(&group)
                 .and_then(|v| v.get(&version))
                 .ok_or_else(|| ApiError::no_route(&format!("/apis/{group}/{version}")))?;
-            let group_version = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
+            let group_version = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
             let mut list = Vec::new();
             for r in resources {
                 let mut entry = json!({
@@ -244,19 +305,31 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
             let mut paths = serde_json::Map::new();
             for (group, versions) in &all {
                 for version in versions.keys() {
-                    let path = if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") };
+                    let path = if group.is_empty() {
+                        format!("api/{version}")
+                    } else {
+                        format!("apis/{group}/{version}")
+                    };
                     let doc = crate::openapi::document(api, group, version);
                     let hash = crate::openapi::hash(&doc);
-                    paths.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}));
+                    paths.insert(
+                        path.clone(),
+                        json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
+                    );
                 }
             }
             Ok(json_response(&json!({"paths": paths}), "application/json"))
         }
         Route::OpenApiV3(group, version) => {
             if all.get(&group).and_then(|v| v.get(&version)).is_none() {
-                return Err(ApiError::no_route(&format!("/openapi/v3/apis/{group}/{version}")));
+                return Err(ApiError::no_route(&format!(
+                    "/openapi/v3/apis/{group}/{version}"
+                )));
             }
-            Ok(json_response(&crate::openapi::document(api, &group, &version), "application/json"))
+            Ok(json_response(
+                &crate::openapi::document(api, &group, &version),
+                "application/json",
+            ))
         }
         _ => Err(ApiError::no_route("unknown")),
     }
@@ -264,8 +337,14 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
 
 fn api_group(group: &str, versions: &BTreeMap<String, Vec<std::sync::Arc<Resource>>>) -> Value {
     let order = version_order(versions);
-    let list: Vec<Value> = order.iter().map(|v| group_version_entry(group, v)).collect();
-    let preferred = order.first().map(|v| group_version_entry(group, v)).unwrap_or(Value::Null);
+    let list: Vec<Value> = order
+        .iter()
+        .map(|v| group_version_entry(group, v))
+        .collect();
+    let preferred = order
+        .first()
+        .map(|v| group_version_entry(group, v))
+        .unwrap_or(Value::Null);
     json!({"name": group, "versions": list, "preferredVersion": preferred})
 }
 

@@ -82,7 +82,10 @@ impl Ctx {
         if more.is_empty() {
             return;
         }
-        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).extend(more);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(more);
     }
 
     /// The field manager of a write (`fieldManager`, else from the
@@ -108,7 +111,10 @@ pub fn respond(code: u16, body: &Value, warnings: &Mutex<Vec<String>>) -> Respon
     )
         .into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for warning in warnings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // RFC 7234 warning: code 299, agent "-", quoted text.
         let text = format!("299 - \"{}\"", warning.replace('"', "'"));
@@ -128,9 +134,14 @@ pub fn body_json(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
         .unwrap_or("application/json");
     let media = content_type.split(';').next().unwrap_or("").trim();
     match media {
-        "application/json" | "" | "application/yaml" | "application/apply-patch+yaml"
-        | "application/merge-patch+json" | "application/strategic-merge-patch+json"
-        | "application/json-patch+json" | "*/*" => {}
+        "application/json"
+        | ""
+        | "application/yaml"
+        | "application/apply-patch+yaml"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json"
+        | "*/*" => {}
         "application/vnd.kubernetes.protobuf" => {
             return Err(ApiError::unsupported_media_type(
                 "not supported yet: protobuf request bodies (send application/json)",
@@ -166,7 +177,12 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
-    api.metrics.request(&method, &path, response.status().as_u16(), started.elapsed());
+    api.metrics.request(
+        &method,
+        &path,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
     response
 }
@@ -206,7 +222,9 @@ async fn serve(api: &Arc<Api>, request: Request) -> Result<Response, ApiError> {
         Route::Resource(target) => {
             let verb = verb(&parts.method, &target, &ctx)?;
             if let Some(security) = &api.security {
-                security.authorize_resource(api, &ctx.user, verb, &target).await?;
+                security
+                    .authorize_resource(api, &ctx.user, verb, &target)
+                    .await?;
             }
             let body = read_body(body).await?;
             resource(api, &target, &ctx, verb, &body).await
@@ -264,12 +282,18 @@ fn allowed(resource: &Resource, subresource: &str, verb: &str) -> bool {
     }
 }
 
-async fn resource(api: &Arc<Api>, target: &Target, ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, ApiError> {
+async fn resource(
+    api: &Arc<Api>,
+    target: &Target,
+    ctx: &Ctx,
+    verb: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let resource = target.resource.clone();
     if !allowed(&resource, &target.subresource, verb) && verb != "watch" && verb != "list" {
-        return Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource"
-        )));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     if resource.virtual_only {
         return crate::reviews::create(api, target, ctx, body).await;
@@ -282,7 +306,9 @@ async fn resource(api: &Arc<Api>, target: &Target, ctx: &Ctx, verb: &str, body: 
         "list" => objects::list(api, target, ctx).await,
         "watch" => watch::serve(api.clone(), target, ctx).await,
         "create" if target.name.is_empty() => objects::create(api, target, ctx, body).await,
-        "create" => Err(ApiError::method_not_allowed("POST is for collections; use PUT or PATCH to change an object")),
+        "create" => Err(ApiError::method_not_allowed(
+            "POST is for collections; use PUT or PATCH to change an object",
+        )),
         "update" => objects::replace(api, target, ctx, body).await,
         "patch" => patch::serve(api, target, ctx, body).await,
         "delete" => objects::delete(api, target, ctx, body).await,
@@ -293,7 +319,10 @@ async fn resource(api: &Arc<Api>, target: &Target, ctx: &Ctx, verb: &str, body: 
 
 impl Api {
     /// An API over a store.
-    pub fn new(store: Arc<dyn berth_kv::Store>, security: Option<crate::security::Security>) -> Arc<Api> {
+    pub fn new(
+        store: Arc<dyn berth_kv::Store>,
+        security: Option<crate::security::Security>,
+    ) -> Arc<Api> {
         Arc::new(Api {
             objects: Objects::new(store),
             registry: Registry::with_builtins(),
@@ -320,7 +349,8 @@ impl Api {
             && crate::meta::meta_str(obj, "deletionTimestamp").is_empty()
         {
             let namespace = crate::meta::meta_str(obj, "name").to_owned();
-            if let Err(e) = crate::bootstrap::ensure_default_service_account(self, &namespace).await {
+            if let Err(e) = crate::bootstrap::ensure_default_service_account(self, &namespace).await
+            {
                 tracing::warn!(namespace, error = %e.message, "default ServiceAccount");
             }
         }

@@ -27,7 +27,10 @@ fn list_kind(kind: &str) -> String {
 /// Sets apiVersion and kind as the URL names them.
 pub fn stamp(target: &Target, obj: &mut Value) {
     if let Some(map) = obj.as_object_mut() {
-        map.insert("apiVersion".to_owned(), json!(target.resource.api_version()));
+        map.insert(
+            "apiVersion".to_owned(),
+            json!(target.resource.api_version()),
+        );
         map.insert("kind".to_owned(), json!(target.resource.kind));
     }
 }
@@ -40,7 +43,13 @@ pub async fn get(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, ApiE
 }
 
 /// Renders one object in the asked-for form.
-pub fn render_one(api: &Api, target: &Target, ctx: &Ctx, obj: Value, code: u16) -> Result<Response, ApiError> {
+pub fn render_one(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    obj: Value,
+    code: u16,
+) -> Result<Response, ApiError> {
     let body = match ctx.output {
         Output::Json => obj,
         Output::Table => table::table(api, &target.resource, std::slice::from_ref(&obj), "", true),
@@ -68,7 +77,11 @@ fn encode_continue(revision: i64, key: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token))
@@ -111,7 +124,9 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
     let mut start_after = None;
     if let Some(token) = ctx.query.get("continue").filter(|t| !t.is_empty()) {
         if !rv.is_empty() && rv != "0" {
-            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let (at, key) = decode_continue(token)?;
         revision = at;
@@ -134,7 +149,9 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
         if rv_match == "Exact" {
             revision = parse_rv(rv)?;
             if revision == 0 {
-                return Err(ApiError::bad_request("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\""));
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+                ));
             }
         } else if !rv.is_empty() && rv != "0" {
             // NotOlderThan: the current state is never older.
@@ -210,10 +227,16 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
         stamp(target, item);
     }
     let mut list_meta = Map::new();
-    list_meta.insert("resourceVersion".to_owned(), json!(list_revision.to_string()));
+    list_meta.insert(
+        "resourceVersion".to_owned(),
+        json!(list_revision.to_string()),
+    );
     if limit != 0 && more {
         if let Some(start) = &next_start {
-            list_meta.insert("continue".to_owned(), json!(encode_continue(list_revision, start)));
+            list_meta.insert(
+                "continue".to_owned(),
+                json!(encode_continue(list_revision, start)),
+            );
         }
         if labels.is_empty() && fields.is_empty() {
             list_meta.insert("remainingItemCount".to_owned(), json!(remaining));
@@ -243,9 +266,16 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
 
 /// Checks apiVersion and kind in a body against the URL, filling them in
 /// when absent (the Python client leaves them out).
-pub fn check_kind(target: &Target, obj: &mut Value, expect_kind: &str, expect_version: &str) -> Result<(), ApiError> {
+pub fn check_kind(
+    target: &Target,
+    obj: &mut Value,
+    expect_kind: &str,
+    expect_version: &str,
+) -> Result<(), ApiError> {
     let Some(map) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/apply-patch+yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json"));
+        return Err(ApiError::bad_request(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/apply-patch+yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json",
+        ));
     };
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
@@ -301,21 +331,28 @@ async fn check_namespace_lifecycle(api: &Api, target: &Target) -> Result<(), Api
     let key = format!("/registry/namespaces/{}", target.namespace);
     match api.objects.get_key(&key).await? {
         None => Err(ApiError::not_found("", "namespaces", &target.namespace)),
-        Some((ns, _)) if !meta::meta_str(&ns, "deletionTimestamp").is_empty() => Err(ApiError::forbidden_on(
-            &target.resource.group,
-            &target.resource.plural,
-            &target.name,
-            &format!(
-                "unable to create new content in namespace {} because it is being terminated",
-                target.namespace
-            ),
-        )),
+        Some((ns, _)) if !meta::meta_str(&ns, "deletionTimestamp").is_empty() => {
+            Err(ApiError::forbidden_on(
+                &target.resource.group,
+                &target.resource.plural,
+                &target.name,
+                &format!(
+                    "unable to create new content in namespace {} because it is being terminated",
+                    target.namespace
+                ),
+            ))
+        }
         Some(_) => Ok(()),
     }
 }
 
 /// POST to a collection.
-pub async fn create(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn create(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let mut obj = body_json(body, &ctx.headers)?;
     let kind = target.resource.kind.clone();
     check_kind(target, &mut obj, &kind, &target.resource.api_version())?;
@@ -326,7 +363,12 @@ pub async fn create(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Resul
 /// The create path shared by POST and server-side apply on a missing
 /// object: admission, defaulting, validation, storing. Returns the stored
 /// object (or what would be stored under dryRun) and its name.
-pub async fn create_object(api: &Api, target: &Target, ctx: &Ctx, mut obj: Value) -> Result<(Value, String), ApiError> {
+pub async fn create_object(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    mut obj: Value,
+) -> Result<(Value, String), ApiError> {
     let resource = &target.resource;
     check_namespace(target, &mut obj)?;
     let dry_run = ctx.query.dry_run()?;
@@ -341,7 +383,11 @@ pub async fn create_object(api: &Api, target: &Target, ctx: &Ctx, mut obj: Value
             &resource.group,
             &resource.kind,
             "",
-            vec![Cause::new("FieldValueRequired", "metadata.name", "metadata.name: Required value: name or generateName is required")],
+            vec![Cause::new(
+                "FieldValueRequired",
+                "metadata.name",
+                "metadata.name: Required value: name or generateName is required",
+            )],
         ));
     }
     let mut scoped = target.clone();
@@ -363,20 +409,32 @@ pub async fn create_object(api: &Api, target: &Target, ctx: &Ctx, mut obj: Value
         }
         let warnings = kinds::prepare(api, resource, Op::Create, None, &mut candidate, validation)?;
         ctx.add_warnings(warnings);
-        super::patch::record_manager(None, &mut candidate, ctx, "Update");
+        super::patch::record_manager(
+            &named_for_manager(target, &candidate),
+            None,
+            &mut candidate,
+            ctx,
+            "Update",
+        );
         let mut named = target.clone();
         named.name = candidate_name.clone();
         if dry_run {
             // The name must still be free.
             if api.objects.get_key(&named.key()).await?.is_some() {
-                return Err(ApiError::already_exists(&resource.group, &resource.plural, &candidate_name));
+                return Err(ApiError::already_exists(
+                    &resource.group,
+                    &resource.plural,
+                    &candidate_name,
+                ));
             }
             return Ok((candidate, candidate_name));
         }
         let stored = if resource.group.is_empty() && resource.plural == "events"
             || resource.group == "events.k8s.io"
         {
-            api.objects.create_with_ttl(&named, &candidate, api.event_ttl).await
+            api.objects
+                .create_with_ttl(&named, &candidate, api.event_ttl)
+                .await
         } else {
             api.objects.create(&named, &candidate).await
         };
@@ -390,11 +448,20 @@ pub async fn create_object(api: &Api, target: &Target, ctx: &Ctx, mut obj: Value
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::already_exists(&resource.group, &resource.plural, &generate))
+    Err(ApiError::already_exists(
+        &resource.group,
+        &resource.plural,
+        &generate,
+    ))
 }
 
 /// PUT of an object or its status.
-pub async fn replace(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn replace(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let mut obj = body_json(body, &ctx.headers)?;
     let kind = target.resource.kind.clone();
     check_kind(target, &mut obj, &kind, &target.resource.api_version())?;
@@ -410,7 +477,8 @@ pub async fn replace(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Resu
         "" => None,
         rv => Some(parse_rv(rv)?),
     };
-    let (stored, _) = update_object(api, target, ctx, precondition, move |_| Ok(obj.clone())).await?;
+    let (stored, _) =
+        update_object(api, target, ctx, precondition, move |_| Ok(obj.clone())).await?;
     render_one(api, target, ctx, stored, 200)
 }
 
@@ -442,18 +510,32 @@ where
             check_kind(target, &mut new, &kind, &resource.api_version())?;
             check_namespace(target, &mut new)?;
             merge_server_fields(&current, &mut new, &subresource, resource.has_status());
-            if let Some(rv) = new.get("metadata").and_then(|m| m.get("resourceVersion")).and_then(Value::as_str)
+            if let Some(rv) = new
+                .get("metadata")
+                .and_then(|m| m.get("resourceVersion"))
+                .and_then(Value::as_str)
                 && !rv.is_empty()
             {
                 let expected = parse_rv(rv)?;
                 let current_rv = parse_rv(meta::meta_str(&current, "resourceVersion"))?;
                 if expected != current_rv {
-                    return Err(ApiError::stale(&resource.group, &resource.plural, &target.name));
+                    return Err(ApiError::stale(
+                        &resource.group,
+                        &resource.plural,
+                        &target.name,
+                    ));
                 }
             }
-            let warnings = kinds::prepare(api, &resource, Op::Update, Some(&current), &mut new, validation)?;
+            let warnings = kinds::prepare(
+                api,
+                &resource,
+                Op::Update,
+                Some(&current),
+                &mut new,
+                validation,
+            )?;
             warnings_out = warnings;
-            super::patch::record_manager(Some(&current), &mut new, ctx, "Update");
+            super::patch::record_manager(target, Some(&current), &mut new, ctx, "Update");
             if same_object(&current, &new) {
                 return Ok(Change::Keep);
             }
@@ -490,6 +572,10 @@ where
     Ok((stored, gone))
 }
 
+fn named_for_manager(target: &Target, _obj: &Value) -> Target {
+    target.clone()
+}
+
 /// Whether two versions differ only in resourceVersion.
 fn same_object(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
@@ -510,7 +596,13 @@ fn merge_server_fields(current: &Value, new: &mut Value, subresource: &str, has_
     let cur_meta = meta::metadata(current).clone();
     {
         let meta = meta::metadata_mut(new);
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match cur_meta.get(field) {
                 Some(v) => {
                     meta.insert(field.to_owned(), v.clone());
@@ -533,7 +625,9 @@ fn merge_server_fields(current: &Value, new: &mut Value, subresource: &str, has_
             }
         }
     }
-    let Some(map) = new.as_object_mut() else { return };
+    let Some(map) = new.as_object_mut() else {
+        return;
+    };
     match subresource {
         "status" => {
             // Only status changes; the rest is as it was.
@@ -612,25 +706,38 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         options.propagation = Some("Orphan".to_owned());
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body of the request is not valid DeleteOptions JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request is not valid DeleteOptions JSON: {e}"
+            ))
+        })?;
         if let Some(g) = value.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
-            options.grace = Some(g.as_i64().ok_or_else(|| ApiError::bad_request("gracePeriodSeconds must be an integer"))?);
+            options.grace =
+                Some(g.as_i64().ok_or_else(|| {
+                    ApiError::bad_request("gracePeriodSeconds must be an integer")
+                })?);
         }
         if let Some(p) = value.get("propagationPolicy").and_then(Value::as_str) {
             options.propagation = Some(p.to_owned());
         }
-        if value.get("orphanDependents").and_then(Value::as_bool) == Some(true) && options.propagation.is_none() {
+        if value.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && options.propagation.is_none()
+        {
             options.propagation = Some("Orphan".to_owned());
         }
         if let Some(pre) = value.get("preconditions") {
             options.uid = pre.get("uid").and_then(Value::as_str).map(str::to_owned);
-            options.resource_version = pre.get("resourceVersion").and_then(Value::as_str).map(str::to_owned);
+            options.resource_version = pre
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
         }
         if let Some(dry) = value.get("dryRun").and_then(Value::as_array)
             && dry.iter().any(|d| d.as_str() != Some("All"))
         {
-            return Err(ApiError::bad_request("Invalid dry run value: supported values: \"All\""));
+            return Err(ApiError::bad_request(
+                "Invalid dry run value: supported values: \"All\"",
+            ));
         }
     }
     if let Some(p) = &options.propagation
@@ -640,7 +747,11 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
             "meta.k8s.io",
             "DeleteOptions",
             "",
-            vec![Cause::not_supported("propagationPolicy", &json!(p), &["Foreground", "Background", "Orphan", "nil"])],
+            vec![Cause::not_supported(
+                "propagationPolicy",
+                &json!(p),
+                &["Foreground", "Background", "Orphan", "nil"],
+            )],
         ));
     }
     if options.grace.is_some_and(|g| g < 0) {
@@ -650,7 +761,12 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
 }
 
 /// DELETE of an object.
-pub async fn delete(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn delete(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let options = delete_options(ctx, body)?;
     let dry_run = ctx.query.dry_run()? || body_dry_run(body);
     let (obj, gone) = delete_object(api, target, &options, dry_run).await?;
@@ -661,7 +777,11 @@ pub async fn delete(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Resul
 fn body_dry_run(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("dryRun").and_then(Value::as_array).map(|a| !a.is_empty()))
+        .and_then(|v| {
+            v.get("dryRun")
+                .and_then(Value::as_array)
+                .map(|a| !a.is_empty())
+        })
         .unwrap_or(false)
 }
 
@@ -790,7 +910,12 @@ pub async fn delete_object(
 }
 
 /// DELETE of a collection (`deletecollection`), with selectors.
-pub async fn delete_collection(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn delete_collection(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let options = delete_options(ctx, body)?;
     let dry_run = ctx.query.dry_run()?;
     let (labels, fields) = selectors(target, ctx)?;

@@ -41,32 +41,54 @@ fn kind(ctx: &Ctx) -> Result<Kind, ApiError> {
 }
 
 fn patch_error(error: p::PatchError) -> ApiError {
-    if error.is_invalid() {
-        ApiError { code: 422, reason: "Invalid", message: error.to_string(), details: None }
-    } else {
-        ApiError::bad_request(error.to_string())
+    let message = error.to_string();
+    match error.http_status() {
+        422 => ApiError {
+            code: 422,
+            reason: "Invalid",
+            message,
+            details: None,
+        },
+        413 => ApiError::too_large(message),
+        415 => ApiError::unsupported_media_type(message),
+        _ => ApiError::bad_request(message),
     }
 }
 
+/// The patch metadata of a resource (custom resources know none).
+fn meta_for(target: &Target) -> Box<dyn p::PatchMeta + Send + Sync> {
+    p::builtin_meta(&target.resource.group, &target.resource.kind)
+        .unwrap_or_else(|| Box::new(p::NoMeta))
+}
+
 /// Applies a patch of `kind` to `current`.
-pub fn apply_patch(target: &Target, ctx: &Ctx, current: &Value, patch: &Value, kind_: &str) -> Result<Value, ApiError> {
+pub fn apply_patch(
+    target: &Target,
+    ctx: &Ctx,
+    current: &Value,
+    patch: &Value,
+    kind_: &str,
+) -> Result<Value, ApiError> {
     let _ = ctx;
     match kind_ {
         "json" => p::json_patch(current, patch).map_err(patch_error),
         "merge" => p::merge_patch(current, patch).map_err(patch_error),
         _ => {
-            let meta = p::builtin_meta(&target.resource.group, &target.resource.kind).ok_or_else(|| {
-                ApiError::unsupported_media_type(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                )
-            })?;
+            let meta = p::builtin_meta(&target.resource.group, &target.resource.kind)
+                .ok_or_else(|| ApiError::unsupported_media_type(p::STRATEGIC_MERGE_UNSUPPORTED))?;
             p::strategic_merge_patch(current, patch, meta.as_ref()).map_err(patch_error)
         }
     }
 }
 
 /// Records a write's field manager in managedFields.
-pub fn record_manager(old: Option<&Value>, new: &mut Value, ctx: &Ctx, operation: &str) {
+pub fn record_manager(
+    target: &Target,
+    old: Option<&Value>,
+    new: &mut Value,
+    ctx: &Ctx,
+    operation: &str,
+) {
     let _ = operation;
     let is_apply = ctx
         .headers
@@ -77,11 +99,24 @@ pub fn record_manager(old: Option<&Value>, new: &mut Value, ctx: &Ctx, operation
         // The apply computed managedFields itself.
         return;
     }
-    p::record_update(old, new, &ctx.field_manager(), &crate::meta::now());
+    let meta = meta_for(target);
+    p::record_update(
+        old,
+        new,
+        &ctx.field_manager(),
+        &target.resource.api_version(),
+        meta.as_ref(),
+        &crate::meta::now(),
+    );
 }
 
 /// Serves PATCH.
-pub async fn serve(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn serve(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let kind = kind(ctx)?;
     let patch: Value = crate::decode::parse_body(body, "application/json")?;
     match kind {
@@ -110,7 +145,12 @@ pub async fn serve(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result
 
 /// Server-side apply: creates a missing object, else merges the applied
 /// configuration with field ownership.
-async fn apply(api: &Api, target: &Target, ctx: &Ctx, applied: Value) -> Result<Response, ApiError> {
+async fn apply(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    applied: Value,
+) -> Result<Response, ApiError> {
     let manager = ctx
         .query
         .get("fieldManager")
@@ -128,30 +168,54 @@ async fn apply(api: &Api, target: &Target, ctx: &Ctx, applied: Value) -> Result<
             target.name
         )));
     }
-    let meta = p::builtin_meta(&target.resource.group, &target.resource.kind);
-    let generic = p::generic_meta();
-    let meta_ref: &dyn p::PatchMeta = match &meta {
-        Some(m) => m.as_ref(),
-        None => generic.as_ref(),
-    };
+    let meta = meta_for(target);
+    let meta_ref = meta.as_ref();
     let api_version = target.resource.api_version();
     let now = crate::meta::now();
     if target.subresource.is_empty() && api.objects.get_key(&target.key()).await?.is_none() {
-        let created = p::apply::apply(None, &applied, &manager, &api_version, force, meta_ref, &now)
-            .map_err(apply_error)?;
+        let created = p::apply(
+            None,
+            &applied,
+            &manager,
+            &api_version,
+            force,
+            meta_ref,
+            &now,
+        )
+        .map_err(apply_error)?;
         let (obj, _) = create_object(api, target, ctx, created).await?;
         return render_one(api, target, ctx, obj, 201);
     }
     let (stored, _) = update_object(api, target, ctx, None, |current| {
-        p::apply::apply(Some(current), &applied, &manager, &api_version, force, meta_ref, &now).map_err(apply_error)
+        p::apply(
+            Some(current),
+            &applied,
+            &manager,
+            &api_version,
+            force,
+            meta_ref,
+            &now,
+        )
+        .map_err(apply_error)
     })
     .await?;
     render_one(api, target, ctx, stored, 200)
 }
 
-fn apply_error(error: p::apply::ApplyError) -> ApiError {
-    match error {
-        p::apply::ApplyError::Conflict { message, .. } => ApiError { code: 409, reason: "Conflict", message, details: None },
-        other => ApiError::bad_request(other.to_string()),
+fn apply_error(error: p::ApplyError) -> ApiError {
+    match &error {
+        p::ApplyError::Conflict(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| serde_json::json!({"reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.field}))
+                .collect();
+            ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: error.to_string(),
+                details: Some(serde_json::json!({"causes": causes})),
+            }
+        }
+        p::ApplyError::BadRequest(_) => ApiError::bad_request(error.to_string()),
     }
 }

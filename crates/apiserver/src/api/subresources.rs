@@ -14,7 +14,13 @@ use crate::request::{Output, Target};
 use crate::selectors::LabelSelector;
 
 /// Serves a subresource request.
-pub async fn serve(api: &Api, target: &Target, ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn serve(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    verb: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     match target.subresource.as_str() {
         "scale" => scale(api, target, ctx, verb, body).await,
         "binding" => binding(api, target, ctx, body).await,
@@ -22,14 +28,24 @@ pub async fn serve(api: &Api, target: &Target, ctx: &Ctx, verb: &str, body: &[u8
         "token" => token(api, target, ctx, body).await,
         "finalize" | "ephemeralcontainers" => {
             // Like status: the named part changes, nothing else.
-            let field = if target.subresource == "finalize" { "spec" } else { "ephemeralContainers" };
+            let field = if target.subresource == "finalize" {
+                "spec"
+            } else {
+                "ephemeralContainers"
+            };
             let new = body_json(body, &ctx.headers)?;
             let (stored, _) = update_object(api, &main(target), ctx, None, |current| {
                 let mut next = current.clone();
                 if field == "spec" {
-                    next["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                    next["spec"]["finalizers"] = new
+                        .pointer("/spec/finalizers")
+                        .cloned()
+                        .unwrap_or(json!([]));
                 } else {
-                    next["spec"]["ephemeralContainers"] = new.pointer("/spec/ephemeralContainers").cloned().unwrap_or(json!([]));
+                    next["spec"]["ephemeralContainers"] = new
+                        .pointer("/spec/ephemeralContainers")
+                        .cloned()
+                        .unwrap_or(json!([]));
                 }
                 Ok(next)
             })
@@ -39,10 +55,12 @@ pub async fn serve(api: &Api, target: &Target, ctx: &Ctx, verb: &str, body: &[u8
             }
             render_one(api, target, ctx, stored, 200)
         }
-        "log" | "exec" | "attach" | "portforward" | "proxy" => Err(ApiError::not_supported_yet(&format!(
-            "{}/{} needs the node agent, which is not part of this berth server yet",
-            target.resource.plural, target.subresource
-        ))),
+        "log" | "exec" | "attach" | "portforward" | "proxy" => {
+            Err(ApiError::not_supported_yet(&format!(
+                "{}/{} needs the node agent, which is not part of this berth server yet",
+                target.resource.plural, target.subresource
+            )))
+        }
         other => Err(ApiError::no_route(other)),
     }
 }
@@ -57,12 +75,20 @@ fn main(target: &Target) -> Target {
 /// A namespace whose finalizers are all gone is deleted.
 async fn finish_namespace(api: &Api, target: &Target, ns: &Value) -> Result<(), ApiError> {
     let deleting = !meta::meta_str(ns, "deletionTimestamp").is_empty();
-    let finalizers_left = ns.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
-        || meta::metadata(ns).get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let finalizers_left = ns
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+        || meta::metadata(ns)
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
     if deleting && !finalizers_left {
         let _ = api
             .objects
-            .update(&main(target), None, None, |_| Ok(crate::storage::Change::Delete))
+            .update(&main(target), None, None, |_| {
+                Ok(crate::storage::Change::Delete)
+            })
             .await;
     }
     Ok(())
@@ -71,7 +97,9 @@ async fn finish_namespace(api: &Api, target: &Target, ns: &Value) -> Result<(), 
 /// The Scale of a workload.
 fn to_scale(target: &Target, obj: &Value) -> Value {
     let selector = match target.resource.kind.as_str() {
-        "ReplicationController" => LabelSelector::from_object(&json!({"matchLabels": obj.pointer("/spec/selector").cloned().unwrap_or(json!({}))})),
+        "ReplicationController" => LabelSelector::from_object(
+            &json!({"matchLabels": obj.pointer("/spec/selector").cloned().unwrap_or(json!({}))}),
+        ),
         _ => obj
             .pointer("/spec/selector")
             .map(LabelSelector::from_object)
@@ -79,7 +107,13 @@ fn to_scale(target: &Target, obj: &Value) -> Value {
     };
     let md = meta::metadata(obj);
     let mut scale_meta = serde_json::Map::new();
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = md.get(f) {
             scale_meta.insert(f.to_owned(), v.clone());
         }
@@ -98,7 +132,13 @@ fn to_scale(target: &Target, obj: &Value) -> Value {
     })
 }
 
-async fn scale(api: &Api, target: &Target, ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, ApiError> {
+async fn scale(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    verb: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let whole = main(target);
     if verb == "get" {
         let (mut obj, _) = api.objects.get(&whole).await?;
@@ -113,15 +153,34 @@ async fn scale(api: &Api, target: &Target, ctx: &Ctx, verb: &str, body: &[u8]) -
             let base = to_scale(target, current);
             super::patch::apply_patch(target, ctx, &base, &input, patch_kind(ctx))?
         } else {
-            let rv = input.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+            let rv = input
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !rv.is_empty() && rv != meta::meta_str(current, "resourceVersion") {
-                return Err(ApiError::stale(&target.resource.group, &target.resource.plural, &target.name));
+                return Err(ApiError::stale(
+                    &target.resource.group,
+                    &target.resource.plural,
+                    &target.name,
+                ));
             }
             input.clone()
         };
-        let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+        let replicas = scale
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if replicas < 0 {
-            return Err(ApiError::invalid("autoscaling", "Scale", &target.name, vec![Cause::invalid("spec.replicas", &json!(replicas), "must be greater than or equal to 0")]));
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &target.name,
+                vec![Cause::invalid(
+                    "spec.replicas",
+                    &json!(replicas),
+                    "must be greater than or equal to 0",
+                )],
+            ));
         }
         let mut next = current.clone();
         set_path(&mut next, &spec_path, json!(replicas));
@@ -132,7 +191,12 @@ async fn scale(api: &Api, target: &Target, ctx: &Ctx, verb: &str, body: &[u8]) -
 }
 
 fn patch_kind(ctx: &Ctx) -> &'static str {
-    match ctx.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("") {
+    match ctx
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+    {
         t if t.starts_with("application/json-patch+json") => "json",
         t if t.starts_with("application/strategic-merge-patch+json") => "merge",
         _ => "merge",
@@ -142,7 +206,11 @@ fn patch_kind(ctx: &Ctx) -> &'static str {
 /// Sets a `.a.b` path, making maps on the way.
 fn set_path(obj: &mut Value, path: &str, value: Value) {
     let mut at = obj;
-    let parts: Vec<&str> = path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .collect();
     for (i, part) in parts.iter().enumerate() {
         if !at.is_object() {
             *at = json!({});
@@ -159,9 +227,18 @@ fn set_path(obj: &mut Value, path: &str, value: Value) {
 /// `pods/binding`: sets spec.nodeName once.
 async fn binding(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     let binding = body_json(body, &ctx.headers)?;
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if node.is_empty() {
-        return Err(ApiError::invalid("", "Binding", &target.name, vec![Cause::required("target.name")]));
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            &target.name,
+            vec![Cause::required("target.name")],
+        ));
     }
     let whole = main(target);
     api.objects
@@ -191,16 +268,27 @@ async fn binding(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<R
 
 /// `pods/eviction`: deletes the pod (PodDisruptionBudgets are checked by
 /// the disruption controller, which arrives with the controllers).
-async fn eviction(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
+async fn eviction(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let eviction = body_json(body, &ctx.headers)?;
     let name = meta::meta_str(&eviction, "name");
     if !name.is_empty() && name != target.name {
-        return Err(ApiError::bad_request(format!("name in URL does not match name in Eviction object: {} vs {name}", target.name)));
+        return Err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object: {} vs {name}",
+            target.name
+        )));
     }
     let mut options = objects::DeleteOptions::default();
     if let Some(d) = eviction.get("deleteOptions") {
         options.grace = d.get("gracePeriodSeconds").and_then(Value::as_i64);
-        options.propagation = d.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned);
+        options.propagation = d
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
     }
     objects::delete_object(api, &main(target), &options, ctx.query.dry_run()?).await?;
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
@@ -211,24 +299,48 @@ async fn eviction(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<
 async fn token(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Response, ApiError> {
     let request = body_json(body, &ctx.headers)?;
     let (sa, _) = api.objects.get(&main(target)).await?;
-    let security = api
-        .security
-        .as_ref()
-        .ok_or_else(|| ApiError::not_supported_yet("ServiceAccount tokens on a server without its PKI"))?;
+    let security = api.security.as_ref().ok_or_else(|| {
+        ApiError::not_supported_yet("ServiceAccount tokens on a server without its PKI")
+    })?;
     let audiences: Vec<String> = request
         .pointer("/spec/audiences")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
-    let seconds = request.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    let seconds = request
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
     if seconds < 600 {
-        return Err(ApiError::invalid("authentication.k8s.io", "TokenRequest", &target.name, vec![Cause::invalid("spec.expirationSeconds", &json!(seconds), "may not specify a duration less than 10 minutes")]));
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            &target.name,
+            vec![Cause::invalid(
+                "spec.expirationSeconds",
+                &json!(seconds),
+                "may not specify a duration less than 10 minutes",
+            )],
+        ));
     }
     let bound = request.pointer("/spec/boundObjectRef").map(|r| {
         (
-            r.get("kind").and_then(Value::as_str).unwrap_or("").to_owned(),
-            r.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
-            r.get("uid").and_then(Value::as_str).unwrap_or("").to_owned(),
+            r.get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            r.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            r.get("uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
         )
     });
     let (token, expires) = security.issue_token(
@@ -243,9 +355,14 @@ async fn token(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<Res
     stamp(target, &mut answer);
     answer["apiVersion"] = json!("authentication.k8s.io/v1");
     answer["kind"] = json!("TokenRequest");
-    answer["metadata"] = json!({"name": target.name, "namespace": target.namespace, "creationTimestamp": null});
+    answer["metadata"] =
+        json!({"name": target.name, "namespace": target.namespace, "creationTimestamp": null});
     answer["spec"]["expirationSeconds"] = json!(seconds);
-    answer["spec"]["audiences"] = json!(if audiences.is_empty() { vec!["https://kubernetes.default.svc.cluster.local".to_owned()] } else { audiences });
+    answer["spec"]["audiences"] = json!(if audiences.is_empty() {
+        vec!["https://kubernetes.default.svc.cluster.local".to_owned()]
+    } else {
+        audiences
+    });
     answer["status"] = json!({"token": token, "expirationTimestamp": expires});
     let _ = Output::Json;
     Ok(respond(201, &answer, &ctx.warnings))

@@ -40,16 +40,24 @@ impl Framer {
             Output::Json => obj,
             Output::Metadata => partial_metadata(&obj),
             Output::Table => {
-                let mut t = table::table(&self.api, &self.target.resource, std::slice::from_ref(&obj), "", !self.sent_columns);
+                let mut t = table::table(
+                    &self.api,
+                    &self.target.resource,
+                    std::slice::from_ref(&obj),
+                    "",
+                    !self.sent_columns,
+                );
                 if self.sent_columns {
                     t["columnDefinitions"] = Value::Null;
                 }
                 self.sent_columns = true;
-                t["metadata"] = json!({"resourceVersion": crate::meta::meta_str(&obj, "resourceVersion")});
+                t["metadata"] =
+                    json!({"resourceVersion": crate::meta::meta_str(&obj, "resourceVersion")});
                 t
             }
         };
-        let mut text = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut text =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         text.push(b'\n');
         Bytes::from(text)
     }
@@ -64,14 +72,16 @@ impl Framer {
             "apiVersion": self.target.resource.api_version(),
             "metadata": metadata,
         });
-        let mut text = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
+        let mut text =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
         text.push(b'\n');
         Bytes::from(text)
     }
 }
 
 fn error_line(error: &ApiError) -> Bytes {
-    let mut text = serde_json::to_vec(&json!({"type": "ERROR", "object": error.status()})).unwrap_or_default();
+    let mut text =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": error.status()})).unwrap_or_default();
     text.push(b'\n');
     Bytes::from(text)
 }
@@ -106,7 +116,12 @@ pub async fn serve(api: Arc<Api>, target: &Target, ctx: &Ctx) -> Result<Response
     let prefix = collection_prefix(&collection);
     let store = api.objects.store().clone();
 
-    let mut framer = Framer { api: api.clone(), target: collection, output: ctx.output, sent_columns: false };
+    let mut framer = Framer {
+        api: api.clone(),
+        target: collection,
+        output: ctx.output,
+        sent_columns: false,
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
 
     // The starting state: the current objects as ADDED (no resourceVersion
@@ -127,12 +142,15 @@ pub async fn serve(api: Arc<Api>, target: &Target, ctx: &Ctx) -> Result<Response
     }
     let stream = match store.watch(&prefix, from).await {
         Ok(stream) => Ok(stream),
-        Err(berth_kv::Error::Compacted { requested, compacted }) => Err(ApiError::expired(format!(
+        Err(berth_kv::Error::Compacted {
+            requested,
+            compacted,
+        }) => Err(ApiError::expired(format!(
             "too old resource version: {requested} ({compacted})"
         ))),
-        Err(berth_kv::Error::FutureRevision { requested, current }) => Err(ApiError::timeout(format!(
-            "Too large resource version: {requested}, current: {current}"
-        ))),
+        Err(berth_kv::Error::FutureRevision { requested, current }) => Err(ApiError::timeout(
+            format!("Too large resource version: {requested}, current: {current}"),
+        )),
         Err(e) => Err(e.into()),
     };
     api.metrics.watch_started();
@@ -195,12 +213,14 @@ pub async fn serve(api: Arc<Api>, target: &Target, ctx: &Ctx) -> Result<Response
     });
     let body = Body::from_stream(tokio_stream_from(rx));
     let mut response = (StatusCode::OK, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(response)
 }
 
@@ -208,7 +228,9 @@ pub async fn serve(api: Arc<Api>, target: &Target, ctx: &Ctx) -> Result<Response
 fn tokio_stream_from(
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// One store event as a watch event line, or nothing when the selectors
@@ -238,8 +260,10 @@ fn frame_event(
             if !matches(&old) {
                 return None;
             }
-            crate::meta::metadata_mut(&mut old)
-                .insert("resourceVersion".to_owned(), json!(event.revision().to_string()));
+            crate::meta::metadata_mut(&mut old).insert(
+                "resourceVersion".to_owned(),
+                json!(event.revision().to_string()),
+            );
             Some(framer.line("DELETED", old))
         }
     }

@@ -1,0 +1,7 @@
+//! Tests of the patch module.
+
+mod apply;
+mod depth;
+mod json_patch;
+mod merge_patch;
+mod strategic;
