@@ -46,6 +46,17 @@ if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
 	command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 
+# the Python kubernetes client (PyPI) in its own directory (it needs
+# urllib3 2, which breaks Debian's docker-py 5); the tests set PYTHONPATH
+kube_py=${BERTH_KUBE_PYTHONPATH:-/opt/berth-python-kubernetes}
+if ! PYTHONPATH=$kube_py python3 -c 'import kubernetes' 2>/dev/null; then
+	if [ "$(id -u)" = 0 ] && python3 -m pip --version >/dev/null 2>&1; then
+		python3 -m pip install -q --target "$kube_py" kubernetes==37.0.2
+	else
+		need+=(python3-pip)
+	fi
+fi
+
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "missing packages (install as root): ${need[*]}" >&2

@@ -217,5 +217,8 @@ async fn seed(api: &Api) -> Result<(), ApiError> {
         let namespace = crate::meta::meta_str(&obj, "namespace").to_owned();
         ensure(api, "rbac.authorization.k8s.io", plural, &namespace, obj).await?;
     }
+    if let Some(security) = &api.security {
+        security.aggregate(api).await?;
+    }
     Ok(())
 }

@@ -28,40 +28,28 @@ impl Cause {
     }
     /// `Required value`.
     pub fn required(field: impl Into<String>) -> Cause {
-        let field = field.into();
-        Cause::new(
-            "FieldValueRequired",
-            field.clone(),
-            format!("{field}: Required value"),
-        )
+        Cause::new("FieldValueRequired", field, "Required value")
     }
     /// `Invalid value: "x": why`.
     pub fn invalid(field: impl Into<String>, value: &Value, detail: &str) -> Cause {
-        let field = field.into();
         Cause::new(
             "FieldValueInvalid",
-            field.clone(),
-            format!("{field}: Invalid value: {}: {detail}", show(value)),
+            field,
+            format!("Invalid value: {}: {detail}", show(value)),
         )
     }
     /// `Forbidden: why`.
     pub fn forbidden(field: impl Into<String>, detail: &str) -> Cause {
-        let field = field.into();
-        Cause::new(
-            "FieldValueForbidden",
-            field.clone(),
-            format!("{field}: Forbidden: {detail}"),
-        )
+        Cause::new("FieldValueForbidden", field, format!("Forbidden: {detail}"))
     }
     /// `Unsupported value: "x": supported values: "a", "b"`.
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Cause {
-        let field = field.into();
         let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
         Cause::new(
             "FieldValueNotSupported",
-            field.clone(),
+            field,
             format!(
-                "{field}: Unsupported value: {}: supported values: {}",
+                "Unsupported value: {}: supported values: {}",
                 show(value),
                 list.join(", ")
             ),
@@ -69,11 +57,10 @@ impl Cause {
     }
     /// `Duplicate value: x`.
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Cause {
-        let field = field.into();
         Cause::new(
             "FieldValueDuplicate",
-            field.clone(),
-            format!("{field}: Duplicate value: {}", show(value)),
+            field,
+            format!("Duplicate value: {}", show(value)),
         )
     }
 }
@@ -168,7 +155,17 @@ impl ApiError {
         } else {
             format!("{kind}.{group}")
         };
-        let messages: Vec<&str> = causes.iter().map(|c| c.message.as_str()).collect();
+        // The message names each field; the causes carry it apart.
+        let messages: Vec<String> = causes
+            .iter()
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
+            .collect();
         let message = if messages.len() == 1 {
             format!("{gk} \"{name}\" is invalid: {}", messages[0])
         } else {

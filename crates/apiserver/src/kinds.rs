@@ -94,7 +94,7 @@ pub fn prepare(
             causes.push(Cause::new(
                 "FieldValueTooLong",
                 "metadata.annotations",
-                "metadata.annotations: Too long: must have at most 262144 bytes",
+                "Too long: must have at most 262144 bytes",
             ));
         }
     }

@@ -243,9 +243,11 @@ mod tests {
         assert!(validate_name("system:admin", NameRule::Path, "metadata.name").is_none());
         assert!(validate_name("a/b", NameRule::Path, "metadata.name").is_some());
         let cause = validate_name("Bad_Name", NameRule::Subdomain, "metadata.name").unwrap();
-        assert!(cause.message.starts_with(
-            "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
-        ));
+        assert!(
+            cause
+                .message
+                .starts_with("Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain")
+        );
         assert_eq!(random_suffix().len(), 5);
     }
 

@@ -126,10 +126,31 @@ impl Security {
         };
         let decision = self.snapshot(api).await?.authorize(&attrs);
         if decision.allowed {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(decision.reason))
+            return Ok(());
         }
+        // kube's wording: `pods is forbidden: User "bob" cannot list …`,
+        // `pods "web" is forbidden: …` for a named object.
+        let resource = if target.subresource.is_empty() {
+            target.resource.plural.clone()
+        } else {
+            format!("{}/{}", target.resource.plural, target.subresource)
+        };
+        let qualified = crate::error::qualified(&target.resource.group, &resource);
+        let message = if target.name.is_empty() {
+            format!("{qualified} is forbidden: {}", decision.reason)
+        } else {
+            format!(
+                "{qualified} \"{}\" is forbidden: {}",
+                target.name, decision.reason
+            )
+        };
+        let mut error = ApiError::forbidden(message);
+        let mut details = serde_json::json!({"kind": resource, "name": target.name});
+        if !target.resource.group.is_empty() {
+            details["group"] = serde_json::json!(target.resource.group);
+        }
+        error.details = Some(details);
+        Err(error)
     }
 
     /// The decision for arbitrary attributes (access reviews).
@@ -179,6 +200,39 @@ impl Security {
                 &attrs,
             ))),
         }
+    }
+
+    /// Writes the aggregated rules of every ClusterRole with an
+    /// `aggregationRule` (the clusterrole-aggregation controller's job,
+    /// done here whenever a ClusterRole changes).
+    pub async fn aggregate(&self, api: &Api) -> Result<(), ApiError> {
+        let (roles, _) = api.objects.list_all("/registry/clusterroles/", 0).await?;
+        let Some(resource) = api
+            .registry
+            .get("rbac.authorization.k8s.io", "v1", "clusterroles")
+        else {
+            return Ok(());
+        };
+        for (name, rules) in crate::auth::aggregation::aggregate_cluster_roles(&roles) {
+            let target = Target {
+                resource: resource.clone(),
+                namespace: String::new(),
+                name,
+                subresource: String::new(),
+            };
+            let rules = Value::Array(rules);
+            api.objects
+                .update(&target, None, None, |mut current| {
+                    if current.get("rules") == Some(&rules) {
+                        return Ok(crate::storage::Change::Keep);
+                    }
+                    current["rules"] = rules.clone();
+                    Ok(crate::storage::Change::Put(current))
+                })
+                .await?;
+        }
+        *self.rbac.write().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
     }
 
     /// Forgets the RBAC snapshot when an RBAC object changed.

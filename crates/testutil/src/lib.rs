@@ -17,6 +17,7 @@ pub mod cli;
 pub mod daemon;
 pub mod fake_registry;
 pub mod images;
+pub mod kube;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -27,6 +28,7 @@ pub use cli::{
 };
 pub use daemon::{Daemon, busybox_daemon, have_compose, have_docker, have_docker_py, require};
 pub use images::{busybox_copy, busybox_rootfs, probe_path, workspace_root};
+pub use kube::{KubeServer, have_kube_py, have_kubectl};
 
 /// A second past now, in Unix seconds, as `events --until` takes it: the
 /// end of "every event so far" that does not wait for new ones.

@@ -356,6 +356,12 @@ impl Api {
         }
         if let Some(security) = &self.security {
             security.after_write(resource);
+            if resource.group == "rbac.authorization.k8s.io"
+                && resource.plural == "clusterroles"
+                && let Err(e) = security.aggregate(self).await
+            {
+                tracing::warn!(error = %e.message, "ClusterRole aggregation");
+            }
         }
     }
 
@@ -364,6 +370,12 @@ impl Api {
         crate::crd::after_delete(self, resource, obj);
         if let Some(security) = &self.security {
             security.after_write(resource);
+            if resource.group == "rbac.authorization.k8s.io"
+                && resource.plural == "clusterroles"
+                && let Err(e) = security.aggregate(self).await
+            {
+                tracing::warn!(error = %e.message, "ClusterRole aggregation");
+            }
         }
     }
 }

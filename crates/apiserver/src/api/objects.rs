@@ -386,7 +386,7 @@ pub async fn create_object(
             vec![Cause::new(
                 "FieldValueRequired",
                 "metadata.name",
-                "metadata.name: Required value: name or generateName is required",
+                "Required value: name or generateName is required",
             )],
         ));
     }

@@ -132,10 +132,7 @@ pub async fn serve(
             };
             let precondition = None;
             let (stored, _) = update_object(api, target, ctx, precondition, |current| {
-                let mut base = current.clone();
-                // A patch may carry a resourceVersion: then it must match.
-                crate::meta::metadata_mut(&mut base).remove("managedFields");
-                apply_patch(target, ctx, &base, &patch, name)
+                apply_patch(target, ctx, current, &patch, name)
             })
             .await?;
             render_one(api, target, ctx, stored, 200)

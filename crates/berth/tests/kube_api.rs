@@ -1,0 +1,957 @@
+//! `berth server` driven by kubectl (1.33, by the dispatcher at
+//! /usr/bin/kubectl) and the Python `kubernetes` client: discovery,
+//! output formats, apply (client-side and server-side), patches, edit,
+//! diff, wait, watch, errors as kube-apiserver words them, CRDs, RBAC.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testutil::{KubeServer, have_kube_py, have_kubectl};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// A server for a test, or None when kubectl is missing (outside CI).
+fn server(dir: &Path) -> Option<KubeServer> {
+    if !have_kubectl() {
+        return None;
+    }
+    Some(KubeServer::start(bin(), dir, &[]))
+}
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: demo
+  labels: {app: demo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: demo}}
+  template:
+    metadata: {labels: {app: demo}}
+    spec:
+      containers:
+      - name: main
+        image: busybox:1
+        env: [{name: A, value: "1"}, {name: B, value: "1"}]
+"#;
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn starts_with_a_kubeconfig_namespaces_and_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    let version = json(&s.ok(&["version", "-o", "json"]));
+    assert_eq!(version["serverVersion"]["minor"], "33");
+    assert!(
+        version["clientVersion"]["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.33."),
+        "{version}"
+    );
+
+    let ns = s.ok(&["get", "namespaces"]);
+    let mut lines = ns.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "AGE"]);
+    let names: Vec<&str> = lines
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    assert!(ns.contains("Active"));
+
+    // A default ServiceAccount in every namespace, also in a new one.
+    s.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n");
+    let sas = s.ok(&[
+        "get",
+        "serviceaccounts",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}",
+    ]);
+    for ns in ["default", "kube-system", "team-a"] {
+        assert!(sas.contains(&format!("{ns}/default")), "{sas}");
+    }
+
+    let resources = s.ok(&["api-resources"]);
+    for needle in [
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "customresourcedefinitions",
+        "poddisruptionbudgets",
+        "clusterroles",
+        "leases",
+    ] {
+        assert!(
+            resources.contains(needle),
+            "api-resources lacks {needle}:\n{resources}"
+        );
+    }
+    let versions = s.ok(&["api-versions"]);
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "rbac.authorization.k8s.io/v1",
+        "autoscaling/v2",
+        "apiextensions.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "api-versions lacks {gv}:\n{versions}"
+        );
+    }
+    let readyz = s.ok(&["get", "--raw", "/readyz?verbose"]);
+    assert!(
+        readyz.contains("[+]poststarthook/bootstrap ok") && readyz.contains("readyz check passed"),
+        "{readyz}"
+    );
+    let metrics = s.ok(&["get", "--raw", "/metrics"]);
+    assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
+
+    // The kubeconfig holds a client certificate of system:masters; the
+    // server's CA and keys are private.
+    let pki = s.root.join("server/pki");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&pki).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(&s.kubeconfig)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn no_credentials_is_401_and_no_permission_is_403() {
+    let dir = tempfile::tempdir().unwrap();
+    if !have_kubectl() {
+        return;
+    }
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "bob-token,bob,1001,\"devs\"\n").unwrap();
+    let s = KubeServer::start(
+        bin(),
+        dir.path(),
+        &["--token-auth-file", tokens.to_str().unwrap()],
+    );
+    let server_url = format!("https://127.0.0.1:{}", s.port);
+    let as_user = |token: Option<&str>, args: &[&str]| {
+        let mut all = vec![
+            "--kubeconfig=/dev/null",
+            "--server",
+            &server_url,
+            "--insecure-skip-tls-verify",
+        ];
+        let flag;
+        if let Some(t) = token {
+            flag = format!("--token={t}");
+            all.push(&flag);
+        }
+        all.extend_from_slice(args);
+        Command::new("kubectl")
+            .args(&all)
+            .envs(s.env().into_iter().filter(|(k, _)| *k != "KUBECONFIG"))
+            .output()
+            .unwrap()
+    };
+    // Without credentials (kubectl would prompt for a password, so a
+    // plain HTTPS client asks): only /version and the health checks answer.
+    let anonymous = |path: &str| {
+        let program = format!(
+            "import ssl, urllib.request, urllib.error\nctx = ssl._create_unverified_context()\ntry:\n    r = urllib.request.urlopen('{server_url}{path}', context=ctx)\n    print(r.status, r.read().decode())\nexcept urllib.error.HTTPError as e:\n    print(e.code, e.read().decode())\n"
+        );
+        let out = Command::new("python3")
+            .args(["-c", &program])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let answer = anonymous("/api/v1/namespaces/default/pods");
+    assert!(
+        answer.starts_with("401 ") && answer.contains(r#""reason":"Unauthorized""#),
+        "{answer}"
+    );
+    assert!(anonymous("/apis").starts_with("401 "));
+    assert!(anonymous("/version").starts_with("200 "));
+    assert!(anonymous("/healthz").starts_with("200 ok"));
+    let _ = as_user(None, &["version"]);
+
+    let wrong = as_user(Some("nope"), &["get", "pods"]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    // (a rejected token gets 401 even on /version, so the dispatcher runs
+    // its default kubectl, which words it its own way)
+    assert!(
+        err.contains("Unauthorized") || err.contains("asked for the client to provide credentials"),
+        "{err}"
+    );
+
+    let bob = as_user(Some("bob-token"), &["get", "pods"]);
+    let err = String::from_utf8_lossy(&bob.stderr);
+    assert!(
+        err.contains(r#"pods is forbidden: User "bob" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{err}"
+    );
+    // Granting view through a RoleBinding lets bob list pods in default only.
+    s.apply(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: bob-view, namespace: default}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects: [{kind: User, name: bob, apiGroup: rbac.authorization.k8s.io}]\n",
+    );
+    let bob = as_user(Some("bob-token"), &["get", "pods"]);
+    assert!(
+        bob.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bob.stderr)
+    );
+    let other = as_user(Some("bob-token"), &["get", "pods", "-n", "kube-system"]);
+    assert!(String::from_utf8_lossy(&other.stderr).contains("forbidden"));
+    let secrets = as_user(Some("bob-token"), &["get", "secrets"]);
+    assert!(String::from_utf8_lossy(&secrets.stderr).contains(r#"cannot list resource "secrets""#));
+    let write = as_user(Some("bob-token"), &["delete", "configmap", "x"]);
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains(r#"cannot delete resource "configmaps""#)
+    );
+}
+
+#[test]
+fn apply_patch_label_scale_and_server_side_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    assert!(s.apply(DEPLOYMENT).contains("deployment.apps/demo created"));
+    let d = json(&s.ok(&["get", "deploy", "demo", "-o", "json"]));
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(
+        d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%",
+        "defaulted"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert!(
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+
+    // A changed file: a strategic merge patch keyed by container and env names.
+    let changed = DEPLOYMENT
+        .replace("replicas: 2", "replicas: 3")
+        .replace(r#"{name: B, value: "1"}"#, r#"{name: C, value: "3"}"#);
+    assert!(
+        s.apply(&changed)
+            .contains("deployment.apps/demo configured")
+    );
+    let d = json(&s.ok(&["get", "deploy", "demo", "-o", "json"]));
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["metadata"]["generation"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"],
+        serde_json::json!([{"name": "A", "value": "1"}, {"name": "C", "value": "3"}])
+    );
+    assert!(s.apply(&changed).contains("deployment.apps/demo unchanged"));
+
+    // Patches of all three kinds, label, annotate, scale.
+    s.ok(&[
+        "patch",
+        "deploy",
+        "demo",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"busybox:2"}]}}}}"#,
+    ]);
+    s.ok(&[
+        "patch",
+        "deploy",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"annotations":{"note":"merged"}}}"#,
+    ]);
+    s.ok(&[
+        "patch",
+        "deploy",
+        "demo",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/tier","value":"web"}]"#,
+    ]);
+    s.ok(&["label", "deploy", "demo", "team=blue"]);
+    s.ok(&["annotate", "deploy", "demo", "owner=ops"]);
+    assert!(
+        s.ok(&["scale", "deploy", "demo", "--replicas=5"])
+            .contains("scaled")
+    );
+    let d = json(&s.ok(&["get", "deploy", "demo", "-o", "json"]));
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:2"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"], "A",
+        "the image patch kept env"
+    );
+    assert_eq!(d["metadata"]["annotations"]["note"], "merged");
+    assert_eq!(d["metadata"]["annotations"]["owner"], "ops");
+    assert_eq!(d["metadata"]["labels"]["tier"], "web");
+    assert_eq!(d["metadata"]["labels"]["team"], "blue");
+    let bad = s.fails(&[
+        "patch",
+        "deploy",
+        "demo",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/nosuch"}]"#,
+    ]);
+    assert!(bad.contains("nosuch"), "{bad}");
+
+    // Server-side apply: the replicas field is owned by kubectl-scale now,
+    // so a different value conflicts until forced.
+    let ssa = changed.replace("replicas: 3", "replicas: 4");
+    let out = s.kubectl_in(&["apply", "--server-side", "-f", "-"], &ssa);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("conflict") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let out = s.kubectl_in(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &ssa,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("serverside-applied"));
+    let d = json(&s.ok(&[
+        "get",
+        "deploy",
+        "demo",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]));
+    assert_eq!(d["spec"]["replicas"], 4);
+    let managers: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert!(
+        managers.contains(&"kubectl") && managers.contains(&"kubectl-client-side-apply"),
+        "{managers:?}"
+    );
+
+    // A server-side apply creates what is missing.
+    let out = s.kubectl_in(
+        &["apply", "--server-side", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa-made}\ndata: {k: v}\n",
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("serverside-applied")
+    );
+
+    // diff: exit 1 with a difference, 0 without.
+    let out = s.kubectl_in(
+        &["diff", "-f", "-"],
+        &ssa.replace("replicas: 4", "replicas: 7"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+  replicas: 7"));
+
+    assert!(
+        s.ok(&["delete", "deploy", "demo"])
+            .contains(r#"deployment.apps "demo" deleted"#)
+    );
+    assert!(
+        s.fails(&["get", "deploy", "demo"])
+            .contains(r#"deployments.apps "demo" not found"#)
+    );
+}
+
+#[test]
+fn get_prints_kubectl_tables_and_every_output_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    s.apply(DEPLOYMENT);
+    s.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1, namespace: other, labels: {tier: a}}\ndata: {x: '1', y: '2'}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c2, labels: {tier: b}}\ndata: {x: '1'}\n");
+    let wide = s.ok(&["get", "deploy", "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert!(
+        wide.lines().nth(1).unwrap().contains("0/2")
+            && wide.contains("busybox:1")
+            && wide.contains("app=demo"),
+        "{wide}"
+    );
+
+    let all = s.ok(&["get", "configmaps", "-A"]);
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("other") && l.contains("c1") && l.contains(" 2 ")),
+        "{all}"
+    );
+    let labelled = s.ok(&["get", "cm", "-A", "-l", "tier=a", "-o", "name"]);
+    assert_eq!(labelled.trim(), "configmap/c1");
+    let by_field = s.ok(&[
+        "get",
+        "cm",
+        "-A",
+        "--field-selector",
+        "metadata.namespace=default,metadata.name=c2",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(by_field.trim(), "configmap/c2");
+    let bad = s.fails(&["get", "cm", "--field-selector", "data.x=1"]);
+    assert!(bad.contains("field label not supported: data.x"), "{bad}");
+    let labels = s.ok(&["get", "cm", "c2", "--show-labels"]);
+    assert!(labels.contains("tier=b"), "{labels}");
+    let path = s.ok(&["get", "cm", "c2", "-o", "jsonpath={.data.x}"]);
+    assert_eq!(path, "1");
+    let columns = s.ok(&[
+        "get",
+        "cm",
+        "-n",
+        "other",
+        "-o",
+        "custom-columns=N:.metadata.name,X:.data.x",
+    ]);
+    assert_eq!(
+        columns.split_whitespace().collect::<Vec<_>>(),
+        ["N", "X", "c1", "1"]
+    );
+    let yaml = s.ok(&["get", "cm", "c2", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("resourceVersion:"),
+        "{yaml}"
+    );
+    let list = json(&s.ok(&["get", "cm", "-o", "json"]));
+    assert_eq!(list["kind"], "List");
+    // Chunked lists: kubectl pages with --chunk-size.
+    for i in 0..7 {
+        s.apply(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page-{i}}}\n"
+        ));
+    }
+    let paged = s.ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
+    assert_eq!(
+        paged.lines().filter(|l| l.contains("page-")).count(),
+        7,
+        "{paged}"
+    );
+    let describe = s.ok(&["describe", "deploy", "demo"]);
+    assert!(
+        describe.contains("Replicas:") && describe.contains("busybox:1"),
+        "{describe}"
+    );
+}
+
+#[test]
+fn errors_are_answered_as_kube_apiserver_answers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    let err = s.fails(&["get", "pod", "nosuch"]);
+    assert!(
+        err.contains(r#"Error from server (NotFound): pods "nosuch" not found"#),
+        "{err}"
+    );
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dup}\n";
+    let out = s.kubectl_in(&["create", "-f", "-"], cm);
+    assert!(out.status.success());
+    let out = s.kubectl_in(&["create", "-f", "-"], cm);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(AlreadyExists)") && err.contains(r#"configmaps "dup" already exists"#),
+        "{err}"
+    );
+
+    // Invalid: the selector does not match the template's labels.
+    let bad = DEPLOYMENT.replace(
+        "template:\n    metadata: {labels: {app: demo}}",
+        "template:\n    metadata: {labels: {app: other}}",
+    );
+    let out = s.kubectl_in(&["apply", "-f", "-"], &bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"The Deployment "demo" is invalid: spec.template.metadata.labels: Invalid value: "#
+        ) && err.contains("`selector` does not match template `labels`"),
+        "{err}"
+    );
+    assert!(
+        s.fails(&["get", "deploy", "demo"]).contains("not found"),
+        "nothing stored"
+    );
+
+    let bad_name = s.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
+    );
+    assert!(String::from_utf8_lossy(&bad_name.stderr).contains("a lowercase RFC 1123 subdomain"));
+
+    let missing_ns = s.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: nowhere}\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&missing_ns.stderr).contains(r#"namespaces "nowhere" not found"#)
+    );
+
+    // A stale resourceVersion on replace is a 409 Conflict.
+    let current = json(&s.ok(&["get", "cm", "dup", "-o", "json"]));
+    s.ok(&["label", "cm", "dup", "changed=yes"]);
+    let stale = serde_json::to_string(&current).unwrap();
+    let out = s.kubectl_in(&["replace", "-f", "-"], &stale);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(Conflict)") && err.contains("the object has been modified"),
+        "{err}"
+    );
+
+    // A body over 3 MiB.
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata: {{x: \"{}\"}}\n",
+        "a".repeat(3 * 1024 * 1024 + 10)
+    );
+    let out = s.kubectl_in(&["create", "-f", "-", "--validate=false"], &big);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("too large"), "{err}");
+
+    // An immutable ConfigMap refuses data changes.
+    s.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '1'}\n");
+    let out = s.kubectl_in(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '2'}\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("field is immutable when `immutable` is set")
+    );
+}
+
+#[test]
+fn watch_wait_edit_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    s.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w1}\ndata: {a: '1'}\n");
+    let mut watcher = Command::new("kubectl")
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "--output-watch-events",
+            "-o",
+            "custom-columns=E:.type,N:.object.metadata.name",
+        ])
+        .envs(s.env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no watch line with {want}"));
+            if line.contains(want) {
+                return line;
+            }
+        }
+    };
+    next("w1");
+    s.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w2}\n");
+    assert!(next("w2").starts_with("ADDED"));
+
+    // kubectl edit with a scripted editor.
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i \"s/a: \\\"1\\\"/a: \\\"2\\\"/\" \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("kubectl")
+        .args(["edit", "cm", "w1"])
+        .envs(s.env())
+        .env("KUBE_EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(next("w1").starts_with("MODIFIED"));
+    assert_eq!(s.ok(&["get", "cm", "w1", "-o", "jsonpath={.data.a}"]), "2");
+    s.ok(&[
+        "wait",
+        "--for=jsonpath={.data.a}=2",
+        "cm/w1",
+        "--timeout=10s",
+    ]);
+
+    // wait --for=delete returns once the object is gone.
+    let mut waiter = Command::new("kubectl")
+        .args(["wait", "--for=delete", "cm/w2", "--timeout=20s"])
+        .envs(s.env())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.ok(&["delete", "cm", "w2"]);
+    assert!(next("w2").starts_with("DELETED"));
+    assert!(waiter.wait().unwrap().success());
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+
+    // Finalizers hold a deletion until they are removed.
+    s.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n",
+    );
+    s.ok(&["delete", "cm", "held", "--wait=false"]);
+    let held = json(&s.ok(&["get", "cm", "held", "-o", "json"]));
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    s.ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    assert!(s.fails(&["get", "cm", "held"]).contains("not found"));
+}
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wg]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+          status: {type: object, properties: {ready: {type: boolean}}}
+"#;
+
+#[test]
+fn custom_resources_are_served_from_their_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    s.apply(CRD);
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=10s",
+    ]);
+    s.apply("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 3}\n");
+    let table = s.ok(&["get", "widgets"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SIZE", "AGE"], "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().split_whitespace().nth(1) == Some("3"),
+        "{table}"
+    );
+    assert!(
+        s.ok(&["get", "wg", "-o", "name"])
+            .contains("widget.example.com/w")
+    );
+    s.ok(&[
+        "patch",
+        "widget",
+        "w",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":5}}"#,
+    ]);
+    assert_eq!(
+        s.ok(&["get", "widget", "w", "-o", "jsonpath={.spec.size}"]),
+        "5"
+    );
+    // A strategic merge patch of a custom resource is refused as kube does.
+    let err = s.fails(&[
+        "patch",
+        "widget",
+        "w",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"size":6}}"#,
+    ]);
+    assert!(
+        err.contains("UnsupportedMediaType") || err.contains("unknown format"),
+        "{err}"
+    );
+    // The status subresource: the main resource ignores status writes.
+    s.ok(&[
+        "patch",
+        "widget",
+        "w",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":true}}"#,
+    ]);
+    assert_eq!(
+        s.ok(&["get", "widget", "w", "-o", "jsonpath={.status.ready}"]),
+        ""
+    );
+    s.ok(&[
+        "patch",
+        "widget",
+        "w",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":true}}"#,
+    ]);
+    assert_eq!(
+        s.ok(&["get", "widget", "w", "-o", "jsonpath={.status.ready}"]),
+        "true"
+    );
+    // Deleting the definition stops serving the resource.
+    s.ok(&["delete", "crd", "widgets.example.com"]);
+    let err = s.fails(&["get", "widgets.example.com"]);
+    assert!(
+        err.contains("the server doesn't have a resource type")
+            || err.contains("NotFound")
+            || err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_python_client_lists_creates_patches_watches_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    if !have_kube_py() {
+        return;
+    }
+    let program = r#"
+import json
+from kubernetes.client.rest import ApiException
+v1 = client.CoreV1Api()
+apps = client.AppsV1Api()
+pods = v1.list_namespaced_pod("default")
+print("pods", len(pods.items), bool(pods.metadata.resource_version))
+body = client.V1Deployment(
+    metadata=client.V1ObjectMeta(name="py"),
+    spec=client.V1DeploymentSpec(
+        replicas=1,
+        selector=client.V1LabelSelector(match_labels={"app": "py"}),
+        template=client.V1PodTemplateSpec(
+            metadata=client.V1ObjectMeta(labels={"app": "py"}),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="main", image="busybox:1")]))))
+made = apps.create_namespaced_deployment("default", body)
+print("created", made.metadata.name, made.metadata.uid is not None)
+patched = apps.patch_namespaced_deployment("py", "default", {"spec": {"replicas": 2}})
+print("patched", patched.spec.replicas, patched.metadata.generation)
+try:
+    v1.read_namespaced_pod("nosuch", "default")
+except ApiException as e:
+    print("missing", e.status, json.loads(e.body)["reason"])
+w = watch.Watch()
+seen = []
+v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="pycm"), data={"a": "1"}))
+for event in w.stream(v1.list_namespaced_config_map, "default", timeout_seconds=2):
+    seen.append((event["type"], event["object"].metadata.name))
+print("watched", seen)
+rv = v1.list_namespaced_config_map("default").metadata.resource_version
+v1.delete_namespaced_config_map("pycm", "default")
+events = []
+for event in w.stream(v1.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=2):
+    events.append((event["type"], event["object"].metadata.name))
+print("after", events)
+apps.delete_namespaced_deployment("py", "default")
+try:
+    apps.read_namespaced_deployment("py", "default")
+except ApiException as e:
+    print("deleted", e.status)
+"#;
+    let out = s.python(program);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "pods 0 True",
+        "created py True",
+        "patched 2 2",
+        "missing 404 NotFound",
+        "watched [('ADDED', 'pycm')]",
+        "after [('DELETED', 'pycm')]",
+        "deleted 404",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_and_a_watch_resumes_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s) = server(dir.path()) else {
+        return;
+    };
+    if !have_kube_py() {
+        return;
+    }
+    // A writer storm: every create printed once acknowledged.
+    let program = r#"
+import sys
+v1 = client.CoreV1Api()
+for i in range(100000):
+    cm = v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"storm-{i}")))
+    print(cm.metadata.name, cm.metadata.resource_version, flush=True)
+"#;
+    let script = format!(
+        "from kubernetes import client, config, watch\nconfig.load_kube_config()\n{program}"
+    );
+    let mut writer = Command::new("python3")
+        .args(["-c", &script])
+        .envs(s.env())
+        .env("PYTHONPATH", berth_testutil::kube::kube_pythonpath())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    while acked.len() < 150 {
+        let line = lines.next().expect("writer output").unwrap();
+        let mut parts = line.split_whitespace();
+        acked.push((
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().parse::<i64>().unwrap(),
+        ));
+    }
+    s.kill();
+    for line in lines.map_while(Result::ok) {
+        let mut parts = line.split_whitespace();
+        if let (Some(name), Some(rv)) = (parts.next(), parts.next()) {
+            acked.push((name.to_owned(), rv.parse().unwrap()));
+        }
+    }
+    let _ = writer.kill();
+    let _ = writer.wait();
+    s.restart();
+    let list = json(&s.ok(&["get", "cm", "-o", "json"]));
+    let stored: std::collections::HashMap<String, i64> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["metadata"]["name"].as_str().unwrap().to_owned(),
+                i["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for (name, rv) in &acked {
+        assert_eq!(
+            stored.get(name),
+            Some(rv),
+            "acknowledged {name} at {rv} is missing after kill -9"
+        );
+    }
+    // A watch from the last acknowledged revision sees every later change
+    // exactly once: the writes after it (acknowledged or not) and new ones.
+    let (_, last) = acked.iter().max_by_key(|(_, rv)| *rv).unwrap().clone();
+    s.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after-restart}\n");
+    let out = s.kubectl(&["get", "--raw", &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={last}&timeoutSeconds=2")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = text.lines().map(json).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap())
+        .collect();
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "an event came twice: {names:?}");
+    assert_eq!(names.last(), Some(&"after-restart"), "{names:?}");
+    let expected_before: Vec<&str> = stored
+        .iter()
+        .filter(|(_, rv)| **rv > last)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        names.len(),
+        expected_before.len() + 1,
+        "{names:?} vs {expected_before:?}"
+    );
+    let revisions: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            e["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        revisions.windows(2).all(|w| w[0] < w[1]),
+        "events out of order: {revisions:?}"
+    );
+}

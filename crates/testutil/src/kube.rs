@@ -1,0 +1,254 @@
+//! `berth server` on a private root and a free port, driven by real
+//! Kubernetes clients: `kubectl` (the dispatcher at /usr/bin/kubectl picks
+//! the kubectl of the server's minor version) and the Python `kubernetes`
+//! client. A missing client skips the test, except under `CI=true`
+//! ([`require`]).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::daemon::require;
+
+fn runs(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `kubectl` ([`require`]).
+pub fn have_kubectl() -> bool {
+    require("kubectl", runs("kubectl", &["version", "--client"]))
+}
+
+/// Where the Python `kubernetes` client is installed, apart from the
+/// system's packages (it needs urllib3 2, which breaks Debian's docker-py
+/// 5): `pip install --target` into this directory (`.ci/run`,
+/// `scripts/deps.sh`), or `$BERTH_KUBE_PYTHONPATH`.
+pub fn kube_pythonpath() -> String {
+    std::env::var("BERTH_KUBE_PYTHONPATH")
+        .unwrap_or_else(|_| "/opt/berth-python-kubernetes".to_owned())
+}
+
+/// The Python `kubernetes` client ([`require`]).
+pub fn have_kube_py() -> bool {
+    let present = Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .env("PYTHONPATH", kube_pythonpath())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    require(
+        "the Python kubernetes client (pip install --target /opt/berth-python-kubernetes kubernetes)",
+        present,
+    )
+}
+
+/// A running `berth server`, killed (SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+pub struct KubeServer {
+    child: Option<Child>,
+    bin: PathBuf,
+    /// The server's root.
+    pub root: PathBuf,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The HTTPS port.
+    pub port: u16,
+    extra: Vec<String>,
+    home: PathBuf,
+}
+
+impl KubeServer {
+    /// Starts `berth --root <dir>/root server` on a free port with `extra`
+    /// flags and waits until it is ready.
+    pub fn start(bin: &Path, dir: &Path, extra: &[&str]) -> KubeServer {
+        let root = dir.join("root");
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let mut server = KubeServer {
+            child: None,
+            bin: bin.to_owned(),
+            kubeconfig: root.join("server").join("admin.kubeconfig"),
+            root,
+            port: crate::free_port(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            home,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("server.log"))
+            .expect("server log");
+        let port = self.port.to_string();
+        let mut args = vec![
+            "--root".to_owned(),
+            self.root.display().to_string(),
+            "server".to_owned(),
+            "--https-port".to_owned(),
+            port,
+        ];
+        args.extend(self.extra.iter().cloned());
+        let child = Command::new(&self.bin)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start berth server");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("berth server exited: {status}\n{}", self.log());
+            }
+            if self.kubeconfig.exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth server not ready in 30 s\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("server.log")).unwrap_or_default()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills the server with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same root and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The environment kubectl and the Python client run with: this
+    /// server's kubeconfig, a private HOME and discovery cache.
+    pub fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("KUBECONFIG", self.kubeconfig.clone().into()),
+            ("HOME", self.home.clone().into()),
+            ("KUBECACHEDIR", self.home.join("cache").into()),
+            ("KUBECTL_KUBERC", "false".into()),
+        ]
+    }
+
+    /// `kubectl ARGS`.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// `kubectl ARGS` with `input` on stdin.
+    pub fn kubectl_in(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// `kubectl ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl ARGS`, which must fail; its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kubectl apply -f -` of `yaml`, which must succeed.
+    pub fn apply(&self, yaml: &str) -> String {
+        let out = self.kubectl_in(&["apply", "-f", "-"], yaml);
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A Python program using the `kubernetes` client against this
+    /// server (`config.load_kube_config()` is done first); its output.
+    pub fn python(&self, program: &str) -> Output {
+        let script = format!(
+            "from kubernetes import client, config, watch\nconfig.load_kube_config()\n{program}"
+        );
+        Command::new("python3")
+            .args(["-c", &script])
+            .envs(self.env())
+            .env("PYTHONPATH", kube_pythonpath())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run python3")
+    }
+}
+
+impl Drop for KubeServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
