@@ -116,6 +116,7 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
     seed(&api)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
+    crate::lifecycle::spawn(api.clone());
     api.ready.store(true, Ordering::Release);
     Ok(ControlPlane {
         api,

@@ -15,6 +15,7 @@ pub mod crd;
 mod decode;
 pub mod error;
 pub mod kinds;
+mod lifecycle;
 pub mod meta;
 mod metrics;
 pub mod openapi;
