@@ -33,6 +33,10 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     /// A static token file (kube's CSV format).
     pub token_file: Option<PathBuf>,
+    /// How often the API server compacts the store's history, keeping what
+    /// changed since the previous compaction (kube-apiserver's
+    /// `--etcd-compaction-interval`); `None` leaves it to the store.
+    pub compaction_interval: Option<std::time::Duration>,
 }
 
 /// A started control plane.
@@ -117,6 +121,9 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
     crate::lifecycle::spawn(api.clone());
+    if let Some(every) = config.compaction_interval {
+        spawn_compactor(api.objects.store().clone(), every);
+    }
     api.ready.store(true, Ordering::Release);
     Ok(ControlPlane {
         api,
@@ -222,4 +229,34 @@ async fn seed(api: &Api) -> Result<(), ApiError> {
         security.aggregate(api).await?;
     }
     Ok(())
+}
+
+/// Compacts the store every `every` to the revision it had at the previous
+/// tick, so that watchers always have at least one interval of history.
+/// Several servers on one store may all do it: a compaction another
+/// already made is not an error.
+fn spawn_compactor(store: Arc<dyn Store>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut previous: Option<berth_kv::Revision> = None;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = match store.current_revision().await {
+                Ok(now) => now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "compaction: reading the revision failed");
+                    continue;
+                }
+            };
+            if let Some(at) = previous
+                && at > 0
+            {
+                match store.compact(at).await {
+                    Ok(()) => tracing::debug!(revision = at, "compacted"),
+                    Err(berth_kv::Error::Compacted { .. }) => {}
+                    Err(e) => tracing::warn!(error = %e, "compaction failed"),
+                }
+            }
+            previous = Some(now);
+        }
+    });
 }

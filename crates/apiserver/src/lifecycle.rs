@@ -38,7 +38,11 @@ async fn run(api: &Arc<Api>) -> Result<(), ApiError> {
             schedule(api.clone(), meta::meta_str(&ns, "name").to_owned());
         }
     }
-    let mut events = api.objects.store().watch("/registry/namespaces/", revision).await?;
+    let mut events = api
+        .objects
+        .store()
+        .watch("/registry/namespaces/", revision)
+        .await?;
     while let Some(event) = events.next().await {
         let event = event?;
         if event.kind != berth_kv::EventKind::Put {
@@ -61,7 +65,9 @@ fn schedule(api: Arc<Api>, name: String) {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(e) if e.code == 404 => return,
-                Err(e) => tracing::warn!(namespace = %name, error = %e.message, "namespace finalization"),
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = %e.message, "namespace finalization")
+                }
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
@@ -76,10 +82,18 @@ async fn finalize(api: &Api, name: &str) -> Result<bool, ApiError> {
     let mut remaining = 0usize;
     let mut seen_prefixes = std::collections::HashSet::new();
     for resource in api.registry.all() {
-        if !resource.namespaced || resource.virtual_only || !seen_prefixes.insert(resource.key_prefix.clone()) {
+        if !resource.namespaced
+            || resource.virtual_only
+            || !seen_prefixes.insert(resource.key_prefix.clone())
+        {
             continue;
         }
-        let target = Target { resource: resource.clone(), namespace: name.to_owned(), name: String::new(), subresource: String::new() };
+        let target = Target {
+            resource: resource.clone(),
+            namespace: name.to_owned(),
+            name: String::new(),
+            subresource: String::new(),
+        };
         let (items, _) = api.objects.list_all(&target.key(), 0).await?;
         for item in items {
             remaining += 1;
@@ -88,7 +102,10 @@ async fn finalize(api: &Api, name: &str) -> Result<bool, ApiError> {
             }
             let mut one = target.clone();
             one.name = meta::meta_str(&item, "name").to_owned();
-            let options = DeleteOptions { propagation: Some("Background".to_owned()), ..DeleteOptions::default() };
+            let options = DeleteOptions {
+                propagation: Some("Background".to_owned()),
+                ..DeleteOptions::default()
+            };
             match delete_object(api, &one, &options, false).await {
                 Ok((_, true)) => remaining -= 1,
                 Ok((_, false)) => {}
@@ -97,8 +114,15 @@ async fn finalize(api: &Api, name: &str) -> Result<bool, ApiError> {
             }
         }
     }
-    let Some(resource) = api.registry.get("", "v1", "namespaces") else { return Ok(true) };
-    let target = Target { resource, namespace: String::new(), name: name.to_owned(), subresource: String::new() };
+    let Some(resource) = api.registry.get("", "v1", "namespaces") else {
+        return Ok(true);
+    };
+    let target = Target {
+        resource,
+        namespace: String::new(),
+        name: name.to_owned(),
+        subresource: String::new(),
+    };
     let now = meta::now();
     let (_, gone) = api
         .objects

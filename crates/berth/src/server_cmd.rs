@@ -32,9 +32,17 @@ pub struct ServerArgs {
     /// A static token file (kube-apiserver's CSV: token,user,uid,"group1,group2").
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// How often the store's history is compacted, in seconds (history of
+    /// at least one interval is kept for watches; 0 = never).
+    #[arg(long, default_value_t = 300)]
+    compaction_interval: u64,
 }
 
-async fn open_store(root: &Path, datastore: &str) -> Result<Arc<dyn berth_kv::Store>> {
+async fn open_store(
+    root: &Path,
+    datastore: &str,
+    compaction: u64,
+) -> Result<Arc<dyn berth_kv::Store>> {
     if datastore == "memory" {
         return Ok(Arc::new(berth_kv::memory::MemoryStore::new()));
     }
@@ -55,7 +63,7 @@ async fn open_store(root: &Path, datastore: &str) -> Result<Arc<dyn berth_kv::St
     if datastore == "sqlite" {
         let dir = root.join("server").join("db");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        return open_sqlite(&dir.join("state.db"));
+        return open_sqlite(&dir.join("state.db"), compaction);
     }
     bail!("unknown --datastore {datastore:?}: use sqlite, etcd://host:port[,host:port] or memory")
 }
@@ -68,7 +76,7 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
         .context("start the async runtime")?;
     runtime.block_on(async {
         let started = std::time::Instant::now();
-        let store = open_store(root, &a.datastore).await?;
+        let store = open_store(root, &a.datastore, a.compaction_interval).await?;
         let dir = root.join("server");
         let config = berth_apiserver::Config {
             dir: dir.clone(),
@@ -76,6 +84,8 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             tls_sans: a.tls_san.clone(),
             kubeconfig: a.write_kubeconfig.clone(),
             token_file: a.token_auth_file.clone(),
+            compaction_interval: (a.compaction_interval > 0)
+                .then(|| std::time::Duration::from_secs(a.compaction_interval)),
         };
         let plane = berth_apiserver::start(store, config)
             .await
@@ -107,8 +117,15 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
     })
 }
 
-fn open_sqlite(path: &Path) -> Result<Arc<dyn berth_kv::Store>> {
-    let store = berth_kv_sqlite::SqliteStore::open(path)
+fn open_sqlite(path: &Path, compaction: u64) -> Result<Arc<dyn berth_kv::Store>> {
+    // The API server compacts (so that every backend keeps the same
+    // history); the store's own compactor stays off.
+    let _ = compaction;
+    let options = berth_kv_sqlite::Options {
+        compact_interval: None,
+        ..berth_kv_sqlite::Options::default()
+    };
+    let store = berth_kv_sqlite::SqliteStore::open_with(path, options)
         .with_context(|| format!("open the cluster store {}", path.display()))?;
     Ok(Arc::new(store))
 }

@@ -961,10 +961,26 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let Some(s) = server(dir.path()) else { return };
     s.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: doomed}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: doomed}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: doomed}\nstringData: {k: v}\n");
-    s.apply(&DEPLOYMENT.replace("name: demo\n  labels", "name: demo\n  namespace: doomed\n  labels"));
-    assert!(s.ok(&["delete", "namespace", "doomed", "--timeout=30s"]).contains(r#"namespace "doomed" deleted"#));
-    assert!(s.fails(&["get", "namespace", "doomed"]).contains("not found"));
-    let left = s.ok(&["get", "configmaps,secrets,deployments,serviceaccounts", "-n", "doomed", "-o", "name"]);
+    s.apply(&DEPLOYMENT.replace(
+        "name: demo\n  labels",
+        "name: demo\n  namespace: doomed\n  labels",
+    ));
+    assert!(
+        s.ok(&["delete", "namespace", "doomed", "--timeout=30s"])
+            .contains(r#"namespace "doomed" deleted"#)
+    );
+    assert!(
+        s.fails(&["get", "namespace", "doomed"])
+            .contains("not found")
+    );
+    let left = s.ok(&[
+        "get",
+        "configmaps,secrets,deployments,serviceaccounts",
+        "-n",
+        "doomed",
+        "-o",
+        "name",
+    ]);
     assert!(left.trim().is_empty(), "left behind: {left}");
     // New content is refused while a namespace terminates.
     s.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: held}\nspec: {}\n");
@@ -972,9 +988,21 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     s.ok(&["delete", "namespace", "held", "--wait=false"]);
     let phase = s.ok(&["get", "ns", "held", "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase, "Terminating");
-    let out = s.kubectl_in(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: held}\n");
+    let out = s.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: held}\n",
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("because it is being terminated"), "{err}");
-    s.ok(&["patch", "cm", "pin", "-n", "held", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    s.ok(&[
+        "patch",
+        "cm",
+        "pin",
+        "-n",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     s.ok(&["wait", "--for=delete", "namespace/held", "--timeout=30s"]);
 }

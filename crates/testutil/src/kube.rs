@@ -84,6 +84,30 @@ impl KubeServer {
         server
     }
 
+    /// Starts one of several servers sharing `root` (and so one PKI; the
+    /// store is in `extra`, e.g. `--datastore etcd://…`): its kubeconfig
+    /// and client files are under `home`.
+    pub fn start_shared(bin: &Path, root: &Path, home: &Path, extra: &[&str]) -> KubeServer {
+        std::fs::create_dir_all(home).expect("home");
+        let kubeconfig = home.join("admin.kubeconfig");
+        let mut all: Vec<String> = vec![
+            "--write-kubeconfig".to_owned(),
+            kubeconfig.display().to_string(),
+        ];
+        all.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut server = KubeServer {
+            child: None,
+            bin: bin.to_owned(),
+            kubeconfig,
+            root: root.to_owned(),
+            port: crate::free_port(),
+            extra: all,
+            home: home.to_owned(),
+        };
+        server.spawn();
+        server
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
