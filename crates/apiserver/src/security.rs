@@ -9,7 +9,7 @@ use axum::http::{Method, header};
 use serde_json::Value;
 
 use crate::api::{Api, User};
-use crate::auth::authn::{Authenticator, UserInfo};
+use crate::auth::authn::{Authenticator, TokenAuthentication, UserInfo};
 use crate::auth::rbac::{Attributes, RbacSnapshot};
 use crate::auth::tokens::TokenSigner;
 use crate::error::ApiError;
@@ -27,6 +27,17 @@ pub struct Security {
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Security").finish_non_exhaustive()
+    }
+}
+
+/// Whether `namespace/name` of a core resource exists with `uid`.
+async fn exists(api: &Api, plural: &str, namespace: &str, name: &str, uid: &str) -> bool {
+    let Some(resource) = api.registry.get("", "v1", plural) else {
+        return false;
+    };
+    match api.objects.get_key(&resource.key(namespace, name)).await {
+        Ok(Some((obj, _))) => crate::meta::meta_str(&obj, "uid") == uid,
+        _ => false,
     }
 }
 
@@ -53,8 +64,10 @@ impl Security {
     }
 
     /// Who sent the request: a client certificate, else a bearer token,
-    /// else anonymous. An invalid token is a 401.
-    pub fn authenticate(&self, parts: &Parts) -> Result<UserInfo, ApiError> {
+    /// else anonymous. An invalid token is a 401; so is a ServiceAccount
+    /// token whose ServiceAccount (or bound pod or secret) is gone or was
+    /// recreated.
+    pub async fn authenticate(&self, api: &Api, parts: &Parts) -> Result<UserInfo, ApiError> {
         if let Some(chain) = parts.extensions.get::<PeerCertificates>()
             && !chain.0.is_empty()
             && let Some(user) = self.authn.authenticate_cert(&chain.0)
@@ -70,8 +83,32 @@ impl Security {
                     .or_else(|| v.strip_prefix("bearer "))
             });
         if let Some(token) = bearer {
-            return match self.authn.authenticate_token(token) {
-                Ok(Some(user)) => Ok(user),
+            return match self.authn.authenticate_bearer(token) {
+                Ok(Some(TokenAuthentication::Static(user))) => Ok(user),
+                Ok(Some(TokenAuthentication::ServiceAccount { user, claims })) => {
+                    let k = &claims.kubernetes;
+                    let mut live = exists(
+                        api,
+                        "serviceaccounts",
+                        &k.namespace,
+                        &k.serviceaccount.name,
+                        &k.serviceaccount.uid,
+                    )
+                    .await;
+                    if let Some(pod) = &k.pod {
+                        live = live && exists(api, "pods", &k.namespace, &pod.name, &pod.uid).await;
+                    }
+                    if let Some(secret) = &k.secret {
+                        live = live
+                            && exists(api, "secrets", &k.namespace, &secret.name, &secret.uid)
+                                .await;
+                    }
+                    if live {
+                        Ok(user)
+                    } else {
+                        Err(ApiError::unauthorized())
+                    }
+                }
                 Ok(None) | Err(_) => Err(ApiError::unauthorized()),
             };
         }

@@ -1006,3 +1006,68 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     ]);
     s.ok(&["wait", "--for=delete", "namespace/held", "--timeout=30s"]);
 }
+
+#[test]
+fn service_account_tokens_authenticate_until_the_account_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    if !have_kube_py() {
+        return;
+    }
+    s.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: robot-view}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\nsubjects: [{kind: ServiceAccount, name: robot}]\n");
+    let out = s.python(
+        "v1 = client.CoreV1Api()\nreq = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))\nr = v1.create_namespaced_service_account_token('robot', 'default', req)\nprint(r.status.token)\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let server_url = format!("https://127.0.0.1:{}", s.port);
+    let as_robot = |args: &[&str]| {
+        let flag = format!("--token={token}");
+        let mut all = vec![
+            "--kubeconfig=/dev/null",
+            "--server",
+            &server_url,
+            "--insecure-skip-tls-verify",
+            &flag,
+        ];
+        all.extend_from_slice(args);
+        Command::new("kubectl")
+            .args(&all)
+            .envs(s.env().into_iter().filter(|(k, _)| *k != "KUBECONFIG"))
+            .output()
+            .unwrap()
+    };
+    let ok = as_robot(&["get", "configmaps"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let denied = as_robot(&["get", "secrets"]);
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains(
+            r#"User "system:serviceaccount:default:robot" cannot list resource "secrets""#
+        )
+    );
+    // whoami through the review API (JSON, as the Python client sends it).
+    let out = s.python("a = client.AuthenticationV1Api()\nr = a.create_self_subject_review(client.V1SelfSubjectReview())\nprint(r.status.user_info.username, sorted(r.status.user_info.groups))\n");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("system:admin")
+            || String::from_utf8_lossy(&out.stdout)
+                .contains("admin ['system:authenticated', 'system:masters']"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    s.ok(&["delete", "serviceaccount", "robot"]);
+    let gone = as_robot(&["get", "configmaps"]);
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        err.contains("Unauthorized") || err.contains("provide credentials"),
+        "{err}"
+    );
+}

@@ -191,7 +191,7 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
 async fn serve(api: &Arc<Api>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let user = match &api.security {
-        Some(security) => security.authenticate(&parts)?,
+        Some(security) => security.authenticate(api, &parts).await?,
         None => crate::security::Security::admin_user(),
     };
     let route = request::route(parts.uri.path(), &api.registry)?;
