@@ -31,9 +31,6 @@ command -v python3 >/dev/null || need+=(python3)
 # the etcd client crate compiles etcd's protocol files at build time
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 [ -e /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
-# the cluster store's etcd backend is tested against Debian's etcd 3.4
-command -v etcd >/dev/null || need+=(etcd-server)
-command -v etcdctl >/dev/null || need+=(etcd-client)
 # image and registry interop: the reference registry, skopeo, htpasswd (bcrypt)
 if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
 	command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -44,12 +41,15 @@ if [ "${BERTH_TEST_INTEROP:-1}" = 1 ]; then
 	python3 -c 'import docker' 2>/dev/null || need+=(python3-docker)
 	command -v docker >/dev/null || need+=(docker.io)
 	command -v docker-compose >/dev/null || need+=(docker-compose)
+	# the cluster store's etcd backend is tested against Debian's etcd 3.4
+	command -v etcd >/dev/null || need+=(etcd-server)
+	command -v etcdctl >/dev/null || need+=(etcd-client)
 fi
 
 # the Python kubernetes client (PyPI) in its own directory (it needs
 # urllib3 2, which breaks Debian's docker-py 5); the tests set PYTHONPATH
 kube_py=${BERTH_KUBE_PYTHONPATH:-/opt/berth-python-kubernetes}
-if ! PYTHONPATH=$kube_py python3 -c 'import kubernetes' 2>/dev/null; then
+if [ "${BERTH_TEST_INTEROP:-1}" = 1 ] && ! PYTHONPATH=$kube_py python3 -c 'import kubernetes' 2>/dev/null; then
 	if [ "$(id -u)" = 0 ] && python3 -m pip --version >/dev/null 2>&1; then
 		python3 -m pip install -q --target "$kube_py" kubernetes==37.0.2
 	else

@@ -67,3 +67,34 @@ done
 "$berth" exec demo-web sh -c 'echo "exec: inside demo-web, eth0 has $(ip -4 -o addr show eth0 | awk "{print \$4}")"'
 "$berth" rm -f -v demo-web >/dev/null
 "$berth" volume rm demo-site >/dev/null
+
+echo "== berth server: the Kubernetes API over the embedded store, with kubectl"
+api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$berth" server --https-port "$api_port" &
+server=$!
+trap 'kill $registry $server 2>/dev/null; wait $registry $server 2>/dev/null || true' EXIT
+export KUBECONFIG=$BERTH_ROOT/server/admin.kubeconfig
+for _ in $(seq 100); do
+	[ -s "$KUBECONFIG" ] && python3 -c "import ssl,urllib.request; urllib.request.urlopen('https://127.0.0.1:$api_port/readyz', context=ssl._create_unverified_context())" 2>/dev/null && break
+	sleep 0.1
+done
+if command -v kubectl >/dev/null; then
+	kubectl get namespaces
+	kubectl apply -f - <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: demo, labels: {app: demo}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: demo}}
+  template:
+    metadata: {labels: {app: demo}}
+    spec: {containers: [{name: web, image: demo/busybox, command: [httpd, -f, -p, "80"]}]}
+YAML
+	kubectl scale deployment demo --replicas=3
+	kubectl get deployments -o wide
+	kubectl delete deployment demo
+	echo "(pods run once the scheduler, controllers and node agent land)"
+else
+	echo "kubectl is not installed: the API is at https://127.0.0.1:$api_port (kubeconfig $KUBECONFIG)"
+fi
