@@ -11,6 +11,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod conversion;
 pub mod crd;
 mod decode;
 pub mod error;

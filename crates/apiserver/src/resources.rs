@@ -452,6 +452,16 @@ const BUILTINS: &[Builtin] = &[
         "volumeattachments",
     ),
     b(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        true,
+        &["ev"],
+        &[],
+        "events",
+    ),
+    b(
         "scheduling.k8s.io",
         "v1",
         "PriorityClass",

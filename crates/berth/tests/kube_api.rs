@@ -1071,3 +1071,45 @@ fn service_account_tokens_authenticate_until_the_account_is_gone() {
         "{err}"
     );
 }
+
+#[test]
+fn events_are_one_set_through_both_event_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    s.apply("apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e1}\neventTime: \"2026-12-03T07:40:00.000000Z\"\nreportingController: example.com/ctl\nreportingInstance: i1\naction: Test\nreason: Tested\ntype: Normal\nnote: hello\nregarding: {kind: ConfigMap, name: x, namespace: default}\n");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "events",
+            "e1",
+            "-o",
+            "jsonpath={.message} {.involvedObject.name} {.reportingComponent}"
+        ]),
+        "hello x example.com/ctl"
+    );
+    let table = s.ok(&["get", "events"]);
+    assert!(
+        table.contains("configmap/x") && table.contains("hello"),
+        "{table}"
+    );
+    s.apply("apiVersion: v1\nkind: Event\nmetadata: {name: e2}\ninvolvedObject: {kind: Pod, name: web}\nreason: Started\nmessage: core event\ntype: Warning\n");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "events.v1.events.k8s.io",
+            "e2",
+            "-o",
+            "jsonpath={.note} {.regarding.name}"
+        ]),
+        "core event web"
+    );
+    let by_uid = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(by_uid.trim(), "event/e2");
+}

@@ -24,8 +24,10 @@ fn list_kind(kind: &str) -> String {
     format!("{kind}List")
 }
 
-/// Sets apiVersion and kind as the URL names them.
+/// Sets apiVersion and kind as the URL names them (converting the stored
+/// form to the served version first).
 pub fn stamp(target: &Target, obj: &mut Value) {
+    *obj = crate::conversion::from_storage(&target.resource, std::mem::take(obj));
     if let Some(map) = obj.as_object_mut() {
         map.insert(
             "apiVersion".to_owned(),
@@ -367,9 +369,10 @@ pub async fn create_object(
     api: &Api,
     target: &Target,
     ctx: &Ctx,
-    mut obj: Value,
+    obj: Value,
 ) -> Result<(Value, String), ApiError> {
     let resource = &target.resource;
+    let mut obj = crate::conversion::to_storage(resource, obj);
     check_namespace(target, &mut obj)?;
     let dry_run = ctx.query.dry_run()?;
     {
@@ -505,9 +508,11 @@ where
     let result = api
         .objects
         .update(target, precondition, None, |current| {
-            let mut new = make(&current)?;
+            let served = crate::conversion::from_storage(&resource, current.clone());
+            let mut new = make(&served)?;
             let kind = resource.kind.clone();
             check_kind(target, &mut new, &kind, &resource.api_version())?;
+            let mut new = crate::conversion::to_storage(&resource, new);
             check_namespace(target, &mut new)?;
             merge_server_fields(&current, &mut new, &subresource, resource.has_status());
             if let Some(rv) = new
