@@ -312,6 +312,16 @@ const BUILTINS: &[Builtin] = &[
         "horizontalpodautoscalers",
     ),
     b(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["hpa"],
+        &["all"],
+        "horizontalpodautoscalers",
+    ),
+    b(
         "policy",
         "v1",
         "PodDisruptionBudget",
@@ -507,8 +517,8 @@ const fn b(
 }
 
 /// The subresources of a built-in resource.
-fn builtin_subresources(group: &str, plural: &str, kind: &str) -> Vec<Subresource> {
-    let own = (group, "v1", kind);
+fn builtin_subresources(group: &str, version: &str, plural: &str, kind: &str) -> Vec<Subresource> {
+    let own = (group, version, kind);
     let status = || sub("status", own, STATUS_VERBS);
     match (group, plural) {
         ("", "namespaces") => vec![status(), sub("finalize", own, &["update"])],
@@ -619,9 +629,10 @@ pub fn builtins() -> Vec<Resource> {
             short_names: verbs(r.short),
             categories: verbs(r.categories),
             verbs: verbs(ALL_VERBS),
-            subresources: builtin_subresources(r.group, r.plural, r.kind),
+            subresources: builtin_subresources(r.group, r.version, r.plural, r.kind),
             key_prefix: r.key_prefix.to_owned(),
-            storage_version: true,
+            // autoscaling/v1 HPAs are stored as v2 (conversion.rs).
+            storage_version: !(r.group == "autoscaling" && r.version == "v1"),
             virtual_only: false,
         })
         .collect();
