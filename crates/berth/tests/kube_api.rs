@@ -1113,3 +1113,58 @@ fn events_are_one_set_through_both_event_apis() {
     ]);
     assert_eq!(by_uid.trim(), "event/e2");
 }
+
+#[test]
+fn server_side_dry_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    let out = s.kubectl_in(&["apply", "--dry-run=server", "-f", "-"], DEPLOYMENT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created (server dry run)"));
+    assert!(s.fails(&["get", "deploy", "demo"]).contains("not found"));
+    s.apply(DEPLOYMENT);
+    let before = s.ok(&[
+        "get",
+        "deploy",
+        "demo",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    let out = s.kubectl_in(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &DEPLOYMENT.replace("replicas: 2", "replicas: 9"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.ok(&["delete", "deploy", "demo", "--dry-run=server"]);
+    s.ok(&[
+        "scale",
+        "deploy",
+        "demo",
+        "--replicas=7",
+        "--dry-run=server",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "demo",
+            "-o",
+            "jsonpath={.metadata.resourceVersion} {.spec.replicas}"
+        ]),
+        format!("{before} 2")
+    );
+    // An invalid object is refused by a dry run too.
+    let bad = s.kubectl_in(
+        &["apply", "--dry-run=server", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad}\n",
+    );
+    assert!(!bad.status.success());
+}
