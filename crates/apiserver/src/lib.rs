@@ -5,9 +5,12 @@
 //! - [`kinds`]: defaulting and validation of built-in kinds; [`crd`]:
 //!   custom resources; [`table`]: server-side printing;
 //! - [`auth`] and [`security`]: the PKI, kubeconfig, authentication, RBAC;
+//! - [`admission`]: LimitRanger, ResourceQuota, PodSecurity, ServiceAccount,
+//!   DefaultTolerationSeconds;
 //! - [`storage`]: objects over the store; [`server`]: the HTTPS listener.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;

@@ -344,6 +344,7 @@ impl Api {
     /// resources; RBAC objects change the authorizer).
     pub async fn after_write(&self, resource: &Resource, obj: &Value) {
         crate::crd::after_write(self, resource, obj);
+        crate::admission::after_write(self, resource, obj).await;
         if resource.group.is_empty()
             && resource.plural == "namespaces"
             && crate::meta::meta_str(obj, "deletionTimestamp").is_empty()
@@ -368,6 +369,7 @@ impl Api {
     /// Hooks after an object was deleted.
     pub async fn after_delete(&self, resource: &Resource, obj: &Value) {
         crate::crd::after_delete(self, resource, obj);
+        crate::admission::after_delete(self, resource, obj).await;
         if let Some(security) = &self.security {
             security.after_write(resource);
             if resource.group == "rbac.authorization.k8s.io"

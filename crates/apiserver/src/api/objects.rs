@@ -412,6 +412,13 @@ pub async fn create_object(
         }
         let warnings = kinds::prepare(api, resource, Op::Create, None, &mut candidate, validation)?;
         ctx.add_warnings(warnings);
+        // Admission plugins (crate::admission): mutating, then validating.
+        let mut admitted = target.clone();
+        admitted.name = candidate_name.clone();
+        let warnings =
+            crate::admission::admit(api, &admitted, Op::Create, None, &mut candidate, dry_run)
+                .await?;
+        ctx.add_warnings(warnings);
         super::patch::record_manager(
             &named_for_manager(target, &candidate),
             None,
@@ -505,6 +512,9 @@ where
     let subresource = target.subresource.clone();
     let mut dry_result = None;
     let mut warnings_out = Vec::new();
+    // Admission plugins (crate::admission): their data is loaded before
+    // the synchronous read-modify-write.
+    let admission = crate::admission::prepare_update(api, target).await?;
     let result = api
         .objects
         .update(target, precondition, None, |current| {
@@ -540,6 +550,7 @@ where
                 validation,
             )?;
             warnings_out = warnings;
+            warnings_out.extend(admission.admit(target, &current, &mut new, dry_run)?);
             super::patch::record_manager(target, Some(&current), &mut new, ctx, "Update");
             if same_object(&current, &new) {
                 return Ok(Change::Keep);
