@@ -480,7 +480,7 @@ async fn pod_security_enforces_and_warns() {
     assert!(
         a.warnings[0].contains("baseline:v1.30")
             && a.warnings[0].contains(
-                "privileged (container 'main' must not set securityContext.privileged=true)"
+                r#"privileged (container \"main\" must not set securityContext.privileged=true)"#
             ),
         "{:?}",
         a.warnings

@@ -117,7 +117,9 @@ pub fn respond(code: u16, body: &Value, warnings: &Mutex<Vec<String>>) -> Respon
     );
     for warning in warnings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // RFC 7234 warning: code 299, agent "-", quoted text.
-        let text = format!("299 - \"{}\"", warning.replace('"', "'"));
+        // The warn-text is a quoted string: backslash-escape `\` and `"`.
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        let text = format!("299 - \"{quoted}\"");
         if let Ok(value) = HeaderValue::from_str(&text) {
             headers.append("warning", value);
         }
