@@ -53,8 +53,8 @@ pub fn prepare(
     obj: &mut Value,
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
-    let _ = api;
-    let mut warnings = Vec::new();
+    // Decoding (crate::schema): unknown fields are dropped; Strict fails, Warn warns.
+    let warnings = crate::schema::decode(api, resource, obj, validation)?;
     let name = meta::meta_str(obj, "name").to_owned();
     let mut causes = Vec::new();
     let rule = meta::name_rule(&resource.group, &resource.plural);
@@ -150,10 +150,6 @@ pub fn prepare(
             &name,
             causes,
         ));
-    }
-    if validation == FieldValidation::Strict {
-        // Unknown-field detection needs the kinds' schemas.
-        warnings.extend(Vec::<String>::new());
     }
     Ok(warnings)
 }

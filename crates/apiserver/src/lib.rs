@@ -27,6 +27,7 @@ pub mod patch;
 pub mod request;
 pub mod resources;
 mod reviews;
+pub mod schema;
 pub mod security;
 pub mod selectors;
 pub mod server;

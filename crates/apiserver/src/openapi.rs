@@ -15,7 +15,7 @@ fn param(name: &str) -> Value {
 /// The document of one group-version.
 pub fn document(api: &Api, group: &str, version: &str) -> Value {
     let mut paths = Map::new();
-    let mut schemas = Map::new();
+    let mut served = Vec::new();
     let root = if group.is_empty() {
         format!("/api/{version}")
     } else {
@@ -39,12 +39,7 @@ pub fn document(api: &Api, group: &str, version: &str) -> Value {
         } else {
             format!("{root}/{}", resource.plural)
         };
-        let schema_name = format!(
-            "io.berth.{}.{}.{}",
-            if group.is_empty() { "core" } else { group },
-            version,
-            resource.kind
-        );
+        let schema_name = crate::schema::schema_name_for(&resource);
         let reference = json!({"$ref": format!("#/components/schemas/{schema_name}")});
         let write_params = json!([
             param("dryRun"),
@@ -77,19 +72,34 @@ pub fn document(api: &Api, group: &str, version: &str) -> Value {
                 }),
             );
         }
-        let mut schema =
-            crate::crd::schema_for(api, &resource).unwrap_or_else(|| json!({"type": "object"}));
-        if let Some(map) = schema.as_object_mut() {
-            map.insert("x-kubernetes-group-version-kind".to_owned(), json!([gvk]));
-        }
-        schemas.insert(schema_name, schema);
+        served.push(resource);
     }
+    let schemas = crate::schema::components(api, group, version, &served);
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v1.{}.0", crate::api::KUBE_MINOR)},
         "paths": paths,
         "components": {"schemas": schemas},
     })
+}
+
+/// The document of one group-version, built once and kept until its kinds
+/// or custom schemas change (see [`crate::schema::cached_document`]).
+pub fn cached(api: &Api, group: &str, version: &str) -> std::sync::Arc<crate::schema::Document> {
+    let served: Vec<_> = api
+        .registry
+        .all()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    let fingerprint = crate::schema::fingerprint(api, &served);
+    crate::schema::cached_document(
+        group,
+        version,
+        fingerprint,
+        || document(api, group, version),
+        hash,
+    )
 }
 
 /// The hash kubectl caches a document under.

@@ -310,8 +310,7 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
                     } else {
                         format!("apis/{group}/{version}")
                     };
-                    let doc = crate::openapi::document(api, group, version);
-                    let hash = crate::openapi::hash(&doc);
+                    let hash = crate::openapi::cached(api, group, version).hash.clone();
                     paths.insert(
                         path.clone(),
                         json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
@@ -327,7 +326,7 @@ pub fn serve(api: &Api, route: Route, headers: &HeaderMap) -> Result<Response, A
                 )));
             }
             Ok(json_response(
-                &crate::openapi::document(api, &group, &version),
+                &crate::openapi::cached(api, &group, &version).doc,
                 "application/json",
             ))
         }

@@ -116,8 +116,8 @@ pub fn respond(code: u16, body: &Value, warnings: &Mutex<Vec<String>>) -> Respon
         HeaderValue::from_static("application/json"),
     );
     for warning in warnings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        // RFC 7234 warning: code 299, agent "-", quoted text.
-        // The warn-text is a quoted string: backslash-escape `\` and `"`.
+        // RFC 7234 warning: code 299, agent "-", quoted text (quoted-pairs
+        // for `"` and `\`, which client-go unescapes).
         let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
         let text = format!("299 - \"{quoted}\"");
         if let Ok(value) = HeaderValue::from_str(&text) {
