@@ -108,9 +108,18 @@ pub fn decode(
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
     let custom = crate::crd::schema_for(api, resource);
+    // The object may be in its stored form already (events.k8s.io Events
+    // are stored as core Events): check it against the version it is in.
+    let (group, version) = match obj.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != resource.api_version() => match v.split_once('/') {
+            Some((g, ver)) => (g.to_owned(), ver.to_owned()),
+            None => (String::new(), v.to_owned()),
+        },
+        _ => (resource.group.clone(), resource.version.clone()),
+    };
     let unknown = match &custom {
         Some(schema) => crd::prune(schema, obj),
-        None => prune_unknown_fields(&resource.group, &resource.version, &resource.kind, obj),
+        None => prune_unknown_fields(&group, &version, &resource.kind, obj),
     };
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
