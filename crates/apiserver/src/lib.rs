@@ -24,6 +24,7 @@ pub mod meta;
 mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 mod reviews;
