@@ -73,7 +73,7 @@ pub async fn create(
             if allowed {
                 json!({"allowed": true, "reason": reason})
             } else {
-                json!({"allowed": false, "reason": reason})
+                json!({"allowed": false})
             }
         }
         "SubjectAccessReview" | "LocalSubjectAccessReview" => {
@@ -101,7 +101,12 @@ pub async fn create(
             };
             let ns = (kind == "LocalSubjectAccessReview").then_some(target.namespace.as_str());
             let (allowed, reason) = decide(attributes_from(&spec, user, ns)).await?;
-            json!({"allowed": allowed, "reason": reason})
+            // RBAC has no opinion on what it does not allow: no reason.
+            if allowed {
+                json!({"allowed": true, "reason": reason})
+            } else {
+                json!({"allowed": false})
+            }
         }
         "SelfSubjectRulesReview" => {
             let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");

@@ -139,6 +139,140 @@ impl Security {
         Ok(snapshot)
     }
 
+    /// Impersonation (`kubectl --as`, `--as-group`, `--as-uid`): the
+    /// `Impersonate-*` headers replace the user when the real user may
+    /// `impersonate` each of them (kube's rules and messages).
+    pub async fn impersonate(
+        &self,
+        api: &Api,
+        user: UserInfo,
+        parts: &Parts,
+    ) -> Result<UserInfo, ApiError> {
+        let header = |name: &str| -> Vec<String> {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .collect()
+        };
+        let users = header("impersonate-user");
+        let groups = header("impersonate-group");
+        let uids = header("impersonate-uid");
+        let extras: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.as_str().strip_prefix("impersonate-extra-")?;
+                Some((key.to_owned(), v.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        if users.is_empty() {
+            if !groups.is_empty() || !uids.is_empty() || !extras.is_empty() {
+                return Err(ApiError::bad_request(
+                    "requested impersonation of groups, uid or extra without impersonating a user",
+                ));
+            }
+            return Ok(user);
+        }
+        let username = users[0].clone();
+        let check =
+            |verb: &str, group: &str, resource: &str, namespace: &str, name: &str| Attributes {
+                user: user.clone(),
+                verb: verb.to_owned(),
+                api_group: group.to_owned(),
+                resource: resource.to_owned(),
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                resource_request: true,
+                ..Attributes::default()
+            };
+        let mut wanted = Vec::new();
+        match username
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|r| r.split_once(':'))
+        {
+            Some((ns, name)) => wanted.push(check("impersonate", "", "serviceaccounts", ns, name)),
+            None => wanted.push(check("impersonate", "", "users", "", &username)),
+        }
+        for group in &groups {
+            wanted.push(check("impersonate", "", "groups", "", group));
+        }
+        for uid in &uids {
+            wanted.push(check(
+                "impersonate",
+                "authentication.k8s.io",
+                "uids",
+                "",
+                uid,
+            ));
+        }
+        for (key, value) in &extras {
+            let mut a = check(
+                "impersonate",
+                "authentication.k8s.io",
+                "userextras",
+                "",
+                value,
+            );
+            a.subresource = key.clone();
+            wanted.push(a);
+        }
+        if !user.groups.iter().any(|g| g == "system:masters") {
+            let snapshot = self.snapshot(api).await?;
+            for attrs in &wanted {
+                if !snapshot.authorize(attrs).allowed {
+                    let what = if attrs.resource == "serviceaccounts" {
+                        "serviceaccount"
+                    } else {
+                        attrs.resource.trim_end_matches('s')
+                    };
+                    return Err(ApiError::forbidden(format!(
+                        "{what}s \"{}\" is forbidden: User \"{}\" cannot impersonate resource \"{}\" in API group \"{}\"{}",
+                        attrs.name,
+                        user.username,
+                        attrs.resource,
+                        attrs.api_group,
+                        if attrs.namespace.is_empty() {
+                            " at the cluster scope".to_owned()
+                        } else {
+                            format!(" in the namespace \"{}\"", attrs.namespace)
+                        }
+                    )));
+                }
+            }
+        }
+        let mut all_groups = groups;
+        if let Some((ns, _)) = username
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|r| r.split_once(':'))
+        {
+            for g in [
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{ns}"),
+            ] {
+                if !all_groups.contains(&g) {
+                    all_groups.push(g);
+                }
+            }
+        }
+        if username != "system:anonymous" && !all_groups.iter().any(|g| g == "system:authenticated")
+        {
+            all_groups.push("system:authenticated".to_owned());
+        }
+        let mut extra = std::collections::BTreeMap::new();
+        for (key, value) in extras {
+            extra.entry(key).or_insert_with(Vec::new).push(value);
+        }
+        Ok(UserInfo {
+            username,
+            uid: uids.first().cloned().unwrap_or_default(),
+            groups: all_groups,
+            extra,
+        })
+    }
+
     /// Checks a resource request.
     pub async fn authorize_resource(
         &self,

@@ -1168,3 +1168,181 @@ fn server_side_dry_run_changes_nothing() {
     );
     assert!(!bad.status.success());
 }
+
+#[test]
+fn kubectl_generators_and_auth_commands_send_protobuf_that_is_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    for args in [
+        &["create", "namespace", "gen"][..],
+        &[
+            "create",
+            "configmap",
+            "cm",
+            "-n",
+            "gen",
+            "--from-literal=a=1",
+            "--from-literal=b=2",
+        ],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "sec",
+            "-n",
+            "gen",
+            "--from-literal=password=s3cr3t",
+        ],
+        &["create", "serviceaccount", "bot", "-n", "gen"],
+        &[
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "gen",
+            "--verb=get,list",
+            "--resource=configmaps",
+        ],
+        &[
+            "create",
+            "rolebinding",
+            "bot-reads",
+            "-n",
+            "gen",
+            "--role=reader",
+            "--serviceaccount=gen:bot",
+        ],
+        &[
+            "create",
+            "clusterrole",
+            "gen-nodes",
+            "--verb=get",
+            "--resource=nodes",
+        ],
+        &[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "gen",
+            "--image=busybox:1",
+            "--replicas=2",
+            "--port=80",
+        ],
+        &[
+            "create",
+            "job",
+            "once",
+            "-n",
+            "gen",
+            "--image=busybox:1",
+            "--",
+            "true",
+        ],
+        &[
+            "create",
+            "cronjob",
+            "tick",
+            "-n",
+            "gen",
+            "--image=busybox:1",
+            "--schedule=*/5 * * * *",
+            "--",
+            "true",
+        ],
+        &["create", "priorityclass", "high", "--value=1000"],
+        &["create", "quota", "q", "-n", "gen", "--hard=pods=10"],
+        &[
+            "create",
+            "poddisruptionbudget",
+            "pdb",
+            "-n",
+            "gen",
+            "--selector=app=web",
+            "--min-available=1",
+        ],
+    ] {
+        let out = s.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "cm",
+            "cm",
+            "-n",
+            "gen",
+            "-o",
+            "jsonpath={.data.a}{.data.b}"
+        ]),
+        "12"
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "secret",
+            "sec",
+            "-n",
+            "gen",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        "czNjcjN0"
+    );
+    let deploy = json(&s.ok(&["get", "deploy", "web", "-n", "gen", "-o", "json"]));
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        80
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "cronjob",
+            "tick",
+            "-n",
+            "gen",
+            "-o",
+            "jsonpath={.spec.schedule}"
+        ]),
+        "*/5 * * * *"
+    );
+    let job = json(&s.ok(&["get", "job", "once", "-n", "gen", "-o", "json"]));
+    assert!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"].is_string(),
+        "{job}"
+    );
+
+    // auth whoami / can-i, as the admin and as the ServiceAccount.
+    let whoami = s.ok(&["auth", "whoami"]);
+    assert!(
+        whoami.contains("admin") && whoami.contains("system:masters"),
+        "{whoami}"
+    );
+    assert_eq!(
+        s.ok(&["auth", "can-i", "create", "deployments"]).trim(),
+        "yes"
+    );
+    let sa = ["--as=system:serviceaccount:gen:bot", "-n", "gen"];
+    assert_eq!(
+        s.kubectl(&["auth", "can-i", "list", "configmaps", sa[0], sa[1], sa[2]])
+            .status
+            .code(),
+        Some(0)
+    );
+    let no = s.kubectl(&["auth", "can-i", "delete", "configmaps", sa[0], sa[1], sa[2]]);
+    assert_eq!(String::from_utf8_lossy(&no.stdout).trim(), "no");
+    let list = s.ok(&["auth", "can-i", "--list", sa[0], sa[1], sa[2]]);
+    assert!(
+        list.contains("configmaps") && list.contains("[get list]"),
+        "{list}"
+    );
+
+    // create token: a TokenRequest, then the token works.
+    let token = s.ok(&["create", "token", "bot", "-n", "gen"]);
+    assert_eq!(token.trim().split('.').count(), 3, "{token}");
+}

@@ -144,11 +144,9 @@ pub fn body_json(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
         | "application/strategic-merge-patch+json"
         | "application/json-patch+json"
         | "*/*" => {}
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(
-                "not supported yet: protobuf request bodies (send application/json)",
-            ));
-        }
+        // kubectl's typed clients (generators, auth, create token) send
+        // protobuf: it is read into the same JSON object.
+        "application/vnd.kubernetes.protobuf" => return protobuf_body(body),
         other => {
             return Err(ApiError::unsupported_media_type(format!(
                 "the body of the request was in an unknown format ({other}) - accepted media types include: application/json, application/yaml, application/apply-patch+yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json"
@@ -156,6 +154,25 @@ pub fn body_json(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
         }
     }
     crate::decode::parse_body(body, media)
+}
+
+/// A protobuf request body as the JSON object it encodes.
+pub fn protobuf_body(body: &[u8]) -> Result<Value, ApiError> {
+    crate::protobuf::decode(body).map_err(|e| match e {
+        crate::protobuf::ProtobufError::UnsupportedKind { .. }
+        | crate::protobuf::ProtobufError::Unsupported(_) => {
+            ApiError::unsupported_media_type(e.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    })
+}
+
+/// Whether a request's body is protobuf.
+pub fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.split(';').next().unwrap_or("").trim() == crate::protobuf::CONTENT_TYPE)
 }
 
 /// The axum router: every path goes through [`handle`].
@@ -193,7 +210,10 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
 async fn serve(api: &Arc<Api>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let user = match &api.security {
-        Some(security) => security.authenticate(api, &parts).await?,
+        Some(security) => {
+            let user = security.authenticate(api, &parts).await?;
+            security.impersonate(api, user, &parts).await?
+        }
         None => crate::security::Security::admin_user(),
     };
     let route = request::route(parts.uri.path(), &api.registry)?;

@@ -722,11 +722,15 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         options.propagation = Some("Orphan".to_owned());
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request is not valid DeleteOptions JSON: {e}"
-            ))
-        })?;
+        let value: Value = if super::is_protobuf(&ctx.headers) {
+            super::protobuf_body(body)?
+        } else {
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request is not valid DeleteOptions JSON: {e}"
+                ))
+            })?
+        };
         if let Some(g) = value.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
             options.grace =
                 Some(g.as_i64().ok_or_else(|| {
