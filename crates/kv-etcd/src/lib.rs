@@ -57,6 +57,9 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
+/// The largest response read from etcd (kube-apiserver's: `math.MaxInt32`).
+const MAX_MESSAGE: usize = i32::MAX as usize;
+
 impl EtcdStore {
     /// Connects to the etcd cluster at `endpoints` (`http://host:port`)
     /// and checks that it answers. Every key is stored under `prefix`
@@ -97,6 +100,22 @@ impl EtcdStore {
         }
     }
 
+    /// A KV client that reads responses of any size (tonic's default
+    /// cap, 4 MiB, is less than a list of 10,000 objects; kube-apiserver
+    /// lifts it the same way).
+    fn kv(&self) -> etcd::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    /// A watch client with the same limit.
+    fn watcher(&self) -> etcd::WatchClient {
+        self.client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+    }
+
     /// The prefix every key is stored under.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -131,7 +150,7 @@ impl EtcdStore {
         options: GetOptions,
         requested: Revision,
     ) -> Result<etcd::GetResponse, Error> {
-        match self.client.kv_client().get(key, Some(options)).await {
+        match self.kv().get(key, Some(options)).await {
             Ok(response) => Ok(response),
             Err(error) => Err(self.revision_error(error, requested).await),
         }
@@ -172,7 +191,7 @@ impl EtcdStore {
     /// Whether etcd can still read at its revision `revision`.
     async fn readable(&self, revision: Revision) -> Result<bool, Error> {
         let options = GetOptions::new().with_revision(revision).with_count_only();
-        match self.client.kv_client().get(vec![0], Some(options)).await {
+        match self.kv().get(vec![0], Some(options)).await {
             Ok(_) => Ok(true),
             Err(error) => match failure(error) {
                 Failure::Compacted => Ok(false),
@@ -235,7 +254,7 @@ impl EtcdStore {
                 .when(vec![compare.clone()])
                 .and_then(vec![TxnOp::put(full.clone(), value.to_vec(), Some(put))])
                 .or_else(otherwise.clone());
-            match self.client.kv_client().txn(txn).await {
+            match self.kv().txn(txn).await {
                 Ok(response) => return Ok(response),
                 Err(error) => {
                     let lost_lease = matches!(&error, etcd::Error::GRpcStatus(status)
@@ -294,8 +313,7 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<Revision, Error> {
         let response = self
-            .client
-            .kv_client()
+            .kv()
             .get(vec![0], Some(GetOptions::new().with_count_only()))
             .await
             .map_err(backend)?;
@@ -456,7 +474,7 @@ impl Store for EtcdStore {
                 Some(DeleteOptions::new().with_prev_key()),
             )])
             .or_else(vec![TxnOp::get(full, None)]);
-        let response = self.client.kv_client().txn(txn).await.map_err(backend)?;
+        let response = self.kv().txn(txn).await.map_err(backend)?;
         if !response.succeeded() {
             return Err(self.refused(key, expected.unwrap_or(0), &response)?);
         }
@@ -494,8 +512,7 @@ impl Store for EtcdStore {
             .with_start_revision(to_etcd(after) + 1)
             .with_prev_key();
         let stream = self
-            .client
-            .watch_client()
+            .watcher()
             .watch(start, Some(options))
             .await
             .map_err(backend)?;
@@ -506,12 +523,7 @@ impl Store for EtcdStore {
         if revision <= 0 {
             return Err(self.negative(revision).await);
         }
-        match self
-            .client
-            .kv_client()
-            .compact(to_etcd(revision), None)
-            .await
-        {
+        match self.kv().compact(to_etcd(revision), None).await {
             Ok(_) => Ok(()),
             Err(error) => Err(self.revision_error(error, revision).await),
         }

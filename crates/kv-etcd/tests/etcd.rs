@@ -362,3 +362,41 @@ async fn a_continue_key_outside_the_prefix() {
     );
     assert_eq!(store.count("").await.unwrap(), (4, 4));
 }
+
+/// A list or watch answer larger than gRPC's default 4 MiB cap is read
+/// whole (a list of 10,000 objects is bigger than that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_over_four_mebibytes_are_read() {
+    let Some(server) = EtcdServer::start() else {
+        return;
+    };
+    let store = server.store("").await;
+    let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+    let mut watch = store.watch("/big/", 0).await.unwrap();
+    for i in 0..6 {
+        store
+            .create(&format!("/big/{i}"), big.clone(), None)
+            .await
+            .unwrap();
+    }
+    let all = store.list("/big/", &ListOptions::default()).await.unwrap();
+    assert_eq!(all.items.len(), 6);
+    assert!(all.items.iter().all(|kv| kv.value.len() == big.len()));
+    for _ in 0..6 {
+        let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.kv.value.len(), big.len());
+    }
+    // A watch replaying that history from the start reads it too.
+    let mut replay = store.watch("/big/", 1).await.unwrap();
+    for _ in 0..5 {
+        tokio::time::timeout(Duration::from_secs(10), replay.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
