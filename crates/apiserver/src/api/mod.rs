@@ -105,11 +105,12 @@ impl Ctx {
 
 /// A JSON answer with the request's warnings.
 pub fn respond(code: u16, body: &Value, warnings: &Mutex<Vec<String>>) -> Response {
-    let mut response = (
-        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-        .into_response();
+    respond_raw(code, serde_json::to_vec(body).unwrap_or_default(), warnings)
+}
+
+/// A JSON answer already encoded, with the request's warnings.
+pub fn respond_raw(code: u16, body: Vec<u8>, warnings: &Mutex<Vec<String>>) -> Response {
+    let mut response = (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

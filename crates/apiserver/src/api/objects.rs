@@ -168,7 +168,12 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
     }
 
     let prefix = collection_prefix(target);
+    // JSON lists are written item by item as they are read (a list of
+    // 100,000 objects would otherwise hold them all as JSON values).
+    let streaming = ctx.output == Output::Json;
     let mut items = Vec::new();
+    let mut json_items: Vec<u8> = Vec::new();
+    let mut matched = 0usize;
     let mut list_revision;
     let mut next_start;
     let mut more;
@@ -176,7 +181,7 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
     // Read pages until `limit` objects matched (kube's semantics with
     // selectors) or the collection ends.
     loop {
-        let want = if limit == 0 { 0 } else { limit - items.len() };
+        let want = if limit == 0 { 0 } else { limit - matched };
         let page = api
             .objects
             .store()
@@ -201,10 +206,20 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
         remaining = page.remaining;
         next_start = None;
         for (i, kv) in page.items.iter().enumerate() {
-            let obj = storage::decode(kv)?;
+            let mut obj = storage::decode(kv)?;
             if labels.matches(&obj) && fields.matches(&obj) {
-                items.push(obj);
-                if limit != 0 && items.len() >= limit {
+                matched += 1;
+                if streaming {
+                    stamp(target, &mut obj);
+                    if !json_items.is_empty() {
+                        json_items.push(b',');
+                    }
+                    serde_json::to_writer(&mut json_items, &obj)
+                        .map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+                } else {
+                    items.push(obj);
+                }
+                if limit != 0 && matched >= limit {
                     let left = page.items.len() - i - 1;
                     if left > 0 {
                         more = true;
@@ -215,7 +230,7 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
                 }
             }
         }
-        if limit == 0 || items.len() >= limit || !page.more {
+        if limit == 0 || matched >= limit || !page.more {
             if next_start.is_none()
                 && let Some(last) = page.items.last()
             {
@@ -256,12 +271,22 @@ pub async fn list(api: &Api, target: &Target, ctx: &Ctx) -> Result<Response, Api
             "metadata": list_meta,
             "items": items.iter().map(partial_metadata).collect::<Vec<_>>(),
         }),
-        Output::Json => json!({
-            "kind": list_kind(&target.resource.kind),
-            "apiVersion": target.resource.api_version(),
-            "metadata": list_meta,
-            "items": items,
-        }),
+        Output::Json => {
+            let head = json!({
+                "kind": list_kind(&target.resource.kind),
+                "apiVersion": target.resource.api_version(),
+                "metadata": list_meta,
+            });
+            let mut body = serde_json::to_vec(&head)
+                .map_err(|e| ApiError::internal(format!("encode: {e}")))?;
+            // `{…}` → `{…,"items":[…]}`
+            body.pop();
+            body.reserve(json_items.len() + 12);
+            body.extend_from_slice(b",\"items\":[");
+            body.append(&mut json_items);
+            body.extend_from_slice(b"]}");
+            return Ok(super::respond_raw(200, body, &ctx.warnings));
+        }
     };
     Ok(respond(200, &body, &ctx.warnings))
 }
