@@ -624,7 +624,7 @@ fn kind_specific_lists() {
     let out = smp(
         "",
         "Node",
-        json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}),
+        json!({"status": {"addresses": [{"type": "InternalIP", "address": "198.18.0.7"}]}}),
         json!({"status": {"addresses": [{"type": "Hostname", "address": "n1"}]}}),
     )
     .expect("applies");
