@@ -56,7 +56,7 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn render(&self, api: &Api) -> Response {
+    pub fn render(&self, api: &Api, objects: &[(String, i64)]) -> Response {
         let mut out = String::new();
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out by verb and HTTP response code.\n# TYPE apiserver_request_total counter\n");
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
@@ -87,6 +87,10 @@ impl Metrics {
             "apiserver_registered_watchers {}\n",
             self.watches.load(Ordering::Relaxed)
         ));
+        out.push_str("# HELP apiserver_storage_objects Number of stored objects at the time of last check split by kind.\n# TYPE apiserver_storage_objects gauge\n");
+        for (resource, count) in objects {
+            out.push_str(&format!("apiserver_storage_objects{{resource=\"{resource}\"}} {count}\n"));
+        }
         out.push_str("# HELP berth_apiserver_resources Number of served resources.\n# TYPE berth_apiserver_resources gauge\n");
         out.push_str(&format!(
             "berth_apiserver_resources {}\n",

@@ -120,6 +120,7 @@ fn starts_with_a_kubeconfig_namespaces_and_discovery() {
     );
     let metrics = s.ok(&["get", "--raw", "/metrics"]);
     assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
+    assert!(metrics.contains("apiserver_storage_objects{resource=\"namespaces\"} 5"), "{metrics}");
 
     // The kubeconfig holds a client certificate of system:masters; the
     // server's CA and keys are private.

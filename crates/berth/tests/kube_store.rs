@@ -180,3 +180,19 @@ fn a_watch_from_compacted_history_gets_410_expired() {
         );
     }
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly_and_it_starts_again_on_its_store() {
+    if !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = KubeServer::start(bin(), dir.path(), &[]);
+    s.apply(&cm("kept"));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(s.pid()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = s.wait_exit(Duration::from_secs(10)).expect("berth server ends within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status}\n{}", s.log());
+    s.restart();
+    assert_eq!(s.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]), "v");
+}

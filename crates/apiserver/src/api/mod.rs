@@ -229,7 +229,8 @@ async fn serve(api: &Arc<Api>, request: Request) -> Result<Response, ApiError> {
         Route::Health(which) => return Ok(discovery::health(api, which, &query)),
         Route::Metrics => {
             authorize_path(api, &user, &parts.method, parts.uri.path())?;
-            return Ok(api.metrics.render(api));
+            let counts = api.object_counts().await?;
+            return Ok(api.metrics.render(api, &counts));
         }
         _ => {}
     }
@@ -356,6 +357,21 @@ impl Api {
             crds: crate::crd::Crds::default(),
             security,
         })
+    }
+
+    /// How many objects each stored resource has (`apiserver_storage_objects`).
+    pub async fn object_counts(&self) -> Result<Vec<(String, i64)>, ApiError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut counts = Vec::new();
+        for resource in self.registry.all() {
+            if resource.virtual_only || !resource.storage_version || !seen.insert(resource.key_prefix.clone()) {
+                continue;
+            }
+            let (_, count) = self.objects.store().count(&format!("/registry/{}/", resource.key_prefix)).await?;
+            counts.push((crate::error::qualified(&resource.group, &resource.plural), count));
+        }
+        counts.sort();
+        Ok(counts)
     }
 
     /// Whether the server finished starting.
