@@ -89,7 +89,9 @@ impl Metrics {
         ));
         out.push_str("# HELP apiserver_storage_objects Number of stored objects at the time of last check split by kind.\n# TYPE apiserver_storage_objects gauge\n");
         for (resource, count) in objects {
-            out.push_str(&format!("apiserver_storage_objects{{resource=\"{resource}\"}} {count}\n"));
+            out.push_str(&format!(
+                "apiserver_storage_objects{{resource=\"{resource}\"}} {count}\n"
+            ));
         }
         out.push_str("# HELP berth_apiserver_resources Number of served resources.\n# TYPE berth_apiserver_resources gauge\n");
         out.push_str(&format!(

@@ -120,7 +120,10 @@ fn starts_with_a_kubeconfig_namespaces_and_discovery() {
     );
     let metrics = s.ok(&["get", "--raw", "/metrics"]);
     assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
-    assert!(metrics.contains("apiserver_storage_objects{resource=\"namespaces\"} 5"), "{metrics}");
+    assert!(
+        metrics.contains("apiserver_storage_objects{resource=\"namespaces\"} 5"),
+        "{metrics}"
+    );
 
     // The kubeconfig holds a client certificate of system:masters; the
     // server's CA and keys are private.

@@ -191,8 +191,13 @@ fn sigterm_stops_the_server_cleanly_and_it_starts_again_on_its_store() {
     s.apply(&cm("kept"));
     let pid = rustix::process::Pid::from_raw(i32::try_from(s.pid()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = s.wait_exit(Duration::from_secs(10)).expect("berth server ends within 10 s of SIGTERM");
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("berth server ends within 10 s of SIGTERM");
     assert!(status.success(), "exit status {status}\n{}", s.log());
     s.restart();
-    assert_eq!(s.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]), "v");
+    assert_eq!(
+        s.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
 }

@@ -183,7 +183,7 @@ impl KubeServer {
         }
     }
 
-        /// Kills the server with SIGKILL and reaps it.
+    /// Kills the server with SIGKILL and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -364,11 +364,21 @@ impl Api {
         let mut seen = std::collections::HashSet::new();
         let mut counts = Vec::new();
         for resource in self.registry.all() {
-            if resource.virtual_only || !resource.storage_version || !seen.insert(resource.key_prefix.clone()) {
+            if resource.virtual_only
+                || !resource.storage_version
+                || !seen.insert(resource.key_prefix.clone())
+            {
                 continue;
             }
-            let (_, count) = self.objects.store().count(&format!("/registry/{}/", resource.key_prefix)).await?;
-            counts.push((crate::error::qualified(&resource.group, &resource.plural), count));
+            let (_, count) = self
+                .objects
+                .store()
+                .count(&format!("/registry/{}/", resource.key_prefix))
+                .await?;
+            counts.push((
+                crate::error::qualified(&resource.group, &resource.plural),
+                count,
+            ));
         }
         counts.sort();
         Ok(counts)

@@ -555,7 +555,8 @@ mod tests {
     fn first_start_creates_everything_with_private_modes() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pki");
-        let pki = Pki::load_or_create(&dir, &["berth.example".into(), "198.18.200.3".into()]).unwrap();
+        let pki =
+            Pki::load_or_create(&dir, &["berth.example".into(), "198.18.200.3".into()]).unwrap();
         assert_eq!(mode(&dir), 0o700);
         for key in [CA_KEY, SERVING_KEY, ADMIN_KEY, SA_KEY] {
             assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
