@@ -1350,3 +1350,93 @@ fn kubectl_generators_and_auth_commands_send_protobuf_that_is_understood() {
     let token = s.ok(&["create", "token", "bot", "-n", "gen"]);
     assert_eq!(token.trim().split('.').count(), 3, "{token}");
 }
+
+#[test]
+fn cascade_modes_prune_and_crd_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = server(dir.path()) else { return };
+    let owned = |owner: &str, child: &str| {
+        s.apply(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {owner}}}\n"
+        ));
+        let uid = s.ok(&["get", "cm", owner, "-o", "jsonpath={.metadata.uid}"]);
+        s.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {child}\n  ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {uid}}}]\n"
+        ));
+    };
+    // Orphan: the owner goes, the dependent stays without its reference.
+    owned("o1", "c1");
+    assert!(
+        s.ok(&["delete", "cm", "o1", "--cascade=orphan", "--timeout=20s"])
+            .contains("deleted")
+    );
+    assert!(s.fails(&["get", "cm", "o1"]).contains("not found"));
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "secret",
+            "c1",
+            "-o",
+            "jsonpath={.metadata.ownerReferences}"
+        ]),
+        ""
+    );
+    // Foreground: the dependents go first, then the owner.
+    owned("o2", "c2");
+    assert!(
+        s.ok(&[
+            "delete",
+            "cm",
+            "o2",
+            "--cascade=foreground",
+            "--timeout=20s"
+        ])
+        .contains("deleted")
+    );
+    assert!(s.fails(&["get", "secret", "c2"]).contains("not found"));
+    assert!(s.fails(&["get", "cm", "o2"]).contains("not found"));
+
+    // apply --prune removes what left the file.
+    let both = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pa, labels: {set: p}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: pb, labels: {set: p}}\n";
+    let out = s.kubectl_in(&["apply", "--prune", "-l", "set=p", "-f", "-"], both);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.kubectl_in(
+        &["apply", "--prune", "-l", "set=p", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pa, labels: {set: p}}\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("configmap/pb pruned"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(s.fails(&["get", "cm", "pb"]).contains("not found"));
+
+    // A CRD's schema defaults fill absent fields.
+    s.apply(&CRD.replace("spec: {type: object, properties: {size: {type: integer}}}", "spec: {type: object, properties: {size: {type: integer, default: 7}, mode: {type: string, default: fast}}}"));
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=10s",
+    ]);
+    s.apply("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: d}\nspec: {mode: slow}\n");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "widget",
+            "d",
+            "-o",
+            "jsonpath={.spec.size} {.spec.mode}"
+        ]),
+        "7 slow"
+    );
+}

@@ -68,6 +68,51 @@ pub fn validate(schema: &Value, obj: &Value) -> Vec<Cause> {
     causes
 }
 
+/// Sets the `default` of every absent property of `obj` that its schema
+/// gives one, recursively through objects, arrays and maps. The metadata
+/// of a custom resource is never defaulted (kube does not either).
+pub fn apply_defaults(schema: &Value, obj: &mut Value, depth: usize) {
+    if depth > 100 {
+        return;
+    }
+    match obj {
+        Value::Object(map) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, prop) in props {
+                    if depth == 0 && name == "metadata" {
+                        continue;
+                    }
+                    if !map.contains_key(name)
+                        && let Some(default) = prop.get("default")
+                    {
+                        map.insert(name.clone(), default.clone());
+                    }
+                    if let Some(child) = map.get_mut(name) {
+                        apply_defaults(prop, child, depth + 1);
+                    }
+                }
+            }
+            if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                let props = schema.get("properties").and_then(Value::as_object);
+                for (name, child) in map.iter_mut() {
+                    if props.is_some_and(|p| p.contains_key(name)) {
+                        continue;
+                    }
+                    apply_defaults(extra, child, depth + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    apply_defaults(item_schema, item, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_owned()
@@ -263,5 +308,39 @@ fn string_rules(schema: &Value, value: &Value, s: &str, path: &str, causes: &mut
                 &format!("the schema's pattern '{pattern}' is not a valid regular expression"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod defaults_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_fill_absent_fields_at_every_level() {
+        let schema = json!({"type": "object", "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "default": "x"}}},
+            "spec": {"type": "object", "default": {}, "properties": {
+                "replicas": {"type": "integer", "default": 1},
+                "mode": {"type": "string", "default": "fast"},
+                "ports": {"type": "array", "items": {"type": "object", "properties": {"protocol": {"type": "string", "default": "TCP"}}}},
+                "labels": {"type": "object", "additionalProperties": {"type": "object", "properties": {"on": {"type": "boolean", "default": true}}}}
+            }}
+        }});
+        let mut obj = json!({"metadata": {}, "spec": {"mode": "slow", "ports": [{"port": 80}, {"protocol": "UDP"}], "labels": {"a": {}}}});
+        apply_defaults(&schema, &mut obj, 0);
+        assert_eq!(obj["spec"]["replicas"], 1);
+        assert_eq!(obj["spec"]["mode"], "slow", "a given value stays");
+        assert_eq!(obj["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(obj["spec"]["ports"][1]["protocol"], "UDP");
+        assert_eq!(obj["spec"]["labels"]["a"]["on"], true);
+        assert_eq!(obj["metadata"], json!({}), "metadata is never defaulted");
+        let mut bare = json!({});
+        apply_defaults(&schema, &mut bare, 0);
+        assert_eq!(
+            bare["spec"],
+            json!({"replicas": 1, "mode": "fast"}),
+            "a defaulted object gets its own defaults"
+        );
     }
 }

@@ -134,6 +134,9 @@ pub fn decode(
         }
     }
     if let Some(schema) = &custom {
+        // Structural defaulting: absent fields with a `default` are set
+        // (after pruning, before validation, as kube-apiserver orders it).
+        crd::apply_defaults(schema, obj, 0);
         let causes = crd::validate(schema, obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(
