@@ -1,8 +1,11 @@
 //! Build script of berth-apiserver: compiles the Kubernetes `.proto` files
 //! shipped in the `k8s-rs-pb` crate package into one `FileDescriptorSet`
 //! (`$OUT_DIR/k8s-protos.fds`), read at run time by `protobuf::schema`.
-//! The package is found through `cargo metadata`, so registry, git and
-//! vendored sources all work; the `.proto` text is never copied into berth.
+//! The package is found where cargo unpacked it from the registry (a plain
+//! `cargo build` has not fetched the workspace's dev-dependencies, so
+//! `cargo metadata --offline` could fail there), else through `cargo
+//! metadata` (git and vendored sources); the `.proto` text is never copied
+//! into berth.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,8 +46,77 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// The source directory of a dependency package, from `cargo metadata`.
+/// The source directory of a dependency package: where cargo unpacked it
+/// from the registry (it is a build dependency, so it is unpacked before
+/// this script runs), else what `cargo metadata` says (vendored or git
+/// sources).
 fn package_dir(name: &str) -> Result<PathBuf, String> {
+    if let Some(dir) = registry_dir(name) {
+        return Ok(dir);
+    }
+    metadata_dir(name)
+}
+
+/// `$CARGO_HOME/registry/src/*/<name>-<version>`, the version being the one
+/// Cargo.lock names (the highest unpacked one if the lock file is not found).
+fn registry_dir(name: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let locked = locked_version(name);
+    let prefix = format!("{name}-");
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for index in std::fs::read_dir(home.join("registry").join("src"))
+        .ok()?
+        .flatten()
+    {
+        for entry in std::fs::read_dir(index.path()).ok()?.flatten() {
+            let file_name = entry.file_name();
+            let Some(version) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if !version.starts_with(|c: char| c.is_ascii_digit())
+                || !entry.path().join(VERSION_DIR).is_dir()
+            {
+                continue;
+            }
+            found.push((version.to_owned(), entry.path()));
+        }
+    }
+    if let Some(locked) = locked {
+        return found
+            .into_iter()
+            .find(|(v, _)| *v == locked)
+            .map(|(_, p)| p);
+    }
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}
+
+/// The version of `name` in the workspace's Cargo.lock.
+fn locked_version(name: &str) -> Option<String> {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    let lock = manifest_dir
+        .ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|p| p.is_file())?;
+    let text = std::fs::read_to_string(lock).ok()?;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("name = \"{name}\"") {
+            let version = lines
+                .next()?
+                .trim()
+                .strip_prefix("version = \"")?
+                .strip_suffix('"')?;
+            return Some(version.to_owned());
+        }
+    }
+    None
+}
+
+/// The source directory of a dependency package, from `cargo metadata`.
+fn metadata_dir(name: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").ok_or("CARGO is not set")?;
     let manifest_dir =
         std::env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?;
