@@ -20,6 +20,37 @@ use crate::api::{self, Api};
 /// How long shutdown waits for open requests (watches are cut).
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// The user of a request made in process (DESIGN invariant 3: the
+/// controllers and the agent of `berth server` reach the API through the
+/// router as a `tower::Service`, the same code path a remote client
+/// takes over HTTPS). Only code in this process can attach it: nothing
+/// read from the network becomes a request extension.
+#[derive(Debug, Clone)]
+pub struct InProcessUser(pub crate::auth::authn::UserInfo);
+
+/// The router as an in-process `tower::Service` for a client library
+/// (kube-rs's `Client::new`), every request made as `user` (authorized by
+/// RBAC like any other).
+pub fn in_process<B>(
+    api: Arc<Api>,
+    user: crate::auth::authn::UserInfo,
+) -> impl tower::Service<
+    hyper::Request<B>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    api::router(api).map_request(move |mut request: hyper::Request<B>| {
+        request.extensions_mut().insert(InProcessUser(user.clone()));
+        request.map(axum::body::Body::new)
+    })
+}
+
 /// The DER certificate chain a client presented.
 #[derive(Debug, Clone)]
 pub struct PeerCertificates(pub Vec<Vec<u8>>);

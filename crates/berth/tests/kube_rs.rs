@@ -154,3 +154,64 @@ async fn kube_rs_works_against_berth_server() {
     let _ = futures::stream::iter([0]).next().await;
     drop(s);
 }
+
+/// DESIGN invariant 3: in one process, kube-rs reaches the API server
+/// through its router as a `tower::Service` (no socket), as a named user
+/// that RBAC authorizes like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_in_process_through_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn berth_kv::Store> =
+        std::sync::Arc::new(berth_kv::memory::MemoryStore::new());
+    let plane = berth_apiserver::start(
+        store,
+        berth_apiserver::Config {
+            dir: dir.path().join("server"),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls_sans: Vec::new(),
+            kubeconfig: None,
+            token_file: None,
+            compaction_interval: None,
+        },
+    )
+    .await
+    .expect("control plane");
+    let as_user = |name: &str, groups: &[&str]| {
+        let user = berth_apiserver::auth::authn::UserInfo {
+            username: name.to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            ..Default::default()
+        };
+        kube::Client::new(
+            berth_apiserver::server::in_process(plane.api.clone(), user),
+            "default",
+        )
+    };
+    let scheduler = as_user("system:kube-scheduler", &["system:authenticated"]);
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(scheduler.clone());
+    assert!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .expect("the scheduler lists nodes")
+            .items
+            .is_empty()
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(scheduler, "default");
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("nope".into());
+    match cms.create(&PostParams::default(), &cm).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("the scheduler may not create ConfigMaps: {other:?}"),
+    }
+    let admin = as_user("system:admin", &["system:masters", "system:authenticated"]);
+    let cms: Api<ConfigMap> = Api::namespaced(admin, "default");
+    cm.metadata.name = Some("in-process".into());
+    let made = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create in process");
+    assert!(made.metadata.resource_version.is_some());
+    let ns: Api<Namespace> = Api::all(as_user("system:admin", &["system:masters"]));
+    assert!(ns.get("kube-system").await.is_ok());
+}
