@@ -661,3 +661,56 @@ fn restricted_checks_each_rule() {
     let meta = serde_json::Map::new();
     assert!(podsecurity::evaluate(&lv, &meta, &p["spec"]).is_empty());
 }
+
+/// A body whose kind or apiVersion does not match its URL is refused with
+/// kube's texts, and nothing is stored; a body without them takes the
+/// URL's (the Python client sends none).
+#[tokio::test]
+async fn kind_and_version_must_match_the_path() {
+    let s = Server::new().await;
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/configmaps",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(
+        a.body["message"],
+        "the kind in the data (Secret) does not match the expected kind (ConfigMap)"
+    );
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/configmaps",
+            json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.body["message"],
+        "the API version in the data (apps/v1) does not match the expected API version (v1)"
+    );
+    let listed = s.get("/api/v1/namespaces/team/configmaps").await;
+    assert_eq!(listed["items"], json!([]), "nothing stored");
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/configmaps",
+            json!({"metadata": {"name": "bare"}, "data": {"k": "v"}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["kind"], "ConfigMap");
+    assert_eq!(a.body["apiVersion"], "v1");
+    // A namespace in the body other than the URL's is refused.
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/configmaps",
+            json!({"metadata": {"name": "y", "namespace": "other"}}),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.body["message"],
+        "the namespace of the provided object does not match the namespace sent on the request"
+    );
+}
