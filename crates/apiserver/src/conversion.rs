@@ -36,7 +36,7 @@ fn is_events_v1(resource: &Resource) -> bool {
 
 fn rename(
     obj: &Value,
-    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+    pairs: impl Iterator<Item = (&'static str, &'static str)> + Clone,
     api_version: &str,
 ) -> Value {
     let Some(map) = obj.as_object() else {
@@ -53,9 +53,21 @@ fn rename(
             out.insert((*field).to_owned(), v.clone());
         }
     }
-    for (from, to) in pairs {
+    for (from, to) in pairs.clone() {
         if let Some(v) = map.get(from).filter(|v| !v.is_null()) {
             out.insert(to.to_owned(), v.clone());
+        }
+    }
+    // Fields of neither form pass through, so that decoding reports them
+    // as unknown (Strict refuses them) instead of their vanishing here.
+    let known: Vec<&str> = pairs.flat_map(|(a, b)| [a, b]).collect();
+    for (key, value) in map {
+        if key != "apiVersion"
+            && key != "kind"
+            && !EVENT_SHARED.contains(&key.as_str())
+            && !known.contains(&key.as_str())
+        {
+            out.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
     Value::Object(out)

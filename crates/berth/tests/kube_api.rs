@@ -1107,6 +1107,12 @@ fn events_are_one_set_through_both_event_apis() {
         ]),
         "core event web"
     );
+    let out = s.kubectl_in(
+        &["apply", "-f", "-"],
+        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e3}\neventTime: \"2026-12-03T07:40:00.000000Z\"\nreportingController: c\nreportingInstance: i\naction: A\nreason: R\ntype: Normal\nbogus: 1\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(r#"unknown field "bogus""#), "{err}");
     let by_uid = s.ok(&[
         "get",
         "events",
