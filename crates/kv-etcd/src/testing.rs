@@ -13,9 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use berth_kv::{Error, KeyValue, ListOptions, ListResult, Revision, Store, WatchStream};
-use bytes::Bytes;
 
 use crate::EtcdStore;
 
@@ -214,69 +211,12 @@ impl Drop for EtcdServer {
 
 /// A store together with the etcd it runs on (a fresh, empty one), for the
 /// contract's tests: the etcd lives as long as the store.
-#[derive(Debug)]
-pub struct EtcdTestStore {
-    /// The store, keys unprefixed.
-    pub store: EtcdStore,
-    /// Its etcd.
-    pub server: EtcdServer,
-}
+pub type EtcdTestStore = berth_kv::testsuite::Guarded<EtcdStore, EtcdServer>;
 
-impl EtcdTestStore {
-    /// Connects to `server` (panics when it cannot).
-    pub async fn connect(server: EtcdServer) -> EtcdTestStore {
-        EtcdTestStore {
-            store: server.store("").await,
-            server,
-        }
-    }
-}
-
-#[async_trait]
-impl Store for EtcdTestStore {
-    async fn current_revision(&self) -> Result<Revision, Error> {
-        self.store.current_revision().await
-    }
-    async fn compacted_revision(&self) -> Result<Revision, Error> {
-        self.store.compacted_revision().await
-    }
-    async fn get(
-        &self,
-        key: &str,
-        revision: Revision,
-    ) -> Result<(Revision, Option<KeyValue>), Error> {
-        self.store.get(key, revision).await
-    }
-    async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListResult, Error> {
-        self.store.list(prefix, options).await
-    }
-    async fn count(&self, prefix: &str) -> Result<(Revision, i64), Error> {
-        self.store.count(prefix).await
-    }
-    async fn create(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Option<Duration>,
-    ) -> Result<KeyValue, Error> {
-        self.store.create(key, value, ttl).await
-    }
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        expected: Revision,
-        ttl: Option<Duration>,
-    ) -> Result<KeyValue, Error> {
-        self.store.update(key, value, expected, ttl).await
-    }
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, Error> {
-        self.store.delete(key, expected).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, Error> {
-        self.store.watch(prefix, after).await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), Error> {
-        self.store.compact(revision).await
+/// Connects to `server` (panics when it cannot), keys unprefixed.
+pub async fn test_store(server: EtcdServer) -> EtcdTestStore {
+    EtcdTestStore {
+        store: server.store("").await,
+        guard: server,
     }
 }

@@ -487,3 +487,70 @@ pub async fn many_concurrent_writers(store: &dyn Store) {
         (1..=i64::try_from(total).unwrap()).collect::<Vec<_>>()
     );
 }
+
+/// A store kept together with what must outlive it in a test (a temporary
+/// directory, a test etcd): every call goes to `store`.
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    /// The store.
+    pub store: S,
+    /// What the store needs to stay alive.
+    pub guard: G,
+}
+
+#[async_trait::async_trait]
+impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
+    async fn current_revision(&self) -> Result<crate::Revision, Error> {
+        self.store.current_revision().await
+    }
+    async fn compacted_revision(&self) -> Result<crate::Revision, Error> {
+        self.store.compacted_revision().await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        revision: crate::Revision,
+    ) -> Result<(crate::Revision, Option<crate::KeyValue>), Error> {
+        self.store.get(key, revision).await
+    }
+    async fn list(&self, prefix: &str, options: &ListOptions) -> Result<crate::ListResult, Error> {
+        self.store.list(prefix, options).await
+    }
+    async fn count(&self, prefix: &str) -> Result<(crate::Revision, i64), Error> {
+        self.store.count(prefix).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<crate::KeyValue, Error> {
+        self.store.create(key, value, ttl).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: crate::Revision,
+        ttl: Option<Duration>,
+    ) -> Result<crate::KeyValue, Error> {
+        self.store.update(key, value, expected, ttl).await
+    }
+    async fn delete(
+        &self,
+        key: &str,
+        expected: Option<crate::Revision>,
+    ) -> Result<crate::KeyValue, Error> {
+        self.store.delete(key, expected).await
+    }
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: crate::Revision,
+    ) -> Result<crate::WatchStream, Error> {
+        self.store.watch(prefix, after).await
+    }
+    async fn compact(&self, revision: crate::Revision) -> Result<(), Error> {
+        self.store.compact(revision).await
+    }
+}
