@@ -172,7 +172,7 @@ async fn ensure(
         &mut obj,
         crate::kinds::FieldValidation::Ignore,
     )?;
-    match api.objects.create(&target, &obj).await {
+    match api.objects.create(&target, &obj, None).await {
         Ok(stored) => {
             // Not `Api::after_write`: that creates default ServiceAccounts
             // through this function.

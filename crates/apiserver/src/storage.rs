@@ -114,36 +114,16 @@ impl Objects {
         Ok((items, page.revision))
     }
 
-    /// Creates an object; AlreadyExists when the key is taken.
-    pub async fn create(&self, target: &Target, obj: &Value) -> Result<Value, ApiError> {
-        let bytes = encode(obj)?;
-        match self.store.create(&target.key(), bytes, None).await {
-            Ok(kv) => {
-                let mut obj = obj.clone();
-                meta::metadata_mut(&mut obj).insert(
-                    "resourceVersion".to_owned(),
-                    json!(kv.mod_revision.to_string()),
-                );
-                Ok(obj)
-            }
-            Err(berth_kv::Error::Exists(_)) => Err(ApiError::already_exists(
-                &target.resource.group,
-                &target.resource.plural,
-                &target.name,
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Creates a key with a time to live (Events).
-    pub async fn create_with_ttl(
+    /// Creates an object (expiring after `ttl` when one is given: Events);
+    /// AlreadyExists when the key is taken.
+    pub async fn create(
         &self,
         target: &Target,
         obj: &Value,
-        ttl: std::time::Duration,
+        ttl: Option<std::time::Duration>,
     ) -> Result<Value, ApiError> {
         let bytes = encode(obj)?;
-        match self.store.create(&target.key(), bytes, Some(ttl)).await {
+        match self.store.create(&target.key(), bytes, ttl).await {
             Ok(kv) => {
                 let mut obj = obj.clone();
                 meta::metadata_mut(&mut obj).insert(
@@ -189,63 +169,51 @@ impl Objects {
                     &target.name,
                 ));
             }
-            match change(current.clone())? {
+            let (written, gone) = match change(current.clone())? {
                 Change::Keep => return Ok((current, false)),
                 Change::Put(new) => {
                     let bytes = encode(&new)?;
-                    match self.store.update(&key, bytes, revision, ttl).await {
-                        Ok(kv) => {
-                            let mut new = new;
-                            meta::metadata_mut(&mut new).insert(
-                                "resourceVersion".to_owned(),
-                                json!(kv.mod_revision.to_string()),
-                            );
-                            return Ok((new, false));
-                        }
-                        Err(berth_kv::Error::Conflict { .. }) if precondition.is_none() => continue,
-                        Err(berth_kv::Error::Conflict { .. }) => {
-                            return Err(ApiError::stale(
-                                &resource.group,
-                                &resource.plural,
-                                &target.name,
-                            ));
-                        }
-                        Err(berth_kv::Error::NotFound(_)) => {
-                            return Err(ApiError::not_found(
-                                &resource.group,
-                                &resource.plural,
-                                &target.name,
-                            ));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                    (
+                        self.store
+                            .update(&key, bytes, revision, ttl)
+                            .await
+                            .map(|kv| (new, kv)),
+                        false,
+                    )
                 }
-                Change::Delete => match self.store.delete(&key, Some(revision)).await {
-                    Ok(kv) => {
-                        let mut gone = current;
-                        meta::metadata_mut(&mut gone).insert(
-                            "resourceVersion".to_owned(),
-                            json!(kv.mod_revision.to_string()),
-                        );
-                        return Ok((gone, true));
-                    }
-                    Err(berth_kv::Error::Conflict { .. }) if precondition.is_none() => continue,
-                    Err(berth_kv::Error::Conflict { .. }) => {
-                        return Err(ApiError::stale(
-                            &resource.group,
-                            &resource.plural,
-                            &target.name,
-                        ));
-                    }
-                    Err(berth_kv::Error::NotFound(_)) => {
-                        return Err(ApiError::not_found(
-                            &resource.group,
-                            &resource.plural,
-                            &target.name,
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+                Change::Delete => (
+                    self.store
+                        .delete(&key, Some(revision))
+                        .await
+                        .map(|kv| (current, kv)),
+                    true,
+                ),
+            };
+            match written {
+                Ok((mut obj, kv)) => {
+                    meta::metadata_mut(&mut obj).insert(
+                        "resourceVersion".to_owned(),
+                        json!(kv.mod_revision.to_string()),
+                    );
+                    return Ok((obj, gone));
+                }
+                // Changed under us: without a precondition, read again.
+                Err(berth_kv::Error::Conflict { .. }) if precondition.is_none() => continue,
+                Err(berth_kv::Error::Conflict { .. }) => {
+                    return Err(ApiError::stale(
+                        &resource.group,
+                        &resource.plural,
+                        &target.name,
+                    ));
+                }
+                Err(berth_kv::Error::NotFound(_)) => {
+                    return Err(ApiError::not_found(
+                        &resource.group,
+                        &resource.plural,
+                        &target.name,
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Err(ApiError::conflict(

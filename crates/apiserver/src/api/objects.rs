@@ -468,10 +468,10 @@ pub async fn create_object(
             || resource.group == "events.k8s.io"
         {
             api.objects
-                .create_with_ttl(&named, &candidate, api.event_ttl)
+                .create(&named, &candidate, Some(api.event_ttl))
                 .await
         } else {
-            api.objects.create(&named, &candidate).await
+            api.objects.create(&named, &candidate, None).await
         };
         match stored {
             Ok(mut stored) => {
