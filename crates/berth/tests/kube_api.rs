@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_testutil::kube::WriteStorm;
 use berth_testutil::{KubeServer, have_kube_py, have_kubectl};
 
 fn bin() -> &'static Path {
@@ -857,60 +858,12 @@ fn acknowledged_writes_survive_kill_9_and_a_watch_resumes_exactly_once() {
         return;
     }
     // A writer storm: every create printed once acknowledged.
-    let program = r#"
-import sys
-v1 = client.CoreV1Api()
-for i in range(100000):
-    cm = v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"storm-{i}")))
-    print(cm.metadata.name, cm.metadata.resource_version, flush=True)
-"#;
-    let script = format!(
-        "from kubernetes import client, config, watch\nconfig.load_kube_config()\n{program}"
-    );
-    let mut writer = Command::new("python3")
-        .args(["-c", &script])
-        .envs(s.env())
-        .env("PYTHONPATH", berth_testutil::kube::kube_pythonpath())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut acked = Vec::new();
-    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
-    while acked.len() < 150 {
-        let line = lines.next().expect("writer output").unwrap();
-        let mut parts = line.split_whitespace();
-        acked.push((
-            parts.next().unwrap().to_owned(),
-            parts.next().unwrap().parse::<i64>().unwrap(),
-        ));
-    }
+    let mut storm = WriteStorm::start(&s);
+    storm.wait_for(150);
     s.kill();
-    for line in lines.map_while(Result::ok) {
-        let mut parts = line.split_whitespace();
-        if let (Some(name), Some(rv)) = (parts.next(), parts.next()) {
-            acked.push((name.to_owned(), rv.parse().unwrap()));
-        }
-    }
-    let _ = writer.kill();
-    let _ = writer.wait();
+    let acked = storm.finish();
     s.restart();
-    let list = json(&s.ok(&["get", "cm", "-o", "json"]));
-    let stored: std::collections::HashMap<String, i64> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["metadata"]["name"].as_str().unwrap().to_owned(),
-                i["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let stored = s.configmap_versions();
     for (name, rv) in &acked {
         assert_eq!(
             stored.get(name),

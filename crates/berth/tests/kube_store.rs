@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_kv_etcd::testing::{EtcdServer, etcdctl};
+use berth_testutil::kube::WriteStorm;
 use berth_testutil::{KubeServer, have_kube_py, have_kubectl};
 
 fn bin() -> &'static Path {
@@ -227,54 +228,15 @@ fn with_etcd_acknowledged_writes_survive_kill_9_of_the_server_they_went_through(
     );
     // A writer storm through a; a is killed with SIGKILL in the middle while
     // b keeps taking writes.
-    let script = "from kubernetes import client, config\nconfig.load_kube_config()\nv1 = client.CoreV1Api()\nfor i in range(100000):\n    cm = v1.create_namespaced_config_map('default', client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f'storm-{i}')))\n    print(cm.metadata.name, cm.metadata.resource_version, flush=True)\n";
-    let mut writer = Command::new("python3")
-        .args(["-c", script])
-        .envs(a.env())
-        .env("PYTHONPATH", berth_testutil::kube::kube_pythonpath())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(writer.stdout.take().unwrap()).lines();
-    let mut acked = Vec::new();
-    while acked.len() < 100 {
-        let line = lines.next().expect("writer output").unwrap();
-        let mut parts = line.split_whitespace();
-        acked.push((
-            parts.next().unwrap().to_owned(),
-            parts.next().unwrap().to_owned(),
-        ));
-    }
+    let mut storm = WriteStorm::start(&a);
+    storm.wait_for(100);
     a.kill();
     for i in 0..5 {
         b.apply(&cm(&format!("via-b-{i}")));
     }
-    for line in lines.map_while(Result::ok) {
-        let mut parts = line.split_whitespace();
-        if let (Some(name), Some(rv)) = (parts.next(), parts.next()) {
-            acked.push((name.to_owned(), rv.to_owned()));
-        }
-    }
-    let _ = writer.kill();
-    let _ = writer.wait();
+    let acked = storm.finish();
     a.restart();
-    let list = json(&a.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]));
-    let stored: std::collections::HashMap<String, String> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["metadata"]["name"].as_str().unwrap().to_owned(),
-                i["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-        })
-        .collect();
+    let stored = a.configmap_versions();
     for (name, rv) in &acked {
         assert_eq!(
             stored.get(name),

@@ -287,6 +287,93 @@ impl KubeServer {
     }
 }
 
+/// A writer storm: the Python client creating ConfigMaps `storm-N` in
+/// `default` as fast as it can through one server, each printed once
+/// acknowledged (name and resourceVersion). It ends when the server goes.
+#[derive(Debug)]
+pub struct WriteStorm {
+    child: Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// The acknowledged writes so far: (name, resourceVersion).
+    pub acked: Vec<(String, i64)>,
+}
+
+impl WriteStorm {
+    /// Starts a storm through `server`.
+    pub fn start(server: &KubeServer) -> WriteStorm {
+        let script = "from kubernetes import client, config\nconfig.load_kube_config()\nv1 = client.CoreV1Api()\nfor i in range(1000000):\n    cm = v1.create_namespaced_config_map('default', client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f'storm-{i}')))\n    print(cm.metadata.name, cm.metadata.resource_version, flush=True)\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .envs(server.env())
+            .env("PYTHONPATH", kube_pythonpath())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the writer");
+        let stdout = child.stdout.take().expect("writer stdout");
+        use std::io::BufRead;
+        WriteStorm {
+            child,
+            lines: std::io::BufReader::new(stdout).lines(),
+            acked: Vec::new(),
+        }
+    }
+
+    fn read_one(&mut self) -> bool {
+        let Some(Ok(line)) = self.lines.next() else {
+            return false;
+        };
+        let mut parts = line.split_whitespace();
+        if let (Some(name), Some(rv)) = (parts.next(), parts.next().and_then(|r| r.parse().ok())) {
+            self.acked.push((name.to_owned(), rv));
+        }
+        true
+    }
+
+    /// Waits until `n` writes were acknowledged.
+    pub fn wait_for(&mut self, n: usize) {
+        while self.acked.len() < n {
+            assert!(
+                self.read_one(),
+                "the writer stopped after {} writes",
+                self.acked.len()
+            );
+        }
+    }
+
+    /// Reads what the writer acknowledged until it stopped (its server is
+    /// gone), stops it and returns every acknowledged write.
+    pub fn finish(mut self) -> Vec<(String, i64)> {
+        while self.read_one() {}
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.acked)
+    }
+}
+
+impl KubeServer {
+    /// The ConfigMaps in `default`: name → resourceVersion.
+    pub fn configmap_versions(&self) -> std::collections::HashMap<String, i64> {
+        let list: serde_json::Value = serde_json::from_str(&self.ok(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+        ]))
+        .expect("a list");
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| {
+                let name = i["metadata"]["name"].as_str()?.to_owned();
+                let rv = i["metadata"]["resourceVersion"].as_str()?.parse().ok()?;
+                Some((name, rv))
+            })
+            .collect()
+    }
+}
+
 impl Drop for KubeServer {
     fn drop(&mut self) {
         self.kill();
