@@ -14,6 +14,7 @@ mod digest;
 mod error_kind;
 mod id;
 pub mod image;
+pub mod quantity;
 mod reference;
 mod signal;
 pub mod time;

@@ -13,7 +13,8 @@
 
 pub mod limitranger;
 pub mod podsecurity;
-pub mod quantity;
+/// Resource quantities (shared with the scheduler and the agent).
+pub use berth_types::quantity;
 pub mod quota;
 pub mod serviceaccount;
 pub mod tolerations;
