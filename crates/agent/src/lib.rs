@@ -1,2 +1,457 @@
 //! berth's node agent (layer 3): the kubelet's job for one node.
+//!
+//! It registers the node, renews its Lease every 10 s, and runs the pods
+//! the scheduler binds to it through the engine's [`PodRuntime`]
+//! (`berth_engine::PodRuntime`): one sandbox per pod holding its network,
+//! IPC and host name, one engine container per container attempt. Each
+//! pod has a worker ([`worker`]) that keeps what runs in line with the
+//! pod and reports its status. Everything goes through the Kubernetes API
+//! with a `kube::Client`: `berth server` hands it the API server's router
+//! in process, `berth agent --server URL --token T` a client over HTTPS —
+//! the same code.
+//!
+//! An agent that dies leaves its pods running (each container has its
+//! own monitor); the next one finds them by their names and labels
+//! ([`names`]) and adopts them: nothing is restarted because the agent
+//! was gone.
 #![forbid(unsafe_code)]
+
+pub mod env;
+pub mod names;
+pub mod node;
+pub mod probe;
+pub mod status;
+pub mod translate;
+pub mod volumes;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::{Engine, PodRuntime};
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+};
+use kube::api::Api;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use tokio::sync::watch;
+
+use crate::env::{NodeAllocatable, Sources};
+use crate::names::PodKey;
+use crate::translate::NodeDns;
+use crate::volumes::Claims;
+
+/// The version the agent reports as its kubelet's.
+pub const KUBELET_VERSION: &str = "v1.33.0";
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The node's name (the host name, lowercased, by default).
+    pub node_name: String,
+    /// The node's address (`InternalIP`).
+    pub node_ip: IpAddr,
+    /// berth's root (the engine's state, pod volumes under `kubelet/`).
+    pub root: PathBuf,
+    /// The port of the agent's kubelet API.
+    pub kubelet_port: u16,
+    /// The range pods of this node get addresses from.
+    pub pod_cidr: Option<String>,
+    /// Extra node labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The engine.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The API.
+    #[error("kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+}
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    pub(crate) client: kube::Client,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) cfg: Config,
+    pub(crate) recorder: Recorder,
+    pub(crate) allocatable: NodeAllocatable,
+    pub(crate) dns: NodeDns,
+}
+
+/// Runs blocking engine work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("engine task: {e}"))
+}
+
+/// Pulls `image` (the node's registry settings); returns its size.
+pub(crate) fn pull(engine: &Engine, image: &str) -> Result<u64, String> {
+    struct Quiet;
+    impl berth_image::registry::Progress for Quiet {
+        fn layer(&self, _: &str, _: berth_image::registry::Status) {}
+        fn message(&self, _: &str) {}
+    }
+    let settings = berth_image::config::Settings::load().map_err(|e| e.to_string())?;
+    let client = berth_image::registry::Client::new(settings.registry);
+    let r = berth_types::Reference::parse(image).map_err(|e| e.to_string())?;
+    let pulled = engine
+        .pull_image(
+            &client,
+            &r,
+            &berth_types::image::Platform::host(),
+            Arc::new(Quiet),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(pulled.record.size)
+}
+
+/// The kubelet's wording of a container that could not start.
+pub(crate) fn start_error_message(e: &str) -> String {
+    e.to_owned()
+}
+
+impl Shared {
+    pub(crate) async fn event(&self, pod: &Pod, warning: bool, reason: &str, note: String) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note.chars().take(1024).collect()),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            tracing::debug!(error = %e, reason, "event not recorded");
+        }
+    }
+
+    /// The ConfigMaps and Secrets the pod refers to.
+    pub(crate) async fn sources(&self, pod: &Pod) -> Sources {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let (cms, secrets) = env::referenced(pod);
+        let mut s = Sources::default();
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        for name in cms {
+            let v = cm_api.get_opt(&name).await.ok().flatten().map(|cm| {
+                let mut m: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                for (k, v) in cm.binary_data.unwrap_or_default() {
+                    m.insert(k, v.0);
+                }
+                m
+            });
+            s.config_maps.insert(name, v);
+        }
+        let sec_api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        for name in secrets {
+            let v = sec_api.get_opt(&name).await.ok().flatten().map(|sec| {
+                let mut m: BTreeMap<String, Vec<u8>> = sec
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                for (k, v) in sec.string_data.unwrap_or_default() {
+                    m.insert(k, v.into_bytes());
+                }
+                m
+            });
+            s.secrets.insert(name, v);
+        }
+        s
+    }
+
+    /// The host paths of the pod's bound PersistentVolumeClaims.
+    pub(crate) async fn claims(&self, pod: &Pod) -> Claims {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        let pvs: Api<PersistentVolume> = Api::all(self.client.clone());
+        let mut out = Claims::new();
+        for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            let Some(c) = &v.persistent_volume_claim else {
+                continue;
+            };
+            let mut path = None;
+            if let Ok(Some(pvc)) = pvcs.get_opt(&c.claim_name).await
+                && let Some(vol) = pvc
+                    .spec
+                    .and_then(|s| s.volume_name)
+                    .filter(|n| !n.is_empty())
+                && pvc.status.and_then(|s| s.phase).as_deref() == Some("Bound")
+                && let Ok(Some(pv)) = pvs.get_opt(&vol).await
+                && let Some(spec) = pv.spec
+            {
+                path = spec
+                    .host_path
+                    .map(|h| PathBuf::from(h.path))
+                    .or_else(|| spec.local.map(|l| PathBuf::from(l.path)));
+            }
+            out.insert(c.claim_name.clone(), path);
+        }
+        out
+    }
+
+    /// Tokens for the pod's projected serviceAccountToken sources, by path.
+    pub(crate) async fn tokens(&self, pod: &Pod) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let sa = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+                let Some(t) = &src.service_account_token else {
+                    continue;
+                };
+                let req = serde_json::json!({
+                    "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": {
+                        "audiences": t.audience.clone().map(|a| vec![a]).unwrap_or_default(),
+                        "expirationSeconds": t.expiration_seconds.unwrap_or(3607),
+                        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                            "name": pod.metadata.name, "uid": pod.metadata.uid}
+                    }
+                });
+                let url = format!("/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token");
+                let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+                let request = http::Request::post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .map_err(|e| e.to_string())?;
+                let resp: serde_json::Value =
+                    self.client.request(request).await.map_err(|e| {
+                        format!("request a token for serviceaccount {ns}/{sa}: {e}")
+                    })?;
+                let token = resp["status"]["token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                out.insert(t.path.clone(), token);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs the agent until the process ends: registration, heartbeats and
+/// the pods bound to this node. `ready` is told once the node is registered.
+pub async fn run(
+    client: kube::Client,
+    cfg: Config,
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), Error> {
+    let root = cfg.root.clone();
+    let engine = blocking(move || Engine::open(&root))
+        .await
+        .map_err(Error::Engine)?
+        .map_err(|e| Error::Engine(e.to_string()))?;
+    let engine = Arc::new(engine);
+    {
+        // containers whose monitors outlived a restart: their networks come back
+        let engine = engine.clone();
+        let _ = blocking(move || engine.recover()).await;
+    }
+    let node = loop {
+        match node::register(&client, &cfg, &engine).await {
+            Ok(n) => break n,
+            Err(e) => {
+                tracing::warn!(error = %e, "node registration failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let node_uid = node.metadata.uid.clone();
+    if let Err(e) = node::renew_lease(&client, &cfg, node_uid.as_deref()).await {
+        tracing::warn!(error = %e, "lease");
+    }
+    if let Some(r) = ready {
+        let _ = r.send(());
+    }
+    tokio::spawn({
+        let client = client.clone();
+        let cfg = cfg.clone();
+        let engine = engine.clone();
+        async move {
+            loop {
+                tokio::time::sleep(node::LEASE_RENEW).await;
+                if let Err(e) = node::renew_lease(&client, &cfg, node_uid.as_deref()).await {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                }
+                if let Err(e) = node::heartbeat(&client, &cfg, &engine).await {
+                    tracing::warn!(error = %e, "node status update failed");
+                }
+            }
+        }
+    });
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kubelet".into(),
+                instance: Some(cfg.node_name.clone()),
+            },
+        ),
+        allocatable: NodeAllocatable {
+            cpu_millis: node::cpus() * 1000,
+            memory: node::memory_bytes(),
+            ephemeral_storage: 0,
+        },
+        dns: NodeDns {
+            host: host_dns(),
+            cluster: None,
+        },
+        client: client.clone(),
+        engine,
+        cfg,
+    });
+    run_pods(shared).await
+}
+
+/// The node's own resolvers.
+fn host_dns() -> berth_engine::config::Dns {
+    let mut d = berth_engine::config::Dns::default();
+    if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
+        for line in text.lines() {
+            let mut f = line.split_whitespace();
+            match f.next() {
+                Some("nameserver") => {
+                    if let Some(ip) = f.next().and_then(|s| s.parse().ok()) {
+                        d.servers.push(ip);
+                    }
+                }
+                Some("search") => d.search = f.map(str::to_owned).collect(),
+                Some("options") => d.options = f.map(str::to_owned).collect(),
+                _ => {}
+            }
+        }
+    }
+    d
+}
+
+async fn run_pods(shared: Arc<Shared>) -> Result<(), Error> {
+    let pods: Api<Pod> = Api::all(shared.client.clone());
+    let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name));
+    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut init: Option<HashSet<String>> = None;
+    loop {
+        let stream = watcher(pods.clone(), cfg.clone());
+        futures::pin_mut!(stream);
+        loop {
+            let ev = match stream.try_next().await {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pod watch");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            match ev {
+                watcher::Event::Init => init = Some(HashSet::new()),
+                watcher::Event::InitApply(p) => {
+                    if let Some(s) = init.as_mut()
+                        && let Some(uid) = &p.metadata.uid
+                    {
+                        s.insert(uid.clone());
+                    }
+                    dispatch(&shared, &mut workers, p);
+                }
+                watcher::Event::InitDone => {
+                    if let Some(live) = init.take() {
+                        // pods deleted while no agent watched
+                        for (uid, tx) in &workers {
+                            if !live.contains(uid) {
+                                let _ = tx.send(None);
+                            }
+                        }
+                        sweep_orphans(&shared, &live, &mut workers).await;
+                    }
+                }
+                watcher::Event::Apply(p) => dispatch(&shared, &mut workers, p),
+                watcher::Event::Delete(p) => {
+                    if let Some(uid) = &p.metadata.uid
+                        && let Some(tx) = workers.get(uid)
+                    {
+                        let _ = tx.send(None);
+                    }
+                }
+            }
+            workers.retain(|_, tx| !tx.is_closed());
+        }
+    }
+}
+
+fn dispatch(
+    shared: &Arc<Shared>,
+    workers: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+    pod: Pod,
+) {
+    let Some(uid) = pod.metadata.uid.clone() else {
+        return;
+    };
+    if let Some(tx) = workers.get(&uid)
+        && !tx.is_closed()
+    {
+        let _ = tx.send(Some(pod));
+        return;
+    }
+    let key = translate::pod_key(&pod);
+    let (tx, rx) = watch::channel(Some(pod));
+    workers.insert(uid, tx);
+    let w = worker::Worker::new(shared.clone(), key);
+    tokio::spawn(w.run(rx));
+}
+
+/// Sandboxes of pods that no longer exist (deleted while no agent ran):
+/// their containers, sandboxes and volumes are removed.
+async fn sweep_orphans(
+    shared: &Arc<Shared>,
+    live: &HashSet<String>,
+    workers: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+) {
+    let engine = shared.engine.clone();
+    let sandboxes = blocking(move || engine.sandboxes())
+        .await
+        .unwrap_or_default();
+    for sb in sandboxes {
+        let Some(key) = PodKey::from_labels(&sb.labels) else {
+            continue;
+        };
+        if live.contains(&key.uid) || workers.contains_key(&key.uid) {
+            continue;
+        }
+        let (tx, rx) = watch::channel(None);
+        workers.insert(key.uid.clone(), tx);
+        tokio::spawn(worker::Worker::new(shared.clone(), key).run(rx));
+    }
+}

@@ -85,7 +85,12 @@ impl PodKey {
     }
 
     /// The labels of one container attempt.
-    pub fn container_labels(&self, container: &str, kind: Kind, attempt: u32) -> BTreeMap<String, String> {
+    pub fn container_labels(
+        &self,
+        container: &str,
+        kind: Kind,
+        attempt: u32,
+    ) -> BTreeMap<String, String> {
         let mut l = self.labels();
         l.insert(CONTAINER_NAME.to_owned(), container.to_owned());
         l.insert(CONTAINER_ATTEMPT.to_owned(), attempt.to_string());

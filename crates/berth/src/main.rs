@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::string_slice)]
 
+mod agent_cmd;
 mod build_cmd;
 mod containers_cmd;
 mod cp_cmd;
@@ -134,6 +135,8 @@ enum Command {
     Daemon(daemon_cmd::DaemonArgs),
     /// The cluster's control plane: the Kubernetes API server over the cluster store.
     Server(server_cmd::ServerArgs),
+    /// A node agent joined to a cluster's API server (`--server URL --token T`).
+    Agent(agent_cmd::AgentArgs),
     /// Download an image from a registry.
     Pull(pull_cmd::PullArgs),
     /// Upload an image to a registry.
@@ -408,6 +411,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Top { container } => ok(containers_cmd::top(&root, &container)),
         Command::Daemon(a) => ok(daemon_cmd::run(&root, &a)),
         Command::Server(a) => ok(server_cmd::run(&root, &a)),
+        Command::Agent(a) => ok(agent_cmd::run(&root, &a)),
         Command::Image(ImageCommand::Build(a)) => build_cmd::build(&root, &a),
         Command::Image(c) => ok(image_command(&root, c)),
         Command::Registry(c) => ok(registry_cmd::run(&root, c)),

@@ -36,6 +36,11 @@ pub struct ServerArgs {
     /// at least one interval is kept for watches; 0 = never).
     #[arg(long, default_value_t = 300)]
     compaction_interval: u64,
+    /// Run only the control plane: no node agent on this host (k3s's flag).
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    node: crate::agent_cmd::NodeArgs,
 }
 
 async fn open_store(
@@ -102,6 +107,30 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             plane.kubeconfig.display(),
             started.elapsed().as_millis()
         );
+        if !a.disable_agent {
+            let cfg = crate::agent_cmd::agent_config(root, &a.node)?;
+            let user = berth_apiserver::auth::authn::UserInfo {
+                username: format!("system:node:{}", cfg.node_name),
+                groups: vec!["system:nodes".into(), "system:authenticated".into()],
+                ..Default::default()
+            };
+            let client = kube::Client::new(
+                berth_apiserver::server::in_process(plane.api.clone(), user),
+                "default",
+            );
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                if let Err(e) = berth_agent::run(client, cfg, Some(tx)).await {
+                    tracing::error!(error = %e, "the node agent stopped");
+                    eprintln!("berth server: the node agent stopped: {e}");
+                }
+            });
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await;
+            eprintln!(
+                "berth server: node agent registered ({} ms)",
+                started.elapsed().as_millis()
+            );
+        }
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

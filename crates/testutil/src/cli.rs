@@ -20,58 +20,85 @@ impl Drop for Berth {
     /// Removes what the root put in the kernel (bridges, veths, its nft
     /// table); the files go with the temporary directory.
     fn drop(&mut self) {
-        let root = self.root();
-        // containers a failed test left running: their monitors (the
-        // containers die with them)
-        let mut left = Vec::new();
-        for e in std::fs::read_dir(root.join("containers"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            left.push(e.file_name().to_string_lossy().into_owned());
-            let pid = std::fs::read(e.path().join("state.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| {
-                    v["monitor_pid"]
-                        .as_i64()
-                        .or_else(|| v["MonitorPid"].as_i64())
-                })
-                .filter(|p| *p > 0)
-                .and_then(|p| rustix::process::Pid::from_raw(p as i32));
-            if let Some(pid) = pid {
-                let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero()))
-                    .unwrap_or_default();
-                // still our monitor (not a reused pid)
-                if String::from_utf8_lossy(&cmdline).contains(&*root.to_string_lossy()) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
+        clean_root(&self.bin, &self.root());
+    }
+}
+
+/// Removes what a root put in the kernel and left running (containers,
+/// pod sandboxes, bridges, veths, its nft table); the files stay.
+pub fn clean_root(bin: &Path, root: &Path) {
+    let root = root.to_owned();
+    let cmd = |args: &[&str]| {
+        let _ = Command::new(bin)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    // containers a failed test left running: their monitors (the
+    // containers die with them)
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        left.push(e.file_name().to_string_lossy().into_owned());
+        let pid = std::fs::read(e.path().join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["monitor_pid"]
+                    .as_i64()
+                    .or_else(|| v["MonitorPid"].as_i64())
+            })
+            .filter(|p| *p > 0)
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32));
+        if let Some(pid) = pid {
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero()))
+                .unwrap_or_default();
+            // still our monitor (not a reused pid)
+            if String::from_utf8_lossy(&cmdline).contains(&*root.to_string_lossy()) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }
-        if !left.is_empty() {
-            // removal takes them off their networks and unmounts their namespaces
-            let mut args = vec!["rm", "-f", "-v"];
-            args.extend(left.iter().map(String::as_str));
-            let _ = self.cmd(&args).output();
-        }
-        // the root's DNS server, if a test started one (its pid is in the
-        // lock it holds)
-        if let Ok(f) = std::fs::File::open(root.join("dns.lock"))
-            && rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
-            && let Some(pid) = std::fs::read_to_string(root.join("dns.lock"))
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
-                .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-        if root.join("networks").exists()
-            && let Ok(net) = berth_net::Net::open(&root)
-            && let Err(e) = net.teardown()
-        {
-            eprintln!("network teardown of {}: {e}", root.display());
-        }
+    }
+    if !left.is_empty() {
+        // removal takes them off their networks and unmounts their namespaces
+        let mut args = vec!["rm", "-f", "-v"];
+        args.extend(left.iter().map(String::as_str));
+        cmd(&args);
+    }
+    let sandboxes: Vec<String> = std::fs::read_dir(root.join("sandboxes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if !sandboxes.is_empty() {
+        let mut args = vec!["pod", "rm", "-f"];
+        args.extend(sandboxes.iter().map(String::as_str));
+        cmd(&args);
+    }
+    // the root's DNS server, if a test started one (its pid is in the
+    // lock it holds)
+    if let Ok(f) = std::fs::File::open(root.join("dns.lock"))
+        && rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
+        && let Some(pid) = std::fs::read_to_string(root.join("dns.lock"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    if root.join("networks").exists()
+        && let Ok(net) = berth_net::Net::open(&root)
+        && let Err(e) = net.teardown()
+    {
+        eprintln!("network teardown of {}: {e}", root.display());
     }
 }
 
@@ -82,23 +109,7 @@ impl Berth {
             .prefix("berth-cli-")
             .tempdir()
             .expect("tempdir");
-        // Each root gets its own bridges, nft table and address ranges, so
-        // tests running at once never share network state (198.18.150+ and
-        // 198.19.128/17: away from berth's defaults and from berth-net's
-        // own tests).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 32;
-        let tag = format!("{}{n}", std::process::id() % 100_000);
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(&root).expect("mkdir root");
-        let net = serde_json::json!({
-            "table": format!("bt_{tag}"),
-            "default_bridge": format!("bt{tag}"),
-            "default_subnet": format!("198.18.{}.0/24", 150 + n),
-            "pool": format!("198.19.{}.0/22", 128 + n * 4),
-            "pool_prefix": 24,
-        });
-        std::fs::write(root.join("net.json"), net.to_string()).expect("write net.json");
+        isolate_network(&dir.path().join("root"));
         Berth {
             bin: bin.to_path_buf(),
             dir,
@@ -405,4 +416,23 @@ pub fn busybox_tar(into: &Path) -> PathBuf {
         .expect("tar");
     assert!(st.success(), "tar the busybox rootfs");
     tar
+}
+
+/// Gives `root` its own bridges, nft table and address ranges, so tests
+/// running at once never share network state (198.18.150+ and
+/// 198.19.128/17: away from berth's defaults and from berth-net's own
+/// tests).
+pub fn isolate_network(root: &Path) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 32;
+    let tag = format!("{}{n}", std::process::id() % 100_000);
+    std::fs::create_dir_all(root).expect("mkdir root");
+    let net = serde_json::json!({
+        "table": format!("bt_{tag}"),
+        "default_bridge": format!("bt{tag}"),
+        "default_subnet": format!("198.18.{}.0/24", 150 + n),
+        "pool": format!("198.19.{}.0/22", 128 + n * 4),
+        "pool_prefix": 24,
+    });
+    std::fs::write(root.join("net.json"), net.to_string()).expect("write net.json");
 }

@@ -62,12 +62,55 @@ pub struct KubeServer {
     pub port: u16,
     extra: Vec<String>,
     home: PathBuf,
+    /// It runs a node agent: its root's containers are removed on drop.
+    node: bool,
 }
 
 impl KubeServer {
     /// Starts `berth --root <dir>/root server` on a free port with `extra`
     /// flags and waits until it is ready.
     pub fn start(bin: &Path, dir: &Path, extra: &[&str]) -> KubeServer {
+        let mut all = vec!["--disable-agent"];
+        all.extend_from_slice(extra);
+        KubeServer::start_with(bin, dir, &all)
+    }
+
+    /// Starts `berth server` with its node agent (node `test-node`) on a
+    /// root of its own network ranges that holds the offline busybox image
+    /// as `busybox:stable`, for workloads that run.
+    pub fn start_node(bin: &Path, dir: &Path, extra: &[&str]) -> KubeServer {
+        let root = dir.join("root");
+        crate::cli::isolate_network(&root);
+        let tar = crate::cli::busybox_tar(dir);
+        let out = Command::new(bin)
+            .args([
+                "--root",
+                &root.display().to_string(),
+                "import",
+                &tar.display().to_string(),
+                "busybox:stable",
+            ])
+            .output()
+            .expect("berth import");
+        assert!(
+            out.status.success(),
+            "import busybox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubelet_port = crate::free_port().to_string();
+        let mut all = vec![
+            "--node-name",
+            "test-node",
+            "--node-ip",
+            "127.0.0.1",
+            "--kubelet-port",
+            &kubelet_port,
+        ];
+        all.extend_from_slice(extra);
+        KubeServer::start_with(bin, dir, &all)
+    }
+
+    fn start_with(bin: &Path, dir: &Path, extra: &[&str]) -> KubeServer {
         let root = dir.join("root");
         let home = dir.join("home");
         std::fs::create_dir_all(&home).expect("home");
@@ -79,6 +122,7 @@ impl KubeServer {
             port: crate::free_port(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             home,
+            node: !extra.contains(&"--disable-agent"),
         };
         server.spawn();
         server
@@ -91,6 +135,7 @@ impl KubeServer {
         std::fs::create_dir_all(home).expect("home");
         let kubeconfig = home.join("admin.kubeconfig");
         let mut all: Vec<String> = vec![
+            "--disable-agent".to_owned(),
             "--write-kubeconfig".to_owned(),
             kubeconfig.display().to_string(),
         ];
@@ -103,6 +148,7 @@ impl KubeServer {
             port: crate::free_port(),
             extra: all,
             home: home.to_owned(),
+            node: false,
         };
         server.spawn();
         server
@@ -154,6 +200,50 @@ impl KubeServer {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `berth --root <its root> ARGS` (the engine's view of the node); stdout.
+    pub fn berth(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .output()
+            .expect("run berth");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl get … -o jsonpath=PATH` polled until `ok` holds (up to
+    /// `secs` seconds); the last value, or a panic with the server's log.
+    pub fn wait_for(
+        &self,
+        what: &[&str],
+        path: &str,
+        secs: u64,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let jsonpath = format!("jsonpath={path}");
+        let mut args: Vec<&str> = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", &jsonpath]);
+        loop {
+            let out = self.kubectl(&args);
+            let v = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && ok(&v) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let describe = self.kubectl(&["describe", what.first().copied().unwrap_or("pods")]);
+                panic!(
+                    "{what:?} {path}: last {v:?} {}\n{}\n{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&describe.stdout),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -377,5 +467,8 @@ impl KubeServer {
 impl Drop for KubeServer {
     fn drop(&mut self) {
         self.kill();
+        if self.node {
+            crate::cli::clean_root(&self.bin, &self.root);
+        }
     }
 }

@@ -593,7 +593,7 @@ fn node_rules() -> Vec<Value> {
         rule(&["create", "get", "list", "watch"], &[CORE], &["nodes"]),
         rule(&["update", "patch"], &[CORE], &["nodes/status"]),
         rule(&["update", "patch"], &[CORE], &["nodes"]),
-        rule(&["create", "update", "patch"], &[CORE], &["events"]),
+        events_rule(),
         rule(READ, &[CORE], &["pods"]),
         rule(&["create", "delete"], &[CORE], &["pods"]),
         rule(&["update", "patch"], &[CORE], &["pods/status"]),
@@ -945,8 +945,10 @@ fn cluster_role_bindings() -> Vec<Value> {
             "system:volume-scheduler",
             vec![user("system:kube-scheduler")],
         ),
-        // Kept without subjects, as Kubernetes does since the Node authorizer.
-        binding("system:node", vec![]),
+        // Kubernetes keeps this without subjects since its Node authorizer;
+        // berth has no Node authorizer yet, so nodes get the role by group
+        // (as Kubernetes did before 1.8).
+        binding("system:node", vec![group("system:nodes")]),
         binding(
             "system:service-account-issuer-discovery",
             vec![group("system:serviceaccounts")],

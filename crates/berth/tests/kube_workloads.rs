@@ -1,0 +1,405 @@
+//! Workloads on `berth server`'s own node: the node agent registers the
+//! node, runs the pods bound to it in real sandboxes and containers
+//! (namespaces, cgroups, the bridge), reports their status as the kubelet
+//! does, restarts what dies, and leaves nothing behind when a pod goes.
+//! Driven by kubectl 1.33; the busybox image is imported offline.
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_testutil::{KubeServer, have_kubectl, root_or_skip};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// A server with its node, or None when kubectl or root is missing
+/// (outside CI, where both are present: there a missing kubectl fails).
+fn node(dir: &Path) -> Option<KubeServer> {
+    if !root_or_skip("kube_workloads") || !have_kubectl() {
+        return None;
+    }
+    Some(KubeServer::start_node(bin(), dir, &[]))
+}
+
+/// Waits until the node runs no container and no sandbox (the agent
+/// cleans up after the API server has let a pod go).
+fn wait_node_empty(s: &KubeServer) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ps = s.berth(&["ps", "-aq"]);
+        let pods = s.berth(&["pod", "ls", "-q"]);
+        if ps.trim().is_empty() && pods.trim().is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left on the node: containers {ps:?}, sandboxes {pods:?}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn node_is_ready_and_a_pod_runs_with_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    // the node is Ready with the kubelet's conditions
+    let ready = s.wait_for(
+        &["node", "test-node"],
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+        5,
+        |v| v == "True",
+    );
+    assert_eq!(ready, "True");
+    let info = s.ok(&["get", "node", "test-node", "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion} {.status.allocatable.pods} {.metadata.labels.kubernetes\\.io/hostname}"]);
+    assert!(
+        info.starts_with("berth://") && info.ends_with(" 110 test-node"),
+        "{info}"
+    );
+    let lease = s.ok(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-node-lease",
+        "test-node",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(lease, "test-node");
+
+    s.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {greeting: hello, "file.txt": "from a configmap"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: "s3cret"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: conf, labels: {app: conf}}
+spec:
+  nodeName: test-node
+  restartPolicy: Never
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: cfg, configMap: {name: cfg, items: [{key: "file.txt", path: "sub/f.txt"}]}}
+  - {name: sec, secret: {secretName: sec, defaultMode: 0400}}
+  - name: info
+    downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+  initContainers:
+  - name: init
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo from-init > /work/init.txt"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: MSG, value: "$(GREETING) $(POD)"}
+    - {name: PW, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+    command: ["sh", "-c"]
+    args:
+    - >-
+      printf '%s|%s|%s|%s|%s|%s|%s' "$MSG" "$PW" "$(cat /work/init.txt)" "$(cat /cfg/sub/f.txt)"
+      "$(cat /sec/password)" "$(cat /info/labels)" "$(hostname)" > /dev/termination-log; exit 3
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: cfg, mountPath: /cfg}
+    - {name: sec, mountPath: /sec}
+    - {name: info, mountPath: /info}
+"#,
+    );
+    let phase = s.wait_for(&["pod", "conf"], "{.status.phase}", 30, |v| v == "Failed");
+    assert_eq!(phase, "Failed");
+    let term = s.ok(&["get", "pod", "conf", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}"]);
+    assert_eq!(term, "3 Error");
+    let msg = s.ok(&[
+        "get",
+        "pod",
+        "conf",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.terminated.message}",
+    ]);
+    assert_eq!(
+        msg,
+        "hello conf|s3cret|from-init|from a configmap|s3cret|app=\"conf\"|conf"
+    );
+    let init = s.ok(&[
+        "get",
+        "pod",
+        "conf",
+        "-o",
+        "jsonpath={.status.initContainerStatuses[0].state.terminated.reason}",
+    ]);
+    assert_eq!(init, "Completed");
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=conf",
+        "-o",
+        "jsonpath={range .items[*]}{.reason} {end}",
+    ]);
+    for r in ["Pulled", "Created", "Started"] {
+        assert!(events.contains(r), "{events}");
+    }
+    s.ok(&["delete", "pod", "conf", "--wait=true"]);
+    wait_node_empty(&s);
+}
+
+#[test]
+fn killed_container_restarts_and_a_deleted_pod_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  nodeName: test-node
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["httpd", "-f", "-p", "8080"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+    livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+"#,
+    );
+    // busybox httpd answers 404 for "/" without an index: not ready yet
+    s.wait_for(&["pod", "web"], "{.status.phase}", 30, |v| v == "Running");
+    let ready = s.ok(&[
+        "get",
+        "pod",
+        "web",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].ready}",
+    ]);
+    assert_eq!(ready, "false");
+    let ip = s.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
+    assert!(ip.starts_with("198.18."), "{ip}");
+    let name = s.berth(&["ps", "--format", "{{.Names}}"]);
+    let name = name.trim();
+    assert!(name.starts_with("k8s_httpd_web_default_"), "{name}");
+    // an index page makes the readiness probe pass
+    let out = std::process::Command::new(bin())
+        .args([
+            "--root",
+            &s.root.display().to_string(),
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "echo ok > /index.html",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.wait_for(
+        &["pod", "web"],
+        "{.status.containerStatuses[0].ready}",
+        15,
+        |v| v == "true",
+    );
+    // kill the container's process: the agent starts a new attempt
+    let pid = s.berth(&["inspect", "-f", "{{.State.Pid}}", name]);
+    let pid: i32 = pid.trim().parse().expect("pid");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    s.wait_for(
+        &["pod", "web"],
+        "{.status.containerStatuses[0].restartCount}",
+        15,
+        |v| v == "1",
+    );
+    let last = s.ok(&[
+        "get",
+        "pod",
+        "web",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].lastState.terminated.exitCode}",
+    ]);
+    assert_eq!(last, "137");
+    s.wait_for(
+        &["pod", "web"],
+        "{.status.containerStatuses[0].state.running.startedAt}",
+        15,
+        |v| !v.is_empty(),
+    );
+    // the same address after the restart
+    assert_eq!(
+        s.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]),
+        ip
+    );
+
+    let sandbox = s.berth(&["pod", "ls", "-q", "--no-trunc"]);
+    let sandbox = sandbox.trim().to_owned();
+    assert_eq!(sandbox.len(), 64, "{sandbox}");
+    s.ok(&["delete", "pod", "web", "--wait=true", "--timeout=30s"]);
+    wait_node_empty(&s);
+    assert!(!s.root.join("sandboxes").join(&sandbox).exists());
+    let pods_dir = s.root.join("kubelet").join("pods");
+    assert_eq!(
+        std::fs::read_dir(&pods_dir).map(|d| d.count()).unwrap_or(0),
+        0,
+        "pod volumes removed"
+    );
+    // no cgroup of the pod is left
+    let leftover: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/memory/berth/pods/burstable")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .chain(
+            std::fs::read_dir("/sys/fs/cgroup/memory/berth/pods/besteffort")
+                .into_iter()
+                .flatten()
+                .flatten(),
+        )
+        .filter(|e| e.file_name().to_string_lossy() == sandbox)
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+}
+
+#[test]
+fn pods_that_cannot_run_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: noimage}
+spec:
+  nodeName: test-node
+  containers: [{name: c, image: "nothing-here:1", imagePullPolicy: Never}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nokey}
+spec:
+  nodeName: test-node
+  containers:
+  - name: c
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    env: [{name: X, valueFrom: {configMapKeyRef: {name: missing-cm, key: k}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nocmd}
+spec:
+  nodeName: test-node
+  containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent, command: ["/no/such/binary"]}]
+"#,
+    );
+    let w = s.wait_for(
+        &["pod", "noimage"],
+        "{.status.containerStatuses[0].state.waiting.reason}",
+        20,
+        |v| v == "ErrImageNeverPull",
+    );
+    assert_eq!(w, "ErrImageNeverPull");
+    let m = s.ok(&[
+        "get",
+        "pod",
+        "noimage",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+    ]);
+    assert_eq!(
+        m,
+        "Container image \"nothing-here:1\" is not present with pull policy of Never"
+    );
+    let w = s.wait_for(
+        &["pod", "nokey"],
+        "{.status.containerStatuses[0].state.waiting.reason}",
+        20,
+        |v| v == "CreateContainerConfigError",
+    );
+    assert_eq!(w, "CreateContainerConfigError");
+    let m = s.ok(&[
+        "get",
+        "pod",
+        "nokey",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+    ]);
+    assert_eq!(m, "configmap \"missing-cm\" not found");
+    let phase = s.ok(&["get", "pod", "nokey", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Pending");
+    // a command that does not exist: the attempt fails to start, then back-off
+    s.wait_for(&["pod", "nocmd"], "{.status.containerStatuses[0].lastState.terminated.exitCode}{.status.containerStatuses[0].state.terminated.exitCode}", 20, |v| !v.is_empty());
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=nocmd",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}:{.message}{\"\\n\"}{end}",
+    ]);
+    assert!(events.contains("/no/such/binary"), "{events}");
+    for p in ["noimage", "nokey", "nocmd"] {
+        s.ok(&["delete", "pod", p, "--wait=true", "--timeout=30s"]);
+    }
+    wait_node_empty(&s);
+}
+
+#[test]
+fn a_killed_server_leaves_pods_running_and_the_next_adopts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s) = node(dir.path()) else {
+        return;
+    };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: keep}
+spec:
+  nodeName: test-node
+  containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent, command: ["sleep", "3600"]}]
+"#,
+    );
+    s.wait_for(&["pod", "keep"], "{.status.phase}", 30, |v| v == "Running");
+    let cid = s.ok(&[
+        "get",
+        "pod",
+        "keep",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].containerID}",
+    ]);
+    s.kill();
+    // nothing stops because the server died
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        s.berth(&["ps", "--format", "{{.Status}}"])
+            .starts_with("Up"),
+        "still running"
+    );
+    s.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = s.ok(&["get", "pod", "keep", "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount} {.status.phase}"]);
+    assert_eq!(after, format!("{cid} 0 Running"));
+    assert_eq!(s.berth(&["ps", "-aq"]).lines().count(), 1, "not duplicated");
+}
