@@ -632,7 +632,8 @@ impl Worker {
             let msg =
                 format!("Container image \"{image}\" is not present with pull policy of Never");
             if self.warned.insert(format!("neverpull/{}", c.name)) {
-                self.event(pod, true, "ErrImageNeverPull", msg.clone()).await;
+                self.event(pod, true, "ErrImageNeverPull", msg.clone())
+                    .await;
             }
             return Err(("ErrImageNeverPull".into(), msg));
         }
@@ -952,11 +953,17 @@ impl Worker {
             // a probe that has not run yet counts as failing (the kubelet's
             // initial results), except readiness of an adopted container
             let passed = |probe: bool, t: Option<&Tracker>| !probe || t.is_some_and(|t| t.ok);
-            let started = passed(c.startup_probe.is_some(), p.and_then(|p| p.startup.as_ref()));
+            let started = passed(
+                c.startup_probe.is_some(),
+                p.and_then(|p| p.startup.as_ref()),
+            );
             Notes {
                 waiting: w.waiting.get(&c.name).cloned(),
                 ready: started
-                    && passed(c.readiness_probe.is_some(), p.and_then(|p| p.readiness.as_ref())),
+                    && passed(
+                        c.readiness_probe.is_some(),
+                        p.and_then(|p| p.readiness.as_ref()),
+                    ),
                 started,
             }
         };

@@ -403,3 +403,49 @@ spec:
     assert_eq!(after, format!("{cid} 0 Running"));
     assert_eq!(s.berth(&["ps", "-aq"]).lines().count(), 1, "not duplicated");
 }
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  nodeName: test-node
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600"]
+    livenessProbe: {exec: {command: [cat, /tmp/healthy]}, periodSeconds: 1, failureThreshold: 2}
+"#,
+    );
+    s.wait_for(
+        &["pod", "live"],
+        "{.status.containerStatuses[0].restartCount}",
+        30,
+        |v| v == "1",
+    );
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=live",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}:{.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.contains("Unhealthy:Liveness probe failed:"),
+        "{events}"
+    );
+    assert!(
+        events.contains("Killing:Container c failed liveness probe, will be restarted"),
+        "{events}"
+    );
+    s.ok(&["delete", "pod", "live", "--wait=true", "--timeout=30s"]);
+    wait_node_empty(&s);
+}
