@@ -15,6 +15,7 @@ pub mod pod_info;
 pub mod preempt;
 pub mod quantity;
 pub mod resources;
+pub mod run;
 pub mod schedule;
 pub mod selectors;
 pub mod status;
@@ -23,6 +24,7 @@ pub use cache::Cache;
 pub use node_info::NodeInfo;
 pub use pod_info::PodInfo;
 pub use preempt::{Pdb, Preemption};
+pub use run::{run, spawn};
 pub use schedule::{Decision, Scheduler};
 pub use status::{Code, Diagnosis, FitError, ScheduleError, Status};
 
