@@ -661,6 +661,9 @@ fn kube_scheduler_rules() -> Vec<Value> {
         rule(READ, &[CORE], &["namespaces"]),
         rule(READ, &[STORAGE], &["csidrivers"]),
         rule(READ, &[STORAGE], &["csistoragecapacities"]),
+        // Not in kube's role: kube's Priority admission plugin resolves
+        // spec.priority; berth has none, so its scheduler reads the classes.
+        rule(READ, &["scheduling.k8s.io"], &["priorityclasses"]),
     ]
 }
 
