@@ -107,6 +107,20 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             plane.kubeconfig.display(),
             started.elapsed().as_millis()
         );
+        // the services, in readiness order: scheduler, controllers, then
+        // this host's node agent; each a client of the API in process
+        let as_user = |name: &str, groups: &[&str]| {
+            let user = berth_apiserver::auth::authn::UserInfo {
+                username: name.to_owned(),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                ..Default::default()
+            };
+            kube::Client::new(
+                berth_apiserver::server::in_process(plane.api.clone(), user),
+                "default",
+            )
+        };
+        berth_scheduler::run::spawn(as_user("system:kube-scheduler", &["system:authenticated"]));
         if !a.disable_agent {
             let cfg = crate::agent_cmd::agent_config(root, &a.node)?;
             let user = berth_apiserver::auth::authn::UserInfo {

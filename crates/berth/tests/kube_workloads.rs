@@ -449,3 +449,80 @@ spec:
     s.ok(&["delete", "pod", "live", "--wait=true", "--timeout=30s"]);
     wait_node_empty(&s);
 }
+
+#[test]
+fn the_scheduler_places_pods_and_says_why_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: placed}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent, command: ["sleep", "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: toobig}
+spec:
+  containers:
+  - name: c
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    resources: {requests: {cpu: "1000"}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nowhere}
+spec:
+  nodeSelector: {disk: ssd}
+  containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent}]
+"#,
+    );
+    s.wait_for(
+        &["pod", "placed"],
+        "{.spec.nodeName} {.status.phase}",
+        20,
+        |v| v == "test-node Running",
+    );
+    let m = s.wait_for(
+        &["pod", "toobig"],
+        "{.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        20,
+        |v| !v.is_empty(),
+    );
+    assert_eq!(
+        m,
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
+    );
+    let m = s.wait_for(
+        &["pod", "nowhere"],
+        "{.status.conditions[?(@.type==\"PodScheduled\")].message}",
+        20,
+        |v| !v.is_empty(),
+    );
+    assert!(
+        m.starts_with(
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+        ),
+        "{m}"
+    );
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=toobig",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("FailedScheduling"), "{events}");
+    // a matching node label: the pod is retried and placed
+    s.ok(&["label", "node", "test-node", "disk=ssd"]);
+    s.wait_for(&["pod", "nowhere"], "{.spec.nodeName}", 20, |v| {
+        v == "test-node"
+    });
+    s.ok(&["delete", "pod", "--all", "--wait=true", "--timeout=60s"]);
+    wait_node_empty(&s);
+}

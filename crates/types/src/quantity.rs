@@ -40,6 +40,11 @@ pub enum QuantityError {
 
 const NANO: i128 = 1_000_000_000;
 
+fn ceil_div(n: i128, d: i128) -> i64 {
+    let q = n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0);
+    i64::try_from(q).unwrap_or(if q < 0 { i64::MIN } else { i64::MAX })
+}
+
 fn pow10(exp: u32) -> Option<i128> {
     10i128.checked_pow(exp)
 }
@@ -136,6 +141,16 @@ impl Quantity {
     /// The value in nano-units.
     pub fn nanos(&self) -> i128 {
         self.nanos
+    }
+
+    /// The value in whole units, rounded up (kube's `Value()`), saturating.
+    pub fn value(&self) -> i64 {
+        ceil_div(self.nanos, NANO)
+    }
+
+    /// The value in thousandths, rounded up (kube's `MilliValue()`), saturating.
+    pub fn milli_value(&self) -> i64 {
+        ceil_div(self.nanos, NANO / 1000)
     }
 
     /// The format it prints in.
