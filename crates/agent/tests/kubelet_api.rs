@@ -97,6 +97,13 @@ fn main() {
         ("port_forward_reaches_a_port_inside_the_pod_network", |f| {
             Box::pin(port_forward_reaches_a_port_inside_the_pod_network(f))
         }),
+        (
+            "port_forward_speaks_spdy_tunnelled_in_websocket_as_kubectl_does",
+            |f| Box::pin(port_forward_speaks_spdy_tunnelled_in_websocket_as_kubectl_does(f)),
+        ),
+        ("port_forward_speaks_plain_spdy", |f| {
+            Box::pin(port_forward_speaks_plain_spdy(f))
+        }),
         ("spdy_and_clients_without_a_certificate_are_refused", |f| {
             Box::pin(spdy_and_clients_without_a_certificate_are_refused(f))
         }),
@@ -580,4 +587,165 @@ async fn spdy_and_clients_without_a_certificate_are_refused(f: Arc<Fixture>) {
         }
     };
     assert!(refused, "a client without a certificate was served");
+}
+
+/// A SPDY client connection: over WebSocket messages or raw bytes.
+enum SpdyConn {
+    Ws(Box<Ws>),
+    Raw(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+impl SpdyConn {
+    async fn send(&mut self, bytes: Vec<u8>) {
+        match self {
+            SpdyConn::Ws(ws) => ws.send(Message::Binary(bytes.into())).await.unwrap(),
+            SpdyConn::Raw(io) => {
+                use tokio::io::AsyncWriteExt;
+                io.write_all(&bytes).await.unwrap()
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        match self {
+            SpdyConn::Ws(ws) => match ws.next().await {
+                Some(Ok(Message::Binary(b))) => Some(b.to_vec()),
+                Some(Ok(Message::Ping(_))) => Some(Vec::new()),
+                _ => None,
+            },
+            SpdyConn::Raw(io) => {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 32 * 1024];
+                match io.read(&mut buf).await {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some(buf)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Plays kubectl's port-forward over a SPDY connection: two requests, one
+/// to httpd in the pod, one to a port nothing listens on.
+async fn kubectl_port_forward(mut conn: SpdyConn) {
+    use berth_agent::server::spdy::{self, FLAG_FIN, Frame, Headers};
+    let mut writer = spdy::Writer::new();
+    let mut reader = spdy::Reader::new();
+    let headers = |kind: &str, port: u16, request: u32| -> Headers {
+        [
+            ("streamtype", kind.to_owned()),
+            ("port", port.to_string()),
+            ("requestid", request.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), vec![v]))
+        .collect()
+    };
+    let mut frames: Vec<Frame> = Vec::new();
+    async fn next(conn: &mut SpdyConn, reader: &mut spdy::Reader) -> Frame {
+        loop {
+            if let Some(f) = reader.next_frame().unwrap() {
+                return f;
+            }
+            let bytes = conn.recv().await.expect("the connection ended");
+            reader.feed(&bytes);
+        }
+    }
+    for (request, port) in [(0u32, 8080u16), (1, 1)] {
+        let (error_id, data_id) = (request * 4 + 1, request * 4 + 3);
+        conn.send(writer.syn_stream(error_id, 0, &headers("error", port, request)))
+            .await;
+        // kubectl closes its side of the error stream at once
+        conn.send(spdy::data(error_id, FLAG_FIN, &[])).await;
+        conn.send(writer.syn_stream(data_id, 0, &headers("data", port, request)))
+            .await;
+        conn.send(spdy::data(data_id, 0, b"GET /index.html HTTP/1.0\r\n\r\n"))
+            .await;
+        let (mut data, mut error) = (String::new(), String::new());
+        let (mut data_fin, mut error_fin, mut replies) = (false, false, 0);
+        while !(data_fin && error_fin && replies == 2) {
+            let frame = next(&mut conn, &mut reader).await;
+            match &frame {
+                Frame::SynReply { stream, .. } if *stream == error_id || *stream == data_id => {
+                    replies += 1
+                }
+                Frame::Data {
+                    stream,
+                    flags,
+                    data: d,
+                } if *stream == data_id => {
+                    data.push_str(&String::from_utf8_lossy(d));
+                    data_fin |= flags & FLAG_FIN != 0;
+                }
+                Frame::Data {
+                    stream,
+                    flags,
+                    data: d,
+                } if *stream == error_id => {
+                    error.push_str(&String::from_utf8_lossy(d));
+                    error_fin |= flags & FLAG_FIN != 0;
+                }
+                _ => {}
+            }
+            frames.push(frame);
+        }
+        if port == 8080 {
+            assert!(data.contains("hello-www"), "{data:?} {error:?}");
+            assert_eq!(error, "");
+        } else {
+            assert_eq!(data, "");
+            assert!(
+                error.starts_with(&format!(
+                    "error forwarding port 1 to pod {POD}, uid {UID}: "
+                )),
+                "{error:?}"
+            );
+        }
+    }
+    // pings come back
+    conn.send(spdy::ping(11)).await;
+    loop {
+        if next(&mut conn, &mut reader).await == Frame::Ping(11) {
+            break;
+        }
+    }
+}
+
+async fn port_forward_speaks_spdy_tunnelled_in_websocket_as_kubectl_does(f: Arc<Fixture>) {
+    poll_get(&f, &format!("/containerLogs/{NS}/{POD}/app"), "one\ntwo\n").await;
+    let (ws, chosen) = f
+        .ws(
+            &format!("/portForward/{NS}/{POD}"),
+            "SPDY/3.1+portforward.k8s.io",
+        )
+        .await;
+    assert_eq!(chosen, "SPDY/3.1+portforward.k8s.io");
+    kubectl_port_forward(SpdyConn::Ws(Box::new(ws))).await;
+}
+
+async fn port_forward_speaks_plain_spdy(f: Arc<Fixture>) {
+    poll_get(&f, &format!("/containerLogs/{NS}/{POD}/app"), "one\ntwo\n").await;
+    let stream = f.connect(&f.client).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection.with_upgrades());
+    let request = hyper::Request::post(format!("/portForward/{NS}/{POD}"))
+        .header("host", "node-1")
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "portforward.k8s.io")
+        .body(Body::empty())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["x-stream-protocol-version"],
+        "portforward.k8s.io"
+    );
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    kubectl_port_forward(SpdyConn::Raw(TokioIo::new(upgraded))).await;
 }

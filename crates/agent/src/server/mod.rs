@@ -17,6 +17,8 @@ mod http;
 pub mod logs;
 pub mod lookup;
 pub mod portforward;
+pub mod spdy;
+pub mod spdy_forward;
 pub mod stream;
 
 mod tls;

@@ -5,9 +5,9 @@
 //! connection to localhost made *inside the pod's network namespace*
 //! (a short-lived thread joins the sandbox's `ns/net`).
 //!
-//! kubectl 1.33 tunnels SPDY inside WebSocket
-//! (`SPDY/3.1+portforward.k8s.io`) and falls back to plain SPDY: neither is
-//! served yet, both are refused with a 400 that says so.
+//! kubectl (1.31+) tunnels SPDY inside WebSocket
+//! (`SPDY/3.1+portforward.k8s.io`) and falls back to plain SPDY: both are
+//! served by [`spdy_forward`](super::spdy_forward).
 
 use std::fs::File;
 use std::io;
@@ -28,6 +28,7 @@ use super::State;
 use super::channel;
 use super::http::{Failure, query_pairs};
 use super::lookup;
+use super::spdy_forward;
 use super::upgrade;
 
 /// The port-forward protocols served over WebSocket.
@@ -92,35 +93,155 @@ fn netns_of(state: &State, sandbox: &berth_engine::sandbox::Sandbox) -> Option<P
     ))
 }
 
-/// Serves a port-forward request.
+/// Serves a port-forward request: SPDY tunnelled in WebSocket, plain
+/// SPDY, or the WebSocket channel form.
 pub(crate) async fn serve(
     state: &Arc<State>,
     namespace: &str,
     pod: &str,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    upgrade::require_websocket(&request)?;
-    let offered = upgrade::offered(&request);
-    if offered.iter().any(|p| p.starts_with("SPDY/")) {
-        return Err(Failure::bad_request(upgrade::SPDY_REFUSED));
+    let upgrade = request
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let plain_spdy = upgrade.starts_with("SPDY/");
+    if !plain_spdy {
+        upgrade::require_websocket(&request)?;
     }
-    let protocol = channel::negotiate(&offered, PORT_FORWARD_PROTOCOLS)
-        .map_err(Failure::bad_request)?
-        .map(|(name, ())| name);
-    let ports = parse_ports(request.uri().query()).map_err(Failure::bad_request)?;
+    let offered = upgrade::offered(&request);
+    let tunnel = offered.iter().any(|p| p == spdy_forward::TUNNEL_PROTOCOL);
     let (ns, name) = (namespace.to_owned(), pod.to_owned());
     let sandbox = state
         .blocking(move |engine| lookup::sandbox_of(engine, &ns, &name))
         .await?
         .ok_or_else(|| Failure::not_found(format!("pod {pod:?} does not exist")))?;
-    let netns = netns_of(state, &sandbox);
+    let target = spdy_forward::Target {
+        netns: netns_of(state, &sandbox),
+        pod: pod.to_owned(),
+        uid: sandbox
+            .labels
+            .get(lookup::POD_UID)
+            .cloned()
+            .unwrap_or_else(|| sandbox.id.clone()),
+    };
+    if plain_spdy {
+        return spdy_upgrade(request, target);
+    }
+    if tunnel {
+        let (response, on_upgrade) =
+            upgrade::accept(&mut request, Some(spdy_forward::TUNNEL_PROTOCOL))?;
+        tokio::spawn(async move {
+            if let Some(socket) = upgrade::open(on_upgrade).await {
+                tunnel_spdy(socket, target).await;
+            }
+        });
+        return Ok(response);
+    }
+    let protocol = channel::negotiate(&offered, PORT_FORWARD_PROTOCOLS)
+        .map_err(Failure::bad_request)?
+        .map(|(name, ())| name);
+    let ports = parse_ports(request.uri().query()).map_err(Failure::bad_request)?;
     let (response, on_upgrade) = upgrade::accept(&mut request, protocol)?;
-    let pod = pod.to_owned();
     tokio::spawn(async move {
         if let Some(socket) = upgrade::open(on_upgrade).await {
-            relay(socket, ports, netns, pod, sandbox.id).await;
+            relay(socket, ports, target.netns, target.pod, target.uid).await;
         }
     });
+    Ok(response)
+}
+
+/// SPDY inside WebSocket binary messages.
+async fn tunnel_spdy(socket: upgrade::Socket, target: spdy_forward::Target) {
+    let (mut sink, source) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = out_rx.recv().await {
+            if sink.send(Message::Binary(frame.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let incoming = source
+        .take_while(|m| futures::future::ready(matches!(m, Ok(m) if !m.is_close())))
+        .filter_map(|m| {
+            futures::future::ready(match m {
+                Ok(Message::Binary(b)) => Some(b.to_vec()),
+                _ => None,
+            })
+        });
+    spdy_forward::serve(Box::pin(incoming), out_tx, target).await;
+    writer.abort();
+}
+
+/// A plain `Upgrade: SPDY/3.1` with `X-Stream-Protocol-Version: portforward.k8s.io`.
+fn spdy_upgrade(
+    mut request: Request<Incoming>,
+    target: spdy_forward::Target,
+) -> Result<Response<Body>, Failure> {
+    let versions: Vec<String> = request
+        .headers()
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_owned())
+        .collect();
+    if !versions.iter().any(|v| v == spdy_forward::PROTOCOL) {
+        return Err(Failure::new(
+            403,
+            format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {versions:?}, server supports [\"{}\"]",
+                spdy_forward::PROTOCOL
+            ),
+        ));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let (r, mut w) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = out_rx.recv().await {
+                if w.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            let _ = w.shutdown().await;
+        });
+        let incoming = Box::pin(futures::stream::unfold(r, |mut r| async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((buf, r))
+                }
+            }
+        }));
+        spdy_forward::serve(incoming, out_tx, target).await;
+        writer.abort();
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("SPDY/3.1"),
+    );
+    h.insert(
+        "x-stream-protocol-version",
+        hyper::header::HeaderValue::from_static(spdy_forward::PROTOCOL),
+    );
     Ok(response)
 }
 
