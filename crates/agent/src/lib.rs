@@ -20,6 +20,7 @@ pub mod env;
 pub mod names;
 pub mod node;
 pub mod probe;
+pub mod server;
 pub mod status;
 pub mod translate;
 pub mod volumes;

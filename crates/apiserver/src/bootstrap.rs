@@ -49,6 +49,9 @@ pub struct ControlPlane {
     pub addr: SocketAddr,
     /// Where the admin kubeconfig was written.
     pub kubeconfig: PathBuf,
+    /// The cluster's PKI (e.g. to issue a node's kubelet serving certificate
+    /// with [`Pki::issue_kubelet_serving_cert`]).
+    pub pki: Arc<Pki>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -88,6 +91,7 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
         authn = authn.with_static_tokens(StaticTokens::load(path)?);
     }
     let api = Api::new(store, Some(Security::new(authn, signer)));
+    api.set_kubelet_client(pki.kubelet_client_config()?);
     let server = Server::bind(config.bind, pki.server_config(), api.clone())
         .await
         .map_err(|e| StartError::Bind(config.bind, e))?;
@@ -131,6 +135,7 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
         server,
         addr,
         kubeconfig,
+        pki: Arc::new(pki),
     })
 }
 

@@ -121,9 +121,12 @@ fn resource_route(group: &str, version: &str, rest: &[&str], registry: &Registry
         ["namespaces", ns, plural] => target(plural, ns, "", ""),
         ["namespaces", ns, plural, name] => target(plural, ns, name, ""),
         ["namespaces", ns, plural, name, sub] => target(plural, ns, name, sub),
+        // `…/proxy/<path>`: the rest of the path is the proxied one.
+        ["namespaces", ns, plural, name, "proxy", _, ..] => target(plural, ns, name, "proxy"),
         [plural] => target(plural, "", "", ""),
         [plural, name] => target(plural, "", name, ""),
         [plural, name, sub] => target(plural, "", name, sub),
+        [plural, name, "proxy", _, ..] => target(plural, "", name, "proxy"),
         _ => None,
     }
 }

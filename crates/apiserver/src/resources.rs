@@ -536,8 +536,15 @@ fn builtin_subresources(group: &str, version: &str, plural: &str, kind: &str) ->
             ),
             status(),
         ],
+        ("", "nodes") => vec![
+            sub(
+                "proxy",
+                ("", "v1", "NodeProxyOptions"),
+                &["create", "delete", "get", "patch", "update"],
+            ),
+            status(),
+        ],
         ("", "services")
-        | ("", "nodes")
         | ("", "persistentvolumes")
         | ("", "persistentvolumeclaims")
         | ("", "resourcequotas")

@@ -3,6 +3,7 @@
 //! authorization, then the verb handlers.
 
 mod discovery;
+pub mod node_proxy;
 pub mod objects;
 pub mod patch;
 mod subresources;
@@ -50,6 +51,9 @@ pub struct Api {
     /// Authentication and authorization; `None` serves everyone as an
     /// administrator (in-process use and tests only).
     pub security: Option<crate::security::Security>,
+    /// The TLS client configuration kubelets are dialed with (the
+    /// kube-apiserver-kubelet-client certificate); `None` until set.
+    pub kubelet_tls: std::sync::RwLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -250,6 +254,14 @@ async fn serve(api: &Arc<Api>, request: Request) -> Result<Response, ApiError> {
                     .authorize_resource(api, &ctx.user, verb, &target)
                     .await?;
             }
+            if node_proxy::handles(&target) {
+                if !allowed(&target.resource, &target.subresource, verb) {
+                    return Err(ApiError::method_not_allowed(
+                        "the server does not allow this method on the requested resource",
+                    ));
+                }
+                return node_proxy::serve(api, &target, &ctx, parts, body).await;
+            }
             let body = read_body(body).await?;
             resource(api, &target, &ctx, verb, &body).await
         }
@@ -356,7 +368,21 @@ impl Api {
             event_ttl: Duration::from_secs(3600),
             crds: crate::crd::Crds::default(),
             security,
+            kubelet_tls: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Sets the TLS client configuration kubelets are dialed with.
+    pub fn set_kubelet_client(&self, config: Arc<rustls::ClientConfig>) {
+        *self.kubelet_tls.write().unwrap_or_else(|p| p.into_inner()) = Some(config);
+    }
+
+    /// The TLS client configuration kubelets are dialed with, if set.
+    pub fn kubelet_client(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.kubelet_tls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How many objects each stored resource has (`apiserver_storage_objects`).

@@ -1,7 +1,7 @@
 //! Subresources other than `status`: `scale`, `pods/binding`,
 //! `pods/eviction`, `pods/ephemeralcontainers`, `namespaces/finalize`,
-//! `serviceaccounts/token`, and the streaming ones that wait for the node
-//! agent.
+//! `serviceaccounts/token` (the streaming ones, served by the node's
+//! kubelet, are in `node_proxy`).
 
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -55,12 +55,11 @@ pub async fn serve(
             }
             render_one(api, target, ctx, stored, 200)
         }
-        "log" | "exec" | "attach" | "portforward" | "proxy" => {
-            Err(ApiError::not_supported_yet(&format!(
-                "{}/{} needs the node agent, which is not part of this berth server yet",
-                target.resource.plural, target.subresource
-            )))
-        }
+        // Served by the node's kubelet through node_proxy before this.
+        "log" | "exec" | "attach" | "portforward" | "proxy" => Err(ApiError::bad_request(format!(
+            "{}/{} streams from the node's kubelet: it cannot be served here",
+            target.resource.plural, target.subresource
+        ))),
         other => Err(ApiError::no_route(other)),
     }
 }

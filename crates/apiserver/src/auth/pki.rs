@@ -3,7 +3,9 @@
 //!
 //! Files in the directory (mode 0700; keys 0600, certificates 0644):
 //! `ca.crt`, `ca.key`, `apiserver.crt`, `apiserver.key`, `admin.crt`, `admin.key`,
-//! `sa.key` (PKCS#8 ECDSA P-256) and `sa.pub` (its public key).
+//! `apiserver-kubelet-client.crt`, `apiserver-kubelet-client.key` (the API server's
+//! client certificate towards the node agents' kubelet API), `sa.key` (PKCS#8 ECDSA
+//! P-256) and `sa.pub` (its public key).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -32,6 +34,10 @@ pub const SERVING_COMMON_NAME: &str = "kube-apiserver";
 pub const ADMIN_USER: &str = "admin";
 /// The admin client certificate's group: Kubernetes' superuser group.
 pub const MASTERS_GROUP: &str = "system:masters";
+/// The user name of the API server's client certificate towards kubelets (kube's).
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+/// The group of a node's kubelet serving certificate.
+pub const NODES_GROUP: &str = "system:nodes";
 /// The names and addresses every serving certificate holds.
 pub const DEFAULT_SANS: &[&str] = &[
     "localhost",
@@ -55,6 +61,8 @@ const SERVING_CRT: &str = "apiserver.crt";
 const SERVING_KEY: &str = "apiserver.key";
 const ADMIN_CRT: &str = "admin.crt";
 const ADMIN_KEY: &str = "admin.key";
+const KUBELET_CLIENT_CRT: &str = "apiserver-kubelet-client.crt";
+const KUBELET_CLIENT_KEY: &str = "apiserver-kubelet-client.key";
 const SA_KEY: &str = "sa.key";
 const SA_PUB: &str = "sa.pub";
 
@@ -66,6 +74,8 @@ pub struct Pki {
     serving_cert_pem: String,
     admin_cert_pem: String,
     admin_key_pem: String,
+    kubelet_client_cert_pem: String,
+    kubelet_client_key_pem: String,
     sa_key_pem: String,
     sa_public_pem: String,
     server_config: Arc<rustls::ServerConfig>,
@@ -128,6 +138,20 @@ impl Pki {
         let admin_cert_pem = read_text(&admin_path)?;
         let admin_key_pem = read_text(&admin_key_path)?;
 
+        let kc_path = dir.join(KUBELET_CLIENT_CRT);
+        let kc_key_path = dir.join(KUBELET_CLIENT_KEY);
+        let kc_ok = match (read_optional(&kc_path)?, read_optional(&kc_key_path)?) {
+            (Some(cert), Some(_)) => leaf_current(&cert, &ca.subject_der, &kc_path)?,
+            _ => false,
+        };
+        if !kc_ok {
+            let (cert, key) = ca.issue_client(KUBELET_CLIENT_USER, &[MASTERS_GROUP.to_string()])?;
+            write_atomic(&kc_key_path, key.as_bytes(), 0o600)?;
+            write_atomic(&kc_path, cert.as_bytes(), 0o644)?;
+        }
+        let kubelet_client_cert_pem = read_text(&kc_path)?;
+        let kubelet_client_key_pem = read_text(&kc_key_path)?;
+
         let sa_path = dir.join(SA_KEY);
         let sa_key_pem = match read_optional(&sa_path)? {
             Some(pem) => pem,
@@ -162,6 +186,8 @@ impl Pki {
             serving_cert_pem,
             admin_cert_pem,
             admin_key_pem,
+            kubelet_client_cert_pem,
+            kubelet_client_key_pem,
             sa_key_pem,
             sa_public_pem,
             server_config,
@@ -203,6 +229,57 @@ impl Pki {
     /// The admin client key (PKCS#8 PEM).
     pub fn admin_key_pem(&self) -> &str {
         &self.admin_key_pem
+    }
+
+    /// The API server's client certificate towards kubelets (PEM; CN
+    /// "kube-apiserver-kubelet-client", O "system:masters", as kubeadm makes it).
+    pub fn kubelet_client_cert_pem(&self) -> &str {
+        &self.kubelet_client_cert_pem
+    }
+
+    /// The key of [`Pki::kubelet_client_cert_pem`] (PKCS#8 PEM).
+    pub fn kubelet_client_key_pem(&self) -> &str {
+        &self.kubelet_client_key_pem
+    }
+
+    /// The TLS client configuration the API server dials kubelets with: the
+    /// kubelet-client certificate, the cluster CA as the only root (a kubelet's
+    /// serving certificate comes from [`Pki::issue_kubelet_serving_cert`]), ALPN
+    /// `http/1.1` (upgrades are HTTP/1.1).
+    pub fn kubelet_client_config(&self) -> Result<Arc<rustls::ClientConfig>, AuthError> {
+        client_config(
+            &self.ca_cert_pem,
+            &self.kubelet_client_cert_pem,
+            &self.kubelet_client_key_pem,
+        )
+    }
+
+    /// Issues a node's kubelet serving certificate (1 year, ECDSA P-256): CN
+    /// `system:node:<node>`, O `system:nodes`, SANs the node name and `addresses`
+    /// (as the kubelet's CSR-issued serving certificates are). Returns
+    /// `(cert_pem, key_pem)`; nothing is written to the directory.
+    pub fn issue_kubelet_serving_cert(
+        &self,
+        node: &str,
+        addresses: &[IpAddr],
+    ) -> Result<(String, String), AuthError> {
+        if node.is_empty() {
+            return Err(AuthError::cert(
+                "a kubelet serving certificate",
+                "the node name is empty",
+            ));
+        }
+        let mut sans = vec![node.to_ascii_lowercase()];
+        sans.extend(addresses.iter().map(IpAddr::to_string));
+        let ca = CaParts::parse(&self.ca_cert_pem, &self.ca_key_pem, &self.dir)?;
+        let what = format!("the kubelet serving certificate of node {node:?}");
+        let mut params = CertificateParams::new(sans).map_err(|e| AuthError::cert(&what, e))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("system:node:{node}"));
+        dn.push(DnType::OrganizationName, NODES_GROUP);
+        params.distinguished_name = dn;
+        leaf_defaults(&mut params, ExtendedKeyUsagePurpose::ServerAuth)?;
+        ca.sign(params, &what)
     }
 
     /// The ServiceAccount signing key (PKCS#8 PEM, ECDSA P-256); see
@@ -534,6 +611,36 @@ fn build_server_config(
     Ok(Arc::new(config))
 }
 
+/// A TLS client configuration: `ca_pem` the only root, the client certificate and
+/// key presented, ALPN `http/1.1`.
+pub fn client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, AuthError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let ca = ca.map_err(|e| AuthError::Tls(format!("the CA certificate: {e}")))?;
+        roots
+            .add(ca)
+            .map_err(|e| AuthError::Tls(format!("adding the CA to the roots: {e}")))?;
+    }
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AuthError::Tls(format!("the client certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| AuthError::Tls(format!("the client key: {e}")))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AuthError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| AuthError::Tls(format!("the client certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,10 +665,10 @@ mod tests {
         let pki =
             Pki::load_or_create(&dir, &["berth.example".into(), "198.18.200.3".into()]).unwrap();
         assert_eq!(mode(&dir), 0o700);
-        for key in [CA_KEY, SERVING_KEY, ADMIN_KEY, SA_KEY] {
+        for key in [CA_KEY, SERVING_KEY, ADMIN_KEY, KUBELET_CLIENT_KEY, SA_KEY] {
             assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
         }
-        for crt in [CA_CRT, SERVING_CRT, ADMIN_CRT] {
+        for crt in [CA_CRT, SERVING_CRT, ADMIN_CRT, KUBELET_CLIENT_CRT] {
             assert!(dir.join(crt).exists(), "{crt}");
         }
         let sans = sans_of(pki.serving_cert_pem());
@@ -691,5 +798,52 @@ mod tests {
         let user = super::super::authn::user_from_certificate(&der).unwrap();
         assert_eq!(user.username, "admin");
         assert_eq!(user.groups, vec!["system:masters", "system:authenticated"]);
+    }
+
+    #[test]
+    fn the_kubelet_client_is_kube_apiserver_kubelet_client_in_system_masters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(tmp.path(), &[]).unwrap();
+        let der = CertificateDer::from_pem_slice(pki.kubelet_client_cert_pem().as_bytes()).unwrap();
+        let user = super::super::authn::user_from_certificate(&der).unwrap();
+        assert_eq!(user.username, "kube-apiserver-kubelet-client");
+        assert_eq!(user.groups, vec!["system:masters", "system:authenticated"]);
+        let again = Pki::load_or_create(tmp.path(), &[]).unwrap();
+        assert_eq!(
+            pki.kubelet_client_cert_pem(),
+            again.kubelet_client_cert_pem()
+        );
+        assert!(pki.kubelet_client_config().is_ok());
+    }
+
+    #[test]
+    fn a_kubelet_serving_cert_names_the_node_and_its_addresses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(tmp.path(), &[]).unwrap();
+        let (cert, key) = pki
+            .issue_kubelet_serving_cert("Node-1", &["10.0.0.7".parse().unwrap()])
+            .unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+        let sans = sans_of(&cert);
+        assert_eq!(
+            sans,
+            ["node-1", "10.0.0.7"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let cn: Vec<_> = parsed
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        assert_eq!(cn, vec!["system:node:Node-1"]);
+        let err = pki
+            .issue_kubelet_serving_cert("", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node name is empty"), "{err}");
     }
 }
