@@ -65,6 +65,9 @@ pub struct Config {
     pub pod_cidr: Option<String>,
     /// Extra node labels.
     pub labels: BTreeMap<String, String>,
+    /// The kubelet API's TLS material (`None`: no kubelet API, so no logs,
+    /// exec or port-forward through the API server).
+    pub kubelet_tls: Option<server::ServerTls>,
 }
 
 /// Errors that stop the agent.
@@ -291,6 +294,17 @@ pub async fn run(
             }
         }
     };
+    if let Some(tls) = cfg.kubelet_tls.clone() {
+        let addr = std::net::SocketAddr::new(cfg.node_ip, cfg.kubelet_port);
+        match server::KubeletServer::bind(addr, tls, cfg.root.clone()).await {
+            Ok(s) => {
+                tokio::spawn(s.run(std::future::pending()));
+            }
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "the kubelet API cannot listen: no logs, exec or port-forward")
+            }
+        }
+    }
     let node_uid = node.metadata.uid.clone();
     if let Err(e) = node::renew_lease(&client, &cfg, node_uid.as_deref()).await {
         tracing::warn!(error = %e, "lease");

@@ -39,6 +39,13 @@ pub struct AgentArgs {
     /// The cluster's CA certificate (PEM).
     #[arg(long)]
     certificate_authority: PathBuf,
+    /// The kubelet API's serving certificate (PEM, signed by the cluster
+    /// CA); without it the node serves no logs, exec or port-forward.
+    #[arg(long, requires = "kubelet_private_key")]
+    kubelet_certificate: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "kubelet_certificate")]
+    kubelet_private_key: Option<PathBuf>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -77,6 +84,7 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
         kubelet_port: n.kubelet_port,
         pod_cidr,
         labels,
+        kubelet_tls: None,
     })
 }
 
@@ -94,7 +102,17 @@ fn default_ip() -> IpAddr {
 
 /// Runs `berth agent`.
 pub fn run(root: &Path, a: &AgentArgs) -> Result<()> {
-    let cfg = agent_config(root, &a.node)?;
+    let mut cfg = agent_config(root, &a.node)?;
+    if let (Some(cert), Some(key)) = (&a.kubelet_certificate, &a.kubelet_private_key) {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))
+        };
+        cfg.kubelet_tls = Some(berth_agent::server::ServerTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: read(&a.certificate_authority)?,
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -122,7 +122,16 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
         };
         berth_scheduler::run::spawn(as_user("system:kube-scheduler", &["system:authenticated"]));
         if !a.disable_agent {
-            let cfg = crate::agent_cmd::agent_config(root, &a.node)?;
+            let mut cfg = crate::agent_cmd::agent_config(root, &a.node)?;
+            let (cert_pem, key_pem) = plane
+                .pki
+                .issue_kubelet_serving_cert(&cfg.node_name, &[cfg.node_ip])
+                .context("the node's kubelet serving certificate")?;
+            cfg.kubelet_tls = Some(berth_agent::server::ServerTls {
+                cert_pem,
+                key_pem,
+                client_ca_pem: plane.pki.ca_pem().to_owned(),
+            });
             let user = berth_apiserver::auth::authn::UserInfo {
                 username: format!("system:node:{}", cfg.node_name),
                 groups: vec!["system:nodes".into(), "system:authenticated".into()],

@@ -526,3 +526,133 @@ spec:
     s.ok(&["delete", "pod", "--all", "--wait=true", "--timeout=60s"]);
     wait_node_empty(&s);
 }
+
+#[test]
+fn kubectl_logs_exec_cp_and_port_forward_reach_the_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: talk}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: web
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo line1; echo line2; echo err >&2; mkdir -p /www; echo served > /www/index.html; exec httpd -f -p 8080 -h /www"]
+  - name: side
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo from-side; sleep 3600"]
+"#,
+    );
+    s.wait_for(&["pod", "talk"], "{.status.phase}", 30, |v| v == "Running");
+    std::thread::sleep(Duration::from_millis(500));
+    let logs = s.ok(&["logs", "talk", "-c", "web"]);
+    assert_eq!(logs, "line1\nline2\nerr\n");
+    assert_eq!(s.ok(&["logs", "talk", "-c", "web", "--tail", "1"]), "err\n");
+    // kubectl names the first container itself; the API asks for one
+    let out = s.kubectl(&["logs", "talk"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "line1\nline2\nerr\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Defaulted container \"web\" out of: web, side"));
+    let err = s.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/talk/log"]);
+    assert!(
+        err.contains("a container name must be specified for pod talk, choose one of: [web side]"),
+        "{err}"
+    );
+    let all = s.ok(&["logs", "talk", "--all-containers", "--prefix"]);
+    assert!(
+        all.contains("[pod/talk/web] line1") && all.contains("[pod/talk/side] from-side"),
+        "{all}"
+    );
+    let ts = s.ok(&["logs", "talk", "-c", "side", "--timestamps"]);
+    assert!(ts.contains("Z from-side"), "{ts}");
+    let err = s.fails(&["logs", "talk", "-c", "side", "-p"]);
+    assert!(
+        err.contains("previous terminated container \"side\" in pod \"talk\" not found"),
+        "{err}"
+    );
+    // exec, with stdin
+    assert_eq!(
+        s.ok(&[
+            "exec",
+            "talk",
+            "-c",
+            "side",
+            "--",
+            "sh",
+            "-c",
+            "echo $((6*7))"
+        ]),
+        "42\n"
+    );
+    let out = s.kubectl_in(
+        &["exec", "-i", "talk", "-c", "side", "--", "tr", "a-z", "A-Z"],
+        "shout\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "SHOUT\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.kubectl(&["exec", "talk", "-c", "side", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // cp (tar through exec)
+    let local = dir.path().join("up.txt");
+    std::fs::write(&local, "copied in\n").unwrap();
+    s.ok(&[
+        "cp",
+        &local.display().to_string(),
+        "talk:/tmp/up.txt",
+        "-c",
+        "side",
+    ]);
+    assert_eq!(
+        s.ok(&["exec", "talk", "-c", "side", "--", "cat", "/tmp/up.txt"]),
+        "copied in\n"
+    );
+    // port-forward: a local port to the pod's 8080
+    let port = berth_testutil::free_port();
+    let mut pf = std::process::Command::new("kubectl")
+        .args(["port-forward", "pod/talk", &format!("{port}:8080")])
+        .envs(s.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let got = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut c| {
+                use std::io::{Read, Write};
+                c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                c.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+                let mut b = String::new();
+                c.read_to_string(&mut b).ok()?;
+                Some(b)
+            });
+        if let Some(b) = got.filter(|b| b.contains("served")) {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port-forward never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    let _ = pf.kill();
+    let _ = pf.wait();
+    s.ok(&["delete", "pod", "talk", "--wait=true", "--timeout=30s"]);
+    wait_node_empty(&s);
+}

@@ -289,6 +289,15 @@ async fn finish(
     if let Some(frame) = channel::final_error(version, status) {
         let _ = sink.send(Message::Binary(frame.into())).await;
     }
+    // a normal closure (1000): client-go reads a close without a code as an error
+    let _ = sink
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "".into(),
+            },
+        )))
+        .await;
     let _ = sink.close().await;
 }
 
