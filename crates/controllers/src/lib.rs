@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+pub mod util;
+
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).
 pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
