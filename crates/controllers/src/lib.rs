@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+pub mod replicaset;
 pub mod util;
 
 /// Makes a client that acts as the named controller's ServiceAccount
@@ -19,5 +20,6 @@ pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
-    let _ = clients;
+    replicaset::spawn_replicasets(clients);
+    replicaset::spawn_replication_controllers(clients);
 }

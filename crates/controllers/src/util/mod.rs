@@ -11,8 +11,12 @@
 //! - [`owner`]: controller references (`ownerReferences` with
 //!   `controller: true`), adoption and release;
 //! - [`pod`]: "is this pod active / ready / available";
+//! - [`api`]: reading API errors (not found, conflict, message);
+//! - [`events`]: core/v1 Events as kube's recorder writes them;
 //! - [`selector`]: label selectors against label maps.
 
+pub mod api;
+pub mod events;
 pub mod expectations;
 pub mod informer;
 pub mod owner;
