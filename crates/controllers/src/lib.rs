@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+pub mod deployment;
 pub mod replicaset;
 pub mod util;
 
@@ -21,5 +22,6 @@ pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
     replicaset::spawn_replicasets(clients);
+    deployment::spawn(clients);
     replicaset::spawn_replication_controllers(clients);
 }
