@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 pub mod deployment;
+pub mod gc;
 pub mod replicaset;
 pub mod util;
 
@@ -23,5 +24,6 @@ pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 pub fn spawn_all(clients: &Clients) {
     replicaset::spawn_replicasets(clients);
     deployment::spawn(clients);
+    gc::spawn(clients);
     replicaset::spawn_replication_controllers(clients);
 }

@@ -12,10 +12,12 @@
 //!   `controller: true`), adoption and release;
 //! - [`pod`]: "is this pod active / ready / available";
 //! - [`api`]: reading API errors (not found, conflict, message);
+//! - [`discovery`]: the API's resources (CRDs included) from discovery;
 //! - [`events`]: core/v1 Events as kube's recorder writes them;
 //! - [`selector`]: label selectors against label maps.
 
 pub mod api;
+pub mod discovery;
 pub mod events;
 pub mod expectations;
 pub mod informer;
