@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 pub mod deployment;
 pub mod gc;
+pub mod namespace;
 pub mod replicaset;
 pub mod util;
 
@@ -25,5 +26,6 @@ pub fn spawn_all(clients: &Clients) {
     replicaset::spawn_replicasets(clients);
     deployment::spawn(clients);
     gc::spawn(clients);
+    namespace::spawn(clients);
     replicaset::spawn_replication_controllers(clients);
 }
