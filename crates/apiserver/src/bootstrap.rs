@@ -124,8 +124,6 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
     seed(&api)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
-    crate::lifecycle::spawn(api.clone());
-    crate::lifecycle::spawn_owner_finalizers(api.clone());
     if let Some(every) = config.compaction_interval {
         spawn_compactor(api.objects.store().clone(), every);
     }

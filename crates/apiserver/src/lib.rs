@@ -19,7 +19,6 @@ pub mod crd;
 mod decode;
 pub mod error;
 pub mod kinds;
-mod lifecycle;
 pub mod meta;
 mod metrics;
 pub mod openapi;

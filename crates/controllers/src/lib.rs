@@ -11,11 +11,21 @@
 
 use std::sync::Arc;
 
+pub mod deployment;
+pub mod gc;
+pub mod namespace;
+pub mod replicaset;
+pub mod util;
+
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).
 pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
-    let _ = clients;
+    replicaset::spawn_replicasets(clients);
+    deployment::spawn(clients);
+    gc::spawn(clients);
+    namespace::spawn(clients);
+    replicaset::spawn_replication_controllers(clients);
 }

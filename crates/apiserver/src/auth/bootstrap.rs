@@ -867,6 +867,24 @@ fn controller_roles() -> Vec<Value> {
             ],
         ),
         c(
+            "replication-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &[CORE],
+                    &["replicationcontrollers"],
+                ),
+                rule(&["update"], &[CORE], &["replicationcontrollers/status"]),
+                rule(&["update"], &[CORE], &["replicationcontrollers/finalizers"]),
+                rule(
+                    &["list", "watch", "patch", "create", "delete"],
+                    &[CORE],
+                    &["pods"],
+                ),
+                events_rule(),
+            ],
+        ),
+        c(
             "root-ca-cert-publisher",
             vec![
                 rule(&["create", "update"], &[CORE], &["configmaps"]),

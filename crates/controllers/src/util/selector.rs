@@ -1,0 +1,103 @@
+//! Label selectors (`matchLabels` + `matchExpressions`, or a plain map as
+//! a ReplicationController's) against an object's labels.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// Whether `labels` satisfy `selector`. An empty selector matches
+/// everything (callers that must match nothing for an empty selector, as
+/// ReplicaSets do, check [`is_empty`] first). An unknown operator matches
+/// nothing.
+pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    if let Some(ml) = &selector.match_labels
+        && !map_matches(ml, labels)
+    {
+        return false;
+    }
+    for req in selector.match_expressions.iter().flatten() {
+        let value = labels.get(&req.key);
+        let values = req.values.as_deref().unwrap_or_default();
+        let ok = match req.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether a selector has no requirement at all.
+pub fn is_empty(selector: &LabelSelector) -> bool {
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+}
+
+/// Whether every `key=value` of `selector` is in `labels` (a map
+/// selector; empty matches everything).
+pub fn map_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.to_owned(),
+            operator: op.to_owned(),
+            values: Some(values.iter().map(|v| (*v).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn match_labels_and_expressions() {
+        let sel = LabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            match_expressions: Some(vec![
+                req("tier", "In", &["a", "b"]),
+                req("env", "NotIn", &["prod"]),
+                req("x", "DoesNotExist", &[]),
+            ]),
+        };
+        assert!(matches(&sel, &labels(&[("app", "web"), ("tier", "a")])));
+        assert!(!matches(&sel, &labels(&[("app", "web"), ("tier", "c")])));
+        assert!(!matches(
+            &sel,
+            &labels(&[("app", "web"), ("tier", "a"), ("env", "prod")])
+        ));
+        assert!(!matches(
+            &sel,
+            &labels(&[("app", "web"), ("tier", "a"), ("x", "")])
+        ));
+        assert!(!matches(&sel, &labels(&[("tier", "a")])));
+        let exists = LabelSelector {
+            match_expressions: Some(vec![req("k", "Exists", &[])]),
+            ..Default::default()
+        };
+        assert!(matches(&exists, &labels(&[("k", "")])));
+        assert!(!matches(&exists, &labels(&[])));
+        assert!(is_empty(&LabelSelector::default()));
+        assert!(!is_empty(&exists));
+    }
+}
