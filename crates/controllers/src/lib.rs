@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 pub mod cronjob;
+pub mod job;
 pub mod workloads_common;
 
 /// Makes a client that acts as the named controller's ServiceAccount
@@ -21,4 +22,6 @@ pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
     tokio::spawn(cronjob::run(clients(cronjob::sync::NAME)));
+    tokio::spawn(job::run(clients(job::sync::NAME)));
+    tokio::spawn(job::ttl::run(clients(job::ttl::NAME)));
 }
