@@ -194,7 +194,7 @@ pub fn job_for(cj: &CronJob, scheduled: Timestamp, tz: &TimeZone) -> Job {
 }
 
 /// Go's `time.RFC1123Z` in UTC.
-fn rfc1123z(t: Timestamp) -> String {
+pub(crate) fn rfc1123z(t: Timestamp) -> String {
     t.to_zoned(TimeZone::UTC)
         .strftime("%a, %d %b %Y %H:%M:%S %z")
         .to_string()

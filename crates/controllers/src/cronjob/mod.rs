@@ -8,3 +8,6 @@ pub mod schedule;
 pub mod sync;
 
 pub use sync::run;
+
+#[cfg(test)]
+mod tests;
