@@ -1,4 +1,5 @@
 //! Table-style tests of the CronJob controller's pure decisions.
+#![allow(clippy::type_complexity)]
 
 use std::time::Duration;
 
