@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 pub mod cronjob;
 pub mod job;
+pub mod statefulset;
 pub mod workloads_common;
 
 /// Makes a client that acts as the named controller's ServiceAccount
@@ -24,4 +25,5 @@ pub fn spawn_all(clients: &Clients) {
     tokio::spawn(cronjob::run(clients(cronjob::sync::NAME)));
     tokio::spawn(job::run(clients(job::sync::NAME)));
     tokio::spawn(job::ttl::run(clients(job::ttl::NAME)));
+    tokio::spawn(statefulset::run(clients(statefulset::sync::NAME)));
 }
