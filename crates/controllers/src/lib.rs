@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod job;
 pub mod statefulset;
 pub mod workloads_common;
@@ -25,5 +26,6 @@ pub fn spawn_all(clients: &Clients) {
     tokio::spawn(cronjob::run(clients(cronjob::sync::NAME)));
     tokio::spawn(job::run(clients(job::sync::NAME)));
     tokio::spawn(job::ttl::run(clients(job::ttl::NAME)));
+    tokio::spawn(daemonset::run(clients(daemonset::sync::NAME)));
     tokio::spawn(statefulset::run(clients(statefulset::sync::NAME)));
 }
