@@ -109,6 +109,45 @@ async fn statefulset_orders_pods_and_rolls_updates() {
     numbers.sort_unstable();
     assert_eq!(numbers, vec![1, 2]);
 
+    // `kubectl rollout undo`: the revision's data as a strategic merge
+    // patch; the old revision becomes the latest (3) and pods roll back.
+    let all = revs
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("revisions")
+        .items;
+    let one = all.iter().find(|r| r.revision == 1).expect("revision 1");
+    let data = one.data.clone().expect("data").0;
+    sets.patch("web", &PatchParams::default(), &Patch::Strategic(data))
+        .await
+        .expect("undo");
+    until(10, "revision 1 renumbered", || async {
+        let r = revs
+            .get(one.metadata.name.as_deref().unwrap_or(""))
+            .await
+            .ok()?;
+        (r.revision == 3).then_some(())
+    })
+    .await;
+    until(10, "web-1 rolled back", || async {
+        let p = pods.get("web-1").await.ok()?;
+        (hash(&p) == first).then_some(())
+    })
+    .await;
+    set_pod_status(&admin, "default", "web-1", running_ready()).await;
+    until(10, "web-0 rolled back", || async {
+        let p = pods.get("web-0").await.ok()?;
+        (hash(&p) == first).then_some(())
+    })
+    .await;
+    set_pod_status(&admin, "default", "web-0", running_ready()).await;
+    until(10, "rollback complete", || async {
+        let st = sets.get("web").await.ok()?.status?;
+        (st.current_revision.as_deref() == Some(first.as_str()) && st.ready_replicas == Some(2))
+            .then_some(())
+    })
+    .await;
+
     // Scale down: the highest ordinal goes.
     sets.patch(
         "web",
