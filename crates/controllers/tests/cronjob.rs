@@ -101,3 +101,31 @@ async fn cronjob_creates_due_jobs_and_tracks_them() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_zone_in_the_schedule_is_refused() {
+    let plane = support::Plane::start().await;
+    let cjs: Api<CronJob> = Api::namespaced(plane.admin(), "default");
+    let cj: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "tz"},
+        "spec": {"schedule": "TZ=Europe/Paris 0 * * * *",
+                 "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}]}}}}}
+    }))
+    .expect("cronjob");
+    let err = cjs
+        .create(&PostParams::default(), &cj)
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = err else {
+        panic!("unexpected error {err}");
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("cannot use TZ or CRON_TZ in schedule, use timeZone field instead"),
+        "{}",
+        status.message
+    );
+}
