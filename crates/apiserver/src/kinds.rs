@@ -766,6 +766,16 @@ fn cronjob(obj: &mut Value) -> Vec<Cause> {
             .is_none_or(str::is_empty)
         {
             causes.push(Cause::required("spec.schedule"));
+        } else if let Some(schedule) = spec
+            .get("schedule")
+            .filter(|s| s.as_str().is_some_and(|s| s.contains("TZ")))
+        {
+            // kube refuses a time zone in the schedule: `timeZone` says it.
+            causes.push(Cause::invalid(
+                "spec.schedule",
+                schedule,
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+            ));
         }
         if let Some(template_spec) = spec
             .get_mut("jobTemplate")

@@ -16,6 +16,11 @@ pub mod gc;
 pub mod namespace;
 pub mod replicaset;
 pub mod util;
+pub mod cronjob;
+pub mod daemonset;
+pub mod job;
+pub mod statefulset;
+pub mod workloads_common;
 
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).
@@ -28,4 +33,9 @@ pub fn spawn_all(clients: &Clients) {
     gc::spawn(clients);
     namespace::spawn(clients);
     replicaset::spawn_replication_controllers(clients);
+    tokio::spawn(cronjob::run(clients(cronjob::sync::NAME)));
+    tokio::spawn(job::run(clients(job::sync::NAME)));
+    tokio::spawn(job::ttl::run(clients(job::ttl::NAME)));
+    tokio::spawn(daemonset::run(clients(daemonset::sync::NAME)));
+    tokio::spawn(statefulset::run(clients(statefulset::sync::NAME)));
 }

@@ -1,0 +1,174 @@
+//! The Job controller's loop: watches Jobs and their pods, lists a Job's
+//! pods, asks [`super::core::plan`] and carries it out; and a sweeper that
+//! frees pods whose Job is gone from the tracking finalizer.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use super::core::{self, TRACKING_FINALIZER};
+use crate::workloads_common::runner::{self, Ctx, Error};
+use crate::workloads_common::{owner, pods, selector};
+
+/// The controller's ServiceAccount name.
+pub const NAME: &str = "job-controller";
+
+/// Runs the Job controller until the process ends.
+pub async fn run(client: kube::Client) {
+    let ctx = Ctx::new(client.clone(), NAME);
+    tokio::spawn(free_orphans(client.clone()));
+    let stream = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<Pod>::all(client), watcher::Config::default())
+        .run(reconcile, runner::retry, ctx);
+    runner::drive(stream).await;
+}
+
+/// Removes the tracking finalizer from a pod.
+async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
+    let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if runner::is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = job.metadata.namespace.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let sel = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
+    let lp = ListParams::default().labels(&selector::to_query(&sel));
+    let owned: Vec<Pod> = pods_api
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| owner::controlled_by(&p.metadata, &uid))
+        .collect();
+    if job.metadata.deletion_timestamp.is_some() {
+        for p in owned.iter().filter(|p| has_tracking(p)) {
+            remove_finalizer(&pods_api, pods::name(p)).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let plan = core::plan(&job, &owned, Timestamp::now());
+    let me = job.object_ref(&());
+    let mut current = (*job).clone();
+    if let Some(interim) = plan.interim {
+        current.status = Some(interim);
+        current = jobs_api
+            .replace_status(&name, &PostParams::default(), &current)
+            .await?;
+    }
+    for pod in &plan.remove_finalizers {
+        remove_finalizer(&pods_api, pod).await?;
+    }
+    for pod in &plan.delete {
+        match pods_api.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => {
+                ctx.event(
+                    &me,
+                    false,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {pod}"),
+                )
+                .await;
+            }
+            Err(e) if runner::is_not_found(&e) => {}
+            Err(e) => {
+                ctx.event(&me, true, "FailedDelete", &format!("Error deleting: {e}"))
+                    .await;
+                return Err(e.into());
+            }
+        }
+    }
+    for pod in &plan.create {
+        match pods_api.create(&PostParams::default(), pod).await {
+            Ok(created) => {
+                let n = pods::name(&created).to_owned();
+                ctx.event(&me, false, "SuccessfulCreate", &format!("Created pod: {n}"))
+                    .await;
+            }
+            Err(e) => {
+                ctx.event(&me, true, "FailedCreate", &format!("Error creating: {e}"))
+                    .await;
+                return Err(e.into());
+            }
+        }
+    }
+    if current.status.as_ref() != Some(&plan.status) {
+        current.status = Some(plan.status);
+        jobs_api
+            .replace_status(&name, &PostParams::default(), &current)
+            .await?;
+    }
+    for ev in &plan.events {
+        ctx.event(&me, ev.warning, &ev.reason, &ev.note).await;
+    }
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+fn has_tracking(pod: &Pod) -> bool {
+    pod.metadata
+        .finalizers
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|f| f == TRACKING_FINALIZER)
+}
+
+/// Frees pods that carry the tracking finalizer but whose Job is gone (or
+/// is not their controller any more), so they can be deleted.
+async fn free_orphans(client: kube::Client) {
+    let all: Api<Pod> = Api::all(client.clone());
+    let mut events = watcher(all, watcher::Config::default()).boxed();
+    while let Some(ev) = events.next().await {
+        let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = ev else {
+            continue;
+        };
+        if !has_tracking(&pod) || !(pods::is_deleting(&pod) || pods::is_terminal(&pod)) {
+            continue;
+        }
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let job_ref = owner::controller_of(&pod.metadata)
+            .filter(|r| r.kind == "Job")
+            .cloned();
+        let orphan = match job_ref {
+            None => true,
+            Some(r) => match Api::<Job>::namespaced(client.clone(), &ns)
+                .get(&r.name)
+                .await
+            {
+                Ok(j) => j.metadata.uid.as_deref() != Some(r.uid.as_str()),
+                Err(e) => runner::is_not_found(&e),
+            },
+        };
+        if orphan {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            if let Err(err) = remove_finalizer(&api, pods::name(&pod)).await {
+                tracing::debug!(%err, "freeing an orphaned Job pod failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The StatefulSet controller's loop: watches StatefulSets and their
+//! pods, reads a set's pods, revisions and claims, asks
+//! [`super::core::plan`] and carries it out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use super::core::{self, claim_name};
+use crate::workloads_common::runner::{self, Ctx, Error};
+use crate::workloads_common::{owner, pods, selector};
+
+/// The controller's ServiceAccount name.
+pub const NAME: &str = "statefulset-controller";
+
+/// Runs the StatefulSet controller until the process ends.
+pub async fn run(client: kube::Client) {
+    let ctx = Ctx::new(client.clone(), NAME);
+    let stream = Controller::new(
+        Api::<StatefulSet>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Pod>::all(client), watcher::Config::default())
+    .run(reconcile, runner::retry, ctx);
+    runner::drive(stream).await;
+}
+
+async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if set.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = set.metadata.namespace.clone().unwrap_or_default();
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let uid = set.metadata.uid.clone().unwrap_or_default();
+    let spec = set.spec.clone().unwrap_or_default();
+    let lp = ListParams::default().labels(&selector::to_query(&spec.selector));
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let owned: Vec<Pod> = pods_api
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| owner::controlled_by(&p.metadata, &uid))
+        .collect();
+    let revisions: Vec<ControllerRevision> = revs_api
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| owner::controlled_by(&r.metadata, &uid))
+        .collect();
+    // The claims of every ordinal in range or still present.
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    let start = spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
+    let mut ordinals: Vec<i32> = (start..start + replicas).collect();
+    ordinals.extend(
+        owned
+            .iter()
+            .filter_map(|p| core::ordinal(&name, pods::name(p))),
+    );
+    ordinals.sort_unstable();
+    ordinals.dedup();
+    let mut claims = BTreeMap::new();
+    for t in spec.volume_claim_templates.as_deref().unwrap_or_default() {
+        for o in &ordinals {
+            let cname = claim_name(t.metadata.name.as_deref().unwrap_or(""), &name, *o);
+            match claims_api.get(&cname).await {
+                Ok(c) => {
+                    claims.insert(cname, c);
+                }
+                Err(e) if runner::is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let plan = core::plan(&set, &owned, &revisions, &claims, Timestamp::now());
+    let me = set.object_ref(&());
+
+    if let Some(rev) = &plan.create_revision {
+        match revs_api.create(&PostParams::default(), rev).await {
+            Ok(_) => {}
+            Err(e) if runner::is_conflict(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some((rev, number)) = &plan.renumber_revision {
+        revs_api
+            .patch(
+                rev,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"revision": number})),
+            )
+            .await?;
+    }
+    for c in &plan.create_claims {
+        let cname = c.metadata.name.clone().unwrap_or_default();
+        match claims_api.create(&PostParams::default(), c).await {
+            Ok(_) => {
+                let pod = pod_of_claim(&plan, &cname);
+                ctx.event(
+                    &me,
+                    false,
+                    "SuccessfulCreate",
+                    &format!("create Claim {cname} Pod {pod} in StatefulSet {name} success"),
+                )
+                .await;
+            }
+            Err(e) if runner::is_conflict(&e) => {}
+            Err(e) => {
+                let pod = pod_of_claim(&plan, &cname);
+                ctx.event(
+                    &me,
+                    true,
+                    "FailedCreate",
+                    &format!(
+                        "create Claim {cname} for Pod {pod} in StatefulSet {name} failed error: {e}"
+                    ),
+                )
+                .await;
+                return Err(e.into());
+            }
+        }
+    }
+    for c in &plan.update_claims {
+        let cname = c.metadata.name.clone().unwrap_or_default();
+        claims_api
+            .replace(&cname, &PostParams::default(), c)
+            .await?;
+    }
+    for pod in &plan.create_pods {
+        let pname = pods::name(pod).to_owned();
+        match pods_api.create(&PostParams::default(), pod).await {
+            Ok(_) => {
+                ctx.event(
+                    &me,
+                    false,
+                    "SuccessfulCreate",
+                    &format!("create Pod {pname} in StatefulSet {name} successful"),
+                )
+                .await;
+            }
+            Err(e) if runner::is_conflict(&e) => {}
+            Err(e) => {
+                ctx.event(
+                    &me,
+                    true,
+                    "FailedCreate",
+                    &format!("create Pod {pname} in StatefulSet {name} failed error: {e}"),
+                )
+                .await;
+                return Err(e.into());
+            }
+        }
+    }
+    for pname in &plan.delete_pods {
+        match pods_api.delete(pname, &DeleteParams::default()).await {
+            Ok(_) => {
+                ctx.event(
+                    &me,
+                    false,
+                    "SuccessfulDelete",
+                    &format!("delete Pod {pname} in StatefulSet {name} successful"),
+                )
+                .await;
+            }
+            Err(e) if runner::is_not_found(&e) => {}
+            Err(e) => {
+                ctx.event(
+                    &me,
+                    true,
+                    "FailedDelete",
+                    &format!("delete Pod {pname} in StatefulSet {name} failed error: {e}"),
+                )
+                .await;
+                return Err(e.into());
+            }
+        }
+    }
+    for rev in &plan.delete_revisions {
+        match revs_api.delete(rev, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if runner::is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if set.status.as_ref() != Some(&plan.status) {
+        let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let mut updated = (*set).clone();
+        updated.status = Some(plan.status);
+        sets.replace_status(&name, &PostParams::default(), &updated)
+            .await?;
+    }
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    Ok(if min_ready > 0 {
+        Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)))
+    } else {
+        Action::await_change()
+    })
+}
+
+/// The pod a claim belongs to (`<template>-<set>-<n>` → `<set>-<n>`).
+fn pod_of_claim(plan: &core::Plan, claim: &str) -> String {
+    plan.create_pods
+        .iter()
+        .map(|p| pods::name(p).to_owned())
+        .find(|p| claim.ends_with(&format!("-{p}")))
+        .unwrap_or_default()
+}

@@ -1,0 +1,128 @@
+//! ControllerRevisions: the template history of DaemonSets and
+//! StatefulSets that `kubectl rollout history/undo` reads.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use serde_json::{Value, json};
+
+/// The label naming a pod's (or revision's) template hash.
+pub const HASH_LABEL: &str = "controller-revision-hash";
+
+/// 32-bit FNV-1a, the hash kube uses for revisions.
+pub fn fnv32a(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// kube's `rand.SafeEncodeString`: each character mapped into an
+/// alphabet without vowels or look-alike characters.
+pub fn safe_encode(s: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    s.bytes()
+        .map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
+        .collect()
+}
+
+/// The hash of a revision's data and the owner's collision count.
+pub fn hash(data: &Value, collision_count: Option<i32>) -> String {
+    let mut bytes = serde_json::to_vec(data).unwrap_or_default();
+    if let Some(c) = collision_count {
+        bytes.extend_from_slice(&c.to_le_bytes());
+    }
+    safe_encode(&fnv32a(&bytes).to_string())
+}
+
+/// The revision data of a pod template: a strategic merge patch that
+/// replaces the owner's template (what `kubectl rollout undo` applies).
+pub fn template_patch(template: &PodTemplateSpec) -> Value {
+    let mut t = serde_json::to_value(template).unwrap_or_else(|_| json!({}));
+    if let Some(m) = t.as_object_mut() {
+        m.insert("$patch".to_owned(), json!("replace"));
+    }
+    json!({"spec": {"template": t}})
+}
+
+/// A revision's data as JSON.
+pub fn data(rev: &ControllerRevision) -> Value {
+    rev.data
+        .as_ref()
+        .map(|d| d.0.clone())
+        .unwrap_or(Value::Null)
+}
+
+/// A new revision `<owner>-<hash>` of the template data, labelled with
+/// the template's labels and the hash.
+pub fn new_revision(
+    owner: OwnerReference,
+    namespace: &str,
+    template_labels: Option<&BTreeMap<String, String>>,
+    data: Value,
+    revision: i64,
+    collision_count: Option<i32>,
+) -> ControllerRevision {
+    let h = hash(&data, collision_count);
+    let mut labels = template_labels.cloned().unwrap_or_default();
+    labels.insert(HASH_LABEL.to_owned(), h.clone());
+    let prefix: String = owner.name.chars().take(223).collect();
+    ControllerRevision {
+        metadata: ObjectMeta {
+            name: Some(format!("{prefix}-{h}")),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        data: Some(RawExtension(data)),
+        revision,
+    }
+}
+
+/// The hash label of a revision.
+pub fn hash_of(rev: &ControllerRevision) -> &str {
+    rev.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(HASH_LABEL))
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// The highest revision number plus one (1 when there are none).
+pub fn next_number(revisions: &[ControllerRevision]) -> i64 {
+    revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_reference_values() {
+        // Reference values of FNV-1a 32.
+        let cases: [(&[u8], u32); 3] = [
+            (b"", 0x811c_9dc5),
+            (b"a", 0xe40c_292c),
+            (b"foobar", 0xbf9c_f968),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fnv32a(input), want);
+        }
+    }
+
+    #[test]
+    fn hashes_are_safe_and_change_with_collisions() {
+        let d = json!({"spec": {"template": {"x": 1}}});
+        let a = hash(&d, None);
+        assert!(a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert_eq!(a, hash(&d, None));
+        assert_ne!(a, hash(&d, Some(1)));
+    }
+}
