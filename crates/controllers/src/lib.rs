@@ -11,11 +11,14 @@
 
 use std::sync::Arc;
 
+pub mod node_lifecycle;
+mod watched;
+
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).
 pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
-    let _ = clients;
+    node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
 }
