@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 pub mod node_lifecycle;
+pub mod podgc;
 mod watched;
 
 /// Makes a client that acts as the named controller's ServiceAccount
@@ -21,4 +22,5 @@ pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
     node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
+    podgc::spawn(clients, podgc::PodGcConfig::default());
 }

@@ -220,3 +220,48 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         Some("True".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_of_a_deleted_node_are_garbage_collected() {
+    let plane = support::Plane::start().await;
+    let admin = plane.admin();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap(),
+        )
+        .await
+        .expect("node");
+    for (name, node) in [("orphan", "gone"), ("kept", "n2")] {
+        let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": node,
+            "containers": [{"name": "c", "image": "busybox"}]}});
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .expect("pod");
+    }
+    berth_controllers::podgc::spawn(
+        &plane.controller_clients(),
+        berth_controllers::podgc::PodGcConfig {
+            threshold: 12500,
+            quarantine: Duration::from_millis(300),
+            period: Duration::from_millis(100),
+        },
+    );
+    eventually("orphan gone", || async {
+        pods.get_opt("orphan").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        pods.get("kept")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+}
