@@ -11,6 +11,9 @@
 
 use std::sync::Arc;
 
+pub mod disruption;
+#[allow(dead_code)] // node_matches: used by the volume controller next
+mod kube_match;
 pub mod node_lifecycle;
 pub mod podgc;
 mod watched;
@@ -21,6 +24,7 @@ pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients) {
+    disruption::spawn(clients);
     node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
     podgc::spawn(clients, podgc::PodGcConfig::default());
 }

@@ -3,6 +3,7 @@
 //! authorization, then the verb handlers.
 
 mod discovery;
+mod eviction;
 pub mod objects;
 pub mod patch;
 mod subresources;
