@@ -34,7 +34,7 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
         IntOrString::String(s) => {
             let Some(number) = s.strip_suffix('%') else {
                 return Err(format!(
-                    "invalid value for IntOrString: invalid type: string is not a percentage"
+                    "invalid value \"{s}\": not an integer or a percentage"
                 ));
             };
             let percent: i64 = number
