@@ -12,10 +12,10 @@
 use std::sync::Arc;
 
 pub mod disruption;
-#[allow(dead_code)] // node_matches: used by the volume controller next
 mod kube_match;
 pub mod node_lifecycle;
 pub mod podgc;
+pub mod volume;
 mod watched;
 
 /// Makes a client that acts as the named controller's ServiceAccount
