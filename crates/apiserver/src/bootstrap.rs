@@ -49,6 +49,9 @@ pub struct ControlPlane {
     pub addr: SocketAddr,
     /// Where the admin kubeconfig was written.
     pub kubeconfig: PathBuf,
+    /// The cluster CA certificate (PEM), which the root CA publisher puts
+    /// in every namespace's `kube-root-ca.crt`.
+    pub ca_pem: String,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -131,6 +134,7 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
         server,
         addr,
         kubeconfig,
+        ca_pem: pki.ca_pem().to_owned(),
     })
 }
 

@@ -15,6 +15,7 @@ pub mod disruption;
 mod kube_match;
 pub mod node_lifecycle;
 pub mod podgc;
+pub mod serviceaccount;
 pub mod volume;
 mod watched;
 
@@ -27,4 +28,5 @@ pub fn spawn_all(clients: &Clients) {
     disruption::spawn(clients);
     node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
     podgc::spawn(clients, podgc::PodGcConfig::default());
+    serviceaccount::spawn_service_accounts(clients);
 }
