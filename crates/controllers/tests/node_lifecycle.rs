@@ -116,6 +116,12 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         .expect("pod");
     }
 
+    let running = json!({"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "reason": "", "lastTransitionTime": Timestamp::now().to_string()}]}});
+    pods.patch_status("forever", &PatchParams::default(), &Patch::Merge(&running))
+        .await
+        .expect("pod status");
+
     berth_controllers::node_lifecycle::spawn(
         &plane.controller_clients(),
         berth_controllers::node_lifecycle::NodeLifecycleConfig {
@@ -192,6 +198,17 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
     let forever = pods.get("forever").await.unwrap();
     assert!(forever.metadata.deletion_timestamp.is_none());
     // Its Ready condition was set False (the agent cannot say so).
+    eventually("forever not ready", || async {
+        pods.get("forever")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False")
+    })
+    .await;
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(admin.clone(), "default");
     eventually("TaintManagerEviction event", || async {

@@ -93,7 +93,19 @@ pub fn live_disruptions(
     pods: &[&Pod],
     now: Timestamp,
 ) -> (BTreeMap<String, Time>, Option<Timestamp>) {
+    let (kept, recheck, _) = disruptions(recorded, pods, now);
+    (kept, recheck)
+}
+
+/// [`live_disruptions`], and the pods whose eviction expired without
+/// their deletion.
+pub fn disruptions(
+    recorded: Option<&BTreeMap<String, Time>>,
+    pods: &[&Pod],
+    now: Timestamp,
+) -> (BTreeMap<String, Time>, Option<Timestamp>, Vec<String>) {
     let mut kept = BTreeMap::new();
+    let mut expired = Vec::new();
     let mut recheck: Option<Timestamp> = None;
     for (name, at) in recorded.into_iter().flatten() {
         let Some(pod) = pods
@@ -107,12 +119,44 @@ pub fn live_disruptions(
         }
         let expires = at.0 + DELETION_TIMEOUT;
         if expires <= now {
+            expired.push(name.clone());
             continue;
         }
         recheck = Some(recheck.map_or(expires, |r| r.min(expires)));
         kept.insert(name.clone(), at.clone());
     }
-    (kept, recheck)
+    (kept, recheck, expired)
+}
+
+/// How long a DisruptionTarget condition may stay True on a pod that is
+/// not going away (kube's stalePodDisruptionTimeout).
+pub const STALE_DISRUPTION: SignedDuration = SignedDuration::from_secs(120);
+
+/// When a pod's DisruptionTarget condition goes stale: None when it has
+/// no such True condition to clear (set by the node agent, on a terminal
+/// or terminating pod, or absent).
+pub fn stale_disruption_at(pod: &Pod) -> Option<Timestamp> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let c = status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")?;
+    if c.status != "True" || c.reason.as_deref() == Some("TerminationByKubelet") {
+        return None;
+    }
+    Some(
+        c.last_transition_time
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+            + STALE_DISRUPTION,
+    )
 }
 
 /// Ready pods, not being deleted, not recorded as disrupted.
@@ -402,6 +446,41 @@ mod tests {
             (c.reason.as_str(), c.message.as_str()),
             ("SyncFailed", "found no controllers for pod \"a\"")
         );
+    }
+
+    #[test]
+    fn stale_disruption_conditions() {
+        use k8s_openapi::api::core::v1::PodCondition;
+        let with = |status: &str, reason: &str, phase: &str| {
+            let mut p = pod("a", true, false);
+            let s = p.status.as_mut().unwrap();
+            s.phase = Some(phase.into());
+            s.conditions.get_or_insert_default().push(PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: status.into(),
+                reason: Some(reason.into()),
+                last_transition_time: Some(Time(at(10))),
+                ..Default::default()
+            });
+            p
+        };
+        assert_eq!(
+            stale_disruption_at(&with("True", "EvictionByEvictionAPI", "Running")),
+            Some(at(130))
+        );
+        assert_eq!(
+            stale_disruption_at(&with("True", "TerminationByKubelet", "Running")),
+            None
+        );
+        assert_eq!(
+            stale_disruption_at(&with("False", "EvictionByEvictionAPI", "Running")),
+            None
+        );
+        assert_eq!(
+            stale_disruption_at(&with("True", "DeletionByTaintManager", "Failed")),
+            None
+        );
+        assert_eq!(stale_disruption_at(&pod("b", true, false)), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use crate::Clients;
 use crate::kube_match::selector_matches;
+use crate::node_lifecycle::pods;
 use crate::watched;
 
 /// The ServiceAccount the controller acts as.
@@ -52,6 +53,10 @@ async fn run(client: kube::Client, resync: Duration) {
         let now = Timestamp::now();
         let all_pods = watched::all(&pods);
         let mut next = resync;
+        if let Some(at) = clear_stale_disruptions(&client, &all_pods, now).await {
+            let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+            next = next.min(until + Duration::from_millis(10));
+        }
         for pdb in watched::all(&pdbs) {
             if let Some(recheck) = sync(&client, &recorder, &pdb, &all_pods, now).await {
                 let until =
@@ -61,6 +66,42 @@ async fn run(client: kube::Client, resync: Duration) {
         }
         watched::wait(&wake, next).await;
     }
+}
+
+/// Turns False the DisruptionTarget conditions of pods that were not
+/// deleted in time (an eviction that did not happen); returns when the
+/// next one goes stale.
+async fn clear_stale_disruptions(
+    client: &kube::Client,
+    pods: &[Pod],
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let mut next: Option<Timestamp> = None;
+    for pod in pods {
+        let Some(at) = budget::stale_disruption_at(pod) else {
+            continue;
+        };
+        if at > now {
+            next = Some(next.map_or(at, |n| n.min(at)));
+            continue;
+        }
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let api = Api::<Pod>::namespaced(client.clone(), ns);
+        let result = pods::update_status(&api, name, |p| {
+            budget::stale_disruption_at(p).is_some_and(|at| at <= now)
+                && pods::set_condition(p, "DisruptionTarget", "False", "", "", now)
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(pod = %name, error = %e, "clearing a stale DisruptionTarget condition");
+        }
+    }
+    next
 }
 
 /// Recomputes one budget's status and writes it if it changed; returns
@@ -105,6 +146,18 @@ async fn sync(
                 spec.selector
             ),
         ));
+    }
+    let recorded = pdb.status.as_ref().and_then(|s| s.disrupted_pods.as_ref());
+    let (_, _, expired) = budget::disruptions(recorded, &matching, now);
+    for pod in matching.iter().filter(|p| {
+        p.metadata
+            .name
+            .as_ref()
+            .is_some_and(|n| expired.contains(n))
+    }) {
+        // kube names the budget's namespace twice here; so does berth.
+        let note = format!("Pod was expected by PDB {ns}/{ns} to be deleted but it wasn't");
+        watched::event(recorder, *pod, true, "NotDeleted", "Sync", note).await;
     }
     let (status, recheck) = match budget::status(pdb, &matching, scale.map(|(n, _)| n), now) {
         Ok(done) => done,

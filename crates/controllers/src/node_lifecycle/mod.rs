@@ -89,9 +89,18 @@ async fn run(client: kube::Client, config: NodeLifecycleConfig) {
     watched::ready(&[&caches.leases], limit).await;
     watched::ready(&[&caches.pods], limit).await;
     let recorder = watched::recorder(client.clone(), "taint-eviction-controller");
+    let node_recorder = watched::recorder(client.clone(), "node-controller");
     let mut state = State::default();
     loop {
-        let next = pass(&client, &recorder, &caches, &config, &mut state).await;
+        let next = pass(
+            &client,
+            &recorder,
+            &node_recorder,
+            &caches,
+            &config,
+            &mut state,
+        )
+        .await;
         let mut sleep = config.monitor_period;
         if let Some(at) = next {
             let until = at.duration_since(Timestamp::now());
@@ -111,6 +120,7 @@ fn signed(d: Duration) -> SignedDuration {
 async fn pass(
     client: &kube::Client,
     recorder: &kube::runtime::events::Recorder,
+    node_recorder: &kube::runtime::events::Recorder,
     caches: &Caches,
     config: &NodeLifecycleConfig,
     state: &mut State,
@@ -144,6 +154,15 @@ async fn pass(
             {
                 Ok(written) => {
                     tracing::info!(node = %name, "node stopped posting status: conditions Unknown");
+                    watched::event(
+                        node_recorder,
+                        &written,
+                        false,
+                        "NodeNotReady",
+                        "NodeStatusChange",
+                        format!("Node {name} status is now: NodeNotReady"),
+                    )
+                    .await;
                     node = written;
                 }
                 Err(e) => {
@@ -166,7 +185,7 @@ async fn pass(
         nodes.insert(name, node);
     }
     state.heard.retain(|name, _| nodes.contains_key(name));
-    evict(client, recorder, caches, &nodes, state, now).await
+    evict(client, node_recorder, recorder, caches, &nodes, state, now).await
 }
 
 fn taint_keys(taints: &[Taint]) -> Vec<(String, String)> {
@@ -186,6 +205,7 @@ fn ready_status(node: &Node) -> Option<String> {
 /// node are also marked not Ready (its agent cannot say so).
 async fn evict(
     client: &kube::Client,
+    node_recorder: &kube::runtime::events::Recorder,
     recorder: &kube::runtime::events::Recorder,
     caches: &Caches,
     nodes: &BTreeMap<String, Node>,
@@ -213,12 +233,39 @@ async fn evict(
         }
         let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
         if ready_status(node).as_deref() == Some("Unknown") && pod_ready(&pod) {
+            // kube's MarkPodsNotReady: the status turns, reason and
+            // message stay.
             let result = pods::update_status(&pods_api, &name, |p| {
-                pod_ready(p) && pods::set_condition(p, "Ready", "False", "", "", now)
+                let Some(c) = p
+                    .status
+                    .as_mut()
+                    .and_then(|s| s.conditions.as_mut())
+                    .and_then(|c| {
+                        c.iter_mut()
+                            .find(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                else {
+                    return false;
+                };
+                c.status = "False".to_owned();
+                c.last_transition_time =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+                true
             })
             .await;
-            if let Err(e) = result {
-                tracing::debug!(pod = %name, error = %e, "marking pod not ready");
+            match result {
+                Ok(()) => {
+                    watched::event(
+                        node_recorder,
+                        &pod,
+                        true,
+                        "NodeNotReady",
+                        "MarkNotReady",
+                        "Node is not ready".to_owned(),
+                    )
+                    .await;
+                }
+                Err(e) => tracing::debug!(pod = %name, error = %e, "marking pod not ready"),
             }
         }
         let taints = eviction::no_execute(
