@@ -125,15 +125,15 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
     berth_controllers::node_lifecycle::spawn(
         &plane.controller_clients(),
         berth_controllers::node_lifecycle::NodeLifecycleConfig {
-            grace_period: Duration::from_millis(1500),
-            startup_grace_period: Duration::from_secs(3),
+            grace_period: Duration::from_secs(2),
+            startup_grace_period: Duration::from_secs(4),
             monitor_period: Duration::from_millis(100),
         },
     );
 
     // Renewed in time: stays Ready and untainted.
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
         renew(&leases, "n1").await;
     }
     let n1 = nodes.get("n1").await.unwrap();
@@ -152,7 +152,7 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
     })
     .await;
     assert!(
-        stopped.elapsed() >= Duration::from_millis(1000),
+        stopped.elapsed() >= Duration::from_millis(1900),
         "marked too early"
     );
     eventually("unreachable taints", || async {
@@ -166,7 +166,6 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         ))
     })
     .await;
-    let tainted = tokio::time::Instant::now();
     let memory = nodes.get("n1").await.unwrap();
     let memory = memory.status.unwrap().conditions.unwrap();
     assert!(
@@ -183,8 +182,9 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
         }
     })
     .await;
+    // Unknown after the 2 s grace, then 2 s of toleration.
     assert!(
-        tainted.elapsed() >= Duration::from_millis(1500),
+        stopped.elapsed() >= Duration::from_millis(3900),
         "evicted before its tolerationSeconds"
     );
     if let Some(p) = pods.get_opt("short").await.unwrap() {

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::{VolumeConfig, class, matching, provision};
@@ -381,7 +383,9 @@ impl Binder {
                 .await?;
         }
         if phase_of_volume(&pv) != "Bound" {
-            pv.status.get_or_insert_default().phase = Some("Bound".into());
+            let status = pv.status.get_or_insert_default();
+            status.phase = Some("Bound".into());
+            status.last_phase_transition_time = Some(Time(Timestamp::now()));
             pv = self
                 .volumes()
                 .replace_status(&pv_name, &PostParams::default(), &pv)
@@ -453,7 +457,9 @@ impl Binder {
             return Ok(());
         }
         let mut next = pv.clone();
-        next.status.get_or_insert_default().phase = Some(phase.into());
+        let status = next.status.get_or_insert_default();
+        status.phase = Some(phase.into());
+        status.last_phase_transition_time = Some(Time(Timestamp::now()));
         self.volumes()
             .replace_status(
                 pv.metadata.name.as_deref().unwrap_or(""),
