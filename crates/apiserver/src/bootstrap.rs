@@ -52,6 +52,9 @@ pub struct ControlPlane {
     /// The cluster's PKI (e.g. to issue a node's kubelet serving certificate
     /// with [`Pki::issue_kubelet_serving_cert`]).
     pub pki: Arc<Pki>,
+    /// The cluster CA certificate (PEM), which the root CA publisher puts
+    /// in every namespace's `kube-root-ca.crt`.
+    pub ca_pem: String,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -133,6 +136,7 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
         server,
         addr,
         kubeconfig,
+        ca_pem: pki.ca_pem().to_owned(),
         pki: Arc::new(pki),
     })
 }

@@ -220,6 +220,10 @@ impl ApiError {
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
         ApiError::new(415, "UnsupportedMediaType", message)
     }
+    /// 429 (`TooManyRequests`), as the eviction API refuses.
+    pub fn too_many_requests(message: impl Into<String>) -> ApiError {
+        ApiError::new(429, "TooManyRequests", message)
+    }
     /// 500.
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(

@@ -131,6 +131,10 @@ pub fn prepare(
     let causes = match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Pod") => pod(op, old, obj),
         ("", "Namespace") => namespace(op, obj),
+        ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
+            storage_defaults(&resource.kind, op, obj);
+            Vec::new()
+        }
         ("", "Service") => service(old, obj),
         ("", "ConfigMap") | ("", "Secret") => config(&resource.kind, old, obj),
         ("apps", "Deployment")
@@ -152,6 +156,22 @@ pub fn prepare(
         ));
     }
     Ok(warnings)
+}
+
+/// kube's defaults of claims and volumes: phase Pending on create,
+/// volumeMode Filesystem, and Retain for a volume's reclaim policy.
+fn storage_defaults(kind: &str, op: Op, obj: &mut Value) {
+    if let Some(spec) = obj_mut(obj, "spec") {
+        set_default(spec, "volumeMode", json!("Filesystem"));
+        if kind == "PersistentVolume" {
+            set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+        }
+    }
+    if op == Op::Create
+        && let Some(status) = obj_mut(obj, "status")
+    {
+        set_default(status, "phase", json!("Pending"));
+    }
 }
 
 fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {

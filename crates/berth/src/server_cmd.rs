@@ -121,6 +121,31 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             )
         };
         berth_scheduler::run::spawn(as_user("system:kube-scheduler", &["system:authenticated"]));
+        let controller_clients: berth_controllers::Clients = {
+            let api = plane.api.clone();
+            Arc::new(move |name: &str| {
+                let user = berth_apiserver::auth::authn::UserInfo {
+                    username: format!("system:serviceaccount:kube-system:{name}"),
+                    groups: vec![
+                        "system:serviceaccounts".to_owned(),
+                        "system:serviceaccounts:kube-system".to_owned(),
+                        "system:authenticated".to_owned(),
+                    ],
+                    ..Default::default()
+                };
+                kube::Client::new(
+                    berth_apiserver::server::in_process(api.clone(), user),
+                    "default",
+                )
+            })
+        };
+        berth_controllers::spawn_all(
+            &controller_clients,
+            &berth_controllers::Options {
+                storage_dir: root.join("storage"),
+                ca_pem: plane.ca_pem.clone(),
+            },
+        );
         if !a.disable_agent {
             let mut cfg = crate::agent_cmd::agent_config(root, &a.node)?;
             let (cert_pem, key_pem) = plane

@@ -21,13 +21,31 @@ pub mod daemonset;
 pub mod job;
 pub mod statefulset;
 pub mod workloads_common;
+pub mod disruption;
+mod kube_match;
+pub mod node_lifecycle;
+pub mod podgc;
+pub mod serviceaccount;
+pub mod volume;
+mod watched;
 
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).
 pub type Clients = Arc<dyn Fn(&str) -> kube::Client + Send + Sync>;
 
+/// What some controllers need from the server that runs them.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the local-path provisioner keeps volumes (`<root>/storage`).
+    pub storage_dir: std::path::PathBuf,
+    /// The cluster CA (PEM), published as `kube-root-ca.crt` in every namespace.
+    pub ca_pem: String,
+}
+
 /// Starts every controller; they run until the process ends.
-pub fn spawn_all(clients: &Clients) {
+pub fn spawn_all(clients: &Clients, options: &Options) {
+    volume::spawn(clients, volume::VolumeConfig::new(options.storage_dir.clone()));
+    serviceaccount::spawn_root_ca_publisher(clients, options.ca_pem.clone());
     replicaset::spawn_replicasets(clients);
     deployment::spawn(clients);
     gc::spawn(clients);
@@ -38,4 +56,8 @@ pub fn spawn_all(clients: &Clients) {
     tokio::spawn(job::ttl::run(clients(job::ttl::NAME)));
     tokio::spawn(daemonset::run(clients(daemonset::sync::NAME)));
     tokio::spawn(statefulset::run(clients(statefulset::sync::NAME)));
+    disruption::spawn(clients);
+    node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
+    podgc::spawn(clients, podgc::PodGcConfig::default());
+    serviceaccount::spawn_service_accounts(clients);
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjob_creates_due_jobs_and_tracks_them() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let cjs: Api<CronJob> = Api::namespaced(admin.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");

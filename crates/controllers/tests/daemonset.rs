@@ -30,7 +30,7 @@ fn hash(p: &Pod) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let nodes: Api<Node> = Api::all(admin.clone());
     for (name, taints) in [

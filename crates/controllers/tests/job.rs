@@ -40,7 +40,7 @@ fn cond(job: &Job, t: &str) -> Option<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_runs_to_completion_and_ttl_deletes_it() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
@@ -126,7 +126,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_fails_past_backoff_limit_and_by_failure_policy() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
@@ -196,7 +196,7 @@ async fn job_fails_past_backoff_limit_and_by_failure_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexed_job_sets_indexes_and_completed_indexes() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(

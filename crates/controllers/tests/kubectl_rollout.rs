@@ -64,7 +64,7 @@ async fn kubectl_rollout_reads_statefulset_and_daemonset_revisions() {
         return;
     }
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     // Serve HTTPS for kubectl: the listener is bound, run it.
     let support::Plane {

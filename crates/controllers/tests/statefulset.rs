@@ -23,7 +23,7 @@ fn hash(p: &Pod) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_orders_pods_and_rolls_updates() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");

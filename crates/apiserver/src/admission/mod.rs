@@ -4,7 +4,7 @@
 //!
 //! Mutating, in kube's order: LimitRanger (default requests and limits),
 //! ServiceAccount (`spec.serviceAccountName: default`),
-//! DefaultTolerationSeconds. Validating: LimitRanger (min, max, ratio),
+//! DefaultTolerationSeconds, DefaultStorageClass. Validating: LimitRanger (min, max, ratio),
 //! ServiceAccount (the account must exist), PodSecurity (namespace labels
 //! `pod-security.kubernetes.io/*`), ResourceQuota (last).
 //!
@@ -17,6 +17,7 @@ pub mod podsecurity;
 pub use berth_types::quantity;
 pub mod quota;
 pub mod serviceaccount;
+pub mod storageclass;
 pub mod tolerations;
 
 #[cfg(test)]
@@ -83,6 +84,7 @@ async fn admit_create(
             warnings.extend(podsecurity::admit_pod(&policy, obj)?);
         }
         ("", "persistentvolumeclaims") => {
+            storageclass::default_class(api, obj).await?;
             let ranges = limitranger::load(api, ns).await?;
             limitranger::validate_pvc(&ranges, resource, obj)?;
         }

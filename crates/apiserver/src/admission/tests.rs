@@ -714,3 +714,56 @@ async fn kind_and_version_must_match_the_path() {
         "the namespace of the provided object does not match the namespace sent on the request"
     );
 }
+
+#[tokio::test]
+async fn claims_without_a_class_get_the_default_one() {
+    let s = Server::new().await;
+    let claim = |name: &str, class: Option<&str>| {
+        let mut c = json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}});
+        if let Some(class) = class {
+            c["spec"]["storageClassName"] = json!(class);
+        }
+        c
+    };
+    // No default class yet: none set.
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/persistentvolumeclaims",
+            claim("before", None),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(a.body["spec"]["storageClassName"].is_null());
+    let a = s
+        .post(
+            "/apis/storage.k8s.io/v1/storageclasses",
+            json!({"metadata": {"name": "local-path",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "berth.dev/local-path"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/persistentvolumeclaims",
+            claim("after", None),
+        )
+        .await;
+    assert_eq!(a.body["spec"]["storageClassName"], "local-path");
+    // An explicit class, even "", is kept.
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/persistentvolumeclaims",
+            claim("none", Some("")),
+        )
+        .await;
+    assert_eq!(a.body["spec"]["storageClassName"], "");
+    let a = s
+        .post(
+            "/api/v1/namespaces/team/persistentvolumeclaims",
+            claim("fast", Some("fast")),
+        )
+        .await;
+    assert_eq!(a.body["spec"]["storageClassName"], "fast");
+}

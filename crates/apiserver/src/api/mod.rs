@@ -4,6 +4,7 @@
 
 mod discovery;
 pub mod node_proxy;
+mod eviction;
 pub mod objects;
 pub mod patch;
 mod subresources;

@@ -1,12 +1,12 @@
 //! Subresources other than `status`: `scale`, `pods/binding`,
-//! `pods/eviction`, `pods/ephemeralcontainers`, `namespaces/finalize`,
-//! `serviceaccounts/token` (the streaming ones, served by the node's
-//! kubelet, are in `node_proxy`).
+//! `pods/eviction` (in [`super::eviction`]), `pods/ephemeralcontainers`,
+//! `namespaces/finalize`, `serviceaccounts/token` (the streaming ones,
+//! served by the node's kubelet, are in `node_proxy`).
 
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::objects::{self, render_one, stamp, update_object};
+use super::objects::{render_one, stamp, update_object};
 use super::{Api, Ctx, body_json, respond};
 use crate::error::{ApiError, Cause};
 use crate::meta;
@@ -24,7 +24,7 @@ pub async fn serve(
     match target.subresource.as_str() {
         "scale" => scale(api, target, ctx, verb, body).await,
         "binding" => binding(api, target, ctx, body).await,
-        "eviction" => eviction(api, target, ctx, body).await,
+        "eviction" => super::eviction::evict(api, &main(target), ctx, body).await,
         "token" => token(api, target, ctx, body).await,
         "finalize" | "ephemeralcontainers" => {
             // Like status: the named part changes, nothing else.
@@ -261,35 +261,6 @@ async fn binding(api: &Api, target: &Target, ctx: &Ctx, body: &[u8]) -> Result<R
             Ok(crate::storage::Change::Put(next))
         })
         .await?;
-    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-    Ok(respond(201, &status, &ctx.warnings))
-}
-
-/// `pods/eviction`: deletes the pod (PodDisruptionBudgets are checked by
-/// the disruption controller, which arrives with the controllers).
-async fn eviction(
-    api: &Api,
-    target: &Target,
-    ctx: &Ctx,
-    body: &[u8],
-) -> Result<Response, ApiError> {
-    let eviction = body_json(body, &ctx.headers)?;
-    let name = meta::meta_str(&eviction, "name");
-    if !name.is_empty() && name != target.name {
-        return Err(ApiError::bad_request(format!(
-            "name in URL does not match name in Eviction object: {} vs {name}",
-            target.name
-        )));
-    }
-    let mut options = objects::DeleteOptions::default();
-    if let Some(d) = eviction.get("deleteOptions") {
-        options.grace = d.get("gracePeriodSeconds").and_then(Value::as_i64);
-        options.propagation = d
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-    }
-    objects::delete_object(api, &main(target), &options, ctx.query.dry_run()?).await?;
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok(respond(201, &status, &ctx.warnings))
 }

@@ -825,14 +825,88 @@ fn controller_roles() -> Vec<Value> {
         c(
             "node-controller",
             vec![
+                // berth's controllers watch as themselves (kube's share the
+                // controller manager's informers): hence watch and leases.
                 rule(
-                    &["get", "list", "update", "delete", "patch"],
+                    &["get", "list", "watch", "update", "delete", "patch"],
                     &[CORE],
                     &["nodes"],
                 ),
                 rule(&["patch", "update"], &[CORE], &["nodes/status"]),
                 rule(&["patch", "update"], &[CORE], &["pods/status"]),
-                rule(&["list", "get", "delete"], &[CORE], &["pods"]),
+                rule(&["list", "watch", "get", "delete"], &[CORE], &["pods"]),
+                rule(READ, &[COORDINATION], &["leases"]),
+                events_rule(),
+            ],
+        ),
+        c(
+            "persistent-volume-binder",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update", "create", "delete"],
+                    &[CORE],
+                    &["persistentvolumes"],
+                ),
+                rule(&["update"], &[CORE], &["persistentvolumes/status"]),
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &[CORE],
+                    &["persistentvolumeclaims"],
+                ),
+                rule(&["update"], &[CORE], &["persistentvolumeclaims/status"]),
+                rule(READ, &[CORE], &["pods"]),
+                // berth's built-in local-path provisioner creates its
+                // default StorageClass.
+                rule(
+                    &["get", "list", "watch", "create"],
+                    &[STORAGE],
+                    &["storageclasses"],
+                ),
+                rule(
+                    &["get", "create", "delete"],
+                    &[CORE],
+                    &["endpoints", "services"],
+                ),
+                rule(&["get"], &[CORE], &["secrets"]),
+                rule(READ, &[CORE], &["nodes"]),
+                events_rule(),
+            ],
+        ),
+        c(
+            "pvc-protection-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &[CORE],
+                    &["persistentvolumeclaims"],
+                ),
+                rule(READ, &[CORE], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        c(
+            "pv-protection-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &[CORE],
+                    &["persistentvolumes"],
+                ),
+                events_rule(),
+            ],
+        ),
+        c(
+            "disruption-controller",
+            vec![
+                rule(READ, &[EXTENSIONS, APPS], &["deployments"]),
+                rule(READ, &[APPS, EXTENSIONS], &["replicasets"]),
+                rule(READ, &[CORE], &["replicationcontrollers"]),
+                rule(READ, &[POLICY], &["poddisruptionbudgets"]),
+                rule(READ, &[APPS], &["statefulsets"]),
+                rule(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
+                rule(&["get"], &["*"], &["*/scale"]),
+                rule(READ, &[CORE], &["pods"]),
+                rule(&["patch", "update"], &[CORE], &["pods/status"]),
                 events_rule(),
             ],
         ),
@@ -840,7 +914,7 @@ fn controller_roles() -> Vec<Value> {
             "pod-garbage-collector",
             vec![
                 rule(&["list", "watch", "delete"], &[CORE], &["pods"]),
-                rule(&["get", "list"], &[CORE], &["nodes"]),
+                rule(&["get", "list", "watch"], &[CORE], &["nodes"]),
                 rule(&["patch"], &[CORE], &["pods/status"]),
             ],
         ),
@@ -887,14 +961,20 @@ fn controller_roles() -> Vec<Value> {
         c(
             "root-ca-cert-publisher",
             vec![
-                rule(&["create", "update"], &[CORE], &["configmaps"]),
+                rule(
+                    &["get", "list", "watch", "create", "update"],
+                    &[CORE],
+                    &["configmaps"],
+                ),
+                rule(READ, &[CORE], &["namespaces"]),
                 events_rule(),
             ],
         ),
         c(
             "service-account-controller",
             vec![
-                rule(&["create"], &[CORE], &["serviceaccounts"]),
+                rule(&["list", "watch", "create"], &[CORE], &["serviceaccounts"]),
+                rule(READ, &[CORE], &["namespaces"]),
                 events_rule(),
             ],
         ),

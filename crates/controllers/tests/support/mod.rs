@@ -52,6 +52,14 @@ impl Plane {
         self.client_as("system:admin", &["system:masters", "system:authenticated"])
     }
 
+    /// The controllers' options for this plane.
+    pub fn options(&self) -> berth_controllers::Options {
+        berth_controllers::Options {
+            storage_dir: self._dir.path().join("storage"),
+            ca_pem: self.plane.ca_pem.clone(),
+        }
+    }
+
     /// What `berth server` hands the controllers: each acts as its
     /// ServiceAccount in kube-system.
     pub fn controller_clients(&self) -> berth_controllers::Clients {

@@ -1,0 +1,640 @@
+//! The binder (kube's persistentvolume-controller, acting as
+//! `kube-system/persistent-volume-binder`) with the built-in local-path
+//! provisioner: binds claims to volumes (static ones matched by
+//! [`super::matching`], or provisioned), keeps both sides' phases, and
+//! reclaims volumes whose claim is gone.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, PostParams};
+
+use super::{VolumeConfig, class, matching, provision};
+use crate::watched;
+
+/// Set on a claim when the binding is complete.
+pub const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
+/// Set on the side this controller bound.
+pub const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
+/// The node chosen for a claim that waits for its first consumer.
+pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+/// The provisioner expected to make a claim's volume.
+pub const STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
+/// Its beta spelling, still set by kube.
+pub const STORAGE_PROVISIONER_BETA: &str = "volume.beta.kubernetes.io/storage-provisioner";
+/// The provisioner name k3s's local-path class uses, also served.
+pub const RANCHER_LOCAL_PATH: &str = "rancher.io/local-path";
+
+/// What one pass sees.
+pub struct World {
+    /// Every claim.
+    pub claims: Vec<PersistentVolumeClaim>,
+    /// Every volume.
+    pub volumes: Vec<PersistentVolume>,
+    /// Every class.
+    pub classes: Vec<StorageClass>,
+    /// Every node.
+    pub nodes: Vec<Node>,
+    /// Every pod.
+    pub pods: Vec<Pod>,
+}
+
+/// The binder's clients and memory.
+pub struct Binder {
+    /// Acting as persistent-volume-binder.
+    pub client: kube::Client,
+    /// Settings.
+    pub config: VolumeConfig,
+    /// Events.
+    pub recorder: kube::runtime::events::Recorder,
+    /// (claim uid, reason) already announced.
+    pub announced: HashSet<(String, String)>,
+}
+
+fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+fn phase_of_volume(pv: &PersistentVolume) -> &str {
+    pv.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn phase_of_claim(claim: &PersistentVolumeClaim) -> &str {
+    claim
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// The node of a scheduled pod in the claim's namespace using it.
+pub fn consumer_node(pods: &[Pod], claim: &PersistentVolumeClaim) -> Option<String> {
+    pods.iter()
+        .filter(|p| p.metadata.namespace == claim.metadata.namespace)
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| uses_claim(p, claim.metadata.name.as_deref().unwrap_or("")))
+        .find_map(|p| p.spec.as_ref()?.node_name.clone().filter(|n| !n.is_empty()))
+}
+
+/// Whether a pod's volumes name the claim.
+pub fn uses_claim(pod: &Pod, claim: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim)
+        })
+}
+
+impl Binder {
+    fn ours(&self, provisioner: &str) -> bool {
+        provisioner == self.config.provisioner || provisioner == RANCHER_LOCAL_PATH
+    }
+
+    /// One pass over every claim, then every volume.
+    pub async fn pass(&mut self, world: &World) {
+        for claim in &world.claims {
+            if let Err(e) = self.sync_claim(world, claim).await {
+                tracing::debug!(claim = ?claim.metadata.name, error = %e, "syncing a claim");
+            }
+        }
+        for volume in &world.volumes {
+            if let Err(e) = self.sync_volume(world, volume).await {
+                tracing::debug!(volume = ?volume.metadata.name, error = %e, "syncing a volume");
+            }
+        }
+    }
+
+    fn claims(&self, claim: &PersistentVolumeClaim) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(
+            self.client.clone(),
+            claim.metadata.namespace.as_deref().unwrap_or("default"),
+        )
+    }
+
+    fn volumes(&self) -> Api<PersistentVolume> {
+        Api::all(self.client.clone())
+    }
+
+    async fn announce(
+        &mut self,
+        claim: &PersistentVolumeClaim,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let key = (
+            claim.metadata.uid.clone().unwrap_or_default(),
+            reason.to_owned(),
+        );
+        if self.announced.insert(key) {
+            watched::event(&self.recorder, claim, warning, reason, "Binding", note).await;
+        }
+    }
+
+    async fn sync_claim(
+        &mut self,
+        world: &World,
+        claim: &PersistentVolumeClaim,
+    ) -> Result<(), kube::Error> {
+        if claim.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let bound_name = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|n| !n.is_empty());
+        if let Some(name) = bound_name {
+            let Some(pv) = world
+                .volumes
+                .iter()
+                .find(|v| v.metadata.name.as_deref() == Some(&name))
+            else {
+                if phase_of_claim(claim) == "Bound" {
+                    self.set_claim_phase(claim, "Lost", None).await?;
+                    self.announce(
+                        claim,
+                        true,
+                        "ClaimLost",
+                        "Bound claim has lost its PersistentVolume. Data on the volume is lost!"
+                            .into(),
+                    )
+                    .await;
+                }
+                return Ok(());
+            };
+            let free = pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .is_none();
+            if free || matching::bound_to(pv, claim) {
+                return self.bind(pv, claim).await;
+            }
+            self.announce(
+                claim,
+                true,
+                "FailedBinding",
+                format!("volume \"{name}\" already bound to a different claim."),
+            )
+            .await;
+            return Ok(());
+        }
+        // Unbound. A claim without a class gets the default one, when
+        // there is one (kube's retroactive default class assignment).
+        let requested_class = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.clone());
+        if requested_class.is_none()
+            && let Some(default) = class::default_class(&world.classes)
+        {
+            let mut next = claim.clone();
+            next.spec.get_or_insert_default().storage_class_name = default.metadata.name.clone();
+            self.claims(claim)
+                .replace(
+                    claim.metadata.name.as_deref().unwrap_or(""),
+                    &PostParams::default(),
+                    &next,
+                )
+                .await?;
+            return Ok(());
+        }
+        let class_name = requested_class.unwrap_or_default();
+        let class = world
+            .classes
+            .iter()
+            .find(|c| !class_name.is_empty() && c.metadata.name.as_deref() == Some(&class_name));
+        let delayed =
+            class.is_some_and(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"));
+        let selected = annotation(&claim.metadata, SELECTED_NODE).map(str::to_owned);
+        if delayed && selected.is_none() {
+            if let Some(node) = consumer_node(&world.pods, claim) {
+                let mut next = claim.clone();
+                next.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(SELECTED_NODE.to_owned(), node);
+                self.claims(claim)
+                    .replace(
+                        claim.metadata.name.as_deref().unwrap_or(""),
+                        &PostParams::default(),
+                        &next,
+                    )
+                    .await?;
+            } else {
+                self.announce(
+                    claim,
+                    false,
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding".into(),
+                )
+                .await;
+            }
+            return Ok(());
+        }
+        let node = selected.as_deref().and_then(|n| {
+            world
+                .nodes
+                .iter()
+                .find(|x| x.metadata.name.as_deref() == Some(n))
+        });
+        if let Some(pv) = matching::find(claim, &world.volumes, if delayed { node } else { None }) {
+            return self.bind(pv, claim).await;
+        }
+        let Some(class) = class else {
+            let note = if class_name.is_empty() {
+                "no persistent volumes available for this claim and no storage class is set"
+                    .to_owned()
+            } else {
+                format!("storageclass.storage.k8s.io \"{class_name}\" not found")
+            };
+            self.announce(claim, true, "FailedBinding", note).await;
+            return Ok(());
+        };
+        if !self.ours(&class.provisioner) {
+            if class.provisioner != "kubernetes.io/no-provisioner" {
+                self.mark_provisioner(claim, &class.provisioner).await?;
+                self.announce(claim, false, "ExternalProvisioning", format!(
+                    "Waiting for a volume to be created either by the external provisioner '{}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.",
+                    class.provisioner
+                )).await;
+            }
+            return Ok(());
+        }
+        // Immediate binding: the first ready node (berth runs one).
+        let node = node.or_else(|| pick_node(&world.nodes));
+        let Some(node) = node else {
+            return Ok(());
+        };
+        self.provision(world, claim, class, node).await
+    }
+
+    async fn mark_provisioner(
+        &self,
+        claim: &PersistentVolumeClaim,
+        provisioner: &str,
+    ) -> Result<PersistentVolumeClaim, kube::Error> {
+        if annotation(&claim.metadata, STORAGE_PROVISIONER) == Some(provisioner) {
+            return Ok(claim.clone());
+        }
+        let mut next = claim.clone();
+        let a = next.metadata.annotations.get_or_insert_default();
+        a.insert(STORAGE_PROVISIONER.to_owned(), provisioner.to_owned());
+        a.insert(STORAGE_PROVISIONER_BETA.to_owned(), provisioner.to_owned());
+        self.claims(claim)
+            .replace(
+                claim.metadata.name.as_deref().unwrap_or(""),
+                &PostParams::default(),
+                &next,
+            )
+            .await
+    }
+
+    async fn provision(
+        &mut self,
+        world: &World,
+        claim: &PersistentVolumeClaim,
+        class: &StorageClass,
+        node: &Node,
+    ) -> Result<(), kube::Error> {
+        let name = provision::volume_name(claim);
+        if world
+            .volumes
+            .iter()
+            .any(|v| v.metadata.name.as_deref() == Some(&name))
+        {
+            return Ok(());
+        }
+        let claim = self.mark_provisioner(claim, &class.provisioner).await?;
+        let path = provision::directory(&self.config.data_dir, &claim, &name);
+        if let Err(e) = provision::make_directory(&path) {
+            self.announce(
+                &claim,
+                true,
+                "ProvisioningFailed",
+                format!(
+                    "failed to provision volume with StorageClass \"{}\": making {}: {e}",
+                    class.metadata.name.as_deref().unwrap_or(""),
+                    path.display()
+                ),
+            )
+            .await;
+            return Ok(());
+        }
+        let pv = provision::volume(&claim, class, &class.provisioner, node, &path);
+        match self.volumes().create(&PostParams::default(), &pv).await {
+            Ok(_) => {
+                tracing::info!(volume = %name, path = %path.display(), "provisioned");
+                self.announce(
+                    &claim,
+                    false,
+                    "ProvisioningSucceeded",
+                    format!("Successfully provisioned volume {name}"),
+                )
+                .await;
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Binds both sides, each step only if needed: the volume's claimRef,
+    /// its phase, the claim's volumeName and annotations, its status.
+    async fn bind(
+        &self,
+        pv: &PersistentVolume,
+        claim: &PersistentVolumeClaim,
+    ) -> Result<(), kube::Error> {
+        let pv_name = pv.metadata.name.clone().unwrap_or_default();
+        let mut pv = pv.clone();
+        let current_ref = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
+        let needs_ref = current_ref.is_none_or(|r| {
+            r.uid.as_deref().unwrap_or("").is_empty() || !matching::bound_to(&pv, claim)
+        });
+        if needs_ref {
+            let was_free = current_ref.is_none();
+            pv.spec.get_or_insert_default().claim_ref = Some(provision::claim_ref(claim));
+            if was_free {
+                pv.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(BOUND_BY_CONTROLLER.to_owned(), "yes".to_owned());
+            }
+            pv = self
+                .volumes()
+                .replace(&pv_name, &PostParams::default(), &pv)
+                .await?;
+        }
+        if phase_of_volume(&pv) != "Bound" {
+            let status = pv.status.get_or_insert_default();
+            status.phase = Some("Bound".into());
+            status.last_phase_transition_time = Some(Time(Timestamp::now()));
+            pv = self
+                .volumes()
+                .replace_status(&pv_name, &PostParams::default(), &pv)
+                .await?;
+        }
+        let claim_name = claim.metadata.name.clone().unwrap_or_default();
+        let mut next = claim.clone();
+        let spec = next.spec.get_or_insert_default();
+        let set_name = spec.volume_name.as_deref() != Some(pv_name.as_str());
+        if set_name {
+            spec.volume_name = Some(pv_name.clone());
+        }
+        let annotations = next.metadata.annotations.get_or_insert_default();
+        let mut changed = set_name;
+        if annotations.get(BIND_COMPLETED).map(String::as_str) != Some("yes") {
+            annotations.insert(BIND_COMPLETED.to_owned(), "yes".to_owned());
+            changed = true;
+        }
+        if set_name {
+            annotations.insert(BOUND_BY_CONTROLLER.to_owned(), "yes".to_owned());
+        }
+        if changed {
+            next = self
+                .claims(claim)
+                .replace(&claim_name, &PostParams::default(), &next)
+                .await?;
+        }
+        let pv_spec = pv.spec.clone().unwrap_or_default();
+        let status = next.status.get_or_insert_default();
+        if status.phase.as_deref() != Some("Bound")
+            || status.capacity != pv_spec.capacity
+            || status.access_modes != pv_spec.access_modes
+        {
+            status.phase = Some("Bound".into());
+            status.capacity = pv_spec.capacity;
+            status.access_modes = pv_spec.access_modes;
+            self.claims(claim)
+                .replace_status(&claim_name, &PostParams::default(), &next)
+                .await?;
+            tracing::info!(claim = %claim_name, volume = %pv_name, "bound");
+        }
+        Ok(())
+    }
+
+    async fn set_claim_phase(
+        &self,
+        claim: &PersistentVolumeClaim,
+        phase: &str,
+        _reason: Option<&str>,
+    ) -> Result<(), kube::Error> {
+        let mut next = claim.clone();
+        next.status.get_or_insert_default().phase = Some(phase.into());
+        self.claims(claim)
+            .replace_status(
+                claim.metadata.name.as_deref().unwrap_or(""),
+                &PostParams::default(),
+                &next,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn set_volume_phase(
+        &self,
+        pv: &PersistentVolume,
+        phase: &str,
+    ) -> Result<(), kube::Error> {
+        if phase_of_volume(pv) == phase {
+            return Ok(());
+        }
+        let mut next = pv.clone();
+        let status = next.status.get_or_insert_default();
+        status.phase = Some(phase.into());
+        status.last_phase_transition_time = Some(Time(Timestamp::now()));
+        self.volumes()
+            .replace_status(
+                pv.metadata.name.as_deref().unwrap_or(""),
+                &PostParams::default(),
+                &next,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn sync_volume(&self, world: &World, pv: &PersistentVolume) -> Result<(), kube::Error> {
+        if pv.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.clone()) else {
+            return self.set_volume_phase(pv, "Available").await;
+        };
+        let uid = r.uid.clone().unwrap_or_default();
+        if uid.is_empty() {
+            // Pre-bound by an administrator to a claim yet to come.
+            return self.set_volume_phase(pv, "Available").await;
+        }
+        let ns = r.namespace.clone().unwrap_or_default();
+        let name = r.name.clone().unwrap_or_default();
+        let cached = world.claims.iter().find(|c| {
+            c.metadata.namespace.as_deref() == Some(&ns)
+                && c.metadata.name.as_deref() == Some(&name)
+        });
+        if let Some(claim) = cached.filter(|c| c.metadata.uid.as_deref() == Some(&uid)) {
+            let claimed = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref())
+                == pv.metadata.name.as_deref();
+            if claimed {
+                return self.set_volume_phase(pv, "Bound").await;
+            }
+            return Ok(());
+        }
+        // The cache may lag: ask the API server before releasing.
+        let live = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &ns)
+            .get_opt(&name)
+            .await?;
+        if live.is_some_and(|c| c.metadata.uid.as_deref() == Some(&uid)) {
+            return Ok(());
+        }
+        if phase_of_volume(pv) != "Failed" {
+            self.set_volume_phase(pv, "Released").await?;
+        }
+        let policy = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
+            .unwrap_or("Retain");
+        let provisioner = annotation(&pv.metadata, provision::PROVISIONED_BY).unwrap_or("");
+        if policy != "Delete" || !self.ours(provisioner) {
+            return Ok(());
+        }
+        self.reclaim(pv).await
+    }
+
+    /// Deletes a released volume of ours: its directory, then the object.
+    async fn reclaim(&self, pv: &PersistentVolume) -> Result<(), kube::Error> {
+        let pv_name = pv.metadata.name.clone().unwrap_or_default();
+        if let Some(path) = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_path.as_ref())
+            .map(|h| h.path.clone())
+            && let Err(e) = provision::remove_directory(&self.config.data_dir, Path::new(&path))
+        {
+            tracing::warn!(volume = %pv_name, error = %e, "removing the volume's directory");
+            watched::event(
+                &self.recorder,
+                pv,
+                true,
+                "VolumeFailedDelete",
+                "Delete",
+                format!("removing {path}: {e}"),
+            )
+            .await;
+            return self.set_volume_phase(pv, "Failed").await;
+        }
+        match self
+            .volumes()
+            .delete(&pv_name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(volume = %pv_name, "deleted with its claim");
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The node for an immediately bound claim: the first ready one by name,
+/// else the first one.
+fn pick_node(nodes: &[Node]) -> Option<&Node> {
+    let mut sorted: Vec<&Node> = nodes.iter().collect();
+    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let ready = |n: &&Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    sorted.iter().find(|n| ready(n)).or(sorted.first()).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume};
+
+    fn pod(name: &str, ns: &str, claim: &str, node: Option<&str>) -> Pod {
+        let mut p = Pod {
+            spec: Some(PodSpec {
+                node_name: node.map(Into::into),
+                volumes: Some(vec![Volume {
+                    name: "v".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: claim.into(),
+                        read_only: None,
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some(ns.into());
+        p
+    }
+
+    #[test]
+    fn the_first_scheduled_consumer_selects_the_node() {
+        let mut claim = PersistentVolumeClaim::default();
+        claim.metadata.name = Some("data".into());
+        claim.metadata.namespace = Some("team".into());
+        let pods = vec![
+            pod("unscheduled", "team", "data", None),
+            pod("elsewhere", "other", "data", Some("n9")),
+            pod("other-claim", "team", "logs", Some("n8")),
+            pod("user", "team", "data", Some("n1")),
+        ];
+        assert_eq!(consumer_node(&pods, &claim), Some("n1".into()));
+        assert_eq!(consumer_node(&pods[..3], &claim), None);
+    }
+
+    #[test]
+    fn immediate_binding_prefers_a_ready_node() {
+        let node = |name: &str, ready: bool| {
+            let mut n = Node::default();
+            n.metadata.name = Some(name.into());
+            n.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+                conditions: Some(vec![k8s_openapi::api::core::v1::NodeCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            });
+            n
+        };
+        let nodes = vec![node("a", false), node("b", true)];
+        assert_eq!(
+            pick_node(&nodes).and_then(|n| n.metadata.name.as_deref()),
+            Some("b")
+        );
+        let nodes = vec![node("b", false), node("a", false)];
+        assert_eq!(
+            pick_node(&nodes).and_then(|n| n.metadata.name.as_deref()),
+            Some("a")
+        );
+        assert!(pick_node(&[]).is_none());
+    }
+}
