@@ -557,7 +557,10 @@ spec:
     // kubectl names the first container itself; the API asks for one
     let out = s.kubectl(&["logs", "talk"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "line1\nline2\nerr\n");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Defaulted container \"web\" out of: web, side"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Defaulted container \"web\" out of: web, side")
+    );
     let err = s.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/talk/log"]);
     assert!(
         err.contains("a container name must be specified for pod talk, choose one of: [web side]"),
@@ -654,5 +657,185 @@ spec:
     let _ = pf.kill();
     let _ = pf.wait();
     s.ok(&["delete", "pod", "talk", "--wait=true", "--timeout=30s"]);
+    wait_node_empty(&s);
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  strategy: {rollingUpdate: {maxUnavailable: 1, maxSurge: 1}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: httpd
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "mkdir -p /www && echo $VERSION > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        env: [{name: VERSION, value: v1}]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+"#;
+
+#[test]
+fn a_deployment_heals_rolls_out_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(WEB);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.status.readyReplicas}"
+        ]),
+        "3"
+    );
+    // delete a pod: its ReplicaSet replaces it
+    let pods = s.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    s.ok(&["delete", "pod", &pods, "--wait=false"]);
+    s.wait_for(
+        &["pods", "-l", "app=web"],
+        "{range .items[*]}{.metadata.name}={.status.containerStatuses[0].ready} {end}",
+        30,
+        |v| v.matches("=true").count() == 3 && !v.contains(&format!("{pods}=")),
+    );
+    // a rolling update never has fewer than replicas − maxUnavailable ready
+    let watcher = std::process::Command::new("kubectl")
+        .args([
+            "get",
+            "deployment",
+            "web",
+            "--watch",
+            "-o",
+            "jsonpath={.status.readyReplicas}{\"\\n\"}",
+        ])
+        .envs(s.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    s.ok(&["set", "env", "deployment/web", "VERSION=v2"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let mut watcher = watcher;
+    let _ = watcher.kill();
+    let out = watcher.wait_with_output().unwrap();
+    let seen: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|r| *r >= 2),
+        "ready replicas dipped below 2: {seen:?}"
+    );
+    let history = s.ok(&["rollout", "history", "deployment/web"]);
+    assert!(
+        history.contains("1 ") && history.contains("2 "),
+        "{history}"
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "rs",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.replicas}{end}"
+        ])
+        .chars()
+        .filter(|c| *c == '3')
+        .count(),
+        1
+    );
+    // undo: back to v1's template (the old ReplicaSet, revision 3)
+    s.ok(&["rollout", "undo", "deployment/web"]);
+    s.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    let env = s.ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].env[0].value} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    assert_eq!(env, "v1 3");
+    s.ok(&[
+        "delete",
+        "deployment",
+        "web",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    s.wait_for(&["pods", "-l", "app=web"], "{.items}", 60, |v| {
+        v == "[]" || v.is_empty()
+    });
+    wait_node_empty(&s);
+}
+
+#[test]
+fn a_failing_job_respects_its_backoff_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: fails}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent, command: ["sh", "-c", "exit 1"]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: works}
+spec:
+  completions: 2
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo done"]}]
+"#,
+    );
+    let reason = s.wait_for(
+        &["job", "fails"],
+        "{.status.conditions[?(@.type==\"Failed\")].reason}",
+        90,
+        |v| !v.is_empty(),
+    );
+    assert_eq!(reason, "BackoffLimitExceeded");
+    assert_eq!(
+        s.ok(&["get", "job", "fails", "-o", "jsonpath={.status.failed}"]),
+        "2"
+    );
+    s.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/works",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        s.ok(&["get", "job", "works", "-o", "jsonpath={.status.succeeded}"]),
+        "2"
+    );
+    assert_eq!(s.ok(&["logs", "job/works"]), "done\n");
+    s.ok(&[
+        "delete",
+        "job",
+        "fails",
+        "works",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    s.wait_for(&["pods"], "{.items}", 60, |v| v == "[]" || v.is_empty());
     wait_node_empty(&s);
 }

@@ -11,23 +11,23 @@
 
 use std::sync::Arc;
 
-pub mod deployment;
-pub mod gc;
-pub mod namespace;
-pub mod replicaset;
-pub mod util;
 pub mod cronjob;
 pub mod daemonset;
-pub mod job;
-pub mod statefulset;
-pub mod workloads_common;
+pub mod deployment;
 pub mod disruption;
+pub mod gc;
+pub mod job;
 mod kube_match;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod podgc;
+pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
+pub mod util;
 pub mod volume;
 mod watched;
+pub mod workloads_common;
 
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).
@@ -44,7 +44,10 @@ pub struct Options {
 
 /// Starts every controller; they run until the process ends.
 pub fn spawn_all(clients: &Clients, options: &Options) {
-    volume::spawn(clients, volume::VolumeConfig::new(options.storage_dir.clone()));
+    volume::spawn(
+        clients,
+        volume::VolumeConfig::new(options.storage_dir.clone()),
+    );
     serviceaccount::spawn_root_ca_publisher(clients, options.ca_pem.clone());
     replicaset::spawn_replicasets(clients);
     deployment::spawn(clients);

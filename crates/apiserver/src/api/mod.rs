@@ -3,8 +3,8 @@
 //! authorization, then the verb handlers.
 
 mod discovery;
-pub mod node_proxy;
 mod eviction;
+pub mod node_proxy;
 pub mod objects;
 pub mod patch;
 mod subresources;
