@@ -68,9 +68,9 @@ done
 "$berth" rm -f -v demo-web >/dev/null
 "$berth" volume rm demo-site >/dev/null
 
-echo "== berth server: the Kubernetes API over the embedded store, with kubectl"
+echo "== berth server: the Kubernetes API, scheduler, controllers and this host's node agent, with kubectl"
 api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$berth" server --https-port "$api_port" &
+"$berth" server --https-port "$api_port" --node-ip 127.0.0.1 &
 server=$!
 trap 'kill $registry $server 2>/dev/null; wait $registry $server 2>/dev/null || true' EXIT
 export KUBECONFIG=$BERTH_ROOT/server/admin.kubeconfig
@@ -79,22 +79,20 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 if command -v kubectl >/dev/null; then
-	kubectl get namespaces
-	kubectl apply -f - <<'YAML'
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: demo, labels: {app: demo}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: demo}}
-  template:
-    metadata: {labels: {app: demo}}
-    spec: {containers: [{name: web, image: demo/busybox, command: [httpd, -f, -p, "80"]}]}
-YAML
-	kubectl scale deployment demo --replicas=3
-	kubectl get deployments -o wide
-	kubectl delete deployment demo
-	echo "(pods run once the scheduler, controllers and node agent land)"
+	kubectl wait --for=condition=Ready node --all --timeout=30s
+	kubectl get nodes -o wide
+	echo "== SparklingSoDA: the same analysis environment for each of three members (examples/sparklingsoda.yaml)"
+	kubectl apply -f examples/sparklingsoda.yaml
+	kubectl -n sparklingsoda rollout status statefulset/workspace --timeout=120s
+	kubectl -n sparklingsoda get pods,pvc -o wide
+	echo "-- workspace-1 reads the project's shared data and saves its work in its own volume"
+	kubectl -n sparklingsoda exec workspace-1 -- sh -c 'head -3 /data/sales.csv; echo "north grows" > /work/result.txt'
+	echo "-- workspace-1's pod is deleted; its StatefulSet brings it back with its work intact"
+	kubectl -n sparklingsoda delete pod workspace-1
+	kubectl -n sparklingsoda wait --for=condition=Ready pod/workspace-1 --timeout=60s
+	kubectl -n sparklingsoda exec workspace-1 -- cat /work/result.txt
+	kubectl -n sparklingsoda logs workspace-0 -c seed
+	kubectl delete namespace sparklingsoda --timeout=120s
 else
 	echo "kubectl is not installed: the API is at https://127.0.0.1:$api_port (kubeconfig $KUBECONFIG)"
 fi

@@ -81,6 +81,9 @@ pub enum Error {
     Api(#[from] kube::Error),
 }
 
+/// Issued ServiceAccount tokens: (pod uid, path) → (token, issued at, lifetime).
+type TokenCache = HashMap<(String, String), (String, std::time::Instant, Duration)>;
+
 /// What every worker shares.
 pub(crate) struct Shared {
     pub(crate) client: kube::Client,
@@ -89,6 +92,9 @@ pub(crate) struct Shared {
     pub(crate) recorder: Recorder,
     pub(crate) allocatable: NodeAllocatable,
     pub(crate) dns: NodeDns,
+    /// ServiceAccount tokens by (pod uid, path), with when they were issued
+    /// and their lifetime: renewed at 80 % of it, as the kubelet does.
+    pub(crate) tokens: std::sync::Mutex<TokenCache>,
 }
 
 /// Runs blocking engine work off the async threads.
@@ -237,6 +243,15 @@ impl Shared {
                 let Some(t) = &src.service_account_token else {
                     continue;
                 };
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                let cache_key = (uid, t.path.clone());
+                if let Ok(cache) = self.tokens.lock()
+                    && let Some((token, at, ttl)) = cache.get(&cache_key)
+                    && at.elapsed() < ttl.mul_f64(0.8)
+                {
+                    out.insert(t.path.clone(), token.clone());
+                    continue;
+                }
                 let req = serde_json::json!({
                     "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                     "spec": {
@@ -260,6 +275,11 @@ impl Shared {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
+                let ttl = Duration::from_secs(t.expiration_seconds.unwrap_or(3607).max(600) as u64);
+                if let Ok(mut cache) = self.tokens.lock() {
+                    cache.retain(|_, (_, at, ttl)| at.elapsed() < *ttl);
+                    cache.insert(cache_key, (token.clone(), std::time::Instant::now(), ttl));
+                }
                 out.insert(t.path.clone(), token);
             }
         }
@@ -348,6 +368,7 @@ pub async fn run(
         client: client.clone(),
         engine,
         cfg,
+        tokens: std::sync::Mutex::new(HashMap::new()),
     });
     run_pods(shared).await
 }

@@ -457,6 +457,9 @@ fn get_prints_kubectl_tables_and_every_output_format() {
         "cm",
         "-n",
         "other",
+        // every namespace also holds the cluster CA (kube-root-ca.crt)
+        "--field-selector",
+        "metadata.name!=kube-root-ca.crt",
         "-o",
         "custom-columns=N:.metadata.name,X:.data.x",
     ]);
@@ -813,7 +816,7 @@ except ApiException as e:
 w = watch.Watch()
 seen = []
 v1.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="pycm"), data={"a": "1"}))
-for event in w.stream(v1.list_namespaced_config_map, "default", timeout_seconds=2):
+for event in w.stream(v1.list_namespaced_config_map, "default", field_selector="metadata.name=pycm", timeout_seconds=2):
     seen.append((event["type"], event["object"].metadata.name))
 print("watched", seen)
 rv = v1.list_namespaced_config_map("default").metadata.resource_version
@@ -1095,7 +1098,7 @@ fn server_side_dry_run_changes_nothing() {
         "deploy",
         "demo",
         "-o",
-        "jsonpath={.metadata.resourceVersion}",
+        "jsonpath={.metadata.generation}",
     ]);
     let out = s.kubectl_in(
         &["apply", "--dry-run=server", "-f", "-"],
@@ -1120,7 +1123,7 @@ fn server_side_dry_run_changes_nothing() {
             "deploy",
             "demo",
             "-o",
-            "jsonpath={.metadata.resourceVersion} {.spec.replicas}"
+            "jsonpath={.metadata.generation} {.spec.replicas}"
         ]),
         format!("{before} 2")
     );

@@ -609,6 +609,19 @@ spec:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // the ServiceAccount's token, the cluster CA and the namespace are mounted
+    let sa = s.ok(&["exec", "talk", "-c", "side", "--", "sh", "-c",
+        "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; head -1 /var/run/secrets/kubernetes.io/serviceaccount/ca.crt; wc -c < /var/run/secrets/kubernetes.io/serviceaccount/token"]);
+    let mut lines = sa.lines();
+    assert_eq!(lines.next(), Some("default"), "{sa}");
+    assert_eq!(lines.next(), Some("-----BEGIN CERTIFICATE-----"), "{sa}");
+    assert!(
+        lines
+            .next()
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .is_some_and(|n| n > 100),
+        "{sa}"
+    );
     // cp (tar through exec)
     let local = dir.path().join("up.txt");
     std::fs::write(&local, "copied in\n").unwrap();
@@ -837,5 +850,134 @@ spec:
         "--timeout=60s",
     ]);
     s.wait_for(&["pods"], "{.items}", 60, |v| v == "[]" || v.is_empty());
+    wait_node_empty(&s);
+}
+
+/// The README's cluster demo (examples/sparklingsoda.yaml): three members'
+/// environments from one image, a shared project volume, a volume per
+/// member that survives its pod.
+#[test]
+fn the_sparklingsoda_example_gives_each_member_an_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.berth(&["tag", "busybox:stable", "demo/busybox:latest"]);
+    let manifest = berth_testutil::workspace_root().join("examples/sparklingsoda.yaml");
+    s.ok(&["apply", "-f", &manifest.display().to_string()]);
+    s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "rollout",
+        "status",
+        "statefulset/workspace",
+        "--timeout=90s",
+    ]);
+    let pods = s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
+    ]);
+    assert_eq!(
+        pods.trim(),
+        "workspace-0=Running workspace-1=Running workspace-2=Running"
+    );
+    let pvcs = s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "get",
+        "pvc",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}",
+    ]);
+    for want in [
+        "project-data=Bound",
+        "work-workspace-0=Bound",
+        "work-workspace-1=Bound",
+        "work-workspace-2=Bound",
+    ] {
+        assert!(pvcs.contains(want), "{pvcs}");
+    }
+    // the shared data, seen by every member
+    for m in ["workspace-0", "workspace-2"] {
+        let lines = s.ok(&[
+            "-n",
+            "sparklingsoda",
+            "exec",
+            m,
+            "--",
+            "wc",
+            "-l",
+            "/data/sales.csv",
+        ]);
+        assert!(lines.trim_start().starts_with("5 "), "{lines}");
+    }
+    // work in a member's own volume survives its pod
+    s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "exec",
+        "workspace-1",
+        "--",
+        "sh",
+        "-c",
+        "echo 'north grows' > /work/result.txt",
+    ]);
+    let uid = s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "get",
+        "pod",
+        "workspace-1",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "delete",
+        "pod",
+        "workspace-1",
+        "--wait=true",
+        "--timeout=30s",
+    ]);
+    s.wait_for(
+        &["-n", "sparklingsoda", "pod", "workspace-1"],
+        "{.metadata.uid} {.status.containerStatuses[0].ready}",
+        60,
+        |v| !v.starts_with(&uid) && v.ends_with(" true"),
+    );
+    assert_eq!(
+        s.ok(&[
+            "-n",
+            "sparklingsoda",
+            "exec",
+            "workspace-1",
+            "--",
+            "cat",
+            "/work/result.txt"
+        ]),
+        "north grows\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "-n",
+            "sparklingsoda",
+            "exec",
+            "workspace-0",
+            "--",
+            "cat",
+            "/work/index.html"
+        ]),
+        "workspace of workspace-0\n"
+    );
+    s.ok(&[
+        "delete",
+        "namespace",
+        "sparklingsoda",
+        "--wait=true",
+        "--timeout=90s",
+    ]);
     wait_node_empty(&s);
 }

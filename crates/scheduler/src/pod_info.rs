@@ -362,8 +362,8 @@ mod tests {
             protocol: proto.into(),
             port,
         };
-        assert!(p("0.0.0.0", "TCP", 80).conflicts(&p("10.0.0.1", "TCP", 80)));
-        assert!(!p("10.0.0.2", "TCP", 80).conflicts(&p("10.0.0.1", "TCP", 80)));
+        assert!(p("0.0.0.0", "TCP", 80).conflicts(&p("198.18.7.1", "TCP", 80)));
+        assert!(!p("198.18.7.2", "TCP", 80).conflicts(&p("198.18.7.1", "TCP", 80)));
         assert!(!p("0.0.0.0", "UDP", 80).conflicts(&p("0.0.0.0", "TCP", 80)));
         assert!(!p("0.0.0.0", "TCP", 81).conflicts(&p("0.0.0.0", "TCP", 80)));
     }

@@ -80,6 +80,7 @@ async fn admit_create(
             // Validating.
             limitranger::validate_pod(&ranges, resource, obj)?;
             serviceaccount::check(api, ns, obj).await?;
+            serviceaccount::mount_token(api, ns, obj).await?;
             let policy = podsecurity::namespace_policy(api, ns).await?;
             warnings.extend(podsecurity::admit_pod(&policy, obj)?);
         }

@@ -576,18 +576,18 @@ mod tests {
     #[test]
     fn the_kubelet_is_the_node_s_internal_ip_and_daemon_port() {
         let node = json!({"status": {
-            "addresses": [{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "10.0.0.5"}],
+            "addresses": [{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "198.18.9.5"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 11250}},
         }});
         assert_eq!(
             kubelet_address(&node).unwrap(),
-            "10.0.0.5:11250".parse().unwrap()
+            "198.18.9.5:11250".parse().unwrap()
         );
         let bare =
-            json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.6"}]}});
+            json!({"status": {"addresses": [{"type": "InternalIP", "address": "198.18.9.6"}]}});
         assert_eq!(
             kubelet_address(&bare).unwrap(),
-            "10.0.0.6:10250".parse().unwrap()
+            "198.18.9.6:10250".parse().unwrap()
         );
         let none = json!({"status": {"addresses": [{"type": "Hostname", "address": "n1"}]}});
         assert_eq!(

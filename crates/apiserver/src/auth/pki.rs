@@ -821,13 +821,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let pki = Pki::load_or_create(tmp.path(), &[]).unwrap();
         let (cert, key) = pki
-            .issue_kubelet_serving_cert("Node-1", &["10.0.0.7".parse().unwrap()])
+            .issue_kubelet_serving_cert("Node-1", &["198.18.9.7".parse().unwrap()])
             .unwrap();
         assert!(key.contains("PRIVATE KEY"));
         let sans = sans_of(&cert);
         assert_eq!(
             sans,
-            ["node-1", "10.0.0.7"]
+            ["node-1", "198.18.9.7"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect()

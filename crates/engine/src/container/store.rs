@@ -265,8 +265,20 @@ impl Store {
         }
         let dir = self.dir(&r.id);
         unmount_shm(&dir);
-        berth_image::unpack::remove_tree(&dir)
-            .map_err(|e| Error::Io(format!("remove {}", dir.display()), e))
+        // A monitor that is ending (or a health check's exec it ran) can
+        // still write a file while the tree goes: try again briefly.
+        let mut tries = 0;
+        loop {
+            match berth_image::unpack::remove_tree(&dir) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => {
+                    return other.map_err(|e| Error::Io(format!("remove {}", dir.display()), e));
+                }
+            }
+        }
     }
 }
 
