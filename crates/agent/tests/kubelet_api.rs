@@ -104,11 +104,16 @@ fn main() {
         ("port_forward_speaks_plain_spdy", |f| {
             Box::pin(port_forward_speaks_plain_spdy(f))
         }),
+        (
+            "kubectl_logs_exec_and_port_forward_through_the_api_server",
+            |f| Box::pin(kubectl_logs_exec_and_port_forward_through_the_api_server(f)),
+        ),
         ("spdy_and_clients_without_a_certificate_are_refused", |f| {
             Box::pin(spdy_and_clients_without_a_certificate_are_refused(f))
         }),
     ];
     let fixture = runtime.block_on(node.serve());
+    *fixture.root.lock().unwrap() = Some(node.root.clone());
     let mut ran = 0;
     for (name, test) in tests {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
@@ -277,6 +282,7 @@ impl Node {
             .with_no_client_auth()
         };
         Arc::new(Fixture {
+            root: std::sync::Mutex::new(None),
             addr,
             client: pki.kubelet_client_config().unwrap(),
             anonymous: Arc::new(anonymous),
@@ -287,6 +293,8 @@ impl Node {
 
 /// The server and how to reach it.
 struct Fixture {
+    /// The engine's root (for a second kubelet API server).
+    root: std::sync::Mutex<Option<PathBuf>>,
     addr: SocketAddr,
     client: Arc<rustls::ClientConfig>,
     anonymous: Arc<rustls::ClientConfig>,
@@ -748,4 +756,226 @@ async fn port_forward_speaks_plain_spdy(f: Arc<Fixture>) {
     );
     let upgraded = hyper::upgrade::on(response).await.unwrap();
     kubectl_port_forward(SpdyConn::Raw(TokioIo::new(upgraded))).await;
+}
+
+/// Runs kubectl with a kubeconfig; returns (exit code, stdout, stderr).
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// kubectl 1.33 against the API server in process, which reaches this
+/// node's kubelet API: logs (and --previous), exec with its exit code and
+/// stdin, port-forward (SPDY tunnelled in WebSocket).
+async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixture>) {
+    if !berth_testutil::have_kubectl() {
+        return;
+    }
+    poll_get(&f, &format!("/containerLogs/{NS}/{POD}/app"), "one\ntwo\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plane = berth_apiserver::start(
+        Arc::new(berth_kv::memory::MemoryStore::new()),
+        berth_apiserver::Config {
+            dir: dir.path().to_path_buf(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls_sans: Vec::new(),
+            kubeconfig: None,
+            token_file: None,
+            compaction_interval: None,
+        },
+    )
+    .await
+    .unwrap();
+    let kubeconfig = plane.kubeconfig.clone();
+    let (cert_pem, key_pem) = plane
+        .pki
+        .issue_kubelet_serving_cert("node-1", &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    let root = f.root.lock().unwrap().clone().unwrap();
+    let kubelet = KubeletServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerTls {
+            cert_pem,
+            key_pem,
+            client_ca_pem: plane.pki.ca_pem().to_owned(),
+        },
+        root,
+    )
+    .await
+    .unwrap();
+    let kubelet_port = kubelet.local_addr().unwrap().port();
+    tokio::spawn(kubelet.run(std::future::pending()));
+    let api = plane.api.clone();
+    tokio::spawn(plane.server.run(std::future::pending()));
+    let put = |plural: &'static str, namespace: &'static str, obj: Value| {
+        let api = api.clone();
+        async move {
+            let target = berth_apiserver::request::Target {
+                resource: api.registry.get("", "v1", plural).unwrap(),
+                namespace: namespace.to_owned(),
+                name: obj["metadata"]["name"].as_str().unwrap().to_owned(),
+                subresource: String::new(),
+            };
+            api.objects.create(&target, &obj, None).await.unwrap();
+        }
+    };
+    put(
+        "namespaces",
+        "",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS},
+        }),
+    )
+    .await;
+    put(
+        "nodes",
+        "",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+            },
+        }),
+    )
+    .await;
+    put(
+        "pods",
+        NS,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": POD, "namespace": NS, "uid": UID},
+            "spec": {"nodeName": "node-1", "containers": [
+                {"name": "app", "image": "bb:1"}, {"name": "talk", "image": "bb:1"},
+            ]},
+            "status": {"phase": "Running"},
+        }),
+    )
+    .await;
+
+    let kc = kubeconfig.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        (
+            kubectl(&kc, &["-n", NS, "logs", POD, "-c", "app"], ""),
+            kubectl(&kc, &["-n", NS, "logs", POD, "-c", "app", "--previous"], ""),
+            kubectl(
+                &kc,
+                &[
+                    "-n",
+                    NS,
+                    "logs",
+                    POD,
+                    "-c",
+                    "app",
+                    "--tail=1",
+                    "--timestamps",
+                ],
+                "",
+            ),
+            kubectl(
+                &kc,
+                &[
+                    "-n",
+                    NS,
+                    "exec",
+                    POD,
+                    "-c",
+                    "app",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo out; echo err >&2; exit 3",
+                ],
+                "",
+            ),
+            kubectl(
+                &kc,
+                &["-n", NS, "exec", "-i", POD, "-c", "app", "--", "cat"],
+                "piped\n",
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    let (logs, previous, tail, failing, piped) = results;
+    assert_eq!(logs, (0, "one\ntwo\n".to_owned(), String::new()), "logs");
+    assert_eq!(
+        previous,
+        (0, "first\n".to_owned(), String::new()),
+        "logs --previous"
+    );
+    assert_eq!(tail.0, 0, "{tail:?}");
+    assert!(
+        tail.1.ends_with("Z two\n") && tail.1.lines().count() == 1,
+        "{tail:?}"
+    );
+    assert_eq!((failing.0, failing.1.as_str()), (3, "out\n"), "{failing:?}");
+    assert!(failing.2.contains("err\n"), "{failing:?}");
+    assert_eq!(piped, (0, "piped\n".to_owned(), String::new()), "exec -i");
+
+    // port-forward: kubectl listens on a free local port and says which
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["-n", NS, "port-forward", &format!("pod/{POD}"), ":8080"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let local = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        // Forwarding from 127.0.0.1:41235 -> 8080
+        let line = lines.next()?.ok()?;
+        let port = line
+            .split(" -> ")
+            .next()?
+            .rsplit(':')
+            .next()?
+            .parse::<u16>()
+            .ok()?;
+        std::thread::spawn(move || for _ in lines {});
+        Some(port)
+    })
+    .await
+    .unwrap();
+    let answer = match local {
+        Some(port) => tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+        .await
+        .unwrap(),
+        None => String::new(),
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        answer.contains("hello-www"),
+        "port-forward answered {answer:?}; kubectl said {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -163,6 +163,7 @@ async fn tunnel_spdy(socket: upgrade::Socket, target: spdy_forward::Target) {
                 return;
             }
         }
+        let _ = sink.send(upgrade::normal_close()).await;
         let _ = sink.close().await;
     });
     let incoming = source
@@ -260,6 +261,7 @@ async fn relay(
                 return;
             }
         }
+        let _ = sink.send(upgrade::normal_close()).await;
         let _ = sink.close().await;
     });
     let mut writers = Vec::new();

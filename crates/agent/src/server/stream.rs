@@ -289,6 +289,7 @@ async fn finish(
     if let Some(frame) = channel::final_error(version, status) {
         let _ = sink.send(Message::Binary(frame.into())).await;
     }
+    let _ = sink.send(upgrade::normal_close()).await;
     let _ = sink.close().await;
 }
 

@@ -87,3 +87,14 @@ pub async fn open(on_upgrade: OnUpgrade) -> Option<Socket> {
     let upgraded = on_upgrade.await.ok()?;
     Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await)
 }
+
+/// The close message that ends a stream well: code 1000 (client-go reads
+/// any other closing as an error of every channel).
+pub fn normal_close() -> tokio_tungstenite::tungstenite::Message {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    tokio_tungstenite::tungstenite::Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
+}
