@@ -108,8 +108,11 @@ fn main() {
             "kubectl_logs_exec_and_port_forward_through_the_api_server",
             |f| Box::pin(kubectl_logs_exec_and_port_forward_through_the_api_server(f)),
         ),
-        ("spdy_and_clients_without_a_certificate_are_refused", |f| {
-            Box::pin(spdy_and_clients_without_a_certificate_are_refused(f))
+        ("exec_over_spdy_as_older_kubectl_does", |f| {
+            Box::pin(exec_over_spdy_as_older_kubectl_does(f))
+        }),
+        ("clients_without_a_certificate_are_refused", |f| {
+            Box::pin(clients_without_a_certificate_are_refused(f))
         }),
     ];
     let fixture = runtime.block_on(node.serve());
@@ -558,22 +561,7 @@ async fn port_forward_reaches_a_port_inside_the_pod_network(f: Arc<Fixture>) {
     }
 }
 
-async fn spdy_and_clients_without_a_certificate_are_refused(f: Arc<Fixture>) {
-    let response = f
-        .request(
-            &format!("/exec/{NS}/{POD}/app?command=true&stdout=1"),
-            Some("SPDY/3.1"),
-        )
-        .await;
-    assert_eq!(response.status(), 400);
-    let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 16)
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&body),
-        "not supported yet: SPDY streaming; use a kubectl that speaks WebSocket (1.30+)"
-    );
-
+async fn clients_without_a_certificate_are_refused(f: Arc<Fixture>) {
     // TLS 1.3: the refusal arrives after the client's handshake.
     let refused = match f.connect(&f.anonymous).await {
         Err(_) => true,
@@ -915,6 +903,42 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
     .await
     .unwrap();
     let (logs, previous, tail, failing, piped) = results;
+    // kubectl 1.29 streams exec over SPDY only
+    let old = Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.29");
+    if old.exists() {
+        let kc = kubeconfig.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let o = std::process::Command::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.29")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args([
+                    "-n",
+                    NS,
+                    "exec",
+                    POD,
+                    "-c",
+                    "app",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo spdy; exit 4",
+                ])
+                .output()
+                .unwrap();
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (out.0, out.1.as_str()),
+            (Some(4), "spdy\n"),
+            "kubectl 1.29 exec: {out:?}"
+        );
+    }
     assert_eq!(logs, (0, "one\ntwo\n".to_owned(), String::new()), "logs");
     assert_eq!(
         previous,
@@ -978,4 +1002,67 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
         "port-forward answered {answer:?}; kubectl said {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// exec over plain SPDY (kubectl before 1.30): a stream per channel, stdin
+/// half-closed with FIN, the Status on the error stream.
+async fn exec_over_spdy_as_older_kubectl_does(f: Arc<Fixture>) {
+    use berth_agent::server::spdy::{self, FLAG_FIN, Frame, Headers};
+    let stream = f.connect(&f.client).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection.with_upgrades());
+    let request = hyper::Request::post(format!(
+        "/exec/{NS}/{POD}/app?command=sh&command=-c&command=cat%3B%20echo%20err%20%3E%262%3B%20exit%203&stdin=1&stdout=1&stderr=1"
+    ))
+    .header("host", "node-1")
+    .header("connection", "Upgrade")
+    .header("upgrade", "SPDY/3.1")
+    .header("x-stream-protocol-version", "v4.channel.k8s.io")
+    .header("x-stream-protocol-version", "v3.channel.k8s.io")
+    .body(Body::empty())
+    .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["x-stream-protocol-version"],
+        "v4.channel.k8s.io"
+    );
+    let mut conn = SpdyConn::Raw(TokioIo::new(hyper::upgrade::on(response).await.unwrap()));
+    let mut writer = spdy::Writer::new();
+    let mut reader = spdy::Reader::new();
+    for (id, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")] {
+        let headers: Headers = [("streamtype".to_owned(), vec![kind.to_owned()])]
+            .into_iter()
+            .collect();
+        conn.send(writer.syn_stream(id, 0, &headers)).await;
+    }
+    conn.send(spdy::data(3, 0, b"hello\n")).await;
+    conn.send(spdy::data(3, FLAG_FIN, &[])).await;
+    let mut got: BTreeMap<u32, (String, bool)> = BTreeMap::new();
+    while !(got.get(&1).is_some_and(|g| g.1) && got.get(&5).is_some_and(|g| g.1)) {
+        let frame = loop {
+            if let Some(f) = reader.next_frame().unwrap() {
+                break f;
+            }
+            let bytes = conn.recv().await.expect("the connection ended");
+            reader.feed(&bytes);
+        };
+        if let Frame::Data {
+            stream,
+            flags,
+            data,
+        } = frame
+        {
+            let e = got.entry(stream).or_default();
+            e.0.push_str(&String::from_utf8_lossy(&data));
+            e.1 |= flags & FLAG_FIN != 0;
+        }
+    }
+    assert_eq!(got[&5].0, "hello\n");
+    assert_eq!(got[&7].0, "err\n");
+    let status: Value = serde_json::from_str(&got[&1].0).unwrap();
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
 }

@@ -19,6 +19,7 @@ pub mod lookup;
 pub mod portforward;
 pub mod spdy;
 pub mod spdy_forward;
+pub mod spdy_stream;
 pub mod stream;
 
 mod tls;
