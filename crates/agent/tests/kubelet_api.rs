@@ -111,8 +111,8 @@ fn main() {
         ("exec_over_spdy_as_older_kubectl_does", |f| {
             Box::pin(exec_over_spdy_as_older_kubectl_does(f))
         }),
-        ("clients_without_a_certificate_are_refused", |f| {
-            Box::pin(clients_without_a_certificate_are_refused(f))
+        ("only_the_api_server_is_served", |f| {
+            Box::pin(only_the_api_server_is_served(f))
         }),
     ];
     let fixture = runtime.block_on(node.serve());
@@ -288,6 +288,10 @@ impl Node {
             root: std::sync::Mutex::new(None),
             addr,
             client: pki.kubelet_client_config().unwrap(),
+            jane: {
+                let (cert, key) = pki.issue_client_cert("jane", &["devs".into()]).unwrap();
+                berth_apiserver::auth::pki::client_config(pki.ca_pem(), &cert, &key).unwrap()
+            },
             anonymous: Arc::new(anonymous),
             _stop: stop,
         })
@@ -300,6 +304,8 @@ struct Fixture {
     root: std::sync::Mutex<Option<PathBuf>>,
     addr: SocketAddr,
     client: Arc<rustls::ClientConfig>,
+    /// A user the CA signed who is not the API server.
+    jane: Arc<rustls::ClientConfig>,
     anonymous: Arc<rustls::ClientConfig>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -561,7 +567,31 @@ async fn port_forward_reaches_a_port_inside_the_pod_network(f: Arc<Fixture>) {
     }
 }
 
-async fn clients_without_a_certificate_are_refused(f: Arc<Fixture>) {
+async fn only_the_api_server_is_served(f: Arc<Fixture>) {
+    // a CA-signed user other than the API server is refused as kubelet does
+    let stream = f.connect(&f.jane).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            hyper::Request::get(format!("/containerLogs/{NS}/{POD}/app"))
+                .header("host", "node-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "Forbidden (user=jane, verb=get, resource=nodes, subresource=proxy)"
+    );
+
     // TLS 1.3: the refusal arrives after the client's handshake.
     let refused = match f.connect(&f.anonymous).await {
         Err(_) => true,
