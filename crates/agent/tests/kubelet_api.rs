@@ -881,7 +881,7 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": POD, "namespace": NS, "uid": UID},
             "spec": {"nodeName": "node-1", "containers": [
-                {"name": "app", "image": "bb:1"}, {"name": "talk", "image": "bb:1"},
+                {"name": "app", "image": "bb:1"}, {"name": "talk", "image": "bb:1", "stdin": true},
             ]},
             "status": {"phase": "Running"},
         }),
@@ -983,6 +983,64 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
     assert_eq!((failing.0, failing.1.as_str()), (3, "out\n"), "{failing:?}");
     assert!(failing.2.contains("err\n"), "{failing:?}");
     assert_eq!(piped, (0, "piped\n".to_owned(), String::new()), "exec -i");
+
+    // attach -i talks to the container; logs -f follows what it answers
+    let spawn = |args: &[&str], stdin: bool| {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(if stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut follow = spawn(&["-n", NS, "logs", "-f", POD, "-c", "talk"], false);
+    let mut attach = spawn(&["-n", NS, "attach", "-i", POD, "-c", "talk"], true);
+    let (follow_out, attach_out) = (follow.stdout.take().unwrap(), attach.stdout.take().unwrap());
+    let mut attach_in = attach.stdin.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        let wait_for = |out: std::process::ChildStdout| {
+            std::thread::spawn(move || {
+                std::io::BufReader::new(out)
+                    .lines()
+                    .map_while(Result::ok)
+                    .any(|l| l == "got:e2e")
+            })
+        };
+        let (followed, attached) = (wait_for(follow_out), wait_for(attach_out));
+        // the attach may take a moment to connect: say it until answered
+        let mut said = 0;
+        while !attached.is_finished() && said < 50 {
+            let _ = attach_in.write_all(b"e2e\n");
+            let _ = attach_in.flush();
+            said += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (
+            attached.join().unwrap_or(false),
+            followed.join().unwrap_or(false),
+        )
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(30), seen).await;
+    let _ = follow.kill();
+    let _ = attach.kill();
+    let (follow_done, attach_done) = (
+        follow.wait_with_output().unwrap(),
+        attach.wait_with_output().unwrap(),
+    );
+    assert!(
+        matches!(seen, Ok(Ok((true, true)))),
+        "attach and logs -f: {seen:?}; attach said {}; logs said {}",
+        String::from_utf8_lossy(&attach_done.stderr),
+        String::from_utf8_lossy(&follow_done.stderr)
+    );
 
     // port-forward: kubectl listens on a free local port and says which
     let mut child = std::process::Command::new("kubectl")
