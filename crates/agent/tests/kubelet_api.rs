@@ -90,6 +90,9 @@ fn main() {
         ("exec_v4_reports_success", |f| {
             Box::pin(exec_v4_reports_success(f))
         }),
+        ("exec_with_a_terminal_follows_resize", |f| {
+            Box::pin(exec_with_a_terminal_follows_resize(f))
+        }),
         (
             "attach_talks_to_the_container_and_a_followed_log_sees_it",
             |f| Box::pin(attach_talks_to_the_container_and_a_followed_log_sees_it(f)),
@@ -1153,4 +1156,27 @@ async fn exec_over_spdy_as_older_kubectl_does(f: Arc<Fixture>) {
     let status: Value = serde_json::from_str(&got[&1].0).unwrap();
     assert_eq!(status["reason"], "NonZeroExitCode");
     assert_eq!(status["details"]["causes"][0]["message"], "3");
+}
+
+/// A terminal exec: one output stream, and the size the client sends on
+/// the resize channel is the terminal's.
+async fn exec_with_a_terminal_follows_resize(f: Arc<Fixture>) {
+    let path = format!(
+        "/exec/{NS}/{POD}/app?command=sh&command=-c&command=read%20x%3B%20stty%20size&stdin=1&stdout=1&stderr=1&tty=1"
+    );
+    let (mut ws, chosen) = f.ws(&path, "v5.channel.k8s.io").await;
+    assert_eq!(chosen, "v5.channel.k8s.io");
+    ws.send(Message::Binary(
+        b"\x04{\"Width\":123,\"Height\":45}".to_vec().into(),
+    ))
+    .await
+    .unwrap();
+    // messages are handled in order: the size is set before the line arrives
+    ws.send(Message::Binary(b"\x00go\n".to_vec().into()))
+        .await
+        .unwrap();
+    let (out, err, status) = collect(&mut ws).await;
+    assert!(out.contains("45 123"), "{out:?}");
+    assert_eq!(err, "");
+    assert_eq!(status.unwrap()["status"], "Success");
 }
