@@ -156,7 +156,7 @@ pub(crate) async fn serve(
 /// SPDY inside WebSocket binary messages.
 async fn tunnel_spdy(socket: upgrade::Socket, target: spdy_forward::Target) {
     let (mut sink, source) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
             if sink.send(Message::Binary(frame.into())).await.is_err() {

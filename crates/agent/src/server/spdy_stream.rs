@@ -78,9 +78,9 @@ pub fn switching(version: &str) -> Response<Body> {
 /// ends when every sender is dropped.
 pub fn byte_pipes(
     upgraded: hyper::upgrade::Upgraded,
-) -> (ByteStream, mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>) {
+) -> (ByteStream, mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
     let (r, mut w) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             if w.write_all(&frame).await.is_err() {
@@ -174,7 +174,7 @@ impl ResizeReader {
     }
 }
 
-async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSender<Vec<u8>>) {
+async fn run(session: Session, mut incoming: ByteStream, out: mpsc::Sender<Vec<u8>>) {
     let Session {
         state,
         kind,
@@ -208,14 +208,14 @@ async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSen
             Frame::SynStream {
                 stream, headers, ..
             } => {
-                let _ = out.send(writer.syn_reply(stream, &Headers::new()));
+                let _ = out.send(writer.syn_reply(stream, &Headers::new())).await;
                 let kind = spdy::header(&headers, "streamtype").unwrap_or("");
                 if let Some(w) = want.iter().find(|w| **w == kind) {
                     streams.insert(w, stream);
                 }
             }
             Frame::Ping(id) => {
-                let _ = out.send(spdy::ping(id));
+                let _ = out.send(spdy::ping(id)).await;
             }
             Frame::GoAway => return,
             other => early.push(other),
@@ -240,7 +240,8 @@ async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSen
                 &channel::error_status(&message),
                 error_id,
                 &[stdout_id, stderr_id],
-            );
+            )
+            .await;
             return;
         }
     };
@@ -253,7 +254,7 @@ async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSen
         Ok(m) => m,
         Err(e) => {
             let status = channel::error_status(&format!("the stream's socket: {e}"));
-            end(&out, version, &status, error_id, &[stdout_id, stderr_id]);
+            end(&out, version, &status, error_id, &[stdout_id, stderr_id]).await;
             return;
         }
     };
@@ -312,7 +313,7 @@ async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSen
                     let _ = mw.shutdown().await;
                 }
                 Frame::Ping(id) => {
-                    let _ = input_out.send(spdy::ping(id));
+                    let _ = input_out.send(spdy::ping(id)).await;
                 }
                 Frame::GoAway => break,
                 _ => {}
@@ -337,7 +338,7 @@ async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSen
                 _ => stdout_id,
             };
             if let Some(s) = target {
-                let _ = out.send(spdy::data(s, 0, &data));
+                let _ = out.send(spdy::data(s, 0, &data)).await;
             }
         }
     }
@@ -346,27 +347,29 @@ async fn run(session: Session, mut incoming: ByteStream, out: mpsc::UnboundedSen
         (Kind::Exec, Some(eid)) => super::stream::exit_status(&state, &eid, &params.command).await,
         _ => channel::exit_status(&[], 0),
     };
-    end(&out, version, &status, error_id, &[stdout_id, stderr_id]);
+    end(&out, version, &status, error_id, &[stdout_id, stderr_id]).await;
 }
 
 /// Closes the output streams, then sends the status and closes the error
 /// stream.
-fn end(
-    out: &mpsc::UnboundedSender<Vec<u8>>,
+async fn end(
+    out: &mpsc::Sender<Vec<u8>>,
     version: Version,
     status: &serde_json::Value,
     error_id: Option<u32>,
     outputs: &[Option<u32>],
 ) {
     for s in outputs.iter().flatten() {
-        let _ = out.send(spdy::data(*s, FLAG_FIN, &[]));
+        let _ = out.send(spdy::data(*s, FLAG_FIN, &[])).await;
     }
     if let Some(e) = error_id {
         if let Some(frame) = channel::final_error(version, status) {
             // the channel form's first byte is the channel: SPDY has streams
-            let _ = out.send(spdy::data(e, 0, frame.get(1..).unwrap_or(&[])));
+            let _ = out
+                .send(spdy::data(e, 0, frame.get(1..).unwrap_or(&[])))
+                .await;
         }
-        let _ = out.send(spdy::data(e, FLAG_FIN, &[]));
+        let _ = out.send(spdy::data(e, FLAG_FIN, &[])).await;
     }
 }
 
