@@ -215,7 +215,7 @@ impl Node {
             &sandbox,
             "app",
             1,
-            "echo one; sleep 0.2; echo two >&2; mkdir -p /www; echo hello-www > /www/index.html; exec httpd -f -p 8080 -h /www",
+            "echo one; sleep 0.2; echo two >&2; mkdir -p /www; echo hello-www > /www/index.html; head -c 3000000 /dev/zero > /www/big; exec httpd -f -p 8080 -h /www",
             false,
         );
         node.container(
@@ -1080,7 +1080,14 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
             s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
-            out
+            // a download far beyond SPDY's 64 KiB initial window
+            let mut big = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            big.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            big.write_all(b"GET /big HTTP/1.0\r\n\r\n").unwrap();
+            let mut body = Vec::new();
+            let _ = big.read_to_end(&mut body);
+            let zeros = body.iter().rev().take_while(|b| **b == 0).count();
+            format!("{out}\nbig: {zeros}")
         })
         .await
         .unwrap(),
@@ -1089,7 +1096,7 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
     assert!(
-        answer.contains("hello-www"),
+        answer.contains("hello-www") && answer.ends_with("big: 3000000"),
         "port-forward answered {answer:?}; kubectl said {}",
         String::from_utf8_lossy(&output.stderr)
     );
