@@ -1178,6 +1178,20 @@ async fn exec_with_a_terminal_follows_resize(f: Arc<Fixture>) {
     ))
     .await
     .unwrap();
+    // client-go's heartbeat: a ping is answered while the process waits
+    ws.send(Message::Ping(b"heartbeat".to_vec().into()))
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Pong(p))) => {
+                assert_eq!(&p[..], b"heartbeat");
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no pong: {other:?}"),
+        }
+    }
     // messages are handled in order: the size is set before the line arrives
     ws.send(Message::Binary(b"\x00go\n".to_vec().into()))
         .await
