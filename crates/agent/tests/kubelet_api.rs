@@ -90,6 +90,9 @@ fn main() {
         ("exec_v4_reports_success", |f| {
             Box::pin(exec_v4_reports_success(f))
         }),
+        ("exec_with_a_terminal_follows_resize", |f| {
+            Box::pin(exec_with_a_terminal_follows_resize(f))
+        }),
         (
             "attach_talks_to_the_container_and_a_followed_log_sees_it",
             |f| Box::pin(attach_talks_to_the_container_and_a_followed_log_sees_it(f)),
@@ -104,11 +107,19 @@ fn main() {
         ("port_forward_speaks_plain_spdy", |f| {
             Box::pin(port_forward_speaks_plain_spdy(f))
         }),
-        ("spdy_and_clients_without_a_certificate_are_refused", |f| {
-            Box::pin(spdy_and_clients_without_a_certificate_are_refused(f))
+        (
+            "kubectl_logs_exec_and_port_forward_through_the_api_server",
+            |f| Box::pin(kubectl_logs_exec_and_port_forward_through_the_api_server(f)),
+        ),
+        ("exec_over_spdy_as_older_kubectl_does", |f| {
+            Box::pin(exec_over_spdy_as_older_kubectl_does(f))
+        }),
+        ("only_the_api_server_is_served", |f| {
+            Box::pin(only_the_api_server_is_served(f))
         }),
     ];
     let fixture = runtime.block_on(node.serve());
+    *fixture.root.lock().unwrap() = Some(node.root.clone());
     let mut ran = 0;
     for (name, test) in tests {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
@@ -204,7 +215,7 @@ impl Node {
             &sandbox,
             "app",
             1,
-            "echo one; sleep 0.2; echo two >&2; mkdir -p /www; echo hello-www > /www/index.html; exec httpd -f -p 8080 -h /www",
+            "echo one; sleep 0.2; echo two >&2; mkdir -p /www; echo hello-www > /www/index.html; head -c 3000000 /dev/zero > /www/big; exec httpd -f -p 8080 -h /www",
             false,
         );
         node.container(
@@ -277,8 +288,13 @@ impl Node {
             .with_no_client_auth()
         };
         Arc::new(Fixture {
+            root: std::sync::Mutex::new(None),
             addr,
             client: pki.kubelet_client_config().unwrap(),
+            jane: {
+                let (cert, key) = pki.issue_client_cert("jane", &["devs".into()]).unwrap();
+                berth_apiserver::auth::pki::client_config(pki.ca_pem(), &cert, &key).unwrap()
+            },
             anonymous: Arc::new(anonymous),
             _stop: stop,
         })
@@ -287,8 +303,12 @@ impl Node {
 
 /// The server and how to reach it.
 struct Fixture {
+    /// The engine's root (for a second kubelet API server).
+    root: std::sync::Mutex<Option<PathBuf>>,
     addr: SocketAddr,
     client: Arc<rustls::ClientConfig>,
+    /// A user the CA signed who is not the API server.
+    jane: Arc<rustls::ClientConfig>,
     anonymous: Arc<rustls::ClientConfig>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -550,20 +570,29 @@ async fn port_forward_reaches_a_port_inside_the_pod_network(f: Arc<Fixture>) {
     }
 }
 
-async fn spdy_and_clients_without_a_certificate_are_refused(f: Arc<Fixture>) {
-    let response = f
-        .request(
-            &format!("/exec/{NS}/{POD}/app?command=true&stdout=1"),
-            Some("SPDY/3.1"),
+async fn only_the_api_server_is_served(f: Arc<Fixture>) {
+    // a CA-signed user other than the API server is refused as kubelet does
+    let stream = f.connect(&f.jane).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            hyper::Request::get(format!("/containerLogs/{NS}/{POD}/app"))
+                .header("host", "node-1")
+                .body(Body::empty())
+                .unwrap(),
         )
-        .await;
-    assert_eq!(response.status(), 400);
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
     let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 16)
         .await
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&body),
-        "not supported yet: SPDY streaming; use a kubectl that speaks WebSocket (1.30+)"
+        "Forbidden (user=jane, verb=get, resource=nodes, subresource=proxy)"
     );
 
     // TLS 1.3: the refusal arrives after the client's handshake.
@@ -748,4 +777,427 @@ async fn port_forward_speaks_plain_spdy(f: Arc<Fixture>) {
     );
     let upgraded = hyper::upgrade::on(response).await.unwrap();
     kubectl_port_forward(SpdyConn::Raw(TokioIo::new(upgraded))).await;
+}
+
+/// Runs kubectl with a kubeconfig; returns (exit code, stdout, stderr).
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// kubectl 1.33 against the API server in process, which reaches this
+/// node's kubelet API: logs (and --previous), exec with its exit code and
+/// stdin, port-forward (SPDY tunnelled in WebSocket).
+async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixture>) {
+    if !berth_testutil::have_kubectl() {
+        return;
+    }
+    poll_get(&f, &format!("/containerLogs/{NS}/{POD}/app"), "one\ntwo\n").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plane = berth_apiserver::start(
+        Arc::new(berth_kv::memory::MemoryStore::new()),
+        berth_apiserver::Config {
+            dir: dir.path().to_path_buf(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls_sans: Vec::new(),
+            kubeconfig: None,
+            token_file: None,
+            compaction_interval: None,
+        },
+    )
+    .await
+    .unwrap();
+    let kubeconfig = plane.kubeconfig.clone();
+    let (cert_pem, key_pem) = plane
+        .pki
+        .issue_kubelet_serving_cert("node-1", &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    let root = f.root.lock().unwrap().clone().unwrap();
+    let kubelet = KubeletServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerTls {
+            cert_pem,
+            key_pem,
+            client_ca_pem: plane.pki.ca_pem().to_owned(),
+        },
+        root,
+    )
+    .await
+    .unwrap();
+    let kubelet_port = kubelet.local_addr().unwrap().port();
+    tokio::spawn(kubelet.run(std::future::pending()));
+    let api = plane.api.clone();
+    tokio::spawn(plane.server.run(std::future::pending()));
+    let put = |plural: &'static str, namespace: &'static str, obj: Value| {
+        let api = api.clone();
+        async move {
+            let target = berth_apiserver::request::Target {
+                resource: api.registry.get("", "v1", plural).unwrap(),
+                namespace: namespace.to_owned(),
+                name: obj["metadata"]["name"].as_str().unwrap().to_owned(),
+                subresource: String::new(),
+            };
+            api.objects.create(&target, &obj, None).await.unwrap();
+        }
+    };
+    put(
+        "namespaces",
+        "",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS},
+        }),
+    )
+    .await;
+    put(
+        "nodes",
+        "",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+            },
+        }),
+    )
+    .await;
+    put(
+        "pods",
+        NS,
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": POD, "namespace": NS, "uid": UID},
+            "spec": {"nodeName": "node-1", "containers": [
+                {"name": "app", "image": "bb:1"}, {"name": "talk", "image": "bb:1", "stdin": true},
+            ]},
+            "status": {"phase": "Running"},
+        }),
+    )
+    .await;
+
+    let kc = kubeconfig.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        (
+            kubectl(&kc, &["-n", NS, "logs", POD, "-c", "app"], ""),
+            kubectl(&kc, &["-n", NS, "logs", POD, "-c", "app", "--previous"], ""),
+            kubectl(
+                &kc,
+                &[
+                    "-n",
+                    NS,
+                    "logs",
+                    POD,
+                    "-c",
+                    "app",
+                    "--tail=1",
+                    "--timestamps",
+                ],
+                "",
+            ),
+            kubectl(
+                &kc,
+                &[
+                    "-n",
+                    NS,
+                    "exec",
+                    POD,
+                    "-c",
+                    "app",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo out; echo err >&2; exit 3",
+                ],
+                "",
+            ),
+            kubectl(
+                &kc,
+                &["-n", NS, "exec", "-i", POD, "-c", "app", "--", "cat"],
+                "piped\n",
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    let (logs, previous, tail, failing, piped) = results;
+    // kubectl 1.29 streams exec over SPDY only
+    let old = Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.29");
+    if old.exists() {
+        let kc = kubeconfig.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let o = std::process::Command::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.29")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args([
+                    "-n",
+                    NS,
+                    "exec",
+                    POD,
+                    "-c",
+                    "app",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo spdy; exit 4",
+                ])
+                .output()
+                .unwrap();
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (out.0, out.1.as_str()),
+            (Some(4), "spdy\n"),
+            "kubectl 1.29 exec: {out:?}"
+        );
+    }
+    assert_eq!(logs, (0, "one\ntwo\n".to_owned(), String::new()), "logs");
+    assert_eq!(
+        previous,
+        (0, "first\n".to_owned(), String::new()),
+        "logs --previous"
+    );
+    assert_eq!(tail.0, 0, "{tail:?}");
+    assert!(
+        tail.1.ends_with("Z two\n") && tail.1.lines().count() == 1,
+        "{tail:?}"
+    );
+    assert_eq!((failing.0, failing.1.as_str()), (3, "out\n"), "{failing:?}");
+    assert!(failing.2.contains("err\n"), "{failing:?}");
+    assert_eq!(piped, (0, "piped\n".to_owned(), String::new()), "exec -i");
+
+    // attach -i talks to the container; logs -f follows what it answers
+    let spawn = |args: &[&str], stdin: bool| {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(if stdin {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut follow = spawn(&["-n", NS, "logs", "-f", POD, "-c", "talk"], false);
+    let mut attach = spawn(&["-n", NS, "attach", "-i", POD, "-c", "talk"], true);
+    let (follow_out, attach_out) = (follow.stdout.take().unwrap(), attach.stdout.take().unwrap());
+    let mut attach_in = attach.stdin.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        let wait_for = |out: std::process::ChildStdout| {
+            std::thread::spawn(move || {
+                std::io::BufReader::new(out)
+                    .lines()
+                    .map_while(Result::ok)
+                    .any(|l| l == "got:e2e")
+            })
+        };
+        let (followed, attached) = (wait_for(follow_out), wait_for(attach_out));
+        // the attach may take a moment to connect: say it until answered
+        let mut said = 0;
+        while !attached.is_finished() && said < 50 {
+            let _ = attach_in.write_all(b"e2e\n");
+            let _ = attach_in.flush();
+            said += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (
+            attached.join().unwrap_or(false),
+            followed.join().unwrap_or(false),
+        )
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(30), seen).await;
+    let _ = follow.kill();
+    let _ = attach.kill();
+    let (follow_done, attach_done) = (
+        follow.wait_with_output().unwrap(),
+        attach.wait_with_output().unwrap(),
+    );
+    assert!(
+        matches!(seen, Ok(Ok((true, true)))),
+        "attach and logs -f: {seen:?}; attach said {}; logs said {}",
+        String::from_utf8_lossy(&attach_done.stderr),
+        String::from_utf8_lossy(&follow_done.stderr)
+    );
+
+    // port-forward: kubectl listens on a free local port and says which
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["-n", NS, "port-forward", &format!("pod/{POD}"), ":8080"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let local = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        // Forwarding from 127.0.0.1:41235 -> 8080
+        let line = lines.next()?.ok()?;
+        let port = line
+            .split(" -> ")
+            .next()?
+            .rsplit(':')
+            .next()?
+            .parse::<u16>()
+            .ok()?;
+        std::thread::spawn(move || for _ in lines {});
+        Some(port)
+    })
+    .await
+    .unwrap();
+    let answer = match local {
+        Some(port) => tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            // a download far beyond SPDY's 64 KiB initial window
+            let mut big = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            big.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            big.write_all(b"GET /big HTTP/1.0\r\n\r\n").unwrap();
+            let mut body = Vec::new();
+            let _ = big.read_to_end(&mut body);
+            let zeros = body.iter().rev().take_while(|b| **b == 0).count();
+            format!("{out}\nbig: {zeros}")
+        })
+        .await
+        .unwrap(),
+        None => String::new(),
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        answer.contains("hello-www") && answer.ends_with("big: 3000000"),
+        "port-forward answered {answer:?}; kubectl said {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// exec over plain SPDY (kubectl before 1.30): a stream per channel, stdin
+/// half-closed with FIN, the Status on the error stream.
+async fn exec_over_spdy_as_older_kubectl_does(f: Arc<Fixture>) {
+    use berth_agent::server::spdy::{self, FLAG_FIN, Frame, Headers};
+    let stream = f.connect(&f.client).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection.with_upgrades());
+    let request = hyper::Request::post(format!(
+        "/exec/{NS}/{POD}/app?command=sh&command=-c&command=cat%3B%20echo%20err%20%3E%262%3B%20exit%203&stdin=1&stdout=1&stderr=1"
+    ))
+    .header("host", "node-1")
+    .header("connection", "Upgrade")
+    .header("upgrade", "SPDY/3.1")
+    .header("x-stream-protocol-version", "v4.channel.k8s.io")
+    .header("x-stream-protocol-version", "v3.channel.k8s.io")
+    .body(Body::empty())
+    .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["x-stream-protocol-version"],
+        "v4.channel.k8s.io"
+    );
+    let mut conn = SpdyConn::Raw(TokioIo::new(hyper::upgrade::on(response).await.unwrap()));
+    let mut writer = spdy::Writer::new();
+    let mut reader = spdy::Reader::new();
+    for (id, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "stderr")] {
+        let headers: Headers = [("streamtype".to_owned(), vec![kind.to_owned()])]
+            .into_iter()
+            .collect();
+        conn.send(writer.syn_stream(id, 0, &headers)).await;
+    }
+    conn.send(spdy::data(3, 0, b"hello\n")).await;
+    conn.send(spdy::data(3, FLAG_FIN, &[])).await;
+    let mut got: BTreeMap<u32, (String, bool)> = BTreeMap::new();
+    while !(got.get(&1).is_some_and(|g| g.1) && got.get(&5).is_some_and(|g| g.1)) {
+        let frame = loop {
+            if let Some(f) = reader.next_frame().unwrap() {
+                break f;
+            }
+            let bytes = conn.recv().await.expect("the connection ended");
+            reader.feed(&bytes);
+        };
+        if let Frame::Data {
+            stream,
+            flags,
+            data,
+        } = frame
+        {
+            let e = got.entry(stream).or_default();
+            e.0.push_str(&String::from_utf8_lossy(&data));
+            e.1 |= flags & FLAG_FIN != 0;
+        }
+    }
+    assert_eq!(got[&5].0, "hello\n");
+    assert_eq!(got[&7].0, "err\n");
+    let status: Value = serde_json::from_str(&got[&1].0).unwrap();
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+}
+
+/// A terminal exec: one output stream, and the size the client sends on
+/// the resize channel is the terminal's.
+async fn exec_with_a_terminal_follows_resize(f: Arc<Fixture>) {
+    let path = format!(
+        "/exec/{NS}/{POD}/app?command=sh&command=-c&command=read%20x%3B%20stty%20size&stdin=1&stdout=1&stderr=1&tty=1"
+    );
+    let (mut ws, chosen) = f.ws(&path, "v5.channel.k8s.io").await;
+    assert_eq!(chosen, "v5.channel.k8s.io");
+    ws.send(Message::Binary(
+        b"\x04{\"Width\":123,\"Height\":45}".to_vec().into(),
+    ))
+    .await
+    .unwrap();
+    // client-go's heartbeat: a ping is answered while the process waits
+    ws.send(Message::Ping(b"heartbeat".to_vec().into()))
+        .await
+        .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Pong(p))) => {
+                assert_eq!(&p[..], b"heartbeat");
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no pong: {other:?}"),
+        }
+    }
+    // messages are handled in order: the size is set before the line arrives
+    ws.send(Message::Binary(b"\x00go\n".to_vec().into()))
+        .await
+        .unwrap();
+    let (out, err, status) = collect(&mut ws).await;
+    assert!(out.contains("45 123"), "{out:?}");
+    assert_eq!(err, "");
+    assert_eq!(status.unwrap()["status"], "Success");
 }

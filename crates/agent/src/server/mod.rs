@@ -9,8 +9,11 @@
 //!   over WebSocket ([`stream`], framed by [`channel`]);
 //! - `/portForward/{ns}/{pod}` over WebSocket ([`portforward`]).
 //!
-//! Containers are found by the labels the agent gives them ([`lookup`]);
-//! every engine call runs on a blocking thread.
+//! Only the API server (its kubelet-client certificate, in
+//! `system:masters`) is served: another CA-signed user is refused as
+//! kubelet refuses an unauthorized caller. Containers are found by the
+//! labels the agent gives them ([`lookup`]); every engine call runs on a
+//! blocking thread.
 
 pub mod channel;
 mod http;
@@ -19,6 +22,7 @@ pub mod lookup;
 pub mod portforward;
 pub mod spdy;
 pub mod spdy_forward;
+pub mod spdy_stream;
 pub mod stream;
 
 mod tls;
@@ -84,7 +88,6 @@ impl KubeletServer {
         tls: ServerTls,
         engine_root: PathBuf,
     ) -> std::io::Result<KubeletServer> {
-        let config = tls.server_config()?;
         let root = engine_root.clone();
         let engine = tokio::task::spawn_blocking(move || Engine::open(&root))
             .await
@@ -92,13 +95,25 @@ impl KubeletServer {
             .map_err(|e| {
                 std::io::Error::other(format!("open the engine at {}: {e}", engine_root.display()))
             })?;
+        KubeletServer::bind_with_engine(addr, tls, Arc::new(engine), engine_root).await
+    }
+
+    /// Binds `addr` over an engine already open (the agent's own), whose
+    /// root is `engine_root`.
+    pub async fn bind_with_engine(
+        addr: SocketAddr,
+        tls: ServerTls,
+        engine: Arc<Engine>,
+        engine_root: PathBuf,
+    ) -> std::io::Result<KubeletServer> {
+        let config = tls.server_config()?;
         let listener = TcpListener::bind(addr).await?;
         Ok(KubeletServer {
             listener,
             tls: TlsAcceptor::from(config),
             state: Arc::new(State {
                 root: engine_root,
-                engine: Arc::new(engine),
+                engine,
             }),
         })
     }
@@ -134,9 +149,23 @@ impl KubeletServer {
                     tracing::debug!(%peer, "kubelet API: TLS handshake failed");
                     return;
                 };
+                let caller = tls_stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|der| tls::Caller::from_der(der.as_ref()))
+                    .unwrap_or_default();
                 let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, std::convert::Infallible>(route(state, request).await) }
+                    let caller = caller.clone();
+                    async move {
+                        let response = match caller.refusal(&request) {
+                            Some(refused) => refused.into_response(),
+                            None => route(state, request).await,
+                        };
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -156,13 +156,14 @@ pub(crate) async fn serve(
 /// SPDY inside WebSocket binary messages.
 async fn tunnel_spdy(socket: upgrade::Socket, target: spdy_forward::Target) {
     let (mut sink, source) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
             if sink.send(Message::Binary(frame.into())).await.is_err() {
                 return;
             }
         }
+        let _ = sink.send(upgrade::normal_close()).await;
         let _ = sink.close().await;
     });
     let incoming = source
@@ -204,45 +205,11 @@ fn spdy_upgrade(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let (r, mut w) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = out_rx.recv().await {
-                if w.write_all(&frame).await.is_err() {
-                    return;
-                }
-            }
-            let _ = w.shutdown().await;
-        });
-        let incoming = Box::pin(futures::stream::unfold(r, |mut r| async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            match r.read(&mut buf).await {
-                Ok(0) | Err(_) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((buf, r))
-                }
-            }
-        }));
+        let (incoming, out_tx, writer) = super::spdy_stream::byte_pipes(upgraded);
         spdy_forward::serve(incoming, out_tx, target).await;
-        writer.abort();
+        let _ = writer.await;
     });
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(
-        hyper::header::UPGRADE,
-        hyper::header::HeaderValue::from_static("SPDY/3.1"),
-    );
-    h.insert(
-        "x-stream-protocol-version",
-        hyper::header::HeaderValue::from_static(spdy_forward::PROTOCOL),
-    );
-    Ok(response)
+    Ok(super::spdy_stream::switching(spdy_forward::PROTOCOL))
 }
 
 async fn relay(
@@ -260,6 +227,7 @@ async fn relay(
                 return;
             }
         }
+        let _ = sink.send(upgrade::normal_close()).await;
         let _ = sink.close().await;
     });
     let mut writers = Vec::new();

@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 use super::portforward::connect_in;
 use super::spdy::{self, FLAG_FIN, Frame, Headers};
 
+/// How many frames wait for a slow side before the other waits.
+const QUEUE: usize = 64;
+
 /// The port-forward protocol name.
 pub const PROTOCOL: &str = "portforward.k8s.io";
 /// The WebSocket subprotocol that tunnels SPDY port-forward.
@@ -36,14 +39,14 @@ pub struct Target {
 
 /// A data stream being forwarded.
 struct Forward {
-    inbound: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    inbound: Option<mpsc::Sender<Vec<u8>>>,
     task: JoinHandle<()>,
     error_stream: Option<u32>,
 }
 
 /// Runs a SPDY port-forward connection: `incoming` yields the bytes the
 /// client sent, `out` takes whole frames to send.
-pub async fn serve<S>(mut incoming: S, out: mpsc::UnboundedSender<Vec<u8>>, target: Target)
+pub async fn serve<S>(mut incoming: S, out: mpsc::Sender<Vec<u8>>, target: Target)
 where
     S: Stream<Item = Vec<u8>> + Unpin,
 {
@@ -67,7 +70,7 @@ where
                 Frame::SynStream {
                     stream, headers, ..
                 } => {
-                    let _ = out.send(writer.syn_reply(stream, &Headers::new()));
+                    let _ = out.send(writer.syn_reply(stream, &Headers::new())).await;
                     let kind = spdy::header(&headers, "streamtype").unwrap_or("");
                     let request = spdy::header(&headers, "requestid").unwrap_or("").to_owned();
                     match kind {
@@ -82,7 +85,7 @@ where
                         }
                         _ => {
                             // unknown stream type: refused
-                            let _ = out.send(spdy::rst_stream(stream, 1));
+                            let _ = out.send(spdy::rst_stream(stream, 1)).await;
                         }
                     }
                 }
@@ -95,7 +98,7 @@ where
                         if !data.is_empty()
                             && let Some(tx) = &f.inbound
                         {
-                            let _ = tx.send(data);
+                            let _ = tx.send(data).await;
                         }
                         if flags & FLAG_FIN != 0 {
                             f.inbound = None;
@@ -107,12 +110,12 @@ where
                         let finished = f.task.is_finished();
                         f.task.abort();
                         if !finished && let Some(e) = f.error_stream {
-                            let _ = out.send(spdy::data(e, FLAG_FIN, &[]));
+                            let _ = out.send(spdy::data(e, FLAG_FIN, &[])).await;
                         }
                     }
                 }
                 Frame::Ping(id) => {
-                    let _ = out.send(spdy::ping(id));
+                    let _ = out.send(spdy::ping(id)).await;
                 }
                 Frame::GoAway => break 'connection,
                 Frame::SynReply { .. } | Frame::Other(_) => {}
@@ -131,25 +134,28 @@ fn start(
     error_stream: Option<u32>,
     port: &str,
     target: &Target,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: mpsc::Sender<Vec<u8>>,
 ) -> Forward {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     let port_text = port.to_owned();
     let target = target.clone();
     let task = tokio::spawn(async move {
         let finish = |message: Option<String>| {
-            if let Some(e) = error_stream {
-                if let Some(m) = message {
-                    let _ = out.send(spdy::data(e, 0, m.as_bytes()));
+            let out = out.clone();
+            async move {
+                if let Some(e) = error_stream {
+                    if let Some(m) = message {
+                        let _ = out.send(spdy::data(e, 0, m.as_bytes())).await;
+                    }
+                    let _ = out.send(spdy::data(e, FLAG_FIN, &[])).await;
                 }
-                let _ = out.send(spdy::data(e, FLAG_FIN, &[]));
+                let _ = out.send(spdy::data(stream, FLAG_FIN, &[])).await;
             }
-            let _ = out.send(spdy::data(stream, FLAG_FIN, &[]));
         };
         let port: u16 = match port_text.parse() {
             Ok(p) if p > 0 => p,
             _ => {
-                finish(Some(format!("invalid port header {port_text:?}")));
+                finish(Some(format!("invalid port header {port_text:?}"))).await;
                 return;
             }
         };
@@ -167,7 +173,8 @@ fn start(
                 finish(Some(format!(
                     "error forwarding port {port} to pod {}, uid {}: {e}",
                     target.pod, target.uid
-                )));
+                )))
+                .await;
                 return;
             }
         };
@@ -185,14 +192,14 @@ fn start(
             match r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if out.send(spdy::data(stream, 0, &buf[..n])).is_err() {
+                    if out.send(spdy::data(stream, 0, &buf[..n])).await.is_err() {
                         break;
                     }
                 }
             }
         }
         to_pod.abort();
-        finish(None);
+        finish(None).await;
     });
     Forward {
         inbound: Some(tx),

@@ -81,10 +81,27 @@ pub(crate) async fn serve(
     target: Target,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    upgrade::require_websocket(&request)?;
+    let spdy = super::spdy_stream::is_spdy_upgrade(&request);
+    if !spdy {
+        upgrade::require_websocket(&request)?;
+    }
     let params = StreamParams::parse(request.uri().query(), kind).map_err(Failure::bad_request)?;
-    let negotiated = channel::negotiate(&upgrade::offered(&request), channel::STREAM_PROTOCOLS)
-        .map_err(Failure::bad_request)?;
+    let negotiated = if spdy {
+        let offered = super::spdy_stream::offered_versions(&request);
+        Some(
+            channel::negotiate(&offered, channel::STREAM_PROTOCOLS)
+                .map_err(|m| Failure::new(403, m))?
+                .ok_or_else(|| {
+                    Failure::new(
+                        403,
+                        "unable to upgrade: no X-Stream-Protocol-Version was offered",
+                    )
+                })?,
+        )
+    } else {
+        channel::negotiate(&upgrade::offered(&request), channel::STREAM_PROTOCOLS)
+            .map_err(Failure::bad_request)?
+    };
     let (protocol, version) = match negotiated {
         Some((name, v)) => (Some(name), v),
         None => (None, Version::V1),
@@ -99,6 +116,20 @@ pub(crate) async fn serve(
             "container {:?} in pod {:?} is not running",
             target.container, target.pod
         )));
+    }
+    if spdy {
+        let session = super::spdy_stream::Session {
+            state: Arc::clone(state),
+            kind,
+            container_id: found.id,
+            params,
+            version,
+        };
+        return Ok(super::spdy_stream::upgrade(
+            &mut request,
+            protocol.unwrap_or_default(),
+            session,
+        ));
     }
     let (response, on_upgrade) = upgrade::accept(&mut request, protocol)?;
     let state = Arc::clone(state);
@@ -226,7 +257,7 @@ async fn run(
 
 /// Creates and starts the exec (attached before its process runs), or
 /// attaches to the container. Blocking.
-fn start(
+pub(super) fn start(
     engine: &berth_engine::Engine,
     kind: Kind,
     container_id: &str,
@@ -266,7 +297,7 @@ fn start(
 }
 
 /// The exec's exit status once its monitor recorded it.
-async fn exit_status(state: &Arc<State>, eid: &str, command: &[String]) -> Value {
+pub(super) async fn exit_status(state: &Arc<State>, eid: &str, command: &[String]) -> Value {
     for _ in 0..100 {
         let id = eid.to_owned();
         if let Ok(Ok(record)) = state.blocking(move |e| e.exec_inspect(&id)).await
@@ -289,15 +320,7 @@ async fn finish(
     if let Some(frame) = channel::final_error(version, status) {
         let _ = sink.send(Message::Binary(frame.into())).await;
     }
-    // a normal closure (1000): client-go reads a close without a code as an error
-    let _ = sink
-        .send(Message::Close(Some(
-            tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
-                reason: "".into(),
-            },
-        )))
-        .await;
+    let _ = sink.send(upgrade::normal_close()).await;
     let _ = sink.close().await;
 }
 

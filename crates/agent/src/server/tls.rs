@@ -70,3 +70,94 @@ impl ServerTls {
         Ok(Arc::new(config))
     }
 }
+
+/// Who called, from the client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The common name (the user).
+    pub user: String,
+    /// The organizations (the groups).
+    pub groups: Vec<String>,
+}
+
+/// The group the API server's kubelet-client certificate is in.
+pub const MASTERS_GROUP: &str = "system:masters";
+/// The user of the API server's kubelet-client certificate.
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
+impl Caller {
+    /// Reads the subject of a DER certificate (an unreadable one is nobody).
+    pub fn from_der(der: &[u8]) -> Caller {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+            return Caller::default();
+        };
+        let subject = cert.subject();
+        Caller {
+            user: subject
+                .iter_common_name()
+                .find_map(|a| a.as_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            groups: subject
+                .iter_organization()
+                .filter_map(|a| a.as_str().ok())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// Whether the caller may use the kubelet API: the API server's
+    /// kubelet client, or a member of `system:masters`.
+    pub fn allowed(&self) -> bool {
+        self.user == KUBELET_CLIENT_USER || self.groups.iter().any(|g| g == MASTERS_GROUP)
+    }
+
+    /// kubelet's 403 for a caller that is not allowed.
+    pub fn refusal<B>(&self, request: &hyper::Request<B>) -> Option<super::http::Failure> {
+        if self.allowed() {
+            return None;
+        }
+        let verb = match *request.method() {
+            hyper::Method::POST => "create",
+            hyper::Method::PUT => "update",
+            hyper::Method::PATCH => "patch",
+            hyper::Method::DELETE => "delete",
+            _ => "get",
+        };
+        Some(super::http::Failure::new(
+            403,
+            format!(
+                "Forbidden (user={}, verb={verb}, resource=nodes, subresource=proxy)",
+                self.user
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_api_server_and_masters_are_served() {
+        let apiserver = Caller {
+            user: KUBELET_CLIENT_USER.into(),
+            groups: vec![],
+        };
+        let admin = Caller {
+            user: "admin".into(),
+            groups: vec![MASTERS_GROUP.into()],
+        };
+        let jane = Caller {
+            user: "jane".into(),
+            groups: vec!["devs".into()],
+        };
+        assert!(apiserver.allowed() && admin.allowed() && !jane.allowed());
+        let request = hyper::Request::get("/exec/a/b/c").body(()).unwrap();
+        assert_eq!(
+            jane.refusal(&request).unwrap().message,
+            "Forbidden (user=jane, verb=get, resource=nodes, subresource=proxy)"
+        );
+        assert!(admin.refusal(&request).is_none());
+    }
+}

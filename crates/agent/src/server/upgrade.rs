@@ -14,10 +14,6 @@ use super::http::Failure;
 /// A server-side WebSocket over an upgraded connection.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// The answer to an old kubectl that asks for SPDY.
-pub const SPDY_REFUSED: &str =
-    "not supported yet: SPDY streaming; use a kubectl that speaks WebSocket (1.30+)";
-
 /// The protocols a request offers.
 pub fn offered(request: &Request<Incoming>) -> Vec<String> {
     super::channel::offered(
@@ -29,8 +25,8 @@ pub fn offered(request: &Request<Incoming>) -> Vec<String> {
     )
 }
 
-/// Checks that the request is a WebSocket upgrade (SPDY and plain requests
-/// are refused with a 400 naming the problem).
+/// Checks that the request is a WebSocket upgrade (a plain request is
+/// refused with a 400 naming the problem).
 pub fn require_websocket(request: &Request<Incoming>) -> Result<(), Failure> {
     let upgrade = request
         .headers()
@@ -40,11 +36,8 @@ pub fn require_websocket(request: &Request<Incoming>) -> Result<(), Failure> {
     if upgrade.eq_ignore_ascii_case("websocket") {
         return Ok(());
     }
-    if upgrade.to_ascii_uppercase().starts_with("SPDY/") {
-        return Err(Failure::bad_request(SPDY_REFUSED));
-    }
     Err(Failure::bad_request(
-        "Upgrade request required: this endpoint streams over WebSocket (channel.k8s.io)",
+        "Upgrade request required: this endpoint streams over WebSocket (channel.k8s.io) or SPDY/3.1",
     ))
 }
 
@@ -86,4 +79,15 @@ pub fn accept(
 pub async fn open(on_upgrade: OnUpgrade) -> Option<Socket> {
     let upgraded = on_upgrade.await.ok()?;
     Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await)
+}
+
+/// The close message that ends a stream well: code 1000 (client-go reads
+/// any other closing as an error of every channel).
+pub fn normal_close() -> tokio_tungstenite::tungstenite::Message {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    tokio_tungstenite::tungstenite::Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
 }

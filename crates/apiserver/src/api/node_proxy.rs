@@ -178,6 +178,7 @@ pub async fn serve(
         header::CONNECTION,
         header::TRANSFER_ENCODING,
         header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
     ] {
         head.headers.remove(hop);
     }
