@@ -446,7 +446,8 @@ pub fn plan_with(
     p.status.failed = Some(failed);
     p.status.uncounted_terminated_pods = Some(UncountedTerminatedPods::default());
     if spec.indexed {
-        p.status.completed_indexes = Some(indexes::format(&completed));
+        // Unset while empty, as kube leaves it.
+        p.status.completed_indexes = Some(indexes::format(&completed)).filter(|s| !s.is_empty());
         succeeded = i32::try_from(completed.len()).unwrap_or(i32::MAX);
         if spec.per_index_limit.is_some() {
             p.status.failed_indexes = Some(indexes::format(&failed_indexes));
