@@ -6,4 +6,5 @@ pub mod owner;
 pub mod pods;
 pub mod revision;
 pub mod runner;
+pub mod scale;
 pub mod selector;
