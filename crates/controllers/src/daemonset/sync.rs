@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::core;
 use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{owner, pods, selector};
+use crate::workloads_common::{adopt, owner, pods, selector};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "daemon-set-controller";
@@ -61,13 +61,13 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .list(&ListParams::default())
         .await?
         .items;
-    let owned: Vec<Pod> = pods_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owner::controlled_by(&p.metadata, &uid))
-        .collect();
+    let owned: Vec<Pod> = adopt::adopt_pods(
+        &pods_api,
+        &owner::controller_ref(&*ds),
+        ds.metadata.deletion_timestamp.is_some(),
+        pods_api.list(&lp).await?.items,
+    )
+    .await?;
     let revisions: Vec<ControllerRevision> = revs_api
         .list(&lp)
         .await?

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::core::{self, TRACKING_FINALIZER};
 use super::policy::BackoffRecord;
 use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{owner, pods, selector};
+use crate::workloads_common::{adopt, owner, pods, selector};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "job-controller";
@@ -102,13 +102,13 @@ async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
         .and_then(|s| s.selector.clone())
         .unwrap_or_default();
     let lp = ListParams::default().labels(&selector::to_query(&sel));
-    let owned: Vec<Pod> = pods_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owner::controlled_by(&p.metadata, &uid))
-        .collect();
+    let owned: Vec<Pod> = adopt::adopt_pods(
+        &pods_api,
+        &owner::controller_ref(&*job),
+        job.metadata.deletion_timestamp.is_some(),
+        pods_api.list(&lp).await?.items,
+    )
+    .await?;
     if job.metadata.deletion_timestamp.is_some() {
         jctx.remember(&uid, None);
         for p in owned.iter().filter(|p| has_tracking(p)) {

@@ -2,6 +2,7 @@
 //! controllers: owner references, pod states, label selectors,
 //! ControllerRevisions and the watch → queue → reconcile loop.
 
+pub mod adopt;
 pub mod owner;
 pub mod pods;
 pub mod revision;
