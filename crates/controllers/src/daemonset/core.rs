@@ -32,6 +32,8 @@ pub struct Plan {
     pub delete_pods: Vec<String>,
     /// The status to write.
     pub status: DaemonSetStatus,
+    /// Events to record: (warning, reason, message).
+    pub events: Vec<(bool, &'static str, String)>,
 }
 
 /// The pod for `node` from the DaemonSet's template.
@@ -160,7 +162,15 @@ pub fn plan(
             let mut live: Vec<&Pod> = Vec::new();
             for pod in &list {
                 if pods::phase(pod) == "Failed" {
-                    p.delete_pods.push(pods::name(pod).to_owned());
+                    let pn = pods::name(pod);
+                    p.events.push((
+                        true,
+                        "FailedDaemonPod",
+                        format!(
+                            "Found failed daemon pod {ns}/{pn} on node {name}, will try to kill it"
+                        ),
+                    ));
+                    p.delete_pods.push(pn.to_owned());
                 } else {
                     live.push(pod);
                 }

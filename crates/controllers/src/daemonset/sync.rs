@@ -93,6 +93,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             )
             .await?;
     }
+    for (warning, reason, note) in &plan.events {
+        ctx.event(&me, *warning, reason, note).await;
+    }
     for pname in &plan.delete_pods {
         match pods_api.delete(pname, &DeleteParams::default()).await {
             Ok(_) => {

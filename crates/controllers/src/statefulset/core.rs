@@ -38,6 +38,8 @@ pub struct Plan {
     pub delete_pods: Vec<String>,
     /// The status to write.
     pub status: StatefulSetStatus,
+    /// Events to record: (warning, reason, message).
+    pub events: Vec<(bool, &'static str, String)>,
 }
 
 /// The ordinal of a pod named `<set>-<n>`.
@@ -355,7 +357,21 @@ pub fn plan(
                     }
                 }
                 if pods::is_terminal(pod) && !pods::is_deleting(pod) {
-                    p.delete_pods.push(pods::name(pod).to_owned());
+                    let pn = pods::name(pod);
+                    p.events.push(if pods::phase(pod) == "Failed" {
+                        (
+                            true,
+                            "RecreatingFailedPod",
+                            format!("StatefulSet {ns}/{name} is recreating failed Pod {pn}"),
+                        )
+                    } else {
+                        (
+                            false,
+                            "RecreatingTerminatedPod",
+                            format!("StatefulSet {ns}/{name} is recreating terminated Pod {pn}"),
+                        )
+                    });
+                    p.delete_pods.push(pn.to_owned());
                     if !parallel {
                         blocked = true;
                         break;

@@ -168,6 +168,9 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
             }
         }
     }
+    for (warning, reason, note) in &plan.events {
+        ctx.event(&me, *warning, reason, note).await;
+    }
     for pname in &plan.delete_pods {
         match pods_api.delete(pname, &DeleteParams::default()).await {
             Ok(_) => {
