@@ -47,6 +47,9 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let Some(ds) = runner::fresh(&ctx.client, &*ds).await? else {
+        return Ok(Action::await_change());
+    };
     if ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -85,6 +85,9 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Error>
 }
 
 async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
+    let Some(job) = runner::fresh(&jctx.base.client, &*job).await? else {
+        return Ok(Action::await_change());
+    };
     let ctx = &jctx.base;
     let managed_by = job.spec.as_ref().and_then(|s| s.managed_by.as_deref());
     if managed_by.is_some_and(|m| m != MANAGED_BY) {

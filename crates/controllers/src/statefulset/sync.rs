@@ -35,6 +35,9 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let Some(set) = runner::fresh(&ctx.client, &*set).await? else {
+        return Ok(Action::await_change());
+    };
     if set.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -122,6 +122,25 @@ fn delay(n: u32) -> Duration {
         .min(RETRY_MAX)
 }
 
+/// The object as the API has it now (the watch cache may lag behind this
+/// controller's own last write); `None` when it is gone.
+pub async fn fresh<K>(client: &kube::Client, obj: &K) -> Result<Option<Arc<K>>, kube::Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let meta = obj.meta();
+    let api: kube::Api<K> =
+        kube::Api::namespaced(client.clone(), meta.namespace.as_deref().unwrap_or(""));
+    match api.get(meta.name.as_deref().unwrap_or("")).await {
+        Ok(o) => Ok(Some(Arc::new(o))),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether an API error is a 404.
 pub fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 404)
