@@ -240,3 +240,73 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
         Some("0-2")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_pods_count_as_failed_and_orphans_are_freed() {
+    let plane = support::Plane::start().await;
+    berth_controllers::spawn_all(&plane.controller_clients());
+    let admin = plane.admin();
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
+    let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("victim", json!({"backoffLimit": 3})),
+    )
+    .await
+    .expect("create job");
+    let sel = "batch.kubernetes.io/job-name=victim";
+    let first = until(10, "a pod", || async {
+        pods(&admin, "default", sel).await.into_iter().next()
+    })
+    .await;
+    let first_name = first.metadata.name.clone().unwrap_or_default();
+    // Deleting a running pod: it terminates (finalizer), is counted as
+    // failed, freed, and replaced.
+    pods_api
+        .delete(&first_name, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete pod");
+    // Counted at once; the replacement comes after the 10 s backoff.
+    until(10, "failed 1", || async {
+        let st = jobs.get("victim").await.ok()?.status?;
+        (st.failed == Some(1) && st.active == Some(0)).then_some(())
+    })
+    .await;
+    until(10, "the deleted pod gone", || async {
+        pods_api.get(&first_name).await.is_err().then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    until(20, "a replacement", || async {
+        let st = jobs.get("victim").await.ok()?.status?;
+        (st.active == Some(1) && pods(&admin, "default", sel).await.len() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "backoff before the replacement"
+    );
+    // The Job goes (no garbage collector here): its pod stays, and once
+    // deleted it is freed of the finalizer and disappears.
+    jobs.delete("victim", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete job");
+    until(10, "job gone", || async {
+        jobs.get("victim").await.is_err().then_some(())
+    })
+    .await;
+    let orphan = pods(&admin, "default", sel)
+        .await
+        .into_iter()
+        .next()
+        .expect("orphan pod");
+    let orphan_name = orphan.metadata.name.clone().unwrap_or_default();
+    pods_api
+        .delete(&orphan_name, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete orphan");
+    until(10, "orphan freed and gone", || async {
+        pods_api.get(&orphan_name).await.is_err().then_some(())
+    })
+    .await;
+}

@@ -166,3 +166,48 @@ async fn statefulset_orders_pods_and_rolls_updates() {
         "Retain keeps the claim"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_adopts_orphan_pods() {
+    let plane = support::Plane::start().await;
+    berth_controllers::spawn_all(&plane.controller_clients());
+    let admin = plane.admin();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    // Left behind by an owner deleted with --cascade=orphan.
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "db-0", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "main", "image": "pg:1"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &orphan)
+        .await
+        .expect("orphan");
+    let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
+    let s: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"replicas": 1, "serviceName": "db",
+                 "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}},
+                              "spec": {"containers": [{"name": "main", "image": "pg:1"}]}}}
+    }))
+    .expect("set");
+    let created = sets
+        .create(&PostParams::default(), &s)
+        .await
+        .expect("create");
+    let uid = created.metadata.uid.clone().unwrap_or_default();
+    until(10, "db-0 adopted", || async {
+        let p = pods.get("db-0").await.ok()?;
+        let refs = p.metadata.owner_references.clone().unwrap_or_default();
+        refs.iter()
+            .any(|r| r.uid == uid && r.controller == Some(true))
+            .then_some(())
+    })
+    .await;
+    let st = until(10, "status counts it", || async {
+        let st = sets.get("db").await.ok()?.status?;
+        (st.replicas == 1).then_some(st)
+    })
+    .await;
+    assert_eq!(st.ready_replicas, Some(0));
+}

@@ -30,6 +30,9 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let Some(cj) = runner::fresh(&ctx.client, &*cj).await? else {
+        return Ok(Action::await_change());
+    };
     let ns = cj.metadata.namespace.clone().unwrap_or_default();
     let name = cj.metadata.name.clone().unwrap_or_default();
     let uid = cj.metadata.uid.clone().unwrap_or_default();

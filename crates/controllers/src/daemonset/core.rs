@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::eligibility;
-use crate::statefulset::core::scaled;
+use crate::workloads_common::scale::scaled;
 use crate::workloads_common::{owner, pods, revision};
 
 /// The legacy label with the DaemonSet's generation at pod creation.
@@ -32,6 +32,8 @@ pub struct Plan {
     pub delete_pods: Vec<String>,
     /// The status to write.
     pub status: DaemonSetStatus,
+    /// Events to record: (warning, reason, message).
+    pub events: Vec<(bool, &'static str, String)>,
 }
 
 /// The pod for `node` from the DaemonSet's template.
@@ -84,44 +86,21 @@ pub fn plan(
     let template_spec = spec.template.spec.clone().unwrap_or_default();
 
     // Revisions.
-    let data = revision::template_patch(&spec.template);
-    let mut collision = old.collision_count;
-    let mut sorted: Vec<&ControllerRevision> = revisions.iter().collect();
-    sorted.sort_by_key(|r| r.revision);
-    let latest = revision::next_number(revisions) - 1;
-    let cur: ControllerRevision = match sorted.iter().rev().find(|r| revision::data(r) == data) {
-        Some(existing) => {
-            let mut r = (*existing).clone();
-            if r.revision < latest {
-                r.revision = latest + 1;
-                p.renumber_revision =
-                    Some((r.metadata.name.clone().unwrap_or_default(), r.revision));
-            }
-            r
-        }
-        None => {
-            let mut r;
-            loop {
-                r = revision::new_revision(
-                    owner::controller_ref(ds),
-                    &ns,
-                    spec.template
-                        .metadata
-                        .as_ref()
-                        .and_then(|m| m.labels.as_ref()),
-                    data.clone(),
-                    latest + 1,
-                    collision,
-                );
-                if !revisions.iter().any(|o| o.metadata.name == r.metadata.name) {
-                    break;
-                }
-                collision = Some(collision.unwrap_or(0) + 1);
-            }
-            p.create_revision = Some(r.clone());
-            r
-        }
-    };
+    let current = revision::current(
+        owner::controller_ref(ds),
+        &ns,
+        &spec.template,
+        revisions,
+        old.collision_count,
+    );
+    let collision = current.collision_count;
+    let cur = current.revision.clone();
+    if current.create {
+        p.create_revision = Some(cur.clone());
+    }
+    if current.renumber {
+        p.renumber_revision = Some((cur.metadata.name.clone().unwrap_or_default(), cur.revision));
+    }
     let hash = revision::hash_of(&cur).to_owned();
 
     // Pods by target node.
@@ -183,7 +162,15 @@ pub fn plan(
             let mut live: Vec<&Pod> = Vec::new();
             for pod in &list {
                 if pods::phase(pod) == "Failed" {
-                    p.delete_pods.push(pods::name(pod).to_owned());
+                    let pn = pods::name(pod);
+                    p.events.push((
+                        true,
+                        "FailedDaemonPod",
+                        format!(
+                            "Found failed daemon pod {ns}/{pn} on node {name}, will try to kill it"
+                        ),
+                    ));
+                    p.delete_pods.push(pn.to_owned());
                 } else {
                     live.push(pod);
                 }
@@ -231,22 +218,13 @@ pub fn plan(
     };
 
     // History.
-    let limit = usize::try_from(spec.revision_history_limit.unwrap_or(10).max(0)).unwrap_or(10);
     let live: Vec<String> = all_pods
         .iter()
         .map(|pod| hash_of(pod).to_owned())
         .chain([hash.clone()])
         .collect();
-    let old_ones: Vec<&&ControllerRevision> = sorted
-        .iter()
-        .filter(|r| !live.iter().any(|h| h == revision::hash_of(r)))
-        .collect();
-    if old_ones.len() > limit {
-        for r in old_ones.iter().take(old_ones.len() - limit) {
-            p.delete_revisions
-                .push(r.metadata.name.clone().unwrap_or_default());
-        }
-    }
+    p.delete_revisions =
+        revision::to_prune(revisions, &live, spec.revision_history_limit.unwrap_or(10));
     p
 }
 

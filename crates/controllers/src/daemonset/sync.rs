@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::core;
 use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{owner, pods, selector};
+use crate::workloads_common::{adopt, owner, pods, selector};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "daemon-set-controller";
@@ -47,6 +47,9 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let Some(ds) = runner::fresh(&ctx.client, &*ds).await? else {
+        return Ok(Action::await_change());
+    };
     if ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -61,13 +64,13 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .list(&ListParams::default())
         .await?
         .items;
-    let owned: Vec<Pod> = pods_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owner::controlled_by(&p.metadata, &uid))
-        .collect();
+    let owned: Vec<Pod> = adopt::adopt_pods(
+        &pods_api,
+        &owner::controller_ref(&*ds),
+        ds.metadata.deletion_timestamp.is_some(),
+        pods_api.list(&lp).await?.items,
+    )
+    .await?;
     let revisions: Vec<ControllerRevision> = revs_api
         .list(&lp)
         .await?
@@ -92,6 +95,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 &Patch::Merge(json!({"revision": number})),
             )
             .await?;
+    }
+    for (warning, reason, note) in &plan.events {
+        ctx.event(&me, *warning, reason, note).await;
     }
     for pname in &plan.delete_pods {
         match pods_api.delete(pname, &DeleteParams::default()).await {

@@ -319,6 +319,35 @@ fn rolling_updates_respect_max_unavailable_and_max_surge() {
 }
 
 #[test]
+fn failed_daemon_pods_are_replaced_with_a_warning() {
+    let d = ds(json!({}));
+    let r = rev(&d, 1);
+    let h = revision::hash_of(&r).to_owned();
+    let mut failed = pod("agent-x", "n1", &h, false);
+    if let Some(s) = failed.status.as_mut() {
+        s.phase = Some("Failed".to_owned());
+    }
+    let p = core::plan(
+        &d,
+        &[node("n1", json!({}), json!([]))],
+        &[failed],
+        std::slice::from_ref(&r),
+        now(),
+    );
+    assert_eq!(p.delete_pods, vec!["agent-x"]);
+    assert_eq!(p.create_pods.len(), 1);
+    assert_eq!(
+        p.events,
+        vec![(
+            true,
+            "FailedDaemonPod",
+            "Found failed daemon pod kube-system/agent-x on node n1, will try to kill it"
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
 fn pinned_pods_name_their_node() {
     let mut spec = pod_spec(
         json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::indexes;
-use super::policy::{self, Action};
+use super::policy::{self, Action, BackoffRecord};
 use crate::workloads_common::{owner, pods};
 
 /// The finalizer that keeps a finished pod until the Job counted it.
@@ -52,6 +52,8 @@ pub struct Plan {
     pub events: Vec<Ev>,
     /// When to sync again regardless of changes (backoff, deadline).
     pub requeue_after: Option<Duration>,
+    /// The retry memory after this sync (kept by the loop).
+    pub backoff: BackoffRecord,
 }
 
 struct Spec {
@@ -178,8 +180,19 @@ fn outcome(pod: &Pod, spec: &Spec, job: &Job, finishing: bool) -> Outcome {
     }
 }
 
-/// One sync of a Job over the pods it controls.
+/// One sync of a Job over the pods it controls, without retry memory.
 pub fn plan(job: &Job, all_pods: &[Pod], now: Timestamp) -> Plan {
+    plan_with(job, all_pods, None, now)
+}
+
+/// One sync of a Job over the pods it controls; `prior` is the retry
+/// memory of earlier syncs (rebuilt from the pods when absent).
+pub fn plan_with(
+    job: &Job,
+    all_pods: &[Pod],
+    prior: Option<BackoffRecord>,
+    now: Timestamp,
+) -> Plan {
     let spec = spec_of(job);
     let old = job.status.clone().unwrap_or_default();
     let mut p = Plan {
@@ -393,6 +406,32 @@ pub fn plan(job: &Job, all_pods: &[Pod], now: Timestamp) -> Plan {
             _ => {}
         }
     }
+    // The retry memory: earlier finishes, then this sync's new ones.
+    let finished_at = |pod: &Pod| policy::finish_time(pod).unwrap_or(now);
+    let base = prior.unwrap_or_else(|| {
+        BackoffRecord::from_history(
+            all_pods
+                .iter()
+                .filter(|pod| !has_finalizer(pod))
+                .filter_map(|pod| match outcome(pod, &spec, job, false) {
+                    Outcome::Succeeded => Some((finished_at(pod), false)),
+                    Outcome::Failed(a) if a != Action::Ignore => Some((finished_at(pod), true)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    });
+    let newly = |set: &BTreeSet<String>, was: &BTreeSet<String>| -> Vec<Timestamp> {
+        all_pods
+            .iter()
+            .filter(|pod| set.contains(pods::uid(pod)) && !was.contains(pods::uid(pod)))
+            .map(finished_at)
+            .collect()
+    };
+    p.backoff = base.update(
+        newly(&new_s, &was_uncounted_s),
+        newly(&new_f, &was_uncounted_f),
+    );
     let mut succeeded = old.succeeded.unwrap_or(0) + i32::try_from(new_s.len()).unwrap_or(0);
     let failed = old.failed.unwrap_or(0) + i32::try_from(new_f.len()).unwrap_or(0);
     if new_s != was_uncounted_s || new_f != was_uncounted_f {
@@ -407,7 +446,8 @@ pub fn plan(job: &Job, all_pods: &[Pod], now: Timestamp) -> Plan {
     p.status.failed = Some(failed);
     p.status.uncounted_terminated_pods = Some(UncountedTerminatedPods::default());
     if spec.indexed {
-        p.status.completed_indexes = Some(indexes::format(&completed));
+        // Unset while empty, as kube leaves it.
+        p.status.completed_indexes = Some(indexes::format(&completed)).filter(|s| !s.is_empty());
         succeeded = i32::try_from(completed.len()).unwrap_or(i32::MAX);
         if spec.per_index_limit.is_some() {
             p.status.failed_indexes = Some(indexes::format(&failed_indexes));
@@ -486,7 +526,6 @@ pub fn plan(job: &Job, all_pods: &[Pod], now: Timestamp) -> Plan {
             job,
             &spec,
             &active_pods,
-            all_pods,
             &completed,
             &failed_indexes,
             &index_failures,
@@ -540,7 +579,6 @@ fn manage(
     job: &Job,
     spec: &Spec,
     active_pods: &[&Pod],
-    all_pods: &[Pod],
     completed: &BTreeSet<i32>,
     failed_indexes: &BTreeSet<i32>,
     index_failures: &BTreeMap<i32, i32>,
@@ -619,26 +657,10 @@ fn manage(
         return;
     }
     // Backoff: consecutive failures since the last success.
-    let mut finished: Vec<(Timestamp, bool)> = all_pods
-        .iter()
-        .filter_map(|pod| {
-            let failed = match outcome(pod, spec, job, false) {
-                Outcome::Succeeded => false,
-                Outcome::Failed(Action::Ignore) | Outcome::Running => return None,
-                Outcome::Failed(_) => true,
-            };
-            Some((policy::finish_time(pod)?, failed))
-        })
-        .collect();
-    finished.sort();
-    let failures = finished.iter().rev().take_while(|(_, f)| *f).count();
-    if let Some((last, _)) = finished.last().filter(|(_, f)| *f) {
-        let wait =
-            policy::backoff_remaining(u32::try_from(failures).unwrap_or(u32::MAX), *last, now);
-        if !wait.is_zero() {
-            p.requeue_after = Some(p.requeue_after.map_or(wait, |r| r.min(wait)));
-            return;
-        }
+    let wait = p.backoff.remaining(now);
+    if !wait.is_zero() {
+        p.requeue_after = Some(p.requeue_after.map_or(wait, |r| r.min(wait)));
+        return;
     }
     for index in to_create {
         p.create.push(new_pod(

@@ -126,6 +126,61 @@ pub fn backoff_remaining(failures: u32, last_failure: Timestamp, now: Timestamp)
     delay.saturating_sub(elapsed)
 }
 
+/// The Job's retry memory (kube's backoff record): failures since the
+/// last success and when the last one happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackoffRecord {
+    /// Consecutive failures since the last success.
+    pub failures: u32,
+    /// When the last of them finished.
+    pub last_failure: Option<Timestamp>,
+}
+
+impl BackoffRecord {
+    /// The record rebuilt from finished pods `(finish time, failed)`.
+    pub fn from_history(mut finished: Vec<(Timestamp, bool)>) -> BackoffRecord {
+        finished.sort();
+        let failures = finished.iter().rev().take_while(|(_, f)| *f).count();
+        BackoffRecord {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            last_failure: finished.last().filter(|(_, f)| *f).map(|(t, _)| *t),
+        }
+    }
+
+    /// The record after pods newly succeeded and failed (finish times).
+    pub fn update(
+        self,
+        mut succeeded: Vec<Timestamp>,
+        mut failed: Vec<Timestamp>,
+    ) -> BackoffRecord {
+        succeeded.sort();
+        failed.sort();
+        let Some(last_success) = succeeded.last().copied() else {
+            let Some(last) = failed.last().copied() else {
+                return self;
+            };
+            let n = u32::try_from(failed.len()).unwrap_or(u32::MAX);
+            return BackoffRecord {
+                failures: self.failures.saturating_add(n),
+                last_failure: Some(last),
+            };
+        };
+        let after: Vec<Timestamp> = failed.into_iter().filter(|t| *t > last_success).collect();
+        BackoffRecord {
+            failures: u32::try_from(after.len()).unwrap_or(u32::MAX),
+            last_failure: after.last().copied(),
+        }
+    }
+
+    /// How long to wait before creating replacements at `now`.
+    pub fn remaining(&self, now: Timestamp) -> Duration {
+        match self.last_failure {
+            Some(last) => backoff_remaining(self.failures, last, now),
+            None => Duration::ZERO,
+        }
+    }
+}
+
 /// When the pod finished: its containers' latest termination, else its
 /// Ready condition's last change, else its deletion or creation time.
 pub fn finish_time(pod: &Pod) -> Option<Timestamp> {
@@ -221,6 +276,52 @@ mod tests {
             evaluate(None, &failed_pod(42, "main", json!([]))),
             Action::Count
         );
+    }
+
+    #[test]
+    fn backoff_record_follows_kube() {
+        let t = |s: i64| Timestamp::from_second(1_700_000_000 + s).expect("ts");
+        let none = BackoffRecord::default();
+        let cases = [
+            (none, vec![], vec![], 0, None),
+            (none, vec![], vec![t(1), t(2)], 2, Some(t(2))),
+            (
+                BackoffRecord {
+                    failures: 3,
+                    last_failure: Some(t(0)),
+                },
+                vec![],
+                vec![t(5)],
+                4,
+                Some(t(5)),
+            ),
+            (
+                BackoffRecord {
+                    failures: 3,
+                    last_failure: Some(t(0)),
+                },
+                vec![t(5)],
+                vec![],
+                0,
+                None,
+            ),
+            (
+                BackoffRecord {
+                    failures: 3,
+                    last_failure: Some(t(0)),
+                },
+                vec![t(5)],
+                vec![t(4), t(6), t(7)],
+                2,
+                Some(t(7)),
+            ),
+        ];
+        for (prior, ok, failed, want_n, want_last) in cases {
+            let r = prior.update(ok, failed);
+            assert_eq!((r.failures, r.last_failure), (want_n, want_last));
+        }
+        let h = BackoffRecord::from_history(vec![(t(3), true), (t(1), false), (t(2), true)]);
+        assert_eq!((h.failures, h.last_failure), (2, Some(t(3))));
     }
 
     #[test]

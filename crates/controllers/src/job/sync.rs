@@ -2,7 +2,8 @@
 //! pods, asks [`super::core::plan`] and carries it out; and a sweeper that
 //! frees pods whose Job is gone from the tracking finalizer.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -15,19 +16,58 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 use super::core::{self, TRACKING_FINALIZER};
+use super::policy::BackoffRecord;
 use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{owner, pods, selector};
+use crate::workloads_common::{adopt, owner, pods, selector};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "job-controller";
 
+/// The `spec.managedBy` value naming this controller (or unset).
+pub const MANAGED_BY: &str = "kubernetes.io/job-controller";
+
+/// The Job controller's context: the shared one and each Job's retry
+/// memory (kube's backoff store), by Job UID.
+struct JobCtx {
+    base: Arc<Ctx>,
+    backoff: Mutex<HashMap<String, BackoffRecord>>,
+}
+
+impl JobCtx {
+    fn remembered(&self, uid: &str) -> Option<BackoffRecord> {
+        self.backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(uid)
+            .copied()
+    }
+
+    fn remember(&self, uid: &str, record: Option<BackoffRecord>) {
+        let mut map = self
+            .backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match record {
+            Some(r) => map.insert(uid.to_owned(), r),
+            None => map.remove(uid),
+        };
+    }
+}
+
+fn retry(job: Arc<Job>, err: &Error, ctx: Arc<JobCtx>) -> Action {
+    runner::retry(job, err, ctx.base.clone())
+}
+
 /// Runs the Job controller until the process ends.
 pub async fn run(client: kube::Client) {
-    let ctx = Ctx::new(client.clone(), NAME);
+    let ctx = Arc::new(JobCtx {
+        base: Ctx::new(client.clone(), NAME),
+        backoff: Mutex::new(HashMap::new()),
+    });
     tokio::spawn(free_orphans(client.clone()));
     let stream = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Pod>::all(client), watcher::Config::default())
-        .run(reconcile, runner::retry, ctx);
+        .run(reconcile, retry, ctx);
     runner::drive(stream).await;
 }
 
@@ -44,7 +84,16 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Error>
     }
 }
 
-async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
+    let Some(job) = runner::fresh(&jctx.base.client, &*job).await? else {
+        return Ok(Action::await_change());
+    };
+    let ctx = &jctx.base;
+    let managed_by = job.spec.as_ref().and_then(|s| s.managed_by.as_deref());
+    if managed_by.is_some_and(|m| m != MANAGED_BY) {
+        // Another controller owns this Job's status (`spec.managedBy`).
+        return Ok(Action::await_change());
+    }
     let ns = job.metadata.namespace.clone().unwrap_or_default();
     let name = job.metadata.name.clone().unwrap_or_default();
     let uid = job.metadata.uid.clone().unwrap_or_default();
@@ -56,20 +105,21 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .and_then(|s| s.selector.clone())
         .unwrap_or_default();
     let lp = ListParams::default().labels(&selector::to_query(&sel));
-    let owned: Vec<Pod> = pods_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owner::controlled_by(&p.metadata, &uid))
-        .collect();
+    let owned: Vec<Pod> = adopt::adopt_pods(
+        &pods_api,
+        &owner::controller_ref(&*job),
+        job.metadata.deletion_timestamp.is_some(),
+        pods_api.list(&lp).await?.items,
+    )
+    .await?;
     if job.metadata.deletion_timestamp.is_some() {
+        jctx.remember(&uid, None);
         for p in owned.iter().filter(|p| has_tracking(p)) {
             remove_finalizer(&pods_api, pods::name(p)).await?;
         }
         return Ok(Action::await_change());
     }
-    let plan = core::plan(&job, &owned, Timestamp::now());
+    let plan = core::plan_with(&job, &owned, jctx.remembered(&uid), Timestamp::now());
     let me = job.object_ref(&());
     let mut current = (*job).clone();
     if let Some(interim) = plan.interim {
@@ -123,6 +173,11 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     for ev in &plan.events {
         ctx.event(&me, ev.warning, &ev.reason, &ev.note).await;
     }
+    let finished = current
+        .status
+        .as_ref()
+        .is_some_and(|_| core::is_finished(&current));
+    jctx.remember(&uid, (!finished).then_some(plan.backoff));
     Ok(match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),

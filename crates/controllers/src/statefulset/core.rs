@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::workloads_common::scale::scaled;
 use crate::workloads_common::{owner, pods, revision};
 
 /// The label with the pod's name.
@@ -38,6 +38,8 @@ pub struct Plan {
     pub delete_pods: Vec<String>,
     /// The status to write.
     pub status: StatefulSetStatus,
+    /// Events to record: (warning, reason, message).
+    pub events: Vec<(bool, &'static str, String)>,
 }
 
 /// The ordinal of a pod named `<set>-<n>`.
@@ -74,21 +76,6 @@ fn template_of(rev: &ControllerRevision) -> Option<PodTemplateSpec> {
         m.remove("$patch");
     }
     serde_json::from_value(t).ok()
-}
-
-/// Resolves an int-or-percent against `total` (percent rounded up when
-/// `round_up`).
-pub fn scaled(v: Option<&IntOrString>, total: i32, default: i32, round_up: bool) -> i32 {
-    match v {
-        None => default,
-        Some(IntOrString::Int(n)) => *n,
-        Some(IntOrString::String(s)) => {
-            let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            let t = i64::from(total) * pct;
-            let v = if round_up { (t + 99) / 100 } else { t / 100 };
-            i32::try_from(v).unwrap_or(i32::MAX)
-        }
-    }
 }
 
 fn set_ref(set: &StatefulSet) -> OwnerReference {
@@ -275,46 +262,24 @@ pub fn plan(
     let max_unavailable = scaled(rolling_cfg.max_unavailable.as_ref(), replicas, 1, false).max(1);
 
     // Revisions: find or make the one for the current template.
-    let data = revision::template_patch(&spec.template);
-    let mut collision = old.collision_count;
-    let mut sorted: Vec<&ControllerRevision> = revisions.iter().collect();
-    sorted.sort_by_key(|r| r.revision);
-    let latest_number = revision::next_number(revisions) - 1;
-    let update_rev: ControllerRevision =
-        match sorted.iter().rev().find(|r| revision::data(r) == data) {
-            Some(existing) => {
-                let mut r = (*existing).clone();
-                if r.revision < latest_number {
-                    r.revision = latest_number + 1;
-                    p.renumber_revision =
-                        Some((r.metadata.name.clone().unwrap_or_default(), r.revision));
-                }
-                r
-            }
-            None => {
-                let mut r;
-                loop {
-                    r = revision::new_revision(
-                        owner::controller_ref(set),
-                        &ns,
-                        spec.template
-                            .metadata
-                            .as_ref()
-                            .and_then(|m| m.labels.as_ref()),
-                        data.clone(),
-                        latest_number + 1,
-                        collision,
-                    );
-                    let clash = revisions.iter().any(|o| o.metadata.name == r.metadata.name);
-                    if !clash {
-                        break;
-                    }
-                    collision = Some(collision.unwrap_or(0) + 1);
-                }
-                p.create_revision = Some(r.clone());
-                r
-            }
-        };
+    let cur = revision::current(
+        owner::controller_ref(set),
+        &ns,
+        &spec.template,
+        revisions,
+        old.collision_count,
+    );
+    let collision = cur.collision_count;
+    let update_rev = cur.revision.clone();
+    if cur.create {
+        p.create_revision = Some(update_rev.clone());
+    }
+    if cur.renumber {
+        p.renumber_revision = Some((
+            update_rev.metadata.name.clone().unwrap_or_default(),
+            update_rev.revision,
+        ));
+    }
     let update_name = update_rev.metadata.name.clone().unwrap_or_default();
     let current_rev = old
         .current_revision
@@ -392,7 +357,21 @@ pub fn plan(
                     }
                 }
                 if pods::is_terminal(pod) && !pods::is_deleting(pod) {
-                    p.delete_pods.push(pods::name(pod).to_owned());
+                    let pn = pods::name(pod);
+                    p.events.push(if pods::phase(pod) == "Failed" {
+                        (
+                            true,
+                            "RecreatingFailedPod",
+                            format!("StatefulSet {ns}/{name} is recreating failed Pod {pn}"),
+                        )
+                    } else {
+                        (
+                            false,
+                            "RecreatingTerminatedPod",
+                            format!("StatefulSet {ns}/{name} is recreating terminated Pod {pn}"),
+                        )
+                    });
+                    p.delete_pods.push(pn.to_owned());
                     if !parallel {
                         blocked = true;
                         break;
@@ -537,21 +516,12 @@ pub fn plan(
     p.status = st;
 
     // History: keep `revisionHistoryLimit` revisions besides the live ones.
-    let limit = usize::try_from(spec.revision_history_limit.unwrap_or(10).max(0)).unwrap_or(10);
     let live: Vec<String> = all_pods
         .iter()
         .map(|pod| revision_of(pod).to_owned())
         .chain([current_name, update_name])
         .collect();
-    let old_ones: Vec<&&ControllerRevision> = sorted
-        .iter()
-        .filter(|r| !live.contains(r.metadata.name.as_ref().unwrap_or(&String::new())))
-        .collect();
-    if old_ones.len() > limit {
-        for r in old_ones.iter().take(old_ones.len() - limit) {
-            p.delete_revisions
-                .push(r.metadata.name.clone().unwrap_or_default());
-        }
-    }
+    p.delete_revisions =
+        revision::to_prune(revisions, &live, spec.revision_history_limit.unwrap_or(10));
     p
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::core::{self, claim_name};
 use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{owner, pods, selector};
+use crate::workloads_common::{adopt, owner, pods, selector};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "statefulset-controller";
@@ -35,6 +35,9 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let Some(set) = runner::fresh(&ctx.client, &*set).await? else {
+        return Ok(Action::await_change());
+    };
     if set.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -46,13 +49,13 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    let owned: Vec<Pod> = pods_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| owner::controlled_by(&p.metadata, &uid))
-        .collect();
+    let owned: Vec<Pod> = adopt::adopt_pods(
+        &pods_api,
+        &owner::controller_ref(&*set),
+        set.metadata.deletion_timestamp.is_some(),
+        pods_api.list(&lp).await?.items,
+    )
+    .await?;
     let revisions: Vec<ControllerRevision> = revs_api
         .list(&lp)
         .await?
@@ -167,6 +170,9 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                 return Err(e.into());
             }
         }
+    }
+    for (warning, reason, note) in &plan.events {
+        ctx.event(&me, *warning, reason, note).await;
     }
     for pname in &plan.delete_pods {
         match pods_api.delete(pname, &DeleteParams::default()).await {

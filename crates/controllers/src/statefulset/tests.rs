@@ -396,6 +396,14 @@ fn failed_pods_are_replaced_and_old_revisions_pruned() {
         now(),
     );
     assert_eq!(p.delete_pods, vec!["web-0"]);
+    assert_eq!(
+        p.events,
+        vec![(
+            true,
+            "RecreatingFailedPod",
+            "StatefulSet default/web is recreating failed Pod web-0".to_owned()
+        )]
+    );
     let mut olds: Vec<ControllerRevision> = (1..=3)
         .map(|i| {
             let mut o = rev_of(&set(json!({"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": format!("nginx:old{i}")}]}}})), i);

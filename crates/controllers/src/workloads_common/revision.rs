@@ -100,6 +100,91 @@ pub fn next_number(revisions: &[ControllerRevision]) -> i64 {
     revisions.iter().map(|r| r.revision).max().unwrap_or(0) + 1
 }
 
+/// The revision for the owner's current template, and what the history
+/// needs for it (kube's `getStatefulSetRevisions`/`constructHistory`).
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// The revision of the current template.
+    pub revision: ControllerRevision,
+    /// It is new: create it.
+    pub create: bool,
+    /// It existed with a lower number: renumber it to `revision.revision`.
+    pub renumber: bool,
+    /// The owner's collision count after naming it.
+    pub collision_count: Option<i32>,
+}
+
+/// Finds the revision whose data equals the template's (renumbered to be
+/// the latest when it is not) or makes a new one, bumping the collision
+/// count while its name is taken by a different revision.
+pub fn current(
+    owner: OwnerReference,
+    namespace: &str,
+    template: &PodTemplateSpec,
+    revisions: &[ControllerRevision],
+    collision_count: Option<i32>,
+) -> Current {
+    let data = template_patch(template);
+    let latest = next_number(revisions) - 1;
+    let mut sorted: Vec<&ControllerRevision> = revisions.iter().collect();
+    sorted.sort_by_key(|r| r.revision);
+    if let Some(existing) = sorted.iter().rev().find(|r| self::data(r) == data) {
+        let mut revision = (*existing).clone();
+        let renumber = revision.revision < latest;
+        if renumber {
+            revision.revision = latest + 1;
+        }
+        return Current {
+            revision,
+            create: false,
+            renumber,
+            collision_count,
+        };
+    }
+    let mut collision = collision_count;
+    loop {
+        let revision = new_revision(
+            owner.clone(),
+            namespace,
+            template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+            data.clone(),
+            latest + 1,
+            collision,
+        );
+        if !revisions
+            .iter()
+            .any(|o| o.metadata.name == revision.metadata.name)
+        {
+            return Current {
+                revision,
+                create: true,
+                renumber: false,
+                collision_count: collision,
+            };
+        }
+        collision = Some(collision.unwrap_or(0) + 1);
+    }
+}
+
+/// The oldest revisions beyond `limit` that `live` does not name (by
+/// revision name or hash), to delete.
+pub fn to_prune(revisions: &[ControllerRevision], live: &[String], limit: i32) -> Vec<String> {
+    let mut old: Vec<&ControllerRevision> = revisions
+        .iter()
+        .filter(|r| {
+            let name = r.metadata.name.clone().unwrap_or_default();
+            !live.iter().any(|l| *l == name || l == hash_of(r))
+        })
+        .collect();
+    old.sort_by_key(|r| r.revision);
+    let limit = usize::try_from(limit.max(0)).unwrap_or(0);
+    let excess = old.len().saturating_sub(limit);
+    old.iter()
+        .take(excess)
+        .map(|r| r.metadata.name.clone().unwrap_or_default())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
