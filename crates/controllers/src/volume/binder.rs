@@ -254,6 +254,11 @@ impl Binder {
                 .iter()
                 .find(|x| x.metadata.name.as_deref() == Some(n))
         });
+        if delayed && node.is_none() {
+            // The chosen node is not (or no longer) there: wait for the
+            // scheduler to choose again.
+            return Ok(());
+        }
         if let Some(pv) = matching::find(claim, &world.volumes, if delayed { node } else { None }) {
             return self.bind(pv, claim).await;
         }
