@@ -181,6 +181,28 @@ async fn claim_is_provisioned_bound_and_reclaimed_with_its_directory() {
     );
     assert!(Path::new(&path).is_dir());
     assert_eq!(spec.claim_ref.unwrap().uid.as_deref(), Some(uid.as_str()));
+    // The events kubectl describe shows, in k3s's words.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(admin.clone(), "default");
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in [
+        "WaitForFirstConsumer",
+        "ExternalProvisioning",
+        "Provisioning",
+        "ProvisioningSucceeded",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} missing from {reasons:?}"
+        );
+    }
     assert_eq!(
         spec.persistent_volume_reclaim_policy.as_deref(),
         Some("Delete")

@@ -51,6 +51,8 @@ pub struct Binder {
     pub config: VolumeConfig,
     /// Events.
     pub recorder: kube::runtime::events::Recorder,
+    /// Events of the built-in provisioner.
+    pub provisioner_recorder: kube::runtime::events::Recorder,
     /// (claim uid, reason) already announced.
     pub announced: HashSet<(String, String)>,
 }
@@ -143,6 +145,32 @@ impl Binder {
         );
         if self.announced.insert(key) {
             watched::event(&self.recorder, claim, warning, reason, "Binding", note).await;
+        }
+    }
+
+    /// An event reported by the provisioner (as the external provisioner
+    /// reports its own), once per claim and reason.
+    async fn announce_as_provisioner(
+        &mut self,
+        claim: &PersistentVolumeClaim,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let key = (
+            claim.metadata.uid.clone().unwrap_or_default(),
+            reason.to_owned(),
+        );
+        if self.announced.insert(key) {
+            watched::event(
+                &self.provisioner_recorder,
+                claim,
+                warning,
+                reason,
+                "Provision",
+                note,
+            )
+            .await;
         }
     }
 
@@ -272,14 +300,17 @@ impl Binder {
             self.announce(claim, true, "FailedBinding", note).await;
             return Ok(());
         };
+        if class.provisioner == "kubernetes.io/no-provisioner" {
+            return Ok(());
+        }
+        // The built-in provisioner is external to the binder, as k3s's
+        // local-path provisioner is to kube's: the same event first.
+        self.mark_provisioner(claim, &class.provisioner).await?;
+        self.announce(claim, false, "ExternalProvisioning", format!(
+            "Waiting for a volume to be created either by the external provisioner '{}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.",
+            class.provisioner
+        )).await;
         if !self.ours(&class.provisioner) {
-            if class.provisioner != "kubernetes.io/no-provisioner" {
-                self.mark_provisioner(claim, &class.provisioner).await?;
-                self.announce(claim, false, "ExternalProvisioning", format!(
-                    "Waiting for a volume to be created either by the external provisioner '{}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.",
-                    class.provisioner
-                )).await;
-            }
             return Ok(());
         }
         // Immediate binding: the first ready node (berth runs one).
@@ -327,9 +358,16 @@ impl Binder {
             return Ok(());
         }
         let claim = self.mark_provisioner(claim, &class.provisioner).await?;
+        let note = format!(
+            "External provisioner is provisioning volume for claim \"{}/{}\"",
+            claim.metadata.namespace.as_deref().unwrap_or(""),
+            claim.metadata.name.as_deref().unwrap_or("")
+        );
+        self.announce_as_provisioner(&claim, false, "Provisioning", note)
+            .await;
         let path = provision::directory(&self.config.data_dir, &claim, &name);
         if let Err(e) = provision::make_directory(&path) {
-            self.announce(
+            self.announce_as_provisioner(
                 &claim,
                 true,
                 "ProvisioningFailed",
@@ -346,7 +384,7 @@ impl Binder {
         match self.volumes().create(&PostParams::default(), &pv).await {
             Ok(_) => {
                 tracing::info!(volume = %name, path = %path.display(), "provisioned");
-                self.announce(
+                self.announce_as_provisioner(
                     &claim,
                     false,
                     "ProvisioningSucceeded",

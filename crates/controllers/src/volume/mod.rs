@@ -105,6 +105,7 @@ async fn run_binder(client: kube::Client, config: VolumeConfig) {
     let resync = config.resync;
     let mut binder = binder::Binder {
         recorder: watched::recorder(client.clone(), "persistentvolume-controller"),
+        provisioner_recorder: watched::recorder(client.clone(), &config.provisioner),
         client,
         config,
         announced: HashSet::new(),
