@@ -5,10 +5,12 @@
 
 pub mod binder;
 pub mod class;
+pub mod consumers;
 pub mod matching;
 pub mod protection;
 pub mod provision;
 pub mod quantity;
+mod reclaim;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
