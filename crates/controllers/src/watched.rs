@@ -37,7 +37,7 @@ where
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             if let Err(e) = event {
-                tracing::debug!(error = %e, kind = %K::kind(&K::DynamicType::default()), "watch");
+                tracing::warn!(error = %e, kind = %K::kind(&K::DynamicType::default()), "watch");
             }
             wake.notify_one();
         }

@@ -282,3 +282,61 @@ async fn pods_of_a_deleted_node_are_garbage_collected() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_execute_taint_evicts_pods_that_do_not_tolerate_it() {
+    let plane = support::Plane::start().await;
+    let admin = plane.admin();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "n3"}})).unwrap(),
+        )
+        .await
+        .expect("node");
+    post_ready(&nodes, "n3").await;
+    for (name, tolerations) in [
+        ("plain", json!([])),
+        (
+            "tolerant",
+            json!([{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoExecute"}]),
+        ),
+    ] {
+        let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": "n3", "tolerations": tolerations,
+            "containers": [{"name": "c", "image": "busybox"}]}});
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .expect("pod");
+    }
+    berth_controllers::node_lifecycle::spawn(
+        &plane.controller_clients(),
+        berth_controllers::node_lifecycle::NodeLifecycleConfig::default(),
+    );
+    // As `kubectl taint nodes n3 dedicated=db:NoExecute`.
+    let taint =
+        json!({"spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoExecute"}]}});
+    nodes
+        .patch("n3", &PatchParams::default(), &Patch::Merge(&taint))
+        .await
+        .expect("taint");
+    eventually("plain evicted", || async {
+        pods.get_opt("plain")
+            .await
+            .unwrap()
+            .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    let tolerant = pods.get("tolerant").await.unwrap();
+    assert!(tolerant.metadata.deletion_timestamp.is_none());
+    // The user's taint stays; the node is healthy, so nothing is added.
+    let n3 = nodes.get("n3").await.unwrap();
+    assert_eq!(
+        taint_keys(&n3),
+        vec![("dedicated".to_owned(), "NoExecute".to_owned())]
+    );
+}

@@ -28,7 +28,8 @@ where
 async fn every_namespace_gets_the_root_ca_and_keeps_its_default_account() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    let ca = plane.plane.ca_pem.clone();
+    // The cluster CA as the API server keeps it (ControlPlane::ca_pem).
+    let ca = std::fs::read_to_string(plane._dir.path().join("server/pki/ca.crt")).expect("ca.crt");
     assert!(ca.contains("BEGIN CERTIFICATE"));
     let clients = plane.controller_clients();
     berth_controllers::serviceaccount::spawn_root_ca_publisher(&clients, ca.clone());

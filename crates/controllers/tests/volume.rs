@@ -181,6 +181,28 @@ async fn claim_is_provisioned_bound_and_reclaimed_with_its_directory() {
     );
     assert!(Path::new(&path).is_dir());
     assert_eq!(spec.claim_ref.unwrap().uid.as_deref(), Some(uid.as_str()));
+    // The events kubectl describe shows, in k3s's words.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(admin.clone(), "default");
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in [
+        "WaitForFirstConsumer",
+        "ExternalProvisioning",
+        "Provisioning",
+        "ProvisioningSucceeded",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} missing from {reasons:?}"
+        );
+    }
     assert_eq!(
         spec.persistent_volume_reclaim_policy.as_deref(),
         Some("Delete")
@@ -295,4 +317,75 @@ async fn static_volume_is_matched_bound_and_released() {
         small.status.and_then(|s| s.phase).as_deref(),
         Some("Released")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immediate_class_provisions_without_a_consumer() {
+    let plane = support::Plane::start().await;
+    let admin = plane.admin();
+    let storage = plane._dir.path().join("storage");
+    let nodes: Api<Node> = Api::all(admin.clone());
+    nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "only"}})).unwrap(),
+        )
+        .await
+        .expect("node");
+    let classes: Api<StorageClass> = Api::all(admin.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "instant"},
+                "provisioner": "rancher.io/local-path", "volumeBindingMode": "Immediate",
+                "reclaimPolicy": "Retain"}))
+            .unwrap(),
+        )
+        .await
+        .expect("class");
+    let mut config = berth_controllers::volume::VolumeConfig::new(storage.clone());
+    config.resync = Duration::from_millis(300);
+    berth_controllers::volume::spawn(&plane.controller_clients(), config);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), "default");
+    claims
+        .create(&PostParams::default(), &claim("now", Some("instant")))
+        .await
+        .expect("claim");
+    eventually("claim bound", || async {
+        phase(&claims.get("now").await.unwrap()) == "Bound"
+    })
+    .await;
+    let name = claims
+        .get("now")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .volume_name
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(admin.clone());
+    let pv = volumes.get(&name).await.unwrap();
+    let spec = pv.spec.unwrap();
+    assert_eq!(
+        spec.persistent_volume_reclaim_policy.as_deref(),
+        Some("Retain")
+    );
+    let path = spec.host_path.unwrap().path;
+    assert!(Path::new(&path).is_dir());
+    // Retain: the claim goes, the volume and its data stay, Released.
+    claims
+        .delete("now", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("released", || async {
+        volumes
+            .get(&name)
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.phase)
+            == Some("Released".into())
+    })
+    .await;
+    assert!(Path::new(&path).is_dir());
 }

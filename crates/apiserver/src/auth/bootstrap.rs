@@ -1164,6 +1164,12 @@ mod tests {
             "system:controller:service-account-controller",
             "system:controller:node-controller",
             "system:controller:ttl-controller",
+            "system:controller:persistent-volume-binder",
+            "system:controller:pvc-protection-controller",
+            "system:controller:pv-protection-controller",
+            "system:controller:disruption-controller",
+            "system:controller:root-ca-cert-publisher",
+            "system:controller:pod-garbage-collector",
         ] {
             assert!(roles.contains(name), "{name} missing");
         }

@@ -146,6 +146,7 @@ async fn pass(
         );
         state.heard.insert(name.clone(), heard);
         if late && let Some(conditions) = health::mark_unknown(&node, now) {
+            let was_ready = ready_status(&node).as_deref() == Some("True");
             let mut next = node.clone();
             next.status.get_or_insert_default().conditions = Some(conditions);
             match nodes_api
@@ -154,19 +155,23 @@ async fn pass(
             {
                 Ok(written) => {
                     tracing::info!(node = %name, "node stopped posting status: conditions Unknown");
-                    watched::event(
-                        node_recorder,
-                        &written,
-                        false,
-                        "NodeNotReady",
-                        "NodeStatusChange",
-                        format!("Node {name} status is now: NodeNotReady"),
-                    )
-                    .await;
+                    if was_ready {
+                        watched::event(
+                            node_recorder,
+                            &written,
+                            false,
+                            "NodeNotReady",
+                            "NodeStatusChange",
+                            format!("Node {name} status is now: NodeNotReady"),
+                        )
+                        .await;
+                    }
                     node = written;
                 }
                 Err(e) => {
+                    // Retried next pass; what was heard is kept.
                     tracing::debug!(node = %name, error = %e, "marking node Unknown");
+                    nodes.insert(name, node);
                     continue;
                 }
             }

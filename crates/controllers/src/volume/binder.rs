@@ -5,14 +5,14 @@
 //! reclaims volumes whose claim is gone.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 
+use super::consumers::{consumer_node, pick_node};
 use super::{VolumeConfig, class, matching, provision};
 use crate::watched;
 
@@ -51,25 +51,27 @@ pub struct Binder {
     pub config: VolumeConfig,
     /// Events.
     pub recorder: kube::runtime::events::Recorder,
+    /// Events of the built-in provisioner.
+    pub provisioner_recorder: kube::runtime::events::Recorder,
     /// (claim uid, reason) already announced.
     pub announced: HashSet<(String, String)>,
 }
 
-fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str> {
+pub(super) fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get(key))
         .map(String::as_str)
 }
 
-fn phase_of_volume(pv: &PersistentVolume) -> &str {
+pub(super) fn phase_of_volume(pv: &PersistentVolume) -> &str {
     pv.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
         .unwrap_or("")
 }
 
-fn phase_of_claim(claim: &PersistentVolumeClaim) -> &str {
+pub(super) fn phase_of_claim(claim: &PersistentVolumeClaim) -> &str {
     claim
         .status
         .as_ref()
@@ -77,31 +79,8 @@ fn phase_of_claim(claim: &PersistentVolumeClaim) -> &str {
         .unwrap_or("")
 }
 
-/// The node of a scheduled pod in the claim's namespace using it.
-pub fn consumer_node(pods: &[Pod], claim: &PersistentVolumeClaim) -> Option<String> {
-    pods.iter()
-        .filter(|p| p.metadata.namespace == claim.metadata.namespace)
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| uses_claim(p, claim.metadata.name.as_deref().unwrap_or("")))
-        .find_map(|p| p.spec.as_ref()?.node_name.clone().filter(|n| !n.is_empty()))
-}
-
-/// Whether a pod's volumes name the claim.
-pub fn uses_claim(pod: &Pod, claim: &str) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|v| {
-            v.persistent_volume_claim
-                .as_ref()
-                .is_some_and(|c| c.claim_name == claim)
-        })
-}
-
 impl Binder {
-    fn ours(&self, provisioner: &str) -> bool {
+    pub(super) fn ours(&self, provisioner: &str) -> bool {
         provisioner == self.config.provisioner || provisioner == RANCHER_LOCAL_PATH
     }
 
@@ -126,7 +105,7 @@ impl Binder {
         )
     }
 
-    fn volumes(&self) -> Api<PersistentVolume> {
+    pub(super) fn volumes(&self) -> Api<PersistentVolume> {
         Api::all(self.client.clone())
     }
 
@@ -143,6 +122,32 @@ impl Binder {
         );
         if self.announced.insert(key) {
             watched::event(&self.recorder, claim, warning, reason, "Binding", note).await;
+        }
+    }
+
+    /// An event reported by the provisioner (as the external provisioner
+    /// reports its own), once per claim and reason.
+    async fn announce_as_provisioner(
+        &mut self,
+        claim: &PersistentVolumeClaim,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let key = (
+            claim.metadata.uid.clone().unwrap_or_default(),
+            reason.to_owned(),
+        );
+        if self.announced.insert(key) {
+            watched::event(
+                &self.provisioner_recorder,
+                claim,
+                warning,
+                reason,
+                "Provision",
+                note,
+            )
+            .await;
         }
     }
 
@@ -195,7 +200,13 @@ impl Binder {
             .await;
             return Ok(());
         }
-        // Unbound. A claim without a class gets the default one, when
+        // Unbound: Pending (the API server defaults it; kube's binder
+        // writes it too).
+        if phase_of_claim(claim).is_empty() {
+            self.set_claim_phase(claim, "Pending", None).await?;
+            return Ok(());
+        }
+        // A claim without a class gets the default one, when
         // there is one (kube's retroactive default class assignment).
         let requested_class = claim
             .spec
@@ -254,6 +265,11 @@ impl Binder {
                 .iter()
                 .find(|x| x.metadata.name.as_deref() == Some(n))
         });
+        if delayed && node.is_none() {
+            // The chosen node is not (or no longer) there: wait for the
+            // scheduler to choose again.
+            return Ok(());
+        }
         if let Some(pv) = matching::find(claim, &world.volumes, if delayed { node } else { None }) {
             return self.bind(pv, claim).await;
         }
@@ -267,14 +283,17 @@ impl Binder {
             self.announce(claim, true, "FailedBinding", note).await;
             return Ok(());
         };
+        if class.provisioner == "kubernetes.io/no-provisioner" {
+            return Ok(());
+        }
+        // The built-in provisioner is external to the binder, as k3s's
+        // local-path provisioner is to kube's: the same event first.
+        self.mark_provisioner(claim, &class.provisioner).await?;
+        self.announce(claim, false, "ExternalProvisioning", format!(
+            "Waiting for a volume to be created either by the external provisioner '{}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.",
+            class.provisioner
+        )).await;
         if !self.ours(&class.provisioner) {
-            if class.provisioner != "kubernetes.io/no-provisioner" {
-                self.mark_provisioner(claim, &class.provisioner).await?;
-                self.announce(claim, false, "ExternalProvisioning", format!(
-                    "Waiting for a volume to be created either by the external provisioner '{}' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.",
-                    class.provisioner
-                )).await;
-            }
             return Ok(());
         }
         // Immediate binding: the first ready node (berth runs one).
@@ -322,9 +341,16 @@ impl Binder {
             return Ok(());
         }
         let claim = self.mark_provisioner(claim, &class.provisioner).await?;
+        let note = format!(
+            "External provisioner is provisioning volume for claim \"{}/{}\"",
+            claim.metadata.namespace.as_deref().unwrap_or(""),
+            claim.metadata.name.as_deref().unwrap_or("")
+        );
+        self.announce_as_provisioner(&claim, false, "Provisioning", note)
+            .await;
         let path = provision::directory(&self.config.data_dir, &claim, &name);
         if let Err(e) = provision::make_directory(&path) {
-            self.announce(
+            self.announce_as_provisioner(
                 &claim,
                 true,
                 "ProvisioningFailed",
@@ -341,7 +367,7 @@ impl Binder {
         match self.volumes().create(&PostParams::default(), &pv).await {
             Ok(_) => {
                 tracing::info!(volume = %name, path = %path.display(), "provisioned");
-                self.announce(
+                self.announce_as_provisioner(
                     &claim,
                     false,
                     "ProvisioningSucceeded",
@@ -446,195 +472,5 @@ impl Binder {
             )
             .await
             .map(|_| ())
-    }
-
-    async fn set_volume_phase(
-        &self,
-        pv: &PersistentVolume,
-        phase: &str,
-    ) -> Result<(), kube::Error> {
-        if phase_of_volume(pv) == phase {
-            return Ok(());
-        }
-        let mut next = pv.clone();
-        let status = next.status.get_or_insert_default();
-        status.phase = Some(phase.into());
-        status.last_phase_transition_time = Some(Time(Timestamp::now()));
-        self.volumes()
-            .replace_status(
-                pv.metadata.name.as_deref().unwrap_or(""),
-                &PostParams::default(),
-                &next,
-            )
-            .await
-            .map(|_| ())
-    }
-
-    async fn sync_volume(&self, world: &World, pv: &PersistentVolume) -> Result<(), kube::Error> {
-        if pv.metadata.deletion_timestamp.is_some() {
-            return Ok(());
-        }
-        let Some(r) = pv.spec.as_ref().and_then(|s| s.claim_ref.clone()) else {
-            return self.set_volume_phase(pv, "Available").await;
-        };
-        let uid = r.uid.clone().unwrap_or_default();
-        if uid.is_empty() {
-            // Pre-bound by an administrator to a claim yet to come.
-            return self.set_volume_phase(pv, "Available").await;
-        }
-        let ns = r.namespace.clone().unwrap_or_default();
-        let name = r.name.clone().unwrap_or_default();
-        let cached = world.claims.iter().find(|c| {
-            c.metadata.namespace.as_deref() == Some(&ns)
-                && c.metadata.name.as_deref() == Some(&name)
-        });
-        if let Some(claim) = cached.filter(|c| c.metadata.uid.as_deref() == Some(&uid)) {
-            let claimed = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref())
-                == pv.metadata.name.as_deref();
-            if claimed {
-                return self.set_volume_phase(pv, "Bound").await;
-            }
-            return Ok(());
-        }
-        // The cache may lag: ask the API server before releasing.
-        let live = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &ns)
-            .get_opt(&name)
-            .await?;
-        if live.is_some_and(|c| c.metadata.uid.as_deref() == Some(&uid)) {
-            return Ok(());
-        }
-        if phase_of_volume(pv) != "Failed" {
-            self.set_volume_phase(pv, "Released").await?;
-        }
-        let policy = pv
-            .spec
-            .as_ref()
-            .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
-            .unwrap_or("Retain");
-        let provisioner = annotation(&pv.metadata, provision::PROVISIONED_BY).unwrap_or("");
-        if policy != "Delete" || !self.ours(provisioner) {
-            return Ok(());
-        }
-        self.reclaim(pv).await
-    }
-
-    /// Deletes a released volume of ours: its directory, then the object.
-    async fn reclaim(&self, pv: &PersistentVolume) -> Result<(), kube::Error> {
-        let pv_name = pv.metadata.name.clone().unwrap_or_default();
-        if let Some(path) = pv
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_path.as_ref())
-            .map(|h| h.path.clone())
-            && let Err(e) = provision::remove_directory(&self.config.data_dir, Path::new(&path))
-        {
-            tracing::warn!(volume = %pv_name, error = %e, "removing the volume's directory");
-            watched::event(
-                &self.recorder,
-                pv,
-                true,
-                "VolumeFailedDelete",
-                "Delete",
-                format!("removing {path}: {e}"),
-            )
-            .await;
-            return self.set_volume_phase(pv, "Failed").await;
-        }
-        match self
-            .volumes()
-            .delete(&pv_name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(volume = %pv_name, "deleted with its claim");
-                Ok(())
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// The node for an immediately bound claim: the first ready one by name,
-/// else the first one.
-fn pick_node(nodes: &[Node]) -> Option<&Node> {
-    let mut sorted: Vec<&Node> = nodes.iter().collect();
-    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let ready = |n: &&Node| {
-        n.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    };
-    sorted.iter().find(|n| ready(n)).or(sorted.first()).copied()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume};
-
-    fn pod(name: &str, ns: &str, claim: &str, node: Option<&str>) -> Pod {
-        let mut p = Pod {
-            spec: Some(PodSpec {
-                node_name: node.map(Into::into),
-                volumes: Some(vec![Volume {
-                    name: "v".into(),
-                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                        claim_name: claim.into(),
-                        read_only: None,
-                    }),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        p.metadata.name = Some(name.into());
-        p.metadata.namespace = Some(ns.into());
-        p
-    }
-
-    #[test]
-    fn the_first_scheduled_consumer_selects_the_node() {
-        let mut claim = PersistentVolumeClaim::default();
-        claim.metadata.name = Some("data".into());
-        claim.metadata.namespace = Some("team".into());
-        let pods = vec![
-            pod("unscheduled", "team", "data", None),
-            pod("elsewhere", "other", "data", Some("n9")),
-            pod("other-claim", "team", "logs", Some("n8")),
-            pod("user", "team", "data", Some("n1")),
-        ];
-        assert_eq!(consumer_node(&pods, &claim), Some("n1".into()));
-        assert_eq!(consumer_node(&pods[..3], &claim), None);
-    }
-
-    #[test]
-    fn immediate_binding_prefers_a_ready_node() {
-        let node = |name: &str, ready: bool| {
-            let mut n = Node::default();
-            n.metadata.name = Some(name.into());
-            n.status = Some(k8s_openapi::api::core::v1::NodeStatus {
-                conditions: Some(vec![k8s_openapi::api::core::v1::NodeCondition {
-                    type_: "Ready".into(),
-                    status: if ready { "True" } else { "False" }.into(),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            });
-            n
-        };
-        let nodes = vec![node("a", false), node("b", true)];
-        assert_eq!(
-            pick_node(&nodes).and_then(|n| n.metadata.name.as_deref()),
-            Some("b")
-        );
-        let nodes = vec![node("b", false), node("a", false)];
-        assert_eq!(
-            pick_node(&nodes).and_then(|n| n.metadata.name.as_deref()),
-            Some("a")
-        );
-        assert!(pick_node(&[]).is_none());
     }
 }

@@ -5,10 +5,12 @@
 
 pub mod binder;
 pub mod class;
+pub mod consumers;
 pub mod matching;
 pub mod protection;
 pub mod provision;
 pub mod quantity;
+mod reclaim;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -105,6 +107,7 @@ async fn run_binder(client: kube::Client, config: VolumeConfig) {
     let resync = config.resync;
     let mut binder = binder::Binder {
         recorder: watched::recorder(client.clone(), "persistentvolume-controller"),
+        provisioner_recorder: watched::recorder(client.clone(), &config.provisioner),
         client,
         config,
         announced: HashSet::new(),

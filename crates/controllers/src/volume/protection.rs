@@ -6,7 +6,7 @@
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::ObjectMeta;
 
-use super::binder::uses_claim;
+use super::consumers::uses_claim;
 
 /// A claim's finalizer.
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
