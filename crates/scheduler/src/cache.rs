@@ -39,6 +39,8 @@ pub struct Cache {
     classes: HashMap<String, (i32, bool)>,
     image_nodes: HashMap<String, usize>,
     nominated: HashMap<String, Arc<PodInfo>>,
+    with_affinity: usize,
+    with_required_anti_affinity: usize,
 }
 
 impl Cache {
@@ -77,11 +79,22 @@ impl Cache {
         &mut self.nodes[at]
     }
 
-    /// Adds or updates a node.
-    pub fn upsert_node(&mut self, node: &Node) {
+    /// Adds or updates a node. Returns whether anything filters or
+    /// resource scores look at changed (new node, labels, taints,
+    /// cordon, allocatable).
+    pub fn upsert_node(&mut self, node: &Node) -> bool {
         let Some(name) = node.metadata.name.clone() else {
-            return;
+            return false;
         };
+        let before = self.node(&name).map(|n| {
+            (
+                n.labels.clone(),
+                n.taints.clone(),
+                n.unschedulable,
+                n.allocatable.clone(),
+                n.allowed_pods,
+            )
+        });
         let old_images: Vec<String> = self
             .node(&name)
             .map(|n| n.images.keys().cloned().collect())
@@ -104,6 +117,16 @@ impl Cache {
         for image in images {
             *self.image_nodes.entry(image).or_insert(0) += 1;
         }
+        let Some(after) = self.node(&name) else {
+            return true;
+        };
+        before.is_none_or(|(labels, taints, unschedulable, allocatable, allowed)| {
+            labels != after.labels
+                || taints != after.taints
+                || unschedulable != after.unschedulable
+                || allocatable != after.allocatable
+                || allowed != after.allowed_pods
+        })
     }
 
     /// Removes a node (its pods stay until they are deleted).
@@ -194,6 +217,7 @@ impl Cache {
         self.nominated.remove(&info.key);
         let node = info.node_name.clone();
         self.pod_node.insert(info.key.clone(), node.clone());
+        self.count_affinity(&info, 1);
         self.slot(&node).add_pod(Arc::new(info));
     }
 
@@ -209,10 +233,34 @@ impl Cache {
         let node = self.pod_node.remove(key)?;
         let at = *self.index.get(&node)?;
         let pod = self.nodes[at].remove_pod(key);
+        if let Some(p) = &pod {
+            self.count_affinity(p, -1);
+        }
         if !self.nodes[at].present && self.nodes[at].pods.is_empty() {
             self.drop_slot(at);
         }
         pod
+    }
+
+    fn count_affinity(&mut self, pod: &PodInfo, delta: isize) {
+        if pod.has_affinity() {
+            self.with_affinity = self.with_affinity.saturating_add_signed(delta);
+        }
+        if !pod.required_anti_affinity.is_empty() {
+            self.with_required_anti_affinity = self
+                .with_required_anti_affinity
+                .saturating_add_signed(delta);
+        }
+    }
+
+    /// How many pods on nodes have any pod affinity or anti-affinity.
+    pub fn pods_with_affinity(&self) -> usize {
+        self.with_affinity
+    }
+
+    /// How many pods on nodes have required pod anti-affinity.
+    pub fn pods_with_required_anti_affinity(&self) -> usize {
+        self.with_required_anti_affinity
     }
 
     /// The node a pod is bound or assumed on.

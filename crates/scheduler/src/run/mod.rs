@@ -159,7 +159,11 @@ impl Loop {
     /// Applies a watch event (or a binding result) to the cache and queue.
     fn apply(&mut self, update: Update) {
         match update {
-            Update::Node(e) => self.on_event(Kind::Node, *e, |l, n| l.sched.cache.upsert_node(n)),
+            Update::Node(e) => self.on_event(Kind::Node, *e, |l, n| {
+                if l.sched.cache.upsert_node(n) {
+                    l.queue.cluster_changed(Instant::now());
+                }
+            }),
             Update::Pod(e) => self.on_event(Kind::Pod, *e, Loop::pod_changed),
             Update::Class(e) => self.on_event(Kind::Class, *e, |l, c| {
                 l.sched.cache.upsert_priority_class(c)
