@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
-use crate::selectors::{Labels, NodeTerms};
+use crate::selectors::{Labels, NodeTerms, Selector};
 
 /// The priority of the built-in class `system-cluster-critical`.
 pub const SYSTEM_CLUSTER_CRITICAL: i32 = 2_000_000_000;
@@ -41,6 +43,8 @@ pub struct Cache {
     nominated: HashMap<String, Arc<PodInfo>>,
     with_affinity: usize,
     with_required_anti_affinity: usize,
+    services: HashMap<String, (String, Labels)>,
+    controllers: HashMap<(String, String, String), Selector>,
 }
 
 impl Cache {
@@ -361,6 +365,71 @@ impl Cache {
     /// unknown, `Some(None)` when it has none.
     pub fn volume(&self, name: &str) -> Option<Option<&NodeTerms>> {
         self.volumes.get(name).map(Option::as_ref)
+    }
+
+    /// Adds or updates a Service (its selector serves the default spreading).
+    pub fn upsert_service(&mut self, svc: &Service) {
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let key = format!("{ns}/{}", svc.metadata.name.as_deref().unwrap_or(""));
+        match svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .filter(|s| !s.is_empty())
+        {
+            Some(selector) => {
+                self.services.insert(key, (ns, selector));
+            }
+            None => {
+                self.services.remove(&key);
+            }
+        }
+    }
+
+    /// Removes a Service by `namespace/name`.
+    pub fn remove_service(&mut self, key: &str) {
+        self.services.remove(key);
+    }
+
+    /// Records the pod selector of a controller (`ReplicaSet`,
+    /// `StatefulSet`, `ReplicationController`) in `namespace`.
+    pub fn set_controller(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        selector: Option<Selector>,
+    ) {
+        let key = (kind.to_owned(), namespace.to_owned(), name.to_owned());
+        match selector {
+            Some(s) => {
+                self.controllers.insert(key, s);
+            }
+            None => {
+                self.controllers.remove(&key);
+            }
+        }
+    }
+
+    /// kube's `DefaultSelector`: the selectors of the Services selecting
+    /// `pod` and of its controller, merged; `None` when that selects
+    /// everything (no default spreading then).
+    pub fn default_selector(&self, pod: &PodInfo) -> Option<Selector> {
+        let mut merged = Labels::new();
+        for (ns, selector) in self.services.values() {
+            if *ns == pod.namespace && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+                merged.extend(selector.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let mut out = Selector::from_map(&merged);
+        if let Some((kind, name)) = &pod.controller
+            && let Some(s) =
+                self.controllers
+                    .get(&(kind.clone(), pod.namespace.clone(), name.clone()))
+        {
+            out.and(s);
+        }
+        (!out.is_everything()).then_some(out)
     }
 
     /// Adds or updates a PriorityClass.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
 use kube::{Client, Resource};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -23,6 +24,7 @@ pub use watch::Update;
 
 use crate::preempt::{Pdb, Preemption};
 use crate::schedule::Scheduler;
+use crate::selectors::Selector;
 use crate::status::ScheduleError;
 
 /// The longest event note kube-scheduler writes.
@@ -54,6 +56,10 @@ enum Kind {
     Volume,
     Namespace,
     Pdb,
+    Service,
+    ReplicaSet,
+    StatefulSet,
+    ReplicationController,
 }
 
 struct Loop {
@@ -68,7 +74,7 @@ struct Loop {
     binding: HashSet<String>,
 }
 
-fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn key_of(meta: &ObjectMeta) -> String {
     match &meta.namespace {
         Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or("")),
         None => meta.name.clone().unwrap_or_default(),
@@ -180,8 +186,37 @@ impl Loop {
             Update::Pdb(e) => self.on_event(Kind::Pdb, *e, |l, p| {
                 l.pdbs.insert(key_of(p.meta()), Pdb::new(p));
             }),
+            Update::Service(e) => self.on_event(Kind::Service, *e, |l, svc| {
+                l.sched.cache.upsert_service(svc)
+            }),
+            Update::ReplicaSet(e) => self.on_event(Kind::ReplicaSet, *e, |l, rs| {
+                let selector = rs.spec.as_ref().map(|s| Selector::new(Some(&s.selector)));
+                l.set_controller("ReplicaSet", rs.meta(), selector);
+            }),
+            Update::StatefulSet(e) => self.on_event(Kind::StatefulSet, *e, |l, ss| {
+                let selector = ss.spec.as_ref().map(|s| Selector::new(Some(&s.selector)));
+                l.set_controller("StatefulSet", ss.meta(), selector);
+            }),
+            Update::ReplicationController(e) => {
+                self.on_event(Kind::ReplicationController, *e, |l, rc| {
+                    let selector = rc
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.as_ref())
+                        .map(Selector::from_map);
+                    l.set_controller("ReplicationController", rc.meta(), selector);
+                })
+            }
             Update::Bound { key, error } => self.bound(key, error),
         }
+    }
+
+    fn set_controller(&mut self, kind: &str, meta: &ObjectMeta, selector: Option<Selector>) {
+        let namespace = meta.namespace.as_deref().unwrap_or("");
+        let name = meta.name.as_deref().unwrap_or("");
+        self.sched
+            .cache
+            .set_controller(kind, namespace, name, selector);
     }
 
     /// The common handling of watch events: applies and deletes, and after
@@ -231,7 +266,10 @@ impl Loop {
                 let k = key_of(obj.meta());
                 self.known.entry(kind).or_default().remove(&k);
                 self.forget(kind, &k);
-                if kind != Kind::Class && kind != Kind::Pdb {
+                if matches!(
+                    kind,
+                    Kind::Node | Kind::Pod | Kind::Claim | Kind::Volume | Kind::Namespace
+                ) {
                     self.queue.cluster_changed(now);
                 }
             }
@@ -254,6 +292,16 @@ impl Loop {
             Kind::Namespace => cache.remove_namespace(key),
             Kind::Pdb => {
                 self.pdbs.remove(key);
+            }
+            Kind::Service => cache.remove_service(key),
+            Kind::ReplicaSet | Kind::StatefulSet | Kind::ReplicationController => {
+                let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+                let kind = match kind {
+                    Kind::ReplicaSet => "ReplicaSet",
+                    Kind::StatefulSet => "StatefulSet",
+                    _ => "ReplicationController",
+                };
+                cache.set_controller(kind, namespace, name, None);
             }
         }
     }
