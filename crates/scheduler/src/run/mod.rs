@@ -91,6 +91,15 @@ fn ours(pod: &Pod) -> bool {
     name.is_empty() || name == SCHEDULER_NAME
 }
 
+/// Whether `pod` waits on `spec.schedulingGates` (kube's SchedulingGates
+/// plugin keeps such pods out of the active queue).
+fn gated(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty())
+}
+
 fn terminal(pod: &Pod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
@@ -331,7 +340,7 @@ impl Loop {
             // Assumed on a node; this is an older view of the pod.
             return;
         }
-        if !ours(pod) || pod.metadata.deletion_timestamp.is_some() {
+        if !ours(pod) || gated(pod) || pod.metadata.deletion_timestamp.is_some() {
             self.queue.remove(&key);
             self.sched.cache.remove_pod(&key);
             return;
@@ -456,6 +465,36 @@ impl Loop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).expect("pod")
+    }
+
+    #[test]
+    fn responsibility_and_gates() {
+        use serde_json::json;
+        assert!(ours(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": []}})
+        )));
+        assert!(ours(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulerName": "default-scheduler"}})
+        )));
+        assert!(!ours(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulerName": "other"}})
+        )));
+        assert!(gated(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulingGates": [{"name": "g"}]}})
+        )));
+        assert!(!gated(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulingGates": []}})
+        )));
+        assert!(terminal(&pod(
+            json!({"metadata": {"name": "a"}, "status": {"phase": "Succeeded"}})
+        )));
+        assert!(!terminal(&pod(
+            json!({"metadata": {"name": "a"}, "status": {"phase": "Running"}})
+        )));
+    }
 
     #[test]
     fn truncates_long_messages() {
