@@ -43,7 +43,7 @@ impl<'a> Cycle<'a> {
     pub fn prefilter(pod: &'a PodInfo, cache: &'a Cache) -> Result<Cycle<'a>, Status> {
         let node_names = node_affinity::prefilter(pod);
         if node_names.as_ref().is_some_and(HashSet::is_empty) {
-            return Err(Status::unresolvable(node_affinity::REASON));
+            return Err(Status::unresolvable(node_affinity::REASON_CONFLICT));
         }
         let volumes = volumes::prefilter(pod, cache)?;
         Ok(Cycle {
