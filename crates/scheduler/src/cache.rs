@@ -415,6 +415,9 @@ impl Cache {
     /// `pod` and of its controller, merged; `None` when that selects
     /// everything (no default spreading then).
     pub fn default_selector(&self, pod: &PodInfo) -> Option<Selector> {
+        if self.services.is_empty() && pod.controller.is_none() {
+            return None;
+        }
         let mut merged = Labels::new();
         for (ns, selector) in self.services.values() {
             if *ns == pod.namespace && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {

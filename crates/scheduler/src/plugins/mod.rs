@@ -180,10 +180,12 @@ pub fn score(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> Vec<i64> {
         add(&buf, 1);
     }
     // ImageLocality, weight 1.
-    if !pod.images.is_empty() {
+    // (No node holding any of the images scores 0 everywhere.)
+    let spreads = images::spreads(pod, cache);
+    if spreads.iter().any(|(_, s)| *s > 0.0) {
         buf = feasible
             .iter()
-            .map(|n| images::score(pod, n, cache))
+            .map(|n| images::score(&spreads, n))
             .collect();
         add(&buf, 1);
     }
