@@ -34,11 +34,20 @@ const MAX_MESSAGE: usize = 1024;
 /// (which should be `system:kube-scheduler`).
 pub async fn run(client: Client) {
     let (tx, rx) = unbounded_channel();
-    let watches = watch::spawn_all(&client, &tx);
+    // The watches end with the loop, also when its task is aborted.
+    let _watches = AbortOnDrop(watch::spawn_all(&client, &tx));
     let mut l = Loop::new(client, tx);
     l.run(rx).await;
-    for w in watches {
-        w.abort();
+}
+
+/// Tasks aborted when this is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
