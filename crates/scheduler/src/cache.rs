@@ -39,7 +39,8 @@ pub struct Cache {
     claims: HashMap<String, Claim>,
     volumes: HashMap<String, Option<NodeTerms>>,
     classes: HashMap<String, (i32, bool)>,
-    image_nodes: HashMap<String, usize>,
+    image_ids: HashMap<String, u32>,
+    image_nodes: HashMap<u32, usize>,
     nominated: HashMap<String, Arc<PodInfo>>,
     with_affinity: usize,
     with_required_anti_affinity: usize,
@@ -71,15 +72,19 @@ impl Cache {
             .filter(|n| n.present)
     }
 
-    fn slot(&mut self, name: &str) -> &mut NodeInfo {
-        let at = match self.index.get(name) {
+    fn slot_index(&mut self, name: &str) -> usize {
+        match self.index.get(name) {
             Some(at) => *at,
             None => {
                 self.nodes.push(NodeInfo::placeholder(name));
                 self.index.insert(name.to_owned(), self.nodes.len() - 1);
                 self.nodes.len() - 1
             }
-        };
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> &mut NodeInfo {
+        let at = self.slot_index(name);
         &mut self.nodes[at]
     }
 
@@ -99,31 +104,27 @@ impl Cache {
                 n.allowed_pods,
             )
         });
-        let old_images: Vec<String> = self
+        let old_images: Vec<u32> = self
             .node(&name)
-            .map(|n| n.images.keys().cloned().collect())
+            .map(|n| n.images.iter().map(|(id, _)| *id).collect())
             .unwrap_or_default();
-        for image in old_images {
-            if let Some(c) = self.image_nodes.get_mut(&image) {
-                *c = c.saturating_sub(1);
-                if *c == 0 {
-                    self.image_nodes.remove(&image);
-                }
-            }
+        for id in old_images {
+            self.uncount_image(id);
         }
-        let slot = self.slot(&name);
-        let was_present = slot.present;
-        slot.set_node(node);
-        let images: Vec<String> = slot.images.keys().cloned().collect();
+        let at = self.slot_index(&name);
+        let was_present = self.nodes[at].present;
+        let ids = &mut self.image_ids;
+        self.nodes[at].set_node(node, &mut |image: &str| {
+            let next = ids.len() as u32;
+            *ids.entry(image.to_owned()).or_insert(next)
+        });
         if !was_present {
             self.present += 1;
         }
-        for image in images {
-            *self.image_nodes.entry(image).or_insert(0) += 1;
+        for (id, _) in &self.nodes[at].images {
+            *self.image_nodes.entry(*id).or_insert(0) += 1;
         }
-        let Some(after) = self.node(&name) else {
-            return true;
-        };
+        let after = &self.nodes[at];
         before.is_none_or(|(labels, taints, unschedulable, allocatable, allowed)| {
             labels != after.labels
                 || taints != after.taints
@@ -131,6 +132,20 @@ impl Cache {
                 || allocatable != after.allocatable
                 || allowed != after.allowed_pods
         })
+    }
+
+    fn uncount_image(&mut self, id: u32) {
+        if let Some(c) = self.image_nodes.get_mut(&id) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                self.image_nodes.remove(&id);
+            }
+        }
+    }
+
+    /// The id an image name is interned as, if any node ever had it.
+    pub fn image_id(&self, image: &str) -> Option<u32> {
+        self.image_ids.get(image).copied()
     }
 
     /// Removes a node (its pods stay until they are deleted).
@@ -141,12 +156,10 @@ impl Cache {
         if !self.nodes[at].present {
             return;
         }
-        for image in self.nodes[at].images.keys() {
-            if let Some(c) = self.image_nodes.get_mut(image) {
-                *c = c.saturating_sub(1);
-            }
+        let ids: Vec<u32> = self.nodes[at].images.iter().map(|(id, _)| *id).collect();
+        for id in ids {
+            self.uncount_image(id);
         }
-        self.image_nodes.retain(|_, c| *c > 0);
         self.present -= 1;
         if self.nodes[at].pods.is_empty() {
             self.drop_slot(at);
@@ -169,7 +182,10 @@ impl Cache {
 
     /// How many nodes hold `image`.
     pub fn nodes_with_image(&self, image: &str) -> usize {
-        self.image_nodes.get(image).copied().unwrap_or(0)
+        self.image_id(image)
+            .and_then(|id| self.image_nodes.get(&id))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The priority of `pod`: its class's value when the class is known,

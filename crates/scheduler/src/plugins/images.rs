@@ -11,24 +11,31 @@ const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
 
 /// Each of the pod's images with the share of the nodes holding it,
 /// computed once per pod.
-pub fn spreads<'a>(pod: &'a PodInfo, cache: &Cache) -> Vec<(&'a str, f64)> {
+/// Images no node holds get no id (and count for nothing).
+pub fn spreads(pod: &PodInfo, cache: &Cache) -> Vec<(Option<u32>, f64)> {
     let total = cache.node_count().max(1) as f64;
     pod.images
         .iter()
-        .map(|image| (image.as_str(), cache.nodes_with_image(image) as f64 / total))
+        .map(|image| {
+            (
+                cache.image_id(image),
+                cache.nodes_with_image(image) as f64 / total,
+            )
+        })
         .collect()
 }
 
 /// The score (0..=100) of `node` for the pod's images (`spreads` from
 /// [`spreads`]).
-pub fn score(spreads: &[(&str, f64)], node: &NodeInfo) -> i64 {
+pub fn score(spreads: &[(Option<u32>, f64)], node: &NodeInfo) -> i64 {
     if spreads.is_empty() {
         return 0;
     }
     let mut sum = 0i64;
-    for (image, spread) in spreads {
+    for (id, spread) in spreads {
         if *spread > 0.0
-            && let Some(size) = node.images.get(*image)
+            && let Some(id) = id
+            && let Some((_, size)) = node.images.iter().find(|(i, _)| i == id)
         {
             sum += (*size as f64 * spread) as i64;
         }
