@@ -101,6 +101,20 @@ async fn binds_to_the_least_allocated_node() {
         .and_then(|c| c.into_iter().find(|c| c.type_ == "PodScheduled"))
         .expect("PodScheduled");
     assert_eq!(scheduled.status, "True");
+    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
+    let event = eventually("the Scheduled event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Scheduled")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")
+        })
+    })
+    .await;
+    assert_eq!(
+        event.note.as_deref(),
+        Some("Successfully assigned default/web to idle")
+    );
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
     // Pods for another scheduler are left alone.
     pods.create(
         &PostParams::default(),

@@ -393,6 +393,15 @@ impl Loop {
                     let result = actions
                         .bind(&info.namespace, &info.name, &info.uid, &node)
                         .await;
+                    if result.is_ok() {
+                        let note = format!(
+                            "Successfully assigned {}/{} to {node}",
+                            info.namespace, info.name
+                        );
+                        actions
+                            .event(&pod, false, "Scheduled", "Binding", note, None)
+                            .await;
+                    }
                     if let Err(e) = &result {
                         let message = truncate(&format!("binding rejected: {e}"));
                         if let Err(e) = actions
