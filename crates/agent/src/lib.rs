@@ -316,7 +316,9 @@ pub async fn run(
     };
     if let Some(tls) = cfg.kubelet_tls.clone() {
         let addr = std::net::SocketAddr::new(cfg.node_ip, cfg.kubelet_port);
-        match server::KubeletServer::bind(addr, tls, cfg.root.clone()).await {
+        match server::KubeletServer::bind_with_engine(addr, tls, engine.clone(), cfg.root.clone())
+            .await
+        {
             Ok(s) => {
                 tokio::spawn(s.run(std::future::pending()));
             }

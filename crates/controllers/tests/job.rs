@@ -244,7 +244,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pods_count_as_failed_and_orphans_are_freed() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");

@@ -170,7 +170,7 @@ async fn statefulset_orders_pods_and_rolls_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_adopts_orphan_pods() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     let admin = plane.admin();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     // Left behind by an owner deleted with --cascade=orphan.

@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
-use crate::selectors::{Labels, NodeTerms};
+use crate::selectors::{Labels, NodeTerms, Selector};
 
 /// The priority of the built-in class `system-cluster-critical`.
 pub const SYSTEM_CLUSTER_CRITICAL: i32 = 2_000_000_000;
@@ -37,8 +39,13 @@ pub struct Cache {
     claims: HashMap<String, Claim>,
     volumes: HashMap<String, Option<NodeTerms>>,
     classes: HashMap<String, (i32, bool)>,
-    image_nodes: HashMap<String, usize>,
+    image_ids: HashMap<String, u32>,
+    image_nodes: HashMap<u32, usize>,
     nominated: HashMap<String, Arc<PodInfo>>,
+    with_affinity: usize,
+    with_required_anti_affinity: usize,
+    services: HashMap<String, (String, Labels)>,
+    controllers: HashMap<(String, String, String), Selector>,
 }
 
 impl Cache {
@@ -65,45 +72,80 @@ impl Cache {
             .filter(|n| n.present)
     }
 
-    fn slot(&mut self, name: &str) -> &mut NodeInfo {
-        let at = match self.index.get(name) {
+    fn slot_index(&mut self, name: &str) -> usize {
+        match self.index.get(name) {
             Some(at) => *at,
             None => {
                 self.nodes.push(NodeInfo::placeholder(name));
                 self.index.insert(name.to_owned(), self.nodes.len() - 1);
                 self.nodes.len() - 1
             }
-        };
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> &mut NodeInfo {
+        let at = self.slot_index(name);
         &mut self.nodes[at]
     }
 
-    /// Adds or updates a node.
-    pub fn upsert_node(&mut self, node: &Node) {
+    /// Adds or updates a node. Returns whether anything filters or
+    /// resource scores look at changed (new node, labels, taints,
+    /// cordon, allocatable).
+    pub fn upsert_node(&mut self, node: &Node) -> bool {
         let Some(name) = node.metadata.name.clone() else {
-            return;
+            return false;
         };
-        let old_images: Vec<String> = self
+        let before = self.node(&name).map(|n| {
+            (
+                n.labels.clone(),
+                n.taints.clone(),
+                n.unschedulable,
+                n.allocatable.clone(),
+                n.allowed_pods,
+            )
+        });
+        let old_images: Vec<u32> = self
             .node(&name)
-            .map(|n| n.images.keys().cloned().collect())
+            .map(|n| n.images.iter().map(|(id, _)| *id).collect())
             .unwrap_or_default();
-        for image in old_images {
-            if let Some(c) = self.image_nodes.get_mut(&image) {
-                *c = c.saturating_sub(1);
-                if *c == 0 {
-                    self.image_nodes.remove(&image);
-                }
-            }
+        for id in old_images {
+            self.uncount_image(id);
         }
-        let slot = self.slot(&name);
-        let was_present = slot.present;
-        slot.set_node(node);
-        let images: Vec<String> = slot.images.keys().cloned().collect();
+        let at = self.slot_index(&name);
+        let was_present = self.nodes[at].present;
+        let ids = &mut self.image_ids;
+        self.nodes[at].set_node(node, &mut |image: &str| {
+            let next = ids.len() as u32;
+            *ids.entry(image.to_owned()).or_insert(next)
+        });
         if !was_present {
             self.present += 1;
         }
-        for image in images {
-            *self.image_nodes.entry(image).or_insert(0) += 1;
+        for (id, _) in &self.nodes[at].images {
+            *self.image_nodes.entry(*id).or_insert(0) += 1;
         }
+        let after = &self.nodes[at];
+        before.is_none_or(|(labels, taints, unschedulable, allocatable, allowed)| {
+            labels != after.labels
+                || taints != after.taints
+                || unschedulable != after.unschedulable
+                || allocatable != after.allocatable
+                || allowed != after.allowed_pods
+        })
+    }
+
+    fn uncount_image(&mut self, id: u32) {
+        if let Some(c) = self.image_nodes.get_mut(&id) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                self.image_nodes.remove(&id);
+            }
+        }
+    }
+
+    /// The id an image name is interned as, if any node ever had it.
+    pub fn image_id(&self, image: &str) -> Option<u32> {
+        self.image_ids.get(image).copied()
     }
 
     /// Removes a node (its pods stay until they are deleted).
@@ -114,12 +156,10 @@ impl Cache {
         if !self.nodes[at].present {
             return;
         }
-        for image in self.nodes[at].images.keys() {
-            if let Some(c) = self.image_nodes.get_mut(image) {
-                *c = c.saturating_sub(1);
-            }
+        let ids: Vec<u32> = self.nodes[at].images.iter().map(|(id, _)| *id).collect();
+        for id in ids {
+            self.uncount_image(id);
         }
-        self.image_nodes.retain(|_, c| *c > 0);
         self.present -= 1;
         if self.nodes[at].pods.is_empty() {
             self.drop_slot(at);
@@ -142,7 +182,10 @@ impl Cache {
 
     /// How many nodes hold `image`.
     pub fn nodes_with_image(&self, image: &str) -> usize {
-        self.image_nodes.get(image).copied().unwrap_or(0)
+        self.image_id(image)
+            .and_then(|id| self.image_nodes.get(&id))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The priority of `pod`: its class's value when the class is known,
@@ -194,6 +237,7 @@ impl Cache {
         self.nominated.remove(&info.key);
         let node = info.node_name.clone();
         self.pod_node.insert(info.key.clone(), node.clone());
+        self.count_affinity(&info, 1);
         self.slot(&node).add_pod(Arc::new(info));
     }
 
@@ -209,10 +253,34 @@ impl Cache {
         let node = self.pod_node.remove(key)?;
         let at = *self.index.get(&node)?;
         let pod = self.nodes[at].remove_pod(key);
+        if let Some(p) = &pod {
+            self.count_affinity(p, -1);
+        }
         if !self.nodes[at].present && self.nodes[at].pods.is_empty() {
             self.drop_slot(at);
         }
         pod
+    }
+
+    fn count_affinity(&mut self, pod: &PodInfo, delta: isize) {
+        if pod.has_affinity() {
+            self.with_affinity = self.with_affinity.saturating_add_signed(delta);
+        }
+        if !pod.required_anti_affinity.is_empty() {
+            self.with_required_anti_affinity = self
+                .with_required_anti_affinity
+                .saturating_add_signed(delta);
+        }
+    }
+
+    /// How many pods on nodes have any pod affinity or anti-affinity.
+    pub fn pods_with_affinity(&self) -> usize {
+        self.with_affinity
+    }
+
+    /// How many pods on nodes have required pod anti-affinity.
+    pub fn pods_with_required_anti_affinity(&self) -> usize {
+        self.with_required_anti_affinity
     }
 
     /// The node a pod is bound or assumed on.
@@ -313,6 +381,74 @@ impl Cache {
     /// unknown, `Some(None)` when it has none.
     pub fn volume(&self, name: &str) -> Option<Option<&NodeTerms>> {
         self.volumes.get(name).map(Option::as_ref)
+    }
+
+    /// Adds or updates a Service (its selector serves the default spreading).
+    pub fn upsert_service(&mut self, svc: &Service) {
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let key = format!("{ns}/{}", svc.metadata.name.as_deref().unwrap_or(""));
+        match svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .filter(|s| !s.is_empty())
+        {
+            Some(selector) => {
+                self.services.insert(key, (ns, selector));
+            }
+            None => {
+                self.services.remove(&key);
+            }
+        }
+    }
+
+    /// Removes a Service by `namespace/name`.
+    pub fn remove_service(&mut self, key: &str) {
+        self.services.remove(key);
+    }
+
+    /// Records the pod selector of a controller (`ReplicaSet`,
+    /// `StatefulSet`, `ReplicationController`) in `namespace`.
+    pub fn set_controller(
+        &mut self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        selector: Option<Selector>,
+    ) {
+        let key = (kind.to_owned(), namespace.to_owned(), name.to_owned());
+        match selector {
+            Some(s) => {
+                self.controllers.insert(key, s);
+            }
+            None => {
+                self.controllers.remove(&key);
+            }
+        }
+    }
+
+    /// kube's `DefaultSelector`: the selectors of the Services selecting
+    /// `pod` and of its controller, merged; `None` when that selects
+    /// everything (no default spreading then).
+    pub fn default_selector(&self, pod: &PodInfo) -> Option<Selector> {
+        if self.services.is_empty() && pod.controller.is_none() {
+            return None;
+        }
+        let mut merged = Labels::new();
+        for (ns, selector) in self.services.values() {
+            if *ns == pod.namespace && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+                merged.extend(selector.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let mut out = Selector::from_map(&merged);
+        if let Some((kind, name)) = &pod.controller
+            && let Some(s) =
+                self.controllers
+                    .get(&(kind.clone(), pod.namespace.clone(), name.clone()))
+        {
+            out.and(s);
+        }
+        (!out.is_everything()).then_some(out)
     }
 
     /// Adds or updates a PriorityClass.

@@ -1,7 +1,6 @@
 //! One node and the pods bound or assumed on it, with running totals of
 //! what they request.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
@@ -27,8 +26,9 @@ pub struct NodeInfo {
     pub allocatable: Resources,
     /// `status.allocatable.pods`.
     pub allowed_pods: i64,
-    /// Image names on the node with their size in bytes.
-    pub images: HashMap<String, i64>,
+    /// Images on the node (interned names, see [`crate::Cache::image_id`])
+    /// with their size in bytes, sorted by id.
+    pub images: Vec<(u32, i64)>,
     /// The pods on it.
     pub pods: Vec<Arc<PodInfo>>,
     /// Sum of the pods' requests.
@@ -52,8 +52,9 @@ impl NodeInfo {
         }
     }
 
-    /// Takes the node object's fields (pods are kept).
-    pub fn set_node(&mut self, node: &Node) {
+    /// Takes the node object's fields (pods are kept); `intern` names
+    /// image names.
+    pub fn set_node(&mut self, node: &Node, intern: &mut dyn FnMut(&str) -> u32) {
         self.present = true;
         self.name = node.metadata.name.clone().unwrap_or_default();
         self.labels = node.metadata.labels.clone().unwrap_or_default();
@@ -71,9 +72,11 @@ impl NodeInfo {
         for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for name in image.names.iter().flatten() {
                 self.images
-                    .insert(name.clone(), image.size_bytes.unwrap_or(0));
+                    .push((intern(name), image.size_bytes.unwrap_or(0)));
             }
         }
+        self.images.sort_unstable();
+        self.images.dedup_by_key(|(id, _)| *id);
     }
 
     /// Adds a pod and its requests.

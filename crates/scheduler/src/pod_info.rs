@@ -152,6 +152,9 @@ pub struct PodInfo {
     pub start_time: Option<i64>,
     /// `preemptionPolicy: Never`.
     pub never_preempts: bool,
+    /// The controlling owner's kind and name (`ReplicaSet`, `StatefulSet`,
+    /// `ReplicationController`, ...), for the default spreading.
+    pub controller: Option<(String, String)>,
 }
 
 impl PodInfo {
@@ -298,6 +301,12 @@ impl PodInfo {
                 .and_then(|s| s.start_time.as_ref())
                 .map(|t| t.0.as_second()),
             never_preempts: spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never"),
+            controller: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| (o.kind.clone(), o.name.clone())),
             namespace,
             name,
             labels,

@@ -92,6 +92,24 @@ impl Selector {
     pub fn is_everything(&self) -> bool {
         !self.nothing && self.reqs.is_empty()
     }
+
+    /// Selects labels equal to every pair of `map` (a Service's or a
+    /// ReplicationController's selector).
+    pub fn from_map(map: &Labels) -> Selector {
+        Selector {
+            nothing: false,
+            reqs: map
+                .iter()
+                .map(|(k, v)| LabelReq::In(k.clone(), vec![v.clone()]))
+                .collect(),
+        }
+    }
+
+    /// Adds every requirement of `other` (which must also hold).
+    pub fn and(&mut self, other: &Selector) {
+        self.nothing |= other.nothing;
+        self.reqs.extend(other.reqs.iter().cloned());
+    }
 }
 
 /// One requirement of a node selector term.

@@ -101,6 +101,20 @@ async fn binds_to_the_least_allocated_node() {
         .and_then(|c| c.into_iter().find(|c| c.type_ == "PodScheduled"))
         .expect("PodScheduled");
     assert_eq!(scheduled.status, "True");
+    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
+    let event = eventually("the Scheduled event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Scheduled")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web")
+        })
+    })
+    .await;
+    assert_eq!(
+        event.note.as_deref(),
+        Some("Successfully assigned default/web to idle")
+    );
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
     // Pods for another scheduler are left alone.
     pods.create(
         &PostParams::default(),
@@ -277,5 +291,48 @@ async fn preempts_a_lower_priority_pod() {
         .await;
     let node = eventually("urgent bound", || node_of(&pods, "urgent")).await;
     assert_eq!(node, "only");
+    let uid = pods
+        .get("urgent")
+        .await
+        .expect("get")
+        .metadata
+        .uid
+        .unwrap_or_default();
+    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
+    let preempted = eventually("the Preempted event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Preempted"))
+    })
+    .await;
+    assert_eq!(
+        preempted.note,
+        Some(format!("Preempted by pod {uid} on node only"))
+    );
+    assert_eq!(
+        preempted.regarding.and_then(|r| r.name).as_deref(),
+        Some("low")
+    );
+    assert_eq!(preempted.type_.as_deref(), Some("Normal"));
+    let failed = events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .find(|e| {
+            e.reason.as_deref() == Some("FailedScheduling")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("urgent")
+        })
+        .expect("FailedScheduling for urgent");
+    assert!(
+        failed
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("0/1 nodes are available: 1 Insufficient cpu.")),
+        "{:?}",
+        failed.note
+    );
     scheduler.abort();
 }

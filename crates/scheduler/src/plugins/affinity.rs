@@ -44,6 +44,9 @@ fn bump(counts: &mut Counts, node: &NodeInfo, key: &str, delta: i64) {
 pub fn prefilter(pod: &PodInfo, cache: &Cache) -> State {
     let mut state = State::default();
     let wants_all = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+    if !wants_all && cache.pods_with_required_anti_affinity() == 0 {
+        return state;
+    }
     for node in cache.node_slots() {
         if !node.present || (!wants_all && node.with_required_anti_affinity == 0) {
             continue;
@@ -166,6 +169,9 @@ impl ScoreState {
 pub fn prescore(pod: &PodInfo, cache: &Cache) -> ScoreState {
     let mut s = ScoreState::default();
     let has_own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+    if !has_own && cache.pods_with_affinity() == 0 {
+        return s;
+    }
     let pod_ns = cache.namespace_labels(&pod.namespace);
     for node in cache.node_slots() {
         if !node.present || (!has_own && node.with_affinity == 0) {

@@ -43,7 +43,7 @@ impl<'a> Cycle<'a> {
     pub fn prefilter(pod: &'a PodInfo, cache: &'a Cache) -> Result<Cycle<'a>, Status> {
         let node_names = node_affinity::prefilter(pod);
         if node_names.as_ref().is_some_and(HashSet::is_empty) {
-            return Err(Status::unresolvable(node_affinity::REASON));
+            return Err(Status::unresolvable(node_affinity::REASON_CONFLICT));
         }
         let volumes = volumes::prefilter(pod, cache)?;
         Ok(Cycle {
@@ -180,10 +180,12 @@ pub fn score(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> Vec<i64> {
         add(&buf, 1);
     }
     // ImageLocality, weight 1.
-    if !pod.images.is_empty() {
+    // (No node holding any of the images scores 0 everywhere.)
+    let spreads = images::spreads(pod, cache);
+    if spreads.iter().any(|(_, s)| *s > 0.0) {
         buf = feasible
             .iter()
-            .map(|n| images::score(pod, n, cache))
+            .map(|n| images::score(&spreads, n))
             .collect();
         add(&buf, 1);
     }

@@ -10,6 +10,10 @@ use crate::status::Status;
 /// kube's `ErrReasonPod`.
 pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 
+/// kube's `errReasonConflict`: the `metadata.name` requirements of a term
+/// exclude each other.
+pub const REASON_CONFLICT: &str = "pod affinity terms conflict";
+
 /// The node names the required terms are limited to through
 /// `matchFields metadata.name In`, when every term limits them.
 pub fn prefilter(pod: &PodInfo) -> Option<HashSet<String>> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::cache::Cache;
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, SpreadConstraint};
-use crate::selectors::tolerated;
+use crate::selectors::{Selector, tolerated};
 use crate::status::Status;
 
 /// kube's `ErrReasonConstraintsNotMatch`.
@@ -153,25 +153,61 @@ impl ScoreState {
     }
 }
 
+/// kube's system default constraints (used when the pod has none and a
+/// Service or its controller selects it): hostnames with skew 3, zones
+/// with skew 5, both `ScheduleAnyway`.
+pub fn default_constraints(selector: Selector) -> Vec<SpreadConstraint> {
+    [
+        ("kubernetes.io/hostname", 3),
+        ("topology.kubernetes.io/zone", 5),
+    ]
+    .into_iter()
+    .map(|(key, skew)| SpreadConstraint {
+        max_skew: skew,
+        topology_key: key.to_owned(),
+        hard: false,
+        selector: selector.clone(),
+        min_domains: None,
+        honor_node_affinity: true,
+        honor_taints: false,
+    })
+    .collect()
+}
+
 /// Counts matching pods per domain of each soft constraint, over the
 /// domains of the feasible nodes.
 pub fn prescore(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> ScoreState {
-    let soft: Vec<SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).cloned().collect();
+    let (soft, require_all) = if pod.spread.is_empty() {
+        match cache.default_selector(pod) {
+            Some(selector) => (default_constraints(selector), false),
+            None => return ScoreState::default(),
+        }
+    } else {
+        let soft: Vec<SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).cloned().collect();
+        (soft, true)
+    };
     if soft.is_empty() {
         return ScoreState::default();
     }
+    let value = |node: &NodeInfo, key: &str| -> Option<String> {
+        match node.labels.get(key) {
+            Some(v) => Some(v.clone()),
+            None if !require_all => Some(String::new()),
+            None => None,
+        }
+    };
     let mut counts = vec![HashMap::new(); soft.len()];
     let mut ignored = vec![false; feasible.len()];
     for (fi, node) in feasible.iter().enumerate() {
-        if !has_keys(soft.iter(), node) {
+        if require_all && !has_keys(soft.iter(), node) {
             ignored[fi] = true;
             continue;
         }
         for (i, c) in soft.iter().enumerate() {
             if c.topology_key != "kubernetes.io/hostname"
-                && let Some(v) = node.labels.get(&c.topology_key)
+                && let Some(v) = value(node, &c.topology_key)
             {
-                counts[i].entry(v.clone()).or_insert(0i64);
+                counts[i].entry(v).or_insert(0i64);
             }
         }
     }
@@ -189,15 +225,15 @@ pub fn prescore(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> ScoreSt
         })
         .collect();
     for node in cache.node_slots() {
-        if !node.present || !has_keys(soft.iter(), node) {
+        if !node.present || (require_all && !has_keys(soft.iter(), node)) {
             continue;
         }
         for (i, c) in soft.iter().enumerate() {
             if c.topology_key == "kubernetes.io/hostname" || !included(c, pod, node) {
                 continue;
             }
-            if let Some(v) = node.labels.get(&c.topology_key)
-                && let Some(n) = counts[i].get_mut(v)
+            if let Some(v) = value(node, &c.topology_key)
+                && let Some(n) = counts[i].get_mut(&v)
             {
                 *n += matching(c, pod, node);
             }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
 use kube::{Client, Resource};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -23,6 +24,7 @@ pub use watch::Update;
 
 use crate::preempt::{Pdb, Preemption};
 use crate::schedule::Scheduler;
+use crate::selectors::Selector;
 use crate::status::ScheduleError;
 
 /// The longest event note kube-scheduler writes.
@@ -32,11 +34,20 @@ const MAX_MESSAGE: usize = 1024;
 /// (which should be `system:kube-scheduler`).
 pub async fn run(client: Client) {
     let (tx, rx) = unbounded_channel();
-    let watches = watch::spawn_all(&client, &tx);
+    // The watches end with the loop, also when its task is aborted.
+    let _watches = AbortOnDrop(watch::spawn_all(&client, &tx));
     let mut l = Loop::new(client, tx);
     l.run(rx).await;
-    for w in watches {
-        w.abort();
+}
+
+/// Tasks aborted when this is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -54,6 +65,10 @@ enum Kind {
     Volume,
     Namespace,
     Pdb,
+    Service,
+    ReplicaSet,
+    StatefulSet,
+    ReplicationController,
 }
 
 struct Loop {
@@ -68,7 +83,7 @@ struct Loop {
     binding: HashSet<String>,
 }
 
-fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn key_of(meta: &ObjectMeta) -> String {
     match &meta.namespace {
         Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or("")),
         None => meta.name.clone().unwrap_or_default(),
@@ -83,6 +98,15 @@ fn ours(pod: &Pod) -> bool {
         .and_then(|s| s.scheduler_name.as_deref())
         .unwrap_or("");
     name.is_empty() || name == SCHEDULER_NAME
+}
+
+/// Whether `pod` waits on `spec.schedulingGates` (kube's SchedulingGates
+/// plugin keeps such pods out of the active queue).
+fn gated(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty())
 }
 
 fn terminal(pod: &Pod) -> bool {
@@ -159,7 +183,11 @@ impl Loop {
     /// Applies a watch event (or a binding result) to the cache and queue.
     fn apply(&mut self, update: Update) {
         match update {
-            Update::Node(e) => self.on_event(Kind::Node, *e, |l, n| l.sched.cache.upsert_node(n)),
+            Update::Node(e) => self.on_event(Kind::Node, *e, |l, n| {
+                if l.sched.cache.upsert_node(n) {
+                    l.queue.cluster_changed(Instant::now());
+                }
+            }),
             Update::Pod(e) => self.on_event(Kind::Pod, *e, Loop::pod_changed),
             Update::Class(e) => self.on_event(Kind::Class, *e, |l, c| {
                 l.sched.cache.upsert_priority_class(c)
@@ -176,8 +204,37 @@ impl Loop {
             Update::Pdb(e) => self.on_event(Kind::Pdb, *e, |l, p| {
                 l.pdbs.insert(key_of(p.meta()), Pdb::new(p));
             }),
+            Update::Service(e) => self.on_event(Kind::Service, *e, |l, svc| {
+                l.sched.cache.upsert_service(svc)
+            }),
+            Update::ReplicaSet(e) => self.on_event(Kind::ReplicaSet, *e, |l, rs| {
+                let selector = rs.spec.as_ref().map(|s| Selector::new(Some(&s.selector)));
+                l.set_controller("ReplicaSet", rs.meta(), selector);
+            }),
+            Update::StatefulSet(e) => self.on_event(Kind::StatefulSet, *e, |l, ss| {
+                let selector = ss.spec.as_ref().map(|s| Selector::new(Some(&s.selector)));
+                l.set_controller("StatefulSet", ss.meta(), selector);
+            }),
+            Update::ReplicationController(e) => {
+                self.on_event(Kind::ReplicationController, *e, |l, rc| {
+                    let selector = rc
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.as_ref())
+                        .map(Selector::from_map);
+                    l.set_controller("ReplicationController", rc.meta(), selector);
+                })
+            }
             Update::Bound { key, error } => self.bound(key, error),
         }
+    }
+
+    fn set_controller(&mut self, kind: &str, meta: &ObjectMeta, selector: Option<Selector>) {
+        let namespace = meta.namespace.as_deref().unwrap_or("");
+        let name = meta.name.as_deref().unwrap_or("");
+        self.sched
+            .cache
+            .set_controller(kind, namespace, name, selector);
     }
 
     /// The common handling of watch events: applies and deletes, and after
@@ -227,7 +284,10 @@ impl Loop {
                 let k = key_of(obj.meta());
                 self.known.entry(kind).or_default().remove(&k);
                 self.forget(kind, &k);
-                if kind != Kind::Class && kind != Kind::Pdb {
+                if matches!(
+                    kind,
+                    Kind::Node | Kind::Pod | Kind::Claim | Kind::Volume | Kind::Namespace
+                ) {
                     self.queue.cluster_changed(now);
                 }
             }
@@ -250,6 +310,16 @@ impl Loop {
             Kind::Namespace => cache.remove_namespace(key),
             Kind::Pdb => {
                 self.pdbs.remove(key);
+            }
+            Kind::Service => cache.remove_service(key),
+            Kind::ReplicaSet | Kind::StatefulSet | Kind::ReplicationController => {
+                let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+                let kind = match kind {
+                    Kind::ReplicaSet => "ReplicaSet",
+                    Kind::StatefulSet => "StatefulSet",
+                    _ => "ReplicationController",
+                };
+                cache.set_controller(kind, namespace, name, None);
             }
         }
     }
@@ -279,7 +349,7 @@ impl Loop {
             // Assumed on a node; this is an older view of the pod.
             return;
         }
-        if !ours(pod) || pod.metadata.deletion_timestamp.is_some() {
+        if !ours(pod) || gated(pod) || pod.metadata.deletion_timestamp.is_some() {
             self.queue.remove(&key);
             self.sched.cache.remove_pod(&key);
             return;
@@ -323,6 +393,15 @@ impl Loop {
                     let result = actions
                         .bind(&info.namespace, &info.name, &info.uid, &node)
                         .await;
+                    if result.is_ok() {
+                        let note = format!(
+                            "Successfully assigned {}/{} to {node}",
+                            info.namespace, info.name
+                        );
+                        actions
+                            .event(&pod, false, "Scheduled", "Binding", note, None)
+                            .await;
+                    }
                     if let Err(e) = &result {
                         let message = truncate(&format!("binding rejected: {e}"));
                         if let Err(e) = actions
@@ -404,6 +483,36 @@ impl Loop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).expect("pod")
+    }
+
+    #[test]
+    fn responsibility_and_gates() {
+        use serde_json::json;
+        assert!(ours(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": []}})
+        )));
+        assert!(ours(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulerName": "default-scheduler"}})
+        )));
+        assert!(!ours(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulerName": "other"}})
+        )));
+        assert!(gated(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulingGates": [{"name": "g"}]}})
+        )));
+        assert!(!gated(&pod(
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [], "schedulingGates": []}})
+        )));
+        assert!(terminal(&pod(
+            json!({"metadata": {"name": "a"}, "status": {"phase": "Succeeded"}})
+        )));
+        assert!(!terminal(&pod(
+            json!({"metadata": {"name": "a"}, "status": {"phase": "Running"}})
+        )));
+    }
 
     #[test]
     fn truncates_long_messages() {

@@ -2,8 +2,8 @@
 //! backoff for retried pods, and a parking place for unschedulable pods
 //! until the cluster changes (or kube's 5-minute flush).
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -33,6 +33,8 @@ struct Entry {
     state: State,
     /// Bumped on each push to the heap; stale heap items are skipped.
     generation: u64,
+    /// Bumped on each timer set; stale timers are skipped.
+    timer: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -62,6 +64,8 @@ impl PartialOrd for Ready {
 pub struct Queue {
     entries: HashMap<String, Entry>,
     heap: BinaryHeap<Ready>,
+    timers: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    parked: HashSet<String>,
     seq: u64,
 }
 
@@ -112,6 +116,7 @@ impl Queue {
         self.seq += 1;
         e.generation += 1;
         e.state = State::Active;
+        self.parked.remove(key);
         self.heap.push(Ready {
             priority: e.priority,
             seq: self.seq,
@@ -134,6 +139,7 @@ impl Queue {
                         last_attempt: None,
                         state: State::Active,
                         generation: 0,
+                        timer: 0,
                     },
                 );
                 self.activate(key);
@@ -152,6 +158,22 @@ impl Queue {
     /// Forgets a pod.
     pub fn remove(&mut self, key: &str) {
         self.entries.remove(key);
+        self.parked.remove(key);
+    }
+
+    /// Puts `key` in `state`, with a timer at `at`.
+    fn wait(&mut self, key: &str, state: State, at: Instant) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        e.state = state;
+        e.timer += 1;
+        self.timers.push(Reverse((at, e.timer, key.to_owned())));
+        if matches!(state, State::Unschedulable(_)) {
+            self.parked.insert(key.to_owned());
+        } else {
+            self.parked.remove(key);
+        }
     }
 
     /// Takes the most important ready pod.
@@ -172,9 +194,7 @@ impl Queue {
 
     /// Parks a pod that did not fit until the cluster changes.
     pub fn unschedulable(&mut self, key: &str, now: Instant) {
-        if let Some(e) = self.entries.get_mut(key) {
-            e.state = State::Unschedulable(now);
-        }
+        self.wait(key, State::Unschedulable(now), now + MAX_UNSCHEDULABLE);
     }
 
     /// Retries a pod after its backoff (an error, not a misfit).
@@ -185,20 +205,15 @@ impl Queue {
         let at = e.last_attempt.unwrap_or(now) + backoff(e.attempts);
         if at <= now {
             self.activate(key);
-        } else if let Some(e) = self.entries.get_mut(key) {
-            e.state = State::Backoff(at);
+        } else {
+            self.wait(key, State::Backoff(at), at);
         }
     }
 
     /// The cluster changed: every unschedulable pod is retried after its
     /// backoff.
     pub fn cluster_changed(&mut self, now: Instant) {
-        let parked: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e.state, State::Unschedulable(_)))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let parked: Vec<String> = self.parked.drain().collect();
         for key in parked {
             self.retry(&key, now);
         }
@@ -207,31 +222,26 @@ impl Queue {
     /// Moves pods whose backoff ended, and pods unschedulable for longer
     /// than [`MAX_UNSCHEDULABLE`], to the active queue.
     pub fn tick(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| match e.state {
-                State::Backoff(at) => at <= now,
-                State::Unschedulable(since) => now.duration_since(since) >= MAX_UNSCHEDULABLE,
-                _ => false,
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            self.activate(&key);
+        while let Some(Reverse((at, timer, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let timer = *timer;
+            let Some(Reverse((_, _, key))) = self.timers.pop() else {
+                break;
+            };
+            let live = self.entries.get(&key).is_some_and(|e| {
+                e.timer == timer && matches!(e.state, State::Backoff(_) | State::Unschedulable(_))
+            });
+            if live {
+                self.activate(&key);
+            }
         }
     }
 
-    /// When [`Queue::tick`] next has something to move.
+    /// When [`Queue::tick`] next may have something to move.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .filter_map(|e| match e.state {
-                State::Backoff(at) => Some(at),
-                State::Unschedulable(since) => Some(since + MAX_UNSCHEDULABLE),
-                _ => None,
-            })
-            .min()
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 }
 

@@ -2,7 +2,10 @@
 //! channel.
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -27,6 +30,14 @@ pub enum Update {
     Namespace(Box<watcher::Event<Namespace>>),
     /// A PodDisruptionBudget changed.
     Pdb(Box<watcher::Event<PodDisruptionBudget>>),
+    /// A Service changed.
+    Service(Box<watcher::Event<Service>>),
+    /// A ReplicaSet changed.
+    ReplicaSet(Box<watcher::Event<ReplicaSet>>),
+    /// A StatefulSet changed.
+    StatefulSet(Box<watcher::Event<StatefulSet>>),
+    /// A ReplicationController changed.
+    ReplicationController(Box<watcher::Event<ReplicationController>>),
     /// A binding finished.
     Bound {
         /// The pod, `namespace/name`.
@@ -106,6 +117,30 @@ pub fn spawn_all(client: &Client, tx: &UnboundedSender<Update>) -> Vec<JoinHandl
             "poddisruptionbudgets",
             tx.clone(),
             Update::Pdb,
+        ),
+        watch(
+            Api::<Service>::all(client.clone()),
+            "services",
+            tx.clone(),
+            Update::Service,
+        ),
+        watch(
+            Api::<ReplicaSet>::all(client.clone()),
+            "replicasets",
+            tx.clone(),
+            Update::ReplicaSet,
+        ),
+        watch(
+            Api::<StatefulSet>::all(client.clone()),
+            "statefulsets",
+            tx.clone(),
+            Update::StatefulSet,
+        ),
+        watch(
+            Api::<ReplicationController>::all(client.clone()),
+            "replicationcontrollers",
+            tx.clone(),
+            Update::ReplicationController,
         ),
     ]
 }

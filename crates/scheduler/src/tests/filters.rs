@@ -284,3 +284,19 @@ fn volume_node_affinity() {
         Err("0/1 nodes are available: 1 node(s) had volume node affinity conflict.".into())
     );
 }
+
+#[test]
+fn conflicting_node_name_terms() {
+    let mut s = cluster(vec![node("a", "1", "1Gi")], vec![]);
+    let p = set(
+        pod("p", "", ""),
+        "spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution",
+        json!({"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": ["a"]},
+            {"key": "metadata.name", "operator": "In", "values": ["b"]}]}]}),
+    );
+    assert_eq!(
+        place(&mut s, p),
+        Err("0/1 nodes are available: pod affinity terms conflict.".into())
+    );
+}

@@ -1,6 +1,7 @@
 //! Unit tests of the pure core: builders and one file per plugin.
 
 mod affinity;
+mod cache;
 mod filters;
 mod preemption;
 mod scoring;

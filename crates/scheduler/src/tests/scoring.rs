@@ -128,8 +128,9 @@ fn image_locality() {
     let i = info(&s, p.clone());
     // 900MB × 1/3 spread, between 23MB and 1000MB.
     let n = s.cache.node("a").expect("node");
+    let spreads = plugins::images::spreads(&i, &s.cache);
     assert_eq!(
-        plugins::images::score(&i, n, &s.cache),
+        plugins::images::score(&spreads, n),
         100 * (300 * 1024 * 1024 - 23 * 1024 * 1024) / (977 * 1024 * 1024)
     );
     assert_eq!(place(&mut s, p), Ok("a".into()));

@@ -163,3 +163,58 @@ fn match_label_keys() {
     // rev=1 pods: z1 has 2, z2 has 0.
     assert_eq!(place(&mut s, p), Ok("b".into()));
 }
+
+fn owned(name: &str) -> serde_json::Value {
+    set(
+        web(name),
+        "metadata/ownerReferences",
+        json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}]),
+    )
+}
+
+fn default_spread_cluster() -> Scheduler {
+    cluster(
+        vec![node("a", "8", "16Gi"), node("b", "8", "16Gi")],
+        vec![
+            on(web("w1"), "a"),
+            on(web("w2"), "a"),
+            on(pod("big", "2", "4Gi"), "b"),
+        ],
+    )
+}
+
+#[test]
+fn system_default_spreading_for_controlled_pods() {
+    let mut s = default_spread_cluster();
+    // Not selected by anything: least allocated wins.
+    assert_eq!(place(&mut s, owned("p")), Ok("a".into()));
+    let selector = crate::selectors::Selector::new(Some(
+        &serde_json::from_value(json!({"matchLabels": {"app": "web"}})).expect("selector"),
+    ));
+    s.cache
+        .set_controller("ReplicaSet", "default", "rs", Some(selector));
+    assert_eq!(place(&mut s, owned("p")), Ok("b".into()));
+    // A pod with its own constraints does not get the defaults.
+    let own = spread(
+        owned("p"),
+        "kubernetes.io/hostname",
+        10,
+        "DoNotSchedule",
+        json!({}),
+    );
+    assert_eq!(place(&mut s, own), Ok("a".into()));
+}
+
+#[test]
+fn system_default_spreading_for_service_pods() {
+    use k8s_openapi::api::core::v1::Service;
+    let mut s = default_spread_cluster();
+    let svc: Service =
+        serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}}}))
+        .expect("service");
+    s.cache.upsert_service(&svc);
+    assert_eq!(place(&mut s, web("p")), Ok("b".into()));
+    s.cache.remove_service("default/web");
+    assert_eq!(place(&mut s, web("p")), Ok("a".into()));
+}
