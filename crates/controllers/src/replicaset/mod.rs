@@ -471,6 +471,8 @@ impl<K: ReplicaKind> Ctl<K> {
                         self.event(set.meta(), NORMAL, "SuccessfulCreate", &msg)
                             .await;
                     }
+                    // A terminating namespace takes no new pods: nothing to report.
+                    Err(e) if apierr::is_namespace_terminating(&e) => {}
                     Err(e) => {
                         let message = apierr::message(&e);
                         self.event(
