@@ -108,9 +108,9 @@ fn apply<K>(
             handler(old.as_deref(), Some(obj));
         }
         Event::Delete(obj) => {
-            let old = reader.get(&ObjectRef::from_obj_with(obj, dyntype.clone()));
+            // The object as it was when deleted.
             writer.apply_watcher_event(event);
-            handler(Some(old.as_deref().unwrap_or(obj)), None);
+            handler(Some(obj), None);
         }
         Event::Init => writer.apply_watcher_event(event),
         Event::InitDone => {
