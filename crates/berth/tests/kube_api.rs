@@ -1090,12 +1090,14 @@ fn server_side_dry_run_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("created (server dry run)"));
     assert!(s.fails(&["get", "deploy", "demo"]).contains("not found"));
     s.apply(DEPLOYMENT);
+    // The generation, not the resourceVersion: the Deployment controller
+    // writes status meanwhile, which is no change of the object's spec.
     let before = s.ok(&[
         "get",
         "deploy",
         "demo",
         "-o",
-        "jsonpath={.metadata.resourceVersion}",
+        "jsonpath={.metadata.generation}",
     ]);
     let out = s.kubectl_in(
         &["apply", "--dry-run=server", "-f", "-"],
@@ -1120,7 +1122,7 @@ fn server_side_dry_run_changes_nothing() {
             "deploy",
             "demo",
             "-o",
-            "jsonpath={.metadata.resourceVersion} {.spec.replicas}"
+            "jsonpath={.metadata.generation} {.spec.replicas}"
         ]),
         format!("{before} 2")
     );
