@@ -95,7 +95,7 @@ impl Gc {
         if latest.metadata.uid.as_deref() != Some(cached.uid.as_str()) {
             return Ok(());
         }
-        let Some(node) = super::node_of(&cached.resource, &latest) else {
+        let Some(node) = super::node_of(&cached.resource, &latest.metadata) else {
             return Ok(());
         };
         if node.deleting || node.owners.is_empty() {
