@@ -59,6 +59,46 @@ async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
     })
     .await;
 
+    // Foreground: the pods, then the ReplicaSet, then the Deployment.
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create again");
+    eventually("2 pods for foreground", || async {
+        let n = active_pods(&admin, "whole", "app=demo").await.len();
+        if n == 2 { Ok(()) } else { Err(format!("{n}")) }
+    })
+    .await;
+    deployments
+        .delete("demo", &DeleteParams::foreground())
+        .await
+        .expect("delete fg");
+    eventually("foreground cascade", || async {
+        let gone = deployments
+            .get_opt("demo")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none();
+        let rs = sets
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .len();
+        let pods = active_pods(&admin, "whole", "app=demo").await.len();
+        if gone {
+            assert_eq!(
+                (rs, pods),
+                (0, 0),
+                "the Deployment went before its dependents"
+            );
+            Ok(())
+        } else {
+            Err(format!("{rs} sets, {pods} pods"))
+        }
+    })
+    .await;
+
     // A namespace with a running Deployment goes, content and all.
     deployments
         .create(&PostParams::default(), &d)
