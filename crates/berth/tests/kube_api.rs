@@ -1093,6 +1093,8 @@ fn server_side_dry_run_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("created (server dry run)"));
     assert!(s.fails(&["get", "deploy", "demo"]).contains("not found"));
     s.apply(DEPLOYMENT);
+    // The generation, not the resourceVersion: the Deployment controller
+    // writes status meanwhile, which is no change of the object's spec.
     let before = s.ok(&[
         "get",
         "deploy",

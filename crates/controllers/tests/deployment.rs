@@ -316,3 +316,133 @@ async fn recreate_scales_old_to_zero_first_and_pause_reports() {
     })
     .await;
 }
+
+async fn set_image(deployments: &Api<Deployment>, image: &str) {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .expect("update");
+}
+
+async fn wait_revision(deployments: &Api<Deployment>, want: &str) {
+    eventually(&format!("revision {want}"), || async {
+        let d = deployments.get("web").await.map_err(|e| e.to_string())?;
+        let rev = annotation(&d.metadata, "deployment.kubernetes.io/revision");
+        let observed =
+            d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation;
+        if rev.as_deref() == Some(want) && observed {
+            Ok(())
+        } else {
+            Err(format!("{rev:?}"))
+        }
+    })
+    .await;
+}
+
+/// kubectl 1.33's `rollout undo`, client side: the previous revision's
+/// template (without its hash label) and annotations.
+async fn kubectl_undo(admin: &kube::Client, deployments: &Api<Deployment>) {
+    let sets = sets_by_revision(admin).await;
+    let mut revisions: Vec<i64> = sets.keys().filter_map(|k| k.parse().ok()).collect();
+    revisions.sort();
+    let previous = revisions
+        .iter()
+        .rev()
+        .nth(1)
+        .expect("a previous revision")
+        .to_string();
+    let rs = sets.get(&previous).expect("previous set");
+    let mut template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .expect("template");
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove("pod-template-hash");
+    }
+    let skip = [
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "deployment.kubernetes.io/revision",
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    ];
+    let d = deployments.get("web").await.expect("get");
+    let mut annotations: BTreeMap<String, String> = d
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| skip.contains(&k.as_str()))
+        .collect();
+    for (k, v) in rs.metadata.annotations.clone().unwrap_or_default() {
+        if !skip.contains(&k.as_str()) {
+            annotations.insert(k, v);
+        }
+    }
+    // kubectl sends these two replacements as a JSON patch; a PUT of
+    // the same object is the same change.
+    let mut undone = d;
+    if let Some(spec) = undone.spec.as_mut() {
+        spec.template = template;
+    }
+    undone.metadata.annotations = Some(annotations);
+    deployments
+        .replace("web", &PostParams::default(), &undone)
+        .await
+        .expect("undo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revision_history_limit_and_kubectl_undo() {
+    let plane = support::Plane::start().await;
+    let admin = plane.admin();
+    namespace(&admin, NS).await;
+    let clients = plane.controller_clients();
+    berth_controllers::replicaset::spawn_replicasets(&clients);
+    berth_controllers::deployment::spawn(&clients);
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    let mut d = deployment("v1");
+    if let Some(s) = d.spec.as_mut() {
+        s.replicas = Some(0);
+        s.revision_history_limit = Some(1);
+    }
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    wait_revision(&deployments, "1").await;
+    set_image(&deployments, "v2").await;
+    wait_revision(&deployments, "2").await;
+    set_image(&deployments, "v3").await;
+    wait_revision(&deployments, "3").await;
+    eventually("only one old set kept", || async {
+        let sets = sets_by_revision(&admin).await;
+        let revs: Vec<String> = sets.keys().cloned().collect();
+        if revs == vec!["2".to_owned(), "3".to_owned()] {
+            Ok(())
+        } else {
+            Err(format!("{revs:?}"))
+        }
+    })
+    .await;
+    // Undo as kubectl does: back to v2, as revision 4, reusing its set.
+    let v2 = sets_by_revision(&admin)
+        .await
+        .get("2")
+        .and_then(|r| r.metadata.uid.clone());
+    kubectl_undo(&admin, &deployments).await;
+    wait_revision(&deployments, "4").await;
+    let sets = sets_by_revision(&admin).await;
+    assert_eq!(sets.get("4").and_then(|r| r.metadata.uid.clone()), v2);
+    let d = deployments.get("web").await.expect("get");
+    let img = d
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
+    assert_eq!(img.as_deref(), Some("v2"));
+}

@@ -26,6 +26,7 @@ async fn deleting_a_namespace_empties_then_removes_it() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     berth_controllers::namespace::spawn(&plane.controller_clients());
+    berth_controllers::gc::spawn(&plane.controller_clients());
 
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     create(&crds, json!({
@@ -127,6 +128,23 @@ async fn deleting_a_namespace_empties_then_removes_it() {
         match namespaces.get_opt("held").await {
             Ok(None) => Ok(()),
             Ok(Some(_)) => Err("still there".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    // Deleted in the foreground: the garbage collector's finalizer and the
+    // namespace controller's both go, in either order.
+    namespace(&admin, "fg").await;
+    let fg: Api<ConfigMap> = Api::namespaced(admin.clone(), "fg");
+    create(&fg, json!({"metadata": {"name": "c"}})).await;
+    namespaces
+        .delete("fg", &DeleteParams::foreground())
+        .await
+        .expect("delete fg");
+    eventually("foreground namespace gone", || async {
+        match namespaces.get_opt("fg").await {
+            Ok(None) => Ok(()),
+            Ok(Some(ns)) => Err(format!("{:?} {:?}", ns.metadata.finalizers, ns.spec)),
             Err(e) => Err(e.to_string()),
         }
     })

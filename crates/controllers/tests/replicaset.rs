@@ -258,3 +258,77 @@ async fn replication_controller_keeps_replicas() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_refusals_show_as_replica_failure_and_clear() {
+    let plane = support::Plane::start().await;
+    let admin = plane.admin();
+    namespace(&admin, "rs3").await;
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(admin.clone(), "rs3");
+    let quota =
+        serde_json::from_value(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "2"}}}))
+            .expect("quota");
+    quotas
+        .create(&PostParams::default(), &quota)
+        .await
+        .expect("quota");
+    berth_controllers::replicaset::spawn_replicasets(&plane.controller_clients());
+    let sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), "rs3");
+    sets.create(&PostParams::default(), &rs("web", 3))
+        .await
+        .expect("create rs");
+    eventually("ReplicaFailure", || async {
+        let s = sets
+            .get("web")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        let c = s.conditions.clone().unwrap_or_default();
+        let failed = c.iter().any(|c| {
+            c.type_ == "ReplicaFailure"
+                && c.status == "True"
+                && c.reason.as_deref() == Some("FailedCreate")
+                && c.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("exceeded quota"))
+        });
+        if failed && s.replicas == 2 {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(admin.clone(), "rs3");
+    let list = events.list(&Default::default()).await.expect("events");
+    let reasons: Vec<String> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
+    assert!(reasons.iter().any(|r| r == "FailedCreate"), "{reasons:?}");
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "SuccessfulCreate").count(),
+        2,
+        "{reasons:?}"
+    );
+    sets.patch(
+        "web",
+        &Default::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"replicas": 2}})),
+    )
+    .await
+    .expect("scale");
+    eventually("condition cleared", || async {
+        let s = sets
+            .get("web")
+            .await
+            .map_err(|e| e.to_string())?
+            .status
+            .unwrap_or_default();
+        if s.conditions.is_none() && s.observed_generation == Some(2) {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+}

@@ -6,6 +6,7 @@
 pub mod hash;
 pub mod revision;
 pub mod rolling;
+mod rollout;
 pub mod status;
 mod sync;
 

@@ -301,4 +301,4 @@ pub fn proportional(d: &Deployment, active: &[&ReplicaSet]) -> (Vec<(usize, i32)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -343,3 +343,6 @@ pub fn paused_condition(d: &Deployment, now: Timestamp) -> Option<DeploymentCond
         None
     }
 }
+
+#[cfg(test)]
+mod tests;

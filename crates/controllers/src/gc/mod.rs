@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::discovery::ApiResource;
 
 use crate::Clients;
@@ -20,6 +21,9 @@ use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
 use crate::util::runner::spawn_workers;
 use graph::{Graph, Node};
+
+/// What the collector watches of each object: its metadata.
+type Meta = PartialObjectMeta<DynamicObject>;
 
 /// The collector's name (its ServiceAccount).
 pub const CONTROLLER: &str = "generic-garbage-collector";
@@ -74,7 +78,7 @@ pub fn spawn(clients: &Clients) {
 
 /// Keeps one watch per served resource, following discovery.
 async fn monitor(gc: Arc<Gc>) {
-    let mut monitors: HashMap<(String, String, String), Informer<DynamicObject>> = HashMap::new();
+    let mut monitors: HashMap<(String, String, String), Informer<Meta>> = HashMap::new();
     loop {
         match resources(&gc.client).await {
             Ok(served) => {
@@ -111,17 +115,15 @@ async fn monitor(gc: Arc<Gc>) {
                     if monitors.contains_key(&k) {
                         continue;
                     }
-                    let api: Api<DynamicObject> = Api::all_with(gc.client.clone(), &s.resource);
+                    let api: Api<Meta> = Api::all_with(gc.client.clone(), &s.resource);
                     let handler_gc = gc.clone();
                     let resource = s.resource.clone();
                     let informer = Informer::spawn_dynamic(
                         api,
                         s.resource.clone(),
-                        Arc::new(
-                            move |old: Option<&DynamicObject>, new: Option<&DynamicObject>| {
-                                on_change(&handler_gc, &resource, old, new);
-                            },
-                        ),
+                        Arc::new(move |old: Option<&Meta>, new: Option<&Meta>| {
+                            on_change(&handler_gc, &resource, old, new);
+                        }),
                     );
                     monitors.insert(k, informer);
                 }
@@ -148,8 +150,10 @@ fn served_resource(k: &(String, String, String)) -> ApiResource {
     }
 }
 
-fn node_of(resource: &ApiResource, obj: &DynamicObject) -> Option<Node> {
-    let m = &obj.metadata;
+fn node_of(
+    resource: &ApiResource,
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<Node> {
     Some(Node {
         resource: resource.clone(),
         namespace: m.namespace.clone(),
@@ -176,15 +180,10 @@ fn enqueue_dependents(gc: &Gc, uid: &str) {
 
 /// Keeps the graph and queues what a change concerns (kube's
 /// processGraphChanges).
-fn on_change(
-    gc: &Gc,
-    resource: &ApiResource,
-    old: Option<&DynamicObject>,
-    new: Option<&DynamicObject>,
-) {
+fn on_change(gc: &Gc, resource: &ApiResource, old: Option<&Meta>, new: Option<&Meta>) {
     match new {
         Some(obj) => {
-            let Some(node) = node_of(resource, obj) else {
+            let Some(node) = node_of(resource, &obj.metadata) else {
                 return;
             };
             let uid = node.uid.clone();

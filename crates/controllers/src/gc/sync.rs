@@ -42,10 +42,19 @@ impl Gc {
             self.orphan_dependents(&node).await?;
         } else if node.deleting_dependents() {
             self.delete_dependents(&node).await?;
-        } else if !node.deleting && !node.owners.is_empty() {
+        } else if !node.deleting && !node.owners.is_empty() && !self.owners_all_solid(&node) {
             self.attempt_to_delete(&node).await?;
         }
         Ok(Next::Done)
+    }
+
+    /// Whether every owner is in the graph and not deleting its dependents:
+    /// nothing to do, no need to ask the API.
+    fn owners_all_solid(&self, node: &Node) -> bool {
+        let graph = self.graph();
+        node.owners
+            .iter()
+            .all(|r| graph.get(&r.uid).is_some_and(|o| !o.deleting_dependents()))
     }
 
     /// Drops the owner reference from every dependent, then the `orphan`
@@ -95,7 +104,7 @@ impl Gc {
         if latest.metadata.uid.as_deref() != Some(cached.uid.as_str()) {
             return Ok(());
         }
-        let Some(node) = super::node_of(&cached.resource, &latest) else {
+        let Some(node) = super::node_of(&cached.resource, &latest.metadata) else {
             return Ok(());
         };
         if node.deleting || node.owners.is_empty() {

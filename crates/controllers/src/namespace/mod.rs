@@ -83,7 +83,26 @@ impl Ctl {
         let Some(ns) = api.get_opt(name).await? else {
             return Ok(Next::Done);
         };
-        if ns.metadata.deletion_timestamp.is_none() || !has_finalizer(&ns) {
+        if ns.metadata.deletion_timestamp.is_none() {
+            return Ok(Next::Done);
+        }
+        if !has_finalizer(&ns) {
+            // Finalized already, but another finalizer (the garbage
+            // collector's foregroundDeletion) held it then: once none is
+            // left, finalizing again lets the API server delete it.
+            let spec_left = ns
+                .spec
+                .as_ref()
+                .and_then(|s| s.finalizers.as_ref())
+                .is_some_and(|f| !f.is_empty());
+            let meta_left = ns
+                .metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty());
+            if !spec_left && !meta_left {
+                return self.finalize(&api, ns).await;
+            }
             return Ok(Next::Done);
         }
         let (totals, retry) = self.delete_content(name).await;
@@ -94,8 +113,13 @@ impl Ctl {
         {
             return Ok(Next::After(retry));
         }
-        // Finalize: the API server deletes the namespace once no finalizer
-        // is left.
+        self.finalize(&api, ns).await
+    }
+
+    /// Removes the `kubernetes` finalizer through `finalize`; the API
+    /// server deletes the namespace once no finalizer is left.
+    async fn finalize(&self, api: &Api<Namespace>, ns: Namespace) -> Result<Next, SyncError> {
+        let name = ns.name_any();
         let mut done = ns;
         if let Some(spec) = done.spec.as_mut() {
             spec.finalizers = Some(
@@ -108,7 +132,7 @@ impl Ctl {
             );
         }
         match api
-            .replace_subresource("finalize", name, &PostParams::default(), &done)
+            .replace_subresource("finalize", &name, &PostParams::default(), &done)
             .await
         {
             Ok(_) => Ok(Next::Done),

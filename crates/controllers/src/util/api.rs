@@ -26,3 +26,18 @@ pub fn message(e: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// Whether a create failed because the namespace is being deleted (kube's
+/// `NamespaceTerminating` cause; berth's API says so in the message).
+pub fn is_namespace_terminating(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => {
+            status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+                || (status.code == 403 && status.message.contains("because it is being terminated"))
+        }
+        _ => false,
+    }
+}

@@ -1,9 +1,15 @@
 //! Events about an object, as kube's `record.EventRecorder` writes them
-//! (core/v1 Events that `kubectl describe` lists).
+//! (core/v1 Events that `kubectl describe` lists). A repeat of the same
+//! event (same object, type, reason and message) bumps the first one's
+//! `count` and `lastTimestamp`, as kube's event correlator does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 
 /// `Normal` event type.
 pub const NORMAL: &str = "Normal";
@@ -15,7 +21,16 @@ pub const WARNING: &str = "Warning";
 pub struct Recorder {
     client: kube::Client,
     component: String,
+    /// (uid, type, reason, message) → (namespace, event name, count).
+    seen: Arc<Mutex<HashMap<Key, Seen>>>,
 }
+
+type Key = (String, String, String, String);
+/// Where an event was written, and its count.
+type Seen = (String, String, i32);
+
+/// Remembered events before the memory starts over.
+const SEEN_MAX: usize = 4096;
 
 impl Recorder {
     /// A recorder writing through `client` as `component` (e.g.
@@ -24,6 +39,7 @@ impl Recorder {
         Recorder {
             client,
             component: component.to_owned(),
+            seen: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -43,6 +59,30 @@ impl Recorder {
             .clone()
             .unwrap_or_else(|| "default".to_owned());
         let now = super::now();
+        let key = (
+            about.uid.clone().unwrap_or_default(),
+            type_.to_owned(),
+            reason.to_owned(),
+            message.to_owned(),
+        );
+        let repeat = self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some((ns, name, count)) = repeat {
+            let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+            let patch = json!({"count": count + 1, "lastTimestamp": now});
+            if api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .is_ok()
+            {
+                self.remember(key, ns, name, count + 1);
+                return;
+            }
+        }
         let nanos = now.0.as_nanosecond();
         let name = about.name.clone().unwrap_or_default();
         let event = Event {
@@ -75,8 +115,20 @@ impl Recorder {
             ..Default::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::debug!(component = %self.component, reason, error = %e, "event not recorded");
+        let event_name = event.metadata.name.clone().unwrap_or_default();
+        match api.create(&PostParams::default(), &event).await {
+            Ok(_) => self.remember(key, namespace, event_name, 1),
+            Err(e) => {
+                tracing::debug!(component = %self.component, reason, error = %e, "event not recorded")
+            }
         }
+    }
+
+    fn remember(&self, key: Key, ns: String, name: String, count: i32) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= SEEN_MAX {
+            seen.clear();
+        }
+        seen.insert(key, (ns, name, count));
     }
 }

@@ -1,6 +1,8 @@
 //! A shared informer: one watch of a kind, its objects in a local cache
 //! ([`Store`]), and a handler told of every change with the object before
 //! and after, so a controller can queue the keys a change concerns.
+//! An `Api<PartialObjectMeta<K>>` watches metadata only (kube 5 asks the
+//! server for PartialObjectMetadata by itself).
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -48,10 +50,29 @@ where
     /// As [`spawn`](Self::spawn), for a kind known at run time
     /// (`DynamicObject` with its `ApiResource`).
     pub fn spawn_dynamic(api: Api<K>, dyntype: K::DynamicType, handler: Handler<K>) -> Self {
+        Self::spawn_with(api, dyntype, watcher::Config::default(), handler)
+    }
+
+    /// As [`spawn_dynamic`](Self::spawn_dynamic), watching only what
+    /// `config` selects (labels, fields).
+    pub fn spawn_with(
+        api: Api<K>,
+        dyntype: K::DynamicType,
+        config: watcher::Config,
+        handler: Handler<K>,
+    ) -> Self {
+        let events = watcher::watcher(api, config).default_backoff().boxed();
+        Self::run(events, dyntype, handler)
+    }
+
+    fn run(
+        mut events: futures::stream::BoxStream<'static, Result<Event<K>, watcher::Error>>,
+        dyntype: K::DynamicType,
+        handler: Handler<K>,
+    ) -> Self {
         let mut writer = Writer::new(dyntype.clone());
         let store = writer.as_reader();
         let task = tokio::spawn(async move {
-            let mut events = watcher(api).boxed();
             while let Some(event) = events.next().await {
                 match event {
                     Ok(event) => apply(&mut writer, &dyntype, &event, &handler),
@@ -82,13 +103,6 @@ where
     }
 }
 
-fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-{
-    watcher::watcher(api, watcher::Config::default()).default_backoff()
-}
-
 fn apply<K>(
     writer: &mut Writer<K>,
     dyntype: &K::DynamicType,
@@ -108,9 +122,9 @@ fn apply<K>(
             handler(old.as_deref(), Some(obj));
         }
         Event::Delete(obj) => {
-            let old = reader.get(&ObjectRef::from_obj_with(obj, dyntype.clone()));
+            // The object as it was when deleted.
             writer.apply_watcher_event(event);
-            handler(Some(old.as_deref().unwrap_or(obj)), None);
+            handler(Some(obj), None);
         }
         Event::Init => writer.apply_watcher_event(event),
         Event::InitDone => {

@@ -15,6 +15,26 @@
 //! - [`discovery`]: the API's resources (CRDs included) from discovery;
 //! - [`events`]: core/v1 Events as kube's recorder writes them;
 //! - [`selector`]: label selectors against label maps.
+//!
+//! A controller wires them so (see `replicaset` for a whole one):
+//!
+//! ```ignore
+//! let queue: WorkQueue<String> = WorkQueue::new();
+//! let q = queue.clone();
+//! let jobs = Informer::<Job>::spawn(Api::all(client.clone()), Arc::new(move |old, new| {
+//!     if let Some(j) = new.or(old) { q.add(key_of(j.namespace().as_deref(), &j.name_any())); }
+//! }));
+//! let store = jobs.store();
+//! tokio::spawn(async move {
+//!     jobs.ready().await;          // first full listing
+//!     spawn_workers("job-controller", queue, 5, move |key: String| {
+//!         let store = store.clone();
+//!         async move { /* read store, act through the API */ Ok::<_, kube::Error>(Next::Done) }
+//!     });
+//!     let _keep = jobs;            // dropping an Informer stops its watch
+//!     std::future::pending::<()>().await;
+//! });
+//! ```
 
 pub mod api;
 pub mod discovery;
