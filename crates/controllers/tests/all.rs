@@ -15,7 +15,7 @@ async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
     apps::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    berth_controllers::spawn_all(&plane.controller_clients());
+    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
     namespace(&admin, "whole").await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "whole");
     let d: Deployment = serde_json::from_value(json!({

@@ -694,6 +694,28 @@ pub fn new_pod(job: &Job, index: Option<i32>, index_failures: Option<i32>) -> Po
             if pod_spec.hostname.as_deref().unwrap_or("").is_empty() {
                 pod_spec.hostname = Some(format!("{name}-{i}"));
             }
+            // kube gives every container its index as JOB_COMPLETION_INDEX
+            let containers = pod_spec
+                .init_containers
+                .iter_mut()
+                .flatten()
+                .chain(pod_spec.containers.iter_mut());
+            for c in containers {
+                let env = c.env.get_or_insert_with(Vec::new);
+                if !env.iter().any(|e| e.name == "JOB_COMPLETION_INDEX") {
+                    env.push(k8s_openapi::api::core::v1::EnvVar {
+                        name: "JOB_COMPLETION_INDEX".to_owned(),
+                        value_from: Some(k8s_openapi::api::core::v1::EnvVarSource {
+                            field_ref: Some(k8s_openapi::api::core::v1::ObjectFieldSelector {
+                                field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    });
+                }
+            }
             format!("{name}-{i}-")
         }
         None => format!("{name}-"),
