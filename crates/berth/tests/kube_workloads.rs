@@ -981,3 +981,58 @@ fn the_sparklingsoda_example_gives_each_member_an_environment() {
     ]);
     wait_node_empty(&s);
 }
+
+#[test]
+fn an_indexed_job_gives_each_pod_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: idx}
+spec:
+  completions: 3
+  parallelism: 3
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox:stable, imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo index=$JOB_COMPLETION_INDEX"]}]
+"#,
+    );
+    s.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/idx",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "job",
+            "idx",
+            "-o",
+            "jsonpath={.status.completedIndexes}"
+        ]),
+        "0-2"
+    );
+    let mut logs: Vec<String> = (0..3)
+        .map(|i| {
+            let pod = s.ok(&[
+                "get",
+                "pods",
+                "-l",
+                &format!("batch.kubernetes.io/job-completion-index={i}"),
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ]);
+            s.ok(&["logs", &pod])
+        })
+        .collect();
+    logs.sort();
+    assert_eq!(logs, ["index=0\n", "index=1\n", "index=2\n"]);
+    s.ok(&["delete", "job", "idx", "--wait=true", "--timeout=60s"]);
+    s.wait_for(&["pods"], "{.items}", 60, |v| v == "[]" || v.is_empty());
+    wait_node_empty(&s);
+}
