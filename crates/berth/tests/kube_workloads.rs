@@ -1036,3 +1036,64 @@ spec:
     s.wait_for(&["pods"], "{.items}", 60, |v| v == "[]" || v.is_empty());
     wait_node_empty(&s);
 }
+
+#[test]
+fn the_python_client_runs_a_deployment_reads_logs_and_execs() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    if !berth_testutil::have_kube_py() {
+        return;
+    }
+    let program = r#"
+import time
+from kubernetes.stream import stream
+apps = client.AppsV1Api()
+v1 = client.CoreV1Api()
+body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "py"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "py"}},
+                 "template": {"metadata": {"labels": {"app": "py"}}, "spec": {"terminationGracePeriodSeconds": 0,
+                   "containers": [{"name": "c", "image": "busybox:stable", "imagePullPolicy": "IfNotPresent",
+                                   "command": ["sh", "-c", "echo hello from $HOSTNAME; sleep 3600"]}]}}}}
+apps.create_namespaced_deployment("default", body)
+for _ in range(300):
+    d = apps.read_namespaced_deployment("py", "default")
+    if (d.status.ready_replicas or 0) == 2:
+        break
+    time.sleep(0.1)
+print("ready", d.status.ready_replicas)
+pods = v1.list_namespaced_pod("default", label_selector="app=py").items
+name = pods[0].metadata.name
+print("phase", pods[0].status.phase, pods[0].spec.node_name)
+print("log", v1.read_namespaced_pod_log(name, "default").strip() == "hello from " + name)
+out = stream(v1.connect_get_namespaced_pod_exec, name, "default", command=["sh", "-c", "echo $((40+2))"],
+             stderr=True, stdin=False, stdout=True, tty=False)
+print("exec", out.strip())
+v1.delete_namespaced_pod(name, "default")
+for _ in range(300):
+    names = [p.metadata.name for p in v1.list_namespaced_pod("default", label_selector="app=py").items
+             if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+    if len(names) == 2 and name not in names:
+        break
+    time.sleep(0.1)
+print("replaced", len(names), name not in names)
+apps.delete_namespaced_deployment("py", "default", propagation_policy="Foreground")
+"#;
+    let out = s.python(program);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "ready 2",
+        "phase Running test-node",
+        "log True",
+        "exec 42",
+        "replaced 2 True",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    s.wait_for(&["pods"], "{.items}", 60, |v| v == "[]" || v.is_empty());
+    wait_node_empty(&s);
+}

@@ -404,6 +404,19 @@ pub async fn create_object(
         let meta = meta::metadata_mut(&mut obj);
         meta::clear_server_fields(meta);
     }
+    // A built-in kind with a status is created with one, if only `{}`
+    // (kube's structs always serialize it; clients read `.status.x` at once).
+    let builtin = matches!(
+        resource.group.as_str(),
+        "" | "apps" | "batch" | "autoscaling" | "policy"
+    ) || resource.group.ends_with(".k8s.io");
+    if builtin
+        && resource.has_status()
+        && let Some(o) = obj.as_object_mut()
+        && !o.get("status").is_some_and(Value::is_object)
+    {
+        o.insert("status".to_owned(), json!({}));
+    }
     let name = meta::meta_str(&obj, "name").to_owned();
     let generate = meta::meta_str(&obj, "generateName").to_owned();
     if name.is_empty() && generate.is_empty() {
