@@ -53,7 +53,32 @@ pub(crate) struct Worker {
     warned: HashSet<String>,
     failed: Option<(String, String)>,
     post_started: HashSet<String>,
+    cache: Cache,
 }
+
+/// An attempt the worker knows of (what does not change once made).
+#[derive(Clone)]
+struct Known {
+    attempt: Attempt,
+    id: String,
+    image: String,
+    image_id: String,
+    dir: PathBuf,
+}
+
+/// What the worker remembers between passes, so that a pass reads only
+/// its own containers' state files: the sandbox (re-read every 10 s) and
+/// the attempts it knows (found by a scan of the sandbox once).
+#[derive(Default)]
+struct Cache {
+    sandbox: Option<(Sandbox, Instant)>,
+    known: Option<Vec<Known>>,
+}
+
+/// How long a cached sandbox is trusted.
+const SANDBOX_RECHECK: Duration = Duration::from_secs(10);
+/// How often a worker looks at its containers without being woken.
+const TICK: Duration = Duration::from_secs(1);
 
 /// What the engine runs for the pod.
 #[derive(Default)]
@@ -82,6 +107,7 @@ impl Worker {
             warned: HashSet::new(),
             failed: None,
             post_started: HashSet::new(),
+            cache: Cache::default(),
         }
     }
 
@@ -110,51 +136,80 @@ impl Worker {
                     // the manager is gone: the agent stops; leave the pod running
                     return;
                 },
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = tokio::time::sleep(TICK) => {}
             }
         }
     }
 
-    async fn observe(&self) -> Running {
+    async fn observe(&mut self) -> Running {
         let engine = self.shared.engine.clone();
         let name = self.key.sandbox_name();
-        blocking(move || {
+        let cache = std::mem::take(&mut self.cache);
+        let (run, cache) = blocking(move || {
+            let mut cache = cache;
             let mut r = Running::default();
-            let Ok(sb) = engine.sandbox(&name) else {
-                return r;
+            let sb = match cache.sandbox.take() {
+                Some((sb, at)) if at.elapsed() < SANDBOX_RECHECK => (sb, at),
+                _ => match engine.sandbox(&name) {
+                    Ok(sb) => (sb, Instant::now()),
+                    Err(_) => return (r, Cache::default()),
+                },
             };
-            for c in engine.sandbox_containers(&sb.id).unwrap_or_default() {
-                let Some(a) = Attempt::from_labels(&c.record.labels) else {
-                    continue;
+            let known = match cache.known.take() {
+                Some(k) => k,
+                None => engine
+                    .sandbox_containers(&sb.0.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| {
+                        Some(Known {
+                            attempt: Attempt::from_labels(&c.record.labels)?,
+                            id: c.record.id.clone(),
+                            image: c.record.image.clone(),
+                            image_id: c.record.image_id.clone(),
+                            dir: c.dir.clone(),
+                        })
+                    })
+                    .collect(),
+            };
+            let mut keep = Vec::with_capacity(known.len());
+            for k in known {
+                let Ok(st) = engine.container_state(&k.id) else {
+                    continue; // removed
                 };
                 let message =
-                    std::fs::read_to_string(termination_log_of(&c.dir)).unwrap_or_default();
+                    std::fs::read_to_string(termination_log_of(&k.dir)).unwrap_or_default();
                 r.attempts
-                    .entry(a.container.clone())
+                    .entry(k.attempt.container.clone())
                     .or_default()
                     .push(AttemptState {
-                        attempt: a.attempt,
-                        kind: a.kind,
-                        id: c.record.id.clone(),
-                        status: c.state.status,
-                        exit_code: c.state.exit_code,
-                        started_at: c.state.started_at.clone(),
-                        finished_at: c.state.finished_at.clone(),
-                        oom_killed: c.state.oom_killed,
-                        error: c.state.error.clone(),
-                        image: c.record.image.clone(),
-                        image_id: c.record.image_id.clone(),
+                        attempt: k.attempt.attempt,
+                        kind: k.attempt.kind,
+                        id: k.id.clone(),
+                        status: st.status,
+                        exit_code: st.exit_code,
+                        started_at: st.started_at.clone(),
+                        finished_at: st.finished_at.clone(),
+                        oom_killed: st.oom_killed,
+                        error: st.error.clone(),
+                        image: k.image.clone(),
+                        image_id: k.image_id.clone(),
                         message: message.chars().take(4096).collect(),
                     });
+                keep.push(k);
             }
             for v in r.attempts.values_mut() {
                 v.sort_by_key(|a| a.attempt);
             }
-            r.sandbox = Some(sb);
-            r
+            r.sandbox = Some(sb.0.clone());
+            cache.sandbox = Some(sb);
+            cache.known = Some(keep);
+            (r, cache)
         })
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+        self.cache = cache;
+        run
     }
 
     async fn event(&mut self, pod: &Pod, type_warning: bool, reason: &str, note: String) {
@@ -205,6 +260,7 @@ impl Worker {
                 let engine = self.shared.engine.clone();
                 let id = sb.id.clone();
                 let _ = blocking(move || engine.stop_sandbox(&id, Some(0))).await;
+                self.cache = Cache::default();
             }
             return Ok(false);
         }
@@ -245,6 +301,7 @@ impl Worker {
                     let engine = self.shared.engine.clone();
                     let id = old.id.clone();
                     let _ = blocking(move || engine.remove_sandbox(&id)).await;
+                    self.cache = Cache::default();
                 }
                 let sspec =
                     translate::sandbox_spec(pod, &self.shared.cfg.node_name, &self.shared.dns)
@@ -259,6 +316,10 @@ impl Worker {
                 {
                     Ok(Ok(sb)) => {
                         self.warned.remove("FailedCreatePodSandBox");
+                        self.cache = Cache {
+                            sandbox: Some((sb.clone(), Instant::now())),
+                            known: Some(Vec::new()),
+                        };
                         run = Running {
                             sandbox: Some(sb.clone()),
                             attempts: BTreeMap::new(),
@@ -461,19 +522,40 @@ impl Worker {
             }
         };
         let engine = self.shared.engine.clone();
-        let created = blocking(move || -> Result<String, String> {
+        let attempt_of = Attempt {
+            container: c.name.clone(),
+            kind,
+            attempt,
+        };
+        let created = blocking(move || -> Result<Known, String> {
             let made = engine.create(&cspec).map_err(|e| e.to_string())?;
             // the termination-message file, by the container's directory
             let _ = std::fs::write(
                 termination_link(&engine, &made.id),
                 tlog.to_string_lossy().as_bytes(),
             );
-            Ok(made.id)
+            let c = engine.container(&made.id).map_err(|e| e.to_string())?;
+            Ok(Known {
+                attempt: attempt_of,
+                id: made.id,
+                image: c.record.image,
+                image_id: c.record.image_id,
+                dir: c.dir,
+            })
         })
         .await
         .and_then(|r| r);
         let id = match created {
-            Ok(id) => id,
+            Ok(k) => {
+                let id = k.id.clone();
+                if let Some(known) = self.cache.known.as_mut() {
+                    known.push(k);
+                } else {
+                    // not scanned yet: the next pass scans the sandbox
+                    self.cache.sandbox = None;
+                }
+                id
+            }
             Err(e) => {
                 self.waiting
                     .insert(c.name.clone(), ("CreateContainerError".into(), e.clone()));
@@ -584,22 +666,23 @@ impl Worker {
             self.backoff.remove(&c.name);
         }
         // keep the previous attempt (logs -p); remove older ones
-        let engine = self.shared.engine.clone();
-        let key = self.key.clone();
-        let name = c.name.clone();
-        let keep = last.attempt;
-        let _ = blocking(move || {
-            for old in engine.list() {
-                if PodKey::from_labels(&old.record.labels).as_ref() == Some(&key)
-                    && let Some(a) = Attempt::from_labels(&old.record.labels)
-                    && a.container == name
-                    && a.attempt < keep
-                {
-                    let _ = engine.remove(&old.record.id, true, false);
+        let old: Vec<String> = self
+            .cache
+            .known
+            .iter()
+            .flatten()
+            .filter(|k| k.attempt.container == c.name && k.attempt.attempt < last.attempt)
+            .map(|k| k.id.clone())
+            .collect();
+        if !old.is_empty() {
+            let engine = self.shared.engine.clone();
+            let _ = blocking(move || {
+                for id in old {
+                    let _ = engine.remove(&id, true, false);
                 }
-            }
-        })
-        .await;
+            })
+            .await;
+        }
         self.probes.remove(&c.name);
         self.post_started.remove(&c.name);
         self.start(pod, c, kind, last.attempt + 1, sandbox).await;

@@ -46,6 +46,21 @@ impl Engine {
         self.container_with(key, &nets)
     }
 
+    /// A container's state alone, by full id (no record, networks or
+    /// execs read): what a poller needs. A container whose monitor died is
+    /// recorded as exited first, as [`Engine::container`] does.
+    pub fn container_state(&self, id: &str) -> Result<State> {
+        let state = self.store.state_raw(id)?;
+        if matches!(
+            state.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) && !state.monitor_alive()
+        {
+            return self.bury(id);
+        }
+        Ok(state)
+    }
+
     /// The bridge networks by id and name (id → (name, default)).
     fn network_index(&self) -> BTreeMap<String, (String, bool)> {
         let mut m = BTreeMap::new();
