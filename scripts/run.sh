@@ -82,6 +82,7 @@ if command -v kubectl >/dev/null; then
 	kubectl wait --for=condition=Ready node --all --timeout=30s
 	kubectl get nodes -o wide
 	echo "== SparklingSoDA: the same analysis environment for each of three members (examples/sparklingsoda.yaml)"
+	"$berth" tag "$name" demo/busybox:latest # the example's image, already on this node
 	kubectl apply -f examples/sparklingsoda.yaml
 	kubectl -n sparklingsoda rollout status statefulset/workspace --timeout=120s
 	kubectl -n sparklingsoda get pods,pvc -o wide
