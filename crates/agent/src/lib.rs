@@ -107,13 +107,22 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// Pulls `image` (the node's registry settings); returns its size.
-pub(crate) fn pull(engine: &Engine, image: &str) -> Result<u64, String> {
+/// `docker_config`: a Docker config file with the pod's pull secrets'
+/// credentials (`None`: the node's own).
+pub(crate) fn pull(
+    engine: &Engine,
+    image: &str,
+    docker_config: Option<PathBuf>,
+) -> Result<u64, String> {
     struct Quiet;
     impl berth_image::registry::Progress for Quiet {
         fn layer(&self, _: &str, _: berth_image::registry::Status) {}
         fn message(&self, _: &str) {}
     }
-    let settings = berth_image::config::Settings::load().map_err(|e| e.to_string())?;
+    let mut settings = berth_image::config::Settings::load().map_err(|e| e.to_string())?;
+    if docker_config.is_some() {
+        settings.registry.docker_config = docker_config;
+    }
     let client = berth_image::registry::Client::new(settings.registry);
     let r = berth_types::Reference::parse(image).map_err(|e| e.to_string())?;
     let pulled = engine
@@ -197,6 +206,71 @@ impl Shared {
             s.secrets.insert(name, v);
         }
         s
+    }
+
+    /// The pod's `imagePullSecrets` as one Docker config file (their
+    /// `auths` merged) under the pod's directory, 0600; `Ok(None)` when the
+    /// pod names none. A secret that is missing or of another type is
+    /// reported as the kubelet does (the pull is tried without it).
+    pub(crate) async fn pull_config(&self, pod: &Pod) -> (Option<PathBuf>, Vec<String>) {
+        let names: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.image_pull_secrets.iter().flatten())
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return (None, Vec::new());
+        }
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let mut auths = serde_json::Map::new();
+        let mut missing = Vec::new();
+        for name in names {
+            let secret = api.get_opt(&name).await.ok().flatten();
+            let data = secret.as_ref().and_then(|s| s.data.as_ref());
+            let parsed = data
+                .and_then(|d| d.get(".dockerconfigjson"))
+                .and_then(|v| serde_json::from_slice::<serde_json::Value>(&v.0).ok())
+                .and_then(|v| v.get("auths").and_then(|a| a.as_object().cloned()))
+                .or_else(|| {
+                    data.and_then(|d| d.get(".dockercfg"))
+                        .and_then(|v| serde_json::from_slice::<serde_json::Value>(&v.0).ok())
+                        .and_then(|v| v.as_object().cloned())
+                });
+            match parsed {
+                Some(a) => auths.extend(a),
+                None => missing.push(name),
+            }
+        }
+        if auths.is_empty() {
+            return (None, missing);
+        }
+        let dir = volumes::pod_dir(
+            &self.cfg.root,
+            pod.metadata.uid.as_deref().unwrap_or("none"),
+        );
+        let path = dir.join("pull-config.json");
+        let body = serde_json::json!({"auths": auths}).to_string();
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(body.as_bytes())
+        });
+        match written {
+            Ok(()) => (Some(path), missing),
+            Err(e) => {
+                tracing::warn!(error = %e, "write the pod's pull credentials");
+                (None, missing)
+            }
+        }
     }
 
     /// The host paths of the pod's bound PersistentVolumeClaims.

@@ -734,10 +734,27 @@ impl Worker {
         }
         self.event(pod, false, "Pulling", format!("Pulling image \"{image}\""))
             .await;
+        let (config, missing) = self.shared.pull_config(pod).await;
+        if !missing.is_empty()
+            && self
+                .warned
+                .insert(format!("pullsecrets/{}", missing.join(",")))
+        {
+            self.event(
+                pod,
+                true,
+                "FailedToRetrieveImagePullSecret",
+                format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                ),
+            )
+            .await;
+        }
         let t0 = Instant::now();
         let engine = self.shared.engine.clone();
         let name = image.clone();
-        let pulled = blocking(move || crate::pull(&engine, &name))
+        let pulled = blocking(move || crate::pull(&engine, &name, config))
             .await
             .and_then(|r| r);
         match pulled {

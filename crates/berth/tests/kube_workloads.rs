@@ -1097,3 +1097,115 @@ apps.delete_namespaced_deployment("py", "default", propagation_policy="Foregroun
     s.wait_for(&["pods"], "{.items}", 60, |v| v == "[]" || v.is_empty());
     wait_node_empty(&s);
 }
+
+#[test]
+fn image_pull_secrets_reach_a_private_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    let Ok(hash) = std::process::Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret"])
+        .output()
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "htpasswd is missing (apache2-utils)"
+        );
+        return;
+    };
+    let Some(reg) = berth_testutil::docker_registry(Some(&String::from_utf8_lossy(&hash.stdout)))
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "docker-registry is missing"
+        );
+        return;
+    };
+    let image = format!("{}/private/bb:1", reg.addr());
+    let server = format!("--docker-server={}", reg.addr());
+    s.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &server,
+        "--docker-username=alice",
+        "--docker-password=s3cret",
+    ]);
+    // the same credentials, as a Docker config, push the image there
+    let b64 = s.ok(&[
+        "get",
+        "secret",
+        "regcred",
+        "-o",
+        "jsonpath={.data.\\.dockerconfigjson}",
+    ]);
+    let cfg_dir = dir.path().join("docker");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let decoded = std::process::Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b64.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    std::fs::write(cfg_dir.join("config.json"), &decoded.stdout).unwrap();
+    s.berth(&["tag", "busybox:stable", &image]);
+    let push = std::process::Command::new(bin())
+        .args(["--root", &s.root.display().to_string(), "push", &image])
+        .env("DOCKER_CONFIG", &cfg_dir)
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    s.berth(&["rmi", &image]);
+    let pod = |name: &str, secret: bool| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: test-node\n  terminationGracePeriodSeconds: 0\n{}  containers: [{{name: c, image: \"{image}\", imagePullPolicy: Always, command: [sleep, \"3600\"]}}]\n",
+            if secret {
+                "  imagePullSecrets: [{name: regcred}]\n"
+            } else {
+                ""
+            }
+        )
+    };
+    s.apply(&pod("withsecret", true));
+    s.apply(&pod("nosecret", false));
+    s.wait_for(&["pod", "withsecret"], "{.status.phase}", 60, |v| {
+        v == "Running"
+    });
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=withsecret",
+        "-o",
+        "jsonpath={range .items[*]}{.reason} {end}",
+    ]);
+    assert!(
+        events.contains("Pulling") && events.contains("Pulled"),
+        "{events}"
+    );
+    let w = s.wait_for(
+        &["pod", "nosecret"],
+        "{.status.containerStatuses[0].state.waiting.reason}",
+        30,
+        |v| v == "ErrImagePull" || v == "ImagePullBackOff",
+    );
+    assert!(w == "ErrImagePull" || w == "ImagePullBackOff", "{w}");
+    s.ok(&[
+        "delete",
+        "pod",
+        "withsecret",
+        "nosecret",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    wait_node_empty(&s);
+}
