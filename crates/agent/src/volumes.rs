@@ -168,88 +168,75 @@ fn set_up_one(
         };
     }
     let mut files: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
+    let cm = |n: &str| sources.config_maps.get(n).and_then(Option::as_ref);
+    let secret = |n: &str| sources.secrets.get(n).and_then(Option::as_ref);
+    let mode_of = |m: Option<i32>| m.unwrap_or(0o644) as u32;
     if let Some(c) = &v.config_map {
-        let mode = c.default_mode.unwrap_or(0o644) as u32;
-        match sources.config_maps.get(&c.name).cloned().flatten() {
-            Some(data) => project(
-                &mut files,
-                &data,
-                c.items.as_deref(),
-                mode,
-                c.optional.unwrap_or(false),
-                "configmap",
-                &c.name,
-            )
-            .map_err(|m| err(name, m))?,
-            None if c.optional.unwrap_or(false) => {}
-            None => return Err(err(name, format!("configmap \"{}\" not found", c.name))),
-        }
+        let optional = c.optional.unwrap_or(false);
+        project(
+            &mut files,
+            cm(&c.name),
+            c.items.as_deref(),
+            mode_of(c.default_mode),
+            optional,
+            "configmap",
+            &c.name,
+        )
+        .map_err(|m| err(name, m))?;
     } else if let Some(s) = &v.secret {
-        let mode = s.default_mode.unwrap_or(0o644) as u32;
         let sname = s.secret_name.clone().unwrap_or_default();
-        match sources.secrets.get(&sname).cloned().flatten() {
-            Some(data) => project(
-                &mut files,
-                &data,
-                s.items.as_deref(),
-                mode,
-                s.optional.unwrap_or(false),
-                "secret",
-                &sname,
-            )
-            .map_err(|m| err(name, m))?,
-            None if s.optional.unwrap_or(false) => {}
-            None => return Err(err(name, format!("secret \"{sname}\" not found"))),
-        }
+        let optional = s.optional.unwrap_or(false);
+        project(
+            &mut files,
+            secret(&sname),
+            s.items.as_deref(),
+            mode_of(s.default_mode),
+            optional,
+            "secret",
+            &sname,
+        )
+        .map_err(|m| err(name, m))?;
     } else if let Some(d) = &v.downward_api {
-        let mode = d.default_mode.unwrap_or(0o644) as u32;
-        for item in d.items.iter().flatten() {
-            let value = downward_item(pod, item, node).map_err(|m| err(name, m))?;
-            let m = item.mode.map_or(mode, |m| m as u32);
-            insert_file(&mut files, &item.path, value.into_bytes(), m).map_err(|m| err(name, m))?;
-        }
+        downward_items(
+            &mut files,
+            pod,
+            d.items.as_deref(),
+            mode_of(d.default_mode),
+            node,
+        )
+        .map_err(|m| err(name, m))?;
     } else if let Some(p) = &v.projected {
-        let mode = p.default_mode.unwrap_or(0o644) as u32;
+        let mode = mode_of(p.default_mode);
         for src in p.sources.iter().flatten() {
             if let Some(c) = &src.config_map {
-                match sources.config_maps.get(&c.name).cloned().flatten() {
-                    Some(data) => project(
-                        &mut files,
-                        &data,
-                        c.items.as_deref(),
-                        mode,
-                        c.optional.unwrap_or(false),
-                        "configmap",
-                        &c.name,
-                    )
-                    .map_err(|m| err(name, m))?,
-                    None if c.optional.unwrap_or(false) => {}
-                    None => return Err(err(name, format!("configmap \"{}\" not found", c.name))),
-                }
+                let optional = c.optional.unwrap_or(false);
+                project(
+                    &mut files,
+                    cm(&c.name),
+                    c.items.as_deref(),
+                    mode,
+                    optional,
+                    "configmap",
+                    &c.name,
+                )
+                .map_err(|m| err(name, m))?;
             }
             if let Some(s) = &src.secret {
-                match sources.secrets.get(&s.name).cloned().flatten() {
-                    Some(data) => project(
-                        &mut files,
-                        &data,
-                        s.items.as_deref(),
-                        mode,
-                        s.optional.unwrap_or(false),
-                        "secret",
-                        &s.name,
-                    )
-                    .map_err(|m| err(name, m))?,
-                    None if s.optional.unwrap_or(false) => {}
-                    None => return Err(err(name, format!("secret \"{}\" not found", s.name))),
-                }
+                let optional = s.optional.unwrap_or(false);
+                project(
+                    &mut files,
+                    secret(&s.name),
+                    s.items.as_deref(),
+                    mode,
+                    optional,
+                    "secret",
+                    &s.name,
+                )
+                .map_err(|m| err(name, m))?;
             }
             if let Some(d) = &src.downward_api {
-                for item in d.items.iter().flatten() {
-                    let value = downward_item(pod, item, node).map_err(|m| err(name, m))?;
-                    let m = item.mode.map_or(mode, |m| m as u32);
-                    insert_file(&mut files, &item.path, value.into_bytes(), m)
-                        .map_err(|m| err(name, m))?;
-                }
+                downward_items(&mut files, pod, d.items.as_deref(), mode, node)
+                    .map_err(|m| err(name, m))?;
             }
             if let Some(t) = &src.service_account_token {
                 let token = tokens
@@ -259,7 +246,9 @@ fn set_up_one(
                     &mut files,
                     &t.path,
                     token.clone().into_bytes(),
-                    0o600.min(mode),
+                    // the volume's mode, as the kubelet writes it (0644 by
+                    // default: readable by a pod running as another user)
+                    mode,
                 )
                 .map_err(|m| err(name, m))?;
             }
@@ -361,15 +350,25 @@ fn insert_file(
     Ok(())
 }
 
+/// A ConfigMap's or Secret's data (`None`: it does not exist) written
+/// into `files`, all keys or the `items` chosen; kube's errors when it or
+/// a key is missing and not optional.
 fn project(
     files: &mut BTreeMap<String, (Vec<u8>, u32)>,
-    data: &BTreeMap<String, Vec<u8>>,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
     items: Option<&[KeyToPath]>,
     mode: u32,
     optional: bool,
     kind: &str,
     name: &str,
 ) -> Result<(), String> {
+    let Some(data) = data else {
+        return if optional {
+            Ok(())
+        } else {
+            Err(format!("{kind} \"{name}\" not found"))
+        };
+    };
     match items {
         None => {
             for (k, v) in data {
@@ -395,6 +394,26 @@ fn project(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The downward API's `items` written into `files`.
+fn downward_items(
+    files: &mut BTreeMap<String, (Vec<u8>, u32)>,
+    pod: &Pod,
+    items: Option<&[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]>,
+    mode: u32,
+    node: &NodeAllocatable,
+) -> Result<(), String> {
+    for item in items.into_iter().flatten() {
+        let value = downward_item(pod, item, node)?;
+        insert_file(
+            files,
+            &item.path,
+            value.into_bytes(),
+            item.mode.map_or(mode, |m| m as u32),
+        )?;
     }
     Ok(())
 }
@@ -587,6 +606,72 @@ mod tests {
         assert_eq!(fs::read(dir.join("a")).unwrap(), b"changed");
         assert!(fs::symlink_metadata(dir.join("sub")).is_err());
         assert!(!dir.join(&first).exists(), "old data removed");
+    }
+
+    #[test]
+    fn projection_of_missing_sources_and_keys() {
+        let mut files = BTreeMap::new();
+        let data = BTreeMap::from([("a".to_owned(), b"1".to_vec())]);
+        assert_eq!(
+            project(&mut files, None, None, 0o644, false, "configmap", "cm"),
+            Err("configmap \"cm\" not found".to_owned())
+        );
+        assert_eq!(
+            project(&mut files, None, None, 0o644, true, "secret", "s"),
+            Ok(())
+        );
+        let items = [KeyToPath {
+            key: "b".into(),
+            path: "x".into(),
+            mode: None,
+        }];
+        let e = project(
+            &mut files,
+            Some(&data),
+            Some(&items),
+            0o644,
+            false,
+            "secret",
+            "s",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "configuration error: key \"b\" not found in secret \"s\""
+        );
+        let items = [KeyToPath {
+            key: "a".into(),
+            path: "d/x".into(),
+            mode: Some(0o600),
+        }];
+        project(
+            &mut files,
+            Some(&data),
+            Some(&items),
+            0o644,
+            false,
+            "secret",
+            "s",
+        )
+        .unwrap();
+        assert_eq!(files.get("d/x"), Some(&(b"1".to_vec(), 0o600)));
+        let items = [KeyToPath {
+            key: "a".into(),
+            path: "../x".into(),
+            mode: None,
+        }];
+        assert!(
+            project(
+                &mut files,
+                Some(&data),
+                Some(&items),
+                0o644,
+                false,
+                "secret",
+                "s"
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -611,7 +611,7 @@ spec:
     );
     // the ServiceAccount's token, the cluster CA and the namespace are mounted
     let sa = s.ok(&["exec", "talk", "-c", "side", "--", "sh", "-c",
-        "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; head -1 /var/run/secrets/kubernetes.io/serviceaccount/ca.crt; wc -c < /var/run/secrets/kubernetes.io/serviceaccount/token"]);
+        "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; head -1 /var/run/secrets/kubernetes.io/serviceaccount/ca.crt; wc -c < /var/run/secrets/kubernetes.io/serviceaccount/token; stat -L -c %a /var/run/secrets/kubernetes.io/serviceaccount/token"]);
     let mut lines = sa.lines();
     assert_eq!(lines.next(), Some("default"), "{sa}");
     assert_eq!(lines.next(), Some("-----BEGIN CERTIFICATE-----"), "{sa}");
@@ -622,6 +622,8 @@ spec:
             .is_some_and(|n| n > 100),
         "{sa}"
     );
+    // readable by a pod running as another user, as the kubelet writes it
+    assert_eq!(lines.next(), Some("644"), "{sa}");
     // cp (tar through exec)
     let local = dir.path().join("up.txt");
     std::fs::write(&local, "copied in\n").unwrap();
