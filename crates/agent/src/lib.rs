@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod env;
+pub mod ephemeral;
 pub mod names;
 pub mod node;
 pub mod probe;

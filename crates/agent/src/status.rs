@@ -240,6 +240,7 @@ pub fn pod_status(
     pod: &Pod,
     init: &BTreeMap<String, Observed>,
     app: &BTreeMap<String, Observed>,
+    ephemeral: &BTreeMap<String, Observed>,
     facts: &PodFacts,
 ) -> PodStatus {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -266,6 +267,18 @@ pub fn pod_status(
                 &c.name,
                 c.image.as_deref().unwrap_or(""),
                 app.get(&c.name).unwrap_or(&empty),
+            )
+        })
+        .collect();
+    let ephemeral_statuses: Vec<ContainerStatus> = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .map(|c| {
+            container_status(
+                &c.name,
+                c.image.as_deref().unwrap_or(""),
+                ephemeral.get(&c.name).unwrap_or(&empty),
             )
         })
         .collect();
@@ -424,7 +437,8 @@ pub fn pod_status(
         qos_class: Some(facts.qos.clone()),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
-        ephemeral_container_statuses: old.ephemeral_container_statuses,
+        ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+            .then_some(ephemeral_statuses),
         nominated_node_name: old.nominated_node_name,
         reason,
         message,
@@ -493,7 +507,13 @@ mod tests {
                 },
             },
         );
-        let s = pod_status(&pod("Always"), &BTreeMap::new(), &app, &facts());
+        let s = pod_status(
+            &pod("Always"),
+            &BTreeMap::new(),
+            &app,
+            &BTreeMap::new(),
+            &facts(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let cs = &s.container_statuses.as_ref().unwrap()[0];
         assert_eq!(cs.restart_count, 1);
@@ -532,7 +552,13 @@ mod tests {
                     notes: Notes::default(),
                 },
             );
-            let s = pod_status(&pod(policy), &BTreeMap::new(), &app, &facts());
+            let s = pod_status(
+                &pod(policy),
+                &BTreeMap::new(),
+                &app,
+                &BTreeMap::new(),
+                &facts(),
+            );
             assert_eq!(s.phase.as_deref(), Some(phase), "{policy} {exit}");
         }
         let mut app = BTreeMap::new();
@@ -549,7 +575,13 @@ mod tests {
                 },
             },
         );
-        let s = pod_status(&pod("Always"), &BTreeMap::new(), &app, &facts());
+        let s = pod_status(
+            &pod("Always"),
+            &BTreeMap::new(),
+            &app,
+            &BTreeMap::new(),
+            &facts(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let cs = &s.container_statuses.unwrap()[0];
         assert_eq!(
@@ -578,7 +610,13 @@ mod tests {
                 },
             },
         );
-        let s = pod_status(&pod("Always"), &BTreeMap::new(), &app, &facts());
+        let s = pod_status(
+            &pod("Always"),
+            &BTreeMap::new(),
+            &app,
+            &BTreeMap::new(),
+            &facts(),
+        );
         assert_eq!(s.phase.as_deref(), Some("Pending"));
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct Worker {
     warned: HashSet<String>,
     failed: Option<(String, String)>,
     post_started: HashSet<String>,
+    /// ephemeral container → the engine id of its target container
+    ephemeral_targets: HashMap<String, String>,
     cache: Cache,
 }
 
@@ -107,6 +109,7 @@ impl Worker {
             warned: HashSet::new(),
             failed: None,
             post_started: HashSet::new(),
+            ephemeral_targets: HashMap::new(),
             cache: Cache::default(),
         }
     }
@@ -430,9 +433,45 @@ impl Worker {
                 }
             }
         }
+        self.start_ephemeral(pod, &run, &sandbox).await;
         let run = self.observe().await;
         self.report_with(pod, &run, initialized).await;
         Ok(false)
+    }
+
+    /// Starts each ephemeral container once (the kubelet never restarts
+    /// them), in the process namespace of its target when it names one.
+    async fn start_ephemeral(&mut self, pod: &Pod, run: &Running, sandbox: &Sandbox) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        for e in spec.ephemeral_containers.iter().flatten() {
+            if run.attempts.contains_key(&e.name) {
+                continue;
+            }
+            if let Some(t) = e.target_container_name.as_deref().filter(|t| !t.is_empty()) {
+                match run
+                    .attempts
+                    .get(t)
+                    .and_then(|a| a.last())
+                    .filter(|a| a.running())
+                {
+                    Some(a) => {
+                        self.ephemeral_targets.insert(e.name.clone(), a.id.clone());
+                    }
+                    None => {
+                        self.waiting.insert(
+                            e.name.clone(),
+                            (
+                                "CreateContainerError".into(),
+                                format!("target container {t:?} is not running"),
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            }
+            let c = crate::ephemeral::as_container(e);
+            self.start(pod, &c, Kind::Ephemeral, 0, sandbox).await;
+        }
     }
 
     async fn set_up_volumes(&mut self, pod: &Pod) -> Result<BTreeMap<String, Ready>, String> {
@@ -515,7 +554,14 @@ impl Worker {
             root: &self.shared.cfg.root,
         };
         let cspec = match translate::container_spec(pod, sandbox, &inputs) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                if let Some(target) = self.ephemeral_targets.get(&c.name)
+                    && s.namespaces.pid == berth_engine::config::PidMode::Private
+                {
+                    s.namespaces.pid = berth_engine::config::PidMode::Container(target.clone());
+                }
+                s
+            }
             Err(e) => {
                 self.config_error(pod, c, e.0).await;
                 return;
@@ -995,6 +1041,13 @@ impl Worker {
                 app.push((c.clone(), a.id.clone()));
             }
         }
+        for e in spec.ephemeral_containers.iter().flatten() {
+            if let Some(a) = run.attempts.get(&e.name).and_then(|v| v.last())
+                && a.running()
+            {
+                app.push((crate::ephemeral::as_container(e), a.id.clone()));
+            }
+        }
         for (c, _) in &app {
             self.event(
                 pod,
@@ -1087,6 +1140,22 @@ impl Worker {
                 },
             );
         }
+        let mut ephemeral = BTreeMap::new();
+        for e in spec.ephemeral_containers.iter().flatten() {
+            let attempts = run.attempts.get(&e.name).cloned().unwrap_or_default();
+            let running = attempts.last().is_some_and(AttemptState::running);
+            ephemeral.insert(
+                e.name.clone(),
+                Observed {
+                    attempts,
+                    notes: Notes {
+                        waiting: self.waiting.get(&e.name).cloned(),
+                        ready: false,
+                        started: running,
+                    },
+                },
+            );
+        }
         let host_network = spec.host_network.unwrap_or(false);
         let facts = PodFacts {
             host_ip: self.shared.cfg.node_ip.to_string(),
@@ -1107,7 +1176,7 @@ impl Worker {
             failed: self.failed.clone(),
             qos: translate::qos_name(translate::qos_class(&spec)).into(),
         };
-        let st = status::pod_status(pod, &init, &app, &facts);
+        let st = status::pod_status(pod, &init, &app, &ephemeral, &facts);
         let value = serde_json::to_value(&st).unwrap_or_default();
         // a report that changes nothing is not sent (timestamps of unchanged conditions are kept)
         if self.last_status.as_ref() == Some(&value) {

@@ -1211,3 +1211,111 @@ fn image_pull_secrets_reach_a_private_registry() {
     ]);
     wait_node_empty(&s);
 }
+
+#[test]
+fn kubectl_debug_adds_an_ephemeral_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: dbg}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: app
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#,
+    );
+    s.wait_for(&["pod", "dbg"], "{.status.phase}", 30, |v| v == "Running");
+    // non-interactive: the container runs once in the target's process namespace
+    let out = s.ok(&[
+        "debug",
+        "dbg",
+        "--image=busybox:stable",
+        "--target=app",
+        "-c",
+        "look",
+        "--",
+        "sh",
+        "-c",
+        "ps -o pid,args; echo done",
+    ]);
+    assert!(out.contains("Targeting container \"app\""), "{out}");
+    s.wait_for(
+        &["pod", "dbg"],
+        "{.status.ephemeralContainerStatuses[0].state.terminated.reason}",
+        30,
+        |v| v == "Completed",
+    );
+    let ps = s.ok(&["logs", "dbg", "-c", "look"]);
+    assert!(ps.contains("sleep 3600") && ps.ends_with("done\n"), "{ps}");
+    let first_pid = ps.lines().nth(1).unwrap_or("").trim().to_owned();
+    assert!(
+        first_pid.starts_with("1 ") && first_pid.ends_with("sleep 3600"),
+        "{ps}"
+    );
+    // interactive: kubectl attaches to it, stdin reaches it
+    let out = s.kubectl_in(
+        &[
+            "debug",
+            "-i",
+            "dbg",
+            "--image=busybox:stable",
+            "-c",
+            "talk",
+            "--",
+            "sh",
+        ],
+        "echo $((6*7)); exit 0\n",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("42"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = s.ok(&[
+        "get",
+        "pod",
+        "dbg",
+        "-o",
+        "jsonpath={.status.ephemeralContainerStatuses[*].name}",
+    ]);
+    assert_eq!(names, "look talk");
+    // the app container was not touched; ephemeral ones are never restarted
+    assert_eq!(
+        s.ok(&["get", "pod", "dbg", "-o", "jsonpath={.status.containerStatuses[0].restartCount} {.status.ephemeralContainerStatuses[0].restartCount}"]),
+        "0 0"
+    );
+    // what the API refuses, as kube says it
+    let err = s.fails(&[
+        "debug",
+        "dbg",
+        "--image=busybox:stable",
+        "--target=nope",
+        "-c",
+        "bad",
+        "--",
+        "true",
+    ]);
+    assert!(
+        err.contains("spec.ephemeralContainers[2].targetContainerName: Not found: \"nope\""),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "debug",
+        "dbg",
+        "--image=busybox:stable",
+        "-c",
+        "app",
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("Duplicate value: \"app\""), "{err}");
+    s.ok(&["delete", "pod", "dbg", "--wait=true"]);
+    wait_node_empty(&s);
+}

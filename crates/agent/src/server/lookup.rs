@@ -5,16 +5,9 @@
 
 use berth_engine::{Container, PodRuntime};
 
-/// Label: the pod's name.
-pub const POD_NAME: &str = "io.kubernetes.pod.name";
-/// Label: the pod's namespace.
-pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-/// Label: the pod's uid.
-pub const POD_UID: &str = "io.kubernetes.pod.uid";
-/// Label: the container's name in the pod.
-pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
-/// Label: the attempt (0 first).
-pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+pub use crate::names::{
+    CONTAINER_ATTEMPT as RESTART_COUNT, CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID,
+};
 
 /// A container of a pod, as asked for in a path.
 #[derive(Clone, Debug, PartialEq, Eq)]

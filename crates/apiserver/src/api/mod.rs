@@ -3,6 +3,7 @@
 //! authorization, then the verb handlers.
 
 mod discovery;
+mod ephemeral;
 mod eviction;
 pub mod node_proxy;
 pub mod objects;

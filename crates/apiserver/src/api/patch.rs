@@ -61,6 +61,33 @@ fn meta_for(target: &Target) -> Box<dyn p::PatchMeta + Send + Sync> {
         .unwrap_or_else(|| Box::new(p::NoMeta))
 }
 
+/// `current` with the PATCH request's body applied (JSON, merge or
+/// strategic); for subresources that take part of the result.
+pub(super) fn patched(
+    target: &Target,
+    ctx: &Ctx,
+    current: &Value,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let kind = kind(ctx)?;
+    let patch: Value = crate::decode::parse_body(body, "application/json")?;
+    let name = match kind {
+        Kind::Json => "json",
+        Kind::Merge => "merge",
+        Kind::Strategic => "strategic",
+        Kind::Apply => {
+            return Err(ApiError::not_supported_yet(&format!(
+                "server-side apply to {}/{}",
+                target.resource.plural, target.subresource
+            )));
+        }
+    };
+    if kind != Kind::Json && !patch.is_object() {
+        return Err(ApiError::bad_request("the patch must be a JSON object"));
+    }
+    apply_patch(target, ctx, current, &patch, name)
+}
+
 /// Applies a patch of `kind` to `current`.
 pub fn apply_patch(
     target: &Target,

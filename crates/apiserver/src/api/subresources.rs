@@ -26,33 +26,20 @@ pub async fn serve(
         "binding" => binding(api, target, ctx, body).await,
         "eviction" => super::eviction::evict(api, &main(target), ctx, body).await,
         "token" => token(api, target, ctx, body).await,
-        "finalize" | "ephemeralcontainers" => {
+        "ephemeralcontainers" => ephemeral_containers(api, target, ctx, verb, body).await,
+        "finalize" => {
             // Like status: the named part changes, nothing else.
-            let field = if target.subresource == "finalize" {
-                "spec"
-            } else {
-                "ephemeralContainers"
-            };
             let new = body_json(body, &ctx.headers)?;
             let (stored, _) = update_object(api, &main(target), ctx, None, |current| {
                 let mut next = current.clone();
-                if field == "spec" {
-                    next["spec"]["finalizers"] = new
-                        .pointer("/spec/finalizers")
-                        .cloned()
-                        .unwrap_or(json!([]));
-                } else {
-                    next["spec"]["ephemeralContainers"] = new
-                        .pointer("/spec/ephemeralContainers")
-                        .cloned()
-                        .unwrap_or(json!([]));
-                }
+                next["spec"]["finalizers"] = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
                 Ok(next)
             })
             .await?;
-            if target.subresource == "finalize" {
-                finish_namespace(api, target, &stored).await?;
-            }
+            finish_namespace(api, target, &stored).await?;
             render_one(api, target, ctx, stored, 200)
         }
         // Served by the node's kubelet through node_proxy before this.
@@ -62,6 +49,38 @@ pub async fn serve(
         ))),
         other => Err(ApiError::no_route(other)),
     }
+}
+
+/// `pods/ephemeralcontainers`: read the pod, or change its ephemeral
+/// containers (by a whole pod or a patch of one) and nothing else.
+async fn ephemeral_containers(
+    api: &Api,
+    target: &Target,
+    ctx: &Ctx,
+    verb: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    if verb == "get" {
+        return super::objects::get(api, &main(target), ctx).await;
+    }
+    let whole = if verb == "patch" {
+        None
+    } else {
+        Some(body_json(body, &ctx.headers)?)
+    };
+    let (stored, _) = update_object(api, &main(target), ctx, None, |current| {
+        let wanted = match &whole {
+            Some(pod) => pod.clone(),
+            None => super::patch::patched(target, ctx, current, body)?,
+        };
+        let list = wanted
+            .pointer("/spec/ephemeralContainers")
+            .cloned()
+            .unwrap_or(Value::Null);
+        super::ephemeral::next_pod(current, list)
+    })
+    .await?;
+    render_one(api, target, ctx, stored, 200)
 }
 
 /// The target without its subresource.
