@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use berth_engine::Engine;
 use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod grpc;
+mod http;
 
 /// One probe's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,13 +74,13 @@ pub async fn run(engine: &Arc<Engine>, probe: &Probe, t: &Target) -> Outcome {
             .flatten()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        if h.scheme.as_deref() == Some("HTTPS") {
-            return Outcome::Failure("not supported yet: HTTPS probes".into());
-        }
-        return match tokio::time::timeout(timeout, http_get(&host, port, &path, &headers)).await {
+        let tls = h.scheme.as_deref() == Some("HTTPS");
+        let scheme = if tls { "https" } else { "http" };
+        let get = http::get(tls, &host, port, &path, &headers);
+        return match tokio::time::timeout(timeout, get).await {
             Ok(r) => r,
             Err(_) => Outcome::Failure(format!(
-                "Get \"http://{host}:{port}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                "Get \"{scheme}://{host}:{port}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
             )),
         };
     }
@@ -99,46 +101,14 @@ pub async fn run(engine: &Arc<Engine>, probe: &Probe, t: &Target) -> Outcome {
             Err(_) => Outcome::Failure(format!("dial tcp {addr}: i/o timeout")),
         };
     }
-    if probe.grpc.is_some() {
-        return Outcome::Failure("not supported yet: gRPC probes".into());
+    if let Some(g) = &probe.grpc {
+        let Ok(port) = u16::try_from(g.port) else {
+            return Outcome::Failure(format!("invalid port number: {}", g.port));
+        };
+        let service = g.service.clone().unwrap_or_default();
+        return grpc::check(&t.ip, port, &service, timeout).await;
     }
     Outcome::Failure("probe has no handler".into())
-}
-
-async fn http_get(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> Outcome {
-    let addr = format!("{host}:{port}");
-    let url = format!("http://{addr}{path}");
-    let mut s = match tokio::net::TcpStream::connect(&addr).await {
-        Ok(s) => s,
-        Err(e) => return Outcome::Failure(format!("Get \"{url}\": dial tcp {addr}: connect: {e}")),
-    };
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    if let Err(e) = s.write_all(req.as_bytes()).await {
-        return Outcome::Failure(format!("Get \"{url}\": {e}"));
-    }
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    // the status line is enough
-    while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 8192 {
-        match s.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Outcome::Failure(format!("Get \"{url}\": {e}")),
-        }
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let code: Option<u16> = line.split_whitespace().nth(1).and_then(|c| c.parse().ok());
-    match code {
-        Some(c) if (200..400).contains(&c) => Outcome::Success,
-        Some(c) => Outcome::Failure(format!("HTTP probe failed with statuscode: {c}")),
-        None => Outcome::Failure(format!("Get \"{url}\": malformed HTTP response")),
-    }
 }
 
 async fn exec(engine: &Arc<Engine>, cmd: Vec<String>, t: &Target, timeout: Duration) -> Outcome {
