@@ -18,6 +18,7 @@
 
 pub mod env;
 pub mod ephemeral;
+pub mod eviction;
 pub mod names;
 pub mod node;
 pub mod probe;
@@ -69,6 +70,8 @@ pub struct Config {
     /// The kubelet API's TLS material (`None`: no kubelet API, so no logs,
     /// exec or port-forward through the API server).
     pub kubelet_tls: Option<server::ServerTls>,
+    /// Eviction thresholds.
+    pub eviction: eviction::Config,
 }
 
 /// Errors that stop the agent.
@@ -96,6 +99,10 @@ pub(crate) struct Shared {
     /// ServiceAccount tokens by (pod uid, path), with when they were issued
     /// and their lifetime: renewed at 80 % of it, as the kubelet does.
     pub(crate) tokens: std::sync::Mutex<TokenCache>,
+    /// The node's pressure conditions (the eviction manager's).
+    pub(crate) pressure: std::sync::RwLock<eviction::NodePressure>,
+    /// Pods to evict (uid → the kubelet's message), taken by their workers.
+    pub(crate) evictions: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// Runs blocking engine work off the async threads.
@@ -409,22 +416,6 @@ pub async fn run(
     if let Some(r) = ready {
         let _ = r.send(());
     }
-    tokio::spawn({
-        let client = client.clone();
-        let cfg = cfg.clone();
-        let engine = engine.clone();
-        async move {
-            loop {
-                tokio::time::sleep(node::LEASE_RENEW).await;
-                if let Err(e) = node::renew_lease(&client, &cfg, node_uid.as_deref()).await {
-                    tracing::warn!(error = %e, "lease renewal failed");
-                }
-                if let Err(e) = node::heartbeat(&client, &cfg, &engine).await {
-                    tracing::warn!(error = %e, "node status update failed");
-                }
-            }
-        }
-    });
     let shared = Arc::new(Shared {
         recorder: Recorder::new(
             client.clone(),
@@ -446,7 +437,26 @@ pub async fn run(
         engine,
         cfg,
         tokens: std::sync::Mutex::new(HashMap::new()),
+        pressure: std::sync::RwLock::new(eviction::NodePressure::default()),
+        evictions: std::sync::Mutex::new(HashMap::new()),
     });
+    tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            loop {
+                tokio::time::sleep(node::LEASE_RENEW).await;
+                let (client, cfg) = (&shared.client, &shared.cfg);
+                if let Err(e) = node::renew_lease(client, cfg, node_uid.as_deref()).await {
+                    tracing::warn!(error = %e, "lease renewal failed");
+                }
+                let pressure = *shared.pressure.read().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = node::heartbeat(client, cfg, &shared.engine, &pressure).await {
+                    tracing::warn!(error = %e, "node status update failed");
+                }
+            }
+        }
+    });
+    tokio::spawn(eviction::manager::run(shared.clone()));
     run_pods(shared).await
 }
 

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference, 
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::Config;
+use crate::eviction::NodePressure;
 
 /// How often the lease is renewed (the kubelet's default).
 pub const LEASE_RENEW: Duration = Duration::from_secs(10);
@@ -86,27 +87,54 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str) -> NodeCond
     }
 }
 
-/// The node's conditions as the kubelet reports a healthy node.
-pub fn conditions() -> Vec<NodeCondition> {
+/// The node's conditions as the kubelet reports them under `pressure`.
+pub fn conditions(pressure: &NodePressure) -> Vec<NodeCondition> {
     vec![
-        condition(
-            "MemoryPressure",
-            "False",
-            "KubeletHasSufficientMemory",
-            "kubelet has sufficient memory available",
-        ),
-        condition(
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-        ),
-        condition(
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-        ),
+        if pressure.memory {
+            condition(
+                "MemoryPressure",
+                "True",
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+            )
+        } else {
+            condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            )
+        },
+        if pressure.disk {
+            condition(
+                "DiskPressure",
+                "True",
+                "KubeletHasDiskPressure",
+                "kubelet has disk pressure",
+            )
+        } else {
+            condition(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            )
+        },
+        if pressure.pid {
+            condition(
+                "PIDPressure",
+                "True",
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available",
+            )
+        } else {
+            condition(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            )
+        },
         condition(
             "Ready",
             "True",
@@ -170,7 +198,7 @@ pub fn node_object(cfg: &Config, engine: &berth_engine::Engine) -> Node {
         status: Some(NodeStatus {
             capacity: Some(resources.clone()),
             allocatable: Some(resources),
-            conditions: Some(conditions()),
+            conditions: Some(conditions(&NodePressure::default())),
             addresses: Some(vec![
                 NodeAddress {
                     type_: "InternalIP".into(),
@@ -251,6 +279,7 @@ pub async fn heartbeat(
     client: &kube::Client,
     cfg: &Config,
     engine: &berth_engine::Engine,
+    pressure: &NodePressure,
 ) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let current = nodes.get(&cfg.node_name).await?;
@@ -258,7 +287,7 @@ pub async fn heartbeat(
         .status
         .and_then(|s| s.conditions)
         .unwrap_or_default();
-    let conds: Vec<NodeCondition> = conditions()
+    let conds: Vec<NodeCondition> = conditions(pressure)
         .into_iter()
         .map(|mut c| {
             if let Some(prev) = old.iter().find(|o| o.type_ == c.type_)

@@ -212,8 +212,12 @@ pub struct PodFacts {
     pub sandbox_ready: bool,
     /// Every init container has completed (sidecars: started).
     pub initialized: bool,
-    /// The pod failed for good (restartPolicy Never / OnFailure init).
+    /// The pod failed for good (restartPolicy Never / OnFailure init,
+    /// evicted, refused).
     pub failed: Option<(String, String)>,
+    /// The kubelet ends the pod (eviction): the DisruptionTarget
+    /// condition's message.
+    pub disruption: Option<String>,
     /// QoS class name.
     pub qos: String,
 }
@@ -410,6 +414,16 @@ pub fn pod_status(
             "containers with incomplete status: [{}]",
             names.join(" ")
         ));
+    }
+    if let Some(m) = &facts.disruption {
+        let mut c = cond(
+            "DisruptionTarget",
+            true,
+            Some("TerminationByKubelet"),
+            &old_conds,
+        );
+        c.message = Some(m.clone());
+        conditions.push(c);
     }
     // keep the conditions others own (PodScheduled, readiness gates, DisruptionTarget)
     for c in &old_conds {

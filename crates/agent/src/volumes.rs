@@ -541,17 +541,27 @@ fn count_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Unmounts and removes a pod's volume directories (not hostPath or
-/// persistent volumes, which live elsewhere).
-pub fn tear_down(root: &Path, uid: &str) -> io::Result<()> {
-    let dir = pod_dir(root, uid);
-    let vols = dir.join("volumes");
+/// Removes a pod's volumes (a finished pod's: its emptyDirs free their
+/// space; PersistentVolumes and host paths live elsewhere and stay).
+pub fn tear_down_volumes(root: &Path, uid: &str) -> io::Result<()> {
+    let vols = pod_dir(root, uid).join("volumes");
     if let Ok(rd) = fs::read_dir(&vols) {
         for e in rd.flatten() {
             // a Memory emptyDir is a tmpfs: unmount before removing
             let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
         }
     }
+    match fs::remove_dir_all(&vols) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Unmounts and removes a pod's volume directories (not hostPath or
+/// persistent volumes, which live elsewhere).
+pub fn tear_down(root: &Path, uid: &str) -> io::Result<()> {
+    let dir = pod_dir(root, uid);
+    tear_down_volumes(root, uid)?;
     match fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

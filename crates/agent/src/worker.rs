@@ -55,6 +55,13 @@ pub(crate) struct Worker {
     post_started: HashSet<String>,
     /// ephemeral container → the engine id of its target container
     ephemeral_targets: HashMap<String, String>,
+    /// Evicted under node pressure: the kubelet's message
+    /// (the DisruptionTarget condition's).
+    evicted: Option<String>,
+    /// Passed the node's admission (pressure) once.
+    admitted: bool,
+    /// A finished pod's volumes are gone.
+    volumes_torn_down: bool,
     cache: Cache,
 }
 
@@ -110,6 +117,9 @@ impl Worker {
             failed: None,
             post_started: HashSet::new(),
             ephemeral_targets: HashMap::new(),
+            evicted: None,
+            admitted: false,
+            volumes_torn_down: false,
             cache: Cache::default(),
         }
     }
@@ -254,9 +264,23 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
+        let evict = self
+            .shared
+            .evictions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key.uid);
+        if let Some(message) = evict {
+            self.evict(pod, message).await;
+        }
         let mut run = self.observe().await;
-        if phase == "Succeeded" || phase == "Failed" {
-            // finished: nothing runs any more; the sandbox gives its address back
+        let failed_here = self
+            .failed
+            .as_ref()
+            .is_some_and(|(reason, _)| reason == "Evicted");
+        if phase == "Succeeded" || phase == "Failed" || failed_here {
+            // finished: nothing runs any more; the sandbox gives its
+            // address back, the volumes go (emptyDirs free their space)
             if let Some(sb) = &run.sandbox
                 && sb.state == SandboxState::Ready
             {
@@ -265,7 +289,44 @@ impl Worker {
                 let _ = blocking(move || engine.stop_sandbox(&id, Some(0))).await;
                 self.cache = Cache::default();
             }
+            if !self.volumes_torn_down {
+                let root = self.shared.cfg.root.clone();
+                let uid = self.key.uid.clone();
+                match blocking(move || volumes::tear_down_volumes(&root, &uid)).await {
+                    Ok(Err(e)) => {
+                        tracing::warn!(pod = %self.key.name, error = %e, "remove a finished pod's volumes")
+                    }
+                    _ => self.volumes_torn_down = true,
+                }
+                self.volumes = None;
+            }
+            if failed_here {
+                let run = self.observe().await;
+                self.report(pod, &run).await;
+            }
             return Ok(false);
+        }
+        // the node's admission: a node under pressure refuses new pods
+        if !self.admitted && run.sandbox.is_none() {
+            let never_ran = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_none_or(|c| c.iter().all(|c| c.container_id.is_none()));
+            let pressure = *self
+                .shared
+                .pressure
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            let best_effort =
+                translate::qos_class(&spec) == berth_engine::sandbox::QosClass::BestEffort;
+            if never_ran && let Err(m) = crate::eviction::admit(pod, &pressure, best_effort) {
+                self.event(pod, true, "Evicted", m.clone()).await;
+                self.failed = Some(("Evicted".into(), format!("Pod was rejected: {m}")));
+                self.report(pod, &run).await;
+                return Ok(false);
+            }
+            self.admitted = true;
         }
         // volumes (again every 10 s: ConfigMap and Secret updates are swapped in)
         let refresh = self
@@ -437,6 +498,15 @@ impl Worker {
         let run = self.observe().await;
         self.report_with(pod, &run, initialized).await;
         Ok(false)
+    }
+
+    /// Evicts the pod under node pressure: its containers stop (1 s, a
+    /// hard threshold's grace) and it fails with reason Evicted.
+    async fn evict(&mut self, pod: &Pod, message: String) {
+        self.event(pod, true, "Evicted", message.clone()).await;
+        self.kill_all(pod, 1).await;
+        self.failed = Some(("Evicted".into(), message.clone()));
+        self.evicted = Some(message);
     }
 
     /// Starts each ephemeral container once (the kubelet never restarts
@@ -1174,6 +1244,7 @@ impl Worker {
                 .is_some_and(|s| s.state == SandboxState::Ready),
             initialized,
             failed: self.failed.clone(),
+            disruption: self.evicted.clone(),
             qos: translate::qos_name(translate::qos_class(&spec)).into(),
         };
         let st = status::pod_status(pod, &init, &app, &ephemeral, &facts);

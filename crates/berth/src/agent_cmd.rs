@@ -25,6 +25,17 @@ pub struct NodeArgs {
     /// Extra node labels (key=value, repeatable).
     #[arg(long = "node-label")]
     pub node_label: Vec<String>,
+    /// Hard eviction thresholds, the kubelet's syntax
+    /// (`memory.available<100Mi,nodefs.available<10%`; empty: none).
+    #[arg(
+        long,
+        default_value = "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%"
+    )]
+    pub eviction_hard: String,
+    /// How long a pressure condition stays after the node recovered (a Go
+    /// duration).
+    #[arg(long, default_value = "5m0s")]
+    pub eviction_pressure_transition_period: String,
 }
 
 /// `berth agent` flags (k3s agent's names).
@@ -74,6 +85,18 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
             .with_context(|| format!("invalid --node-label {l:?}: key=value"))?;
         labels.insert(k.to_owned(), v.to_owned());
     }
+    let hard = berth_agent::eviction::thresholds::parse(&n.eviction_hard)
+        .map_err(|e| anyhow::anyhow!("invalid --eviction-hard: {e}"))?;
+    let transition = berth_types::time::parse_go_duration(&n.eviction_pressure_transition_period)
+        .ok()
+        .and_then(|ns| u64::try_from(ns).ok())
+        .map(std::time::Duration::from_nanos)
+        .with_context(|| {
+            format!(
+                "invalid --eviction-pressure-transition-period {:?}: a non-negative duration such as 5m0s",
+                n.eviction_pressure_transition_period
+            )
+        })?;
     let pod_cidr = berth_net::NetConfig::load(root)
         .map(|c| c.default_subnet.to_string())
         .ok();
@@ -85,6 +108,7 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
         pod_cidr,
         labels,
         kubelet_tls: None,
+        eviction: berth_agent::eviction::Config { hard, transition },
     })
 }
 

@@ -1319,3 +1319,138 @@ spec:
     s.ok(&["delete", "pod", "dbg", "--wait=true"]);
     wait_node_empty(&s);
 }
+
+/// Unmounts a test's tmpfs when dropped (after the server that used it).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn disk_pressure_evicts_the_pod_that_fills_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    if !root_or_skip("kube_workloads") || !have_kubectl() {
+        return;
+    }
+    // the node's root on a filesystem of its own, small enough to fill
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=640m", "tmpfs"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let _tmpfs = Tmpfs(root.clone());
+    let s = KubeServer::start_node(
+        bin(),
+        dir.path(),
+        &[
+            "--eviction-hard",
+            "nodefs.available<300Mi",
+            "--eviction-pressure-transition-period",
+            "0s",
+        ],
+    );
+    s.wait_for(
+        &["node", "test-node"],
+        "{.status.conditions[?(@.type==\"DiskPressure\")].status}",
+        30,
+        |v| v == "False",
+    );
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: calm}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: calm
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    resources: {requests: {ephemeral-storage: 50Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: hog
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "dd if=/dev/zero of=/data/fill bs=1M count=400; sleep 3600"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    emptyDir: {}
+"#,
+    );
+    // the node reports the pressure, the controller taints it
+    s.wait_for(
+        &["node", "test-node"],
+        "{.status.conditions[?(@.type==\"DiskPressure\")].reason}",
+        60,
+        |v| v == "KubeletHasDiskPressure",
+    );
+    // the pod using more than it asked for goes, as the kubelet words it
+    s.wait_for(&["pod", "hog"], "{.status.phase}", 60, |v| v == "Failed");
+    assert_eq!(
+        s.ok(&["get", "pod", "hog", "-o", "jsonpath={.status.reason}"]),
+        "Evicted"
+    );
+    let message = s.ok(&["get", "pod", "hog", "-o", "jsonpath={.status.message}"]);
+    assert!(
+        message.starts_with("The node was low on resource: ephemeral-storage. Threshold quantity: 300Mi, available: ")
+            && message.contains("Container hog was using ")
+            && message.contains(", request is 0, has larger consumption of ephemeral-storage. "),
+        "{message}"
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "pod",
+            "hog",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"DisruptionTarget\")].reason}"
+        ]),
+        "TerminationByKubelet"
+    );
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=hog,reason=Evicted",
+        "-o",
+        "jsonpath={.items[*].type}",
+    ]);
+    assert_eq!(events, "Warning");
+    // its emptyDir is gone, the pressure with it; the other pod never stopped
+    s.wait_for(
+        &["node", "test-node"],
+        "{.status.conditions[?(@.type==\"DiskPressure\")].status}",
+        60,
+        |v| v == "False",
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "pod",
+            "calm",
+            "-o",
+            "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount}"
+        ]),
+        "Running 0"
+    );
+    s.ok(&["delete", "pod", "calm", "hog", "--wait=true"]);
+    wait_node_empty(&s);
+    drop(s);
+}

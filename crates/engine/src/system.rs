@@ -6,23 +6,37 @@ use std::path::Path;
 
 use crate::run::{Engine, Result};
 
-/// Bytes under a directory (not following links; hard links counted once
-/// per name).
+/// Bytes of the files under `p` (not following links).
 pub fn dir_size(p: &Path) -> u64 {
-    let mut total = 0;
+    disk_usage(p).0
+}
+
+/// Bytes and inodes used under `p`, staying on its filesystem (what is
+/// mounted below, a tmpfs say, is not counted) and not following links.
+pub fn disk_usage(p: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = p.symlink_metadata() else {
+        return (0, 0);
+    };
+    let dev = top.dev();
+    let (mut bytes, mut inodes) = (0, 0);
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             if let Ok(m) = e.path().symlink_metadata() {
+                if m.dev() != dev {
+                    continue;
+                }
+                inodes += 1;
                 if m.is_dir() {
                     stack.push(e.path());
                 } else {
-                    total += m.len();
+                    bytes += m.len();
                 }
             }
         }
     }
-    total
+    (bytes, inodes)
 }
 
 /// One container's line in `system df`.

@@ -133,6 +133,14 @@ impl Quantity {
         }
     }
 
+    /// A number of bytes, printed as binary SI (`100Mi`, `2789Ki`).
+    pub fn from_bytes(n: i64) -> Quantity {
+        Quantity {
+            nanos: i128::from(n) * NANO,
+            format: Format::BinarySi,
+        }
+    }
+
     /// Zero.
     pub fn zero() -> Quantity {
         Quantity::from_int(0)

@@ -169,6 +169,84 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// Parses a Go duration (`300ms`, `1.5h`, `2h45m`, `-1s`, `0`) into
+/// signed nanoseconds, with Go's error messages.
+pub fn parse_go_duration(orig: &str) -> Result<i64, String> {
+    let invalid = || format!("time: invalid duration {orig:?}");
+    let mut s = orig;
+    let mut neg = false;
+    if let Some(r) = s.strip_prefix('-') {
+        neg = true;
+        s = r;
+    } else if let Some(r) = s.strip_prefix('+') {
+        s = r;
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u128 = 0;
+    while !s.is_empty() {
+        let int_len = s.chars().take_while(char::is_ascii_digit).count();
+        let (int_part, r) = s.split_at(int_len);
+        s = r;
+        let mut frac_part = "";
+        if let Some(r) = s.strip_prefix('.') {
+            let n = r.chars().take_while(char::is_ascii_digit).count();
+            let (f, r2) = r.split_at(n);
+            frac_part = f;
+            s = r2;
+            if int_part.is_empty() && frac_part.is_empty() {
+                return Err(invalid());
+            }
+        } else if int_part.is_empty() {
+            return Err(invalid());
+        }
+        let unit_len = s
+            .chars()
+            .take_while(|c| *c != '.' && !c.is_ascii_digit())
+            .map(char::len_utf8)
+            .sum::<usize>();
+        let (unit, r) = s.split_at(unit_len);
+        s = r;
+        if unit.is_empty() {
+            return Err(format!("time: missing unit in duration {orig:?}"));
+        }
+        let mult: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(format!("time: unknown unit {unit:?} in duration {orig:?}")),
+        };
+        let int: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse::<u128>().map_err(|_| invalid())?
+        };
+        let mut v = int.checked_mul(mult).ok_or_else(invalid)?;
+        // Fraction: at most 30 digits matter for nanosecond precision.
+        let mut scale: u128 = 1;
+        let mut frac: u128 = 0;
+        for d in frac_part.chars().take(30) {
+            frac = frac * 10 + u128::from(d.to_digit(10).unwrap_or(0));
+            scale *= 10;
+        }
+        v = v.checked_add(frac * mult / scale).ok_or_else(invalid)?;
+        total = total.checked_add(v).ok_or_else(invalid)?;
+        if total > i64::MAX as u128 + u128::from(neg) {
+            return Err(invalid());
+        }
+    }
+    let t = i128::try_from(total).map_err(|_| invalid())?;
+    let t = if neg { -t } else { t };
+    i64::try_from(t).map_err(|_| invalid())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
