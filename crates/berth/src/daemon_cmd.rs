@@ -35,6 +35,7 @@ pub struct DaemonArgs {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(root: &Path, a: &DaemonArgs) -> Result<()> {
+    berth_sys::malloc::tune_for_server();
     let hosts = if a.host.is_empty() {
         vec!["unix:///run/berth/docker.sock".to_owned()]
     } else {

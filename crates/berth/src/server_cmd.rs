@@ -75,6 +75,7 @@ async fn open_store(
 
 /// Runs the control plane until SIGTERM/SIGINT.
 pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
+    berth_sys::malloc::tune_for_server();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,6 +12,7 @@ pub mod caps;
 pub mod exec;
 pub mod fd;
 pub mod fork;
+pub mod malloc;
 pub mod mount;
 pub mod ns;
 pub mod paths;

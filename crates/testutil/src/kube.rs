@@ -106,6 +106,15 @@ impl KubeServer {
             "--kubelet-port",
             &kubelet_port,
         ];
+        // the kubelet's disk thresholds (15 % free for images) would refuse
+        // pods on a build machine whose disk is well used: tests that are
+        // not about eviction only keep a little room
+        if !extra.contains(&"--eviction-hard") {
+            all.extend([
+                "--eviction-hard",
+                "memory.available<50Mi,nodefs.available<1%",
+            ]);
+        }
         all.extend_from_slice(extra);
         KubeServer::start_with(bin, dir, &all)
     }
