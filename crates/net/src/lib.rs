@@ -37,6 +37,7 @@ mod ops;
 pub mod ports;
 pub mod release;
 pub mod rules;
+pub mod services;
 pub mod store;
 pub mod subnet;
 pub mod sysctl;

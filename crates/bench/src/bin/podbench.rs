@@ -153,6 +153,10 @@ async fn main() -> Result<()> {
             "127.0.0.1",
             "--kubelet-port",
             &kport.to_string(),
+            // the build machine's disk is well used: the kubelet's 15 %
+            // imagefs default would refuse the pods
+            "--eviction-hard",
+            "memory.available<100Mi,nodefs.available<5%",
         ])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
