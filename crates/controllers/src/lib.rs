@@ -15,6 +15,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpointslice;
 pub mod gc;
 pub mod job;
 mod kube_match;
@@ -63,4 +64,5 @@ pub fn spawn_all(clients: &Clients, options: &Options) {
     node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
     podgc::spawn(clients, podgc::PodGcConfig::default());
     serviceaccount::spawn_service_accounts(clients);
+    endpointslice::spawn(clients);
 }
