@@ -22,6 +22,7 @@ pub mod eviction;
 pub mod names;
 pub mod node;
 pub mod probe;
+pub mod proxy;
 pub mod server;
 pub mod status;
 pub mod translate;
@@ -72,6 +73,8 @@ pub struct Config {
     pub kubelet_tls: Option<server::ServerTls>,
     /// Eviction thresholds.
     pub eviction: eviction::Config,
+    /// The Services' address range (`None`: no service proxy on this node).
+    pub service_cidr: Option<(std::net::Ipv4Addr, u8)>,
 }
 
 /// Errors that stop the agent.
@@ -457,6 +460,17 @@ pub async fn run(
         }
     });
     tokio::spawn(eviction::manager::run(shared.clone()));
+    if let Some(service_cidr) = shared.cfg.service_cidr {
+        tokio::spawn(proxy::run(
+            shared.client.clone(),
+            proxy::ProxySettings {
+                node: shared.cfg.node_name.clone(),
+                root: shared.cfg.root.clone(),
+                service_cidr,
+                cluster_cidr: shared.cfg.pod_cidr.clone(),
+            },
+        ));
+    }
     run_pods(shared).await
 }
 

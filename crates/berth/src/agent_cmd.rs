@@ -36,6 +36,10 @@ pub struct NodeArgs {
     /// duration).
     #[arg(long, default_value = "5m0s")]
     pub eviction_pressure_transition_period: String,
+    /// The Services' address range (routed to the node's pods' bridge by
+    /// its service proxy).
+    #[arg(long, default_value = "198.19.0.0/20")]
+    pub service_cidr: String,
 }
 
 /// `berth agent` flags (k3s agent's names).
@@ -97,6 +101,21 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
                 n.eviction_pressure_transition_period
             )
         })?;
+    let service_cidr = n
+        .service_cidr
+        .split_once('/')
+        .and_then(|(ip, len)| {
+            Some((
+                ip.parse().ok()?,
+                len.parse::<u8>().ok().filter(|l| *l <= 32)?,
+            ))
+        })
+        .with_context(|| {
+            format!(
+                "invalid --service-cidr {:?}: an IPv4 range such as 198.19.0.0/20",
+                n.service_cidr
+            )
+        })?;
     let pod_cidr = berth_net::NetConfig::load(root)
         .map(|c| c.default_subnet.to_string())
         .ok();
@@ -109,6 +128,7 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
         labels,
         kubelet_tls: None,
         eviction: berth_agent::eviction::Config { hard, transition },
+        service_cidr: Some(service_cidr),
     })
 }
 

@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use netlink_packet_route::link::{
@@ -281,5 +282,24 @@ impl Netlink {
         m.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
         self.ack(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Routes `dest/prefix` out of link `index` (scope link), replacing a
+    /// route to the same destination (`ip route replace … dev …`).
+    pub fn replace_link_route(&mut self, dest: Ipv4Addr, prefix: u8, index: u32) -> io::Result<()> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.table = RouteHeader::RT_TABLE_MAIN;
+        m.header.protocol = RouteProtocol::Boot;
+        m.header.scope = RouteScope::Link;
+        m.header.kind = RouteType::Unicast;
+        m.header.destination_prefix_length = prefix;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(dest)));
+        m.attributes.push(RouteAttribute::Oif(index));
+        self.ack(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
     }
 }

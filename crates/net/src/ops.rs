@@ -572,7 +572,12 @@ impl Net {
             nl.del_link_by_name(&n.bridge)
                 .map_err(Error::io(format!("delete bridge {}", n.bridge)))?;
         }
-        nft::apply(&rules::delete_table(&self.cfg))
+        nft::apply(&rules::delete_table(&self.cfg))?;
+        // the service proxy's table of this root, if a node agent made one
+        nft::apply(&crate::services::delete(&crate::services::ProxyConfig {
+            table: crate::services::table_for(&self.cfg),
+            cluster_cidr: None,
+        }))
     }
 }
 

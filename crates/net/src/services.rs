@@ -1,7 +1,7 @@
 //! The service proxy's rule set (kube-proxy's job, nftables mode): Service
 //! ports in, nftables scripts out. Pure; [`crate::nft::apply`] applies.
 //!
-//! One table of its own (`ip berth-svc` by default), apart from the
+//! One table of its own (`ip <engine table>-svc`, `berth-svc` by default), apart from the
 //! engine's, since it changes with every Service and endpoint:
 //!
 //! - `services` (reached from the nat `prerouting` and `output` hooks)
@@ -334,6 +334,12 @@ fn remove_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
             let _ = writeln!(s, "delete set ip {t} {}", affinity_set(p, *ep));
         }
     }
+}
+
+/// The service table of a root: its engine table's name + `-svc`, so
+/// roots on one host keep apart.
+pub fn table_for(cfg: &crate::NetConfig) -> String {
+    format!("{}-svc", cfg.table)
 }
 
 /// The script that removes the table.

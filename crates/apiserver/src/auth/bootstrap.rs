@@ -1032,7 +1032,10 @@ fn cluster_role_bindings() -> Vec<Value> {
                 group("system:unauthenticated"),
             ],
         ),
-        binding("system:node-proxier", vec![user("system:kube-proxy")]),
+        binding(
+            "system:node-proxier",
+            vec![user("system:kube-proxy"), group("system:nodes")],
+        ),
         binding(
             "system:kube-controller-manager",
             vec![user("system:kube-controller-manager")],

@@ -1,0 +1,182 @@
+//! Services on `berth server`'s node: EndpointSlices follow the pods, and
+//! the node's service proxy (nftables) carries ClusterIP and NodePort
+//! traffic to ready pods, from the host and from pods. Driven by kubectl
+//! 1.33; the busybox image is imported offline.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_testutil::{KubeServer, have_kubectl, root_or_skip};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// The body of `GET /` at `addr`, or the error.
+fn get(addr: &str) -> Result<String, String> {
+    let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_owned())
+        .ok_or_else(|| format!("no HTTP answer: {out:?}"))
+}
+
+/// Distinct answers from `addr` within `secs` (until `want` were seen).
+fn answers(addr: &str, want: usize, secs: u64) -> HashSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = HashSet::new();
+    while Instant::now() < deadline && seen.len() < want {
+        if let Ok(b) = get(addr) {
+            seen.insert(b);
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_service_spreads_over_ready_pods_by_cluster_ip_and_node_port() {
+    if !root_or_skip("kube_services") || !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = KubeServer::start_node(bin(), dir.path(), &[]);
+    s.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: web
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  clusterIP: 198.19.0.10
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: c
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#,
+    );
+    s.wait_for(&["deployment", "web"], "{.status.readyReplicas}", 60, |v| {
+        v == "2"
+    });
+    let pods: HashSet<String> = s
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pods.len(), 2);
+    // the slice lists both, ready, on the container port
+    s.wait_for(
+        &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+        "{.items[0].endpoints[*].conditions.ready}",
+        30,
+        |v| v == "true true",
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "jsonpath={.items[0].ports[0].port}"
+        ]),
+        "8080"
+    );
+    // from the host: the ClusterIP and the NodePort reach both pods
+    assert_eq!(
+        answers("198.19.0.10:80", 2, 20),
+        pods,
+        "through the ClusterIP"
+    );
+    assert_eq!(
+        answers("127.0.0.1:30080", 2, 20),
+        pods,
+        "through the NodePort"
+    );
+    // from a pod
+    s.wait_for(&["pod", "client"], "{.status.phase}", 30, |v| {
+        v == "Running"
+    });
+    let from_pod = s.ok(&[
+        "exec",
+        "client",
+        "--",
+        "sh",
+        "-c",
+        // busybox's static wget crashes resolving; nc speaks HTTP well enough
+        "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 198.19.0.10 80 | tail -n 1",
+    ]);
+    assert!(pods.contains(from_pod.trim()), "{from_pod}");
+    // no ready endpoint: refused at once
+    s.ok(&["scale", "deployment", "web", "--replicas=0"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match get("198.19.0.10:80") {
+            Err(e) if e.contains("refused") => break,
+            other => {
+                assert!(Instant::now() < deadline, "still answered: {other:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    // a deleted Service leaves nothing in the kernel (this root's table)
+    let table = berth_net::services::table_for(&berth_net::NetConfig::load(&s.root).unwrap());
+    s.ok(&["delete", "service", "web"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .unwrap();
+        let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !rules.contains("198.19.0.10") && !rules.contains("30080") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rules}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.ok(&["delete", "deployment", "web"]);
+    s.ok(&["delete", "pod", "client", "--wait=true"]);
+}
