@@ -74,7 +74,7 @@ kind: Service
 metadata: {name: web}
 spec:
   type: NodePort
-  clusterIP: 198.19.0.10
+  clusterIP: 198.19.0.20
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]
 ---
@@ -126,7 +126,7 @@ spec:
     );
     // from the host: the ClusterIP and the NodePort reach both pods
     assert_eq!(
-        answers("198.19.0.10:80", 2, 20),
+        answers("198.19.0.20:80", 2, 20),
         pods,
         "through the ClusterIP"
     );
@@ -146,14 +146,14 @@ spec:
         "sh",
         "-c",
         // busybox's static wget crashes resolving; nc speaks HTTP well enough
-        "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 198.19.0.10 80 | tail -n 1",
+        "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 198.19.0.20 80 | tail -n 1",
     ]);
     assert!(pods.contains(from_pod.trim()), "{from_pod}");
     // no ready endpoint: refused at once
     s.ok(&["scale", "deployment", "web", "--replicas=0"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match get("198.19.0.10:80") {
+        match get("198.19.0.20:80") {
             Err(e) if e.contains("refused") => break,
             other => {
                 assert!(Instant::now() < deadline, "still answered: {other:?}");
@@ -171,7 +171,7 @@ spec:
             .output()
             .unwrap();
         let rules = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !rules.contains("198.19.0.10") && !rules.contains("30080") {
+        if !rules.contains("198.19.0.20") && !rules.contains("30080") {
             break;
         }
         assert!(Instant::now() < deadline, "{rules}\n{}", s.log());
