@@ -180,3 +180,107 @@ spec:
     s.ok(&["delete", "deployment", "web"]);
     s.ok(&["delete", "pod", "client", "--wait=true"]);
 }
+
+/// Requests `targets` in turn every 10 ms until `stop`; returns the
+/// answers seen and the failures (with what failed).
+fn hammer(
+    targets: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(HashSet<String>, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut seen = HashSet::new();
+        let mut failures = Vec::new();
+        let mut i = 0usize;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = &targets[i % targets.len()];
+            i += 1;
+            match get(t) {
+                Ok(b) => {
+                    seen.insert(b);
+                }
+                Err(e) => failures.push(format!("{t}: {e}")),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (seen, failures)
+    })
+}
+
+#[test]
+fn a_rolling_update_behind_a_service_drops_no_request() {
+    if !root_or_skip("kube_services") || !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = KubeServer::start_node(bin(), dir.path(), &[]);
+    s.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: 3
+  strategy: {rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+      - name: web
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        env: [{name: VERSION, value: v1}]
+        command: ["sh", "-c", "mkdir -p /www && echo $VERSION > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+        lifecycle: {preStop: {exec: {command: ["sleep", "3"]}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec:
+  type: NodePort
+  clusterIP: 198.19.0.22
+  selector: {app: app}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30081}]
+"#,
+    );
+    s.wait_for(&["deployment", "app"], "{.status.readyReplicas}", 60, |v| {
+        v == "3"
+    });
+    let targets = vec!["198.19.0.22:80".to_owned(), "127.0.0.1:30081".to_owned()];
+    assert_eq!(answers(&targets[0], 1, 20).len(), 1, "the Service answers");
+    assert_eq!(answers(&targets[1], 1, 20).len(), 1, "the NodePort answers");
+    // roll to v2 while a client asks every 10 ms
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = hammer(targets.clone(), stop.clone());
+    s.ok(&["set", "env", "deployment/app", "VERSION=v2"]);
+    s.ok(&["rollout", "status", "deployment/app", "--timeout=120s"]);
+    // the old pods' preStop and stop, after the rollout reports done
+    std::thread::sleep(Duration::from_secs(5));
+    // and a pod deleted under load
+    let victim = s.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=app",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    s.ok(&["delete", "pod", victim.trim(), "--wait=false"]);
+    s.wait_for(&["deployment", "app"], "{.status.readyReplicas}", 60, |v| {
+        v == "3"
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, failures) = client.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    assert!(seen.contains("v1") && seen.contains("v2"), "{seen:?}");
+    s.ok(&["delete", "deployment", "app"]);
+    s.ok(&["delete", "service", "app"]);
+}
