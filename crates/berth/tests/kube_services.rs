@@ -149,6 +149,39 @@ spec:
         "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 198.19.0.20 80 | tail -n 1",
     ]);
     assert!(pods.contains(from_pod.trim()), "{from_pod}");
+    // a LoadBalancer: served on the node's address at its own port, the
+    // address in its status
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  clusterIP: 198.19.0.23
+  selector: {app: web}
+  ports: [{name: http, port: 18080, targetPort: http, nodePort: 30082}]
+"#,
+    );
+    s.wait_for(
+        &["service", "web-lb"],
+        "{.status.loadBalancer.ingress[0].ip}",
+        30,
+        |v| v == "127.0.0.1",
+    );
+    assert_eq!(
+        answers("127.0.0.1:18080", 2, 20),
+        pods,
+        "through the LoadBalancer"
+    );
+    let row = s.ok(&["get", "service", "web-lb", "--no-headers"]);
+    assert!(
+        row.contains("LoadBalancer")
+            && row.contains("127.0.0.1")
+            && row.contains("18080:30082/TCP"),
+        "{row}"
+    );
+    s.ok(&["delete", "service", "web-lb"]);
     // no ready endpoint: refused at once
     s.ok(&["scale", "deployment", "web", "--replicas=0"]);
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -24,6 +24,7 @@ pub mod node_lifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod util;
 pub mod volume;
@@ -65,4 +66,5 @@ pub fn spawn_all(clients: &Clients, options: &Options) {
     podgc::spawn(clients, podgc::PodGcConfig::default());
     serviceaccount::spawn_service_accounts(clients);
     endpointslice::spawn(clients);
+    servicelb::spawn(clients);
 }

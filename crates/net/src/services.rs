@@ -7,7 +7,8 @@
 //! - `services` (reached from the nat `prerouting` and `output` hooks)
 //!   looks the destination up in two verdict maps: `service-ips`
 //!   (`clusterIP . proto . port`) and, for a local destination,
-//!   `service-nodeports` (`proto . port`); each element jumps to the
+//!   `service-nodeports` (`proto . port`), and `external-ips` (a
+//!   LoadBalancer's addresses, `ip . proto . port`); each element jumps to the
 //!   Service port's chain `svc-<hash>`.
 //! - `svc-<hash>` marks traffic from outside the cluster's pod range for
 //!   masquerading, sends a client with session affinity back to its
@@ -58,6 +59,9 @@ pub struct ServicePort {
     pub endpoints: Vec<(Ipv4Addr, u16)>,
     /// Node-local endpoints (for `local_only`), a subset of `endpoints`.
     pub local_endpoints: Vec<(Ipv4Addr, u16)>,
+    /// Addresses the port is also served on, at `port`, treated as
+    /// traffic from outside (a LoadBalancer's ingress addresses).
+    pub external_ips: Vec<Ipv4Addr>,
 }
 
 /// What the table holds: Service ports by name.
@@ -114,6 +118,7 @@ pub fn full(cfg: &ProxyConfig, services: &Services) -> String {
     for (name, key) in [
         ("service-ips", "ipv4_addr . inet_proto . inet_service"),
         ("service-nodeports", "inet_proto . inet_service"),
+        ("external-ips", "ipv4_addr . inet_proto . inet_service"),
         ("no-endpoints", "ipv4_addr . inet_proto . inet_service"),
         ("no-endpoint-nodeports", "inet_proto . inet_service"),
     ] {
@@ -127,7 +132,7 @@ pub fn full(cfg: &ProxyConfig, services: &Services) -> String {
     }
     let _ = writeln!(
         s,
-        "\tchain services {{\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tfib daddr type local meta l4proto . th dport vmap @service-nodeports\n\t}}"
+        "\tchain services {{\n\t\tip daddr . meta l4proto . th dport vmap @service-ips\n\t\tip daddr . meta l4proto . th dport vmap @external-ips\n\t\tfib daddr type local meta l4proto . th dport vmap @service-nodeports\n\t}}"
     );
     let _ = writeln!(
         s,
@@ -195,11 +200,28 @@ fn map_elements(p: &ServicePort) -> Vec<(&'static str, String, bool)> {
             node_has,
         ));
     }
+    for ip in &p.external_ips {
+        let key = format!("{ip} . {} . {}", p.proto, p.port);
+        out.push((
+            if node_has {
+                "external-ips"
+            } else {
+                "no-endpoints"
+            },
+            key,
+            node_has,
+        ));
+    }
     out
 }
 
+/// The chain of traffic from outside: node ports and external addresses.
 fn node_chain(p: &ServicePort) -> String {
-    format!("nodeport-{}", hash(&p.name))
+    format!("ext-{}", hash(&p.name))
+}
+
+fn has_outside(p: &ServicePort) -> bool {
+    p.node_port.is_some() || !p.external_ips.is_empty()
 }
 
 fn add_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
@@ -277,7 +299,7 @@ fn add_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
             comment(&p.name)
         );
     }
-    if p.node_port.is_some() {
+    if has_outside(p) {
         let node_eps = if p.local_only {
             &p.local_endpoints
         } else {
@@ -302,7 +324,7 @@ fn add_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
     for (map, key, live) in map_elements(p) {
         let verdict = if !live {
             "goto reject-chain".to_owned()
-        } else if map == "service-nodeports" {
+        } else if map == "service-nodeports" || map == "external-ips" {
             format!("goto {}", node_chain(p))
         } else {
             format!("goto {svc}")
@@ -325,7 +347,7 @@ fn remove_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
     } else {
         &p.endpoints
     };
-    if p.node_port.is_some() && !node_eps.is_empty() {
+    if has_outside(p) && !node_eps.is_empty() {
         let _ = writeln!(s, "delete chain ip {t} {}", node_chain(p));
     }
     for ep in &p.endpoints {
@@ -362,6 +384,7 @@ mod tests {
             local_only: false,
             endpoints: eps.iter().map(|e| (Ipv4Addr::from(*e), 8080)).collect(),
             local_endpoints: Vec::new(),
+            external_ips: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ fn port(name: &str, ip: Ipv4Addr, eps: &[Ipv4Addr]) -> ServicePort {
         local_only: false,
         endpoints: eps.iter().map(|e| (*e, 8080)).collect(),
         local_endpoints: Vec::new(),
+        external_ips: Vec::new(),
     }
 }
 

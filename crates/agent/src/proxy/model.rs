@@ -61,6 +61,20 @@ where
                 .unwrap_or(10800)
         });
         let local_only = spec.external_traffic_policy.as_deref() == Some("Local");
+        // a LoadBalancer's addresses (its status, filled by the service
+        // load balancer)
+        let external_ips: Vec<Ipv4Addr> = if spec.type_.as_deref() == Some("LoadBalancer") {
+            svc.status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let slices = by_service
             .get(&(ns.clone(), name.clone()))
             .map(Vec::as_slice)
@@ -72,7 +86,7 @@ where
                 _ => continue, // SCTP: not supported by the proxy yet
             };
             let node_port = p.node_port.and_then(|n| u16::try_from(n).ok());
-            if cluster_ip.is_none() && node_port.is_none() {
+            if cluster_ip.is_none() && node_port.is_none() && external_ips.is_empty() {
                 continue; // headless: DNS only
             }
             let Ok(port) = u16::try_from(p.port) else {
@@ -133,7 +147,8 @@ where
                     port,
                     node_port,
                     affinity_timeout: affinity,
-                    local_only: local_only && node_port.is_some(),
+                    local_only: local_only && (node_port.is_some() || !external_ips.is_empty()),
+                    external_ips: external_ips.clone(),
                     endpoints: pick(ready, fallback),
                     local_endpoints: pick(local, local_fallback),
                 },

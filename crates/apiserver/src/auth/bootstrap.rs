@@ -1003,6 +1003,15 @@ fn controller_roles() -> Vec<Value> {
             ],
         ),
         c(
+            "service-controller",
+            vec![
+                rule(&["get", "list", "watch"], &[CORE], &["services"]),
+                rule(&["patch", "update"], &[CORE], &["services/status"]),
+                rule(&["list", "watch"], &[CORE], &["nodes"]),
+                events_rule(),
+            ],
+        ),
+        c(
             "ttl-after-finished-controller",
             vec![
                 rule(&["get", "list", "watch", "delete"], &[BATCH], &["jobs"]),
