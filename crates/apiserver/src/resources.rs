@@ -643,6 +643,27 @@ pub fn builtins() -> Vec<Resource> {
             virtual_only: false,
         })
         .collect();
+    // metrics.k8s.io: read from the kubelets, never stored
+    for (kind, plural, namespaced) in [
+        ("NodeMetrics", "nodes", false),
+        ("PodMetrics", "pods", true),
+    ] {
+        all.push(Resource {
+            group: "metrics.k8s.io".to_owned(),
+            version: "v1beta1".to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+            singular: String::new(),
+            namespaced,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            verbs: verbs(&["get", "list"]),
+            subresources: Vec::new(),
+            key_prefix: String::new(),
+            storage_version: true,
+            virtual_only: true,
+        });
+    }
     for (group, version, kind, plural, namespaced) in REVIEWS {
         all.push(Resource {
             group: (*group).to_owned(),

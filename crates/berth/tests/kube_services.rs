@@ -317,3 +317,76 @@ spec:
     s.ok(&["delete", "deployment", "app"]);
     s.ok(&["delete", "service", "app"]);
 }
+
+#[test]
+fn kubectl_top_reads_the_nodes_and_pods_usage() {
+    if !root_or_skip("kube_services") || !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = KubeServer::start_node(bin(), dir.path(), &[]);
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: busy, labels: {load: high}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: spin
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "while :; do :; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: idle}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: rest
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#,
+    );
+    s.wait_for(&["pod", "busy"], "{.status.phase}", 30, |v| v == "Running");
+    s.wait_for(&["pod", "idle"], "{.status.phase}", 30, |v| v == "Running");
+    // discovery lists the group, as kubectl top needs
+    let groups = s.ok(&["api-versions"]);
+    assert!(
+        groups.lines().any(|l| l == "metrics.k8s.io/v1beta1"),
+        "{groups}"
+    );
+    let nodes = s.ok(&["top", "nodes", "--no-headers"]);
+    assert!(nodes.starts_with("test-node "), "{nodes}");
+    let pods = s.ok(&["top", "pods", "--no-headers"]);
+    let busy_cpu = pods
+        .lines()
+        .find(|l| l.starts_with("busy "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.strip_suffix('m'))
+        .and_then(|c| c.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{pods}"));
+    assert!(
+        busy_cpu >= 200,
+        "a spinning shell uses a good part of a core: {pods}"
+    );
+    assert!(pods.lines().any(|l| l.starts_with("idle ")), "{pods}");
+    let one = s.ok(&["top", "pod", "busy", "--containers", "--no-headers"]);
+    assert!(one.starts_with("busy ") && one.contains(" spin "), "{one}");
+    let labelled = s.ok(&["top", "pods", "-l", "load=high", "--no-headers"]);
+    assert_eq!(labelled.lines().count(), 1, "{labelled}");
+    let raw = s.ok(&[
+        "get",
+        "--raw",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/idle",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v["kind"], "PodMetrics");
+    assert!(
+        v["containers"][0]["usage"]["memory"].as_str().is_some(),
+        "{raw}"
+    );
+    s.ok(&["delete", "pod", "busy", "idle", "--wait=true"]);
+}

@@ -19,6 +19,7 @@ pub mod channel;
 mod http;
 pub mod logs;
 pub mod lookup;
+mod metrics;
 pub mod portforward;
 pub mod spdy;
 pub mod spdy_forward;
@@ -201,6 +202,7 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> 
             portforward::serve(&state, ns, pod, request).await
         }
         (["healthz"], &Method::GET) => Ok(http::text(200, "ok")),
+        (["metrics", "resource"], &Method::GET) => metrics::resource(&state).await,
         _ => Err(http::Failure::new(
             404,
             format!("404 page not found: {method} {path}"),

@@ -8,6 +8,7 @@ mod eviction;
 pub mod node_proxy;
 pub mod objects;
 pub mod patch;
+pub mod resource_metrics;
 mod subresources;
 pub mod watch;
 
@@ -56,6 +57,8 @@ pub struct Api {
     /// The TLS client configuration kubelets are dialed with (the
     /// kube-apiserver-kubelet-client certificate); `None` until set.
     pub kubelet_tls: std::sync::RwLock<Option<Arc<rustls::ClientConfig>>>,
+    /// The last kubelet readings of `metrics.k8s.io`.
+    pub resource_metrics: resource_metrics::Readings,
 }
 
 impl std::fmt::Debug for Api {
@@ -334,6 +337,9 @@ async fn resource(
         ));
     }
     if resource.virtual_only {
+        if resource.group == resource_metrics::GROUP {
+            return resource_metrics::serve(api, target, ctx, verb).await;
+        }
         return crate::reviews::create(api, target, ctx, body).await;
     }
     if !target.subresource.is_empty() && target.subresource != "status" {
@@ -371,6 +377,7 @@ impl Api {
             crds: crate::crd::Crds::default(),
             security,
             kubelet_tls: std::sync::RwLock::new(None),
+            resource_metrics: resource_metrics::Readings::default(),
         })
     }
 

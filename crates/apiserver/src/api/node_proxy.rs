@@ -429,6 +429,36 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// GETs `path` from `node`'s kubelet (as the API server's kubelet
+/// client) and returns the body; a kubelet's error as an ApiError.
+pub async fn kubelet_get(api: &Api, node: &Value, path: &str) -> Result<Vec<u8>, ApiError> {
+    let addr = kubelet_address(node)?;
+    let tls = api
+        .kubelet_client()
+        .ok_or_else(|| ApiError::unavailable("the API server has no kubelet client credentials"))?;
+    let mut request = hyper::Request::builder()
+        .method(hyper::Method::GET)
+        .uri(path)
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(format!("the kubelet request: {e}")))?;
+    if let Ok(host) = header::HeaderValue::from_str(&addr.to_string()) {
+        request.headers_mut().insert(header::HOST, host);
+    }
+    let response = send(tls, addr, request).await?;
+    if !response.status().is_success() {
+        let code = response.status().as_u16();
+        let text = error_text(response).await;
+        return Err(ApiError::internal(format!(
+            "the kubelet at {addr} answered {code}: {text}"
+        )));
+    }
+    let body = Body::new(response.into_body());
+    axum::body::to_bytes(body, 64 << 20)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| ApiError::internal(format!("reading from the kubelet at {addr}: {e}")))
+}
+
 /// Dials the kubelet and sends one request.
 async fn send(
     tls: Arc<rustls::ClientConfig>,

@@ -1,0 +1,140 @@
+//! `/metrics/resource`: the kubelet's resource metrics in the Prometheus
+//! text format (what metrics-server and berth's `metrics.k8s.io` read):
+//! the node's CPU time and memory working set, and each running pod
+//! container's, from its cgroup.
+
+use std::fmt::Write;
+
+use axum::body::Body;
+use berth_engine::Engine;
+use hyper::Response;
+
+use super::State;
+use super::http::Failure;
+use crate::names::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE};
+
+/// Serves the resource metrics.
+pub(super) async fn resource(state: &State) -> Result<Response<Body>, Failure> {
+    let text = state.blocking(render).await?;
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Body::from(text))
+        .map_err(|e| Failure::internal(e.to_string()))
+}
+
+/// Busy CPU time of the node in nanoseconds (all but idle and iowait).
+fn node_cpu_ns(stat: &str) -> u64 {
+    let Some(rest) = stat.lines().find_map(|l| l.strip_prefix("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = rest
+        .split_whitespace()
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy: u64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| *x)
+        .sum();
+    let tick = rustix::param::clock_ticks_per_second().max(1);
+    busy.saturating_mul(1_000_000_000 / tick)
+}
+
+/// MemTotal − MemAvailable, in bytes.
+fn node_memory(meminfo: &str) -> u64 {
+    let kib = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    kib("MemTotal").saturating_sub(kib("MemAvailable")) * 1024
+}
+
+/// A Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn render(engine: &Engine) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut out = String::new();
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total {:.9} {ts}",
+        node_cpu_ns(&stat) as f64 / 1e9
+    );
+    let _ = writeln!(
+        out,
+        "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\nnode_memory_working_set_bytes {} {ts}",
+        node_memory(&meminfo)
+    );
+    let mut cpu = String::new();
+    let mut mem = String::new();
+    for c in engine.list() {
+        let l = &c.record.labels;
+        let (Some(ns), Some(pod), Some(name)) =
+            (l.get(POD_NAMESPACE), l.get(POD_NAME), l.get(CONTAINER_NAME))
+        else {
+            continue;
+        };
+        if !c.state.is_active() {
+            continue;
+        }
+        let Ok(s) = engine.stats_sample(&c.record.id) else {
+            continue;
+        };
+        if !s.running {
+            continue;
+        }
+        let labels = format!(
+            "container=\"{}\",namespace=\"{}\",pod=\"{}\"",
+            label(name),
+            label(ns),
+            label(pod)
+        );
+        let _ = writeln!(
+            cpu,
+            "container_cpu_usage_seconds_total{{{labels}}} {:.9} {ts}",
+            s.stats.cpu.usage.total as f64 / 1e9
+        );
+        let _ = writeln!(
+            mem,
+            "container_memory_working_set_bytes{{{labels}}} {} {ts}",
+            s.memory_used()
+        );
+    }
+    out.push_str("# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n");
+    out.push_str(&cpu);
+    out.push_str("# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes\n# TYPE container_memory_working_set_bytes gauge\n");
+    out.push_str(&mem);
+    out.push_str("# HELP scrape_error [ALPHA] 1 if there was an error while getting container metrics, 0 otherwise\n# TYPE scrape_error gauge\nscrape_error 0\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_figures() {
+        let stat = "cpu  100 0 50 1000 10 0 0 0 0 0\ncpu0 100 0 50 1000 10 0 0 0 0 0\n";
+        let tick = rustix::param::clock_ticks_per_second();
+        assert_eq!(node_cpu_ns(stat), 150 * (1_000_000_000 / tick));
+        assert_eq!(
+            node_memory("MemTotal: 1000 kB\nMemAvailable: 400 kB\n"),
+            600 * 1024
+        );
+        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}
