@@ -243,6 +243,62 @@ fn service_ports(svc: &Value) -> String {
         .unwrap_or_else(|| "<none>".to_owned())
 }
 
+/// An HPA's TARGETS cell as kubectl 1.33 prints it (`cpu: 250%/50%`,
+/// `<unknown>` before a reading).
+fn hpa_targets(hpa: &Value) -> String {
+    let current = hpa
+        .pointer("/status/currentMetrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut cells = Vec::new();
+    if let Some(pct) = hpa.pointer("/spec/targetCPUUtilizationPercentage") {
+        let now = hpa
+            .pointer("/status/currentCPUUtilizationPercentage")
+            .map(|v| format!("{}%", s(Some(v))))
+            .unwrap_or_else(|| "<unknown>".to_owned());
+        cells.push(format!("cpu: {now}/{}%", s(Some(pct))));
+    }
+    for m in hpa
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind != "Resource" {
+            cells.push(format!("<{kind} metric>"));
+            continue;
+        }
+        let resource = s(m.pointer("/resource/name"));
+        let seen = current.iter().find(|c| {
+            c.get("type").and_then(Value::as_str) == Some("Resource")
+                && s(c.pointer("/resource/name")) == resource
+        });
+        if let Some(u) = m.pointer("/resource/target/averageUtilization") {
+            let now = seen
+                .and_then(|c| c.pointer("/resource/current/averageUtilization"))
+                .map(|v| format!("{}%", s(Some(v))))
+                .unwrap_or_else(|| "<unknown>".to_owned());
+            cells.push(format!("{resource}: {now}/{}%", s(Some(u))));
+        } else {
+            let now = seen
+                .and_then(|c| c.pointer("/resource/current/averageValue"))
+                .map(|v| s(Some(v)))
+                .unwrap_or_else(|| "<unknown>".to_owned());
+            cells.push(format!(
+                "{resource}: {now}/{}",
+                s(m.pointer("/resource/target/averageValue"))
+            ));
+        }
+    }
+    if cells.is_empty() {
+        "<none>".to_owned()
+    } else {
+        cells.join(", ")
+    }
+}
+
 fn node_status(node: &Value) -> String {
     let conditions = node
         .pointer("/status/conditions")
@@ -643,6 +699,38 @@ fn builtin(group: &str, kind: &str, obj: &Value) -> Option<(&'static [Column], V
                     containers,
                     images,
                     selector,
+                ],
+            )
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            let target = obj.pointer("/spec/scaleTargetRef");
+            let reference = format!(
+                "{}/{}",
+                s(target.and_then(|t| t.get("kind"))),
+                s(target.and_then(|t| t.get("name")))
+            );
+            let min = obj
+                .pointer("/spec/minReplicas")
+                .map(|v| s(Some(v)))
+                .unwrap_or_else(|| "<unset>".to_owned());
+            (
+                &[
+                    ("Name", "string", 0),
+                    ("Reference", "string", 0),
+                    ("Targets", "string", 0),
+                    ("MinPods", "string", 0),
+                    ("MaxPods", "string", 0),
+                    ("Replicas", "string", 0),
+                    ("Age", "string", 0),
+                ],
+                vec![
+                    name(obj),
+                    json!(reference),
+                    json!(hpa_targets(obj)),
+                    json!(min),
+                    json!(s(obj.pointer("/spec/maxReplicas"))),
+                    json!(int(obj, "/status/currentReplicas").to_string()),
+                    age(obj),
                 ],
             )
         }

@@ -390,3 +390,81 @@ spec:
     );
     s.ok(&["delete", "pod", "busy", "idle", "--wait=true"]);
 }
+
+#[test]
+fn an_autoscaler_scales_a_busy_deployment_up_to_its_maximum() {
+    if !root_or_skip("kube_services") || !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = KubeServer::start_node(bin(), dir.path(), &[]);
+    s.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spin}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: spin}}
+  template:
+    metadata: {labels: {app: spin}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: spin
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "while :; do :; done"]
+        resources: {requests: {cpu: 100m}, limits: {cpu: 300m}}
+"#,
+    );
+    s.wait_for(
+        &["deployment", "spin"],
+        "{.status.readyReplicas}",
+        60,
+        |v| v == "1",
+    );
+    s.ok(&[
+        "autoscale",
+        "deployment",
+        "spin",
+        "--cpu-percent=50",
+        "--min=1",
+        "--max=3",
+    ]);
+    // about 300 % of its request: the autoscaler asks for more than the
+    // maximum and stops there
+    s.wait_for(&["deployment", "spin"], "{.spec.replicas}", 90, |v| {
+        v == "3"
+    });
+    s.wait_for(
+        &["hpa", "spin"],
+        "{.status.conditions[?(@.type==\"ScalingLimited\")].reason}",
+        60,
+        |v| v == "TooManyReplicas",
+    );
+    let row = s.ok(&["get", "hpa", "spin", "--no-headers"]);
+    assert!(
+        row.contains("Deployment/spin")
+            && row.contains("%/50%")
+            && row.contains(" 1 ")
+            && row.contains(" 3 "),
+        "{row}"
+    );
+    let events = s.ok(&[
+        "get",
+        "events",
+        "-o",
+        "jsonpath={range .items[*]}{.involvedObject.kind}/{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l
+            .starts_with("HorizontalPodAutoscaler/SuccessfulRescale: New size: ")
+            && l.ends_with(
+                "reason: cpu resource utilization (percentage of request) above target"
+            )),
+        "{events}"
+    );
+    s.ok(&["delete", "hpa", "spin"]);
+    s.ok(&["delete", "deployment", "spin"]);
+}

@@ -17,6 +17,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpointslice;
 pub mod gc;
+pub mod hpa;
 pub mod job;
 mod kube_match;
 pub mod namespace;
@@ -67,4 +68,5 @@ pub fn spawn_all(clients: &Clients, options: &Options) {
     serviceaccount::spawn_service_accounts(clients);
     endpointslice::spawn(clients);
     servicelb::spawn(clients);
+    hpa::spawn(clients);
 }

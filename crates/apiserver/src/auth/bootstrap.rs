@@ -1003,6 +1003,21 @@ fn controller_roles() -> Vec<Value> {
             ],
         ),
         c(
+            "horizontal-pod-autoscaler",
+            vec![
+                rule(READ, &[AUTOSCALING], &["horizontalpodautoscalers"]),
+                rule(
+                    &["update", "patch"],
+                    &[AUTOSCALING],
+                    &["horizontalpodautoscalers/status"],
+                ),
+                rule(&["get", "update", "patch"], &["*"], &["*/scale"]),
+                rule(&["list"], &[CORE], &["pods"]),
+                rule(&["list"], &["metrics.k8s.io"], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        c(
             "service-controller",
             vec![
                 rule(&["get", "list", "watch"], &[CORE], &["services"]),
