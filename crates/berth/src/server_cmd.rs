@@ -39,6 +39,13 @@ pub struct ServerArgs {
     /// Run only the control plane: no node agent on this host (k3s's flag).
     #[arg(long)]
     disable_agent: bool,
+    /// The built-in Ingress controller's HTTP port on every address
+    /// (0: off; it runs with the node agent).
+    #[arg(long, default_value_t = 80)]
+    ingress_http_port: u16,
+    /// Its HTTPS port (0: off).
+    #[arg(long, default_value_t = 443)]
+    ingress_https_port: u16,
     #[command(flatten)]
     node: crate::agent_cmd::NodeArgs,
 }
@@ -148,6 +155,14 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             },
         );
         if !a.disable_agent {
+            let port = |p: u16| (p != 0).then(|| SocketAddr::from(([0, 0, 0, 0], p)));
+            tokio::spawn(berth_ingress::run(
+                controller_clients(berth_ingress::ACCOUNT),
+                berth_ingress::Settings {
+                    http: port(a.ingress_http_port),
+                    https: port(a.ingress_https_port),
+                },
+            ));
             let mut cfg = crate::agent_cmd::agent_config(root, &a.node)?;
             let (cert_pem, key_pem) = plane
                 .pki

@@ -245,7 +245,12 @@ fn a_rolling_update_behind_a_service_drops_no_request() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let s = KubeServer::start_node(bin(), dir.path(), &[]);
+    let hp = berth_testutil::free_port().to_string();
+    let s = KubeServer::start_node(
+        bin(),
+        dir.path(),
+        &["--ingress-http-port", &hp, "--ingress-https-port", "0"],
+    );
     s.apply(
         r#"
 apiVersion: apps/v1
@@ -276,14 +281,25 @@ spec:
   clusterIP: 198.19.0.22
   selector: {app: app}
   ports: [{port: 80, targetPort: 8080, nodePort: 30081}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app}
+spec:
+  defaultBackend: {service: {name: app, port: {number: 80}}}
 "#,
     );
     s.wait_for(&["deployment", "app"], "{.status.readyReplicas}", 60, |v| {
         v == "3"
     });
-    let targets = vec!["198.19.0.22:80".to_owned(), "127.0.0.1:30081".to_owned()];
+    let targets = vec![
+        "198.19.0.22:80".to_owned(),
+        "127.0.0.1:30081".to_owned(),
+        format!("127.0.0.1:{hp}"),
+    ];
     assert_eq!(answers(&targets[0], 1, 20).len(), 1, "the Service answers");
     assert_eq!(answers(&targets[1], 1, 20).len(), 1, "the NodePort answers");
+    assert_eq!(answers(&targets[2], 1, 20).len(), 1, "the Ingress answers");
     // roll to v2 while a client asks every 10 ms
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = hammer(targets.clone(), stop.clone());
@@ -467,4 +483,167 @@ spec:
     );
     s.ok(&["delete", "hpa", "spin"]);
     s.ok(&["delete", "deployment", "spin"]);
+}
+
+/// `curl` to the ingress with `host` resolving to 127.0.0.1.
+fn curl(args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (body.trim().to_owned(), code.to_owned())
+}
+
+#[test]
+fn the_ingress_routes_hosts_and_paths_over_http_and_https() {
+    if !root_or_skip("kube_services") || !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (hp, sp) = (berth_testutil::free_port(), berth_testutil::free_port());
+    let (hp_s, sp_s) = (hp.to_string(), sp.to_string());
+    let s = KubeServer::start_node(
+        bin(),
+        dir.path(),
+        &["--ingress-http-port", &hp_s, "--ingress-https-port", &sp_s],
+    );
+    let cert = rcgen::generate_simple_self_signed(vec!["shop.example".to_owned()]).unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    s.ok(&[
+        "create",
+        "secret",
+        "tls",
+        "shop-tls",
+        "--cert",
+        &crt.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+    ]);
+    s.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: web
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: api
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "mkdir -p /www/api && echo api > /www/api/index.html && echo api > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {clusterIP: 198.19.0.24, selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec: {clusterIP: 198.19.0.25, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  tls: [{hosts: [shop.example], secretName: shop-tls}]
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {path: /api, pathType: Prefix, backend: {service: {name: api, port: {name: http}}}}
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+    );
+    s.wait_for(&["deployment", "web"], "{.status.readyReplicas}", 60, |v| {
+        v == "1"
+    });
+    s.wait_for(&["deployment", "api"], "{.status.readyReplicas}", 60, |v| {
+        v == "1"
+    });
+    // the class is berth's and the default; the status names the node
+    assert_eq!(
+        s.ok(&["get", "ingressclass", "berth", "-o", "jsonpath={.spec.controller} {.metadata.annotations.ingressclass\\.kubernetes\\.io/is-default-class}"]),
+        "berth.dev/ingress-controller true"
+    );
+    s.wait_for(
+        &["ingress", "shop"],
+        "{.status.loadBalancer.ingress[0].ip}",
+        30,
+        |v| v == "127.0.0.1",
+    );
+    let http = format!("http://127.0.0.1:{hp}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (body, code) = curl(&["-H", "Host: shop.example", &format!("{http}/")]);
+        if code == "200" && body == "web" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{code} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        curl(&["-H", "Host: shop.example", &format!("{http}/api/")]),
+        ("api".to_owned(), "200".to_owned())
+    );
+    assert_eq!(
+        curl(&["-H", "Host: shop.example", &format!("{http}/apiary")]).1,
+        "404",
+        "a prefix is whole elements"
+    );
+    assert_eq!(
+        curl(&["-H", "Host: other.example", &format!("{http}/")]).1,
+        "404"
+    );
+    // HTTPS with the Secret's certificate, chosen by the server name
+    let https = format!("https://shop.example:{sp}/api/");
+    let resolve = format!("shop.example:{sp}:127.0.0.1");
+    assert_eq!(
+        curl(&[
+            "--resolve",
+            &resolve,
+            "--cacert",
+            &crt.display().to_string(),
+            &https
+        ]),
+        ("api".to_owned(), "200".to_owned())
+    );
+    let row = s.ok(&["get", "ingress", "shop", "--no-headers"]);
+    assert!(
+        row.contains("berth")
+            && row.contains("shop.example")
+            && row.contains("127.0.0.1")
+            && row.contains("80, 443"),
+        "{row}"
+    );
+    s.ok(&["delete", "ingress", "shop"]);
+    s.ok(&["delete", "deployment", "web", "api"]);
 }

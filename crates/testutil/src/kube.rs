@@ -109,6 +109,10 @@ impl KubeServer {
         // the kubelet's disk thresholds (15 % free for images) would refuse
         // pods on a build machine whose disk is well used: tests that are
         // not about eviction only keep a little room
+        // the Ingress ports are the host's (80/443): off unless a test asks
+        if !extra.contains(&"--ingress-http-port") {
+            all.extend(["--ingress-http-port", "0", "--ingress-https-port", "0"]);
+        }
         if !extra.contains(&"--eviction-hard") {
             all.extend([
                 "--eviction-hard",

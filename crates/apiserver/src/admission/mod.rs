@@ -4,13 +4,14 @@
 //!
 //! Mutating, in kube's order: LimitRanger (default requests and limits),
 //! ServiceAccount (`spec.serviceAccountName: default`),
-//! DefaultTolerationSeconds, DefaultStorageClass. Validating: LimitRanger (min, max, ratio),
+//! DefaultTolerationSeconds, DefaultStorageClass, DefaultIngressClass. Validating: LimitRanger (min, max, ratio),
 //! ServiceAccount (the account must exist), PodSecurity (namespace labels
 //! `pod-security.kubernetes.io/*`), ResourceQuota (last).
 //!
 //! NamespaceLifecycle lives in the create path and the default
 //! ServiceAccount of a namespace in [`crate::api::Api::after_write`].
 
+pub mod ingressclass;
 pub mod limitranger;
 pub mod podsecurity;
 /// Resource quantities (shared with the scheduler and the agent).
@@ -89,6 +90,7 @@ async fn admit_create(
             let ranges = limitranger::load(api, ns).await?;
             limitranger::validate_pvc(&ranges, resource, obj)?;
         }
+        ("networking.k8s.io", "ingresses") => ingressclass::default_class(api, obj).await?,
         ("", "limitranges") => limitranger::default_limit_range(resource, obj)?,
         ("", "namespaces") => podsecurity::validate_namespace(obj)?,
         _ => {

@@ -1003,6 +1003,17 @@ fn controller_roles() -> Vec<Value> {
             ],
         ),
         c(
+            // berth's own: the built-in Ingress controller (berth-ingress)
+            "ingress-controller",
+            vec![
+                rule(READ, &[NETWORKING], &["ingresses", "ingressclasses"]),
+                rule(&["create"], &[NETWORKING], &["ingressclasses"]),
+                rule(&["update", "patch"], &[NETWORKING], &["ingresses/status"]),
+                rule(READ, &[CORE], &["services", "secrets", "nodes"]),
+                events_rule(),
+            ],
+        ),
+        c(
             "horizontal-pod-autoscaler",
             vec![
                 rule(READ, &[AUTOSCALING], &["horizontalpodautoscalers"]),
