@@ -17,7 +17,6 @@ pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod job;
-mod kube_match;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod podgc;
@@ -26,8 +25,6 @@ pub mod serviceaccount;
 pub mod statefulset;
 pub mod util;
 pub mod volume;
-mod watched;
-pub mod workloads_common;
 
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).

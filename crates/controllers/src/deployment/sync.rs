@@ -20,7 +20,7 @@ use super::rolling::{self, max_surge, replicas, spec_replicas};
 use super::status::{self, FAILED_RS_CREATE, FOUND_NEW_RS, NEW_RS_CREATED, PROGRESSING};
 use crate::util::events::{NORMAL, Recorder, WARNING};
 use crate::util::owner::{self, Claim};
-use crate::util::runner::Next;
+use crate::util::workers::Next;
 use crate::util::{api as apierr, selector, split_key};
 
 /// Errors of one sync.

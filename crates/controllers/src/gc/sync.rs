@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Gc;
 use super::graph::{Decision, FOREGROUND, Node, ORPHAN, OwnerState, decide, may_finish_foreground};
 use crate::util::api as apierr;
-use crate::util::runner::Next;
+use crate::util::workers::Next;
 
 /// Errors of one pass.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::indexes;
 use super::policy::{self, Action, BackoffRecord};
-use crate::workloads_common::{owner, pods};
+use crate::util::{owner, pods};
 
 /// The finalizer that keeps a finished pod until the Job counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -733,7 +733,7 @@ pub fn new_pod(job: &Job, index: Option<i32>, index_failures: Option<i32>) -> Po
                 Some(annotations)
             },
             finalizers: Some(finalizers),
-            owner_references: Some(vec![owner::controller_ref(job)]),
+            owner_references: Some(vec![owner::controller_ref_for(job)]),
             ..Default::default()
         },
         spec: Some(pod_spec),

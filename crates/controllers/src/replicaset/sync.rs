@@ -17,8 +17,8 @@ use crate::util::events::{NORMAL, Recorder, WARNING};
 use crate::util::expectations::Expectations;
 use crate::util::informer::Informer;
 use crate::util::owner::{self, Claim};
-use crate::util::runner::Next;
-use crate::util::{api as apierr, key_of, pod as podutil, selector, split_key};
+use crate::util::workers::Next;
+use crate::util::{api as apierr, key_of, pods as podutil, selector, split_key};
 
 /// Errors of one sync.
 #[derive(Debug, thiserror::Error)]

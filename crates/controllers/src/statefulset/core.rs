@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::workloads_common::scale::scaled;
-use crate::workloads_common::{owner, pods, revision};
+use crate::util::intstr::scaled;
+use crate::util::{owner, pods, revisions as revision};
 
 /// The label with the pod's name.
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -82,7 +82,7 @@ fn set_ref(set: &StatefulSet) -> OwnerReference {
     OwnerReference {
         controller: None,
         block_owner_deletion: None,
-        ..owner::controller_ref(set)
+        ..owner::controller_ref_for(set)
     }
 }
 
@@ -143,7 +143,7 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, rev_name: &str, or
             namespace: set.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: tmeta.annotations,
-            owner_references: Some(vec![owner::controller_ref(set)]),
+            owner_references: Some(vec![owner::controller_ref_for(set)]),
             ..Default::default()
         },
         spec: Some(spec),
@@ -263,7 +263,7 @@ pub fn plan(
 
     // Revisions: find or make the one for the current template.
     let cur = revision::current(
-        owner::controller_ref(set),
+        owner::controller_ref_for(set),
         &ns,
         &spec.template,
         revisions,

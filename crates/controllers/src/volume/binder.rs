@@ -14,7 +14,8 @@ use kube::api::{Api, PostParams};
 
 use super::consumers::{consumer_node, pick_node};
 use super::{VolumeConfig, class, matching, provision};
-use crate::watched;
+use crate::util::events;
+use kube::Resource;
 
 /// Set on a claim when the binding is complete.
 pub const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
@@ -121,7 +122,15 @@ impl Binder {
             reason.to_owned(),
         );
         if self.announced.insert(key) {
-            watched::event(&self.recorder, claim, warning, reason, "Binding", note).await;
+            events::publish(
+                &self.recorder,
+                &claim.object_ref(&()),
+                warning,
+                reason,
+                "Binding",
+                note,
+            )
+            .await;
         }
     }
 
@@ -139,9 +148,9 @@ impl Binder {
             reason.to_owned(),
         );
         if self.announced.insert(key) {
-            watched::event(
+            events::publish(
                 &self.provisioner_recorder,
-                claim,
+                &claim.object_ref(&()),
                 warning,
                 reason,
                 "Provision",
