@@ -1,21 +1,20 @@
 //! Every controller at once (as `berth server` runs them): a Deployment's
 //! pods come up, and deleting its namespace takes all of it away.
 
-mod apps;
 mod support;
 
-use apps::{active_pods, eventually, namespace};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
+use support::{active_pods, eventually, namespace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
-    apps::logs();
+    support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     namespace(&admin, "whole").await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "whole");
     let d: Deployment = serde_json::from_value(json!({

@@ -1,14 +1,13 @@
 //! The DaemonSet controller against the in-process API server; the test
 //! creates the nodes and plays the kubelet.
 
-mod common_batch;
 mod support;
 
-use common_batch::{pods, running_ready, set_pod_status, until};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{pods, running_ready, set_pod_status, until};
 
 fn target(p: &Pod) -> String {
     p.spec
@@ -30,7 +29,7 @@ fn hash(p: &Pod) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let nodes: Api<Node> = Api::all(admin.clone());
     for (name, taints) in [

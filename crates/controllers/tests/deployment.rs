@@ -1,15 +1,14 @@
 //! The Deployment controller (with the ReplicaSet controller) against the
 //! real API server; the test plays the kubelet.
 
-mod apps;
 mod support;
 
 use std::collections::BTreeMap;
 
-use apps::{active_pods, eventually, make_ready, namespace};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{active_pods, eventually, make_ready, namespace};
 
 const NS: &str = "dep";
 
@@ -103,7 +102,7 @@ async fn sets_by_revision(admin: &kube::Client) -> BTreeMap<String, ReplicaSet> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset() {
-    apps::logs();
+    support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     namespace(&admin, NS).await;

@@ -1,13 +1,12 @@
 //! The Job and TTL-after-finished controllers against the in-process API
 //! server; the test plays the kubelet.
 
-mod common_batch;
 mod support;
 
-use common_batch::{event_reasons, pods, set_pod_status, terminated, until};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
 use serde_json::json;
+use support::{event_reasons, pods, set_pod_status, terminated, until};
 
 fn job(name: &str, spec: serde_json::Value) -> Job {
     let mut s = json!({
@@ -40,7 +39,7 @@ fn cond(job: &Job, t: &str) -> Option<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_runs_to_completion_and_ttl_deletes_it() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
@@ -126,7 +125,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_fails_past_backoff_limit_and_by_failure_policy() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
@@ -196,7 +195,7 @@ async fn job_fails_past_backoff_limit_and_by_failure_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexed_job_sets_indexes_and_completed_indexes() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
@@ -244,7 +243,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pods_count_as_failed_and_orphans_are_freed() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");

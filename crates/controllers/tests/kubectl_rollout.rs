@@ -2,16 +2,15 @@
 //! read the ControllerRevisions the controllers keep (skipped when
 //! kubectl is missing).
 
-mod common_batch;
 mod support;
 
 use std::process::Command;
 
-use common_batch::{pods, running_ready, set_pod_status, until};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{pods, running_ready, set_pod_status, until};
 
 fn have_kubectl() -> bool {
     Command::new("kubectl")
@@ -64,13 +63,10 @@ async fn kubectl_rollout_reads_statefulset_and_daemonset_revisions() {
         return;
     }
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     // Serve HTTPS for kubectl: the listener is bound, run it.
-    let support::Plane {
-        _dir: dir,
-        plane: cp,
-    } = plane;
+    let (dir, cp) = plane.into_parts();
     let kubeconfig = cp.kubeconfig.clone();
     tokio::spawn(cp.server.run(std::future::pending()));
 

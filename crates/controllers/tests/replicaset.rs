@@ -1,14 +1,13 @@
 //! The ReplicaSet and ReplicationController controllers against the real
 //! API server.
 
-mod apps;
 mod support;
 
-use apps::{active_pods, eventually, make_ready, namespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
+use support::{active_pods, eventually, make_ready, namespace};
 
 fn rs(name: &str, replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({
@@ -27,7 +26,7 @@ fn rs(name: &str, replicas: i32) -> ReplicaSet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
-    apps::logs();
+    support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     namespace(&admin, "rs1").await;
@@ -158,7 +157,7 @@ async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_adopts_orphans_and_releases_non_matching() {
-    apps::logs();
+    support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     namespace(&admin, "rs2").await;
@@ -221,7 +220,7 @@ async fn replicaset_adopts_orphans_and_releases_non_matching() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_controller_keeps_replicas() {
-    apps::logs();
+    support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     namespace(&admin, "rc1").await;

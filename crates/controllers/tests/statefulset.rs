@@ -1,14 +1,13 @@
 //! The StatefulSet controller against the in-process API server; the
 //! test plays the kubelet.
 
-mod common_batch;
 mod support;
 
-use common_batch::{running_ready, set_pod_status, until};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{running_ready, set_pod_status, until};
 
 fn hash(p: &Pod) -> String {
     p.metadata
@@ -23,7 +22,7 @@ fn hash(p: &Pod) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_orders_pods_and_rolls_updates() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
@@ -170,7 +169,7 @@ async fn statefulset_orders_pods_and_rolls_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_adopts_orphan_pods() {
     let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
     let admin = plane.admin();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     // Left behind by an owner deleted with --cascade=orphan.
