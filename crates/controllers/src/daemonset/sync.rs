@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
 use kube::api::{Api, ListParams, PostParams};
@@ -16,7 +16,7 @@ use kube::runtime::watcher;
 use super::core;
 use crate::util::controller::{self as runner, Ctx, Error};
 use crate::util::pod_control::{self, Wording};
-use crate::util::{adopt, history, selector};
+use crate::util::{history, workload};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "daemon-set-controller";
@@ -47,27 +47,21 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let Some(ds) = runner::fresh(&ctx.client, &*ds).await? else {
+    let Some(w) =
+        workload::load(&ctx, &*ds, |d| d.spec.clone().unwrap_or_default().selector).await?
+    else {
         return Ok(Action::await_change());
     };
-    if ds.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
+    let ds = w.owner;
+    let (pods_api, revs_api) = (w.pods_api, w.revs_api);
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
-    let uid = ds.metadata.uid.clone().unwrap_or_default();
     let spec = ds.spec.clone().unwrap_or_default();
-    let lp = ListParams::default().labels(&selector::to_query(&spec.selector));
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let nodes = Api::<Node>::all(ctx.client.clone())
         .list(&ListParams::default())
         .await?
         .items;
-    let owned: Vec<Pod> =
-        adopt::adopt_pods(&pods_api, &*ds, pods_api.list(&lp).await?.items).await?;
-    let revisions = history::owned(&revs_api, &lp, &uid).await?;
-    let plan = core::plan(&ds, &nodes, &owned, &revisions, Timestamp::now());
+    let plan = core::plan(&ds, &nodes, &w.pods, &w.revisions, Timestamp::now());
     let me = ds.object_ref(&());
     history::record_current(
         &revs_api,

@@ -171,7 +171,7 @@ impl Ctl {
                         }
                         checked = true;
                     }
-                    let r = owner::controller_ref("apps/v1", "Deployment", &d.metadata);
+                    let r = owner::controller_ref_for(d);
                     let patch = owner::adopt_patch(&rs.metadata, &r);
                     match self
                         .rs_api(&ns)
@@ -349,11 +349,7 @@ impl Ctl {
                 name: Some(name.clone()),
                 namespace: Some(ns.clone()),
                 labels,
-                owner_references: Some(vec![owner::controller_ref(
-                    "apps/v1",
-                    "Deployment",
-                    &d.metadata,
-                )]),
+                owner_references: Some(vec![owner::controller_ref_for(d)]),
                 ..Default::default()
             },
             spec: Some(ReplicaSetSpec {

@@ -90,7 +90,8 @@ fn spec_of(job: &Job) -> Spec {
     }
 }
 
-fn has_finalizer(pod: &Pod) -> bool {
+/// Whether the pod carries the Job tracking finalizer.
+pub fn has_finalizer(pod: &Pod) -> bool {
     pod.metadata
         .finalizers
         .as_deref()

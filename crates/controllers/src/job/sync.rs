@@ -111,7 +111,7 @@ async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
         adopt::adopt_pods(&pods_api, &*job, pods_api.list(&lp).await?.items).await?;
     if job.metadata.deletion_timestamp.is_some() {
         jctx.remember(&uid, None);
-        for p in owned.iter().filter(|p| has_tracking(p)) {
+        for p in owned.iter().filter(|p| core::has_finalizer(p)) {
             remove_finalizer(&pods_api, pods::name(p)).await?;
         }
         return Ok(Action::await_change());
@@ -151,15 +151,6 @@ async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
     })
 }
 
-fn has_tracking(pod: &Pod) -> bool {
-    pod.metadata
-        .finalizers
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|f| f == TRACKING_FINALIZER)
-}
-
 /// Frees pods that carry the tracking finalizer but whose Job is gone (or
 /// is not their controller any more), so they can be deleted.
 async fn free_orphans(client: kube::Client) {
@@ -169,7 +160,7 @@ async fn free_orphans(client: kube::Client) {
         let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = ev else {
             continue;
         };
-        if !has_tracking(&pod) || !(pods::is_deleting(&pod) || pods::is_terminal(&pod)) {
+        if !core::has_finalizer(&pod) || !(pods::is_deleting(&pod) || pods::is_terminal(&pod)) {
             continue;
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();

@@ -59,6 +59,32 @@ impl<K: ReplicaKind> Ctl<K> {
             .await;
     }
 
+    /// Records a failed pod creation or deletion (`FailedCreate`: "Error
+    /// creating: …", `FailedDelete`: "Error deleting: …", as kube's pod
+    /// control) and keeps the sync's first failure for its condition.
+    async fn failed(
+        &self,
+        set: &K,
+        reason: &'static str,
+        e: &kube::Error,
+        failure: &mut Option<Failure>,
+    ) {
+        let message = apierr::message(e);
+        let verb = if reason == "FailedCreate" {
+            "creating"
+        } else {
+            "deleting"
+        };
+        self.event(
+            set.meta(),
+            WARNING,
+            reason,
+            &format!("Error {verb}: {message}"),
+        )
+        .await;
+        failure.get_or_insert(Failure { reason, message });
+    }
+
     pub(super) async fn sync(&self, key: &str) -> Result<Next, SyncError> {
         let (ns, name) = split_key(key);
         let Some(set) = self.sets.get(&ObjectRef::new(name).within(ns)) else {
@@ -140,7 +166,7 @@ impl<K: ReplicaKind> Ctl<K> {
                     if can_adopt != Some(true) {
                         continue;
                     }
-                    let r = owner::controller_ref(&K::api_version(&()), &K::kind(&()), set.meta());
+                    let r = owner::controller_ref_for(set);
                     let patch = owner::adopt_patch(&pod.metadata, &r);
                     match self
                         .pod_api(&ns)
@@ -256,11 +282,7 @@ impl<K: ReplicaKind> Ctl<K> {
                 labels: tmeta.labels,
                 annotations: tmeta.annotations,
                 finalizers: tmeta.finalizers,
-                owner_references: Some(vec![owner::controller_ref(
-                    &K::api_version(&()),
-                    &K::kind(&()),
-                    set.meta(),
-                )]),
+                owner_references: Some(vec![owner::controller_ref_for(set)]),
                 ..Default::default()
             },
             spec: spec.template.spec.clone(),
@@ -295,22 +317,7 @@ impl<K: ReplicaKind> Ctl<K> {
                     }
                     // A terminating namespace takes no new pods: nothing to report.
                     Err(e) if apierr::is_namespace_terminating(&e) => {}
-                    Err(e) => {
-                        let message = apierr::message(&e);
-                        self.event(
-                            set.meta(),
-                            WARNING,
-                            "FailedCreate",
-                            &format!("Error creating: {message}"),
-                        )
-                        .await;
-                        if failure.is_none() {
-                            failure = Some(Failure {
-                                reason: "FailedCreate",
-                                message,
-                            });
-                        }
-                    }
+                    Err(e) => self.failed(set, "FailedCreate", &e, &mut failure).await,
                 }
             }
             if failure.is_some() {
@@ -356,20 +363,7 @@ impl<K: ReplicaKind> Ctl<K> {
                     if apierr::is_not_found(&e) {
                         continue;
                     }
-                    let message = apierr::message(&e);
-                    self.event(
-                        set.meta(),
-                        WARNING,
-                        "FailedDelete",
-                        &format!("Error deleting: {message}"),
-                    )
-                    .await;
-                    if failure.is_none() {
-                        failure = Some(Failure {
-                            reason: "FailedDelete",
-                            message,
-                        });
-                    }
+                    self.failed(set, "FailedDelete", &e, &mut failure).await;
                 }
             }
         }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, StatefulSet, StatefulSetSpec, StatefulSetStatus,
+};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
@@ -40,6 +42,19 @@ pub struct Plan {
     pub status: StatefulSetStatus,
     /// Events to record: (warning, reason, message).
     pub events: Vec<(bool, &'static str, String)>,
+}
+
+/// The ordinals the set's replicas take: `spec.ordinals.start` (0 when
+/// unset) onwards, `replicas` (1 when unset) of them.
+pub fn ordinal_range(spec: &StatefulSetSpec) -> std::ops::Range<i32> {
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    let start = spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
+    start..start + replicas
 }
 
 /// The ordinal of a pod named `<set>-<n>`.
@@ -247,12 +262,7 @@ pub fn plan(
     let spec = set.spec.clone().unwrap_or_default();
     let old = set.status.clone().unwrap_or_default();
     let replicas = spec.replicas.unwrap_or(1).max(0);
-    let start = spec
-        .ordinals
-        .as_ref()
-        .and_then(|o| o.start)
-        .unwrap_or(0)
-        .max(0);
+    let start = ordinal_range(&spec).start;
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
     let strategy = spec.update_strategy.clone().unwrap_or_default();

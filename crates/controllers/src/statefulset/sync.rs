@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Resource;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 
@@ -18,7 +18,7 @@ use super::core::{self, claim_name};
 use crate::util::api;
 use crate::util::controller::{self as runner, Ctx, Error};
 use crate::util::pod_control::{self, Wording};
-use crate::util::{adopt, history, pods, selector};
+use crate::util::{history, pods, workload};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "statefulset-controller";
@@ -36,32 +36,19 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let Some(set) = runner::fresh(&ctx.client, &*set).await? else {
+    let Some(w) =
+        workload::load(&ctx, &*set, |s| s.spec.clone().unwrap_or_default().selector).await?
+    else {
         return Ok(Action::await_change());
     };
-    if set.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
+    let set = w.owner;
+    let (pods_api, revs_api, owned) = (w.pods_api, w.revs_api, w.pods);
     let ns = set.metadata.namespace.clone().unwrap_or_default();
     let name = set.metadata.name.clone().unwrap_or_default();
-    let uid = set.metadata.uid.clone().unwrap_or_default();
     let spec = set.spec.clone().unwrap_or_default();
-    let lp = ListParams::default().labels(&selector::to_query(&spec.selector));
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    let owned: Vec<Pod> =
-        adopt::adopt_pods(&pods_api, &*set, pods_api.list(&lp).await?.items).await?;
-    let revisions = history::owned(&revs_api, &lp, &uid).await?;
     // The claims of every ordinal in range or still present.
-    let replicas = spec.replicas.unwrap_or(1).max(0);
-    let start = spec
-        .ordinals
-        .as_ref()
-        .and_then(|o| o.start)
-        .unwrap_or(0)
-        .max(0);
-    let mut ordinals: Vec<i32> = (start..start + replicas).collect();
+    let mut ordinals: Vec<i32> = core::ordinal_range(&spec).collect();
     ordinals.extend(
         owned
             .iter()
@@ -82,7 +69,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
             }
         }
     }
-    let plan = core::plan(&set, &owned, &revisions, &claims, Timestamp::now());
+    let plan = core::plan(&set, &owned, &w.revisions, &claims, Timestamp::now());
     let me = set.object_ref(&());
 
     history::record_current(

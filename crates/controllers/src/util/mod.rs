@@ -29,6 +29,8 @@
 //! - [`adopt`]: adopting orphan pods;
 //! - [`pod_control`]: creating and deleting pods with kube's events;
 //! - [`history`]: writing and pruning ControllerRevisions;
+//! - [`workload`]: a DaemonSet's or StatefulSet's owner, pods and
+//!   revisions read for a sync;
 //! - [`events`]: Events as kube's recorders write them.
 //!
 //! A controller wires them so (see `replicaset` for a whole one):
@@ -69,6 +71,7 @@ pub mod queue;
 pub mod revisions;
 pub mod selector;
 pub mod workers;
+pub mod workload;
 
 /// `namespace/name` (or `name` for a cluster-scoped object), the key
 /// kube's controllers queue.
