@@ -7,22 +7,12 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{pods, running_ready, set_pod_status, until};
+use support::{create, pods, revision_hash, running_ready, set_pod_status, until};
 
 fn target(p: &Pod) -> String {
     p.spec
         .as_ref()
         .and_then(berth_controllers::daemonset::eligibility::target_node)
-        .unwrap_or_default()
-}
-
-fn hash(p: &Pod) -> String {
-    p.metadata
-        .labels
-        .clone()
-        .unwrap_or_default()
-        .get("controller-revision-hash")
-        .cloned()
         .unwrap_or_default()
 }
 
@@ -49,16 +39,16 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
             .expect("node");
     }
     let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
-    let d: DaemonSet = serde_json::from_value(json!({
-        "metadata": {"name": "agent"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}},
-                 "template": {"metadata": {"labels": {"app": "agent"}},
-                              "spec": {"containers": [{"name": "main", "image": "agent:1"}]}}}
-    }))
-    .expect("ds");
-    dss.create(&PostParams::default(), &d)
-        .await
-        .expect("create");
+    create(
+        &dss,
+        json!({
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"containers": [{"name": "main", "image": "agent:1"}]}}}
+        }),
+    )
+    .await;
     let first = until(10, "a pod per untainted node", || async {
         let p = pods(&admin, "default", "app=agent").await;
         (p.len() == 2).then_some(p)
@@ -90,7 +80,7 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
         ),
         (2, 2, 2, 0)
     );
-    let old_hash = hash(&first[0]);
+    let old_hash = revision_hash(&first[0]);
 
     // Roll to a new image, one node at a time.
     dss.patch("agent", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "agent:2"}]}}}})))
@@ -102,14 +92,18 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
                 .await
                 .into_iter()
                 .find(|p| {
-                    hash(p) != old_hash
+                    revision_hash(p) != old_hash
                         && p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running")
                 })
         })
         .await;
         let current = pods(&admin, "default", "app=agent").await;
         assert!(
-            current.iter().filter(|p| hash(p) != old_hash).count() <= round + 1,
+            current
+                .iter()
+                .filter(|p| revision_hash(p) != old_hash)
+                .count()
+                <= round + 1,
             "one node at a time"
         );
         set_pod_status(

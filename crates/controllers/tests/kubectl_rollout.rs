@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{pods, running_ready, set_pod_status, until};
+use support::{create, pods, running_ready, set_pod_status, until};
 
 fn have_kubectl() -> bool {
     Command::new("kubectl")
@@ -83,11 +83,7 @@ async fn kubectl_rollout_reads_statefulset_and_daemonset_revisions() {
         .await
         .expect("create");
     let nodes: Api<Node> = Api::all(admin.clone());
-    let n: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).expect("node");
-    nodes
-        .create(&PostParams::default(), &n)
-        .await
-        .expect("node");
+    create(&nodes, json!({"metadata": {"name": "n1"}})).await;
     let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
     let d: DaemonSet = serde_json::from_value(json!({
         "metadata": {"name": "agent"},

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use support::{active_pods, eventually, make_ready, namespace};
+use support::{active_pods, create, eventually, make_ready, namespace};
 
 fn rs(name: &str, replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({
@@ -226,21 +226,21 @@ async fn replication_controller_keeps_replicas() {
     namespace(&admin, "rc1").await;
     berth_controllers::replicaset::spawn_replication_controllers(&plane.controller_clients());
     let rcs: Api<ReplicationController> = Api::namespaced(admin.clone(), "rc1");
-    let rc: ReplicationController = serde_json::from_value(json!({
-        "metadata": {"name": "old"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"app": "old"},
-            "template": {
-                "metadata": {"labels": {"app": "old"}},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    create(
+        &rcs,
+        json!({
+            "metadata": {"name": "old"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"app": "old"},
+                "template": {
+                    "metadata": {"labels": {"app": "old"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
             },
-        },
-    }))
-    .expect("rc");
-    rcs.create(&PostParams::default(), &rc)
-        .await
-        .expect("create rc");
+        }),
+    )
+    .await;
     eventually("2 pods and status", || async {
         let n = active_pods(&admin, "rc1", "app=old").await.len();
         let s = rcs

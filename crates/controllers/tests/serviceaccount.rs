@@ -6,7 +6,7 @@ mod support;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use support::eventually;
+use support::{create, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_namespace_gets_the_root_ca_and_keeps_its_default_account() {
@@ -20,13 +20,7 @@ async fn every_namespace_gets_the_root_ca_and_keeps_its_default_account() {
     berth_controllers::serviceaccount::spawn_service_accounts(&clients);
 
     let namespaces: Api<Namespace> = Api::all(admin.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap(),
-        )
-        .await
-        .expect("namespace");
+    create(&namespaces, json!({"metadata": {"name": "team"}})).await;
     for ns in ["default", "kube-system", "team"] {
         let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
         eventually(&format!("kube-root-ca.crt in {ns}"), || async {

@@ -6,17 +6,13 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
 /// Creates the object `value` (JSON of `K`) through `api` and returns it
-/// as stored. Panics naming the kind when it does not parse or the API
+/// as stored. Panics naming the type when it does not parse or the API
 /// refuses it (a test setup failure).
 pub async fn create<K>(api: &Api<K>, value: Value) -> K
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    let kind = K::kind(&());
+    let kind = std::any::type_name::<K>();
     let obj: K = serde_json::from_value(value).unwrap_or_else(|e| panic!("{kind} JSON: {e}"));
     api.create(&PostParams::default(), &obj)
         .await

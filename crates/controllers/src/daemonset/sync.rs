@@ -2,13 +2,12 @@
 //! the nodes, asks [`super::core::plan`] and carries it out.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -54,8 +53,6 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     };
     let ds = w.owner;
     let (pods_api, revs_api) = (w.pods_api, w.revs_api);
-    let ns = ds.metadata.namespace.clone().unwrap_or_default();
-    let name = ds.metadata.name.clone().unwrap_or_default();
     let spec = ds.spec.clone().unwrap_or_default();
     let nodes = Api::<Node>::all(ctx.client.clone())
         .list(&ListParams::default())
@@ -77,16 +74,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     pod_control::create_pods(&ctx, &pods_api, &me, wording, &plan.create_pods).await?;
     history::delete(&revs_api, &plan.delete_revisions).await?;
     if ds.status.as_ref() != Some(&plan.status) {
-        let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
         let mut updated = (*ds).clone();
         updated.status = Some(plan.status);
-        api.replace_status(&name, &PostParams::default(), &updated)
-            .await?;
+        workload::replace_status(&ctx, &updated).await?;
     }
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    Ok(if min_ready > 0 {
-        Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)))
-    } else {
-        Action::await_change()
-    })
+    Ok(workload::after_min_ready(spec.min_ready_seconds))
 }

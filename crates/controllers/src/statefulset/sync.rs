@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -121,18 +120,11 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     pod_control::delete_pods(&ctx, &pods_api, &me, wording, &plan.delete_pods).await?;
     history::delete(&revs_api, &plan.delete_revisions).await?;
     if set.status.as_ref() != Some(&plan.status) {
-        let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
         let mut updated = (*set).clone();
         updated.status = Some(plan.status);
-        sets.replace_status(&name, &PostParams::default(), &updated)
-            .await?;
+        workload::replace_status(&ctx, &updated).await?;
     }
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    Ok(if min_ready > 0 {
-        Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)))
-    } else {
-        Action::await_change()
-    })
+    Ok(workload::after_min_ready(spec.min_ready_seconds))
 }
 
 /// The pod a claim belongs to (`<template>-<set>-<n>` → `<set>-<n>`).

@@ -19,3 +19,13 @@ pub fn options(plane: &Plane) -> berth_controllers::Options {
         ca_pem: plane.ca_pem(),
     }
 }
+
+/// A pod's `controller-revision-hash` label (empty when unset).
+pub fn revision_hash(p: &k8s_openapi::api::core::v1::Pod) -> String {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash"))
+        .cloned()
+        .unwrap_or_default()
+}
