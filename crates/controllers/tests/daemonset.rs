@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{create, pods, revision_hash, running_ready, set_pod_status, until};
+use support::{create, pods, revision_hash, running_ready, set_all_status, set_pod_status, until};
 
 fn target(p: &Pod) -> String {
     p.spec
@@ -57,15 +57,7 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
     let mut targets: Vec<String> = first.iter().map(target).collect();
     targets.sort();
     assert_eq!(targets, vec!["n1", "n2"]);
-    for p in &first {
-        set_pod_status(
-            &admin,
-            "default",
-            p.metadata.name.as_deref().unwrap_or(""),
-            running_ready(),
-        )
-        .await;
-    }
+    set_all_status(&admin, &first, running_ready()).await;
     let st = until(10, "2 available", || async {
         let st = dss.get("agent").await.ok()?.status?;
         (st.number_available == Some(2)).then_some(st)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{active_pods, eventually, make_ready, namespace};
+use support::{active_pods, eventually, make_all_ready, make_ready, namespace, wait_active_pods};
 
 const NS: &str = "dep";
 
@@ -116,18 +116,8 @@ async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset
         .expect("create");
 
     // First rollout: 3 pods of revision 1.
-    eventually("3 pods", || async {
-        let n = active_pods(&admin, NS, "app=web").await.len();
-        if n == 3 {
-            Ok(())
-        } else {
-            Err(format!("{n} pods"))
-        }
-    })
-    .await;
-    for p in active_pods(&admin, NS, "app=web").await {
-        make_ready(&admin, NS, p.metadata.name.as_deref().unwrap_or_default()).await;
-    }
+    wait_active_pods(&admin, NS, "app=web", 3).await;
+    make_all_ready(&admin, &active_pods(&admin, NS, "app=web").await).await;
     let d = eventually("complete", || async {
         let d = deployments.get("web").await.map_err(|e| e.to_string())?;
         let s = d.status.clone().unwrap_or_default();
@@ -267,15 +257,7 @@ async fn recreate_scales_old_to_zero_first_and_pause_reports() {
         .create(&PostParams::default(), &d)
         .await
         .expect("create");
-    eventually("3 v1 pods", || async {
-        let n = active_pods(&admin, NS, "app=web").await.len();
-        if n == 3 {
-            Ok(())
-        } else {
-            Err(format!("{n} pods"))
-        }
-    })
-    .await;
+    wait_active_pods(&admin, NS, "app=web", 3).await;
     let patch =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "v2"}]}}}});
     deployments

@@ -6,7 +6,7 @@ mod support;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use support::{event_reasons, pods, set_pod_status, terminated, until};
+use support::{event_reasons, pods, set_all_status, set_pod_status, terminated, until};
 
 fn job(name: &str, spec: serde_json::Value) -> Job {
     let mut s = json!({
@@ -75,15 +75,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
             .and_then(|s| s.start_time.as_ref())
             .is_some()
     );
-    for p in &created {
-        set_pod_status(
-            &admin,
-            "default",
-            p.metadata.name.as_deref().unwrap_or(""),
-            terminated(0),
-        )
-        .await;
-    }
+    set_all_status(&admin, &created, terminated(0)).await;
     let done = until(10, "Complete", || async {
         let j = jobs.get("pi").await.ok()?;
         cond(&j, "Complete").is_some().then_some(j)
@@ -220,15 +212,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
     }).collect();
     seen.sort();
     assert_eq!(seen, vec!["0", "1", "2"]);
-    for p in &ps {
-        set_pod_status(
-            &admin,
-            "default",
-            p.metadata.name.as_deref().unwrap_or(""),
-            terminated(0),
-        )
-        .await;
-    }
+    set_all_status(&admin, &ps, terminated(0)).await;
     let j = until(10, "Complete", || async {
         let j = jobs.get("idx").await.ok()?;
         cond(&j, "Complete").is_some().then_some(j)

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use support::{active_pods, create, eventually, make_ready, namespace};
+use support::{active_pods, create, eventually, make_all_ready, namespace};
 
 fn rs(name: &str, replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({
@@ -71,14 +71,7 @@ async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
     }
 
     // Ready pods show in status.
-    for p in &pods {
-        make_ready(
-            &admin,
-            "rs1",
-            p.metadata.name.as_deref().unwrap_or_default(),
-        )
-        .await;
-    }
+    make_all_ready(&admin, &pods).await;
     eventually("status", || async {
         let s = sets
             .get("web")

@@ -18,6 +18,20 @@ pub async fn set_pod_status(client: &kube::Client, ns: &str, name: &str, status:
         .unwrap_or_else(|e| panic!("status of pod {ns}/{name}: {e}"));
 }
 
+/// [`set_pod_status`] of each of `pods` (in its own namespace).
+pub async fn set_all_status(client: &kube::Client, pods: &[Pod], status: Value) {
+    for p in pods {
+        let ns = p.metadata.namespace.as_deref().unwrap_or("default");
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        set_pod_status(client, ns, name, status.clone()).await;
+    }
+}
+
+/// [`make_ready`] each of `pods` (in its own namespace).
+pub async fn make_all_ready(client: &kube::Client, pods: &[Pod]) {
+    set_all_status(client, pods, ready_now()).await;
+}
+
 /// Marks a pod Running and Ready from now on (Ready and ContainersReady
 /// conditions with this moment as their transition time).
 pub async fn make_ready(client: &kube::Client, ns: &str, name: &str) {

@@ -51,6 +51,26 @@ pub async fn active_pods(client: &kube::Client, ns: &str, selector: &str) -> Vec
         .collect()
 }
 
+/// Waits (up to [`DEFAULT_SECS`](crate::wait::DEFAULT_SECS)) until
+/// exactly `n` [`active_pods`] match, and returns them.
+pub async fn wait_active_pods(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+    n: usize,
+) -> Vec<Pod> {
+    let what = format!("{n} active pods {selector} in {ns}");
+    crate::wait::eventually(&what, || async {
+        let pods = active_pods(client, ns, selector).await;
+        if pods.len() == n {
+            Ok(pods)
+        } else {
+            Err(format!("{} pods", pods.len()))
+        }
+    })
+    .await
+}
+
 /// The reasons of the events.k8s.io Events about the object `name` in
 /// `ns`.
 pub async fn event_reasons(client: &kube::Client, ns: &str, name: &str) -> Vec<String> {

@@ -295,15 +295,13 @@ impl Ctl {
                 .cloned()
                 .unwrap_or_default();
             let mut needs_update = set_deployment_revision(d, &rev);
-            let mut s = d.status.clone().unwrap_or_default();
-            if status::has_progress_deadline(d) && status::get_condition(&s, PROGRESSING).is_none()
-            {
+            let has_progressing = d
+                .status
+                .as_ref()
+                .is_some_and(|s| status::get_condition(s, PROGRESSING).is_some());
+            if status::has_progress_deadline(d) && !has_progressing {
                 let msg = format!("Found new replica set {:?}", sets[i].name_any());
-                status::set_condition(
-                    &mut s,
-                    status::condition(PROGRESSING, "True", FOUND_NEW_RS, msg, Timestamp::now()),
-                );
-                d.status = Some(s);
+                set_progressing(d, FOUND_NEW_RS, msg);
                 needs_update = true;
             }
             if needs_update {
@@ -436,12 +434,7 @@ impl Ctl {
         let mut needs_update = set_deployment_revision(d, &rev);
         if !already && status::has_progress_deadline(d) {
             let msg = format!("Created new replica set {:?}", created.name_any());
-            let mut s = d.status.clone().unwrap_or_default();
-            status::set_condition(
-                &mut s,
-                status::condition(PROGRESSING, "True", NEW_RS_CREATED, msg, Timestamp::now()),
-            );
-            d.status = Some(s);
+            set_progressing(d, NEW_RS_CREATED, msg);
             needs_update = true;
         }
         if needs_update {
@@ -495,6 +488,16 @@ impl Ctl {
         }
         Ok(size_changes)
     }
+}
+
+/// Sets the Deployment's Progressing condition True with `reason`.
+fn set_progressing(d: &mut Deployment, reason: &str, msg: String) {
+    let mut s = d.status.clone().unwrap_or_default();
+    status::set_condition(
+        &mut s,
+        status::condition(PROGRESSING, "True", reason, msg, Timestamp::now()),
+    );
+    d.status = Some(s);
 }
 
 /// Sets the Deployment's revision annotation; whether it changed.

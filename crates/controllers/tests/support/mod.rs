@@ -5,9 +5,12 @@
 #![allow(dead_code, unused_imports)]
 
 pub use berth_testplane::kubelet::{
-    make_ready, ready_now, running_ready, set_pod_status, terminated,
+    make_all_ready, make_ready, ready_now, running_ready, set_all_status, set_pod_status,
+    terminated,
 };
-pub use berth_testplane::objects::{active_pods, create, event_reasons, namespace, pods};
+pub use berth_testplane::objects::{
+    active_pods, create, event_reasons, namespace, pods, wait_active_pods,
+};
 pub use berth_testplane::wait::{eventually, until};
 pub use berth_testplane::{Plane, logs};
 
