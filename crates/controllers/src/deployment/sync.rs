@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::hash::{POD_TEMPLATE_HASH, compute_hash, equal_ignore_hash};
@@ -21,7 +21,7 @@ use super::status::{self, FAILED_RS_CREATE, FOUND_NEW_RS, NEW_RS_CREATED, PROGRE
 use crate::util::events::{NORMAL, Recorder, WARNING};
 use crate::util::owner::{self, Claim};
 use crate::util::workers::Next;
-use crate::util::{api as apierr, selector, split_key};
+use crate::util::{adopt, api as apierr, selector, split_key};
 
 /// Errors of one sync.
 #[derive(Debug, thiserror::Error)]
@@ -173,18 +173,11 @@ impl Ctl {
                     }
                     let r = owner::controller_ref_for(d);
                     let patch = owner::adopt_patch(&rs.metadata, &r);
-                    match self
-                        .rs_api(&ns)
-                        .patch(
-                            &rs.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
+                    let api = self.rs_api(&ns);
+                    if let Some(adopted) =
+                        adopt::patch_refs(&api, &rs.name_any(), &patch, false).await?
                     {
-                        Ok(adopted) => owned.push(adopted),
-                        Err(e) if apierr::is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
+                        owned.push(adopted);
                     }
                 }
                 Claim::Release => {
@@ -192,19 +185,8 @@ impl Ctl {
                         &rs.metadata,
                         d.metadata.uid.as_deref().unwrap_or_default(),
                     );
-                    match self
-                        .rs_api(&ns)
-                        .patch(
-                            &rs.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if apierr::is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    let api = self.rs_api(&ns);
+                    adopt::patch_refs(&api, &rs.name_any(), &patch, false).await?;
                 }
             }
         }

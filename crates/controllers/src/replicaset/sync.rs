@@ -8,7 +8,7 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::reconcile::{self, Failure, Scale};
@@ -18,7 +18,7 @@ use crate::util::expectations::Expectations;
 use crate::util::informer::Informer;
 use crate::util::owner::{self, Claim};
 use crate::util::workers::Next;
-use crate::util::{api as apierr, key_of, pods as podutil, selector, split_key};
+use crate::util::{adopt, api as apierr, key_of, pods as podutil, selector, split_key};
 
 /// Errors of one sync.
 #[derive(Debug, thiserror::Error)]
@@ -168,36 +168,17 @@ impl<K: ReplicaKind> Ctl<K> {
                     }
                     let r = owner::controller_ref_for(set);
                     let patch = owner::adopt_patch(&pod.metadata, &r);
-                    match self
-                        .pod_api(&ns)
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
+                    let api = self.pod_api(&ns);
+                    if let Some(p) = adopt::patch_refs(&api, &pod.name_any(), &patch, false).await?
                     {
-                        Ok(p) => owned.push(Arc::new(p)),
-                        Err(e) if apierr::is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
+                        owned.push(Arc::new(p));
                     }
                 }
                 Claim::Release => {
                     let uid = set.meta().uid.clone().unwrap_or_default();
                     let patch = owner::release_patch(&pod.metadata, &uid);
-                    match self
-                        .pod_api(&ns)
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if apierr::is_not_found(&e) || apierr::is_conflict(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    let api = self.pod_api(&ns);
+                    adopt::patch_refs(&api, &pod.name_any(), &patch, true).await?;
                 }
             }
         }

@@ -1,11 +1,12 @@
-//! Adoption through the API (kube's `ControllerRefManager.ClaimPods`
-//! without release): a controller takes over the orphan pods its
-//! selector matches, so pods left by an owner deleted with
-//! `--cascade=orphan` return to its successor.
+//! Adoption and release through the API (kube's `ControllerRefManager`):
+//! a controller takes over the orphans its selector matches, so objects
+//! left by an owner deleted with `--cascade=orphan` return to its
+//! successor, and lets go of those that stopped matching.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
+use serde_json::Value;
 
 use super::owner::{self, Claim};
 use super::{api, pods};
@@ -28,21 +29,36 @@ pub async fn adopt_pods<K: Resource<DynamicType = ()>>(
             Claim::Owned => out.push(pod),
             Claim::Adopt => {
                 let patch = owner::adopt_patch(&pod.metadata, &controller);
-                match api
-                    .patch(
-                        pods::name(&pod),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                {
-                    Ok(adopted) => out.push(adopted),
-                    Err(e) if api::is_not_found(&e) || api::is_conflict(&e) => {}
-                    Err(e) => return Err(e),
+                if let Some(adopted) = patch_refs(api, pods::name(&pod), &patch, true).await? {
+                    out.push(adopted);
                 }
             }
             Claim::Release | Claim::Ignore => {}
         }
     }
     Ok(out)
+}
+
+/// Applies an adopt or release patch ([`owner::adopt_patch`],
+/// [`owner::release_patch`]: merge patches guarded by the object's
+/// resourceVersion) to `name`. `Ok(None)` when the object is gone, or
+/// when it changed meanwhile and `skip_conflict` (the next sync sees it).
+pub async fn patch_refs<K>(
+    api: &Api<K>,
+    name: &str,
+    patch: &Value,
+    skip_conflict: bool,
+) -> Result<Option<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if api::is_not_found(&e) => Ok(None),
+        Err(e) if skip_conflict && api::is_conflict(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
