@@ -11,10 +11,7 @@ use support::{active_pods, eventually, namespace, wait_active_pods};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
-    support::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
+    let (_plane, admin) = support::start_all().await;
     namespace(&admin, "whole").await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "whole");
     let d: Deployment = serde_json::from_value(json!({

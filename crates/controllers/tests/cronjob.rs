@@ -9,9 +9,7 @@ use support::{event_reasons, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjob_creates_due_jobs_and_tracks_them() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let cjs: Api<CronJob> = Api::namespaced(admin.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     let cj: CronJob = serde_json::from_value(json!({

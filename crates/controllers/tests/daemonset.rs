@@ -18,9 +18,7 @@ fn target(p: &Pod) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let nodes: Api<Node> = Api::all(admin.clone());
     for (name, taints) in [
         ("n1", json!([])),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{active_pods, eventually, make_all_ready, make_ready, namespace, wait_active_pods};
+use support::{active_pods, eventually, make_all_ready, make_ready, wait_active_pods};
 
 const NS: &str = "dep";
 
@@ -102,10 +102,7 @@ async fn sets_by_revision(admin: &kube::Client) -> BTreeMap<String, ReplicaSet> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset() {
-    support::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, NS).await;
+    let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
     berth_controllers::replicaset::spawn_replicasets(&clients);
     berth_controllers::deployment::spawn(&clients);
@@ -242,9 +239,7 @@ async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_scales_old_to_zero_first_and_pause_reports() {
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, NS).await;
+    let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
     berth_controllers::replicaset::spawn_replicasets(&clients);
     berth_controllers::deployment::spawn(&clients);
@@ -380,9 +375,7 @@ async fn kubectl_undo(admin: &kube::Client, deployments: &Api<Deployment>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revision_history_limit_and_kubectl_undo() {
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, NS).await;
+    let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
     berth_controllers::replicaset::spawn_replicasets(&clients);
     berth_controllers::deployment::spawn(&clients);

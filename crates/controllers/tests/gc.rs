@@ -6,7 +6,7 @@ mod support;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use serde_json::json;
-use support::{eventually, namespace};
+use support::eventually;
 
 async fn owner(api: &Api<ConfigMap>, name: &str) -> String {
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm");
@@ -47,10 +47,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_foreground_and_orphan() {
-    support::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, "gc").await;
+    let (plane, admin) = support::start_in("gc").await;
     berth_controllers::gc::spawn(&plane.controller_clients());
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "gc");
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), "gc");

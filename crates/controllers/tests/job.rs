@@ -38,9 +38,7 @@ fn cond(job: &Job, t: &str) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_runs_to_completion_and_ttl_deletes_it() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -116,9 +114,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_fails_past_backoff_limit_and_by_failure_policy() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -186,9 +182,7 @@ async fn job_fails_past_backoff_limit_and_by_failure_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexed_job_sets_indexes_and_completed_indexes() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -226,9 +220,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pods_count_as_failed_and_orphans_are_freed() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");
     jobs.create(

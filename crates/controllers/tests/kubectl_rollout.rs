@@ -62,9 +62,7 @@ async fn kubectl_rollout_reads_statefulset_and_daemonset_revisions() {
         eprintln!("kubectl missing: skipped");
         return;
     }
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (plane, admin) = support::start_all().await;
     // Serve HTTPS for kubectl: the listener is bound, run it.
     let (dir, cp) = plane.into_parts();
     let kubeconfig = cp.kubeconfig.clone();

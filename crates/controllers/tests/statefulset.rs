@@ -11,9 +11,7 @@ use support::{create, revision_hash, running_ready, set_pod_status, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_orders_pods_and_rolls_updates() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), "default");
@@ -158,9 +156,7 @@ async fn statefulset_orders_pods_and_rolls_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_adopts_orphan_pods() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &support::options(&plane));
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     // Left behind by an owner deleted with --cascade=orphan.
     create(

@@ -26,3 +26,13 @@ pub fn logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Starts a [`Plane`] (with [`logs`]), creates the namespace `ns`, and
+/// returns the plane and its admin client: most tests' first lines.
+pub async fn start_in(ns: &str) -> (Plane, kube::Client) {
+    logs();
+    let plane = Plane::start().await;
+    let admin = plane.admin();
+    objects::namespace(&admin, ns).await;
+    (plane, admin)
+}

@@ -12,7 +12,7 @@ pub use berth_testplane::objects::{
     active_pods, create, event_reasons, namespace, pods, wait_active_pods,
 };
 pub use berth_testplane::wait::{eventually, until};
-pub use berth_testplane::{Plane, logs};
+pub use berth_testplane::{Plane, logs, start_in};
 
 /// The controllers' options for `plane`: volumes under its temporary
 /// directory, its cluster CA.
@@ -31,4 +31,14 @@ pub fn revision_hash(p: &k8s_openapi::api::core::v1::Pod) -> String {
         .and_then(|l| l.get("controller-revision-hash"))
         .cloned()
         .unwrap_or_default()
+}
+
+/// Starts a plane with every controller running (as `berth server`
+/// does), and returns it with its admin client.
+pub async fn start_all() -> (Plane, kube::Client) {
+    logs();
+    let plane = Plane::start().await;
+    berth_controllers::spawn_all(&plane.controller_clients(), &options(&plane));
+    let admin = plane.admin();
+    (plane, admin)
 }
