@@ -19,7 +19,6 @@ pub mod endpointslice;
 pub mod gc;
 pub mod hpa;
 pub mod job;
-mod kube_match;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod podgc;
@@ -29,8 +28,6 @@ pub mod servicelb;
 pub mod statefulset;
 pub mod util;
 pub mod volume;
-mod watched;
-pub mod workloads_common;
 
 /// Makes a client that acts as the named controller's ServiceAccount
 /// (`kube-system/<name>`, e.g. `replicaset-controller`).

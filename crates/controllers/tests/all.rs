@@ -1,21 +1,17 @@
 //! Every controller at once (as `berth server` runs them): a Deployment's
 //! pods come up, and deleting its namespace takes all of it away.
 
-mod apps;
 mod support;
 
-use apps::{active_pods, eventually, namespace};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
+use support::{active_pods, eventually, namespace, wait_active_pods};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
-    apps::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
+    let (_plane, admin) = support::start_all().await;
     namespace(&admin, "whole").await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "whole");
     let d: Deployment = serde_json::from_value(json!({
@@ -31,11 +27,7 @@ async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
         .create(&PostParams::default(), &d)
         .await
         .expect("create");
-    eventually("2 pods", || async {
-        let n = active_pods(&admin, "whole", "app=demo").await.len();
-        if n == 2 { Ok(()) } else { Err(format!("{n}")) }
-    })
-    .await;
+    wait_active_pods(&admin, "whole", "app=demo", 2).await;
 
     // Deleting the Deployment (background) takes its ReplicaSet and pods.
     deployments
@@ -64,11 +56,7 @@ async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
         .create(&PostParams::default(), &d)
         .await
         .expect("create again");
-    eventually("2 pods for foreground", || async {
-        let n = active_pods(&admin, "whole", "app=demo").await.len();
-        if n == 2 { Ok(()) } else { Err(format!("{n}")) }
-    })
-    .await;
+    wait_active_pods(&admin, "whole", "app=demo", 2).await;
     deployments
         .delete("demo", &DeleteParams::foreground())
         .await
@@ -104,11 +92,7 @@ async fn spawn_all_runs_a_deployment_and_deletes_its_namespace() {
         .create(&PostParams::default(), &d)
         .await
         .expect("create again");
-    eventually("2 pods again", || async {
-        let n = active_pods(&admin, "whole", "app=demo").await.len();
-        if n == 2 { Ok(()) } else { Err(format!("{n}")) }
-    })
-    .await;
+    wait_active_pods(&admin, "whole", "app=demo", 2).await;
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     namespaces
         .delete("whole", &DeleteParams::default())

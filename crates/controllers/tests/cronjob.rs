@@ -1,18 +1,15 @@
 //! The CronJob controller against the in-process API server.
 
-mod common_batch;
 mod support;
 
-use common_batch::{event_reasons, until};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{event_reasons, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjob_creates_due_jobs_and_tracks_them() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let cjs: Api<CronJob> = Api::namespaced(admin.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     let cj: CronJob = serde_json::from_value(json!({

@@ -1,14 +1,13 @@
 //! The DaemonSet controller against the in-process API server; the test
 //! creates the nodes and plays the kubelet.
 
-mod common_batch;
 mod support;
 
-use common_batch::{pods, running_ready, set_pod_status, until};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{create, pods, revision_hash, running_ready, set_all_status, set_pod_status, until};
 
 fn target(p: &Pod) -> String {
     p.spec
@@ -17,21 +16,9 @@ fn target(p: &Pod) -> String {
         .unwrap_or_default()
 }
 
-fn hash(p: &Pod) -> String {
-    p.metadata
-        .labels
-        .clone()
-        .unwrap_or_default()
-        .get("controller-revision-hash")
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let nodes: Api<Node> = Api::all(admin.clone());
     for (name, taints) in [
         ("n1", json!([])),
@@ -50,16 +37,16 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
             .expect("node");
     }
     let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
-    let d: DaemonSet = serde_json::from_value(json!({
-        "metadata": {"name": "agent"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}},
-                 "template": {"metadata": {"labels": {"app": "agent"}},
-                              "spec": {"containers": [{"name": "main", "image": "agent:1"}]}}}
-    }))
-    .expect("ds");
-    dss.create(&PostParams::default(), &d)
-        .await
-        .expect("create");
+    create(
+        &dss,
+        json!({
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"containers": [{"name": "main", "image": "agent:1"}]}}}
+        }),
+    )
+    .await;
     let first = until(10, "a pod per untainted node", || async {
         let p = pods(&admin, "default", "app=agent").await;
         (p.len() == 2).then_some(p)
@@ -68,15 +55,7 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
     let mut targets: Vec<String> = first.iter().map(target).collect();
     targets.sort();
     assert_eq!(targets, vec!["n1", "n2"]);
-    for p in &first {
-        set_pod_status(
-            &admin,
-            "default",
-            p.metadata.name.as_deref().unwrap_or(""),
-            running_ready(),
-        )
-        .await;
-    }
+    set_all_status(&admin, &first, running_ready()).await;
     let st = until(10, "2 available", || async {
         let st = dss.get("agent").await.ok()?.status?;
         (st.number_available == Some(2)).then_some(st)
@@ -91,7 +70,7 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
         ),
         (2, 2, 2, 0)
     );
-    let old_hash = hash(&first[0]);
+    let old_hash = revision_hash(&first[0]);
 
     // Roll to a new image, one node at a time.
     dss.patch("agent", &PatchParams::default(), &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "agent:2"}]}}}})))
@@ -103,14 +82,18 @@ async fn daemonset_runs_one_pod_per_node_and_rolls_updates() {
                 .await
                 .into_iter()
                 .find(|p| {
-                    hash(p) != old_hash
+                    revision_hash(p) != old_hash
                         && p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running")
                 })
         })
         .await;
         let current = pods(&admin, "default", "app=agent").await;
         assert!(
-            current.iter().filter(|p| hash(p) != old_hash).count() <= round + 1,
+            current
+                .iter()
+                .filter(|p| revision_hash(p) != old_hash)
+                .count()
+                <= round + 1,
             "one node at a time"
         );
         set_pod_status(

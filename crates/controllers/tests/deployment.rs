@@ -1,15 +1,14 @@
 //! The Deployment controller (with the ReplicaSet controller) against the
 //! real API server; the test plays the kubelet.
 
-mod apps;
 mod support;
 
 use std::collections::BTreeMap;
 
-use apps::{active_pods, eventually, make_ready, namespace};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{active_pods, eventually, make_all_ready, make_ready, wait_active_pods};
 
 const NS: &str = "dep";
 
@@ -103,10 +102,7 @@ async fn sets_by_revision(admin: &kube::Client) -> BTreeMap<String, ReplicaSet> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset() {
-    apps::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, NS).await;
+    let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
     berth_controllers::replicaset::spawn_replicasets(&clients);
     berth_controllers::deployment::spawn(&clients);
@@ -117,18 +113,8 @@ async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset
         .expect("create");
 
     // First rollout: 3 pods of revision 1.
-    eventually("3 pods", || async {
-        let n = active_pods(&admin, NS, "app=web").await.len();
-        if n == 3 {
-            Ok(())
-        } else {
-            Err(format!("{n} pods"))
-        }
-    })
-    .await;
-    for p in active_pods(&admin, NS, "app=web").await {
-        make_ready(&admin, NS, p.metadata.name.as_deref().unwrap_or_default()).await;
-    }
+    wait_active_pods(&admin, NS, "app=web", 3).await;
+    make_all_ready(&admin, &active_pods(&admin, NS, "app=web").await).await;
     let d = eventually("complete", || async {
         let d = deployments.get("web").await.map_err(|e| e.to_string())?;
         let s = d.status.clone().unwrap_or_default();
@@ -253,9 +239,7 @@ async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_scales_old_to_zero_first_and_pause_reports() {
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, NS).await;
+    let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
     berth_controllers::replicaset::spawn_replicasets(&clients);
     berth_controllers::deployment::spawn(&clients);
@@ -268,15 +252,7 @@ async fn recreate_scales_old_to_zero_first_and_pause_reports() {
         .create(&PostParams::default(), &d)
         .await
         .expect("create");
-    eventually("3 v1 pods", || async {
-        let n = active_pods(&admin, NS, "app=web").await.len();
-        if n == 3 {
-            Ok(())
-        } else {
-            Err(format!("{n} pods"))
-        }
-    })
-    .await;
+    wait_active_pods(&admin, NS, "app=web", 3).await;
     let patch =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "v2"}]}}}});
     deployments
@@ -399,9 +375,7 @@ async fn kubectl_undo(admin: &kube::Client, deployments: &Api<Deployment>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revision_history_limit_and_kubectl_undo() {
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, NS).await;
+    let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
     berth_controllers::replicaset::spawn_replicasets(&clients);
     berth_controllers::deployment::spawn(&clients);

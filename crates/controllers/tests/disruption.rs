@@ -11,21 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, EvictParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use support::{create, eventually};
 
 async fn ready_pod(pods: &Api<Pod>, name: &str, app: &str, owner: Option<Value>) {
     let mut pod = json!({"metadata": {"name": name, "labels": {"app": app}},
@@ -33,12 +19,7 @@ async fn ready_pod(pods: &Api<Pod>, name: &str, app: &str, owner: Option<Value>)
     if let Some(owner) = owner {
         pod["metadata"]["ownerReferences"] = json!([owner]);
     }
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(pod).unwrap(),
-    )
-    .await
-    .expect("pod");
+    create(pods, pod).await;
     let status = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
@@ -64,14 +45,12 @@ async fn budget_status_and_eviction() {
     for name in ["a", "b", "c"] {
         ready_pod(&pods, name, "web", None).await;
     }
-    pdbs.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "web"},
-            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}))
-        .unwrap(),
+    create(
+        &pdbs,
+        json!({"metadata": {"name": "web"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}}),
     )
-    .await
-    .expect("pdb");
+    .await;
     berth_controllers::disruption::spawn_with_resync(
         &plane.controller_clients(),
         Duration::from_millis(200),
@@ -149,14 +128,12 @@ async fn budget_status_and_eviction() {
     for name in ["r1", "r2"] {
         ready_pod(&pods, name, "rs", Some(owner.clone())).await;
     }
-    pdbs.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "rs"},
-            "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "rs"}}}}))
-        .unwrap(),
+    create(
+        &pdbs,
+        json!({"metadata": {"name": "rs"},
+            "spec": {"maxUnavailable": "25%", "selector": {"matchLabels": {"app": "rs"}}}}),
     )
-    .await
-    .expect("pdb");
+    .await;
     // 25% of 4 = 1 unavailable: desired 3, healthy 2, none allowed.
     eventually("rs status", || async {
         numbers(&pdbs.get("rs").await.unwrap()) == Some((4, 2, 3, 0))

@@ -4,27 +4,12 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use support::eventually;
 
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn set_status(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
     let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
@@ -60,13 +45,7 @@ async fn slices_and_endpoints_follow_the_pods() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     berth_controllers::endpointslice::spawn(&plane.controller_clients());
-    let nss: Api<Namespace> = Api::all(admin.clone());
-    nss.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "eps"}})).unwrap(),
-    )
-    .await
-    .expect("namespace");
+    support::namespace(&admin, "eps").await;
     let services: Api<Service> = Api::namespaced(admin.clone(), "eps");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "eps");
     let slices: Api<EndpointSlice> = Api::namespaced(admin.clone(), "eps");

@@ -1,13 +1,12 @@
 //! The garbage collector against the real API server: background,
 //! foreground and orphan deletion.
 
-mod apps;
 mod support;
 
-use apps::{eventually, namespace};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use serde_json::json;
+use support::eventually;
 
 async fn owner(api: &Api<ConfigMap>, name: &str) -> String {
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm");
@@ -48,10 +47,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_foreground_and_orphan() {
-    apps::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, "gc").await;
+    let (plane, admin) = support::start_in("gc").await;
     berth_controllers::gc::spawn(&plane.controller_clients());
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "gc");
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), "gc");

@@ -1,13 +1,12 @@
 //! The Job and TTL-after-finished controllers against the in-process API
 //! server; the test plays the kubelet.
 
-mod common_batch;
 mod support;
 
-use common_batch::{event_reasons, pods, set_pod_status, terminated, until};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
 use serde_json::json;
+use support::{event_reasons, pods, set_all_status, set_pod_status, terminated, until};
 
 fn job(name: &str, spec: serde_json::Value) -> Job {
     let mut s = json!({
@@ -39,9 +38,7 @@ fn cond(job: &Job, t: &str) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_runs_to_completion_and_ttl_deletes_it() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -76,15 +73,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
             .and_then(|s| s.start_time.as_ref())
             .is_some()
     );
-    for p in &created {
-        set_pod_status(
-            &admin,
-            "default",
-            p.metadata.name.as_deref().unwrap_or(""),
-            terminated(0),
-        )
-        .await;
-    }
+    set_all_status(&admin, &created, terminated(0)).await;
     let done = until(10, "Complete", || async {
         let j = jobs.get("pi").await.ok()?;
         cond(&j, "Complete").is_some().then_some(j)
@@ -125,9 +114,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_fails_past_backoff_limit_and_by_failure_policy() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -195,9 +182,7 @@ async fn job_fails_past_backoff_limit_and_by_failure_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexed_job_sets_indexes_and_completed_indexes() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     jobs.create(
         &PostParams::default(),
@@ -221,15 +206,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
     }).collect();
     seen.sort();
     assert_eq!(seen, vec!["0", "1", "2"]);
-    for p in &ps {
-        set_pod_status(
-            &admin,
-            "default",
-            p.metadata.name.as_deref().unwrap_or(""),
-            terminated(0),
-        )
-        .await;
-    }
+    set_all_status(&admin, &ps, terminated(0)).await;
     let j = until(10, "Complete", || async {
         let j = jobs.get("idx").await.ok()?;
         cond(&j, "Complete").is_some().then_some(j)
@@ -243,9 +220,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_pods_count_as_failed_and_orphans_are_freed() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
     let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");
     jobs.create(

@@ -2,16 +2,15 @@
 //! read the ControllerRevisions the controllers keep (skipped when
 //! kubectl is missing).
 
-mod common_batch;
 mod support;
 
 use std::process::Command;
 
-use common_batch::{pods, running_ready, set_pod_status, until};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::{create, pods, running_ready, set_pod_status, until};
 
 fn have_kubectl() -> bool {
     Command::new("kubectl")
@@ -63,14 +62,9 @@ async fn kubectl_rollout_reads_statefulset_and_daemonset_revisions() {
         eprintln!("kubectl missing: skipped");
         return;
     }
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (plane, admin) = support::start_all().await;
     // Serve HTTPS for kubectl: the listener is bound, run it.
-    let support::Plane {
-        _dir: dir,
-        plane: cp,
-    } = plane;
+    let (dir, cp) = plane.into_parts();
     let kubeconfig = cp.kubeconfig.clone();
     tokio::spawn(cp.server.run(std::future::pending()));
 
@@ -87,11 +81,7 @@ async fn kubectl_rollout_reads_statefulset_and_daemonset_revisions() {
         .await
         .expect("create");
     let nodes: Api<Node> = Api::all(admin.clone());
-    let n: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).expect("node");
-    nodes
-        .create(&PostParams::default(), &n)
-        .await
-        .expect("node");
+    create(&nodes, json!({"metadata": {"name": "n1"}})).await;
     let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
     let d: DaemonSet = serde_json::from_value(json!({
         "metadata": {"name": "agent"},

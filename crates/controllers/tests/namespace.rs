@@ -1,28 +1,17 @@
 //! The namespace controller against the real API server: a Terminating
 //! namespace is emptied (CRD objects too), then finalized and removed.
 
-mod apps;
 mod support;
 
-use apps::{eventually, namespace};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-async fn create<K>(api: &Api<K>, v: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(v).expect("object");
-    api.create(&PostParams::default(), &obj)
-        .await
-        .expect("create");
-}
+use support::{create, eventually, namespace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_empties_then_removes_it() {
-    apps::logs();
+    support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     berth_controllers::namespace::spawn(&plane.controller_clients());

@@ -10,23 +10,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use support::{create, eventually};
 
 async fn post_ready(nodes: &Api<Node>, name: &str) {
     let now = Timestamp::now().to_string();
@@ -79,24 +65,13 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
 
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap(),
-        )
-        .await
-        .expect("node");
+    create(&nodes, json!({"metadata": {"name": "n1"}})).await;
     post_ready(&nodes, "n1").await;
-    leases
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "n1"}, "spec": {"holderIdentity": "n1"}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .expect("lease");
+    create(
+        &leases,
+        json!({"metadata": {"name": "n1"}, "spec": {"holderIdentity": "n1"}}),
+    )
+    .await;
     renew(&leases, "n1").await;
 
     for (name, tolerations) in [
@@ -108,12 +83,7 @@ async fn silent_node_goes_unknown_is_tainted_and_its_pods_are_evicted() {
     ] {
         let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": "n1", "tolerations": tolerations,
             "containers": [{"name": "c", "image": "busybox"}]}});
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(pod).unwrap(),
-        )
-        .await
-        .expect("pod");
+        create(&pods, pod).await;
     }
 
     let running = json!({"status": {"phase": "Running", "conditions": [
@@ -244,22 +214,11 @@ async fn pods_of_a_deleted_node_are_garbage_collected() {
     let admin = plane.admin();
     let nodes: Api<Node> = Api::all(admin.clone());
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap(),
-        )
-        .await
-        .expect("node");
+    create(&nodes, json!({"metadata": {"name": "n2"}})).await;
     for (name, node) in [("orphan", "gone"), ("kept", "n2")] {
         let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": node,
             "containers": [{"name": "c", "image": "busybox"}]}});
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(pod).unwrap(),
-        )
-        .await
-        .expect("pod");
+        create(&pods, pod).await;
     }
     berth_controllers::podgc::spawn(
         &plane.controller_clients(),
@@ -289,13 +248,7 @@ async fn a_no_execute_taint_evicts_pods_that_do_not_tolerate_it() {
     let admin = plane.admin();
     let nodes: Api<Node> = Api::all(admin.clone());
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "n3"}})).unwrap(),
-        )
-        .await
-        .expect("node");
+    create(&nodes, json!({"metadata": {"name": "n3"}})).await;
     post_ready(&nodes, "n3").await;
     for (name, tolerations) in [
         ("plain", json!([])),
@@ -306,12 +259,7 @@ async fn a_no_execute_taint_evicts_pods_that_do_not_tolerate_it() {
     ] {
         let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": "n3", "tolerations": tolerations,
             "containers": [{"name": "c", "image": "busybox"}]}});
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(pod).unwrap(),
-        )
-        .await
-        .expect("pod");
+        create(&pods, pod).await;
     }
     berth_controllers::node_lifecycle::spawn(
         &plane.controller_clients(),

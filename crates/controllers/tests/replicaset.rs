@@ -1,14 +1,13 @@
 //! The ReplicaSet and ReplicationController controllers against the real
 //! API server.
 
-mod apps;
 mod support;
 
-use apps::{active_pods, eventually, make_ready, namespace};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
+use support::{active_pods, create, eventually, make_all_ready};
 
 fn rs(name: &str, replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({
@@ -27,10 +26,7 @@ fn rs(name: &str, replicas: i32) -> ReplicaSet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
-    apps::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, "rs1").await;
+    let (plane, admin) = support::start_in("rs1").await;
     berth_controllers::replicaset::spawn_replicasets(&plane.controller_clients());
     let sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), "rs1");
     let created = sets
@@ -72,14 +68,7 @@ async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
     }
 
     // Ready pods show in status.
-    for p in &pods {
-        make_ready(
-            &admin,
-            "rs1",
-            p.metadata.name.as_deref().unwrap_or_default(),
-        )
-        .await;
-    }
+    make_all_ready(&admin, &pods).await;
     eventually("status", || async {
         let s = sets
             .get("web")
@@ -158,10 +147,7 @@ async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_adopts_orphans_and_releases_non_matching() {
-    apps::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, "rs2").await;
+    let (plane, admin) = support::start_in("rs2").await;
     let pod_api: Api<Pod> = Api::namespaced(admin.clone(), "rs2");
     let orphan: Pod = serde_json::from_value(json!({
         "metadata": {"name": "orphan", "labels": {"app": "web"}},
@@ -221,27 +207,24 @@ async fn replicaset_adopts_orphans_and_releases_non_matching() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_controller_keeps_replicas() {
-    apps::logs();
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, "rc1").await;
+    let (plane, admin) = support::start_in("rc1").await;
     berth_controllers::replicaset::spawn_replication_controllers(&plane.controller_clients());
     let rcs: Api<ReplicationController> = Api::namespaced(admin.clone(), "rc1");
-    let rc: ReplicationController = serde_json::from_value(json!({
-        "metadata": {"name": "old"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"app": "old"},
-            "template": {
-                "metadata": {"labels": {"app": "old"}},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    create(
+        &rcs,
+        json!({
+            "metadata": {"name": "old"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"app": "old"},
+                "template": {
+                    "metadata": {"labels": {"app": "old"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
             },
-        },
-    }))
-    .expect("rc");
-    rcs.create(&PostParams::default(), &rc)
-        .await
-        .expect("create rc");
+        }),
+    )
+    .await;
     eventually("2 pods and status", || async {
         let n = active_pods(&admin, "rc1", "app=old").await.len();
         let s = rcs
@@ -261,9 +244,7 @@ async fn replication_controller_keeps_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_refusals_show_as_replica_failure_and_clear() {
-    let plane = support::Plane::start().await;
-    let admin = plane.admin();
-    namespace(&admin, "rs3").await;
+    let (plane, admin) = support::start_in("rs3").await;
     let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
         Api::namespaced(admin.clone(), "rs3");
     let quota =

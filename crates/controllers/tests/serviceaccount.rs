@@ -3,46 +3,24 @@
 
 mod support;
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use support::{create, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_namespace_gets_the_root_ca_and_keeps_its_default_account() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
     // The cluster CA as the API server keeps it (ControlPlane::ca_pem).
-    let ca = std::fs::read_to_string(plane._dir.path().join("server/pki/ca.crt")).expect("ca.crt");
+    let ca = std::fs::read_to_string(plane.dir().join("server/pki/ca.crt")).expect("ca.crt");
     assert!(ca.contains("BEGIN CERTIFICATE"));
     let clients = plane.controller_clients();
     berth_controllers::serviceaccount::spawn_root_ca_publisher(&clients, ca.clone());
     berth_controllers::serviceaccount::spawn_service_accounts(&clients);
 
     let namespaces: Api<Namespace> = Api::all(admin.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap(),
-        )
-        .await
-        .expect("namespace");
+    create(&namespaces, json!({"metadata": {"name": "team"}})).await;
     for ns in ["default", "kube-system", "team"] {
         let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
         eventually(&format!("kube-root-ca.crt in {ns}"), || async {

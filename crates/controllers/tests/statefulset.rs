@@ -1,30 +1,17 @@
 //! The StatefulSet controller against the in-process API server; the
 //! test plays the kubelet.
 
-mod common_batch;
 mod support;
 
-use common_batch::{running_ready, set_pod_status, until};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-fn hash(p: &Pod) -> String {
-    p.metadata
-        .labels
-        .clone()
-        .unwrap_or_default()
-        .get("controller-revision-hash")
-        .cloned()
-        .unwrap_or_default()
-}
+use support::{create, revision_hash, running_ready, set_pod_status, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_orders_pods_and_rolls_updates() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), "default");
@@ -74,18 +61,18 @@ async fn statefulset_orders_pods_and_rolls_updates() {
         .expect("update");
     let new_hash = until(10, "web-1 updated", || async {
         let p = pods.get("web-1").await.ok()?;
-        (hash(&p) != first).then(|| hash(&p))
+        (revision_hash(&p) != first).then(|| revision_hash(&p))
     })
     .await;
     assert_eq!(
-        hash(&pods.get("web-0").await.expect("web-0")),
+        revision_hash(&pods.get("web-0").await.expect("web-0")),
         first,
         "web-0 waits for web-1"
     );
     set_pod_status(&admin, "default", "web-1", running_ready()).await;
     until(10, "web-0 updated", || async {
         let p = pods.get("web-0").await.ok()?;
-        (hash(&p) == new_hash).then_some(())
+        (revision_hash(&p) == new_hash).then_some(())
     })
     .await;
     set_pod_status(&admin, "default", "web-0", running_ready()).await;
@@ -131,13 +118,13 @@ async fn statefulset_orders_pods_and_rolls_updates() {
     .await;
     until(10, "web-1 rolled back", || async {
         let p = pods.get("web-1").await.ok()?;
-        (hash(&p) == first).then_some(())
+        (revision_hash(&p) == first).then_some(())
     })
     .await;
     set_pod_status(&admin, "default", "web-1", running_ready()).await;
     until(10, "web-0 rolled back", || async {
         let p = pods.get("web-0").await.ok()?;
-        (hash(&p) == first).then_some(())
+        (revision_hash(&p) == first).then_some(())
     })
     .await;
     set_pod_status(&admin, "default", "web-0", running_ready()).await;
@@ -169,19 +156,17 @@ async fn statefulset_orders_pods_and_rolls_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_adopts_orphan_pods() {
-    let plane = support::Plane::start().await;
-    berth_controllers::spawn_all(&plane.controller_clients(), &plane.options());
-    let admin = plane.admin();
+    let (_plane, admin) = support::start_all().await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     // Left behind by an owner deleted with --cascade=orphan.
-    let orphan: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "db-0", "labels": {"app": "db"}},
-        "spec": {"containers": [{"name": "main", "image": "pg:1"}]}
-    }))
-    .expect("pod");
-    pods.create(&PostParams::default(), &orphan)
-        .await
-        .expect("orphan");
+    create(
+        &pods,
+        json!({
+            "metadata": {"name": "db-0", "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "main", "image": "pg:1"}]}
+        }),
+    )
+    .await;
     let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
     let s: StatefulSet = serde_json::from_value(json!({
         "metadata": {"name": "db"},

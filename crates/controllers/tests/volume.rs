@@ -12,21 +12,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use support::{create, eventually};
 
 fn claim(name: &str, class: Option<&str>) -> PersistentVolumeClaim {
     let mut c = json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"],
@@ -53,18 +39,13 @@ fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str>
 async fn claim_is_provisioned_bound_and_reclaimed_with_its_directory() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    let storage = plane._dir.path().join("storage");
+    let storage = plane.storage_dir();
     let nodes: Api<Node> = Api::all(admin.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .expect("node");
+    create(
+        &nodes,
+        json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}}),
+    )
+    .await;
     let mut config = berth_controllers::volume::VolumeConfig::new(storage.clone());
     config.resync = Duration::from_millis(300);
     berth_controllers::volume::spawn(&plane.controller_clients(), config);
@@ -125,12 +106,7 @@ async fn claim_is_provisioned_bound_and_reclaimed_with_its_directory() {
     let pod = json!({"metadata": {"name": "user"}, "spec": {"nodeName": "n1",
         "containers": [{"name": "c", "image": "busybox"}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}});
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(pod).unwrap(),
-    )
-    .await
-    .expect("pod");
+    create(&pods, pod).await;
     eventually("claim bound", || async {
         phase(&claims.get("data").await.unwrap()) == "Bound"
     })
@@ -243,8 +219,7 @@ async fn claim_is_provisioned_bound_and_reclaimed_with_its_directory() {
 async fn static_volume_is_matched_bound_and_released() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    let mut config =
-        berth_controllers::volume::VolumeConfig::new(plane._dir.path().join("storage"));
+    let mut config = berth_controllers::volume::VolumeConfig::new(plane.storage_dir());
     config.resync = Duration::from_millis(300);
     berth_controllers::volume::spawn(&plane.controller_clients(), config);
     let volumes: Api<PersistentVolume> = Api::all(admin.clone());
@@ -252,10 +227,7 @@ async fn static_volume_is_matched_bound_and_released() {
         let pv = json!({"metadata": {"name": name}, "spec": {"capacity": {"storage": size},
             "accessModes": ["ReadWriteOnce"], "storageClassName": "manual",
             "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": "/tmp/berth-static"}}});
-        volumes
-            .create(&PostParams::default(), &serde_json::from_value(pv).unwrap())
-            .await
-            .expect("volume");
+        create(&volumes, pv).await;
     }
     eventually("volumes available", || async {
         volumes
@@ -323,26 +295,17 @@ async fn static_volume_is_matched_bound_and_released() {
 async fn immediate_class_provisions_without_a_consumer() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    let storage = plane._dir.path().join("storage");
+    let storage = plane.storage_dir();
     let nodes: Api<Node> = Api::all(admin.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "only"}})).unwrap(),
-        )
-        .await
-        .expect("node");
+    create(&nodes, json!({"metadata": {"name": "only"}})).await;
     let classes: Api<StorageClass> = Api::all(admin.clone());
-    classes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "instant"},
+    create(
+        &classes,
+        json!({"metadata": {"name": "instant"},
                 "provisioner": "rancher.io/local-path", "volumeBindingMode": "Immediate",
-                "reclaimPolicy": "Retain"}))
-            .unwrap(),
-        )
-        .await
-        .expect("class");
+                "reclaimPolicy": "Retain"}),
+    )
+    .await;
     let mut config = berth_controllers::volume::VolumeConfig::new(storage.clone());
     config.resync = Duration::from_millis(300);
     berth_controllers::volume::spawn(&plane.controller_clients(), config);

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::schedule::Schedule;
-use crate::workloads_common::owner;
+use crate::util::owner;
 
 /// The annotation holding a Job's scheduled time (RFC 3339, in the
 /// CronJob's time zone).
@@ -185,7 +185,7 @@ pub fn job_for(cj: &CronJob, scheduled: Timestamp, tz: &TimeZone) -> Job {
             namespace: cj.metadata.namespace.clone(),
             labels: tmeta.and_then(|m| m.labels.clone()),
             annotations: Some(annotations),
-            owner_references: Some(vec![owner::controller_ref(cj)]),
+            owner_references: Some(vec![owner::controller_ref_for(cj)]),
             ..Default::default()
         },
         spec: template.and_then(|t| t.spec.clone()),

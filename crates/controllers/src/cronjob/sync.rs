@@ -11,8 +11,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 
 use super::core;
-use crate::workloads_common::owner;
-use crate::workloads_common::runner::{self, Ctx, Error};
+use crate::util::api;
+use crate::util::controller::{self as runner, Ctx, Error};
+use crate::util::owner;
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "cronjob-controller";
@@ -49,7 +50,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     for job in &plan.delete {
         match jobs_api.delete(job, &DeleteParams::background()).await {
             Ok(_) => {}
-            Err(e) if runner::is_not_found(&e) => {}
+            Err(e) if api::is_not_found(&e) => {}
             Err(e) => {
                 ctx.event(&me, true, "FailedDelete", &format!("Deleted job: {e}"))
                     .await;
@@ -74,7 +75,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 .await;
                 Some(created)
             }
-            Err(e) if runner::is_conflict(&e) => {
+            Err(e) if api::is_conflict(&e) => {
                 let existing = jobs_api.get(&job_name).await?;
                 owner::controlled_by(&existing.metadata, &uid).then_some(existing)
             }

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::eligibility;
-use crate::workloads_common::scale::scaled;
-use crate::workloads_common::{owner, pods, revision};
+use crate::util::intstr::scaled;
+use crate::util::{owner, pods, revisions as revision};
 
 /// The legacy label with the DaemonSet's generation at pod creation.
 pub const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
@@ -54,7 +54,7 @@ pub fn new_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
             namespace: ds.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: tmeta.annotations,
-            owner_references: Some(vec![owner::controller_ref(ds)]),
+            owner_references: Some(vec![owner::controller_ref_for(ds)]),
             ..Default::default()
         },
         spec: Some(pod_spec),
@@ -87,7 +87,7 @@ pub fn plan(
 
     // Revisions.
     let current = revision::current(
-        owner::controller_ref(ds),
+        owner::controller_ref_for(ds),
         &ns,
         &spec.template,
         revisions,

@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::{
     Taint, Toleration,
 };
 
+use crate::util::node_selector;
+
 /// The tolerations kube adds to every daemon pod (`key`, `effect`), and
 /// the one added for host-network pods.
 pub const DAEMON_TOLERATIONS: [(&str, &str); 6] = [
@@ -86,48 +88,6 @@ pub fn target_node(spec: &PodSpec) -> Option<String> {
     })
 }
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    let labels = node.metadata.labels.as_ref();
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
-        && fields.iter().all(|r| {
-            let v = (r.key == "metadata.name")
-                .then_some(node.metadata.name.as_deref())
-                .flatten();
-            requirement_matches(r, v)
-        })
-}
-
 /// The pod's node selector and required node affinity admit the node.
 pub fn fits_affinity(spec: &PodSpec, node: &Node) -> bool {
     let labels = node.metadata.labels.clone().unwrap_or_default();
@@ -143,11 +103,7 @@ pub fn fits_affinity(spec: &PodSpec, node: &Node) -> bool {
             n.required_during_scheduling_ignored_during_execution
                 .as_ref()
         })
-        .is_none_or(|sel| {
-            sel.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, node))
-        });
+        .is_none_or(|sel| node_selector::matches(sel, node));
     selector_ok && affinity_ok
 }
 

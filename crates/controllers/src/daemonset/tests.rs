@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
 use serde_json::{Value, json};
 
 use super::{core, eligibility};
-use crate::workloads_common::revision;
+use crate::util::revisions as revision;
 
 fn now() -> Timestamp {
     "2024-01-01T01:00:00Z".parse().expect("ts")
@@ -184,7 +184,7 @@ fn ds(spec: Value) -> DaemonSet {
 
 fn rev(d: &DaemonSet, n: i64) -> ControllerRevision {
     revision::new_revision(
-        crate::workloads_common::owner::controller_ref(d),
+        crate::util::owner::controller_ref_for(d),
         "kube-system",
         None,
         revision::template_patch(&d.spec.clone().unwrap_or_default().template),

@@ -5,20 +5,10 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
+use crate::util::revisions;
+
 /// The label a Deployment adds to its ReplicaSets' selector and template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
-
-/// kube's `rand.SafeEncodeString` alphabet (no vowels, no 0/1/3).
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// FNV-1a, 32 bits.
-fn fnv32a(bytes: &[u8], mut hash: u32) -> u32 {
-    for b in bytes {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
-}
 
 /// The hash of a template as the Deployment stores it (the API server
 /// defaulted it, so it is stable), salted with the collision count: an
@@ -29,16 +19,13 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
         serde_json::to_value(template).unwrap_or(Value::Null),
     ))
     .unwrap_or_default();
-    let mut hash = fnv32a(&canonical, 0x811c_9dc5);
+    let mut hash = revisions::fnv32a(&canonical);
     if let Some(count) = collision_count {
         let mut salt = [0u8; 8];
         salt[..4].copy_from_slice(&(count as u32).to_le_bytes());
-        hash = fnv32a(&salt, hash);
+        hash = revisions::fnv32a_extend(hash, &salt);
     }
-    hash.to_string()
-        .bytes()
-        .map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()]))
-        .collect()
+    revisions::safe_encode(&hash.to_string())
 }
 
 /// Drops nulls, empty maps and empty lists (Go's semantic equality treats
@@ -95,7 +82,11 @@ mod tests {
         let h = compute_hash(&t, None);
         assert_eq!(h, compute_hash(&t.clone(), None));
         assert!(!h.is_empty() && h.len() <= 10);
-        assert!(h.bytes().all(|b| ALPHANUMS.contains(&b)), "{h}");
+        assert!(
+            h.bytes()
+                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)),
+            "{h}"
+        );
         // Nil and empty collections hash alike.
         let same = template(
             json!({"metadata": {"labels": {"app": "web"}, "annotations": {}}, "spec": {"containers": [{"name": "c", "image": "nginx", "env": []}]}}),

@@ -23,7 +23,7 @@ use crate::util::events::Recorder;
 use crate::util::informer::Informer;
 use crate::util::owner;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::spawn_workers;
+use crate::util::workers::spawn_workers;
 use crate::util::{key_of, selector};
 
 /// The controller's name (its ServiceAccount and event source).
@@ -68,7 +68,7 @@ pub fn spawn(clients: &Clients) {
                 let gone = match (old, new) {
                     (Some(o), None) => Some(o),
                     (Some(o), Some(n))
-                        if crate::util::pod::is_active(o) && !crate::util::pod::is_active(n) =>
+                        if crate::util::pods::is_active(o) && !crate::util::pods::is_active(n) =>
                     {
                         Some(n)
                     }

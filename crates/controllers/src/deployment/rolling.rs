@@ -9,6 +9,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::revision::MAX_REPLICAS;
 
+use crate::util::intstr::scaled_value;
+
 /// A ReplicaSet's `spec.replicas` (default 1, as the API server defaults).
 pub fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
@@ -47,27 +49,6 @@ pub fn is_rolling(d: &Deployment) -> bool {
         .and_then(|s| s.strategy.as_ref())
         .and_then(|s| s.type_.as_deref())
         .is_none_or(|t| t == "RollingUpdate")
-}
-
-/// kube's `GetScaledValueFromIntOrPercent`: an int as is, `"N%"` of
-/// `total` rounded up or down.
-pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
-    match v {
-        IntOrString::Int(n) => Ok(*n),
-        IntOrString::String(s) => {
-            let pct: i64 = s
-                .strip_suffix('%')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("invalid value for IntOrString: invalid value {s:?}"))?;
-            let product = pct * i64::from(total);
-            let v = if round_up {
-                (product + 99).div_euclid(100)
-            } else {
-                product.div_euclid(100)
-            };
-            i32::try_from(v).map_err(|_| format!("value {s:?} out of range"))
-        }
-    }
 }
 
 /// kube's `ResolveFenceposts`: (maxSurge rounded up, maxUnavailable

@@ -16,7 +16,7 @@ use super::status;
 use super::sync::{Ctl, SyncError, refs, split};
 use crate::util::api as apierr;
 use crate::util::owner;
-use crate::util::runner::Next;
+use crate::util::workers::Next;
 
 impl Ctl {
     /// kube's sync(): scaling (proportional for RollingUpdate), cleanup

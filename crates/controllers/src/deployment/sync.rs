@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::hash::{POD_TEMPLATE_HASH, compute_hash, equal_ignore_hash};
@@ -20,8 +20,8 @@ use super::rolling::{self, max_surge, replicas, spec_replicas};
 use super::status::{self, FAILED_RS_CREATE, FOUND_NEW_RS, NEW_RS_CREATED, PROGRESSING};
 use crate::util::events::{NORMAL, Recorder, WARNING};
 use crate::util::owner::{self, Claim};
-use crate::util::runner::Next;
-use crate::util::{api as apierr, selector, split_key};
+use crate::util::workers::Next;
+use crate::util::{adopt, api as apierr, selector, split_key};
 
 /// Errors of one sync.
 #[derive(Debug, thiserror::Error)]
@@ -171,20 +171,13 @@ impl Ctl {
                         }
                         checked = true;
                     }
-                    let r = owner::controller_ref("apps/v1", "Deployment", &d.metadata);
+                    let r = owner::controller_ref_for(d);
                     let patch = owner::adopt_patch(&rs.metadata, &r);
-                    match self
-                        .rs_api(&ns)
-                        .patch(
-                            &rs.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
+                    let api = self.rs_api(&ns);
+                    if let Some(adopted) =
+                        adopt::patch_refs(&api, &rs.name_any(), &patch, false).await?
                     {
-                        Ok(adopted) => owned.push(adopted),
-                        Err(e) if apierr::is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
+                        owned.push(adopted);
                     }
                 }
                 Claim::Release => {
@@ -192,19 +185,8 @@ impl Ctl {
                         &rs.metadata,
                         d.metadata.uid.as_deref().unwrap_or_default(),
                     );
-                    match self
-                        .rs_api(&ns)
-                        .patch(
-                            &rs.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if apierr::is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    let api = self.rs_api(&ns);
+                    adopt::patch_refs(&api, &rs.name_any(), &patch, false).await?;
                 }
             }
         }
@@ -295,15 +277,13 @@ impl Ctl {
                 .cloned()
                 .unwrap_or_default();
             let mut needs_update = set_deployment_revision(d, &rev);
-            let mut s = d.status.clone().unwrap_or_default();
-            if status::has_progress_deadline(d) && status::get_condition(&s, PROGRESSING).is_none()
-            {
+            let has_progressing = d
+                .status
+                .as_ref()
+                .is_some_and(|s| status::get_condition(s, PROGRESSING).is_some());
+            if status::has_progress_deadline(d) && !has_progressing {
                 let msg = format!("Found new replica set {:?}", sets[i].name_any());
-                status::set_condition(
-                    &mut s,
-                    status::condition(PROGRESSING, "True", FOUND_NEW_RS, msg, Timestamp::now()),
-                );
-                d.status = Some(s);
+                set_progressing(d, FOUND_NEW_RS, msg);
                 needs_update = true;
             }
             if needs_update {
@@ -349,11 +329,7 @@ impl Ctl {
                 name: Some(name.clone()),
                 namespace: Some(ns.clone()),
                 labels,
-                owner_references: Some(vec![owner::controller_ref(
-                    "apps/v1",
-                    "Deployment",
-                    &d.metadata,
-                )]),
+                owner_references: Some(vec![owner::controller_ref_for(d)]),
                 ..Default::default()
             },
             spec: Some(ReplicaSetSpec {
@@ -440,12 +416,7 @@ impl Ctl {
         let mut needs_update = set_deployment_revision(d, &rev);
         if !already && status::has_progress_deadline(d) {
             let msg = format!("Created new replica set {:?}", created.name_any());
-            let mut s = d.status.clone().unwrap_or_default();
-            status::set_condition(
-                &mut s,
-                status::condition(PROGRESSING, "True", NEW_RS_CREATED, msg, Timestamp::now()),
-            );
-            d.status = Some(s);
+            set_progressing(d, NEW_RS_CREATED, msg);
             needs_update = true;
         }
         if needs_update {
@@ -499,6 +470,16 @@ impl Ctl {
         }
         Ok(size_changes)
     }
+}
+
+/// Sets the Deployment's Progressing condition True with `reason`.
+fn set_progressing(d: &mut Deployment, reason: &str, msg: String) {
+    let mut s = d.status.clone().unwrap_or_default();
+    status::set_condition(
+        &mut s,
+        status::condition(PROGRESSING, "True", reason, msg, Timestamp::now()),
+    );
+    d.status = Some(s);
 }
 
 /// Sets the Deployment's revision annotation; whether it changed.

@@ -14,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use crate::util::intstr::scaled_value;
+
 /// The condition type.
 pub const CONDITION: &str = "DisruptionAllowed";
 /// Reason when disruptions are allowed.
@@ -25,31 +27,6 @@ pub const SYNC_FAILED: &str = "SyncFailed";
 /// How long an evicted pod (in `disruptedPods`) is assumed on its way out
 /// before the controller counts it again (kube's DeletionTimeout).
 pub const DELETION_TIMEOUT: SignedDuration = SignedDuration::from_secs(120);
-
-/// kube's GetScaledValueFromIntOrPercent: an int as is, `N%` of `total`
-/// rounded up or down.
-pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
-    match value {
-        IntOrString::Int(i) => Ok(*i),
-        IntOrString::String(s) => {
-            let Some(number) = s.strip_suffix('%') else {
-                return Err(format!(
-                    "invalid value \"{s}\": not an integer or a percentage"
-                ));
-            };
-            let percent: i64 = number
-                .parse()
-                .map_err(|_| format!("invalid value \"{s}\": {number} is not an integer"))?;
-            let product = percent * i64::from(total);
-            let scaled = if round_up {
-                (product + 99).div_euclid(100)
-            } else {
-                product.div_euclid(100)
-            };
-            i32::try_from(scaled).map_err(|_| format!("invalid value \"{s}\": out of range"))
-        }
-    }
-}
 
 /// Whether the budget needs the controllers' scale (maxUnavailable, or
 /// a percentage minAvailable).

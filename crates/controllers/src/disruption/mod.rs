@@ -16,9 +16,10 @@ use kube::api::{Api, PostParams};
 use tokio::sync::Notify;
 
 use crate::Clients;
-use crate::kube_match::selector_matches;
 use crate::node_lifecycle::pods;
-use crate::watched;
+use crate::util::selector;
+use crate::util::{cache, events};
+use kube::Resource;
 
 /// The ServiceAccount the controller acts as.
 pub const ACCOUNT: &str = "disruption-controller";
@@ -41,30 +42,30 @@ pub fn spawn_with_resync(clients: &Clients, resync: Duration) {
 
 async fn run(client: kube::Client, resync: Duration) {
     let wake = Arc::new(Notify::new());
-    let pdbs = watched::cache(
+    let pdbs = cache::cache(
         Api::<PodDisruptionBudget>::all(client.clone()),
         wake.clone(),
     );
-    let pods = watched::cache(Api::<Pod>::all(client.clone()), wake.clone());
-    watched::ready(&[&pdbs], Duration::from_secs(10)).await;
-    watched::ready(&[&pods], Duration::from_secs(10)).await;
-    let recorder = watched::recorder(client.clone(), ACCOUNT);
+    let pods = cache::cache(Api::<Pod>::all(client.clone()), wake.clone());
+    cache::ready(&[&pdbs], Duration::from_secs(10)).await;
+    cache::ready(&[&pods], Duration::from_secs(10)).await;
+    let recorder = events::reporter(client.clone(), ACCOUNT);
     loop {
         let now = Timestamp::now();
-        let all_pods = watched::all(&pods);
+        let all_pods = cache::all(&pods);
         let mut next = resync;
         if let Some(at) = clear_stale_disruptions(&client, &all_pods, now).await {
             let until = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
             next = next.min(until + Duration::from_millis(10));
         }
-        for pdb in watched::all(&pdbs) {
+        for pdb in cache::all(&pdbs) {
             if let Some(recheck) = sync(&client, &recorder, &pdb, &all_pods, now).await {
                 let until =
                     Duration::try_from(recheck.duration_since(now)).unwrap_or(Duration::ZERO);
                 next = next.min(until + Duration::from_millis(10));
             }
         }
-        watched::wait(&wake, next).await;
+        cache::wait(&wake, next).await;
     }
 }
 
@@ -122,7 +123,12 @@ async fn sync(
         Some(selector) => pods
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
-            .filter(|p| selector_matches(selector, p.metadata.labels.as_ref()))
+            .filter(|p| {
+                selector::matches(
+                    selector,
+                    p.metadata.labels.as_ref().unwrap_or(&Default::default()),
+                )
+            })
             .collect(),
     };
     let spec = pdb.spec.clone().unwrap_or_default();
@@ -157,7 +163,15 @@ async fn sync(
     }) {
         // kube names the budget's namespace twice here; so does berth.
         let note = format!("Pod was expected by PDB {ns}/{ns} to be deleted but it wasn't");
-        watched::event(recorder, *pod, true, "NotDeleted", "Sync", note).await;
+        events::publish(
+            recorder,
+            &pod.object_ref(&()),
+            true,
+            "NotDeleted",
+            "Sync",
+            note,
+        )
+        .await;
     }
     let (status, recheck) = match budget::status(pdb, &matching, scale.map(|(n, _)| n), now) {
         Ok(done) => done,
@@ -174,7 +188,15 @@ async fn sync(
         return recheck;
     }
     for (warning, reason, note) in events {
-        watched::event(recorder, pdb, warning, reason, "Sync", note).await;
+        events::publish(
+            recorder,
+            &pdb.object_ref(&()),
+            warning,
+            reason,
+            "Sync",
+            note,
+        )
+        .await;
     }
     let mut next = pdb.clone();
     next.status = Some(status);

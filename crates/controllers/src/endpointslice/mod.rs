@@ -20,8 +20,8 @@ use crate::Clients;
 use crate::util::informer::Informer;
 use crate::util::owner::controller_ref;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::{Next, spawn_workers};
 use crate::util::selector::map_matches;
+use crate::util::workers::{Next, spawn_workers};
 
 /// The slices controller's ServiceAccount.
 pub const SLICES: &str = "endpointslice-controller";

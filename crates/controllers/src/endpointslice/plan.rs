@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::util::pod::is_ready;
+use crate::util::pods::is_ready;
 use crate::util::selector::map_matches;
 
 /// Endpoints a slice holds at most (kube's default `--max-endpoints-per-slice`).

@@ -19,7 +19,7 @@ use crate::Clients;
 use crate::util::discovery::{Served, resources};
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::spawn_workers;
+use crate::util::workers::spawn_workers;
 use graph::{Graph, Node};
 
 /// What the collector watches of each object: its metadata.

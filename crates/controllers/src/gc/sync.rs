@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Gc;
 use super::graph::{Decision, FOREGROUND, Node, ORPHAN, OwnerState, decide, may_finish_foreground};
 use crate::util::api as apierr;
-use crate::util::runner::Next;
+use crate::util::workers::Next;
 
 /// Errors of one pass.
 #[derive(Debug, thiserror::Error)]
@@ -199,9 +199,14 @@ impl Gc {
             json!(kept)
         };
         let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": node.resource_version}});
+        self.merge_patch(node, &patch).await
+    }
+
+    /// Merge-patches an object; one already gone is fine.
+    async fn merge_patch(&self, node: &Node, patch: &Value) -> Result<(), SyncError> {
         match self
             .api_for(node)
-            .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&node.name, &PatchParams::default(), &Patch::Merge(patch))
             .await
         {
             Ok(_) => Ok(()),
@@ -220,14 +225,6 @@ impl Gc {
         };
         let patch =
             json!({"metadata": {"finalizers": value, "resourceVersion": node.resource_version}});
-        match self
-            .api_for(node)
-            .patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if apierr::is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.merge_patch(node, &patch).await
     }
 }

@@ -26,7 +26,7 @@ use crate::Clients;
 use crate::util::events::Recorder;
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::{Next, spawn_workers};
+use crate::util::workers::{Next, spawn_workers};
 use compute::{PodSample, Policy, Rules, Target};
 
 /// The ServiceAccount it acts as.
@@ -353,7 +353,7 @@ async fn sync(
                 PodSample {
                     usage: used,
                     request: request.flatten(),
-                    ready: crate::util::pod::is_ready(p),
+                    ready: crate::util::pods::is_ready(p),
                 }
             })
             .collect();

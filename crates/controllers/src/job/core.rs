@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use super::indexes;
 use super::policy::{self, Action, BackoffRecord};
-use crate::workloads_common::{owner, pods};
+use crate::util::{owner, pods};
 
 /// The finalizer that keeps a finished pod until the Job counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -90,7 +90,8 @@ fn spec_of(job: &Job) -> Spec {
     }
 }
 
-fn has_finalizer(pod: &Pod) -> bool {
+/// Whether the pod carries the Job tracking finalizer.
+pub fn has_finalizer(pod: &Pod) -> bool {
     pod.metadata
         .finalizers
         .as_deref()
@@ -733,7 +734,7 @@ pub fn new_pod(job: &Job, index: Option<i32>, index_failures: Option<i32>) -> Po
                 Some(annotations)
             },
             finalizers: Some(finalizers),
-            owner_references: Some(vec![owner::controller_ref(job)]),
+            owner_references: Some(vec![owner::controller_ref_for(job)]),
             ..Default::default()
         },
         spec: Some(pod_spec),

@@ -10,15 +10,17 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::json;
 
 use super::core::{self, TRACKING_FINALIZER};
 use super::policy::BackoffRecord;
-use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{adopt, owner, pods, selector};
+use crate::util::api;
+use crate::util::controller::{self as runner, Ctx, Error};
+use crate::util::pod_control::{self, Wording};
+use crate::util::{adopt, owner, pods, selector};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "job-controller";
@@ -79,7 +81,7 @@ async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Error>
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if runner::is_not_found(&e) => Ok(()),
+        Err(e) if api::is_not_found(&e) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -105,16 +107,11 @@ async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
         .and_then(|s| s.selector.clone())
         .unwrap_or_default();
     let lp = ListParams::default().labels(&selector::to_query(&sel));
-    let owned: Vec<Pod> = adopt::adopt_pods(
-        &pods_api,
-        &owner::controller_ref(&*job),
-        job.metadata.deletion_timestamp.is_some(),
-        pods_api.list(&lp).await?.items,
-    )
-    .await?;
+    let owned: Vec<Pod> =
+        adopt::adopt_pods(&pods_api, &*job, pods_api.list(&lp).await?.items).await?;
     if job.metadata.deletion_timestamp.is_some() {
         jctx.remember(&uid, None);
-        for p in owned.iter().filter(|p| has_tracking(p)) {
+        for p in owned.iter().filter(|p| core::has_finalizer(p)) {
             remove_finalizer(&pods_api, pods::name(p)).await?;
         }
         return Ok(Action::await_change());
@@ -131,39 +128,9 @@ async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
     for pod in &plan.remove_finalizers {
         remove_finalizer(&pods_api, pod).await?;
     }
-    for pod in &plan.delete {
-        match pods_api.delete(pod, &DeleteParams::default()).await {
-            Ok(_) => {
-                ctx.event(
-                    &me,
-                    false,
-                    "SuccessfulDelete",
-                    &format!("Deleted pod: {pod}"),
-                )
-                .await;
-            }
-            Err(e) if runner::is_not_found(&e) => {}
-            Err(e) => {
-                ctx.event(&me, true, "FailedDelete", &format!("Error deleting: {e}"))
-                    .await;
-                return Err(e.into());
-            }
-        }
-    }
-    for pod in &plan.create {
-        match pods_api.create(&PostParams::default(), pod).await {
-            Ok(created) => {
-                let n = pods::name(&created).to_owned();
-                ctx.event(&me, false, "SuccessfulCreate", &format!("Created pod: {n}"))
-                    .await;
-            }
-            Err(e) => {
-                ctx.event(&me, true, "FailedCreate", &format!("Error creating: {e}"))
-                    .await;
-                return Err(e.into());
-            }
-        }
-    }
+    let wording = Wording::PodControl;
+    pod_control::delete_pods(ctx, &pods_api, &me, wording, &plan.delete).await?;
+    pod_control::create_pods(ctx, &pods_api, &me, wording, &plan.create).await?;
     if current.status.as_ref() != Some(&plan.status) {
         current.status = Some(plan.status);
         jobs_api
@@ -184,15 +151,6 @@ async fn reconcile(job: Arc<Job>, jctx: Arc<JobCtx>) -> Result<Action, Error> {
     })
 }
 
-fn has_tracking(pod: &Pod) -> bool {
-    pod.metadata
-        .finalizers
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|f| f == TRACKING_FINALIZER)
-}
-
 /// Frees pods that carry the tracking finalizer but whose Job is gone (or
 /// is not their controller any more), so they can be deleted.
 async fn free_orphans(client: kube::Client) {
@@ -202,7 +160,7 @@ async fn free_orphans(client: kube::Client) {
         let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = ev else {
             continue;
         };
-        if !has_tracking(&pod) || !(pods::is_deleting(&pod) || pods::is_terminal(&pod)) {
+        if !core::has_finalizer(&pod) || !(pods::is_deleting(&pod) || pods::is_terminal(&pod)) {
             continue;
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -216,7 +174,7 @@ async fn free_orphans(client: kube::Client) {
                 .await
             {
                 Ok(j) => j.metadata.uid.as_deref() != Some(r.uid.as_str()),
-                Err(e) => runner::is_not_found(&e),
+                Err(e) => api::is_not_found(&e),
             },
         };
         if orphan {

@@ -11,7 +11,8 @@ use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 
-use crate::workloads_common::runner::{self, Ctx, Error};
+use crate::util::api;
+use crate::util::controller::{self as runner, Ctx, Error};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "ttl-after-finished-controller";
@@ -66,7 +67,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     // Look again: the TTL or the finish may have changed meanwhile.
     let fresh = match api.get(&name).await {
         Ok(j) => j,
-        Err(e) if runner::is_not_found(&e) => return Ok(Action::await_change()),
+        Err(e) if api::is_not_found(&e) => return Ok(Action::await_change()),
         Err(e) => return Err(e.into()),
     };
     if expires_at(&fresh).is_none_or(|at| at > now) {
@@ -78,7 +79,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     });
     match api.delete(&name, &dp).await {
         Ok(_) => Ok(Action::await_change()),
-        Err(e) if runner::is_not_found(&e) => Ok(Action::await_change()),
+        Err(e) if api::is_not_found(&e) => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
     }
 }

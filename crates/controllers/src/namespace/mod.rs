@@ -19,7 +19,7 @@ use crate::util::api as apierr;
 use crate::util::discovery::{Served, resources};
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::{Next, spawn_workers};
+use crate::util::workers::{Next, spawn_workers};
 use conditions::Totals;
 
 /// The controller's name (its ServiceAccount).

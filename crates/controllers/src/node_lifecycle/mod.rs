@@ -21,9 +21,10 @@ use kube::api::{Api, DeleteParams, PostParams};
 use tokio::sync::Notify;
 
 use crate::Clients;
-use crate::watched;
+use crate::util::{cache, events};
 use eviction::Verdict;
 use health::Heard;
+use kube::Resource;
 
 /// The ServiceAccount the controller acts as.
 pub const ACCOUNT: &str = "node-controller";
@@ -77,19 +78,19 @@ struct State {
 async fn run(client: kube::Client, config: NodeLifecycleConfig) {
     let wake = Arc::new(Notify::new());
     let caches = Caches {
-        nodes: watched::cache(Api::<Node>::all(client.clone()), wake.clone()),
-        leases: watched::cache(
+        nodes: cache::cache(Api::<Node>::all(client.clone()), wake.clone()),
+        leases: cache::cache(
             Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
             wake.clone(),
         ),
-        pods: watched::cache(Api::<Pod>::all(client.clone()), wake.clone()),
+        pods: cache::cache(Api::<Pod>::all(client.clone()), wake.clone()),
     };
     let limit = Duration::from_secs(10);
-    watched::ready(&[&caches.nodes], limit).await;
-    watched::ready(&[&caches.leases], limit).await;
-    watched::ready(&[&caches.pods], limit).await;
-    let recorder = watched::recorder(client.clone(), "taint-eviction-controller");
-    let node_recorder = watched::recorder(client.clone(), "node-controller");
+    cache::ready(&[&caches.nodes], limit).await;
+    cache::ready(&[&caches.leases], limit).await;
+    cache::ready(&[&caches.pods], limit).await;
+    let recorder = events::reporter(client.clone(), "taint-eviction-controller");
+    let node_recorder = events::reporter(client.clone(), "node-controller");
     let mut state = State::default();
     loop {
         let next = pass(
@@ -108,7 +109,7 @@ async fn run(client: kube::Client, config: NodeLifecycleConfig) {
                 Duration::try_from(until).unwrap_or(Duration::ZERO) + Duration::from_millis(10),
             );
         }
-        watched::wait(&wake, sleep).await;
+        cache::wait(&wake, sleep).await;
     }
 }
 
@@ -127,12 +128,12 @@ async fn pass(
 ) -> Option<Timestamp> {
     let now = Timestamp::now();
     let nodes_api = Api::<Node>::all(client.clone());
-    let leases: HashMap<String, Lease> = watched::all(&caches.leases)
+    let leases: HashMap<String, Lease> = cache::all(&caches.leases)
         .into_iter()
         .filter_map(|l| l.metadata.name.clone().map(|n| (n, l)))
         .collect();
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-    for mut node in watched::all(&caches.nodes) {
+    for mut node in cache::all(&caches.nodes) {
         let Some(name) = node.metadata.name.clone() else {
             continue;
         };
@@ -156,9 +157,9 @@ async fn pass(
                 Ok(written) => {
                     tracing::info!(node = %name, "node stopped posting status: conditions Unknown");
                     if was_ready {
-                        watched::event(
+                        events::publish(
                             node_recorder,
-                            &written,
+                            &written.object_ref(&()),
                             false,
                             "NodeNotReady",
                             "NodeStatusChange",
@@ -219,7 +220,7 @@ async fn evict(
 ) -> Option<Timestamp> {
     let mut next: Option<Timestamp> = None;
     let mut seen = Vec::new();
-    for pod in watched::all(&caches.pods) {
+    for pod in cache::all(&caches.pods) {
         let node_name = pod
             .spec
             .as_ref()
@@ -260,9 +261,9 @@ async fn evict(
             .await;
             match result {
                 Ok(()) => {
-                    watched::event(
+                    events::publish(
                         node_recorder,
-                        &pod,
+                        &pod.object_ref(&()),
                         true,
                         "NodeNotReady",
                         "MarkNotReady",
@@ -292,9 +293,9 @@ async fn evict(
                     .remove(&uid)
                     .is_some_and(|(_, k)| !k.is_empty())
                 {
-                    watched::event(
+                    events::publish(
                         recorder,
-                        &pod,
+                        &pod.object_ref(&()),
                         false,
                         eviction::EVENT_REASON,
                         "Cancel",
@@ -313,9 +314,9 @@ async fn evict(
             Verdict::Now | Verdict::At(_) => {}
         }
         state.scheduled.remove(&uid);
-        watched::event(
+        events::publish(
             recorder,
-            &pod,
+            &pod.object_ref(&()),
             false,
             eviction::EVENT_REASON,
             "Delete",

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::Clients;
 use crate::node_lifecycle::pods;
-use crate::watched;
+use crate::util::cache;
 
 /// The ServiceAccount the collector acts as.
 pub const ACCOUNT: &str = "pod-garbage-collector";
@@ -49,17 +49,17 @@ pub fn spawn(clients: &Clients, config: PodGcConfig) {
 async fn run(client: kube::Client, config: PodGcConfig) {
     // Changes do not wake it: it runs on its period, as kube's does.
     let wake = Arc::new(Notify::new());
-    let pods_cache = watched::cache(Api::<Pod>::all(client.clone()), wake.clone());
-    let nodes_cache = watched::cache(Api::<Node>::all(client.clone()), wake);
-    watched::ready(&[&pods_cache], Duration::from_secs(10)).await;
-    watched::ready(&[&nodes_cache], Duration::from_secs(10)).await;
+    let pods_cache = cache::cache(Api::<Pod>::all(client.clone()), wake.clone());
+    let nodes_cache = cache::cache(Api::<Node>::all(client.clone()), wake);
+    cache::ready(&[&pods_cache], Duration::from_secs(10)).await;
+    cache::ready(&[&nodes_cache], Duration::from_secs(10)).await;
     let quarantine = SignedDuration::try_from(config.quarantine).unwrap_or(SignedDuration::MAX);
     let nodes_api = Api::<Node>::all(client.clone());
     let mut missing = BTreeMap::new();
     loop {
         let now = Timestamp::now();
-        let all_pods = watched::all(&pods_cache);
-        let all_nodes = watched::all(&nodes_cache);
+        let all_pods = cache::all(&pods_cache);
+        let all_nodes = cache::all(&nodes_cache);
         missing = plan::missing_nodes(&all_pods, &all_nodes, &missing, now);
         let plan = plan::plan(
             &all_pods,

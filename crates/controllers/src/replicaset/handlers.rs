@@ -12,7 +12,7 @@ use super::ReplicaKind;
 use crate::util::expectations::Expectations;
 use crate::util::owner;
 use crate::util::queue::WorkQueue;
-use crate::util::{key_of, pod as podutil, selector};
+use crate::util::{key_of, pods as podutil, selector};
 
 /// The set (in `sets`) a controller reference names, if it is there with
 /// that uid.

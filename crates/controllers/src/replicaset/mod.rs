@@ -26,7 +26,7 @@ use crate::util::expectations::Expectations;
 use crate::util::informer::Informer;
 use crate::util::key_of;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::spawn_workers;
+use crate::util::workers::spawn_workers;
 
 /// Starts the ReplicaSet controller (as `replicaset-controller`).
 pub fn spawn_replicasets(clients: &Clients) {

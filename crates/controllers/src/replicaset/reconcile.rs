@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::util::pod;
+use crate::util::pods as pod;
 
 /// At most this many creations or deletions per sync (kube's
 /// `BurstReplicas`).

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::reconcile::{self, Failure, Scale};
@@ -17,8 +17,8 @@ use crate::util::events::{NORMAL, Recorder, WARNING};
 use crate::util::expectations::Expectations;
 use crate::util::informer::Informer;
 use crate::util::owner::{self, Claim};
-use crate::util::runner::Next;
-use crate::util::{api as apierr, key_of, pod as podutil, selector, split_key};
+use crate::util::workers::Next;
+use crate::util::{adopt, api as apierr, key_of, pods as podutil, selector, split_key};
 
 /// Errors of one sync.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,32 @@ impl<K: ReplicaKind> Ctl<K> {
         self.recorder
             .record(&api_version, &K::kind(&()), set, type_, reason, message)
             .await;
+    }
+
+    /// Records a failed pod creation or deletion (`FailedCreate`: "Error
+    /// creating: …", `FailedDelete`: "Error deleting: …", as kube's pod
+    /// control) and keeps the sync's first failure for its condition.
+    async fn failed(
+        &self,
+        set: &K,
+        reason: &'static str,
+        e: &kube::Error,
+        failure: &mut Option<Failure>,
+    ) {
+        let message = apierr::message(e);
+        let verb = if reason == "FailedCreate" {
+            "creating"
+        } else {
+            "deleting"
+        };
+        self.event(
+            set.meta(),
+            WARNING,
+            reason,
+            &format!("Error {verb}: {message}"),
+        )
+        .await;
+        failure.get_or_insert(Failure { reason, message });
     }
 
     pub(super) async fn sync(&self, key: &str) -> Result<Next, SyncError> {
@@ -140,38 +166,19 @@ impl<K: ReplicaKind> Ctl<K> {
                     if can_adopt != Some(true) {
                         continue;
                     }
-                    let r = owner::controller_ref(&K::api_version(&()), &K::kind(&()), set.meta());
+                    let r = owner::controller_ref_for(set);
                     let patch = owner::adopt_patch(&pod.metadata, &r);
-                    match self
-                        .pod_api(&ns)
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
+                    let api = self.pod_api(&ns);
+                    if let Some(p) = adopt::patch_refs(&api, &pod.name_any(), &patch, false).await?
                     {
-                        Ok(p) => owned.push(Arc::new(p)),
-                        Err(e) if apierr::is_not_found(&e) => {}
-                        Err(e) => return Err(e.into()),
+                        owned.push(Arc::new(p));
                     }
                 }
                 Claim::Release => {
                     let uid = set.meta().uid.clone().unwrap_or_default();
                     let patch = owner::release_patch(&pod.metadata, &uid);
-                    match self
-                        .pod_api(&ns)
-                        .patch(
-                            &pod.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if apierr::is_not_found(&e) || apierr::is_conflict(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    let api = self.pod_api(&ns);
+                    adopt::patch_refs(&api, &pod.name_any(), &patch, true).await?;
                 }
             }
         }
@@ -256,11 +263,7 @@ impl<K: ReplicaKind> Ctl<K> {
                 labels: tmeta.labels,
                 annotations: tmeta.annotations,
                 finalizers: tmeta.finalizers,
-                owner_references: Some(vec![owner::controller_ref(
-                    &K::api_version(&()),
-                    &K::kind(&()),
-                    set.meta(),
-                )]),
+                owner_references: Some(vec![owner::controller_ref_for(set)]),
                 ..Default::default()
             },
             spec: spec.template.spec.clone(),
@@ -295,22 +298,7 @@ impl<K: ReplicaKind> Ctl<K> {
                     }
                     // A terminating namespace takes no new pods: nothing to report.
                     Err(e) if apierr::is_namespace_terminating(&e) => {}
-                    Err(e) => {
-                        let message = apierr::message(&e);
-                        self.event(
-                            set.meta(),
-                            WARNING,
-                            "FailedCreate",
-                            &format!("Error creating: {message}"),
-                        )
-                        .await;
-                        if failure.is_none() {
-                            failure = Some(Failure {
-                                reason: "FailedCreate",
-                                message,
-                            });
-                        }
-                    }
+                    Err(e) => self.failed(set, "FailedCreate", &e, &mut failure).await,
                 }
             }
             if failure.is_some() {
@@ -356,20 +344,7 @@ impl<K: ReplicaKind> Ctl<K> {
                     if apierr::is_not_found(&e) {
                         continue;
                     }
-                    let message = apierr::message(&e);
-                    self.event(
-                        set.meta(),
-                        WARNING,
-                        "FailedDelete",
-                        &format!("Error deleting: {message}"),
-                    )
-                    .await;
-                    if failure.is_none() {
-                        failure = Some(Failure {
-                            reason: "FailedDelete",
-                            message,
-                        });
-                    }
+                    self.failed(set, "FailedDelete", &e, &mut failure).await;
                 }
             }
         }

@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use tokio::sync::Notify;
 
 use crate::Clients;
-use crate::watched;
+use crate::util::cache;
 
 /// The ServiceAccount controller's account.
 pub const SERVICE_ACCOUNTS: &str = "service-account-controller";
@@ -56,16 +56,16 @@ pub fn spawn_service_accounts(clients: &Clients) {
     let client = clients(SERVICE_ACCOUNTS);
     tokio::spawn(async move {
         let wake = Arc::new(Notify::new());
-        let namespaces = watched::cache(Api::<Namespace>::all(client.clone()), wake.clone());
-        let accounts = watched::cache(Api::<ServiceAccount>::all(client.clone()), wake.clone());
-        watched::ready(&[&namespaces], Duration::from_secs(10)).await;
-        watched::ready(&[&accounts], Duration::from_secs(10)).await;
+        let namespaces = cache::cache(Api::<Namespace>::all(client.clone()), wake.clone());
+        let accounts = cache::cache(Api::<ServiceAccount>::all(client.clone()), wake.clone());
+        cache::ready(&[&namespaces], Duration::from_secs(10)).await;
+        cache::ready(&[&accounts], Duration::from_secs(10)).await;
         loop {
-            let present: BTreeSet<(String, String)> = watched::all(&accounts)
+            let present: BTreeSet<(String, String)> = cache::all(&accounts)
                 .into_iter()
                 .filter_map(|a| Some((a.metadata.namespace?, a.metadata.name?)))
                 .collect();
-            for ns in missing(&watched::all(&namespaces), &present, DEFAULT) {
+            for ns in missing(&cache::all(&namespaces), &present, DEFAULT) {
                 let mut account = ServiceAccount::default();
                 account.metadata.name = Some(DEFAULT.to_owned());
                 let api = Api::<ServiceAccount>::namespaced(client.clone(), &ns);
@@ -77,7 +77,7 @@ pub fn spawn_service_accounts(clients: &Clients) {
                     }
                 }
             }
-            watched::wait(&wake, RESYNC).await;
+            cache::wait(&wake, RESYNC).await;
         }
     });
 }
@@ -88,17 +88,17 @@ pub fn spawn_root_ca_publisher(clients: &Clients, ca_pem: String) {
     let client = clients(ROOT_CA);
     tokio::spawn(async move {
         let wake = Arc::new(Notify::new());
-        let namespaces = watched::cache(Api::<Namespace>::all(client.clone()), wake.clone());
-        let maps = watched::cache_with(
+        let namespaces = cache::cache(Api::<Namespace>::all(client.clone()), wake.clone());
+        let maps = cache::cache_with(
             Api::<ConfigMap>::all(client.clone()),
             watcher::Config::default().fields(&format!("metadata.name={}", rootca::NAME)),
             wake.clone(),
         );
-        watched::ready(&[&namespaces], Duration::from_secs(10)).await;
-        watched::ready(&[&maps], Duration::from_secs(10)).await;
+        cache::ready(&[&namespaces], Duration::from_secs(10)).await;
+        cache::ready(&[&maps], Duration::from_secs(10)).await;
         loop {
-            let current = watched::all(&maps);
-            for ns in active(&watched::all(&namespaces)) {
+            let current = cache::all(&maps);
+            for ns in active(&cache::all(&namespaces)) {
                 let existing = current.iter().find(|c| {
                     c.metadata.namespace.as_deref() == Some(&ns)
                         && c.metadata.name.as_deref() == Some(rootca::NAME)
@@ -120,7 +120,7 @@ pub fn spawn_root_ca_publisher(clients: &Clients, ca_pem: String) {
                     }
                 }
             }
-            watched::wait(&wake, RESYNC).await;
+            cache::wait(&wake, RESYNC).await;
         }
     });
 }

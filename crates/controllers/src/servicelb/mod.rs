@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::Clients;
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
-use crate::util::runner::{Next, spawn_workers};
+use crate::util::workers::{Next, spawn_workers};
 
 /// The ServiceAccount it acts as.
 pub const ACCOUNT: &str = "service-controller";

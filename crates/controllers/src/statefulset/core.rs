@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, StatefulSet, StatefulSetSpec, StatefulSetStatus,
+};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::workloads_common::scale::scaled;
-use crate::workloads_common::{owner, pods, revision};
+use crate::util::intstr::scaled;
+use crate::util::{owner, pods, revisions as revision};
 
 /// The label with the pod's name.
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
@@ -40,6 +42,19 @@ pub struct Plan {
     pub status: StatefulSetStatus,
     /// Events to record: (warning, reason, message).
     pub events: Vec<(bool, &'static str, String)>,
+}
+
+/// The ordinals the set's replicas take: `spec.ordinals.start` (0 when
+/// unset) onwards, `replicas` (1 when unset) of them.
+pub fn ordinal_range(spec: &StatefulSetSpec) -> std::ops::Range<i32> {
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    let start = spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
+    start..start + replicas
 }
 
 /// The ordinal of a pod named `<set>-<n>`.
@@ -82,7 +97,7 @@ fn set_ref(set: &StatefulSet) -> OwnerReference {
     OwnerReference {
         controller: None,
         block_owner_deletion: None,
-        ..owner::controller_ref(set)
+        ..owner::controller_ref_for(set)
     }
 }
 
@@ -143,7 +158,7 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, rev_name: &str, or
             namespace: set.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: tmeta.annotations,
-            owner_references: Some(vec![owner::controller_ref(set)]),
+            owner_references: Some(vec![owner::controller_ref_for(set)]),
             ..Default::default()
         },
         spec: Some(spec),
@@ -247,12 +262,7 @@ pub fn plan(
     let spec = set.spec.clone().unwrap_or_default();
     let old = set.status.clone().unwrap_or_default();
     let replicas = spec.replicas.unwrap_or(1).max(0);
-    let start = spec
-        .ordinals
-        .as_ref()
-        .and_then(|o| o.start)
-        .unwrap_or(0)
-        .max(0);
+    let start = ordinal_range(&spec).start;
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
     let strategy = spec.update_strategy.clone().unwrap_or_default();
@@ -263,7 +273,7 @@ pub fn plan(
 
     // Revisions: find or make the one for the current template.
     let cur = revision::current(
-        owner::controller_ref(set),
+        owner::controller_ref_for(set),
         &ns,
         &spec.template,
         revisions,

@@ -4,20 +4,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Resource;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use serde_json::json;
 
 use super::core::{self, claim_name};
-use crate::workloads_common::runner::{self, Ctx, Error};
-use crate::workloads_common::{adopt, owner, pods, selector};
+use crate::util::api;
+use crate::util::controller::{self as runner, Ctx, Error};
+use crate::util::pod_control::{self, Wording};
+use crate::util::{history, pods, workload};
 
 /// The controller's ServiceAccount name.
 pub const NAME: &str = "statefulset-controller";
@@ -35,43 +35,19 @@ pub async fn run(client: kube::Client) {
 }
 
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let Some(set) = runner::fresh(&ctx.client, &*set).await? else {
+    let Some(w) =
+        workload::load(&ctx, &*set, |s| s.spec.clone().unwrap_or_default().selector).await?
+    else {
         return Ok(Action::await_change());
     };
-    if set.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
+    let set = w.owner;
+    let (pods_api, revs_api, owned) = (w.pods_api, w.revs_api, w.pods);
     let ns = set.metadata.namespace.clone().unwrap_or_default();
     let name = set.metadata.name.clone().unwrap_or_default();
-    let uid = set.metadata.uid.clone().unwrap_or_default();
     let spec = set.spec.clone().unwrap_or_default();
-    let lp = ListParams::default().labels(&selector::to_query(&spec.selector));
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let revs_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    let owned: Vec<Pod> = adopt::adopt_pods(
-        &pods_api,
-        &owner::controller_ref(&*set),
-        set.metadata.deletion_timestamp.is_some(),
-        pods_api.list(&lp).await?.items,
-    )
-    .await?;
-    let revisions: Vec<ControllerRevision> = revs_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| owner::controlled_by(&r.metadata, &uid))
-        .collect();
     // The claims of every ordinal in range or still present.
-    let replicas = spec.replicas.unwrap_or(1).max(0);
-    let start = spec
-        .ordinals
-        .as_ref()
-        .and_then(|o| o.start)
-        .unwrap_or(0)
-        .max(0);
-    let mut ordinals: Vec<i32> = (start..start + replicas).collect();
+    let mut ordinals: Vec<i32> = core::ordinal_range(&spec).collect();
     ordinals.extend(
         owned
             .iter()
@@ -87,30 +63,20 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                 Ok(c) => {
                     claims.insert(cname, c);
                 }
-                Err(e) if runner::is_not_found(&e) => {}
+                Err(e) if api::is_not_found(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    let plan = core::plan(&set, &owned, &revisions, &claims, Timestamp::now());
+    let plan = core::plan(&set, &owned, &w.revisions, &claims, Timestamp::now());
     let me = set.object_ref(&());
 
-    if let Some(rev) = &plan.create_revision {
-        match revs_api.create(&PostParams::default(), rev).await {
-            Ok(_) => {}
-            Err(e) if runner::is_conflict(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if let Some((rev, number)) = &plan.renumber_revision {
-        revs_api
-            .patch(
-                rev,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"revision": number})),
-            )
-            .await?;
-    }
+    history::record_current(
+        &revs_api,
+        plan.create_revision.as_ref(),
+        plan.renumber_revision.as_ref(),
+    )
+    .await?;
     for c in &plan.create_claims {
         let cname = c.metadata.name.clone().unwrap_or_default();
         match claims_api.create(&PostParams::default(), c).await {
@@ -124,7 +90,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
                 )
                 .await;
             }
-            Err(e) if runner::is_conflict(&e) => {}
+            Err(e) if api::is_conflict(&e) => {}
             Err(e) => {
                 let pod = pod_of_claim(&plan, &cname);
                 ctx.event(
@@ -146,78 +112,19 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
             .replace(&cname, &PostParams::default(), c)
             .await?;
     }
-    for pod in &plan.create_pods {
-        let pname = pods::name(pod).to_owned();
-        match pods_api.create(&PostParams::default(), pod).await {
-            Ok(_) => {
-                ctx.event(
-                    &me,
-                    false,
-                    "SuccessfulCreate",
-                    &format!("create Pod {pname} in StatefulSet {name} successful"),
-                )
-                .await;
-            }
-            Err(e) if runner::is_conflict(&e) => {}
-            Err(e) => {
-                ctx.event(
-                    &me,
-                    true,
-                    "FailedCreate",
-                    &format!("create Pod {pname} in StatefulSet {name} failed error: {e}"),
-                )
-                .await;
-                return Err(e.into());
-            }
-        }
-    }
+    let wording = Wording::StatefulSet(&name);
+    pod_control::create_pods(&ctx, &pods_api, &me, wording, &plan.create_pods).await?;
     for (warning, reason, note) in &plan.events {
         ctx.event(&me, *warning, reason, note).await;
     }
-    for pname in &plan.delete_pods {
-        match pods_api.delete(pname, &DeleteParams::default()).await {
-            Ok(_) => {
-                ctx.event(
-                    &me,
-                    false,
-                    "SuccessfulDelete",
-                    &format!("delete Pod {pname} in StatefulSet {name} successful"),
-                )
-                .await;
-            }
-            Err(e) if runner::is_not_found(&e) => {}
-            Err(e) => {
-                ctx.event(
-                    &me,
-                    true,
-                    "FailedDelete",
-                    &format!("delete Pod {pname} in StatefulSet {name} failed error: {e}"),
-                )
-                .await;
-                return Err(e.into());
-            }
-        }
-    }
-    for rev in &plan.delete_revisions {
-        match revs_api.delete(rev, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if runner::is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    pod_control::delete_pods(&ctx, &pods_api, &me, wording, &plan.delete_pods).await?;
+    history::delete(&revs_api, &plan.delete_revisions).await?;
     if set.status.as_ref() != Some(&plan.status) {
-        let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
         let mut updated = (*set).clone();
         updated.status = Some(plan.status);
-        sets.replace_status(&name, &PostParams::default(), &updated)
-            .await?;
+        workload::replace_status(&ctx, &updated).await?;
     }
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    Ok(if min_ready > 0 {
-        Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)))
-    } else {
-        Action::await_change()
-    })
+    Ok(workload::after_min_ready(spec.min_ready_seconds))
 }
 
 /// The pod a claim belongs to (`<template>-<set>-<n>` → `<set>-<n>`).

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use serde_json::{Value, json};
 
 use super::core::{self, Plan};
-use crate::workloads_common::revision;
+use crate::util::revisions as revision;
 
 fn now() -> Timestamp {
     "2024-01-01T01:00:00Z".parse().expect("ts")
@@ -41,7 +41,7 @@ fn set(spec: Value) -> StatefulSet {
 fn rev_of(s: &StatefulSet, number: i64) -> ControllerRevision {
     let spec = s.spec.clone().unwrap_or_default();
     revision::new_revision(
-        crate::workloads_common::owner::controller_ref(s),
+        crate::util::owner::controller_ref_for(s),
         "default",
         None,
         revision::template_patch(&spec.template),

@@ -1,7 +1,11 @@
-//! Events about an object, as kube's `record.EventRecorder` writes them
-//! (core/v1 Events that `kubectl describe` lists). A repeat of the same
-//! event (same object, type, reason and message) bumps the first one's
-//! `count` and `lastTimestamp`, as kube's event correlator does.
+//! Events about an object, written two ways:
+//!
+//! - [`Recorder`]: core/v1 Events as kube's `record.EventRecorder` writes
+//!   them (what `kubectl describe` lists). A repeat of the same event
+//!   (same object, type, reason and message) bumps the first one's
+//!   `count` and `lastTimestamp`, as kube's event correlator does;
+//! - [`reporter`] and [`publish`]: events.k8s.io Events through
+//!   kube-runtime's recorder (its own series of repeats).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -130,5 +134,44 @@ impl Recorder {
             seen.clear();
         }
         seen.insert(key, (ns, name, count));
+    }
+}
+
+/// A kube-runtime event recorder reporting as `controller`
+/// (`reportingController`).
+pub fn reporter(client: kube::Client, controller: &str) -> kube::runtime::events::Recorder {
+    kube::runtime::events::Recorder::new(
+        client,
+        kube::runtime::events::Reporter {
+            controller: controller.to_owned(),
+            instance: None,
+        },
+    )
+}
+
+/// Publishes an event about `regarding` through a kube-runtime recorder;
+/// a failure is logged, not returned (an event is never worth failing a
+/// sync for).
+pub async fn publish(
+    recorder: &kube::runtime::events::Recorder,
+    regarding: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: impl Into<String>,
+) {
+    let ev = kube::runtime::events::Event {
+        type_: if warning {
+            kube::runtime::events::EventType::Warning
+        } else {
+            kube::runtime::events::EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(note.into()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, regarding).await {
+        tracing::debug!(error = %e, reason, "event not published");
     }
 }

@@ -4,6 +4,7 @@
 //! that stopped matching).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
 use serde_json::{Value, json};
 
 /// The controller reference of an object, if any.
@@ -25,6 +26,17 @@ pub fn controller_ref(api_version: &str, kind: &str, owner: &ObjectMeta) -> Owne
         controller: Some(true),
         block_owner_deletion: Some(true),
     }
+}
+
+/// [`controller_ref`] to a typed owner (its kind and API version from
+/// its type).
+pub fn controller_ref_for<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    controller_ref(&K::api_version(&()), &K::kind(&()), owner.meta())
+}
+
+/// Whether the object's controller is the object with this UID.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    controller_of(meta).is_some_and(|r| r.uid == uid)
 }
 
 /// What a controller does with an object its selector may cover.

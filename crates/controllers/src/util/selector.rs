@@ -1,5 +1,6 @@
 //! Label selectors (`matchLabels` + `matchExpressions`, or a plain map as
-//! a ReplicationController's) against an object's labels.
+//! a ReplicationController's) against an object's labels, and rendered
+//! as a `labelSelector` query for list calls.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +49,25 @@ pub fn is_empty(selector: &LabelSelector) -> bool {
 /// selector; empty matches everything).
 pub fn map_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The selector as a `labelSelector` query string (`k=v`, `k in (a,b)`,
+/// `k notin (a)`, `k`, `!k`).
+pub fn to_query(selector: &LabelSelector) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in selector.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in selector.match_expressions.as_deref().unwrap_or_default() {
+        let values = e.values.as_deref().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
 }
 
 #[cfg(test)]
@@ -99,5 +119,24 @@ mod tests {
         assert!(!matches(&exists, &labels(&[])));
         assert!(is_empty(&LabelSelector::default()));
         assert!(!is_empty(&exists));
+        assert!(matches(&LabelSelector::default(), &labels(&[])));
+    }
+
+    #[test]
+    fn renders_queries() {
+        let sel = LabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            match_expressions: Some(vec![
+                req("tier", "In", &["a", "b"]),
+                req("env", "NotIn", &["prod"]),
+                req("k", "Exists", &[]),
+                req("x", "DoesNotExist", &[]),
+            ]),
+        };
+        assert_eq!(
+            to_query(&sel),
+            "app=web,tier in (a,b),env notin (prod),k,!x"
+        );
+        assert_eq!(to_query(&LabelSelector::default()), "");
     }
 }

@@ -14,7 +14,8 @@ use kube::api::{Api, PostParams};
 
 use super::consumers::{consumer_node, pick_node};
 use super::{VolumeConfig, class, matching, provision};
-use crate::watched;
+use crate::util::events;
+use kube::Resource;
 
 /// Set on a claim when the binding is complete.
 pub const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
@@ -109,6 +110,8 @@ impl Binder {
         Api::all(self.client.clone())
     }
 
+    /// An event about a claim reported as the volume controller, once
+    /// per claim and reason.
     async fn announce(
         &mut self,
         claim: &PersistentVolumeClaim,
@@ -116,13 +119,8 @@ impl Binder {
         reason: &str,
         note: String,
     ) {
-        let key = (
-            claim.metadata.uid.clone().unwrap_or_default(),
-            reason.to_owned(),
-        );
-        if self.announced.insert(key) {
-            watched::event(&self.recorder, claim, warning, reason, "Binding", note).await;
-        }
+        self.announce_once(false, claim, warning, reason, note)
+            .await;
     }
 
     /// An event reported by the provisioner (as the external provisioner
@@ -134,21 +132,38 @@ impl Binder {
         reason: &str,
         note: String,
     ) {
+        self.announce_once(true, claim, warning, reason, note).await;
+    }
+
+    async fn announce_once(
+        &mut self,
+        as_provisioner: bool,
+        claim: &PersistentVolumeClaim,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
         let key = (
             claim.metadata.uid.clone().unwrap_or_default(),
             reason.to_owned(),
         );
-        if self.announced.insert(key) {
-            watched::event(
-                &self.provisioner_recorder,
-                claim,
-                warning,
-                reason,
-                "Provision",
-                note,
-            )
-            .await;
+        if !self.announced.insert(key) {
+            return;
         }
+        let (recorder, action) = if as_provisioner {
+            (&self.provisioner_recorder, "Provision")
+        } else {
+            (&self.recorder, "Binding")
+        };
+        events::publish(
+            recorder,
+            &claim.object_ref(&()),
+            warning,
+            reason,
+            action,
+            note,
+        )
+        .await;
     }
 
     async fn sync_claim(

@@ -9,7 +9,7 @@
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 
 use super::quantity;
-use crate::kube_match::{node_matches, selector_matches};
+use crate::util::{node_selector, selector};
 
 /// The class a claim asks for ("" = none).
 pub fn claim_class(claim: &PersistentVolumeClaim) -> &str {
@@ -79,7 +79,10 @@ fn satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim, node: Option<
         return false;
     }
     if let Some(selector) = &want.selector
-        && !selector_matches(selector, pv.metadata.labels.as_ref())
+        && !selector::matches(
+            selector,
+            pv.metadata.labels.as_ref().unwrap_or(&Default::default()),
+        )
     {
         return false;
     }
@@ -88,7 +91,7 @@ fn satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim, node: Option<
         spec.node_affinity
             .as_ref()
             .and_then(|a| a.required.as_ref()),
-    ) && !node_matches(required, node)
+    ) && !node_selector::matches(required, node)
     {
         return false;
     }

@@ -23,7 +23,7 @@ use kube::api::{Api, ListParams, PostParams};
 use tokio::sync::Notify;
 
 use crate::Clients;
-use crate::watched;
+use crate::util::{cache, events};
 use protection::Finalizer;
 
 /// The binder's ServiceAccount.
@@ -90,53 +90,53 @@ async fn ensure_class(client: &kube::Client, provisioner: &str) {
 async fn run_binder(client: kube::Client, config: VolumeConfig) {
     ensure_class(&client, &config.provisioner).await;
     let wake = Arc::new(Notify::new());
-    let claims = watched::cache(
+    let claims = cache::cache(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         wake.clone(),
     );
-    let volumes = watched::cache(Api::<PersistentVolume>::all(client.clone()), wake.clone());
-    let classes = watched::cache(Api::<StorageClass>::all(client.clone()), wake.clone());
-    let nodes = watched::cache(Api::<Node>::all(client.clone()), wake.clone());
-    let pods = watched::cache(Api::<Pod>::all(client.clone()), wake.clone());
+    let volumes = cache::cache(Api::<PersistentVolume>::all(client.clone()), wake.clone());
+    let classes = cache::cache(Api::<StorageClass>::all(client.clone()), wake.clone());
+    let nodes = cache::cache(Api::<Node>::all(client.clone()), wake.clone());
+    let pods = cache::cache(Api::<Pod>::all(client.clone()), wake.clone());
     let limit = Duration::from_secs(10);
-    watched::ready(&[&claims], limit).await;
-    watched::ready(&[&volumes], limit).await;
-    watched::ready(&[&classes], limit).await;
-    watched::ready(&[&nodes], limit).await;
-    watched::ready(&[&pods], limit).await;
+    cache::ready(&[&claims], limit).await;
+    cache::ready(&[&volumes], limit).await;
+    cache::ready(&[&classes], limit).await;
+    cache::ready(&[&nodes], limit).await;
+    cache::ready(&[&pods], limit).await;
     let resync = config.resync;
     let mut binder = binder::Binder {
-        recorder: watched::recorder(client.clone(), "persistentvolume-controller"),
-        provisioner_recorder: watched::recorder(client.clone(), &config.provisioner),
+        recorder: events::reporter(client.clone(), "persistentvolume-controller"),
+        provisioner_recorder: events::reporter(client.clone(), &config.provisioner),
         client,
         config,
         announced: HashSet::new(),
     };
     loop {
         let world = binder::World {
-            claims: watched::all(&claims),
-            volumes: watched::all(&volumes),
-            classes: watched::all(&classes),
-            nodes: watched::all(&nodes),
-            pods: watched::all(&pods),
+            claims: cache::all(&claims),
+            volumes: cache::all(&volumes),
+            classes: cache::all(&classes),
+            nodes: cache::all(&nodes),
+            pods: cache::all(&pods),
         };
         binder.pass(&world).await;
-        watched::wait(&wake, resync).await;
+        cache::wait(&wake, resync).await;
     }
 }
 
 async fn run_claim_protection(client: kube::Client, resync: Duration) {
     let wake = Arc::new(Notify::new());
-    let claims = watched::cache(
+    let claims = cache::cache(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         wake.clone(),
     );
-    let pods = watched::cache(Api::<Pod>::all(client.clone()), wake.clone());
-    watched::ready(&[&claims], Duration::from_secs(10)).await;
-    watched::ready(&[&pods], Duration::from_secs(10)).await;
+    let pods = cache::cache(Api::<Pod>::all(client.clone()), wake.clone());
+    cache::ready(&[&claims], Duration::from_secs(10)).await;
+    cache::ready(&[&pods], Duration::from_secs(10)).await;
     loop {
-        let all_pods = watched::all(&pods);
-        for claim in watched::all(&claims) {
+        let all_pods = cache::all(&pods);
+        for claim in cache::all(&claims) {
             let mut what = protection::for_claim(&claim, &all_pods);
             let ns = claim.metadata.namespace.clone().unwrap_or_default();
             let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
@@ -170,17 +170,17 @@ async fn run_claim_protection(client: kube::Client, resync: Duration) {
                 tracing::debug!(claim = %name, error = %e, "pvc-protection finalizer");
             }
         }
-        watched::wait(&wake, resync).await;
+        cache::wait(&wake, resync).await;
     }
 }
 
 async fn run_volume_protection(client: kube::Client, resync: Duration) {
     let wake = Arc::new(Notify::new());
-    let volumes = watched::cache(Api::<PersistentVolume>::all(client.clone()), wake.clone());
-    watched::ready(&[&volumes], Duration::from_secs(10)).await;
+    let volumes = cache::cache(Api::<PersistentVolume>::all(client.clone()), wake.clone());
+    cache::ready(&[&volumes], Duration::from_secs(10)).await;
     let api = Api::<PersistentVolume>::all(client.clone());
     loop {
-        for pv in watched::all(&volumes) {
+        for pv in cache::all(&volumes) {
             let what = protection::for_volume(&pv);
             if what == Finalizer::Keep {
                 continue;
@@ -196,6 +196,6 @@ async fn run_volume_protection(client: kube::Client, resync: Duration) {
                 tracing::debug!(volume = %name, error = %e, "pv-protection finalizer");
             }
         }
-        watched::wait(&wake, resync).await;
+        cache::wait(&wake, resync).await;
     }
 }

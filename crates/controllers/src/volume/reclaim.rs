@@ -11,7 +11,8 @@ use kube::api::{Api, DeleteParams, PostParams};
 
 use super::binder::{Binder, World, annotation, phase_of_volume};
 use super::provision;
-use crate::watched;
+use crate::util::events;
+use kube::Resource;
 
 impl Binder {
     pub(super) async fn set_volume_phase(
@@ -99,9 +100,9 @@ impl Binder {
             && let Err(e) = provision::remove_directory(&self.config.data_dir, Path::new(&path))
         {
             tracing::warn!(volume = %pv_name, error = %e, "removing the volume's directory");
-            watched::event(
+            events::publish(
                 &self.recorder,
-                pv,
+                &pv.object_ref(&()),
                 true,
                 "VolumeFailedDelete",
                 "Delete",

@@ -1,83 +1,44 @@
-//! A control plane in this process (memory store) and clients into it
-//! through the router, as `berth server` wires its controllers.
+//! The shared test plane (`berth-testplane`: an API server in process,
+//! clients into it, waiting, playing the kubelet), and the controllers'
+//! options for it.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::sync::Arc;
+pub use berth_testplane::kubelet::{
+    make_all_ready, make_ready, ready_now, running_ready, set_all_status, set_pod_status,
+    terminated,
+};
+pub use berth_testplane::objects::{
+    active_pods, create, event_reasons, namespace, pods, wait_active_pods,
+};
+pub use berth_testplane::wait::{eventually, until};
+pub use berth_testplane::{Plane, logs, start_in};
 
-use berth_apiserver::auth::authn::UserInfo;
-
-/// A running API server and its temporary directory.
-pub struct Plane {
-    pub _dir: tempfile::TempDir,
-    pub plane: berth_apiserver::bootstrap::ControlPlane,
+/// The controllers' options for `plane`: volumes under its temporary
+/// directory, its cluster CA.
+pub fn options(plane: &Plane) -> berth_controllers::Options {
+    berth_controllers::Options {
+        storage_dir: plane.storage_dir(),
+        ca_pem: plane.ca_pem(),
+    }
 }
 
-impl Plane {
-    /// Starts an API server over a memory store.
-    pub async fn start() -> Plane {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store: Arc<dyn berth_kv::Store> = Arc::new(berth_kv::memory::MemoryStore::new());
-        let plane = berth_apiserver::start(
-            store,
-            berth_apiserver::Config {
-                dir: dir.path().join("server"),
-                bind: "127.0.0.1:0".parse().expect("addr"),
-                tls_sans: Vec::new(),
-                kubeconfig: None,
-                token_file: None,
-                compaction_interval: None,
-            },
-        )
-        .await
-        .expect("control plane");
-        Plane { _dir: dir, plane }
-    }
+/// A pod's `controller-revision-hash` label (empty when unset).
+pub fn revision_hash(p: &k8s_openapi::api::core::v1::Pod) -> String {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("controller-revision-hash"))
+        .cloned()
+        .unwrap_or_default()
+}
 
-    /// A client acting as `username` in `groups`.
-    pub fn client_as(&self, username: &str, groups: &[&str]) -> kube::Client {
-        let user = UserInfo {
-            username: username.to_owned(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            ..Default::default()
-        };
-        kube::Client::new(
-            berth_apiserver::server::in_process(self.plane.api.clone(), user),
-            "default",
-        )
-    }
-
-    /// The cluster admin.
-    pub fn admin(&self) -> kube::Client {
-        self.client_as("system:admin", &["system:masters", "system:authenticated"])
-    }
-
-    /// The controllers' options for this plane.
-    pub fn options(&self) -> berth_controllers::Options {
-        berth_controllers::Options {
-            storage_dir: self._dir.path().join("storage"),
-            ca_pem: self.plane.ca_pem.clone(),
-        }
-    }
-
-    /// What `berth server` hands the controllers: each acts as its
-    /// ServiceAccount in kube-system.
-    pub fn controller_clients(&self) -> berth_controllers::Clients {
-        let api = self.plane.api.clone();
-        Arc::new(move |name: &str| {
-            let user = UserInfo {
-                username: format!("system:serviceaccount:kube-system:{name}"),
-                groups: vec![
-                    "system:serviceaccounts".to_owned(),
-                    "system:serviceaccounts:kube-system".to_owned(),
-                    "system:authenticated".to_owned(),
-                ],
-                ..Default::default()
-            };
-            kube::Client::new(
-                berth_apiserver::server::in_process(api.clone(), user),
-                "default",
-            )
-        })
-    }
+/// Starts a plane with every controller running (as `berth server`
+/// does), and returns it with its admin client.
+pub async fn start_all() -> (Plane, kube::Client) {
+    logs();
+    let plane = Plane::start().await;
+    berth_controllers::spawn_all(&plane.controller_clients(), &options(&plane));
+    let admin = plane.admin();
+    (plane, admin)
 }

@@ -1,5 +1,6 @@
 //! ControllerRevisions: the template history of DaemonSets and
-//! StatefulSets that `kubectl rollout history/undo` reads.
+//! StatefulSets that `kubectl rollout history/undo` reads (which revision
+//! is current, which to prune), and the template hash kube names them by.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +13,23 @@ use serde_json::{Value, json};
 /// The label naming a pod's (or revision's) template hash.
 pub const HASH_LABEL: &str = "controller-revision-hash";
 
-/// 32-bit FNV-1a, the hash kube uses for revisions.
+/// The FNV-1a 32-bit offset basis (the hash of no bytes).
+pub const FNV32_OFFSET: u32 = 0x811c_9dc5;
+
+/// 32-bit FNV-1a, the hash kube uses for revisions and pod-template
+/// hashes.
 pub fn fnv32a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
+    fnv32a_extend(FNV32_OFFSET, bytes)
+}
+
+/// Continues an FNV-1a 32-bit hash `hash` over more `bytes` (kube writes
+/// a template, then a collision count, into one hasher).
+pub fn fnv32a_extend(mut hash: u32, bytes: &[u8]) -> u32 {
     for b in bytes {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
+        hash ^= u32::from(*b);
+        hash = hash.wrapping_mul(0x0100_0193);
     }
-    h
+    hash
 }
 
 /// kube's `rand.SafeEncodeString`: each character mapped into an

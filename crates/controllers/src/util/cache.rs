@@ -1,7 +1,8 @@
 //! Caches fed by watches, and a wake-up shared by a controller's caches:
-//! the loops of the node, volume, disruption and ServiceAccount
+//! the loops of the node, volume, disruption, pod GC and ServiceAccount
 //! controllers read whole caches each pass (level-triggered), woken by
-//! any change or by their resync timer.
+//! any change or by their resync timer. (Edge-triggered controllers use
+//! an [`Informer`](super::informer::Informer) and a work queue instead.)
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -72,43 +73,4 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     store.state().iter().map(|o| (**o).clone()).collect()
-}
-
-/// An event recorder reporting as `controller`.
-pub fn recorder(client: kube::Client, controller: &str) -> kube::runtime::events::Recorder {
-    kube::runtime::events::Recorder::new(
-        client,
-        kube::runtime::events::Reporter {
-            controller: controller.to_owned(),
-            instance: None,
-        },
-    )
-}
-
-/// Publishes an event about `obj`; a failure is logged, not returned (an
-/// event is never worth failing a sync for).
-pub async fn event<K>(
-    recorder: &kube::runtime::events::Recorder,
-    obj: &K,
-    warning: bool,
-    reason: &str,
-    action: &str,
-    note: String,
-) where
-    K: Resource<DynamicType = ()>,
-{
-    let ev = kube::runtime::events::Event {
-        type_: if warning {
-            kube::runtime::events::EventType::Warning
-        } else {
-            kube::runtime::events::EventType::Normal
-        },
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
-        tracing::debug!(error = %e, reason, "event");
-    }
 }

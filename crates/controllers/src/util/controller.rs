@@ -1,5 +1,7 @@
-//! What every controller's loop shares: its context (client, event
-//! recorder), its error type and its retry policy.
+//! What the controllers built on kube-runtime's `Controller` (Job,
+//! CronJob, DaemonSet, StatefulSet, TTL-after-finished) share: their
+//! context (client, event recorder), error type, retry policy, and a
+//! fresh read of the object they reconcile.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Recorder;
+
+use super::api::{is_conflict, is_not_found};
+use super::events;
 
 /// A controller's handle on the cluster.
 pub struct Ctx {
@@ -24,13 +29,7 @@ impl Ctx {
     /// A context for the controller `name` (its ServiceAccount name, also
     /// the events' reporting controller).
     pub fn new(client: kube::Client, name: &str) -> Arc<Ctx> {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: name.to_owned(),
-                instance: None,
-            },
-        );
+        let recorder = events::reporter(client.clone(), name);
         Arc::new(Ctx {
             client,
             recorder,
@@ -47,20 +46,7 @@ impl Ctx {
         reason: &str,
         note: &str,
     ) {
-        let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_owned(),
-            note: Some(note.to_owned()),
-            action: reason.to_owned(),
-            secondary: None,
-        };
-        if let Err(err) = self.recorder.publish(&ev, regarding).await {
-            tracing::debug!(%err, reason, "recording an event failed");
-        }
+        events::publish(&self.recorder, regarding, warning, reason, reason, note).await;
     }
 }
 
@@ -139,16 +125,6 @@ where
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Whether an API error is a 404.
-pub fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 404)
-}
-
-/// Whether an API error is a 409 (conflict or already exists).
-pub fn is_conflict(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 409)
 }
 
 /// Drives a controller's stream of results until it ends.
