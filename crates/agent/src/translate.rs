@@ -253,6 +253,8 @@ pub fn sandbox_spec(pod: &Pod, node_hostname: &str, dns: &NodeDns) -> Result<San
         shm_size: None,
         sysctls,
         labels: key.labels(),
+        // hostPID wins (the API server refuses both together)
+        share_pid: spec.share_process_namespace.unwrap_or(false) && !spec.host_pid.unwrap_or(false),
     })
 }
 
@@ -447,9 +449,6 @@ pub fn container_spec(
     let grace = spec.termination_grace_period_seconds.unwrap_or(30);
     let host_ipc = spec.host_ipc.unwrap_or(false);
     let host_pid = spec.host_pid.unwrap_or(false);
-    if spec.share_process_namespace.unwrap_or(false) && !host_pid {
-        return Err(Invalid("not supported yet: shareProcessNamespace".into()));
-    }
     let mut out = ContainerSpec {
         name: Some(key.container_name(&c.name, i.attempt)),
         image: c.image.clone().unwrap_or_default(),
@@ -478,8 +477,12 @@ pub fn container_spec(
         IpcMode::Sandbox(sandbox.id.clone())
     };
     out.namespaces.uts = UtsMode::Sandbox(sandbox.id.clone());
+    // the kubelet's order: the host's, else the pod's shared one (its
+    // sandbox holds it), else the container's own
     if host_pid {
         out.namespaces.pid = PidMode::Host;
+    } else if sandbox.share_pid {
+        out.namespaces.pid = PidMode::Sandbox(sandbox.id.clone());
     }
     if out.image.is_empty() {
         return Err(Invalid(format!("container {:?} has no image", c.name)));

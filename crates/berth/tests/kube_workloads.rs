@@ -1211,3 +1211,87 @@ fn image_pull_secrets_reach_a_private_registry() {
     ]);
     wait_node_empty(&s);
 }
+
+#[test]
+fn share_process_namespace_gives_the_pod_one_pid_namespace_under_a_pause_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s) = node(dir.path()) else { return };
+    // the API server refuses it together with hostPID, as kube does
+    let out = s.kubectl_in(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: both}
+spec:
+  nodeName: test-node
+  shareProcessNamespace: true
+  hostPID: true
+  containers: [{name: c, image: busybox:stable}]
+"#,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "spec.securityContext.shareProcessNamespace: Invalid value: true: \
+                 ShareProcessNamespace and HostPID cannot both be enabled"
+            ),
+        "{err}"
+    );
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  nodeName: test-node
+  terminationGracePeriodSeconds: 1
+  shareProcessNamespace: true
+  initContainers:
+  - name: init
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo"]
+  containers:
+  - name: first
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+  - name: second
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3601"]
+"#,
+    );
+    s.wait_for(&["pod", "shared"], "{.status.phase}", 30, |v| {
+        v == "Running"
+    });
+    let ps = s.ok(&["exec", "shared", "-c", "second", "--", "ps"]);
+    assert!(ps.contains("sleep 3600"), "{ps}");
+    let pid1 = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default();
+    assert!(
+        !pid1.contains("sleep") && pid1.ends_with("/pause"),
+        "PID 1 is the pause process: {ps}"
+    );
+    // the init container ran in the same namespace
+    let init = s.ok(&["logs", "shared", "-c", "init"]);
+    assert_eq!(init.trim(), "/pause", "{init:?}");
+    let sandbox = s.berth(&["pod", "ls", "-q", "--no-trunc"]);
+    let sandbox = sandbox.trim().to_owned();
+    let pod: serde_json::Value =
+        serde_json::from_str(&s.berth(&["pod", "inspect", &sandbox])).unwrap();
+    let pause = pod[0]["pause_pid"].as_i64().unwrap_or(0);
+    assert!(pause > 0, "{pod}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pause}/cmdline")).unwrap_or_default();
+    assert_eq!(cmdline, "/pause\0");
+
+    s.ok(&["delete", "pod", "shared", "--wait=true", "--timeout=30s"]);
+    wait_node_empty(&s);
+    let left = std::fs::read_to_string(format!("/proc/{pause}/cmdline")).unwrap_or_default();
+    assert_ne!(left, "/pause\0", "the pause process is gone");
+    assert!(!s.root.join("sandboxes").join(&sandbox).exists());
+}
