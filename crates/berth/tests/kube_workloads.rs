@@ -1215,7 +1215,9 @@ fn image_pull_secrets_reach_a_private_registry() {
 #[test]
 fn share_process_namespace_gives_the_pod_one_pid_namespace_under_a_pause_process() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(s) = node(dir.path()) else { return };
+    let Some(mut s) = node(dir.path()) else {
+        return;
+    };
     // the API server refuses it together with hostPID, as kube does
     let out = s.kubectl_in(
         &["apply", "-f", "-"],
@@ -1288,6 +1290,70 @@ spec:
     assert!(pause > 0, "{pod}");
     let cmdline = std::fs::read_to_string(format!("/proc/{pause}/cmdline")).unwrap_or_default();
     assert_eq!(cmdline, "/pause\0");
+    let pause_start = || {
+        std::fs::read_to_string(format!("/proc/{pause}/stat"))
+            .ok()
+            .and_then(|st| {
+                Some(
+                    st.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(19)?
+                        .to_owned(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let started = pause_start();
+
+    // the first container dies: a new attempt starts in the same namespace
+    let first = s.berth(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "label=io.kubernetes.container.name=first",
+    ]);
+    let pid = s.berth(&["inspect", "-f", "{{.State.Pid}}", first.trim()]);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid.trim().parse().expect("pid")).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    s.wait_for(
+        &["pod", "shared"],
+        "{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running.startedAt}",
+        20,
+        |v| v.starts_with("1 ") && v.len() > 2,
+    );
+    assert_eq!(pause_start(), started, "the pause process lives on");
+    let ps = s.ok(&["exec", "shared", "-c", "second", "--", "ps"]);
+    assert!(ps.contains("sleep 3600"), "{ps}");
+
+    // a killed server leaves the pause process, and the next adopts the pod
+    s.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        pause_start(),
+        started,
+        "the pause process outlives the server"
+    );
+    s.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    s.wait_for(&["pod", "shared"], "{.status.phase}", 30, |v| {
+        v == "Running"
+    });
+    let counts = s.ok(&[
+        "get",
+        "pod",
+        "shared",
+        "-o",
+        "jsonpath={.status.containerStatuses[*].restartCount}",
+    ]);
+    assert_eq!(counts, "1 0", "adopted, not restarted");
+    assert_eq!(pause_start(), started);
+    let ps = s.ok(&["exec", "shared", "-c", "first", "--", "ps"]);
+    assert!(ps.contains("sleep 3601"), "{ps}");
 
     s.ok(&["delete", "pod", "shared", "--wait=true", "--timeout=30s"]);
     wait_node_empty(&s);
