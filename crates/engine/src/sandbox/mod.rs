@@ -795,3 +795,24 @@ pub(crate) fn etc_dir(dir: &Path) -> PathBuf {
 pub(crate) fn shm_dir(dir: &Path) -> PathBuf {
     dir.join(SHM_DIR)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sandbox_json_without_the_shared_pid_fields_still_loads() {
+        let old = serde_json::json!({
+            "schema": 1, "id": "ab", "name": "n", "created": "2026-01-01T00:00:00Z",
+            "hostname": "h", "network": {"mode": "none"}, "ports": [], "dns": {},
+            "extra_hosts": [], "qos": "burstable", "cgroup_parent": "/berth/pods/burstable/ab",
+            "resources": {}, "shm_size": null, "sysctls": {}, "labels": {},
+            "state": "ready", "ip": null, "gateway": null
+        });
+        let s: Sandbox = serde_json::from_value(old).expect("old sandbox.json");
+        assert!(!s.share_pid && s.pause_pid == 0 && s.pause_start == 0);
+        assert!(!s.pause_alive());
+        let again: Sandbox = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+    }
+}
