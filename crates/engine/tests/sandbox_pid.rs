@@ -46,7 +46,7 @@ fn main() {
     if !berth_testutil::root_or_skip("sandbox_pid") {
         return;
     }
-    let tests: [(&str, fn(&Node)); 3] = [
+    let tests: [(&str, TestFn); 3] = [
         (
             "containers_of_a_share_pid_sandbox_live_in_one_namespace_under_its_pause_process",
             containers_of_a_share_pid_sandbox_live_in_one_namespace_under_its_pause_process,
@@ -78,6 +78,9 @@ fn main() {
     }
     println!("test result: ok. {ran} passed");
 }
+
+/// One test: a function of the shared node.
+type TestFn = fn(&Node);
 
 struct Node {
     _dir: tempfile::TempDir,
