@@ -209,9 +209,10 @@ pub(crate) fn spawn(root: &Path, dir: &Path, id: &str) -> Result<Pause> {
     let log = fs::File::create(&log_path).map_err(io("create the pause process's log"))?;
     let mut child = std::process::Command::new("/proc/self/exe")
         .arg0(PAUSE_ARGV0)
+        // nothing of the daemon's environment lives on in the pod
+        .env_clear()
         .env(ENV_ROOT, root)
         .env(ENV_SANDBOX, id)
-        .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(log)
