@@ -253,6 +253,8 @@ pub fn sandbox_spec(pod: &Pod, node_hostname: &str, dns: &NodeDns) -> Result<San
         shm_size: None,
         sysctls,
         labels: key.labels(),
+        // hostPID wins (the API server refuses both together)
+        share_pid: spec.share_process_namespace.unwrap_or(false) && !spec.host_pid.unwrap_or(false),
     })
 }
 
@@ -447,9 +449,6 @@ pub fn container_spec(
     let grace = spec.termination_grace_period_seconds.unwrap_or(30);
     let host_ipc = spec.host_ipc.unwrap_or(false);
     let host_pid = spec.host_pid.unwrap_or(false);
-    if spec.share_process_namespace.unwrap_or(false) && !host_pid {
-        return Err(Invalid("not supported yet: shareProcessNamespace".into()));
-    }
     let mut out = ContainerSpec {
         name: Some(key.container_name(&c.name, i.attempt)),
         image: c.image.clone().unwrap_or_default(),
@@ -478,8 +477,12 @@ pub fn container_spec(
         IpcMode::Sandbox(sandbox.id.clone())
     };
     out.namespaces.uts = UtsMode::Sandbox(sandbox.id.clone());
+    // the kubelet's order: the host's, else the pod's shared one (its
+    // sandbox holds it), else the container's own
     if host_pid {
         out.namespaces.pid = PidMode::Host;
+    } else if sandbox.share_pid {
+        out.namespaces.pid = PidMode::Sandbox(sandbox.id.clone());
     }
     if out.image.is_empty() {
         return Err(Invalid(format!("container {:?} has no image", c.name)));
@@ -522,5 +525,79 @@ mod tests {
         assert_eq!(s.ports[0].host_port, 8080);
         assert_eq!(s.dns.options, ["ndots:2"]);
         assert_eq!(s.extra_hosts[0].name, "x");
+    }
+
+    fn sandbox_of(share_pid: bool) -> Sandbox {
+        Sandbox {
+            schema: 1,
+            id: "f".repeat(64),
+            name: "ns_web_u1".into(),
+            created: String::new(),
+            hostname: "web".into(),
+            network: SandboxNetwork::None,
+            ports: Vec::new(),
+            dns: Dns::default(),
+            extra_hosts: Vec::new(),
+            qos: QosClass::BestEffort,
+            cgroup_parent: "/berth/pods/besteffort/x".into(),
+            resources: Resources::default(),
+            shm_size: None,
+            sysctls: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            state: berth_engine::sandbox::SandboxState::Ready,
+            ip: None,
+            gateway: None,
+            share_pid,
+            pause_pid: 0,
+            pause_start: 0,
+        }
+    }
+
+    #[test]
+    fn share_process_namespace_makes_one_pid_namespace_for_every_container_kind() {
+        // (shareProcessNamespace, hostPID) -> sandbox shares, container's mode
+        for (share, host, shares, mode) in [
+            (Some(true), None, true, "sandbox"),
+            (Some(true), Some(false), true, "sandbox"),
+            (Some(false), None, false, "private"),
+            (None, None, false, "private"),
+            (None, Some(true), false, "host"),
+            // refused by the API server; hostPID wins, as in the kubelet
+            (Some(true), Some(true), false, "host"),
+        ] {
+            let p = pod(serde_json::json!({
+                "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+                "spec": {"shareProcessNamespace": share, "hostPID": host,
+                         "initContainers": [{"name": "i", "image": "bb"}],
+                         "containers": [{"name": "a", "image": "bb"}]}
+            }));
+            let s = sandbox_spec(&p, "node", &NodeDns::default()).unwrap();
+            assert_eq!(s.share_pid, shares, "{share:?} {host:?}");
+            let sb = sandbox_of(s.share_pid);
+            let spec = p.spec.as_ref().unwrap();
+            let volumes = BTreeMap::new();
+            for (c, kind) in [
+                (&spec.init_containers.as_ref().unwrap()[0], Kind::Init),
+                (&spec.containers[0], Kind::Container),
+                (&spec.containers[0], Kind::Ephemeral),
+            ] {
+                let inputs = ContainerInputs {
+                    container: c,
+                    kind,
+                    attempt: 0,
+                    env: Vec::new(),
+                    volumes: &volumes,
+                    termination_log: PathBuf::from("/nonexistent"),
+                    root: Path::new("/nonexistent"),
+                };
+                let out = container_spec(&p, &sb, &inputs).unwrap();
+                let want = match mode {
+                    "sandbox" => PidMode::Sandbox(sb.id.clone()),
+                    "host" => PidMode::Host,
+                    _ => PidMode::Private,
+                };
+                assert_eq!(out.namespaces.pid, want, "{share:?} {host:?} {kind:?}");
+            }
+        }
     }
 }

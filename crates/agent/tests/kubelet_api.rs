@@ -48,6 +48,9 @@ fn engine_helpers(args: &[OsString]) {
             berth_engine::monitor::resume_main(&root, &id, &rest);
         }
     }
+    if let Some((root, id)) = berth_engine::sandbox::pause_request(args) {
+        berth_engine::sandbox::pause_main(&root, &id);
+    }
     if arg(1).as_deref() == Some("health-check") && args.len() == 4 {
         berth_engine::health::check_main(
             Path::new(&arg(2).unwrap_or_default()),
@@ -202,6 +205,7 @@ impl Node {
                 shm_size: None,
                 sysctls: BTreeMap::new(),
                 labels: pod_labels(),
+                share_pid: false,
             })
             .unwrap();
         let node = Node { dir, root, engine };

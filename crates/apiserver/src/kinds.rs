@@ -282,6 +282,17 @@ fn validate_containers(spec: &Value, field: &str, causes: &mut Vec<Cause>) {
             }
         }
     }
+    // kube keeps both in the internal PodSecurityContext: the field path
+    // names it
+    if spec.get("shareProcessNamespace") == Some(&json!(true))
+        && spec.get("hostPID") == Some(&json!(true))
+    {
+        causes.push(Cause::invalid(
+            format!("{field}.securityContext.shareProcessNamespace"),
+            &json!(true),
+            "ShareProcessNamespace and HostPID cannot both be enabled",
+        ));
+    }
     if let Some(policy) = spec.get("restartPolicy").and_then(Value::as_str)
         && !matches!(policy, "Always" | "OnFailure" | "Never")
     {
@@ -903,4 +914,42 @@ fn crd(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
         }
     }
     causes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn causes_of(spec: Value, field: &str) -> Vec<String> {
+        let mut causes = Vec::new();
+        validate_containers(&spec, field, &mut causes);
+        causes
+            .iter()
+            .map(|c| format!("{} {}: {}", c.reason, c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn share_process_namespace_and_host_pid_are_exclusive() {
+        let c = json!([{"name": "a", "image": "i"}]);
+        for (share, host, refused) in [
+            (json!(true), json!(true), true),
+            (json!(true), json!(false), false),
+            (json!(false), json!(true), false),
+            (Value::Null, json!(true), false),
+        ] {
+            let spec = json!({"containers": c, "shareProcessNamespace": share, "hostPID": host});
+            let got = causes_of(spec, "spec.template.spec");
+            assert_eq!(!got.is_empty(), refused, "{share} {host}: {got:?}");
+            if refused {
+                assert!(
+                    got[0].contains("spec.template.spec.securityContext.shareProcessNamespace")
+                        && got[0].contains(
+                            "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"
+                        ),
+                    "{got:?}"
+                );
+            }
+        }
+    }
 }

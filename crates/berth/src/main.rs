@@ -466,6 +466,10 @@ fn main() -> ExitCode {
             .collect();
         berth_engine::monitor::resume_main(&root, &id, &rest);
     }
+    // The pause process of a pod sandbox sharing one process namespace.
+    if let Some((root, id)) = berth_engine::sandbox::pause_request(&args) {
+        berth_engine::sandbox::pause_main(&root, &id);
+    }
     // One health check of a container (started by its monitor).
     if args.get(1).is_some_and(|a| a == "health-check") && args.len() == 4 {
         let id = args[3].to_string_lossy().into_owned();

@@ -96,6 +96,10 @@ pub struct CreateArgs {
     /// Metadata.
     #[arg(short, long)]
     label: Vec<String>,
+    /// One process namespace for all the pod's containers, held by a
+    /// pause process (Kubernetes' shareProcessNamespace).
+    #[arg(long)]
+    share_pid: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -263,6 +267,7 @@ fn sandbox_spec(a: &CreateArgs) -> Result<SandboxSpec> {
         shm_size,
         sysctls,
         labels: crate::format::key_values(&a.label),
+        share_pid: a.share_pid,
     })
 }
 

@@ -1454,3 +1454,153 @@ spec:
     wait_node_empty(&s);
     drop(s);
 }
+
+#[test]
+fn share_process_namespace_gives_the_pod_one_pid_namespace_under_a_pause_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut s) = node(dir.path()) else {
+        return;
+    };
+    // the API server refuses it together with hostPID, as kube does
+    let out = s.kubectl_in(
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: both}
+spec:
+  nodeName: test-node
+  shareProcessNamespace: true
+  hostPID: true
+  containers: [{name: c, image: busybox:stable}]
+"#,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "spec.securityContext.shareProcessNamespace: Invalid value: true: \
+                 ShareProcessNamespace and HostPID cannot both be enabled"
+            ),
+        "{err}"
+    );
+    s.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: shared}
+spec:
+  nodeName: test-node
+  terminationGracePeriodSeconds: 1
+  shareProcessNamespace: true
+  initContainers:
+  - name: init
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo"]
+  containers:
+  - name: first
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+  - name: second
+    image: busybox:stable
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3601"]
+"#,
+    );
+    s.wait_for(&["pod", "shared"], "{.status.phase}", 30, |v| {
+        v == "Running"
+    });
+    let ps = s.ok(&["exec", "shared", "-c", "second", "--", "ps"]);
+    assert!(ps.contains("sleep 3600"), "{ps}");
+    let pid1 = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_default();
+    assert!(
+        !pid1.contains("sleep") && pid1.ends_with("/pause"),
+        "PID 1 is the pause process: {ps}"
+    );
+    // the init container ran in the same namespace
+    let init = s.ok(&["logs", "shared", "-c", "init"]);
+    assert_eq!(init.trim(), "/pause", "{init:?}");
+    let sandbox = s.berth(&["pod", "ls", "-q", "--no-trunc"]);
+    let sandbox = sandbox.trim().to_owned();
+    let pod: serde_json::Value =
+        serde_json::from_str(&s.berth(&["pod", "inspect", &sandbox])).unwrap();
+    let pause = pod[0]["pause_pid"].as_i64().unwrap_or(0);
+    assert!(pause > 0, "{pod}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pause}/cmdline")).unwrap_or_default();
+    assert_eq!(cmdline, "/pause\0");
+    let pause_start = || {
+        std::fs::read_to_string(format!("/proc/{pause}/stat"))
+            .ok()
+            .and_then(|st| {
+                Some(
+                    st.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(19)?
+                        .to_owned(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let started = pause_start();
+
+    // the first container dies: a new attempt starts in the same namespace
+    let first = s.berth(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        "label=io.kubernetes.container.name=first",
+    ]);
+    let pid = s.berth(&["inspect", "-f", "{{.State.Pid}}", first.trim()]);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid.trim().parse().expect("pid")).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    s.wait_for(
+        &["pod", "shared"],
+        "{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running.startedAt}",
+        20,
+        |v| v.starts_with("1 ") && v.len() > 2,
+    );
+    assert_eq!(pause_start(), started, "the pause process lives on");
+    let ps = s.ok(&["exec", "shared", "-c", "second", "--", "ps"]);
+    assert!(ps.contains("sleep 3600"), "{ps}");
+
+    // a killed server leaves the pause process, and the next adopts the pod
+    s.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        pause_start(),
+        started,
+        "the pause process outlives the server"
+    );
+    s.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    s.wait_for(&["pod", "shared"], "{.status.phase}", 30, |v| {
+        v == "Running"
+    });
+    let counts = s.ok(&[
+        "get",
+        "pod",
+        "shared",
+        "-o",
+        "jsonpath={.status.containerStatuses[*].restartCount}",
+    ]);
+    assert_eq!(counts, "1 0", "adopted, not restarted");
+    assert_eq!(pause_start(), started);
+    let ps = s.ok(&["exec", "shared", "-c", "first", "--", "ps"]);
+    assert!(ps.contains("sleep 3601"), "{ps}");
+
+    s.ok(&["delete", "pod", "shared", "--wait=true", "--timeout=30s"]);
+    wait_node_empty(&s);
+    let left = std::fs::read_to_string(format!("/proc/{pause}/cmdline")).unwrap_or_default();
+    assert_ne!(left, "/pause\0", "the pause process is gone");
+    assert!(!s.root.join("sandboxes").join(&sandbox).exists());
+}

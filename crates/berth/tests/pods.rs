@@ -375,3 +375,207 @@ fn a_container_lives_under_the_cgroup_parent_it_asks_for() {
     let err = b.fails(&["run", "--rm", "--cgroup-parent", "../../x", "bb:1", "true"]);
     assert!(err.contains("invalid cgroup parent"), "{err}");
 }
+
+/// Whether the process `pid` (started at `start`) still runs (not a zombie).
+fn runs(pid: i64, start: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let rest = s.rsplit_once(')').map(|(_, r)| r.trim()).unwrap_or("");
+        let f: Vec<&str> = rest.split(' ').collect();
+        f.first().is_some_and(|st| *st != "Z" && *st != "X") && f.get(19) == Some(&start)
+    })
+}
+
+/// The start time (`/proc/<pid>/stat` field 22) of `pid`.
+fn start_of(pid: i64) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = s
+        .rsplit_once(')')
+        .map(|(_, r)| r.trim())
+        .unwrap()
+        .to_owned();
+    rest.split(' ').nth(19).unwrap().to_owned()
+}
+
+/// The pids of `parent`'s children on the host.
+fn children_of(parent: i64) -> Vec<i64> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, r)| r.trim().split(' ').nth(1)?.parse::<i64>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_pod_sharing_its_process_namespace_holds_it_with_a_pause_process() {
+    let Some(b) = berth() else { return };
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "sp",
+        "--network",
+        "none",
+        "--share-pid",
+    ]);
+    let pod = inspect(&b, "sp");
+    assert_eq!(pod["state"], "ready");
+    assert_eq!(pod["share_pid"], true);
+    let pause = pod["pause_pid"].as_i64().unwrap();
+    assert!(pause > 0, "{pod}");
+    let start = start_of(pause);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pause}/cmdline")).unwrap(),
+        "/pause\0"
+    );
+    let pause_ns = std::fs::read_link(format!("/proc/{pause}/ns/pid")).unwrap();
+    // it lives in the pod's cgroup, and ignores SIGTERM
+    let parent = pod["cgroup_parent"].as_str().unwrap().to_owned();
+    let cg = std::fs::read_to_string(format!("/proc/{pause}/cgroup")).unwrap();
+    assert!(cg.contains(&format!("{parent}/pause")), "{cg}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pause.to_string()])
+        .status();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(runs(pause, &start), "the pause process ignores SIGTERM");
+
+    b.ok(&[
+        "run", "-d", "--pod", "sp", "--name", "ca", "bb:1", "sleep", "3600",
+    ]);
+    b.ok(&[
+        "run", "-d", "--pod", "sp", "--name", "cb", "bb:1", "sleep", "3601",
+    ]);
+    assert_eq!(ns_of(&b, "ca", "pid"), pause_ns.to_string_lossy());
+    assert_eq!(ns_of(&b, "cb", "pid"), pause_ns.to_string_lossy());
+    let ps = b.ok(&["exec", "cb", "ps"]);
+    assert!(
+        ps.contains("sleep 3600") && ps.contains("sleep 3601"),
+        "{ps}"
+    );
+    let first = ps.lines().nth(1).unwrap_or("");
+    assert!(
+        first.split_whitespace().next() == Some("1") && first.ends_with("/pause"),
+        "PID 1 is the pause process: {ps}"
+    );
+    assert_eq!(b.ok(&["exec", "ca", "cat", "/proc/1/cmdline"]), "/pause\0");
+
+    // a container exits, another starts: the namespace stays
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--pod",
+            "sp",
+            "--name",
+            "cc",
+            "bb:1",
+            "sh",
+            "-c",
+            "ps | grep -c 'sleep 360[01]'"
+        ]),
+        "2\n"
+    );
+    b.ok(&["stop", "-t", "1", "ca"]);
+    assert!(runs(pause, &start));
+    let ps = b.ok(&["exec", "cb", "ps"]);
+    assert!(!ps.contains("sleep 3600"), "{ps}");
+    b.ok(&["start", "ca"]);
+    assert_eq!(ns_of(&b, "ca", "pid"), pause_ns.to_string_lossy());
+    assert!(b.ok(&["exec", "cb", "ps"]).contains("sleep 3600"));
+
+    // orphans are reaped by the pause process
+    b.ok(&["exec", "ca", "sh", "-c", "(sleep 0.3 &); true"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !children_of(pause).is_empty() {
+        let kids: Vec<String> = children_of(pause)
+            .iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default())
+            .collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan is not reaped: {kids:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // stop: the containers, then the pause process
+    b.ok(&["pod", "stop", "-t", "1", "sp"]);
+    assert!(!runs(pause, &start), "the pause process is gone after stop");
+    assert_eq!(inspect(&b, "sp")["state"], "not-ready");
+    let err = b.fails(&["start", "cb"]);
+    assert!(
+        err.contains("pause process is not running") || err.contains("not ready"),
+        "{err}"
+    );
+    b.ok(&["pod", "rm", "-f", "sp"]);
+    assert!(!cgroup_dir(&parent).exists(), "the pod's cgroup is gone");
+    assert_eq!(mounts_under(&b.root()), Vec::<String>::new());
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn a_pod_whose_pause_process_died_is_not_ready_and_removal_leaves_nothing() {
+    let Some(b) = berth() else { return };
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "pk",
+        "--network",
+        "none",
+        "--share-pid",
+    ]);
+    let pod = inspect(&b, "pk");
+    let pause = pod["pause_pid"].as_i64().unwrap();
+    let start = start_of(pause);
+    let parent = pod["cgroup_parent"].as_str().unwrap().to_owned();
+    b.ok(&[
+        "run", "-d", "--pod", "pk", "--name", "k1", "bb:1", "sleep", "3600",
+    ]);
+    // as after a reboot: the holder is gone (and its namespace with it)
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pause.to_string()])
+        .status();
+    wait_for("the pause process to die", || !runs(pause, &start));
+    assert_eq!(inspect(&b, "pk")["state"], "not-ready");
+    let err = b.fails(&["run", "-d", "--pod", "pk", "bb:1", "sleep", "1"]);
+    assert!(err.contains("pause process is not running"), "{err}");
+    b.ok(&["pod", "rm", "-f", "pk"]);
+    assert!(!cgroup_dir(&parent).exists(), "the pod's cgroup is gone");
+    assert_eq!(mounts_under(&b.root()), Vec::<String>::new());
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+
+    // without --share-pid: each container its own process namespace, no pause
+    b.ok(&["pod", "create", "--name", "np", "--network", "none"]);
+    let pod = inspect(&b, "np");
+    assert_eq!(pod["share_pid"], false);
+    assert_eq!(pod["pause_pid"], 0);
+    b.ok(&[
+        "run", "-d", "--pod", "np", "--name", "n1", "bb:1", "sleep", "3600",
+    ]);
+    b.ok(&[
+        "run", "-d", "--pod", "np", "--name", "n2", "bb:1", "sleep", "3601",
+    ]);
+    assert_ne!(ns_of(&b, "n1", "pid"), ns_of(&b, "n2", "pid"));
+    let ps = b.ok(&["exec", "n2", "ps"]);
+    assert!(!ps.contains("sleep 3600"), "{ps}");
+    assert_eq!(
+        b.ok(&["exec", "n2", "cat", "/proc/1/cmdline"]),
+        "sleep\u{0}3601\u{0}"
+    );
+    b.ok(&["pod", "rm", "-f", "np"]);
+    assert_eq!(mounts_under(&b.root()), Vec::<String>::new());
+}

@@ -349,10 +349,31 @@ impl Engine {
         if let PidMode::Container(other) = &ns.pid {
             ns.pid = PidMode::Container(self.container(other)?.record.id);
         }
-        if matches!(ns.pid, PidMode::Sandbox(_)) {
-            return Err(Error::NotSupported(
-                "sharing a pod sandbox's process namespace".into(),
-            ));
+        if let PidMode::Sandbox(key) = &ns.pid {
+            let sb = crate::sandbox::PodRuntime::sandbox(self, key)?;
+            if s.network.mode != NetworkMode::Sandbox(sb.id.clone())
+                && s.network.mode != NetworkMode::Sandbox(key.clone())
+            {
+                return Err(Error::Invalid(format!(
+                    "a container shares the process namespace of pod sandbox {} only as one \
+                     of its containers (network mode sandbox:{})",
+                    sb.name, sb.id
+                )));
+            }
+            if !sb.share_pid {
+                return Err(Error::Invalid(format!(
+                    "pod sandbox {} does not share a process namespace among its containers",
+                    sb.name
+                )));
+            }
+            if !sb.pause_alive() {
+                return Err(Error::Conflict(format!(
+                    "the process namespace of pod sandbox {} is gone (its pause process \
+                     is not running)",
+                    sb.name
+                )));
+            }
+            ns.pid = PidMode::Sandbox(sb.id);
         }
         if let IpcMode::Container(other) = &ns.ipc {
             let o = self.container(other)?;
@@ -674,6 +695,13 @@ impl Engine {
             netns: self.netns_path(&record),
             ipc_ns: sandbox_ns(crate::sandbox::Ns::Ipc),
             uts_ns: sandbox_ns(crate::sandbox::Ns::Uts),
+            pid_ns: match &record.namespaces.pid {
+                PidMode::Sandbox(sb) => Some(crate::sandbox::ns_path(
+                    &self.sandbox_dir(sb),
+                    crate::sandbox::Ns::Pid,
+                )),
+                _ => None,
+            },
             shm: match &record.namespaces.ipc {
                 IpcMode::Container(other) => Some(self.store.dir(other).join(SHM_DIR)),
                 IpcMode::Shareable => Some(dir.join(SHM_DIR)),

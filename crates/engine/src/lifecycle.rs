@@ -80,6 +80,19 @@ impl Engine {
     /// sandbox is ready.
     fn check_start(&self, r: &Record) -> Result<()> {
         crate::network::check_links(&self.root, r)?;
+        let pid_sandbox = match &r.namespaces.pid {
+            crate::config::PidMode::Sandbox(sb) => Some(sb),
+            _ => None,
+        };
+        if let Some(sb) = pid_sandbox
+            && !crate::sandbox::PodRuntime::sandbox(self, sb)?.pause_alive()
+        {
+            return Err(Error::Conflict(format!(
+                "the process namespace of the pod sandbox {sb} of container {} is gone \
+                 (its pause process is not running)",
+                r.id
+            )));
+        }
         if let crate::config::NetworkMode::Sandbox(sb) = &r.network
             && crate::sandbox::PodRuntime::sandbox(self, sb)?.state
                 != crate::sandbox::SandboxState::Ready

@@ -81,6 +81,8 @@ pub struct Paths {
     pub ipc_ns: Option<PathBuf>,
     /// The UTS namespace file to join (a sandbox's).
     pub uts_ns: Option<PathBuf>,
+    /// The pid namespace file to join (a sandbox's shared one).
+    pub pid_ns: Option<PathBuf>,
     /// The network namespace it shares is the host's (`container:X` with
     /// X on the host's network).
     pub host_network: bool,
@@ -426,7 +428,7 @@ pub fn build(r: &Record, user: &User, paths: &Paths) -> Result<Spec, String> {
         namespaces.push(namespace(LinuxNamespaceType::Uts, paths.uts_ns.as_deref()));
     }
     if r.namespaces.pid != PidMode::Host {
-        namespaces.push(namespace(LinuxNamespaceType::Pid, None));
+        namespaces.push(namespace(LinuxNamespaceType::Pid, paths.pid_ns.as_deref()));
     }
     if r.namespaces.ipc != IpcMode::Host {
         namespaces.push(namespace(LinuxNamespaceType::Ipc, paths.ipc_ns.as_deref()));

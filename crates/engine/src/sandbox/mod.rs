@@ -11,9 +11,26 @@
 //! join a sandbox with `NetworkMode::Sandbox`, `IpcMode::Sandbox` and
 //! `UtsMode::Sandbox` ([`PodRuntime::create_in_sandbox`] fills those in).
 //!
+//! A sandbox made with [`SandboxSpec::share_pid`] (Kubernetes'
+//! `shareProcessNamespace`) also holds one PID namespace for all its
+//! containers: a PID namespace dies with its init, so a process holds it,
+//! a pause process (`berth` re-executed as `/pause`) that is its PID 1, reaps the orphans
+//! and lives until the sandbox stops. Its pid and start time are in
+//! `sandbox.json`, its namespace is bind-mounted on `ns/pid`, it runs in
+//! the cgroup `<cgroup parent>/pause`. Containers join it with
+//! `PidMode::Sandbox` (also filled in by `create_in_sandbox`), so any of
+//! them can exit and start again without ending the namespace, and each
+//! sees the others' processes. When the pause process is gone (a reboot,
+//! or killed) the sandbox is not ready.
+//!
 //! On disk: `sandboxes/<id>/` with `sandbox.json` (schema 1), `ns/`,
-//! `shm/` (a tmpfs), `etc/` and `lock`; names are symlinks
-//! `sandbox-names/<name>` → id.
+//! `shm/` (a tmpfs), `etc/`, `lock`, and with a shared PID namespace
+//! `pause.log` and `pause-root/` (the pause process's empty root); names
+//! are symlinks `sandbox-names/<name>` → id.
+
+mod pause;
+
+pub use pause::{PAUSE_ARGV0, pause_main, pause_request};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,7 +41,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    ContainerSpec, Dns, HostEntry, IpcMode, NetworkMode, PortBinding, Resources, UtsMode,
+    ContainerSpec, Dns, HostEntry, IpcMode, NetworkMode, PidMode, PortBinding, Resources, UtsMode,
 };
 use crate::container::{SHM_DIR, process_start, write_atomic};
 use crate::create::Created;
@@ -43,6 +60,9 @@ pub enum Ns {
     Ipc,
     /// UTS (host name).
     Uts,
+    /// Process ids (only with a shared process namespace; held by the
+    /// pause process, the file is a convenience).
+    Pid,
 }
 
 impl Ns {
@@ -51,6 +71,7 @@ impl Ns {
             Ns::Net => "net",
             Ns::Ipc => "ipc",
             Ns::Uts => "uts",
+            Ns::Pid => "pid",
         }
     }
 }
@@ -133,6 +154,10 @@ pub struct SandboxSpec {
     pub sysctls: BTreeMap<String, String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// One process namespace for all its containers, held by a pause
+    /// process (`shareProcessNamespace`); otherwise each container has
+    /// its own.
+    pub share_pid: bool,
 }
 
 /// The life of a sandbox.
@@ -186,6 +211,30 @@ pub struct Sandbox {
     pub ip: Option<Ipv4Addr>,
     /// The network's gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// Its containers share one process namespace.
+    #[serde(default)]
+    pub share_pid: bool,
+    /// The host pid of the pause process holding that namespace (0: none).
+    #[serde(default)]
+    pub pause_pid: i32,
+    /// The pause process's start time (`/proc/<pid>/stat` field 22).
+    #[serde(default)]
+    pub pause_start: u64,
+}
+
+impl Sandbox {
+    /// Whether its pause process runs (false without a shared process
+    /// namespace).
+    pub fn pause_alive(&self) -> bool {
+        self.share_pid && pause::alive(self.pause_pid, self.pause_start)
+    }
+
+    fn pause(&self) -> Option<pause::Pause> {
+        (self.pause_pid > 0).then_some(pause::Pause {
+            pid: self.pause_pid,
+            start: self.pause_start,
+        })
+    }
 }
 
 /// What the node agent (and the builder) need from the engine to run pods.
@@ -448,6 +497,7 @@ impl Engine {
     /// Takes down everything a sandbox holds on the host (idempotent).
     fn sandbox_teardown(&self, s: &mut Sandbox) {
         let dir = self.sandbox_dir(&s.id);
+        self.stop_pause(s);
         self.sandbox_network_down(s);
         if s.network != SandboxNetwork::Host {
             let _ = berth_net::netns::remove(&ns_path(&dir, Ns::Net));
@@ -463,6 +513,34 @@ impl Engine {
         {
             tracing::warn!("remove the cgroup of pod sandbox {}: {e}", s.name);
         }
+    }
+
+    /// Kills the sandbox's pause process (and so what is left in its
+    /// process namespace) and unmounts the namespace's file.
+    fn stop_pause(&self, s: &mut Sandbox) {
+        if let Some(p) = s.pause() {
+            pause::kill(p);
+        }
+        pause::unmount_pid_ns(&self.sandbox_dir(&s.id));
+        s.pause_pid = 0;
+        s.pause_start = 0;
+    }
+
+    /// Starts the pause process holding the sandbox's process namespace,
+    /// in the cgroup `<cgroup parent>/pause`.
+    fn start_pause(&self, s: &mut Sandbox) -> Result<()> {
+        let dir = self.sandbox_dir(&s.id);
+        let p = pause::spawn(&self.root, &dir, &s.id)?;
+        s.pause_pid = p.pid;
+        s.pause_start = p.start;
+        let layout =
+            berth_runtime::cgroups::Layout::detect().map_err(sys("read the cgroup layout"))?;
+        let path = format!("{}/pause", s.cgroup_parent);
+        let cg = berth_runtime::cgroups::Cgroup::plan(&layout, Some(&path), &s.id, false)
+            .map_err(|e| Error::Runtime(e.into()))?;
+        cg.create()
+            .and_then(|()| cg.add_pid(p.pid))
+            .map_err(|e| Error::Runtime(e.into()))
     }
 
     /// Removes a sandbox whose creation was killed half-way (swept at
@@ -483,7 +561,7 @@ impl Engine {
                     let _ = net.detach_all(id);
                 }
                 let _ = berth_net::netns::remove(&ns_path(&dir, Ns::Net));
-                for ns in [Ns::Ipc, Ns::Uts] {
+                for ns in [Ns::Ipc, Ns::Uts, Ns::Pid] {
                     let _ = rustix::mount::unmount(
                         ns_path(&dir, ns),
                         rustix::mount::UnmountFlags::DETACH,
@@ -523,6 +601,9 @@ impl Engine {
         let limits = crate::oci::resources(&s.resources).map_err(Error::Invalid)?;
         cg.apply(Some(&limits), &[])
             .map_err(|e| Error::Runtime(e.into()))?;
+        if s.share_pid {
+            self.start_pause(s)?;
+        }
         self.sandbox_network_up(s)?;
         s.state = SandboxState::Ready;
         Ok(())
@@ -593,6 +674,9 @@ impl PodRuntime for Engine {
             state: SandboxState::NotReady,
             ip: None,
             gateway: None,
+            share_pid: spec.share_pid,
+            pause_pid: 0,
+            pause_start: 0,
         };
         let made = self
             .save_sandbox(&s)
@@ -618,9 +702,11 @@ impl PodRuntime for Engine {
     fn sandbox(&self, key: &str) -> Result<Sandbox> {
         let id = self.resolve_sandbox(key)?;
         let mut s = self.load_sandbox(&id)?;
-        // after a reboot the namespace files are plain files again
+        // after a reboot the namespace files are plain files again, and
+        // the pause process holding a shared process namespace is gone
         if s.state == SandboxState::Ready
-            && !berth_net::netns::is_mounted(&ns_path(&self.sandbox_dir(&id), Ns::Uts))
+            && (!berth_net::netns::is_mounted(&ns_path(&self.sandbox_dir(&id), Ns::Uts))
+                || (s.share_pid && !s.pause_alive()))
         {
             s.state = SandboxState::NotReady;
         }
@@ -643,6 +729,7 @@ impl PodRuntime for Engine {
             }
         }
         let _l = self.sandbox_lock(&s.id)?;
+        self.stop_pause(&mut s);
         self.sandbox_network_down(&mut s);
         s.state = SandboxState::NotReady;
         self.save_sandbox(&s)
@@ -681,6 +768,9 @@ impl PodRuntime for Engine {
         c.network.mode = NetworkMode::Sandbox(s.id.clone());
         c.namespaces.ipc = IpcMode::Sandbox(s.id.clone());
         c.namespaces.uts = UtsMode::Sandbox(s.id.clone());
+        if s.share_pid {
+            c.namespaces.pid = PidMode::Sandbox(s.id.clone());
+        }
         c.cgroup_parent = Some(s.cgroup_parent.clone());
         c.hostname = None;
         self.create(&c)
@@ -704,4 +794,25 @@ pub(crate) fn etc_dir(dir: &Path) -> PathBuf {
 /// The host-side /dev/shm of a sandbox.
 pub(crate) fn shm_dir(dir: &Path) -> PathBuf {
     dir.join(SHM_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sandbox_json_without_the_shared_pid_fields_still_loads() {
+        let old = serde_json::json!({
+            "schema": 1, "id": "ab", "name": "n", "created": "2026-01-01T00:00:00Z",
+            "hostname": "h", "network": {"mode": "none"}, "ports": [], "dns": {},
+            "extra_hosts": [], "qos": "burstable", "cgroup_parent": "/berth/pods/burstable/ab",
+            "resources": {}, "shm_size": null, "sysctls": {}, "labels": {},
+            "state": "ready", "ip": null, "gateway": null
+        });
+        let s: Sandbox = serde_json::from_value(old).expect("old sandbox.json");
+        assert!(!s.share_pid && s.pause_pid == 0 && s.pause_start == 0);
+        assert!(!s.pause_alive());
+        let again: Sandbox = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+    }
 }
