@@ -56,6 +56,8 @@ pub struct Api {
     /// The TLS client configuration kubelets are dialed with (the
     /// kube-apiserver-kubelet-client certificate); `None` until set.
     pub kubelet_tls: std::sync::RwLock<Option<Arc<rustls::ClientConfig>>>,
+    /// The Service IP and node port ranges.
+    pub service_ranges: std::sync::RwLock<crate::alloc::Ranges>,
 }
 
 impl std::fmt::Debug for Api {
@@ -371,7 +373,24 @@ impl Api {
             crds: crate::crd::Crds::default(),
             security,
             kubelet_tls: std::sync::RwLock::new(None),
+            service_ranges: std::sync::RwLock::new(crate::alloc::Ranges::default()),
         })
+    }
+
+    /// Sets the Service IP and node port ranges.
+    pub fn set_service_ranges(&self, ranges: crate::alloc::Ranges) {
+        *self
+            .service_ranges
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = ranges;
+    }
+
+    /// The Service IP and node port ranges.
+    pub fn service_ranges(&self) -> crate::alloc::Ranges {
+        *self
+            .service_ranges
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets the TLS client configuration kubelets are dialed with.
@@ -445,6 +464,9 @@ impl Api {
 
     /// Hooks after an object was deleted.
     pub async fn after_delete(&self, resource: &Resource, obj: &Value) {
+        if resource.group.is_empty() && resource.plural == "services" {
+            crate::alloc::release_held(self, obj).await;
+        }
         crate::crd::after_delete(self, resource, obj);
         crate::admission::after_delete(self, resource, obj).await;
         if let Some(security) = &self.security {
