@@ -702,3 +702,39 @@ async fn restart_repairs_allocations() {
         .count();
     assert_eq!(kubernetes, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_servers_on_one_store_never_share_a_value() {
+    let store = memory();
+    let one = start(store.clone()).await;
+    let two = start(store.clone()).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let api = if i % 2 == 0 {
+            one.plane.api.clone()
+        } else {
+            two.plane.api.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let (code, body) = create(
+                &api,
+                &format!("s{i}"),
+                json!({"type": "NodePort", "ports": [{"port": 80}]}),
+            )
+            .await;
+            assert_eq!(code, 201, "{body}");
+            (cluster_ip(&body), node_port(&body, 0))
+        }));
+    }
+    let mut ips = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for t in tasks {
+        let (ip, port) = t.await.unwrap();
+        ips.insert(ip);
+        ports.insert(port);
+    }
+    assert_eq!((ips.len(), ports.len()), (40, 40));
+    // Both see every allocation; one kubernetes Service.
+    assert_eq!(ip_addresses(&one.plane.api).await.len(), 41);
+    assert_eq!(ip_addresses(&two.plane.api).await.len(), 41);
+}

@@ -569,3 +569,113 @@ pub async fn finish(api: &Api, reserved: &Reserved, old: Option<&Value>, written
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(spec: Value) -> Value {
+        json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec})
+    }
+
+    fn reserved(ips: &[&str], dynamic: Option<&str>, ports: &[u16], dyn_ports: &[u16]) -> Reserved {
+        Reserved {
+            dry_run: false,
+            owner: None,
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            ip_dynamic: dynamic.map(|s| s.parse().unwrap()),
+            ports: ports.to_vec(),
+            ports_dynamic: dyn_ports.to_vec(),
+        }
+    }
+
+    #[test]
+    fn assign_fills_from_what_was_reserved() {
+        // (old spec, new spec, reserved, expected new spec or a conflict)
+        let cases = [
+            (
+                None,
+                json!({"type": "ClusterIP", "ports": [{"port": 80}]}),
+                reserved(&[], Some("198.19.4.4"), &[], &[]),
+                Some(
+                    json!({"type": "ClusterIP", "clusterIP": "198.19.4.4", "clusterIPs": ["198.19.4.4"], "ports": [{"port": 80}]}),
+                ),
+            ),
+            (
+                None,
+                json!({"type": "NodePort", "clusterIP": "198.19.0.9", "ports": [{"port": 53, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}, {"port": 80, "nodePort": 30080}]}),
+                reserved(&["198.19.0.9"], None, &[30080], &[31000]),
+                Some(
+                    json!({"type": "NodePort", "clusterIP": "198.19.0.9", "ports": [
+                    {"port": 53, "protocol": "TCP", "nodePort": 31000},
+                    {"port": 53, "protocol": "UDP", "nodePort": 31000},
+                    {"port": 80, "nodePort": 30080}]}),
+                ),
+            ),
+            (
+                None,
+                json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+                reserved(&[], Some("198.19.4.5"), &[], &[31001, 31002]),
+                Some(
+                    json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "clusterIP": "198.19.4.5", "clusterIPs": ["198.19.4.5"], "healthCheckNodePort": 31002, "ports": [{"port": 80, "nodePort": 31001}]}),
+                ),
+            ),
+            // Held values need nothing reserved.
+            (
+                Some(
+                    json!({"type": "NodePort", "clusterIP": "198.19.0.9", "ports": [{"port": 80, "nodePort": 30080}]}),
+                ),
+                json!({"type": "NodePort", "clusterIP": "198.19.0.9", "ports": [{"port": 80, "nodePort": 30080}]}),
+                reserved(&[], None, &[], &[]),
+                Some(
+                    json!({"type": "NodePort", "clusterIP": "198.19.0.9", "ports": [{"port": 80, "nodePort": 30080}]}),
+                ),
+            ),
+            // The object changed since the reservation: a conflict.
+            (
+                None,
+                json!({"type": "NodePort", "clusterIP": "198.19.0.9", "ports": [{"port": 80}]}),
+                reserved(&["198.19.0.9"], None, &[], &[]),
+                None,
+            ),
+            (
+                None,
+                json!({"type": "ClusterIP", "clusterIP": "198.19.0.9", "ports": [{"port": 80}]}),
+                reserved(&[], None, &[], &[]),
+                None,
+            ),
+        ];
+        for (old, new, r, want) in cases {
+            let old = old.map(svc);
+            let mut n = svc(new.clone());
+            let got = assign(old.as_ref(), &mut n, &r);
+            match want {
+                Some(spec) => {
+                    assert!(got.is_ok(), "{new}: {got:?}");
+                    assert_eq!(n["spec"], spec, "{new}");
+                }
+                None => {
+                    let e = got.expect_err("a conflict");
+                    assert_eq!(e.code, 409, "{new}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn record_owners() {
+        let owner = Owner {
+            namespace: "default".to_owned(),
+            name: "web".to_owned(),
+        };
+        let ip = ip_address_object("198.19.0.9".parse().unwrap(), &owner);
+        assert_eq!(record_owner(&ip), Some(owner.clone()));
+        assert_eq!(record_owner(&node_port_record(&owner)), Some(owner));
+        assert_eq!(
+            record_owner(
+                &json!({"spec": {"parentRef": {"resource": "gateways", "namespace": "a", "name": "b"}}})
+            ),
+            None
+        );
+    }
+}
