@@ -91,7 +91,14 @@ pub enum StartError {
 
 /// Starts the control plane over a store.
 pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane, StartError> {
-    let pki = Pki::load_or_create(&config.dir.join("pki"), &config.tls_sans)?;
+    // The `kubernetes` Service's address (and an advertised one) are names
+    // of the API server too, as in kube-apiserver's serving certificate.
+    let mut sans = config.tls_sans.clone();
+    sans.push(config.service_cluster_ip_range.first().to_string());
+    if let Some(ip) = config.advertise_address {
+        sans.push(ip.to_string());
+    }
+    let pki = Pki::load_or_create(&config.dir.join("pki"), &sans)?;
     let signer = Arc::new(TokenSigner::from_pkcs8_pem(
         pki.service_account_key_pem(),
         "https://kubernetes.default.svc.cluster.local",

@@ -20,6 +20,14 @@ struct Plane {
 }
 
 async fn start(store: Arc<dyn berth_kv::Store>) -> Plane {
+    start_with(store, Default::default(), Default::default()).await
+}
+
+async fn start_with(
+    store: Arc<dyn berth_kv::Store>,
+    cidr: berth_apiserver::alloc::ServiceCidr,
+    node_ports: berth_apiserver::alloc::PortRange,
+) -> Plane {
     let dir = tempfile::tempdir().unwrap();
     let plane = berth_apiserver::start(
         store,
@@ -30,8 +38,8 @@ async fn start(store: Arc<dyn berth_kv::Store>) -> Plane {
             kubeconfig: None,
             token_file: None,
             compaction_interval: None,
-            service_cluster_ip_range: Default::default(),
-            service_node_port_range: Default::default(),
+            service_cluster_ip_range: cidr,
+            service_node_port_range: node_ports,
             advertise_address: None,
         },
     )
@@ -737,4 +745,77 @@ async fn two_api_servers_on_one_store_never_share_a_value() {
     // Both see every allocation; one kubernetes Service.
     assert_eq!(ip_addresses(&one.plane.api).await.len(), 41);
     assert_eq!(ip_addresses(&two.plane.api).await.len(), 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_ranges_are_used_and_named_in_errors() {
+    let p = start_with(
+        memory(),
+        "198.18.128.0/28".parse().unwrap(),
+        "31000-31002".parse().unwrap(),
+    )
+    .await;
+    let api = &p.plane.api;
+    let (_, k) = call(api, "GET", &format!("{SERVICES}/kubernetes"), None).await;
+    assert_eq!(k["spec"]["clusterIP"], "198.18.128.1");
+    let (code, body) = create(
+        api,
+        "out",
+        json!({"clusterIP": "198.19.0.5", "ports": [{"port": 80}]}),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(
+        message(&body).ends_with("the provided IP (198.19.0.5) is not in the valid range. The range of valid IPs is 198.18.128.0/28"),
+        "{body}"
+    );
+    // 13 addresses left (a /28 has no static band); then the range is full.
+    for i in 0..13 {
+        let s = created(api, &format!("s{i}"), json!({"ports": [{"port": 80}]})).await;
+        let ip = cluster_ip(&s);
+        assert!(
+            ip > Ipv4Addr::new(198, 18, 128, 1) && ip < Ipv4Addr::new(198, 18, 128, 15),
+            "{ip}"
+        );
+    }
+    let (code, body) = create(api, "full", json!({"ports": [{"port": 80}]})).await;
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(
+        message(&body),
+        "Internal error occurred: failed to allocate a serviceIP: range is full"
+    );
+    // Node ports: three, then full.
+    let np = created(
+        api,
+        "np",
+        json!({"type": "NodePort", "clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 1}, {"port": 2}, {"port": 3}]}),
+    )
+    .await;
+    let mut got: Vec<u16> = (0..3).map(|i| node_port(&np, i)).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![31000, 31001, 31002]);
+    let (code, body) = create(
+        api,
+        "more",
+        json!({"type": "NodePort", "clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 1}]}),
+    )
+    .await;
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(
+        message(&body),
+        "Internal error occurred: failed to allocate a nodePort: range is full"
+    );
+    let (code, body) = create(
+        api,
+        "high",
+        json!({"type": "NodePort", "clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 1, "nodePort": 30000}]}),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert!(
+        message(&body).ends_with(
+            "provided port is not in the valid range. The range of valid ports is 31000-31002"
+        ),
+        "{body}"
+    );
 }
