@@ -824,6 +824,9 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server(f: Arc<Fixtur
             kubeconfig: None,
             token_file: None,
             compaction_interval: None,
+            service_cluster_ip_range: Default::default(),
+            service_node_port_range: Default::default(),
+            advertise_address: None,
         },
     )
     .await

@@ -37,6 +37,16 @@ pub struct Config {
     /// changed since the previous compaction (kube-apiserver's
     /// `--etcd-compaction-interval`); `None` leaves it to the store.
     pub compaction_interval: Option<std::time::Duration>,
+    /// The Service IP range (kube-apiserver's `--service-cluster-ip-range`;
+    /// default `198.19.0.0/20`).
+    pub service_cluster_ip_range: crate::alloc::ServiceCidr,
+    /// The NodePort range (`--service-node-port-range`; default
+    /// `30000-32767`).
+    pub service_node_port_range: crate::alloc::PortRange,
+    /// The address the `kubernetes` Service's endpoints name
+    /// (`--advertise-address`); `None`: the bind address, or the host's
+    /// address toward its default route when bound to all addresses.
+    pub advertise_address: Option<std::net::IpAddr>,
 }
 
 /// A started control plane.
@@ -81,7 +91,14 @@ pub enum StartError {
 
 /// Starts the control plane over a store.
 pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane, StartError> {
-    let pki = Pki::load_or_create(&config.dir.join("pki"), &config.tls_sans)?;
+    // The `kubernetes` Service's address (and an advertised one) are names
+    // of the API server too, as in kube-apiserver's serving certificate.
+    let mut sans = config.tls_sans.clone();
+    sans.push(config.service_cluster_ip_range.first().to_string());
+    if let Some(ip) = config.advertise_address {
+        sans.push(ip.to_string());
+    }
+    let pki = Pki::load_or_create(&config.dir.join("pki"), &sans)?;
     let signer = Arc::new(TokenSigner::from_pkcs8_pem(
         pki.service_account_key_pem(),
         "https://kubernetes.default.svc.cluster.local",
@@ -94,6 +111,10 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
         authn = authn.with_static_tokens(StaticTokens::load(path)?);
     }
     let api = Api::new(store, Some(Security::new(authn, signer)));
+    api.set_service_ranges(crate::alloc::Ranges {
+        cidr: config.service_cluster_ip_range,
+        node_ports: config.service_node_port_range,
+    });
     api.set_kubelet_client(pki.kubelet_client_config()?);
     let server = Server::bind(config.bind, pki.server_config(), api.clone())
         .await
@@ -127,6 +148,17 @@ pub async fn start(store: Arc<dyn Store>, config: Config) -> Result<ControlPlane
     seed(&api)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
+    // Service allocations: repaired, then the `kubernetes` Service.
+    crate::alloc::repair::repair(&api, crate::alloc::repair::GRACE)
+        .await
+        .map_err(|e| StartError::Bootstrap(format!("service allocations: {}", e.message)))?;
+    let advertise = config
+        .advertise_address
+        .unwrap_or_else(|| crate::alloc::kubernetes::advertise_address(addr));
+    crate::alloc::kubernetes::reconcile(&api, advertise, addr.port())
+        .await
+        .map_err(|e| StartError::Bootstrap(format!("the kubernetes Service: {}", e.message)))?;
+    crate::alloc::repair::spawn(api.clone());
     if let Some(every) = config.compaction_interval {
         spawn_compactor(api.objects.store().clone(), every);
     }

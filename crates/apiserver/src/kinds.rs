@@ -412,6 +412,11 @@ fn namespace(op: Op, obj: &mut Value) -> Vec<Cause> {
 
 fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    // kube's update rules first: allocated values a write leaves out are
+    // kept, those the new type has no use for are dropped.
+    if let Some(old) = old {
+        crate::alloc::service::carry_allocations(old, obj);
+    }
     if let Some(spec) = obj_mut(obj, "spec") {
         set_default(spec, "type", json!("ClusterIP"));
         set_default(spec, "sessionAffinity", json!("None"));
@@ -426,7 +431,11 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
         if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
             set_default(spec, "externalTrafficPolicy", json!("Cluster"));
         }
+        if kind == "LoadBalancer" {
+            set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
+        }
         let mut seen = std::collections::HashSet::new();
+        let mut node_ports = std::collections::HashSet::new();
         for (i, p) in spec
             .get_mut("ports")
             .and_then(Value::as_array_mut)
@@ -449,11 +458,31 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
                 .and_then(Value::as_str)
                 .unwrap_or("TCP")
                 .to_owned();
-            if !seen.insert((port, proto)) {
+            if !seen.insert((port, proto.clone())) {
                 causes.push(Cause::duplicate(
                     format!("spec.ports[{i}]"),
                     &json!({"port": port}),
                 ));
+            }
+            let node_port = p.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
+            if node_port != 0 {
+                if !matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+                    causes.push(Cause::forbidden(
+                        format!("spec.ports[{i}].nodePort"),
+                        &format!("may not be used when `type` is '{kind}'"),
+                    ));
+                } else if !(1..=65535).contains(&node_port) {
+                    causes.push(Cause::invalid(
+                        format!("spec.ports[{i}].nodePort"),
+                        &json!(node_port),
+                        "must be between 1 and 65535, inclusive",
+                    ));
+                } else if !node_ports.insert((node_port, proto)) {
+                    causes.push(Cause::duplicate(
+                        format!("spec.ports[{i}].nodePort"),
+                        &json!(node_port),
+                    ));
+                }
             }
             if let Some(target) = p.get("port").cloned() {
                 set_default(p, "targetPort", target);
@@ -490,6 +519,30 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
                 "externalIPs are denied by berth's admission (CVE-2020-8554)",
             ));
         }
+        let hc = spec
+            .get("healthCheckNodePort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let local = spec.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local");
+        if hc != 0 && !(kind == "LoadBalancer" && local) {
+            causes.push(Cause::invalid(
+                "spec.healthCheckNodePort",
+                &json!(hc),
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            ));
+        }
+        if !matches!(kind.as_str(), "NodePort" | "LoadBalancer")
+            && let Some(policy) = spec.get("externalTrafficPolicy").cloned()
+        {
+            causes.push(Cause::invalid(
+                "spec.externalTrafficPolicy",
+                &policy,
+                "may only be set for externally-accessible services",
+            ));
+        }
+        if kind != "ExternalName" {
+            causes.extend(service_addresses(spec, old));
+        }
     }
     if let Some(old) = old {
         let old_ip = old
@@ -500,18 +553,154 @@ fn service(old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
             .pointer("/spec/clusterIP")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if !old_ip.is_empty() && new_ip.is_empty() {
-            if let Some(spec) = obj_mut(obj, "spec") {
-                spec.insert("clusterIP".to_owned(), json!(old_ip));
-                if let Some(ips) = old.pointer("/spec/clusterIPs") {
-                    spec.insert("clusterIPs".to_owned(), ips.clone());
-                }
-            }
-        } else if old_ip != new_ip && !old_ip.is_empty() {
+        let external = obj.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
+        if old_ip != new_ip && !old_ip.is_empty() && !external {
             causes.push(Cause::invalid(
                 "spec.clusterIPs[0]",
                 &json!(new_ip),
                 "may not change once set",
+            ));
+        }
+    }
+    causes
+}
+
+/// The address fields of a Service with a cluster IP: `clusterIP` and
+/// `clusterIPs` filled from each other, `ipFamilyPolicy` (the old one on
+/// update, else SingleStack; RequireDualStack for a headless Service
+/// without selector, as kube) and `ipFamilies` defaulted, and what a
+/// single-stack IPv4 cluster refuses.
+fn service_addresses(spec: &mut Map<String, Value>, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let ips: Vec<String> = spec
+        .get("clusterIPs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    match (ip.is_empty(), ips.first()) {
+        (false, None) => {
+            spec.insert("clusterIPs".to_owned(), json!([ip]));
+        }
+        (true, Some(first)) => {
+            spec.insert("clusterIP".to_owned(), json!(first));
+        }
+        (false, Some(first)) if *first != ip => {
+            causes.push(Cause::invalid(
+                "spec.clusterIPs[0]",
+                &json!(first),
+                "must match `clusterIP` when set",
+            ));
+        }
+        _ => {}
+    }
+    let ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if !ip.is_empty() && ip != "None" && ip.parse::<std::net::Ipv4Addr>().is_err() {
+        if ip.parse::<std::net::IpAddr>().is_ok() {
+            causes.push(Cause::invalid(
+                "spec.clusterIPs[0]",
+                &json!([ip]),
+                "IPv6 is not configured on this cluster",
+            ));
+        } else {
+            causes.push(Cause::invalid(
+                "spec.clusterIPs[0]",
+                &json!(ip),
+                "must be a valid IP address",
+            ));
+        }
+    }
+    if ips.len() > 1 {
+        causes.push(Cause::invalid(
+            "spec.ipFamilyPolicy",
+            &json!(
+                spec.get("ipFamilyPolicy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("SingleStack")
+            ),
+            "this cluster is not configured for dual-stack services",
+        ));
+    }
+    let headless_selectorless = ip == "None"
+        && spec
+            .get("selector")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty);
+    if !spec.get("ipFamilyPolicy").is_some_and(Value::is_string) {
+        let policy = old
+            .and_then(|o| o.pointer("/spec/ipFamilyPolicy"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                if headless_selectorless {
+                    "RequireDualStack".to_owned()
+                } else {
+                    "SingleStack".to_owned()
+                }
+            });
+        spec.insert("ipFamilyPolicy".to_owned(), json!(policy));
+    }
+    let policy = spec
+        .get("ipFamilyPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("SingleStack")
+        .to_owned();
+    if !matches!(
+        policy.as_str(),
+        "SingleStack" | "PreferDualStack" | "RequireDualStack"
+    ) {
+        causes.push(Cause::not_supported(
+            "spec.ipFamilyPolicy",
+            &json!(policy),
+            &["PreferDualStack", "RequireDualStack", "SingleStack"],
+        ));
+        return causes;
+    }
+    if headless_selectorless {
+        let families = spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
+        if policy != "SingleStack"
+            && let Some(list) = families.as_array_mut()
+            && list.len() < 2
+        {
+            let other = if list.first().and_then(Value::as_str) == Some("IPv6") {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            list.push(json!(other));
+        }
+        return causes;
+    }
+    if policy == "RequireDualStack" {
+        causes.push(Cause::invalid(
+            "spec.ipFamilyPolicy",
+            &json!(policy),
+            "this cluster is not configured for dual-stack services",
+        ));
+    }
+    let families = spec.entry("ipFamilies").or_insert_with(|| json!(["IPv4"]));
+    if families.as_array().is_some_and(Vec::is_empty) {
+        *families = json!(["IPv4"]);
+    }
+    for (i, f) in families.as_array().into_iter().flatten().enumerate() {
+        if f.as_str() != Some("IPv4") {
+            causes.push(Cause::invalid(
+                format!("spec.ipFamilies[{i}]"),
+                f,
+                "not configured on this cluster",
             ));
         }
     }

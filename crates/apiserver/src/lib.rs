@@ -7,10 +7,13 @@
 //! - [`auth`] and [`security`]: the PKI, kubeconfig, authentication, RBAC;
 //! - [`admission`]: LimitRanger, ResourceQuota, PodSecurity, ServiceAccount,
 //!   DefaultTolerationSeconds;
+//! - [`alloc`]: Service cluster IPs and node ports, the `kubernetes`
+//!   Service;
 //! - [`storage`]: objects over the store; [`server`]: the HTTPS listener.
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod bootstrap;

@@ -362,6 +362,26 @@ const BUILTINS: &[Builtin] = &[
         "ingressclasses",
     ),
     b(
+        "networking.k8s.io",
+        "v1",
+        "IPAddress",
+        "ipaddresses",
+        false,
+        &["ip"],
+        &[],
+        "ipaddresses",
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "ServiceCIDR",
+        "servicecidrs",
+        false,
+        &[],
+        &[],
+        "servicecidrs",
+    ),
+    b(
         "discovery.k8s.io",
         "v1",
         "EndpointSlice",
@@ -552,6 +572,7 @@ fn builtin_subresources(group: &str, version: &str, plural: &str, kind: &str) ->
         | ("policy", _)
         | ("apps", "daemonsets")
         | ("networking.k8s.io", "ingresses")
+        | ("networking.k8s.io", "servicecidrs")
         | ("apiextensions.k8s.io", _)
         | ("autoscaling", _) => {
             vec![status()]

@@ -957,6 +957,55 @@ fn builtin(group: &str, kind: &str, obj: &Value) -> Option<(&'static [Column], V
                 age(obj),
             ],
         ),
+        ("networking.k8s.io", "IPAddress") => (
+            &[
+                ("Name", "string", 0),
+                ("ParentRef", "string", 0),
+                ("Age", "string", 0),
+            ],
+            vec![
+                name(obj),
+                json!(match obj.pointer("/spec/parentRef") {
+                    Some(r) => {
+                        let group = s(r.get("group"));
+                        let resource = s(r.get("resource"));
+                        let mut text = if group.is_empty() {
+                            resource.to_lowercase()
+                        } else {
+                            format!("{resource}.{group}").to_lowercase()
+                        };
+                        let ns = s(r.get("namespace"));
+                        if !ns.is_empty() {
+                            text = format!("{text}/{ns}");
+                        }
+                        format!("{text}/{}", s(r.get("name")))
+                    }
+                    None => "<none>".to_owned(),
+                }),
+                age(obj),
+            ],
+        ),
+        ("networking.k8s.io", "ServiceCIDR") => (
+            &[
+                ("Name", "string", 0),
+                ("CIDRs", "string", 0),
+                ("Age", "string", 0),
+            ],
+            vec![
+                name(obj),
+                json!(
+                    obj.pointer("/spec/cidrs")
+                        .and_then(Value::as_array)
+                        .map(|a| a
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default()
+                ),
+                age(obj),
+            ],
+        ),
         ("networking.k8s.io", "Ingress") => (
             &[
                 ("Name", "string", 0),

@@ -36,6 +36,16 @@ pub struct ServerArgs {
     /// at least one interval is kept for watches; 0 = never).
     #[arg(long, default_value_t = 300)]
     compaction_interval: u64,
+    /// The Service IP range (kube-apiserver's flag; IPv4).
+    #[arg(long, default_value = berth_apiserver::alloc::DEFAULT_SERVICE_CIDR)]
+    service_cluster_ip_range: berth_apiserver::alloc::ServiceCidr,
+    /// The NodePort range (`30000-32767`, or `base+size`).
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: berth_apiserver::alloc::PortRange,
+    /// The address the `kubernetes` Service's endpoints name (default: the
+    /// bind address, or this host's address toward its default route).
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
     /// Run only the control plane: no node agent on this host (k3s's flag).
     #[arg(long)]
     disable_agent: bool,
@@ -99,6 +109,9 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             token_file: a.token_auth_file.clone(),
             compaction_interval: (a.compaction_interval > 0)
                 .then(|| std::time::Duration::from_secs(a.compaction_interval)),
+            service_cluster_ip_range: a.service_cluster_ip_range,
+            service_node_port_range: a.service_node_port_range,
+            advertise_address: a.advertise_address,
         };
         let plane = berth_apiserver::start(store, config)
             .await

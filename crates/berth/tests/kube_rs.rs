@@ -172,6 +172,9 @@ async fn kube_rs_in_process_through_the_router() {
             kubeconfig: None,
             token_file: None,
             compaction_interval: None,
+            service_cluster_ip_range: Default::default(),
+            service_node_port_range: Default::default(),
+            advertise_address: None,
         },
     )
     .await

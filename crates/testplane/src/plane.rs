@@ -28,6 +28,9 @@ impl Plane {
                 kubeconfig: None,
                 token_file: None,
                 compaction_interval: None,
+                service_cluster_ip_range: Default::default(),
+                service_node_port_range: Default::default(),
+                advertise_address: None,
             },
         )
         .await

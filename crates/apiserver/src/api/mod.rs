@@ -59,6 +59,8 @@ pub struct Api {
     pub kubelet_tls: std::sync::RwLock<Option<Arc<rustls::ClientConfig>>>,
     /// The last kubelet readings of `metrics.k8s.io`.
     pub resource_metrics: resource_metrics::Readings,
+    /// The Service IP and node port ranges.
+    pub service_ranges: std::sync::RwLock<crate::alloc::Ranges>,
 }
 
 impl std::fmt::Debug for Api {
@@ -378,7 +380,24 @@ impl Api {
             security,
             kubelet_tls: std::sync::RwLock::new(None),
             resource_metrics: resource_metrics::Readings::default(),
+            service_ranges: std::sync::RwLock::new(crate::alloc::Ranges::default()),
         })
+    }
+
+    /// Sets the Service IP and node port ranges.
+    pub fn set_service_ranges(&self, ranges: crate::alloc::Ranges) {
+        *self
+            .service_ranges
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = ranges;
+    }
+
+    /// The Service IP and node port ranges.
+    pub fn service_ranges(&self) -> crate::alloc::Ranges {
+        *self
+            .service_ranges
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets the TLS client configuration kubelets are dialed with.
@@ -452,6 +471,9 @@ impl Api {
 
     /// Hooks after an object was deleted.
     pub async fn after_delete(&self, resource: &Resource, obj: &Value) {
+        if resource.group.is_empty() && resource.plural == "services" {
+            crate::alloc::release_held(self, obj).await;
+        }
         crate::crd::after_delete(self, resource, obj);
         crate::admission::after_delete(self, resource, obj).await;
         if let Some(security) = &self.security {

@@ -457,6 +457,17 @@ pub async fn create_object(
             crate::admission::admit(api, &admitted, Op::Create, None, &mut candidate, dry_run)
                 .await?;
         ctx.add_warnings(warnings);
+        // Service cluster IPs and node ports (crate::alloc).
+        let reserved = if crate::alloc::applies(&admitted) {
+            let reserved = crate::alloc::reserve(api, None, &candidate, dry_run).await?;
+            if let Err(e) = crate::alloc::assign(None, &mut candidate, &reserved) {
+                reserved.release(api).await;
+                return Err(e);
+            }
+            Some(reserved)
+        } else {
+            None
+        };
         super::patch::record_manager(
             &named_for_manager(target, &candidate),
             None,
@@ -486,6 +497,11 @@ pub async fn create_object(
         } else {
             api.objects.create(&named, &candidate, None).await
         };
+        if stored.is_err()
+            && let Some(reserved) = &reserved
+        {
+            reserved.release(api).await;
+        }
         match stored {
             Ok(mut stored) => {
                 stamp(&named, &mut stored);
@@ -547,48 +563,35 @@ where
     let resource = target.resource.clone();
     let dry_run = ctx.query.dry_run()?;
     let validation = FieldValidation::from_query(&ctx.query)?;
-    let subresource = target.subresource.clone();
     let mut dry_result = None;
     let mut warnings_out = Vec::new();
     // Admission plugins (crate::admission): their data is loaded before
     // the synchronous read-modify-write.
     let admission = crate::admission::prepare_update(api, target).await?;
+    // Service cluster IPs and node ports (crate::alloc): reserved from a
+    // preview of the write, assigned inside it.
+    let allocating = crate::alloc::applies(target);
+    let reserved = if allocating {
+        let (current, _) = api.objects.get(target).await?;
+        match build_update(api, target, &current, &mut make, validation) {
+            Ok((new, _)) => crate::alloc::reserve(api, Some(&current), &new, dry_run).await?,
+            // The write itself reports it.
+            Err(_) => crate::alloc::Reserved::default(),
+        }
+    } else {
+        crate::alloc::Reserved::default()
+    };
+    let mut allocated: Option<(Value, crate::alloc::service::Held)> = None;
     let result = api
         .objects
         .update(target, precondition, None, |current| {
-            let served = crate::conversion::from_storage(&resource, current.clone());
-            let mut new = make(&served)?;
-            let kind = resource.kind.clone();
-            check_kind(target, &mut new, &kind, &resource.api_version())?;
-            let mut new = crate::conversion::to_storage(&resource, new);
-            check_namespace(target, &mut new)?;
-            merge_server_fields(&current, &mut new, &subresource, resource.has_status());
-            if let Some(rv) = new
-                .get("metadata")
-                .and_then(|m| m.get("resourceVersion"))
-                .and_then(Value::as_str)
-                && !rv.is_empty()
-            {
-                let expected = parse_rv(rv)?;
-                let current_rv = parse_rv(meta::meta_str(&current, "resourceVersion"))?;
-                if expected != current_rv {
-                    return Err(ApiError::stale(
-                        &resource.group,
-                        &resource.plural,
-                        &target.name,
-                    ));
-                }
-            }
-            let warnings = kinds::prepare(
-                api,
-                &resource,
-                Op::Update,
-                Some(&current),
-                &mut new,
-                validation,
-            )?;
+            let (mut new, warnings) = build_update(api, target, &current, &mut make, validation)?;
             warnings_out = warnings;
             warnings_out.extend(admission.admit(target, &current, &mut new, dry_run)?);
+            if allocating {
+                let held = crate::alloc::assign(Some(&current), &mut new, &reserved)?;
+                allocated = Some((current.clone(), held));
+            }
             super::patch::record_manager(target, Some(&current), &mut new, ctx, "Update");
             if same_object(&current, &new) {
                 return Ok(Change::Keep);
@@ -614,7 +617,23 @@ where
         })
         .await;
     ctx.add_warnings(warnings_out);
-    let (mut stored, gone) = result?;
+    let (mut stored, gone) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            reserved.release(api).await;
+            return Err(e);
+        }
+    };
+    if allocating && dry_result.is_none() {
+        match &allocated {
+            Some((old, _)) if gone => {
+                reserved.release(api).await;
+                crate::alloc::release_held(api, old).await;
+            }
+            Some((old, held)) => crate::alloc::finish(api, &reserved, Some(old), held).await,
+            None => reserved.release(api).await,
+        }
+    }
     if let Some(mut dry) = dry_result {
         stamp(target, &mut dry);
         return Ok((dry, false));
@@ -624,6 +643,59 @@ where
         api.after_write(&resource, &stored).await;
     }
     Ok((stored, gone))
+}
+
+/// The new object of an update before admission: `make` applied to the
+/// current object (as served), kind and namespace checked, server fields
+/// carried, the resourceVersion precondition, defaulting and validation.
+fn build_update<F>(
+    api: &Api,
+    target: &Target,
+    current: &Value,
+    make: &mut F,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError>
+where
+    F: FnMut(&Value) -> Result<Value, ApiError>,
+{
+    let resource = &target.resource;
+    let served = crate::conversion::from_storage(resource, current.clone());
+    let mut new = make(&served)?;
+    let kind = resource.kind.clone();
+    check_kind(target, &mut new, &kind, &resource.api_version())?;
+    let mut new = crate::conversion::to_storage(resource, new);
+    check_namespace(target, &mut new)?;
+    merge_server_fields(
+        current,
+        &mut new,
+        &target.subresource,
+        resource.has_status(),
+    );
+    if let Some(rv) = new
+        .get("metadata")
+        .and_then(|m| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        && !rv.is_empty()
+    {
+        let expected = parse_rv(rv)?;
+        let current_rv = parse_rv(meta::meta_str(current, "resourceVersion"))?;
+        if expected != current_rv {
+            return Err(ApiError::stale(
+                &resource.group,
+                &resource.plural,
+                &target.name,
+            ));
+        }
+    }
+    let warnings = kinds::prepare(
+        api,
+        resource,
+        Op::Update,
+        Some(current),
+        &mut new,
+        validation,
+    )?;
+    Ok((new, warnings))
 }
 
 fn named_for_manager(target: &Target, _obj: &Value) -> Target {

@@ -244,6 +244,13 @@ const KINDS: &[KindRow] = &[
     ("networking.k8s.io", "Ingress", NO_ROOT, NONE),
     ("networking.k8s.io", "IngressClass", NO_ROOT, NONE),
     ("networking.k8s.io", "NetworkPolicy", NO_ROOT, NONE),
+    ("networking.k8s.io", "IPAddress", NO_ROOT, NONE),
+    (
+        "networking.k8s.io",
+        "ServiceCIDR",
+        NO_ROOT,
+        CONDITIONS_BY_TYPE,
+    ),
     ("discovery.k8s.io", "EndpointSlice", NO_ROOT, NONE),
     ("rbac.authorization.k8s.io", "Role", NO_ROOT, NONE),
     ("rbac.authorization.k8s.io", "ClusterRole", NO_ROOT, NONE),

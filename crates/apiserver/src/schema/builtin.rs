@@ -125,6 +125,18 @@ const KINDS: &[Kind] = kinds![
         k8s::networking::v1::IngressClass
     ),
     (
+        "networking.k8s.io",
+        "v1",
+        "IPAddress",
+        k8s::networking::v1::IPAddress
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "ServiceCIDR",
+        k8s::networking::v1::ServiceCIDR
+    ),
+    (
         "discovery.k8s.io",
         "v1",
         "EndpointSlice",
