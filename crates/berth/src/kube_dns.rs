@@ -13,7 +13,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams};
 
 /// The field manager (and the slice's `managed-by`).
-const MANAGER: &str = "berth.dev/server";
+const MANAGER: &str = "berth-server";
 /// The Service's namespace and name.
 const NAMESPACE: &str = "kube-system";
 const NAME: &str = "kube-dns";
