@@ -160,7 +160,9 @@ spec:
     command: ["sleep", "3600"]
 "#,
     );
-    s.wait_for(&["pod", "client"], "{.status.phase}", 60, |v| v == "Running");
+    s.wait_for(&["pod", "client"], "{.status.phase}", 60, |v| {
+        v == "Running"
+    });
     s.wait_for(&["statefulset", "db"], "{.status.readyReplicas}", 60, |v| {
         v == "2"
     });
@@ -180,7 +182,9 @@ spec:
 
     // at the node's DNS address, from the host
     let web = ips(&["198.19.0.21"]);
-    wait_lookup(node_dns, "web.default.svc.cluster.local.", 10, |r| r.1 == web);
+    wait_lookup(node_dns, "web.default.svc.cluster.local.", 10, |r| {
+        r.1 == web
+    });
     wait_lookup(node_dns, "db.default.svc.cluster.local.", 20, |r| {
         r.1 == ips(&[&db0_ip, &db1_ip])
     });

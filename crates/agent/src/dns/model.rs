@@ -77,7 +77,7 @@ where
             Some(ips) if !ips.is_empty() => ips.iter().map(String::as_str).collect(),
             _ => spec.cluster_ip.as_deref().into_iter().collect(),
         };
-        if cluster_ips.iter().any(|ip| *ip == "None") {
+        if cluster_ips.contains(&"None") {
             let slices = by_service
                 .get(&(ns, name))
                 .map(Vec::as_slice)
@@ -307,7 +307,12 @@ mod tests {
                 {"addresses": ["198.18.0.7"], "hostname": "db-2", "conditions": {"ready": false}}
             ]),
         );
-        let z = build(&[s.clone()], &[sl.clone()], &[] as &[Pod], "cluster.local");
+        let z = build(
+            std::slice::from_ref(&s),
+            std::slice::from_ref(&sl),
+            &[] as &[Pod],
+            "cluster.local",
+        );
         let base = "db.default.svc.cluster.local";
         let table: &[(&str, Vec<Rdata>)] = &[
             (base, vec![a("198.18.0.5"), a("198.18.0.6")]),
