@@ -197,6 +197,22 @@ pub fn pod_dns(spec: &PodSpec, namespace: &str, dns: &NodeDns) -> Result<Dns, In
     Ok(resolv)
 }
 
+/// The pod's fully qualified name, as the kubelet puts it in /etc/hosts:
+/// `<hostname>.<subdomain>.<ns>.svc.<domain>` for a pod with a subdomain
+/// (not on the host's network; the domain of the cluster DNS).
+pub fn pod_fqdn(spec: &PodSpec, hostname: &str, namespace: &str, dns: &NodeDns) -> Option<String> {
+    if spec.host_network.unwrap_or(false) {
+        return None;
+    }
+    let sub = spec.subdomain.as_deref().filter(|s| !s.is_empty())?;
+    let domain = dns
+        .cluster
+        .as_ref()
+        .map(|c| c.domain.as_str())
+        .unwrap_or("cluster.local");
+    Some(format!("{hostname}.{sub}.{namespace}.svc.{domain}"))
+}
+
 /// The pod's sandbox.
 pub fn sandbox_spec(pod: &Pod, node_hostname: &str, dns: &NodeDns) -> Result<SandboxSpec, Invalid> {
     let key = pod_key(pod);
@@ -300,6 +316,7 @@ pub fn sandbox_spec(pod: &Pod, node_hostname: &str, dns: &NodeDns) -> Result<San
     }
     Ok(SandboxSpec {
         name: key.sandbox_name(),
+        fqdn: pod_fqdn(spec, &hostname, &key.namespace, dns),
         hostname,
         network: if host_network {
             SandboxNetwork::Host
@@ -587,6 +604,13 @@ mod tests {
         assert_eq!(s.ports[0].host_port, 8080);
         assert_eq!(s.dns.options, ["ndots:2"]);
         assert_eq!(s.extra_hosts[0].name, "x");
+        assert_eq!(s.fqdn, None);
+        let p = pod(serde_json::json!({
+            "metadata": {"name": "db-0", "namespace": "ns", "uid": "u2"},
+            "spec": {"hostname": "db-0", "subdomain": "db", "containers": [{"name": "a"}]}
+        }));
+        let s = sandbox_spec(&p, "node", &NodeDns::default()).unwrap();
+        assert_eq!(s.fqdn.as_deref(), Some("db-0.db.ns.svc.cluster.local"));
     }
 
     #[test]

@@ -178,6 +178,13 @@ spec:
     assert_eq!(resolv.matches("nameserver").count(), 1, "{resolv}");
     // StatefulSet pods: their hostname and FQDN
     let db0_ip = s.ok(&["get", "pod", "db-0", "-o", "jsonpath={.status.podIP}"]);
+    let hosts = s.ok(&["exec", "db-0", "--", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!(
+            "{db0_ip}\tdb-0.db.default.svc.cluster.local\tdb-0"
+        )),
+        "{hosts}"
+    );
     let db1_ip = s.ok(&["get", "pod", "db-1", "-o", "jsonpath={.status.podIP}"]);
 
     // at the node's DNS address, from the host
