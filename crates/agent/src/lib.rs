@@ -16,6 +16,7 @@
 //! was gone.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod env;
 pub mod ephemeral;
 pub mod eviction;
@@ -75,6 +76,13 @@ pub struct Config {
     pub eviction: eviction::Config,
     /// The Services' address range (`None`: no service proxy on this node).
     pub service_cidr: Option<(std::net::Ipv4Addr, u8)>,
+    /// The cluster DNS Service's address pods of `dnsPolicy: ClusterFirst`
+    /// get (the kubelet's `--cluster-dns`); with it the node serves the
+    /// cluster zone at its pods' gateway ([`dns`]). `None`: pods get the
+    /// node's resolvers and the node serves no DNS.
+    pub cluster_dns: Option<IpAddr>,
+    /// The cluster's DNS domain (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 /// Errors that stop the agent.
@@ -434,7 +442,10 @@ pub async fn run(
         },
         dns: NodeDns {
             host: host_dns(),
-            cluster: None,
+            cluster: cfg.cluster_dns.map(|server| translate::ClusterDns {
+                server,
+                domain: cfg.cluster_domain.clone(),
+            }),
         },
         client: client.clone(),
         engine,
@@ -470,6 +481,21 @@ pub async fn run(
                 cluster_cidr: shared.cfg.pod_cidr.clone(),
             },
         ));
+    }
+    if shared.cfg.cluster_dns.is_some() {
+        match berth_net::NetConfig::load(&shared.cfg.root) {
+            Ok(net) => {
+                tokio::spawn(dns::run(
+                    shared.client.clone(),
+                    dns::DnsSettings {
+                        domain: shared.cfg.cluster_domain.clone(),
+                        listen: std::net::SocketAddrV4::new(net.default_gateway(), 53),
+                        ttl: berth_net::cluster_dns::DEFAULT_TTL,
+                    },
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "no cluster DNS on this node"),
+        }
     }
     run_pods(shared).await
 }

@@ -107,7 +107,110 @@ pub struct NodeDns {
     /// The node's resolvers (`dnsPolicy: Default`).
     pub host: Dns,
     /// The cluster DNS (`ClusterFirst`), once there is one.
-    pub cluster: Option<Dns>,
+    pub cluster: Option<ClusterDns>,
+}
+
+/// The cluster DNS the kubelet hands pods (`--cluster-dns`,
+/// `--cluster-domain`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// The DNS Service's address.
+    pub server: IpAddr,
+    /// The cluster domain (`cluster.local`).
+    pub domain: String,
+}
+
+impl ClusterDns {
+    /// A pod of `namespace`'s resolv.conf, as the kubelet writes it for
+    /// `ClusterFirst`: the cluster DNS only; its namespace's, the
+    /// Services' and the cluster's domains, then the node's search list;
+    /// `ndots:5` (the node's options are not kept).
+    pub fn for_namespace(&self, namespace: &str, host: &Dns) -> Dns {
+        let d = &self.domain;
+        let mut search = vec![
+            format!("{namespace}.svc.{d}"),
+            format!("svc.{d}"),
+            d.clone(),
+        ];
+        search.extend(host.search.iter().cloned());
+        Dns {
+            servers: vec![self.server],
+            search: dedup(search),
+            options: vec!["ndots:5".into()],
+        }
+    }
+}
+
+fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(list.len());
+    for x in list {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// The kubelet's limit on name servers in a pod's resolv.conf.
+const MAX_NAMESERVERS: usize = 3;
+
+/// The pod's resolv.conf (the kubelet's `GetPodDNS`): by `dnsPolicy`,
+/// then `dnsConfig` appended (name servers and search domains without
+/// duplicates, options replacing the same-named ones).
+pub fn pod_dns(spec: &PodSpec, namespace: &str, dns: &NodeDns) -> Result<Dns, Invalid> {
+    let host_network = spec.host_network.unwrap_or(false);
+    let cluster = |dns: &NodeDns| match &dns.cluster {
+        Some(c) => c.for_namespace(namespace, &dns.host),
+        // no cluster DNS: the node's, as the kubelet falls back
+        None => dns.host.clone(),
+    };
+    let mut resolv = match spec.dns_policy.as_deref().unwrap_or("ClusterFirst") {
+        "None" => Dns::default(),
+        "Default" => dns.host.clone(),
+        "ClusterFirstWithHostNet" => cluster(dns),
+        _ if host_network => dns.host.clone(),
+        _ => cluster(dns),
+    };
+    if let Some(cfg) = &spec.dns_config {
+        for ns in cfg.nameservers.iter().flatten() {
+            resolv.servers.push(
+                ns.parse()
+                    .map_err(|_| Invalid(format!("invalid nameserver {ns:?}")))?,
+            );
+        }
+        resolv.servers = dedup(std::mem::take(&mut resolv.servers));
+        resolv.search.extend(cfg.searches.iter().flatten().cloned());
+        resolv.search = dedup(std::mem::take(&mut resolv.search));
+        for o in cfg.options.iter().flatten() {
+            let name = o.name.clone().unwrap_or_default();
+            let text = match &o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name.clone(),
+            };
+            resolv
+                .options
+                .retain(|x| x.split(':').next().unwrap_or(x) != name);
+            resolv.options.push(text);
+        }
+    }
+    resolv.servers.truncate(MAX_NAMESERVERS);
+    Ok(resolv)
+}
+
+/// The pod's fully qualified name, as the kubelet puts it in /etc/hosts:
+/// `<hostname>.<subdomain>.<ns>.svc.<domain>` for a pod with a subdomain
+/// (not on the host's network; the domain of the cluster DNS).
+pub fn pod_fqdn(spec: &PodSpec, hostname: &str, namespace: &str, dns: &NodeDns) -> Option<String> {
+    if spec.host_network.unwrap_or(false) {
+        return None;
+    }
+    let sub = spec.subdomain.as_deref().filter(|s| !s.is_empty())?;
+    let domain = dns
+        .cluster
+        .as_ref()
+        .map(|c| c.domain.as_str())
+        .unwrap_or("cluster.local");
+    Some(format!("{hostname}.{sub}.{namespace}.svc.{domain}"))
 }
 
 /// The pod's sandbox.
@@ -163,29 +266,7 @@ pub fn sandbox_spec(pod: &Pod, node_hostname: &str, dns: &NodeDns) -> Result<San
             });
         }
     }
-    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
-    let mut resolv = match policy {
-        "None" => Dns::default(),
-        "Default" => dns.host.clone(),
-        "ClusterFirstWithHostNet" => dns.cluster.clone().unwrap_or_else(|| dns.host.clone()),
-        _ if host_network => dns.host.clone(),
-        _ => dns.cluster.clone().unwrap_or_else(|| dns.host.clone()),
-    };
-    if let Some(cfg) = &spec.dns_config {
-        for ns in cfg.nameservers.iter().flatten() {
-            resolv.servers.push(
-                ns.parse()
-                    .map_err(|_| Invalid(format!("invalid nameserver {ns:?}")))?,
-            );
-        }
-        resolv.search.extend(cfg.searches.iter().flatten().cloned());
-        for o in cfg.options.iter().flatten() {
-            resolv.options.push(match &o.value {
-                Some(v) => format!("{}:{v}", o.name.as_deref().unwrap_or("")),
-                None => o.name.clone().unwrap_or_default(),
-            });
-        }
-    }
+    let resolv = pod_dns(spec, &key.namespace, dns)?;
     let mut extra_hosts = Vec::new();
     for a in spec.host_aliases.iter().flatten() {
         let ip: IpAddr =
@@ -235,6 +316,7 @@ pub fn sandbox_spec(pod: &Pod, node_hostname: &str, dns: &NodeDns) -> Result<San
     }
     Ok(SandboxSpec {
         name: key.sandbox_name(),
+        fqdn: pod_fqdn(spec, &hostname, &key.namespace, dns),
         hostname,
         network: if host_network {
             SandboxNetwork::Host
@@ -525,6 +607,123 @@ mod tests {
         assert_eq!(s.ports[0].host_port, 8080);
         assert_eq!(s.dns.options, ["ndots:2"]);
         assert_eq!(s.extra_hosts[0].name, "x");
+        assert_eq!(s.fqdn, None);
+        let p = pod(serde_json::json!({
+            "metadata": {"name": "db-0", "namespace": "ns", "uid": "u2"},
+            "spec": {"hostname": "db-0", "subdomain": "db", "containers": [{"name": "a"}]}
+        }));
+        let s = sandbox_spec(&p, "node", &NodeDns::default()).unwrap();
+        assert_eq!(s.fqdn.as_deref(), Some("db-0.db.ns.svc.cluster.local"));
+    }
+
+    #[test]
+    fn resolv_conf_by_dns_policy() {
+        let host = Dns {
+            servers: vec!["198.51.100.53".parse().unwrap()],
+            search: vec!["corp.example".into()],
+            options: vec!["edns0".into()],
+        };
+        let node = NodeDns {
+            host: host.clone(),
+            cluster: Some(ClusterDns {
+                server: "198.19.0.10".parse().unwrap(),
+                domain: "cluster.local".into(),
+            }),
+        };
+        let cluster = |ns: &str| Dns {
+            servers: vec!["198.19.0.10".parse().unwrap()],
+            search: vec![
+                format!("{ns}.svc.cluster.local"),
+                "svc.cluster.local".into(),
+                "cluster.local".into(),
+                "corp.example".into(),
+            ],
+            options: vec!["ndots:5".into()],
+        };
+        let spec = |v: serde_json::Value| -> PodSpec { serde_json::from_value(v).unwrap() };
+        let table: Vec<(serde_json::Value, &str, Dns)> = vec![
+            // ClusterFirst is the default
+            (
+                serde_json::json!({"containers": []}),
+                "default",
+                cluster("default"),
+            ),
+            (
+                serde_json::json!({"containers": [], "dnsPolicy": "ClusterFirst"}),
+                "prod",
+                cluster("prod"),
+            ),
+            // host network: the node's unless ClusterFirstWithHostNet
+            (
+                serde_json::json!({"containers": [], "hostNetwork": true}),
+                "prod",
+                host.clone(),
+            ),
+            (
+                serde_json::json!({"containers": [], "hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}),
+                "prod",
+                cluster("prod"),
+            ),
+            (
+                serde_json::json!({"containers": [], "dnsPolicy": "Default"}),
+                "prod",
+                host.clone(),
+            ),
+            (
+                serde_json::json!({"containers": [], "dnsPolicy": "None",
+                    "dnsConfig": {"nameservers": ["198.51.100.1"], "searches": ["a.example"]}}),
+                "prod",
+                Dns {
+                    servers: vec!["198.51.100.1".parse().unwrap()],
+                    search: vec!["a.example".into()],
+                    options: vec![],
+                },
+            ),
+            // dnsConfig appended: duplicates dropped, options replaced by name
+            (
+                serde_json::json!({"containers": [], "dnsConfig": {
+                    "nameservers": ["198.19.0.10", "198.51.100.2"],
+                    "searches": ["svc.cluster.local", "extra.example"],
+                    "options": [{"name": "ndots", "value": "2"}, {"name": "single-request"}]}}),
+                "default",
+                Dns {
+                    servers: vec![
+                        "198.19.0.10".parse().unwrap(),
+                        "198.51.100.2".parse().unwrap(),
+                    ],
+                    search: vec![
+                        "default.svc.cluster.local".into(),
+                        "svc.cluster.local".into(),
+                        "cluster.local".into(),
+                        "corp.example".into(),
+                        "extra.example".into(),
+                    ],
+                    options: vec!["ndots:2".into(), "single-request".into()],
+                },
+            ),
+        ];
+        for (v, ns, want) in table {
+            assert_eq!(pod_dns(&spec(v.clone()), ns, &node).unwrap(), want, "{v}");
+        }
+        // no cluster DNS: the node's
+        let bare = NodeDns {
+            host: host.clone(),
+            cluster: None,
+        };
+        assert_eq!(
+            pod_dns(&spec(serde_json::json!({"containers": []})), "x", &bare).unwrap(),
+            host
+        );
+        assert!(
+            pod_dns(
+                &spec(
+                    serde_json::json!({"containers": [], "dnsConfig": {"nameservers": ["bogus"]}})
+                ),
+                "x",
+                &node
+            )
+            .is_err()
+        );
     }
 
     fn sandbox_of(share_pid: bool) -> Sandbox {
@@ -550,6 +749,7 @@ mod tests {
             share_pid,
             pause_pid: 0,
             pause_start: 0,
+            fqdn: None,
         }
     }
 

@@ -196,6 +196,7 @@ impl Node {
             .run_sandbox(&SandboxSpec {
                 name: format!("{NS}_{POD}_{UID}"),
                 hostname: POD.to_owned(),
+                fqdn: None,
                 network: SandboxNetwork::None,
                 ports: Vec::new(),
                 dns: Default::default(),

@@ -40,6 +40,13 @@ pub struct NodeArgs {
     /// its service proxy).
     #[arg(long, default_value = "198.19.0.0/20")]
     pub service_cidr: String,
+    /// The cluster DNS Service's address given to pods (the kubelet's
+    /// flag; default: the tenth address of the service range, 198.19.0.10).
+    #[arg(long)]
+    pub cluster_dns: Option<IpAddr>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
 }
 
 /// `berth agent` flags (k3s agent's names).
@@ -116,6 +123,10 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
                 n.service_cidr
             )
         })?;
+    let cluster_dns = n.cluster_dns.unwrap_or_else(|| {
+        let (base, _) = service_cidr;
+        IpAddr::V4(std::net::Ipv4Addr::from(u32::from(base).wrapping_add(10)))
+    });
     let pod_cidr = berth_net::NetConfig::load(root)
         .map(|c| c.default_subnet.to_string())
         .ok();
@@ -129,6 +140,8 @@ pub fn agent_config(root: &Path, n: &NodeArgs) -> Result<berth_agent::Config> {
         kubelet_tls: None,
         eviction: berth_agent::eviction::Config { hard, transition },
         service_cidr: Some(service_cidr),
+        cluster_dns: Some(cluster_dns),
+        cluster_domain: n.cluster_domain.trim_end_matches('.').to_ascii_lowercase(),
     })
 }
 

@@ -14,6 +14,7 @@ mod events_cmd;
 mod exec_cmd;
 mod format;
 mod images_cmd;
+mod kube_dns;
 mod logging;
 mod network_cmd;
 mod oci;

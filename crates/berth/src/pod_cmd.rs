@@ -257,6 +257,7 @@ fn sandbox_spec(a: &CreateArgs) -> Result<SandboxSpec> {
     }
     Ok(SandboxSpec {
         hostname: a.hostname.clone().unwrap_or_else(|| name.clone()),
+        fqdn: None,
         name,
         network,
         ports,

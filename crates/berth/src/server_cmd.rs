@@ -195,6 +195,27 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
                 berth_apiserver::server::in_process(plane.api.clone(), user),
                 "default",
             );
+            // the cluster DNS's Service, pointing at this node's DNS server
+            if let (Some(dns_ip), Ok(net)) = (cfg.cluster_dns, berth_net::NetConfig::load(root)) {
+                let admin = as_user(
+                    "system:berth-server",
+                    &["system:masters", "system:authenticated"],
+                );
+                let node = cfg.node_name.clone();
+                let at = IpAddr::V4(net.default_gateway());
+                tokio::spawn(async move {
+                    for attempt in 0..30 {
+                        match crate::kube_dns::ensure(admin.clone(), dns_ip, &node, at).await {
+                            Ok(()) => return,
+                            Err(e) if attempt == 29 => {
+                                tracing::error!(error = %format!("{e:#}"), "the kube-dns Service");
+                                eprintln!("berth server: the kube-dns Service: {e:#}");
+                            }
+                            Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+                        }
+                    }
+                });
+            }
             let (tx, rx) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
                 if let Err(e) = berth_agent::run(client, cfg, Some(tx)).await {

@@ -125,6 +125,7 @@ impl Node {
                 sysctls: BTreeMap::new(),
                 labels: BTreeMap::new(),
                 share_pid,
+                fqdn: None,
             })
             .unwrap()
     }

@@ -17,8 +17,7 @@
 //! network's listener is up before its bridge (and gateway address) exists.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +27,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::dns_io::{self, Forwarder, ptr_ip, servfail};
 use crate::endpoint::{self, Endpoint};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::network::{self, Network};
 use crate::ops::Net;
 
@@ -161,19 +161,6 @@ fn primary_name(ep: &Endpoint) -> String {
         .unwrap_or_else(|| ep.container_id.clone())
 }
 
-/// `4.3.2.1.in-addr.arpa` → 1.2.3.4.
-fn ptr_ip(qname: &str) -> Option<Ipv4Addr> {
-    let rev = qname.strip_suffix(".in-addr.arpa")?;
-    let parts: Vec<u8> = rev
-        .split('.')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [d, c, b, a] = parts.as_slice() else {
-        return None;
-    };
-    Some(Ipv4Addr::new(*a, *b, *c, *d))
-}
-
 /// Runs the resolver for every user-defined network of `net`'s root until
 /// `stop` is set. Blocking; the caller owns the thread (or process).
 pub fn serve(net: &Net, opts: &DnsOptions, stop: &AtomicBool) -> Result<()> {
@@ -228,35 +215,22 @@ struct Listener {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-const POLL: Duration = Duration::from_millis(200);
-
 impl Listener {
     fn start(root: &Path, n: &Network, opts: &Arc<DnsOptions>) -> Result<Listener> {
-        let addr = SocketAddrV4::new(n.gateway, opts.port);
-        let udp = bind(addr, rustix::net::SocketType::DGRAM)?;
-        let tcp = bind(addr, rustix::net::SocketType::STREAM)?;
-        rustix::net::listen(&tcp, 64)
-            .map_err(|e| Error::Io(format!("listen on {addr}"), e.into()))?;
-        for fd in [&udp, &tcp] {
-            rustix::net::sockopt::set_socket_timeout(
-                fd,
-                rustix::net::sockopt::Timeout::Recv,
-                Some(POLL),
-            )
-            .map_err(|e| Error::Io(format!("set timeout on {addr}"), e.into()))?;
-        }
-        let udp = UdpSocket::from(udp);
-        let tcp = TcpListener::from(tcp);
+        let (udp, tcp) = dns_io::listen(SocketAddrV4::new(n.gateway, opts.port))?;
         let alive = Arc::new(AtomicBool::new(true));
-        let ctx = Ctx {
+        let ctx = Arc::new(Ctx {
             net_dir: network::dir(root, &n.id),
-            opts: opts.clone(),
-            alive: alive.clone(),
-        };
-        let ctx2 = ctx.clone();
+            forwarder: Forwarder {
+                upstreams: opts.upstreams.clone(),
+                timeout: opts.upstream_timeout,
+            },
+            ttl: opts.ttl,
+        });
+        let (ctx2, alive2, alive3) = (ctx.clone(), alive.clone(), alive.clone());
         let threads = vec![
-            std::thread::spawn(move || serve_udp(&ctx, udp)),
-            std::thread::spawn(move || serve_tcp(&ctx2, tcp)),
+            std::thread::spawn(move || dns_io::serve_udp(ctx, udp, alive2)),
+            std::thread::spawn(move || dns_io::serve_tcp(ctx2, tcp, alive3)),
         ];
         Ok(Listener {
             gateway: n.gateway,
@@ -266,36 +240,17 @@ impl Listener {
     }
 }
 
-fn bind(addr: SocketAddrV4, kind: rustix::net::SocketType) -> Result<std::os::fd::OwnedFd> {
-    let err = |what: &str| {
-        let what = format!("{what} {addr}");
-        move |e: rustix::io::Errno| Error::Io(what, e.into())
-    };
-    let fd = rustix::net::socket_with(
-        rustix::net::AddressFamily::INET,
-        kind,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(err("socket for"))?;
-    rustix::net::sockopt::set_ip_freebind(&fd, true).map_err(err("IP_FREEBIND for"))?;
-    rustix::net::sockopt::set_socket_reuseaddr(&fd, true).map_err(err("SO_REUSEADDR for"))?;
-    rustix::net::bind(&fd, &addr).map_err(err("bind"))?;
-    Ok(fd)
-}
-
-#[derive(Clone)]
 struct Ctx {
     net_dir: PathBuf,
-    opts: Arc<DnsOptions>,
-    alive: Arc<AtomicBool>,
+    forwarder: Forwarder,
+    ttl: u32,
 }
 
-impl Ctx {
+impl dns_io::Local for Ctx {
     /// Answers one raw query from `from`; `None` to forward it. Names on
     /// this network come first; then, as docker's resolver does, names on
     /// the other user-defined networks the asking container is on.
-    fn local(&self, raw: &[u8], from: Option<std::net::IpAddr>) -> Option<Vec<u8>> {
+    fn local(&self, raw: &[u8], from: IpAddr) -> Option<Vec<u8>> {
         let Ok(query) = Message::from_vec(raw) else {
             return None;
         };
@@ -303,7 +258,7 @@ impl Ctx {
             .ok()
             .flatten()?;
         let eps = endpoint::load_all(&self.net_dir).unwrap_or_default();
-        let first = answer(&query, &net, &eps, self.opts.ttl);
+        let first = answer(&query, &net, &eps, self.ttl);
         if let Reply::Local(m) = &first
             && (m.metadata.authoritative || net.internal)
         {
@@ -312,7 +267,7 @@ impl Ctx {
         // the asking container, and its other networks
         let asker = eps
             .iter()
-            .find(|e| from.is_some_and(|f| std::net::IpAddr::V4(e.ip) == f))
+            .find(|e| IpAddr::V4(e.ip) == from)
             .map(|e| e.container_id.clone());
         if let (Some(cid), Some(all)) = (asker, self.net_dir.parent()) {
             for d in std::fs::read_dir(all).into_iter().flatten().flatten() {
@@ -328,7 +283,7 @@ impl Ctx {
                     continue;
                 }
                 let oeps = endpoint::load_all(&dir).unwrap_or_default();
-                if let Reply::Local(m) = answer(&query, &other, &oeps, self.opts.ttl)
+                if let Reply::Local(m) = answer(&query, &other, &oeps, self.ttl)
                     && m.metadata.authoritative
                 {
                     return Some(m.to_vec().unwrap_or_else(|_| servfail(raw)));
@@ -340,132 +295,15 @@ impl Ctx {
             Reply::Forward => None,
         }
     }
-}
 
-/// A SERVFAIL reply to `raw` (its id and question kept when parseable).
-fn servfail(raw: &[u8]) -> Vec<u8> {
-    match Message::from_vec(raw) {
-        Ok(q) => {
-            let mut m =
-                Message::error_msg(q.metadata.id, q.metadata.op_code, ResponseCode::ServFail);
-            m.add_queries(q.queries);
-            m.to_vec().unwrap_or_default()
-        }
-        Err(_) => Vec::new(),
-    }
-}
-
-fn serve_udp(ctx: &Ctx, sock: UdpSocket) {
-    let mut buf = vec![0u8; 4096];
-    while ctx.alive.load(Ordering::Relaxed) {
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        let raw = buf[..n].to_vec();
-        if let Some(reply) = ctx.local(&raw, Some(from.ip())) {
-            let _ = sock.send_to(&reply, from);
-            continue;
-        }
-        // Forwarding may take seconds: not on the receiving thread.
-        let (ctx, sock) = (ctx.clone(), sock.try_clone());
-        std::thread::spawn(move || {
-            if let Ok(sock) = sock {
-                let reply = forward_udp(&ctx.opts, &raw).unwrap_or_else(|| servfail(&raw));
-                let _ = sock.send_to(&reply, from);
-            }
-        });
-    }
-}
-
-fn serve_tcp(ctx: &Ctx, listener: TcpListener) {
-    while ctx.alive.load(Ordering::Relaxed) {
-        let Ok((stream, peer)) = listener.accept() else {
-            continue;
-        };
-        let ctx = ctx.clone();
-        std::thread::spawn(move || {
-            let _ = serve_tcp_conn(&ctx, stream, peer.ip());
-        });
-    }
-}
-
-fn serve_tcp_conn(ctx: &Ctx, mut s: TcpStream, peer: std::net::IpAddr) -> std::io::Result<()> {
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    loop {
-        let Ok(raw) = read_framed(&mut s) else {
-            return Ok(());
-        };
-        let reply = match ctx.local(&raw, Some(peer)) {
-            Some(r) => r,
-            None => forward_tcp(&ctx.opts, &raw).unwrap_or_else(|| servfail(&raw)),
-        };
-        write_framed(&mut s, &reply)?;
-    }
-}
-
-fn read_framed(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len)?;
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-fn write_framed(s: &mut impl Write, msg: &[u8]) -> std::io::Result<()> {
-    let len = u16::try_from(msg.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
-    let mut out = len.to_be_bytes().to_vec();
-    out.extend_from_slice(msg);
-    s.write_all(&out)
-}
-
-/// Whether `reply` answers `query` (same id).
-fn same_id(query: &[u8], reply: &[u8]) -> bool {
-    query.len() >= 2 && reply.len() >= 2 && query[..2] == reply[..2]
-}
-
-fn forward_udp(opts: &DnsOptions, raw: &[u8]) -> Option<Vec<u8>> {
-    for up in &opts.upstreams {
-        let bind: SocketAddr = if up.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
+    fn forward(&self, raw: &[u8], tcp: bool) -> Vec<u8> {
+        let reply = if tcp {
+            self.forwarder.tcp(raw)
         } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            self.forwarder.udp(raw)
         };
-        let Ok(sock) = UdpSocket::bind(bind) else {
-            continue;
-        };
-        if sock.set_read_timeout(Some(opts.upstream_timeout)).is_err()
-            || sock.connect(up).is_err()
-            || sock.send(raw).is_err()
-        {
-            continue;
-        }
-        let mut buf = vec![0u8; 65535];
-        // Skip stray datagrams with another id until the timeout.
-        while let Ok(n) = sock.recv(&mut buf) {
-            if same_id(raw, &buf[..n]) {
-                return Some(buf[..n].to_vec());
-            }
-        }
+        reply.unwrap_or_else(|| servfail(raw))
     }
-    None
-}
-
-fn forward_tcp(opts: &DnsOptions, raw: &[u8]) -> Option<Vec<u8>> {
-    for up in &opts.upstreams {
-        let Ok(mut s) = TcpStream::connect_timeout(up, opts.upstream_timeout) else {
-            continue;
-        };
-        let _ = s.set_read_timeout(Some(opts.upstream_timeout));
-        if write_framed(&mut s, raw).is_err() {
-            continue;
-        }
-        if let Ok(reply) = read_framed(&mut s)
-            && same_id(raw, &reply)
-        {
-            return Some(reply);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -585,11 +423,6 @@ mod tests {
             ),
             Reply::Forward
         ));
-        assert_eq!(
-            ptr_ip("4.3.2.1.in-addr.arpa"),
-            Some(Ipv4Addr::new(1, 2, 3, 4))
-        );
-        assert_eq!(ptr_ip("4.3.2.in-addr.arpa"), None);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   [`nft`] applies it atomically: per container only the published ports'
 //!   rules, in-process over netlink ([`nft_netlink`]); the whole table with
 //!   `nft -f` when the networks changed.
-//! - [`dns`] is the embedded resolver for user-defined networks.
+//! - [`dns`] is the embedded resolver for user-defined networks;
+//!   [`cluster_dns`] the cluster DNS (a zone its owner fills, e.g. the node
+//!   agent with `cluster.local`); both share [`dns_io`] (sockets, forwarding).
 //!
 //! All state lives under `<root>/networks/` (layout in [`store`]) and is
 //! safe for several processes at once. The API is blocking and needs no
@@ -23,8 +25,10 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::string_slice)]
 
+pub mod cluster_dns;
 pub mod config;
 pub mod dns;
+pub mod dns_io;
 pub mod endpoint;
 pub mod error;
 pub mod ipam;

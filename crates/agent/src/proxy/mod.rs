@@ -104,7 +104,8 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
     }
 }
 
-async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, wake: Arc<Notify>)
+/// Mirrors `api` into `writer`, waking `wake` at each event.
+pub(crate) async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, wake: Arc<Notify>)
 where
     K: kube::Resource
         + Clone

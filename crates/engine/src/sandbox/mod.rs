@@ -134,6 +134,10 @@ pub struct SandboxSpec {
     pub name: String,
     /// The pod's host name.
     pub hostname: String,
+    /// The pod's fully qualified name, first on its own /etc/hosts line
+    /// (`<ip>\t<fqdn>\t<hostname>`, the kubelet's line for a pod with a
+    /// hostname and a subdomain).
+    pub fqdn: Option<String>,
     /// Its network.
     pub network: SandboxNetwork,
     /// Published ports (`hostPort`).
@@ -185,6 +189,9 @@ pub struct Sandbox {
     pub created: String,
     /// The pod's host name.
     pub hostname: String,
+    /// The pod's fully qualified name (/etc/hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
     /// Its network.
     pub network: SandboxNetwork,
     /// Published ports.
@@ -451,13 +458,12 @@ impl Engine {
         }
         let ip = s.ip.map(|i| i.to_string());
         let gw = s.gateway.map(|g| g.to_string());
-        let hosts = crate::oci::etc::hosts_file(
-            &s.hostname,
-            ip.as_deref(),
-            &s.extra_hosts,
-            gw.as_deref(),
-            &[],
-        );
+        let own = match &s.fqdn {
+            Some(f) => format!("{f}\t{}", s.hostname),
+            None => s.hostname.clone(),
+        };
+        let hosts =
+            crate::oci::etc::hosts_file(&own, ip.as_deref(), &s.extra_hosts, gw.as_deref(), &[]);
         fs::write(etc.join("hosts"), hosts).map_err(sys("write the pod's /etc/hosts"))?;
         let servers = match dns_at {
             Some(g) if s.dns.servers.is_empty() => {
@@ -661,6 +667,7 @@ impl PodRuntime for Engine {
             name: spec.name.clone(),
             created: berth_runtime::state::now_rfc3339(),
             hostname: spec.hostname.clone(),
+            fqdn: spec.fqdn.clone(),
             network: spec.network.clone(),
             ports: spec.ports.clone(),
             dns: spec.dns.clone(),
