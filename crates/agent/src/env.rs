@@ -16,6 +16,88 @@ pub struct Sources {
     pub config_maps: BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>,
     /// Secrets by name: their `data`.
     pub secrets: BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>,
+    /// The Services' variables ([`service_env`]), before the container's
+    /// own (which may use and override them).
+    pub service_env: Vec<(String, String)>,
+}
+
+/// The kubelet's Service variables for a pod in `namespace`: for each
+/// Service with a ClusterIP — those of the namespace when
+/// `enableServiceLinks` (the default), and `default/kubernetes` always —
+/// `{NAME}_SERVICE_HOST`, `{NAME}_SERVICE_PORT`,
+/// `{NAME}_SERVICE_PORT_{PORT_NAME}` and Docker's link variables
+/// (`{NAME}_PORT=tcp://ip:port`, `{NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]`),
+/// ordered by Service name.
+pub fn service_env(
+    namespace: &str,
+    links: bool,
+    services: &[k8s_openapi::api::core::v1::Service],
+) -> Vec<(String, String)> {
+    let mut chosen: BTreeMap<String, &k8s_openapi::api::core::v1::Service> = BTreeMap::new();
+    for s in services {
+        let ns = s.metadata.namespace.as_deref().unwrap_or("");
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let ip = s
+            .spec
+            .as_ref()
+            .and_then(|p| p.cluster_ip.as_deref())
+            .unwrap_or("");
+        if ip.is_empty() || ip == "None" {
+            continue;
+        }
+        let master = ns == "default" && name == "kubernetes";
+        if (links && ns == namespace) || master {
+            // a namespace's own Service of the same name wins over default's
+            if master && chosen.contains_key(&name) && namespace != "default" {
+                continue;
+            }
+            chosen.insert(name, s);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, s) in chosen {
+        let spec = s.spec.clone().unwrap_or_default();
+        let ip = spec.cluster_ip.clone().unwrap_or_default();
+        let prefix = name.to_ascii_uppercase().replace('-', "_");
+        let ports = spec.ports.unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for p in &ports {
+            if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!(
+                        "{prefix}_SERVICE_PORT_{}",
+                        n.to_ascii_uppercase().replace('-', "_")
+                    ),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        let proto = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            p.protocol.clone().unwrap_or_else(|| "TCP".into())
+        };
+        out.push((
+            format!("{prefix}_PORT"),
+            format!(
+                "{}://{ip}:{}",
+                proto(first).to_ascii_lowercase(),
+                first.port
+            ),
+        ));
+        for p in &ports {
+            let pr = proto(p);
+            let base = format!("{prefix}_PORT_{}_{}", p.port, pr.to_ascii_uppercase());
+            out.push((
+                base.clone(),
+                format!("{}://{ip}:{}", pr.to_ascii_lowercase(), p.port),
+            ));
+            out.push((format!("{base}_PROTO"), pr.to_ascii_lowercase()));
+            out.push((format!("{base}_PORT"), p.port.to_string()));
+            out.push((format!("{base}_ADDR"), ip.clone()));
+        }
+    }
+    out
 }
 
 /// Why a container cannot be given its configuration
@@ -285,6 +367,9 @@ pub fn container_env(
             }
             vars.insert(k, v);
         };
+    for (k, v) in &sources.service_env {
+        set(k.clone(), v.clone(), &mut order, &mut vars);
+    }
     for from in c.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (data, optional, what, name) = if let Some(r) = &from.config_map_ref {
@@ -398,6 +483,37 @@ fn env_value(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn service_variables_as_the_kubelet_writes_them() {
+        let svc = |ns: &str, name: &str, ip: &str| -> k8s_openapi::api::core::v1::Service {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name, "namespace": ns},
+                "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}}))
+            .unwrap()
+        };
+        let all = [
+            svc("default", "kubernetes", "198.19.0.1"),
+            svc("shop", "web-api", "198.19.0.40"),
+            svc("other", "db", "198.19.0.41"),
+            svc("shop", "headless", "None"),
+        ];
+        let env = service_env("shop", true, &all);
+        let get = |k: &str| env.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("198.19.0.1"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT"), Some("443"));
+        assert_eq!(get("KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
+        assert_eq!(get("WEB_API_SERVICE_HOST"), Some("198.19.0.40"));
+        assert_eq!(get("WEB_API_PORT"), Some("tcp://198.19.0.40:443"));
+        assert_eq!(get("WEB_API_PORT_443_TCP_ADDR"), Some("198.19.0.40"));
+        assert_eq!(get("DB_SERVICE_HOST"), None, "another namespace's");
+        assert_eq!(get("HEADLESS_SERVICE_HOST"), None);
+        // enableServiceLinks: false keeps only the API server's
+        let env = service_env("shop", false, &all);
+        assert!(
+            env.iter().all(|(k, _)| k.starts_with("KUBERNETES_")),
+            "{env:?}"
+        );
+    }
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

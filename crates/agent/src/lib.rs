@@ -43,7 +43,7 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
 use crate::env::{NodeAllocatable, Sources};
@@ -225,6 +225,34 @@ impl Shared {
             s.secrets.insert(name, v);
         }
         s
+    }
+
+    /// The Service variables of a container of `pod` (the namespace's
+    /// Services and `default/kubernetes`; none when they cannot be read).
+    pub(crate) async fn service_env(&self, pod: &Pod) -> Vec<(String, String)> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let mut services = Vec::new();
+        let lp = kube::api::ListParams::default();
+        if links {
+            let api: Api<k8s_openapi::api::core::v1::Service> =
+                Api::namespaced(self.client.clone(), ns);
+            if let Ok(l) = api.list(&lp).await {
+                services.extend(l.items);
+            }
+        }
+        if ns != "default" || !links {
+            let api: Api<k8s_openapi::api::core::v1::Service> =
+                Api::namespaced(self.client.clone(), "default");
+            if let Ok(Some(k)) = api.get_opt("kubernetes").await {
+                services.push(k);
+            }
+        }
+        env::service_env(ns, links, &services)
     }
 
     /// The pod's `imagePullSecrets` as one Docker config file (their
@@ -527,7 +555,8 @@ async fn run_pods(shared: Arc<Shared>) -> Result<(), Error> {
     let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
     let mut init: Option<HashSet<String>> = None;
     loop {
-        let stream = watcher(pods.clone(), cfg.clone());
+        let stream = watcher(pods.clone(), cfg.clone())
+            .modify(|p: &mut Pod| p.metadata.managed_fields = None);
         futures::pin_mut!(stream);
         loop {
             let ev = match stream.try_next().await {

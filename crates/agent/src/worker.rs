@@ -593,7 +593,8 @@ impl Worker {
             return;
         }
         self.pull_backoff.remove(&c.name);
-        let sources = self.shared.sources(pod).await;
+        let mut sources = self.shared.sources(pod).await;
+        sources.service_env = self.shared.service_env(pod).await;
         let env = match env::container_env(pod, c, &sources, &self.shared.allocatable) {
             Ok(e) => e,
             Err(e) => {

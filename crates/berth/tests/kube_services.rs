@@ -149,6 +149,19 @@ spec:
         "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 198.19.0.20 80 | tail -n 1",
     ]);
     assert!(pods.contains(from_pod.trim()), "{from_pod}");
+    // the kubelet's Service variables: the API server's and the namespace's
+    let env = s.ok(&[
+        "exec",
+        "client",
+        "--",
+        "sh",
+        "-c",
+        "echo $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT $WEB_SERVICE_HOST $WEB_SERVICE_PORT_HTTP $WEB_PORT",
+    ]);
+    assert_eq!(
+        env.trim(),
+        "198.19.0.1 443 198.19.0.20 80 tcp://198.19.0.20:80"
+    );
     // a LoadBalancer: served on the node's address at its own port, the
     // address in its status
     s.apply(
@@ -709,4 +722,91 @@ fn kubectl_services_get_cluster_ips() {
     assert!(out.contains("service/np created"), "{out}");
     let out = s.ok(&["get", "svc", "np", "--no-headers"]);
     assert!(out.contains("80:30080/TCP"), "{out}");
+}
+
+#[test]
+fn services_keep_answering_while_the_server_is_killed_and_restarted() {
+    if !root_or_skip("kube_services") || !have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = KubeServer::start_node(bin(), dir.path(), &[]);
+    s.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: steady}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: steady}}
+  template:
+    metadata: {labels: {app: steady}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: web
+        image: busybox:stable
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: steady}
+spec:
+  type: NodePort
+  selector: {app: steady}
+  ports: [{port: 80, targetPort: 8080}]
+"#,
+    );
+    s.wait_for(
+        &["deployment", "steady"],
+        "{.status.readyReplicas}",
+        60,
+        |v| v == "2",
+    );
+    let ip = s.ok(&[
+        "get",
+        "service",
+        "steady",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let port = s.ok(&[
+        "get",
+        "service",
+        "steady",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    assert!(ip.starts_with("198.19."), "{ip}");
+    let targets = vec![format!("{ip}:80"), format!("127.0.0.1:{port}")];
+    assert_eq!(answers(&targets[0], 2, 20).len(), 2);
+    assert_eq!(answers(&targets[1], 2, 20).len(), 2);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = hammer(targets, stop.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    // the kernel keeps the rules and the pods keep running without the server
+    s.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    // the next server rewrites the table in one transaction: no gap
+    s.restart();
+    s.wait_for(
+        &["nodes", "test-node"],
+        "{.status.conditions[?(@.type==\"Ready\")].status}",
+        30,
+        |v| v == "True",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, failures) = client.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    s.ok(&["delete", "deployment", "steady"]);
+    s.ok(&["delete", "service", "steady"]);
 }

@@ -52,6 +52,7 @@ where
 {
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .reflect(writer);
     futures::pin_mut!(stream);
     while stream.next().await.is_some() {

@@ -239,8 +239,8 @@ mod tests {
         );
         assert_eq!(ptr_ip("4.3.2.in-addr.arpa"), None);
         assert_eq!(
-            ptr_name(Ipv4Addr::new(198, 19, 0, 10)),
-            "10.0.19.198.in-addr.arpa"
+            ptr_name(Ipv4Addr::new(198, 19, 3, 4)),
+            "4.3.19.198.in-addr.arpa"
         );
     }
 }

@@ -284,9 +284,17 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
     }
 
-    /// Routes `dest/prefix` out of link `index` (scope link), replacing a
-    /// route to the same destination (`ip route replace … dev …`).
-    pub fn replace_link_route(&mut self, dest: Ipv4Addr, prefix: u8, index: u32) -> io::Result<()> {
+    /// Routes `dest/prefix` out of link `index` (scope link) with the
+    /// route metric `metric`, replacing a route to the same destination and
+    /// metric (`ip route replace … dev … metric …`); routes of other
+    /// metrics stay (a link that goes takes only its own).
+    pub fn replace_link_route(
+        &mut self,
+        dest: Ipv4Addr,
+        prefix: u8,
+        index: u32,
+        metric: u32,
+    ) -> io::Result<()> {
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet;
         m.header.table = RouteHeader::RT_TABLE_MAIN;
@@ -297,6 +305,7 @@ impl Netlink {
         m.attributes
             .push(RouteAttribute::Destination(RouteAddress::Inet(dest)));
         m.attributes.push(RouteAttribute::Oif(index));
+        m.attributes.push(RouteAttribute::Priority(metric));
         self.ack(
             RouteNetlinkMessage::NewRoute(m),
             NLM_F_CREATE | NLM_F_REPLACE,

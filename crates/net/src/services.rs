@@ -358,6 +358,11 @@ fn remove_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
     }
 }
 
+/// Writes the whole table (`full`) in one transaction.
+pub fn full_apply(cfg: &ProxyConfig, services: &Services) -> crate::Result<()> {
+    crate::nft::apply(&full(cfg, services))
+}
+
 /// The service table of a root: its engine table's name + `-svc`, so
 /// roots on one host keep apart.
 pub fn table_for(cfg: &crate::NetConfig) -> String {

@@ -118,6 +118,7 @@ where
 {
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .reflect(writer);
     futures::pin_mut!(stream);
     while let Some(ev) = stream.next().await {
@@ -128,7 +129,9 @@ where
     }
 }
 
-/// Routes the service range through the pods' bridge when it exists.
+/// Routes the service range through the pods' bridge when it exists, at a
+/// metric of the bridge's own (several roots on one host each keep a
+/// route, and one that goes with its bridge leaves the others).
 fn route_service_range(s: &ProxySettings) {
     let Ok(cfg) = berth_net::NetConfig::load(&s.root) else {
         return;
@@ -137,7 +140,8 @@ fn route_service_range(s: &ProxySettings) {
         return;
     };
     if let Ok(Some(index)) = nl.link_index(&cfg.default_bridge)
-        && let Err(e) = nl.replace_link_route(s.service_cidr.0, s.service_cidr.1, index)
+        && let Err(e) =
+            nl.replace_link_route(s.service_cidr.0, s.service_cidr.1, index, 1000 + index)
     {
         tracing::debug!(error = %e, "route the service range");
     }

@@ -33,7 +33,12 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    // managedFields are of no use to a controller: not kept in memory
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config).modify(|o: &mut K| o.meta_mut().managed_fields = None),
+    )
+    .default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

@@ -61,7 +61,11 @@ where
         config: watcher::Config,
         handler: Handler<K>,
     ) -> Self {
-        let events = watcher::watcher(api, config).default_backoff().boxed();
+        // managedFields are of no use to a controller: not kept in memory
+        let events = watcher::watcher(api, config)
+            .default_backoff()
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .boxed();
         Self::run(events, dyntype, handler)
     }
 

@@ -57,8 +57,10 @@ where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     tokio::spawn(async move {
+        // managedFields are of no use to the scheduler: not kept
         let mut stream = watcher(api, watcher::Config::default())
             .default_backoff()
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
             .boxed();
         while let Some(event) = stream.next().await {
             match event {
