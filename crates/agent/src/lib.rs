@@ -21,6 +21,7 @@ pub mod env;
 pub mod ephemeral;
 pub mod eviction;
 pub mod names;
+pub mod netpol;
 pub mod node;
 pub mod probe;
 pub mod proxy;
@@ -508,6 +509,13 @@ pub async fn run(
                 service_cidr,
                 cluster_cidr: shared.cfg.pod_cidr.clone(),
             },
+        ));
+    }
+    if shared.cfg.service_cidr.is_some() {
+        tokio::spawn(netpol::run(
+            shared.client.clone(),
+            shared.cfg.node_name.clone(),
+            shared.cfg.root.clone(),
         ));
     }
     if shared.cfg.cluster_dns.is_some() {

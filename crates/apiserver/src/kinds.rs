@@ -144,6 +144,7 @@ pub fn prepare(
         | ("", "ReplicationController") => workload(&resource.kind, old, obj),
         ("batch", "Job") => job(old, obj),
         ("batch", "CronJob") => cronjob(obj),
+        ("networking.k8s.io", "NetworkPolicy") => crate::netpol::prepare(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(old, obj),
         _ => Vec::new(),
     };

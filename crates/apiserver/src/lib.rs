@@ -24,6 +24,7 @@ pub mod error;
 pub mod kinds;
 pub mod meta;
 mod metrics;
+mod netpol;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -10,6 +10,8 @@
 //!   [`nft`] applies it atomically: per container only the published ports'
 //!   rules, in-process over netlink ([`nft_netlink`]); the whole table with
 //!   `nft -f` when the networks changed.
+//! - [`services`] and [`policy`] compile the service proxy's and the
+//!   NetworkPolicy tables the node agent feeds (pure).
 //! - [`dns`] is the embedded resolver for user-defined networks;
 //!   [`cluster_dns`] the cluster DNS (a zone its owner fills, e.g. the node
 //!   agent with `cluster.local`); both share [`dns_io`] (sockets, forwarding).
@@ -38,6 +40,7 @@ pub mod network;
 pub mod nft;
 pub mod nft_netlink;
 mod ops;
+pub mod policy;
 pub mod ports;
 pub mod release;
 pub mod rules;

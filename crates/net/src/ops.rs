@@ -573,10 +573,15 @@ impl Net {
                 .map_err(Error::io(format!("delete bridge {}", n.bridge)))?;
         }
         nft::apply(&rules::delete_table(&self.cfg))?;
-        // the service proxy's table of this root, if a node agent made one
+        // the service proxy's and the NetworkPolicy tables of this root,
+        // if a node agent made them
         nft::apply(&crate::services::delete(&crate::services::ProxyConfig {
             table: crate::services::table_for(&self.cfg),
             cluster_cidr: None,
+        }))?;
+        nft::apply(&crate::policy::delete(&crate::policy::PolicyConfig {
+            table: crate::policy::table_for(&self.cfg),
+            dns: Vec::new(),
         }))
     }
 }

@@ -78,7 +78,7 @@ pub struct ProxyConfig {
 }
 
 /// A short stable hash (FNV-1a, 64 bits) for chain names.
-fn hash(s: &str) -> String {
+pub(crate) fn hash(s: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);
@@ -100,7 +100,7 @@ fn affinity_set(p: &ServicePort, ep: (Ipv4Addr, u16)) -> String {
 }
 
 /// nft string quoting for comments.
-fn comment(s: &str) -> String {
+pub(crate) fn comment(s: &str) -> String {
     let clean: String = s
         .chars()
         .filter(|c| *c != '"' && *c != '\\' && !c.is_control())

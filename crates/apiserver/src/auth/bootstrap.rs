@@ -384,6 +384,16 @@ fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role("system:kube-scheduler", &[], kube_scheduler_rules()),
+        // berth's node agents enforce NetworkPolicies (as a CNI plugin's
+        // node daemon does): they see every policy, pod and namespace
+        cluster_role(
+            "system:berth:network-policy",
+            &[],
+            vec![
+                rule(&["list", "watch"], &[NETWORKING], &["networkpolicies"]),
+                rule(&["list", "watch"], &[CORE], &["pods", "namespaces"]),
+            ],
+        ),
     ]
 }
 
@@ -1071,6 +1081,7 @@ fn cluster_role_bindings() -> Vec<Value> {
             "system:node-proxier",
             vec![user("system:kube-proxy"), group("system:nodes")],
         ),
+        binding("system:berth:network-policy", vec![group("system:nodes")]),
         binding(
             "system:kube-controller-manager",
             vec![user("system:kube-controller-manager")],

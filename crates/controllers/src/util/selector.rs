@@ -11,26 +11,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// ReplicaSets do, check [`is_empty`] first). An unknown operator matches
 /// nothing.
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    if let Some(ml) = &selector.match_labels
-        && !map_matches(ml, labels)
-    {
-        return false;
-    }
-    for req in selector.match_expressions.iter().flatten() {
-        let value = labels.get(&req.key);
-        let values = req.values.as_deref().unwrap_or_default();
-        let ok = match req.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    berth_types::labels::selector_matches(
+        selector.match_labels.as_ref(),
+        selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|r| berth_types::labels::Requirement {
+                key: &r.key,
+                operator: &r.operator,
+                values: r.values.as_deref().unwrap_or_default(),
+            }),
+        labels,
+    )
 }
 
 /// Whether a selector has no requirement at all.
@@ -45,11 +38,7 @@ pub fn is_empty(selector: &LabelSelector) -> bool {
             .is_none_or(Vec::is_empty)
 }
 
-/// Whether every `key=value` of `selector` is in `labels` (a map
-/// selector; empty matches everything).
-pub fn map_matches(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
+pub use berth_types::labels::map_matches;
 
 /// The selector as a `labelSelector` query string (`k=v`, `k in (a,b)`,
 /// `k notin (a)`, `k`, `!k`).
