@@ -263,7 +263,7 @@ fn types(p: &NetworkPolicy) -> (bool, bool) {
     }
 }
 
-/// The rules of this node's pods.
+/// The rules of this node's pods that policies select.
 pub fn build<P, Q, N>(policies: &[P], pods: &[Q], namespaces: &[N], node: &str) -> Policies
 where
     P: Borrow<NetworkPolicy>,
@@ -347,7 +347,11 @@ where
                 }
             }
         }
-        out.insert(m.ip, rules_of);
+        // a pod no policy selects has no rules at all (so pods coming and
+        // going without policies change nothing to apply)
+        if rules_of.ingress.is_some() || rules_of.egress.is_some() {
+            out.insert(m.ip, rules_of);
+        }
     }
     out
 }

@@ -57,14 +57,16 @@ fn tcp(first: u16, last: u16) -> PortMatch {
 #[test]
 fn unselected_pods_are_open_and_only_this_nodes_pods_appear() {
     let (pods, nss) = world();
-    let p = build::<NetworkPolicy, _, _>(&[], &pods, &nss, "n1");
+    assert!(build::<NetworkPolicy, _, _>(&[], &pods, &nss, "n1").is_empty());
+    // a policy in namespace b selects pods of node n2 only
+    let pol = policy("b", json!({"podSelector": {}}));
+    assert!(build(std::slice::from_ref(&pol), &pods, &nss, "n1").is_empty());
     assert_eq!(
-        p.keys().copied().collect::<Vec<_>>(),
-        vec![ip("198.18.0.2"), ip("198.18.0.3")]
-    );
-    assert!(
-        p.values()
-            .all(|r| r.ingress.is_none() && r.egress.is_none())
+        build(&[pol], &pods, &nss, "n2")
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![ip("198.18.1.4"), ip("198.18.1.5")]
     );
 }
 
