@@ -111,7 +111,11 @@ where
                     continue;
                 };
                 for e in &s.endpoints {
-                    let Some(ip) = e.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok())
+                    let Some(ip) = e
+                        .addresses
+                        .first()
+                        .and_then(|a| a.parse::<Ipv4Addr>().ok())
+                        .filter(|ip| routable(*ip))
                     else {
                         continue;
                     };
@@ -158,6 +162,18 @@ where
     out
 }
 
+/// Whether an endpoint address may be a DNAT target: never the node's
+/// loopback, link-local (metadata services) or unspecified addresses, which
+/// a hand-written EndpointSlice could otherwise point a Service at
+/// (CVE-2021-25740).
+fn routable(ip: Ipv4Addr) -> bool {
+    !(ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || (ip.octets()[0] == 224 && ip.octets()[1] == 0 && ip.octets()[2] == 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +216,24 @@ mod tests {
             ]
         );
         assert_eq!(p.local_endpoints, [(Ipv4Addr::new(198, 18, 0, 3), 8080)]);
+    }
+
+    #[test]
+    fn loopback_and_link_local_endpoints_are_never_targets() {
+        let s = svc(json!({"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"clusterIP": "198.19.0.10", "ports": [{"name": "http", "port": 80}]}}));
+        let sl = slice(json!([
+            {"addresses": ["127.0.0.1"], "conditions": {"ready": true}},
+            {"addresses": ["169.254.169.254"], "conditions": {"ready": true}},
+            {"addresses": ["0.0.0.0"], "conditions": {"ready": true}},
+            {"addresses": ["224.0.0.5"], "conditions": {"ready": true}},
+            {"addresses": ["198.18.0.7"], "conditions": {"ready": true}}
+        ]));
+        let m = build(&[s], &[sl], "n1");
+        assert_eq!(
+            m["default/web:http/tcp"].endpoints,
+            [(Ipv4Addr::new(198, 18, 0, 7), 8080)]
+        );
     }
 
     #[test]
