@@ -4,13 +4,13 @@
 //! name; a default-deny egress that still resolves names and answers
 //! allowed connections; the node's own traffic (readiness probes, the host)
 //! untouched; kube's validation errors; nothing left in the kernel when the
-//! policies go. Driven by kubectl 1.33; the busybox image is imported
-//! offline.
+//! policies go. Driven by kubectl 1.33 and the Python client; the busybox
+//! image is imported offline.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_testutil::{KubeServer, have_kubectl, root_or_skip};
+use berth_testutil::{KubeServer, have_kube_py, have_kubectl, root_or_skip};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
@@ -89,23 +89,6 @@ spec:
   - from: [{namespaceSelector: {matchLabels: {team: friends}}}]
 "#;
 
-/// The body of `GET /` at `addr` from the host ("" on failure).
-fn get(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut c) =
-        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
-    else {
-        return String::new();
-    };
-    c.set_read_timeout(Some(Duration::from_secs(2))).ok();
-    let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
-    let mut out = String::new();
-    let _ = c.read_to_string(&mut out);
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim().to_owned())
-        .unwrap_or_default()
-}
-
 /// Whether `pod` (in `ns`) gets an HTTP answer from `target` within 2 s.
 fn reaches(s: &KubeServer, ns: &str, pod: &str, target: &str, port: u16) -> bool {
     let out = s.kubectl(&[
@@ -141,7 +124,7 @@ fn settles(s: &KubeServer, ns: &str, pod: &str, target: &str, port: u16, want: b
 
 #[test]
 fn network_policies_allow_and_deny_pod_traffic() {
-    if !root_or_skip("kube_netpol") || !have_kubectl() {
+    if !root_or_skip("kube_netpol") || !have_kubectl() || !have_kube_py() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -202,7 +185,10 @@ fn network_policies_allow_and_deny_pod_traffic() {
     // a pod of a namespace the policy names, on any port
     assert!(reaches(&s, "friends", "friend", web_ip, 9090));
     // the node: the host reaches the pod, the readiness probe keeps passing
-    assert_eq!(get(&format!("{web_ip}:9090")), "web");
+    assert_eq!(
+        berth_testutil::http_body(&format!("{web_ip}:9090")).as_deref(),
+        Ok("web")
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         s.ok(&[
@@ -299,6 +285,39 @@ spec:
             .code()
             != Some(0)
     );
+
+    // the Python client sees the policies, the Service and its slice, and
+    // removing the rule for the friends namespace closes that path
+    let out = s.python(
+        r#"
+net = client.NetworkingV1Api()
+names = sorted(p.metadata.name for p in net.list_namespaced_network_policy("np").items)
+print(" ".join(names))
+allow = net.read_namespaced_network_policy("web-allow", "np")
+print(allow.spec.policy_types, allow.spec.ingress[0].ports[0].port)
+svc = client.CoreV1Api().read_namespaced_service("web", "np")
+print(svc.spec.cluster_ip.startswith("198.19."))
+sl = client.DiscoveryV1Api().list_namespaced_endpoint_slice("np", label_selector="kubernetes.io/service-name=web")
+print(sl.items[0].endpoints[0].addresses[0])
+net.delete_namespaced_network_policy("web-allow", "np")
+"#,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "client-egress default-deny web-allow",
+            "['Ingress'] http",
+            "True",
+            web_ip
+        ]
+    );
+    settles(&s, "friends", "friend", web_ip, 9090, false);
 
     // the policies go: everything passes again and the table is gone
     s.ok(&["delete", "networkpolicy", "-n", "np", "--all"]);

@@ -4,28 +4,13 @@
 //! 1.33; the busybox image is imported offline.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_testutil::{KubeServer, have_kubectl, root_or_skip};
+use berth_testutil::{KubeServer, have_kubectl, http_body as get, root_or_skip};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
-}
-
-/// The body of `GET /` at `addr`, or the error.
-fn get(addr: &str) -> Result<String, String> {
-    let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.trim().to_owned())
-        .ok_or_else(|| format!("no HTTP answer: {out:?}"))
 }
 
 /// Distinct answers from `addr` within `secs` (until `want` were seen).
@@ -657,7 +642,49 @@ spec:
             && row.contains("80, 443"),
         "{row}"
     );
-    s.ok(&["delete", "ingress", "shop"]);
+    // an Ingress naming a missing Service and Secret: 503 for its path,
+    // Warning events naming both
+    s.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: broken}
+spec:
+  tls: [{hosts: [broken.example], secretName: no-such-tls}]
+  rules:
+  - host: broken.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: no-such-svc, port: {number: 80}}}}
+"#,
+    );
+    s.wait_for(
+        &["events", "--field-selector", "involvedObject.name=broken"],
+        "{.items[*].reason}",
+        20,
+        |v| v.contains("BackendUnavailable") && v.contains("TLSSecretInvalid"),
+    );
+    let notes = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=broken",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        notes.contains("service \"default/no-such-svc\" not found"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("secret \"default/no-such-tls\" not found"),
+        "{notes}"
+    );
+    assert_eq!(
+        curl(&["-H", "Host: broken.example", &format!("{http}/")]).1,
+        "503"
+    );
+    s.ok(&["delete", "ingress", "shop", "broken"]);
     s.ok(&["delete", "deployment", "web", "api"]);
 }
 

@@ -12,6 +12,7 @@ pub mod model;
 pub mod serve;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,9 +20,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -106,6 +108,37 @@ fn node_ingress(nodes: &[Arc<Node>]) -> serde_json::Value {
     )
 }
 
+/// The problems already reported as events, by Ingress uid.
+type Reported = HashMap<String, Vec<(String, String)>>;
+
+/// Publishes a Warning event for each new problem of `ing` (each once,
+/// until it goes and comes back).
+async fn report(
+    recorder: &Recorder,
+    reported: &mut Reported,
+    ing: &Ingress,
+    services: &[Service],
+    secrets: &[Secret],
+) {
+    let Some(uid) = ing.metadata.uid.clone() else {
+        return;
+    };
+    let now = model::problems(ing, services, secrets);
+    let before = reported.insert(uid, now.clone()).unwrap_or_default();
+    for (reason, note) in now.into_iter().filter(|p| !before.contains(p)) {
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: reason.clone(),
+            note: Some(note),
+            action: "Sync".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&ev, &ing.object_ref(&())).await {
+            tracing::debug!(error = %e, reason, "ingress event not recorded");
+        }
+    }
+}
+
 /// Runs until the process ends: the listeners, the table kept current,
 /// and the served Ingresses' status.
 pub async fn run(client: kube::Client, settings: Settings) {
@@ -154,7 +187,20 @@ pub async fn run(client: kube::Client, settings: Settings) {
     ] {
         let _ = ready;
     }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "berth-ingress-controller".into(),
+            instance: None,
+        },
+    );
+    let mut reported: Reported = HashMap::new();
     loop {
+        reported.retain(|uid, _| {
+            ings.state()
+                .iter()
+                .any(|i| i.metadata.uid.as_ref() == Some(uid))
+        });
         let all_ings: Vec<Ingress> = ings.state().iter().map(|i| (**i).clone()).collect();
         let all_classes: Vec<IngressClass> =
             classes.state().iter().map(|c| (**c).clone()).collect();
@@ -168,6 +214,7 @@ pub async fn run(client: kube::Client, settings: Settings) {
         }
         let lb = node_ingress(&nodes.state());
         for ing in all_ings.iter().filter(|i| model::serves(i, &all_classes)) {
+            report(&recorder, &mut reported, ing, &all_services, &all_secrets).await;
             let have = ing
                 .status
                 .as_ref()

@@ -186,6 +186,62 @@ pub fn build(
     t
 }
 
+/// What keeps an Ingress from being served as written, as (event reason,
+/// message) pairs: a backend Service or port that does not exist, a TLS
+/// Secret that is missing or lacks `tls.crt`/`tls.key` (its hosts get the
+/// fallback certificate, as ingress-nginx serves its fake one).
+pub fn problems(ing: &Ingress, services: &[Service], secrets: &[Secret]) -> Vec<(String, String)> {
+    let ns = ing.metadata.namespace.clone().unwrap_or_default();
+    let Some(spec) = &ing.spec else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let backends = spec
+        .default_backend
+        .iter()
+        .chain(spec.rules.iter().flatten().flat_map(|r| {
+            r.http
+                .iter()
+                .flat_map(|h| h.paths.iter().map(|p| &p.backend))
+        }));
+    for b in backends {
+        if let Target::Unavailable(why) = target(&ns, b, services) {
+            let m = (String::from("BackendUnavailable"), why);
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    for tls in spec.tls.iter().flatten() {
+        let Some(name) = &tls.secret_name else {
+            continue;
+        };
+        let secret = secrets.iter().find(|s| {
+            s.metadata.namespace.as_deref() == Some(ns.as_str())
+                && s.metadata.name.as_deref() == Some(name.as_str())
+        });
+        let why = match secret {
+            None => format!("secret \"{ns}/{name}\" not found; serving the default certificate"),
+            Some(s) => {
+                let data = s.data.clone().unwrap_or_default();
+                match (data.get("tls.crt"), data.get("tls.key")) {
+                    (Some(crt), Some(key)) => match crate::tls::check(&crt.0, &key.0) {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            format!("secret \"{ns}/{name}\": {e}; serving the default certificate")
+                        }
+                    },
+                    _ => format!(
+                        "secret \"{ns}/{name}\" has no tls.crt and tls.key; serving the default certificate"
+                    ),
+                }
+            }
+        };
+        out.push(("TLSSecretInvalid".into(), why));
+    }
+    out
+}
+
 /// Whether `host` matches a rule's host (`""` any, `*.a.b` one label).
 pub fn host_matches(rule: &str, host: &str) -> bool {
     if rule.is_empty() || rule == host {
@@ -305,6 +361,53 @@ mod tests {
             matches!(route(&t, "other", "/missing/x"), Some(Target::Unavailable(m)) if m.contains("\"default/nope\" not found"))
         );
         assert_eq!(route(&t, "other", "/"), Some(&web), "the default backend");
+    }
+
+    #[test]
+    fn problems_name_missing_services_ports_and_secrets() {
+        let (_, services) = objects();
+        let secret = |name: &str, data: serde_json::Value| -> Secret {
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "default"}, "data": data}),
+            )
+            .unwrap()
+        };
+        let secrets = vec![
+            secret("empty", json!({})),
+            secret(
+                "junk",
+                json!({"tls.crt": "bm90IGEgY2VydA==", "tls.key": "bm90IGEga2V5"}),
+            ),
+        ];
+        let ing = ingress(
+            json!({"metadata": {"name": "i", "namespace": "default"}, "spec": {
+            "tls": [{"hosts": ["a.example"], "secretName": "missing"},
+                    {"hosts": ["b.example"], "secretName": "empty"},
+                    {"hosts": ["c.example"], "secretName": "junk"}],
+            "rules": [{"http": {"paths": [
+                {"path": "/a", "pathType": "Prefix", "backend": {"service": {"name": "nope", "port": {"number": 80}}}},
+                {"path": "/b", "pathType": "Prefix", "backend": {"service": {"name": "nope", "port": {"number": 80}}}},
+                {"path": "/c", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 81}}}},
+                {"path": "/d", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}}),
+        );
+        let p = problems(&ing, &services, &secrets);
+        let texts: Vec<String> = p.iter().map(|(r, m)| format!("{r}: {m}")).collect();
+        assert_eq!(texts.len(), 5, "{texts:#?}");
+        assert_eq!(
+            texts[0],
+            "BackendUnavailable: service \"default/nope\" not found"
+        );
+        assert_eq!(
+            texts[1],
+            "BackendUnavailable: service \"default/web\" has no such port"
+        );
+        assert!(texts[2].starts_with("TLSSecretInvalid: secret \"default/missing\" not found"));
+        assert!(texts[3].contains("\"default/empty\" has no tls.crt and tls.key"));
+        assert!(
+            texts[4].contains("\"default/junk\": tls.crt"),
+            "{}",
+            texts[4]
+        );
     }
 
     #[test]

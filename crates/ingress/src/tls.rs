@@ -30,6 +30,12 @@ fn certified(chain_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, String> {
     Ok(CertifiedKey::new(chain, key))
 }
 
+/// Whether a PEM chain and key load as a serving certificate (the
+/// problem, if not).
+pub fn check(chain_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    certified(chain_pem, key_pem).map(|_| ())
+}
+
 impl Certs {
     /// Certificates with a self-signed fallback.
     pub fn new() -> Result<Certs, String> {

@@ -319,6 +319,22 @@ pub fn http_get(port: u16, path: &str) -> String {
     }
 }
 
+/// The body of `GET /` at `addr` (`ip:port`), trimmed, in one try with
+/// two-second timeouts; the error names what failed.
+pub fn http_body(addr: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_owned())
+        .ok_or_else(|| format!("no HTTP answer from {addr}: {out:?}"))
+}
+
 /// Waits until something accepts connections on `port`.
 pub fn wait_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -24,7 +24,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use cli::{
-    Berth, Server, StoreState, busybox_tar, docker_registry, free_port, http_get, wait_for,
+    Berth, Server, StoreState, busybox_tar, docker_registry, free_port, http_body, http_get,
+    wait_for,
 };
 pub use daemon::{Daemon, busybox_daemon, have_compose, have_docker, have_docker_py, require};
 pub use images::{busybox_copy, busybox_rootfs, probe_path, workspace_root};
