@@ -336,6 +336,9 @@ fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
+/// kube's text for a pod update that changes more than it may.
+pub(crate) const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
 fn pod(op: Op, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
     if let Some(spec) = obj_mut(obj, "spec") {
         default_pod_spec(spec);
@@ -384,7 +387,7 @@ fn pod(op: Op, old: Option<&Value>, obj: &mut Value) -> Vec<Cause> {
             if strip(&old["spec"]) != strip(&obj["spec"])
                 || (old_node.is_some() && old_node != new_node)
             {
-                causes.push(Cause::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
+                causes.push(Cause::forbidden("spec", POD_UPDATE_FORBIDDEN));
             }
         }
         _ => {}

@@ -266,29 +266,35 @@ fn hpa_targets(hpa: &Value) -> String {
         .flatten()
     {
         let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind != "Resource" {
-            cells.push(format!("<{kind} metric>"));
-            continue;
-        }
-        let resource = s(m.pointer("/resource/name"));
+        let key = match kind {
+            "Resource" => "resource",
+            "ContainerResource" => "containerResource",
+            _ => {
+                cells.push(format!("<{kind} metric>"));
+                continue;
+            }
+        };
+        let at = |v: &Value, path: &str| v.pointer(&format!("/{key}/{path}")).cloned();
+        let resource = s(at(m, "name").as_ref());
         let seen = current.iter().find(|c| {
-            c.get("type").and_then(Value::as_str) == Some("Resource")
-                && s(c.pointer("/resource/name")) == resource
+            c.get("type").and_then(Value::as_str) == Some(kind)
+                && s(at(c, "name").as_ref()) == resource
+                && at(c, "container") == at(m, "container")
         });
-        if let Some(u) = m.pointer("/resource/target/averageUtilization") {
+        if let Some(u) = at(m, "target/averageUtilization") {
             let now = seen
-                .and_then(|c| c.pointer("/resource/current/averageUtilization"))
-                .map(|v| format!("{}%", s(Some(v))))
+                .and_then(|c| at(c, "current/averageUtilization"))
+                .map(|v| format!("{}%", s(Some(&v))))
                 .unwrap_or_else(|| "<unknown>".to_owned());
-            cells.push(format!("{resource}: {now}/{}%", s(Some(u))));
+            cells.push(format!("{resource}: {now}/{}%", s(Some(&u))));
         } else {
             let now = seen
-                .and_then(|c| c.pointer("/resource/current/averageValue"))
-                .map(|v| s(Some(v)))
+                .and_then(|c| at(c, "current/averageValue"))
+                .map(|v| s(Some(&v)))
                 .unwrap_or_else(|| "<unknown>".to_owned());
             cells.push(format!(
                 "{resource}: {now}/{}",
-                s(m.pointer("/resource/target/averageValue"))
+                s(at(m, "target/averageValue").as_ref())
             ));
         }
     }

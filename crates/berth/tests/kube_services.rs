@@ -480,6 +480,52 @@ spec:
         "{events}"
     );
     s.ok(&["delete", "hpa", "spin"]);
+    // one container's use (ContainerResource), and a metric berth has no
+    // API for (Pods: no custom metrics API), with kube's condition
+    s.apply(
+        r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: spin-c}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: spin}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: ContainerResource
+    containerResource: {name: cpu, container: spin, target: {type: Utilization, averageUtilization: 50}}
+"#,
+    );
+    let used = s.wait_for(
+        &["hpa", "spin-c"],
+        "{.status.currentMetrics[0].type} {.status.currentMetrics[0].containerResource.container} {.status.currentMetrics[0].containerResource.current.averageUtilization}",
+        60,
+        |v| v.starts_with("ContainerResource spin ") && v.len() > "ContainerResource spin ".len(),
+    );
+    let row = s.ok(&["get", "hpa", "spin-c", "--no-headers"]);
+    let pct = used.rsplit(' ').next().unwrap_or_default();
+    assert!(row.contains(&format!("cpu: {pct}%/50%")), "{row}");
+    s.ok(&["delete", "hpa", "spin-c"]);
+    s.apply(
+        r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: spin-p}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: spin}
+  maxReplicas: 3
+  metrics:
+  - type: Pods
+    pods: {metric: {name: packets-per-second}, target: {type: AverageValue, averageValue: "1k"}}
+"#,
+    );
+    s.wait_for(
+        &["hpa", "spin-p"],
+        "{.status.conditions[?(@.type==\"ScalingActive\")].reason}",
+        60,
+        |v| v == "FailedGetPodsMetric",
+    );
+    s.ok(&["delete", "hpa", "spin-p"]);
     s.ok(&["delete", "deployment", "spin"]);
 }
 

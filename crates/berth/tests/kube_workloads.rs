@@ -1306,6 +1306,19 @@ spec:
         err.contains("spec.ephemeralContainers[2].targetContainerName: Not found: \"nope\""),
         "{err}"
     );
+    // only the subresource changes them: the pod's own update may not
+    let err = s.fails(&[
+        "patch",
+        "pod",
+        "dbg",
+        "--type=json",
+        "-p",
+        r#"[{"op": "remove", "path": "/spec/ephemeralContainers"}]"#,
+    ]);
+    assert!(
+        err.contains("spec: Forbidden: pod updates may not change fields other than"),
+        "{err}"
+    );
     let err = s.fails(&[
         "debug",
         "dbg",

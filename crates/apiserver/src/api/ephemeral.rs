@@ -8,6 +8,28 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Cause};
 use crate::meta;
 
+/// A pod's own update (PUT or PATCH of the pod, not of this subresource)
+/// may not change its ephemeral containers, as kube refuses.
+pub fn update_keeps_them(
+    target: &crate::request::Target,
+    current: &Value,
+    new: &Value,
+) -> Result<(), ApiError> {
+    if target.resource.group.is_empty()
+        && target.resource.plural == "pods"
+        && target.subresource.is_empty()
+        && list(current, "ephemeralContainers") != list(new, "ephemeralContainers")
+    {
+        return Err(ApiError::invalid(
+            "",
+            "Pod",
+            &target.name,
+            vec![Cause::forbidden("spec", crate::kinds::POD_UPDATE_FORBIDDEN)],
+        ));
+    }
+    Ok(())
+}
+
 /// Fields a Container has that an ephemeral container may not set.
 const FORBIDDEN: &[&str] = &[
     "ports",

@@ -541,8 +541,11 @@ pub async fn replace(
         "" => None,
         rv => Some(parse_rv(rv)?),
     };
-    let (stored, _) =
-        update_object(api, target, ctx, precondition, move |_| Ok(obj.clone())).await?;
+    let (stored, _) = update_object(api, target, ctx, precondition, move |current| {
+        super::ephemeral::update_keeps_them(target, current, &obj)?;
+        Ok(obj.clone())
+    })
+    .await?;
     render_one(api, target, ctx, stored, 200)
 }
 

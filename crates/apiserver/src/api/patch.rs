@@ -159,7 +159,9 @@ pub async fn serve(
             };
             let precondition = None;
             let (stored, _) = update_object(api, target, ctx, precondition, |current| {
-                apply_patch(target, ctx, current, &patch, name)
+                let new = apply_patch(target, ctx, current, &patch, name)?;
+                super::ephemeral::update_keeps_them(target, current, &new)?;
+                Ok(new)
             })
             .await?;
             render_one(api, target, ctx, stored, 200)

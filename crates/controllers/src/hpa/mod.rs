@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::autoscaling::v2::{
     HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition,
+    ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -300,12 +301,38 @@ async fn sync(
     let mut failure: Option<(String, String)> = None;
     let mut reason_text = String::new();
     for m in spec.metrics.iter().flatten() {
-        let Some(res) = m.resource.as_ref().filter(|_| m.type_ == "Resource") else {
-            failure = Some((
-                "FailedGetExternalMetric".into(),
-                format!("not supported yet: {} metrics", m.type_),
-            ));
-            continue;
+        // a Resource metric over whole pods, or a ContainerResource one
+        // over one container of each
+        let per_container;
+        let (res, container): (&ResourceMetricSource, Option<&str>) = match (
+            m.type_.as_str(),
+            &m.resource,
+            &m.container_resource,
+        ) {
+            ("Resource", Some(r), _) => (r, None),
+            ("ContainerResource", _, Some(c)) => {
+                // the same shape as a Resource source, for one container
+                per_container = ResourceMetricSource {
+                    name: c.name.clone(),
+                    target: c.target.clone(),
+                };
+                (&per_container, Some(c.container.as_str()))
+            }
+            (other, _, _) => {
+                let reason = match other {
+                    "Pods" => "FailedGetPodsMetric",
+                    "Object" => "FailedGetObjectMetric",
+                    "ContainerResource" => "FailedGetContainerResourceMetric",
+                    _ => "FailedGetExternalMetric",
+                };
+                failure = Some((
+                    reason.into(),
+                    format!(
+                        "not supported yet: {other} metrics (berth serves no custom or external metrics API)"
+                    ),
+                ));
+                continue;
+            }
         };
         let target = match (
             res.target.type_.as_str(),
@@ -330,6 +357,7 @@ async fn sync(
                 let name = p.name_any();
                 let used = usage.get(&name).and_then(Value::as_array).map(|cs| {
                     cs.iter()
+                        .filter(|c| container.is_none_or(|want| c["name"] == want))
                         .filter_map(|c| {
                             millis(
                                 c.pointer(&format!("/usage/{}", res.name))?.as_str()?,
@@ -341,6 +369,7 @@ async fn sync(
                 let request = p.spec.as_ref().map(|s| {
                     s.containers
                         .iter()
+                        .filter(|c| container.is_none_or(|want| c.name == want))
                         .map(|c| {
                             c.resources
                                 .as_ref()
@@ -368,9 +397,13 @@ async fn sync(
                 if let Some(u) = p.utilization {
                     cur["averageUtilization"] = json!(u);
                 }
-                current_metrics.push(
-                    json!({"type": "Resource", "resource": {"name": res.name, "current": cur}}),
-                );
+                current_metrics.push(match container {
+                    None => {
+                        json!({"type": "Resource", "resource": {"name": res.name, "current": cur}})
+                    }
+                    Some(c) => json!({"type": "ContainerResource", "containerResource":
+                        {"name": res.name, "container": c, "current": cur}}),
+                });
                 if proposal_max.is_none_or(|m| p.replicas > m) {
                     proposal_max = Some(p.replicas);
                     reason_text = match p.utilization {
