@@ -27,23 +27,7 @@ impl Drop for Tables {
 
 /// Whether an HTTP GET from `ns` to `ip:port` answers within a second.
 fn reaches(ns: &Path, ip: Ipv4Addr, port: u16) -> bool {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("nsenter")
-        .arg(format!("--net={}", ns.display()))
-        .args([BUSYBOX, "nc", "-w", "1", &ip.to_string(), &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _ = child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 200")
+    wget_in_within(ns, &ip.to_string(), port, 1).is_some()
 }
 
 fn one(ip: Ipv4Addr) -> Vec<policy::AddrRange> {

@@ -206,12 +206,24 @@ pub fn ping(ns: &Path, ip: Ipv4Addr) -> bool {
 /// An HTTP GET from inside a namespace (busybox nc; busybox wget crashes
 /// in a fresh namespace); the response body or None.
 pub fn wget_in(ns: &Path, ip: &str, port: u16) -> Option<String> {
+    wget_in_within(ns, ip, port, 3)
+}
+
+/// [`wget_in`] with a connect timeout of `secs`.
+pub fn wget_in_within(ns: &Path, ip: &str, port: u16, secs: u32) -> Option<String> {
     use std::io::Write;
     let mut child = Command::new("timeout")
         .arg("10")
         .arg("nsenter")
         .arg(format!("--net={}", ns.display()))
-        .args([BUSYBOX, "nc", "-w", "3", ip, &port.to_string()])
+        .args([
+            BUSYBOX,
+            "nc",
+            "-w",
+            &secs.to_string(),
+            ip,
+            &port.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
