@@ -7,6 +7,7 @@
 //! - [`image`]: OCI and Docker image manifests, indexes and configs.
 //! - [`time`]: RFC 3339 formatting and parsing.
 //! - [`Signal`]: Linux signals by name and number.
+//! - [`prom`]: the Prometheus text exposition format, written and read.
 #![forbid(unsafe_code)]
 #![deny(clippy::string_slice)]
 
@@ -14,6 +15,7 @@ mod digest;
 mod error_kind;
 mod id;
 pub mod image;
+pub mod prom;
 pub mod quantity;
 mod reference;
 mod signal;
