@@ -37,7 +37,7 @@ impl Kind {
 }
 
 /// Something that writes metric families (a component's registry).
-pub trait Source: Send + Sync {
+pub trait Source: Send + Sync + std::fmt::Debug {
     /// Writes its families into `text`.
     fn render(&self, text: &mut Text);
 }
