@@ -156,7 +156,10 @@ mod tests {
             find("apiserver_request_duration_seconds_bucket", "le", "0.025"),
             Some(1.0)
         );
-        assert_eq!(find("apiserver_storage_objects", "resource", "pods"), Some(3.0));
+        assert_eq!(
+            find("apiserver_storage_objects", "resource", "pods"),
+            Some(3.0)
+        );
         assert_eq!(find("workqueue_depth", "name", "deployment"), Some(2.0));
     }
 }

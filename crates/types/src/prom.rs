@@ -202,7 +202,7 @@ pub struct Sample {
     /// The series name (`x_bucket` for a histogram's bucket).
     pub name: String,
     /// The labels, in order.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     /// The value.
     pub value: f64,
 }
@@ -272,8 +272,11 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
     Ok(out)
 }
 
+/// Labels read back, in order.
+type Labels = Vec<(String, String)>;
+
 /// Reads `k="v",…}` and returns the labels and what follows the brace.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start_matches([',', ' ']);
@@ -359,7 +362,12 @@ mod tests {
     #[test]
     fn bad_lines_are_named() {
         assert_eq!(parse("x{a=\"b} 1").unwrap_err().line, 1);
-        assert!(parse("# c\n\nx 1\ny nope").unwrap_err().problem.contains("nope"));
+        assert!(
+            parse("# c\n\nx 1\ny nope")
+                .unwrap_err()
+                .problem
+                .contains("nope")
+        );
         assert!(parse("x").is_err());
         assert_eq!(parse("x +Inf 12").unwrap()[0].value, f64::INFINITY);
     }
