@@ -144,8 +144,14 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
         // the scheduler's and the controllers' series, on the API server's /metrics
         let scheduler_metrics = berth_scheduler::run::SchedulerMetrics::default();
         let queue_metrics = berth_controllers::util::queue_metrics::QueueMetrics::default();
-        plane.api.metrics.add_source(Arc::new(scheduler_metrics.clone()));
-        plane.api.metrics.add_source(Arc::new(queue_metrics.clone()));
+        plane
+            .api
+            .metrics
+            .add_source(Arc::new(scheduler_metrics.clone()));
+        plane
+            .api
+            .metrics
+            .add_source(Arc::new(queue_metrics.clone()));
         berth_scheduler::run::spawn(
             as_user("system:kube-scheduler", &["system:authenticated"]),
             scheduler_metrics,

@@ -7,7 +7,10 @@
 //! - `GET /containerLogs/{ns}/{pod}/{container}` ([`logs`]);
 //! - `/exec/{ns}/{pod}/{container}` and `/attach/{ns}/{pod}/{container}`
 //!   over WebSocket ([`stream`], framed by [`channel`]);
-//! - `/portForward/{ns}/{pod}` over WebSocket ([`portforward`]).
+//! - `/portForward/{ns}/{pod}` over WebSocket ([`portforward`]);
+//! - `/metrics` (the kubelet's series), `/metrics/cadvisor` (the cgroups')
+//!   and `/metrics/resource` (what `metrics.k8s.io` reads), in the
+//!   Prometheus text format.
 //!
 //! Only the API server (its kubelet-client certificate, in
 //! `system:masters`) is served: another CA-signed user is refused as
@@ -15,8 +18,10 @@
 //! labels the agent gives them ([`lookup`]); every engine call runs on a
 //! blocking thread.
 
+mod cadvisor;
 pub mod channel;
 mod http;
+mod kubelet;
 pub mod logs;
 pub mod lookup;
 mod metrics;
@@ -66,6 +71,10 @@ pub(crate) struct State {
     pub root: PathBuf,
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The node's name (empty: not told, no `kubelet_node_name`).
+    pub node: String,
+    /// What the agent's workers count.
+    pub metrics: Arc<crate::kubelet_metrics::KubeletMetrics>,
 }
 
 impl State {
@@ -115,8 +124,23 @@ impl KubeletServer {
             state: Arc::new(State {
                 root: engine_root,
                 engine,
+                node: String::new(),
+                metrics: Arc::default(),
             }),
         })
+    }
+
+    /// Serves `metrics` (the agent's counters) for node `node` on `/metrics`.
+    pub fn with_metrics(
+        mut self,
+        node: &str,
+        metrics: Arc<crate::kubelet_metrics::KubeletMetrics>,
+    ) -> KubeletServer {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.node = node.to_owned();
+            state.metrics = metrics;
+        }
+        self
     }
 
     /// The bound address.
@@ -202,6 +226,8 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> 
             portforward::serve(&state, ns, pod, request).await
         }
         (["healthz"], &Method::GET) => Ok(http::text(200, "ok")),
+        (["metrics"], &Method::GET) => kubelet::serve(&state).await,
+        (["metrics", "cadvisor"], &Method::GET) => cadvisor::serve(&state).await,
         (["metrics", "resource"], &Method::GET) => metrics::resource(&state).await,
         _ => Err(http::Failure::new(
             404,
