@@ -445,7 +445,9 @@ pub async fn run(
             .await
         {
             Ok(s) => {
-                let s = s.with_metrics(&cfg.node_name, metrics.clone());
+                let s = s
+                    .with_metrics(&cfg.node_name, metrics.clone())
+                    .with_authorizer(client.clone());
                 tokio::spawn(s.run(std::future::pending()));
             }
             Err(e) => {

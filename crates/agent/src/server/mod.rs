@@ -12,12 +12,16 @@
 //!   and `/metrics/resource` (what `metrics.k8s.io` reads), in the
 //!   Prometheus text format.
 //!
-//! Only the API server (its kubelet-client certificate, in
-//! `system:masters`) is served: another CA-signed user is refused as
-//! kubelet refuses an unauthorized caller. Containers are found by the
+//! The API server (its kubelet-client certificate) and `system:masters`
+//! are served; another CA-signed user is authorized as the kubelet does,
+//! by a SubjectAccessReview for `nodes/<subresource>` of this node
+//! (`nodes/metrics` for `/metrics…`, `nodes/proxy` for exec, logs…) when
+//! the server was given a client ([`KubeletServer::with_authorizer`]), and
+//! refused otherwise. Containers are found by the
 //! labels the agent gives them ([`lookup`]); every engine call runs on a
 //! blocking thread.
 
+mod authz;
 mod cadvisor;
 pub mod channel;
 mod http;
@@ -75,6 +79,8 @@ pub(crate) struct State {
     pub node: String,
     /// What the agent's workers count.
     pub metrics: Arc<crate::kubelet_metrics::KubeletMetrics>,
+    /// Who reviews callers other than the API server.
+    pub authorizer: Option<kube::Client>,
 }
 
 impl State {
@@ -126,6 +132,7 @@ impl KubeletServer {
                 engine,
                 node: String::new(),
                 metrics: Arc::default(),
+                authorizer: None,
             }),
         })
     }
@@ -139,6 +146,15 @@ impl KubeletServer {
         if let Some(state) = Arc::get_mut(&mut self.state) {
             state.node = node.to_owned();
             state.metrics = metrics;
+        }
+        self
+    }
+
+    /// Authorizes callers other than the API server and `system:masters`
+    /// with SubjectAccessReviews through `client`.
+    pub fn with_authorizer(mut self, client: kube::Client) -> KubeletServer {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.authorizer = Some(client);
         }
         self
     }
@@ -185,7 +201,14 @@ impl KubeletServer {
                     let state = Arc::clone(&state);
                     let caller = caller.clone();
                     async move {
-                        let response = match caller.refusal(&request) {
+                        let refused = authz::check(
+                            state.authorizer.as_ref(),
+                            &state.node,
+                            &caller,
+                            &request,
+                        )
+                        .await;
+                        let response = match refused {
                             Some(refused) => refused.into_response(),
                             None => route(state, request).await,
                         };
