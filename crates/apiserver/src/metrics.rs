@@ -79,7 +79,7 @@ impl Metrics {
         );
         for ((verb, code), h) in requests.iter() {
             let code = code.to_string();
-            let labels = [("verb", verb.as_str()), ("code", code.as_str())];
+            let labels = [("code", code.as_str()), ("verb", verb.as_str())];
             t.sample("apiserver_request_total", &labels, h.count() as f64);
         }
         t.family(
@@ -89,7 +89,7 @@ impl Metrics {
         );
         for ((verb, code), h) in requests.iter() {
             let code = code.to_string();
-            let labels = [("verb", verb.as_str()), ("code", code.as_str())];
+            let labels = [("code", code.as_str()), ("verb", verb.as_str())];
             t.histogram("apiserver_request_duration_seconds", &labels, h);
         }
         drop(requests);

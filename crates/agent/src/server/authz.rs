@@ -48,7 +48,10 @@ pub(super) async fn check<B>(
             tracing::warn!(user = %caller.user, error = %e, "kubelet API: the access review failed");
             Some(Failure::new(
                 500,
-                format!("Authorization error (user={}, verb={verb}, resource=nodes, subresource={subresource})", caller.user),
+                format!(
+                    "Authorization error (user={}, verb={verb}, resource=nodes, subresource={subresource})",
+                    caller.user
+                ),
             ))
         }
     }

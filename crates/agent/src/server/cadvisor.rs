@@ -266,7 +266,7 @@ pub(crate) fn write(entries: &[Entry], at: u128) -> String {
             Kind::Counter,
             "Number of elapsed enforcement period intervals.",
         ),
-        |e| throttled(e).then(|| e.sample.stats.cpu.throttling.periods as f64),
+        |e| throttled(e).then_some(e.sample.stats.cpu.throttling.periods as f64),
     );
     family(
         &mut t,
@@ -277,7 +277,7 @@ pub(crate) fn write(entries: &[Entry], at: u128) -> String {
             Kind::Counter,
             "Number of throttled period intervals.",
         ),
-        |e| throttled(e).then(|| e.sample.stats.cpu.throttling.throttled_periods as f64),
+        |e| throttled(e).then_some(e.sample.stats.cpu.throttling.throttled_periods as f64),
     );
     family(
         &mut t,
@@ -344,7 +344,7 @@ pub(crate) fn write(entries: &[Entry], at: u128) -> String {
             Kind::Gauge,
             "Maximum memory usage recorded in bytes",
         ),
-        |e| (e.sample.stats.memory.usage.max > 0).then(|| e.sample.stats.memory.usage.max as f64),
+        |e| (e.sample.stats.memory.usage.max > 0).then_some(e.sample.stats.memory.usage.max as f64),
     );
     family(
         &mut t,
@@ -366,7 +366,8 @@ pub(crate) fn write(entries: &[Entry], at: u128) -> String {
             Kind::Gauge,
             "Number of threads running inside the container",
         ),
-        |e| Some(e.sample.stats.pids.current as f64),
+        // the node's root cgroup counts no tasks
+        |e| (e.id != "/").then_some(e.sample.stats.pids.current as f64),
     );
     family(
         &mut t,

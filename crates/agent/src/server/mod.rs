@@ -201,13 +201,9 @@ impl KubeletServer {
                     let state = Arc::clone(&state);
                     let caller = caller.clone();
                     async move {
-                        let refused = authz::check(
-                            state.authorizer.as_ref(),
-                            &state.node,
-                            &caller,
-                            &request,
-                        )
-                        .await;
+                        let refused =
+                            authz::check(state.authorizer.as_ref(), &state.node, &caller, &request)
+                                .await;
                         let response = match refused {
                             Some(refused) => refused.into_response(),
                             None => route(state, request).await,

@@ -102,7 +102,7 @@ impl Source for SchedulerMetrics {
             "[STABLE] Number of attempts to schedule pods, by the result. 'unschedulable' means a pod could not be scheduled, while 'error' means an internal scheduler problem.",
         );
         for (outcome, h) in &m.attempts {
-            let labels = [("result", outcome.as_str()), profile];
+            let labels = [profile, ("result", outcome.as_str())];
             t.sample(
                 "scheduler_schedule_attempts_total",
                 &labels,
@@ -115,7 +115,7 @@ impl Source for SchedulerMetrics {
             "[STABLE] Scheduling attempt latency in seconds (scheduling algorithm + binding)",
         );
         for (outcome, h) in &m.attempts {
-            let labels = [("result", outcome.as_str()), profile];
+            let labels = [profile, ("result", outcome.as_str())];
             t.histogram("scheduler_scheduling_attempt_duration_seconds", &labels, h);
         }
         t.family(
