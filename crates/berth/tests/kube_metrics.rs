@@ -1,11 +1,15 @@
 //! Prometheus metrics of `berth server` as kubectl reads them: the API
 //! server's `/metrics` with the controllers' work queues and the
 //! scheduler's series, the node's kubelet `/metrics` and
-//! `/metrics/cadvisor` through the API server's node proxy, and a user
-//! without `nodes/proxy` refused. Each exposition is parsed and values are
-//! checked. Driven by kubectl 1.33; the busybox image is imported offline.
+//! `/metrics/cadvisor` through the API server's node proxy, a user
+//! without `nodes/proxy` refused, and a direct caller of the kubelet API
+//! (a client certificate of the cluster CA, made with openssl) reviewed
+//! for `nodes/metrics` as the kubelet reviews it. Each exposition is
+//! parsed and values are checked. Driven by kubectl 1.33 and curl; the
+//! busybox image is imported offline.
 
 use std::path::Path;
+use std::process::Command;
 
 use berth_testutil::{KubeServer, have_kubectl, root_or_skip};
 use berth_types::prom::{self, Sample};
@@ -50,6 +54,80 @@ fn scrape_until(
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+/// Runs a tool, which must succeed.
+fn run(tool: &str, args: &[&str]) {
+    let out = Command::new(tool).args(args).output().expect(tool);
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A client certificate and key for `user` in `group`, signed by the
+/// cluster CA under `pki`, written to `dir`: (cert, key).
+fn client_cert(pki: &Path, dir: &Path, user: &str, group: &str) -> (String, String) {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (key, csr, crt, ext) = (path("c.key"), path("c.csr"), path("c.crt"), path("c.ext"));
+    std::fs::write(
+        &ext,
+        "keyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n",
+    )
+    .unwrap();
+    let ca = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    run(
+        "openssl",
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &key,
+        ],
+    );
+    let subject = format!("/CN={user}/O={group}");
+    run(
+        "openssl",
+        &["req", "-new", "-key", &key, "-subj", &subject, "-out", &csr],
+    );
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca("ca.crt"),
+            "-CAkey",
+            &ca("ca.key"),
+            "-set_serial",
+            "4242",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ],
+    );
+    (crt, key)
+}
+
+/// `GET url` with a client certificate: (status, body).
+fn get_as(url: &str, (cert, key): &(String, String)) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "10", "--cert", cert, "--key", key])
+        .args(["-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
 #[test]
@@ -211,4 +289,63 @@ spec:
     );
     let denied = s.fails(&["get", "--raw", "/metrics", "--as=jane"]);
     assert!(denied.contains("orbidden"), "{denied}");
+
+    // a direct caller of the kubelet API is reviewed for nodes/metrics
+    let ip = s.ok(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    let port = s.ok(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}",
+    ]);
+    let kubelet = format!("https://{ip}:{port}");
+    let jane = client_cert(&s.root.join("server/pki"), dir.path(), "jane", "devs");
+    let (code, body) = get_as(&format!("{kubelet}/metrics"), &jane);
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            403,
+            "Forbidden (user=jane, verb=get, resource=nodes, subresource=metrics)"
+        )
+    );
+    s.apply(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: node-metrics}
+rules:
+- apiGroups: [""]
+  resources: [nodes/metrics]
+  verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: jane-node-metrics}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: node-metrics}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: jane}
+"#,
+    );
+    let (code, body) = get_as(&format!("{kubelet}/metrics/cadvisor"), &jane);
+    assert_eq!(code, 200, "{body}");
+    let samples = prom::parse(&body).unwrap();
+    let ws = value(&samples, "container_memory_working_set_bytes", &labels);
+    assert!(ws.is_some_and(|v| v > 0.0), "working set: {ws:?}");
+    // nodes/metrics is not nodes/proxy: logs stay refused
+    let logs = format!("{kubelet}/containerLogs/default/{pod}/app");
+    let (code, body) = get_as(&logs, &jane);
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            403,
+            "Forbidden (user=jane, verb=get, resource=nodes, subresource=proxy)"
+        )
+    );
 }
