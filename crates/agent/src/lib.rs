@@ -20,6 +20,7 @@ pub mod dns;
 pub mod env;
 pub mod ephemeral;
 pub mod eviction;
+pub mod kubelet_metrics;
 pub mod names;
 pub mod netpol;
 pub mod node;
@@ -115,6 +116,8 @@ pub(crate) struct Shared {
     pub(crate) pressure: std::sync::RwLock<eviction::NodePressure>,
     /// Pods to evict (uid → the kubelet's message), taken by their workers.
     pub(crate) evictions: std::sync::Mutex<HashMap<String, String>>,
+    /// The kubelet's counters (served on the kubelet API's `/metrics`).
+    pub(crate) metrics: Arc<kubelet_metrics::KubeletMetrics>,
 }
 
 /// Runs blocking engine work off the async threads.
@@ -436,12 +439,16 @@ pub async fn run(
             }
         }
     };
+    let metrics = Arc::new(kubelet_metrics::KubeletMetrics::default());
     if let Some(tls) = cfg.kubelet_tls.clone() {
         let addr = std::net::SocketAddr::new(cfg.node_ip, cfg.kubelet_port);
         match server::KubeletServer::bind_with_engine(addr, tls, engine.clone(), cfg.root.clone())
             .await
         {
             Ok(s) => {
+                let s = s
+                    .with_metrics(&cfg.node_name, metrics.clone())
+                    .with_authorizer(client.clone());
                 tokio::spawn(s.run(std::future::pending()));
             }
             Err(e) => {
@@ -482,6 +489,7 @@ pub async fn run(
         tokens: std::sync::Mutex::new(HashMap::new()),
         pressure: std::sync::RwLock::new(eviction::NodePressure::default()),
         evictions: std::sync::Mutex::new(HashMap::new()),
+        metrics,
     });
     tokio::spawn({
         let shared = shared.clone();

@@ -17,6 +17,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use tokio::sync::watch;
 
 use crate::env;
+use crate::kubelet_metrics::WorkerOp;
 use crate::names::{Attempt, Kind, PodKey};
 use crate::probe::{self, Outcome, Tracker};
 use crate::status::{self, AttemptState, Notes, Observed, PodFacts};
@@ -58,6 +59,11 @@ pub(crate) struct Worker {
     /// Evicted under node pressure: the kubelet's message
     /// (the DisruptionTarget condition's).
     evicted: Option<String>,
+    /// When the worker first saw the pod.
+    seen: Instant,
+    /// Whether this worker made the pod's sandbox and has not yet seen the
+    /// pod run (then `kubelet_pod_start_duration_seconds` is observed).
+    starting: bool,
     /// Passed the node's admission (pressure) once.
     admitted: bool,
     /// A finished pod's volumes are gone.
@@ -118,6 +124,8 @@ impl Worker {
             post_started: HashSet::new(),
             ephemeral_targets: HashMap::new(),
             evicted: None,
+            seen: Instant::now(),
+            starting: false,
             admitted: false,
             volumes_torn_down: false,
             cache: Cache::default(),
@@ -126,8 +134,10 @@ impl Worker {
 
     /// Runs until the pod is gone from the API and from the node.
     pub(crate) async fn run(mut self, mut rx: watch::Receiver<Option<Pod>>) {
+        let mut op = WorkerOp::Create;
         loop {
             let pod = rx.borrow_and_update().clone();
+            let t0 = Instant::now();
             let done = match pod {
                 None => {
                     self.tear_down(0).await;
@@ -141,17 +151,35 @@ impl Worker {
                     }
                 },
             };
+            self.shared.metrics.pod_worker(op, t0.elapsed());
             if done {
                 return;
             }
             tokio::select! {
-                r = rx.changed() => if r.is_err() {
-                    // the manager is gone: the agent stops; leave the pod running
-                    return;
+                r = rx.changed() => {
+                    if r.is_err() {
+                        // the manager is gone: the agent stops; leave the pod running
+                        return;
+                    }
+                    op = WorkerOp::Update;
                 },
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(TICK) => op = WorkerOp::Sync,
             }
         }
+    }
+
+    /// Runs engine work on a blocking thread, counted as the runtime
+    /// operation `op` (`kubelet_runtime_operations_*`).
+    async fn runtime<T: Send + 'static, E: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<Result<T, E>, String> {
+        let t0 = Instant::now();
+        let out = blocking(f).await;
+        let ok = matches!(out, Ok(Ok(_)));
+        self.shared.metrics.runtime_op(op, ok, t0.elapsed());
+        out
     }
 
     async fn observe(&mut self) -> Running {
@@ -286,7 +314,9 @@ impl Worker {
             {
                 let engine = self.shared.engine.clone();
                 let id = sb.id.clone();
-                let _ = blocking(move || engine.stop_sandbox(&id, Some(0))).await;
+                let _ = self
+                    .runtime("stop_podsandbox", move || engine.stop_sandbox(&id, Some(0)))
+                    .await;
                 self.cache = Cache::default();
             }
             if !self.volumes_torn_down {
@@ -371,14 +401,17 @@ impl Worker {
                     translate::sandbox_spec(pod, &self.shared.cfg.node_name, &self.shared.dns)
                         .map_err(|e| e.0)?;
                 let engine = self.shared.engine.clone();
-                match blocking(move || {
-                    engine
-                        .run_sandbox(&sspec)
-                        .and_then(|id| engine.sandbox(&id))
-                })
-                .await
+                match self
+                    .runtime("run_podsandbox", move || {
+                        engine
+                            .run_sandbox(&sspec)
+                            .and_then(|id| engine.sandbox(&id))
+                    })
+                    .await
                 {
                     Ok(Ok(sb)) => {
+                        self.shared.metrics.pod_started();
+                        self.starting = true;
                         self.warned.remove("FailedCreatePodSandBox");
                         self.cache = Cache {
                             sandbox: Some((sb.clone(), Instant::now())),
@@ -644,24 +677,25 @@ impl Worker {
             kind,
             attempt,
         };
-        let created = blocking(move || -> Result<Known, String> {
-            let made = engine.create(&cspec).map_err(|e| e.to_string())?;
-            // the termination-message file, by the container's directory
-            let _ = std::fs::write(
-                termination_link(&engine, &made.id),
-                tlog.to_string_lossy().as_bytes(),
-            );
-            let c = engine.container(&made.id).map_err(|e| e.to_string())?;
-            Ok(Known {
-                attempt: attempt_of,
-                id: made.id,
-                image: c.record.image,
-                image_id: c.record.image_id,
-                dir: c.dir,
+        let created = self
+            .runtime("create_container", move || -> Result<Known, String> {
+                let made = engine.create(&cspec).map_err(|e| e.to_string())?;
+                // the termination-message file, by the container's directory
+                let _ = std::fs::write(
+                    termination_link(&engine, &made.id),
+                    tlog.to_string_lossy().as_bytes(),
+                );
+                let c = engine.container(&made.id).map_err(|e| e.to_string())?;
+                Ok(Known {
+                    attempt: attempt_of,
+                    id: made.id,
+                    image: c.record.image,
+                    image_id: c.record.image_id,
+                    dir: c.dir,
+                })
             })
-        })
-        .await
-        .and_then(|r| r);
+            .await
+            .and_then(|r| r);
         let id = match created {
             Ok(k) => {
                 let id = k.id.clone();
@@ -689,11 +723,15 @@ impl Worker {
         .await;
         let engine = self.shared.engine.clone();
         let sid = id.clone();
-        let started = blocking(move || engine.start(&sid, || Ok(())).map_err(|e| e.to_string()))
+        let started = self
+            .runtime("start_container", move || {
+                engine.start(&sid, || Ok(())).map_err(|e| e.to_string())
+            })
             .await
             .and_then(|r| r);
         match started {
             Ok(()) => {
+                self.shared.metrics.container_started(kind);
                 self.waiting.remove(&c.name);
                 self.event(
                     pod,
@@ -871,7 +909,8 @@ impl Worker {
         let t0 = Instant::now();
         let engine = self.shared.engine.clone();
         let name = image.clone();
-        let pulled = blocking(move || crate::pull(&engine, &name, config))
+        let pulled = self
+            .runtime("pull_image", move || crate::pull(&engine, &name, config))
             .await
             .and_then(|r| r);
         match pulled {
@@ -1096,7 +1135,9 @@ impl Worker {
         let left = (grace - t0.elapsed().as_secs() as i64).max(0);
         let engine = self.shared.engine.clone();
         let id = id.to_owned();
-        let _ = blocking(move || engine.stop(&id, Some(left))).await;
+        let _ = self
+            .runtime("stop_container", move || engine.stop(&id, Some(left)))
+            .await;
     }
 
     /// Stops every container of the pod within `grace` seconds (preStop
@@ -1249,6 +1290,10 @@ impl Worker {
             qos: translate::qos_name(translate::qos_class(&spec)).into(),
         };
         let st = status::pod_status(pod, &init, &app, &ephemeral, &facts);
+        if self.starting && st.phase.as_deref() == Some("Running") {
+            self.starting = false;
+            self.shared.metrics.pod_start(self.seen.elapsed());
+        }
         let value = serde_json::to_value(&st).unwrap_or_default();
         // a report that changes nothing is not sent (timestamps of unchanged conditions are kept)
         if self.last_status.as_ref() == Some(&value) {

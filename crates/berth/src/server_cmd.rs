@@ -141,7 +141,21 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
                 "default",
             )
         };
-        berth_scheduler::run::spawn(as_user("system:kube-scheduler", &["system:authenticated"]));
+        // the scheduler's and the controllers' series, on the API server's /metrics
+        let scheduler_metrics = berth_scheduler::run::SchedulerMetrics::default();
+        let queue_metrics = berth_controllers::util::queue_metrics::QueueMetrics::default();
+        plane
+            .api
+            .metrics
+            .add_source(Arc::new(scheduler_metrics.clone()));
+        plane
+            .api
+            .metrics
+            .add_source(Arc::new(queue_metrics.clone()));
+        berth_scheduler::run::spawn(
+            as_user("system:kube-scheduler", &["system:authenticated"]),
+            scheduler_metrics,
+        );
         let controller_clients: berth_controllers::Clients = {
             let api = plane.api.clone();
             Arc::new(move |name: &str| {
@@ -165,6 +179,7 @@ pub fn run(root: &Path, a: &ServerArgs) -> Result<()> {
             &berth_controllers::Options {
                 storage_dir: root.join("storage"),
                 ca_pem: plane.ca_pem.clone(),
+                queues: queue_metrics,
             },
         );
         if !a.disable_agent {

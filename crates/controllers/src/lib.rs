@@ -40,6 +40,9 @@ pub struct Options {
     pub storage_dir: std::path::PathBuf,
     /// The cluster CA (PEM), published as `kube-root-ca.crt` in every namespace.
     pub ca_pem: String,
+    /// Where the controllers' work queues report their figures
+    /// (`workqueue_*`).
+    pub queues: util::queue_metrics::QueueMetrics,
 }
 
 /// Starts every controller; they run until the process ends.
@@ -49,11 +52,12 @@ pub fn spawn_all(clients: &Clients, options: &Options) {
         volume::VolumeConfig::new(options.storage_dir.clone()),
     );
     serviceaccount::spawn_root_ca_publisher(clients, options.ca_pem.clone());
-    replicaset::spawn_replicasets(clients);
-    deployment::spawn(clients);
-    gc::spawn(clients);
-    namespace::spawn(clients);
-    replicaset::spawn_replication_controllers(clients);
+    let queues = &options.queues;
+    replicaset::spawn_replicasets(clients, queues);
+    deployment::spawn(clients, queues);
+    gc::spawn(clients, queues);
+    namespace::spawn(clients, queues);
+    replicaset::spawn_replication_controllers(clients, queues);
     tokio::spawn(cronjob::run(clients(cronjob::sync::NAME)));
     tokio::spawn(job::run(clients(job::sync::NAME)));
     tokio::spawn(job::ttl::run(clients(job::ttl::NAME)));
@@ -63,7 +67,7 @@ pub fn spawn_all(clients: &Clients, options: &Options) {
     node_lifecycle::spawn(clients, node_lifecycle::NodeLifecycleConfig::default());
     podgc::spawn(clients, podgc::PodGcConfig::default());
     serviceaccount::spawn_service_accounts(clients);
-    endpointslice::spawn(clients);
-    servicelb::spawn(clients);
-    hpa::spawn(clients);
+    endpointslice::spawn(clients, queues);
+    servicelb::spawn(clients, queues);
+    hpa::spawn(clients, queues);
 }

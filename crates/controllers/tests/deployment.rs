@@ -104,8 +104,8 @@ async fn sets_by_revision(admin: &kube::Client) -> BTreeMap<String, ReplicaSet> 
 async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset() {
     let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
-    berth_controllers::replicaset::spawn_replicasets(&clients);
-    berth_controllers::deployment::spawn(&clients);
+    berth_controllers::replicaset::spawn_replicasets(&clients, &Default::default());
+    berth_controllers::deployment::spawn(&clients, &Default::default());
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
     deployments
         .create(&PostParams::default(), &deployment("v1"))
@@ -241,8 +241,8 @@ async fn rolling_update_follows_readiness_and_rollback_reuses_the_old_replicaset
 async fn recreate_scales_old_to_zero_first_and_pause_reports() {
     let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
-    berth_controllers::replicaset::spawn_replicasets(&clients);
-    berth_controllers::deployment::spawn(&clients);
+    berth_controllers::replicaset::spawn_replicasets(&clients, &Default::default());
+    berth_controllers::deployment::spawn(&clients, &Default::default());
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
     let mut d = deployment("v1");
     if let Some(s) = d.spec.as_mut() {
@@ -377,8 +377,8 @@ async fn kubectl_undo(admin: &kube::Client, deployments: &Api<Deployment>) {
 async fn revision_history_limit_and_kubectl_undo() {
     let (plane, admin) = support::start_in(NS).await;
     let clients = plane.controller_clients();
-    berth_controllers::replicaset::spawn_replicasets(&clients);
-    berth_controllers::deployment::spawn(&clients);
+    berth_controllers::replicaset::spawn_replicasets(&clients, &Default::default());
+    berth_controllers::deployment::spawn(&clients, &Default::default());
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
     let mut d = deployment("v1");
     if let Some(s) = d.spec.as_mut() {

@@ -44,7 +44,7 @@ async fn slice_endpoints(slices: &Api<EndpointSlice>) -> Vec<(String, bool)> {
 async fn slices_and_endpoints_follow_the_pods() {
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    berth_controllers::endpointslice::spawn(&plane.controller_clients());
+    berth_controllers::endpointslice::spawn(&plane.controller_clients(), &Default::default());
     support::namespace(&admin, "eps").await;
     let services: Api<Service> = Api::namespaced(admin.clone(), "eps");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "eps");

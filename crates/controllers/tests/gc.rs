@@ -48,7 +48,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_foreground_and_orphan() {
     let (plane, admin) = support::start_in("gc").await;
-    berth_controllers::gc::spawn(&plane.controller_clients());
+    berth_controllers::gc::spawn(&plane.controller_clients(), &Default::default());
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "gc");
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), "gc");
 

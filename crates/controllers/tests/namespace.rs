@@ -14,8 +14,8 @@ async fn deleting_a_namespace_empties_then_removes_it() {
     support::logs();
     let plane = support::Plane::start().await;
     let admin = plane.admin();
-    berth_controllers::namespace::spawn(&plane.controller_clients());
-    berth_controllers::gc::spawn(&plane.controller_clients());
+    berth_controllers::namespace::spawn(&plane.controller_clients(), &Default::default());
+    berth_controllers::gc::spawn(&plane.controller_clients(), &Default::default());
 
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     create(&crds, json!({

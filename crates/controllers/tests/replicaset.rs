@@ -27,7 +27,10 @@ fn rs(name: &str, replicas: i32) -> ReplicaSet {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicaset_creates_pods_and_replaces_a_deleted_one() {
     let (plane, admin) = support::start_in("rs1").await;
-    berth_controllers::replicaset::spawn_replicasets(&plane.controller_clients());
+    berth_controllers::replicaset::spawn_replicasets(
+        &plane.controller_clients(),
+        &Default::default(),
+    );
     let sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), "rs1");
     let created = sets
         .create(&PostParams::default(), &rs("web", 3))
@@ -158,7 +161,10 @@ async fn replicaset_adopts_orphans_and_releases_non_matching() {
         .create(&PostParams::default(), &orphan)
         .await
         .expect("orphan");
-    berth_controllers::replicaset::spawn_replicasets(&plane.controller_clients());
+    berth_controllers::replicaset::spawn_replicasets(
+        &plane.controller_clients(),
+        &Default::default(),
+    );
     let sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), "rs2");
     sets.create(&PostParams::default(), &rs("web", 2))
         .await
@@ -208,7 +214,10 @@ async fn replicaset_adopts_orphans_and_releases_non_matching() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_controller_keeps_replicas() {
     let (plane, admin) = support::start_in("rc1").await;
-    berth_controllers::replicaset::spawn_replication_controllers(&plane.controller_clients());
+    berth_controllers::replicaset::spawn_replication_controllers(
+        &plane.controller_clients(),
+        &Default::default(),
+    );
     let rcs: Api<ReplicationController> = Api::namespaced(admin.clone(), "rc1");
     create(
         &rcs,
@@ -254,7 +263,10 @@ async fn quota_refusals_show_as_replica_failure_and_clear() {
         .create(&PostParams::default(), &quota)
         .await
         .expect("quota");
-    berth_controllers::replicaset::spawn_replicasets(&plane.controller_clients());
+    berth_controllers::replicaset::spawn_replicasets(
+        &plane.controller_clients(),
+        &Default::default(),
+    );
     let sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), "rs3");
     sets.create(&PostParams::default(), &rs("web", 3))
         .await

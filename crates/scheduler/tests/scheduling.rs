@@ -51,7 +51,10 @@ async fn node_of(pods: &Api<Pod>, name: &str) -> Option<String> {
 }
 
 fn start(plane: &Plane) -> tokio::task::JoinHandle<()> {
-    berth_scheduler::spawn(plane.client_as("system:kube-scheduler", &["system:authenticated"]))
+    berth_scheduler::spawn(
+        plane.client_as("system:kube-scheduler", &["system:authenticated"]),
+        Default::default(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 //! - [`time`]: RFC 3339 formatting and parsing.
 //! - [`Signal`]: Linux signals by name and number.
 //! - [`labels`]: label selectors evaluated against labels.
+//! - [`prom`]: the Prometheus text exposition format, written and read.
 #![forbid(unsafe_code)]
 #![deny(clippy::string_slice)]
 
@@ -16,6 +17,7 @@ mod error_kind;
 mod id;
 pub mod image;
 pub mod labels;
+pub mod prom;
 pub mod quantity;
 mod reference;
 mod signal;

@@ -95,6 +95,7 @@ async fn evict_one(shared: &Arc<Shared>, crossed: &Crossed, told: &mut HashSet<S
     let Some(victim) = uses.first() else { return };
     let message = eviction_message(crossed, victim);
     tracing::warn!(pod = %victim.uid, %message, "evicting a pod");
+    shared.metrics.eviction(signal.name());
     told.insert(victim.uid.clone());
     shared
         .evictions

@@ -3,10 +3,9 @@
 //! the node's CPU time and memory working set, and each running pod
 //! container's, from its cgroup.
 
-use std::fmt::Write;
-
 use axum::body::Body;
 use berth_engine::Engine;
+use berth_types::prom::{Kind, Text};
 use hyper::Response;
 
 use super::State;
@@ -18,7 +17,7 @@ pub(super) async fn resource(state: &State) -> Result<Response<Body>, Failure> {
     let text = state.blocking(render).await?;
     Response::builder()
         .status(200)
-        .header("content-type", "text/plain; version=0.0.4")
+        .header("content-type", berth_types::prom::CONTENT_TYPE)
         .body(Body::from(text))
         .map_err(|e| Failure::internal(e.to_string()))
 }
@@ -55,32 +54,30 @@ fn node_memory(meminfo: &str) -> u64 {
     kib("MemTotal").saturating_sub(kib("MemAvailable")) * 1024
 }
 
-/// A Prometheus label value.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 fn render(engine: &Engine) -> String {
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let mut out = String::new();
+    let at = Some(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+    );
+    let mut t = Text::new();
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds\n# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total {:.9} {ts}",
-        node_cpu_ns(&stat) as f64 / 1e9
+    t.family(
+        "node_cpu_usage_seconds_total",
+        Kind::Counter,
+        "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
     );
-    let _ = writeln!(
-        out,
-        "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes\n# TYPE node_memory_working_set_bytes gauge\nnode_memory_working_set_bytes {} {ts}",
-        node_memory(&meminfo)
+    let cpu = node_cpu_ns(&stat) as f64 / 1e9;
+    t.sample_at("node_cpu_usage_seconds_total", &[], cpu, at);
+    t.family(
+        "node_memory_working_set_bytes",
+        Kind::Gauge,
+        "[STABLE] Current working set of the node in bytes",
     );
-    let mut cpu = String::new();
-    let mut mem = String::new();
+    let mem = node_memory(&meminfo) as f64;
+    t.sample_at("node_memory_working_set_bytes", &[], mem, at);
+    let mut containers = Vec::new();
     for c in engine.list() {
         let l = &c.record.labels;
         let (Some(ns), Some(pod), Some(name)) =
@@ -94,32 +91,45 @@ fn render(engine: &Engine) -> String {
         let Ok(s) = engine.stats_sample(&c.record.id) else {
             continue;
         };
-        if !s.running {
-            continue;
+        if s.running {
+            containers.push((name.clone(), ns.clone(), pod.clone(), s));
         }
-        let labels = format!(
-            "container=\"{}\",namespace=\"{}\",pod=\"{}\"",
-            label(name),
-            label(ns),
-            label(pod)
-        );
-        let _ = writeln!(
-            cpu,
-            "container_cpu_usage_seconds_total{{{labels}}} {:.9} {ts}",
-            s.stats.cpu.usage.total as f64 / 1e9
-        );
-        let _ = writeln!(
-            mem,
-            "container_memory_working_set_bytes{{{labels}}} {} {ts}",
-            s.memory_used()
-        );
     }
-    out.push_str("# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n");
-    out.push_str(&cpu);
-    out.push_str("# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes\n# TYPE container_memory_working_set_bytes gauge\n");
-    out.push_str(&mem);
-    out.push_str("# HELP scrape_error [ALPHA] 1 if there was an error while getting container metrics, 0 otherwise\n# TYPE scrape_error gauge\nscrape_error 0\n");
-    out
+    t.family(
+        "container_cpu_usage_seconds_total",
+        Kind::Counter,
+        "[STABLE] Cumulative cpu time consumed by the container in core-seconds",
+    );
+    for (name, ns, pod, s) in &containers {
+        let labels = [
+            ("container", name.as_str()),
+            ("namespace", ns),
+            ("pod", pod),
+        ];
+        let v = s.stats.cpu.usage.total as f64 / 1e9;
+        t.sample_at("container_cpu_usage_seconds_total", &labels, v, at);
+    }
+    t.family(
+        "container_memory_working_set_bytes",
+        Kind::Gauge,
+        "[STABLE] Current working set of the container in bytes",
+    );
+    for (name, ns, pod, s) in &containers {
+        let labels = [
+            ("container", name.as_str()),
+            ("namespace", ns),
+            ("pod", pod),
+        ];
+        let v = s.memory_used() as f64;
+        t.sample_at("container_memory_working_set_bytes", &labels, v, at);
+    }
+    t.family(
+        "scrape_error",
+        Kind::Gauge,
+        "[ALPHA] 1 if there was an error while getting container metrics, 0 otherwise",
+    );
+    t.sample("scrape_error", &[], 0.0);
+    t.finish()
 }
 
 #[cfg(test)]
@@ -135,6 +145,5 @@ mod tests {
             node_memory("MemTotal: 1000 kB\nMemAvailable: 400 kB\n"),
             600 * 1024
         );
-        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
     }
 }

@@ -7,16 +7,25 @@
 //! - `GET /containerLogs/{ns}/{pod}/{container}` ([`logs`]);
 //! - `/exec/{ns}/{pod}/{container}` and `/attach/{ns}/{pod}/{container}`
 //!   over WebSocket ([`stream`], framed by [`channel`]);
-//! - `/portForward/{ns}/{pod}` over WebSocket ([`portforward`]).
+//! - `/portForward/{ns}/{pod}` over WebSocket ([`portforward`]);
+//! - `/metrics` (the kubelet's series), `/metrics/cadvisor` (the cgroups')
+//!   and `/metrics/resource` (what `metrics.k8s.io` reads), in the
+//!   Prometheus text format.
 //!
-//! Only the API server (its kubelet-client certificate, in
-//! `system:masters`) is served: another CA-signed user is refused as
-//! kubelet refuses an unauthorized caller. Containers are found by the
+//! The API server (its kubelet-client certificate) and `system:masters`
+//! are served; another CA-signed user is authorized as the kubelet does,
+//! by a SubjectAccessReview for `nodes/<subresource>` of this node
+//! (`nodes/metrics` for `/metrics…`, `nodes/proxy` for exec, logs…) when
+//! the server was given a client ([`KubeletServer::with_authorizer`]), and
+//! refused otherwise. Containers are found by the
 //! labels the agent gives them ([`lookup`]); every engine call runs on a
 //! blocking thread.
 
+mod authz;
+mod cadvisor;
 pub mod channel;
 mod http;
+mod kubelet;
 pub mod logs;
 pub mod lookup;
 mod metrics;
@@ -66,6 +75,12 @@ pub(crate) struct State {
     pub root: PathBuf,
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The node's name (empty: not told, no `kubelet_node_name`).
+    pub node: String,
+    /// What the agent's workers count.
+    pub metrics: Arc<crate::kubelet_metrics::KubeletMetrics>,
+    /// Who reviews callers other than the API server.
+    pub authorizer: Option<kube::Client>,
 }
 
 impl State {
@@ -115,8 +130,33 @@ impl KubeletServer {
             state: Arc::new(State {
                 root: engine_root,
                 engine,
+                node: String::new(),
+                metrics: Arc::default(),
+                authorizer: None,
             }),
         })
+    }
+
+    /// Serves `metrics` (the agent's counters) for node `node` on `/metrics`.
+    pub fn with_metrics(
+        mut self,
+        node: &str,
+        metrics: Arc<crate::kubelet_metrics::KubeletMetrics>,
+    ) -> KubeletServer {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.node = node.to_owned();
+            state.metrics = metrics;
+        }
+        self
+    }
+
+    /// Authorizes callers other than the API server and `system:masters`
+    /// with SubjectAccessReviews through `client`.
+    pub fn with_authorizer(mut self, client: kube::Client) -> KubeletServer {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.authorizer = Some(client);
+        }
+        self
     }
 
     /// The bound address.
@@ -161,7 +201,10 @@ impl KubeletServer {
                     let state = Arc::clone(&state);
                     let caller = caller.clone();
                     async move {
-                        let response = match caller.refusal(&request) {
+                        let refused =
+                            authz::check(state.authorizer.as_ref(), &state.node, &caller, &request)
+                                .await;
+                        let response = match refused {
                             Some(refused) => refused.into_response(),
                             None => route(state, request).await,
                         };
@@ -202,6 +245,8 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Response<Body> 
             portforward::serve(&state, ns, pod, request).await
         }
         (["healthz"], &Method::GET) => Ok(http::text(200, "ok")),
+        (["metrics"], &Method::GET) => kubelet::serve(&state).await,
+        (["metrics", "cadvisor"], &Method::GET) => cadvisor::serve(&state).await,
         (["metrics", "resource"], &Method::GET) => metrics::resource(&state).await,
         _ => Err(http::Failure::new(
             404,

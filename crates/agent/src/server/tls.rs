@@ -117,21 +117,51 @@ impl Caller {
         if self.allowed() {
             return None;
         }
-        let verb = match *request.method() {
-            hyper::Method::POST => "create",
-            hyper::Method::PUT => "update",
-            hyper::Method::PATCH => "patch",
-            hyper::Method::DELETE => "delete",
-            _ => "get",
-        };
-        Some(super::http::Failure::new(
+        Some(self.forbidden(request))
+    }
+
+    /// kubelet's 403 for this caller and `request`.
+    pub fn forbidden<B>(&self, request: &hyper::Request<B>) -> super::http::Failure {
+        let (verb, subresource) = attributes(request);
+        super::http::Failure::new(
             403,
             format!(
-                "Forbidden (user={}, verb={verb}, resource=nodes, subresource=proxy)",
+                "Forbidden (user={}, verb={verb}, resource=nodes, subresource={subresource})",
                 self.user
             ),
-        ))
+        )
     }
+}
+
+/// The verb and the `nodes` subresource a kubelet API request is
+/// authorized as, as the kubelet maps them: `/stats` → `stats`,
+/// `/metrics…` → `metrics`, `/logs` → `log`, `/spec` → `spec`, anything
+/// else (exec, logs of containers, port-forward…) → `proxy`.
+pub fn attributes<B>(request: &hyper::Request<B>) -> (&'static str, &'static str) {
+    let verb = match *request.method() {
+        hyper::Method::POST => "create",
+        hyper::Method::PUT => "update",
+        hyper::Method::PATCH => "patch",
+        hyper::Method::DELETE => "delete",
+        _ => "get",
+    };
+    let path = request.uri().path();
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let subresource = if under("/stats") {
+        "stats"
+    } else if under("/metrics") {
+        "metrics"
+    } else if under("/logs") {
+        "log"
+    } else if under("/spec") {
+        "spec"
+    } else {
+        "proxy"
+    };
+    (verb, subresource)
 }
 
 #[cfg(test)]
@@ -159,5 +189,16 @@ mod tests {
             "Forbidden (user=jane, verb=get, resource=nodes, subresource=proxy)"
         );
         assert!(admin.refusal(&request).is_none());
+        let request = hyper::Request::get("/metrics/cadvisor").body(()).unwrap();
+        assert_eq!(
+            jane.refusal(&request).unwrap().message,
+            "Forbidden (user=jane, verb=get, resource=nodes, subresource=metrics)"
+        );
+        let sub = |p: &str| attributes(&hyper::Request::get(p).body(()).unwrap()).1;
+        assert_eq!(sub("/metrics"), "metrics");
+        assert_eq!(sub("/metricsx"), "proxy");
+        assert_eq!(sub("/stats/summary"), "stats");
+        assert_eq!(sub("/logs/"), "log");
+        assert_eq!(sub("/containerLogs/a/b/c"), "proxy");
     }
 }

@@ -39,72 +39,35 @@ pub struct Reading {
 #[derive(Debug, Default)]
 pub struct Readings(Mutex<HashMap<String, (Instant, Reading)>>);
 
-fn labels_of(s: &str) -> HashMap<&str, String> {
-    let mut out = HashMap::new();
-    let mut rest = s;
-    while let Some((k, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, x)) => value.push(x),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                _ => value.push(c),
-            }
-        }
-        out.insert(k.trim_start_matches(',').trim(), value);
-        rest = after.get(end..).unwrap_or("");
-    }
-    out
-}
-
-/// Parses a kubelet's `/metrics/resource`.
+/// Parses a kubelet's `/metrics/resource` (an exposition that cannot be
+/// read gives an empty reading).
 pub fn parse(text: &str) -> Reading {
     let mut r = Reading::default();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (name, labels, rest) = match line.split_once('{') {
-            Some((name, after)) => match after.rsplit_once('}') {
-                Some((labels, rest)) => (name, labels, rest),
-                None => continue,
-            },
-            None => match line.split_once(' ') {
-                Some((name, rest)) => (name, "", rest),
-                None => continue,
-            },
-        };
-        let Some(value) = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-        else {
-            continue;
-        };
-        match name {
-            "node_cpu_usage_seconds_total" => r.node_cpu = value,
-            "node_memory_working_set_bytes" => r.node_memory = value as u64,
+    let samples = match berth_types::prom::parse(text) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "a kubelet's resource metrics");
+            return r;
+        }
+    };
+    for s in samples {
+        match s.name.as_str() {
+            "node_cpu_usage_seconds_total" => r.node_cpu = s.value,
+            "node_memory_working_set_bytes" => r.node_memory = s.value as u64,
             "container_cpu_usage_seconds_total" | "container_memory_working_set_bytes" => {
-                let l = labels_of(labels);
                 let (Some(ns), Some(pod), Some(c)) =
-                    (l.get("namespace"), l.get("pod"), l.get("container"))
+                    (s.label("namespace"), s.label("pod"), s.label("container"))
                 else {
                     continue;
                 };
                 let e = r
                     .containers
-                    .entry((ns.clone(), pod.clone(), c.clone()))
+                    .entry((ns.to_owned(), pod.to_owned(), c.to_owned()))
                     .or_default();
-                if name == "container_cpu_usage_seconds_total" {
-                    e.0 = value;
+                if s.name == "container_cpu_usage_seconds_total" {
+                    e.0 = s.value;
                 } else {
-                    e.1 = value as u64;
+                    e.1 = s.value as u64;
                 }
             }
             _ => {}

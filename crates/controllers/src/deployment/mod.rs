@@ -23,6 +23,7 @@ use crate::util::events::Recorder;
 use crate::util::informer::Informer;
 use crate::util::owner;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::workers::spawn_workers;
 use crate::util::{key_of, selector};
 
@@ -30,9 +31,10 @@ use crate::util::{key_of, selector};
 pub const CONTROLLER: &str = "deployment-controller";
 
 /// Starts the Deployment controller (as `deployment-controller`).
-pub fn spawn(clients: &Clients) {
+/// `queues`: where its work queue (`deployment`) reports.
+pub fn spawn(clients: &Clients, queues: &QueueMetrics) {
     let client = clients(CONTROLLER);
-    let queue: WorkQueue<String> = WorkQueue::new();
+    let queue: WorkQueue<String> = WorkQueue::named("deployment", queues);
     let deployments = {
         let queue = queue.clone();
         Informer::<Deployment>::spawn(

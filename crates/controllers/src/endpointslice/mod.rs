@@ -20,6 +20,7 @@ use crate::Clients;
 use crate::util::informer::Informer;
 use crate::util::owner::controller_ref;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::selector::map_matches;
 use crate::util::workers::{Next, spawn_workers};
 
@@ -35,18 +36,19 @@ pub const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 pub const CONTROLLER: &str = "endpointslice-controller.k8s.io";
 
 /// Starts both controllers; they run until the process ends.
-pub fn spawn(clients: &Clients) {
+/// `queues`: where its work queue (`endpoint_slice`) reports.
+pub fn spawn(clients: &Clients, queues: &QueueMetrics) {
     let slices = clients(SLICES);
     let endpoints = clients(ENDPOINTS);
-    tokio::spawn(run(slices, endpoints));
+    tokio::spawn(run(slices, endpoints, queues.clone()));
 }
 
 fn key(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
 }
 
-async fn run(slices_client: kube::Client, endpoints_client: kube::Client) {
-    let queue: WorkQueue<String> = WorkQueue::new();
+async fn run(slices_client: kube::Client, endpoints_client: kube::Client, queues: QueueMetrics) {
+    let queue: WorkQueue<String> = WorkQueue::named("endpoint_slice", &queues);
     let q = queue.clone();
     let services = Informer::<Service>::spawn(
         Api::all(slices_client.clone()),

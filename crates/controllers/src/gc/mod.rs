@@ -19,6 +19,7 @@ use crate::Clients;
 use crate::util::discovery::{Served, resources};
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::workers::spawn_workers;
 use graph::{Graph, Node};
 
@@ -56,12 +57,14 @@ impl Gc {
 }
 
 /// Starts the garbage collector (as `generic-garbage-collector`).
-pub fn spawn(clients: &Clients) {
+/// `queues`: where its work queue (`garbage_collector_attempt_to_delete`)
+/// reports.
+pub fn spawn(clients: &Clients, queues: &QueueMetrics) {
     let gc = Arc::new(Gc {
         client: clients(CONTROLLER),
         graph: Mutex::new(Graph::default()),
         kinds: Mutex::new(HashMap::new()),
-        queue: WorkQueue::new(),
+        queue: WorkQueue::named("garbage_collector_attempt_to_delete", queues),
     });
     let workers = gc.clone();
     spawn_workers(

@@ -27,6 +27,7 @@ use crate::Clients;
 use crate::util::events::Recorder;
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::workers::{Next, spawn_workers};
 use compute::{PodSample, Policy, Rules, Target};
 
@@ -44,12 +45,13 @@ struct Memory {
 }
 
 /// Starts the controller; it runs until the process ends.
-pub fn spawn(clients: &Clients) {
-    tokio::spawn(run(clients(ACCOUNT)));
+/// `queues`: where its work queue (`horizontalpodautoscaler`) reports.
+pub fn spawn(clients: &Clients, queues: &QueueMetrics) {
+    tokio::spawn(run(clients(ACCOUNT), queues.clone()));
 }
 
-async fn run(client: kube::Client) {
-    let queue: WorkQueue<String> = WorkQueue::new();
+async fn run(client: kube::Client, queues: QueueMetrics) {
+    let queue: WorkQueue<String> = WorkQueue::named("horizontalpodautoscaler", &queues);
     let q = queue.clone();
     let hpas = Informer::<HorizontalPodAutoscaler>::spawn(
         Api::all(client.clone()),

@@ -19,6 +19,7 @@ use crate::util::api as apierr;
 use crate::util::discovery::{Served, resources};
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::workers::{Next, spawn_workers};
 use conditions::Totals;
 
@@ -41,9 +42,10 @@ struct Ctl {
 }
 
 /// Starts the namespace controller (as `namespace-controller`).
-pub fn spawn(clients: &Clients) {
+/// `queues`: where its work queue (`namespace`) reports.
+pub fn spawn(clients: &Clients, queues: &QueueMetrics) {
     let client = clients(CONTROLLER);
-    let queue: WorkQueue<String> = WorkQueue::new();
+    let queue: WorkQueue<String> = WorkQueue::named("namespace", queues);
     let informer = {
         let queue = queue.clone();
         Informer::<Namespace>::spawn(

@@ -36,6 +36,8 @@ pub trait ReplicaKind:
 {
     /// The controller's name: its ServiceAccount and event source.
     const CONTROLLER: &'static str;
+    /// Its work queue's name in kube's metrics.
+    const QUEUE: &'static str;
     /// The set's spec.
     fn spec_view(&self) -> Spec;
     /// The set's status, in ReplicaSet's shape.
@@ -46,6 +48,7 @@ pub trait ReplicaKind:
 
 impl ReplicaKind for ReplicaSet {
     const CONTROLLER: &'static str = "replicaset-controller";
+    const QUEUE: &'static str = "replicaset";
 
     fn spec_view(&self) -> Spec {
         let spec = self.spec.clone().unwrap_or_default();
@@ -68,6 +71,7 @@ impl ReplicaKind for ReplicaSet {
 
 impl ReplicaKind for ReplicationController {
     const CONTROLLER: &'static str = "replication-controller";
+    const QUEUE: &'static str = "replicationmanager";
 
     fn spec_view(&self) -> Spec {
         let spec = self.spec.clone().unwrap_or_default();

@@ -26,21 +26,24 @@ use crate::util::expectations::Expectations;
 use crate::util::informer::Informer;
 use crate::util::key_of;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::workers::spawn_workers;
 
 /// Starts the ReplicaSet controller (as `replicaset-controller`).
-pub fn spawn_replicasets(clients: &Clients) {
-    spawn::<ReplicaSet>(clients(ReplicaSet::CONTROLLER));
+/// `queues`: where its work queue (`replicaset`) reports.
+pub fn spawn_replicasets(clients: &Clients, queues: &QueueMetrics) {
+    spawn::<ReplicaSet>(clients(ReplicaSet::CONTROLLER), queues);
 }
 
 /// Starts the ReplicationController controller (as
 /// `replication-controller`).
-pub fn spawn_replication_controllers(clients: &Clients) {
-    spawn::<ReplicationController>(clients(ReplicationController::CONTROLLER));
+/// `queues`: where its work queue (`replicationmanager`) reports.
+pub fn spawn_replication_controllers(clients: &Clients, queues: &QueueMetrics) {
+    spawn::<ReplicationController>(clients(ReplicationController::CONTROLLER), queues);
 }
 
-fn spawn<K: ReplicaKind>(client: kube::Client) {
-    let queue: WorkQueue<String> = WorkQueue::new();
+fn spawn<K: ReplicaKind>(client: kube::Client, queues: &QueueMetrics) {
+    let queue: WorkQueue<String> = WorkQueue::named(K::QUEUE, queues);
     let expectations = Expectations::new();
     let set_informer = {
         let queue = queue.clone();

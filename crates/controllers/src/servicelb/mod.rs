@@ -17,14 +17,16 @@ use serde_json::{Value, json};
 use crate::Clients;
 use crate::util::informer::Informer;
 use crate::util::queue::WorkQueue;
+use crate::util::queue_metrics::QueueMetrics;
 use crate::util::workers::{Next, spawn_workers};
 
 /// The ServiceAccount it acts as.
 pub const ACCOUNT: &str = "service-controller";
 
 /// Starts the controller; it runs until the process ends.
-pub fn spawn(clients: &Clients) {
-    tokio::spawn(run(clients(ACCOUNT)));
+/// `queues`: where its work queue (`service`) reports.
+pub fn spawn(clients: &Clients, queues: &QueueMetrics) {
+    tokio::spawn(run(clients(ACCOUNT), queues.clone()));
 }
 
 /// The Ready nodes' InternalIPs (ExternalIP when there is one), sorted.
@@ -77,8 +79,8 @@ pub fn desired(svc: &Service, addresses: &[String]) -> Option<Value> {
     })
 }
 
-async fn run(client: kube::Client) {
-    let queue: WorkQueue<String> = WorkQueue::new();
+async fn run(client: kube::Client, queues: QueueMetrics) {
+    let queue: WorkQueue<String> = WorkQueue::named("service", &queues);
     let q = queue.clone();
     let services = Informer::<Service>::spawn(
         Api::all(client.clone()),

@@ -68,6 +68,7 @@ pub mod owner;
 pub mod pod_control;
 pub mod pods;
 pub mod queue;
+pub mod queue_metrics;
 pub mod revisions;
 pub mod selector;
 pub mod workers;

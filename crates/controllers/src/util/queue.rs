@@ -2,13 +2,19 @@
 //! a key added several times before a worker takes it is handed out once;
 //! a key added while a worker holds it is handed out again after the
 //! worker calls [`WorkQueue::done`]; no two workers hold the same key.
+//!
+//! Each queue keeps kube's workqueue figures (adds, retries, time queued,
+//! time worked, work in progress); a queue made with [`WorkQueue::named`]
+//! is rendered by its [`QueueMetrics`] under kube's series names.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+use super::queue_metrics::{QueueMetrics, Snapshot, Stats};
 
 /// The first retry delay of a failing key ([`WorkQueue::add_rate_limited`]).
 pub const BASE_DELAY: Duration = Duration::from_millis(5);
@@ -20,6 +26,25 @@ struct State<K> {
     dirty: HashSet<K>,
     processing: HashSet<K>,
     failures: HashMap<K, u32>,
+    /// When each waiting key was added (for the time queued).
+    added_at: HashMap<K, Instant>,
+    /// When each held key was handed out (for the time worked).
+    started_at: HashMap<K, Instant>,
+    stats: Stats,
+}
+
+impl<K: Send> Snapshot for Mutex<State<K>> {
+    fn snapshot(&self, now: Instant) -> Stats {
+        let s = self.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = s.stats.clone();
+        stats.depth = s.queue.len();
+        for at in s.started_at.values() {
+            let secs = now.saturating_duration_since(*at).as_secs_f64();
+            stats.unfinished_seconds += secs;
+            stats.longest_running_seconds = stats.longest_running_seconds.max(secs);
+        }
+        stats
+    }
 }
 
 /// A de-duplicating queue of keys, cheap to clone (shared).
@@ -52,9 +77,21 @@ impl<K: Hash + Eq + Clone + Send + 'static> WorkQueue<K> {
                 dirty: HashSet::new(),
                 processing: HashSet::new(),
                 failures: HashMap::new(),
+                added_at: HashMap::new(),
+                started_at: HashMap::new(),
+                stats: Stats::default(),
             })),
             notify: Arc::new(Notify::new()),
         }
+    }
+
+    /// An empty queue whose figures `metrics` renders as `name` (kube's
+    /// queue name, e.g. `deployment`).
+    pub fn named(name: &str, metrics: &QueueMetrics) -> Self {
+        let queue = Self::new();
+        let state: Arc<dyn Snapshot> = queue.state.clone();
+        metrics.register(name, Arc::downgrade(&state));
+        queue
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<K>> {
@@ -69,6 +106,8 @@ impl<K: Hash + Eq + Clone + Send + 'static> WorkQueue<K> {
         if !s.dirty.insert(key.clone()) {
             return;
         }
+        s.stats.adds += 1;
+        s.added_at.entry(key.clone()).or_insert_with(Instant::now);
         if s.processing.contains(&key) {
             return;
         }
@@ -95,6 +134,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> WorkQueue<K> {
     pub fn add_rate_limited(&self, key: K) {
         let delay = {
             let mut s = self.lock();
+            s.stats.retries += 1;
             let n = s.failures.entry(key.clone()).or_insert(0);
             let exp = (*n).min(20);
             *n = n.saturating_add(1);
@@ -120,6 +160,12 @@ impl<K: Hash + Eq + Clone + Send + 'static> WorkQueue<K> {
             {
                 let mut s = self.lock();
                 if let Some(key) = s.queue.pop_front() {
+                    let now = Instant::now();
+                    if let Some(at) = s.added_at.remove(&key) {
+                        let waited = now.saturating_duration_since(at).as_secs_f64();
+                        s.stats.queue_duration.observe(waited);
+                    }
+                    s.started_at.insert(key.clone(), now);
                     s.dirty.remove(&key);
                     s.processing.insert(key.clone());
                     if !s.queue.is_empty() {
@@ -136,6 +182,9 @@ impl<K: Hash + Eq + Clone + Send + 'static> WorkQueue<K> {
     pub fn done(&self, key: &K) {
         let mut s = self.lock();
         s.processing.remove(key);
+        if let Some(at) = s.started_at.remove(key) {
+            s.stats.work_duration.observe(at.elapsed().as_secs_f64());
+        }
         if s.dirty.contains(key) {
             s.queue.push_back(key.clone());
             drop(s);
@@ -187,5 +236,27 @@ mod tests {
         assert_eq!(q.failures(&"x"), 0);
         let got = tokio::time::timeout(Duration::from_secs(2), q.get()).await;
         assert_eq!(got.ok(), Some("x"));
+    }
+
+    #[tokio::test]
+    async fn figures_follow_kubes_workqueue() {
+        let metrics = QueueMetrics::default();
+        let q = WorkQueue::named("deployment", &metrics);
+        q.add("a".to_owned());
+        q.add("a".to_owned()); // already waiting: not an add
+        q.add("b".to_owned());
+        q.add_rate_limited("c".to_owned());
+        let now = Instant::now();
+        let state: &Mutex<State<String>> = &q.state;
+        let s = state.snapshot(now);
+        assert_eq!((s.adds, s.retries, s.depth), (2, 1, 2));
+        let a = q.get().await;
+        let s = state.snapshot(Instant::now() + Duration::from_secs(3));
+        assert_eq!(s.queue_duration.count(), 1);
+        assert!(s.longest_running_seconds >= 3.0 && s.unfinished_seconds >= 3.0);
+        q.done(&a);
+        let s = state.snapshot(Instant::now());
+        assert_eq!((s.work_duration.count(), s.depth), (1, 1));
+        assert_eq!(s.longest_running_seconds, 0.0);
     }
 }

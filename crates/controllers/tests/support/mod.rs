@@ -20,6 +20,7 @@ pub fn options(plane: &Plane) -> berth_controllers::Options {
     berth_controllers::Options {
         storage_dir: plane.storage_dir(),
         ca_pem: plane.ca_pem(),
+        queues: Default::default(),
     }
 }
 

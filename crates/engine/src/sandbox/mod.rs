@@ -492,6 +492,16 @@ impl Engine {
         s.gateway = None;
     }
 
+    /// The statistics of the cgroup at `path` (absolute: a pod sandbox's
+    /// cgroup parent, or `/` for the whole host); missing files read as zero.
+    pub fn cgroup_stats(&self, path: &str) -> Result<berth_runtime::cgroups::stats::Stats> {
+        let layout =
+            berth_runtime::cgroups::Layout::detect().map_err(sys("read the cgroup layout"))?;
+        let cg = berth_runtime::cgroups::Cgroup::plan(&layout, Some(path), "stats", false)
+            .map_err(|e| Error::Runtime(e.into()))?;
+        Ok(cg.stats())
+    }
+
     /// The sandbox's cgroup parent as the runtime plans it.
     fn sandbox_cgroup(&self, s: &Sandbox) -> Result<berth_runtime::cgroups::Cgroup> {
         let layout =

@@ -5,6 +5,7 @@
 //! preemption).
 
 mod actions;
+pub mod metrics;
 mod queue;
 mod watch;
 
@@ -19,6 +20,7 @@ use kube::{Client, Resource};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 pub use actions::{Actions, SCHEDULER_NAME};
+pub use metrics::{Outcome, SchedulerMetrics};
 pub use queue::Queue;
 pub use watch::Update;
 
@@ -31,12 +33,13 @@ use crate::status::ScheduleError;
 const MAX_MESSAGE: usize = 1024;
 
 /// Runs the scheduler until the task is dropped, acting as `client`
-/// (which should be `system:kube-scheduler`).
-pub async fn run(client: Client) {
+/// (which should be `system:kube-scheduler`), keeping its figures in
+/// `metrics`.
+pub async fn run(client: Client, metrics: SchedulerMetrics) {
     let (tx, rx) = unbounded_channel();
     // The watches end with the loop, also when its task is aborted.
     let _watches = AbortOnDrop(watch::spawn_all(&client, &tx));
-    let mut l = Loop::new(client, tx);
+    let mut l = Loop::new(client, tx, metrics);
     l.run(rx).await;
 }
 
@@ -52,8 +55,8 @@ impl Drop for AbortOnDrop {
 }
 
 /// Spawns [`run`] on the current runtime.
-pub fn spawn(client: Client) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(client))
+pub fn spawn(client: Client, metrics: SchedulerMetrics) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(client, metrics))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +84,7 @@ struct Loop {
     relist: HashMap<Kind, HashSet<String>>,
     known: HashMap<Kind, HashSet<String>>,
     binding: HashSet<String>,
+    metrics: SchedulerMetrics,
 }
 
 fn key_of(meta: &ObjectMeta) -> String {
@@ -133,7 +137,7 @@ fn truncate(message: &str) -> String {
 }
 
 impl Loop {
-    fn new(client: Client, tx: UnboundedSender<Update>) -> Loop {
+    fn new(client: Client, tx: UnboundedSender<Update>, metrics: SchedulerMetrics) -> Loop {
         Loop {
             sched: Scheduler::new(),
             queue: Queue::new(),
@@ -144,6 +148,7 @@ impl Loop {
             relist: HashMap::new(),
             known: HashMap::new(),
             binding: HashSet::new(),
+            metrics,
         }
     }
 
@@ -153,6 +158,7 @@ impl Loop {
             while let Ok(u) = rx.try_recv() {
                 self.apply(u);
             }
+            self.metrics.pending(self.queue.counts());
             if self.synced.contains(&Kind::Node) && self.synced.contains(&Kind::Pod) {
                 self.queue.tick(Instant::now());
                 if let Some((key, pod)) = self.queue.pop() {
@@ -381,6 +387,7 @@ impl Loop {
 
     /// One scheduling cycle for one pod.
     async fn schedule_one(&mut self, key: String, pod: Pod) {
+        let started = Instant::now();
         let info = self.sched.cache.pod_info(&pod);
         let error = match self.sched.schedule_info(&info) {
             Ok(decision) => {
@@ -389,10 +396,20 @@ impl Loop {
                 self.binding.insert(key.clone());
                 let actions = self.actions.clone();
                 let tx = self.tx.clone();
+                let metrics = self.metrics.clone();
+                let queued = self.queue.first_seen(&key);
                 tokio::spawn(async move {
                     let result = actions
                         .bind(&info.namespace, &info.name, &info.uid, &node)
                         .await;
+                    let outcome = match result {
+                        Ok(_) => Outcome::Scheduled,
+                        Err(_) => Outcome::Error,
+                    };
+                    metrics.attempt(outcome, started.elapsed());
+                    if let (Ok(_), Some((added, attempts))) = (&result, queued) {
+                        metrics.scheduled_after(attempts, added.elapsed());
+                    }
                     if result.is_ok() {
                         let note = format!(
                             "Successfully assigned {}/{} to {node}",
@@ -424,9 +441,15 @@ impl Loop {
             Err(e) => e,
         };
         let mut nominate = None;
+        let outcome = match error {
+            ScheduleError::NoNodes => Outcome::Error,
+            ScheduleError::Fit(_) => Outcome::Unschedulable,
+        };
+        self.metrics.attempt(outcome, started.elapsed());
         let message = match error {
             ScheduleError::NoNodes => error.to_string(),
             ScheduleError::Fit(mut fit) => {
+                self.metrics.preemption_attempt();
                 let pdbs: Vec<Pdb> = self.pdbs.values().cloned().collect();
                 match self.sched.preempt(&info, &fit, &pdbs) {
                     Ok(p) => {

@@ -30,6 +30,8 @@ struct Entry {
     priority: i32,
     attempts: u32,
     last_attempt: Option<Instant>,
+    /// When the pod first entered the queue.
+    added: Instant,
     state: State,
     /// Bumped on each push to the heap; stale heap items are skipped.
     generation: u64,
@@ -104,6 +106,26 @@ impl Queue {
         self.entries.contains_key(key)
     }
 
+    /// When `key` first entered the queue, and how many attempts it had.
+    pub fn first_seen(&self, key: &str) -> Option<(Instant, u32)> {
+        self.entries.get(key).map(|e| (e.added, e.attempts))
+    }
+
+    /// Pending pods by where they wait: (active, backoff, unschedulable);
+    /// a pod being scheduled is in none.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut out = (0, 0, 0);
+        for e in self.entries.values() {
+            match e.state {
+                State::Active => out.0 += 1,
+                State::Backoff(_) => out.1 += 1,
+                State::Unschedulable(_) => out.2 += 1,
+                State::InFlight => {}
+            }
+        }
+        out
+    }
+
     /// The keys of all pending pods.
     pub fn keys(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()
@@ -137,6 +159,7 @@ impl Queue {
                         priority,
                         attempts: 0,
                         last_attempt: None,
+                        added: Instant::now(),
                         state: State::Active,
                         generation: 0,
                         timer: 0,
