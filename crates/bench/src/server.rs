@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
 
 /// The network ranges of a benchmark's root (`<root>/net.json`).
 #[derive(Debug, Clone)]
@@ -148,6 +149,27 @@ impl BenchServer {
     /// waited for (the `nft` runs of its service proxy, among others).
     pub fn children_cpu_secs(&self) -> f64 {
         stat_secs(self.pid(), 13).unwrap_or(0.0)
+    }
+
+    /// Deletes every Deployment and pod of namespace `default` and waits
+    /// until the pods are gone (their containers outlive the server).
+    pub async fn clear_pods(&self) -> Result<()> {
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), "default");
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), "default");
+        let all = ListParams::default();
+        deployments
+            .delete_collection(&DeleteParams::default(), &all)
+            .await?;
+        pods.delete_collection(&DeleteParams::default(), &all)
+            .await?;
+        let t = Instant::now();
+        while !pods.list(&all).await?.items.is_empty() {
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!("pods still there after 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
     }
 
     /// The server's CPU use over `secs` seconds from now, in % of a core.

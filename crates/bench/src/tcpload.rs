@@ -43,23 +43,54 @@ async fn one(addr: SocketAddr, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     Ok(buf.starts_with(b"HTTP/1.") && buf.get(9..12) == Some(b"200".as_slice()))
 }
 
+/// How a worker picks the target of each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// In turn over all workers.
+    RoundRobin,
+    /// At random, each independently (as the service proxy's `numgen
+    /// random` does).
+    Random,
+}
+
 /// Runs `concurrency` workers against `targets` (round-robin) for
 /// `duration`.
 pub async fn run(targets: &[SocketAddr], concurrency: usize, duration: Duration) -> HttpRun {
+    run_picking(targets, Pick::RoundRobin, concurrency, duration).await
+}
+
+/// Runs `concurrency` workers against `targets`, picked by `pick`, for
+/// `duration`.
+pub async fn run_picking(
+    targets: &[SocketAddr],
+    pick: Pick,
+    concurrency: usize,
+    duration: Duration,
+) -> HttpRun {
     let targets: Arc<Vec<SocketAddr>> = Arc::new(targets.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + duration;
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
+    for w in 0..concurrency {
         let targets = targets.clone();
         let next = next.clone();
         workers.push(tokio::spawn(async move {
             let mut lat = Samples::new();
             let mut errors = 0u64;
             let mut buf = Vec::with_capacity(1024);
+            // xorshift64, seeded per worker
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ ((w as u64 + 1) << 17);
             while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed) % targets.len().max(1);
+                let i = match pick {
+                    Pick::RoundRobin => next.fetch_add(1, Ordering::Relaxed),
+                    Pick::Random => {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        (seed >> 33) as usize
+                    }
+                } % targets.len().max(1);
                 let Some(addr) = targets.get(i).copied() else {
                     break;
                 };

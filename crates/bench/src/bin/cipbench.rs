@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use berth_bench::server::{BenchServer, NetRanges};
-use berth_bench::tcpload::{self, HttpRun};
+use berth_bench::tcpload::{self, HttpRun, Pick};
 use berth_bench::{Flags, ms};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -119,10 +119,15 @@ async fn main() -> Result<()> {
         .context("Service without a node port")?;
     let node_port = u16::try_from(node_port)?;
     let pod_addrs: Vec<SocketAddr> = pod_ips.iter().map(|ip| (*ip, 8080).into()).collect();
-    let mut targets: Vec<(&str, Vec<SocketAddr>)> = vec![
-        ("one pod IP", pod_addrs.iter().take(1).copied().collect()),
-        ("3 pod IPs round-robin", pod_addrs.clone()),
-        ("ClusterIP", vec![(cluster_ip, 80).into()]),
+    let mut targets: Vec<(&str, Pick, Vec<SocketAddr>)> = vec![
+        (
+            "one pod IP",
+            Pick::RoundRobin,
+            pod_addrs.iter().take(1).copied().collect(),
+        ),
+        ("3 pod IPs round-robin", Pick::RoundRobin, pod_addrs.clone()),
+        ("3 pod IPs at random", Pick::Random, pod_addrs.clone()),
+        ("ClusterIP", Pick::RoundRobin, vec![(cluster_ip, 80).into()]),
     ];
     for (what, ip) in [
         ("NodePort on 127.0.0.1", Ipv4Addr::LOCALHOST),
@@ -130,7 +135,7 @@ async fn main() -> Result<()> {
     ] {
         let addr = SocketAddr::from((ip, node_port));
         if answers(addr, Duration::from_secs(5)).await {
-            targets.push((what, vec![addr]));
+            targets.push((what, Pick::RoundRobin, vec![addr]));
         } else {
             println!("{what} ({addr}): no answer, not measured");
         }
@@ -142,15 +147,15 @@ async fn main() -> Result<()> {
         "pods {pod_ips:?}, ClusterIP {cluster_ip}:80, node port {node_port}; {rounds} rounds of {secs} s per target and concurrency"
     );
     // a short warm-up of every path
-    for (_, addrs) in &targets {
+    for (_, _, addrs) in &targets {
         tcpload::run(addrs, 4, Duration::from_millis(500)).await;
     }
     let mut all: BTreeMap<(usize, usize), HttpRun> = BTreeMap::new();
     let busy0 = server.cpu_secs();
     for _ in 0..rounds {
         for &c in &concs {
-            for (i, (_, addrs)) in targets.iter().enumerate() {
-                let r = tcpload::run(addrs, c, Duration::from_secs(secs)).await;
+            for (i, (_, pick, addrs)) in targets.iter().enumerate() {
+                let r = tcpload::run_picking(addrs, *pick, c, Duration::from_secs(secs)).await;
                 let e = all.entry((c, i)).or_default();
                 e.latencies.extend(r.latencies);
                 e.errors += r.errors;
@@ -163,7 +168,7 @@ async fn main() -> Result<()> {
     println!("|---|---|---:|---:|---:|---:|---:|");
     for &c in &concs {
         let base = all.get(&(c, 1)).map_or(0.0, HttpRun::rate);
-        for (i, (what, _)) in targets.iter().enumerate() {
+        for (i, (what, _, _)) in targets.iter().enumerate() {
             let Some(r) = all.get(&(c, i)) else { continue };
             let vs = if base > 0.0 {
                 format!("{:+.1} %", (r.rate() / base - 1.0) * 100.0)
@@ -183,5 +188,6 @@ async fn main() -> Result<()> {
         "berth server's CPU during the runs: {busy:.1} s ({:.1} % of a core)",
         busy * 100.0 / (rounds * concs.len() * targets.len()) as f64 / secs as f64
     );
+    server.clear_pods().await?;
     Ok(())
 }

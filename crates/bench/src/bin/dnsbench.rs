@@ -19,7 +19,7 @@ use anyhow::{Result, anyhow, bail};
 use berth_bench::dnsload::{self, DnsRun};
 use berth_bench::server::{BenchServer, NetRanges};
 use berth_bench::{Flags, ms};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 
@@ -71,6 +71,28 @@ async fn main() -> Result<()> {
         },
     )
     .await?;
+    // a pod brings up the pods' bridge, where the node's DNS listens
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c",
+          "image": "busybox:stable", "imagePullPolicy": "IfNotPresent", "command": ["sleep", "3600"]}]}
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let t = Instant::now();
+    while pods
+        .get("client")
+        .await?
+        .status
+        .and_then(|s| s.phase)
+        .as_deref()
+        != Some("Running")
+    {
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("pod client not running after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let services: Api<Service> = Api::namespaced(server.client.clone(), "default");
     let slices: Api<EndpointSlice> = Api::namespaced(server.client.clone(), "default");
     for i in 0..n_services {
@@ -117,8 +139,13 @@ async fn main() -> Result<()> {
     for (what, addr) in &servers {
         let t = Instant::now();
         loop {
-            let r = dnsload::run(*addr, &last, 1, Duration::from_millis(50)).await?;
-            if r.answered > 0 && r.other == 0 && r.nxdomain == 0 && r.timeouts == 0 {
+            let r = dnsload::run(*addr, &last, 1, Duration::from_millis(50)).await;
+            if let Ok(r) = &r
+                && r.answered > 0
+                && r.other == 0
+                && r.nxdomain == 0
+                && r.timeouts == 0
+            {
                 break;
             }
             if t.elapsed() > Duration::from_secs(30) {
@@ -169,5 +196,6 @@ async fn main() -> Result<()> {
         busy * 100.0 / (rounds * in_flight.len() * servers.len() * secs as usize) as f64
     );
     println!("rss after: {}", berth_bench::mib(server.rss_kb()));
+    server.clear_pods().await?;
     Ok(())
 }
