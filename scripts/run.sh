@@ -10,12 +10,13 @@ cd "$(dirname "$0")/.."
 
 BERTH_TEST_PODMAN=0 BERTH_TEST_INTEROP=0 scripts/deps.sh
 cargo build --release --quiet
-berth=$PWD/target/release/berth
+target=${CARGO_TARGET_DIR:-$PWD/target}
+berth=$target/release/berth
 export BERTH_ROOT=${BERTH_ROOT:-$PWD/target/demo-root}
 export BERTH_CONFIG=$BERTH_ROOT/daemon.json DOCKER_CONFIG=$BERTH_ROOT/docker
 mkdir -p "$BERTH_ROOT"
 
-rootfs=$PWD/target/demo-rootfs
+rootfs=$target/demo-rootfs
 if [ ! -x "$rootfs/bin/busybox" ]; then
 	rm -rf "$rootfs"
 	scripts/mk-busybox-rootfs.sh "$rootfs" >/dev/null
@@ -85,7 +86,20 @@ if command -v kubectl >/dev/null; then
 	"$berth" tag "$name" demo/busybox:latest # the example's image, already on this node
 	kubectl apply -f examples/sparklingsoda.yaml
 	kubectl -n sparklingsoda rollout status statefulset/workspace --timeout=120s
-	kubectl -n sparklingsoda get pods,pvc -o wide
+	kubectl -n sparklingsoda get pods,pvc,services -o wide
+	echo "-- members find each other by name: the cluster DNS (198.19.0.10), the headless Service \`workspace\` and the Service \`results\`"
+	kubectl -n sparklingsoda exec workspace-0 -- nslookup results.sparklingsoda.svc.cluster.local
+	kubectl -n sparklingsoda exec workspace-0 -- nslookup workspace-1.workspace.sparklingsoda.svc.cluster.local
+	echo "-- workspace-0 asks workspace-1 by its stable name, then the Service \`results\` a few times (spread over the members)"
+	get='printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5'
+	kubectl -n sparklingsoda exec workspace-0 -- sh -c "$get workspace-1.workspace.sparklingsoda.svc.cluster.local 8080 | tail -n 1"
+	kubectl -n sparklingsoda exec workspace-0 -- sh -c "for i in 1 2 3 4 5 6; do $get results 80 | tail -n 1; done"
+	cluster_ip=$(kubectl -n sparklingsoda get service results -o jsonpath='{.spec.clusterIP}')
+	node_port=$(kubectl -n sparklingsoda get service results -o jsonpath='{.spec.ports[0].nodePort}')
+	echo "-- from this host: results' ClusterIP ($cluster_ip:80) and its node port (127.0.0.1:$node_port)"
+	for url in "http://$cluster_ip/" "http://127.0.0.1:$node_port/"; do
+		python3 -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')" "$url"
+	done
 	echo "-- workspace-1 reads the project's shared data and saves its work in its own volume"
 	kubectl -n sparklingsoda exec workspace-1 -- sh -c 'head -3 /data/sales.csv; echo "north grows" > /work/result.txt'
 	echo "-- workspace-1's pod is deleted; its StatefulSet brings it back with its work intact"

@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+pub mod dnsload;
+pub mod server;
+pub mod tcpload;
+
 /// Latencies of one measured operation.
 #[derive(Debug, Default, Clone)]
 pub struct Samples {

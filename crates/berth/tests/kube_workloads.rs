@@ -5,7 +5,7 @@
 //! Driven by kubectl 1.33; the busybox image is imported offline.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_testutil::{KubeServer, have_kubectl, root_or_skip};
 
@@ -857,7 +857,8 @@ spec:
 
 /// The README's cluster demo (examples/sparklingsoda.yaml): three members'
 /// environments from one image, a shared project volume, a volume per
-/// member that survives its pod.
+/// member that survives its pod, members reached by name (the cluster DNS,
+/// the headless Service's stable names, the `results` Service).
 #[test]
 fn the_sparklingsoda_example_gives_each_member_an_environment() {
     let dir = tempfile::tempdir().unwrap();
@@ -974,6 +975,70 @@ fn the_sparklingsoda_example_gives_each_member_an_environment() {
         ]),
         "workspace of workspace-0\n"
     );
+    // by name, from a member: the Service's name is its ClusterIP, a
+    // member's stable name follows its new pod, and both answer
+    let cluster_ip = s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "get",
+        "service",
+        "results",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let member_ip = s.ok(&[
+        "-n",
+        "sparklingsoda",
+        "get",
+        "pod",
+        "workspace-1",
+        "-o",
+        "jsonpath={.status.podIP}",
+    ]);
+    let from_member = |script: &str, want: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = s.kubectl(&[
+                "-n",
+                "sparklingsoda",
+                "exec",
+                "workspace-0",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ]);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if want(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{script}: {text}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    from_member("nslookup results.sparklingsoda.svc.cluster.local", &|t| {
+        t.contains(&cluster_ip)
+    });
+    from_member(
+        "nslookup workspace-1.workspace.sparklingsoda.svc.cluster.local",
+        &|t| t.contains(&member_ip),
+    );
+    let get = "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5";
+    from_member(
+        &format!("{get} workspace-1.workspace.sparklingsoda.svc.cluster.local 8080 | tail -n 1"),
+        &|t| t == "workspace of workspace-1\n",
+    );
+    // the Service spreads over the members: a few requests meet more than one
+    let many = from_member(
+        &format!("for i in 1 2 3 4 5 6 7 8 9; do {get} results 80 | tail -n 1; done"),
+        &|t| t.lines().count() == 9 && t.lines().all(|l| l.starts_with("workspace of workspace-")),
+    );
+    let members: std::collections::BTreeSet<&str> = many.lines().collect();
+    assert!(members.len() > 1, "{many}");
     s.ok(&[
         "delete",
         "namespace",

@@ -12,48 +12,17 @@
 #![deny(clippy::string_slice)]
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use berth_bench::server::{BenchServer, NetRanges, cpu_secs};
 use berth_bench::{Flags, Samples, mib, ms, status_kb};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// CPU seconds (user + system) of a process.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(") ")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
 
 fn pod(name: &str) -> Pod {
     serde_json::from_value(serde_json::json!({
@@ -104,95 +73,20 @@ async fn main() -> Result<()> {
     let replicas: i32 = flags.num("replicas", 100)?;
     let idle_secs: u64 = flags.num("idle-secs", 10)?;
 
-    let root = dir.join("root");
-    std::fs::create_dir_all(&root)?;
-    std::fs::write(
-        root.join("net.json"),
-        r#"{"table":"berth_pb","default_bridge":"bpb0","default_subnet":"198.18.96.0/24","pool":"198.19.96.0/22","pool_prefix":24}"#,
-    )?;
-    let tar = dir.join("busybox.tar");
-    let rootfs =
-        std::env::var("BUSYBOX_ROOTFS").context("BUSYBOX_ROOTFS: a busybox root filesystem")?;
-    let st = Command::new("tar")
-        .args(["-C", &rootfs, "--exclude=./.complete", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .status()?;
-    if !st.success() {
-        bail!("tar {rootfs}");
-    }
-    let st = Command::new(&berth)
-        .arg("--root")
-        .arg(&root)
-        .args(["import"])
-        .arg(&tar)
-        .arg("busybox:stable")
-        .stdout(Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("berth import");
-    }
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port();
-    let kport = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port();
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let started = Instant::now();
-    let child = Command::new(&berth)
-        .arg("--root")
-        .arg(&root)
-        .args([
-            "server",
-            "--https-port",
-            &port.to_string(),
-            "--node-name",
-            "bench",
-            "--node-ip",
-            "127.0.0.1",
-            "--kubelet-port",
-            &kport.to_string(),
-            // the build machine's disk is well used: the kubelet's 15 %
-            // imagefs default would refuse the pods
-            "--eviction-hard",
-            "memory.available<100Mi,nodefs.available<5%",
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let server = Server(child);
-    let pid = server.0.id();
-    let kubeconfig = root.join("server").join("admin.kubeconfig");
-    while !kubeconfig.exists() {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("no kubeconfig after 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    let client = kube::Client::try_from(config)?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    loop {
-        if let Ok(n) = nodes.get("bench").await
-            && n.status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("node not Ready after 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    println!("node Ready {} after start", ms(started.elapsed()));
+    let server = BenchServer::start(
+        &berth,
+        &dir,
+        &NetRanges {
+            table: "berth_pb",
+            bridge: "bpb0",
+            subnet: "198.18.96.0/24",
+            pool: "198.19.96.0/22",
+        },
+    )
+    .await?;
+    let pid = server.pid();
+    let client = server.client.clone();
+    println!("node Ready {} after start", ms(server.ready_after));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let c0 = cpu_secs(pid).unwrap_or(0.0);
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
@@ -316,11 +210,5 @@ async fn main() -> Result<()> {
         .await?;
     wait_gone(&pods, "bench=scale").await?;
     drop(server);
-    // the root's bridge and rules go with it
-    let _ = Command::new(&berth)
-        .arg("--root")
-        .arg(&root)
-        .args(["network", "prune", "-f"])
-        .status();
     Ok(())
 }
