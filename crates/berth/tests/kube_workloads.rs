@@ -1003,20 +1003,22 @@ fn the_sparklingsoda_example_gives_each_member_an_environment() {
                 "sparklingsoda",
                 "exec",
                 "workspace-0",
+                "-c",
+                "env",
                 "--",
                 "sh",
                 "-c",
                 script,
             ]);
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
             if want(&text) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "{script}: {text}");
+            assert!(
+                Instant::now() < deadline,
+                "{script}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     };
