@@ -5,7 +5,10 @@
 //! through its NodePort; requests/s and latency at fixed concurrencies.
 //!
 //! Usage: cipbench --berth PATH --dir DIR [--secs 10] [--rounds 2]
-//!        [--concurrency 16,64]
+//!        [--concurrency 16,64] [--only PREFIX,…]
+//! `--only` keeps the targets whose names start with a prefix: one path on
+//! pods no other path has used (mixing paths on the same pods meets their
+//! TIME_WAIT entries with unrelated sequence numbers: 1 s SYN retries).
 //! Run as root in a network namespace of its own (bench/network.sh). Each
 //! round runs every target at every concurrency for `secs` seconds, in
 //! turn, so a drift of the machine's speed hits every target alike.
@@ -139,6 +142,13 @@ async fn main() -> Result<()> {
         } else {
             println!("{what} ({addr}): no answer, not measured");
         }
+    }
+    // --only a,b: the targets whose names start with these (e.g. "3 pod
+    // IPs round-robin" by "3", "ClusterIP" by "C"), to measure one path on
+    // pods no other path has used
+    if let Some(only) = flags.get("only") {
+        let keep: Vec<&str> = only.split(',').collect();
+        targets.retain(|(what, _, _)| keep.iter().any(|k| what.starts_with(k)));
     }
     if !answers((cluster_ip, 80).into(), Duration::from_secs(10)).await {
         bail!("the ClusterIP {cluster_ip}:80 does not answer");
