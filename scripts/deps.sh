@@ -28,8 +28,10 @@ command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 # NetworkPolicies between pods of one bridge: modprobe br_netfilter where
-# it is a module
-command -v modprobe >/dev/null || [ -x /sbin/modprobe ] || need+=(kmod)
+# it is a module not loaded yet
+if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+	command -v modprobe >/dev/null || [ -x /sbin/modprobe ] || need+=(kmod)
+fi
 command -v python3 >/dev/null || need+=(python3)
 # the etcd client crate compiles etcd's protocol files at build time
 command -v protoc >/dev/null || need+=(protobuf-compiler)
