@@ -114,10 +114,25 @@ pub(crate) struct Shared {
     pub(crate) tokens: std::sync::Mutex<TokenCache>,
     /// The node's pressure conditions (the eviction manager's).
     pub(crate) pressure: std::sync::RwLock<eviction::NodePressure>,
+    /// Held while the node's status is written: the periodic heartbeat and
+    /// the eviction manager's immediate one never interleave (a heartbeat
+    /// that read the pressure before a change could otherwise overwrite
+    /// the change's status after it).
+    pub(crate) status_writes: tokio::sync::Mutex<()>,
     /// Pods to evict (uid → the kubelet's message), taken by their workers.
     pub(crate) evictions: std::sync::Mutex<HashMap<String, String>>,
     /// The kubelet's counters (served on the kubelet API's `/metrics`).
     pub(crate) metrics: Arc<kubelet_metrics::KubeletMetrics>,
+}
+
+impl Shared {
+    /// Writes the node's conditions (with the pressure as it is when the
+    /// write starts) and images; one writer at a time.
+    pub(crate) async fn post_node_status(&self) -> Result<(), kube::Error> {
+        let _one = self.status_writes.lock().await;
+        let pressure = *self.pressure.read().unwrap_or_else(|e| e.into_inner());
+        node::heartbeat(&self.client, &self.cfg, &self.engine, &pressure).await
+    }
 }
 
 /// Runs blocking engine work off the async threads.
@@ -488,6 +503,7 @@ pub async fn run(
         cfg,
         tokens: std::sync::Mutex::new(HashMap::new()),
         pressure: std::sync::RwLock::new(eviction::NodePressure::default()),
+        status_writes: tokio::sync::Mutex::new(()),
         evictions: std::sync::Mutex::new(HashMap::new()),
         metrics,
     });
@@ -500,8 +516,7 @@ pub async fn run(
                 if let Err(e) = node::renew_lease(client, cfg, node_uid.as_deref()).await {
                     tracing::warn!(error = %e, "lease renewal failed");
                 }
-                let pressure = *shared.pressure.read().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = node::heartbeat(client, cfg, &shared.engine, &pressure).await {
+                if let Err(e) = shared.post_node_status().await {
                     tracing::warn!(error = %e, "node status update failed");
                 }
             }

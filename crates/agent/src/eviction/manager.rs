@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams};
 use super::thresholds::Signal;
 use super::{ContainerUse, Crossed, PodUse, Tracker, crossed, eviction_message, is_critical, rank};
 use crate::names::{Attempt, PodKey};
-use crate::{Shared, blocking, node, translate, volumes};
+use crate::{Shared, blocking, translate, volumes};
 
 /// How often the signals are read (the kubelet's housekeeping period).
 const MONITOR: Duration = Duration::from_secs(10);
@@ -39,9 +39,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         };
         if changed {
             tracing::warn!(conditions = ?pressure.names(), "node pressure changed");
-            if let Err(e) =
-                node::heartbeat(&shared.client, &shared.cfg, &shared.engine, &pressure).await
-            {
+            if let Err(e) = shared.post_node_status().await {
                 tracing::warn!(error = %e, "node status update failed");
             }
         }
