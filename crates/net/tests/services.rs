@@ -120,7 +120,8 @@ fn cluster_ips_and_node_ports_reach_ready_endpoints() {
     next.get_mut("empty").unwrap().endpoints = vec![(ea.ip, 8080)];
     let d = services::diff(&cfg, &m, &next);
     assert!(!d.contains("table ip"), "{d}");
-    nft::apply(&d).unwrap();
+    // sent in-process as one netlink batch (no affinity in this change)
+    assert!(services::apply_diff(&cfg, &m, &next).unwrap());
     assert_eq!(
         bodies(&format!("{vip}:80"), 8),
         HashSet::from(["b\n".to_owned()])
@@ -144,13 +145,14 @@ fn cluster_ips_and_node_ports_reach_ready_endpoints() {
     let w = sticky.get_mut("web").unwrap();
     w.endpoints = vec![(ea.ip, 8080), (eb.ip, 8080)];
     w.affinity_timeout = Some(10800);
-    nft::apply(&services::diff(&cfg, &next, &sticky)).unwrap();
+    // affinity's sets go through nft
+    assert!(!services::apply_diff(&cfg, &next, &sticky).unwrap());
     assert_eq!(bodies(&format!("{vip}:80"), 12).len(), 1);
 
     // a removed Service leaves nothing of itself
     let mut gone = sticky.clone();
     gone.remove("web");
-    nft::apply(&services::diff(&cfg, &sticky, &gone)).unwrap();
+    assert!(!services::apply_diff(&cfg, &sticky, &gone).unwrap());
     let listing = nft::list_table(&cfg.table).unwrap().unwrap();
     assert!(
         !listing.contains("198.19.0.10") && !listing.contains("aff-"),
@@ -158,4 +160,93 @@ fn cluster_ips_and_node_ports_reach_ready_endpoints() {
     );
     assert!(http_get(&format!("{vip}:80")).is_err());
     let _ = (ea, eb, ec);
+}
+
+/// Every kind of change the netlink batch encodes leaves the table a full
+/// write through `nft` leaves (read back with `nft list`, so nft also
+/// parses what the batch made), and a failed batch changes nothing.
+#[test]
+fn netlink_changes_equal_what_nft_writes() {
+    if !root_or_skip("services netlink") {
+        return;
+    }
+    let cfg = ProxyConfig {
+        table: format!("tsvcnl{}", std::process::id()),
+        // not a whole number of bytes: the rule masks the address
+        cluster_cidr: Some("198.18.0.0/20".into()),
+    };
+    let _table = Table(cfg.clone());
+    let ep = |i: u8| Ipv4Addr::new(198, 18, 1, i);
+    let mut a = port(
+        "default/a:http",
+        Ipv4Addr::new(198, 19, 0, 20),
+        &[ep(1), ep(2)],
+    );
+    a.node_port = Some(30020);
+    let mut b = port("default/b:dns", Ipv4Addr::new(198, 19, 0, 21), &[ep(3)]);
+    b.proto = Proto::Udp;
+    b.port = 53;
+    let mut lb = port(
+        "web/lb:https",
+        Ipv4Addr::new(198, 19, 0, 22),
+        &[ep(4), ep(5), ep(6)],
+    );
+    lb.node_port = Some(30443);
+    lb.local_only = true;
+    lb.local_endpoints = vec![(ep(4), 8080)];
+    lb.external_ips = vec![Ipv4Addr::new(198, 18, 255, 1)];
+    let empty = port("default/empty:http", Ipv4Addr::new(198, 19, 0, 23), &[]);
+    let mut s0 = Services::new();
+    for p in [&a, &b, &lb, &empty] {
+        s0.insert(p.name.clone(), p.clone());
+    }
+    // each step: endpoints change, ports come and go, a Service loses every
+    // endpoint and another gains its first, local endpoints move, a
+    // comment needs cleaning
+    let mut steps = vec![s0.clone()];
+    let mut s = s0.clone();
+    s.get_mut("default/a:http")
+        .unwrap()
+        .endpoints
+        .push((ep(7), 8080));
+    s.get_mut("default/empty:http").unwrap().endpoints = vec![(ep(8), 8080)];
+    steps.push(s.clone());
+    s.get_mut("web/lb:https").unwrap().local_endpoints = Vec::new();
+    s.get_mut("default/b:dns").unwrap().endpoints = Vec::new();
+    let mut odd = port("x/\"quoted\":p", Ipv4Addr::new(198, 19, 0, 24), &[ep(9)]);
+    odd.node_port = Some(30024);
+    s.insert(odd.name.clone(), odd);
+    steps.push(s.clone());
+    s.remove("default/a:http");
+    s.get_mut("web/lb:https").unwrap().external_ips = Vec::new();
+    steps.push(s.clone());
+    steps.push(Services::new());
+    steps.push(s0);
+    let listing = || nft::list_table(&cfg.table).unwrap().unwrap();
+    let norm = |s: &str| {
+        let mut l: Vec<String> = s.lines().map(|l| l.trim().to_owned()).collect();
+        l.sort();
+        l
+    };
+    nft::apply(&services::full(&cfg, &steps[0])).unwrap();
+    for w in steps.windows(2) {
+        assert!(services::apply_diff(&cfg, &w[0], &w[1]).unwrap());
+        let by_batch = listing();
+        nft::apply(&services::full(&cfg, &w[1])).unwrap();
+        assert_eq!(norm(&by_batch), norm(&listing()), "{by_batch}");
+    }
+    assert!(listing().contains("numgen random mod 3 vmap { 0 : goto sep-"));
+    // a batch the kernel refuses (a chain that does not exist) changes
+    // nothing: the transaction is all or nothing
+    let before = listing();
+    let mut claimed = steps[steps.len() - 1].clone();
+    claimed
+        .get_mut("default/a:http")
+        .unwrap()
+        .endpoints
+        .push((ep(11), 8080));
+    // `claimed` says a chain exists that was never written
+    let e = services::apply_diff(&cfg, &claimed, &steps[0]).unwrap_err();
+    assert!(e.to_string().contains("service rules"), "{e}");
+    assert_eq!(norm(&before), norm(&listing()));
 }

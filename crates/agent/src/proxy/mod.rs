@@ -3,8 +3,9 @@
 //! line with them ([`berth_net::services`]). At start the whole table is
 //! written in one transaction (rules a previous run left keep answering
 //! until then: a restart makes no gap); after that each change is a small
-//! transaction with only what changed, a few milliseconds after the watch
-//! reports it. A failed change is followed by a full write.
+//! transaction with only what changed, sent as one netlink batch from this
+//! process (`nft` only for session affinity's sets), a few milliseconds
+//! after the watch reports it. A failed change is followed by a full write.
 
 pub mod model;
 
@@ -74,11 +75,18 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
         let want = model::build(&svc_store.state(), &slice_store.state(), &settings.node);
         if applied.as_ref() != Some(&want) {
             let t0 = Instant::now();
-            let script = match &applied {
-                Some(old) => berth_net::services::diff(&cfg, old, &want),
-                None => berth_net::services::full(&cfg, &want),
+            let r = match &applied {
+                // only what changed, in-process where it can be
+                Some(old) => {
+                    let ops = berth_net::services::diff_ops(&cfg, old, &want);
+                    let table = cfg.table.clone();
+                    blocking(move || berth_net::services::apply_ops(&table, &ops).map(drop)).await
+                }
+                None => {
+                    let script = berth_net::services::full(&cfg, &want);
+                    blocking(move || berth_net::nft::apply(&script)).await
+                }
             };
-            let r = blocking(move || berth_net::nft::apply(&script)).await;
             match r {
                 Ok(Ok(())) => {
                     tracing::debug!(

@@ -32,6 +32,10 @@ use std::net::Ipv4Addr;
 
 use crate::ports::Proto;
 
+pub mod ops;
+
+pub use ops::{Key, Op, Rule, Verdict};
+
 /// The default table.
 pub const TABLE: &str = "berth-svc";
 /// The mark of packets to masquerade (kube-proxy's bit).
@@ -101,12 +105,7 @@ fn affinity_set(p: &ServicePort, ep: (Ipv4Addr, u16)) -> String {
 
 /// nft string quoting for comments.
 pub(crate) fn comment(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-        .take(120)
-        .collect();
-    format!("\"{clean}\"")
+    ops::quoted(s)
 }
 
 /// The whole table: replaces whatever is there in one transaction.
@@ -151,31 +150,68 @@ pub fn full(cfg: &ProxyConfig, services: &Services) -> String {
         );
     }
     let _ = writeln!(s, "}}");
+    let mut out = Vec::new();
     for p in services.values() {
-        add_port(&mut s, cfg, p);
+        add_port(&mut out, cfg, p);
     }
+    s.push_str(&ops::render(t, &out));
     s
 }
 
 /// The transaction that turns the table for `old` into the table for
-/// `new` (both as last applied): only what changed.
+/// `new` (both as last applied): only what changed, as `nft` script text.
 pub fn diff(cfg: &ProxyConfig, old: &Services, new: &Services) -> String {
-    let mut s = String::new();
+    ops::render(&cfg.table, &diff_ops(cfg, old, new))
+}
+
+/// [`diff`] as operations.
+pub fn diff_ops(cfg: &ProxyConfig, old: &Services, new: &Services) -> Vec<Op> {
+    let mut out = Vec::new();
     for (name, o) in old {
         match new.get(name) {
             Some(n) if n == o => {}
-            _ => remove_port(&mut s, cfg, o),
+            _ => remove_port(&mut out, o),
         }
     }
     for (name, n) in new {
         if old.get(name) != Some(n) {
-            add_port(&mut s, cfg, n);
+            add_port(&mut out, cfg, n);
         }
     }
-    s
+    out
 }
 
-fn map_elements(p: &ServicePort) -> Vec<(&'static str, String, bool)> {
+/// Applies the change from `old` to `new` ([`diff_ops`]) in one
+/// transaction ([`apply_ops`]). Returns whether the netlink batch was used.
+pub fn apply_diff(cfg: &ProxyConfig, old: &Services, new: &Services) -> crate::Result<bool> {
+    apply_ops(&cfg.table, &diff_ops(cfg, old, new))
+}
+
+/// Applies `ops` to table `ip <table>` in one transaction: a netlink batch
+/// sent in-process where every operation has an encoding there (no `nft`
+/// process, no reading of the table's chains, whose number grows with the
+/// cluster), else the script through `nft`. Returns whether the netlink
+/// batch was used.
+pub fn apply_ops(table: &str, ops: &[Op]) -> crate::Result<bool> {
+    if ops.is_empty() {
+        return Ok(true);
+    }
+    let Some(batch) = crate::nft_netlink::services::encode(table, ops) else {
+        return crate::nft::apply(&ops::render(table, ops)).map(|()| false);
+    };
+    let _t = crate::timing::span("net.services.netlink");
+    let failed = |e: std::io::Error| {
+        crate::Error::Nft(format!(
+            "service rules ({} operations on ip {table}) over netlink: {e}",
+            ops.len()
+        ))
+    };
+    let mut nf = crate::nft_netlink::NfTables::open().map_err(failed)?;
+    nf.send_batch(batch).map_err(failed)?;
+    Ok(true)
+}
+
+fn map_elements(p: &ServicePort) -> Vec<(&'static str, Key, bool)> {
     // (map, key, whether it leads to the service chain)
     let has = !p.endpoints.is_empty();
     let node_has = if p.local_only {
@@ -185,11 +221,11 @@ fn map_elements(p: &ServicePort) -> Vec<(&'static str, String, bool)> {
     };
     let mut out = Vec::new();
     if let Some(ip) = p.cluster_ip {
-        let key = format!("{ip} . {} . {}", p.proto, p.port);
+        let key = Key::Addr(ip, p.proto, p.port);
         out.push((if has { "service-ips" } else { "no-endpoints" }, key, has));
     }
     if let Some(np) = p.node_port {
-        let key = format!("{} . {np}", p.proto);
+        let key = Key::Port(p.proto, np);
         out.push((
             if node_has {
                 "service-nodeports"
@@ -201,7 +237,7 @@ fn map_elements(p: &ServicePort) -> Vec<(&'static str, String, bool)> {
         ));
     }
     for ip in &p.external_ips {
-        let key = format!("{ip} . {} . {}", p.proto, p.port);
+        let key = Key::Addr(*ip, p.proto, p.port);
         out.push((
             if node_has {
                 "external-ips"
@@ -224,80 +260,65 @@ fn has_outside(p: &ServicePort) -> bool {
     p.node_port.is_some() || !p.external_ips.is_empty()
 }
 
-fn add_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
-    let t = &cfg.table;
+fn masquerade() -> Verdict {
+    Verdict::Jump("mark-for-masquerade".into())
+}
+
+fn add_port(out: &mut Vec<Op>, cfg: &ProxyConfig, p: &ServicePort) {
+    let rule = |out: &mut Vec<Op>, chain: &str, rule: Rule| {
+        out.push(Op::AddRule {
+            chain: chain.to_owned(),
+            rule,
+        })
+    };
     let svc = svc_chain(p);
     let eps: Vec<(Ipv4Addr, u16)> = p.endpoints.clone();
     for ep in &eps {
         let sep = sep_chain(p, *ep);
         if let Some(timeout) = p.affinity_timeout {
-            let set = affinity_set(p, *ep);
-            let _ = writeln!(
-                s,
-                "add set ip {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
-            );
+            out.push(Op::AddSet {
+                name: affinity_set(p, *ep),
+                timeout,
+            });
         }
-        let _ = writeln!(s, "add chain ip {t} {sep}");
-        let _ = writeln!(
-            s,
-            "add rule ip {t} {sep} ip saddr {} jump mark-for-masquerade",
-            ep.0
-        );
+        out.push(Op::AddChain(sep.clone()));
+        rule(out, &sep, Rule::FromAddr(ep.0, masquerade()));
         if p.affinity_timeout.is_some() {
-            let _ = writeln!(
-                s,
-                "add rule ip {t} {sep} update @{} {{ ip saddr }}",
-                affinity_set(p, *ep)
-            );
+            rule(out, &sep, Rule::Remember(affinity_set(p, *ep)));
         }
-        let _ = writeln!(
-            s,
-            "add rule ip {t} {sep} meta l4proto {} dnat to {}:{} comment {}",
-            p.proto,
-            ep.0,
-            ep.1,
-            comment(&p.name)
+        rule(
+            out,
+            &sep,
+            Rule::Dnat {
+                proto: p.proto,
+                to: ep.0,
+                port: ep.1,
+                comment: p.name.clone(),
+            },
         );
     }
-    let pick = |list: &[(Ipv4Addr, u16)]| -> String {
-        let arms: Vec<String> = list
-            .iter()
-            .enumerate()
-            .map(|(i, ep)| format!("{i} : goto {}", sep_chain(p, *ep)))
-            .collect();
-        format!(
-            "numgen random mod {} vmap {{ {} }}",
-            list.len(),
-            arms.join(", ")
-        )
+    let pick = |list: &[(Ipv4Addr, u16)]| Rule::Spread {
+        chains: list.iter().map(|ep| sep_chain(p, *ep)).collect(),
+        comment: p.name.clone(),
     };
-    let affinity_rules = |s: &mut String, chain: &str, list: &[(Ipv4Addr, u16)]| {
+    let affinity_rules = |out: &mut Vec<Op>, chain: &str, list: &[(Ipv4Addr, u16)]| {
         if p.affinity_timeout.is_some() {
             for ep in list {
-                let _ = writeln!(
-                    s,
-                    "add rule ip {t} {chain} ip saddr @{} goto {}",
-                    affinity_set(p, *ep),
-                    sep_chain(p, *ep)
+                rule(
+                    out,
+                    chain,
+                    Rule::FromSet(affinity_set(p, *ep), Verdict::Goto(sep_chain(p, *ep))),
                 );
             }
         }
     };
     if !eps.is_empty() {
-        let _ = writeln!(s, "add chain ip {t} {svc}");
+        out.push(Op::AddChain(svc.clone()));
         if let Some(cidr) = &cfg.cluster_cidr {
-            let _ = writeln!(
-                s,
-                "add rule ip {t} {svc} ip saddr != {cidr} jump mark-for-masquerade"
-            );
+            rule(out, &svc, Rule::FromOutside(cidr.clone(), masquerade()));
         }
-        affinity_rules(s, &svc, &eps);
-        let _ = writeln!(
-            s,
-            "add rule ip {t} {svc} {} comment {}",
-            pick(&eps),
-            comment(&p.name)
-        );
+        affinity_rules(out, &svc, &eps);
+        rule(out, &svc, pick(&eps));
     }
     if has_outside(p) {
         let node_eps = if p.local_only {
@@ -307,40 +328,33 @@ fn add_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
         };
         if !node_eps.is_empty() {
             let nc = node_chain(p);
-            let _ = writeln!(s, "add chain ip {t} {nc}");
+            out.push(Op::AddChain(nc.clone()));
             if !p.local_only {
                 // the source must be rewritten: replies come back here
-                let _ = writeln!(s, "add rule ip {t} {nc} jump mark-for-masquerade");
+                rule(out, &nc, Rule::Always(masquerade()));
             }
-            affinity_rules(s, &nc, node_eps);
-            let _ = writeln!(
-                s,
-                "add rule ip {t} {nc} {} comment {}",
-                pick(node_eps),
-                comment(&p.name)
-            );
+            affinity_rules(out, &nc, node_eps);
+            rule(out, &nc, pick(node_eps));
         }
     }
     for (map, key, live) in map_elements(p) {
         let verdict = if !live {
-            "goto reject-chain".to_owned()
+            Verdict::Goto("reject-chain".into())
         } else if map == "service-nodeports" || map == "external-ips" {
-            format!("goto {}", node_chain(p))
+            Verdict::Goto(node_chain(p))
         } else {
-            format!("goto {svc}")
+            Verdict::Goto(svc.clone())
         };
-        let _ = writeln!(s, "add element ip {t} {map} {{ {key} : {verdict} }}");
+        out.push(Op::AddElem { map, key, verdict });
     }
 }
 
-fn remove_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
-    let t = &cfg.table;
+fn remove_port(out: &mut Vec<Op>, p: &ServicePort) {
     for (map, key, _) in map_elements(p) {
-        let _ = writeln!(s, "delete element ip {t} {map} {{ {key} }}");
+        out.push(Op::DelElem { map, key });
     }
-    let svc = svc_chain(p);
     if !p.endpoints.is_empty() {
-        let _ = writeln!(s, "delete chain ip {t} {svc}");
+        out.push(Op::DelChain(svc_chain(p)));
     }
     let node_eps = if p.local_only {
         &p.local_endpoints
@@ -348,12 +362,12 @@ fn remove_port(s: &mut String, cfg: &ProxyConfig, p: &ServicePort) {
         &p.endpoints
     };
     if has_outside(p) && !node_eps.is_empty() {
-        let _ = writeln!(s, "delete chain ip {t} {}", node_chain(p));
+        out.push(Op::DelChain(node_chain(p)));
     }
     for ep in &p.endpoints {
-        let _ = writeln!(s, "delete chain ip {t} {}", sep_chain(p, *ep));
+        out.push(Op::DelChain(sep_chain(p, *ep)));
         if p.affinity_timeout.is_some() {
-            let _ = writeln!(s, "delete set ip {t} {}", affinity_set(p, *ep));
+            out.push(Op::DelSet(affinity_set(p, *ep)));
         }
     }
 }
