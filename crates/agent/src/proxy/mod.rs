@@ -69,11 +69,23 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
         cluster_cidr: settings.cluster_cidr.clone(),
     };
     let mut applied: Option<Services> = None;
+    // whether a watch event came since the model was last built
+    let mut changed = true;
     loop {
         let s = settings.clone();
         let _ = blocking(move || route_service_range(&s)).await;
-        let want = model::build(&svc_store.state(), &slice_store.state(), &settings.node);
-        if applied.as_ref() != Some(&want) {
+        // the model is rebuilt only after a watch event (or a failure):
+        // with 1,000 Services that is most of an idle proxy's work
+        let want = if changed || applied.is_none() {
+            Some(model::build(
+                &svc_store.state(),
+                &slice_store.state(),
+                &settings.node,
+            ))
+        } else {
+            None
+        };
+        if let Some(want) = want.filter(|w| applied.as_ref() != Some(w)) {
             let t0 = Instant::now();
             let r = match &applied {
                 // only what changed, in-process where it can be
@@ -102,12 +114,17 @@ pub async fn run(client: kube::Client, settings: ProxySettings) {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "service rules"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "service rules");
+                    applied = None;
+                }
             }
         }
         // wait for a change (and look again every second: the route goes
         // when the bridge goes, and comes back with it)
-        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        changed = tokio::time::timeout(Duration::from_secs(1), wake.notified())
+            .await
+            .is_ok();
         tokio::time::sleep(SETTLE).await;
     }
 }
