@@ -15,7 +15,7 @@ use hyper::Response;
 
 use super::State;
 use super::http::Failure;
-use crate::names::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE};
+use crate::names::{POD_NAME, POD_NAMESPACE};
 
 /// What a cgroup was given (kube's `container_spec_*`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -125,32 +125,20 @@ fn collect(engine: &Engine) -> Vec<Entry> {
     // a pod's network counters, read through any of its running containers
     let mut networks: BTreeMap<(String, String), BTreeMap<String, NetDev>> = BTreeMap::new();
     let mut containers = Vec::new();
-    for c in engine.list() {
-        let l = &c.record.labels;
-        let (Some(ns), Some(pod), Some(name)) =
-            (l.get(POD_NAMESPACE), l.get(POD_NAME), l.get(CONTAINER_NAME))
-        else {
-            continue;
-        };
-        if !c.state.is_active() {
-            continue;
-        }
-        let Ok(mut sample) = engine.stats_sample(&c.record.id) else {
-            continue;
-        };
-        if !sample.running {
-            continue;
-        }
+    for p in super::metrics::running_pod_containers(engine) {
+        let (c, mut sample) = (p.container, p.sample);
         if let Some(n) = sample.networks.take() {
-            networks.entry((ns.clone(), pod.clone())).or_insert(n);
+            networks
+                .entry((p.namespace.clone(), p.pod.clone()))
+                .or_insert(n);
         }
         containers.push(Entry {
             id: c.record.cgroups_path(),
             name: c.record.id.clone(),
             image: c.record.image.clone(),
-            container: name.clone(),
-            pod: pod.clone(),
-            namespace: ns.clone(),
+            container: p.name,
+            pod: p.pod,
+            namespace: p.namespace,
             sample,
             spec: Some(Spec::of(&c.record.resources)),
             started: epoch_seconds(&c.state.started_at),

@@ -54,6 +54,46 @@ fn node_memory(meminfo: &str) -> u64 {
     kib("MemTotal").saturating_sub(kib("MemAvailable")) * 1024
 }
 
+/// A running container of a pod, with a statistics sample.
+pub(super) struct PodContainer {
+    pub(super) namespace: String,
+    pub(super) pod: String,
+    /// The container's name in the pod.
+    pub(super) name: String,
+    pub(super) container: berth_engine::Container,
+    pub(super) sample: berth_engine::stats::Sample,
+}
+
+/// The node's running pod containers with their samples (the kubelet's
+/// `/metrics/resource` and `/metrics/cadvisor` read the same set).
+pub(super) fn running_pod_containers(engine: &Engine) -> Vec<PodContainer> {
+    let mut out = Vec::new();
+    for c in engine.list() {
+        let l = &c.record.labels;
+        let (Some(ns), Some(pod), Some(name)) =
+            (l.get(POD_NAMESPACE), l.get(POD_NAME), l.get(CONTAINER_NAME))
+        else {
+            continue;
+        };
+        if !c.state.is_active() {
+            continue;
+        }
+        let Ok(sample) = engine.stats_sample(&c.record.id) else {
+            continue;
+        };
+        if sample.running {
+            out.push(PodContainer {
+                namespace: ns.clone(),
+                pod: pod.clone(),
+                name: name.clone(),
+                container: c,
+                sample,
+            });
+        }
+    }
+    out
+}
+
 fn render(engine: &Engine) -> String {
     let at = Some(
         std::time::SystemTime::now()
@@ -77,24 +117,11 @@ fn render(engine: &Engine) -> String {
     );
     let mem = node_memory(&meminfo) as f64;
     t.sample_at("node_memory_working_set_bytes", &[], mem, at);
-    let mut containers = Vec::new();
-    for c in engine.list() {
-        let l = &c.record.labels;
-        let (Some(ns), Some(pod), Some(name)) =
-            (l.get(POD_NAMESPACE), l.get(POD_NAME), l.get(CONTAINER_NAME))
-        else {
-            continue;
-        };
-        if !c.state.is_active() {
-            continue;
-        }
-        let Ok(s) = engine.stats_sample(&c.record.id) else {
-            continue;
-        };
-        if s.running {
-            containers.push((name.clone(), ns.clone(), pod.clone(), s));
-        }
-    }
+    let containers: Vec<(String, String, String, berth_engine::stats::Sample)> =
+        running_pod_containers(engine)
+            .into_iter()
+            .map(|p| (p.name, p.namespace, p.pod, p.sample))
+            .collect();
     t.family(
         "container_cpu_usage_seconds_total",
         Kind::Counter,
