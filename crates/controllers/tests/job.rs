@@ -74,7 +74,7 @@ async fn job_runs_to_completion_and_ttl_deletes_it() {
             .is_some()
     );
     set_all_status(&admin, &created, terminated(0)).await;
-    let done = until(10, "Complete", || async {
+    let done = until(30, "Complete", || async {
         let j = jobs.get("pi").await.ok()?;
         cond(&j, "Complete").is_some().then_some(j)
     })
@@ -207,7 +207,7 @@ async fn indexed_job_sets_indexes_and_completed_indexes() {
     seen.sort();
     assert_eq!(seen, vec!["0", "1", "2"]);
     set_all_status(&admin, &ps, terminated(0)).await;
-    let j = until(10, "Complete", || async {
+    let j = until(30, "Complete", || async {
         let j = jobs.get("idx").await.ok()?;
         cond(&j, "Complete").is_some().then_some(j)
     })
